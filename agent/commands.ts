@@ -1,0 +1,24 @@
+/**
+ * One-shot commands from the hub (`cmd` → `cmd/ack`). Each answers with a result or an error; an
+ * unknown or failing command never takes the agent down.
+ */
+import type { Command, CommandAck } from '../shared/protocol.js';
+import { PROTOCOL_VERSION } from '../shared/protocol.js';
+
+export interface CommandContext {
+  uptimeMs(): number;
+  invalidMessages(): number;
+  generation(): number | null;
+}
+
+export function runCommand(cmd: Command, ctx: CommandContext): CommandAck {
+  switch (cmd.name) {
+    case 'ping':
+      return {
+        v: PROTOCOL_VERSION,
+        id: cmd.id,
+        ok: true,
+        result: { uptimeMs: ctx.uptimeMs(), invalidMessages: ctx.invalidMessages(), generation: ctx.generation() },
+      };
+  }
+}

@@ -1,0 +1,29 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { HOST_PORT_EXAMPLES, HOST_PORT_PATTERN } from '../shared/address.js';
+import { loadConfig, type ConfigSources } from '../shared/config-loader.js';
+import { DURATION_EXAMPLES, DURATION_PATTERN } from '../shared/duration.js';
+import { LOG_LEVELS } from '../shared/logger.js';
+import { DEVICE_ID_PATTERN } from '../shared/topics.js';
+
+export const AgentConfigSchema = Type.Object(
+  {
+    hub: Type.String({ pattern: '^mqtts?://[^/]+$', examples: ['mqtt://127.0.0.1:1883', 'mqtts://hub.example:8883'], default: 'mqtt://127.0.0.1:1883', description: "hub's MQTT broker URL" }),
+    deviceId: Type.String({ pattern: DEVICE_ID_PATTERN, examples: ['gateway-01'], description: 'this device id (as enrolled)' }),
+    token: Type.Optional(Type.String({ minLength: 1, description: 'one-time enrollment token' })),
+    data: Type.String({ minLength: 1, default: './.edgeml/agent', description: 'data directory' }),
+    gateway: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:8090', description: 'scoring gateway listen address' }),
+    platform: Type.Optional(
+      Type.String({ pattern: '^linux/(amd64|arm64|arm/v7|arm/v6|386|ppc64le|s390x|riscv64)$', examples: ['linux/amd64', 'linux/arm64', 'linux/arm/v7'] }),
+    ),
+    telemetryInterval: Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, default: '10s' }),
+    logLevel: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)), { default: 'info' }),
+  },
+  { additionalProperties: false },
+);
+export type AgentConfig = Static<typeof AgentConfigSchema>;
+
+export const AGENT_ENV_PREFIX = 'EDGEML_AGENT_';
+
+export function loadAgentConfig(sources: ConfigSources): Readonly<AgentConfig> {
+  return loadConfig({ schema: AgentConfigSchema, envPrefix: AGENT_ENV_PREFIX }, sources);
+}

@@ -1,0 +1,143 @@
+/**
+ * The agent's connection to the hub's broker (mqtt.js): a persistent session with QoS 1, a retained
+ * `online` status on every connect, a last will of `offline`, and reconnects with capped, jittered
+ * backoff. Incoming messages are validated; invalid ones are dropped and counted.
+ */
+import mqtt, { Store, type MqttClient } from 'mqtt';
+import { backoffDelay, defaultBackoff, type BackoffPolicy } from '../../shared/backoff.js';
+import type { Clock } from '../../shared/clock.js';
+import type { Logger } from '../../shared/logger.js';
+import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type Command, type CommandAck, type DesiredState, type MessageTypes, type StatusMessage } from '../../shared/protocol.js';
+import { deviceTopic, parseDeviceTopic, type Channel } from '../../shared/topics.js';
+
+export interface HubLinkHandlers {
+  desired(message: DesiredState): Promise<void>;
+  command(message: Command): Promise<CommandAck>;
+}
+
+export interface HubLinkOptions {
+  url: string;
+  deviceId: string;
+  token?: string | undefined;
+  /** Built fresh on each connect so the hub always sees current facts. */
+  onlineStatus(): Promise<StatusMessage>;
+  handlers: HubLinkHandlers;
+  logger: Logger;
+  clock: Clock;
+  backoff?: BackoffPolicy;
+}
+
+export interface HubLink {
+  connected(): boolean;
+  invalidMessages(): number;
+  publish<C extends Channel>(channel: C, message: MessageTypes[C], opts?: { retain?: boolean }): Promise<void>;
+  /** Publishes `offline` (shutdown) when connected, then disconnects. */
+  close(): Promise<void>;
+}
+
+const SUBSCRIBED: Channel[] = ['desired', 'cmd'];
+
+export function connectHubLink(opts: HubLinkOptions): HubLink {
+  const { deviceId, logger, clock } = opts;
+  const policy = opts.backoff ?? defaultBackoff;
+  const statusTopic = deviceTopic(deviceId, 'status');
+  // Our own stores, handed back on every reconnect, so QoS 1 messages in flight survive a reconnect.
+  const stores = { incomingStore: new Store(), outgoingStore: new Store() };
+  let invalid = 0;
+  let attempt = 0;
+  let closing = false;
+  let retryTimer: unknown = null;
+
+  const client: MqttClient = mqtt.connect(opts.url, {
+    clientId: deviceId,
+    username: deviceId,
+    ...(opts.token ? { password: opts.token } : {}),
+    clean: false,
+    protocolVersion: 4,
+    keepalive: 30,
+    connectTimeout: 10_000,
+    // Reconnects are scheduled below with backoff; mqtt.js' own fixed-period retry is off.
+    reconnectPeriod: 0,
+    resubscribe: false,
+    will: {
+      topic: statusTopic,
+      payload: encodeMessage('status', { v: PROTOCOL_VERSION, state: 'offline', reason: 'lost' }),
+      qos: 1,
+      retain: true,
+    },
+    ...stores,
+  });
+
+  const publish = <C extends Channel>(channel: C, message: MessageTypes[C], popts: { retain?: boolean } = {}): Promise<void> =>
+    client.publishAsync(deviceTopic(deviceId, channel), encodeMessage(channel, message), { qos: 1, retain: popts.retain ?? false }).then(() => undefined);
+
+  client.on('connect', (connack) => {
+    attempt = 0;
+    logger.info({ hub: opts.url, sessionPresent: connack.sessionPresent }, 'connected to hub');
+    void (async () => {
+      try {
+        if (!connack.sessionPresent) {
+          await client.subscribeAsync(SUBSCRIBED.map((c) => deviceTopic(deviceId, c)), { qos: 1 });
+        }
+        await publish('status', await opts.onlineStatus(), { retain: true });
+      } catch (err) {
+        logger.warn({ err: (err as Error).message }, 'could not announce online status; will retry on reconnect');
+      }
+    })();
+  });
+
+  client.on('close', () => {
+    if (closing) return;
+    const delay = backoffDelay(attempt++, policy);
+    logger.info({ retryInMs: delay, attempt }, 'disconnected from hub');
+    clock.clearTimeout(retryTimer);
+    retryTimer = clock.setTimeout(() => {
+      if (!closing) client.reconnect(stores);
+    }, delay);
+  });
+
+  client.on('error', (err) => logger.warn({ err: err.message, code: (err as { code?: unknown }).code }, 'mqtt error'));
+
+  const dropInvalid = (topic: string, reason: string): void => {
+    invalid++;
+    logger.warn({ topic, reason, invalidMessages: invalid }, 'dropped invalid mqtt message');
+  };
+
+  client.on('message', (topic, payload) => {
+    const parsed = parseDeviceTopic(topic);
+    if (!parsed || parsed.deviceId !== deviceId) return dropInvalid(topic, 'not a topic of this device');
+    void (async () => {
+      try {
+        if (parsed.channel === 'desired') {
+          const decoded = decodeMessage('desired', payload);
+          if (!decoded.ok) return dropInvalid(topic, decoded.error);
+          await opts.handlers.desired(decoded.value);
+        } else if (parsed.channel === 'cmd') {
+          const decoded = decodeMessage('cmd', payload);
+          if (!decoded.ok) return dropInvalid(topic, decoded.error);
+          await publish('cmd/ack', await opts.handlers.command(decoded.value));
+        }
+      } catch (err) {
+        logger.error({ err, topic }, 'handling a message failed');
+      }
+    })();
+  });
+
+  return {
+    connected: () => client.connected,
+    invalidMessages: () => invalid,
+    publish,
+    close: async () => {
+      closing = true;
+      clock.clearTimeout(retryTimer);
+      if (client.connected) {
+        try {
+          await publish('status', { v: PROTOCOL_VERSION, state: 'offline', reason: 'shutdown' }, { retain: true });
+        } catch (err) {
+          logger.warn({ err: (err as Error).message }, 'could not publish offline status');
+        }
+      }
+      await client.endAsync();
+    },
+  };
+}

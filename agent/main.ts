@@ -1,0 +1,66 @@
+/**
+ * Composition root of the agent: wires config, Docker, facts, target cache and the hub link once.
+ */
+import { mkdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { systemClock } from '../shared/clock.js';
+import type { Logger } from '../shared/logger.js';
+import { PROTOCOL_VERSION } from '../shared/protocol.js';
+import { edgemlVersion } from '../shared/version.js';
+import type { AgentConfig } from './config.js';
+import { runCommand } from './commands.js';
+import { connectHubLink } from './link/hub-link.js';
+import { TargetCache } from './reconcile/target-cache.js';
+import { dockerRuntime } from './runtime/docker.js';
+import { collectFacts, nativePlatform } from './telemetry/facts.js';
+
+export interface RunningAgent {
+  close(): Promise<void>;
+}
+
+export async function startAgent(config: Readonly<AgentConfig>, logger: Logger): Promise<RunningAgent> {
+  const dataDir = resolve(config.data);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const startedAt = systemClock.now();
+  const runtime = dockerRuntime();
+  const platform = config.platform ?? nativePlatform();
+  const agentVersion = edgemlVersion();
+
+  const target = new TargetCache(dataDir);
+  const cached = await target.load();
+  if (cached) logger.info({ generation: cached.generation }, 'loaded cached desired state');
+
+  const link = connectHubLink({
+    url: config.hub,
+    deviceId: config.deviceId,
+    token: config.token,
+    logger: logger.child({ component: 'link' }),
+    clock: systemClock,
+    onlineStatus: async () => ({
+      v: PROTOCOL_VERSION,
+      state: 'online',
+      since: new Date(startedAt).toISOString(),
+      facts: await collectFacts({ platform, agentVersion, docker: runtime.facts }),
+    }),
+    handlers: {
+      desired: async (desired) => {
+        const accepted = await target.offer(desired);
+        logger.info({ generation: desired.generation, services: desired.services.length, accepted }, 'desired state received');
+      },
+      command: async (cmd) =>
+        runCommand(cmd, {
+          uptimeMs: () => systemClock.now() - startedAt,
+          invalidMessages: () => link.invalidMessages(),
+          generation: () => target.get()?.generation ?? null,
+        }),
+    },
+  });
+  logger.info({ deviceId: config.deviceId, hub: config.hub, platform, data: dataDir, version: agentVersion }, 'agent started');
+
+  return {
+    close: async () => {
+      await link.close();
+      logger.info('agent stopped');
+    },
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * The `edgeml` command line. Process commands (`hub start`, `agent start`) run until SIGINT or
+ * SIGTERM; client commands talk to the hub's REST API.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { EdgemlError, ErrorCodes, isEdgemlError } from '../shared/errors.js';
+import { createLogger, LOG_LEVELS, type Logger } from '../shared/logger.js';
+import { edgemlVersion } from '../shared/version.js';
+import { loadHubConfig } from '../hub/config.js';
+import { startHub } from '../hub/main.js';
+import { loadAgentConfig } from '../agent/config.js';
+import { startAgent } from '../agent/main.js';
+
+/** Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration. */
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+/** Keeps a process command alive until a signal; a second signal forces the exit. */
+function runUntilSignal(logger: Logger, close: () => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(EXIT_FAILURE);
+      }
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      close().then(resolve, (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exitCode = EXIT_FAILURE;
+        resolve();
+      });
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
+
+const logLevelOption = () => new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as unknown as string[]);
+
+export function buildProgram(): Command {
+  const program = new Command('edgeml')
+    .description('Manage machine-learning models on fleets of edge devices.')
+    .version(edgemlVersion(), '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  const hub = program.command('hub').description('the hub: REST API, MQTT broker, registry, builds, rollouts');
+  hub
+    .command('start')
+    .description('run the hub in the foreground')
+    .option('--data <dir>', 'data directory (default ./.edgeml/hub)')
+    .option('--http <host:port>', 'REST API listen address (default 127.0.0.1:8080)')
+    .option('--mqtt <host:port>', 'MQTT broker listen address (default 127.0.0.1:1883)')
+    .option('--registry <host:port>', 'OCI registry for built images (default 127.0.0.1:5000)')
+    .option('--config <file>', 'JSON config file (flags and EDGEML_HUB_* variables override it)')
+    .addOption(logLevelOption())
+    .action(async (flags: Record<string, string | undefined>) => {
+      const config = loadHubConfig({ flags, env: process.env, file: flags.config ?? process.env.EDGEML_HUB_CONFIG });
+      const logger = createLogger({ name: 'hub', level: config.logLevel });
+      const running = await startHub(config, logger);
+      await runUntilSignal(logger, running.close);
+    });
+
+  const agent = program.command('agent').description('the device agent: MQTT link, reconcile loop, scoring gateway, telemetry');
+  agent
+    .command('start')
+    .description('run the agent in the foreground')
+    .option('--hub <url>', "hub's MQTT URL (default mqtt://127.0.0.1:1883)")
+    .option('--device-id <id>', 'this device id')
+    .option('--token <token>', 'enrollment token (prefer EDGEML_AGENT_TOKEN: flags show in ps)')
+    .option('--data <dir>', 'data directory (default ./.edgeml/agent)')
+    .option('--gateway <host:port>', 'scoring gateway listen address (default 127.0.0.1:8090)')
+    .option('--platform <os/arch>', 'image platform to pull (default: this machine, e.g. linux/arm64)')
+    .option('--telemetry-interval <duration>', 'telemetry interval (default 10s)')
+    .option('--config <file>', 'JSON config file (flags and EDGEML_AGENT_* variables override it)')
+    .addOption(logLevelOption())
+    .action(async (flags: Record<string, string | undefined>) => {
+      const config = loadAgentConfig({ flags, env: process.env, file: flags.config ?? process.env.EDGEML_AGENT_CONFIG });
+      const logger = createLogger({ name: 'agent', level: config.logLevel });
+      const running = await startAgent(config, logger);
+      await runUntilSignal(logger, running.close);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander already printed help, the version, or the usage error.
+      process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
+      return;
+    }
+    const code = isEdgemlError(err) ? err.code : 'EDGEML_E_INTERNAL';
+    const usage = isEdgemlError(err, ErrorCodes.CONFIG_INVALID) || isEdgemlError(err, ErrorCodes.USAGE);
+    process.stderr.write(`edgeml: ${(err as Error).message} [${code}]\n`);
+    if (!(err instanceof EdgemlError)) process.stderr.write(`${(err as Error).stack ?? ''}\n`);
+    process.exitCode = usage ? EXIT_USAGE : EXIT_FAILURE;
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * The hub's embedded MQTT broker: aedes on a TCP listener, with authentication and authorization
+ * delegated to a `BrokerAuth`.
+ */
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
+import type { Logger } from '../../shared/logger.js';
+import { formatHostPort, type HostPort } from '../../shared/address.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import type { BrokerAuth, BrokerIdentity } from './auth.js';
+
+export interface Broker {
+  readonly address: string;
+  connectedClients(): number;
+  /** Delivers every message matching `filter` published by anyone, including retained replays. */
+  subscribe(filter: string, onMessage: (topic: string, payload: Buffer) => void): Promise<void>;
+  publish(topic: string, payload: Buffer, opts: { qos: 0 | 1; retain: boolean }): Promise<void>;
+  close(): Promise<void>;
+}
+
+const identities = new WeakMap<Client, BrokerIdentity>();
+// aedes' AuthErrorCode is a const enum we cannot import under isolatedModules.
+const BAD_USERNAME_OR_PASSWORD = 4;
+
+export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; logger: Logger }): Promise<Broker> {
+  const { auth, logger } = opts;
+  const aedes = await Aedes.createBroker({
+    authenticate: (client, username, password, done) => {
+      auth.authenticate(client.id, username, password).then(
+        (identity) => {
+          if (!identity) {
+            logger.warn({ clientId: client.id, username }, 'mqtt connection refused: bad credentials');
+            const err = Object.assign(new Error('bad username or password'), { returnCode: BAD_USERNAME_OR_PASSWORD });
+            done(err, false);
+            return;
+          }
+          identities.set(client, identity);
+          done(null, true);
+        },
+        (err: unknown) => {
+          logger.error({ err, clientId: client.id }, 'mqtt authentication failed');
+          done(Object.assign(new Error('authentication unavailable'), { returnCode: 3 }), false);
+        },
+      );
+    },
+    authorizePublish: (client, packet, callback) => {
+      // client is null for messages the hub publishes itself.
+      const identity = client ? identities.get(client) : undefined;
+      if (client && (!identity || !auth.canPublish(identity, packet.topic))) {
+        logger.warn({ clientId: client.id, topic: packet.topic }, 'mqtt publish denied');
+        callback(new Error('publish not authorized'));
+        return;
+      }
+      callback(null);
+    },
+    authorizeSubscribe: (client, sub, callback) => {
+      const identity = identities.get(client);
+      if (!identity || !auth.canSubscribe(identity, sub.topic)) {
+        logger.warn({ clientId: client.id, topic: sub.topic }, 'mqtt subscribe denied');
+        callback(new Error('subscribe not authorized'));
+        return;
+      }
+      callback(null, sub);
+    },
+  });
+  aedes.on('clientError', (client, err) => logger.debug({ clientId: client.id, err: err.message }, 'mqtt client error'));
+  aedes.on('connectionError', (client, err) => logger.debug({ clientId: client?.id, err: err.message }, 'mqtt connection error'));
+  aedes.on('client', (client) => logger.debug({ clientId: client.id }, 'mqtt client connected'));
+  aedes.on('clientDisconnect', (client) => logger.debug({ clientId: client.id }, 'mqtt client disconnected'));
+
+  const server: Server = createServer(aedes.handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) =>
+      reject(new EdgemlError(ErrorCodes.HUB_LISTEN_FAILED, `mqtt broker cannot listen on ${formatHostPort(opts.listen)}: ${err.message}`, { cause: err })),
+    );
+    server.listen(opts.listen.port, opts.listen.host, () => resolve());
+  });
+  const bound = server.address() as AddressInfo;
+  const address = formatHostPort({ host: bound.address, port: bound.port });
+
+  return {
+    address,
+    connectedClients: () => aedes.connectedClients,
+    subscribe: (filter, onMessage) =>
+      new Promise<void>((resolve) => {
+        aedes.subscribe(
+          filter,
+          (packet: AedesPublishPacket, done: () => void) => {
+            try {
+              onMessage(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+            } catch (err) {
+              logger.error({ err, topic: packet.topic }, 'mqtt message handler threw');
+            }
+            done();
+          },
+          resolve,
+        );
+      }),
+    publish: (topic, payload, { qos, retain }) =>
+      new Promise<void>((resolve, reject) => {
+        aedes.publish({ cmd: 'publish', topic, payload, qos, retain, dup: false }, (err) => (err ? reject(err) : resolve()));
+      }),
+    close: async () => {
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

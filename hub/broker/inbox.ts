@@ -1,0 +1,51 @@
+/**
+ * Receives what agents publish, validates each message against its channel's schema and hands the
+ * typed message to a handler. Anything malformed is dropped and counted per device; a handler that
+ * throws is logged, never fatal.
+ */
+import { ChannelPublisher, Channels, allDevices, parseDeviceTopic, type Channel } from '../../shared/topics.js';
+import { decodeMessage, type MessageTypes } from '../../shared/protocol.js';
+import type { Logger } from '../../shared/logger.js';
+import type { Broker } from './broker.js';
+
+export type AgentChannel = { [C in Channel]: (typeof ChannelPublisher)[C] extends 'agent' ? C : never }[Channel];
+export type InboxHandlers = { [C in AgentChannel]?: (deviceId: string, message: MessageTypes[C]) => void };
+
+export interface InboxStats {
+  received: number;
+  invalid: number;
+  invalidByDevice: Record<string, number>;
+}
+
+export interface Inbox {
+  stats(): InboxStats;
+}
+
+const AGENT_CHANNELS = Channels.filter((c): c is AgentChannel => ChannelPublisher[c] === 'agent');
+
+export async function startInbox(broker: Broker, handlers: InboxHandlers, logger: Logger): Promise<Inbox> {
+  const stats: InboxStats = { received: 0, invalid: 0, invalidByDevice: {} };
+
+  const drop = (deviceId: string, topic: string, reason: string): void => {
+    stats.invalid++;
+    stats.invalidByDevice[deviceId] = (stats.invalidByDevice[deviceId] ?? 0) + 1;
+    logger.warn({ deviceId, topic, reason, invalidFromDevice: stats.invalidByDevice[deviceId] }, 'dropped invalid mqtt message');
+  };
+
+  const receive = <C extends AgentChannel>(channel: C, topic: string, payload: Buffer): void => {
+    const parsed = parseDeviceTopic(topic);
+    if (!parsed || parsed.channel !== channel) return;
+    stats.received++;
+    const decoded = decodeMessage(channel, payload);
+    if (!decoded.ok) {
+      drop(parsed.deviceId, topic, decoded.error);
+      return;
+    }
+    handlers[channel]?.(parsed.deviceId, decoded.value);
+  };
+
+  for (const channel of AGENT_CHANNELS) {
+    await broker.subscribe(allDevices(channel), (topic, payload) => receive(channel, topic, payload));
+  }
+  return { stats: () => structuredClone(stats) };
+}

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Test rig: installs and starts the real infrastructure the integration tests use.
+# Idempotent: on a used machine it reuses whatever already runs. Needs root on Debian 12.
+# Writes $RIG_DIR/rig.env, which test helpers read to find the registry and the peer broker.
+set -euo pipefail
+
+RIG_DIR=${EDGEML_RIG_DIR:-/var/lib/edgeml-rig}
+REGISTRY_ADDR=${EDGEML_RIG_REGISTRY:-127.0.0.1:5000}
+MOSQUITTO_ADDR=${EDGEML_RIG_MOSQUITTO:-127.0.0.1:1884}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+log() { printf '[rig %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() { printf '[rig] ERROR: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (apt-get, dockerd and binfmt_misc need it)"
+mkdir -p "$RIG_DIR"/{logs,registry,mosquitto}
+
+# Waits until CMD succeeds, up to SECONDS.
+wait_for() {
+  local seconds=$1; shift
+  local i
+  for ((i = 0; i < seconds * 4; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.25
+  done
+  return 1
+}
+
+install_packages() {
+  local need=()
+  command -v dockerd >/dev/null || need+=(docker)
+  docker buildx version >/dev/null 2>&1 || need+=(docker)
+  command -v qemu-aarch64-static >/dev/null || need+=(qemu)
+  command -v docker-registry >/dev/null || need+=(registry)
+  command -v mosquitto >/dev/null || need+=(mosquitto)
+  command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+  command -v update-binfmts >/dev/null || need+=(qemu)
+  if [ ${#need[@]} -eq 0 ]; then log "packages already installed"; return; fi
+
+  log "installing packages (missing: ${need[*]})"
+  # Trixie is used only for docker.io, containerd and docker-buildx; pinned below bookworm so
+  # nothing else is upgraded from it.
+  if [ ! -f /etc/apt/sources.list.d/edgeml-trixie.sources ]; then
+    cat >/etc/apt/sources.list.d/edgeml-trixie.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    cat >/etc/apt/preferences.d/edgeml-trixie <<'PIN'
+Package: *
+Pin: release n=trixie
+Pin-Priority: 100
+PIN
+  fi
+  # Packages must not start their own daemons (mosquitto would take 1883, the hub's default).
+  local made_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made_policy=1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # `pkg/trixie` (not `-t trixie`) takes only these three from trixie; their dependencies
+  # (runc, tini, iptables) resolve from bookworm, so no t64 library transition is pulled in.
+  apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends \
+    docker.io/trixie containerd/trixie docker-buildx/trixie >/dev/null
+  apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends \
+    qemu-user-static binfmt-support docker-registry mosquitto mmdebstrap \
+    iproute2 procps ca-certificates >/dev/null
+  [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  log "packages installed: $(dockerd --version)"
+}
+
+setup_binfmt() {
+  if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  fi
+  if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+    update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || update-binfmts --import qemu-aarch64
+  fi
+  grep -q enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 || die "qemu-aarch64 binfmt handler not enabled"
+  log "binfmt_misc: qemu-aarch64 enabled"
+}
+
+start_docker() {
+  mkdir -p /etc/docker
+  local want='{"features":{"containerd-snapshotter":true},"iptables":false,"ip6tables":false,"bridge":"none"}'
+  if [ ! -f /etc/docker/daemon.json ] || [ "$(tr -d ' \n' </etc/docker/daemon.json)" != "$want" ]; then
+    echo "$want" >/etc/docker/daemon.json
+    if docker info >/dev/null 2>&1; then
+      log "daemon.json changed: restarting dockerd"
+      pkill -x dockerd || true
+      wait_for 30 bash -c '! pgrep -x dockerd' || die "dockerd did not stop"
+    fi
+  fi
+  if docker info >/dev/null 2>&1; then log "dockerd already running"; return; fi
+  log "starting dockerd"
+  nohup dockerd >"$RIG_DIR/logs/dockerd.log" 2>&1 &
+  wait_for 60 docker info || { tail -n 30 "$RIG_DIR/logs/dockerd.log" >&2; die "dockerd did not come up"; }
+  docker info --format '{{.DriverStatus}}' | grep -q 'io.containerd.snapshotter' \
+    || die "dockerd is not using the containerd image store"
+  log "dockerd up: $(docker version --format '{{.Server.Version}}')"
+}
+
+start_registry() {
+  if curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; then log "registry already on $REGISTRY_ADDR"; return; fi
+  cat >"$RIG_DIR/registry/config.yml" <<CFG
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $RIG_DIR/registry/data
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+CFG
+  log "starting docker-registry on $REGISTRY_ADDR"
+  nohup docker-registry serve "$RIG_DIR/registry/config.yml" >"$RIG_DIR/logs/registry.log" 2>&1 &
+  wait_for 30 curl -fsS "http://$REGISTRY_ADDR/v2/" || { tail -n 20 "$RIG_DIR/logs/registry.log" >&2; die "registry did not come up"; }
+}
+
+start_mosquitto() {
+  local host=${MOSQUITTO_ADDR%:*} port=${MOSQUITTO_ADDR##*:}
+  if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then log "mosquitto already on $MOSQUITTO_ADDR"; return; fi
+  cat >"$RIG_DIR/mosquitto/mosquitto.conf" <<CFG
+listener $port $host
+allow_anonymous true
+persistence false
+CFG
+  log "starting mosquitto on $MOSQUITTO_ADDR"
+  nohup mosquitto -c "$RIG_DIR/mosquitto/mosquitto.conf" >"$RIG_DIR/logs/mosquitto.log" 2>&1 &
+  wait_for 15 bash -c "exec 3<>/dev/tcp/$host/$port" || die "mosquitto did not come up"
+}
+
+install_packages
+setup_binfmt
+start_docker
+start_registry
+start_mosquitto
+"$HERE/base-image.sh" "$REGISTRY_ADDR" "$RIG_DIR"
+
+cat >"$RIG_DIR/rig.env" <<ENV
+EDGEML_RIG_REGISTRY=$REGISTRY_ADDR
+EDGEML_RIG_MOSQUITTO=$MOSQUITTO_ADDR
+EDGEML_RIG_BASE_IMAGE=$REGISTRY_ADDR/edgeml-rig/busybox:bookworm
+ENV
+log "rig ready ($RIG_DIR/rig.env)"

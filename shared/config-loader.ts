@@ -1,0 +1,123 @@
+/**
+ * Configuration for a process comes from flags, then environment variables, then a JSON config file
+ * (earlier wins). Everything is checked against one schema: an unknown key is an error with a hint,
+ * and a bad value names the key and where it came from. The result is frozen.
+ */
+import { readFileSync } from 'node:fs';
+import type { Static, TObject } from '@sinclair/typebox';
+import { compileChecker } from './schema.js';
+import { EdgemlError, ErrorCodes } from './errors.js';
+
+export interface ConfigSources {
+  /** Values given on the command line; undefined entries are ignored. */
+  flags: Record<string, unknown>;
+  env: Record<string, string | undefined>;
+  /** Path of a JSON config file, if any. */
+  file?: string | undefined;
+}
+
+export interface ConfigSpec<S extends TObject> {
+  schema: S;
+  /** e.g. `EDGEML_HUB_`: `EDGEML_HUB_HTTP` sets `http`, `EDGEML_HUB_LOG_LEVEL` sets `logLevel`. */
+  envPrefix: string;
+}
+
+export function envName(prefix: string, key: string): string {
+  return prefix + key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
+}
+
+function flagName(key: string): string {
+  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+function keyFromEnv(prefix: string, name: string): string {
+  return name
+    .slice(prefix.length)
+    .toLowerCase()
+    .replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+function hint(key: string, known: string[], render: (k: string) => string): string {
+  const best = known
+    .map((k) => ({ k, d: editDistance(key.toLowerCase(), k.toLowerCase()) }))
+    .sort((x, y) => x.d - y.d)[0];
+  if (best && best.d <= Math.max(2, Math.floor(key.length / 3))) return ` (did you mean ${render(best.k)}?)`;
+  return ` (known: ${known.map(render).join(', ')})`;
+}
+
+function configError(message: string): EdgemlError {
+  return new EdgemlError(ErrorCodes.CONFIG_INVALID, `invalid configuration: ${message}`);
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw configError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw configError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw configError(`config file ${path} must hold a JSON object`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+export function loadConfig<S extends TObject>(spec: ConfigSpec<S>, sources: ConfigSources): Readonly<Static<S>> {
+  const known = Object.keys(spec.schema.properties);
+  const merged: Record<string, unknown> = {};
+  const origin: Record<string, string> = {};
+
+  if (sources.file) {
+    for (const [key, value] of Object.entries(readConfigFile(sources.file))) {
+      if (!known.includes(key)) {
+        throw configError(`unknown key "${key}" in ${sources.file}${hint(key, known, (k) => `"${k}"`)}`);
+      }
+      merged[key] = value;
+      origin[key] = `config file ${sources.file}`;
+    }
+  }
+  for (const [name, value] of Object.entries(sources.env)) {
+    if (!name.startsWith(spec.envPrefix) || value === undefined) continue;
+    const key = keyFromEnv(spec.envPrefix, name);
+    if (!known.includes(key)) {
+      throw configError(`unknown environment variable ${name}${hint(key, known, (k) => envName(spec.envPrefix, k))}`);
+    }
+    merged[key] = value;
+    origin[key] = `environment variable ${name}`;
+  }
+  for (const [key, value] of Object.entries(sources.flags)) {
+    if (value === undefined || !known.includes(key)) continue;
+    merged[key] = value;
+    origin[key] = `flag ${flagName(key)}`;
+  }
+
+  const result = compileChecker(spec.schema, { coerce: true })(merged);
+  if (!result.ok) {
+    const key = result.error.split(/[.:]/)[0]!;
+    const where = origin[key]
+      ? ` (from ${origin[key]})`
+      : ` (set ${flagName(key)}, ${envName(spec.envPrefix, key)} or "${key}" in the config file)`;
+    throw configError(`${result.error}${where}`);
+  }
+  return Object.freeze(result.value);
+}

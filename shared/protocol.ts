@@ -1,0 +1,170 @@
+/**
+ * MQTT message schemas, protocol v1. Every payload is JSON with `v: 1`; a receiver validates it
+ * with `decodeMessage` and drops (and counts) anything that does not match.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { compileChecker, type CheckResult } from './schema.js';
+import type { Channel } from './topics.js';
+
+export const PROTOCOL_VERSION = 1;
+/** Payloads above this are dropped before parsing, so a hostile publisher cannot make us parse megabytes. */
+export const MAX_MESSAGE_BYTES = 256 * 1024;
+
+const V = Type.Literal(PROTOCOL_VERSION);
+const Timestamp = Type.String({ format: 'date-time' });
+
+export const DockerFacts = Type.Object(
+  {
+    version: Type.String(),
+    apiVersion: Type.String(),
+    os: Type.String(),
+    arch: Type.String(),
+  },
+  { additionalProperties: false },
+);
+
+export const DeviceFacts = Type.Object(
+  {
+    hostname: Type.String(),
+    /** OCI platform the agent pulls for, e.g. `linux/arm64`. */
+    platform: Type.String(),
+    arch: Type.String(),
+    os: Type.Object(
+      { distro: Type.String(), release: Type.String(), kernel: Type.String() },
+      { additionalProperties: false },
+    ),
+    cpus: Type.Integer({ minimum: 0 }),
+    memoryBytes: Type.Integer({ minimum: 0 }),
+    docker: Type.Union([DockerFacts, Type.Null()]),
+    agentVersion: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type DeviceFacts = Static<typeof DeviceFacts>;
+
+export const StatusMessage = Type.Union([
+  Type.Object(
+    { v: V, state: Type.Literal('online'), since: Timestamp, facts: DeviceFacts },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      v: V,
+      state: Type.Literal('offline'),
+      /** `shutdown` is a clean stop; `lost` is the last will, sent by the broker. */
+      reason: Type.Union([Type.Literal('shutdown'), Type.Literal('lost')]),
+    },
+    { additionalProperties: false },
+  ),
+]);
+export type StatusMessage = Static<typeof StatusMessage>;
+
+/** One service the device should run. The full shape grows with the deployment work. */
+export const DesiredService = Type.Object(
+  {
+    name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }),
+    image: Type.String({ minLength: 1 }),
+  },
+  { additionalProperties: true },
+);
+
+export const DesiredState = Type.Object(
+  {
+    v: V,
+    generation: Type.Integer({ minimum: 0 }),
+    services: Type.Array(DesiredService),
+  },
+  { additionalProperties: false },
+);
+export type DesiredState = Static<typeof DesiredState>;
+
+export const ReportedState = Type.Object(
+  {
+    v: V,
+    observedGeneration: Type.Integer({ minimum: 0 }),
+    phase: Type.Union([
+      Type.Literal('idle'),
+      Type.Literal('reconciling'),
+      Type.Literal('converged'),
+      Type.Literal('failed'),
+    ]),
+    services: Type.Array(Type.Object({ name: Type.String(), image: Type.String(), state: Type.String() })),
+    error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+  },
+  { additionalProperties: false },
+);
+export type ReportedState = Static<typeof ReportedState>;
+
+export const TelemetryBatch = Type.Object(
+  {
+    v: V,
+    id: Type.String({ minLength: 1, maxLength: 128 }),
+    ts: Timestamp,
+    metrics: Type.Record(Type.String(), Type.Unknown()),
+  },
+  { additionalProperties: false },
+);
+export type TelemetryBatch = Static<typeof TelemetryBatch>;
+
+export const CommandNames = ['ping'] as const;
+export const Command = Type.Object(
+  {
+    v: V,
+    id: Type.String({ minLength: 1, maxLength: 128 }),
+    name: Type.Union(CommandNames.map((n) => Type.Literal(n))),
+    args: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { additionalProperties: false },
+);
+export type Command = Static<typeof Command>;
+
+export const CommandAck = Type.Object(
+  {
+    v: V,
+    id: Type.String({ minLength: 1, maxLength: 128 }),
+    ok: Type.Boolean(),
+    result: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+  },
+  { additionalProperties: false },
+);
+export type CommandAck = Static<typeof CommandAck>;
+
+export interface MessageTypes {
+  desired: DesiredState;
+  reported: ReportedState;
+  telemetry: TelemetryBatch;
+  status: StatusMessage;
+  cmd: Command;
+  'cmd/ack': CommandAck;
+}
+
+const schemas: Record<Channel, TSchema> = {
+  desired: DesiredState,
+  reported: ReportedState,
+  telemetry: TelemetryBatch,
+  status: StatusMessage,
+  cmd: Command,
+  'cmd/ack': CommandAck,
+};
+
+const checkers = Object.fromEntries(
+  Object.entries(schemas).map(([channel, schema]) => [channel, compileChecker(schema)]),
+) as { [C in Channel]: (value: unknown) => CheckResult<MessageTypes[C]> };
+
+/** Parses and validates a payload for a channel. Never throws. */
+export function decodeMessage<C extends Channel>(channel: C, payload: Buffer | string): CheckResult<MessageTypes[C]> {
+  const size = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+  if (size > MAX_MESSAGE_BYTES) return { ok: false, error: `payload of ${size} bytes exceeds ${MAX_MESSAGE_BYTES}` };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
+  } catch (err) {
+    return { ok: false, error: `not JSON: ${(err as Error).message}` };
+  }
+  return checkers[channel](parsed);
+}
+
+export function encodeMessage<C extends Channel>(_channel: C, message: MessageTypes[C]): Buffer {
+  return Buffer.from(JSON.stringify(message));
+}
