@@ -7,9 +7,7 @@ import { EdgemlError, ErrorCodes, isEdgemlError } from '../shared/errors.js';
 import { createLogger, LOG_LEVELS, type Logger } from '../shared/logger.js';
 import { edgemlVersion } from '../shared/version.js';
 import { loadHubConfig } from '../hub/config.js';
-import { startHub } from '../hub/main.js';
 import { loadAgentConfig } from '../agent/config.js';
-import { startAgent } from '../agent/main.js';
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration. */
 const EXIT_FAILURE = 1;
@@ -59,6 +57,8 @@ export function buildProgram(): Command {
     .action(async (flags: Record<string, string | undefined>) => {
       const config = loadHubConfig({ flags, env: process.env, file: flags.config ?? process.env.EDGEML_HUB_CONFIG });
       const logger = createLogger({ name: 'hub', level: config.logLevel });
+      // Loaded on demand: client commands should not pay for fastify, aedes and mqtt at start-up.
+      const { startHub } = await import('../hub/main.js');
       const running = await startHub(config, logger);
       await runUntilSignal(logger, running.close);
     });
@@ -79,6 +79,7 @@ export function buildProgram(): Command {
     .action(async (flags: Record<string, string | undefined>) => {
       const config = loadAgentConfig({ flags, env: process.env, file: flags.config ?? process.env.EDGEML_AGENT_CONFIG });
       const logger = createLogger({ name: 'agent', level: config.logLevel });
+      const { startAgent } = await import('../agent/main.js');
       const running = await startAgent(config, logger);
       await runUntilSignal(logger, running.close);
     });

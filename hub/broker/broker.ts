@@ -69,12 +69,16 @@ export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; lo
   aedes.on('clientDisconnect', (client) => logger.debug({ clientId: client.id }, 'mqtt client disconnected'));
 
   const server: Server = createServer(aedes.handle);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) =>
-      reject(new EdgemlError(ErrorCodes.HUB_LISTEN_FAILED, `mqtt broker cannot listen on ${formatHostPort(opts.listen)}: ${err.message}`, { cause: err })),
-    );
-    server.listen(opts.listen.port, opts.listen.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.listen.port, opts.listen.host, () => resolve());
+    });
+  } catch (err) {
+    // aedes runs a heartbeat timer that would keep a failed process alive.
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    throw new EdgemlError(ErrorCodes.HUB_LISTEN_FAILED, `mqtt broker cannot listen on ${formatHostPort(opts.listen)}: ${(err as Error).message}`, { cause: err });
+  }
   const bound = server.address() as AddressInfo;
   const address = formatHostPort({ host: bound.address, port: bound.port });
 

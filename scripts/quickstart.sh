@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The main job on one machine: a hub and one agent on loopback, the device seen online at the hub.
+# Runs until Ctrl-C; with --check it shows the result and stops both (used by the tests).
+# Listen addresses follow the usual config (EDGEML_HUB_HTTP, EDGEML_HUB_MQTT; port 0 = any free port).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CHECK=0
+[ "${1:-}" = "--check" ] && CHECK=1
+DEVICE=${EDGEML_QUICKSTART_DEVICE:-demo-device}
+WORK=${EDGEML_QUICKSTART_DIR:-./.edgeml}
+mkdir -p "$WORK"
+
+[ -f dist/cli/bin.js ] || npm run --silent build
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+# Reads a field of the first JSON log line with this msg from a log file.
+log_field() { node -e '
+  const [file, msg, field] = process.argv.slice(1);
+  for (const line of require("fs").readFileSync(file, "utf8").split("\n")) {
+    try { const l = JSON.parse(line); if (l.msg === msg) { console.log(l[field]); process.exit(0); } } catch {}
+  }
+  process.exit(1);' "$@"; }
+
+wait_log() { # file msg field
+  for _ in $(seq 1 100); do log_field "$@" 2>/dev/null && return 0; sleep 0.1; done
+  echo "quickstart: no \"$2\" in $1:" >&2; tail -n 20 "$1" >&2; exit 1
+}
+
+bin/edgeml hub start --data "$WORK/hub" >"$WORK/hub.log" 2>&1 &
+pids+=($!)
+HTTP=$(wait_log "$WORK/hub.log" "hub ready" http)
+MQTT=$(wait_log "$WORK/hub.log" "hub ready" mqtt)
+echo "hub:   http://$HTTP (REST, /docs)   mqtt://$MQTT   log $WORK/hub.log"
+
+bin/edgeml agent start --hub "mqtt://$MQTT" --device-id "$DEVICE" --data "$WORK/agent" >"$WORK/agent.log" 2>&1 &
+pids+=($!)
+wait_log "$WORK/agent.log" "connected to hub" hub >/dev/null
+echo "agent: $DEVICE   log $WORK/agent.log"
+
+for _ in $(seq 1 100); do
+  if curl -fsS "http://$HTTP/api/v1/devices/$DEVICE" 2>/dev/null | grep -q '"state":"online"'; then break; fi
+  sleep 0.1
+done
+echo "GET /healthz -> $(curl -fsS "http://$HTTP/healthz")"
+echo "GET /api/v1/devices/$DEVICE -> $(curl -fsS "http://$HTTP/api/v1/devices/$DEVICE")"
+
+if [ "$CHECK" = 1 ]; then
+  curl -fsS "http://$HTTP/api/v1/devices/$DEVICE" | grep -q '"state":"online"' || { echo "quickstart: device not online" >&2; exit 1; }
+  echo "quickstart: ok"
+  exit 0
+fi
+echo "running; Ctrl-C stops hub and agent"
+wait

@@ -1,0 +1,100 @@
+/**
+ * Starts the real `bin/edgeml` as a child process and follows its JSON log lines, so tests can wait
+ * for "hub ready" (which carries the ports it bound: tests pass port 0 and never pick fixed ports).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
+import { waitFor } from './wait.js';
+
+export const EDGEML_BIN = fileURLToPath(new URL('../../bin/edgeml', import.meta.url));
+
+export type LogLine = Record<string, unknown> & { level?: string; msg?: string };
+
+export class EdgemlProcess {
+  readonly logs: LogLine[] = [];
+  /** Output lines that were not JSON (warnings, stack traces); kept for failure messages. */
+  readonly rawOutput: string[] = [];
+  private exit: Promise<number | null>;
+
+  constructor(readonly child: ChildProcess) {
+    let buffer = '';
+    const onData = (d: Buffer) => {
+      buffer += d.toString();
+      let nl: number;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        try {
+          this.logs.push(JSON.parse(line) as LogLine);
+        } catch {
+          this.rawOutput.push(line);
+        }
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  waitForLog(what: string, match: (l: LogLine) => boolean, timeoutMs = 15_000): Promise<LogLine> {
+    return waitFor(`${what} (process output so far: ${this.tail()})`, () => {
+      if (!this.running && !this.logs.some(match)) throw new Error(`process exited with ${this.child.exitCode ?? this.child.signalCode}`);
+      return this.logs.find(match);
+    }, timeoutMs);
+  }
+
+  tail(n = 8): string {
+    return [...this.rawOutput, ...this.logs.map((l) => JSON.stringify(l))].slice(-n).join('\n');
+  }
+
+  kill(signal: NodeJS.Signals): Promise<number | null> {
+    if (this.running) this.child.kill(signal);
+    return this.exit;
+  }
+}
+
+export function spawnEdgeml(t: ExecutionContext, args: string[], env: NodeJS.ProcessEnv = {}): EdgemlProcess {
+  const child = spawn(process.execPath, [EDGEML_BIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const proc = new EdgemlProcess(child);
+  t.teardown(async () => {
+    await proc.kill('SIGKILL');
+  });
+  return proc;
+}
+
+export async function tempDir(t: ExecutionContext, prefix = 'edgeml-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface HubProcess extends EdgemlProcess {
+  http: string;
+  mqtt: string;
+  url: string;
+}
+
+export async function startHub(t: ExecutionContext, extraArgs: string[] = []): Promise<HubProcess> {
+  const data = await tempDir(t, 'edgeml-hub-');
+  const proc = spawnEdgeml(t, ['hub', 'start', '--data', data, '--http', '127.0.0.1:0', '--mqtt', '127.0.0.1:0', ...extraArgs]);
+  const ready = await proc.waitForLog('hub ready', (l) => l.msg === 'hub ready');
+  return Object.assign(proc, { http: String(ready.http), mqtt: String(ready.mqtt), url: `http://${String(ready.http)}` });
+}
+
+export async function startAgent(t: ExecutionContext, opts: { mqttUrl: string; deviceId: string; extraArgs?: string[] }): Promise<EdgemlProcess> {
+  const data = await tempDir(t, 'edgeml-agent-');
+  const proc = spawnEdgeml(t, ['agent', 'start', '--hub', opts.mqttUrl, '--device-id', opts.deviceId, '--data', data, ...(opts.extraArgs ?? [])]);
+  await proc.waitForLog('agent connected', (l) => l.msg === 'connected to hub');
+  return proc;
+}

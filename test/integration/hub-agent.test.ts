@@ -1,0 +1,132 @@
+/**
+ * The hub and two agents as separate `edgeml` processes over a real MQTT connection.
+ */
+import test from 'ava';
+import mqtt from 'mqtt';
+import { request } from 'undici';
+import { startAgent, startHub, type HubProcess } from '../helpers/edgeml-process.js';
+import { waitFor } from '../helpers/wait.js';
+
+interface DeviceBody {
+  id: string;
+  state: string;
+  offlineReason: string | null;
+  facts: { platform: string; cpus: number; memoryBytes: number; agentVersion: string; docker: { version: string } | null } | null;
+}
+interface HealthBody {
+  status: string;
+  version: string;
+  devicesOnline: number;
+  mqtt: { connectedClients: number; received: number; invalid: number };
+}
+
+async function getJson<T>(hub: HubProcess, path: string): Promise<T> {
+  const res = await request(`${hub.url}${path}`);
+  if (res.statusCode !== 200) throw new Error(`GET ${path} answered ${res.statusCode}: ${await res.body.text()}`);
+  return (await res.body.json()) as T;
+}
+
+const device = (hub: HubProcess, id: string) => getJson<DeviceBody>(hub, `/api/v1/devices/${id}`);
+
+test('two agents come online at the hub; SIGKILL sends the last will, SIGTERM a clean offline', async (t) => {
+  const hub = await startHub(t);
+  const mqttUrl = `mqtt://${hub.mqtt}`;
+  const [a, b] = await Promise.all([
+    startAgent(t, { mqttUrl, deviceId: 'dev-a' }),
+    startAgent(t, { mqttUrl, deviceId: 'dev-b', extraArgs: ['--platform', 'linux/arm64'] }),
+  ]);
+
+  const health = await waitFor('both devices online', async () => {
+    const h = await getJson<HealthBody>(hub, '/healthz');
+    return h.devicesOnline === 2 && h;
+  });
+  t.is(health.status, 'ok');
+  t.regex(health.version, /^\d+\.\d+\.\d+/);
+
+  const devA = await device(hub, 'dev-a');
+  t.is(devA.state, 'online');
+  t.truthy(devA.facts);
+  t.true(devA.facts!.cpus > 0);
+  t.true(devA.facts!.memoryBytes > 0);
+  t.is(devA.facts!.agentVersion, health.version);
+  // The rig runs dockerd, so the agent must have found it.
+  t.truthy(devA.facts!.docker?.version, 'agent reports the Docker engine version');
+  t.is((await device(hub, 'dev-b')).facts!.platform, 'linux/arm64', '--platform overrides the detected platform');
+
+  await a.kill('SIGKILL');
+  const lost = await waitFor('dev-a offline via last will', async () => {
+    const d = await device(hub, 'dev-a');
+    return d.state === 'offline' && d;
+  });
+  t.is(lost.offlineReason, 'lost');
+  t.truthy(lost.facts, 'facts are kept while offline');
+  t.is((await device(hub, 'dev-b')).state, 'online', 'the other device is unaffected');
+  t.is((await getJson<HealthBody>(hub, '/healthz')).devicesOnline, 1);
+
+  t.is(await b.kill('SIGTERM'), 0, 'agent exits 0 on SIGTERM');
+  const stopped = await waitFor('dev-b offline after clean stop', async () => {
+    const d = await device(hub, 'dev-b');
+    return d.state === 'offline' && d;
+  });
+  t.is(stopped.offlineReason, 'shutdown');
+  t.true(b.logs.some((l) => l.msg === 'agent stopped'));
+
+  t.is(await hub.kill('SIGTERM'), 0, 'hub exits 0 on SIGTERM');
+  t.true(hub.logs.some((l) => l.msg === 'hub stopped'));
+});
+
+test('garbage on device topics is dropped and counted; hub and agent keep running', async (t) => {
+  const hub = await startHub(t);
+  const mqttUrl = `mqtt://${hub.mqtt}`;
+  const agent = await startAgent(t, { mqttUrl, deviceId: 'dev-g' });
+  await waitFor('dev-g online', async () => (await device(hub, 'dev-g')).state === 'online');
+
+  // A stand-in for a misbehaving publisher; there is no auth yet, so any client can reach the topics.
+  const rogue = await mqtt.connectAsync(mqttUrl, { clientId: 'rogue', reconnectPeriod: 0 });
+  t.teardown(() => rogue.endAsync());
+  const before = await getJson<HealthBody>(hub, '/healthz');
+
+  const garbage: Array<string | Buffer> = [
+    'not json at all',
+    Buffer.from([0xff, 0x00, 0xfe, 0x01]),
+    '{"v":1,"state":"online"}', // missing since and facts
+    '{"v":2,"state":"offline","reason":"lost"}', // unknown protocol version
+    '[]',
+    'null',
+    '{"v":1,"state":"offline","reason":"lost","extra":true}',
+  ];
+  for (const payload of garbage) await rogue.publishAsync('edgeml/v1/dev/dev-g/status', payload, { qos: 1 });
+  // Agents publish telemetry; the hub validates that channel too.
+  await rogue.publishAsync('edgeml/v1/dev/dev-g/telemetry', '{"v":1}', { qos: 1 });
+
+  const after = await waitFor('hub to count the invalid messages', async () => {
+    const h = await getJson<HealthBody>(hub, '/healthz');
+    return h.mqtt.invalid - before.mqtt.invalid === garbage.length + 1 && h;
+  });
+  t.is(after.devicesOnline, 1);
+  t.is((await device(hub, 'dev-g')).state, 'online', 'garbage did not change the device state');
+  const dropLog = hub.logs.find((l) => l.msg === 'dropped invalid mqtt message' && String(l.reason).includes('since'));
+  t.truthy(dropLog, 'the drop is logged with the field that failed');
+  t.is(dropLog!.deviceId, 'dev-g');
+
+  // Garbage at the agent: its command topic.
+  for (const payload of ['{{{', '{"v":1,"id":"x","name":"rm -rf"}', '{"v":1,"name":"ping"}']) {
+    await rogue.publishAsync('edgeml/v1/dev/dev-g/cmd', payload, { qos: 1 });
+  }
+  // The agent is still alive and answering: a valid ping comes back with the count of what it dropped.
+  await rogue.subscribeAsync('edgeml/v1/dev/dev-g/cmd/ack', { qos: 1 });
+  const ack = new Promise<Record<string, unknown>>((resolve) =>
+    rogue.on('message', (topic, payload) => {
+      if (topic.endsWith('/cmd/ack')) resolve(JSON.parse(payload.toString()) as Record<string, unknown>);
+    }),
+  );
+  await rogue.publishAsync('edgeml/v1/dev/dev-g/cmd', JSON.stringify({ v: 1, id: 'p1', name: 'ping' }), { qos: 1 });
+  const answer = await ack;
+  t.is(answer.id, 'p1');
+  t.is(answer.ok, true);
+  t.is((answer.result as { invalidMessages: number }).invalidMessages, 3);
+  t.true(agent.logs.filter((l) => l.msg === 'dropped invalid mqtt message').length === 3);
+
+  t.true(hub.running, 'hub still running');
+  t.true(agent.running, 'agent still running');
+});

@@ -1,0 +1,87 @@
+/**
+ * The agent's MQTT link against the hub's real aedes broker, in-process: reconnect with backoff
+ * after the broker restarts, re-announce `online`, and resubscribe so commands reach it again.
+ */
+import test from 'ava';
+import { pino } from 'pino';
+import { systemClock } from '../../shared/clock.js';
+import { decodeMessage, PROTOCOL_VERSION, type CommandAck, type StatusMessage } from '../../shared/protocol.js';
+import { deviceTopic } from '../../shared/topics.js';
+import { openBrokerAuth } from '../../hub/broker/auth.js';
+import { startBroker, type Broker } from '../../hub/broker/broker.js';
+import { connectHubLink } from '../../agent/link/hub-link.js';
+import { runCommand } from '../../agent/commands.js';
+import { waitFor } from '../helpers/wait.js';
+
+const logger = pino({ level: 'silent' });
+
+function watch(broker: Broker, deviceId: string) {
+  const statuses: StatusMessage[] = [];
+  const acks: CommandAck[] = [];
+  const ready = Promise.all([
+    broker.subscribe(deviceTopic(deviceId, 'status'), (_t, p) => {
+      const d = decodeMessage('status', p);
+      if (d.ok) statuses.push(d.value);
+    }),
+    broker.subscribe(deviceTopic(deviceId, 'cmd/ack'), (_t, p) => {
+      const d = decodeMessage('cmd/ack', p);
+      if (d.ok) acks.push(d.value);
+    }),
+  ]);
+  return { statuses, acks, ready };
+}
+
+const ping = (broker: Broker, deviceId: string, id: string) =>
+  broker.publish(deviceTopic(deviceId, 'cmd'), Buffer.from(JSON.stringify({ v: 1, id, name: 'ping' })), { qos: 1, retain: false });
+
+test('the link reconnects with backoff after a broker restart and serves commands again', async (t) => {
+  let broker = await startBroker({ listen: { host: '127.0.0.1', port: 0 }, auth: openBrokerAuth, logger });
+  t.teardown(() => broker.close());
+  const port = Number(broker.address.split(':').pop());
+  const deviceId = 'link-1';
+  let seen = watch(broker, deviceId);
+  await seen.ready;
+
+  const link = connectHubLink({
+    url: `mqtt://${broker.address}`,
+    deviceId,
+    logger,
+    clock: systemClock,
+    backoff: { initialMs: 50, maxMs: 400, factor: 2 },
+    onlineStatus: async () => ({
+      v: PROTOCOL_VERSION,
+      state: 'online',
+      since: new Date().toISOString(),
+      facts: { hostname: 'h', platform: 'linux/amd64', arch: 'x64', os: { distro: 'd', release: 'r', kernel: 'k' }, cpus: 1, memoryBytes: 1, docker: null, agentVersion: 'test' },
+    }),
+    handlers: {
+      desired: async () => undefined,
+      command: async (cmd) => runCommand(cmd, { uptimeMs: () => 1, invalidMessages: () => 0, generation: () => null }),
+    },
+  });
+  t.teardown(() => link.close());
+
+  await waitFor('first online status', () => seen.statuses.some((s) => s.state === 'online'));
+  await ping(broker, deviceId, 'before');
+  await waitFor('ack before restart', () => seen.acks.some((a) => a.id === 'before'));
+
+  await broker.close();
+  await waitFor('link notices the broker is gone', () => !link.connected());
+  broker = await startBroker({ listen: { host: '127.0.0.1', port }, auth: openBrokerAuth, logger });
+  seen = watch(broker, deviceId);
+  await seen.ready;
+
+  // The new broker has no session for the device: the link must announce itself and resubscribe.
+  await waitFor('online status after reconnect', () => seen.statuses.some((s) => s.state === 'online'), 10_000);
+  t.true(link.connected());
+  await waitFor('ack after restart', async () => {
+    await ping(broker, deviceId, 'after');
+    await new Promise((r) => setTimeout(r, 100));
+    return seen.acks.some((a) => a.id === 'after');
+  });
+
+  await link.close();
+  const offline = await waitFor('clean offline on close', () => seen.statuses.find((s) => s.state === 'offline'));
+  t.deepEqual(offline, { v: 1, state: 'offline', reason: 'shutdown' });
+  t.false(link.connected());
+});

@@ -1,0 +1,20 @@
+/**
+ * The README's main-job line runs scripts/quickstart.sh; this keeps it true.
+ */
+import test from 'ava';
+import { fileURLToPath } from 'node:url';
+import { tempDir } from '../helpers/edgeml-process.js';
+import { exec } from '../helpers/exec.js';
+
+test('scripts/quickstart.sh --check brings up a hub and an agent and sees the device online', async (t) => {
+  const dir = await tempDir(t, 'edgeml-quickstart-');
+  const script = fileURLToPath(new URL('../../scripts/quickstart.sh', import.meta.url));
+  const r = await exec('bash', [script, '--check'], {
+    env: { ...process.env, EDGEML_HUB_HTTP: '127.0.0.1:0', EDGEML_HUB_MQTT: '127.0.0.1:0', EDGEML_QUICKSTART_DIR: dir, EDGEML_QUICKSTART_DEVICE: 'qs-device' },
+    timeoutMs: 60_000,
+  });
+  t.is(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  t.regex(r.stdout, /"devicesOnline":1/);
+  t.regex(r.stdout, /"id":"qs-device","state":"online"/);
+  t.regex(r.stdout, /quickstart: ok/);
+});
