@@ -3,6 +3,7 @@ import { HOST_PORT_EXAMPLES, HOST_PORT_PATTERN } from '../shared/address.js';
 import { loadConfig, type ConfigSources } from '../shared/config-loader.js';
 import { DURATION_EXAMPLES, DURATION_PATTERN } from '../shared/duration.js';
 import { LOG_LEVELS } from '../shared/logger.js';
+import { stringEnum } from '../shared/schema.js';
 import { DEVICE_ID_PATTERN } from '../shared/topics.js';
 
 export const AgentConfigSchema = Type.Object(
@@ -16,7 +17,7 @@ export const AgentConfigSchema = Type.Object(
       Type.String({ pattern: '^linux/(amd64|arm64|arm/v7|arm/v6|386|ppc64le|s390x|riscv64)$', examples: ['linux/amd64', 'linux/arm64', 'linux/arm/v7'] }),
     ),
     telemetryInterval: Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, default: '10s' }),
-    logLevel: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)), { default: 'info' }),
+    logLevel: stringEnum(LOG_LEVELS, { default: 'info' }),
   },
   { additionalProperties: false },
 );

@@ -3,7 +3,7 @@
  * with `decodeMessage` and drops (and counts) anything that does not match.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { compileChecker, type CheckResult } from './schema.js';
+import { compileChecker, stringEnum, taggedUnion, type CheckResult } from './schema.js';
 import type { Channel } from './topics.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -42,7 +42,9 @@ export const DeviceFacts = Type.Object(
 );
 export type DeviceFacts = Static<typeof DeviceFacts>;
 
-export const StatusMessage = Type.Union([
+export const OfflineReasons = ['shutdown', 'lost'] as const;
+
+export const StatusMessage = taggedUnion('state', [
   Type.Object(
     { v: V, state: Type.Literal('online'), since: Timestamp, facts: DeviceFacts },
     { additionalProperties: false },
@@ -52,7 +54,7 @@ export const StatusMessage = Type.Union([
       v: V,
       state: Type.Literal('offline'),
       /** `shutdown` is a clean stop; `lost` is the last will, sent by the broker. */
-      reason: Type.Union([Type.Literal('shutdown'), Type.Literal('lost')]),
+      reason: stringEnum(OfflineReasons),
     },
     { additionalProperties: false },
   ),
@@ -82,12 +84,7 @@ export const ReportedState = Type.Object(
   {
     v: V,
     observedGeneration: Type.Integer({ minimum: 0 }),
-    phase: Type.Union([
-      Type.Literal('idle'),
-      Type.Literal('reconciling'),
-      Type.Literal('converged'),
-      Type.Literal('failed'),
-    ]),
+    phase: stringEnum(['idle', 'reconciling', 'converged', 'failed']),
     services: Type.Array(Type.Object({ name: Type.String(), image: Type.String(), state: Type.String() })),
     error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
   },
@@ -111,7 +108,7 @@ export const Command = Type.Object(
   {
     v: V,
     id: Type.String({ minLength: 1, maxLength: 128 }),
-    name: Type.Union(CommandNames.map((n) => Type.Literal(n))),
+    name: stringEnum(CommandNames),
     args: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   },
   { additionalProperties: false },

@@ -1,7 +1,7 @@
 /**
  * Receives what agents publish, validates each message against its channel's schema and hands the
- * typed message to a handler. Anything malformed is dropped and counted per device; a handler that
- * throws is logged, never fatal.
+ * typed message to a handler. Anything malformed is dropped and counted per device. (A handler that
+ * throws is caught and logged by the broker's delivery wrapper.)
  */
 import { ChannelPublisher, Channels, allDevices, parseDeviceTopic, type Channel } from '../../shared/topics.js';
 import { decodeMessage, type MessageTypes } from '../../shared/protocol.js';
@@ -24,18 +24,22 @@ export interface Inbox {
 const AGENT_CHANNELS = Channels.filter((c): c is AgentChannel => ChannelPublisher[c] === 'agent');
 
 export async function startInbox(broker: Broker, handlers: InboxHandlers, logger: Logger): Promise<Inbox> {
-  const stats: InboxStats = { received: 0, invalid: 0, invalidByDevice: {} };
+  let received = 0;
+  let invalid = 0;
+  // A Map, not an object: device ids such as "constructor" are valid.
+  const invalidByDevice = new Map<string, number>();
 
   const drop = (deviceId: string, topic: string, reason: string): void => {
-    stats.invalid++;
-    stats.invalidByDevice[deviceId] = (stats.invalidByDevice[deviceId] ?? 0) + 1;
-    logger.warn({ deviceId, topic, reason, invalidFromDevice: stats.invalidByDevice[deviceId] }, 'dropped invalid mqtt message');
+    invalid++;
+    const fromDevice = (invalidByDevice.get(deviceId) ?? 0) + 1;
+    invalidByDevice.set(deviceId, fromDevice);
+    logger.warn({ deviceId, topic, reason, invalidFromDevice: fromDevice }, 'dropped invalid mqtt message');
   };
 
   const receive = <C extends AgentChannel>(channel: C, topic: string, payload: Buffer): void => {
     const parsed = parseDeviceTopic(topic);
     if (!parsed || parsed.channel !== channel) return;
-    stats.received++;
+    received++;
     const decoded = decodeMessage(channel, payload);
     if (!decoded.ok) {
       drop(parsed.deviceId, topic, decoded.error);
@@ -47,5 +51,5 @@ export async function startInbox(broker: Broker, handlers: InboxHandlers, logger
   for (const channel of AGENT_CHANNELS) {
     await broker.subscribe(allDevices(channel), (topic, payload) => receive(channel, topic, payload));
   }
-  return { stats: () => structuredClone(stats) };
+  return { stats: () => ({ received, invalid, invalidByDevice: Object.fromEntries(invalidByDevice) }) };
 }

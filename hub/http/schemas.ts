@@ -1,6 +1,7 @@
 /** REST body schemas shared by several routes. */
 import { Type } from '@sinclair/typebox';
-import { DeviceFacts } from '../../shared/protocol.js';
+import { DeviceFacts, OfflineReasons } from '../../shared/protocol.js';
+import { stringEnum } from '../../shared/schema.js';
 
 export const ErrorBody = Type.Object(
   { error: Type.Object({ code: Type.String(), message: Type.String() }) },
@@ -9,8 +10,8 @@ export const ErrorBody = Type.Object(
 
 export const Device = Type.Object({
   id: Type.String(),
-  state: Type.Union([Type.Literal('online'), Type.Literal('offline')]),
-  offlineReason: Type.Union([Type.Literal('shutdown'), Type.Literal('lost'), Type.Null()]),
+  state: stringEnum(['online', 'offline']),
+  offlineReason: Type.Union([stringEnum(OfflineReasons), Type.Null()]),
   onlineSince: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   lastSeen: Type.String({ format: 'date-time' }),
   facts: Type.Union([DeviceFacts, Type.Null()]),
