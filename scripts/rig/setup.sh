@@ -26,15 +26,35 @@ wait_for() {
   return 1
 }
 
+# True while PID is a live (not zombie) process named NAME.
+alive() {
+  local pid=$1 name=$2
+  [ -n "$pid" ] && [ -r "/proc/$pid/status" ] || return 1
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ] || return 1
+  ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"
+}
+
+# A daemon killed with -9 leaves its pid file; where PID 1 does not reap, the pid even stays a
+# zombie, and dockerd then refuses to start ("process ... is still running").
+clear_stale_pidfile() {
+  local file=$1 name=$2
+  [ -f "$file" ] || return 0
+  if ! alive "$(cat "$file" 2>/dev/null)" "$name"; then
+    log "removing stale $file"
+    rm -f "$file"
+  fi
+}
+
 install_packages() {
   local need=()
   command -v dockerd >/dev/null || need+=(docker)
-  docker buildx version >/dev/null 2>&1 || need+=(docker)
+  command -v docker >/dev/null && docker buildx version >/dev/null 2>&1 || need+=(buildx)
   command -v qemu-aarch64-static >/dev/null || need+=(qemu)
+  command -v curl >/dev/null || need+=(curl)
   command -v docker-registry >/dev/null || need+=(registry)
   command -v mosquitto >/dev/null || need+=(mosquitto)
   command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
-  command -v update-binfmts >/dev/null || need+=(qemu)
+  command -v update-binfmts >/dev/null || need+=(binfmt)
   if [ ${#need[@]} -eq 0 ]; then log "packages already installed"; return; fi
 
   log "installing packages (missing: ${need[*]})"
@@ -61,13 +81,14 @@ PIN
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # `pkg/trixie` (not `-t trixie`) takes only these three from trixie; their dependencies
-  # (runc, tini, iptables) resolve from bookworm, so no t64 library transition is pulled in.
+  # `pkg/trixie` (not `-t trixie`) takes only these from trixie; their dependencies (runc, tini,
+  # iptables) resolve from bookworm, so no t64 library transition is pulled in. docker-cli is
+  # named because recommends are off and the machine's own client may not be there.
   apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends \
-    docker.io/trixie containerd/trixie docker-buildx/trixie >/dev/null
+    docker.io/trixie containerd/trixie docker-buildx/trixie docker-cli/trixie >/dev/null
   apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends \
     qemu-user-static binfmt-support docker-registry mosquitto mmdebstrap \
-    iproute2 procps ca-certificates >/dev/null
+    iproute2 procps ca-certificates curl >/dev/null
   [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
   log "packages installed: $(dockerd --version)"
 }
@@ -95,9 +116,14 @@ start_docker() {
     fi
   fi
   if docker info >/dev/null 2>&1; then log "dockerd already running"; return; fi
+  clear_stale_pidfile /var/run/docker.pid dockerd
+  clear_stale_pidfile /var/run/docker/containerd/containerd.pid containerd
   log "starting dockerd"
   nohup dockerd >"$RIG_DIR/logs/dockerd.log" 2>&1 &
-  wait_for 60 docker info || { tail -n 30 "$RIG_DIR/logs/dockerd.log" >&2; die "dockerd did not come up"; }
+  local pid=$!
+  wait_for 60 bash -c "docker info || ! grep -q '^State:[[:space:]]*[^Z]' /proc/$pid/status" \
+    && alive "$pid" dockerd && docker info >/dev/null 2>&1 \
+    || { tail -n 30 "$RIG_DIR/logs/dockerd.log" >&2; die "dockerd did not come up"; }
   docker info --format '{{.DriverStatus}}' | grep -q 'io.containerd.snapshotter' \
     || die "dockerd is not using the containerd image store"
   log "dockerd up: $(docker version --format '{{.Server.Version}}')"
