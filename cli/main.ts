@@ -4,7 +4,8 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { EdgemlError, ErrorCodes, isEdgemlError } from '../shared/errors.js';
-import { createLogger, LOG_LEVELS, type Logger } from '../shared/logger.js';
+import type { ConfigSources } from '../shared/config-loader.js';
+import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../shared/logger.js';
 import { edgemlVersion } from '../shared/version.js';
 import { loadHubConfig } from '../hub/config.js';
 import { loadAgentConfig } from '../agent/config.js';
@@ -35,6 +36,23 @@ function runUntilSignal(logger: Logger, close: () => Promise<void>): Promise<voi
   });
 }
 
+/**
+ * The action of a long-running process command: configuration, logger, start, run until a signal.
+ * `start` imports its process lazily so client commands do not pay for fastify, aedes and mqtt.
+ */
+function processAction<C extends { logLevel: LogLevel }>(
+  name: 'hub' | 'agent',
+  load: (sources: ConfigSources) => C,
+  start: (config: C, logger: Logger) => Promise<{ close(): Promise<void> }>,
+) {
+  return async (flags: Record<string, string | undefined>): Promise<void> => {
+    const config = load({ flags, env: process.env, file: flags.config });
+    const logger = createLogger({ name, level: config.logLevel });
+    const running = await start(config, logger);
+    await runUntilSignal(logger, running.close);
+  };
+}
+
 const logLevelOption = () => new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as unknown as string[]);
 
 export function buildProgram(): Command {
@@ -54,14 +72,7 @@ export function buildProgram(): Command {
     .option('--registry <host:port>', 'OCI registry for built images (default 127.0.0.1:5000)')
     .option('--config <file>', 'JSON config file (flags and EDGEML_HUB_* variables override it)')
     .addOption(logLevelOption())
-    .action(async (flags: Record<string, string | undefined>) => {
-      const config = loadHubConfig({ flags, env: process.env, file: flags.config ?? process.env.EDGEML_HUB_CONFIG });
-      const logger = createLogger({ name: 'hub', level: config.logLevel });
-      // Loaded on demand: client commands should not pay for fastify, aedes and mqtt at start-up.
-      const { startHub } = await import('../hub/main.js');
-      const running = await startHub(config, logger);
-      await runUntilSignal(logger, running.close);
-    });
+    .action(processAction('hub', loadHubConfig, async (config, logger) => (await import('../hub/main.js')).startHub(config, logger)));
 
   const agent = program.command('agent').description('the device agent: MQTT link, reconcile loop, scoring gateway, telemetry');
   agent
@@ -76,13 +87,7 @@ export function buildProgram(): Command {
     .option('--telemetry-interval <duration>', 'telemetry interval (default 10s)')
     .option('--config <file>', 'JSON config file (flags and EDGEML_AGENT_* variables override it)')
     .addOption(logLevelOption())
-    .action(async (flags: Record<string, string | undefined>) => {
-      const config = loadAgentConfig({ flags, env: process.env, file: flags.config ?? process.env.EDGEML_AGENT_CONFIG });
-      const logger = createLogger({ name: 'agent', level: config.logLevel });
-      const { startAgent } = await import('../agent/main.js');
-      const running = await startAgent(config, logger);
-      await runUntilSignal(logger, running.close);
-    });
+    .action(processAction('agent', loadAgentConfig, async (config, logger) => (await import('../agent/main.js')).startAgent(config, logger)));
 
   return program;
 }

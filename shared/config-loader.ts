@@ -12,7 +12,7 @@ export interface ConfigSources {
   /** Values given on the command line; undefined entries are ignored. */
   flags: Record<string, unknown>;
   env: Record<string, string | undefined>;
-  /** Path of a JSON config file, if any. */
+  /** Path of a JSON config file from a flag; else `{envPrefix}CONFIG` names it; else none. */
   file?: string | undefined;
 }
 
@@ -86,18 +86,20 @@ export function loadConfig<S extends TObject>(spec: ConfigSpec<S>, sources: Conf
   const known = Object.keys(spec.schema.properties);
   const merged: Record<string, unknown> = {};
   const origin: Record<string, string> = {};
+  const fileEnv = `${spec.envPrefix}CONFIG`;
+  const file = sources.file ?? sources.env[fileEnv];
 
-  if (sources.file) {
-    for (const [key, value] of Object.entries(readConfigFile(sources.file))) {
+  if (file) {
+    for (const [key, value] of Object.entries(readConfigFile(file))) {
       if (!known.includes(key)) {
-        throw configError(`unknown key "${key}" in ${sources.file}${hint(key, known, (k) => `"${k}"`)}`);
+        throw configError(`unknown key "${key}" in ${file}${hint(key, known, (k) => `"${k}"`)}`);
       }
       merged[key] = value;
-      origin[key] = `config file ${sources.file}`;
+      origin[key] = `config file ${file}`;
     }
   }
   for (const [name, value] of Object.entries(sources.env)) {
-    if (!name.startsWith(spec.envPrefix) || value === undefined) continue;
+    if (!name.startsWith(spec.envPrefix) || name === fileEnv || value === undefined) continue;
     const key = keyFromEnv(spec.envPrefix, name);
     if (!known.includes(key)) {
       throw configError(`unknown environment variable ${name}${hint(key, known, (k) => envName(spec.envPrefix, k))}`);

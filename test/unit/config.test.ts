@@ -327,3 +327,11 @@ test('loadConfig works with any prefix and schema it is given', (t) => {
   t.regex(message, /did you mean X_HTTP\?/);
   t.is(loadConfig({ schema: HubConfigSchema, envPrefix: 'X_' }, { flags: {}, env: { X_HTTP: '9.9.9.9:9' } }).http, '9.9.9.9:9');
 });
+
+test('EDGEML_HUB_CONFIG names the config file; a --config flag wins over it', (t) => {
+  const fromEnv = configFile(t, { http: '127.0.0.1:1111' });
+  const fromFlag = configFile(t, { http: '127.0.0.1:2222' });
+  t.is(loadHubConfig({ flags: {}, env: { EDGEML_HUB_CONFIG: fromEnv } }).http, '127.0.0.1:1111');
+  t.is(loadHubConfig({ flags: {}, env: { EDGEML_HUB_CONFIG: fromEnv }, file: fromFlag }).http, '127.0.0.1:2222');
+  t.is(loadAgentConfig({ flags: { deviceId: 'd' }, env: { EDGEML_AGENT_CONFIG: configFile(t, { data: '/x' }) } }).data, '/x');
+});
