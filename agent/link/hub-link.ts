@@ -81,7 +81,7 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
         }
         await publish('status', await opts.onlineStatus(), { retain: true });
       } catch (err) {
-        logger.warn({ err: (err as Error).message }, 'could not announce online status; will retry on reconnect');
+        logger.warn({ err: (err as Error).message }, 'could not announce online status');
       }
     })();
   });
