@@ -8,7 +8,8 @@ import { DEVICE_ID_PATTERN } from '../shared/topics.js';
 
 export const AgentConfigSchema = Type.Object(
   {
-    hub: Type.String({ pattern: '^mqtts?://[^/]+$', examples: ['mqtt://127.0.0.1:1883', 'mqtts://hub.example:8883'], default: 'mqtt://127.0.0.1:1883', description: "hub's MQTT broker URL" }),
+    // No user:password@ in the URL: it would end up in logs and `ps`; the token has its own key.
+    hub: Type.String({ pattern: '^mqtts?://[^/@]+$', examples: ['mqtt://127.0.0.1:1883', 'mqtts://hub.example:8883'], default: 'mqtt://127.0.0.1:1883', description: "hub's MQTT broker URL" }),
     deviceId: Type.String({ pattern: DEVICE_ID_PATTERN, examples: ['gateway-01'], description: 'this device id (as enrolled)' }),
     token: Type.Optional(Type.String({ minLength: 1, description: 'one-time enrollment token' })),
     data: Type.String({ minLength: 1, default: './.edgeml/agent', description: 'data directory' }),

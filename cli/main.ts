@@ -31,8 +31,9 @@ function runUntilSignal(logger: Logger, close: () => Promise<void>): Promise<voi
         resolve();
       });
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    // `on`, not `once`: a second Ctrl-C must reach `stop` (and force the exit), not Node's default.
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
   });
 }
 
@@ -102,8 +103,8 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
       return;
     }
-    const code = isEdgemlError(err) ? err.code : 'EDGEML_E_INTERNAL';
-    const usage = isEdgemlError(err, ErrorCodes.CONFIG_INVALID) || isEdgemlError(err, ErrorCodes.USAGE);
+    const code = isEdgemlError(err) ? err.code : ErrorCodes.INTERNAL;
+    const usage = isEdgemlError(err, ErrorCodes.CONFIG_INVALID);
     process.stderr.write(`edgeml: ${(err as Error).message} [${code}]\n`);
     if (!(err instanceof EdgemlError)) process.stderr.write(`${(err as Error).stack ?? ''}\n`);
     process.exitCode = usage ? EXIT_USAGE : EXIT_FAILURE;

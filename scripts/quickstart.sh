@@ -13,8 +13,15 @@ mkdir -p "$WORK"
 [ -f dist/cli/bin.js ] || npm run --silent build
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
+# The children run in their own sessions (setsid), so a Ctrl-C reaches only this script, which
+# then sends each one SIGTERM, once, and waits for its clean stop.
+cleanup() {
+  trap - EXIT INT TERM
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # Reads a field of the first JSON log line with this msg from a log file.
 log_field() { node -e '
@@ -24,31 +31,34 @@ log_field() { node -e '
   }
   process.exit(1);' "$@"; }
 
+# GET a URL and print the body (node is there already; curl may not be).
+get() { node -e 'fetch(process.argv[1]).then(async (r) => { process.stdout.write(await r.text()); process.exit(r.ok ? 0 : 1); }, () => process.exit(1))' "$1"; }
+
 wait_log() { # file msg field
   for _ in $(seq 1 100); do log_field "$@" 2>/dev/null && return 0; sleep 0.1; done
   echo "quickstart: no \"$2\" in $1:" >&2; tail -n 20 "$1" >&2; exit 1
 }
 
-bin/edgeml hub start --data "$WORK/hub" >"$WORK/hub.log" 2>&1 &
+setsid bin/edgeml hub start --data "$WORK/hub" >"$WORK/hub.log" 2>&1 &
 pids+=($!)
 HTTP=$(wait_log "$WORK/hub.log" "hub ready" http)
 MQTT=$(wait_log "$WORK/hub.log" "hub ready" mqtt)
 echo "hub:   http://$HTTP (REST, /docs)   mqtt://$MQTT   log $WORK/hub.log"
 
-bin/edgeml agent start --hub "mqtt://$MQTT" --device-id "$DEVICE" --data "$WORK/agent" >"$WORK/agent.log" 2>&1 &
+setsid bin/edgeml agent start --hub "mqtt://$MQTT" --device-id "$DEVICE" --data "$WORK/agent" >"$WORK/agent.log" 2>&1 &
 pids+=($!)
 wait_log "$WORK/agent.log" "connected to hub" hub >/dev/null
 echo "agent: $DEVICE   log $WORK/agent.log"
 
 for _ in $(seq 1 100); do
-  if curl -fsS "http://$HTTP/api/v1/devices/$DEVICE" 2>/dev/null | grep -q '"state":"online"'; then break; fi
+  if get "http://$HTTP/api/v1/devices/$DEVICE" 2>/dev/null | grep -q '"state":"online"'; then break; fi
   sleep 0.1
 done
-echo "GET /healthz -> $(curl -fsS "http://$HTTP/healthz")"
-echo "GET /api/v1/devices/$DEVICE -> $(curl -fsS "http://$HTTP/api/v1/devices/$DEVICE")"
+echo "GET /healthz -> $(get "http://$HTTP/healthz")"
+echo "GET /api/v1/devices/$DEVICE -> $(get "http://$HTTP/api/v1/devices/$DEVICE")"
 
 if [ "$CHECK" = 1 ]; then
-  curl -fsS "http://$HTTP/api/v1/devices/$DEVICE" | grep -q '"state":"online"' || { echo "quickstart: device not online" >&2; exit 1; }
+  get "http://$HTTP/api/v1/devices/$DEVICE" | grep -q '"state":"online"' || { echo "quickstart: device not online" >&2; exit 1; }
   echo "quickstart: ok"
   exit 0
 fi

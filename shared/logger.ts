@@ -10,7 +10,8 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Paths that must never reach a log line, wherever they appear in a logged object. */
-const REDACT = ['token', 'password', 'apiKey', '*.token', '*.password', '*.apiKey', 'headers.authorization'];
+const SECRET_KEYS = ['token', 'password', 'apiKey', 'authorization'];
+const REDACT = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
 
 export function createLogger(opts: { name: string; level: LogLevel; pretty?: boolean }): Logger {
   const pretty = opts.pretty ?? process.stdout.isTTY === true;

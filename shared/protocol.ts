@@ -5,6 +5,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { compileChecker, stringEnum, taggedUnion, type CheckResult } from './schema.js';
 import type { Channel } from './topics.js';
+import { EdgemlError, ErrorCodes } from './errors.js';
 
 export const PROTOCOL_VERSION = 1;
 /** Payloads above this are dropped before parsing, so a hostile publisher cannot make us parse megabytes. */
@@ -145,9 +146,13 @@ const schemas: Record<Channel, TSchema> = {
   'cmd/ack': CommandAck,
 };
 
-const checkers = Object.fromEntries(
-  Object.entries(schemas).map(([channel, schema]) => [channel, compileChecker(schema)]),
-) as { [C in Channel]: (value: unknown) => CheckResult<MessageTypes[C]> };
+type Checkers = { [C in Channel]: (value: unknown) => CheckResult<MessageTypes[C]> };
+let compiled: Checkers | undefined;
+// Compiled on first use, not at import: importing the protocol costs nothing.
+function checkers(): Checkers {
+  compiled ??= Object.fromEntries(Object.entries(schemas).map(([channel, schema]) => [channel, compileChecker(schema)])) as Checkers;
+  return compiled;
+}
 
 /** Parses and validates a payload for a channel. Never throws. */
 export function decodeMessage<C extends Channel>(channel: C, payload: Buffer | string): CheckResult<MessageTypes[C]> {
@@ -159,9 +164,15 @@ export function decodeMessage<C extends Channel>(channel: C, payload: Buffer | s
   } catch (err) {
     return { ok: false, error: `not JSON: ${(err as Error).message}` };
   }
-  return checkers[channel](parsed);
+  return checkers()[channel](parsed);
 }
 
-export function encodeMessage<C extends Channel>(_channel: C, message: MessageTypes[C]): Buffer {
+/**
+ * Serializes a message after checking it against its schema: a sender finds out about a bad
+ * message (say, odd values from a system probe) instead of the receiver silently dropping it.
+ */
+export function encodeMessage<C extends Channel>(channel: C, message: MessageTypes[C]): Buffer {
+  const checked = checkers()[channel](JSON.parse(JSON.stringify(message)));
+  if (!checked.ok) throw new EdgemlError(ErrorCodes.MESSAGE_INVALID, `refusing to send an invalid ${channel} message: ${checked.error}`);
   return Buffer.from(JSON.stringify(message));
 }

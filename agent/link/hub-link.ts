@@ -36,6 +36,8 @@ export interface HubLink {
 }
 
 const SUBSCRIBED: Channel[] = ['desired', 'cmd'];
+/** A clean stop waits this long for the broker to take the `offline` status, then just leaves. */
+const OFFLINE_PUBLISH_TIMEOUT_MS = 2000;
 
 export function connectHubLink(opts: HubLinkOptions): HubLink {
   const { deviceId, logger, clock } = opts;
@@ -47,6 +49,9 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
   let attempt = 0;
   let closing = false;
   let retryTimer: unknown = null;
+  let announceTimer: unknown = null;
+  /** Bumped on every connect, so a retry scheduled for an old connection does nothing. */
+  let connection = 0;
 
   const client: MqttClient = mqtt.connect(opts.url, {
     clientId: deviceId,
@@ -68,22 +73,33 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
     ...stores,
   });
 
-  const publish = <C extends Channel>(channel: C, message: MessageTypes[C], popts: { retain?: boolean } = {}): Promise<void> =>
-    client.publishAsync(deviceTopic(deviceId, channel), encodeMessage(channel, message), { qos: 1, retain: popts.retain ?? false }).then(() => undefined);
+  // async, so an invalid message (encodeMessage throws) is a rejection like any other publish failure.
+  const publish = async <C extends Channel>(channel: C, message: MessageTypes[C], popts: { retain?: boolean } = {}): Promise<void> => {
+    await client.publishAsync(deviceTopic(deviceId, channel), encodeMessage(channel, message), { qos: 1, retain: popts.retain ?? false });
+  };
+
+  /** Subscribes (when the broker has no session for us) and announces `online`; retries with backoff. */
+  const announce = async (conn: number, subscribe: boolean, tries: number): Promise<void> => {
+    try {
+      if (subscribe) await client.subscribeAsync(SUBSCRIBED.map((c) => deviceTopic(deviceId, c)), { qos: 1 });
+      const status = await opts.onlineStatus();
+      // A stop that began meanwhile must not be followed by a late `online`.
+      if (closing || conn !== connection) return;
+      await publish('status', status, { retain: true });
+    } catch (err) {
+      if (closing || conn !== connection) return;
+      const delay = backoffDelay(tries, policy);
+      logger.warn({ err: (err as Error).message, retryInMs: delay }, 'could not announce online status');
+      announceTimer = clock.setTimeout(() => void announce(conn, subscribe, tries + 1), delay);
+    }
+  };
 
   client.on('connect', (connack) => {
     attempt = 0;
+    connection++;
+    clock.clearTimeout(announceTimer);
     logger.info({ hub: opts.url, sessionPresent: connack.sessionPresent }, 'connected to hub');
-    void (async () => {
-      try {
-        if (!connack.sessionPresent) {
-          await client.subscribeAsync(SUBSCRIBED.map((c) => deviceTopic(deviceId, c)), { qos: 1 });
-        }
-        await publish('status', await opts.onlineStatus(), { retain: true });
-      } catch (err) {
-        logger.warn({ err: (err as Error).message }, 'could not announce online status');
-      }
-    })();
+    void announce(connection, !connack.sessionPresent, 0);
   });
 
   client.on('close', () => {
@@ -130,14 +146,24 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
     close: async () => {
       closing = true;
       clock.clearTimeout(retryTimer);
+      clock.clearTimeout(announceTimer);
+      let clean = !client.connected;
       if (client.connected) {
+        let timer: unknown;
+        const timeout = new Promise<void>((_, reject) => {
+          timer = clock.setTimeout(() => reject(new Error(`no acknowledgement in ${OFFLINE_PUBLISH_TIMEOUT_MS} ms`)), OFFLINE_PUBLISH_TIMEOUT_MS);
+        });
         try {
-          await publish('status', { v: PROTOCOL_VERSION, state: 'offline', reason: 'shutdown' }, { retain: true });
+          await Promise.race([publish('status', { v: PROTOCOL_VERSION, state: 'offline', reason: 'shutdown' }, { retain: true }), timeout]);
+          clean = true;
         } catch (err) {
-          logger.warn({ err: (err as Error).message }, 'could not publish offline status');
+          logger.warn({ err: (err as Error).message }, 'could not publish offline status; the broker will send the last will');
+        } finally {
+          clock.clearTimeout(timer);
         }
       }
-      await client.endAsync();
+      // Forced when the hub did not answer: a polite DISCONNECT would wait on the same dead link.
+      await client.endAsync(!clean);
     },
   };
 }

@@ -2,7 +2,7 @@
  * The hub's embedded MQTT broker: aedes on a TCP listener, with authentication and authorization
  * delegated to a `BrokerAuth`.
  */
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
 import type { Logger } from '../../shared/logger.js';
 import { formatHostPort, type HostPort } from '../../shared/address.js';
@@ -12,18 +12,18 @@ import type { BrokerAuth, BrokerIdentity } from './auth.js';
 export interface Broker {
   readonly address: string;
   connectedClients(): number;
-  /** Delivers every message matching `filter` published by anyone, including retained replays. */
+  /** Delivers every message matching `filter` published from now on (no retained replay). */
   subscribe(filter: string, onMessage: (topic: string, payload: Buffer) => void): Promise<void>;
   publish(topic: string, payload: Buffer, opts: { qos: 0 | 1; retain: boolean }): Promise<void>;
   close(): Promise<void>;
 }
 
-const identities = new WeakMap<Client, BrokerIdentity>();
 // aedes' AuthErrorCode is a const enum we cannot import under isolatedModules.
 const BAD_USERNAME_OR_PASSWORD = 4;
 
 export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; logger: Logger }): Promise<Broker> {
   const { auth, logger } = opts;
+  const identities = new WeakMap<Client, BrokerIdentity>();
   const aedes = await Aedes.createBroker({
     authenticate: (client, username, password, done) => {
       auth.authenticate(client.id, username, password).then(
@@ -69,6 +69,13 @@ export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; lo
   aedes.on('clientDisconnect', (client) => logger.debug({ clientId: client.id }, 'mqtt client disconnected'));
 
   const server: Server = createServer(aedes.handle);
+  // aedes only closes clients that completed CONNECT; a socket that never sent one (a port probe)
+  // would hold server.close() until aedes' connect timeout. Shutdown destroys what is left.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -105,8 +112,10 @@ export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; lo
         aedes.publish({ cmd: 'publish', topic, payload, qos, retain, dup: false }, (err) => (err ? reject(err) : resolve()));
       }),
     close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await closed;
     },
   };
 }

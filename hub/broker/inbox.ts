@@ -21,18 +21,25 @@ export interface Inbox {
   stats(): InboxStats;
 }
 
+/** Past this many distinct devices, further ones are counted together under `OTHER_DEVICES`. */
+export const MAX_TRACKED_DEVICES = 10_000;
+/** Not a valid device id, so it cannot collide with one. */
+export const OTHER_DEVICES = '(other)';
+
 const AGENT_CHANNELS = Channels.filter((c): c is AgentChannel => ChannelPublisher[c] === 'agent');
 
 export async function startInbox(broker: Broker, handlers: InboxHandlers, logger: Logger): Promise<Inbox> {
   let received = 0;
   let invalid = 0;
-  // A Map, not an object: device ids such as "constructor" are valid.
+  // A Map, not an object: device ids such as "constructor" are valid. Bounded, because anyone who
+  // can publish can make up device ids.
   const invalidByDevice = new Map<string, number>();
 
   const drop = (deviceId: string, topic: string, reason: string): void => {
     invalid++;
-    const fromDevice = (invalidByDevice.get(deviceId) ?? 0) + 1;
-    invalidByDevice.set(deviceId, fromDevice);
+    const key = invalidByDevice.has(deviceId) || invalidByDevice.size < MAX_TRACKED_DEVICES ? deviceId : OTHER_DEVICES;
+    const fromDevice = (invalidByDevice.get(key) ?? 0) + 1;
+    invalidByDevice.set(key, fromDevice);
     logger.warn({ deviceId, topic, reason, invalidFromDevice: fromDevice }, 'dropped invalid mqtt message');
   };
 

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { DEVICE_ID_PATTERN } from '../../shared/topics.js';
 import type { DeviceDirectory } from '../fleet/device-directory.js';
 import { Device, ErrorBody } from './schemas.js';
-import { HttpError } from './errors.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 
 export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceDirectory }> = async (app, { devices }) => {
   app.get(
@@ -23,7 +23,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceDirectory 
     },
     async (req) => {
       const device = devices.get(req.params.id);
-      if (!device) throw HttpError.notFound('HUB_E_DEVICE_NOT_FOUND', `device ${req.params.id} not found`);
+      if (!device) throw new EdgemlError(ErrorCodes.HUB_DEVICE_NOT_FOUND, `device ${req.params.id} not found`, { httpStatus: 404 });
       return device;
     },
   );

@@ -75,21 +75,26 @@ Pin-Priority: 100
 PIN
   fi
   # Packages must not start their own daemons (mosquitto would take 1883, the hub's default).
-  local made_policy=0
+  # Removed again on any exit, so a failed install does not leave services blocked for good.
   if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made_policy=1
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   # `pkg/trixie` (not `-t trixie`) takes only these from trixie; their dependencies (runc, tini,
   # iptables) resolve from bookworm, so no t64 library transition is pulled in. docker-cli is
   # named because recommends are off and the machine's own client may not be there.
-  apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends \
-    docker.io/trixie containerd/trixie docker-buildx/trixie docker-cli/trixie >/dev/null
-  apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends \
-    qemu-user-static binfmt-support docker-registry mosquitto mmdebstrap \
+  local from_trixie=(docker.io containerd docker-buildx docker-cli)
+  local apt_install=(apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends)
+  # Dry run first: refuse if apt would take anything else from trixie (that upgrades libc & co).
+  local extra
+  extra=$(apt-get -s install --no-install-recommends "${from_trixie[@]/%//trixie}" \
+    | awk '/^Inst / && /Debian:13|trixie/ {print $2}' | grep -vxF -f <(printf '%s\n' "${from_trixie[@]}") || true)
+  [ -z "$extra" ] || die "installing Docker from trixie would also take from trixie: $(echo $extra); refusing"
+  "${apt_install[@]}" "${from_trixie[@]/%//trixie}" >/dev/null
+  "${apt_install[@]}" qemu-user-static binfmt-support docker-registry mosquitto mmdebstrap \
     iproute2 procps ca-certificates curl >/dev/null
-  [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
   log "packages installed: $(dockerd --version)"
 }
 
@@ -100,19 +105,32 @@ setup_binfmt() {
   if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
     update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || update-binfmts --import qemu-aarch64
   fi
+  # Registered but switched off (by hand or by another tool): switch it on.
+  grep -q enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 || echo 1 >/proc/sys/fs/binfmt_misc/qemu-aarch64
   grep -q enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 || die "qemu-aarch64 binfmt handler not enabled"
   log "binfmt_misc: qemu-aarch64 enabled"
 }
 
 start_docker() {
   mkdir -p /etc/docker
-  local want='{"features":{"containerd-snapshotter":true},"iptables":false,"ip6tables":false,"bridge":"none"}'
-  if [ ! -f /etc/docker/daemon.json ] || [ "$(tr -d ' \n' </etc/docker/daemon.json)" != "$want" ]; then
-    echo "$want" >/etc/docker/daemon.json
+  # Sets the rig's keys and keeps any others an admin put there; reports whether anything changed.
+  local changed
+  changed=$(node -e '
+    const fs = require("fs"), file = "/etc/docker/daemon.json";
+    let cur = {};
+    try { cur = JSON.parse(fs.readFileSync(file, "utf8")); } catch {}
+    const want = { features: { ...(cur.features || {}), "containerd-snapshotter": true }, iptables: false, ip6tables: false, bridge: "none" };
+    const next = { ...cur, ...want };
+    if (JSON.stringify(next) === JSON.stringify(cur)) { console.log("no"); process.exit(0); }
+    fs.writeFileSync(file, JSON.stringify(next, null, 2) + "\n");
+    console.log("yes");')
+  if [ "$changed" = yes ]; then
     if docker info >/dev/null 2>&1; then
       log "daemon.json changed: restarting dockerd"
+      local old
+      old=$(cat /var/run/docker.pid 2>/dev/null || true)
       pkill -x dockerd || true
-      wait_for 30 bash -c '! pgrep -x dockerd' || die "dockerd did not stop"
+      wait_for 30 bash -c "$(declare -f alive); ! alive '$old' dockerd" || die "dockerd did not stop"
     fi
   fi
   if docker info >/dev/null 2>&1; then log "dockerd already running"; return; fi

@@ -51,6 +51,18 @@ test('bad configuration is refused before anything starts, naming the key and it
   t.is(typoEnv.code, 2);
   t.regex(typoEnv.stderr, /EDGEML_HUB_MQQT.*did you mean EDGEML_HUB_MQTT/);
 
+  const port = await edgeml(['hub', 'start', '--data', dir, '--http', '127.0.0.1:99999']);
+  t.is(port.code, 2, 'an out-of-range port is a configuration error, not a hang');
+  t.regex(port.stderr, /http: must look like/);
+
+  const exposed = await edgeml(['hub', 'start', '--data', dir, '--http', '127.0.0.1:0', '--mqtt', '0.0.0.0:0']);
+  t.is(exposed.code, 2);
+  t.regex(exposed.stderr, /--mqtt 0\.0\.0\.0:0: the MQTT broker has no authentication yet, so it listens on loopback only/);
+
+  const secretUrl = await edgeml(['agent', 'start', '--device-id', 'd', '--data', dir, '--hub', 'mqtt://user:s3cret@127.0.0.1:1883']);
+  t.is(secretUrl.code, 2);
+  t.regex(secretUrl.stderr, /hub: must look like/);
+
   const file = join(dir, 'hub.json');
   await writeFile(file, JSON.stringify({ http: '127.0.0.1:0', registy: '127.0.0.1:5000' }));
   const typoFile = await edgeml(['hub', 'start', '--config', file]);

@@ -109,9 +109,12 @@ test('garbage on device topics is dropped and counted; hub and agent keep runnin
   t.truthy(dropLog, 'the drop is logged with the field that failed');
   t.is(dropLog!.deviceId, 'dev-g');
 
-  // Garbage at the agent: its command topic.
+  // Garbage at the agent: its command and desired-state topics.
   for (const payload of ['{{{', '{"v":1,"id":"x","name":"rm -rf"}', '{"v":1,"name":"ping"}']) {
     await rogue.publishAsync('edgeml/v1/dev/dev-g/cmd', payload, { qos: 1 });
+  }
+  for (const payload of ['', '{"v":1,"generation":-1,"services":[]}', '{"v":1,"generation":1,"services":[{"name":"../x","image":"i"}]}']) {
+    await rogue.publishAsync('edgeml/v1/dev/dev-g/desired', payload, { qos: 1 });
   }
   // The agent is still alive and answering: a valid ping comes back with the count of what it dropped.
   await rogue.subscribeAsync('edgeml/v1/dev/dev-g/cmd/ack', { qos: 1 });
@@ -124,9 +127,26 @@ test('garbage on device topics is dropped and counted; hub and agent keep runnin
   const answer = await ack;
   t.is(answer.id, 'p1');
   t.is(answer.ok, true);
-  t.is((answer.result as { invalidMessages: number }).invalidMessages, 3);
-  t.true(agent.logs.filter((l) => l.msg === 'dropped invalid mqtt message').length === 3);
+  t.is((answer.result as { invalidMessages: number }).invalidMessages, 6);
+  t.is((answer.result as { generation: number | null }).generation, null, 'no garbage desired state was accepted');
+  await waitFor('the agent logs each drop', () => agent.logs.filter((l) => l.msg === 'dropped invalid mqtt message').length === 6);
 
   t.true(hub.running, 'hub still running');
   t.true(agent.running, 'agent still running');
+});
+
+test('SIGTERM stops the agent promptly even when the hub has stopped answering', async (t) => {
+  const hub = await startHub(t);
+  const agent = await startAgent(t, { mqttUrl: `mqtt://${hub.mqtt}`, deviceId: 'dev-f' });
+  await waitFor('dev-f online', async () => (await device(hub, 'dev-f')).state === 'online');
+  hub.child.kill('SIGSTOP');
+  t.teardown(() => {
+    hub.child.kill('SIGCONT');
+  });
+  const started = Date.now();
+  const code = await agent.kill('SIGTERM');
+  // The link gives up on the unacknowledged `offline` after 2 s; MQTT keepalive alone would take 45 s.
+  t.is(code, 0);
+  t.true(Date.now() - started < 15_000, `agent took ${Date.now() - started} ms to stop`);
+  t.true(agent.logs.some((l) => l.msg === 'could not publish offline status; the broker will send the last will'));
 });

@@ -20,6 +20,9 @@ test('agent status and last will work through Mosquitto', async (t) => {
   t.teardown(async () => {
     await watcher.publishAsync(topic, '', { qos: 1, retain: true }); // clear the retained status
     await watcher.endAsync();
+    // The agent's persistent session would otherwise stay in the shared broker.
+    const sweeper = await mqtt.connectAsync(url, { clientId: deviceId, clean: true, reconnectPeriod: 0 });
+    await sweeper.endAsync();
   });
   const statuses: StatusMessage[] = [];
   watcher.on('message', (_topic, payload) => {

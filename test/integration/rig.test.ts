@@ -18,6 +18,16 @@ interface IndexManifest {
   manifests: Array<{ digest: string; platform?: { os: string; architecture: string } }>;
 }
 
+/** Removes a pushed tag (the rig's registry has deletes enabled) so runs do not pile up. */
+async function deleteFromRegistry(registry: string, repo: string, tag: string): Promise<void> {
+  const head = await request(`http://${registry}/v2/${repo}/manifests/${tag}`, { method: 'HEAD', headers: { accept: INDEX_TYPES } });
+  await head.body.dump();
+  const digest = head.headers['docker-content-digest'];
+  if (head.statusCode !== 200 || typeof digest !== 'string') return;
+  const del = await request(`http://${registry}/v2/${repo}/manifests/${digest}`, { method: 'DELETE' });
+  await del.body.dump();
+}
+
 const INDEX_TYPES = 'application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json';
 
 test('buildx builds linux/amd64 + linux/arm64 from the offline base, pushes an index, and arm64 runs emulated', async (t) => {
@@ -28,6 +38,7 @@ test('buildx builds linux/amd64 + linux/arm64 from the offline base, pushes an i
   const docker = dockerClient();
   t.teardown(async () => {
     await docker.getImage(ref).remove({ force: true }).catch(() => undefined);
+    await deleteFromRegistry(registry, repo, tag);
   });
 
   const context = await tempDir(t, 'edgeml-rig-probe-');
@@ -48,7 +59,8 @@ test('buildx builds linux/amd64 + linux/arm64 from the offline base, pushes an i
   const build = await exec(
     'docker',
     ['buildx', 'build', '--progress=plain', '--platform', 'linux/amd64,linux/arm64', '--network', 'host', '--build-arg', `BASE=${baseImage}`, '--push', '-t', ref, context],
-    { timeoutMs: 240_000 },
+    // Under ava's 3 min so a hung build fails here, with buildx's own output.
+    { timeoutMs: 150_000 },
   );
   t.is(build.code, 0, `buildx failed:\n${build.stderr.slice(-3000)}`);
 
@@ -69,6 +81,6 @@ test('buildx builds linux/amd64 + linux/arm64 from the offline base, pushes an i
   const builtOn = await exec('docker', ['run', '--rm', '--platform', 'linux/arm64', '--network', 'host', ref, 'cat', '/built-on']);
   t.is(builtOn.stdout.trim(), 'aarch64');
 
-  const native = await exec('docker', ['run', '--rm', '--platform', 'linux/amd64', '--network', 'host', ref]);
-  t.is(native.stdout.trim(), 'x86_64');
+  const amd64 = await exec('docker', ['run', '--rm', '--platform', 'linux/amd64', '--network', 'host', ref]);
+  t.is(amd64.stdout.trim(), 'x86_64');
 });

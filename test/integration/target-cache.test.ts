@@ -30,3 +30,16 @@ test('a corrupt cache file is treated as no target, not a crash', async (t) => {
   t.is(await cache.load(), null);
   t.true(await cache.offer(desired(1)));
 });
+
+test('concurrent offers (a session replay) end on the newest generation', async (t) => {
+  const dir = await tempDir(t);
+  for (let round = 0; round < 20; round++) {
+    const cache = new TargetCache(dir);
+    await cache.load();
+    const base = (cache.get()?.generation ?? 0) + 1;
+    const results = await Promise.all([cache.offer(desired(base + 1)), cache.offer(desired(base)), cache.offer(desired(base + 1))]);
+    t.deepEqual(results, [true, false, false]);
+    t.is(cache.get()?.generation, base + 1);
+    t.is((await new TargetCache(dir).load())?.generation, base + 1);
+  }
+});

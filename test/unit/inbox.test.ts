@@ -5,7 +5,7 @@
 import test from 'ava';
 import { pino } from 'pino';
 import type { Broker } from '../../hub/broker/broker.js';
-import { startInbox, type InboxHandlers } from '../../hub/broker/inbox.js';
+import { MAX_TRACKED_DEVICES, OTHER_DEVICES, startInbox, type InboxHandlers } from '../../hub/broker/inbox.js';
 import type { Logger } from '../../shared/logger.js';
 import { encodeMessage, type MessageTypes, type StatusMessage } from '../../shared/protocol.js';
 import { allDevices, deviceTopic, type Channel } from '../../shared/topics.js';
@@ -244,4 +244,15 @@ test('invalid counts are numbers even for device ids named like Object.prototype
   const { broker, inbox } = await setup();
   for (const id of ['constructor', 'toString', 'valueOf', 'hasOwnProperty']) broker.deliver(deviceTopic(id, 'status'), 'x');
   t.deepEqual(inbox.stats().invalidByDevice, { constructor: 1, toString: 1, valueOf: 1, hasOwnProperty: 1 });
+});
+
+test('per-device invalid counts are bounded: made-up device ids past the cap share one entry', async (t) => {
+  const { broker, inbox } = await setup();
+  for (let i = 0; i < MAX_TRACKED_DEVICES + 5; i++) broker.deliver(deviceTopic(`fake-${i}`, 'status'), 'x');
+  broker.deliver(deviceTopic('fake-0', 'status'), 'x');
+  const stats = inbox.stats();
+  t.is(stats.invalid, MAX_TRACKED_DEVICES + 6);
+  t.is(Object.keys(stats.invalidByDevice).length, MAX_TRACKED_DEVICES + 1);
+  t.is(stats.invalidByDevice[OTHER_DEVICES], 5);
+  t.is(stats.invalidByDevice['fake-0'], 2, 'a device already tracked keeps its own count');
 });
