@@ -85,3 +85,48 @@ test('the link reconnects with backoff after a broker restart and serves command
   t.deepEqual(offline, { v: 1, state: 'offline', reason: 'shutdown' });
   t.false(link.connected());
 });
+
+test('reconnect attempts are scheduled only through the clock, with growing capped delays', async (t) => {
+  // A port nothing listens on: every attempt is refused at once.
+  const { createServer } = await import('node:net');
+  const placeholder = createServer();
+  await new Promise<void>((r) => placeholder.listen(0, '127.0.0.1', r));
+  const port = (placeholder.address() as { port: number }).port;
+  await new Promise<void>((r) => placeholder.close(() => r()));
+
+  const scheduled: Array<{ ms: number; fn: () => void }> = [];
+  const fakeClock = {
+    now: () => Date.now(),
+    setTimeout: (fn: () => void, ms: number) => {
+      const entry = { ms, fn };
+      scheduled.push(entry);
+      return entry;
+    },
+    clearTimeout: () => undefined,
+  };
+  const policy = { initialMs: 100, maxMs: 800, factor: 2 };
+  const link = connectHubLink({
+    url: `mqtt://127.0.0.1:${port}`,
+    deviceId: 'backoff-1',
+    logger,
+    clock: fakeClock,
+    backoff: policy,
+    onlineStatus: async () => {
+      throw new Error('never connects');
+    },
+    handlers: { desired: async () => undefined, command: async () => ({ v: 1, id: 'x', ok: false }) },
+  });
+  t.teardown(() => link.close());
+
+  for (let attempt = 0; attempt < 6; attempt++) {
+    await waitFor(`retry ${attempt} scheduled`, () => scheduled.length === attempt + 1);
+    // Nothing else retries behind the clock's back (mqtt.js' own reconnect is off).
+    await new Promise((r) => setTimeout(r, 150));
+    t.is(scheduled.length, attempt + 1);
+    const { ms } = scheduled[attempt]!;
+    const ceiling = Math.min(policy.maxMs, policy.initialMs * policy.factor ** attempt);
+    t.true(ms >= policy.initialMs / 2 && ms <= ceiling, `attempt ${attempt}: ${ms} ms not in [${policy.initialMs / 2}, ${ceiling}]`);
+    scheduled[attempt]!.fn();
+  }
+  t.false(link.connected());
+});
