@@ -9,10 +9,40 @@ import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../shared/
 import { edgemlVersion } from '../shared/version.js';
 import { loadHubConfig } from '../hub/config.js';
 import { loadAgentConfig } from '../agent/config.js';
+import type { CliIo } from './commands/client-command.js';
+import { addApiKeyCommands } from './commands/apikeys.js';
+import { addManifestCommands } from './commands/manifests.js';
+import { addModelCommands } from './commands/models.js';
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration. */
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
+/** 128 + SIGINT, as shells report a command stopped by Ctrl-C. */
+const EXIT_INTERRUPTED = 130;
+
+/** Errors about what the user typed or pointed at: exit 2 like a usage error. */
+const USAGE_CODES: readonly string[] = [ErrorCodes.CONFIG_INVALID, ErrorCodes.CLI_INPUT_INVALID];
+
+/**
+ * Client commands get an AbortSignal for Ctrl-C instead of dying on the spot, so a download can
+ * remove its partial file; a second Ctrl-C exits at once.
+ */
+function interruptController(): { io: Pick<CliIo, 'interruptSignal'>; interrupted(): boolean } {
+  let controller: AbortController | undefined;
+  return {
+    io: {
+      interruptSignal() {
+        if (controller) return controller.signal;
+        const c = (controller = new AbortController());
+        const onSignal = () => (c.signal.aborted ? process.exit(EXIT_INTERRUPTED) : c.abort(new Error('interrupted')));
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        return c.signal;
+      },
+    },
+    interrupted: () => controller?.signal.aborted === true,
+  };
+}
 
 /** Keeps a process command alive until a signal; a second signal forces the exit. */
 function runUntilSignal(logger: Logger, close: () => Promise<void>): Promise<void> {
@@ -56,7 +86,7 @@ function processAction<C extends { logLevel: LogLevel }>(
 
 const logLevelOption = () => new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as unknown as string[]);
 
-export function buildProgram(): Command {
+export function buildProgram(io: CliIo): Command {
   const program = new Command('edgeml')
     .description('Manage machine-learning models on fleets of edge devices.')
     .version(edgemlVersion(), '-V, --version')
@@ -71,6 +101,8 @@ export function buildProgram(): Command {
     .option('--http <host:port>', 'REST API listen address (default 127.0.0.1:8080)')
     .option('--mqtt <host:port>', 'MQTT broker listen address (default 127.0.0.1:1883)')
     .option('--registry <host:port>', 'OCI registry for built images (default 127.0.0.1:5000)')
+    .option('--max-upload <size>', 'largest model upload, e.g. 500m or 4g (default 2g)')
+    .option('--max-archive-files <n>', 'most entries in an uploaded model directory (default 10000)')
     .option('--config <file>', 'JSON config file (flags and EDGEML_HUB_* variables override it)')
     .addOption(logLevelOption())
     .action(processAction('hub', loadHubConfig, async (config, logger) => (await import('../hub/main.js')).startHub(config, logger)));
@@ -90,11 +122,15 @@ export function buildProgram(): Command {
     .addOption(logLevelOption())
     .action(processAction('agent', loadAgentConfig, async (config, logger) => (await import('../agent/main.js')).startAgent(config, logger)));
 
+  addModelCommands(program, io);
+  addManifestCommands(program, io);
+  addApiKeyCommands(program, io);
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+  const interrupt = interruptController();
+  const program = buildProgram({ env: process.env, stdout: process.stdout, stderr: process.stderr, cwd: process.cwd(), ...interrupt.io });
   try {
     await program.parseAsync(argv);
   } catch (err) {
@@ -103,8 +139,13 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
       return;
     }
+    if (interrupt.interrupted()) {
+      process.stderr.write('edgeml: interrupted\n');
+      process.exitCode = EXIT_INTERRUPTED;
+      return;
+    }
     const code = isEdgemlError(err) ? err.code : ErrorCodes.INTERNAL;
-    const usage = isEdgemlError(err, ErrorCodes.CONFIG_INVALID);
+    const usage = USAGE_CODES.includes(code);
     process.stderr.write(`edgeml: ${(err as Error).message} [${code}]\n`);
     if (!(err instanceof EdgemlError)) process.stderr.write(`${(err as Error).stack ?? ''}\n`);
     process.exitCode = usage ? EXIT_USAGE : EXIT_FAILURE;

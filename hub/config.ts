@@ -3,6 +3,7 @@ import { HOST_PORT_EXAMPLES, HOST_PORT_PATTERN } from '../shared/address.js';
 import { loadConfig, type ConfigSources } from '../shared/config-loader.js';
 import { LOG_LEVELS } from '../shared/logger.js';
 import { stringEnum } from '../shared/schema.js';
+import { SIZE_EXAMPLES, SIZE_PATTERN } from '../shared/size.js';
 
 export const HubConfigSchema = Type.Object(
   {
@@ -10,6 +11,8 @@ export const HubConfigSchema = Type.Object(
     http: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:8080', description: 'REST API listen address' }),
     mqtt: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:1883', description: 'MQTT broker listen address' }),
     registry: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:5000', description: 'OCI registry for built images' }),
+    maxUpload: Type.String({ pattern: SIZE_PATTERN, examples: SIZE_EXAMPLES, default: '2g', description: 'largest model upload; bigger ones get 413' }),
+    maxArchiveFiles: Type.Integer({ minimum: 1, default: 10000, description: 'most entries in an uploaded directory' }),
     logLevel: stringEnum(LOG_LEVELS, { default: 'info' }),
   },
   { additionalProperties: false },

@@ -2,20 +2,27 @@
  * Composition root of the hub: wires config, broker, inbox, fleet state and HTTP once.
  */
 import { mkdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { formatHostPort, isLoopbackHost, parseHostPort, type HostPort } from '../shared/address.js';
 import { systemClock } from '../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { ShutdownStack } from '../shared/shutdown-stack.js';
+import { parseSize } from '../shared/size.js';
 import { edgemlVersion } from '../shared/version.js';
+import { ensureAdminKey } from './auth/admin-key.js';
+import { ApiKeyAuthority } from './auth/api-keys.js';
 import type { HubConfig } from './config.js';
 import { openBrokerAuth } from './broker/auth.js';
 import { startBroker } from './broker/broker.js';
 import { startInbox } from './broker/inbox.js';
 import { DeviceDirectory } from './fleet/device-directory.js';
 import { buildHttpServer } from './http/server.js';
+import { ManifestRegistry } from './registry/manifest-registry.js';
+import { ModelRegistry } from './registry/model-registry.js';
+import { BlobStore } from './store/blob-store.js';
+import { openLowdbStore } from './store/lowdb-store.js';
 
 export interface RunningHub {
   http: string;
@@ -25,8 +32,8 @@ export interface RunningHub {
 }
 
 /**
- * Until devices authenticate and API keys exist, anyone who can reach the hub could impersonate a
- * device or read the fleet, so it listens on loopback only.
+ * Until devices authenticate, anyone who can reach the broker could impersonate a device, so it
+ * listens on loopback only. (The REST API needs API keys and may listen anywhere.)
  */
 function requireLoopback(what: string, flag: string, address: HostPort): void {
   if (isLoopbackHost(address.host)) return;
@@ -36,16 +43,36 @@ function requireLoopback(what: string, flag: string, address: HostPort): void {
   );
 }
 
+/**
+ * The admin key is shown once, on an interactive terminal only: a service manager would copy
+ * stderr into its journal, and the key must not sit in a log. It is always in DATA/admin.key.
+ */
+async function announceAdminKey(result: Awaited<ReturnType<typeof ensureAdminKey>>, logger: Logger): Promise<void> {
+  if (!result.created) return;
+  logger.info({ file: result.file }, 'created the admin API key (file readable by this user only)');
+  if (process.stderr.isTTY) {
+    process.stderr.write(`\nadmin API key (shown once; also in ${result.file}):\n  ${result.key}\n\n`);
+  }
+}
+
 export async function startHub(config: Readonly<HubConfig>, logger: Logger): Promise<RunningHub> {
   const mqttListen = parseHostPort(config.mqtt);
   const httpListen = parseHostPort(config.http);
   requireLoopback('MQTT broker', '--mqtt', mqttListen);
-  requireLoopback('REST API', '--http', httpListen);
   const dataDir = resolve(config.data);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const maxUploadBytes = parseSize(config.maxUpload);
 
   const parts = new ShutdownStack();
   try {
+    const store = await openLowdbStore(join(dataDir, 'hub.json'));
+    const blobs = await BlobStore.open(join(dataDir, 'blobs'));
+    // Only now, before any upload can be in flight, is an unreferenced blob certainly garbage.
+    const swept = await blobs.sweep(await store.referencedBlobs());
+    if (swept.removed > 0) logger.info({ removed: swept.removed, bytes: swept.bytes }, 'removed unreferenced blobs');
+    const authority = new ApiKeyAuthority(store.apiKeys, systemClock);
+    await announceAdminKey(await ensureAdminKey(dataDir, store.apiKeys, authority), logger);
+
     const devices = new DeviceDirectory(systemClock);
     const broker = await startBroker({ listen: mqttListen, auth: openBrokerAuth, logger: logger.child({ component: 'broker' }) });
     parts.push(() => broker.close());
@@ -64,6 +91,12 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     const app = await buildHttpServer({
       logger,
       devices,
+      store,
+      blobs,
+      authority,
+      models: new ModelRegistry({ models: store.models, blobs, clock: systemClock, limits: { maxUploadBytes, maxArchiveFiles: config.maxArchiveFiles } }),
+      manifests: new ManifestRegistry({ manifests: store.manifests, models: store.models, blobs, clock: systemClock }),
+      maxUploadBytes,
       health: {
         version,
         devicesOnline: () => devices.onlineCount(),

@@ -31,8 +31,10 @@ log_field() { node -e '
   }
   process.exit(1);' "$@"; }
 
-# GET a URL and print the body (node is there already; curl may not be).
-get() { node -e 'fetch(process.argv[1]).then(async (r) => { process.stdout.write(await r.text()); process.exit(r.ok ? 0 : 1); }, () => process.exit(1))' "$1"; }
+# GET a URL with the admin key and print the body (node is there already; curl may not be).
+get() { node -e '
+  const key = require("fs").readFileSync(process.argv[2], "utf8").trim();
+  fetch(process.argv[1], { headers: { authorization: `Bearer ${key}` } }).then(async (r) => { process.stdout.write(await r.text()); process.exit(r.ok ? 0 : 1); }, () => process.exit(1))' "$1" "$WORK/hub/admin.key"; }
 
 wait_log() { # file msg field
   for _ in $(seq 1 100); do log_field "$@" 2>/dev/null && return 0; sleep 0.1; done

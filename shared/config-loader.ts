@@ -20,6 +20,12 @@ export interface ConfigSpec<S extends TObject> {
   schema: S;
   /** e.g. `EDGEML_HUB_`: `EDGEML_HUB_HTTP` sets `http`, `EDGEML_HUB_LOG_LEVEL` sets `logLevel`. */
   envPrefix: string;
+  /**
+   * Skip `{envPrefix}*` variables that name no key instead of refusing them. For a prefix that other
+   * processes' variables share (the client's `EDGEML_` also matches `EDGEML_HUB_HTTP`), where an
+   * unknown name is most likely someone else's setting rather than a typo.
+   */
+  ignoreUnknownEnv?: boolean;
 }
 
 export function envName(prefix: string, key: string): string {
@@ -102,6 +108,7 @@ export function loadConfig<S extends TObject>(spec: ConfigSpec<S>, sources: Conf
     if (!name.startsWith(spec.envPrefix) || name === fileEnv || value === undefined) continue;
     const key = keyFromEnv(spec.envPrefix, name);
     if (!known.includes(key)) {
+      if (spec.ignoreUnknownEnv) continue;
       throw configError(`unknown environment variable ${name}${hint(key, known, (k) => envName(spec.envPrefix, k))}`);
     }
     merged[key] = value;

@@ -1,28 +1,37 @@
 /**
  * The one place that turns errors into HTTP answers: `{ "error": { "code", "message" } }`.
  */
-import type { FastifyError, FastifyInstance } from 'fastify';
-import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js';
+
+/** fastify's own client errors (bad JSON, body too large, …) by status. */
+const FASTIFY_STATUS_CODES: Record<number, ErrorCode> = {
+  413: ErrorCodes.HUB_PAYLOAD_TOO_LARGE,
+  415: ErrorCodes.HUB_UNSUPPORTED_MEDIA_TYPE,
+};
+
+function send(req: FastifyRequest, reply: FastifyReply, status: number, code: string, message: string) {
+  // An answer before the body was read (413, 401 on an upload): close rather than drain it.
+  if (!req.raw.complete) void reply.header('connection', 'close');
+  return reply.status(status).send({ error: { code, message } });
+}
 
 export function installErrorHandler(app: FastifyInstance): void {
-  app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({ error: { code: ErrorCodes.HUB_NOT_FOUND, message: `no route for ${req.method} ${req.url}` } });
-  });
+  app.setNotFoundHandler((req, reply) => send(req, reply, 404, ErrorCodes.HUB_NOT_FOUND, `no route for ${req.method} ${req.url}`));
   app.setErrorHandler((err: FastifyError | EdgemlError, req, reply) => {
     if (err instanceof EdgemlError) {
       const status = err.httpStatus ?? 500;
       if (status >= 500) req.log.error({ err }, 'request failed');
-      return reply.status(status).send({ error: { code: err.code, message: err.message } });
+      return send(req, reply, status, err.code, err.message);
     }
     if (err.validation) {
-      return reply.status(400).send({ error: { code: ErrorCodes.HUB_INVALID_REQUEST, message: err.message } });
+      return send(req, reply, 400, ErrorCodes.HUB_INVALID_REQUEST, err.message);
     }
     const status = typeof err.statusCode === 'number' ? err.statusCode : 500;
     if (status >= 500) {
       req.log.error({ err }, 'request failed');
-      return reply.status(status).send({ error: { code: ErrorCodes.INTERNAL, message: 'internal error' } });
+      return send(req, reply, status, ErrorCodes.INTERNAL, 'internal error');
     }
-    // fastify's own 4xx (bad JSON, body too large, …) keep their status under one code family.
-    return reply.status(status).send({ error: { code: ErrorCodes.HUB_INVALID_REQUEST, message: err.message } });
+    return send(req, reply, status, FASTIFY_STATUS_CODES[status] ?? ErrorCodes.HUB_INVALID_REQUEST, err.message);
   });
 }

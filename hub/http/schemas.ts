@@ -3,11 +3,6 @@ import { Type } from '@sinclair/typebox';
 import { DeviceFacts, OfflineReasons } from '../../shared/protocol.js';
 import { stringEnum } from '../../shared/schema.js';
 
-export const ErrorBody = Type.Object(
-  { error: Type.Object({ code: Type.String(), message: Type.String() }) },
-  { $id: 'ErrorBody', description: 'Every error answer has this shape.' },
-);
-
 export const Device = Type.Object({
   id: Type.String(),
   state: stringEnum(['online', 'offline']),

@@ -5,16 +5,33 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
+import type { ErrorObject } from 'ajv';
 import type { Logger } from '../../shared/logger.js';
+import { describeAjvError } from '../../shared/schema.js';
+import type { ApiKeyAuthority } from '../auth/api-keys.js';
 import type { DeviceDirectory } from '../fleet/device-directory.js';
+import type { ManifestRegistry } from '../registry/manifest-registry.js';
+import type { ModelRegistry } from '../registry/model-registry.js';
+import type { BlobStore } from '../store/blob-store.js';
+import type { HubStore } from '../store/store.js';
+import { apiKeyRoutes } from './apikeys.js';
+import { installApiKeyAuth, SECURITY_SCHEME } from './auth.js';
+import { deviceRoutes } from './devices.js';
 import { installErrorHandler } from './errors.js';
 import { healthRoutes, type HealthSource } from './health.js';
-import { deviceRoutes } from './devices.js';
+import { manifestRoutes } from './manifests.js';
+import { modelRoutes } from './models.js';
 
 export interface HttpDeps {
   logger: Logger;
   health: HealthSource;
   devices: DeviceDirectory;
+  store: HubStore;
+  blobs: BlobStore;
+  authority: ApiKeyAuthority;
+  models: ModelRegistry;
+  manifests: ManifestRegistry;
+  maxUploadBytes: number;
 }
 
 /** Per-request lines at debug: probes and CLI polling would drown an info log. */
@@ -27,18 +44,41 @@ class DebugRequestLog extends LogController {
   }
 }
 
+/** `body.score.filename: must look like "model.onnx"` rather than ajv's terse default. */
+function formatSchemaErrors(errors: ErrorObject[], dataVar: string): Error {
+  const first = errors[0];
+  return new Error(first ? describeAjvError({ ...first, instancePath: `/${dataVar}${first.instancePath}` }) : `${dataVar}: is invalid`);
+}
+
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: deps.logger.child({ component: 'http' }) as FastifyBaseLogger, logController: new DebugRequestLog() });
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ component: 'http' }) as FastifyBaseLogger,
+    logController: new DebugRequestLog(),
+    // A large model over a slow link takes a while; Node's default would cut it after 5 minutes.
+    requestTimeout: 60 * 60 * 1000,
+    // Unknown fields are an error, not silently dropped; repeated query keys become arrays.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, verbose: true } },
+    schemaErrorFormatter: formatSchemaErrors,
+  });
   installErrorHandler(app);
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.0.3',
       info: { title: 'edgeml hub', version: deps.health.version, description: 'Model registry, builds, fleet rollouts and telemetry.' },
+      components: { securitySchemes: { [SECURITY_SCHEME]: { type: 'http', scheme: 'bearer', description: 'an edgeml API key: `Authorization: Bearer emk_…`' } } },
+    },
+    transform: ({ schema, url, route }) => {
+      const docBody = route.config?.docBody;
+      return { schema: docBody ? ({ ...schema, body: docBody } as typeof schema) : schema, url };
     },
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  installApiKeyAuth(app, deps.authority);
   await app.register(healthRoutes, { source: deps.health });
   await app.register(deviceRoutes, { devices: deps.devices });
+  await app.register(apiKeyRoutes, { authority: deps.authority });
+  await app.register(modelRoutes, { registry: deps.models, models: deps.store.models, blobs: deps.blobs, maxUploadBytes: deps.maxUploadBytes });
+  await app.register(manifestRoutes, { registry: deps.manifests, manifests: deps.store.manifests });
   return app;
 }

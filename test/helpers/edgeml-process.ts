@@ -3,7 +3,7 @@
  * for "hub ready" (which carries the ports it bound: tests pass port 0 and never pick fixed ports).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,13 +83,18 @@ export interface HubProcess extends EdgemlProcess {
   http: string;
   mqtt: string;
   url: string;
+  data: string;
+  /** The admin key the hub wrote to DATA/admin.key at its first start. */
+  adminKey: string;
 }
 
-export async function startHub(t: ExecutionContext, extraArgs: string[] = []): Promise<HubProcess> {
-  const data = await tempDir(t, 'edgeml-hub-');
+/** Starts a hub on port 0; pass `data` to restart one over an existing data directory. */
+export async function startHub(t: ExecutionContext, extraArgs: string[] = [], opts: { data?: string } = {}): Promise<HubProcess> {
+  const data = opts.data ?? (await tempDir(t, 'edgeml-hub-'));
   const proc = spawnEdgeml(t, ['hub', 'start', '--data', data, '--http', '127.0.0.1:0', '--mqtt', '127.0.0.1:0', ...extraArgs]);
   const ready = await proc.waitForLog('hub ready', (l) => l.msg === 'hub ready');
-  return Object.assign(proc, { http: String(ready.http), mqtt: String(ready.mqtt), url: `http://${String(ready.http)}` });
+  const adminKey = (await readFile(join(data, 'admin.key'), 'utf8')).trim();
+  return Object.assign(proc, { http: String(ready.http), mqtt: String(ready.mqtt), url: `http://${String(ready.http)}`, data, adminKey });
 }
 
 export async function startAgent(t: ExecutionContext, opts: { mqttUrl: string; deviceId: string; extraArgs?: string[] }): Promise<EdgemlProcess> {

@@ -21,7 +21,7 @@ interface HealthBody {
 }
 
 async function getJson<T>(hub: HubProcess, path: string): Promise<T> {
-  const res = await request(`${hub.url}${path}`);
+  const res = await request(`${hub.url}${path}`, { headers: { authorization: `Bearer ${hub.adminKey}` } });
   if (res.statusCode !== 200) throw new Error(`GET ${path} answered ${res.statusCode}: ${await res.body.text()}`);
   return (await res.body.json()) as T;
 }

@@ -63,12 +63,15 @@ test('every hub key can be set through the env var envName names', (t) => {
     http: '[::1]:0',
     mqtt: '0.0.0.0:1884',
     registry: 'registry.local:5001',
+    maxUpload: '512m',
+    maxArchiveFiles: '5000',
     logLevel: 'trace',
   };
   t.deepEqual(Object.keys(values).sort(), Object.keys(HubConfigSchema.properties).sort(), 'test covers every key');
   for (const [key, value] of Object.entries(values)) {
     const config = loadHubConfig({ flags: {}, env: { [envName(HUB_ENV_PREFIX, key)]: value } }) as Record<string, unknown>;
-    t.is(config[key], value, `env ${envName(HUB_ENV_PREFIX, key)}`);
+    // Numbers arrive as strings from the environment and are coerced.
+    t.is(String(config[key]), value, `env ${envName(HUB_ENV_PREFIX, key)}`);
   }
 });
 
@@ -77,7 +80,7 @@ test('every hub key can be set through the env var envName names', (t) => {
 test('hub defaults are filled when nothing is given', (t) => {
   t.deepEqual(
     { ...loadHubConfig({ flags: {}, env: {} }) },
-    { data: './.edgeml/hub', http: '127.0.0.1:8080', mqtt: '127.0.0.1:1883', registry: '127.0.0.1:5000', logLevel: 'info' },
+    { data: './.edgeml/hub', http: '127.0.0.1:8080', mqtt: '127.0.0.1:1883', registry: '127.0.0.1:5000', maxUpload: '2g', maxArchiveFiles: 10000, logLevel: 'info' },
   );
 });
 
@@ -196,7 +199,7 @@ test('an unknown config-file key far from every known key lists the known keys',
   const file = configFile(t, { completelyDifferent: 1 });
   const message = configErrorMessage(t, () => loadHubConfig({ flags: {}, env: {}, file }));
   t.regex(message, /unknown key "completelyDifferent"/);
-  t.regex(message, /known: "data", "http", "mqtt", "registry", "logLevel"/);
+  t.regex(message, /known: "data", "http", "mqtt", "registry", "maxUpload", "maxArchiveFiles", "logLevel"/);
 });
 
 test('an unknown prefixed env var is rejected with a hint naming the right env var', (t) => {
@@ -214,7 +217,7 @@ test('a misspelt hub env var gets a hint naming the hub env var', (t) => {
 test('an unknown prefixed env var far from every key lists the known env vars', (t) => {
   const message = configErrorMessage(t, () => loadHubConfig({ flags: {}, env: { EDGEML_HUB_ZZZZZZZZZZ: '1' } }));
   t.regex(message, /EDGEML_HUB_ZZZZZZZZZZ/);
-  t.regex(message, /known: EDGEML_HUB_DATA, EDGEML_HUB_HTTP, EDGEML_HUB_MQTT, EDGEML_HUB_REGISTRY, EDGEML_HUB_LOG_LEVEL/);
+  t.regex(message, /known: EDGEML_HUB_DATA, EDGEML_HUB_HTTP, EDGEML_HUB_MQTT, EDGEML_HUB_REGISTRY, EDGEML_HUB_MAX_UPLOAD, EDGEML_HUB_MAX_ARCHIVE_FILES, EDGEML_HUB_LOG_LEVEL/);
 });
 
 // --- bad values name the key and the source ---------------------------------------------------

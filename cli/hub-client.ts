@@ -1,0 +1,251 @@
+/**
+ * The client side of the hub's REST API over undici. Every failure becomes an EdgemlError: the
+ * hub's own `{error: {code, message}}` when it sent one, a readable message with the status when it
+ * did not, and CLI_HUB_UNREACHABLE when there was no usable connection at all.
+ */
+import { STATUS_CODES } from 'node:http';
+import { pipeline, Readable, Transform } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { API_PREFIX } from '../shared/api/common.js';
+import { EdgemlError, ErrorCodes, type ErrorCode } from '../shared/errors.js';
+
+export type Query = Record<string, string | number | readonly string[] | undefined>;
+type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+type Body = Dispatcher.ResponseData['body'];
+
+export interface HubClientOptions {
+  /** e.g. `http://127.0.0.1:8080`; a path prefix (behind a proxy) is kept. */
+  baseUrl: string;
+  apiKey?: string | undefined;
+  /** Cancels whatever request is in flight (the CLI's Ctrl-C). */
+  signal?: AbortSignal | undefined;
+}
+
+export interface Download {
+  headers: Record<string, string | string[] | undefined>;
+  /** From content-length; undefined when the hub streamed without one. */
+  length: number | undefined;
+  /** Fails with CLI_HUB_UNREACHABLE if the connection drops part-way. */
+  body: Readable;
+}
+
+/** `/api/v1/models/resnet50/versions/%40production`: every segment encoded. */
+export function apiPath(...segments: readonly (string | number)[]): string {
+  return `${API_PREFIX}/${segments.map((s) => encodeURIComponent(String(s))).join('/')}`;
+}
+
+/** Socket-level failures: the hub is down, unknown, or went away mid-request. */
+const TRANSPORT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+
+const CANNOT_REACH = 'cannot reach';
+const CONNECTION_LOST = 'lost the connection to';
+
+/** Error bodies are small; a proxy's HTML page is cut rather than printed whole. */
+const MAX_ERROR_TEXT = 300;
+/** Enough for any hub error; a misbehaving server cannot make the CLI buffer more. */
+const MAX_ERROR_BODY = 64 * 1024;
+
+/** The start of an error answer; a body that breaks off part-way still leaves the status to report. */
+async function errorText(body: Body): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      chunks.push(chunk as Buffer);
+      size += (chunk as Buffer).length;
+      if (size >= MAX_ERROR_BODY) break;
+    }
+  } catch {
+    // keep what arrived
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** What a status means when the answer did not say (a proxy's error page, a crash). */
+const STATUS_CODE_FALLBACK: Record<number, ErrorCode> = {
+  400: ErrorCodes.HUB_INVALID_REQUEST,
+  401: ErrorCodes.HUB_UNAUTHENTICATED,
+  403: ErrorCodes.HUB_FORBIDDEN,
+  404: ErrorCodes.HUB_NOT_FOUND,
+  409: ErrorCodes.HUB_CONFLICT,
+  413: ErrorCodes.HUB_PAYLOAD_TOO_LARGE,
+  415: ErrorCodes.HUB_UNSUPPORTED_MEDIA_TYPE,
+};
+
+function errorCodeOf(err: unknown): string | undefined {
+  const e = err as { code?: unknown; cause?: { code?: unknown }; errors?: { code?: unknown }[] } | null;
+  // Happy-eyeballs connects fail with an AggregateError whose members carry the codes.
+  const code = e?.code ?? e?.cause?.code ?? e?.errors?.[0]?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export class HubClient {
+  private readonly base: string;
+  private readonly apiKey: string | undefined;
+  private readonly signal: AbortSignal | undefined;
+
+  constructor(opts: HubClientOptions) {
+    this.base = opts.baseUrl.replace(/\/+$/, '');
+    this.apiKey = opts.apiKey;
+    this.signal = opts.signal;
+  }
+
+  /** A JSON request; resolves to the parsed answer, or undefined for 204. */
+  async json<T>(method: Method, path: string, opts: { query?: Query; body?: unknown } = {}): Promise<T> {
+    const hasBody = opts.body !== undefined;
+    const res = await this.send(method, path, opts.query, {
+      body: hasBody ? JSON.stringify(opts.body) : undefined,
+      headers: hasBody ? { 'content-type': 'application/json' } : {},
+    });
+    return this.answer<T>(res);
+  }
+
+  /**
+   * Streams `body` as the request body. If the hub answers before it has read everything (413, 401,
+   * a bad query), its answer is what the caller gets; the rest of `body` is discarded.
+   */
+  async upload<T>(
+    path: string,
+    query: Query,
+    contentType: string,
+    body: Readable,
+    length: number | undefined,
+    onProgress?: (bytes: number) => void,
+  ): Promise<T> {
+    let sent = 0;
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        sent += chunk.length;
+        onProgress?.(sent);
+        done(null, chunk);
+      },
+    });
+    // pipeline carries a failure of `body` (an unreadable file, a refused directory) to `counted`,
+    // where undici sees it; its callback has nothing to add because the request reports it.
+    pipeline(body, counted, () => {});
+    try {
+      const headers: Record<string, string> = { 'content-type': contentType };
+      if (length !== undefined) headers['content-length'] = String(length);
+      return await this.answer<T>(await this.send('POST', path, query, { body: counted, headers }));
+    } finally {
+      // Stops reading a file (or packing a directory) the hub has already refused.
+      body.destroy();
+      counted.destroy();
+    }
+  }
+
+  async download(path: string): Promise<Download> {
+    const res = await this.send('GET', path, undefined, { headers: { accept: '*/*' } });
+    if (res.statusCode < 200 || res.statusCode >= 300) throw await this.failure(res.statusCode, res.body);
+    const header = res.headers['content-length'];
+    const length = typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : undefined;
+    return { headers: res.headers, length, body: Readable.from(this.mapStreamErrors(res.body)) };
+  }
+
+  private async send(
+    method: Method,
+    path: string,
+    query: Query | undefined,
+    opts: { body?: string | Readable | undefined; headers: Record<string, string> },
+  ): Promise<Dispatcher.ResponseData> {
+    const headers: Record<string, string> = { accept: 'application/json', ...opts.headers };
+    if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
+    // Loaded on first use: `edgeml --version` and `--help` should not pay for an HTTP client.
+    const { request } = await import('undici');
+    try {
+      return await request(this.url(path, query), { method, headers, body: opts.body, signal: this.signal });
+    } catch (err) {
+      throw this.transportError(err, CANNOT_REACH);
+    }
+  }
+
+  private url(path: string, query: Query | undefined): string {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query ?? {})) {
+      if (value === undefined) continue;
+      for (const v of Array.isArray(value) ? value : [value]) params.append(key, String(v));
+    }
+    const qs = params.toString();
+    return `${this.base}${path}${qs ? `?${qs}` : ''}`;
+  }
+
+  private async answer<T>(res: Dispatcher.ResponseData): Promise<T> {
+    if (res.statusCode < 200 || res.statusCode >= 300) throw await this.failure(res.statusCode, res.body);
+    if (res.statusCode === 204) {
+      await res.body.dump();
+      return undefined as T;
+    }
+    const text = await this.readText(res.body);
+    try {
+      return JSON.parse(text) as T;
+    } catch (err) {
+      throw new EdgemlError(ErrorCodes.INTERNAL, `the hub at ${this.base} sent an answer that is not JSON (status ${res.statusCode})`, { cause: err });
+    }
+  }
+
+  private async failure(status: number, body: Body): Promise<EdgemlError> {
+    const text = await errorText(body);
+    let code: ErrorCode | undefined;
+    let message: string | undefined;
+    try {
+      const parsed = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+      if (typeof parsed.error?.code === 'string' && typeof parsed.error.message === 'string') {
+        // The hub's codes are the shared ErrorCodes; a newer hub may send one this CLI does not list.
+        code = parsed.error.code as ErrorCode;
+        message = parsed.error.message;
+      }
+    } catch {
+      // not JSON: described below
+    }
+    if (message === undefined) {
+      const excerpt = text.replace(/\s+/g, ' ').trim().slice(0, MAX_ERROR_TEXT);
+      message = `the hub at ${this.base} answered ${status} ${STATUS_CODES[status] ?? ''}`.trimEnd() + (excerpt ? `: ${excerpt}` : '');
+    }
+    if (status === 401 && !this.apiKey) {
+      message += " (no API key: pass --api-key or set EDGEML_API_KEY; the hub's admin key is in DATA/admin.key)";
+    }
+    return new EdgemlError(code ?? STATUS_CODE_FALLBACK[status] ?? ErrorCodes.INTERNAL, message, {
+      httpStatus: status,
+      retryable: status >= 500 || status === 429,
+      details: { status },
+    });
+  }
+
+  private async readText(body: Body): Promise<string> {
+    try {
+      return await body.text();
+    } catch (err) {
+      throw this.transportError(err, CONNECTION_LOST);
+    }
+  }
+
+  private async *mapStreamErrors(body: Body): AsyncGenerator<Buffer> {
+    try {
+      for await (const chunk of body) yield chunk as Buffer;
+    } catch (err) {
+      throw this.transportError(err, CONNECTION_LOST);
+    }
+  }
+
+  /** A socket failure becomes CLI_HUB_UNREACHABLE; anything else (an abort, a local read error) passes. */
+  private transportError(err: unknown, what: string): unknown {
+    const code = errorCodeOf(err);
+    if (!code || !TRANSPORT_CODES.has(code)) return err;
+    const hint = what === CANNOT_REACH ? ' (is `edgeml hub start` running? set --hub or EDGEML_HUB)' : '';
+    return new EdgemlError(ErrorCodes.CLI_HUB_UNREACHABLE, `${what} the hub at ${this.base}: ${code}${hint}`, { cause: err, retryable: true });
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * API keys: `emk_<id>_<secret>`. The id finds the record; only a sha256 of the secret is stored (the
+ * secret is 256 random bits, so a fast hash is enough: there is nothing to brute-force). Scopes
+ * nest: admin ⊃ deploy ⊃ read.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { ApiKeyCreated, ApiKeyInfo } from '../../shared/api/apikeys.js';
+import type { Scope } from '../../shared/api/common.js';
+import type { Clock } from '../../shared/clock.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import type { ActorRecord, ApiKeyRecord, ApiKeyRepository } from '../store/store.js';
+
+const KEY_PATTERN = /^emk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+const SCOPE_RANK: Record<Scope, number> = { read: 0, deploy: 1, admin: 2 };
+
+function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+function unauthenticated(message: string): EdgemlError {
+  return new EdgemlError(ErrorCodes.HUB_UNAUTHENTICATED, message, { httpStatus: 401 });
+}
+
+export function publicInfo(record: ApiKeyRecord): ApiKeyInfo {
+  const { hash: _hash, ...info } = record;
+  return info;
+}
+
+export function actorOf(record: ApiKeyRecord): ActorRecord {
+  return { keyId: record.id, keyName: record.name };
+}
+
+export class ApiKeyAuthority {
+  constructor(
+    private readonly keys: ApiKeyRepository,
+    private readonly clock: Clock,
+  ) {}
+
+  /** The key behind an `Authorization: Bearer …` header, or 401 saying what is wrong. */
+  async authenticate(authorization: string | undefined): Promise<ApiKeyRecord> {
+    if (!authorization) throw unauthenticated('this route needs an API key: send "Authorization: Bearer KEY"');
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    if (!bearer) throw unauthenticated('the Authorization header must be "Bearer KEY"');
+    const parts = KEY_PATTERN.exec(bearer[1]!);
+    const record = parts ? await this.keys.get(parts[1]!) : undefined;
+    // One message for malformed, unknown and wrong keys: no hint about which ids exist.
+    const expected = record ? Buffer.from(record.hash, 'hex') : Buffer.alloc(32);
+    const given = Buffer.from(hashSecret(parts?.[2] ?? ''), 'hex');
+    if (!record || !timingSafeEqual(expected, given)) throw unauthenticated('the API key is not valid');
+    if (record.revokedAt) throw unauthenticated(`the API key ${record.id} (${record.name}) was revoked`);
+    return record;
+  }
+
+  authorize(record: ApiKeyRecord, required: Scope): void {
+    if (SCOPE_RANK[record.scope] >= SCOPE_RANK[required]) return;
+    throw new EdgemlError(ErrorCodes.HUB_FORBIDDEN, `this route needs the ${required} scope; API key ${record.id} (${record.name}) has ${record.scope}`, {
+      httpStatus: 403,
+    });
+  }
+
+  /** A new key and its record, not stored yet. */
+  mint(name: string, scope: Scope, createdBy: ActorRecord | null): { record: ApiKeyRecord; key: string } {
+    const id = randomBytes(6).toString('hex');
+    const secret = randomBytes(32).toString('base64url');
+    const record: ApiKeyRecord = { id, name, scope, hash: hashSecret(secret), createdAt: new Date(this.clock.now()).toISOString(), createdBy, revokedAt: null };
+    return { record, key: `emk_${id}_${secret}` };
+  }
+
+  async create(name: string, scope: Scope, createdBy: ActorRecord | null): Promise<ApiKeyCreated> {
+    const { record, key } = this.mint(name, scope, createdBy);
+    await this.keys.add(record);
+    return { ...publicInfo(record), key };
+  }
+
+  async list(): Promise<ApiKeyInfo[]> {
+    return (await this.keys.list()).map(publicInfo);
+  }
+
+  async revoke(id: string): Promise<ApiKeyInfo> {
+    return publicInfo(await this.keys.revoke(id, new Date(this.clock.now()).toISOString()));
+  }
+}

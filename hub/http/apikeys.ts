@@ -1,0 +1,43 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ApiKeyCreate, ApiKeyCreated, ApiKeyInfo, ApiKeyList } from '../../shared/api/apikeys.js';
+import { ErrorBody } from '../../shared/api/common.js';
+import { actorOf, type ApiKeyAuthority } from '../auth/api-keys.js';
+import { requestKey } from './auth.js';
+
+const tags = ['api keys'];
+
+export const apiKeyRoutes: FastifyPluginAsyncTypebox<{ authority: ApiKeyAuthority }> = async (app, { authority }) => {
+  app.post(
+    '/api/v1/apikeys',
+    {
+      config: { scope: 'admin' },
+      schema: { summary: 'Create an API key (the key is in this answer only)', tags, body: ApiKeyCreate, response: { 201: ApiKeyCreated, 400: ErrorBody } },
+    },
+    async (req, reply) => {
+      const created = await authority.create(req.body.name, req.body.scope, actorOf(requestKey(req)));
+      req.log.info({ keyId: created.id, name: created.name, scope: created.scope, by: requestKey(req).id }, 'API key created');
+      return reply.code(201).send(created);
+    },
+  );
+  app.get('/api/v1/apikeys', { config: { scope: 'admin' }, schema: { summary: 'List API keys (never the keys themselves)', tags, response: { 200: ApiKeyList } } }, async () => ({
+    keys: await authority.list(),
+  }));
+  app.delete(
+    '/api/v1/apikeys/:id',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        summary: 'Revoke an API key (kept, marked revoked)',
+        tags,
+        params: Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{12}$' }) }),
+        response: { 200: ApiKeyInfo, 404: ErrorBody, 409: ErrorBody },
+      },
+    },
+    async (req) => {
+      const info = await authority.revoke(req.params.id);
+      req.log.info({ keyId: info.id, by: requestKey(req).id }, 'API key revoked');
+      return info;
+    },
+  );
+};

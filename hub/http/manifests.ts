@@ -1,0 +1,54 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ErrorBody, Name } from '../../shared/api/common.js';
+import { ManifestCreate, ManifestListQuery, ManifestVersion, ManifestVersionList } from '../../shared/api/manifests.js';
+import { actorOf } from '../auth/api-keys.js';
+import type { ManifestRegistry } from '../registry/manifest-registry.js';
+import type { ManifestRepository } from '../store/store.js';
+import { requestKey } from './auth.js';
+import { selectorFromRef } from './version-ref.js';
+
+const tags = ['manifests'];
+/** Scoring scripts, schemas and dependency lists are text; a few MB is generous. */
+const MANIFEST_BODY_LIMIT = 8 * 1024 * 1024;
+
+export const manifestRoutes: FastifyPluginAsyncTypebox<{ registry: ManifestRegistry; manifests: ManifestRepository }> = async (app, deps) => {
+  app.post(
+    '/api/v1/manifests/:name/versions',
+    {
+      bodyLimit: MANIFEST_BODY_LIMIT,
+      config: { scope: 'deploy' },
+      schema: {
+        summary: 'Create a new manifest version: how a model is served',
+        description: 'Model references (`NAME:VERSION` or `NAME@ALIAS`) are resolved and pinned by digest. The schema document is checked, and its sample must match its input schema.',
+        tags,
+        params: Type.Object({ name: Name }),
+        body: ManifestCreate,
+        response: { 201: ManifestVersion, 400: ErrorBody, 409: ErrorBody, 413: ErrorBody },
+      },
+    },
+    async (req, reply) => {
+      const manifest = await deps.registry.create(req.params.name, req.body, actorOf(requestKey(req)));
+      req.log.info({ manifest: manifest.name, version: manifest.version, digest: manifest.digest, by: requestKey(req).id }, 'manifest version created');
+      return reply.code(201).send(manifest);
+    },
+  );
+  app.get(
+    '/api/v1/manifests',
+    { config: { scope: 'read' }, schema: { summary: 'Manifest versions, optionally of one name', tags, querystring: ManifestListQuery, response: { 200: ManifestVersionList } } },
+    async (req) => ({ versions: await deps.manifests.list({ name: req.query.name }) }),
+  );
+  app.get(
+    '/api/v1/manifests/:name/versions/:ref',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'One manifest version (`3` or `latest`)',
+        tags,
+        params: Type.Object({ name: Name, ref: Type.String({ pattern: '^(?:[1-9][0-9]{0,8}|latest)$', examples: ['2', 'latest'] }) }),
+        response: { 200: ManifestVersion, 404: ErrorBody },
+      },
+    },
+    async (req) => deps.manifests.resolve(req.params.name, selectorFromRef(req.params.ref)),
+  );
+};

@@ -1,0 +1,247 @@
+/**
+ * The embedded store: one lowdb JSON document. Writes go through one queue, each on a copy of the
+ * committed data, so a failed write or a rejected change leaves nothing half-applied, and readers
+ * only ever see data that is already on disk.
+ */
+import { Low, type Adapter } from 'lowdb';
+import type { ManifestVersion } from '../../shared/api/manifests.js';
+import type { ModelVersion } from '../../shared/api/models.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import { DurableJsonFile } from './durable-json-file.js';
+import { checkSchemaVersion, emptyHubData, type HubData, type ModelEntry } from './hub-data.js';
+import type {
+  ApiKeyRecord,
+  ApiKeyRepository,
+  HubStore,
+  ManifestRepository,
+  ModelRepository,
+  ModelSummaryView,
+  ModelVersionRecord,
+  NewManifestVersion,
+  NewModelVersion,
+  VersionSelector,
+} from './store.js';
+
+/**
+ * Lookups by user-chosen name must not see `Object.prototype`: a model called `constructor` is
+ * a valid name, not a built-in.
+ */
+function own<T>(record: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+function ownOrSet<T>(record: Record<string, T>, key: string, make: () => T): T {
+  if (!Object.hasOwn(record, key)) record[key] = make();
+  return record[key]!;
+}
+
+function notFound(code: typeof ErrorCodes.HUB_MODEL_NOT_FOUND | typeof ErrorCodes.HUB_MANIFEST_NOT_FOUND | typeof ErrorCodes.HUB_APIKEY_NOT_FOUND, message: string) {
+  return new EdgemlError(code, message, { httpStatus: 404 });
+}
+
+function conflict(message: string): EdgemlError {
+  return new EdgemlError(ErrorCodes.HUB_CONFLICT, message, { httpStatus: 409 });
+}
+
+function describeSelector(name: string, selector: VersionSelector): string {
+  if ('version' in selector) return `${name}:${selector.version}`;
+  if ('alias' in selector) return `${name}@${selector.alias}`;
+  return `${name}:latest`;
+}
+
+function withAliases(entry: ModelEntry, record: ModelVersionRecord): ModelVersion {
+  const aliases = Object.entries(entry.aliases)
+    .filter(([, v]) => v === record.version)
+    .map(([a]) => a)
+    .sort();
+  return { ...record, aliases };
+}
+
+function pick<T extends { version: number }>(versions: T[], selector: { version: number } | { latest: true }): T | undefined {
+  if ('version' in selector) return versions.find((v) => v.version === selector.version);
+  return versions.at(-1);
+}
+
+export function openLowdbStore(path: string): Promise<LowdbHubStore> {
+  return LowdbHubStore.open(new DurableJsonFile<HubData>(path), path);
+}
+
+export class LowdbHubStore implements HubStore {
+  #committed: HubData;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly db: Low<HubData>,
+    data: HubData,
+  ) {
+    this.#committed = data;
+  }
+
+  /** `label` names the store in errors (the file path). Tests pass lowdb's `Memory` adapter. */
+  static async open(adapter: Adapter<HubData>, label: string): Promise<LowdbHubStore> {
+    const db = new Low<HubData>(adapter, emptyHubData());
+    await db.read();
+    const store = new LowdbHubStore(db, checkSchemaVersion(db.data, label));
+    // Persist a fresh store at once, so the file and its schema version exist from the first start.
+    await store.write(() => undefined);
+    return store;
+  }
+
+  private get data(): HubData {
+    return this.#committed;
+  }
+
+  /** Applies `change` to a copy, writes it durably, then publishes it. Serialized. */
+  private write<T>(change: (draft: HubData) => T): Promise<T> {
+    const run = async (): Promise<T> => {
+      const draft = structuredClone(this.#committed);
+      const result = change(draft);
+      this.db.data = draft;
+      await this.db.write();
+      this.#committed = draft;
+      return result;
+    };
+    const next = this.#queue.then(run, run);
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  readonly apiKeys: ApiKeyRepository = {
+    list: async () => this.data.apiKeys.map((k) => ({ ...k })),
+    get: async (id) => this.data.apiKeys.find((k) => k.id === id),
+    add: (record) =>
+      this.write((d) => {
+        if (d.apiKeys.some((k) => k.id === record.id)) throw conflict(`API key id ${record.id} exists`);
+        d.apiKeys.push(record);
+      }),
+    revoke: (id, at) =>
+      this.write((d) => {
+        const key = d.apiKeys.find((k) => k.id === id);
+        if (!key) throw notFound(ErrorCodes.HUB_APIKEY_NOT_FOUND, `API key ${id} not found`);
+        if (key.revokedAt) return key;
+        if (key.scope === 'admin' && !d.apiKeys.some((k) => k !== key && k.scope === 'admin' && !k.revokedAt)) {
+          throw conflict(`API key ${id} is the last active admin key; create another admin key before revoking it`);
+        }
+        key.revokedAt = at;
+        return key;
+      }),
+  };
+
+  readonly models: ModelRepository = {
+    addVersion: (draft: NewModelVersion) =>
+      this.write((d) => {
+        const entry = ownOrSet(d.models, draft.name, () => ({ nextVersion: 1, aliases: {}, versions: [] }));
+        const record: ModelVersionRecord = { ...draft, version: entry.nextVersion };
+        entry.nextVersion += 1;
+        entry.versions.push(record);
+        return withAliases(entry, record);
+      }),
+
+    list: async ({ name, tags }) => {
+      const names = name ? [name] : Object.keys(this.data.models).sort();
+      const wanted = Object.entries(tags ?? {});
+      return names.flatMap((n) => {
+        const entry = own(this.data.models, n);
+        if (!entry) return [];
+        return entry.versions.filter((v) => wanted.every(([k, val]) => own(v.tags, k) === val)).map((v) => withAliases(entry, v));
+      });
+    },
+
+    summary: async (name): Promise<ModelSummaryView | undefined> => {
+      const entry = own(this.data.models, name);
+      const latest = entry?.versions.at(-1);
+      if (!entry || !latest) return undefined;
+      return { name, latest: latest.version, aliases: { ...entry.aliases }, versions: entry.versions.map((v) => withAliases(entry, v)) };
+    },
+
+    resolve: async (name, selector) => {
+      const entry = own(this.data.models, name);
+      if (!entry || entry.versions.length === 0) throw notFound(ErrorCodes.HUB_MODEL_NOT_FOUND, `model ${name} not found`);
+      let wanted: { version: number } | { latest: true };
+      if ('alias' in selector) {
+        const target = own(entry.aliases, selector.alias);
+        if (target === undefined) throw notFound(ErrorCodes.HUB_MODEL_NOT_FOUND, `model ${name} has no alias ${selector.alias}`);
+        wanted = { version: target };
+      } else {
+        wanted = selector;
+      }
+      const record = pick(entry.versions, wanted);
+      if (!record) throw notFound(ErrorCodes.HUB_MODEL_NOT_FOUND, `model ${describeSelector(name, selector)} not found`);
+      return withAliases(entry, record);
+    },
+
+    setAlias: (name, alias, version) =>
+      this.write((d) => {
+        const entry = own(d.models, name);
+        if (!entry?.versions.some((v) => v.version === version)) throw notFound(ErrorCodes.HUB_MODEL_NOT_FOUND, `model ${name}:${version} not found`);
+        const previous = own(entry.aliases, alias) ?? null;
+        entry.aliases[alias] = version;
+        return { previous };
+      }),
+
+    deleteAlias: (name, alias) =>
+      this.write((d) => {
+        const entry = own(d.models, name);
+        if (!entry || own(entry.aliases, alias) === undefined) throw notFound(ErrorCodes.HUB_MODEL_NOT_FOUND, `model ${name} has no alias ${alias}`);
+        delete entry.aliases[alias];
+      }),
+
+    deleteVersion: (name, version) =>
+      this.write((d) => {
+        const entry = own(d.models, name);
+        const index = entry?.versions.findIndex((v) => v.version === version) ?? -1;
+        if (!entry || index < 0) throw notFound(ErrorCodes.HUB_MODEL_NOT_FOUND, `model ${name}:${version} not found`);
+        const users = [
+          ...Object.entries(entry.aliases)
+            .filter(([, v]) => v === version)
+            .map(([a]) => `alias ${a}`),
+          ...Object.values(d.manifests).flatMap((m) =>
+            m.versions.filter((mv) => mv.models.some((ref) => ref.name === name && ref.version === version)).map((mv) => `manifest ${mv.name}:${mv.version}`),
+          ),
+        ];
+        if (users.length) throw conflict(`model ${name}:${version} is still referenced by ${users.join(', ')}`);
+        entry.versions.splice(index, 1);
+      }),
+  };
+
+  readonly manifests: ManifestRepository = {
+    addVersion: (draft: NewManifestVersion) =>
+      this.write((d) => {
+        for (const ref of draft.models) {
+          const still = own(d.models, ref.name)?.versions.find((v) => v.version === ref.version);
+          if (still?.digest !== ref.digest) throw conflict(`model ${ref.name}:${ref.version} was deleted while the manifest was being created`);
+        }
+        const entry = ownOrSet(d.manifests, draft.name, () => ({ nextVersion: 1, versions: [] }));
+        const record: ManifestVersion = { ...draft, version: entry.nextVersion };
+        entry.nextVersion += 1;
+        entry.versions.push(record);
+        return record;
+      }),
+
+    list: async ({ name }) => {
+      const names = name ? [name] : Object.keys(this.data.manifests).sort();
+      return names.flatMap((n) => own(this.data.manifests, n)?.versions ?? []);
+    },
+
+    resolve: async (name, selector) => {
+      const entry = own(this.data.manifests, name);
+      if (!entry || entry.versions.length === 0) throw notFound(ErrorCodes.HUB_MANIFEST_NOT_FOUND, `manifest ${name} not found`);
+      if ('alias' in selector) throw notFound(ErrorCodes.HUB_MANIFEST_NOT_FOUND, `manifests have no aliases (asked for ${name}@${selector.alias})`);
+      const record = pick(entry.versions, selector);
+      if (!record) throw notFound(ErrorCodes.HUB_MANIFEST_NOT_FOUND, `manifest ${describeSelector(name, selector)} not found`);
+      return record;
+    },
+  };
+
+  async referencedBlobs(): Promise<Set<string>> {
+    const refs = new Set<string>();
+    for (const entry of Object.values(this.data.models)) for (const v of entry.versions) refs.add(v.digest);
+    for (const entry of Object.values(this.data.manifests)) {
+      for (const m of entry.versions) {
+        refs.add(m.score.digest);
+        if (m.deps) refs.add(m.deps.digest);
+      }
+    }
+    return refs;
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * What the hub keeps, as repositories. The embedded default is lowdb (`lowdb-store.ts`); a server
+ * database can implement the same interface when a fleet outgrows one machine. Every write method
+ * resolves only once the change is durable ("write, then answer").
+ */
+import type { ApiKeyInfo } from '../../shared/api/apikeys.js';
+import type { Actor, Scope } from '../../shared/api/common.js';
+import type { ManifestVersion } from '../../shared/api/manifests.js';
+import type { ModelVersion } from '../../shared/api/models.js';
+import type { Static } from '@sinclair/typebox';
+
+export type ActorRecord = Static<typeof Actor>;
+
+export interface ApiKeyRecord extends ApiKeyInfo {
+  /** sha256 of the key's secret part, hex. */
+  hash: string;
+}
+
+/** A stored model version; `aliases` is derived when read. */
+export type ModelVersionRecord = Omit<ModelVersion, 'aliases'>;
+export type NewModelVersion = Omit<ModelVersionRecord, 'version'>;
+export type NewManifestVersion = Omit<ManifestVersion, 'version'>;
+
+export interface ModelSummaryView {
+  name: string;
+  latest: number;
+  aliases: Record<string, number>;
+  versions: ModelVersion[];
+}
+
+/** A version in a request: a number, `latest`, or an alias. */
+export type VersionSelector = { version: number } | { latest: true } | { alias: string };
+
+export interface ApiKeyRepository {
+  list(): Promise<ApiKeyRecord[]>;
+  get(id: string): Promise<ApiKeyRecord | undefined>;
+  add(record: ApiKeyRecord): Promise<void>;
+  /** Refuses (409) to revoke the last active admin key: nobody could manage keys afterwards. */
+  revoke(id: string, at: string): Promise<ApiKeyRecord>;
+}
+
+export interface ModelRepository {
+  /** Assigns the next version of `draft.name` (never reused, even after a delete). */
+  addVersion(draft: NewModelVersion): Promise<ModelVersion>;
+  list(filter: { name?: string; tags?: Record<string, string> }): Promise<ModelVersion[]>;
+  summary(name: string): Promise<ModelSummaryView | undefined>;
+  /** Throws HUB_E_MODEL_NOT_FOUND (404) naming what was asked for. */
+  resolve(name: string, selector: VersionSelector): Promise<ModelVersion>;
+  setAlias(name: string, alias: string, version: number): Promise<{ previous: number | null }>;
+  deleteAlias(name: string, alias: string): Promise<void>;
+  /** Throws HUB_E_CONFLICT (409) naming what still references the version (aliases, manifests). */
+  deleteVersion(name: string, version: number): Promise<void>;
+}
+
+export interface ManifestRepository {
+  /** Checks, in the same write, that each pinned model version still exists with that digest. */
+  addVersion(draft: NewManifestVersion): Promise<ManifestVersion>;
+  list(filter: { name?: string }): Promise<ManifestVersion[]>;
+  resolve(name: string, selector: VersionSelector): Promise<ManifestVersion>;
+}
+
+export interface HubStore {
+  readonly apiKeys: ApiKeyRepository;
+  readonly models: ModelRepository;
+  readonly manifests: ManifestRepository;
+  /** Every blob digest some record points at; blobs outside it are garbage. */
+  referencedBlobs(): Promise<Set<string>>;
+}

@@ -1,0 +1,34 @@
+/**
+ * The three ways an archive is refused. Every message names the entry, and `details` carries the
+ * entry and the bare reason so the packer can restate them in CLI terms without parsing messages.
+ */
+import { EdgemlError, ErrorCodes } from '../errors.js';
+
+// A hostile archive can carry a 4 MiB pax path; an error message must not.
+const MAX_QUOTED = 200;
+
+export function quote(text: string): string {
+  const quoted = JSON.stringify(text);
+  return quoted.length <= MAX_QUOTED ? quoted : `${quoted.slice(0, MAX_QUOTED)}…"`;
+}
+
+export function invalidEntry(entry: string, reason: string): EdgemlError {
+  return new EdgemlError(ErrorCodes.ARCHIVE_INVALID, `archive entry ${quote(entry)}: ${reason}`, {
+    httpStatus: 400,
+    details: { entry: entry.slice(0, MAX_QUOTED), reason },
+  });
+}
+
+export function entryTooLarge(entry: string, reason: string): EdgemlError {
+  return new EdgemlError(ErrorCodes.ARCHIVE_TOO_LARGE, `archive entry ${quote(entry)}: ${reason}`, {
+    httpStatus: 413,
+    details: { entry: entry.slice(0, MAX_QUOTED), reason },
+  });
+}
+
+export function notATar(cause: Error): EdgemlError {
+  return new EdgemlError(ErrorCodes.ARCHIVE_INVALID, `archive is truncated or not a tar stream: ${cause.message}`, {
+    httpStatus: 400,
+    cause,
+  });
+}

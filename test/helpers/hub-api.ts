@@ -1,0 +1,56 @@
+/**
+ * A minimal REST client for tests that talk to a running hub over real HTTP, independent of the
+ * CLI, so a CLI bug cannot hide a hub bug (or the other way round).
+ */
+import { createHash } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { request } from 'undici';
+import type { HubProcess } from './edgeml-process.js';
+
+export interface ApiAnswer<T = unknown> {
+  status: number;
+  body: T;
+}
+
+export interface ErrorAnswer {
+  error: { code: string; message: string };
+}
+
+export function sha256(bytes: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+export async function api<T = unknown>(
+  hub: Pick<HubProcess, 'url'>,
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  path: string,
+  opts: { key?: string | null; json?: unknown; body?: Uint8Array; contentType?: string } = {},
+): Promise<ApiAnswer<T>> {
+  const headers: Record<string, string> = {};
+  if (opts.key) headers.authorization = `Bearer ${opts.key}`;
+  let body: string | Uint8Array | undefined;
+  if (opts.json !== undefined) {
+    headers['content-type'] = 'application/json';
+    body = JSON.stringify(opts.json);
+  } else if (opts.body) {
+    headers['content-type'] = opts.contentType ?? 'application/octet-stream';
+    body = opts.body;
+  }
+  const res = await request(`${hub.url}${path}`, { method, headers, body });
+  const text = await res.body.text();
+  let parsed: unknown = text;
+  if ((res.headers['content-type'] ?? '').toString().includes('json') && text) parsed = JSON.parse(text);
+  return { status: res.statusCode, body: parsed as T };
+}
+
+export async function download(hub: Pick<HubProcess, 'url'>, path: string, key: string): Promise<{ status: number; bytes: Buffer; headers: Record<string, unknown> }> {
+  const res = await request(`${hub.url}${path}`, { headers: { authorization: `Bearer ${key}` } });
+  return { status: res.statusCode, bytes: Buffer.from(await res.body.arrayBuffer()), headers: res.headers };
+}
+
+/** Blob files and leftover temp files in a hub's data directory. */
+export async function blobFiles(data: string): Promise<{ blobs: string[]; tmp: string[] }> {
+  const list = (dir: string) => readdir(dir).catch(() => [] as string[]);
+  return { blobs: await list(join(data, 'blobs', 'sha256')), tmp: await list(join(data, 'blobs', 'tmp')) };
+}

@@ -1,0 +1,270 @@
+/**
+ * The CLI's HubClient (cli/hub-client.ts) against a FakeHub: a tiny node:http server on 127.0.0.1
+ * port 0 that answers canned responses. The real hub routes are tested elsewhere; this checks the
+ * client's side: request shape, error mapping, streaming both ways, early answers to uploads.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { apiPath, HubClient } from '../../cli/hub-client.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+/** Starts a FakeHub for one test; closed (with its connections) when the test ends. */
+async function startFakeHub(t: ExecutionContext, handler: Handler): Promise<string> {
+  const server = createServer((req, res) => {
+    Promise.resolve(handler(req, res)).catch((err: unknown) => {
+      res.destroy(err as Error);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function rejection(t: ExecutionContext, promise: Promise<unknown>): Promise<EdgemlError> {
+  const err = await t.throwsAsync(promise, { instanceOf: EdgemlError });
+  return err!;
+}
+
+/** `total` bytes in 64 KiB chunks, generated as they are read. */
+function generated(total: number): Readable & { produced: () => number } {
+  let produced = 0;
+  const stream = new Readable({
+    read() {
+      if (produced >= total) return void this.push(null);
+      const chunk = Buffer.alloc(Math.min(65_536, total - produced), produced % 251);
+      produced += chunk.length;
+      this.push(chunk);
+    },
+  });
+  return Object.assign(stream, { produced: () => produced });
+}
+
+test('apiPath encodes every segment', (t) => {
+  t.is(apiPath('models', 'resnet50', 'versions', '@production', 'content'), '/api/v1/models/resnet50/versions/%40production/content');
+  t.is(apiPath('apikeys', 'a/b'), '/api/v1/apikeys/a%2Fb');
+});
+
+test('json sends method, bearer key, JSON body and repeated query values', async (t) => {
+  let seen: { method?: string; url?: string; auth?: string; type?: string; body?: string } = {};
+  const url = await startFakeHub(t, async (req, res) => {
+    seen = { method: req.method, url: req.url, auth: req.headers.authorization, type: req.headers['content-type'], body: (await readBody(req)).toString() };
+    sendJson(res, 200, { ok: true });
+  });
+  const client = new HubClient({ baseUrl: `${url}/`, apiKey: 'k-123' });
+  t.deepEqual(await client.json('PUT', apiPath('models', 'm', 'aliases', 'prod'), { query: { tag: ['a=1', 'b=2'], name: 'm', skip: undefined }, body: { version: 2 } }), { ok: true });
+  t.is(seen.method, 'PUT');
+  t.is(seen.url, '/api/v1/models/m/aliases/prod?tag=a%3D1&tag=b%3D2&name=m');
+  t.is(seen.auth, 'Bearer k-123');
+  t.is(seen.type, 'application/json');
+  t.is(seen.body, '{"version":2}');
+});
+
+test('no key, no authorization header; 204 resolves to undefined', async (t) => {
+  const seen: { auth?: string | undefined } = {};
+  const url = await startFakeHub(t, (req, res) => {
+    seen.auth = req.headers.authorization;
+    res.writeHead(204).end();
+  });
+  t.is(await new HubClient({ baseUrl: url }).json('DELETE', apiPath('models', 'm', 'aliases', 'prod')), undefined);
+  t.true('auth' in seen);
+  t.is(seen.auth, undefined);
+});
+
+test("a hub error becomes an EdgemlError with the hub's code, message and status", async (t) => {
+  const url = await startFakeHub(t, (_req, res) => sendJson(res, 409, { error: { code: 'HUB_E_CONFLICT', message: 'model m:3 is still referenced by alias production' } }));
+  const err = await rejection(t, new HubClient({ baseUrl: url, apiKey: 'k' }).json('DELETE', apiPath('models', 'm', 'versions', 3)));
+  t.is(err.code, ErrorCodes.HUB_CONFLICT);
+  t.is(err.message, 'model m:3 is still referenced by alias production');
+  t.is(err.httpStatus, 409);
+  t.deepEqual(err.details, { status: 409 });
+  t.false(err.retryable);
+});
+
+test('a non-JSON error still says what happened, with the status', async (t) => {
+  const url = await startFakeHub(t, (_req, res) => {
+    res.writeHead(502, { 'content-type': 'text/html' });
+    res.end(`<html>\n  <body>upstream   down</body>${'x'.repeat(1000)}</html>`);
+  });
+  const err = await rejection(t, new HubClient({ baseUrl: url }).json('GET', apiPath('models')));
+  t.is(err.code, ErrorCodes.INTERNAL);
+  t.regex(err.message, new RegExp(`^the hub at ${url} answered 502 Bad Gateway: <html> <body>upstream down</body>x+$`));
+  t.true(err.message.length < 400, 'a long body is cut');
+  t.is(err.httpStatus, 502);
+  t.true(err.retryable);
+
+  const url404 = await startFakeHub(t, (_req, res) => void res.writeHead(404).end());
+  const notFound = await rejection(t, new HubClient({ baseUrl: url404 }).json('GET', apiPath('models', 'm')));
+  t.is(notFound.code, ErrorCodes.HUB_NOT_FOUND);
+  t.is(notFound.message, `the hub at ${url404} answered 404 Not Found`);
+});
+
+test('a 401 without a key says how to give one; with a key it does not, and never shows the key', async (t) => {
+  const url = await startFakeHub(t, (_req, res) => sendJson(res, 401, { error: { code: 'HUB_E_UNAUTHENTICATED', message: 'this route needs an API key' } }));
+  const without = await rejection(t, new HubClient({ baseUrl: url }).json('GET', apiPath('models')));
+  t.is(without.code, ErrorCodes.HUB_UNAUTHENTICATED);
+  t.is(without.message, "this route needs an API key (no API key: pass --api-key or set EDGEML_API_KEY; the hub's admin key is in DATA/admin.key)");
+  const withKey = await rejection(t, new HubClient({ baseUrl: url, apiKey: 'emk_very_secret' }).json('GET', apiPath('models')));
+  t.is(withKey.message, 'this route needs an API key');
+  t.false(JSON.stringify({ m: withKey.message, d: withKey.details }).includes('emk_very_secret'));
+});
+
+test('a 2xx answer that is not JSON is an error, not a crash', async (t) => {
+  const url = await startFakeHub(t, (_req, res) => void res.writeHead(200, { 'content-type': 'text/plain' }).end('hello'));
+  const err = await rejection(t, new HubClient({ baseUrl: url }).json('GET', apiPath('models')));
+  t.is(err.code, ErrorCodes.INTERNAL);
+  t.regex(err.message, /not JSON \(status 200\)/);
+});
+
+test('connection refused is CLI_HUB_UNREACHABLE with a hint', async (t) => {
+  // A port that was just free: listen, note it, close.
+  const probe = createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  const url = `http://127.0.0.1:${port}`;
+  const err = await rejection(t, new HubClient({ baseUrl: url }).json('GET', apiPath('models')));
+  t.is(err.code, ErrorCodes.CLI_HUB_UNREACHABLE);
+  t.is(err.message, `cannot reach the hub at ${url}: ECONNREFUSED (is \`edgeml hub start\` running? set --hub or EDGEML_HUB)`);
+  t.true(err.retryable);
+});
+
+test('a connection reset before any answer is CLI_HUB_UNREACHABLE', async (t) => {
+  const url = await startFakeHub(t, (req) => {
+    req.socket.resetAndDestroy();
+  });
+  const err = await rejection(t, new HubClient({ baseUrl: url }).json('GET', apiPath('models')));
+  t.is(err.code, ErrorCodes.CLI_HUB_UNREACHABLE);
+  t.regex(err.message, /^cannot reach the hub at .*: (ECONNRESET|UND_ERR_SOCKET)/);
+});
+
+test('upload streams the body with content type, length and query, and reports progress', async (t) => {
+  const total = 1_000_000;
+  const url = await startFakeHub(t, async (req, res) => {
+    const body = await readBody(req);
+    sendJson(res, 201, {
+      url: req.url,
+      type: req.headers['content-type'],
+      length: req.headers['content-length'],
+      received: body.length,
+      digest: `sha256:${createHash('sha256').update(body).digest('hex')}`,
+    });
+  });
+  const source = generated(total);
+  const progress: number[] = [];
+  const answer = await new HubClient({ baseUrl: url, apiKey: 'k' }).upload<Record<string, unknown>>(
+    apiPath('models', 'm', 'versions'),
+    { filename: 'model.onnx', tag: ['a=1'] },
+    'application/octet-stream',
+    source,
+    total,
+    (bytes) => progress.push(bytes),
+  );
+  t.is(answer.url, '/api/v1/models/m/versions?filename=model.onnx&tag=a%3D1');
+  t.is(answer.type, 'application/octet-stream');
+  t.is(answer.length, String(total));
+  t.is(answer.received, total);
+  t.is(progress.at(-1), total);
+  t.deepEqual(progress, [...progress].sort((a, b) => a - b), 'progress only grows');
+});
+
+test("the hub's early answer to an upload wins over the broken pipe, and reading stops", async (t) => {
+  const url = await startFakeHub(t, async (req, res) => {
+    // Read a little, refuse, and hang up on the rest, as a hub enforcing a size limit may.
+    const socket = req.socket;
+    await once(req, 'data');
+    sendJson(res, 413, { error: { code: 'HUB_E_PAYLOAD_TOO_LARGE', message: 'the upload is over the 1 MB limit' } }, { connection: 'close' });
+    res.on('finish', () => socket.destroy());
+  });
+  const total = 512 * 1024 * 1024;
+  const source = generated(total);
+  const err = await rejection(t, new HubClient({ baseUrl: url }).upload(apiPath('models', 'm', 'versions'), {}, 'application/x-tar', source, total));
+  t.is(err.code, ErrorCodes.HUB_PAYLOAD_TOO_LARGE);
+  t.is(err.message, 'the upload is over the 1 MB limit');
+  t.true(source.destroyed, 'the source is closed');
+  t.true(source.produced() < total / 4, `stopped reading after ${source.produced()} bytes`);
+});
+
+test('an error while producing the upload body is the error the caller sees', async (t) => {
+  const url = await startFakeHub(t, async (req, res) => {
+    await readBody(req).catch(() => undefined);
+    sendJson(res, 201, {});
+  });
+  const local = new EdgemlError(ErrorCodes.ARCHIVE_INVALID, 'models/x: a symlink pointing outside the directory');
+  const source = Readable.from(
+    (async function* () {
+      yield Buffer.alloc(1024);
+      throw local;
+    })(),
+  );
+  const err = await rejection(t, new HubClient({ baseUrl: url }).upload(apiPath('models', 'm', 'versions'), {}, 'application/x-tar', source, undefined));
+  t.is(err, local);
+});
+
+test('download streams the bytes and reports the length', async (t) => {
+  const bytes = Buffer.alloc(300_000, 7);
+  const url = await startFakeHub(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length });
+    res.end(bytes);
+  });
+  const d = await new HubClient({ baseUrl: url }).download(apiPath('models', 'm', 'versions', 1, 'content'));
+  t.is(d.length, bytes.length);
+  t.is(d.headers['content-type'], 'application/octet-stream');
+  const chunks: Buffer[] = [];
+  for await (const chunk of d.body) chunks.push(chunk as Buffer);
+  t.true(Buffer.concat(chunks).equals(bytes));
+});
+
+test('download of a missing version is the hub error, before any byte', async (t) => {
+  const url = await startFakeHub(t, (_req, res) => sendJson(res, 404, { error: { code: 'HUB_E_MODEL_NOT_FOUND', message: 'model m:9 not found' } }));
+  const err = await rejection(t, new HubClient({ baseUrl: url }).download(apiPath('models', 'm', 'versions', 9, 'content')));
+  t.is(err.code, ErrorCodes.HUB_MODEL_NOT_FOUND);
+});
+
+test('a connection lost mid-download fails the body stream with CLI_HUB_UNREACHABLE', async (t) => {
+  const url = await startFakeHub(t, (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': 1_000_000 });
+    res.write(Buffer.alloc(10_000), () => req.socket.destroy());
+  });
+  const d = await new HubClient({ baseUrl: url }).download(apiPath('models', 'm', 'versions', 1, 'content'));
+  const err = await t.throwsAsync(
+    (async () => {
+      for await (const _ of d.body);
+    })(),
+    { instanceOf: EdgemlError },
+  );
+  t.is(err?.code, ErrorCodes.CLI_HUB_UNREACHABLE);
+  t.regex(err?.message ?? '', /^lost the connection to the hub at http:\/\/127\.0\.0\.1:\d+: /);
+});
+
+test('the abort signal cancels a request with its reason, unmapped', async (t) => {
+  const url = await startFakeHub(t, () => {
+    // never answers
+  });
+  const controller = new AbortController();
+  const reason = new Error('interrupted');
+  const pending = new HubClient({ baseUrl: url, signal: controller.signal }).json('GET', apiPath('models'));
+  setTimeout(() => controller.abort(reason), 50);
+  t.is(await t.throwsAsync(pending), reason);
+});

@@ -1,0 +1,456 @@
+/**
+ * The embedded hub store (hub/store/lowdb-store.ts) over lowdb's in-memory adapter: schema version
+ * checks, version numbering, resolution, aliases, guarded deletes, manifests, API keys, referenced
+ * blobs, and that a failed write leaves the committed data untouched. No filesystem.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { Memory, type Adapter } from 'lowdb';
+import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js';
+import type { HubData } from '../../hub/store/hub-data.js';
+import { LowdbHubStore } from '../../hub/store/lowdb-store.js';
+import type { ApiKeyRecord, NewManifestVersion, NewModelVersion } from '../../hub/store/store.js';
+
+const LABEL = '/data/hub.json';
+const ACTOR = { keyId: 'aaaaaaaaaaaa', keyName: 'ci' };
+
+function digestOf(seed: string): string {
+  // Not a real hash: 64 hex characters derived from the seed, distinct per seed.
+  const hex = Buffer.from(seed).toString('hex');
+  return `sha256:${hex.padEnd(64, '0').slice(0, 64)}`;
+}
+
+let draftCounter = 0;
+
+function modelDraft(name: string, overrides: Partial<NewModelVersion> = {}): NewModelVersion {
+  const digest = overrides.digest ?? digestOf(`${name}-${(draftCounter += 1)}`);
+  return {
+    name,
+    kind: 'file',
+    digest,
+    size: 1234,
+    files: [{ path: 'model.onnx', size: 1234, digest }],
+    framework: 'onnx',
+    description: '',
+    tags: {},
+    lineage: { runId: null, dataset: null, metrics: {} },
+    createdAt: '2024-05-01T12:00:00.000Z',
+    createdBy: ACTOR,
+    ...overrides,
+  };
+}
+
+function manifestDraft(name: string, models: NewManifestVersion['models'], overrides: Partial<NewManifestVersion> = {}): NewManifestVersion {
+  return {
+    name,
+    digest: digestOf(`manifest-${name}`),
+    runtime: 'python',
+    models,
+    score: { filename: 'score.py', digest: digestOf(`score-${name}`), size: 10 },
+    deps: null,
+    schema: { input: {}, output: {}, sample: {} },
+    env: {},
+    description: '',
+    createdAt: '2024-05-01T12:00:00.000Z',
+    createdBy: ACTOR,
+    ...overrides,
+  };
+}
+
+function keyRecord(id: string, scope: ApiKeyRecord['scope'], revokedAt: string | null = null): ApiKeyRecord {
+  return { id, name: `key-${id}`, scope, hash: 'ab'.repeat(32), createdAt: '2024-05-01T12:00:00.000Z', createdBy: null, revokedAt };
+}
+
+async function freshStore(): Promise<{ store: LowdbHubStore; memory: Memory<HubData> }> {
+  const memory = new Memory<HubData>();
+  const store = await LowdbHubStore.open(memory, LABEL);
+  return { store, memory };
+}
+
+/** Awaits `promise`, expects an EdgemlError with `code` (and `httpStatus` if given), returns it. */
+async function rejectsWith(t: ExecutionContext, promise: Promise<unknown>, code: ErrorCode, httpStatus?: number): Promise<EdgemlError> {
+  const err = await t.throwsAsync(promise, { instanceOf: EdgemlError });
+  t.is(err?.code, code);
+  if (httpStatus !== undefined) t.is(err?.httpStatus, httpStatus);
+  return err as EdgemlError;
+}
+
+/**
+ * An adapter that keeps a copy of what was written (like a file would) and rejects writes while
+ * `failWrites` is set, without storing anything.
+ */
+class FailingAdapter implements Adapter<HubData> {
+  failWrites = false;
+  writes = 0;
+  stored: HubData | null = null;
+
+  async read(): Promise<HubData | null> {
+    return this.stored === null ? null : structuredClone(this.stored);
+  }
+
+  async write(data: HubData): Promise<void> {
+    if (this.failWrites) throw new Error('disk full (FailingAdapter)');
+    this.writes += 1;
+    this.stored = structuredClone(data);
+  }
+}
+
+// --- opening and schema versions ---
+
+test('a fresh store writes schemaVersion 1 and empty collections', async (t) => {
+  const { memory } = await freshStore();
+  t.deepEqual(await memory.read(), { schemaVersion: 1, apiKeys: [], models: {}, manifests: {} });
+});
+
+test('a document with a higher schemaVersion is refused', async (t) => {
+  const memory = new Memory<HubData>();
+  await memory.write({ schemaVersion: 2, apiKeys: [], models: {}, manifests: {} });
+  const err = await rejectsWith(t, LowdbHubStore.open(memory, LABEL), ErrorCodes.HUB_STORE_VERSION);
+  t.is(err.code, 'HUB_E_STORE_VERSION_UNSUPPORTED');
+  t.true(err.message.includes(LABEL));
+  t.true(err.message.includes('2'));
+});
+
+test('a document without schemaVersion is refused as corrupt', async (t) => {
+  const memory = new Memory<HubData>();
+  await memory.write({ apiKeys: [], models: {}, manifests: {} } as unknown as HubData);
+  const err = await rejectsWith(t, LowdbHubStore.open(memory, LABEL), ErrorCodes.HUB_STORE_CORRUPT);
+  t.is(err.code, 'HUB_E_STORE_CORRUPT');
+  t.true(err.message.includes(LABEL));
+});
+
+test('an existing version-1 document is opened with its data', async (t) => {
+  const { store: first, memory } = await freshStore();
+  await first.models.addVersion(modelDraft('resnet50'));
+  const reopened = await LowdbHubStore.open(memory, LABEL);
+  const v = await reopened.models.resolve('resnet50', { latest: true });
+  t.is(v.version, 1);
+  t.is((await reopened.models.addVersion(modelDraft('resnet50'))).version, 2);
+});
+
+// --- model versions ---
+
+test('models.addVersion assigns 1, 2, 3 per name', async (t) => {
+  const { store } = await freshStore();
+  const a = await store.models.addVersion(modelDraft('resnet50'));
+  const b = await store.models.addVersion(modelDraft('resnet50'));
+  const other = await store.models.addVersion(modelDraft('bert'));
+  const c = await store.models.addVersion(modelDraft('resnet50'));
+  t.deepEqual([a.version, b.version, c.version], [1, 2, 3]);
+  t.is(other.version, 1);
+  t.deepEqual(a.aliases, []);
+  t.is(a.name, 'resnet50');
+});
+
+test('20 concurrent addVersion calls get exactly 1..20', async (t) => {
+  const { store, memory } = await freshStore();
+  const results = await Promise.all(Array.from({ length: 20 }, () => store.models.addVersion(modelDraft('resnet50'))));
+  const versions = results.map((r) => r.version).sort((x, y) => x - y);
+  t.deepEqual(
+    versions,
+    Array.from({ length: 20 }, (_, i) => i + 1),
+  );
+  const listed = await store.models.list({ name: 'resnet50' });
+  t.is(listed.length, 20);
+  t.is((await memory.read())?.models.resnet50?.versions.length, 20);
+});
+
+test('a deleted latest version number is never reused', async (t) => {
+  const { store } = await freshStore();
+  await store.models.addVersion(modelDraft('resnet50'));
+  await store.models.addVersion(modelDraft('resnet50'));
+  await store.models.deleteVersion('resnet50', 2);
+  t.is((await store.models.resolve('resnet50', { latest: true })).version, 1);
+  const next = await store.models.addVersion(modelDraft('resnet50'));
+  t.is(next.version, 3);
+  const err = await rejectsWith(t, store.models.resolve('resnet50', { version: 2 }), ErrorCodes.HUB_MODEL_NOT_FOUND, 404);
+  t.true(err.message.includes('resnet50:2'));
+});
+
+test('resolve by version, latest and alias', async (t) => {
+  const { store } = await freshStore();
+  const v1 = await store.models.addVersion(modelDraft('resnet50'));
+  const v2 = await store.models.addVersion(modelDraft('resnet50'));
+  await store.models.setAlias('resnet50', 'production', 1);
+
+  const byVersion = await store.models.resolve('resnet50', { version: 2 });
+  t.is(byVersion.version, 2);
+  t.is(byVersion.digest, v2.digest);
+
+  const latest = await store.models.resolve('resnet50', { latest: true });
+  t.is(latest.version, 2);
+
+  const byAlias = await store.models.resolve('resnet50', { alias: 'production' });
+  t.is(byAlias.version, 1);
+  t.is(byAlias.digest, v1.digest);
+  t.deepEqual(byAlias.aliases, ['production']);
+});
+
+test('resolve answers 404 HUB_E_MODEL_NOT_FOUND naming what was asked for', async (t) => {
+  const { store } = await freshStore();
+  const unknown = await rejectsWith(t, store.models.resolve('nosuch', { latest: true }), ErrorCodes.HUB_MODEL_NOT_FOUND, 404);
+  t.true(unknown.message.includes('nosuch'));
+
+  await store.models.addVersion(modelDraft('resnet50'));
+  const badVersion = await rejectsWith(t, store.models.resolve('resnet50', { version: 7 }), ErrorCodes.HUB_MODEL_NOT_FOUND, 404);
+  t.true(badVersion.message.includes('resnet50:7'));
+
+  const badAlias = await rejectsWith(t, store.models.resolve('resnet50', { alias: 'staging' }), ErrorCodes.HUB_MODEL_NOT_FOUND, 404);
+  t.true(badAlias.message.includes('resnet50'));
+  t.true(badAlias.message.includes('staging'));
+});
+
+test('setAlias returns the previous target and moves the alias', async (t) => {
+  const { store } = await freshStore();
+  await store.models.addVersion(modelDraft('resnet50'));
+  await store.models.addVersion(modelDraft('resnet50'));
+
+  t.deepEqual(await store.models.setAlias('resnet50', 'production', 1), { previous: null });
+  t.deepEqual(await store.models.setAlias('resnet50', 'production', 2), { previous: 1 });
+
+  t.is((await store.models.resolve('resnet50', { alias: 'production' })).version, 2);
+  t.deepEqual((await store.models.resolve('resnet50', { version: 1 })).aliases, []);
+  t.deepEqual((await store.models.resolve('resnet50', { version: 2 })).aliases, ['production']);
+  t.deepEqual((await store.models.summary('resnet50'))?.aliases, { production: 2 });
+});
+
+test('setAlias to a missing version is a 404 and changes nothing', async (t) => {
+  const { store } = await freshStore();
+  await store.models.addVersion(modelDraft('resnet50'));
+  await store.models.setAlias('resnet50', 'production', 1);
+  const err = await rejectsWith(t, store.models.setAlias('resnet50', 'production', 9), ErrorCodes.HUB_MODEL_NOT_FOUND, 404);
+  t.true(err.message.includes('resnet50:9'));
+  t.is((await store.models.resolve('resnet50', { alias: 'production' })).version, 1);
+});
+
+test('deleteVersion refuses (409) while an alias references the version, naming it', async (t) => {
+  const { store } = await freshStore();
+  await store.models.addVersion(modelDraft('resnet50'));
+  await store.models.setAlias('resnet50', 'production', 1);
+  await store.models.setAlias('resnet50', 'canary', 1);
+
+  const err = await rejectsWith(t, store.models.deleteVersion('resnet50', 1), ErrorCodes.HUB_CONFLICT, 409);
+  t.true(err.message.includes('resnet50:1'));
+  t.true(err.message.includes('alias production'));
+  t.true(err.message.includes('alias canary'));
+  t.is((await store.models.resolve('resnet50', { version: 1 })).version, 1);
+
+  await store.models.deleteAlias('resnet50', 'production');
+  await store.models.deleteAlias('resnet50', 'canary');
+  await store.models.deleteVersion('resnet50', 1);
+  await rejectsWith(t, store.models.resolve('resnet50', { version: 1 }), ErrorCodes.HUB_MODEL_NOT_FOUND, 404);
+});
+
+test('deleteVersion refuses (409) while a manifest references the version, naming it', async (t) => {
+  const { store } = await freshStore();
+  const model = await store.models.addVersion(modelDraft('resnet50'));
+  const manifest = await store.manifests.addVersion(manifestDraft('vision', [{ name: 'resnet50', version: 1, digest: model.digest }]));
+  t.is(manifest.version, 1);
+
+  const err = await rejectsWith(t, store.models.deleteVersion('resnet50', 1), ErrorCodes.HUB_CONFLICT, 409);
+  t.true(err.message.includes('manifest vision:1'));
+  t.is((await store.models.list({ name: 'resnet50' })).length, 1);
+});
+
+test('deleteVersion of an unknown version is a 404', async (t) => {
+  const { store } = await freshStore();
+  await store.models.addVersion(modelDraft('resnet50'));
+  const err = await rejectsWith(t, store.models.deleteVersion('resnet50', 5), ErrorCodes.HUB_MODEL_NOT_FOUND, 404);
+  t.true(err.message.includes('resnet50:5'));
+  await rejectsWith(t, store.models.deleteVersion('nosuch', 1), ErrorCodes.HUB_MODEL_NOT_FOUND, 404);
+});
+
+test('list filters by name and by every given tag', async (t) => {
+  const { store } = await freshStore();
+  await store.models.addVersion(modelDraft('resnet50', { tags: { team: 'vision', stage: 'dev' } }));
+  await store.models.addVersion(modelDraft('resnet50', { tags: { team: 'vision', stage: 'prod' } }));
+  await store.models.addVersion(modelDraft('bert', { tags: { team: 'nlp', stage: 'prod' } }));
+  await store.models.addVersion(modelDraft('albert', { tags: { team: 'vision' } }));
+
+  const all = await store.models.list({});
+  t.deepEqual(
+    all.map((v) => `${v.name}:${v.version}`),
+    ['albert:1', 'bert:1', 'resnet50:1', 'resnet50:2'],
+  );
+
+  t.deepEqual(
+    (await store.models.list({ name: 'resnet50' })).map((v) => v.version),
+    [1, 2],
+  );
+  t.deepEqual(await store.models.list({ name: 'nosuch' }), []);
+
+  t.deepEqual(
+    (await store.models.list({ tags: { team: 'vision' } })).map((v) => `${v.name}:${v.version}`),
+    ['albert:1', 'resnet50:1', 'resnet50:2'],
+  );
+  t.deepEqual(
+    (await store.models.list({ tags: { team: 'vision', stage: 'prod' } })).map((v) => `${v.name}:${v.version}`),
+    ['resnet50:2'],
+  );
+  t.deepEqual(
+    (await store.models.list({ name: 'bert', tags: { team: 'vision' } })),
+    [],
+  );
+});
+
+// --- manifests ---
+
+test('manifests.addVersion numbers versions and pins models', async (t) => {
+  const { store } = await freshStore();
+  const model = await store.models.addVersion(modelDraft('resnet50'));
+  const ref = [{ name: 'resnet50', version: 1, digest: model.digest }];
+  t.is((await store.manifests.addVersion(manifestDraft('vision', ref))).version, 1);
+  t.is((await store.manifests.addVersion(manifestDraft('vision', ref))).version, 2);
+  t.is((await store.manifests.resolve('vision', { latest: true })).version, 2);
+  t.deepEqual((await store.manifests.resolve('vision', { version: 1 })).models, ref);
+});
+
+test('manifests.addVersion refuses a pinned model version that was deleted', async (t) => {
+  const { store } = await freshStore();
+  const model = await store.models.addVersion(modelDraft('resnet50'));
+  await store.models.deleteVersion('resnet50', 1);
+  const err = await rejectsWith(
+    t,
+    store.manifests.addVersion(manifestDraft('vision', [{ name: 'resnet50', version: 1, digest: model.digest }])),
+    ErrorCodes.HUB_CONFLICT,
+    409,
+  );
+  t.true(err.message.includes('resnet50:1'));
+  t.deepEqual(await store.manifests.list({}), []);
+});
+
+test('manifests.addVersion refuses a pinned model version whose digest differs', async (t) => {
+  const { store } = await freshStore();
+  await store.models.addVersion(modelDraft('resnet50', { digest: digestOf('real') }));
+  await rejectsWith(
+    t,
+    store.manifests.addVersion(manifestDraft('vision', [{ name: 'resnet50', version: 1, digest: digestOf('other') }])),
+    ErrorCodes.HUB_CONFLICT,
+    409,
+  );
+  await rejectsWith(t, store.manifests.resolve('vision', { latest: true }), ErrorCodes.HUB_MANIFEST_NOT_FOUND, 404);
+});
+
+// --- API keys ---
+
+test('apiKeys.revoke refuses the last active admin key with 409', async (t) => {
+  const { store } = await freshStore();
+  await store.apiKeys.add(keyRecord('000000000001', 'admin'));
+  await store.apiKeys.add(keyRecord('000000000002', 'deploy'));
+  await store.apiKeys.add(keyRecord('000000000003', 'admin', '2024-04-01T00:00:00.000Z'));
+  const err = await rejectsWith(t, store.apiKeys.revoke('000000000001', '2024-05-02T00:00:00.000Z'), ErrorCodes.HUB_CONFLICT, 409);
+  t.true(err.message.includes('000000000001'));
+  t.is((await store.apiKeys.get('000000000001'))?.revokedAt, null);
+});
+
+test('apiKeys.revoke allows an admin key while another active admin exists, and is idempotent', async (t) => {
+  const { store } = await freshStore();
+  await store.apiKeys.add(keyRecord('000000000001', 'admin'));
+  await store.apiKeys.add(keyRecord('000000000002', 'admin'));
+
+  const revoked = await store.apiKeys.revoke('000000000001', '2024-05-02T00:00:00.000Z');
+  t.is(revoked.revokedAt, '2024-05-02T00:00:00.000Z');
+  t.is((await store.apiKeys.get('000000000001'))?.revokedAt, '2024-05-02T00:00:00.000Z');
+
+  // Revoking again keeps the first time and does not count it as "the last admin".
+  const again = await store.apiKeys.revoke('000000000001', '2024-06-01T00:00:00.000Z');
+  t.is(again.revokedAt, '2024-05-02T00:00:00.000Z');
+
+  // Now 0002 is the last active admin.
+  await rejectsWith(t, store.apiKeys.revoke('000000000002', '2024-05-03T00:00:00.000Z'), ErrorCodes.HUB_CONFLICT, 409);
+});
+
+test('apiKeys.revoke of an unknown id is a 404 and add refuses a duplicate id', async (t) => {
+  const { store } = await freshStore();
+  await rejectsWith(t, store.apiKeys.revoke('ffffffffffff', '2024-05-02T00:00:00.000Z'), ErrorCodes.HUB_APIKEY_NOT_FOUND, 404);
+  await store.apiKeys.add(keyRecord('000000000001', 'read'));
+  await rejectsWith(t, store.apiKeys.add(keyRecord('000000000001', 'admin')), ErrorCodes.HUB_CONFLICT, 409);
+  t.is((await store.apiKeys.get('000000000001'))?.scope, 'read');
+  t.is((await store.apiKeys.list()).length, 1);
+});
+
+// --- referenced blobs ---
+
+test('referencedBlobs holds model digests and manifest score and deps digests', async (t) => {
+  const { store } = await freshStore();
+  const m1 = await store.models.addVersion(modelDraft('resnet50', { digest: digestOf('m1') }));
+  const m2 = await store.models.addVersion(modelDraft('bert', { digest: digestOf('m2') }));
+  await store.manifests.addVersion(
+    manifestDraft('vision', [{ name: 'resnet50', version: 1, digest: m1.digest }], {
+      digest: digestOf('manifest-content'),
+      score: { filename: 'score.py', digest: digestOf('score-a'), size: 5 },
+      deps: { filename: 'requirements.txt', digest: digestOf('deps-a'), size: 7 },
+    }),
+  );
+  await store.manifests.addVersion(
+    manifestDraft('nlp', [{ name: 'bert', version: 1, digest: m2.digest }], {
+      runtime: 'node',
+      score: { filename: 'score.js', digest: digestOf('score-b'), size: 5 },
+      deps: null,
+    }),
+  );
+  const refs = await store.referencedBlobs();
+  t.deepEqual([...refs].sort(), [digestOf('m1'), digestOf('m2'), digestOf('score-a'), digestOf('deps-a'), digestOf('score-b')].sort());
+  // The manifest's own content digest names no blob.
+  t.false(refs.has(digestOf('manifest-content')));
+});
+
+// --- failed writes ---
+
+test('a write whose adapter rejects leaves the committed data unchanged, and the next write works', async (t) => {
+  const adapter = new FailingAdapter();
+  const store = await LowdbHubStore.open(adapter, LABEL);
+  await store.models.addVersion(modelDraft('resnet50'));
+  await store.models.setAlias('resnet50', 'production', 1);
+  const writesBefore = adapter.writes;
+
+  adapter.failWrites = true;
+  await t.throwsAsync(store.models.addVersion(modelDraft('resnet50')), { message: /disk full/ });
+  await t.throwsAsync(store.models.deleteAlias('resnet50', 'production'), { message: /disk full/ });
+
+  // Readers do not see the failed changes.
+  t.deepEqual(
+    (await store.models.list({ name: 'resnet50' })).map((v) => v.version),
+    [1],
+  );
+  t.is((await store.models.resolve('resnet50', { alias: 'production' })).version, 1);
+  t.is(adapter.writes, writesBefore);
+  t.is(adapter.stored?.models.resnet50?.versions.length, 1);
+
+  adapter.failWrites = false;
+  const next = await store.models.addVersion(modelDraft('resnet50'));
+  t.is(next.version, 2, 'the failed addVersion did not consume a version number');
+  t.deepEqual(
+    (await store.models.list({ name: 'resnet50' })).map((v) => v.version),
+    [1, 2],
+  );
+  t.deepEqual(adapter.stored?.models.resnet50?.aliases, { production: 1 });
+  t.is(adapter.stored?.models.resnet50?.versions.length, 2);
+});
+
+test('a change that throws leaves nothing half-applied', async (t) => {
+  const { store, memory } = await freshStore();
+  await store.models.addVersion(modelDraft('resnet50', { digest: digestOf('real') }));
+  // The manifest check throws after the manifests entry could have been created: it must not appear.
+  await rejectsWith(
+    t,
+    store.manifests.addVersion(manifestDraft('vision', [{ name: 'resnet50', version: 1, digest: digestOf('other') }])),
+    ErrorCodes.HUB_CONFLICT,
+  );
+  t.deepEqual((await memory.read())?.manifests, {});
+  t.deepEqual(await store.manifests.list({}), []);
+});
+
+// User-chosen names may collide with Object.prototype members.
+test('resolve of an unknown model named "constructor" is a 404', async (t) => {
+  const { store } = await freshStore();
+  await rejectsWith(t, store.models.resolve('constructor', { latest: true }), ErrorCodes.HUB_MODEL_NOT_FOUND, 404);
+});
+
+test('models.addVersion works for the valid model name "constructor"', async (t) => {
+  t.teardown(() => {
+    delete (Object as unknown as Record<string, unknown>).nextVersion;
+  });
+  const { store } = await freshStore();
+  const v = await store.models.addVersion(modelDraft('constructor'));
+  t.is(v.version, 1);
+});
