@@ -59,8 +59,22 @@ done
 echo "GET /healthz -> $(get "http://$HTTP/healthz")"
 echo "GET /api/v1/devices/$DEVICE -> $(get "http://$HTTP/api/v1/devices/$DEVICE")"
 
+# The example model (a nearest-centroid iris classifier) goes into the registry, with a manifest
+# that says how to serve it. The CLI reads the hub and the key from the environment.
+export EDGEML_HUB="http://$HTTP"
+EDGEML_API_KEY=$(cat "$WORK/hub/admin.key")
+export EDGEML_API_KEY
+echo "admin API key in $WORK/hub/admin.key"
+VERSION=$(bin/edgeml model register iris examples/iris/model --tag example=iris --metric train_accuracy=0.92 --json |
+  node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).version))')
+bin/edgeml model alias iris production "$VERSION"
+bin/edgeml manifest create iris-scorer --model iris@production --runtime node \
+  --score examples/iris/score.js --schema examples/iris/schema.json --deps examples/iris/package.json
+bin/edgeml model list --name iris
+
 if [ "$CHECK" = 1 ]; then
   get "http://$HTTP/api/v1/devices/$DEVICE" | grep -q '"state":"online"' || { echo "quickstart: device not online" >&2; exit 1; }
+  get "http://$HTTP/api/v1/manifests/iris-scorer/versions/latest" | grep -q '"runtime":"node"' || { echo "quickstart: no manifest" >&2; exit 1; }
   echo "quickstart: ok"
   exit 0
 fi

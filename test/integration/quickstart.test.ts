@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { tempDir } from '../helpers/edgeml-process.js';
 import { exec } from '../helpers/exec.js';
 
-test('scripts/quickstart.sh --check brings up a hub and an agent and sees the device online', async (t) => {
+test('scripts/quickstart.sh --check brings up a hub and an agent, sees the device online and registers the example model', async (t) => {
   const dir = await tempDir(t, 'edgeml-quickstart-');
   const script = fileURLToPath(new URL('../../scripts/quickstart.sh', import.meta.url));
   const r = await exec('bash', [script, '--check'], {
@@ -16,5 +16,7 @@ test('scripts/quickstart.sh --check brings up a hub and an agent and sees the de
   t.is(r.code, 0, `${r.stdout}\n${r.stderr}`);
   t.regex(r.stdout, /"devicesOnline":1/);
   t.regex(r.stdout, /"id":"qs-device","state":"online"/);
+  t.regex(r.stdout, /created manifest iris-scorer:1 +sha256:[0-9a-f]{64}/);
+  t.regex(r.stdout, /iris +1 +[0-9a-f]{12} .* production +example=iris/);
   t.regex(r.stdout, /quickstart: ok/);
 });
