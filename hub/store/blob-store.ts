@@ -6,13 +6,22 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, type ReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/size.js';
 import { fsyncDir } from './durable-json-file.js';
 
 const DIGEST = /^sha256:([0-9a-f]{64})$/;
+
+/** write(2) may write less than asked (a filling disk): loop, so the file holds every hashed byte. */
+async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.byteLength) {
+    const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
+    offset += bytesWritten;
+  }
+}
 
 export interface StagedBlob {
   readonly digest: string;
@@ -79,7 +88,7 @@ export class BlobStore {
           throw new EdgemlError(ErrorCodes.HUB_PAYLOAD_TOO_LARGE, `upload is larger than the limit of ${formatBytes(options.maxBytes)}`, { httpStatus: 413 });
         }
         hash.update(chunk);
-        await handle.write(chunk);
+        await writeAll(handle, chunk);
         if (options.onChunk) await options.onChunk(chunk);
       }
       await handle.sync();

@@ -7,7 +7,7 @@ import { Low, type Adapter } from 'lowdb';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
 import type { ModelVersion } from '../../shared/api/models.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
-import { DurableJsonFile } from './durable-json-file.js';
+import { DurableJsonFile, removeStaleTemps } from './durable-json-file.js';
 import { checkSchemaVersion, emptyHubData, type HubData, type ModelEntry } from './hub-data.js';
 import type {
   ApiKeyRecord,
@@ -62,7 +62,9 @@ function pick<T extends { version: number }>(versions: T[], selector: { version:
   return versions.at(-1);
 }
 
-export function openLowdbStore(path: string): Promise<LowdbHubStore> {
+/** The caller holds the data directory lock, so leftover temp files are a crash's, not a writer's. */
+export async function openLowdbStore(path: string): Promise<LowdbHubStore> {
+  await removeStaleTemps(path);
   return LowdbHubStore.open(new DurableJsonFile<HubData>(path), path);
 }
 

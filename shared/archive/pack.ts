@@ -130,6 +130,9 @@ async function writeFile(tar: Pack, header: TarHeader, file: FileHandle): Promis
   });
   // A size mismatch (file changed while packing) reaches us through `written`; don't let it throw twice.
   sink.on('error', () => {});
+  // The consumer may destroy the pack mid-file (the hub refused the upload): `written` then rejects
+  // before it is awaited below, which must not count as an unhandled rejection.
+  written.catch(() => {});
   if (info.size > 0) {
     for await (const chunk of file.createReadStream({ start: 0, end: info.size - 1, autoClose: false })) {
       if (!sink.write(chunk)) await Promise.race([once(sink, 'drain'), written]);

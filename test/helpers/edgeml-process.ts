@@ -55,6 +55,11 @@ export class EdgemlProcess {
     return [...this.rawOutput, ...this.logs.map((l) => JSON.stringify(l))].slice(-n).join('\n');
   }
 
+  /** The exit code once the process ends by itself. */
+  exited(): Promise<number | null> {
+    return this.exit;
+  }
+
   kill(signal: NodeJS.Signals): Promise<number | null> {
     if (this.running) this.child.kill(signal);
     return this.exit;

@@ -362,3 +362,17 @@ test('an upload over --max-upload is refused with the hub 413 and leaves nothing
   await writeFile(small, randomBytes(10 * 1024));
   t.like(jsonOf<ModelVersion>(t, await cli('model', 'register', 'big', small, '--json')), { name: 'big', version: 1 }, 'the limit, not the hub, refused the first');
 });
+
+test('a directory the hub refuses midway (too many entries) fails cleanly: one error line, no crash', async (t) => {
+  const hub = await startHub(t, ['--max-archive-files', '5']);
+  const cli = cliFor(hub);
+  const dir = await tempDir(t);
+  for (let i = 0; i < 10; i++) await writeFile(join(dir, `f${i}.txt`), `file ${i}`);
+  // Sorted last, so the hub refuses while the CLI is still streaming this file.
+  await writeFile(join(dir, 'zz-weights.bin'), Buffer.alloc(32 * 1024 * 1024, 7));
+
+  const r = await cli('model', 'register', 'many', dir);
+  t.is(r.code, 1, r.stderr);
+  t.regex(r.stderr, /^edgeml: .*\[EDGEML_E_ARCHIVE_TOO_LARGE\]\n$/);
+  t.deepEqual(await blobFiles(hub.data), { blobs: [], tmp: [] });
+});

@@ -14,7 +14,7 @@ import { request } from 'undici';
 import type { ApiKeyCreated, ApiKeyList } from '../../shared/api/apikeys.js';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
 import type { AliasResult, ModelSummary, ModelVersion, ModelVersionList } from '../../shared/api/models.js';
-import { startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js';
+import { spawnEdgeml, startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js';
 import { api, blobFiles, download, sha256, type ErrorAnswer } from '../helpers/hub-api.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -221,6 +221,12 @@ test('uploads over the limit get 413; an upload cut off midway leaves no version
   t.deepEqual(await blobFiles(hub.data), { blobs: [], tmp: [] });
   t.is((await api(hub, 'GET', '/api/v1/models/cut', { key: hub.adminKey })).status, 404);
   t.is((await api(hub, 'GET', '/api/v1/models/big', { key: hub.adminKey })).status, 404);
+  await hub.waitForLog('the cut-off upload noted', (l) => l.msg === 'client closed the connection before the request was complete');
+  t.deepEqual(
+    hub.logs.filter((l) => l.level === 'error'),
+    [],
+    'a client going away is not a hub error',
+  );
 });
 
 test('kill -9 right after an acknowledged registration: the version survives with its digest', async (t) => {
@@ -320,4 +326,38 @@ test('/openapi.json documents every /api/v1 route with its schema and API key se
   }
   t.truthy(doc.paths['/api/v1/models/{name}/versions']!.post!.requestBody, 'the upload body is documented');
   t.truthy(doc.paths['/api/v1/manifests/{name}/versions']!.post!.requestBody);
+});
+
+test('HEAD of a model download gives its headers without reading the blob', async (t) => {
+  const hub = await startHub(t);
+  const bytes = Buffer.alloc(256 * 1024, 9);
+  const up = await upload(hub, 'headed', bytes);
+  const res = await request(`${hub.url}/api/v1/models/headed/versions/1/content`, { method: 'HEAD', headers: { authorization: `Bearer ${hub.adminKey}` } });
+  t.is(res.statusCode, 200);
+  t.is(res.headers['content-length'], String(bytes.length));
+  t.is(res.headers['x-edgeml-digest'], up.body.digest);
+  t.is((await request(`${hub.url}/api/v1/models/headed/versions/1/content`, { method: 'HEAD' })).statusCode, 401, 'HEAD needs the key too');
+});
+
+test('JSON bodies are taken as sent: no type coercion, unknown fields refused', async (t) => {
+  const hub = await startHub(t);
+  await upload(hub, 'strict', Buffer.from('x'));
+  for (const body of [{ version: '1' }, { version: [1] }, { version: 1, extra: true }]) {
+    const res = await api<ErrorAnswer>(hub, 'PUT', '/api/v1/models/strict/aliases/prod', { key: hub.adminKey, json: body });
+    t.is(res.status, 400, JSON.stringify(body));
+    t.is(res.body.error.code, 'HUB_E_INVALID_REQUEST');
+  }
+  const unknownQuery = await upload(hub, 'strict', Buffer.from('y'), 'filename=m.bin&colour=blue');
+  t.is(unknownQuery.status, 400);
+  t.regex(unknownQuery.body.error.message, /querystring\.colour: is not a known field/);
+});
+
+test('a second hub over the same data directory is refused and the first keeps working', async (t) => {
+  const hub = await startHub(t);
+  const second = spawnEdgeml(t, ['hub', 'start', '--data', hub.data, '--http', '127.0.0.1:0', '--mqtt', '127.0.0.1:0']);
+  t.is(await second.exited(), 1);
+  t.regex(second.rawOutput.join('\n'), /another hub \(pid \d+\) is using the data directory .*\[HUB_E_DATA_LOCKED\]/);
+  const res = await upload(hub, 'still-here', Buffer.from('ok'));
+  t.is(res.status, 201);
+  t.deepEqual((await blobFiles(hub.data)).tmp, []);
 });
