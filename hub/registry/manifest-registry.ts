@@ -10,7 +10,10 @@ import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { ActorRecord, ManifestRepository, ModelRepository } from '../store/store.js';
 import { canonicalJson } from './canonical-json.js';
-import { checkScoringSchema } from './scoring-schema.js';
+import { checkScoringSchemaIsolated } from './scoring-schema-worker.js';
+
+/** Generous for any honest schema; a backtracking pattern gets cut off. */
+const SCHEMA_CHECK_TIMEOUT_MS = 5000;
 
 const RUNTIME_FILES: Record<Runtime, { score: RegExp; scoreHint: string; deps: string }> = {
   node: { score: /\.(c|m)?js$/, scoreHint: '.js, .mjs or .cjs', deps: 'package.json' },
@@ -62,7 +65,7 @@ export class ManifestRegistry {
     if (!files.score.test(body.score.filename)) throw invalid(`score: the ${body.runtime} runtime runs a ${files.scoreHint} file, not ${body.score.filename}`);
     if (body.score.content.trim() === '') throw invalid(`score: ${body.score.filename} is empty`);
     checkDeps(body.runtime, body.deps);
-    const schema = checkScoringSchema(body.schema);
+    const schema = await checkScoringSchemaIsolated(body.schema, SCHEMA_CHECK_TIMEOUT_MS);
 
     const models: ManifestVersion['models'] = [];
     for (const ref of body.models) {

@@ -361,3 +361,24 @@ test('a second hub over the same data directory is refused and the first keeps w
   t.is(res.status, 201);
   t.deepEqual((await blobFiles(hub.data)).tmp, []);
 });
+
+test('a schema whose pattern backtracks forever is cut off, and the hub keeps answering meanwhile', async (t) => {
+  const hub = await startHub(t);
+  await upload(hub, 'redos', Buffer.from('x'));
+  const evil = {
+    models: ['redos:1'],
+    runtime: 'node',
+    score: { filename: 'score.js', content: 'export function run(x) { return x; }' },
+    schema: { input: { type: 'string', pattern: '^(a+)+$' }, output: {}, sample: `${'a'.repeat(40)}!` },
+  };
+  let checked = false;
+  const pending = api<ErrorAnswer>(hub, 'POST', '/api/v1/manifests/redos/versions', { key: hub.adminKey, json: evil }).finally(() => {
+    checked = true;
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  t.is((await api(hub, 'GET', '/healthz')).status, 200);
+  t.false(checked, 'the hub answered /healthz while the schema check was still running');
+  const res = await pending;
+  t.is(res.status, 400);
+  t.regex(res.body.error.message, /took longer than/);
+});
