@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
-import { pack, type Header } from 'tar-stream';
 import { extractArchive, packDirectory, type ArchiveLimits } from '../../shared/archive/index.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { tempDir } from '../helpers/edgeml-process.js';
+import { tarOf, type TarSpec } from '../helpers/tar.js';
 
 // Not helpers/exec.ts: it writes to stdin, which tar and mkfifo close before reading (EPIPE).
 const run = promisify(execFile);
@@ -63,18 +63,6 @@ async function listTree(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-async function tarOf(specs: Array<Partial<Header> & { name: string; content?: string }>): Promise<Buffer> {
-  const tar = pack();
-  const chunks: Buffer[] = [];
-  tar.on('data', (chunk) => chunks.push(chunk as Buffer));
-  const ended = new Promise<void>((resolve) => tar.on('end', () => resolve()));
-  for (const { content, ...header } of specs) {
-    await new Promise<void>((resolve, reject) => tar.entry(header, content ?? '', (err) => (err ? reject(err) : resolve())));
-  }
-  tar.finalize();
-  await ended;
-  return Buffer.concat(chunks);
-}
 
 test('packDirectory gives the same bytes for the same content, whatever the creation order or mtimes', async (t) => {
   const dir = await modelTree(t);
@@ -199,7 +187,7 @@ test('extractArchive refuses a non-empty destination and leaves it untouched', a
   t.is(await readFile(join(dest, 'keep.txt'), 'utf8'), 'mine');
 });
 
-const MALICIOUS: Array<[string, Array<Partial<Header> & { name: string; content?: string }>]> = [
+const MALICIOUS: Array<[string, TarSpec[]]> = [
   ['a "../evil" entry', [{ name: 'good.txt', content: 'ok' }, { name: 'sub/file', content: 'ok' }, { name: '../evil', content: 'pwned' }]],
   ['a write through a symlink', [{ name: 'good.txt', content: 'ok' }, { name: 'l', type: 'symlink', linkname: '..' }, { name: 'l/evil', content: 'pwned' }]],
   ['a symlink escaping after files were written', [{ name: 'sub/file', content: 'ok' }, { name: 'sub/evil', type: 'symlink', linkname: '../../evil' }]],

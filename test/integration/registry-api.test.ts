@@ -9,13 +9,13 @@ import { tmpdir } from 'node:os';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import test from 'ava';
-import tarStream from 'tar-stream';
 import { request } from 'undici';
 import type { ApiKeyCreated, ApiKeyList } from '../../shared/api/apikeys.js';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
 import type { AliasResult, ModelSummary, ModelVersion, ModelVersionList } from '../../shared/api/models.js';
 import { spawnEdgeml, startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js';
 import { api, blobFiles, download, sha256, type ErrorAnswer } from '../helpers/hub-api.js';
+import { tarOf, type TarSpec } from '../helpers/tar.js';
 import { waitFor } from '../helpers/wait.js';
 
 const run = promisify(execFile);
@@ -24,16 +24,6 @@ function upload(hub: HubProcess, name: string, bytes: Uint8Array, query = 'filen
   return api<ModelVersion & ErrorAnswer>(hub, 'POST', `/api/v1/models/${name}/versions?${query}`, { key, body: bytes });
 }
 
-async function tarOf(entries: Array<{ header: Partial<tarStream.Header> & { name: string }; content?: string }>): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const chunks: Buffer[] = [];
-  pack.on("data", (c: unknown) => { chunks.push(c as Buffer); });
-  const done = new Promise<void>((resolve) => pack.on("end", () => resolve()));
-  for (const e of entries) pack.entry(e.header as tarStream.Header, e.content ?? '');
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
 
 async function sha256sum(bytes: Uint8Array): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'edgeml-sum-'));
@@ -81,10 +71,10 @@ test('file models: versions increment, digests match sha256sum, downloads are id
 test('directory models: the tar is validated, listed and returned byte for byte', async (t) => {
   const hub = await startHub(t);
   const tar = await tarOf([
-    { header: { name: 'model/', type: 'directory' } },
-    { header: { name: 'model/weights.bin', type: 'file', mode: 0o644 }, content: 'abc' },
-    { header: { name: 'model/config.json', type: 'file', mode: 0o644 }, content: '{"layers":3}' },
-    { header: { name: 'model/current', type: 'symlink', linkname: 'weights.bin' } },
+    { name: 'model/', type: 'directory' },
+    { name: 'model/weights.bin', type: 'file', mode: 0o644, content: 'abc' },
+    { name: 'model/config.json', type: 'file', mode: 0o644, content: '{"layers":3}' },
+    { name: 'model/current', type: 'symlink', linkname: 'weights.bin' },
   ]);
   const res = await api<ModelVersion & ErrorAnswer>(hub, 'POST', '/api/v1/models/detector/versions', { key: hub.adminKey, body: tar, contentType: 'application/x-tar' });
   t.is(res.status, 201, JSON.stringify(res.body));
@@ -104,10 +94,10 @@ test('directory models: the tar is validated, listed and returned byte for byte'
 
 test('unsafe archives are refused with 400 and store nothing', async (t) => {
   const hub = await startHub(t);
-  const cases: Array<[string, Array<{ header: Partial<tarStream.Header> & { name: string }; content?: string }>]> = [
-    ['../evil', [{ header: { name: '../evil', type: 'file' }, content: 'x' }]],
-    ['/etc/evil', [{ header: { name: '/etc/evil', type: 'file' }, content: 'x' }]],
-    ['link', [{ header: { name: 'link', type: 'symlink', linkname: '../../etc/passwd' } }]],
+  const cases: Array<[string, TarSpec[]]> = [
+    ['../evil', [{ name: '../evil', type: 'file', content: 'x' }]],
+    ['/etc/evil', [{ name: '/etc/evil', type: 'file', content: 'x' }]],
+    ['link', [{ name: 'link', type: 'symlink', linkname: '../../etc/passwd' }]],
   ];
   for (const [entry, entries] of cases) {
     const res = await api<ErrorAnswer>(hub, 'POST', '/api/v1/models/evil/versions', { key: hub.adminKey, body: await tarOf(entries), contentType: 'application/x-tar' });

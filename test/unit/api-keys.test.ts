@@ -9,22 +9,8 @@ import type { HubData } from '../../hub/store/hub-data.js';
 import { LowdbHubStore } from '../../hub/store/lowdb-store.js';
 import type { ApiKeyRecord } from '../../hub/store/store.js';
 import type { Scope } from '../../shared/api/common.js';
-import type { Clock } from '../../shared/clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
-
-/** A clock that only tells the time it is set to; this module sets no timers. */
-class FakeClock implements Clock {
-  constructor(public ms: number) {}
-  now(): number {
-    return this.ms;
-  }
-  setTimeout(): unknown {
-    throw new Error('FakeClock.setTimeout is not implemented');
-  }
-  clearTimeout(): void {
-    throw new Error('FakeClock.clearTimeout is not implemented');
-  }
-}
 
 const T0 = Date.parse('2024-05-01T12:00:00.000Z');
 const KEY_SHAPE = /^emk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;

@@ -5,27 +5,13 @@
  */
 import { createHash } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
-import { pack, type Header } from 'tar-stream';
 import { ArchiveInspector, type ArchiveEntry, type ArchiveLimits } from '../../shared/archive/index.js';
 import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js';
+import { tarOf, type TarSpec } from '../helpers/tar.js';
 
-type Spec = Partial<Header> & { name: string; content?: string | Buffer };
 
 const LIMITS: ArchiveLimits = { maxFiles: 100, maxBytes: 1_000_000 };
 
-async function tarOf(specs: Spec[]): Promise<Buffer> {
-  const tar = pack();
-  const chunks: Buffer[] = [];
-  // Read while writing: tar-stream holds an entry's callback until its output is consumed.
-  tar.on('data', (chunk) => chunks.push(chunk as Buffer));
-  const ended = new Promise<void>((resolve) => tar.on('end', () => resolve()));
-  for (const { content, ...header } of specs) {
-    await new Promise<void>((resolve, reject) => tar.entry(header, content ?? '', (err) => (err ? reject(err) : resolve())));
-  }
-  tar.finalize();
-  await ended;
-  return Buffer.concat(chunks);
-}
 
 async function inspect(bytes: Buffer, limits = LIMITS, chunkSize = bytes.length || 1): Promise<ArchiveEntry[]> {
   const inspector = new ArchiveInspector(limits);
@@ -37,7 +23,7 @@ async function inspect(bytes: Buffer, limits = LIMITS, chunkSize = bytes.length 
   return inspector.finish();
 }
 
-async function rejects(t: ExecutionContext, specs: Spec[] | Buffer, code: ErrorCode, mentions: string, limits = LIMITS): Promise<void> {
+async function rejects(t: ExecutionContext, specs: TarSpec[] | Buffer, code: ErrorCode, mentions: string, limits = LIMITS): Promise<void> {
   const bytes = Buffer.isBuffer(specs) ? specs : await tarOf(specs);
   const err = await t.throwsAsync(inspect(bytes, limits), { instanceOf: EdgemlError });
   t.is(err?.code, code, err?.message);
@@ -126,7 +112,7 @@ test('a symlink whose target climbs out of the root is refused', async (t) => {
 
 test('a symlink that escapes only through another archive symlink is refused, whatever the order', async (t) => {
   // Lexically sub/a -> sub/b/.. is sub; but sub/b is a link to the root, so b/.. is the root's parent.
-  const chain: Spec[] = [
+  const chain: TarSpec[] = [
     { name: 'sub/a', type: 'symlink', linkname: 'b/..' },
     { name: 'sub/b', type: 'symlink', linkname: '..' },
   ];
@@ -241,7 +227,7 @@ test('duplicate paths are refused, also when they differ only by normalization',
 });
 
 test('more entries than maxFiles is ARCHIVE_TOO_LARGE (413)', async (t) => {
-  const specs: Spec[] = [{ name: 'a', content: '1' }, { name: 'b', content: '2' }, { name: 'c', content: '3' }];
+  const specs: TarSpec[] = [{ name: 'a', content: '1' }, { name: 'b', content: '2' }, { name: 'c', content: '3' }];
   await rejects(t, specs, ErrorCodes.ARCHIVE_TOO_LARGE, 'archive entry "c": archive has more than 2 entries', { maxFiles: 2, maxBytes: 1000 });
   t.is((await inspect(await tarOf(specs), { maxFiles: 3, maxBytes: 1000 })).length, 3);
   // Directories and links count as entries too.
@@ -252,7 +238,7 @@ test('more entries than maxFiles is ARCHIVE_TOO_LARGE (413)', async (t) => {
 });
 
 test('more file bytes than maxBytes is ARCHIVE_TOO_LARGE (413), decided from the header', async (t) => {
-  const specs: Spec[] = [{ name: 'a', content: '12345' }, { name: 'b', content: '123456' }];
+  const specs: TarSpec[] = [{ name: 'a', content: '12345' }, { name: 'b', content: '123456' }];
   await rejects(t, specs, ErrorCodes.ARCHIVE_TOO_LARGE, 'archive entry "b": archive files add up to more than 10 bytes', { maxFiles: 10, maxBytes: 10 });
   t.is((await inspect(await tarOf(specs), { maxFiles: 10, maxBytes: 11 })).length, 2);
   // Only the first header block arrives: the size is already known to be too much.

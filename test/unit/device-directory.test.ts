@@ -2,23 +2,9 @@
  * The hub's device directory (hub/fleet/device-directory.ts), driven by a fake clock.
  */
 import test from 'ava';
-import type { Clock } from '../../shared/clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import type { DeviceFacts, StatusMessage } from '../../shared/protocol.js';
 import { DeviceDirectory } from '../../hub/fleet/device-directory.js';
-
-/** A clock that only tells the time it is set to; timers are not part of this module's contract. */
-class FakeClock implements Clock {
-  constructor(public ms: number) {}
-  now(): number {
-    return this.ms;
-  }
-  setTimeout(): unknown {
-    throw new Error('FakeClock.setTimeout is not implemented');
-  }
-  clearTimeout(): void {
-    throw new Error('FakeClock.clearTimeout is not implemented');
-  }
-}
 
 const T0 = Date.parse('2024-05-01T12:00:00.000Z');
 
