@@ -316,6 +316,9 @@ test('/openapi.json documents every /api/v1 route with its schema and API key se
   }
   t.truthy(doc.paths['/api/v1/models/{name}/versions']!.post!.requestBody, 'the upload body is documented');
   t.truthy(doc.paths['/api/v1/manifests/{name}/versions']!.post!.requestBody);
+  const ui = await request(`${hub.url}/docs/`);
+  t.is(ui.statusCode, 200, 'Swagger UI is served, without a key');
+  t.regex(await ui.body.text(), /swagger/i);
 });
 
 test('HEAD of a model download gives its headers without reading the blob', async (t) => {
