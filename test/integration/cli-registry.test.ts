@@ -15,7 +15,7 @@ import type { AliasResult, ModelVersion, ModelVersionList } from '../../shared/a
 import { EDGEML_BIN, startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js';
 import { api, blobFiles, sha256 } from '../helpers/hub-api.js';
 
-const IRIS = fileURLToPath(new URL('../../examples/iris/', import.meta.url));
+const IRIS = fileURLToPath(new URL('../../examples/iris-onnx/', import.meta.url));
 const IRIS_MODEL = join(IRIS, 'model');
 
 interface CliResult {
@@ -238,11 +238,11 @@ test('manifest create pins models by digest; bad schema and missing files are re
   t.deepEqual(m.models, [{ name: 'iris', version: 1, digest: iris.digest }]);
   t.like(m.score, { filename: 'score.js', digest: await sha256sum(score) });
   t.like(m.deps, { filename: 'package.json', digest: await sha256sum(deps) });
-  t.deepEqual(m.schema.sample, { features: [5.1, 3.5, 1.4, 0.2] });
+  t.deepEqual(m.schema.sample, { features: [[5.1, 3.5, 1.4, 0.2]] });
 
   const badSchema = join(work, 'schema.json');
   const doc = JSON.parse(await readFile(schema, 'utf8')) as { sample: unknown };
-  doc.sample = { features: [5.1, 3.5] };
+  doc.sample = { features: [[5.1, 3.5]] };
   await writeFile(badSchema, JSON.stringify(doc));
   const mismatch = await cli('manifest', 'create', 'iris-scorer', ...common, '--score', score, '--schema', badSchema);
   t.is(mismatch.code, 1, mismatch.stderr);

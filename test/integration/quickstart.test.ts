@@ -17,6 +17,6 @@ test('scripts/quickstart.sh --check brings up a hub and an agent, sees the devic
   t.regex(r.stdout, /"devicesOnline":1/);
   t.regex(r.stdout, /"id":"qs-device","state":"online"/);
   t.regex(r.stdout, /created manifest iris-scorer:1 +sha256:[0-9a-f]{64}/);
-  t.regex(r.stdout, /iris +1 +[0-9a-f]{12} .* production +example=iris/);
+  t.regex(r.stdout, /iris +1 +[0-9a-f]{12} .* onnx +production +example=iris/);
   t.regex(r.stdout, /quickstart: ok/);
 });
