@@ -1,0 +1,1 @@
+"""edgeml scoring runtime for Python: the pieces server.py wires together."""
