@@ -192,3 +192,4 @@ EDGEML_RIG_MOSQUITTO=$MOSQUITTO_ADDR
 EDGEML_RIG_BASE_IMAGE=$REGISTRY_ADDR/edgeml-rig/busybox:bookworm
 ENV
 log "rig ready ($RIG_DIR/rig.env)"
+EDGEML_LOG_TAG=rig bash "$HERE/../../images/base/build.sh" --registry "$REGISTRY_ADDR"

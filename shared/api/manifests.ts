@@ -25,7 +25,8 @@ export const ManifestCreate = Type.Object(
     score: TextFile,
     schema: Type.Unknown({ description: 'the schema document: {"input": JSON Schema, "output": JSON Schema, "sample": input}' }),
     deps: Type.Optional(TextFile),
-    env: Type.Optional(Type.Record(Type.String({ pattern: ENV_NAME_PATTERN }), Type.String({ maxLength: 4096 }))),
+    // One line per value: it becomes an ENV instruction in the image's Dockerfile.
+    env: Type.Optional(Type.Record(Type.String({ pattern: ENV_NAME_PATTERN }), Type.String({ maxLength: 4096, pattern: '^[^\\r\\n]*$' }))),
     description: Type.Optional(Type.String({ maxLength: 2000 })),
   },
   { additionalProperties: false },

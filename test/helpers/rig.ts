@@ -3,6 +3,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { request } from 'undici';
 
 export interface Rig {
   registry: string;
@@ -29,4 +30,28 @@ export function rig(): Rig {
     return vars[k];
   };
   return { registry: need('EDGEML_RIG_REGISTRY'), mosquitto: need('EDGEML_RIG_MOSQUITTO'), baseImage: need('EDGEML_RIG_BASE_IMAGE') };
+}
+
+const INDEX_TYPES = 'application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json';
+
+/** The base image tags come from images/base/build.sh (NODE_VERSION=… / PYTHON_VERSION=…), the one place they are bumped. */
+export function runtimeBaseTag(runtime: 'node' | 'python'): string {
+  const script = readFileSync(new URL('../../images/base/build.sh', import.meta.url), 'utf8');
+  const m = new RegExp(`^${runtime.toUpperCase()}_VERSION=(\\S+)$`, 'm').exec(script);
+  if (!m?.[1]) throw new Error(`no ${runtime.toUpperCase()}_VERSION= line in images/base/build.sh`);
+  return m[1];
+}
+
+export function runtimeBaseImage(runtime: 'node' | 'python'): string {
+  return `${rig().registry}/edgeml/runtime-${runtime}-base:${runtimeBaseTag(runtime)}`;
+}
+
+/** Removes a pushed tag (the rig's registry has deletes enabled) so runs do not pile up. */
+export async function deleteFromRegistry(registry: string, repo: string, tag: string): Promise<void> {
+  const head = await request(`http://${registry}/v2/${repo}/manifests/${tag}`, { method: 'HEAD', headers: { accept: INDEX_TYPES } });
+  await head.body.dump();
+  const digest = head.headers['docker-content-digest'];
+  if (head.statusCode !== 200 || typeof digest !== 'string') return;
+  const del = await request(`http://${registry}/v2/${repo}/manifests/${digest}`, { method: 'DELETE' });
+  await del.body.dump();
 }

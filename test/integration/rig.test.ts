@@ -11,22 +11,13 @@ import { request } from 'undici';
 import { dockerClient } from '../helpers/docker.js';
 import { tempDir } from '../helpers/edgeml-process.js';
 import { exec } from '../helpers/exec.js';
-import { rig } from '../helpers/rig.js';
+import { deleteFromRegistry, rig } from '../helpers/rig.js';
 
 interface IndexManifest {
   mediaType: string;
   manifests: Array<{ digest: string; platform?: { os: string; architecture: string } }>;
 }
 
-/** Removes a pushed tag (the rig's registry has deletes enabled) so runs do not pile up. */
-async function deleteFromRegistry(registry: string, repo: string, tag: string): Promise<void> {
-  const head = await request(`http://${registry}/v2/${repo}/manifests/${tag}`, { method: 'HEAD', headers: { accept: INDEX_TYPES } });
-  await head.body.dump();
-  const digest = head.headers['docker-content-digest'];
-  if (head.statusCode !== 200 || typeof digest !== 'string') return;
-  const del = await request(`http://${registry}/v2/${repo}/manifests/${digest}`, { method: 'DELETE' });
-  await del.body.dump();
-}
 
 const INDEX_TYPES = 'application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json';
 

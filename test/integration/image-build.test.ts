@@ -1,0 +1,100 @@
+/**
+ * The builder's pieces against the real thing: a manifest for the ONNX iris example becomes a build
+ * context, docker buildx builds it for linux/amd64 and linux/arm64 and pushes one index to the rig's
+ * registry, and each platform's image (arm64 under QEMU) serves the sample through /score.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import test, { type ExecutionContext } from 'ava';
+import { Memory } from 'lowdb';
+import { request } from 'undici';
+import { writeBuildContext } from '../../hub/builds/build-context.js';
+import { buildxBuild } from '../../hub/builds/buildx.js';
+import { ManifestRegistry } from '../../hub/registry/manifest-registry.js';
+import { ModelRegistry } from '../../hub/registry/model-registry.js';
+import { BlobStore } from '../../hub/store/blob-store.js';
+import type { HubData } from '../../hub/store/hub-data.js';
+import { LowdbHubStore } from '../../hub/store/lowdb-store.js';
+import { packDirectory } from '../../shared/archive/index.js';
+import { systemClock } from '../../shared/clock.js';
+import { tempDir } from '../helpers/edgeml-process.js';
+import { exec } from '../helpers/exec.js';
+import { deleteFromRegistry, rig, runtimeBaseImage } from '../helpers/rig.js';
+import { waitFor } from '../helpers/wait.js';
+
+const EXAMPLE = fileURLToPath(new URL('../../examples/iris-onnx/', import.meta.url));
+const actor = { keyId: 'test', keyName: 'test' };
+
+/** Runs a platform's image with host networking on a free loopback port; returns its URL. */
+async function runImage(t: ExecutionContext, ref: string, platform: string): Promise<string> {
+  const started = await exec('docker', ['run', '-d', '--rm', '--pull', 'always', '--network', 'host', '--platform', platform, '-e', 'PORT=0', ref]);
+  t.is(started.code, 0, started.stderr);
+  const id = started.stdout.trim();
+  t.teardown(() => exec('docker', ['rm', '-f', id]).then(() => undefined));
+  const port = await waitFor(`${platform} container to listen`, async () => {
+    const logs = await exec('docker', ['logs', id]);
+    return /"msg":"listening".*"port":(\d+)/.exec(logs.stdout + logs.stderr)?.[1];
+  }, 120_000);
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`${platform} /health`, async () => {
+    const res = await request(`${url}/health`);
+    const body = (await res.body.json()) as { status: string; error?: string };
+    if (body.status === 'failed') throw new Error(body.error);
+    return res.statusCode === 200;
+  }, 120_000);
+  return url;
+}
+
+test('the ONNX example builds for amd64 and arm64, and both images score the sample', async (t) => {
+  const { registry } = rig();
+  const work = await tempDir(t, 'edgeml-build-');
+  const blobs = await BlobStore.open(join(work, 'blobs'));
+  const store = await LowdbHubStore.open(new Memory<HubData>(), 'memory');
+  const models = new ModelRegistry({ models: store.models, blobs, clock: systemClock, limits: { maxUploadBytes: 1 << 30, maxArchiveFiles: 1000 } });
+  const manifests = new ManifestRegistry({ manifests: store.manifests, models: store.models, blobs, clock: systemClock });
+
+  const model = await models.register({ name: 'iris', kind: 'directory', meta: { framework: 'onnx' }, source: packDirectory(join(EXAMPLE, 'model')), actor });
+  const text = (file: string) => readFile(join(EXAMPLE, file), 'utf8');
+  const manifest = await manifests.create(
+    'iris-onnx',
+    {
+      models: ['iris:1'],
+      runtime: 'node',
+      score: { filename: 'score.js', content: await text('score.js') },
+      schema: JSON.parse(await text('schema.json')) as unknown,
+      deps: { filename: 'package.json', content: await text('package.json') },
+    },
+    actor,
+  );
+
+  const platforms = ['linux/amd64', 'linux/arm64'];
+  const baseImage = runtimeBaseImage('node');
+  const log: string[] = [];
+  const context = join(work, 'context');
+  await writeBuildContext(context, { manifest, models: [model], platforms, baseImage, blobs, log: (l) => log.push(l) });
+
+  const repo = 'edgeml-test/iris-onnx';
+  const tag = `t${randomBytes(4).toString('hex')}`;
+  t.teardown(() => deleteFromRegistry(registry, repo, tag));
+  const built = await buildxBuild({ contextDir: context, platforms, tags: [`${registry}/${repo}:${tag}`], baseImage, onLog: (l) => log.push(l) });
+  t.regex(built.digest, /^sha256:[0-9a-f]{64}$/);
+  t.deepEqual(Object.keys(built.platforms).sort(), platforms, log.slice(-20).join('\n'));
+
+  const ref = `${registry}/${repo}@${built.digest}`;
+  const inspect = await exec('docker', ['buildx', 'imagetools', 'inspect', '--format', '{{json .Image}}', ref]);
+  t.is(inspect.code, 0, inspect.stderr);
+  t.regex(inspect.stdout, new RegExp(`"io.edgeml.manifest.digest":\\s*"${manifest.digest}"`), 'the image names its manifest');
+
+  const sample = JSON.parse(await text('schema.json')) as { sample: unknown };
+  for (const platform of platforms) {
+    const url = await runImage(t, ref, platform);
+    const res = await request(`${url}/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(sample.sample) });
+    const body = (await res.body.json()) as { predictions: Array<{ label: string }> };
+    t.is(res.statusCode, 200, `${platform}: ${JSON.stringify(body)}`);
+    t.is(body.predictions[0]?.label, 'setosa', platform);
+    const swagger = (await (await request(`${url}/swagger.json`)).body.json()) as object;
+    t.regex(JSON.stringify(swagger), /"maxItems":64/, `${platform}: /swagger.json carries the input schema`);
+  }
+});
