@@ -4,7 +4,7 @@
  * registry, and each platform's image (arm64 under QEMU) serves the sample through /score.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
@@ -57,17 +57,14 @@ test('the ONNX example builds for amd64 and arm64, and both images score the sam
 
   const model = await models.register({ name: 'iris', kind: 'directory', meta: { framework: 'onnx' }, source: packDirectory(join(EXAMPLE, 'model')), actor });
   const text = (file: string) => readFile(join(EXAMPLE, file), 'utf8');
-  const manifest = await manifests.create(
-    'iris-onnx',
-    {
-      models: ['iris:1'],
-      runtime: 'node',
-      score: { filename: 'score.js', content: await text('score.js') },
-      schema: JSON.parse(await text('schema.json')) as unknown,
-      deps: { filename: 'package.json', content: await text('package.json') },
-    },
-    actor,
-  );
+  const manifestBody = {
+    models: ['iris:1'],
+    runtime: 'node' as const,
+    score: { filename: 'score.js', content: await text('score.js') },
+    schema: JSON.parse(await text('schema.json')) as unknown,
+    deps: { filename: 'package.json', content: await text('package.json') },
+  };
+  const manifest = await manifests.create('iris-onnx', manifestBody, actor);
 
   const platforms = ['linux/amd64', 'linux/arm64'];
   const baseImage = runtimeBaseImage('node');
@@ -78,7 +75,9 @@ test('the ONNX example builds for amd64 and arm64, and both images score the sam
   const repo = 'edgeml-test/iris-onnx';
   const tag = `t${randomBytes(4).toString('hex')}`;
   t.teardown(() => deleteFromRegistry(registry, repo, tag));
+  let started = Date.now();
   const built = await buildxBuild({ contextDir: context, platforms, tags: [`${registry}/${repo}:${tag}`], baseImage, onLog: (l) => log.push(l) });
+  t.log(`first build: ${Date.now() - started} ms`);
   t.regex(built.digest, /^sha256:[0-9a-f]{64}$/);
   t.deepEqual(Object.keys(built.platforms).sort(), platforms, log.slice(-20).join('\n'));
 
@@ -97,4 +96,33 @@ test('the ONNX example builds for amd64 and arm64, and both images score the sam
     const swagger = (await (await request(`${url}/swagger.json`)).body.json()) as object;
     t.regex(JSON.stringify(swagger), /"maxItems":64/, `${platform}: /swagger.json carries the input schema`);
   }
+
+  // A new model version (the same files plus a model card) rebuilds only the model layer.
+  const modelDir = join(work, 'model-v2');
+  await cp(join(EXAMPLE, 'model'), modelDir, { recursive: true });
+  await writeFile(join(modelDir, 'CARD.md'), 'iris, retrained\n');
+  const model2 = await models.register({ name: 'iris', kind: 'directory', meta: { framework: 'onnx' }, source: packDirectory(modelDir), actor });
+  const manifest2 = await manifests.create('iris-onnx', { ...manifestBody, models: [`iris:${model2.version}`] }, actor);
+  const context2 = join(work, 'context-2');
+  await writeBuildContext(context2, { manifest: manifest2, models: [model2], platforms, baseImage, blobs, log: (l) => log.push(l) });
+  const tag2 = `${tag}-2`;
+  t.teardown(() => deleteFromRegistry(registry, repo, tag2));
+  started = Date.now();
+  const rebuilt = await buildxBuild({ contextDir: context2, platforms, tags: [`${registry}/${repo}:${tag2}`], baseImage, onLog: (l) => log.push(l) });
+  t.log(`rebuild after a new model version: ${Date.now() - started} ms`);
+  for (const platform of platforms) {
+    const before = await layers(registry, repo, built.platforms[platform]!);
+    const after = await layers(registry, repo, rebuilt.platforms[platform]!);
+    t.is(after.length, before.length);
+    t.deepEqual(after.slice(0, -1), before.slice(0, -1), `${platform}: every layer below the models is reused`);
+    t.not(after.at(-1), before.at(-1), `${platform}: the model layer is new`);
+  }
 });
+
+async function layers(registry: string, repo: string, digest: string): Promise<string[]> {
+  const res = await request(`http://${registry}/v2/${repo}/manifests/${digest}`, {
+    headers: { accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' },
+  });
+  const body = (await res.body.json()) as { layers: Array<{ digest: string }> };
+  return body.layers.map((l) => l.digest);
+}
