@@ -47,13 +47,19 @@ async function runImage(t: ExecutionContext, ref: string, platform: string): Pro
   return url;
 }
 
-test('the ONNX example builds for amd64 and arm64, and both images score the sample', async (t) => {
-  const { registry } = rig();
+/** A registry and blob store of its own (in memory and a temp directory), as the hub wires them. */
+async function registries(t: ExecutionContext) {
   const work = await tempDir(t, 'edgeml-build-');
   const blobs = await BlobStore.open(join(work, 'blobs'));
   const store = await LowdbHubStore.open(new Memory<HubData>(), 'memory');
   const models = new ModelRegistry({ models: store.models, blobs, clock: systemClock, limits: { maxUploadBytes: 1 << 30, maxArchiveFiles: 1000 } });
   const manifests = new ManifestRegistry({ manifests: store.manifests, models: store.models, blobs, clock: systemClock });
+  return { work, blobs, models, manifests };
+}
+
+test('the ONNX example builds for amd64 and arm64, and both images score the sample', async (t) => {
+  const { registry } = rig();
+  const { work, blobs, models, manifests } = await registries(t);
 
   const model = await models.register({ name: 'iris', kind: 'directory', meta: { framework: 'onnx' }, source: packDirectory(join(EXAMPLE, 'model')), actor });
   const text = (file: string) => readFile(join(EXAMPLE, file), 'utf8');
@@ -126,3 +132,33 @@ async function layers(registry: string, repo: string, digest: string): Promise<s
   const body = (await res.body.json()) as { layers: Array<{ digest: string }> };
   return body.layers.map((l) => l.digest);
 }
+
+test('a python manifest (numpy model) builds for amd64 and arm64 and scores on both', async (t) => {
+  const { registry } = rig();
+  const { work, blobs, models, manifests } = await registries(t);
+  const fixtures = fileURLToPath(new URL('../fixtures/runtimes/', import.meta.url));
+  const model = await models.register({ name: 'iris-linear', kind: 'directory', meta: {}, source: packDirectory(join(fixtures, 'models', 'iris-linear')), actor });
+  const schema = JSON.parse(await readFile(join(fixtures, 'schema.json'), 'utf8')) as { sample: unknown };
+  const manifest = await manifests.create(
+    'iris-python',
+    { models: ['iris-linear:1'], runtime: 'python', score: { filename: 'score.py', content: await readFile(join(fixtures, 'python', 'linear', 'score.py'), 'utf8') }, schema },
+    actor,
+  );
+  const platforms = ['linux/amd64', 'linux/arm64'];
+  const baseImage = runtimeBaseImage('python');
+  const log: string[] = [];
+  const context = join(work, 'context');
+  await writeBuildContext(context, { manifest, models: [model], platforms, baseImage, blobs, log: (l) => log.push(l) });
+  const repo = 'edgeml-test/iris-python';
+  const tag = `t${randomBytes(4).toString('hex')}`;
+  t.teardown(() => deleteFromRegistry(registry, repo, tag));
+  const built = await buildxBuild({ contextDir: context, platforms, tags: [`${registry}/${repo}:${tag}`], baseImage, onLog: (l) => log.push(l) });
+  t.deepEqual(Object.keys(built.platforms).sort(), platforms, log.slice(-20).join('\n'));
+  for (const platform of platforms) {
+    const url = await runImage(t, `${registry}/${repo}@${built.digest}`, platform);
+    const res = await request(`${url}/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(schema.sample) });
+    const body = (await res.body.json()) as { class?: string };
+    t.is(res.statusCode, 200, `${platform}: ${JSON.stringify(body)}`);
+    t.is(body.class, 'setosa', platform);
+  }
+});
