@@ -25,6 +25,7 @@ export const ErrorCodes = {
   HUB_STORE_VERSION: 'HUB_E_STORE_VERSION_UNSUPPORTED',
   HUB_DATA_LOCKED: 'HUB_E_DATA_LOCKED',
   HUB_BUILD_FAILED: 'HUB_E_BUILD_FAILED',
+  HUB_BUILD_CANCELLED: 'HUB_E_BUILD_CANCELLED',
   /** A tar archive with an unsafe or unsupported entry (absolute path, `..`, escaping link, device file). */
   ARCHIVE_INVALID: 'EDGEML_E_ARCHIVE_INVALID',
   /** A tar archive over the file-count or size limit. */

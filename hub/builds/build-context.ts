@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { chmod, cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, extname, join } from 'node:path';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
 import type { ModelVersion } from '../../shared/api/models.js';
 import { extractArchive } from '../../shared/archive/index.js';
@@ -120,7 +120,8 @@ async function writeApp(dir: string, inputs: ContextInputs): Promise<void> {
   const { manifest, blobs } = inputs;
   const appDir = join(dir, CONTEXT.app);
   await mkdir(appDir, { recursive: true });
-  await cp(blobs.path(manifest.score.digest), join(appDir, manifest.score.filename));
+  // The runtimes load `score.<ext>`; the manifest keeps the user's own file name.
+  await cp(blobs.path(manifest.score.digest), join(appDir, `score${extname(manifest.score.filename)}`));
   await writeFile(join(appDir, 'schema.json'), `${JSON.stringify(manifest.schema, null, 2)}\n`);
 }
 

@@ -34,32 +34,67 @@ function failed(message: string, cause?: unknown): EdgemlError {
   return new EdgemlError(ErrorCodes.HUB_BUILD_FAILED, message, { cause });
 }
 
-/** Runs `docker ARGS`, passing each output line to `onLine`; resolves with the exit code. */
-function docker(args: string[], onLine: (line: string) => void, signal?: AbortSignal): Promise<number> {
+/** How long a cancelled docker command gets to stop after SIGINT before SIGKILL. */
+const CANCEL_GRACE_MS = 10_000;
+
+/**
+ * Runs `docker ARGS`, passing each output line to `onLine`; resolves with the exit code. On abort,
+ * the whole process group (the CLI and its buildx plugin) gets SIGINT, then SIGKILL, and the
+ * promise settles only once the process is gone, so a cancelled build cannot push afterwards.
+ */
+function docker(args: string[], onLine: (line: string, stream: 'stdout' | 'stderr') => void, signal?: AbortSignal): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn('docker', args, { stdio: ['ignore', 'pipe', 'pipe'], signal, killSignal: 'SIGINT' });
-    createInterface({ input: child.stdout }).on('line', onLine);
-    createInterface({ input: child.stderr }).on('line', onLine);
+    if (signal?.aborted) return reject(new EdgemlError(ErrorCodes.HUB_BUILD_CANCELLED, 'the build was cancelled'));
+    const child = spawn('docker', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let killTimer: NodeJS.Timeout | undefined;
+    const signalGroup = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, sig);
+      } catch {
+        // already gone
+      }
+    };
+    const onAbort = () => {
+      signalGroup('SIGINT');
+      killTimer = setTimeout(() => signalGroup('SIGKILL'), CANCEL_GRACE_MS);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    createInterface({ input: child.stdout }).on('line', (line) => onLine(line, 'stdout'));
+    createInterface({ input: child.stderr }).on('line', (line) => onLine(line, 'stderr'));
     child.once('error', (err: NodeJS.ErrnoException) => {
+      signal?.removeEventListener('abort', onAbort);
       if (err.code === 'ENOENT') reject(failed('the docker CLI is not installed on the hub: install Docker Engine with the buildx plugin (on a test machine: bash scripts/rig/setup.sh)', err));
       else reject(err);
     });
-    child.once('close', (code) => resolve(code ?? 1));
+    child.once('close', (code) => {
+      clearTimeout(killTimer);
+      signal?.removeEventListener('abort', onAbort);
+      if (signal?.aborted) reject(new EdgemlError(ErrorCodes.HUB_BUILD_CANCELLED, 'the build was cancelled'));
+      else resolve(code ?? 1);
+    });
   });
 }
 
+/** Runs docker and returns its stdout lines; a non-zero exit fails with the last lines of output. */
 async function dockerOrFail(args: string[], what: string, onLog: (line: string) => void, signal?: AbortSignal): Promise<string[]> {
-  const lines: string[] = [];
-  const code = await docker(args, (line) => {
-    lines.push(line);
-    onLog(line);
-  }, signal);
-  if (code !== 0) throw failed(`${what} failed (exit ${code}): ${lines.slice(-5).join(' | ')}`);
-  return lines;
+  const stdout: string[] = [];
+  const tail: string[] = [];
+  const code = await docker(
+    args,
+    (line, stream) => {
+      if (stream === 'stdout') stdout.push(line);
+      tail.push(line);
+      if (tail.length > 5) tail.shift();
+      onLog(line);
+    },
+    signal,
+  );
+  if (code !== 0) throw failed(`${what} failed (exit ${code}): ${tail.join(' | ')}`);
+  return stdout;
 }
 
 /** Says which piece is missing (Docker, the daemon, buildx) before a build starts. */
-export async function checkBuildTools(): Promise<void> {
+async function checkBuildTools(): Promise<void> {
   const quiet = () => undefined;
   if ((await docker(['version', '--format', '{{.Server.Version}}'], quiet)) !== 0) {
     throw failed('the Docker daemon is not reachable from the hub (is dockerd running? on a test machine: bash scripts/rig/setup.sh)');
@@ -96,6 +131,7 @@ export async function platformDigests(ref: string, signal?: AbortSignal): Promis
 }
 
 export async function buildxBuild(req: BuildxRequest): Promise<BuildxResult> {
+  await checkBuildTools();
   await pullBase(req);
   const work = await mkdtemp(join(tmpdir(), 'edgeml-buildx-'));
   try {

@@ -66,8 +66,11 @@ function runtimeLayers(runtime: Runtime): string[] {
     // pip needs an index: the extra CA (a proxy's, a company's) is mounted for this step only.
     `RUN --mount=type=secret,id=${EXTRA_CA_SECRET},required=false \\`,
     `    if [ -s ${IMAGE_PATHS.app}/requirements.txt ]; then \\`,
-    `      if [ -s /run/secrets/${EXTRA_CA_SECRET} ]; then export PIP_CERT=/run/secrets/${EXTRA_CA_SECRET}; fi; \\`,
+    // The extra CA is added to the system bundle (PIP_CERT alone would replace it); the combined
+    // file is removed in the same step, so it is in no layer.
+    `      if [ -s /run/secrets/${EXTRA_CA_SECRET} ]; then cat /etc/ssl/certs/ca-certificates.crt /run/secrets/${EXTRA_CA_SECRET} > /tmp/edgeml-ca.pem; export PIP_CERT=/tmp/edgeml-ca.pem; fi; \\`,
     `      python3 -m pip install --no-cache-dir --disable-pip-version-check --target ${IMAGE_PATHS.pythonLib} -r ${IMAGE_PATHS.app}/requirements.txt; \\`,
+    `      rm -f /tmp/edgeml-ca.pem; \\`,
     `    fi`,
   ];
 }
@@ -94,7 +97,8 @@ export function renderDockerfile(recipe: ImageRecipe): string {
     `COPY ${CONTEXT.app}/ ${IMAGE_PATHS.app}/`,
     `COPY ${CONTEXT.models}/ ${IMAGE_PATHS.models}/`,
     ...env(recipe.env),
-    ...Object.entries(recipe.labels).map(([k, v]) => `LABEL ${k}=${dockerfileString(v)}`),
+    // Labels are descriptive: a multi-line description is folded onto one line.
+    ...Object.entries(recipe.labels).map(([k, v]) => `LABEL ${k}=${dockerfileString(v.replace(/\s*[\r\n]+\s*/g, ' '))}`),
     // Exec form: the server is PID 1 and gets SIGTERM to drain.
     `CMD ${JSON.stringify(command)}`,
     // An unprivileged user: nothing in the image needs root at run time.

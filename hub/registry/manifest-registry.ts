@@ -20,6 +20,9 @@ const RUNTIME_FILES: Record<Runtime, { score: RegExp; scoreHint: string; deps: s
   python: { score: /\.py$/, scoreHint: '.py', deps: 'requirements.txt' },
 };
 
+/** Variables the image and the agent rely on: the listen address and the runtime's own paths. */
+const RESERVED_ENV = /^(PORT|HOST|PYTHONPATH|NODE_ENV|EDGEML_.*)$/;
+
 function invalid(message: string): EdgemlError {
   return new EdgemlError(ErrorCodes.HUB_MANIFEST_INVALID, message, { httpStatus: 400 });
 }
@@ -65,6 +68,9 @@ export class ManifestRegistry {
     if (!files.score.test(body.score.filename)) throw invalid(`score: the ${body.runtime} runtime runs a ${files.scoreHint} file, not ${body.score.filename}`);
     if (body.score.content.trim() === '') throw invalid(`score: ${body.score.filename} is empty`);
     checkDeps(body.runtime, body.deps);
+    for (const name of Object.keys(body.env ?? {})) {
+      if (RESERVED_ENV.test(name)) throw invalid(`env: ${name} is set by the scoring runtime and cannot be overridden`);
+    }
     const schema = await checkScoringSchemaIsolated(body.schema, SCHEMA_CHECK_TIMEOUT_MS);
 
     const models: ManifestVersion['models'] = [];

@@ -7,13 +7,16 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import { EdgemlError, ErrorCodes, isEdgemlError } from '../../shared/errors.js';
 import { checkScoringSchema, type ScoringSchema } from './scoring-schema.js';
 
+const WORKER_MARK = 'edgemlScoringSchemaCheck';
+
 type WorkerAnswer = { ok: true; value: ScoringSchema } | { ok: false; code: string; message: string; httpStatus?: number };
 
 export async function checkScoringSchemaIsolated(doc: unknown, timeoutMs: number): Promise<ScoringSchema> {
   // Run from TypeScript sources (in-process tests under tsx), a worker could not load this file:
   // Node 20 does not apply tsx's loader to worker threads. The hub itself runs the compiled code.
   if (import.meta.url.endsWith('.ts')) return checkScoringSchema(doc);
-  const worker = new Worker(new URL(import.meta.url), { workerData: doc });
+  // A memory-hungry schema takes down the worker, not the hub.
+  const worker = new Worker(new URL(import.meta.url), { workerData: { [WORKER_MARK]: doc }, resourceLimits: { maxOldGenerationSizeMb: 256 } });
   try {
     const tooSlow = new EdgemlError(
       ErrorCodes.HUB_MANIFEST_INVALID,
@@ -30,6 +33,10 @@ export async function checkScoringSchemaIsolated(doc: unknown, timeoutMs: number
         clearTimeout(timer);
         reject(err);
       });
+      worker.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new EdgemlError(ErrorCodes.INTERNAL, `the schema check stopped without an answer (exit ${code})`));
+      });
     });
     if (answer.ok) return answer.value;
     throw new EdgemlError(answer.code as typeof ErrorCodes.HUB_MANIFEST_INVALID, answer.message, { httpStatus: answer.httpStatus });
@@ -38,14 +45,16 @@ export async function checkScoringSchemaIsolated(doc: unknown, timeoutMs: number
   }
 }
 
-if (!isMainThread && parentPort) {
+// Only a worker started above runs the check: another thread importing this module does not.
+const task = !isMainThread && parentPort && typeof workerData === 'object' && workerData !== null && WORKER_MARK in workerData;
+if (task) {
   let answer: WorkerAnswer;
   try {
-    answer = { ok: true, value: checkScoringSchema(workerData) };
+    answer = { ok: true, value: checkScoringSchema((workerData as Record<string, unknown>)[WORKER_MARK]) };
   } catch (err) {
     answer = isEdgemlError(err)
       ? { ok: false, code: err.code, message: err.message, httpStatus: err.httpStatus }
       : { ok: false, code: ErrorCodes.INTERNAL, message: (err as Error).message };
   }
-  parentPort.postMessage(answer);
+  parentPort!.postMessage(answer);
 }

@@ -284,6 +284,7 @@ test('manifest validation names the failing part; a valid manifest pins model di
     ['model', { ...good, models: ['iris:9'] }, /models: iris:9: model iris:9 not found/],
     ['deps', { ...good, deps: { filename: 'package.json', content: '{oops' } }, /deps: package\.json is not valid JSON/],
     ['unknown field', { ...good, extra: true }, /body\.extra: is not a known field/],
+    ['reserved env', { ...good, env: { PORT: '9999' } }, /env: PORT is set by the scoring runtime/],
   ];
   for (const [part, body, message] of bad) {
     const res = await create(body);

@@ -6,7 +6,7 @@
  * same suite runs against built images with a descriptor whose start() runs a container.
  */
 import { spawn } from 'node:child_process';
-import { cp, readFile } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -170,18 +170,21 @@ const FLOWERS: Array<[number[], string]> = [
 function contractSuite(runtime: RuntimeDescriptor): void {
   const name = (what: string) => `${runtime.name}: ${what}`;
 
-  test(name('/health is 503 "starting" while init() sleeps (and /score 503 with Retry-After), then 200'), async (t) => {
-    const rt = await runtime.start(t, 'linear', { FIXTURE_INIT_DELAY_MS: '1500' });
+  test(name('/health is 503 "starting" while init() runs (and /score 503 with Retry-After), then 200'), async (t) => {
+    // init() waits for this file, so "starting" is observed however loaded the machine is.
+    const gate = join(await tempDir(t, 'edgeml-gate-'), 'open');
+    const rt = await runtime.start(t, 'linear', { FIXTURE_INIT_GATE: gate });
     const early = await call(rt.baseUrl, 'GET', '/health');
     t.is(early.status, 503);
     t.deepEqual(early.body, { status: 'starting' });
     const notReady = await score(rt.baseUrl, (await sample()).sample);
     expectError(t, notReady, 503, 'RUNTIME_E_NOT_READY');
     t.is(notReady.headers.get('retry-after'), '1');
+    await writeFile(gate, '');
     await waitReady(rt);
     t.deepEqual((await call(rt.baseUrl, 'GET', '/health')).body, { status: 'ok' });
     const done = await rt.waitForLog('init done', (l) => l.msg === 'init done');
-    t.true(Number(done.durationMs) >= 1400, `init took ${String(done.durationMs)} ms`);
+    t.true(Number.isFinite(Number(done.durationMs)), `init duration is logged: ${String(done.durationMs)}`);
   });
 
   test(name('the sample scores to its class, and other flowers to theirs'), async (t) => {

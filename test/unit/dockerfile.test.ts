@@ -30,7 +30,8 @@ test('layers go from least to most often changed: runtime, dependencies, app, mo
 test('python images install requirements with the extra CA as a build secret, never a layer', (t) => {
   const text = renderDockerfile({ runtime: 'python', baseImage: 'b', env: {}, labels: {} });
   t.regex(text, /RUN --mount=type=secret,id=extra-ca,required=false/);
-  t.regex(text, /PIP_CERT=\/run\/secrets\/extra-ca/);
+  t.regex(text, /cat \/etc\/ssl\/certs\/ca-certificates\.crt \/run\/secrets\/extra-ca > \/tmp\/edgeml-ca\.pem; export PIP_CERT=\/tmp\/edgeml-ca\.pem/, 'the extra CA is added to the system bundle');
+  t.regex(text, /rm -f \/tmp\/edgeml-ca\.pem/, 'and the combined bundle is gone before the layer is written');
   t.regex(text, /^CMD \["python3","\/opt\/edgeml\/runtime\/server\.py"\]$/m);
   t.false(text.includes('COPY deps/${TARGETARCH}'), 'python dependencies are installed in the image, not per host arch');
 });
@@ -49,4 +50,6 @@ test('labels name the manifest, its digest and the pinned models', (t) => {
   t.deepEqual(JSON.parse(labels['io.edgeml.models']!), manifest.models);
   const text = renderDockerfile({ runtime: 'node', baseImage: 'b', env: {}, labels });
   t.regex(text, /^LABEL io\.edgeml\.models="\[\{\\"name\\":\\"iris\\"/m);
+  const folded = renderDockerfile({ runtime: 'node', baseImage: 'b', env: {}, labels: { 'org.opencontainers.image.description': 'line one\nline two' } });
+  t.regex(folded, /^LABEL org\.opencontainers\.image\.description="line one line two"$/m, 'a multi-line description is folded');
 });

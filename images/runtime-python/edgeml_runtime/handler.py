@@ -193,10 +193,12 @@ class Handler(BaseHTTPRequestHandler):
         chunks, total = [], 0
         while True:
             line = self.rfile.readline(65537)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise BadRequest("malformed chunked body") from None
+            digits = line.split(b";", 1)[0].strip()
+            # Hex digits only: int() would also take "-1" or "+0x10", and a negative size would
+            # make the reads below unbounded.
+            if not digits or len(digits) > 16 or not all(c in b"0123456789abcdefABCDEF" for c in digits):
+                raise BadRequest("malformed chunked body")
+            size = int(digits, 16)
             if size == 0:
                 while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
@@ -208,8 +210,12 @@ class Handler(BaseHTTPRequestHandler):
                 chunks = []
                 self._discard(size)
             else:
-                chunks.append(self.rfile.read(size))
-            self.rfile.readline()  # the CRLF after each chunk
+                chunk = self.rfile.read(size)
+                if len(chunk) < size:
+                    raise BadRequest("the client closed the connection before sending the whole body")
+                chunks.append(chunk)
+            if self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise BadRequest("malformed chunked body")
         if total > limit:
             raise TooLarge(close=False)
         return b"".join(chunks)
