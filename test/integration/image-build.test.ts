@@ -11,12 +11,14 @@ import test, { type ExecutionContext } from 'ava';
 import { Memory } from 'lowdb';
 import { request } from 'undici';
 import { writeBuildContext } from '../../hub/builds/build-context.js';
-import { buildxBuild } from '../../hub/builds/buildx.js';
+import { buildxBuild, type BuildxResult } from '../../hub/builds/buildx.js';
 import { ManifestRegistry } from '../../hub/registry/manifest-registry.js';
 import { ModelRegistry } from '../../hub/registry/model-registry.js';
 import { BlobStore } from '../../hub/store/blob-store.js';
 import type { HubData } from '../../hub/store/hub-data.js';
 import { LowdbHubStore } from '../../hub/store/lowdb-store.js';
+import type { ManifestVersion } from '../../shared/api/manifests.js';
+import type { ModelVersion } from '../../shared/api/models.js';
 import { packDirectory } from '../../shared/archive/index.js';
 import { systemClock } from '../../shared/clock.js';
 import { tempDir } from '../helpers/edgeml-process.js';
@@ -57,6 +59,27 @@ async function registries(t: ExecutionContext) {
   return { work, blobs, models, manifests };
 }
 
+const PLATFORMS = ['linux/amd64', 'linux/arm64'];
+
+/**
+ * What the hub's builder will do for one manifest: write its context into a fresh directory and
+ * build it for both platforms under a throwaway tag (removed from the registry afterwards).
+ */
+async function buildManifest(
+  t: ExecutionContext,
+  inputs: { work: string; blobs: BlobStore; manifest: ManifestVersion; models: ModelVersion[]; repo: string; tag: string; log: string[] },
+): Promise<BuildxResult & { ref: string }> {
+  const { registry } = rig();
+  const baseImage = runtimeBaseImage(inputs.manifest.runtime);
+  const log = (line: string) => inputs.log.push(line);
+  const context = join(inputs.work, `context-${inputs.tag}`);
+  await writeBuildContext(context, { manifest: inputs.manifest, models: inputs.models, platforms: PLATFORMS, baseImage, blobs: inputs.blobs, log });
+  t.teardown(() => deleteFromRegistry(registry, inputs.repo, inputs.tag));
+  const built = await buildxBuild({ contextDir: context, platforms: PLATFORMS, tags: [`${registry}/${inputs.repo}:${inputs.tag}`], baseImage, onLog: log });
+  t.deepEqual(Object.keys(built.platforms).sort(), PLATFORMS, inputs.log.slice(-20).join('\n'));
+  return { ...built, ref: `${registry}/${inputs.repo}@${built.digest}` };
+}
+
 test('the ONNX example builds for amd64 and arm64, and both images score the sample', async (t) => {
   const { registry } = rig();
   const { work, blobs, models, manifests } = await registries(t);
@@ -72,28 +95,20 @@ test('the ONNX example builds for amd64 and arm64, and both images score the sam
   };
   const manifest = await manifests.create('iris-onnx', manifestBody, actor);
 
-  const platforms = ['linux/amd64', 'linux/arm64'];
-  const baseImage = runtimeBaseImage('node');
   const log: string[] = [];
-  const context = join(work, 'context');
-  await writeBuildContext(context, { manifest, models: [model], platforms, baseImage, blobs, log: (l) => log.push(l) });
-
   const repo = 'edgeml-test/iris-onnx';
   const tag = `t${randomBytes(4).toString('hex')}`;
-  t.teardown(() => deleteFromRegistry(registry, repo, tag));
   let started = Date.now();
-  const built = await buildxBuild({ contextDir: context, platforms, tags: [`${registry}/${repo}:${tag}`], baseImage, onLog: (l) => log.push(l) });
+  const built = await buildManifest(t, { work, blobs, manifest, models: [model], repo, tag, log });
   t.log(`first build: ${Date.now() - started} ms`);
   t.regex(built.digest, /^sha256:[0-9a-f]{64}$/);
-  t.deepEqual(Object.keys(built.platforms).sort(), platforms, log.slice(-20).join('\n'));
-
-  const ref = `${registry}/${repo}@${built.digest}`;
+  const { ref } = built;
   const inspect = await exec('docker', ['buildx', 'imagetools', 'inspect', '--format', '{{json .Image}}', ref]);
   t.is(inspect.code, 0, inspect.stderr);
   t.regex(inspect.stdout, new RegExp(`"io.edgeml.manifest.digest":\\s*"${manifest.digest}"`), 'the image names its manifest');
 
   const sample = JSON.parse(await text('schema.json')) as { sample: unknown };
-  for (const platform of platforms) {
+  for (const platform of PLATFORMS) {
     const url = await runImage(t, ref, platform);
     const res = await request(`${url}/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(sample.sample) });
     const body = (await res.body.json()) as { predictions: Array<{ label: string }> };
@@ -109,14 +124,10 @@ test('the ONNX example builds for amd64 and arm64, and both images score the sam
   await writeFile(join(modelDir, 'CARD.md'), 'iris, retrained\n');
   const model2 = await models.register({ name: 'iris', kind: 'directory', meta: { framework: 'onnx' }, source: packDirectory(modelDir), actor });
   const manifest2 = await manifests.create('iris-onnx', { ...manifestBody, models: [`iris:${model2.version}`] }, actor);
-  const context2 = join(work, 'context-2');
-  await writeBuildContext(context2, { manifest: manifest2, models: [model2], platforms, baseImage, blobs, log: (l) => log.push(l) });
-  const tag2 = `${tag}-2`;
-  t.teardown(() => deleteFromRegistry(registry, repo, tag2));
   started = Date.now();
-  const rebuilt = await buildxBuild({ contextDir: context2, platforms, tags: [`${registry}/${repo}:${tag2}`], baseImage, onLog: (l) => log.push(l) });
+  const rebuilt = await buildManifest(t, { work, blobs, manifest: manifest2, models: [model2], repo, tag: `${tag}-2`, log });
   t.log(`rebuild after a new model version: ${Date.now() - started} ms`);
-  for (const platform of platforms) {
+  for (const platform of PLATFORMS) {
     const before = await layers(registry, repo, built.platforms[platform]!);
     const after = await layers(registry, repo, rebuilt.platforms[platform]!);
     t.is(after.length, before.length);
@@ -134,7 +145,6 @@ async function layers(registry: string, repo: string, digest: string): Promise<s
 }
 
 test('a python manifest (numpy model) builds for amd64 and arm64 and scores on both', async (t) => {
-  const { registry } = rig();
   const { work, blobs, models, manifests } = await registries(t);
   const fixtures = fileURLToPath(new URL('../fixtures/runtimes/', import.meta.url));
   const model = await models.register({ name: 'iris-linear', kind: 'directory', meta: {}, source: packDirectory(join(fixtures, 'models', 'iris-linear')), actor });
@@ -144,18 +154,9 @@ test('a python manifest (numpy model) builds for amd64 and arm64 and scores on b
     { models: ['iris-linear:1'], runtime: 'python', score: { filename: 'score.py', content: await readFile(join(fixtures, 'python', 'linear', 'score.py'), 'utf8') }, schema },
     actor,
   );
-  const platforms = ['linux/amd64', 'linux/arm64'];
-  const baseImage = runtimeBaseImage('python');
-  const log: string[] = [];
-  const context = join(work, 'context');
-  await writeBuildContext(context, { manifest, models: [model], platforms, baseImage, blobs, log: (l) => log.push(l) });
-  const repo = 'edgeml-test/iris-python';
-  const tag = `t${randomBytes(4).toString('hex')}`;
-  t.teardown(() => deleteFromRegistry(registry, repo, tag));
-  const built = await buildxBuild({ contextDir: context, platforms, tags: [`${registry}/${repo}:${tag}`], baseImage, onLog: (l) => log.push(l) });
-  t.deepEqual(Object.keys(built.platforms).sort(), platforms, log.slice(-20).join('\n'));
-  for (const platform of platforms) {
-    const url = await runImage(t, `${registry}/${repo}@${built.digest}`, platform);
+  const built = await buildManifest(t, { work, blobs, manifest, models: [model], repo: 'edgeml-test/iris-python', tag: `t${randomBytes(4).toString('hex')}`, log: [] });
+  for (const platform of PLATFORMS) {
+    const url = await runImage(t, built.ref, platform);
     const res = await request(`${url}/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(schema.sample) });
     const body = (await res.body.json()) as { class?: string };
     t.is(res.statusCode, 200, `${platform}: ${JSON.stringify(body)}`);
