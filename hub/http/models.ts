@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Alias, ErrorBody, Name, Version, VersionRef } from '../../shared/api/common.js';
@@ -22,6 +23,14 @@ export interface ModelRouteDeps {
 const tags = ['models'];
 const binary = { type: 'string', format: 'binary' };
 const uploadTypes = Object.values(MODEL_UPLOAD_TYPES);
+
+/**
+ * The upload body, read so that a refusal part-way (too large, a bad archive entry) leaves the
+ * request open: the error handler answers and discards the rest instead of resetting the socket.
+ */
+function bodyOf(raw: IncomingMessage): AsyncIterable<Uint8Array> {
+  return raw.iterator({ destroyOnReturn: false });
+}
 
 function uploadKind(contentType: string | undefined): ModelKind {
   const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
@@ -60,7 +69,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteDeps> = async (app
           httpStatus: 413,
         });
       }
-      const version = await deps.registry.register({ name: req.params.name, kind, meta: req.query, source: req.raw, actor: actorOf(requestKey(req)) });
+      const version = await deps.registry.register({ name: req.params.name, kind, meta: req.query, source: bodyOf(req.raw), actor: actorOf(requestKey(req)) });
       req.log.info({ model: version.name, version: version.version, digest: version.digest, size: version.size, by: requestKey(req).id }, 'model version registered');
       return reply.code(201).send(version);
     },
