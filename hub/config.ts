@@ -2,6 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { HOST_PORT_EXAMPLES, HOST_PORT_PATTERN } from '../shared/address.js';
 import { loadConfig, type ConfigSources } from '../shared/config-loader.js';
 import { LOG_LEVELS } from '../shared/logger.js';
+import { DURATION_PATTERN } from '../shared/duration.js';
 import { stringEnum } from '../shared/schema.js';
 import { SIZE_EXAMPLES, SIZE_PATTERN } from '../shared/size.js';
 
@@ -13,6 +14,15 @@ export const HubConfigSchema = Type.Object(
     registry: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:5000', description: 'OCI registry for built images' }),
     maxUpload: Type.String({ pattern: SIZE_PATTERN, examples: SIZE_EXAMPLES, default: '2g', description: 'largest model upload; bigger ones get 413' }),
     maxArchiveFiles: Type.Integer({ minimum: 1, default: 10000, description: 'most entries in an uploaded directory' }),
+    imagePrefix: Type.String({
+      pattern: '^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$',
+      default: 'edgeml',
+      description: 'repository path under the registry: images are REGISTRY/PREFIX/MANIFEST',
+    }),
+    baseImageNode: Type.Optional(Type.String({ minLength: 1, description: 'base image for node runtimes (default REGISTRY/edgeml/runtime-node-base:bookworm-1)' })),
+    baseImagePython: Type.Optional(Type.String({ minLength: 1, description: 'base image for python runtimes (default REGISTRY/edgeml/runtime-python-base:bookworm-1)' })),
+    extraCa: Type.Optional(Type.String({ minLength: 1, description: 'PEM bundle of extra CAs for dependency installs during builds (a build secret, never in the image)' })),
+    smokeTimeout: Type.String({ pattern: DURATION_PATTERN, default: '5m', description: 'how long a built image may take to answer its sample, per platform' }),
     logLevel: stringEnum(LOG_LEVELS, { default: 'info' }),
   },
   { additionalProperties: false },

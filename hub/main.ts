@@ -1,7 +1,8 @@
 /**
  * Composition root of the hub: wires config, broker, inbox, fleet state and HTTP once.
  */
-import { mkdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { formatHostPort, isLoopbackHost, parseHostPort, type HostPort } from '../shared/address.js';
@@ -11,7 +12,11 @@ import type { Logger } from '../shared/logger.js';
 import { ShutdownStack } from '../shared/shutdown-stack.js';
 import { parseSize } from '../shared/size.js';
 import { edgemlVersion } from '../shared/version.js';
+import { parseDuration } from '../shared/duration.js';
 import { ensureAdminKey } from './auth/admin-key.js';
+import { BuildLogs } from './builds/build-log.js';
+import { dockerBuildSteps } from './builds/build-steps.js';
+import { hubInstanceId, ImageBuilder } from './builds/image-builder.js';
 import { ApiKeyAuthority } from './auth/api-keys.js';
 import type { HubConfig } from './config.js';
 import { openBrokerAuth } from './broker/auth.js';
@@ -24,6 +29,7 @@ import { ModelRegistry } from './registry/model-registry.js';
 import { BlobStore } from './store/blob-store.js';
 import { lockDataDir } from './store/data-dir-lock.js';
 import { openLowdbStore } from './store/lowdb-store.js';
+import type { HubStore } from './store/store.js';
 
 export interface RunningHub {
   http: string;
@@ -56,6 +62,46 @@ async function announceAdminKey(result: Awaited<ReturnType<typeof ensureAdminKey
   }
 }
 
+/** The extra CA bundle is checked at start: a typo should not surface as a failed build hours later. */
+async function readableFile(flag: string, path: string | undefined): Promise<string | undefined> {
+  if (path === undefined) return undefined;
+  const full = resolve(path);
+  try {
+    await access(full, constants.R_OK);
+  } catch (err) {
+    throw new EdgemlError(ErrorCodes.CONFIG_INVALID, `invalid configuration: ${flag} ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+  }
+  return full;
+}
+
+async function startImageBuilder(config: Readonly<HubConfig>, dataDir: string, store: HubStore, blobs: BlobStore, logger: Logger) {
+  const logs = await BuildLogs.open(join(dataDir, 'builds', 'logs'));
+  const queue = new ImageBuilder({
+    images: store.images,
+    manifests: store.manifests,
+    models: store.models,
+    blobs,
+    logs,
+    clock: systemClock,
+    logger,
+    steps: dockerBuildSteps(config.registry),
+    options: {
+      registry: config.registry,
+      imagePrefix: config.imagePrefix,
+      baseImages: {
+        node: config.baseImageNode ?? `${config.registry}/edgeml/runtime-node-base:bookworm-1`,
+        python: config.baseImagePython ?? `${config.registry}/edgeml/runtime-python-base:bookworm-1`,
+      },
+      extraCaFile: await readableFile('--extra-ca', config.extraCa),
+      smokeTimeoutMs: parseDuration(config.smokeTimeout),
+      workDir: join(dataDir, 'builds', 'work'),
+      instance: hubInstanceId(dataDir),
+    },
+  });
+  await queue.start();
+  return { queue, logs, stop: () => queue.stop() };
+}
+
 export async function startHub(config: Readonly<HubConfig>, logger: Logger): Promise<RunningHub> {
   const mqttListen = parseHostPort(config.mqtt);
   const httpListen = parseHostPort(config.http);
@@ -76,6 +122,9 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     if (swept.removed > 0) logger.info({ removed: swept.removed, bytes: swept.bytes }, 'removed unreferenced blobs');
     const authority = new ApiKeyAuthority(store.apiKeys, systemClock);
     await announceAdminKey(await ensureAdminKey(dataDir, store.apiKeys, authority), logger);
+
+    const builder = await startImageBuilder(config, dataDir, store, blobs, logger.child({ component: 'builder' }));
+    parts.push(() => builder.stop());
 
     const devices = new DeviceDirectory(systemClock);
     const broker = await startBroker({ listen: mqttListen, auth: openBrokerAuth, logger: logger.child({ component: 'broker' }) });
@@ -100,6 +149,8 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       authority,
       models: new ModelRegistry({ models: store.models, blobs, clock: systemClock, limits: { maxUploadBytes, maxArchiveFiles: config.maxArchiveFiles } }),
       manifests: new ManifestRegistry({ manifests: store.manifests, models: store.models, blobs, clock: systemClock }),
+      builder: builder.queue,
+      buildLogs: builder.logs,
       maxUploadBytes,
       health: {
         version,

@@ -21,11 +21,14 @@ export const ErrorCodes = {
   HUB_MANIFEST_NOT_FOUND: 'HUB_E_MANIFEST_NOT_FOUND',
   HUB_MANIFEST_INVALID: 'HUB_E_MANIFEST_INVALID',
   HUB_APIKEY_NOT_FOUND: 'HUB_E_APIKEY_NOT_FOUND',
+  HUB_IMAGE_NOT_FOUND: 'HUB_E_IMAGE_NOT_FOUND',
   HUB_STORE_CORRUPT: 'HUB_E_STORE_CORRUPT',
   HUB_STORE_VERSION: 'HUB_E_STORE_VERSION_UNSUPPORTED',
   HUB_DATA_LOCKED: 'HUB_E_DATA_LOCKED',
   HUB_BUILD_FAILED: 'HUB_E_BUILD_FAILED',
   HUB_BUILD_CANCELLED: 'HUB_E_BUILD_CANCELLED',
+  /** The image was built and pushed, but did not score its sample on some platform. */
+  HUB_IMAGE_TEST_FAILED: 'HUB_E_IMAGE_TEST_FAILED',
   /** A tar archive with an unsafe or unsupported entry (absolute path, `..`, escaping link, device file). */
   ARCHIVE_INVALID: 'EDGEML_E_ARCHIVE_INVALID',
   /** A tar archive over the file-count or size limit. */

@@ -9,6 +9,8 @@ import type { ErrorObject } from 'ajv';
 import type { Logger } from '../../shared/logger.js';
 import { describeAjvError, makeAjv } from '../../shared/schema.js';
 import type { ApiKeyAuthority } from '../auth/api-keys.js';
+import type { BuildLogs } from '../builds/build-log.js';
+import type { ImageBuilder } from '../builds/image-builder.js';
 import type { DeviceDirectory } from '../fleet/device-directory.js';
 import type { ManifestRegistry } from '../registry/manifest-registry.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
@@ -19,6 +21,7 @@ import { installApiKeyAuth, SECURITY_SCHEME } from './auth.js';
 import { deviceRoutes } from './devices.js';
 import { installErrorHandler } from './errors.js';
 import { healthRoutes, type HealthSource } from './health.js';
+import { imageRoutes } from './images.js';
 import { manifestRoutes } from './manifests.js';
 import { modelRoutes } from './models.js';
 
@@ -31,6 +34,8 @@ export interface HttpDeps {
   authority: ApiKeyAuthority;
   models: ModelRegistry;
   manifests: ManifestRegistry;
+  builder: ImageBuilder;
+  buildLogs: BuildLogs;
   maxUploadBytes: number;
 }
 
@@ -84,5 +89,6 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(apiKeyRoutes, { authority: deps.authority });
   await app.register(modelRoutes, { registry: deps.models, models: deps.store.models, blobs: deps.blobs, maxUploadBytes: deps.maxUploadBytes });
   await app.register(manifestRoutes, { registry: deps.manifests, manifests: deps.store.manifests });
+  await app.register(imageRoutes, { builder: deps.builder, images: deps.store.images, logs: deps.buildLogs });
   return app;
 }

@@ -4,9 +4,9 @@
  */
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
-import type { ApiKeyRecord, ModelVersionRecord } from './store.js';
+import type { ApiKeyRecord, ImageRecord, ModelVersionRecord } from './store.js';
 
-export const STORE_SCHEMA_VERSION = 1;
+export const STORE_SCHEMA_VERSION = 2;
 
 export interface ModelEntry {
   /** Versions are never reused, so a deleted `3` can never come back with other bytes. */
@@ -25,13 +25,29 @@ export interface HubData {
   apiKeys: ApiKeyRecord[];
   models: Record<string, ModelEntry>;
   manifests: Record<string, ManifestEntry>;
+  /** Since schema 2. */
+  images: { nextId: number; records: ImageRecord[] };
 }
 
 export function emptyHubData(): HubData {
-  return { schemaVersion: STORE_SCHEMA_VERSION, apiKeys: [], models: {}, manifests: {} };
+  return { schemaVersion: STORE_SCHEMA_VERSION, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] } };
 }
 
-export function checkSchemaVersion(data: HubData, path: string): HubData {
+/** Each step takes the document from version `from` to `from + 1`, in place. */
+const MIGRATIONS: Array<{ from: number; apply: (data: HubData) => void }> = [
+  {
+    from: 1,
+    apply: (data) => {
+      data.images = { nextId: 1, records: [] };
+    },
+  },
+];
+
+/**
+ * Checks a document read from `path` and brings an older one up to STORE_SCHEMA_VERSION in place
+ * (the caller writes it back). A damaged or newer document is refused, never overwritten.
+ */
+export function loadHubData(data: HubData, path: string): HubData {
   if (typeof data !== 'object' || data === null || typeof data.schemaVersion !== 'number') {
     throw new EdgemlError(ErrorCodes.HUB_STORE_CORRUPT, `store file ${path} has no schemaVersion: it is not an edgeml hub store`);
   }
@@ -39,11 +55,22 @@ export function checkSchemaVersion(data: HubData, path: string): HubData {
   if (!Array.isArray(data.apiKeys) || !isRecord(data.models) || !isRecord(data.manifests)) {
     throw new EdgemlError(ErrorCodes.HUB_STORE_CORRUPT, `store file ${path} lacks apiKeys, models or manifests: it is damaged`);
   }
+  if (!Number.isInteger(data.schemaVersion) || data.schemaVersion < 1) {
+    throw new EdgemlError(ErrorCodes.HUB_STORE_CORRUPT, `store file ${path} has schema version ${String(data.schemaVersion)}: it is damaged`);
+  }
   if (data.schemaVersion > STORE_SCHEMA_VERSION) {
     throw new EdgemlError(
       ErrorCodes.HUB_STORE_VERSION,
       `store file ${path} has schema version ${data.schemaVersion}, but this hub understands up to ${STORE_SCHEMA_VERSION}: upgrade edgeml`,
     );
+  }
+  for (const step of MIGRATIONS) {
+    if (data.schemaVersion !== step.from) continue;
+    step.apply(data);
+    data.schemaVersion = step.from + 1;
+  }
+  if (!isRecord(data.images) || !Array.isArray(data.images.records) || !Number.isInteger(data.images.nextId)) {
+    throw new EdgemlError(ErrorCodes.HUB_STORE_CORRUPT, `store file ${path} lacks images: it is damaged`);
   }
   return data;
 }

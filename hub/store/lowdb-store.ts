@@ -8,15 +8,18 @@ import type { ManifestVersion } from '../../shared/api/manifests.js';
 import type { ModelVersion } from '../../shared/api/models.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { DurableJsonFile, removeStaleTemps } from './durable-json-file.js';
-import { checkSchemaVersion, emptyHubData, type HubData, type ModelEntry } from './hub-data.js';
+import { emptyHubData, loadHubData, type HubData, type ModelEntry } from './hub-data.js';
 import type {
   ApiKeyRecord,
   ApiKeyRepository,
   HubStore,
+  ImageRecord,
+  ImageRepository,
   ManifestRepository,
   ModelRepository,
   ModelSummaryView,
   ModelVersionRecord,
+  NewImage,
   NewManifestVersion,
   NewModelVersion,
   VersionSelector,
@@ -35,7 +38,10 @@ function ownOrSet<T>(record: Record<string, T>, key: string, make: () => T): T {
   return record[key]!;
 }
 
-function notFound(code: typeof ErrorCodes.HUB_MODEL_NOT_FOUND | typeof ErrorCodes.HUB_MANIFEST_NOT_FOUND | typeof ErrorCodes.HUB_APIKEY_NOT_FOUND, message: string) {
+function notFound(
+  code: typeof ErrorCodes.HUB_MODEL_NOT_FOUND | typeof ErrorCodes.HUB_MANIFEST_NOT_FOUND | typeof ErrorCodes.HUB_APIKEY_NOT_FOUND | typeof ErrorCodes.HUB_IMAGE_NOT_FOUND,
+  message: string,
+) {
   return new EdgemlError(code, message, { httpStatus: 404 });
 }
 
@@ -83,8 +89,8 @@ export class LowdbHubStore implements HubStore {
   static async open(adapter: Adapter<HubData>, label: string): Promise<LowdbHubStore> {
     const db = new Low<HubData>(adapter, emptyHubData());
     await db.read();
-    const store = new LowdbHubStore(db, checkSchemaVersion(db.data, label));
-    // Persist a fresh store at once, so the file and its schema version exist from the first start.
+    const store = new LowdbHubStore(db, loadHubData(db.data, label));
+    // Persist a fresh or migrated store at once, so the file says which schema it holds.
     await store.write(() => undefined);
     return store;
   }
@@ -233,6 +239,29 @@ export class LowdbHubStore implements HubStore {
       if (!record) throw notFound(ErrorCodes.HUB_MANIFEST_NOT_FOUND, `manifest ${describeSelector(name, selector)} not found`);
       return record;
     },
+  };
+
+  readonly images: ImageRepository = {
+    add: (draft: NewImage) =>
+      this.write((d) => {
+        const record: ImageRecord = { id: d.images.nextId, ...draft };
+        d.images.nextId += 1;
+        d.images.records.push(record);
+        return record;
+      }),
+
+    update: (id, change) =>
+      this.write((d) => {
+        const record = d.images.records.find((r) => r.id === id);
+        if (!record) throw notFound(ErrorCodes.HUB_IMAGE_NOT_FOUND, `image ${id} not found`);
+        change(record);
+        return record;
+      }),
+
+    get: async (id) => this.data.images.records.find((r) => r.id === id),
+
+    list: async ({ manifest, status }) =>
+      this.data.images.records.filter((r) => (manifest === undefined || r.manifest.name === manifest) && (status === undefined || r.status === status)),
   };
 
   async referencedBlobs(): Promise<Set<string>> {

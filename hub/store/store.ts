@@ -5,6 +5,7 @@
  */
 import type { ApiKeyInfo } from '../../shared/api/apikeys.js';
 import type { Actor, Scope } from '../../shared/api/common.js';
+import type { Image, ImageStatus } from '../../shared/api/images.js';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
 import type { ModelVersion } from '../../shared/api/models.js';
 import type { Static } from '@sinclair/typebox';
@@ -59,10 +60,25 @@ export interface ManifestRepository {
   resolve(name: string, selector: VersionSelector): Promise<ManifestVersion>;
 }
 
+/** A stored image; `progress` is live state and never stored. */
+export type ImageRecord = Omit<Image, 'progress'>;
+export type NewImage = Omit<ImageRecord, 'id'>;
+
+export interface ImageRepository {
+  /** Assigns the next build number. */
+  add(draft: NewImage): Promise<ImageRecord>;
+  /** Applies `change` to the stored record in one write; throws HUB_E_IMAGE_NOT_FOUND (404). */
+  update(id: number, change: (record: ImageRecord) => void): Promise<ImageRecord>;
+  get(id: number): Promise<ImageRecord | undefined>;
+  /** Oldest first. */
+  list(filter: { manifest?: string | undefined; status?: ImageStatus | undefined }): Promise<ImageRecord[]>;
+}
+
 export interface HubStore {
   readonly apiKeys: ApiKeyRepository;
   readonly models: ModelRepository;
   readonly manifests: ManifestRepository;
+  readonly images: ImageRepository;
   /** Every blob digest some record points at; blobs outside it are garbage. */
   referencedBlobs(): Promise<Set<string>>;
 }

@@ -96,18 +96,37 @@ class FailingAdapter implements Adapter<HubData> {
 
 // --- opening and schema versions ---
 
-test('a fresh store writes schemaVersion 1 and empty collections', async (t) => {
+test('a fresh store writes schemaVersion 2 and empty collections', async (t) => {
   const { memory } = await freshStore();
-  t.deepEqual(await memory.read(), { schemaVersion: 1, apiKeys: [], models: {}, manifests: {} });
+  t.deepEqual(await memory.read(), { schemaVersion: 2, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] } });
+});
+
+test('a version-1 document is migrated to version 2 on open, keeping its data, and written back', async (t) => {
+  const memory = new Memory<HubData>();
+  const v1 = { schemaVersion: 1, apiKeys: [], models: {}, manifests: {} } as unknown as HubData;
+  await memory.write(v1);
+  const store = await LowdbHubStore.open(memory, LABEL);
+  await store.models.addVersion(modelDraft('kept'));
+  const stored = (await memory.read())!;
+  t.is(stored.schemaVersion, 2);
+  t.deepEqual(stored.images, { nextId: 1, records: [] });
+  t.is((await store.models.resolve('kept', { latest: true })).version, 1);
 });
 
 test('a document with a higher schemaVersion is refused', async (t) => {
   const memory = new Memory<HubData>();
-  await memory.write({ schemaVersion: 2, apiKeys: [], models: {}, manifests: {} });
+  await memory.write({ schemaVersion: 3, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] } });
   const err = await rejectsWith(t, LowdbHubStore.open(memory, LABEL), ErrorCodes.HUB_STORE_VERSION);
   t.is(err.code, 'HUB_E_STORE_VERSION_UNSUPPORTED');
   t.true(err.message.includes(LABEL));
-  t.true(err.message.includes('2'));
+  t.true(err.message.includes('3'));
+});
+
+test('a version-2 document without images is refused as damaged', async (t) => {
+  const memory = new Memory<HubData>();
+  await memory.write({ schemaVersion: 2, apiKeys: [], models: {}, manifests: {} } as unknown as HubData);
+  const err = await rejectsWith(t, LowdbHubStore.open(memory, LABEL), ErrorCodes.HUB_STORE_CORRUPT);
+  t.regex(err.message, /lacks images/);
 });
 
 test('a document without schemaVersion is refused as corrupt', async (t) => {
@@ -118,7 +137,7 @@ test('a document without schemaVersion is refused as corrupt', async (t) => {
   t.true(err.message.includes(LABEL));
 });
 
-test('an existing version-1 document is opened with its data', async (t) => {
+test('an existing document is opened with its data', async (t) => {
   const { store: first, memory } = await freshStore();
   await first.models.addVersion(modelDraft('resnet50'));
   const reopened = await LowdbHubStore.open(memory, LABEL);

@@ -1,0 +1,95 @@
+/**
+ * Running the docker CLI from the hub: line-by-line output, cancellation of the whole process group,
+ * and the up-front check that names whichever piece of the build toolchain is missing.
+ */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+
+export function buildFailed(message: string, cause?: unknown): EdgemlError {
+  return new EdgemlError(ErrorCodes.HUB_BUILD_FAILED, message, { cause });
+}
+
+/** How long a cancelled docker command gets to stop after SIGINT before SIGKILL. */
+const CANCEL_GRACE_MS = 10_000;
+
+/**
+ * Runs `docker ARGS`, passing each output line to `onLine`; resolves with the exit code. On abort,
+ * the whole process group (the CLI and its buildx plugin) gets SIGINT, then SIGKILL, and the
+ * promise settles only once the process is gone, so a cancelled build cannot push afterwards.
+ */
+export function docker(args: string[], onLine: (line: string, stream: 'stdout' | 'stderr') => void, signal?: AbortSignal): Promise<number> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new EdgemlError(ErrorCodes.HUB_BUILD_CANCELLED, 'the build was cancelled'));
+    const child = spawn('docker', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let killTimer: NodeJS.Timeout | undefined;
+    const signalGroup = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, sig);
+      } catch {
+        // already gone
+      }
+    };
+    const onAbort = () => {
+      signalGroup('SIGINT');
+      killTimer = setTimeout(() => signalGroup('SIGKILL'), CANCEL_GRACE_MS);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    createInterface({ input: child.stdout }).on('line', (line) => onLine(line, 'stdout'));
+    createInterface({ input: child.stderr }).on('line', (line) => onLine(line, 'stderr'));
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (err.code === 'ENOENT') reject(buildFailed('the docker CLI is not installed on the hub: install Docker Engine with the buildx plugin (on a test machine: bash scripts/rig/setup.sh)', err));
+      else reject(err);
+    });
+    child.once('close', (code) => {
+      clearTimeout(killTimer);
+      signal?.removeEventListener('abort', onAbort);
+      if (signal?.aborted) reject(new EdgemlError(ErrorCodes.HUB_BUILD_CANCELLED, 'the build was cancelled'));
+      else resolve(code ?? 1);
+    });
+  });
+}
+
+/** Runs docker and returns its stdout lines; a non-zero exit fails with the last lines of output. */
+export async function dockerOrFail(args: string[], what: string, onLog: (line: string) => void, signal?: AbortSignal): Promise<string[]> {
+  const stdout: string[] = [];
+  const tail: string[] = [];
+  const code = await docker(
+    args,
+    (line, stream) => {
+      if (stream === 'stdout') stdout.push(line);
+      tail.push(line);
+      if (tail.length > 5) tail.shift();
+      onLog(line);
+    },
+    signal,
+  );
+  if (code !== 0) throw buildFailed(`${what} failed (exit ${code}): ${tail.join(' | ')}`);
+  return stdout;
+}
+
+/** Says which piece is missing (the docker CLI, the daemon, buildx, the registry) before a build starts. */
+export async function checkBuildTools(registry: string, signal?: AbortSignal): Promise<void> {
+  const quiet = () => undefined;
+  if ((await docker(['version', '--format', '{{.Server.Version}}'], quiet)) !== 0) {
+    throw buildFailed('the Docker daemon is not reachable from the hub (is dockerd running? on a test machine: bash scripts/rig/setup.sh)');
+  }
+  if ((await docker(['buildx', 'version'], quiet)) !== 0) {
+    throw buildFailed('the docker buildx plugin is missing on the hub: install docker-buildx (Debian) or docker-buildx-plugin');
+  }
+  try {
+    const res = await fetch(`http://${registry}/v2/`, { signal: AbortSignal.any([AbortSignal.timeout(5000), ...(signal ? [signal] : [])]) });
+    await res.body?.cancel();
+    // 401 is a registry that wants credentials: reachable, and docker's own login applies.
+    if (res.status !== 200 && res.status !== 401) throw new Error(`GET /v2/ answered ${res.status}`);
+  } catch (err) {
+    if (signal?.aborted) throw new EdgemlError(ErrorCodes.HUB_BUILD_CANCELLED, 'the build was cancelled');
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+    throw buildFailed(
+      `the OCI registry at ${registry} is not reachable from the hub (${cause}): start one (Debian: docker-registry; on a test machine: bash scripts/rig/setup.sh) or point the hub at yours with --registry`,
+      err,
+    );
+  }
+}
+

@@ -1,0 +1,327 @@
+/**
+ * The build queue: one image at a time, in submission order. A build renders its context, runs
+ * buildx (push included), records the digests and sizes, then smoke-tests every platform. The
+ * record moves queued → building → testing → succeeded | failed | cancelled, and each transition
+ * is stored before it is reported; the live progress and log are in memory and in the log file.
+ *
+ * A hub that stops (or crashes) mid-build leaves the record `building` or `testing`; the next start
+ * queues it again, because a half-finished build has nothing worth keeping.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DEFAULT_PLATFORMS, FINISHED_STATUSES, type Image, type ImageBuildRequest, type SmokeCheck } from '../../shared/api/images.js';
+import type { Runtime } from '../../shared/api/manifests.js';
+import type { ModelVersion } from '../../shared/api/models.js';
+import type { Clock } from '../../shared/clock.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import type { BlobStore } from '../store/blob-store.js';
+import type { ActorRecord, ImageRecord, ImageRepository, ManifestRepository, ModelRepository } from '../store/store.js';
+import type { BuildLogs, LiveBuildLog } from './build-log.js';
+import { BuildProgressTracker } from './build-progress.js';
+import type { ContextInputs } from './build-context.js';
+import type { BuildxRequest, BuildxResult } from './buildx.js';
+import type { SmokeTestRequest } from './smoke-test.js';
+
+/** The side effects of a build, so the queue's logic can be tested without Docker. */
+export interface BuildSteps {
+  checkTools(registry: string, signal: AbortSignal): Promise<void>;
+  writeContext(dir: string, inputs: ContextInputs): Promise<void>;
+  buildx(req: BuildxRequest): Promise<BuildxResult>;
+  /** Compressed bytes of each platform's image in the registry. */
+  sizes(repository: string, platforms: Record<string, string>, signal: AbortSignal): Promise<Record<string, number>>;
+  smokeTest(req: SmokeTestRequest): Promise<SmokeCheck>;
+}
+
+export interface ImageBuilderOptions {
+  /** `HOST:PORT` of the OCI registry. */
+  registry: string;
+  /** Repository path under the registry: images are `REGISTRY/PREFIX/MANIFEST`. */
+  imagePrefix: string;
+  baseImages: Record<Runtime, string>;
+  extraCaFile?: string | undefined;
+  smokeTimeoutMs: number;
+  /** Scratch space for build contexts; emptied at start. */
+  workDir: string;
+  /** Distinguishes this hub's smoke-test containers from another hub's on the same Docker. */
+  instance: string;
+}
+
+export interface ImageBuilderDeps {
+  images: ImageRepository;
+  manifests: ManifestRepository;
+  models: ModelRepository;
+  blobs: BlobStore;
+  logs: BuildLogs;
+  clock: Clock;
+  logger: Logger;
+  steps: BuildSteps;
+  options: ImageBuilderOptions;
+}
+
+interface RunningBuild {
+  id: number;
+  controller: AbortController;
+  progress: BuildProgressTracker;
+  done: Promise<void>;
+}
+
+/** Short and stable per data directory, so a restarted hub finds its own leftovers. */
+export function hubInstanceId(dataDir: string): string {
+  return createHash('sha256').update(dataDir).digest('hex').slice(0, 8);
+}
+
+function errorOf(err: unknown): { code: string; message: string } {
+  if (err instanceof EdgemlError) return { code: err.code, message: err.message };
+  return { code: ErrorCodes.INTERNAL, message: (err as Error).message ?? String(err) };
+}
+
+export class ImageBuilder {
+  readonly #queue: number[] = [];
+  #running: RunningBuild | undefined;
+  #stopping = false;
+
+  constructor(private readonly deps: ImageBuilderDeps) {}
+
+  /** Empties the scratch space and queues what a previous run left unfinished. */
+  async start(): Promise<void> {
+    const { images, logger, options } = this.deps;
+    await rm(options.workDir, { recursive: true, force: true });
+    await mkdir(options.workDir, { recursive: true });
+    for (const record of await images.list({})) {
+      if (record.status === 'queued') {
+        this.#queue.push(record.id);
+      } else if (record.status === 'building' || record.status === 'testing') {
+        await images.update(record.id, (r) => {
+          r.status = 'queued';
+        });
+        logger.info({ image: record.id }, 'build interrupted by a hub stop; queued again');
+        this.#queue.push(record.id);
+      }
+    }
+    this.kick();
+  }
+
+  /** Stops the running build without recording an outcome: the next start runs it again. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    const running = this.#running;
+    if (!running) return;
+    running.controller.abort();
+    await running.done;
+  }
+
+  async submit(request: ImageBuildRequest, actor: ActorRecord): Promise<Image> {
+    const { manifests, models, images, clock, options } = this.deps;
+    const manifest = await manifests.resolve(request.manifest, request.version === undefined ? { latest: true } : { version: request.version });
+    // The manifest pins its models, and a pinned version cannot be deleted; checked anyway.
+    for (const ref of manifest.models) await models.resolve(ref.name, { version: ref.version });
+    const platforms = request.platforms ?? DEFAULT_PLATFORMS;
+    const record = await images.add({
+      status: 'queued',
+      manifest: { name: manifest.name, version: manifest.version, digest: manifest.digest },
+      runtime: manifest.runtime,
+      models: manifest.models,
+      repository: `${options.registry}/${options.imagePrefix}/${manifest.name}`,
+      tags: [`v${manifest.version}`, ...(request.tags ?? []).filter((t) => t !== `v${manifest.version}`)],
+      ref: null,
+      digest: null,
+      platforms: Object.fromEntries(platforms.map((p) => [p, null])),
+      sizes: {},
+      checks: {},
+      baseImage: options.baseImages[manifest.runtime],
+      error: null,
+      createdAt: new Date(clock.now()).toISOString(),
+      createdBy: actor,
+      startedAt: null,
+      finishedAt: null,
+      durationMs: null,
+      attempts: 0,
+    });
+    this.deps.logger.info({ image: record.id, manifest: `${manifest.name}:${manifest.version}`, platforms, by: actor.keyId }, 'image build queued');
+    this.#queue.push(record.id);
+    this.kick();
+    return this.view(record);
+  }
+
+  /** The stored record with live progress when it is the running build. */
+  view(record: ImageRecord): Image {
+    const live = this.#running?.id === record.id ? this.#running.progress.snapshot() : null;
+    return { ...record, progress: live };
+  }
+
+  async get(id: number): Promise<Image> {
+    const record = await this.deps.images.get(id);
+    if (!record) throw new EdgemlError(ErrorCodes.HUB_IMAGE_NOT_FOUND, `image ${id} not found`, { httpStatus: 404 });
+    return this.view(record);
+  }
+
+  /** A queued build is cancelled at once; a running one is stopped and answered once it has. */
+  async cancel(id: number): Promise<Image> {
+    const record = await this.get(id);
+    if (FINISHED_STATUSES.includes(record.status)) {
+      throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `image ${id} has already ${record.status === 'cancelled' ? 'been cancelled' : record.status}`, { httpStatus: 409 });
+    }
+    const running = this.#running;
+    if (running?.id === id) {
+      running.controller.abort();
+      await running.done;
+      return this.get(id);
+    }
+    const at = this.#queue.indexOf(id);
+    if (at >= 0) this.#queue.splice(at, 1);
+    const now = new Date(this.deps.clock.now()).toISOString();
+    const cancelled = await this.deps.images.update(id, (r) => {
+      r.status = 'cancelled';
+      r.error = { code: ErrorCodes.HUB_BUILD_CANCELLED, message: 'cancelled before it started' };
+      r.finishedAt = now;
+    });
+    this.deps.logger.info({ image: id }, 'queued image build cancelled');
+    return this.view(cancelled);
+  }
+
+  private kick(): void {
+    if (this.#running || this.#stopping) return;
+    const id = this.#queue.shift();
+    if (id === undefined) return;
+    const controller = new AbortController();
+    const progress = new BuildProgressTracker();
+    const running: RunningBuild = { id, controller, progress, done: Promise.resolve() };
+    this.#running = running;
+    running.done = this.run(running)
+      .catch((err: unknown) => this.deps.logger.error({ err, image: id }, 'image build bookkeeping failed'))
+      .finally(() => {
+        this.#running = undefined;
+        this.kick();
+      });
+  }
+
+  private async run({ id, controller, progress }: RunningBuild): Promise<void> {
+    const { images, logs, clock, logger, options } = this.deps;
+    const signal = controller.signal;
+    const started = clock.now();
+    const record = await images.update(id, (r) => {
+      r.status = 'building';
+      r.startedAt = new Date(started).toISOString();
+      r.attempts += 1;
+      r.error = null;
+      r.ref = null;
+      r.digest = null;
+      r.platforms = Object.fromEntries(Object.keys(r.platforms).map((p) => [p, null]));
+      r.sizes = {};
+      r.checks = {};
+    });
+    const log = logs.begin(id);
+    const platforms = Object.keys(record.platforms);
+    log.write(`edgeml: image ${id} from manifest ${record.manifest.name}:${record.manifest.version} for ${platforms.join(', ')} (attempt ${record.attempts})`);
+    logger.info({ image: id, attempt: record.attempts }, 'image build started');
+    const contextDir = join(options.workDir, String(id));
+    let outcome: Pick<ImageRecord, 'status' | 'error'> | undefined;
+    try {
+      outcome = await this.build(record, { contextDir, signal, progress, log });
+    } catch (err) {
+      if (signal.aborted && this.#stopping) {
+        log.write('edgeml: the hub is stopping; this build runs again at its next start');
+      } else if (signal.aborted) {
+        outcome = { status: 'cancelled', error: { code: ErrorCodes.HUB_BUILD_CANCELLED, message: 'cancelled while it was running' } };
+      } else {
+        outcome = { status: 'failed', error: errorOf(err) };
+      }
+    } finally {
+      await rm(contextDir, { recursive: true, force: true });
+    }
+    if (outcome) {
+      const finished = clock.now();
+      const { status, error } = outcome;
+      log.write(`edgeml: image ${id} ${status}${error ? `: ${error.message}` : ''}`);
+      await logs.end(id);
+      await images.update(id, (r) => {
+        r.status = status;
+        r.error = error;
+        r.finishedAt = new Date(finished).toISOString();
+        r.durationMs = finished - started;
+      });
+      logger.info({ image: id, status, error: error?.message, durationMs: finished - started }, 'image build finished');
+    } else {
+      await logs.end(id);
+    }
+  }
+
+  private async build(
+    record: ImageRecord,
+    ctx: { contextDir: string; signal: AbortSignal; progress: BuildProgressTracker; log: LiveBuildLog },
+  ): Promise<Pick<ImageRecord, 'status' | 'error'>> {
+    const { images, manifests, models, blobs, steps, options } = this.deps;
+    const { contextDir, signal, progress, log } = ctx;
+    const platforms = Object.keys(record.platforms);
+    const write = (line: string) => log.write(line);
+    const phase = (text: string) => {
+      progress.phase(text);
+      log.write(`edgeml: ${text}`);
+    };
+
+    phase('checking Docker, buildx and the registry');
+    await steps.checkTools(options.registry, signal);
+
+    phase('writing the build context');
+    const manifest = await manifests.resolve(record.manifest.name, { version: record.manifest.version });
+    const pinned: ModelVersion[] = [];
+    for (const ref of manifest.models) pinned.push(await models.resolve(ref.name, { version: ref.version }));
+    await rm(contextDir, { recursive: true, force: true });
+    await steps.writeContext(contextDir, { manifest, models: pinned, platforms, baseImage: record.baseImage, blobs, log: write, signal });
+
+    phase(`building and pushing ${record.repository}`);
+    const built = await steps.buildx({
+      contextDir,
+      platforms,
+      tags: record.tags.map((t) => `${record.repository}:${t}`),
+      baseImage: record.baseImage,
+      extraCaFile: options.extraCaFile,
+      onLog: (line) => {
+        write(line);
+        progress.line(line);
+      },
+      signal,
+    });
+    const missing = platforms.filter((p) => !built.platforms[p]);
+    if (missing.length) throw new EdgemlError(ErrorCodes.HUB_BUILD_FAILED, `the pushed index has no image for ${missing.join(', ')}`);
+    const sizes = await steps.sizes(record.repository, built.platforms, signal);
+    const ref = `${record.repository}@${built.digest}`;
+    await images.update(record.id, (r) => {
+      r.status = 'testing';
+      r.digest = built.digest;
+      r.ref = ref;
+      r.platforms = Object.fromEntries(platforms.map((p) => [p, built.platforms[p]!]));
+      r.sizes = sizes;
+    });
+
+    const checks: Record<string, SmokeCheck> = {};
+    for (const platform of platforms) {
+      phase(`testing ${platform}: running the image and scoring the sample`);
+      const check = await steps.smokeTest({
+        ref: `${record.repository}@${built.platforms[platform]!}`,
+        platform,
+        sample: manifest.schema.sample,
+        containerName: `edgeml-smoke-${options.instance}-${record.id}-${platform.replace(/\W/g, '-')}`,
+        timeoutMs: options.smokeTimeoutMs,
+        log: write,
+        signal,
+      });
+      checks[platform] = check;
+      write(`edgeml: ${platform}: ${check.status}: ${check.message}`);
+      await images.update(record.id, (r) => {
+        r.checks = { ...checks };
+      });
+    }
+    const failed = platforms.filter((p) => checks[p]!.status === 'failed');
+    if (failed.length === 0) return { status: 'succeeded', error: null };
+    return {
+      status: 'failed',
+      error: {
+        code: ErrorCodes.HUB_IMAGE_TEST_FAILED,
+        message: `the sample did not score on ${failed.map((p) => `${p} (${checks[p]!.message})`).join(', ')}`,
+      },
+    };
+  }
+}
