@@ -11,6 +11,7 @@ import { loadHubConfig } from '../hub/config.js';
 import { loadAgentConfig } from '../agent/config.js';
 import type { CliIo } from './commands/client-command.js';
 import { addApiKeyCommands } from './commands/apikeys.js';
+import { addImageCommands } from './commands/images.js';
 import { addManifestCommands } from './commands/manifests.js';
 import { addModelCommands } from './commands/models.js';
 
@@ -103,6 +104,11 @@ export function buildProgram(io: CliIo): Command {
     .option('--registry <host:port>', 'OCI registry for built images (default 127.0.0.1:5000)')
     .option('--max-upload <size>', 'largest model upload, e.g. 500m or 4g (default 2g)')
     .option('--max-archive-files <n>', 'most entries in an uploaded model directory (default 10000)')
+    .option('--image-prefix <path>', 'repository path for built images: REGISTRY/PREFIX/MANIFEST (default edgeml)')
+    .option('--base-image-node <ref>', 'base image for node runtimes (default: the one images/base/build.sh pushes to the registry)')
+    .option('--base-image-python <ref>', 'base image for python runtimes (default: the one images/base/build.sh pushes to the registry)')
+    .option('--extra-ca <file>', 'PEM bundle of extra CAs for dependency installs in builds (mounted as a build secret, never in the image)')
+    .option('--smoke-timeout <duration>', "how long a built image may take to answer its sample, per platform (default 5m)")
     .option('--config <file>', 'JSON config file (flags and EDGEML_HUB_* variables override it)')
     .addOption(logLevelOption())
     .action(processAction('hub', loadHubConfig, async (config, logger) => (await import('../hub/main.js')).startHub(config, logger)));
@@ -124,6 +130,7 @@ export function buildProgram(io: CliIo): Command {
 
   addModelCommands(program, io);
   addManifestCommands(program, io);
+  addImageCommands(program, io);
   addApiKeyCommands(program, io);
   return program;
 }
@@ -140,7 +147,8 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     if (interrupt.interrupted()) {
-      process.stderr.write('edgeml: interrupted\n');
+      const said = isEdgemlError(err) && err.code === ErrorCodes.CLI_INTERRUPTED ? err.message : 'interrupted';
+      process.stderr.write(`edgeml: ${said}\n`);
       process.exitCode = EXIT_INTERRUPTED;
       return;
     }

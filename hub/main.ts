@@ -14,6 +14,7 @@ import { parseSize } from '../shared/size.js';
 import { edgemlVersion } from '../shared/version.js';
 import { parseDuration } from '../shared/duration.js';
 import { ensureAdminKey } from './auth/admin-key.js';
+import { defaultBaseImage } from './builds/base-images.js';
 import { BuildLogs } from './builds/build-log.js';
 import { dockerBuildSteps } from './builds/build-steps.js';
 import { hubInstanceId, ImageBuilder } from './builds/image-builder.js';
@@ -89,8 +90,8 @@ async function startImageBuilder(config: Readonly<HubConfig>, dataDir: string, s
       registry: config.registry,
       imagePrefix: config.imagePrefix,
       baseImages: {
-        node: config.baseImageNode ?? `${config.registry}/edgeml/runtime-node-base:bookworm-1`,
-        python: config.baseImagePython ?? `${config.registry}/edgeml/runtime-python-base:bookworm-1`,
+        node: config.baseImageNode ?? defaultBaseImage(config.registry, 'node'),
+        python: config.baseImagePython ?? defaultBaseImage(config.registry, 'python'),
       },
       extraCaFile: await readableFile('--extra-ca', config.extraCa),
       smokeTimeoutMs: parseDuration(config.smokeTimeout),

@@ -36,6 +36,8 @@ export const ErrorCodes = {
   CLI_HUB_UNREACHABLE: 'CLI_E_HUB_UNREACHABLE',
   /** A CLI argument or local file the command cannot use (exit code 2). */
   CLI_INPUT_INVALID: 'CLI_E_INPUT_INVALID',
+  /** Ctrl-C: the message says what was left running, if anything. */
+  CLI_INTERRUPTED: 'CLI_E_INTERRUPTED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -38,13 +38,12 @@ export class LiveBuildLog {
     for (const listener of this.#listeners) listener(text);
   }
 
-  /** A stream of the log so far; with `follow`, then each new line, ending with the build. */
-  read(follow: boolean): Readable {
-    const out = new PassThrough();
+  /** Writes the log so far to `out`; with `follow`, then each new line, ending `out` with the build. */
+  attach(out: PassThrough, follow: boolean): void {
     for (const line of this.#lines) out.write(`${line}\n`);
     if (this.#closed || !follow) {
       out.end();
-      return out;
+      return;
     }
     const listener: Listener = (line) => {
       if (line === null) {
@@ -56,7 +55,6 @@ export class LiveBuildLog {
     };
     this.#listeners.add(listener);
     out.once('close', () => this.#listeners.delete(listener));
-    return out;
   }
 
   /** Flushes the file to disk and ends every follower. */
@@ -76,6 +74,8 @@ export class LiveBuildLog {
 
 export class BuildLogs {
   readonly #live = new Map<number, LiveBuildLog>();
+  /** Followers of builds that have not started yet. */
+  readonly #waiting = new Map<number, Set<PassThrough>>();
 
   private constructor(private readonly dir: string) {}
 
@@ -92,7 +92,15 @@ export class BuildLogs {
   begin(id: number): LiveBuildLog {
     const log = new LiveBuildLog(this.path(id), createWriteStream(this.path(id), { flags: 'w', mode: 0o600 }));
     this.#live.set(id, log);
+    for (const out of this.#waiting.get(id) ?? []) log.attach(out, true);
+    this.#waiting.delete(id);
     return log;
+  }
+
+  /** A queued build that will never start (cancelled): its followers get the end of the log. */
+  abandon(id: number): void {
+    for (const out of this.#waiting.get(id) ?? []) out.end();
+    this.#waiting.delete(id);
   }
 
   async end(id: number): Promise<void> {
@@ -102,10 +110,24 @@ export class BuildLogs {
     await log.close();
   }
 
-  /** The log as it stands; with `follow`, a running build's log stays open until the build ends. */
-  async read(id: number, follow: boolean): Promise<Readable> {
+  /**
+   * The log as it stands. With `follow`, a running build's log stays open until the build ends,
+   * and so does a queued build's (`pending`), which starts empty.
+   */
+  async read(id: number, opts: { follow: boolean; pending: boolean }): Promise<Readable> {
+    const out = new PassThrough();
     const live = this.#live.get(id);
-    if (live) return live.read(follow);
+    if (live) {
+      live.attach(out, opts.follow);
+      return out;
+    }
+    if (opts.follow && opts.pending) {
+      const waiting = this.#waiting.get(id) ?? new Set();
+      waiting.add(out);
+      this.#waiting.set(id, waiting);
+      out.once('close', () => waiting.delete(out));
+      return out;
+    }
     const exists = await stat(this.path(id)).then(
       () => true,
       () => false,

@@ -41,11 +41,17 @@ async function pullBase(req: BuildxRequest): Promise<void> {
 
 interface IndexManifest {
   manifests?: Array<{ digest: string; platform?: { os: string; architecture: string; variant?: string } }>;
+  layers?: unknown[];
 }
 
-export async function platformDigests(ref: string, signal?: AbortSignal): Promise<Record<string, string>> {
+/**
+ * Each platform's manifest digest under `ref`. A build for one platform pushes a plain image
+ * manifest rather than an index: then that one platform's image is `ref` itself.
+ */
+export async function platformDigests(ref: string, platforms: string[], signal?: AbortSignal): Promise<Record<string, string>> {
   const lines = await dockerOrFail(['buildx', 'imagetools', 'inspect', '--raw', ref], `inspecting ${ref}`, () => undefined, signal);
   const index = JSON.parse(lines.join('\n')) as IndexManifest;
+  if (index.layers && platforms.length === 1) return { [platforms[0]!]: ref.slice(ref.lastIndexOf('@') + 1) };
   const out: Record<string, string> = {};
   for (const m of index.manifests ?? []) {
     if (!m.platform || m.platform.os === 'unknown') continue;
@@ -79,7 +85,7 @@ export async function buildxBuild(req: BuildxRequest): Promise<BuildxResult> {
     const meta = JSON.parse(await readFile(metadata, 'utf8')) as { 'containerimage.digest'?: string };
     const digest = meta['containerimage.digest'];
     if (!digest) throw buildFailed('docker buildx build did not report the pushed digest');
-    return { digest, platforms: await platformDigests(`${req.tags[0]!.replace(/:[^:/]+$/, '')}@${digest}`, req.signal) };
+    return { digest, platforms: await platformDigests(`${req.tags[0]!.replace(/:[^:/]+$/, '')}@${digest}`, req.platforms, req.signal) };
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -177,6 +177,7 @@ export class ImageBuilder {
       r.error = { code: ErrorCodes.HUB_BUILD_CANCELLED, message: 'cancelled before it started' };
       r.finishedAt = now;
     });
+    this.deps.logs.abandon(id);
     this.deps.logger.info({ image: id }, 'queued image build cancelled');
     return this.view(cancelled);
   }
@@ -235,13 +236,14 @@ export class ImageBuilder {
       const finished = clock.now();
       const { status, error } = outcome;
       log.write(`edgeml: image ${id} ${status}${error ? `: ${error.message}` : ''}`);
-      await logs.end(id);
+      // Recorded before the log ends: a follower that sees the end reads the outcome next.
       await images.update(id, (r) => {
         r.status = status;
         r.error = error;
         r.finishedAt = new Date(finished).toISOString();
         r.durationMs = finished - started;
       });
+      await logs.end(id);
       logger.info({ image: id, status, error: error?.message, durationMs: finished - started }, 'image build finished');
     } else {
       await logs.end(id);

@@ -50,8 +50,8 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ builder: ImageBuilder; ima
       },
     },
     async (req, reply) => {
-      await deps.builder.get(req.params.id);
-      const log = await deps.logs.read(req.params.id, req.query.follow ?? false);
+      const image = await deps.builder.get(req.params.id);
+      const log = await deps.logs.read(req.params.id, { follow: req.query.follow ?? false, pending: image.status === 'queued' });
       // A follower that hangs up must not keep the stream (and its listener) alive.
       req.raw.once('close', () => log.destroy());
       // The schema documents text; fastify sends a stream as it comes (the cast is for the typings only).

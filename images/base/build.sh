@@ -21,9 +21,9 @@
 # reachable registry: `bash scripts/rig/setup.sh` installs and starts all of them.
 set -euo pipefail
 
-# Bump an image's version whenever what goes into it changes (packages, trims, config).
-NODE_VERSION=bookworm-1
-PYTHON_VERSION=bookworm-1
+# NODE_VERSION and PYTHON_VERSION: the tags, shared with the hub's defaults.
+# shellcheck source=versions.env
+. "$(dirname "$0")/versions.env"
 NODE_PACKAGES=nodejs,ca-certificates
 PYTHON_PACKAGES=python3,python3-numpy,python3-jsonschema,python3-pip,ca-certificates
 SUITE=bookworm

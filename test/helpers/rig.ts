@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
+import { defaultBaseImage } from '../../hub/builds/base-images.js';
 
 export interface Rig {
   registry: string;
@@ -34,16 +35,8 @@ export function rig(): Rig {
 
 const INDEX_TYPES = 'application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json';
 
-/** The base image tags come from images/base/build.sh (NODE_VERSION=… / PYTHON_VERSION=…), the one place they are bumped. */
-export function runtimeBaseTag(runtime: 'node' | 'python'): string {
-  const script = readFileSync(new URL('../../images/base/build.sh', import.meta.url), 'utf8');
-  const m = new RegExp(`^${runtime.toUpperCase()}_VERSION=(\\S+)$`, 'm').exec(script);
-  if (!m?.[1]) throw new Error(`no ${runtime.toUpperCase()}_VERSION= line in images/base/build.sh`);
-  return m[1];
-}
-
 export function runtimeBaseImage(runtime: 'node' | 'python'): string {
-  return `${rig().registry}/edgeml/runtime-${runtime}-base:${runtimeBaseTag(runtime)}`;
+  return defaultBaseImage(rig().registry, runtime);
 }
 
 /** Removes a pushed tag (the rig's registry has deletes enabled) so runs do not pile up. */

@@ -6,7 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { request } from 'undici';
 import { exec, type ExecResult } from '../helpers/exec.js';
-import { rig, runtimeBaseTag } from '../helpers/rig.js';
+import { rig, runtimeBaseImage } from '../helpers/rig.js';
 
 const INDEX_TYPES = 'application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json';
 const PLATFORMS = ['linux/amd64', 'linux/arm64'] as const;
@@ -35,7 +35,7 @@ function baseImage(runtime: Runtime): Promise<BaseImage> {
     p = (async () => {
       const { registry } = rig();
       const repo = `edgeml/runtime-${runtime}-base`;
-      const tag = runtimeBaseTag(runtime);
+      const tag = runtimeBaseImage(runtime).split(':').at(-1)!;
       const missing = (why: string) =>
         new Error(`${repo}:${tag} is not in the rig's registry ${registry} (${why}): run \`bash scripts/rig/setup.sh\`, which builds the base images (images/base/build.sh)`);
       const res = await request(`http://${registry}/v2/${repo}/manifests/${tag}`, { headers: { accept: INDEX_TYPES } }).catch((err: unknown) => {

@@ -12,45 +12,12 @@ import test, { type ExecutionContext } from 'ava';
 import type { ApiKeyCreated, ApiKeyInfo, ApiKeyList } from '../../shared/api/apikeys.js';
 import type { ManifestVersion, ManifestVersionList } from '../../shared/api/manifests.js';
 import type { AliasResult, ModelVersion, ModelVersionList } from '../../shared/api/models.js';
+import { cleanEnv, cliFor, jsonOf, runCli, type CliResult } from '../helpers/cli.js';
 import { EDGEML_BIN, startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js';
 import { api, blobFiles, sha256 } from '../helpers/hub-api.js';
 
 const IRIS = fileURLToPath(new URL('../../examples/iris-onnx/', import.meta.url));
 const IRIS_MODEL = join(IRIS, 'model');
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The environment without any EDGEML_* variable the machine running the tests may have set. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EDGEML_')));
-}
-
-/** Runs `edgeml ARGS` to completion; never throws for a non-zero exit. */
-function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [EDGEML_BIN, ...args], { env, timeout: 30_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** A CLI bound to one hub with one key (the admin key unless given; null for none at all). */
-function cliFor(hub: HubProcess, key: string | null = hub.adminKey) {
-  const env: NodeJS.ProcessEnv = { ...cleanEnv(), EDGEML_HUB: hub.url };
-  if (key !== null) env.EDGEML_API_KEY = key;
-  return (...args: string[]) => runCli(args, env);
-}
-
-/** Asserts exit 0 and parses stdout, which must be exactly one JSON document. */
-function jsonOf<T>(t: ExecutionContext, r: CliResult): T {
-  t.is(r.code, 0, `exit ${r.code}; stderr: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
 
 async function sha256sum(file: string): Promise<string> {
   const { stdout } = await promisify(execFile)('sha256sum', [file]);

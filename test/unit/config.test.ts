@@ -65,6 +65,11 @@ test('every hub key can be set through the env var envName names', (t) => {
     registry: 'registry.local:5001',
     maxUpload: '512m',
     maxArchiveFiles: '5000',
+    imagePrefix: 'team-a/edgeml',
+    baseImageNode: 'registry.local:5001/base/node:20',
+    baseImagePython: 'python:3.11-slim',
+    extraCa: '/etc/ssl/corp-ca.pem',
+    smokeTimeout: '90s',
     logLevel: 'trace',
   };
   t.deepEqual(Object.keys(values).sort(), Object.keys(HubConfigSchema.properties).sort(), 'test covers every key');
@@ -80,7 +85,18 @@ test('every hub key can be set through the env var envName names', (t) => {
 test('hub defaults are filled when nothing is given', (t) => {
   t.deepEqual(
     { ...loadHubConfig({ flags: {}, env: {} }) },
-    { data: './.edgeml/hub', http: '127.0.0.1:8080', mqtt: '127.0.0.1:1883', registry: '127.0.0.1:5000', maxUpload: '2g', maxArchiveFiles: 10000, logLevel: 'info' },
+    {
+      data: './.edgeml/hub',
+      http: '127.0.0.1:8080',
+      mqtt: '127.0.0.1:1883',
+      registry: '127.0.0.1:5000',
+      maxUpload: '2g',
+      maxArchiveFiles: 10000,
+      imagePrefix: 'edgeml',
+      smokeTimeout: '5m',
+      logLevel: 'info',
+    },
+    'the base images and the extra CA stay absent: the hub derives or skips them',
   );
 });
 
@@ -199,7 +215,7 @@ test('an unknown config-file key far from every known key lists the known keys',
   const file = configFile(t, { completelyDifferent: 1 });
   const message = configErrorMessage(t, () => loadHubConfig({ flags: {}, env: {}, file }));
   t.regex(message, /unknown key "completelyDifferent"/);
-  t.regex(message, /known: "data", "http", "mqtt", "registry", "maxUpload", "maxArchiveFiles", "logLevel"/);
+  t.regex(message, /known: "data", "http", "mqtt", "registry", "maxUpload", "maxArchiveFiles", "imagePrefix", .*"logLevel"/);
 });
 
 test('an unknown prefixed env var is rejected with a hint naming the right env var', (t) => {
@@ -217,7 +233,7 @@ test('a misspelt hub env var gets a hint naming the hub env var', (t) => {
 test('an unknown prefixed env var far from every key lists the known env vars', (t) => {
   const message = configErrorMessage(t, () => loadHubConfig({ flags: {}, env: { EDGEML_HUB_ZZZZZZZZZZ: '1' } }));
   t.regex(message, /EDGEML_HUB_ZZZZZZZZZZ/);
-  t.regex(message, /known: EDGEML_HUB_DATA, EDGEML_HUB_HTTP, EDGEML_HUB_MQTT, EDGEML_HUB_REGISTRY, EDGEML_HUB_MAX_UPLOAD, EDGEML_HUB_MAX_ARCHIVE_FILES, EDGEML_HUB_LOG_LEVEL/);
+  t.regex(message, /known: EDGEML_HUB_DATA, EDGEML_HUB_HTTP, EDGEML_HUB_MQTT, EDGEML_HUB_REGISTRY, EDGEML_HUB_MAX_UPLOAD, EDGEML_HUB_MAX_ARCHIVE_FILES, EDGEML_HUB_IMAGE_PREFIX, .*EDGEML_HUB_LOG_LEVEL/);
 });
 
 // --- bad values name the key and the source ---------------------------------------------------

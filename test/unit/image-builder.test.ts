@@ -137,7 +137,7 @@ const finished = (builder: ImageBuilder, id: number) =>
 
 const logText = async (logs: BuildLogs, id: number) => {
   let text = '';
-  for await (const chunk of await logs.read(id, false)) text += String(chunk);
+  for await (const chunk of await logs.read(id, { follow: false, pending: false })) text += String(chunk);
   return text;
 };
 
@@ -162,6 +162,28 @@ test('a build goes queued → building → testing → succeeded, recording dige
   const text = await logText(logs, 1);
   t.regex(text, /#5 \[linux\/amd64 1\/3\] FROM base/);
   t.regex(text, /edgeml: image 1 succeeded/);
+});
+
+test('following the log of a queued build waits for it to start and ends after its outcome is recorded', async (t) => {
+  const { builder, steps, logs } = await setup(t);
+  await builder.submit({ manifest: 'scorer' }, ACTOR);
+  await builder.submit({ manifest: 'scorer' }, ACTOR);
+  await builder.submit({ manifest: 'scorer' }, ACTOR);
+  const collect = async (id: number) => {
+    let text = '';
+    for await (const chunk of await logs.read(id, { follow: true, pending: (await builder.get(id)).status === 'queued' })) text += String(chunk);
+    return { text, statusAtEnd: (await builder.get(id)).status };
+  };
+  const second = collect(2);
+  const third = collect(3);
+  await builder.cancel(3);
+  t.deepEqual(await third, { text: '', statusAtEnd: 'cancelled' }, 'a queued build cancelled before it started ends its followers');
+  await steps.release();
+  await steps.release();
+  const { text, statusAtEnd } = await second;
+  t.regex(text, /^edgeml: image 2 from manifest scorer:1/);
+  t.regex(text, /edgeml: image 2 succeeded\n$/);
+  t.is(statusAtEnd, 'succeeded');
 });
 
 test('a sample failing on one platform marks the image failed, naming the platform, with its output', async (t) => {
