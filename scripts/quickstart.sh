@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job on one machine: a hub and one agent on loopback, the device seen online at the hub.
-# Runs until Ctrl-C; with --check it shows the result and stops both (used by the tests).
+# The main job on one machine: a hub and one agent on loopback, the device seen online at the hub,
+# and the example model registered, built into a multi-arch scoring image, run and scored.
+# Needs the rig (Docker, buildx, QEMU, the registry and the base images: scripts/rig/setup.sh).
+# Runs until Ctrl-C; with --check it shows the result and stops everything (used by the tests).
 # Listen addresses follow the usual config (EDGEML_HUB_HTTP, EDGEML_HUB_MQTT; port 0 = any free port).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,10 +15,12 @@ mkdir -p "$WORK"
 [ -f dist/cli/bin.js ] || npm run --silent build
 
 pids=()
+CONTAINER=edgeml-quickstart-iris
 # The children run in their own sessions (setsid), so a Ctrl-C reaches only this script, which
 # then sends each one SIGTERM, once, and waits for its clean stop.
 cleanup() {
   trap - EXIT INT TERM
+  docker rm --force "$CONTAINER" >/dev/null 2>&1 || true
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
@@ -73,11 +77,34 @@ bin/edgeml manifest create iris-scorer --model iris@production --runtime node \
   --score examples/iris-onnx/score.js --schema examples/iris-onnx/schema.json --deps examples/iris-onnx/package.json
 bin/edgeml model list --name iris
 
+# The hub builds the manifest for linux/amd64 and linux/arm64, pushes it to the registry and scores
+# the sample on both (arm64 under QEMU); then the image runs here like a device would run it.
+bin/edgeml image build iris-scorer
+REF=$(bin/edgeml image list --manifest iris-scorer --status succeeded --json |
+  node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).images.at(-1).ref))')
+docker rm --force "$CONTAINER" >/dev/null 2>&1 || true
+docker run --detach --rm --name "$CONTAINER" --network host -e HOST=127.0.0.1 -e PORT=0 "$REF" >/dev/null
+PORT=
+for _ in $(seq 1 300); do
+  PORT=$(docker logs "$CONTAINER" 2>&1 | sed -n 's/.*"msg":"listening".*"port":\([0-9]*\).*/\1/p' | head -n 1)
+  [ -n "$PORT" ] && break
+  sleep 0.2
+done
+[ -n "$PORT" ] || { echo "quickstart: the scoring container did not start:" >&2; docker logs "$CONTAINER" >&2; exit 1; }
+for _ in $(seq 1 300); do get "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.2; done
+SAMPLE=$(node -e 'console.log(JSON.stringify(require("./examples/iris-onnx/schema.json").sample))')
+ANSWER=$(node -e '
+  fetch(process.argv[1], { method: "POST", headers: { "content-type": "application/json" }, body: process.argv[2] })
+    .then(async (r) => { process.stdout.write(await r.text()); process.exit(r.ok ? 0 : 1); }, (e) => { console.error(e.message); process.exit(1); })' \
+  "http://127.0.0.1:$PORT/score" "$SAMPLE")
+echo "image: $REF"
+echo "POST http://127.0.0.1:$PORT/score $SAMPLE -> $ANSWER"
+
 if [ "$CHECK" = 1 ]; then
   get "http://$HTTP/api/v1/devices/$DEVICE" | grep -q '"state":"online"' || { echo "quickstart: device not online" >&2; exit 1; }
-  get "http://$HTTP/api/v1/manifests/iris-scorer/versions/latest" | grep -q '"runtime":"node"' || { echo "quickstart: no manifest" >&2; exit 1; }
+  echo "$ANSWER" | grep -q '"label":"setosa"' || { echo "quickstart: the sample did not score as setosa" >&2; exit 1; }
   echo "quickstart: ok"
   exit 0
 fi
-echo "running; Ctrl-C stops hub and agent"
+echo "running; Ctrl-C stops the hub, the agent and the scoring container"
 wait

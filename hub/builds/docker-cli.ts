@@ -85,7 +85,8 @@ export async function checkBuildTools(registry: string, signal?: AbortSignal): P
     if (res.status !== 200 && res.status !== 401) throw new Error(`GET /v2/ answered ${res.status}`);
   } catch (err) {
     if (signal?.aborted) throw new EdgemlError(ErrorCodes.HUB_BUILD_CANCELLED, 'the build was cancelled');
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+    const inner = (err as { cause?: { code?: string; message?: string } }).cause;
+    const cause = inner?.code ?? inner?.message ?? (err as Error).message;
     throw buildFailed(
       `the OCI registry at ${registry} is not reachable from the hub (${cause}): start one (Debian: docker-registry; on a test machine: bash scripts/rig/setup.sh) or point the hub at yours with --registry`,
       err,

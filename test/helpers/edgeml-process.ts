@@ -37,7 +37,8 @@ export class EdgemlProcess {
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    // 'close', not 'exit': only then has every line the process printed been read.
+    this.exit = new Promise((resolve) => child.once('close', (code) => resolve(code)));
   }
 
   get running(): boolean {

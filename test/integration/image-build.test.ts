@@ -5,6 +5,7 @@
  * Each hub pushes under its own repository prefix, removed from the registry afterwards.
  */
 import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -107,6 +108,7 @@ const FLOWERS: Array<[number[], string]> = [
 ];
 
 test('the ONNX example: image build for amd64 and arm64, smoke-tested on both; a new model version reuses every layer below the models', async (t) => {
+  t.timeout(BUILD_TIMEOUT_MS * 2);
   const b = await startBuildHub(t);
   const work = await tempDir(t, 'edgeml-build-');
   jsonOf(t, await b.cli('model', 'register', 'iris', join(EXAMPLE, 'model'), '--framework', 'onnx', '--json'));
@@ -168,6 +170,7 @@ test('the ONNX example: image build for amd64 and arm64, smoke-tested on both; a
 });
 
 test('a python manifest (numpy model) built through the REST API: queued, progress while building, both platforms pass', async (t) => {
+  t.timeout(BUILD_TIMEOUT_MS);
   const b = await startBuildHub(t);
   await registerFixtureModel(b, t);
   await createManifest(t, b, 'iris-python', [
@@ -242,6 +245,7 @@ test('a score.js with a syntax error: the image is pushed but marked failed, nam
 });
 
 test('cancel stops a running build; a hub killed mid-build runs it again after the restart and it succeeds', async (t) => {
+  t.timeout(BUILD_TIMEOUT_MS);
   const data = await tempDir(t, 'edgeml-hub-');
   const prefix = `edgeml-test-${randomBytes(4).toString('hex')}`;
   const b = await startBuildHub(t, { data, prefix });
@@ -275,9 +279,19 @@ test('cancel stops a running build; a hub killed mid-build runs it again after t
   t.is((await api<Image>(restarted.hub, 'GET', `/api/v1/images/${first.id}`, { key: restarted.hub.adminKey })).body.status, 'cancelled', 'a cancelled build stays cancelled');
 });
 
+/** A loopback port nothing listens on (it was free a moment ago). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 test('a missing registry, docker CLI or Docker daemon fails the build with a message naming it', async (t) => {
+  const noRegistry = `127.0.0.1:${await closedPort()}`;
   const cases: Array<{ what: string; args?: string[]; env?: NodeJS.ProcessEnv; message: RegExp }> = [
-    { what: 'registry', args: ['--registry', '127.0.0.1:1'], message: /the OCI registry at 127\.0\.0\.1:1 is not reachable from the hub \(ECONNREFUSED\).*docker-registry/ },
+    { what: 'registry', args: ['--registry', noRegistry], message: new RegExp(`the OCI registry at ${noRegistry} is not reachable from the hub \\(ECONNREFUSED\\).*docker-registry`) },
     { what: 'docker CLI', env: { PATH: '/nonexistent' }, message: /the docker CLI is not installed on the hub/ },
     { what: 'daemon', env: { DOCKER_HOST: 'unix:///nonexistent/docker.sock' }, message: /the Docker daemon is not reachable from the hub/ },
   ];

@@ -6,17 +6,20 @@ import { fileURLToPath } from 'node:url';
 import { tempDir } from '../helpers/edgeml-process.js';
 import { exec } from '../helpers/exec.js';
 
-test('scripts/quickstart.sh --check brings up a hub and an agent, sees the device online and registers the example model', async (t) => {
+test('scripts/quickstart.sh --check: hub and agent, device online, the example registered, built for two platforms, run and scored', async (t) => {
+  t.timeout(15 * 60_000);
   const dir = await tempDir(t, 'edgeml-quickstart-');
   const script = fileURLToPath(new URL('../../scripts/quickstart.sh', import.meta.url));
   const r = await exec('bash', [script, '--check'], {
     env: { ...process.env, EDGEML_HUB_HTTP: '127.0.0.1:0', EDGEML_HUB_MQTT: '127.0.0.1:0', EDGEML_QUICKSTART_DIR: dir, EDGEML_QUICKSTART_DEVICE: 'qs-device' },
-    timeoutMs: 60_000,
+    timeoutMs: 15 * 60_000,
   });
   t.is(r.code, 0, `${r.stdout}\n${r.stderr}`);
   t.regex(r.stdout, /"devicesOnline":1/);
   t.regex(r.stdout, /"id":"qs-device","state":"online"/);
   t.regex(r.stdout, /created manifest iris-scorer:1 +sha256:[0-9a-f]{64}/);
   t.regex(r.stdout, /iris +1 +[0-9a-f]{12} .* onnx +production +example=iris/);
+  t.regex(r.stdout, /image: 127\.0\.0\.1:\d+\/edgeml\/iris-scorer@sha256:[0-9a-f]{64}/);
+  t.regex(r.stdout, /POST http:\/\/127\.0\.0\.1:\d+\/score \{"features":\[\[5\.1,3\.5,1\.4,0\.2\]\]\} -> \{"predictions":\[\{"label":"setosa"/);
   t.regex(r.stdout, /quickstart: ok/);
 });
