@@ -98,7 +98,8 @@ export interface HubProcess extends EdgemlProcess {
 export async function startHub(t: ExecutionContext, extraArgs: string[] = [], opts: { data?: string; env?: NodeJS.ProcessEnv } = {}): Promise<HubProcess> {
   const data = opts.data ?? (await tempDir(t, 'edgeml-hub-'));
   const proc = spawnEdgeml(t, ['hub', 'start', '--data', data, '--http', '127.0.0.1:0', '--mqtt', '127.0.0.1:0', ...extraArgs], opts.env);
-  const ready = await proc.waitForLog('hub ready', (l) => l.msg === 'hub ready');
+  // Generous: image builds and emulated containers in other test files can starve a starting hub.
+  const ready = await proc.waitForLog('hub ready', (l) => l.msg === 'hub ready', 60_000);
   const adminKey = (await readFile(join(data, 'admin.key'), 'utf8')).trim();
   return Object.assign(proc, { http: String(ready.http), mqtt: String(ready.mqtt), url: `http://${String(ready.http)}`, data, adminKey });
 }
