@@ -18,6 +18,7 @@ import { defaultBaseImage } from './builds/base-images.js';
 import { BuildLogs } from './builds/build-log.js';
 import { dockerBuildSteps } from './builds/build-steps.js';
 import { hubInstanceId, ImageBuilder } from './builds/image-builder.js';
+import { markBuildProcesses } from './builds/leftovers.js';
 import { ApiKeyAuthority } from './auth/api-keys.js';
 import type { HubConfig } from './config.js';
 import { openBrokerAuth } from './broker/auth.js';
@@ -76,7 +77,9 @@ async function readableFile(flag: string, path: string | undefined): Promise<str
 }
 
 async function startImageBuilder(config: Readonly<HubConfig>, dataDir: string, store: HubStore, blobs: BlobStore, logger: Logger) {
-  const logs = await BuildLogs.open(join(dataDir, 'builds', 'logs'));
+  const logs = await BuildLogs.open(join(dataDir, 'builds', 'logs'), logger);
+  const instance = hubInstanceId(dataDir);
+  markBuildProcesses(instance);
   const queue = new ImageBuilder({
     images: store.images,
     manifests: store.manifests,
@@ -85,7 +88,7 @@ async function startImageBuilder(config: Readonly<HubConfig>, dataDir: string, s
     logs,
     clock: systemClock,
     logger,
-    steps: dockerBuildSteps(config.registry),
+    steps: dockerBuildSteps,
     options: {
       registry: config.registry,
       imagePrefix: config.imagePrefix,
@@ -96,7 +99,7 @@ async function startImageBuilder(config: Readonly<HubConfig>, dataDir: string, s
       extraCaFile: await readableFile('--extra-ca', config.extraCa),
       smokeTimeoutMs: parseDuration(config.smokeTimeout),
       workDir: join(dataDir, 'builds', 'work'),
-      instance: hubInstanceId(dataDir),
+      instance,
     },
   });
   await queue.start();
@@ -163,6 +166,9 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       },
     });
     parts.push(() => app.close());
+    // Runs before app.close (the stack unwinds newest first): log followers end and no build starts
+    // while the hub is stopping. (The earlier push covers a start that fails before this point.)
+    parts.push(() => builder.stop());
     try {
       await app.listen({ host: httpListen.host, port: httpListen.port });
     } catch (err) {

@@ -213,10 +213,10 @@ async function followLog(ctx: ClientContext, id: number, skip: number, out: Node
 }
 
 /**
- * Follows the build log until the build finishes, writing it to `out`. The log stream alone is not
- * enough: the hub has no log for a build that has not started (the stream ends at once), and it ends
- * the log a moment before it records the outcome. So the record decides, read between follows, and a
- * follow that ends early costs one poll interval, never a busy loop. Returns the finished record.
+ * Follows the build log until the build finishes, writing it to `out`. The hub keeps a follow open
+ * from the queue to the end of the build, but a follow can still end early (a hub restart, a reader
+ * cut off for falling behind, a dropped connection): so the record decides, read between follows,
+ * and a follow that ends early costs one poll interval, never a busy loop. Returns the finished record.
  */
 async function followUntilFinished(ctx: ClientContext, first: Image, out: NodeJS.WritableStream | undefined, pollMs: number): Promise<Image> {
   const get = () => ctx.client.json<Image>('GET', apiPath('images', first.id));

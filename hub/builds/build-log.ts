@@ -1,15 +1,21 @@
 /**
  * Build logs: one file per image under `DATA/builds/logs/`, plus a live copy in memory while the
  * build runs so that followers get every line from the start, then each new one, without racing
- * the file. Bounded: a runaway build cannot fill the disk or the hub's memory.
+ * the file. Bounded: a runaway build cannot fill the disk or the hub's memory, and a follower that
+ * stops reading is cut off rather than buffered for.
  */
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
+import type { Logger } from '../../shared/logger.js';
 import { formatBytes } from '../../shared/size.js';
 
 export const MAX_LOG_BYTES = 8 * 1024 * 1024;
+/** The builder's own lines (`edgeml: …`) are kept past the limit: they say how the build ended. */
+const BUILDER_LINE = /^edgeml: /;
+/** What one follower may have waiting to be sent before it is ended. */
+const MAX_FOLLOWER_BACKLOG = 1024 * 1024;
 
 type Listener = (line: string | null) => void;
 
@@ -19,22 +25,31 @@ export class LiveBuildLog {
   #bytes = 0;
   #truncated = false;
   #closed = false;
+  #fileFailed = false;
 
   constructor(
     private readonly path: string,
     private readonly file: WriteStream,
-  ) {}
+    private readonly logger: Logger,
+  ) {
+    // A full or failing disk costs the file copy, never the hub: the memory copy still serves followers.
+    file.on('error', (err) => {
+      if (!this.#fileFailed) logger.error({ err, file: path }, 'cannot write the build log file; keeping it in memory only');
+      this.#fileFailed = true;
+    });
+  }
 
   write(line: string): void {
-    if (this.#closed || this.#truncated) return;
+    if (this.#closed) return;
+    if (this.#truncated && !BUILDER_LINE.test(line)) return;
     let text = line;
-    if (this.#bytes + Buffer.byteLength(line) + 1 > MAX_LOG_BYTES) {
+    if (!this.#truncated && this.#bytes + Buffer.byteLength(line) + 1 > MAX_LOG_BYTES) {
       this.#truncated = true;
-      text = `… the log is cut here: it reached ${formatBytes(MAX_LOG_BYTES)}`;
+      text = `edgeml: the log is cut here: it reached ${formatBytes(MAX_LOG_BYTES)}`;
     }
     this.#bytes += Buffer.byteLength(text) + 1;
     this.#lines.push(text);
-    this.file.write(`${text}\n`);
+    if (!this.#fileFailed) this.file.write(`${text}\n`);
     for (const listener of this.#listeners) listener(text);
   }
 
@@ -49,6 +64,9 @@ export class LiveBuildLog {
       if (line === null) {
         this.#listeners.delete(listener);
         out.end();
+      } else if (out.writableLength > MAX_FOLLOWER_BACKLOG) {
+        this.#listeners.delete(listener);
+        out.end('edgeml: this reader fell too far behind; read the rest with GET …/log\n');
       } else {
         out.write(`${line}\n`);
       }
@@ -57,18 +75,25 @@ export class LiveBuildLog {
     out.once('close', () => this.#listeners.delete(listener));
   }
 
-  /** Flushes the file to disk and ends every follower. */
+  /** Flushes the file to disk; every follower is ended whatever happens to the file. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await new Promise<void>((resolve, reject) => this.file.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    const handle = await open(this.path, 'r');
     try {
-      await handle.sync();
+      await new Promise<void>((resolve) => this.file.end(() => resolve()));
+      if (!this.#fileFailed) {
+        const handle = await open(this.path, 'r');
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      }
+    } catch (err) {
+      this.logger.error({ err, file: this.path }, 'cannot flush the build log file');
     } finally {
-      await handle.close();
+      for (const listener of [...this.#listeners]) listener(null);
     }
-    for (const listener of [...this.#listeners]) listener(null);
   }
 }
 
@@ -77,11 +102,14 @@ export class BuildLogs {
   /** Followers of builds that have not started yet. */
   readonly #waiting = new Map<number, Set<PassThrough>>();
 
-  private constructor(private readonly dir: string) {}
+  private constructor(
+    private readonly dir: string,
+    private readonly logger: Logger,
+  ) {}
 
-  static async open(dir: string): Promise<BuildLogs> {
+  static async open(dir: string, logger: Logger): Promise<BuildLogs> {
     await mkdir(dir, { recursive: true });
-    return new BuildLogs(dir);
+    return new BuildLogs(dir, logger);
   }
 
   private path(id: number): string {
@@ -90,11 +118,22 @@ export class BuildLogs {
 
   /** Starts the log of build `id` afresh (a restarted build rewrites it). */
   begin(id: number): LiveBuildLog {
-    const log = new LiveBuildLog(this.path(id), createWriteStream(this.path(id), { flags: 'w', mode: 0o600 }));
+    const log = new LiveBuildLog(this.path(id), createWriteStream(this.path(id), { flags: 'w', mode: 0o600 }), this.logger);
     this.#live.set(id, log);
     for (const out of this.#waiting.get(id) ?? []) log.attach(out, true);
     this.#waiting.delete(id);
     return log;
+  }
+
+  /** Ends the log; it is read from the file only once the file is complete. */
+  async end(id: number): Promise<void> {
+    const log = this.#live.get(id);
+    if (!log) return;
+    try {
+      await log.close();
+    } finally {
+      this.#live.delete(id);
+    }
   }
 
   /** A queued build that will never start (cancelled): its followers get the end of the log. */
@@ -103,11 +142,9 @@ export class BuildLogs {
     this.#waiting.delete(id);
   }
 
-  async end(id: number): Promise<void> {
-    const log = this.#live.get(id);
-    if (!log) return;
-    this.#live.delete(id);
-    await log.close();
+  /** The hub is stopping: nobody waits for a build that will not start in this run. */
+  abandonAll(): void {
+    for (const id of [...this.#waiting.keys()]) this.abandon(id);
   }
 
   /**
@@ -132,7 +169,7 @@ export class BuildLogs {
       () => true,
       () => false,
     );
-    if (!exists) return new PassThrough().end();
+    if (!exists) return out.end();
     return createReadStream(this.path(id));
   }
 }

@@ -1,39 +1,38 @@
 /**
- * The real side effects of a build: the docker CLI and buildx, the build context on disk, the
- * registry's HTTP API for image sizes, and smoke-test containers.
+ * The real side effects of a build: the docker CLI and buildx, the build context on disk, image
+ * sizes from the registry, smoke-test containers, and the leftovers of a crashed run.
  */
 import { writeBuildContext } from './build-context.js';
 import { buildxBuild } from './buildx.js';
-import { buildFailed, checkBuildTools } from './docker-cli.js';
+import { checkBuildTools, dockerOrFail, quick } from './docker-cli.js';
 import type { BuildSteps } from './image-builder.js';
+import { killLeftoverProcesses, removeLeftoverContainers } from './leftovers.js';
 import { smokeTest } from './smoke-test.js';
-
-const MANIFEST_TYPES = ['application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json'].join(', ');
 
 interface ImageManifest {
   config?: { size?: number };
   layers?: Array<{ size?: number }>;
 }
 
-/** What a device pulls for one platform: the config and every (compressed) layer. */
-async function imageSize(registry: string, repository: string, digest: string, signal: AbortSignal): Promise<number> {
-  const path = repository.slice(registry.length + 1);
-  const res = await fetch(`http://${registry}/v2/${path}/manifests/${digest}`, { headers: { accept: MANIFEST_TYPES }, signal });
-  if (res.status !== 200) throw buildFailed(`the registry answered ${res.status} for ${repository}@${digest}`);
-  const manifest = (await res.json()) as ImageManifest;
+/**
+ * What a device pulls for one platform: the config and every (compressed) layer. Read through
+ * docker, so a registry that needs a login is read with the same credentials that pushed.
+ */
+async function imageSize(ref: string, signal: AbortSignal): Promise<number> {
+  const lines = await dockerOrFail(['buildx', 'imagetools', 'inspect', '--raw', ref], `inspecting ${ref}`, () => undefined, quick(signal));
+  const manifest = JSON.parse(lines.join('\n')) as ImageManifest;
   return (manifest.config?.size ?? 0) + (manifest.layers ?? []).reduce((sum, l) => sum + (l.size ?? 0), 0);
 }
 
-export function dockerBuildSteps(registry: string): BuildSteps {
-  return {
-    checkTools: checkBuildTools,
-    writeContext: writeBuildContext,
-    buildx: buildxBuild,
-    sizes: async (repository, platforms, signal) => {
-      const out: Record<string, number> = {};
-      for (const [platform, digest] of Object.entries(platforms)) out[platform] = await imageSize(registry, repository, digest, signal);
-      return out;
-    },
-    smokeTest,
-  };
-}
+export const dockerBuildSteps: BuildSteps = {
+  checkTools: checkBuildTools,
+  writeContext: writeBuildContext,
+  buildx: buildxBuild,
+  sizes: async (repository, platforms, signal) => {
+    const out: Record<string, number> = {};
+    for (const [platform, digest] of Object.entries(platforms)) out[platform] = await imageSize(`${repository}@${digest}`, signal);
+    return out;
+  },
+  smokeTest,
+  removeLeftovers: async (instance) => ({ processes: await killLeftoverProcesses(instance), containers: await removeLeftoverContainers(instance) }),
+};

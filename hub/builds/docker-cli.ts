@@ -10,6 +10,18 @@ export function buildFailed(message: string, cause?: unknown): EdgemlError {
   return new EdgemlError(ErrorCodes.HUB_BUILD_FAILED, message, { cause });
 }
 
+export function buildCancelled(): EdgemlError {
+  return new EdgemlError(ErrorCodes.HUB_BUILD_CANCELLED, 'the build was cancelled');
+}
+
+/** The longest a quick docker command (version, inspect, logs, rm) may take: a wedged daemon must not stall the queue. */
+export const QUICK_COMMAND_MS = 30_000;
+
+/** The build's signal, or a deadline for a quick command, whichever comes first. */
+export function quick(signal?: AbortSignal): AbortSignal {
+  return signal ? AbortSignal.any([signal, AbortSignal.timeout(QUICK_COMMAND_MS)]) : AbortSignal.timeout(QUICK_COMMAND_MS);
+}
+
 /** How long a cancelled docker command gets to stop after SIGINT before SIGKILL. */
 const CANCEL_GRACE_MS = 10_000;
 
@@ -20,7 +32,11 @@ const CANCEL_GRACE_MS = 10_000;
  */
 export function docker(args: string[], onLine: (line: string, stream: 'stdout' | 'stderr') => void, signal?: AbortSignal): Promise<number> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new EdgemlError(ErrorCodes.HUB_BUILD_CANCELLED, 'the build was cancelled'));
+    const stopped = () =>
+      (signal?.reason as Error | undefined)?.name === 'TimeoutError'
+        ? buildFailed(`docker ${args.slice(0, 2).join(' ')} did not finish within ${QUICK_COMMAND_MS / 1000} s: is dockerd responsive?`)
+        : buildCancelled();
+    if (signal?.aborted) return reject(stopped());
     const child = spawn('docker', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let killTimer: NodeJS.Timeout | undefined;
     const signalGroup = (sig: NodeJS.Signals) => {
@@ -45,7 +61,7 @@ export function docker(args: string[], onLine: (line: string, stream: 'stdout' |
     child.once('close', (code) => {
       clearTimeout(killTimer);
       signal?.removeEventListener('abort', onAbort);
-      if (signal?.aborted) reject(new EdgemlError(ErrorCodes.HUB_BUILD_CANCELLED, 'the build was cancelled'));
+      if (signal?.aborted) reject(stopped());
       else resolve(code ?? 1);
     });
   });
@@ -72,10 +88,10 @@ export async function dockerOrFail(args: string[], what: string, onLog: (line: s
 /** Says which piece is missing (the docker CLI, the daemon, buildx, the registry) before a build starts. */
 export async function checkBuildTools(registry: string, signal?: AbortSignal): Promise<void> {
   const quiet = () => undefined;
-  if ((await docker(['version', '--format', '{{.Server.Version}}'], quiet)) !== 0) {
+  if ((await docker(['version', '--format', '{{.Server.Version}}'], quiet, quick(signal))) !== 0) {
     throw buildFailed('the Docker daemon is not reachable from the hub (is dockerd running? on a test machine: bash scripts/rig/setup.sh)');
   }
-  if ((await docker(['buildx', 'version'], quiet)) !== 0) {
+  if ((await docker(['buildx', 'version'], quiet, quick(signal))) !== 0) {
     throw buildFailed('the docker buildx plugin is missing on the hub: install docker-buildx (Debian) or docker-buildx-plugin');
   }
   try {
@@ -84,7 +100,7 @@ export async function checkBuildTools(registry: string, signal?: AbortSignal): P
     // 401 is a registry that wants credentials: reachable, and docker's own login applies.
     if (res.status !== 200 && res.status !== 401) throw new Error(`GET /v2/ answered ${res.status}`);
   } catch (err) {
-    if (signal?.aborted) throw new EdgemlError(ErrorCodes.HUB_BUILD_CANCELLED, 'the build was cancelled');
+    if (signal?.aborted) throw buildCancelled();
     const inner = (err as { cause?: { code?: string; message?: string } }).cause;
     const cause = inner?.code ?? inner?.message ?? (err as Error).message;
     throw buildFailed(

@@ -5,7 +5,8 @@
  * is stored before it is reported; the live progress and log are in memory and in the log file.
  *
  * A hub that stops (or crashes) mid-build leaves the record `building` or `testing`; the next start
- * queues it again, because a half-finished build has nothing worth keeping.
+ * removes what the crash left running and queues the build again (a half-finished build has nothing
+ * worth keeping), up to MAX_ATTEMPTS, so a build that takes the hub down cannot do so forever.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
@@ -32,6 +33,8 @@ export interface BuildSteps {
   /** Compressed bytes of each platform's image in the registry. */
   sizes(repository: string, platforms: Record<string, string>, signal: AbortSignal): Promise<Record<string, number>>;
   smokeTest(req: SmokeTestRequest): Promise<SmokeCheck>;
+  /** Removes what an earlier run of this hub instance left building (processes, containers). */
+  removeLeftovers(instance: string): Promise<{ processes: number; containers: number }>;
 }
 
 export interface ImageBuilderOptions {
@@ -60,6 +63,12 @@ export interface ImageBuilderDeps {
   options: ImageBuilderOptions;
 }
 
+/** Starts of one build across hub restarts before it is failed instead. */
+export const MAX_ATTEMPTS = 3;
+
+/** Why a running build was aborted: a user's cancel ends it; a hub stop leaves it for the next start. */
+type AbortReason = 'cancel' | 'stop';
+
 interface RunningBuild {
   id: number;
   controller: AbortController;
@@ -84,14 +93,23 @@ export class ImageBuilder {
 
   constructor(private readonly deps: ImageBuilderDeps) {}
 
-  /** Empties the scratch space and queues what a previous run left unfinished. */
+  /** Clears what a previous run left (processes, containers, scratch space) and queues its unfinished builds. */
   async start(): Promise<void> {
-    const { images, logger, options } = this.deps;
+    const { images, logger, options, clock } = this.deps;
+    const { processes, containers } = await this.deps.steps.removeLeftovers(options.instance);
+    if (processes || containers) logger.info({ processes, containers }, 'removed what an earlier run of this hub left building');
     await rm(options.workDir, { recursive: true, force: true });
     await mkdir(options.workDir, { recursive: true });
     for (const record of await images.list({})) {
       if (record.status === 'queued') {
         this.#queue.push(record.id);
+      } else if ((record.status === 'building' || record.status === 'testing') && record.attempts >= MAX_ATTEMPTS) {
+        await images.update(record.id, (r) => {
+          r.status = 'failed';
+          r.error = { code: ErrorCodes.HUB_BUILD_FAILED, message: `the hub stopped during each of ${r.attempts} attempts; not started again` };
+          r.finishedAt = new Date(clock.now()).toISOString();
+        });
+        logger.warn({ image: record.id, attempts: record.attempts }, 'build interrupted too often; marked failed');
       } else if (record.status === 'building' || record.status === 'testing') {
         await images.update(record.id, (r) => {
           r.status = 'queued';
@@ -103,12 +121,13 @@ export class ImageBuilder {
     this.kick();
   }
 
-  /** Stops the running build without recording an outcome: the next start runs it again. */
+  /** Stops the running build without recording an outcome (the next start runs it again); starts no other. */
   async stop(): Promise<void> {
     this.#stopping = true;
+    this.deps.logs.abandonAll();
     const running = this.#running;
     if (!running) return;
-    running.controller.abort();
+    running.controller.abort('stop' satisfies AbortReason);
     await running.done;
   }
 
@@ -165,9 +184,15 @@ export class ImageBuilder {
     }
     const running = this.#running;
     if (running?.id === id) {
-      running.controller.abort();
+      running.controller.abort('cancel' satisfies AbortReason);
       await running.done;
-      return this.get(id);
+      const after = await this.get(id);
+      if (after.status !== 'cancelled') {
+        throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `image ${id} ${after.status === 'queued' ? 'was interrupted by a hub stop' : `had already ${after.status}`} before the cancel took effect`, {
+          httpStatus: 409,
+        });
+      }
+      return after;
     }
     const at = this.#queue.indexOf(id);
     if (at >= 0) this.#queue.splice(at, 1);
@@ -191,7 +216,11 @@ export class ImageBuilder {
     const running: RunningBuild = { id, controller, progress, done: Promise.resolve() };
     this.#running = running;
     running.done = this.run(running)
-      .catch((err: unknown) => this.deps.logger.error({ err, image: id }, 'image build bookkeeping failed'))
+      .catch((err: unknown) => {
+        // The store refused a write: the record keeps its last stored state until the next start.
+        this.deps.logger.error({ err, image: id }, 'image build bookkeeping failed');
+        this.deps.logs.abandon(id);
+      })
       .finally(() => {
         this.#running = undefined;
         this.kick();
@@ -214,25 +243,27 @@ export class ImageBuilder {
       r.checks = {};
     });
     const log = logs.begin(id);
-    const platforms = Object.keys(record.platforms);
-    log.write(`edgeml: image ${id} from manifest ${record.manifest.name}:${record.manifest.version} for ${platforms.join(', ')} (attempt ${record.attempts})`);
-    logger.info({ image: id, attempt: record.attempts }, 'image build started');
-    const contextDir = join(options.workDir, String(id));
-    let outcome: Pick<ImageRecord, 'status' | 'error'> | undefined;
     try {
-      outcome = await this.build(record, { contextDir, signal, progress, log });
-    } catch (err) {
-      if (signal.aborted && this.#stopping) {
-        log.write('edgeml: the hub is stopping; this build runs again at its next start');
-      } else if (signal.aborted) {
-        outcome = { status: 'cancelled', error: { code: ErrorCodes.HUB_BUILD_CANCELLED, message: 'cancelled while it was running' } };
-      } else {
-        outcome = { status: 'failed', error: errorOf(err) };
+      const platforms = Object.keys(record.platforms);
+      log.write(`edgeml: image ${id} from manifest ${record.manifest.name}:${record.manifest.version} for ${platforms.join(', ')} (attempt ${record.attempts})`);
+      logger.info({ image: id, attempt: record.attempts }, 'image build started');
+      const contextDir = join(options.workDir, String(id));
+      let outcome: Pick<ImageRecord, 'status' | 'error'> | undefined;
+      try {
+        outcome = await this.build(record, { contextDir, signal, progress, log });
+      } catch (err) {
+        const reason = signal.reason as AbortReason | undefined;
+        if (signal.aborted && reason === 'stop') {
+          log.write('edgeml: the hub is stopping; this build runs again at its next start');
+        } else if (signal.aborted) {
+          outcome = { status: 'cancelled', error: { code: ErrorCodes.HUB_BUILD_CANCELLED, message: 'cancelled while it was running' } };
+        } else {
+          outcome = { status: 'failed', error: errorOf(err) };
+        }
+      } finally {
+        await rm(contextDir, { recursive: true, force: true }).catch((err: unknown) => logger.warn({ err, dir: contextDir }, 'cannot remove a build context'));
       }
-    } finally {
-      await rm(contextDir, { recursive: true, force: true });
-    }
-    if (outcome) {
+      if (!outcome) return;
       const finished = clock.now();
       const { status, error } = outcome;
       log.write(`edgeml: image ${id} ${status}${error ? `: ${error.message}` : ''}`);
@@ -243,9 +274,8 @@ export class ImageBuilder {
         r.finishedAt = new Date(finished).toISOString();
         r.durationMs = finished - started;
       });
-      await logs.end(id);
       logger.info({ image: id, status, error: error?.message, durationMs: finished - started }, 'image build finished');
-    } else {
+    } finally {
       await logs.end(id);
     }
   }
@@ -306,6 +336,7 @@ export class ImageBuilder {
         platform,
         sample: manifest.schema.sample,
         containerName: `edgeml-smoke-${options.instance}-${record.id}-${platform.replace(/\W/g, '-')}`,
+        hubInstance: options.instance,
         timeoutMs: options.smokeTimeoutMs,
         log: write,
         signal,

@@ -3,17 +3,20 @@
  * networking on a loopback port the runtime picks itself, and must answer the manifest's sample.
  * An image that cannot do that here would not do it on a device either.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { SmokeCheck } from '../../shared/api/images.js';
-import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
-import { docker, dockerOrFail } from './docker-cli.js';
+import { buildCancelled, docker, dockerOrFail, quick } from './docker-cli.js';
+import { SMOKE_TEST_LABEL } from './leftovers.js';
 
 export interface SmokeTestRequest {
   /** `repository@sha256:…` */
   ref: string;
   platform: string;
   sample: unknown;
-  /** A container name, so a hub restarted mid-test can find and remove a leftover. */
+  /** Names the container, so every step (and the cleanup) addresses it without parsing output. */
   containerName: string;
+  /** The hub instance, as a label: the next start of this hub removes what a crash left running. */
+  hubInstance: string;
   timeoutMs: number;
   log: (line: string) => void;
   signal?: AbortSignal | undefined;
@@ -21,90 +24,93 @@ export interface SmokeTestRequest {
 
 const POLL_MS = 500;
 const OUTPUT_LINES = 40;
-const MAX_ANSWER_CHARS = 2000;
+/** Per line and in total: the output is stored with the image record. */
+const MAX_LINE_CHARS = 500;
+const MAX_OUTPUT_CHARS = 8000;
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
-  });
+function cut(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
 
-async function containerOutput(id: string): Promise<string[]> {
+async function containerOutput(name: string, signal?: AbortSignal): Promise<string[]> {
   const lines: string[] = [];
-  await docker(['logs', '--tail', String(OUTPUT_LINES), id], (line) => lines.push(line));
+  await docker(['logs', '--tail', String(OUTPUT_LINES), name], (line) => lines.push(cut(line, MAX_LINE_CHARS)), quick(signal)).catch(() => 1);
   return lines;
 }
 
-async function containerState(id: string): Promise<{ running: boolean; exitCode: number }> {
-  const [line = ''] = await dockerOrFail(['inspect', '--format', '{{.State.Running}} {{.State.ExitCode}}', id], 'docker inspect', () => undefined);
+async function containerState(name: string, signal?: AbortSignal): Promise<{ running: boolean; exitCode: number }> {
+  const [line = ''] = await dockerOrFail(['inspect', '--format', '{{.State.Running}} {{.State.ExitCode}}', name], 'docker inspect', () => undefined, quick(signal));
   const [running, code] = line.split(' ');
   return { running: running === 'true', exitCode: Number(code) };
 }
 
-/** Removes a smoke-test container by name; nothing happens when there is none. */
-export async function removeSmokeContainer(name: string): Promise<void> {
-  await docker(['rm', '--force', name], () => undefined);
+async function removeContainer(name: string): Promise<void> {
+  await docker(['rm', '--force', name], () => undefined, quick()).catch(() => 1);
 }
 
-function cut(text: string): string {
-  return text.length > MAX_ANSWER_CHARS ? `${text.slice(0, MAX_ANSWER_CHARS)}…` : text;
+/** A fetch bounded by the build's signal and its own deadline; undefined when it got no answer. */
+async function get(url: string, signal: AbortSignal | undefined, ms: number, init: RequestInit = {}): Promise<Response | Error> {
+  const bound = signal ? AbortSignal.any([signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms);
+  return fetch(url, { ...init, signal: bound }).catch((err: Error) => err);
 }
 
 export async function smokeTest(req: SmokeTestRequest): Promise<SmokeCheck> {
-  const { platform, log, signal } = req;
-  await removeSmokeContainer(req.containerName);
-  const runOutput: string[] = [];
-  const code = await docker(
-    ['run', '--detach', '--network', 'host', '--platform', platform, '--name', req.containerName, '--label', 'io.edgeml.smoke-test=true', '-e', 'PORT=0', '-e', 'HOST=127.0.0.1', req.ref],
-    (line) => {
-      runOutput.push(line);
-      log(`[${platform}] ${line}`);
-    },
-    signal,
-  );
-  if (code !== 0) return { status: 'failed', message: `docker run failed (exit ${code})`, output: runOutput.slice(-OUTPUT_LINES).join('\n') };
-  const id = runOutput.at(-1)!.trim();
+  const { platform, log, signal, containerName: name } = req;
+  const deadline = Date.now() + req.timeoutMs;
   let answer = '';
+  const fail = async (message: string): Promise<SmokeCheck> => ({
+    status: 'failed',
+    message,
+    output: cut([...(await containerOutput(name)), ...(answer ? [answer] : [])].join('\n'), MAX_OUTPUT_CHARS),
+  });
+
+  await removeContainer(name);
   try {
-    const deadline = Date.now() + req.timeoutMs;
-    const fail = async (message: string): Promise<SmokeCheck> => ({
-      status: 'failed',
-      message,
-      output: [...(await containerOutput(id)), ...(answer ? [answer] : [])].join('\n'),
-    });
+    const runOutput: string[] = [];
+    const code = await docker(
+      ['run', '--detach', '--network', 'host', '--platform', platform, '--name', name, '--label', `${SMOKE_TEST_LABEL}=${req.hubInstance}`, '-e', 'PORT=0', '-e', 'HOST=127.0.0.1', req.ref],
+      (line) => {
+        runOutput.push(cut(line, MAX_LINE_CHARS));
+        log(`[${platform}] ${line}`);
+      },
+      signal,
+    );
+    if (code !== 0) return { status: 'failed', message: `docker run failed (exit ${code})`, output: runOutput.slice(-OUTPUT_LINES).join('\n') };
 
     let base: string | undefined;
     for (;;) {
-      if (signal?.aborted) throw new EdgemlError(ErrorCodes.HUB_BUILD_CANCELLED, 'the build was cancelled');
+      if (signal?.aborted) throw buildCancelled();
       if (Date.now() > deadline) return await fail(`not healthy within ${Math.round(req.timeoutMs / 1000)} s`);
-      const state = await containerState(id);
+      const state = await containerState(name, signal);
       if (!state.running) return await fail(`the container exited with code ${state.exitCode} before it was healthy`);
       if (!base) {
-        const port = (await containerOutput(id)).map((l) => /"msg":"listening".*"port":(\d+)/.exec(l)?.[1]).find(Boolean);
+        const port = (await containerOutput(name, signal)).map((l) => /"msg":"listening".*"port":(\d+)/.exec(l)?.[1]).find(Boolean);
         if (port) base = `http://127.0.0.1:${port}`;
       }
       if (base) {
-        const health = await fetch(`${base}/health`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
-        if (health?.status === 200) break;
-        const body = (await health?.json().catch(() => undefined)) as { status?: string; error?: string } | undefined;
-        if (body?.status === 'failed') return await fail(`/health says failed: ${body.error ?? 'no reason given'}`);
+        const health = await get(`${base}/health`, signal, 5000);
+        if (!(health instanceof Error)) {
+          if (health.status === 200) break;
+          const body = (await health.json().catch(() => undefined)) as { status?: string; error?: string } | undefined;
+          if (body?.status === 'failed') return await fail(`/health says failed: ${body.error ?? 'no reason given'}`);
+        }
       }
-      await sleep(POLL_MS, signal);
+      await sleep(POLL_MS, undefined, { signal }).catch(() => undefined);
     }
 
     log(`[${platform}] healthy; scoring the sample`);
-    const res = await fetch(`${base}/score`, {
+    const res = await get(`${base}/score`, signal, Math.max(5000, deadline - Date.now()), {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(req.sample),
-      signal: AbortSignal.timeout(Math.max(5000, deadline - Date.now())),
-    }).catch((err: Error) => err);
+    });
+    if (signal?.aborted) throw buildCancelled();
     if (res instanceof Error) return await fail(`the sample got no answer: ${res.message}`);
-    answer = `POST /score → ${res.status} ${cut(await res.text())}`;
+    answer = `POST /score → ${res.status} ${cut(await res.text(), 2000)}`;
     log(`[${platform}] ${answer}`);
     if (res.status !== 200) return await fail(`the sample got HTTP ${res.status}`);
-    return { status: 'passed', message: 'the sample scored with HTTP 200', output: [...(await containerOutput(id)), answer].join('\n') };
+    return { status: 'passed', message: 'the sample scored with HTTP 200', output: cut([...(await containerOutput(name)), answer].join('\n'), MAX_OUTPUT_CHARS) };
   } finally {
-    await removeSmokeContainer(req.containerName);
+    await removeContainer(name);
   }
 }

@@ -240,7 +240,7 @@ test('a score.js with a syntax error: the image is pushed but marked failed, nam
   t.regex(log.stdout, /linux\/amd64: failed: \/health says failed: .*SyntaxError/);
   const shown = jsonOf<Image>(t, await b.cli('image', 'show', String(image.id), '--json'));
   t.is(shown.status, 'failed');
-  const leftovers = await exec('docker', ['ps', '-aq', '--filter', 'label=io.edgeml.smoke-test', '--filter', `name=-${image.id}-linux-amd64`]);
+  const leftovers = await exec('docker', ['ps', '-aq', '--filter', 'label=io.edgeml.smoke-test.hub', '--filter', `name=-${image.id}-linux-amd64`]);
   t.is(leftovers.stdout.trim(), '', 'the smoke-test container is removed');
 });
 

@@ -13,7 +13,7 @@ import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { systemClock } from '../../shared/clock.js';
 import { BuildLogs } from '../../hub/builds/build-log.js';
 import type { BuildxRequest, BuildxResult } from '../../hub/builds/buildx.js';
-import { ImageBuilder, type BuildSteps } from '../../hub/builds/image-builder.js';
+import { ImageBuilder, MAX_ATTEMPTS, type BuildSteps } from '../../hub/builds/image-builder.js';
 import type { SmokeTestRequest } from '../../hub/builds/smoke-test.js';
 import { BlobStore } from '../../hub/store/blob-store.js';
 import type { HubData } from '../../hub/store/hub-data.js';
@@ -72,6 +72,11 @@ class ScriptedBuildSteps implements BuildSteps {
     this.calls.push(`smokeTest ${req.platform}`);
     return this.smoke(req);
   }
+
+  async removeLeftovers(): Promise<{ processes: number; containers: number }> {
+    this.calls.push('removeLeftovers');
+    return { processes: 0, containers: 0 };
+  }
 }
 
 async function setup(t: ExecutionContext, memory = new Memory<HubData>(), steps = new ScriptedBuildSteps()) {
@@ -105,7 +110,7 @@ async function setup(t: ExecutionContext, memory = new Memory<HubData>(), steps 
       createdBy: ACTOR,
     });
   }
-  const logs = await BuildLogs.open(`${dir}/logs`);
+  const logs = await BuildLogs.open(`${dir}/logs`, pino({ level: 'silent' }));
   const builder = new ImageBuilder({
     images: store.images,
     manifests: store.manifests,
@@ -121,7 +126,7 @@ async function setup(t: ExecutionContext, memory = new Memory<HubData>(), steps 
       baseImages: { node: 'base-node', python: 'base-python' },
       smokeTimeoutMs: 1000,
       workDir: `${dir}/work`,
-      instance: 'test',
+      instance: 'unit-test',
     },
   });
   await builder.start();
@@ -147,8 +152,10 @@ test('a build goes queued → building → testing → succeeded, recording dige
   t.like(queued, { id: 1, status: 'queued', repository: '127.0.0.1:5000/edgeml/scorer', tags: ['v1', 'stable'], ref: null, attempts: 0 });
   t.deepEqual(queued.platforms, { 'linux/amd64': null, 'linux/arm64': null });
 
-  await waitFor('building', async () => (await builder.get(1)).status === 'building');
+  // Once buildx runs, it has reported its first step.
+  await waitFor('buildx to run', async () => steps.calls.some((c) => c.startsWith('buildx')));
   const live = await builder.get(1);
+  t.is(live.status, 'building');
   t.truthy(live.progress, 'a running build shows progress');
   t.is(live.progress!.stepsTotal, 3);
   await steps.release();
@@ -158,7 +165,7 @@ test('a build goes queued → building → testing → succeeded, recording dige
   t.deepEqual(done.sizes, { 'linux/amd64': 1000, 'linux/arm64': 1000 });
   t.deepEqual(Object.keys(done.checks), ['linux/amd64', 'linux/arm64']);
   t.true(done.durationMs! >= 0);
-  t.deepEqual(steps.calls, ['checkTools', 'writeContext 1', 'buildx 127.0.0.1:5000/edgeml/scorer:v1,127.0.0.1:5000/edgeml/scorer:stable', 'smokeTest linux/amd64', 'smokeTest linux/arm64']);
+  t.deepEqual(steps.calls, ['removeLeftovers', 'checkTools', 'writeContext 1', 'buildx 127.0.0.1:5000/edgeml/scorer:v1,127.0.0.1:5000/edgeml/scorer:stable', 'smokeTest linux/amd64', 'smokeTest linux/arm64']);
   const text = await logText(logs, 1);
   t.regex(text, /#5 \[linux\/amd64 1\/3\] FROM base/);
   t.regex(text, /edgeml: image 1 succeeded/);
@@ -225,10 +232,10 @@ test('cancel: a queued build at once, a running one once buildx has stopped; a f
   await waitFor('build 1 in buildx', async () => steps.calls.some((c) => c.startsWith('buildx')));
   const running = await builder.cancel(1);
   t.like(running, { status: 'cancelled', error: { code: 'HUB_E_BUILD_CANCELLED', message: 'cancelled while it was running' } });
-  t.false(steps.calls.includes('smokeTest linux/amd64'), 'nothing ran after the cancel');
-
   await steps.release();
   t.is((await finished(builder, 3)).status, 'succeeded', 'the queue skipped the cancelled build');
+  t.is(steps.calls.filter((c) => c.startsWith('buildx')).length, 2, 'builds 1 and 3 ran buildx, build 2 never started');
+  t.is(steps.calls.filter((c) => c.startsWith('smokeTest')).length, 2, 'only build 3 was smoke-tested: build 1 stopped at its cancel');
   const again = await t.throwsAsync(builder.cancel(3), { instanceOf: EdgemlError });
   t.is((again as EdgemlError).code, 'HUB_E_CONFLICT');
 });
@@ -247,6 +254,44 @@ test('a hub stop mid-build records no outcome; the next start runs the build aga
   t.like(await finished(second.builder, 1), { status: 'succeeded', attempts: 2 });
   await second.steps.release();
   t.like(await finished(second.builder, 2), { status: 'succeeded', attempts: 1 });
+});
+
+test('a build interrupted by MAX_ATTEMPTS hub stops is marked failed instead of started again', async (t) => {
+  let memory = new Memory<HubData>();
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    const run = await setup(t, memory);
+    if (attempt === 1) await run.builder.submit({ manifest: 'scorer' }, ACTOR);
+    await waitFor(`attempt ${attempt} in buildx`, async () => run.steps.calls.some((c) => c.startsWith('buildx')));
+    await run.builder.stop();
+    memory = run.memory;
+  }
+  const last = await setup(t, memory);
+  const image = await last.builder.get(1);
+  t.like(image, { status: 'failed', attempts: MAX_ATTEMPTS, error: { code: 'HUB_E_BUILD_FAILED' } });
+  t.regex(image.error!.message, /stopped during each of 3 attempts/);
+  t.false(last.steps.calls.some((c) => c.startsWith('buildx')), 'not started a fourth time');
+});
+
+test('a cancel that arrives as the build finishes answers 409 with what happened', async (t) => {
+  const { builder, steps } = await setup(t);
+  // The smoke test is where the build ends; the cancel lands while it runs and is too late to matter.
+  let releaseSmoke!: () => void;
+  const smokeGate = new Promise<void>((resolve) => (releaseSmoke = resolve));
+  steps.smoke = () => ({ status: 'passed', message: 'ok', output: '' });
+  const realSmoke = steps.smokeTest.bind(steps);
+  steps.smokeTest = async (req) => {
+    await smokeGate;
+    return realSmoke(req);
+  };
+  await builder.submit({ manifest: 'scorer', platforms: ['linux/amd64'] }, ACTOR);
+  await steps.release();
+  await waitFor('testing', async () => (await builder.get(1)).status === 'testing');
+  const cancel = builder.cancel(1);
+  releaseSmoke();
+  const err = await t.throwsAsync(cancel, { instanceOf: EdgemlError });
+  t.is((err as EdgemlError).code, 'HUB_E_CONFLICT');
+  t.regex((err as EdgemlError).message, /had already succeeded/);
+  t.is((await builder.get(1)).status, 'succeeded');
 });
 
 test('an unknown manifest or version is a 404 and queues nothing', async (t) => {
