@@ -1,5 +1,8 @@
-/** Polls `check` until it returns a value other than undefined/false, or fails naming `what`. */
-export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
+/**
+ * Polls `check` every `intervalMs` until it returns a value other than undefined/false, or fails
+ * naming `what`.
+ */
+export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000, intervalMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -12,6 +15,6 @@ export async function waitFor<T>(what: string, check: () => T | undefined | fals
     if (Date.now() > deadline) {
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { request } from 'undici';
-import type { Image, ImageList } from '../../shared/api/images.js';
+import { FINISHED_STATUSES, type Image, type ImageList } from '../../shared/api/images.js';
 import { cliFor, jsonOf } from '../helpers/cli.js';
 import { startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js';
 import { exec } from '../helpers/exec.js';
@@ -195,9 +195,10 @@ test('a python manifest (numpy model) built through the REST API: queued, progre
       const image = (await api<Image>(b.hub, 'GET', `/api/v1/images/${queued.body.id}`, { key: b.hub.adminKey })).body;
       seen.add(image.status);
       if (image.progress && image.status !== 'queued') sawProgress = true;
-      return ['succeeded', 'failed', 'cancelled'].includes(image.status) ? image : undefined;
+      return FINISHED_STATUSES.includes(image.status) ? image : undefined;
     },
     BUILD_TIMEOUT_MS,
+    500,
   );
   t.is(done.status, 'succeeded', (await buildLog(b.hub, done.id)).slice(-3000));
   t.true(sawProgress, 'a running build reports progress');
@@ -271,9 +272,10 @@ test('cancel stops a running build; a hub killed mid-build runs it again after t
     'the interrupted build to finish after the restart',
     async () => {
       const image = (await api<Image>(restarted.hub, 'GET', `/api/v1/images/${second.id}`, { key: restarted.hub.adminKey })).body;
-      return ['succeeded', 'failed', 'cancelled'].includes(image.status) ? image : undefined;
+      return FINISHED_STATUSES.includes(image.status) ? image : undefined;
     },
     BUILD_TIMEOUT_MS,
+    1000,
   );
   t.like(done, { status: 'succeeded', attempts: 2 });
   t.is((await api<Image>(restarted.hub, 'GET', `/api/v1/images/${first.id}`, { key: restarted.hub.adminKey })).body.status, 'cancelled', 'a cancelled build stays cancelled');

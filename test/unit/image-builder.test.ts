@@ -8,7 +8,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { Memory } from 'lowdb';
 import { pino } from 'pino';
-import type { SmokeCheck } from '../../shared/api/images.js';
+import { FINISHED_STATUSES, type SmokeCheck } from '../../shared/api/images.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { systemClock } from '../../shared/clock.js';
 import { BuildLogs } from '../../hub/builds/build-log.js';
@@ -137,7 +137,7 @@ async function setup(t: ExecutionContext, memory = new Memory<HubData>(), steps 
 const finished = (builder: ImageBuilder, id: number) =>
   waitFor(`image ${id} to finish`, async () => {
     const image = await builder.get(id);
-    return ['succeeded', 'failed', 'cancelled'].includes(image.status) ? image : undefined;
+    return FINISHED_STATUSES.includes(image.status) ? image : undefined;
   });
 
 const logText = async (logs: BuildLogs, id: number) => {

@@ -103,14 +103,28 @@ test('a fresh store writes schemaVersion 2 and empty collections', async (t) => 
 
 test('a version-1 document is migrated to version 2 on open, keeping its data, and written back', async (t) => {
   const memory = new Memory<HubData>();
-  const v1 = { schemaVersion: 1, apiKeys: [], models: {}, manifests: {} } as unknown as HubData;
-  await memory.write(v1);
+  const key = keyRecord('000000000001', 'admin');
+  // Version 2 was deleted before the upgrade: the next number is 3, not 2.
+  const kept = { ...modelDraft('kept'), version: 1 };
+  const v1 = {
+    schemaVersion: 1,
+    apiKeys: [key],
+    models: { kept: { nextVersion: 3, aliases: { production: 1 }, versions: [kept] } },
+    manifests: {},
+  } as unknown as HubData;
+  await memory.write(structuredClone(v1));
   const store = await LowdbHubStore.open(memory, LABEL);
-  await store.models.addVersion(modelDraft('kept'));
-  const stored = (await memory.read())!;
-  t.is(stored.schemaVersion, 2);
-  t.deepEqual(stored.images, { nextId: 1, records: [] });
-  t.is((await store.models.resolve('kept', { latest: true })).version, 1);
+
+  const written = (await memory.read())!;
+  t.is(written.schemaVersion, 2);
+  t.deepEqual(written.images, { nextId: 1, records: [] });
+  t.deepEqual(written.apiKeys, v1.apiKeys);
+  t.deepEqual(written.models, v1.models);
+
+  t.deepEqual(await store.apiKeys.get(key.id), key);
+  t.deepEqual(await store.models.resolve('kept', { version: 1 }), { ...kept, aliases: ['production'] });
+  t.is((await store.models.resolve('kept', { alias: 'production' })).digest, kept.digest);
+  t.is((await store.models.addVersion(modelDraft('kept'))).version, 3);
 });
 
 test('a document with a higher schemaVersion is refused', async (t) => {
