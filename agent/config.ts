@@ -11,7 +11,8 @@ export const AgentConfigSchema = Type.Object(
     // No user:password@ in the URL: it would end up in logs and `ps`; the token has its own key.
     hub: Type.String({ pattern: '^mqtts?://[^/@]+$', examples: ['mqtt://127.0.0.1:1883', 'mqtts://hub.example:8883'], default: 'mqtt://127.0.0.1:1883', description: "hub's MQTT broker URL" }),
     deviceId: Type.String({ pattern: DEVICE_ID_PATTERN, examples: ['gateway-01'], description: 'this device id (as enrolled)' }),
-    token: Type.Optional(Type.String({ minLength: 1, description: 'one-time enrollment token' })),
+    token: Type.Optional(Type.String({ minLength: 1, description: 'the device token from `edgeml device enroll`' })),
+    hubCa: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA bundle that signed the hub broker certificate (for mqtts:// with a private CA)' })),
     data: Type.String({ minLength: 1, default: './.edgeml/agent', description: 'data directory' }),
     gateway: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:8090', description: 'scoring gateway listen address' }),
     platform: Type.Optional(

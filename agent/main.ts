@@ -1,9 +1,10 @@
 /**
  * Composition root of the agent: wires config, Docker, facts, target cache and the hub link once.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { systemClock } from '../shared/clock.js';
+import { EdgemlError, ErrorCodes } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { PROTOCOL_VERSION } from '../shared/protocol.js';
 import { edgemlVersion } from '../shared/version.js';
@@ -16,6 +17,14 @@ import { collectFacts, nativePlatform } from './telemetry/facts.js';
 
 export interface RunningAgent {
   close(): Promise<void>;
+}
+
+async function readHubCa(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new EdgemlError(ErrorCodes.CONFIG_INVALID, `invalid configuration: --hub-ca ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+  }
 }
 
 export async function startAgent(config: Readonly<AgentConfig>, logger: Logger): Promise<RunningAgent> {
@@ -34,6 +43,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
     url: config.hub,
     deviceId: config.deviceId,
     token: config.token,
+    ca: config.hubCa === undefined ? undefined : await readHubCa(config.hubCa),
     logger: logger.child({ component: 'link' }),
     clock: systemClock,
     onlineStatus: async () => ({

@@ -5,9 +5,11 @@
  */
 import { ALIAS_PATTERN, NAME_PATTERN, TAG_KEY_PATTERN } from '../shared/api/common.js';
 import { API_KEY_NAME_PATTERN } from '../shared/api/apikeys.js';
+import { LABEL_VALUE_PATTERN } from '../shared/api/devices.js';
 import { ENV_NAME_PATTERN } from '../shared/api/manifests.js';
 import { FILENAME_PATTERN, FRAMEWORK_PATTERN } from '../shared/api/models.js';
 import { EdgemlError, ErrorCodes } from '../shared/errors.js';
+import { DEVICE_ID_PATTERN } from '../shared/topics.js';
 
 export function inputError(message: string, cause?: unknown): EdgemlError {
   return new EdgemlError(ErrorCodes.CLI_INPUT_INVALID, message, cause === undefined ? {} : { cause });
@@ -90,6 +92,22 @@ export const parseMetric = (label: string) =>
     example: 'accuracy=0.93',
     checkValue: (v) => (/^[-+]?[0-9.eE+-]+$/.test(v) && Number.isFinite(Number(v)) ? undefined : `${JSON.stringify(v)} is not a number`),
   });
+
+export const parseLabel = (label: string) =>
+  parseKeyValue(label, {
+    keyPattern: TAG_KEY_PATTERN,
+    form: 'KEY=VALUE',
+    example: 'site=lab',
+    checkValue: (v) => (new RegExp(LABEL_VALUE_PATTERN).test(v) ? undefined : `value ${JSON.stringify(v)}: letters, digits, '.', '_', '-'`),
+  });
+
+export function parseDeviceId(label: string) {
+  const re = new RegExp(DEVICE_ID_PATTERN);
+  return (text: string): string => {
+    if (!re.test(text)) throw inputError(`${label} ${JSON.stringify(text)}: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+    return text;
+  };
+}
 
 export const parseEnvVar = (label: string) => parseKeyValue(label, { keyPattern: ENV_NAME_PATTERN, form: 'NAME=VALUE', example: 'LOG_LEVEL=debug' });
 

@@ -10,7 +10,7 @@ import { API_PREFIX } from '../shared/api/common.js';
 import { EdgemlError, ErrorCodes, type ErrorCode } from '../shared/errors.js';
 
 export type Query = Record<string, string | number | readonly string[] | undefined>;
-type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 type Body = Dispatcher.ResponseData['body'];
 
 export interface HubClientOptions {

@@ -11,6 +11,7 @@ import { loadHubConfig } from '../hub/config.js';
 import { loadAgentConfig } from '../agent/config.js';
 import type { CliIo } from './commands/client-command.js';
 import { addApiKeyCommands } from './commands/apikeys.js';
+import { addDeviceCommands } from './commands/devices.js';
 import { addImageCommands } from './commands/images.js';
 import { addManifestCommands } from './commands/manifests.js';
 import { addModelCommands } from './commands/models.js';
@@ -101,6 +102,8 @@ export function buildProgram(io: CliIo): Command {
     .option('--data <dir>', 'data directory (default ./.edgeml/hub)')
     .option('--http <host:port>', 'REST API listen address (default 127.0.0.1:8080)')
     .option('--mqtt <host:port>', 'MQTT broker listen address (default 127.0.0.1:1883)')
+    .option('--mqtt-tls-cert <file>', 'PEM certificate: the broker speaks MQTT over TLS (with --mqtt-tls-key)')
+    .option('--mqtt-tls-key <file>', 'PEM private key for --mqtt-tls-cert')
     .option('--registry <host:port>', 'OCI registry for built images (default 127.0.0.1:5000)')
     .option('--max-upload <size>', 'largest model upload, e.g. 500m or 4g (default 2g)')
     .option('--max-archive-files <n>', 'most entries in an uploaded model directory (default 10000)')
@@ -119,7 +122,8 @@ export function buildProgram(io: CliIo): Command {
     .description('run the agent in the foreground')
     .option('--hub <url>', "hub's MQTT URL (default mqtt://127.0.0.1:1883)")
     .option('--device-id <id>', 'this device id')
-    .option('--token <token>', 'enrollment token (prefer EDGEML_AGENT_TOKEN: flags show in ps)')
+    .option('--token <token>', 'device token from `edgeml device enroll` (prefer EDGEML_AGENT_TOKEN: flags show in ps)')
+    .option('--hub-ca <file>', "PEM CA bundle for an mqtts:// hub whose certificate a private CA signed")
     .option('--data <dir>', 'data directory (default ./.edgeml/agent)')
     .option('--gateway <host:port>', 'scoring gateway listen address (default 127.0.0.1:8090)')
     .option('--platform <os/arch>', 'image platform to pull (default: this machine, e.g. linux/arm64)')
@@ -131,6 +135,7 @@ export function buildProgram(io: CliIo): Command {
   addModelCommands(program, io);
   addManifestCommands(program, io);
   addImageCommands(program, io);
+  addDeviceCommands(program, io);
   addApiKeyCommands(program, io);
   return program;
 }

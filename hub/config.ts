@@ -11,6 +11,8 @@ export const HubConfigSchema = Type.Object(
     data: Type.String({ minLength: 1, default: './.edgeml/hub', description: 'data directory' }),
     http: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:8080', description: 'REST API listen address' }),
     mqtt: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:1883', description: 'MQTT broker listen address' }),
+    mqttTlsCert: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate for the MQTT listener: with mqttTlsKey, the broker speaks MQTT over TLS' })),
+    mqttTlsKey: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key for the MQTT listener' })),
     registry: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:5000', description: 'OCI registry for built images' }),
     maxUpload: Type.String({ pattern: SIZE_PATTERN, examples: SIZE_EXAMPLES, default: '2g', description: 'largest model upload; bigger ones get 413' }),
     maxArchiveFiles: Type.Integer({ minimum: 1, default: 10000, description: 'most entries in an uploaded directory' }),

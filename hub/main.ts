@@ -2,10 +2,10 @@
  * Composition root of the hub: wires config, broker, inbox, fleet state and HTTP once.
  */
 import { constants } from 'node:fs';
-import { access, mkdir } from 'node:fs/promises';
+import { access, mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { formatHostPort, isLoopbackHost, parseHostPort, type HostPort } from '../shared/address.js';
+import { formatHostPort, parseHostPort } from '../shared/address.js';
 import { systemClock } from '../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -21,8 +21,8 @@ import { hubInstanceId, ImageBuilder } from './builds/image-builder.js';
 import { markBuildProcesses } from './builds/leftovers.js';
 import { ApiKeyAuthority } from './auth/api-keys.js';
 import type { HubConfig } from './config.js';
-import { openBrokerAuth } from './broker/auth.js';
-import { startBroker } from './broker/broker.js';
+import { deviceBrokerAuth } from './broker/auth.js';
+import { startBroker, type BrokerTls } from './broker/broker.js';
 import { startInbox } from './broker/inbox.js';
 import { DeviceDirectory } from './fleet/device-directory.js';
 import { buildHttpServer } from './http/server.js';
@@ -40,16 +40,14 @@ export interface RunningHub {
   close(): Promise<void>;
 }
 
-/**
- * Until devices authenticate, anyone who can reach the broker could impersonate a device, so it
- * listens on loopback only. (The REST API needs API keys and may listen anywhere.)
- */
-function requireLoopback(what: string, flag: string, address: HostPort): void {
-  if (isLoopbackHost(address.host)) return;
-  throw new EdgemlError(
-    ErrorCodes.CONFIG_INVALID,
-    `invalid configuration: ${flag} ${formatHostPort(address)}: the ${what} has no authentication yet, so it listens on loopback only (127.0.0.1, ::1)`,
-  );
+/** The broker's certificate and key: both or neither, read at start so a typo fails fast. */
+async function brokerTls(config: Readonly<HubConfig>): Promise<BrokerTls | undefined> {
+  const { mqttTlsCert: cert, mqttTlsKey: key } = config;
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined) {
+    throw new EdgemlError(ErrorCodes.CONFIG_INVALID, 'invalid configuration: --mqtt-tls-cert and --mqtt-tls-key go together: give both, or neither for plain MQTT');
+  }
+  return { cert: await readFile(await readableFile('--mqtt-tls-cert', cert)), key: await readFile(await readableFile('--mqtt-tls-key', key)) };
 }
 
 /**
@@ -64,9 +62,8 @@ async function announceAdminKey(result: Awaited<ReturnType<typeof ensureAdminKey
   }
 }
 
-/** The extra CA bundle is checked at start: a typo should not surface as a failed build hours later. */
-async function readableFile(flag: string, path: string | undefined): Promise<string | undefined> {
-  if (path === undefined) return undefined;
+/** Files named in the config are checked at start: a typo should not surface as a failure hours later. */
+async function readableFile(flag: string, path: string): Promise<string> {
   const full = resolve(path);
   try {
     await access(full, constants.R_OK);
@@ -96,7 +93,7 @@ async function startImageBuilder(config: Readonly<HubConfig>, dataDir: string, s
         node: config.baseImageNode ?? defaultBaseImage(config.registry, 'node'),
         python: config.baseImagePython ?? defaultBaseImage(config.registry, 'python'),
       },
-      extraCaFile: await readableFile('--extra-ca', config.extraCa),
+      extraCaFile: config.extraCa === undefined ? undefined : await readableFile('--extra-ca', config.extraCa),
       smokeTimeoutMs: parseDuration(config.smokeTimeout),
       workDir: join(dataDir, 'builds', 'work'),
       instance,
@@ -109,7 +106,7 @@ async function startImageBuilder(config: Readonly<HubConfig>, dataDir: string, s
 export async function startHub(config: Readonly<HubConfig>, logger: Logger): Promise<RunningHub> {
   const mqttListen = parseHostPort(config.mqtt);
   const httpListen = parseHostPort(config.http);
-  requireLoopback('MQTT broker', '--mqtt', mqttListen);
+  const tls = await brokerTls(config);
   const dataDir = resolve(config.data);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const maxUploadBytes = parseSize(config.maxUpload);
@@ -130,9 +127,11 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     const builder = await startImageBuilder(config, dataDir, store, blobs, logger.child({ component: 'builder' }));
     parts.push(() => builder.stop());
 
-    const devices = new DeviceDirectory(systemClock);
-    const broker = await startBroker({ listen: mqttListen, auth: openBrokerAuth, logger: logger.child({ component: 'broker' }) });
+    const devices = await DeviceDirectory.load(store.devices, systemClock, logger.child({ component: 'devices' }));
+    parts.push(() => devices.close());
+    const broker = await startBroker({ listen: mqttListen, auth: deviceBrokerAuth(devices), tls, logger: logger.child({ component: 'broker' }) });
     parts.push(() => broker.close());
+    devices.onRevoke((id) => broker.disconnect(id));
     const inbox = await startInbox(
       broker,
       {

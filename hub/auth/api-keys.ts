@@ -1,21 +1,17 @@
 /**
- * API keys: `emk_<id>_<secret>`. The id finds the record; only a sha256 of the secret is stored (the
- * secret is 256 random bits, so a fast hash is enough: there is nothing to brute-force). Scopes
- * nest: admin ⊃ deploy ⊃ read.
+ * API keys: `emk_<id>_<secret>`. The id finds the record; only a hash of the secret is stored
+ * (secrets.ts). Scopes nest: admin ⊃ deploy ⊃ read.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { ApiKeyCreated, ApiKeyInfo } from '../../shared/api/apikeys.js';
 import type { Scope } from '../../shared/api/common.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { ActorRecord, ApiKeyRecord, ApiKeyRepository } from '../store/store.js';
+import { hashSecret, newSecret, secretMatches } from './secrets.js';
 
 const KEY_PATTERN = /^emk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 const SCOPE_RANK: Record<Scope, number> = { read: 0, deploy: 1, admin: 2 };
-
-function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
-}
 
 function unauthenticated(message: string): EdgemlError {
   return new EdgemlError(ErrorCodes.HUB_UNAUTHENTICATED, message, { httpStatus: 401 });
@@ -44,9 +40,7 @@ export class ApiKeyAuthority {
     const parts = KEY_PATTERN.exec(bearer[1]!);
     const record = parts ? await this.keys.get(parts[1]!) : undefined;
     // One message for malformed, unknown and wrong keys: no hint about which ids exist.
-    const expected = record ? Buffer.from(record.hash, 'hex') : Buffer.alloc(32);
-    const given = Buffer.from(hashSecret(parts?.[2] ?? ''), 'hex');
-    if (!record || !timingSafeEqual(expected, given)) throw unauthenticated('the API key is not valid');
+    if (!secretMatches(record?.hash, parts?.[2] ?? '') || !record) throw unauthenticated('the API key is not valid');
     if (record.revokedAt) throw unauthenticated(`the API key ${record.id} (${record.name}) was revoked`);
     return record;
   }
@@ -61,7 +55,7 @@ export class ApiKeyAuthority {
   /** A new key and its record, not stored yet. */
   mint(name: string, scope: Scope, createdBy: ActorRecord | null): { record: ApiKeyRecord; key: string } {
     const id = randomBytes(6).toString('hex');
-    const secret = randomBytes(32).toString('base64url');
+    const secret = newSecret();
     const record: ApiKeyRecord = { id, name, scope, hash: hashSecret(secret), createdAt: new Date(this.clock.now()).toISOString(), createdBy, revokedAt: null };
     return { record, key: `emk_${id}_${secret}` };
   }

@@ -1,10 +1,13 @@
 /**
- * The seam where device authentication and per-device topic ACLs plug into the broker.
- * The broker asks these three questions and nothing else.
+ * Who may connect to the broker and what each connection may touch. A device connects as itself
+ * (client id = username = device id, password = its token) and may publish only the channels
+ * agents publish, and subscribe only to the channels the hub publishes, under its own
+ * `edgeml/v1/dev/{id}/` prefix. Exact topics only: a wildcard could reach past the prefix.
  */
+import { ChannelPublisher, parseDeviceTopic } from '../../shared/topics.js';
+
 export interface BrokerIdentity {
-  /** The device this connection speaks for, or null for a hub-internal/anonymous client. */
-  deviceId: string | null;
+  deviceId: string;
 }
 
 export interface BrokerAuth {
@@ -14,12 +17,24 @@ export interface BrokerAuth {
   canSubscribe(identity: BrokerIdentity, topicFilter: string): boolean;
 }
 
-/**
- * Accepts every client and topic. Device identity and ACLs replace this with enrollment; until
- * then the broker must listen on loopback only, which is the default.
- */
-export const openBrokerAuth: BrokerAuth = {
-  authenticate: async (clientId) => ({ deviceId: clientId }),
-  canPublish: () => true,
-  canSubscribe: () => true,
-};
+export interface TokenVerifier {
+  verifyToken(deviceId: string, token: string): boolean;
+}
+
+export function deviceBrokerAuth(devices: TokenVerifier): BrokerAuth {
+  const ownTopic = (identity: BrokerIdentity, topic: string, publisher: 'agent' | 'hub'): boolean => {
+    const parsed = parseDeviceTopic(topic);
+    return parsed !== null && parsed.deviceId === identity.deviceId && ChannelPublisher[parsed.channel] === publisher;
+  };
+  return {
+    authenticate: async (clientId, username, password) => {
+      if (!username || !password) return null;
+      // Checked even when the ids differ, so a refusal takes the same time whatever was wrong.
+      const valid = devices.verifyToken(username, password.toString('utf8'));
+      // The client id names the MQTT session: a device must not resume another device's.
+      return valid && clientId === username ? { deviceId: username } : null;
+    },
+    canPublish: (identity, topic) => ownTopic(identity, topic, 'agent'),
+    canSubscribe: (identity, filter) => ownTopic(identity, filter, 'hub'),
+  };
+}

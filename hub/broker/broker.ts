@@ -1,8 +1,9 @@
 /**
- * The hub's embedded MQTT broker: aedes on a TCP listener, with authentication and authorization
- * delegated to a `BrokerAuth`.
+ * The hub's embedded MQTT broker: aedes on a TCP or TLS listener, with authentication and
+ * authorization delegated to a `BrokerAuth`.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
 import type { Logger } from '../../shared/logger.js';
 import { formatHostPort, type HostPort } from '../../shared/address.js';
@@ -15,13 +16,20 @@ export interface Broker {
   /** Delivers every message matching `filter` published from now on (no retained replay). */
   subscribe(filter: string, onMessage: (topic: string, payload: Buffer) => void): Promise<void>;
   publish(topic: string, payload: Buffer, opts: { qos: 0 | 1; retain: boolean }): Promise<void>;
+  /** Drops the connection of this client id, if any (a revoked device). */
+  disconnect(clientId: string): void;
   close(): Promise<void>;
+}
+
+export interface BrokerTls {
+  cert: Buffer;
+  key: Buffer;
 }
 
 // aedes' AuthErrorCode is a const enum we cannot import under isolatedModules.
 const BAD_USERNAME_OR_PASSWORD = 4;
 
-export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; logger: Logger }): Promise<Broker> {
+export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; logger: Logger; tls?: BrokerTls | undefined }): Promise<Broker> {
   const { auth, logger } = opts;
   const identities = new WeakMap<Client, BrokerIdentity>();
   const aedes = await Aedes.createBroker({
@@ -57,7 +65,8 @@ export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; lo
       const identity = identities.get(client);
       if (!identity || !auth.canSubscribe(identity, sub.topic)) {
         logger.warn({ clientId: client.id, topic: sub.topic }, 'mqtt subscribe denied');
-        callback(new Error('subscribe not authorized'));
+        // A null subscription is refused in the SUBACK (0x80) without dropping the connection.
+        callback(null, null);
         return;
       }
       callback(null, sub);
@@ -68,11 +77,16 @@ export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; lo
   aedes.on('client', (client) => logger.debug({ clientId: client.id }, 'mqtt client connected'));
   aedes.on('clientDisconnect', (client) => logger.debug({ clientId: client.id }, 'mqtt client disconnected'));
 
-  const server: Server = createServer(aedes.handle);
+  const server: Server = opts.tls ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, aedes.handle) : createServer(aedes.handle);
+  if (opts.tls) {
+    // A client that fails the handshake (wrong CA, plain TCP) is its problem, not the broker's.
+    server.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'mqtt tls handshake failed'));
+  }
   // aedes only closes clients that completed CONNECT; a socket that never sent one (a port probe)
   // would hold server.close() until aedes' connect timeout. Shutdown destroys what is left.
   const sockets = new Set<Socket>();
-  server.on('connection', (socket) => {
+  // 'connection' fires for TLS too, before the handshake: a socket stuck in it is tracked as well.
+  server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
@@ -111,6 +125,10 @@ export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; lo
       new Promise<void>((resolve, reject) => {
         aedes.publish({ cmd: 'publish', topic, payload, qos, retain, dup: false }, (err) => (err ? reject(err) : resolve()));
       }),
+    disconnect: (clientId) => {
+      const client = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[clientId];
+      client?.close();
+    },
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await new Promise<void>((resolve) => aedes.close(() => resolve()));

@@ -1,58 +1,183 @@
 /**
- * What the hub knows about each device that has spoken: its last status, facts and when it was
- * last heard from. Fed by the inbox; read by the REST API.
+ * The hub's devices: enrollment (a token shown once, stored as a hash), labels and revocation are
+ * durable writes; what devices say about themselves (status, facts, last seen) is applied in memory
+ * at once and saved in batches, because a fleet reconnecting after a hub restart would otherwise
+ * rewrite the store once per device. Devices re-announce their status on every connect, so a crash
+ * between batches loses nothing that does not come back.
  */
+import type { Device, DeviceEnroll, DeviceEnrolled, DeviceLabelsUpdate, DeviceStatus, Labels } from '../../shared/api/devices.js';
 import type { Clock } from '../../shared/clock.js';
-import type { DeviceFacts, StatusMessage } from '../../shared/protocol.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import type { StatusMessage } from '../../shared/protocol.js';
+import { hashSecret, newSecret, secretMatches } from '../auth/secrets.js';
+import type { ActorRecord, DeviceObservation, DeviceRecord, DeviceRepository } from '../store/store.js';
 
-export type DeviceState = 'online' | 'offline';
+/** How long observations may wait in memory before they are written. */
+export const OBSERVATION_FLUSH_MS = 2000;
+/** Tokens carry a prefix so secret scanners and people can tell them from API keys. */
+const TOKEN_PREFIX = 'emd_';
 
-export interface DeviceRecord {
-  id: string;
-  state: DeviceState;
-  /** Why it went offline: a clean `shutdown`, or `lost` (the broker sent its last will). */
-  offlineReason: 'shutdown' | 'lost' | null;
-  onlineSince: string | null;
-  lastSeen: string;
-  facts: DeviceFacts | null;
+function notFound(id: string): EdgemlError {
+  return new EdgemlError(ErrorCodes.HUB_DEVICE_NOT_FOUND, `device ${id} not found`, { httpStatus: 404 });
+}
+
+export function deviceView(record: DeviceRecord): Device {
+  const { tokenHash: _hash, observed, ...rest } = record;
+  const status: DeviceStatus = record.revokedAt ? 'revoked' : (observed.status ?? 'never-connected');
+  return {
+    ...structuredClone(rest),
+    status,
+    offlineReason: observed.offlineReason,
+    onlineSince: observed.onlineSince,
+    lastSeen: observed.lastSeen,
+    facts: structuredClone(observed.facts),
+  };
+}
+
+/** `site=lab` style selectors: every pair must match. */
+export function matchesLabels(labels: Labels, selector: Record<string, string>): boolean {
+  return Object.entries(selector).every(([k, v]) => Object.hasOwn(labels, k) && labels[k] === v);
 }
 
 export class DeviceDirectory {
-  private readonly devices = new Map<string, DeviceRecord>();
+  readonly #devices = new Map<string, DeviceRecord>();
+  readonly #dirty = new Set<string>();
+  #flushTimer: unknown = null;
+  #flushing: Promise<void> = Promise.resolve();
+  #revokeListeners: Array<(id: string) => void> = [];
 
-  constructor(private readonly clock: Clock) {}
+  private constructor(
+    private readonly repo: DeviceRepository,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {}
 
-  applyStatus(deviceId: string, status: StatusMessage): void {
-    const previous = this.devices.get(deviceId);
-    const lastSeen = new Date(this.clock.now()).toISOString();
-    this.devices.set(
-      deviceId,
+  static async load(repo: DeviceRepository, clock: Clock, logger: Logger): Promise<DeviceDirectory> {
+    const directory = new DeviceDirectory(repo, clock, logger);
+    for (const record of await repo.list()) {
+      // Nobody is connected to a hub that is just starting: whatever was online is now unknown.
+      if (record.observed.status === 'online') record.observed = { ...record.observed, status: 'offline', offlineReason: 'lost', onlineSince: null };
+      directory.#devices.set(record.id, record);
+    }
+    return directory;
+  }
+
+  private now(): string {
+    return new Date(this.clock.now()).toISOString();
+  }
+
+  private record(id: string): DeviceRecord {
+    const record = this.#devices.get(id);
+    if (!record) throw notFound(id);
+    return record;
+  }
+
+  async enroll(request: DeviceEnroll, actor: ActorRecord): Promise<DeviceEnrolled> {
+    const secret = `${TOKEN_PREFIX}${newSecret()}`;
+    const record = await this.repo.add({
+      id: request.id,
+      labels: request.labels ?? {},
+      tokenHash: hashSecret(secret),
+      enrolledAt: this.now(),
+      enrolledBy: actor,
+      revokedAt: null,
+      observed: { status: null, offlineReason: null, onlineSince: null, lastSeen: null, facts: null },
+    });
+    this.#devices.set(record.id, record);
+    return { ...deviceView(record), token: secret };
+  }
+
+  /** Whether `token` is this device's and the device may connect. */
+  verifyToken(id: string, token: string): boolean {
+    const record = this.#devices.get(id);
+    const matches = secretMatches(record?.tokenHash, token);
+    return matches && record !== undefined && record.revokedAt === null;
+  }
+
+  async updateLabels(id: string, update: DeviceLabelsUpdate): Promise<Device> {
+    const current = this.record(id);
+    const labels: Labels = { ...current.labels, ...update.set };
+    for (const key of update.remove ?? []) delete labels[key];
+    const stored = await this.repo.setLabels(id, labels);
+    current.labels = stored.labels;
+    return deviceView(current);
+  }
+
+  async revoke(id: string): Promise<Device> {
+    const current = this.record(id);
+    const stored = await this.repo.revoke(id, this.now());
+    current.revokedAt = stored.revokedAt;
+    for (const listener of this.#revokeListeners) listener(id);
+    return deviceView(current);
+  }
+
+  /** Called once a revocation is stored (the broker drops the device's connection). */
+  onRevoke(listener: (id: string) => void): void {
+    this.#revokeListeners.push(listener);
+  }
+
+  /** A status from the device's own topic (the broker only lets enrolled devices publish there). */
+  applyStatus(id: string, status: StatusMessage): void {
+    const record = this.#devices.get(id);
+    if (!record) return;
+    const lastSeen = this.now();
+    record.observed =
       status.state === 'online'
-        ? { id: deviceId, state: 'online', offlineReason: null, onlineSince: status.since, lastSeen, facts: status.facts }
-        : {
-            id: deviceId,
-            state: 'offline',
-            offlineReason: status.reason,
-            onlineSince: null,
-            lastSeen,
-            // Facts outlive the connection: an operator still wants to know what the box is.
-            facts: previous?.facts ?? null,
-          },
-    );
+        ? { status: 'online', offlineReason: null, onlineSince: status.since, lastSeen, facts: status.facts }
+        : // Facts outlive the connection: an operator still wants to know what the box is.
+          { status: 'offline', offlineReason: status.reason, onlineSince: null, lastSeen, facts: record.observed.facts };
+    this.markDirty(id);
   }
 
-  get(deviceId: string): DeviceRecord | undefined {
-    const record = this.devices.get(deviceId);
-    return record && structuredClone(record);
+  private markDirty(id: string): void {
+    this.#dirty.add(id);
+    if (this.#flushTimer !== null) return;
+    this.#flushTimer = this.clock.setTimeout(() => {
+      this.#flushTimer = null;
+      void this.flush();
+    }, OBSERVATION_FLUSH_MS);
   }
 
-  list(): DeviceRecord[] {
-    return [...this.devices.values()].sort((a, b) => a.id.localeCompare(b.id)).map((r) => structuredClone(r));
+  /** Writes the pending observations in one store write. */
+  flush(): Promise<void> {
+    const run = async () => {
+      if (this.#dirty.size === 0) return;
+      const batch = new Map<string, DeviceObservation>();
+      for (const id of this.#dirty) batch.set(id, structuredClone(this.#devices.get(id)!.observed));
+      this.#dirty.clear();
+      try {
+        await this.repo.saveObservations(batch);
+      } catch (err) {
+        this.logger.error({ err, devices: batch.size }, 'cannot save device observations; will retry');
+        for (const id of batch.keys()) this.markDirty(id);
+      }
+    };
+    this.#flushing = this.#flushing.then(run);
+    return this.#flushing;
+  }
+
+  async close(): Promise<void> {
+    if (this.#flushTimer !== null) this.clock.clearTimeout(this.#flushTimer);
+    this.#flushTimer = null;
+    await this.flush();
+  }
+
+  get(id: string): Device {
+    return deviceView(this.record(id));
+  }
+
+  list(filter: { labels?: Record<string, string>; status?: DeviceStatus } = {}): Device[] {
+    return [...this.#devices.values()]
+      .filter((r) => !filter.labels || matchesLabels(r.labels, filter.labels))
+      .map(deviceView)
+      .filter((d) => !filter.status || d.status === filter.status)
+      .sort((a, b) => a.id.localeCompare(b.id));
   }
 
   onlineCount(): number {
     let n = 0;
-    for (const d of this.devices.values()) if (d.state === 'online') n++;
+    for (const r of this.#devices.values()) if (r.observed.status === 'online' && !r.revokedAt) n++;
     return n;
   }
 }

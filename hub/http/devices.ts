@@ -1,31 +1,65 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { DEVICE_ID_PATTERN } from '../../shared/topics.js';
-import type { DeviceDirectory } from '../fleet/device-directory.js';
 import { ErrorBody } from '../../shared/api/common.js';
-import { Device } from './schemas.js';
-import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import { Device, DeviceEnroll, DeviceEnrolled, DeviceId, DeviceLabelsUpdate, DeviceList, DeviceListQuery } from '../../shared/api/devices.js';
+import { actorOf } from '../auth/api-keys.js';
+import type { DeviceDirectory } from '../fleet/device-directory.js';
+import { requestKey } from './auth.js';
+import { keyValues } from '../registry/key-values.js';
+
+const tags = ['devices'];
+const params = Type.Object({ id: DeviceId });
 
 export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceDirectory }> = async (app, { devices }) => {
+  app.post(
+    '/api/v1/devices',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        summary: 'Enroll a device: the answer carries its token, once',
+        description: 'The agent connects to the broker with username = device id and password = this token. The hub keeps only a hash of it.',
+        tags,
+        body: DeviceEnroll,
+        response: { 201: DeviceEnrolled, 400: ErrorBody, 409: ErrorBody },
+      },
+    },
+    async (req, reply) => {
+      const enrolled = await devices.enroll(req.body, actorOf(requestKey(req)));
+      req.log.info({ device: enrolled.id, labels: enrolled.labels, by: requestKey(req).id }, 'device enrolled');
+      return reply.code(201).send(enrolled);
+    },
+  );
   app.get(
     '/api/v1/devices',
-    { config: { scope: 'read' }, schema: { summary: 'Devices the hub has heard from', tags: ['devices'], response: { 200: Type.Object({ devices: Type.Array(Device) }) } } },
-    async () => ({ devices: devices.list() }),
+    { config: { scope: 'read' }, schema: { summary: 'Enrolled devices, filtered by labels and status', tags, querystring: DeviceListQuery, response: { 200: DeviceList } } },
+    async (req) => ({ devices: devices.list({ labels: keyValues('label', req.query.label), ...(req.query.status ? { status: req.query.status } : {}) }) }),
   );
   app.get(
     '/api/v1/devices/:id',
+    { config: { scope: 'read' }, schema: { summary: 'One device: status, labels and facts', tags, params, response: { 200: Device, 404: ErrorBody } } },
+    async (req) => devices.get(req.params.id),
+  );
+  app.patch(
+    '/api/v1/devices/:id/labels',
     {
-      config: { scope: 'read' },
-      schema: {
-        summary: 'One device: status and facts',
-        tags: ['devices'],
-        params: Type.Object({ id: Type.String({ pattern: DEVICE_ID_PATTERN }) }),
-        response: { 200: Device, 404: ErrorBody },
-      },
+      config: { scope: 'admin' },
+      schema: { summary: 'Set and remove labels', tags, params, body: DeviceLabelsUpdate, response: { 200: Device, 400: ErrorBody, 404: ErrorBody } },
     },
     async (req) => {
-      const device = devices.get(req.params.id);
-      if (!device) throw new EdgemlError(ErrorCodes.HUB_DEVICE_NOT_FOUND, `device ${req.params.id} not found`, { httpStatus: 404 });
+      const device = await devices.updateLabels(req.params.id, req.body);
+      req.log.info({ device: device.id, labels: device.labels, by: requestKey(req).id }, 'device labels changed');
+      return device;
+    },
+  );
+  app.post(
+    '/api/v1/devices/:id/revoke',
+    {
+      config: { scope: 'admin' },
+      schema: { summary: 'Revoke a device: its token stops working and its connection is dropped', tags, params, response: { 200: Device, 404: ErrorBody } },
+    },
+    async (req) => {
+      const device = await devices.revoke(req.params.id);
+      req.log.info({ device: device.id, by: requestKey(req).id }, 'device revoked');
       return device;
     },
   );

@@ -4,9 +4,9 @@
  */
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
-import type { ApiKeyRecord, ImageRecord, ModelVersionRecord } from './store.js';
+import type { ApiKeyRecord, DeviceRecord, ImageRecord, ModelVersionRecord } from './store.js';
 
-export const STORE_SCHEMA_VERSION = 2;
+export const STORE_SCHEMA_VERSION = 3;
 
 export interface ModelEntry {
   /** Versions are never reused, so a deleted `3` can never come back with other bytes. */
@@ -27,10 +27,12 @@ export interface HubData {
   manifests: Record<string, ManifestEntry>;
   /** Since schema 2. */
   images: { nextId: number; records: ImageRecord[] };
+  /** Since schema 3. */
+  devices: Record<string, DeviceRecord>;
 }
 
 export function emptyHubData(): HubData {
-  return { schemaVersion: STORE_SCHEMA_VERSION, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] } };
+  return { schemaVersion: STORE_SCHEMA_VERSION, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] }, devices: {} };
 }
 
 /** Each step takes the document from version `from` to `from + 1`, in place. */
@@ -39,6 +41,12 @@ const MIGRATIONS: Array<{ from: number; apply: (data: HubData) => void }> = [
     from: 1,
     apply: (data) => {
       data.images = { nextId: 1, records: [] };
+    },
+  },
+  {
+    from: 2,
+    apply: (data) => {
+      data.devices = {};
     },
   },
 ];
@@ -72,5 +80,6 @@ export function loadHubData(data: HubData, path: string): HubData {
   if (!isRecord(data.images) || !Array.isArray(data.images.records) || !Number.isInteger(data.images.nextId)) {
     throw new EdgemlError(ErrorCodes.HUB_STORE_CORRUPT, `store file ${path} lacks images: it is damaged`);
   }
+  if (!isRecord(data.devices)) throw new EdgemlError(ErrorCodes.HUB_STORE_CORRUPT, `store file ${path} lacks devices: it is damaged`);
   return data;
 }

@@ -12,6 +12,7 @@ import { emptyHubData, loadHubData, type HubData, type ModelEntry } from './hub-
 import type {
   ApiKeyRecord,
   ApiKeyRepository,
+  DeviceRepository,
   HubStore,
   ImageRecord,
   ImageRepository,
@@ -39,7 +40,12 @@ function ownOrSet<T>(record: Record<string, T>, key: string, make: () => T): T {
 }
 
 function notFound(
-  code: typeof ErrorCodes.HUB_MODEL_NOT_FOUND | typeof ErrorCodes.HUB_MANIFEST_NOT_FOUND | typeof ErrorCodes.HUB_APIKEY_NOT_FOUND | typeof ErrorCodes.HUB_IMAGE_NOT_FOUND,
+  code:
+    | typeof ErrorCodes.HUB_MODEL_NOT_FOUND
+    | typeof ErrorCodes.HUB_MANIFEST_NOT_FOUND
+    | typeof ErrorCodes.HUB_APIKEY_NOT_FOUND
+    | typeof ErrorCodes.HUB_IMAGE_NOT_FOUND
+    | typeof ErrorCodes.HUB_DEVICE_NOT_FOUND,
   message: string,
 ) {
   return new EdgemlError(code, message, { httpStatus: 404 });
@@ -262,6 +268,44 @@ export class LowdbHubStore implements HubStore {
 
     list: async ({ manifest, status }) =>
       this.data.images.records.filter((r) => (manifest === undefined || r.manifest.name === manifest) && (status === undefined || r.status === status)),
+  };
+
+  readonly devices: DeviceRepository = {
+    add: (record) =>
+      this.write((d) => {
+        if (own(d.devices, record.id)) throw conflict(`device ${record.id} is already enrolled${own(d.devices, record.id)!.revokedAt ? ' (revoked; ids are not reused)' : ''}`);
+        d.devices[record.id] = record;
+        return structuredClone(record);
+      }),
+
+    list: async () =>
+      Object.keys(this.data.devices)
+        .sort()
+        .map((id) => structuredClone(this.data.devices[id]!)),
+
+    setLabels: (id, labels) =>
+      this.write((d) => {
+        const device = own(d.devices, id);
+        if (!device) throw notFound(ErrorCodes.HUB_DEVICE_NOT_FOUND, `device ${id} not found`);
+        device.labels = labels;
+        return structuredClone(device);
+      }),
+
+    revoke: (id, at) =>
+      this.write((d) => {
+        const device = own(d.devices, id);
+        if (!device) throw notFound(ErrorCodes.HUB_DEVICE_NOT_FOUND, `device ${id} not found`);
+        device.revokedAt ??= at;
+        return structuredClone(device);
+      }),
+
+    saveObservations: (observations) =>
+      this.write((d) => {
+        for (const [id, observed] of observations) {
+          const device = own(d.devices, id);
+          if (device) device.observed = observed;
+        }
+      }),
   };
 
   async referencedBlobs(): Promise<Set<string>> {

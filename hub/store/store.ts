@@ -5,7 +5,9 @@
  */
 import type { ApiKeyInfo } from '../../shared/api/apikeys.js';
 import type { Actor, Scope } from '../../shared/api/common.js';
+import type { Labels } from '../../shared/api/devices.js';
 import type { Image, ImageStatus } from '../../shared/api/images.js';
+import type { DeviceFacts } from '../../shared/protocol.js';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
 import type { ModelVersion } from '../../shared/api/models.js';
 import type { Static } from '@sinclair/typebox';
@@ -74,11 +76,43 @@ export interface ImageRepository {
   list(filter: { manifest?: string | undefined; status?: ImageStatus | undefined }): Promise<ImageRecord[]>;
 }
 
+/** What the devices said about themselves: written in batches, not per message. */
+export interface DeviceObservation {
+  status: 'online' | 'offline' | null;
+  offlineReason: 'shutdown' | 'lost' | null;
+  onlineSince: string | null;
+  lastSeen: string | null;
+  facts: DeviceFacts | null;
+}
+
+export interface DeviceRecord {
+  id: string;
+  labels: Labels;
+  /** sha256 of the device token, hex. */
+  tokenHash: string;
+  enrolledAt: string;
+  enrolledBy: ActorRecord;
+  revokedAt: string | null;
+  observed: DeviceObservation;
+}
+
+export interface DeviceRepository {
+  /** Refuses (409) an id that exists, revoked or not: a device id is never reused. */
+  add(record: DeviceRecord): Promise<DeviceRecord>;
+  list(): Promise<DeviceRecord[]>;
+  /** Throws HUB_E_DEVICE_NOT_FOUND (404). */
+  setLabels(id: string, labels: Labels): Promise<DeviceRecord>;
+  revoke(id: string, at: string): Promise<DeviceRecord>;
+  /** One write for many devices; unknown ids are skipped. */
+  saveObservations(observations: ReadonlyMap<string, DeviceObservation>): Promise<void>;
+}
+
 export interface HubStore {
   readonly apiKeys: ApiKeyRepository;
   readonly models: ModelRepository;
   readonly manifests: ManifestRepository;
   readonly images: ImageRepository;
+  readonly devices: DeviceRepository;
   /** Every blob digest some record points at; blobs outside it are garbage. */
   referencedBlobs(): Promise<Set<string>>;
 }

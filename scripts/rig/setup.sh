@@ -51,6 +51,7 @@ install_packages() {
   command -v docker >/dev/null && docker buildx version >/dev/null 2>&1 || need+=(buildx)
   command -v qemu-aarch64-static >/dev/null || need+=(qemu)
   command -v curl >/dev/null || need+=(curl)
+  command -v openssl >/dev/null || need+=(openssl)
   command -v docker-registry >/dev/null || need+=(registry)
   command -v mosquitto >/dev/null || need+=(mosquitto)
   command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
@@ -94,7 +95,7 @@ PIN
   [ -z "$extra" ] || die "installing Docker from trixie would also take from trixie: $(echo $extra); refusing"
   "${apt_install[@]}" "${from_trixie[@]/%//trixie}" >/dev/null
   "${apt_install[@]}" qemu-user-static binfmt-support docker-registry mosquitto mmdebstrap \
-    iproute2 procps ca-certificates curl >/dev/null
+    iproute2 procps ca-certificates curl openssl >/dev/null
   log "packages installed: $(dockerd --version)"
 }
 

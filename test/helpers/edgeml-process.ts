@@ -104,9 +104,11 @@ export async function startHub(t: ExecutionContext, extraArgs: string[] = [], op
   return Object.assign(proc, { http: String(ready.http), mqtt: String(ready.mqtt), url: `http://${String(ready.http)}`, data, adminKey });
 }
 
-export async function startAgent(t: ExecutionContext, opts: { mqttUrl: string; deviceId: string; extraArgs?: string[] }): Promise<EdgemlProcess> {
+/** An agent process; `token` (from enrollment) goes in the environment, as a device would keep it. */
+export async function startAgent(t: ExecutionContext, opts: { mqttUrl: string; deviceId: string; token?: string; extraArgs?: string[] }): Promise<EdgemlProcess> {
   const data = await tempDir(t, 'edgeml-agent-');
-  const proc = spawnEdgeml(t, ['agent', 'start', '--hub', opts.mqttUrl, '--device-id', opts.deviceId, '--data', data, ...(opts.extraArgs ?? [])]);
+  const env = opts.token ? { EDGEML_AGENT_TOKEN: opts.token } : {};
+  const proc = spawnEdgeml(t, ['agent', 'start', '--hub', opts.mqttUrl, '--device-id', opts.deviceId, '--data', data, ...(opts.extraArgs ?? [])], env);
   await proc.waitForLog('agent connected', (l) => l.msg === 'connected to hub');
   return proc;
 }

@@ -54,3 +54,10 @@ export async function blobFiles(data: string): Promise<{ blobs: string[]; tmp: s
   const list = (dir: string) => readdir(dir).catch(() => [] as string[]);
   return { blobs: await list(join(data, 'blobs', 'sha256')), tmp: await list(join(data, 'blobs', 'tmp')) };
 }
+
+/** Enrolls a device through the REST API and returns its token. */
+export async function enrollDevice(hub: Pick<HubProcess, 'url' | 'adminKey'>, id: string, labels: Record<string, string> = {}): Promise<string> {
+  const res = await api<{ token: string }>(hub, 'POST', '/api/v1/devices', { key: hub.adminKey, json: { id, labels } });
+  if (res.status !== 201) throw new Error(`enrolling ${id} answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return res.body.token;
+}

@@ -5,7 +5,7 @@ import { connect as tcpConnect } from 'node:net';
 import test from 'ava';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
-import { openBrokerAuth } from '../../hub/broker/auth.js';
+import { openBrokerAuth } from '../helpers/open-broker-auth.js';
 import { startBroker } from '../../hub/broker/broker.js';
 import { waitFor } from '../helpers/wait.js';
 

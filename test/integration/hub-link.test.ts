@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { systemClock } from '../../shared/clock.js';
 import { decodeMessage, PROTOCOL_VERSION, type CommandAck, type StatusMessage } from '../../shared/protocol.js';
 import { deviceTopic } from '../../shared/topics.js';
-import { openBrokerAuth } from '../../hub/broker/auth.js';
+import { openBrokerAuth } from '../helpers/open-broker-auth.js';
 import { startBroker, type Broker } from '../../hub/broker/broker.js';
 import { connectHubLink } from '../../agent/link/hub-link.js';
 import { runCommand } from '../../agent/commands.js';

@@ -16,7 +16,7 @@ test('scripts/quickstart.sh --check: hub and agent, device online, the example r
   });
   t.is(r.code, 0, `${r.stdout}\n${r.stderr}`);
   t.regex(r.stdout, /"devicesOnline":1/);
-  t.regex(r.stdout, /"id":"qs-device","state":"online"/);
+  t.regex(r.stdout, /"id":"qs-device","status":"online","labels":\{"site":"demo"\}/);
   t.regex(r.stdout, /created manifest iris-scorer:1 +sha256:[0-9a-f]{64}/);
   t.regex(r.stdout, /iris +1 +[0-9a-f]{12} .* onnx +production +example=iris/);
   t.regex(r.stdout, /image: 127\.0\.0\.1:\d+\/edgeml\/iris-scorer@sha256:[0-9a-f]{64}/);

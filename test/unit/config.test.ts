@@ -43,6 +43,7 @@ test('every agent key can be set through the env var envName names', (t) => {
     hub: 'mqtts://hub.example:8883',
     deviceId: 'gateway-07',
     token: 'tok-123',
+    hubCa: '/etc/edgeml/hub-ca.pem',
     data: '/var/lib/edgeml',
     gateway: '0.0.0.0:9000',
     platform: 'linux/arm/v7',
@@ -62,6 +63,8 @@ test('every hub key can be set through the env var envName names', (t) => {
     data: '/srv/edgeml',
     http: '[::1]:0',
     mqtt: '0.0.0.0:1884',
+    mqttTlsCert: '/etc/edgeml/broker.crt',
+    mqttTlsKey: '/etc/edgeml/broker.key',
     registry: 'registry.local:5001',
     maxUpload: '512m',
     maxArchiveFiles: '5000',
@@ -215,7 +218,7 @@ test('an unknown config-file key far from every known key lists the known keys',
   const file = configFile(t, { completelyDifferent: 1 });
   const message = configErrorMessage(t, () => loadHubConfig({ flags: {}, env: {}, file }));
   t.regex(message, /unknown key "completelyDifferent"/);
-  t.regex(message, /known: "data", "http", "mqtt", "registry", "maxUpload", "maxArchiveFiles", "imagePrefix", .*"logLevel"/);
+  t.regex(message, /known: "data", "http", "mqtt", "mqttTlsCert", "mqttTlsKey", "registry", "maxUpload", "maxArchiveFiles", "imagePrefix", .*"logLevel"/);
 });
 
 test('an unknown prefixed env var is rejected with a hint naming the right env var', (t) => {
@@ -233,7 +236,7 @@ test('a misspelt hub env var gets a hint naming the hub env var', (t) => {
 test('an unknown prefixed env var far from every key lists the known env vars', (t) => {
   const message = configErrorMessage(t, () => loadHubConfig({ flags: {}, env: { EDGEML_HUB_ZZZZZZZZZZ: '1' } }));
   t.regex(message, /EDGEML_HUB_ZZZZZZZZZZ/);
-  t.regex(message, /known: EDGEML_HUB_DATA, EDGEML_HUB_HTTP, EDGEML_HUB_MQTT, EDGEML_HUB_REGISTRY, EDGEML_HUB_MAX_UPLOAD, EDGEML_HUB_MAX_ARCHIVE_FILES, EDGEML_HUB_IMAGE_PREFIX, .*EDGEML_HUB_LOG_LEVEL/);
+  t.regex(message, /known: EDGEML_HUB_DATA, EDGEML_HUB_HTTP, EDGEML_HUB_MQTT, EDGEML_HUB_MQTT_TLS_CERT, EDGEML_HUB_MQTT_TLS_KEY, EDGEML_HUB_REGISTRY, EDGEML_HUB_MAX_UPLOAD, EDGEML_HUB_MAX_ARCHIVE_FILES, EDGEML_HUB_IMAGE_PREFIX, .*EDGEML_HUB_LOG_LEVEL/);
 });
 
 // --- bad values name the key and the source ---------------------------------------------------

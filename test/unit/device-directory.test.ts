@@ -1,155 +1,141 @@
 /**
- * The hub's device directory (hub/fleet/device-directory.ts), driven by a fake clock.
+ * The hub's device directory (hub/fleet/device-directory.ts) over the lowdb store in memory and a
+ * manual clock: enrollment and tokens, labels, revocation, statuses, and batched observations.
  */
 import test from 'ava';
-import { FakeClock } from '../helpers/fake-clock.js';
+import { Memory } from 'lowdb';
+import { pino } from 'pino';
+import { DeviceDirectory, OBSERVATION_FLUSH_MS } from '../../hub/fleet/device-directory.js';
+import type { HubData } from '../../hub/store/hub-data.js';
+import { LowdbHubStore } from '../../hub/store/lowdb-store.js';
+import { EdgemlError } from '../../shared/errors.js';
 import type { DeviceFacts, StatusMessage } from '../../shared/protocol.js';
-import { DeviceDirectory } from '../../hub/fleet/device-directory.js';
+import { ManualClock } from '../helpers/fake-clock.js';
 
-const T0 = Date.parse('2024-05-01T12:00:00.000Z');
+const T0 = Date.parse('2026-11-24T12:00:00.000Z');
+const ACTOR = { keyId: 'aaaaaaaaaaaa', keyName: 'ops' };
 
-function facts(hostname: string, cpus = 4): DeviceFacts {
+function facts(hostname: string): DeviceFacts {
   return {
     hostname,
-    platform: 'linux/amd64',
-    arch: 'x64',
-    os: { distro: 'Ubuntu', release: '24.04', kernel: '6.8.0' },
-    cpus,
-    memoryBytes: 8 * 1024 ** 3,
-    docker: { version: '27.0.1', apiVersion: '1.46', os: 'linux', arch: 'amd64' },
+    platform: 'linux/arm64',
+    arch: 'arm64',
+    os: { distro: 'Debian', release: '12', kernel: '6.1.0' },
+    cpus: 4,
+    memoryBytes: 4 * 1024 ** 3,
+    docker: { version: '26.1.5', apiVersion: '1.45', os: 'linux', arch: 'arm64' },
     agentVersion: '0.1.0',
   };
 }
 
-const online = (hostname: string, since = '2024-05-01T11:59:00.000Z'): StatusMessage => ({ v: 1, state: 'online', since, facts: facts(hostname) });
+const online = (hostname: string): StatusMessage => ({ v: 1, state: 'online', since: '2026-11-24T11:59:00.000Z', facts: facts(hostname) });
 const offline = (reason: 'lost' | 'shutdown'): StatusMessage => ({ v: 1, state: 'offline', reason });
 
-function setup() {
-  const clock = new FakeClock(T0);
-  return { clock, dir: new DeviceDirectory(clock) };
+async function setup(memory = new Memory<HubData>()) {
+  const clock = new ManualClock(T0);
+  const store = await LowdbHubStore.open(memory, 'memory');
+  let writes = 0;
+  const save = store.devices.saveObservations.bind(store.devices);
+  store.devices.saveObservations = async (batch) => {
+    writes += 1;
+    return save(batch);
+  };
+  const dir = await DeviceDirectory.load(store.devices, clock, pino({ level: 'silent' }));
+  return { clock, dir, memory, writes: () => writes };
 }
 
-test('an unknown device is undefined and an empty directory lists nothing', (t) => {
-  const { dir } = setup();
-  t.is(dir.get('nobody'), undefined);
-  t.deepEqual(dir.list(), []);
+test('enroll gives a token once; the store keeps only its hash; the device has never connected', async (t) => {
+  const { dir, memory } = await setup();
+  const enrolled = await dir.enroll({ id: 'gw-1', labels: { site: 'lab' } }, ACTOR);
+  t.regex(enrolled.token, /^emd_[A-Za-z0-9_-]{43}$/);
+  t.like(enrolled, { id: 'gw-1', status: 'never-connected', labels: { site: 'lab' }, lastSeen: null, facts: null, revokedAt: null, enrolledBy: ACTOR });
+  t.false(JSON.stringify(await memory.read()).includes(enrolled.token.slice(4)), 'the token is not stored');
+  t.false('token' in dir.get('gw-1'));
+  t.false('tokenHash' in dir.get('gw-1'));
+  const again = await t.throwsAsync(dir.enroll({ id: 'gw-1' }, ACTOR), { instanceOf: EdgemlError });
+  t.is((again as EdgemlError).code, 'HUB_E_CONFLICT');
+});
+
+test('verifyToken: only the device own, unrevoked token', async (t) => {
+  const { dir } = await setup();
+  const a = await dir.enroll({ id: 'a' }, ACTOR);
+  const b = await dir.enroll({ id: 'b' }, ACTOR);
+  t.true(dir.verifyToken('a', a.token));
+  t.false(dir.verifyToken('a', b.token), "another device's token");
+  t.false(dir.verifyToken('a', `${a.token}x`));
+  t.false(dir.verifyToken('a', ''));
+  t.false(dir.verifyToken('nobody', a.token));
+  const revokedIds: string[] = [];
+  dir.onRevoke((id) => revokedIds.push(id));
+  t.is((await dir.revoke('a')).status, 'revoked');
+  t.deepEqual(revokedIds, ['a']);
+  t.false(dir.verifyToken('a', a.token), 'a revoked token stops working');
+  t.true(dir.verifyToken('b', b.token));
+});
+
+test('statuses: online records facts; offline keeps them; unknown devices are ignored', async (t) => {
+  const { dir, clock } = await setup();
+  await dir.enroll({ id: 'gw-1' }, ACTOR);
+  dir.applyStatus('gw-1', online('box-1'));
+  t.like(dir.get('gw-1'), { status: 'online', onlineSince: '2026-11-24T11:59:00.000Z', lastSeen: '2026-11-24T12:00:00.000Z', offlineReason: null });
+  t.is(dir.onlineCount(), 1);
+  clock.ms = T0 + 5000;
+  dir.applyStatus('gw-1', offline('lost'));
+  t.like(dir.get('gw-1'), { status: 'offline', offlineReason: 'lost', onlineSince: null, lastSeen: '2026-11-24T12:00:05.000Z' });
+  t.is(dir.get('gw-1').facts?.hostname, 'box-1', 'facts outlive the connection');
   t.is(dir.onlineCount(), 0);
+  dir.applyStatus('stranger', online('x'));
+  t.throws(() => dir.get('stranger'), { instanceOf: EdgemlError, message: 'device stranger not found' });
 });
 
-test('an online status records facts, onlineSince and lastSeen from the clock', (t) => {
-  const { dir } = setup();
-  dir.applyStatus('gw-1', online('host-1'));
-  t.deepEqual(dir.get('gw-1'), {
-    id: 'gw-1',
-    state: 'online',
-    offlineReason: null,
-    onlineSince: '2024-05-01T11:59:00.000Z',
-    lastSeen: '2024-05-01T12:00:00.000Z',
-    facts: facts('host-1'),
-  });
-  t.is(dir.get('other'), undefined);
-});
-
-test('online → offline (lost) keeps the facts, clears onlineSince and updates lastSeen', (t) => {
-  const { dir, clock } = setup();
-  dir.applyStatus('gw-1', online('host-1'));
-  clock.ms = T0 + 90_000;
-  dir.applyStatus('gw-1', offline('lost'));
-  t.deepEqual(dir.get('gw-1'), {
-    id: 'gw-1',
-    state: 'offline',
-    offlineReason: 'lost',
-    onlineSince: null,
-    lastSeen: '2024-05-01T12:01:30.000Z',
-    facts: facts('host-1'),
-  });
-});
-
-test('offline (shutdown) is recorded with its reason', (t) => {
-  const { dir } = setup();
-  dir.applyStatus('gw-1', online('host-1'));
-  dir.applyStatus('gw-1', offline('shutdown'));
-  const record = dir.get('gw-1');
-  t.is(record?.state, 'offline');
-  t.is(record?.offlineReason, 'shutdown');
-  t.deepEqual(record?.facts, facts('host-1'));
-});
-
-test('offline for a device never seen online has no facts', (t) => {
-  const { dir } = setup();
-  dir.applyStatus('ghost', offline('lost'));
-  t.like(dir.get('ghost'), { id: 'ghost', state: 'offline', offlineReason: 'lost', onlineSince: null, facts: null });
-});
-
-test('two offline messages in a row still keep the facts from the last online', (t) => {
-  const { dir } = setup();
-  dir.applyStatus('gw-1', online('host-1'));
-  dir.applyStatus('gw-1', offline('lost'));
-  dir.applyStatus('gw-1', offline('shutdown'));
-  t.deepEqual(dir.get('gw-1')?.facts, facts('host-1'));
-  t.is(dir.get('gw-1')?.offlineReason, 'shutdown');
-});
-
-test('coming back online replaces facts, clears the offline reason and sets the new since', (t) => {
-  const { dir, clock } = setup();
-  dir.applyStatus('gw-1', online('host-1'));
-  dir.applyStatus('gw-1', offline('lost'));
-  clock.ms = T0 + 3_600_000;
-  dir.applyStatus('gw-1', online('host-1-reimaged', '2024-05-01T13:00:00.000Z'));
-  t.deepEqual(dir.get('gw-1'), {
-    id: 'gw-1',
-    state: 'online',
-    offlineReason: null,
-    onlineSince: '2024-05-01T13:00:00.000Z',
-    lastSeen: '2024-05-01T13:00:00.000Z',
-    facts: facts('host-1-reimaged'),
-  });
-});
-
-test('onlineCount follows each device\'s latest status', (t) => {
-  const { dir } = setup();
-  dir.applyStatus('a', online('a'));
-  dir.applyStatus('b', online('b'));
-  dir.applyStatus('c', offline('lost'));
-  t.is(dir.onlineCount(), 2);
+test('observations are written in one batch after the flush delay, and at close', async (t) => {
+  const { dir, clock, memory, writes } = await setup();
+  for (const id of ['a', 'b', 'c']) await dir.enroll({ id }, ACTOR);
+  const before = writes();
+  for (const id of ['a', 'b', 'c']) dir.applyStatus(id, online(`box-${id}`));
+  t.is(writes(), before, 'nothing is written per message');
+  clock.advance(OBSERVATION_FLUSH_MS);
+  await dir.flush();
+  t.is(writes(), before + 1, 'one write for three devices');
+  t.is((await memory.read())!.devices.b?.observed.status, 'online');
   dir.applyStatus('a', offline('shutdown'));
-  t.is(dir.onlineCount(), 1);
-  dir.applyStatus('b', online('b')); // repeated online does not double count
-  t.is(dir.onlineCount(), 1);
-  dir.applyStatus('c', online('c'));
-  t.is(dir.onlineCount(), 2);
+  await dir.close();
+  t.is((await memory.read())!.devices.a?.observed.offlineReason, 'shutdown', 'close writes what is pending');
+  t.is(clock.pending(), 0);
 });
 
-test('list returns every device sorted by id', (t) => {
-  const { dir } = setup();
-  for (const id of ['gw-2', 'alpha', 'gw-10', 'gw-1', 'zeta']) dir.applyStatus(id, online(id));
-  dir.applyStatus('beta', offline('lost'));
-  t.deepEqual(
-    dir.list().map((d) => d.id),
-    ['alpha', 'beta', 'gw-1', 'gw-10', 'gw-2', 'zeta'],
-  );
-  t.is(dir.list().length, 6);
+test('a restarted hub shows devices that were online as offline (lost) until they reconnect', async (t) => {
+  const first = await setup();
+  await first.dir.enroll({ id: 'gw-1', labels: { site: 'lab' } }, ACTOR);
+  first.dir.applyStatus('gw-1', online('box'));
+  await first.dir.close();
+  const second = await setup(first.memory);
+  t.like(second.dir.get('gw-1'), { status: 'offline', offlineReason: 'lost', labels: { site: 'lab' } });
+  t.is(second.dir.get('gw-1').facts?.hostname, 'box');
 });
 
-test('get returns a copy: mutating it, deeply, does not change the directory', (t) => {
-  const { dir } = setup();
-  dir.applyStatus('gw-1', online('host-1'));
-  const copy = dir.get('gw-1')!;
-  copy.state = 'offline';
-  copy.facts!.cpus = 999;
-  copy.facts!.os.kernel = 'tampered';
-  t.not(dir.get('gw-1'), dir.get('gw-1'), 'a fresh object each call');
-  t.like(dir.get('gw-1'), { state: 'online' });
-  t.is(dir.get('gw-1')?.facts?.cpus, 4);
-  t.is(dir.get('gw-1')?.facts?.os.kernel, '6.8.0');
+test('labels: set and remove; list filters by labels and status, sorted by id', async (t) => {
+  const { dir } = await setup();
+  await dir.enroll({ id: 'b', labels: { site: 'lab', zone: '1' } }, ACTOR);
+  await dir.enroll({ id: 'a', labels: { site: 'lab' } }, ACTOR);
+  await dir.enroll({ id: 'constructor', labels: { site: 'field' } }, ACTOR);
+  t.deepEqual((await dir.updateLabels('b', { set: { site: 'field', rack: '7' }, remove: ['zone'] })).labels, { site: 'field', rack: '7' });
+  t.deepEqual(dir.list().map((d) => d.id), ['a', 'b', 'constructor']);
+  t.deepEqual(dir.list({ labels: { site: 'field' } }).map((d) => d.id), ['b', 'constructor']);
+  t.deepEqual(dir.list({ labels: { site: 'field', rack: '7' } }).map((d) => d.id), ['b']);
+  t.deepEqual(dir.list({ labels: { toString: 'x' } }), [], 'prototype keys are not labels');
+  dir.applyStatus('a', online('box'));
+  t.deepEqual(dir.list({ status: 'online' }).map((d) => d.id), ['a']);
+  await t.throwsAsync(dir.updateLabels('nope', { set: { a: 'b' } }), { instanceOf: EdgemlError });
 });
 
-test('list returns copies too', (t) => {
-  const { dir } = setup();
-  dir.applyStatus('gw-1', online('host-1'));
-  const [listed] = dir.list();
-  listed!.state = 'offline';
-  listed!.facts!.hostname = 'tampered';
-  t.is(dir.onlineCount(), 1);
-  t.is(dir.get('gw-1')?.facts?.hostname, 'host-1');
+test('views are copies: changing one does not change the directory', async (t) => {
+  const { dir } = await setup();
+  await dir.enroll({ id: 'gw-1', labels: { site: 'lab' } }, ACTOR);
+  dir.applyStatus('gw-1', online('box'));
+  const view = dir.get('gw-1');
+  view.labels.site = 'changed';
+  view.facts!.os.distro = 'changed';
+  t.is(dir.get('gw-1').labels.site, 'lab');
+  t.is(dir.get('gw-1').facts!.os.distro, 'Debian');
 });

@@ -53,6 +53,9 @@ class FakeBroker implements Broker {
   async close(): Promise<void> {
     throw new Error('FakeBroker.close is not implemented (the inbox does not own the broker)');
   }
+  disconnect(): void {
+    throw new Error('FakeBroker.disconnect is not implemented (the inbox disconnects nobody)');
+  }
 
   filters(): string[] {
     return this.subscriptions.map((s) => s.filter);

@@ -8,7 +8,7 @@ import { Memory, type Adapter } from 'lowdb';
 import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js';
 import type { HubData } from '../../hub/store/hub-data.js';
 import { LowdbHubStore } from '../../hub/store/lowdb-store.js';
-import type { ApiKeyRecord, NewManifestVersion, NewModelVersion } from '../../hub/store/store.js';
+import type { ApiKeyRecord, DeviceObservation, DeviceRecord, NewManifestVersion, NewModelVersion } from '../../hub/store/store.js';
 
 const LABEL = '/data/hub.json';
 const ACTOR = { keyId: 'aaaaaaaaaaaa', keyName: 'ci' };
@@ -96,12 +96,12 @@ class FailingAdapter implements Adapter<HubData> {
 
 // --- opening and schema versions ---
 
-test('a fresh store writes schemaVersion 2 and empty collections', async (t) => {
+test('a fresh store writes schemaVersion 3 and empty collections', async (t) => {
   const { memory } = await freshStore();
-  t.deepEqual(await memory.read(), { schemaVersion: 2, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] } });
+  t.deepEqual(await memory.read(), { schemaVersion: 3, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] }, devices: {} });
 });
 
-test('a version-1 document is migrated to version 2 on open, keeping its data, and written back', async (t) => {
+test('a version-1 document is migrated to the current version on open, keeping its data, and written back', async (t) => {
   const memory = new Memory<HubData>();
   const key = keyRecord('000000000001', 'admin');
   // Version 2 was deleted before the upgrade: the next number is 3, not 2.
@@ -116,8 +116,9 @@ test('a version-1 document is migrated to version 2 on open, keeping its data, a
   const store = await LowdbHubStore.open(memory, LABEL);
 
   const written = (await memory.read())!;
-  t.is(written.schemaVersion, 2);
+  t.is(written.schemaVersion, 3);
   t.deepEqual(written.images, { nextId: 1, records: [] });
+  t.deepEqual(written.devices, {});
   t.deepEqual(written.apiKeys, v1.apiKeys);
   t.deepEqual(written.models, v1.models);
 
@@ -129,11 +130,11 @@ test('a version-1 document is migrated to version 2 on open, keeping its data, a
 
 test('a document with a higher schemaVersion is refused', async (t) => {
   const memory = new Memory<HubData>();
-  await memory.write({ schemaVersion: 3, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] } });
+  await memory.write({ schemaVersion: 4, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] }, devices: {} });
   const err = await rejectsWith(t, LowdbHubStore.open(memory, LABEL), ErrorCodes.HUB_STORE_VERSION);
   t.is(err.code, 'HUB_E_STORE_VERSION_UNSUPPORTED');
   t.true(err.message.includes(LABEL));
-  t.true(err.message.includes('3'));
+  t.true(err.message.includes('4'));
 });
 
 test('a version-2 document without images is refused as damaged', async (t) => {
@@ -486,4 +487,46 @@ test('models.addVersion works for the valid model name "constructor"', async (t)
   const { store } = await freshStore();
   const v = await store.models.addVersion(modelDraft('constructor'));
   t.is(v.version, 1);
+});
+
+// --- devices ---
+
+function deviceRecord(id: string): DeviceRecord {
+  return {
+    id,
+    labels: { site: 'lab' },
+    tokenHash: 'cd'.repeat(32),
+    enrolledAt: '2026-11-24T00:00:00.000Z',
+    enrolledBy: ACTOR,
+    revokedAt: null,
+    observed: { status: null, offlineReason: null, onlineSince: null, lastSeen: null, facts: null },
+  };
+}
+
+test('devices: an id is enrolled once, even after it was revoked; labels and revocation are stored', async (t) => {
+  const { store } = await freshStore();
+  await store.devices.add(deviceRecord('gw-1'));
+  await store.devices.add(deviceRecord('constructor'));
+  await rejectsWith(t, store.devices.add(deviceRecord('gw-1')), ErrorCodes.HUB_CONFLICT);
+  t.deepEqual((await store.devices.setLabels('gw-1', { site: 'b', zone: '2' })).labels, { site: 'b', zone: '2' });
+  const revoked = await store.devices.revoke('gw-1', '2026-11-24T01:00:00.000Z');
+  t.is(revoked.revokedAt, '2026-11-24T01:00:00.000Z');
+  t.is((await store.devices.revoke('gw-1', '2026-11-24T02:00:00.000Z')).revokedAt, '2026-11-24T01:00:00.000Z', 'the first revocation time stays');
+  const again = await rejectsWith(t, store.devices.add(deviceRecord('gw-1')), ErrorCodes.HUB_CONFLICT);
+  t.regex(again.message, /revoked; ids are not reused/);
+  await rejectsWith(t, store.devices.setLabels('nope', {}), ErrorCodes.HUB_DEVICE_NOT_FOUND);
+  t.deepEqual((await store.devices.list()).map((d) => d.id), ['constructor', 'gw-1']);
+});
+
+test('devices: observations are saved in one write for many devices; unknown ids are skipped', async (t) => {
+  const { store, memory } = await freshStore();
+  await store.devices.add(deviceRecord('a'));
+  await store.devices.add(deviceRecord('b'));
+  const seen: DeviceObservation = { status: 'online', offlineReason: null, onlineSince: '2026-11-24T00:00:01.000Z', lastSeen: '2026-11-24T00:00:02.000Z', facts: null };
+  const lost: DeviceObservation = { ...seen, status: 'offline', offlineReason: 'lost' };
+  await store.devices.saveObservations(new Map([['a', seen], ['b', lost], ['ghost', seen]]));
+  const stored = (await memory.read())!;
+  t.deepEqual(stored.devices.a?.observed, seen);
+  t.is(stored.devices.b?.observed.offlineReason, 'lost');
+  t.false('ghost' in stored.devices);
 });

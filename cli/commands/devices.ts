@@ -1,0 +1,135 @@
+/**
+ * `edgeml device …`: enroll a device (its token is printed once), list and show devices, change
+ * labels, revoke. Enrolling, labelling and revoking need an admin key.
+ */
+import type { Command } from 'commander';
+import { DEVICE_STATUSES, type Device, type DeviceEnrolled, type DeviceLabelsUpdate, type DeviceList, type DeviceStatus } from '../../shared/api/devices.js';
+import { formatBytes } from '../../shared/size.js';
+import { inputError, keyValueRecord, keyValueText, parseChoice, parseDeviceId, parseLabel, repeatable, type KeyValue } from '../args.js';
+import { apiPath } from '../hub-client.js';
+import { formatPairs, formatTime, renderFields, renderTable } from '../output.js';
+import { addClientOptions, clientAction, type CliIo } from './client-command.js';
+
+const seen = (d: Device) => (d.lastSeen ? formatTime(d.lastSeen) : '-');
+
+export function renderDeviceList(devices: readonly Device[]): string {
+  return renderTable(
+    ['ID', 'STATUS', 'LABELS', 'PLATFORM', 'LAST SEEN'],
+    devices.map((d) => [d.id, d.status, formatPairs(d.labels) || '-', d.facts?.platform ?? '-', seen(d)]),
+    '(no devices)',
+  );
+}
+
+export function renderDevice(d: Device): string {
+  const f = d.facts;
+  return renderFields([
+    ['device', d.id],
+    ['status', d.status === 'offline' && d.offlineReason ? `offline (${d.offlineReason})` : d.status],
+    ['labels', formatPairs(d.labels) || '-'],
+    ['online since', d.onlineSince ?? undefined],
+    ['last seen', d.lastSeen ?? '-'],
+    ['platform', f?.platform],
+    ['host', f ? `${f.hostname}, ${f.os.distro} ${f.os.release}, kernel ${f.os.kernel}` : undefined],
+    ['cpus / memory', f ? `${f.cpus} / ${formatBytes(f.memoryBytes)}` : undefined],
+    ['docker', f ? (f.docker ? `${f.docker.version} (API ${f.docker.apiVersion})` : 'not reachable') : undefined],
+    ['agent', f?.agentVersion],
+    ['enrolled', `${d.enrolledAt} by ${d.enrolledBy.keyName} (key ${d.enrolledBy.keyId})`],
+    ['revoked', d.revokedAt ?? undefined],
+  ]);
+}
+
+export function renderEnrolled(d: DeviceEnrolled): string {
+  return [
+    `enrolled device ${d.id}${Object.keys(d.labels).length ? ` (${formatPairs(d.labels)})` : ''}; its token:`,
+    '',
+    `  ${d.token}`,
+    '',
+    'This is the only time the token is shown. On the device:',
+    `  EDGEML_AGENT_TOKEN=<token> edgeml agent start --device-id ${d.id} --hub mqtt://HUB:1883`,
+  ].join('\n');
+}
+
+/** `KEY=VALUE` sets a label, `KEY-` removes it (as kubectl label does). */
+export function parseLabelChange(text: string): { set?: KeyValue; remove?: string } {
+  if (text.endsWith('-') && !text.includes('=')) {
+    const key = text.slice(0, -1);
+    if (!key) throw inputError(`label change ${JSON.stringify(text)}: expected KEY=VALUE or KEY-`);
+    return { remove: key };
+  }
+  return { set: parseLabel('label')(text) };
+}
+
+export function labelsUpdate(changes: ReturnType<typeof parseLabelChange>[]): DeviceLabelsUpdate {
+  const set = keyValueRecord('label', changes.flatMap((c) => (c.set ? [c.set] : [])));
+  const remove = changes.flatMap((c) => (c.remove ? [c.remove] : []));
+  const both = remove.filter((k) => Object.hasOwn(set, k));
+  if (both.length) throw inputError(`label ${both[0]} is both set and removed`);
+  if (!Object.keys(set).length && !remove.length) throw inputError('give at least one label change: KEY=VALUE to set, KEY- to remove');
+  return { ...(Object.keys(set).length ? { set } : {}), ...(remove.length ? { remove } : {}) };
+}
+
+export function addDeviceCommands(program: Command, io: CliIo): void {
+  const device = program.command('device').description('devices: enrollment, labels, status');
+
+  device
+    .command('enroll')
+    .description('enroll a device; its token is shown only once')
+    .argument('<id>', 'device id', parseDeviceId('device id'))
+    .option('--label <key=value>', 'label the device; repeat for several', repeatable(parseLabel('--label')))
+    .action(
+      clientAction<[string], { label?: KeyValue[] }>(io, async (ctx, [id], flags) => {
+        const labels = keyValueRecord('--label', flags.label ?? []);
+        const d = await ctx.client.json<DeviceEnrolled>('POST', apiPath('devices'), { body: { id, labels } });
+        ctx.out.result(d, () => renderEnrolled(d));
+      }),
+    );
+
+  device
+    .command('list')
+    .description('list devices')
+    .option('--label <key=value>', 'only devices with this label; repeat to require several', repeatable(parseLabel('--label')))
+    .option('--status <status>', DEVICE_STATUSES.join(', '), parseChoice('--status', DEVICE_STATUSES))
+    .action(
+      clientAction<[], { label?: KeyValue[]; status?: DeviceStatus }>(io, async (ctx, _args, flags) => {
+        const list = await ctx.client.json<DeviceList>('GET', apiPath('devices'), { query: { label: (flags.label ?? []).map(keyValueText), status: flags.status } });
+        ctx.out.result(list, () => renderDeviceList(list.devices));
+      }),
+    );
+
+  device
+    .command('show')
+    .description('show a device: status, labels, facts')
+    .argument('<id>', 'device id', parseDeviceId('device id'))
+    .action(
+      clientAction<[string], object>(io, async (ctx, [id]) => {
+        const d = await ctx.client.json<Device>('GET', apiPath('devices', id));
+        ctx.out.result(d, () => renderDevice(d));
+      }),
+    );
+
+  device
+    .command('label')
+    .description('set (KEY=VALUE) or remove (KEY-) labels')
+    .argument('<id>', 'device id', parseDeviceId('device id'))
+    .argument('<changes...>', 'KEY=VALUE to set, KEY- to remove')
+    .action(
+      clientAction<[string, string[]], object>(io, async (ctx, [id, changes]) => {
+        const body = labelsUpdate(changes.map(parseLabelChange));
+        const d = await ctx.client.json<Device>('PATCH', apiPath('devices', id, 'labels'), { body });
+        ctx.out.result(d, () => `device ${d.id}: ${formatPairs(d.labels) || '(no labels)'}`);
+      }),
+    );
+
+  device
+    .command('revoke')
+    .description('revoke a device: its token stops working and it is disconnected')
+    .argument('<id>', 'device id', parseDeviceId('device id'))
+    .action(
+      clientAction<[string], object>(io, async (ctx, [id]) => {
+        const d = await ctx.client.json<Device>('POST', apiPath('devices', id, 'revoke'));
+        ctx.out.result(d, () => `revoked device ${d.id}`);
+      }),
+    );
+
+  addClientOptions(device);
+}

@@ -1,0 +1,67 @@
+/**
+ * Devices at the hub: enrollment (an id, labels, and a token shown once), labels, revocation, and
+ * what the hub knows of each device (status, facts, last seen).
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { DeviceFacts, OfflineReasons } from '../protocol.js';
+import { stringEnum } from '../schema.js';
+import { DEVICE_ID_PATTERN } from '../topics.js';
+import { Actor, TAG_KEY_PATTERN, Timestamp } from './common.js';
+
+export const DeviceId = Type.String({ pattern: DEVICE_ID_PATTERN, examples: ['gateway-01'], description: '1-64 letters, digits, `.`, `_`, `-`' });
+
+/** Label values are matched by selectors (`site=lab`), so they stay simple words. */
+export const LABEL_VALUE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$';
+export const Labels = Type.Record(Type.String({ pattern: TAG_KEY_PATTERN }), Type.String({ pattern: LABEL_VALUE_PATTERN }), {
+  description: 'key=value labels that deployments select devices by',
+});
+export type Labels = Static<typeof Labels>;
+
+export const DeviceEnroll = Type.Object({ id: DeviceId, labels: Type.Optional(Labels) }, { additionalProperties: false });
+export type DeviceEnroll = Static<typeof DeviceEnroll>;
+
+export const DeviceLabelsUpdate = Type.Object(
+  {
+    set: Type.Optional(Labels),
+    remove: Type.Optional(Type.Array(Type.String({ pattern: TAG_KEY_PATTERN }), { uniqueItems: true })),
+  },
+  { additionalProperties: false },
+);
+export type DeviceLabelsUpdate = Static<typeof DeviceLabelsUpdate>;
+
+/**
+ * `never-connected`: enrolled, not yet seen; `online` / `offline`: its last status; `revoked`: its
+ * token no longer works.
+ */
+export const DEVICE_STATUSES = ['never-connected', 'online', 'offline', 'revoked'] as const;
+export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
+
+export const Device = Type.Object({
+  id: DeviceId,
+  status: stringEnum(DEVICE_STATUSES),
+  labels: Labels,
+  /** Why it went offline: a clean `shutdown`, or `lost` (the broker sent its last will). */
+  offlineReason: Type.Union([stringEnum(OfflineReasons), Type.Null()]),
+  onlineSince: Type.Union([Timestamp, Type.Null()]),
+  lastSeen: Type.Union([Timestamp, Type.Null()]),
+  facts: Type.Union([DeviceFacts, Type.Null()]),
+  enrolledAt: Timestamp,
+  enrolledBy: Actor,
+  revokedAt: Type.Union([Timestamp, Type.Null()]),
+});
+export type Device = Static<typeof Device>;
+
+export const DeviceEnrolled = Type.Composite([Device, Type.Object({ token: Type.String({ description: 'shown once; the hub keeps only its hash' }) })]);
+export type DeviceEnrolled = Static<typeof DeviceEnrolled>;
+
+export const DeviceList = Type.Object({ devices: Type.Array(Device) });
+export type DeviceList = Static<typeof DeviceList>;
+
+export const DeviceListQuery = Type.Object(
+  {
+    label: Type.Optional(Type.Array(Type.String({ pattern: '^[^=]+=[^=]*$' }), { description: 'KEY=VALUE, repeatable: all must match' })),
+    status: Type.Optional(stringEnum(DEVICE_STATUSES)),
+  },
+  { additionalProperties: false },
+);
+export type DeviceListQuery = Static<typeof DeviceListQuery>;

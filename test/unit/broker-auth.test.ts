@@ -1,0 +1,41 @@
+/** The broker's device identity and per-device topic ACL (hub/broker/auth.ts). */
+import test from 'ava';
+import { deviceBrokerAuth } from '../../hub/broker/auth.js';
+
+const tokens: Record<string, string> = { 'gw-1': 'secret-1', 'gw-2': 'secret-2' };
+const auth = deviceBrokerAuth({ verifyToken: (id, token) => Object.hasOwn(tokens, id) && tokens[id] === token });
+const me = { deviceId: 'gw-1' };
+
+test('a device connects as itself: client id = username = device id, password = its token', async (t) => {
+  t.deepEqual(await auth.authenticate('gw-1', 'gw-1', Buffer.from('secret-1')), me);
+  t.is(await auth.authenticate('gw-1', 'gw-1', Buffer.from('secret-2')), null, "another device's token");
+  t.is(await auth.authenticate('gw-2', 'gw-1', Buffer.from('secret-1')), null, "another device's session (client id)");
+  t.is(await auth.authenticate('gw-1', 'gw-1', undefined), null, 'no password');
+  t.is(await auth.authenticate('gw-1', undefined, Buffer.from('secret-1')), null, 'no username');
+  t.is(await auth.authenticate('nobody', 'nobody', Buffer.from('secret-1')), null, 'not enrolled');
+});
+
+test('publish: only the agent channels under its own prefix', (t) => {
+  for (const channel of ['status', 'reported', 'telemetry', 'cmd/ack']) t.true(auth.canPublish(me, `edgeml/v1/dev/gw-1/${channel}`), channel);
+  for (const channel of ['desired', 'cmd']) t.false(auth.canPublish(me, `edgeml/v1/dev/gw-1/${channel}`), `${channel} is the hub's`);
+  t.false(auth.canPublish(me, 'edgeml/v1/dev/gw-2/status'), "another device's topic");
+  t.false(auth.canPublish(me, 'edgeml/v1/dev/gw-1/other'));
+  t.false(auth.canPublish(me, 'elsewhere/topic'));
+  t.false(auth.canPublish(me, 'edgeml/v1/dev/gw-1'));
+});
+
+test('subscribe: only the hub channels under its own prefix, no wildcards', (t) => {
+  t.true(auth.canSubscribe(me, 'edgeml/v1/dev/gw-1/desired'));
+  t.true(auth.canSubscribe(me, 'edgeml/v1/dev/gw-1/cmd'));
+  for (const filter of [
+    'edgeml/v1/dev/gw-2/desired',
+    'edgeml/v1/dev/+/desired',
+    'edgeml/v1/dev/gw-1/#',
+    'edgeml/v1/dev/gw-1/+',
+    '#',
+    'edgeml/v1/dev/gw-1/status',
+    '$SYS/#',
+  ]) {
+    t.false(auth.canSubscribe(me, filter), filter);
+  }
+});
