@@ -62,14 +62,38 @@ export const StatusMessage = taggedUnion('state', [
 ]);
 export type StatusMessage = Static<typeof StatusMessage>;
 
-/** One service the device should run. The full shape grows with the deployment work. */
+/** Service names become URL segments and container names. */
+export const SERVICE_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}$';
+
+export const ServiceLimits = Type.Object(
+  {
+    /** Requests in flight to the container at once (per device: one replica). */
+    maxConcurrent: Type.Integer({ minimum: 1, maximum: 1024 }),
+    /** Requests waiting for a slot; beyond that the gateway answers 429. */
+    maxQueue: Type.Integer({ minimum: 0, maximum: 100_000 }),
+    memoryBytes: Type.Union([Type.Integer({ minimum: 4 * 1024 * 1024 }), Type.Null()]),
+    cpus: Type.Union([Type.Number({ exclusiveMinimum: 0, maximum: 1024 }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type ServiceLimits = Static<typeof ServiceLimits>;
+
+/** One service the device should run: a pinned image, its limits, and the hash of its API key. */
 export const DesiredService = Type.Object(
   {
-    name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }),
-    image: Type.String({ minLength: 1 }),
+    name: Type.String({ pattern: SERVICE_NAME_PATTERN }),
+    /** Bumped on every change of the deployment (image, limits): what a rollout moves devices to. */
+    revision: Type.Integer({ minimum: 1 }),
+    /** `repository@sha256:…` (a multi-arch index or a single image). */
+    image: Type.String({ minLength: 1, pattern: '^[^\\s@]+@sha256:[0-9a-f]{64}$' }),
+    limits: ServiceLimits,
+    /** sha256 (hex) of the service API key; the key itself never leaves the hub. */
+    keyHash: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    models: Type.Array(Type.Object({ name: Type.String(), version: Type.Integer({ minimum: 1 }), digest: Type.String() }, { additionalProperties: false })),
   },
-  { additionalProperties: true },
+  { additionalProperties: false },
 );
+export type DesiredService = Static<typeof DesiredService>;
 
 export const DesiredState = Type.Object(
   {

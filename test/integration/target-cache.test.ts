@@ -5,9 +5,23 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { TargetCache } from '../../agent/reconcile/target-cache.js';
+import type { DesiredState } from '../../shared/protocol.js';
 import { tempDir } from '../helpers/edgeml-process.js';
 
-const desired = (generation: number) => ({ v: 1 as const, generation, services: [{ name: 'svc', image: `img:${generation}` }] });
+const desired = (generation: number): DesiredState => ({
+  v: 1,
+  generation,
+  services: [
+    {
+      name: 'svc',
+      revision: generation,
+      image: `registry.local:5000/svc@sha256:${String(generation).repeat(64).slice(0, 64)}`,
+      limits: { maxConcurrent: 1, maxQueue: 10, memoryBytes: null, cpus: null },
+      keyHash: 'a'.repeat(64),
+      models: [],
+    },
+  ],
+});
 
 test('keeps the newest generation across restarts and ignores older ones', async (t) => {
   const dir = await tempDir(t);

@@ -10,6 +10,7 @@ import {
   PROTOCOL_VERSION,
   type Command,
   type CommandAck,
+  type DesiredService,
   type DesiredState,
   type DeviceFacts,
   type MessageTypes,
@@ -33,11 +34,15 @@ const facts: DeviceFacts = {
 const online: StatusMessage = { v: 1, state: 'online', since: '2024-05-01T12:00:00.000Z', facts };
 const offlineLost: StatusMessage = { v: 1, state: 'offline', reason: 'lost' };
 const offlineShutdown: StatusMessage = { v: 1, state: 'offline', reason: 'shutdown' };
-const desired: DesiredState = {
-  v: 1,
-  generation: 3,
-  services: [{ name: 'scorer', image: 'registry.local:5000/scorer@sha256:abc', extraFieldIsAllowed: true } as DesiredState['services'][number]],
+const service: DesiredService = {
+  name: 'scorer',
+  revision: 2,
+  image: `registry.local:5000/edgeml/scorer@sha256:${'a'.repeat(64)}`,
+  limits: { maxConcurrent: 1, maxQueue: 10, memoryBytes: 256 * 1024 * 1024, cpus: 0.5 },
+  keyHash: 'b'.repeat(64),
+  models: [{ name: 'iris', version: 3, digest: `sha256:${'c'.repeat(64)}` }],
 };
+const desired: DesiredState = { v: 1, generation: 3, services: [service] };
 const reported: ReportedState = {
   v: 1,
   observedGeneration: 3,
@@ -188,10 +193,16 @@ test('desired: generation must be a non-negative integer', (t) => {
   }
 });
 
-test('desired: service names must be DNS-like and images non-empty', (t) => {
-  t.regex(rejection('desired', { ...desired, services: [{ name: 'Bad_Name', image: 'x' }] }), /^services\.0\.name: /);
-  t.regex(rejection('desired', { ...desired, services: [{ name: 'ok', image: '' }] }), /^services\.0\.image: /);
-  t.is(rejection('desired', { ...desired, services: [{ name: 'ok' }] }), 'services.0.image: is required');
+test('desired: service names must be DNS-like, images pinned by digest, limits and key hash well-formed', (t) => {
+  t.regex(rejection('desired', { ...desired, services: [{ ...service, name: 'Bad_Name' }] }), /^services\.0\.name: /);
+  t.regex(rejection('desired', { ...desired, services: [{ ...service, image: 'registry.local:5000/scorer:latest' }] }), /^services\.0\.image: /);
+  t.regex(rejection('desired', { ...desired, services: [{ ...service, image: '' }] }), /^services\.0\.image: /);
+  const { image: _image, ...noImage } = service;
+  t.is(rejection('desired', { ...desired, services: [noImage] }), 'services.0.image: is required');
+  t.regex(rejection('desired', { ...desired, services: [{ ...service, limits: { ...service.limits, maxConcurrent: 0 } }] }), /^services\.0\.limits\.maxConcurrent: /);
+  t.regex(rejection('desired', { ...desired, services: [{ ...service, limits: { ...service.limits, cpus: 0 } }] }), /^services\.0\.limits\.cpus: /);
+  t.regex(rejection('desired', { ...desired, services: [{ ...service, keyHash: 'the-key-itself' }] }), /^services\.0\.keyHash: /);
+  t.regex(rejection('desired', { ...desired, services: [{ ...service, extra: true }] }), /services\.0\.extra: is not a known field/);
   t.regex(rejection('desired', { ...desired, services: {} }), /^services: /);
 });
 
