@@ -11,6 +11,7 @@ import { loadHubConfig } from '../hub/config.js';
 import { loadAgentConfig } from '../agent/config.js';
 import type { CliIo } from './commands/client-command.js';
 import { addApiKeyCommands } from './commands/apikeys.js';
+import { addDeploymentCommands } from './commands/deployments.js';
 import { addDeviceCommands } from './commands/devices.js';
 import { addImageCommands } from './commands/images.js';
 import { addManifestCommands } from './commands/manifests.js';
@@ -136,6 +137,7 @@ export function buildProgram(io: CliIo): Command {
   addManifestCommands(program, io);
   addImageCommands(program, io);
   addDeviceCommands(program, io);
+  addDeploymentCommands(program, io);
   addApiKeyCommands(program, io);
   return program;
 }

@@ -24,7 +24,10 @@ import type { HubConfig } from './config.js';
 import { deviceBrokerAuth } from './broker/auth.js';
 import { startBroker, type BrokerTls } from './broker/broker.js';
 import { startInbox } from './broker/inbox.js';
+import { Deployments } from './fleet/deployments.js';
+import { DesiredStates } from './fleet/desired-states.js';
 import { DeviceDirectory } from './fleet/device-directory.js';
+import { allAtOnce } from './fleet/rollout-policy.js';
 import { buildHttpServer } from './http/server.js';
 import { ManifestRegistry } from './registry/manifest-registry.js';
 import { ModelRegistry } from './registry/model-registry.js';
@@ -131,7 +134,24 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     parts.push(() => devices.close());
     const broker = await startBroker({ listen: mqttListen, auth: deviceBrokerAuth(devices), tls, logger: logger.child({ component: 'broker' }) });
     parts.push(() => broker.close());
-    devices.onRevoke((id) => broker.disconnect(id));
+    const desired = await DesiredStates.load({ repo: store.desired, deployments: store.deployments, devices, broker, logger: logger.child({ component: 'desired' }) });
+    // The broker starts without retained messages: devices get their stored state back, and
+    // anything a crash left uncomputed (a device enrolled just before it) is computed now.
+    await desired.republish();
+    await desired.sync();
+    const deployments = new Deployments({
+      deployments: store.deployments,
+      images: store.images,
+      devices,
+      desired,
+      policy: allAtOnce,
+      clock: systemClock,
+      logger: logger.child({ component: 'deployments' }),
+    });
+    devices.onChange((id, change) => {
+      if (change === 'revoked') broker.disconnect(id);
+      deployments.deviceChanged(id).catch((err: unknown) => logger.error({ err, deviceId: id }, 'cannot update the desired state of a changed device'));
+    });
     const inbox = await startInbox(
       broker,
       {
@@ -153,6 +173,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       models: new ModelRegistry({ models: store.models, blobs, clock: systemClock, limits: { maxUploadBytes, maxArchiveFiles: config.maxArchiveFiles } }),
       manifests: new ManifestRegistry({ manifests: store.manifests, models: store.models, blobs, clock: systemClock }),
       builder: builder.queue,
+      deployments,
       buildLogs: builder.logs,
       maxUploadBytes,
       health: {

@@ -18,6 +18,9 @@ export const OBSERVATION_FLUSH_MS = 2000;
 /** Tokens carry a prefix so secret scanners and people can tell them from API keys. */
 const TOKEN_PREFIX = 'emd_';
 
+/** What an operator changed about a device (not what the device reported). */
+export type DeviceChange = 'enrolled' | 'labels' | 'revoked';
+
 function notFound(id: string): EdgemlError {
   return new EdgemlError(ErrorCodes.HUB_DEVICE_NOT_FOUND, `device ${id} not found`, { httpStatus: 404 });
 }
@@ -45,7 +48,7 @@ export class DeviceDirectory {
   readonly #dirty = new Set<string>();
   #flushTimer: unknown = null;
   #flushing: Promise<void> = Promise.resolve();
-  #revokeListeners: Array<(id: string) => void> = [];
+  #changeListeners: Array<(id: string, change: DeviceChange) => void> = [];
 
   private constructor(
     private readonly repo: DeviceRepository,
@@ -85,6 +88,7 @@ export class DeviceDirectory {
       observed: { status: null, offlineReason: null, onlineSince: null, lastSeen: null, facts: null },
     });
     this.#devices.set(record.id, record);
+    this.changed(record.id, 'enrolled');
     return { ...deviceView(record), token: secret };
   }
 
@@ -101,6 +105,7 @@ export class DeviceDirectory {
     for (const key of update.remove ?? []) delete labels[key];
     const stored = await this.repo.setLabels(id, labels);
     current.labels = stored.labels;
+    this.changed(id, 'labels');
     return deviceView(current);
   }
 
@@ -108,13 +113,23 @@ export class DeviceDirectory {
     const current = this.record(id);
     const stored = await this.repo.revoke(id, this.now());
     current.revokedAt = stored.revokedAt;
-    for (const listener of this.#revokeListeners) listener(id);
+    this.changed(id, 'revoked');
     return deviceView(current);
   }
 
-  /** Called once a revocation is stored (the broker drops the device's connection). */
-  onRevoke(listener: (id: string) => void): void {
-    this.#revokeListeners.push(listener);
+  /** Called once a change is stored: the broker drops a revoked device, its desired state follows its labels. */
+  onChange(listener: (id: string, change: DeviceChange) => void): void {
+    this.#changeListeners.push(listener);
+  }
+
+  private changed(id: string, change: DeviceChange): void {
+    for (const listener of this.#changeListeners) {
+      try {
+        listener(id, change);
+      } catch (err) {
+        this.logger.error({ err, deviceId: id, change }, 'a device change listener failed');
+      }
+    }
   }
 
   /** A status from the device's own topic (the broker only lets enrolled devices publish there). */

@@ -11,6 +11,7 @@ import { describeAjvError, makeAjv } from '../../shared/schema.js';
 import type { ApiKeyAuthority } from '../auth/api-keys.js';
 import type { BuildLogs } from '../builds/build-log.js';
 import type { ImageBuilder } from '../builds/image-builder.js';
+import type { Deployments } from '../fleet/deployments.js';
 import type { DeviceDirectory } from '../fleet/device-directory.js';
 import type { ManifestRegistry } from '../registry/manifest-registry.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
@@ -18,6 +19,7 @@ import type { BlobStore } from '../store/blob-store.js';
 import type { HubStore } from '../store/store.js';
 import { apiKeyRoutes } from './apikeys.js';
 import { installApiKeyAuth, SECURITY_SCHEME } from './auth.js';
+import { deploymentRoutes } from './deployments.js';
 import { deviceRoutes } from './devices.js';
 import { installErrorHandler } from './errors.js';
 import { healthRoutes, type HealthSource } from './health.js';
@@ -35,6 +37,7 @@ export interface HttpDeps {
   models: ModelRegistry;
   manifests: ManifestRegistry;
   builder: ImageBuilder;
+  deployments: Deployments;
   buildLogs: BuildLogs;
   maxUploadBytes: number;
 }
@@ -89,6 +92,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(apiKeyRoutes, { authority: deps.authority });
   await app.register(modelRoutes, { registry: deps.models, models: deps.store.models, blobs: deps.blobs, maxUploadBytes: deps.maxUploadBytes });
   await app.register(manifestRoutes, { registry: deps.manifests, manifests: deps.store.manifests });
+  await app.register(deploymentRoutes, { deployments: deps.deployments });
   await app.register(imageRoutes, { builder: deps.builder, images: deps.store.images, logs: deps.buildLogs });
   return app;
 }

@@ -4,9 +4,9 @@
  */
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
-import type { ApiKeyRecord, DeviceRecord, ImageRecord, ModelVersionRecord } from './store.js';
+import type { ApiKeyRecord, DeploymentRecord, DesiredRecord, DeviceRecord, ImageRecord, ModelVersionRecord } from './store.js';
 
-export const STORE_SCHEMA_VERSION = 3;
+export const STORE_SCHEMA_VERSION = 4;
 
 export interface ModelEntry {
   /** Versions are never reused, so a deleted `3` can never come back with other bytes. */
@@ -29,10 +29,13 @@ export interface HubData {
   images: { nextId: number; records: ImageRecord[] };
   /** Since schema 3. */
   devices: Record<string, DeviceRecord>;
+  /** Since schema 4: by service name, and each device's desired state by device id. */
+  deployments: Record<string, DeploymentRecord>;
+  desired: Record<string, DesiredRecord>;
 }
 
 export function emptyHubData(): HubData {
-  return { schemaVersion: STORE_SCHEMA_VERSION, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] }, devices: {} };
+  return { schemaVersion: STORE_SCHEMA_VERSION, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] }, devices: {}, deployments: {}, desired: {} };
 }
 
 /** Each step takes the document from version `from` to `from + 1`, in place. */
@@ -47,6 +50,13 @@ const MIGRATIONS: Array<{ from: number; apply: (data: HubData) => void }> = [
     from: 2,
     apply: (data) => {
       data.devices = {};
+    },
+  },
+  {
+    from: 3,
+    apply: (data) => {
+      data.deployments = {};
+      data.desired = {};
     },
   },
 ];
@@ -80,6 +90,8 @@ export function loadHubData(data: HubData, path: string): HubData {
   if (!isRecord(data.images) || !Array.isArray(data.images.records) || !Number.isInteger(data.images.nextId)) {
     throw new EdgemlError(ErrorCodes.HUB_STORE_CORRUPT, `store file ${path} lacks images: it is damaged`);
   }
-  if (!isRecord(data.devices)) throw new EdgemlError(ErrorCodes.HUB_STORE_CORRUPT, `store file ${path} lacks devices: it is damaged`);
+  for (const key of ['devices', 'deployments', 'desired'] as const) {
+    if (!isRecord(data[key])) throw new EdgemlError(ErrorCodes.HUB_STORE_CORRUPT, `store file ${path} lacks ${key}: it is damaged`);
+  }
   return data;
 }

@@ -12,6 +12,8 @@ import { emptyHubData, loadHubData, type HubData, type ModelEntry } from './hub-
 import type {
   ApiKeyRecord,
   ApiKeyRepository,
+  DeploymentRepository,
+  DesiredRepository,
   DeviceRepository,
   HubStore,
   ImageRecord,
@@ -45,7 +47,8 @@ function notFound(
     | typeof ErrorCodes.HUB_MANIFEST_NOT_FOUND
     | typeof ErrorCodes.HUB_APIKEY_NOT_FOUND
     | typeof ErrorCodes.HUB_IMAGE_NOT_FOUND
-    | typeof ErrorCodes.HUB_DEVICE_NOT_FOUND,
+    | typeof ErrorCodes.HUB_DEVICE_NOT_FOUND
+    | typeof ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND,
   message: string,
 ) {
   return new EdgemlError(code, message, { httpStatus: 404 });
@@ -305,6 +308,41 @@ export class LowdbHubStore implements HubStore {
           const device = own(d.devices, id);
           if (device) device.observed = observed;
         }
+      }),
+  };
+
+  readonly deployments: DeploymentRepository = {
+    add: (record) =>
+      this.write((d) => {
+        if (own(d.deployments, record.service)) throw conflict(`service ${record.service} is already deployed: move it with \`edgeml service update\``);
+        d.deployments[record.service] = record;
+        return structuredClone(record);
+      }),
+
+    update: (service, change) =>
+      this.write((d) => {
+        const record = own(d.deployments, service);
+        if (!record) throw notFound(ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND, `service ${service} is not deployed`);
+        change(record);
+        return structuredClone(record);
+      }),
+
+    get: async (service) => {
+      const record = own(this.data.deployments, service);
+      return record && structuredClone(record);
+    },
+
+    list: async () =>
+      Object.keys(this.data.deployments)
+        .sort()
+        .map((s) => structuredClone(this.data.deployments[s]!)),
+  };
+
+  readonly desired: DesiredRepository = {
+    all: async () => new Map(Object.entries(structuredClone(this.data.desired))),
+    save: (changes) =>
+      this.write((d) => {
+        for (const [id, record] of changes) d.desired[id] = structuredClone(record);
       }),
   };
 

@@ -5,9 +5,10 @@
  */
 import type { ApiKeyInfo } from '../../shared/api/apikeys.js';
 import type { Actor, Scope } from '../../shared/api/common.js';
+import type { Deployment } from '../../shared/api/deployments.js';
 import type { Labels } from '../../shared/api/devices.js';
 import type { Image, ImageStatus } from '../../shared/api/images.js';
-import type { DeviceFacts } from '../../shared/protocol.js';
+import type { DesiredService, DeviceFacts } from '../../shared/protocol.js';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
 import type { ModelVersion } from '../../shared/api/models.js';
 import type { Static } from '@sinclair/typebox';
@@ -107,12 +108,40 @@ export interface DeviceRepository {
   saveObservations(observations: ReadonlyMap<string, DeviceObservation>): Promise<void>;
 }
 
+export interface DeploymentRecord extends Deployment {
+  /** sha256 of the service API key, hex: what devices check requests against. */
+  keyHash: string;
+}
+
+/** What the hub last told a device to run: its generation only moves forward. */
+export interface DesiredRecord {
+  generation: number;
+  services: DesiredService[];
+}
+
+export interface DeploymentRepository {
+  /** Refuses (409) a service name that exists. */
+  add(record: DeploymentRecord): Promise<DeploymentRecord>;
+  /** Applies `change` to the stored record in one write; HUB_E_DEPLOYMENT_NOT_FOUND (404). */
+  update(service: string, change: (record: DeploymentRecord) => void): Promise<DeploymentRecord>;
+  get(service: string): Promise<DeploymentRecord | undefined>;
+  list(): Promise<DeploymentRecord[]>;
+}
+
+export interface DesiredRepository {
+  all(): Promise<Map<string, DesiredRecord>>;
+  /** One write for every device whose desired state changed. */
+  save(changes: ReadonlyMap<string, DesiredRecord>): Promise<void>;
+}
+
 export interface HubStore {
   readonly apiKeys: ApiKeyRepository;
   readonly models: ModelRepository;
   readonly manifests: ManifestRepository;
   readonly images: ImageRepository;
   readonly devices: DeviceRepository;
+  readonly deployments: DeploymentRepository;
+  readonly desired: DesiredRepository;
   /** Every blob digest some record points at; blobs outside it are garbage. */
   referencedBlobs(): Promise<Set<string>>;
 }

@@ -55,9 +55,12 @@ test('bad configuration is refused before anything starts, naming the key and it
   t.is(port.code, 2, 'an out-of-range port is a configuration error, not a hang');
   t.regex(port.stderr, /http: must look like/);
 
-  const exposed = await edgeml(['hub', 'start', '--data', dir, '--http', '127.0.0.1:0', '--mqtt', '0.0.0.0:0']);
-  t.is(exposed.code, 2);
-  t.regex(exposed.stderr, /--mqtt 0\.0\.0\.0:0: the MQTT broker has no authentication yet, so it listens on loopback only/);
+  const halfTls = await edgeml(['hub', 'start', '--data', dir, '--http', '127.0.0.1:0', '--mqtt', '127.0.0.1:0', '--mqtt-tls-key', join(dir, 'missing.key')]);
+  t.is(halfTls.code, 2);
+  t.regex(halfTls.stderr, /--mqtt-tls-cert and --mqtt-tls-key go together/);
+  const missingCert = await edgeml(['hub', 'start', '--data', dir, '--http', '127.0.0.1:0', '--mqtt', '127.0.0.1:0', '--mqtt-tls-cert', join(dir, 'nope.crt'), '--mqtt-tls-key', join(dir, 'nope.key')]);
+  t.is(missingCert.code, 2);
+  t.regex(missingCert.stderr, /--mqtt-tls-cert .*nope\.crt: cannot read it \(ENOENT\)/);
 
   const secretUrl = await edgeml(['agent', 'start', '--device-id', 'd', '--data', dir, '--hub', 'mqtt://user:s3cret@127.0.0.1:1883']);
   t.is(secretUrl.code, 2);

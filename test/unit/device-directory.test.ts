@@ -65,10 +65,11 @@ test('verifyToken: only the device own, unrevoked token', async (t) => {
   t.false(dir.verifyToken('a', `${a.token}x`));
   t.false(dir.verifyToken('a', ''));
   t.false(dir.verifyToken('nobody', a.token));
-  const revokedIds: string[] = [];
-  dir.onRevoke((id) => revokedIds.push(id));
+  const changes: string[] = [];
+  dir.onChange((id, change) => changes.push(`${id} ${change}`));
   t.is((await dir.revoke('a')).status, 'revoked');
-  t.deepEqual(revokedIds, ['a']);
+  await dir.updateLabels('b', { set: { site: 'x' } });
+  t.deepEqual(changes, ['a revoked', 'b labels']);
   t.false(dir.verifyToken('a', a.token), 'a revoked token stops working');
   t.true(dir.verifyToken('b', b.token));
 });

@@ -96,9 +96,18 @@ class FailingAdapter implements Adapter<HubData> {
 
 // --- opening and schema versions ---
 
-test('a fresh store writes schemaVersion 3 and empty collections', async (t) => {
+test('a fresh store writes schemaVersion 4 and empty collections', async (t) => {
   const { memory } = await freshStore();
-  t.deepEqual(await memory.read(), { schemaVersion: 3, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] }, devices: {} });
+  t.deepEqual(await memory.read(), {
+    schemaVersion: 4,
+    apiKeys: [],
+    models: {},
+    manifests: {},
+    images: { nextId: 1, records: [] },
+    devices: {},
+    deployments: {},
+    desired: {},
+  });
 });
 
 test('a version-1 document is migrated to the current version on open, keeping its data, and written back', async (t) => {
@@ -116,9 +125,11 @@ test('a version-1 document is migrated to the current version on open, keeping i
   const store = await LowdbHubStore.open(memory, LABEL);
 
   const written = (await memory.read())!;
-  t.is(written.schemaVersion, 3);
+  t.is(written.schemaVersion, 4);
   t.deepEqual(written.images, { nextId: 1, records: [] });
   t.deepEqual(written.devices, {});
+  t.deepEqual(written.deployments, {});
+  t.deepEqual(written.desired, {});
   t.deepEqual(written.apiKeys, v1.apiKeys);
   t.deepEqual(written.models, v1.models);
 
@@ -130,11 +141,11 @@ test('a version-1 document is migrated to the current version on open, keeping i
 
 test('a document with a higher schemaVersion is refused', async (t) => {
   const memory = new Memory<HubData>();
-  await memory.write({ schemaVersion: 4, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] }, devices: {} });
+  await memory.write({ schemaVersion: 5, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] }, devices: {}, deployments: {}, desired: {} });
   const err = await rejectsWith(t, LowdbHubStore.open(memory, LABEL), ErrorCodes.HUB_STORE_VERSION);
   t.is(err.code, 'HUB_E_STORE_VERSION_UNSUPPORTED');
   t.true(err.message.includes(LABEL));
-  t.true(err.message.includes('4'));
+  t.true(err.message.includes('5'));
 });
 
 test('a version-2 document without images is refused as damaged', async (t) => {

@@ -1,0 +1,148 @@
+/**
+ * `edgeml deploy` and `edgeml service …`: put a service on the devices a label selector matches,
+ * move it to another image, and look at deployments. `deploy` prints the service API key once.
+ */
+import type { Command } from 'commander';
+import { IMAGE_REF_PATTERN, type Deployment, type DeploymentCreate, type DeploymentCreated, type DeploymentList, type ServiceUpdate } from '../../shared/api/deployments.js';
+import { SERVICE_NAME_PATTERN } from '../../shared/protocol.js';
+import { formatBytes, SIZE_PATTERN } from '../../shared/size.js';
+import { inputError, keyValueRecord, parseLabel, repeatable, type KeyValue } from '../args.js';
+import { apiPath } from '../hub-client.js';
+import { formatList, formatPairs, renderFields, renderTable, shortDigest } from '../output.js';
+import { addClientOptions, clientAction, type CliIo } from './client-command.js';
+import { parseImageId } from './images.js';
+
+interface SourceFlags {
+  image?: string;
+  build?: number;
+}
+
+interface DeployFlags extends SourceFlags {
+  target: KeyValue[];
+  maxConcurrent?: number;
+  maxQueue?: number;
+  memory?: string;
+  cpus?: number;
+}
+
+function parsePattern(label: string, pattern: string, example: string) {
+  const re = new RegExp(pattern);
+  return (text: string): string => {
+    if (!re.test(text)) throw inputError(`${label} ${JSON.stringify(text)}: expected e.g. ${example}`);
+    return text;
+  };
+}
+
+function parseInteger(label: string, min: number) {
+  return (text: string): number => {
+    if (!/^\d+$/.test(text) || Number(text) < min) throw inputError(`${label} ${JSON.stringify(text)}: expected a whole number ≥ ${min}`);
+    return Number(text);
+  };
+}
+
+function parseCpus(text: string): number {
+  const n = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || !(n > 0)) throw inputError(`--cpus ${JSON.stringify(text)}: expected a positive number, e.g. 0.5`);
+  return n;
+}
+
+export const parseService = parsePattern('service', SERVICE_NAME_PATTERN, 'iris (lowercase letters, digits, -)');
+const parseImageRef = parsePattern('--image', IMAGE_REF_PATTERN, '127.0.0.1:5000/edgeml/iris-scorer@sha256:… (pinned by digest; or use --build ID)');
+
+export function imageSource(flags: SourceFlags): ServiceUpdate {
+  if ((flags.image === undefined) === (flags.build === undefined)) throw inputError('give exactly one of --image REF@sha256:… and --build ID');
+  return flags.image !== undefined ? { image: flags.image } : { build: flags.build! };
+}
+
+export function deployRequest(service: string, flags: DeployFlags): DeploymentCreate {
+  return {
+    service,
+    ...imageSource(flags),
+    target: keyValueRecord('--target', flags.target),
+    ...(flags.maxConcurrent === undefined ? {} : { maxConcurrent: flags.maxConcurrent }),
+    ...(flags.maxQueue === undefined ? {} : { maxQueue: flags.maxQueue }),
+    ...(flags.memory === undefined ? {} : { memory: flags.memory }),
+    ...(flags.cpus === undefined ? {} : { cpus: flags.cpus }),
+  };
+}
+
+export function renderDeployment(d: Deployment): string {
+  const l = d.limits;
+  return renderFields([
+    ['service', d.service],
+    ['revision', String(d.revision)],
+    ['image', d.image],
+    ['build', d.build === null ? undefined : String(d.build)],
+    ['models', d.models.length ? formatList(d.models.map((m) => `${m.name}:${m.version}`)) : undefined],
+    ['target', formatPairs(d.target)],
+    ['limits', `maxConcurrent ${l.maxConcurrent}, maxQueue ${l.maxQueue}, memory ${l.memoryBytes === null ? '-' : formatBytes(l.memoryBytes)}, cpus ${l.cpus ?? '-'}`],
+    ['key', `ems_${d.keyId}… (shown once, at deploy)`],
+    ['rollout', `revision ${d.rollout.revision}, ${d.rollout.strategy}, ${d.rollout.devices.length} device(s) at ${d.rollout.startedAt}: ${formatList(d.rollout.devices) || '-'}`],
+    ['created', `${d.createdAt} by ${d.createdBy.keyName} (key ${d.createdBy.keyId})`],
+  ]);
+}
+
+export function renderDeploymentList(deployments: readonly Deployment[]): string {
+  return renderTable(
+    ['SERVICE', 'REVISION', 'IMAGE', 'TARGET', 'DEVICES'],
+    deployments.map((d) => [d.service, String(d.revision), `…@${shortDigest(d.digest)}`, formatPairs(d.target), String(d.rollout.devices.length)]),
+    '(no deployments)',
+  );
+}
+
+function addSourceOptions(command: Command): Command {
+  return command
+    .option('--image <ref>', 'image pinned by digest: REPOSITORY@sha256:…', parseImageRef)
+    .option('--build <id>', 'a hub image (edgeml image build) that succeeded', parseImageId('--build'));
+}
+
+export function addDeploymentCommands(program: Command, io: CliIo): void {
+  const deploy = addSourceOptions(
+    program
+      .command('deploy')
+      .description('deploy a service to the devices whose labels match --target; prints its API key once')
+      .argument('<service>', 'service name: stable on the device, part of its URL', parseService),
+  )
+    .requiredOption('--target <key=value>', 'label selector; repeat to require several', repeatable(parseLabel('--target')))
+    .option('--max-concurrent <n>', 'requests in flight to the container, per device (default 1)', parseInteger('--max-concurrent', 1))
+    .option('--max-queue <n>', 'requests waiting for a slot, per device; beyond that 429 (default 10)', parseInteger('--max-queue', 0))
+    .option('--memory <size>', 'container memory limit, e.g. 256m', parsePattern('--memory', SIZE_PATTERN, '256m'))
+    .option('--cpus <n>', 'container CPU limit, e.g. 0.5', parseCpus)
+    .action(
+      clientAction<[string], DeployFlags>(io, async (ctx, [service], flags) => {
+        const d = await ctx.client.json<DeploymentCreated>('POST', apiPath('deployments'), { body: deployRequest(service, flags) });
+        ctx.out.result(d, () =>
+          [renderDeployment(d), '', 'service API key (shown once; clients send it as "Authorization: Bearer KEY"):', '', `  ${d.key}`].join('\n'),
+        );
+      }),
+    );
+  addClientOptions(deploy);
+
+  const service = program.command('service').description('deployed services');
+  addSourceOptions(service.command('update').description('move a service to another image; its URL and key stay').argument('<service>', 'service name', parseService)).action(
+    clientAction<[string], SourceFlags>(io, async (ctx, [name], flags) => {
+      const d = await ctx.client.json<Deployment>('POST', apiPath('deployments', name, 'update'), { body: imageSource(flags) });
+      ctx.out.result(d, () => renderDeployment(d));
+    }),
+  );
+  service
+    .command('list')
+    .description('list deployed services')
+    .action(
+      clientAction<[], object>(io, async (ctx) => {
+        const list = await ctx.client.json<DeploymentList>('GET', apiPath('deployments'));
+        ctx.out.result(list, () => renderDeploymentList(list.deployments));
+      }),
+    );
+  service
+    .command('show')
+    .description('show a deployed service and its current rollout')
+    .argument('<service>', 'service name', parseService)
+    .action(
+      clientAction<[string], object>(io, async (ctx, [name]) => {
+        const d = await ctx.client.json<Deployment>('GET', apiPath('deployments', name));
+        ctx.out.result(d, () => renderDeployment(d));
+      }),
+    );
+  addClientOptions(service);
+}

@@ -1,0 +1,78 @@
+/**
+ * Deployments: a service (stable name on the device), an image pinned by digest, a label selector,
+ * limits, and a service API key made by the hub (shown once; devices get only its hash).
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { SERVICE_NAME_PATTERN, ServiceLimits } from '../protocol.js';
+import { stringEnum } from '../schema.js';
+import { SIZE_EXAMPLES, SIZE_PATTERN } from '../size.js';
+import { Actor, Digest, Timestamp } from './common.js';
+import { Labels } from './devices.js';
+import { ImageId } from './images.js';
+
+export const DEFAULT_MAX_CONCURRENT = 1;
+export const DEFAULT_MAX_QUEUE = 10;
+
+export const ServiceName = Type.String({ pattern: SERVICE_NAME_PATTERN, examples: ['iris'], description: 'lowercase letters, digits and `-`; 1–63 characters' });
+
+/** `repository@sha256:…`: deployments pin images by digest, never by a tag that can move. */
+export const IMAGE_REF_PATTERN = '^[^\\s@]+@sha256:[0-9a-f]{64}$';
+
+const ImageSource = {
+  image: Type.Optional(Type.String({ pattern: IMAGE_REF_PATTERN, examples: ['127.0.0.1:5000/edgeml/iris-scorer@sha256:…'], description: 'an image pinned by digest' })),
+  build: Type.Optional(ImageId),
+};
+
+export const DeploymentCreate = Type.Object(
+  {
+    service: ServiceName,
+    ...ImageSource,
+    target: Type.Unsafe<Static<typeof Labels>>({ ...Labels, minProperties: 1, description: 'label selector: every KEY=VALUE must match' }),
+    maxConcurrent: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, description: `requests in flight to the container at once, per device (default ${DEFAULT_MAX_CONCURRENT})` })),
+    maxQueue: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000, description: `requests waiting for a slot, per device; beyond that 429 (default ${DEFAULT_MAX_QUEUE})` })),
+    memory: Type.Optional(Type.String({ pattern: SIZE_PATTERN, examples: SIZE_EXAMPLES, description: 'container memory limit, e.g. 256m' })),
+    cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1024, description: 'container CPU limit, e.g. 0.5' })),
+  },
+  { additionalProperties: false },
+);
+export type DeploymentCreate = Static<typeof DeploymentCreate>;
+
+export const ServiceUpdate = Type.Object(ImageSource, { additionalProperties: false });
+export type ServiceUpdate = Static<typeof ServiceUpdate>;
+
+export const ROLLOUT_STRATEGIES = ['all-at-once'] as const;
+
+export const Rollout = Type.Object({
+  /** The deployment revision this rollout moves devices to. */
+  revision: Type.Integer({ minimum: 1 }),
+  strategy: stringEnum(ROLLOUT_STRATEGIES),
+  startedAt: Timestamp,
+  /** Devices the selector matched when the rollout started. */
+  devices: Type.Array(Type.String()),
+});
+export type Rollout = Static<typeof Rollout>;
+
+export const Deployment = Type.Object({
+  service: ServiceName,
+  revision: Type.Integer({ minimum: 1, description: 'bumped on every change of image or limits' }),
+  image: Type.String({ description: 'repository@digest' }),
+  digest: Digest,
+  /** The hub image build it came from, when it did. */
+  build: Type.Union([ImageId, Type.Null()]),
+  models: Type.Array(Type.Object({ name: Type.String(), version: Type.Integer(), digest: Type.String() })),
+  target: Labels,
+  limits: ServiceLimits,
+  /** Identifies the service key (its first characters after the prefix); the key is shown once. */
+  keyId: Type.String(),
+  rollout: Rollout,
+  createdAt: Timestamp,
+  createdBy: Actor,
+  updatedAt: Timestamp,
+});
+export type Deployment = Static<typeof Deployment>;
+
+export const DeploymentCreated = Type.Composite([Deployment, Type.Object({ key: Type.String({ description: 'the service API key, shown once' }) })]);
+export type DeploymentCreated = Static<typeof DeploymentCreated>;
+
+export const DeploymentList = Type.Object({ deployments: Type.Array(Deployment) });
+export type DeploymentList = Static<typeof DeploymentList>;
