@@ -37,14 +37,17 @@ export interface ClientContext {
  * Gives every subcommand of `group` the flags all client commands share. Called once the
  * subcommands are defined, so `--help` lists each command's own flags first.
  */
+export function withClientOptions(command: Command): Command {
+  return command
+    .option('--hub <url>', "the hub's REST API (env EDGEML_HUB; default http://127.0.0.1:8080)")
+    .option('--api-key <key>', 'API key (prefer EDGEML_API_KEY: flags show in ps)')
+    .option('--config <file>', 'JSON config file with "hub" and "apiKey" (env EDGEML_CONFIG)')
+    .option('--json', 'print one JSON document on stdout instead of text');
+}
+
+/** The client options on every subcommand of a group (`edgeml model …`). */
 export function addClientOptions(group: Command): void {
-  for (const command of group.commands) {
-    command
-      .option('--hub <url>', "the hub's REST API (env EDGEML_HUB; default http://127.0.0.1:8080)")
-      .option('--api-key <key>', 'API key (prefer EDGEML_API_KEY: flags show in ps)')
-      .option('--config <file>', 'JSON config file with "hub" and "apiKey" (env EDGEML_CONFIG)')
-      .option('--json', 'print one JSON document on stdout instead of text');
-  }
+  for (const command of group.commands) withClientOptions(command);
 }
 
 /**

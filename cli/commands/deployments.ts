@@ -9,7 +9,7 @@ import { formatBytes, SIZE_PATTERN } from '../../shared/size.js';
 import { inputError, keyValueRecord, parseLabel, repeatable, type KeyValue } from '../args.js';
 import { apiPath } from '../hub-client.js';
 import { formatList, formatPairs, renderFields, renderTable, shortDigest } from '../output.js';
-import { addClientOptions, clientAction, type CliIo } from './client-command.js';
+import { addClientOptions, clientAction, withClientOptions, type CliIo } from './client-command.js';
 import { parseImageId } from './images.js';
 
 interface SourceFlags {
@@ -116,7 +116,7 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
         );
       }),
     );
-  addClientOptions(deploy);
+  withClientOptions(deploy);
 
   const service = program.command('service').description('deployed services');
   addSourceOptions(service.command('update').description('move a service to another image; its URL and key stay').argument('<service>', 'service name', parseService)).action(

@@ -1,0 +1,111 @@
+/**
+ * Deployments at the hub, seen from the devices' side: devices are raw mqtt.js clients that log in
+ * with their tokens and read their retained desired state, as an agent does. (The agent that acts
+ * on it is tested with real Docker elsewhere.)
+ */
+import { createHash } from 'node:crypto';
+import test, { type ExecutionContext } from 'ava';
+import mqtt from 'mqtt';
+import type { Deployment, DeploymentCreated } from '../../shared/api/deployments.js';
+import { decodeMessage, type DesiredState } from '../../shared/protocol.js';
+import { cliFor, jsonOf } from '../helpers/cli.js';
+import { startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js';
+import { enrollDevice } from '../helpers/hub-api.js';
+import { waitFor } from '../helpers/wait.js';
+
+const IMAGE_1 = `127.0.0.1:5000/edgeml-test/iris@sha256:${'1'.repeat(64)}`;
+const IMAGE_2 = `127.0.0.1:5000/edgeml-test/iris@sha256:${'2'.repeat(64)}`;
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** A device's view: it connects as itself and keeps every desired state the broker delivers. */
+async function deviceView(t: ExecutionContext, hub: HubProcess, id: string, token: string) {
+  const client = await mqtt.connectAsync(`mqtt://${hub.mqtt}`, { clientId: id, username: id, password: token, reconnectPeriod: 0 });
+  t.teardown(() => client.endAsync(true));
+  const received: DesiredState[] = [];
+  client.on('message', (_topic, payload) => {
+    const decoded = decodeMessage('desired', payload);
+    if (decoded.ok) received.push(decoded.value);
+  });
+  await client.subscribeAsync(`edgeml/v1/dev/${id}/desired`, { qos: 1 });
+  return {
+    received,
+    generation: (n: number) => waitFor(`${id} to get generation ${n}`, () => received.find((d) => d.generation === n)),
+  };
+}
+
+test('deploy writes the desired state of every matching device; later and relabelled devices follow; service update moves them', async (t) => {
+  const data = await tempDir(t, 'edgeml-hub-');
+  const hub = await startHub(t, [], { data });
+  const cli = cliFor(hub);
+  const tokens: Record<string, string> = {};
+  for (const [id, site] of [['lab-1', 'lab'], ['lab-2', 'lab'], ['field-1', 'field']] as const) tokens[id] = await enrollDevice(hub, id, { site });
+  const lab1 = await deviceView(t, hub, 'lab-1', tokens['lab-1']!);
+  const field1 = await deviceView(t, hub, 'field-1', tokens['field-1']!);
+
+  const deployed = jsonOf<DeploymentCreated>(
+    t,
+    await cli('deploy', 'iris', '--image', IMAGE_1, '--target', 'site=lab', '--max-queue', '2', '--memory', '256m', '--cpus', '0.5', '--json'),
+  );
+  t.regex(deployed.key, /^ems_[A-Za-z0-9_-]{43}$/);
+  t.like(deployed, {
+    service: 'iris',
+    revision: 1,
+    image: IMAGE_1,
+    build: null,
+    limits: { maxConcurrent: 1, maxQueue: 2, memoryBytes: 256 * 1024 * 1024, cpus: 0.5 },
+    rollout: { revision: 1, strategy: 'all-at-once', devices: ['lab-1', 'lab-2'] },
+  });
+  t.false('keyHash' in deployed, 'the key hash is for devices only');
+
+  const first = await lab1.generation(1);
+  t.deepEqual(first.services, [
+    { name: 'iris', revision: 1, image: IMAGE_1, limits: deployed.limits, keyHash: sha256(deployed.key), models: [] },
+  ]);
+  const lab2 = await deviceView(t, hub, 'lab-2', tokens['lab-2']!);
+  t.is((await lab2.generation(1)).services[0]?.image, IMAGE_1, 'a device that connects later gets the retained state');
+
+  // A second service for the field: field-1's first desired state has only that one.
+  jsonOf(t, await cli('deploy', 'counter', '--image', IMAGE_2, '--target', 'site=field', '--max-concurrent', '4', '--json'));
+  t.deepEqual((await field1.generation(1)).services.map((s) => s.name), ['counter'], 'iris never reached a device outside its selector');
+
+  // Enrolled afterwards with a matching label; relabelled into the selector.
+  const lab3 = await deviceView(t, hub, 'lab-3', await enrollDevice(hub, 'lab-3', { site: 'lab' }));
+  t.deepEqual((await lab3.generation(1)).services.map((s) => s.name), ['iris']);
+  t.is((await cli('device', 'label', 'field-1', 'site=lab')).code, 0);
+  t.deepEqual((await field1.generation(2)).services.map((s) => s.name), ['iris'], 'relabelled: iris in, counter out');
+
+  const updated = jsonOf<Deployment>(t, await cli('service', 'update', 'iris', '--image', IMAGE_2, '--json'));
+  t.like(updated, { revision: 2, image: IMAGE_2, keyId: deployed.keyId, rollout: { revision: 2 } });
+  t.deepEqual(updated.rollout.devices, ['field-1', 'lab-1', 'lab-2', 'lab-3']);
+  const moved = await lab1.generation(2);
+  t.like(moved.services[0], { name: 'iris', revision: 2, image: IMAGE_2, keyHash: sha256(deployed.key) }, 'same key, new image');
+
+  const same = await cli('service', 'update', 'iris', '--image', IMAGE_2);
+  t.is(same.code, 1);
+  t.regex(same.stderr, /already runs .* \(revision 2\).*\[HUB_E_CONFLICT\]/);
+  const twice = await cli('deploy', 'iris', '--image', IMAGE_1, '--target', 'site=lab');
+  t.regex(twice.stderr, /service iris is already deployed.*\[HUB_E_CONFLICT\]/);
+  const both = await cli('deploy', 'x', '--image', IMAGE_1, '--build', '1', '--target', 'site=lab');
+  t.is(both.code, 2);
+  t.regex(both.stderr, /exactly one of --image REF@sha256:… and --build ID/);
+  const tag = await cli('deploy', 'x', '--image', '127.0.0.1:5000/edgeml/iris:latest', '--target', 'site=lab');
+  t.is(tag.code, 2);
+  t.regex(tag.stderr, /pinned by digest/);
+  const noBuild = await cli('deploy', 'x', '--build', '42', '--target', 'site=lab');
+  t.regex(noBuild.stderr, /image 42 not found.*\[HUB_E_IMAGE_NOT_FOUND\]/);
+  const missing = await cli('service', 'show', 'nope');
+  t.regex(missing.stderr, /service nope is not deployed.*\[HUB_E_DEPLOYMENT_NOT_FOUND\]/);
+
+  // kill -9: the restarted hub's broker has no retained messages; it publishes the stored states again.
+  await hub.kill('SIGKILL');
+  const again = await startHub(t, [], { data });
+  const lab1After = await deviceView(t, again, 'lab-1', tokens['lab-1']!);
+  const republished = await lab1After.generation(2);
+  t.is(republished.services[0]?.image, IMAGE_2);
+  t.deepEqual(
+    lab1After.received.map((d) => d.generation),
+    [2],
+    'the same generation again, nothing redeployed',
+  );
+  t.is(jsonOf<Deployment>(t, await cliFor(again)('service', 'show', 'iris', '--json')).revision, 2);
+});
