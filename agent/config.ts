@@ -3,6 +3,7 @@ import { HOST_PORT_EXAMPLES, HOST_PORT_PATTERN } from '../shared/address.js';
 import { loadConfig, type ConfigSources } from '../shared/config-loader.js';
 import { DURATION_EXAMPLES, DURATION_PATTERN } from '../shared/duration.js';
 import { LOG_LEVELS } from '../shared/logger.js';
+import { SIZE_EXAMPLES, SIZE_PATTERN } from '../shared/size.js';
 import { stringEnum } from '../shared/schema.js';
 import { DEVICE_ID_PATTERN } from '../shared/topics.js';
 
@@ -19,6 +20,8 @@ export const AgentConfigSchema = Type.Object(
       Type.String({ pattern: '^linux/(amd64|arm64|arm/v7|arm/v6|386|ppc64le|s390x|riscv64)$', examples: ['linux/amd64', 'linux/arm64', 'linux/arm/v7'] }),
     ),
     telemetryInterval: Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, default: '10s' }),
+    healthTimeout: Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, default: '3m', description: 'how long a new container may take to answer /health (emulated platforms are slow)' }),
+    minFreeDisk: Type.String({ pattern: SIZE_PATTERN, examples: SIZE_EXAMPLES, default: '512m', description: 'pre-flight: less free space on Docker data root refuses a pull' }),
     logLevel: stringEnum(LOG_LEVELS, { default: 'info' }),
   },
   { additionalProperties: false },

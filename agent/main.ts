@@ -4,13 +4,17 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { systemClock } from '../shared/clock.js';
+import { parseDuration } from '../shared/duration.js';
 import { EdgemlError, ErrorCodes } from '../shared/errors.js';
+import { parseSize } from '../shared/size.js';
 import type { Logger } from '../shared/logger.js';
 import { PROTOCOL_VERSION } from '../shared/protocol.js';
 import { edgemlVersion } from '../shared/version.js';
 import type { AgentConfig } from './config.js';
 import { runCommand } from './commands.js';
 import { connectHubLink } from './link/hub-link.js';
+import { Reconciler } from './reconcile/reconciler.js';
+import { RouteTable } from './reconcile/routes.js';
 import { TargetCache } from './reconcile/target-cache.js';
 import { dockerRuntime } from './runtime/docker.js';
 import { collectFacts, nativePlatform } from './telemetry/facts.js';
@@ -56,6 +60,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
       desired: async (desired) => {
         const accepted = await target.offer(desired);
         logger.info({ generation: desired.generation, services: desired.services.length, accepted }, 'desired state received');
+        if (accepted) reconciler.trigger();
       },
       command: async (cmd) =>
         runCommand(cmd, {
@@ -65,10 +70,29 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
         }),
     },
   });
+  const routes = new RouteTable();
+  const reconciler = new Reconciler({
+    deviceId: config.deviceId,
+    platform,
+    runtime,
+    routes,
+    desired: () => target.get(),
+    report: (state) => link.publish('reported', state),
+    clock: systemClock,
+    logger: logger.child({ component: 'reconcile' }),
+    healthTimeoutMs: parseDuration(config.healthTimeout),
+    minFreeDiskBytes: parseSize(config.minFreeDisk),
+    // The runtime drains requests in flight for up to 30 s on SIGTERM; docker stop must wait that long.
+    stopTimeoutSeconds: 35,
+    resyncMs: 30_000,
+  });
+  // The cached target is converged to at once, hub or no hub.
+  reconciler.trigger();
   logger.info({ deviceId: config.deviceId, hub: config.hub, platform, data: dataDir, version: agentVersion }, 'agent started');
 
   return {
     close: async () => {
+      await reconciler.close();
       await link.close();
       logger.info('agent stopped');
     },

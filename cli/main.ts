@@ -129,6 +129,8 @@ export function buildProgram(io: CliIo): Command {
     .option('--gateway <host:port>', 'scoring gateway listen address (default 127.0.0.1:8090)')
     .option('--platform <os/arch>', 'image platform to pull (default: this machine, e.g. linux/arm64)')
     .option('--telemetry-interval <duration>', 'telemetry interval (default 10s)')
+    .option('--health-timeout <duration>', 'how long a new container may take to answer /health (default 3m)')
+    .option('--min-free-disk <size>', "pre-flight: refuse a pull with less free space on Docker's data root (default 512m)")
     .option('--config <file>', 'JSON config file (flags and EDGEML_AGENT_* variables override it)')
     .addOption(logLevelOption())
     .action(processAction('agent', loadAgentConfig, async (config, logger) => (await import('../agent/main.js')).startAgent(config, logger)));

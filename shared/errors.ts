@@ -34,6 +34,12 @@ export const ErrorCodes = {
   ARCHIVE_INVALID: 'EDGEML_E_ARCHIVE_INVALID',
   /** A tar archive over the file-count or size limit. */
   ARCHIVE_TOO_LARGE: 'EDGEML_E_ARCHIVE_TOO_LARGE',
+  /** The image has no variant for the device's platform: nothing was downloaded. */
+  AGENT_PLATFORM_UNAVAILABLE: 'AGENT_E_PLATFORM_UNAVAILABLE',
+  AGENT_DISK_FULL: 'AGENT_E_DISK_FULL',
+  AGENT_PULL_FAILED: 'AGENT_E_PULL_FAILED',
+  AGENT_START_FAILED: 'AGENT_E_START_FAILED',
+  AGENT_HEALTH_FAILED: 'AGENT_E_HEALTH_FAILED',
   CLI_HUB_UNREACHABLE: 'CLI_E_HUB_UNREACHABLE',
   /** A CLI argument or local file the command cannot use (exit code 2). */
   CLI_INPUT_INVALID: 'CLI_E_INPUT_INVALID',

@@ -105,13 +105,40 @@ export const DesiredState = Type.Object(
 );
 export type DesiredState = Static<typeof DesiredState>;
 
+/**
+ * Where one service stands on the device: `rejected` (pre-flight refused it: wrong platform, no
+ * disk), `pulling`, `starting` (created, waiting for /health), `running` (the gateway routes to
+ * it), `failed` (the previous container, if any, still serves; the agent retries with backoff).
+ */
+export const SERVICE_PHASES = ['pending', 'rejected', 'pulling', 'starting', 'running', 'failed'] as const;
+export type ServicePhase = (typeof SERVICE_PHASES)[number];
+
+const ErrorInfo = Type.Object({ code: Type.String(), message: Type.String({ maxLength: 4000 }) }, { additionalProperties: false });
+
+export const ReportedService = Type.Object(
+  {
+    name: Type.String(),
+    /** The revision this entry is about (the one being rolled out, or running). */
+    revision: Type.Integer({ minimum: 1 }),
+    image: Type.String(),
+    phase: stringEnum(SERVICE_PHASES),
+    /** The revision the gateway routes to now, if any (it keeps serving while a new one fails). */
+    servingRevision: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
+    /** Pull progress in bytes, while pulling. */
+    progress: Type.Union([Type.Object({ current: Type.Integer({ minimum: 0 }), total: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }), Type.Null()]),
+    error: Type.Union([ErrorInfo, Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type ReportedService = Static<typeof ReportedService>;
+
 export const ReportedState = Type.Object(
   {
     v: V,
     observedGeneration: Type.Integer({ minimum: 0 }),
     phase: stringEnum(['idle', 'reconciling', 'converged', 'failed']),
-    services: Type.Array(Type.Object({ name: Type.String(), image: Type.String(), state: Type.String() })),
-    error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+    services: Type.Array(ReportedService),
+    error: Type.Optional(ErrorInfo),
   },
   { additionalProperties: false },
 );

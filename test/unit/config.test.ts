@@ -48,6 +48,8 @@ test('every agent key can be set through the env var envName names', (t) => {
     gateway: '0.0.0.0:9000',
     platform: 'linux/arm/v7',
     telemetryInterval: '1m',
+    healthTimeout: '10m',
+    minFreeDisk: '2g',
     logLevel: 'debug',
   };
   t.deepEqual(Object.keys(values).sort(), Object.keys(AgentConfigSchema.properties).sort(), 'test covers every key');
@@ -113,6 +115,8 @@ test('agent defaults are filled around the required device id; optional keys sta
       data: './.edgeml/agent',
       gateway: '127.0.0.1:8090',
       telemetryInterval: '10s',
+      healthTimeout: '3m',
+      minFreeDisk: '512m',
       logLevel: 'info',
     },
   );

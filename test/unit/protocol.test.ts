@@ -47,7 +47,7 @@ const reported: ReportedState = {
   v: 1,
   observedGeneration: 3,
   phase: 'failed',
-  services: [{ name: 'scorer', image: 'img', state: 'exited' }],
+  services: [{ name: 'scorer', revision: 2, image: 'img', phase: 'failed', servingRevision: 1, progress: null, error: { code: 'AGENT_E_PULL_FAILED', message: 'pull failed' } }],
   error: { code: 'AGENT_E_PULL_FAILED', message: 'pull failed' },
 };
 const telemetry: TelemetryBatch = { v: 1, id: 'batch-1', ts: '2024-05-01T12:00:10Z', metrics: { cpu: 0.5, nested: { a: [1, 2] } } };

@@ -1,0 +1,16 @@
+import { createServer, type AddressInfo } from 'node:net';
+
+/**
+ * A loopback port nothing listens on now. The container binds it a moment later; the small window
+ * is covered by the health check, which fails (and is retried with another port) if something took it.
+ */
+export async function freeLoopbackPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

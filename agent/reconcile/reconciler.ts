@@ -1,0 +1,233 @@
+/**
+ * The reconcile loop: compares the desired services with this device's labelled containers (plan.ts)
+ * and applies the steps, one pass at a time. A new revision goes pre-flight (platform, disk) → pull →
+ * create → start → /health → switch the route → remove the old container; until the switch, the old
+ * container keeps serving, and any failure leaves it serving. Failed services are retried with
+ * backoff; a rejected one (no variant for this platform) waits for a new desired state. Every step
+ * is reported with the generation it works on.
+ */
+import { backoffDelay, defaultBackoff, type BackoffPolicy } from '../../shared/backoff.js';
+import type { Clock } from '../../shared/clock.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import { PROTOCOL_VERSION, type DesiredService, type DesiredState, type ReportedService, type ReportedState } from '../../shared/protocol.js';
+import type { ContainerRuntime, ManagedContainer } from '../runtime/docker.js';
+import { freeLoopbackPort } from './free-port.js';
+import { plan } from './plan.js';
+import type { RouteTable } from './routes.js';
+
+export interface ReconcilerOptions {
+  deviceId: string;
+  platform: string;
+  runtime: ContainerRuntime;
+  routes: RouteTable;
+  desired: () => DesiredState | null;
+  report: (state: ReportedState) => Promise<void>;
+  clock: Clock;
+  logger: Logger;
+  /** How long a new container may take to answer /health 200 (emulated platforms are slow). */
+  healthTimeoutMs: number;
+  /** Pre-flight: less free disk than this on Docker's data root rejects a pull. */
+  minFreeDiskBytes: number;
+  stopTimeoutSeconds: number;
+  /** A pass also runs this often, to notice drift (a container removed by hand). */
+  resyncMs: number;
+  backoff?: BackoffPolicy;
+}
+
+const HEALTH_POLL_MS = 500;
+const PROGRESS_REPORT_MS = 1000;
+const FAILURE_OUTPUT_LINES = 20;
+
+/** Reports carry the message, so it is cut to what the protocol allows. */
+const MAX_MESSAGE_CHARS = 3900;
+
+function failure(code: string, message: string): EdgemlError {
+  const cut = message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}…` : message;
+  return new EdgemlError(code as (typeof ErrorCodes)[keyof typeof ErrorCodes], cut);
+}
+
+export class Reconciler {
+  readonly #status = new Map<string, ReportedService>();
+  /** `service@revision` → attempts so far and when the next may start. */
+  readonly #failures = new Map<string, { attempts: number; retryAt: number; rejected: boolean }>();
+  #running: Promise<void> | null = null;
+  #again = false;
+  #timer: unknown = null;
+  #closed = false;
+  #lastProgressReport = 0;
+
+  constructor(private readonly o: ReconcilerOptions) {}
+
+  /** Runs a pass now, or right after the one in progress. */
+  trigger(): void {
+    if (this.#closed) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = this.pass()
+      .catch((err: unknown) => this.o.logger.error({ err }, 'reconcile pass failed'))
+      .finally(() => {
+        this.#running = null;
+        if (this.#again) {
+          this.#again = false;
+          this.trigger();
+        }
+      });
+  }
+
+  /** Waits for the pass in progress; no new pass starts. Containers keep running. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.o.clock.clearTimeout(this.#timer);
+    await this.#running;
+  }
+
+  private schedule(ms: number): void {
+    this.o.clock.clearTimeout(this.#timer);
+    this.#timer = this.o.clock.setTimeout(() => this.trigger(), ms);
+  }
+
+  private async pass(): Promise<void> {
+    const desired = this.o.desired();
+    const services = desired?.services ?? [];
+    const generation = desired?.generation ?? 0;
+    const containers = await this.o.runtime.list(this.o.deviceId);
+    const steps = plan(services, containers);
+
+    for (const name of [...this.#status.keys()]) if (!services.some((s) => s.name === name)) this.#status.delete(name);
+    for (const route of this.o.routes.list()) if (!services.some((s) => s.name === route.service)) this.o.routes.delete(route.service);
+    for (const { service, container } of steps.keep) {
+      this.o.routes.set(service, container.port);
+      this.setStatus(service, 'running', { servingRevision: service.revision });
+    }
+    for (const c of steps.remove) {
+      this.o.logger.info({ service: c.service, revision: c.revision, container: c.name }, 'removing container');
+      await this.o.runtime.remove(c.id);
+    }
+    if (steps.rollout.length) await this.report(generation, 'reconciling');
+
+    let nextRetry = Number.POSITIVE_INFINITY;
+    for (const { service, previous } of steps.rollout) {
+      if (this.#closed) return;
+      if (previous && previous.revision !== service.revision) this.o.routes.set({ ...service, revision: previous.revision, image: previous.image }, previous.port);
+      const key = `${service.name}@${service.revision}`;
+      const failed = this.#failures.get(key);
+      if (failed?.rejected) continue;
+      if (failed && failed.retryAt > this.o.clock.now()) {
+        nextRetry = Math.min(nextRetry, failed.retryAt);
+        continue;
+      }
+      try {
+        await this.rollOut(service, previous, generation);
+        this.#failures.delete(key);
+      } catch (err) {
+        const e = err instanceof EdgemlError ? err : failure(ErrorCodes.AGENT_START_FAILED, (err as Error).message);
+        const rejected = e.code === ErrorCodes.AGENT_PLATFORM_UNAVAILABLE;
+        const attempts = (failed?.attempts ?? 0) + 1;
+        const retryAt = this.o.clock.now() + backoffDelay(attempts - 1, this.o.backoff ?? defaultBackoff);
+        this.#failures.set(key, { attempts, retryAt, rejected });
+        if (!rejected) nextRetry = Math.min(nextRetry, retryAt);
+        this.setStatus(service, rejected ? 'rejected' : 'failed', { servingRevision: previous?.revision ?? null, error: { code: e.code, message: e.message } });
+        this.o.logger.warn({ service: service.name, revision: service.revision, code: e.code, err: e.message, attempts, rejected }, rejected ? 'service rejected' : 'rollout failed; the previous container keeps serving');
+      }
+    }
+    const phases = services.map((s) => this.#status.get(s.name)?.phase);
+    await this.report(generation, phases.some((p) => p !== 'running') ? 'failed' : desired ? 'converged' : 'idle');
+    this.schedule(Number.isFinite(nextRetry) ? Math.max(0, nextRetry - this.o.clock.now()) : this.o.resyncMs);
+  }
+
+  private async rollOut(service: DesiredService, previous: ManagedContainer | null, generation: number): Promise<void> {
+    const { runtime, platform, logger } = this.o;
+    const serving = { servingRevision: previous?.revision ?? null };
+    this.setStatus(service, 'pending', serving);
+
+    const platforms = await runtime.platforms(service.image).catch((err: Error) => {
+      throw failure(ErrorCodes.AGENT_PULL_FAILED, `cannot read ${service.image} from its registry: ${err.message}`);
+    });
+    if (!platforms.includes(platform)) {
+      throw failure(ErrorCodes.AGENT_PLATFORM_UNAVAILABLE, `${service.image} has no image for ${platform} (it has ${platforms.join(', ') || 'none'}); nothing was downloaded`);
+    }
+    if (!(await runtime.hasImage(service.image, platform))) {
+      const free = await runtime.freeDiskBytes();
+      if (free < this.o.minFreeDiskBytes) {
+        throw failure(ErrorCodes.AGENT_DISK_FULL, `only ${free} bytes free where Docker keeps images; at least ${this.o.minFreeDiskBytes} are needed before a pull`);
+      }
+      this.setStatus(service, 'pulling', { ...serving, progress: { current: 0, total: 0 } });
+      await this.report(generation, 'reconciling');
+      logger.info({ service: service.name, image: service.image, platform }, 'pulling');
+      await runtime
+        .pull(service.image, platform, (progress) => {
+          this.setStatus(service, 'pulling', { ...serving, progress });
+          if (this.o.clock.now() - this.#lastProgressReport >= PROGRESS_REPORT_MS) {
+            this.#lastProgressReport = this.o.clock.now();
+            void this.report(generation, 'reconciling');
+          }
+        })
+        .catch((err: Error) => {
+          throw failure(ErrorCodes.AGENT_PULL_FAILED, `pulling ${service.image} for ${platform} failed: ${err.message}`);
+        });
+    }
+
+    this.setStatus(service, 'starting', serving);
+    await this.report(generation, 'reconciling');
+    const port = await freeLoopbackPort();
+    const name = `edgeml-${this.o.deviceId}-${service.name}-r${service.revision}`;
+    const id = await runtime
+      .create(this.o.deviceId, { name, image: service.image, platform, service: service.name, revision: service.revision, generation, port, limits: service.limits, stopTimeoutSeconds: this.o.stopTimeoutSeconds })
+      .catch((err: Error) => {
+        throw failure(ErrorCodes.AGENT_START_FAILED, `creating the container failed: ${err.message}`);
+      });
+    try {
+      await runtime.start(id);
+      await this.waitHealthy(id, port);
+    } catch (err) {
+      const output = await runtime.tail(id, FAILURE_OUTPUT_LINES);
+      await runtime.remove(id);
+      const e = err instanceof EdgemlError ? err : failure(ErrorCodes.AGENT_START_FAILED, (err as Error).message);
+      throw failure(e.code, output.trim() ? `${e.message}; its last output:\n${output.trim()}` : e.message);
+    }
+
+    // The switch: from here the gateway sends requests to the new container.
+    this.o.routes.set(service, port);
+    this.setStatus(service, 'running', { servingRevision: service.revision });
+    logger.info({ service: service.name, revision: service.revision, port }, 'service switched to the new container');
+    if (previous) {
+      logger.info({ service: service.name, revision: previous.revision, container: previous.name }, 'removing the previous container');
+      await runtime.remove(previous.id);
+    }
+  }
+
+  private async waitHealthy(id: string, port: number): Promise<void> {
+    const deadline = this.o.clock.now() + this.o.healthTimeoutMs;
+    for (;;) {
+      const state = await this.o.runtime.state(id);
+      if (!state?.running) throw failure(ErrorCodes.AGENT_HEALTH_FAILED, `the container exited with code ${state?.exitCode ?? '?'} before it was healthy`);
+      const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
+      if (res?.status === 200) return;
+      const body = (await res?.json().catch(() => undefined)) as { status?: string; error?: string } | undefined;
+      if (body?.status === 'failed') throw failure(ErrorCodes.AGENT_HEALTH_FAILED, `/health says failed: ${body.error ?? 'no reason given'}`);
+      if (this.o.clock.now() > deadline) throw failure(ErrorCodes.AGENT_HEALTH_FAILED, `not healthy within ${Math.round(this.o.healthTimeoutMs / 1000)} s`);
+      await new Promise((resolve) => this.o.clock.setTimeout(() => resolve(undefined), HEALTH_POLL_MS));
+    }
+  }
+
+  private setStatus(service: DesiredService, phase: ReportedService['phase'], extra: Partial<ReportedService> = {}): void {
+    this.#status.set(service.name, {
+      name: service.name,
+      revision: service.revision,
+      image: service.image,
+      phase,
+      servingRevision: null,
+      progress: null,
+      error: null,
+      ...extra,
+    });
+  }
+
+  private async report(generation: number, phase: ReportedState['phase']): Promise<void> {
+    const state: ReportedState = { v: PROTOCOL_VERSION, observedGeneration: generation, phase, services: [...this.#status.values()] };
+    await this.o.report(state).catch((err: unknown) => this.o.logger.warn({ err: (err as Error).message }, 'cannot report to the hub (it gets the next report)'));
+  }
+}
