@@ -137,6 +137,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     const desired = await DesiredStates.load({ repo: store.desired, deployments: store.deployments, devices, broker, logger: logger.child({ component: 'desired' }) });
     // The broker starts without retained messages: devices get their stored state back, and
     // anything a crash left uncomputed (a device enrolled just before it) is computed now.
+    devices.readDesiredGenerationFrom((id) => desired.get(id)?.generation ?? null);
     await desired.republish();
     await desired.sync();
     const deployments = new Deployments({
@@ -158,6 +159,10 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
         status: (deviceId, status) => {
           devices.applyStatus(deviceId, status);
           logger.info({ deviceId, state: status.state, reason: status.state === 'offline' ? status.reason : undefined }, 'device status');
+        },
+        reported: (deviceId, reported) => {
+          devices.applyReported(deviceId, reported);
+          logger.debug({ deviceId, observedGeneration: reported.observedGeneration, phase: reported.phase }, 'device reported');
         },
       },
       logger.child({ component: 'inbox' }),

@@ -9,7 +9,7 @@ import type { Device, DeviceEnroll, DeviceEnrolled, DeviceLabelsUpdate, DeviceSt
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import type { StatusMessage } from '../../shared/protocol.js';
+import type { ReportedState, StatusMessage } from '../../shared/protocol.js';
 import { hashSecret, newSecret, secretMatches } from '../auth/secrets.js';
 import type { ActorRecord, DeviceObservation, DeviceRecord, DeviceRepository } from '../store/store.js';
 
@@ -25,7 +25,7 @@ function notFound(id: string): EdgemlError {
   return new EdgemlError(ErrorCodes.HUB_DEVICE_NOT_FOUND, `device ${id} not found`, { httpStatus: 404 });
 }
 
-export function deviceView(record: DeviceRecord): Device {
+export function deviceView(record: DeviceRecord, reported: ReportedState | undefined, desiredGeneration: number | null): Device {
   const { tokenHash: _hash, observed, ...rest } = record;
   const status: DeviceStatus = record.revokedAt ? 'revoked' : (observed.status ?? 'never-connected');
   return {
@@ -35,6 +35,10 @@ export function deviceView(record: DeviceRecord): Device {
     onlineSince: observed.onlineSince,
     lastSeen: observed.lastSeen,
     facts: structuredClone(observed.facts),
+    desiredGeneration,
+    observedGeneration: reported?.observedGeneration ?? null,
+    phase: reported?.phase ?? null,
+    services: structuredClone(reported?.services ?? []),
   };
 }
 
@@ -46,6 +50,9 @@ export function matchesLabels(labels: Labels, selector: Record<string, string>):
 export class DeviceDirectory {
   readonly #devices = new Map<string, DeviceRecord>();
   readonly #dirty = new Set<string>();
+  /** What each device last reported about its services; it reports again on every reconcile pass. */
+  readonly #reported = new Map<string, ReportedState>();
+  #desiredGeneration: (id: string) => number | null = () => null;
   #flushTimer: unknown = null;
   #flushing: Promise<void> = Promise.resolve();
   #changeListeners: Array<(id: string, change: DeviceChange) => void> = [];
@@ -64,6 +71,19 @@ export class DeviceDirectory {
       directory.#devices.set(record.id, record);
     }
     return directory;
+  }
+
+  private view(record: DeviceRecord): Device {
+    return deviceView(record, this.#reported.get(record.id), this.#desiredGeneration(record.id));
+  }
+
+  /** Where device views read the generation the hub last asked for (the desired states live elsewhere). */
+  readDesiredGenerationFrom(lookup: (id: string) => number | null): void {
+    this.#desiredGeneration = lookup;
+  }
+
+  applyReported(id: string, reported: ReportedState): void {
+    if (this.#devices.has(id)) this.#reported.set(id, reported);
   }
 
   private now(): string {
@@ -89,7 +109,7 @@ export class DeviceDirectory {
     });
     this.#devices.set(record.id, record);
     this.changed(record.id, 'enrolled');
-    return { ...deviceView(record), token: secret };
+    return { ...this.view(record), token: secret };
   }
 
   /** Whether `token` is this device's and the device may connect. */
@@ -106,7 +126,7 @@ export class DeviceDirectory {
     const stored = await this.repo.setLabels(id, labels);
     current.labels = stored.labels;
     this.changed(id, 'labels');
-    return deviceView(current);
+    return this.view(current);
   }
 
   async revoke(id: string): Promise<Device> {
@@ -114,7 +134,7 @@ export class DeviceDirectory {
     const stored = await this.repo.revoke(id, this.now());
     current.revokedAt = stored.revokedAt;
     this.changed(id, 'revoked');
-    return deviceView(current);
+    return this.view(current);
   }
 
   /** Called once a change is stored: the broker drops a revoked device, its desired state follows its labels. */
@@ -179,13 +199,13 @@ export class DeviceDirectory {
   }
 
   get(id: string): Device {
-    return deviceView(this.record(id));
+    return this.view(this.record(id));
   }
 
   list(filter: { labels?: Record<string, string>; status?: DeviceStatus } = {}): Device[] {
     return [...this.#devices.values()]
       .filter((r) => !filter.labels || matchesLabels(r.labels, filter.labels))
-      .map(deviceView)
+      .map((r) => this.view(r))
       .filter((d) => !filter.status || d.status === filter.status)
       .sort((a, b) => a.id.localeCompare(b.id));
   }

@@ -3,7 +3,7 @@
  * what the hub knows of each device (status, facts, last seen).
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { DeviceFacts, OfflineReasons } from '../protocol.js';
+import { DeviceFacts, OfflineReasons, ReportedService } from '../protocol.js';
 import { stringEnum } from '../schema.js';
 import { DEVICE_ID_PATTERN } from '../topics.js';
 import { Actor, TAG_KEY_PATTERN, Timestamp } from './common.js';
@@ -48,6 +48,11 @@ export const Device = Type.Object({
   enrolledAt: Timestamp,
   enrolledBy: Actor,
   revokedAt: Type.Union([Timestamp, Type.Null()]),
+  /** What the hub last asked of the device, and what the device last reported about it. */
+  desiredGeneration: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+  observedGeneration: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+  phase: Type.Union([stringEnum(['idle', 'reconciling', 'converged', 'failed']), Type.Null()]),
+  services: Type.Array(ReportedService),
 });
 export type Device = Static<typeof Device>;
 

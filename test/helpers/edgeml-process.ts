@@ -105,8 +105,8 @@ export async function startHub(t: ExecutionContext, extraArgs: string[] = [], op
 }
 
 /** An agent process; `token` (from enrollment) goes in the environment, as a device would keep it. */
-export async function startAgent(t: ExecutionContext, opts: { mqttUrl: string; deviceId: string; token?: string; extraArgs?: string[] }): Promise<EdgemlProcess> {
-  const data = await tempDir(t, 'edgeml-agent-');
+export async function startAgent(t: ExecutionContext, opts: { mqttUrl: string; deviceId: string; token?: string; data?: string; extraArgs?: string[] }): Promise<EdgemlProcess> {
+  const data = opts.data ?? (await tempDir(t, 'edgeml-agent-'));
   const env = opts.token ? { EDGEML_AGENT_TOKEN: opts.token } : {};
   const proc = spawnEdgeml(t, ['agent', 'start', '--hub', opts.mqttUrl, '--device-id', opts.deviceId, '--data', data, ...(opts.extraArgs ?? [])], env);
   await proc.waitForLog('agent connected', (l) => l.msg === 'connected to hub');
