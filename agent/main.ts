@@ -3,6 +3,7 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { parseHostPort } from '../shared/address.js';
 import { systemClock } from '../shared/clock.js';
 import { parseDuration } from '../shared/duration.js';
 import { EdgemlError, ErrorCodes } from '../shared/errors.js';
@@ -13,6 +14,7 @@ import { edgemlVersion } from '../shared/version.js';
 import type { AgentConfig } from './config.js';
 import { runCommand } from './commands.js';
 import { connectHubLink } from './link/hub-link.js';
+import { startGateway } from './gateway/server.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { RouteTable } from './reconcile/routes.js';
 import { TargetCache } from './reconcile/target-cache.js';
@@ -43,6 +45,15 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
   const cached = await target.load();
   if (cached) logger.info({ generation: cached.generation }, 'loaded cached desired state');
 
+  const routes = new RouteTable();
+  const gateway = await startGateway({
+    listen: parseHostPort(config.gateway),
+    routes,
+    desired: () => target.get()?.services.map((s) => s.name) ?? [],
+    clock: systemClock,
+    logger: logger.child({ component: 'gateway' }),
+  });
+
   const link = connectHubLink({
     url: config.hub,
     deviceId: config.deviceId,
@@ -55,6 +66,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
       state: 'online',
       since: new Date(startedAt).toISOString(),
       facts: await collectFacts({ platform, agentVersion, docker: runtime.facts }),
+      gateway: gateway.url,
     }),
     handlers: {
       desired: async (desired) => {
@@ -70,7 +82,6 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
         }),
     },
   });
-  const routes = new RouteTable();
   const reconciler = new Reconciler({
     deviceId: config.deviceId,
     platform,
@@ -93,6 +104,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
   return {
     close: async () => {
       await reconciler.close();
+      await gateway.close();
       await link.close();
       logger.info('agent stopped');
     },

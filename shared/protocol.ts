@@ -47,7 +47,14 @@ export const OfflineReasons = ['shutdown', 'lost'] as const;
 
 export const StatusMessage = taggedUnion('state', [
   Type.Object(
-    { v: V, state: Type.Literal('online'), since: Timestamp, facts: DeviceFacts },
+    {
+      v: V,
+      state: Type.Literal('online'),
+      since: Timestamp,
+      facts: DeviceFacts,
+      /** The device's scoring gateway, e.g. `http://192.0.2.10:8090`. */
+      gateway: Type.Optional(Type.String({ pattern: '^https?://[^\\s/]+$', maxLength: 256 })),
+    },
     { additionalProperties: false },
   ),
   Type.Object(

@@ -8,7 +8,7 @@ import type { Scope } from '../../shared/api/common.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { ActorRecord, ApiKeyRecord, ApiKeyRepository } from '../store/store.js';
-import { hashSecret, newSecret, secretMatches } from './secrets.js';
+import { hashSecret, newSecret, secretMatches } from '../../shared/secrets.js';
 
 const KEY_PATTERN = /^emk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 const SCOPE_RANK: Record<Scope, number> = { read: 0, deploy: 1, admin: 2 };

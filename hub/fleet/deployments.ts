@@ -9,7 +9,7 @@ import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { parseSize } from '../../shared/size.js';
-import { hashSecret, newSecret } from '../auth/secrets.js';
+import { hashSecret, newSecret } from '../../shared/secrets.js';
 import type { ActorRecord, DeploymentRecord, DeploymentRepository, ImageRepository } from '../store/store.js';
 import type { DesiredStates } from './desired-states.js';
 import type { DeviceDirectory } from './device-directory.js';

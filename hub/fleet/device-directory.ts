@@ -10,7 +10,7 @@ import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ReportedState, StatusMessage } from '../../shared/protocol.js';
-import { hashSecret, newSecret, secretMatches } from '../auth/secrets.js';
+import { hashSecret, newSecret, secretMatches } from '../../shared/secrets.js';
 import type { ActorRecord, DeviceObservation, DeviceRecord, DeviceRepository } from '../store/store.js';
 
 /** How long observations may wait in memory before they are written. */
@@ -35,6 +35,7 @@ export function deviceView(record: DeviceRecord, reported: ReportedState | undef
     onlineSince: observed.onlineSince,
     lastSeen: observed.lastSeen,
     facts: structuredClone(observed.facts),
+    gateway: observed.gateway ?? null,
     desiredGeneration,
     observedGeneration: reported?.observedGeneration ?? null,
     phase: reported?.phase ?? null,
@@ -159,9 +160,9 @@ export class DeviceDirectory {
     const lastSeen = this.now();
     record.observed =
       status.state === 'online'
-        ? { status: 'online', offlineReason: null, onlineSince: status.since, lastSeen, facts: status.facts }
+        ? { status: 'online', offlineReason: null, onlineSince: status.since, lastSeen, facts: status.facts, gateway: status.gateway ?? null }
         : // Facts outlive the connection: an operator still wants to know what the box is.
-          { status: 'offline', offlineReason: status.reason, onlineSince: null, lastSeen, facts: record.observed.facts };
+          { ...record.observed, status: 'offline', offlineReason: status.reason, onlineSince: null, lastSeen };
     this.markDirty(id);
   }
 

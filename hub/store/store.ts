@@ -84,6 +84,8 @@ export interface DeviceObservation {
   onlineSince: string | null;
   lastSeen: string | null;
   facts: DeviceFacts | null;
+  /** Since schema 4; absent in older records. */
+  gateway?: string | null;
 }
 
 export interface DeviceRecord {

@@ -45,6 +45,8 @@ export const Device = Type.Object({
   onlineSince: Type.Union([Timestamp, Type.Null()]),
   lastSeen: Type.Union([Timestamp, Type.Null()]),
   facts: Type.Union([DeviceFacts, Type.Null()]),
+  /** Where clients score on this device (`POST GATEWAY/v1/services/NAME/score`), as it reported. */
+  gateway: Type.Union([Type.String(), Type.Null()]),
   enrolledAt: Timestamp,
   enrolledBy: Actor,
   revokedAt: Type.Union([Timestamp, Type.Null()]),

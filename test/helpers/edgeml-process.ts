@@ -108,7 +108,9 @@ export async function startHub(t: ExecutionContext, extraArgs: string[] = [], op
 export async function startAgent(t: ExecutionContext, opts: { mqttUrl: string; deviceId: string; token?: string; data?: string; extraArgs?: string[] }): Promise<EdgemlProcess> {
   const data = opts.data ?? (await tempDir(t, 'edgeml-agent-'));
   const env = opts.token ? { EDGEML_AGENT_TOKEN: opts.token } : {};
-  const proc = spawnEdgeml(t, ['agent', 'start', '--hub', opts.mqttUrl, '--device-id', opts.deviceId, '--data', data, ...(opts.extraArgs ?? [])], env);
+  // Any free port for the gateway: several agents share this machine.
+  const gateway = opts.extraArgs?.includes('--gateway') ? [] : ['--gateway', '127.0.0.1:0'];
+  const proc = spawnEdgeml(t, ['agent', 'start', '--hub', opts.mqttUrl, '--device-id', opts.deviceId, '--data', data, ...gateway, ...(opts.extraArgs ?? [])], env);
   await proc.waitForLog('agent connected', (l) => l.msg === 'connected to hub');
   return proc;
 }

@@ -11,7 +11,7 @@ test('scripts/quickstart.sh --check: hub and agent, device online, the example r
   const dir = await tempDir(t, 'edgeml-quickstart-');
   const script = fileURLToPath(new URL('../../scripts/quickstart.sh', import.meta.url));
   const r = await exec('bash', [script, '--check'], {
-    env: { ...process.env, EDGEML_HUB_HTTP: '127.0.0.1:0', EDGEML_HUB_MQTT: '127.0.0.1:0', EDGEML_QUICKSTART_DIR: dir, EDGEML_QUICKSTART_DEVICE: 'qs-device' },
+    env: { ...process.env, EDGEML_HUB_HTTP: '127.0.0.1:0', EDGEML_HUB_MQTT: '127.0.0.1:0', EDGEML_AGENT_GATEWAY: '127.0.0.1:0', EDGEML_QUICKSTART_DIR: dir, EDGEML_QUICKSTART_DEVICE: 'qs-device' },
     timeoutMs: 15 * 60_000,
   });
   t.is(r.code, 0, `${r.stdout}\n${r.stderr}`);
