@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job on one machine: a hub and one agent on loopback, the device seen online at the hub,
-# and the example model registered, built into a multi-arch scoring image, run and scored.
+# The main job on one machine: a hub and one enrolled agent on loopback, the device seen online at
+# the hub, and the example model registered, built into a multi-arch scoring image, deployed to the
+# device and scored through its gateway.
 # Needs the rig (Docker, buildx, QEMU, the registry and the base images: scripts/rig/setup.sh).
 # Runs until Ctrl-C; with --check it shows the result and stops everything (used by the tests).
 # Listen addresses follow the usual config (EDGEML_HUB_HTTP, EDGEML_HUB_MQTT; port 0 = any free port).
@@ -15,12 +16,14 @@ mkdir -p "$WORK"
 [ -f dist/cli/bin.js ] || npm run --silent build
 
 pids=()
-CONTAINER=edgeml-quickstart-iris
 # The children run in their own sessions (setsid), so a Ctrl-C reaches only this script, which
 # then sends each one SIGTERM, once, and waits for its clean stop.
 cleanup() {
   trap - EXIT INT TERM
-  docker rm --force "$CONTAINER" >/dev/null 2>&1 || true
+  # A check leaves nothing running; a normal run leaves the service for the agent to adopt next time.
+  if [ "$CHECK" = 1 ]; then
+    docker ps -aq --filter "label=io.edgeml.device=$DEVICE" | xargs -r docker rm --force >/dev/null 2>&1 || true
+  fi
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
@@ -86,27 +89,37 @@ bin/edgeml manifest create iris-scorer --model iris@production --runtime node \
 bin/edgeml model list --name iris
 
 # The hub builds the manifest for linux/amd64 and linux/arm64, pushes it to the registry and scores
-# the sample on both (arm64 under QEMU); then the image runs here like a device would run it.
+# the sample on both (arm64 under QEMU). Then it is deployed to the device (label site=demo): the
+# agent pulls it, starts it behind its scoring gateway, and the sample is scored through the gateway
+# with the service key.
 bin/edgeml image build iris-scorer
-REF=$(bin/edgeml image list --manifest iris-scorer --status succeeded --json |
-  node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).images.at(-1).ref))')
-docker rm --force "$CONTAINER" >/dev/null 2>&1 || true
-docker run --detach --rm --name "$CONTAINER" --network host -e HOST=127.0.0.1 -e PORT=0 "$REF" >/dev/null
-PORT=
-for _ in $(seq 1 300); do
-  PORT=$(docker logs "$CONTAINER" 2>&1 | sed -n 's/.*"msg":"listening".*"port":\([0-9]*\).*/\1/p' | head -n 1)
-  [ -n "$PORT" ] && break
-  sleep 0.2
+BUILD=$(bin/edgeml image list --manifest iris-scorer --status succeeded --json |
+  node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).images.at(-1).id))')
+SERVICE_KEY_FILE="$WORK/iris.key"
+if bin/edgeml service show iris >/dev/null 2>&1; then
+  bin/edgeml service update iris --build "$BUILD" >/dev/null 2>&1 || true # already on this build
+else
+  (umask 077 && bin/edgeml deploy iris --build "$BUILD" --target site=demo --json |
+    node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).key))' >"$SERVICE_KEY_FILE")
+fi
+GATEWAY=
+for _ in $(seq 1 600); do
+  GATEWAY=$(get "http://$HTTP/api/v1/devices/$DEVICE" 2>/dev/null | node -e '
+    let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+      const d = JSON.parse(s); const svc = d.services.find((x) => x.name === "iris");
+      if (svc && svc.phase === "running" && d.gateway) console.log(d.gateway);
+    })' || true)
+  [ -n "$GATEWAY" ] && break
+  sleep 0.5
 done
-[ -n "$PORT" ] || { echo "quickstart: the scoring container did not start:" >&2; docker logs "$CONTAINER" >&2; exit 1; }
-for _ in $(seq 1 300); do get "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.2; done
+[ -n "$GATEWAY" ] || { echo "quickstart: the device did not report iris running:" >&2; get "http://$HTTP/api/v1/devices/$DEVICE" >&2; tail -n 20 "$WORK/agent.log" >&2; exit 1; }
 SAMPLE=$(node -e 'console.log(JSON.stringify(require("./examples/iris-onnx/schema.json").sample))')
 ANSWER=$(node -e '
-  fetch(process.argv[1], { method: "POST", headers: { "content-type": "application/json" }, body: process.argv[2] })
+  fetch(process.argv[1], { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${process.argv[3]}` }, body: process.argv[2] })
     .then(async (r) => { process.stdout.write(await r.text()); process.exit(r.ok ? 0 : 1); }, (e) => { console.error(e.message); process.exit(1); })' \
-  "http://127.0.0.1:$PORT/score" "$SAMPLE")
-echo "image: $REF"
-echo "POST http://127.0.0.1:$PORT/score $SAMPLE -> $ANSWER"
+  "$GATEWAY/v1/services/iris/score" "$SAMPLE" "$(cat "$SERVICE_KEY_FILE")")
+echo "service iris on $DEVICE: key in $SERVICE_KEY_FILE"
+echo "POST $GATEWAY/v1/services/iris/score $SAMPLE -> $ANSWER"
 
 if [ "$CHECK" = 1 ]; then
   get "http://$HTTP/api/v1/devices/$DEVICE" | grep -q '"status":"online"' || { echo "quickstart: device not online" >&2; exit 1; }
@@ -114,5 +127,5 @@ if [ "$CHECK" = 1 ]; then
   echo "quickstart: ok"
   exit 0
 fi
-echo "running; Ctrl-C stops the hub, the agent and the scoring container"
+echo "running; Ctrl-C stops the hub and the agent (the scoring container keeps running: the agent adopts it next time)"
 wait
