@@ -13,6 +13,7 @@ import type { CliIo } from './commands/client-command.js';
 import { addApiKeyCommands } from './commands/apikeys.js';
 import { addDeploymentCommands } from './commands/deployments.js';
 import { addDeviceCommands } from './commands/devices.js';
+import { addScoreCommand } from './commands/score.js';
 import { addImageCommands } from './commands/images.js';
 import { addManifestCommands } from './commands/manifests.js';
 import { addModelCommands } from './commands/models.js';
@@ -140,6 +141,7 @@ export function buildProgram(io: CliIo): Command {
   addImageCommands(program, io);
   addDeviceCommands(program, io);
   addDeploymentCommands(program, io);
+  addScoreCommand(program, io);
   addApiKeyCommands(program, io);
   return program;
 }

@@ -42,6 +42,8 @@ export const ErrorCodes = {
   AGENT_HEALTH_FAILED: 'AGENT_E_HEALTH_FAILED',
   AGENT_LISTEN_FAILED: 'AGENT_E_LISTEN_FAILED',
   CLI_HUB_UNREACHABLE: 'CLI_E_HUB_UNREACHABLE',
+  /** A device's gateway answered `edgeml score` with an error. */
+  CLI_SCORE_FAILED: 'CLI_E_SCORE_FAILED',
   /** A CLI argument or local file the command cannot use (exit code 2). */
   CLI_INPUT_INVALID: 'CLI_E_INPUT_INVALID',
   /** Ctrl-C: the message says what was left running, if anything. */

@@ -6,7 +6,7 @@
  * connection error while the gateway switches containers.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
@@ -15,7 +15,7 @@ import type { DeploymentCreated } from '../../shared/api/deployments.js';
 import type { Device } from '../../shared/api/devices.js';
 import type { Image } from '../../shared/api/images.js';
 import { cliFor, jsonOf } from '../helpers/cli.js';
-import { startAgent, startHub, type HubProcess } from '../helpers/edgeml-process.js';
+import { startAgent, startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js';
 import { exec } from '../helpers/exec.js';
 import { api, enrollDevice } from '../helpers/hub-api.js';
 import { deleteFromRegistry, rig } from '../helpers/rig.js';
@@ -49,7 +49,7 @@ test('the gateway checks the key, enforces limits, serves swagger, and keeps ser
   t.teardown(async () => {
     const listed = await exec('docker', ['ps', '-aq', '--filter', `label=io.edgeml.device=${deviceId}`]);
     for (const id of listed.stdout.split('\n').filter(Boolean)) await exec('docker', ['rm', '-f', id]);
-    for (const repo of ['py', 'js']) await deleteFromRegistry(registry, `${prefix}/${repo}`, 'v1').catch(() => undefined);
+    for (const repo of ['py', 'js', 'broken']) await deleteFromRegistry(registry, `${prefix}/${repo}`, 'v1').catch(() => undefined);
   });
 
   jsonOf(t, await cli('model', 'register', 'iris-linear', join(FIXTURES, 'models', 'iris-linear'), '--json'));
@@ -58,6 +58,10 @@ test('the gateway checks the key, enforces limits, serves swagger, and keeps ser
   jsonOf(t, await cli('manifest', 'create', 'js', '--runtime', 'node', '--score', join(FIXTURES, 'node', 'linear', 'score.js'), '--deps', join(FIXTURES, 'node', 'linear', 'package.json'), ...common));
   const py = jsonOf<Image>(t, await cli('image', 'build', 'py', '--platform', 'linux/amd64', '--json'));
   const js = jsonOf<Image>(t, await cli('image', 'build', 'js', '--platform', 'linux/amd64', '--json'));
+  // Its smoke test fails (a syntax error), but the image is pushed: a deployment can still name it by digest.
+  jsonOf(t, await cli('manifest', 'create', 'broken', '--runtime', 'node', '--score', join(FIXTURES, 'node', 'syntax-error', 'score.js'), ...common));
+  const broken = JSON.parse((await cli('image', 'build', 'broken', '--platform', 'linux/amd64', '--json')).stdout) as Image;
+  t.is(broken.status, 'failed');
 
   const agent = await startAgent(t, { mqttUrl: `mqtt://${hub.mqtt}`, deviceId, token: await enrollDevice(hub, deviceId, { site: 'lab' }), extraArgs: ['--platform', 'linux/amd64'] });
   const deployed = jsonOf<DeploymentCreated>(t, await cli('deploy', 'scorer', '--build', String(py.id), '--target', 'site=lab', '--max-concurrent', '1', '--max-queue', '2', '--json'));
@@ -81,6 +85,16 @@ test('the gateway checks the key, enforces limits, serves swagger, and keeps ser
   const invalid = await post(scoreUrl, { features: [1, 2] }, deployed.key);
   t.is(invalid.status, 400, 'the container answers schema violations; the gateway passes them on');
   t.is((await post(`${gateway}/v1/services/nope/score`, sample, deployed.key)).status, 404);
+
+  // The same through the CLI: the hub says where the device's gateway is.
+  const inputFile = join(await tempDir(t), 'input.json');
+  await writeFile(inputFile, JSON.stringify(sample));
+  const scored = await cli('score', 'scorer', '--device', deviceId, '--input', inputFile, '--key', deployed.key, '--json');
+  t.is(scored.code, 0, scored.stderr);
+  t.is((JSON.parse(scored.stdout) as { class: string }).class, 'setosa');
+  const badKey = await cli('score', 'scorer', '--device', deviceId, '--input', inputFile, '--key', 'nope');
+  t.is(badKey.code, 1);
+  t.regex(badKey.stderr, /answered 401: .*\[GATEWAY_E_UNAUTHENTICATED\].*\[CLI_E_SCORE_FAILED\]/);
 
   const swagger = (await (await request(`${gateway}/v1/services/scorer/swagger.json`)).body.json()) as { servers: Array<{ url: string }>; paths: Record<string, unknown> };
   t.deepEqual(swagger.servers, [{ url: `${gateway}/v1/services/scorer` }]);
@@ -126,5 +140,16 @@ test('the gateway checks the key, enforces limits, serves swagger, and keeps ser
   const services = (await (await request(`${gateway}/v1/services`)).body.json()) as { services: Array<{ name: string; revision: number; image: string }> };
   t.like(services.services[0], { name: 'scorer', revision: 2, image: js.ref! });
   t.is((await post(scoreUrl, sample, deployed.key)).body.class, 'setosa', 'the same key and URL answer from the new revision');
+
+  // A new image whose health check fails: the device reports failed and revision 2 keeps serving.
+  t.is((await cli('service', 'update', 'scorer', '--image', broken.ref!)).code, 0);
+  const failed = await waitFor('the device to report the failed revision', async () => {
+    const d = await device(hub, deviceId);
+    return d.services[0]?.revision === 3 && d.services[0].phase === 'failed' ? d : undefined;
+  }, LONG, 500);
+  t.is(failed.services[0]?.servingRevision, 2);
+  t.is(failed.services[0]?.error?.code, 'AGENT_E_HEALTH_FAILED');
+  t.regex(failed.services[0]?.error?.message ?? '', /SyntaxError/);
+  t.is((await post(scoreUrl, sample, deployed.key)).status, 200, 'still served by revision 2');
   t.true(agent.running);
 });
