@@ -74,6 +74,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
         logger.info({ generation: desired.generation, services: desired.services.length, accepted }, 'desired state received');
         if (accepted) reconciler.trigger();
       },
+      invalidDesired: (reason) => reconciler.reportError(ErrorCodes.MESSAGE_INVALID, `a desired state was dropped: ${reason}`),
       command: async (cmd) =>
         runCommand(cmd, {
           uptimeMs: () => systemClock.now() - startedAt,

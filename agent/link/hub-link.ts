@@ -12,6 +12,8 @@ import { deviceTopic, parseDeviceTopic, type Channel } from '../../shared/topics
 
 export interface HubLinkHandlers {
   desired(message: DesiredState): Promise<void>;
+  /** A desired state that failed validation: dropped, and the hub should hear why. */
+  invalidDesired(reason: string): void;
   command(message: Command): Promise<CommandAck>;
 }
 
@@ -137,7 +139,10 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
       try {
         if (parsed.channel === 'desired') {
           const decoded = decodeMessage('desired', payload);
-          if (!decoded.ok) return dropInvalid(topic, decoded.error);
+          if (!decoded.ok) {
+            opts.handlers.invalidDesired(decoded.error);
+            return dropInvalid(topic, decoded.error);
+          }
           await opts.handlers.desired(decoded.value);
         } else if (parsed.channel === 'cmd') {
           const decoded = decodeMessage('cmd', payload);

@@ -56,6 +56,10 @@ export class Reconciler {
   #timer: unknown = null;
   #closed = false;
   #lastProgressReport = 0;
+  #lastPhase: ReportedState['phase'] = 'idle';
+  #passedGeneration = -1;
+  /** Reported until the next accepted desired state. */
+  #lastError: { code: string; message: string } | null = null;
 
   constructor(private readonly o: ReconcilerOptions) {}
 
@@ -91,6 +95,10 @@ export class Reconciler {
 
   private async pass(): Promise<void> {
     const desired = this.o.desired();
+    if (desired && desired.generation !== this.#passedGeneration) {
+      this.#passedGeneration = desired.generation;
+      this.#lastError = null;
+    }
     const services = desired?.services ?? [];
     const generation = desired?.generation ?? 0;
     const containers = await this.o.runtime.list(this.o.deviceId);
@@ -226,8 +234,21 @@ export class Reconciler {
     });
   }
 
+  /** Something the hub should know that is not about one service (a desired state that was dropped). */
+  reportError(code: string, message: string): void {
+    this.#lastError = { code, message: message.slice(0, MAX_MESSAGE_CHARS) };
+    void this.report(this.o.desired()?.generation ?? 0, this.#lastPhase);
+  }
+
   private async report(generation: number, phase: ReportedState['phase']): Promise<void> {
-    const state: ReportedState = { v: PROTOCOL_VERSION, observedGeneration: generation, phase, services: [...this.#status.values()] };
+    this.#lastPhase = phase;
+    const state: ReportedState = {
+      v: PROTOCOL_VERSION,
+      observedGeneration: generation,
+      phase,
+      services: [...this.#status.values()],
+      ...(this.#lastError ? { error: this.#lastError } : {}),
+    };
     await this.o.report(state).catch((err: unknown) => this.o.logger.warn({ err: (err as Error).message }, 'cannot report to the hub (it gets the next report)'));
   }
 }

@@ -56,6 +56,7 @@ test('the link reconnects with backoff after a broker restart and serves command
     }),
     handlers: {
       desired: async () => undefined,
+      invalidDesired: () => undefined,
       command: async (cmd) => runCommand(cmd, { uptimeMs: () => 1, invalidMessages: () => 0, generation: () => null }),
     },
   });
@@ -114,7 +115,7 @@ test('reconnect attempts are scheduled only through the clock, with growing capp
     onlineStatus: async () => {
       throw new Error('never connects');
     },
-    handlers: { desired: async () => undefined, command: async () => ({ v: 1, id: 'x', ok: false }) },
+    handlers: { desired: async () => undefined, invalidDesired: () => undefined, command: async () => ({ v: 1, id: 'x', ok: false }) },
   });
   t.teardown(() => link.close());
 

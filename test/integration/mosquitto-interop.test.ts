@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import mqtt from 'mqtt';
-import { decodeMessage, type StatusMessage } from '../../shared/protocol.js';
+import { decodeMessage, type ReportedState, type StatusMessage } from '../../shared/protocol.js';
 import { deviceTopic } from '../../shared/topics.js';
 import { startAgent } from '../helpers/edgeml-process.js';
 import { rig } from '../helpers/rig.js';
@@ -55,10 +55,15 @@ test('garbage on the agent topics (cmd, desired) is dropped and counted; the age
   const agent = await startAgent(t, { mqttUrl: url, deviceId });
   await agent.waitForLog('online announced', (l) => l.msg === 'connected to hub');
   // The agent subscribes right after connecting; a ping answered proves it is listening.
-  await rogue.subscribeAsync(deviceTopic(deviceId, 'cmd/ack'), { qos: 1 });
+  await rogue.subscribeAsync([deviceTopic(deviceId, 'cmd/ack'), deviceTopic(deviceId, 'reported')], { qos: 1 });
   const acks: Array<Record<string, unknown>> = [];
+  const reports: ReportedState[] = [];
   rogue.on('message', (topic, payload) => {
     if (topic.endsWith('/cmd/ack')) acks.push(JSON.parse(payload.toString()) as Record<string, unknown>);
+    if (topic.endsWith('/reported')) {
+      const decoded = decodeMessage('reported', payload);
+      if (decoded.ok) reports.push(decoded.value);
+    }
   });
   await waitFor('the agent to answer a first ping', async () => {
     await rogue.publishAsync(deviceTopic(deviceId, 'cmd'), JSON.stringify({ v: 1, id: 'warm', name: 'ping' }), { qos: 1 });
@@ -77,5 +82,7 @@ test('garbage on the agent topics (cmd, desired) is dropped and counted; the age
   t.is(answer.ok, true);
   t.is((answer.result as { invalidMessages: number }).invalidMessages, 6);
   t.is((answer.result as { generation: number | null }).generation, null, 'no garbage desired state was accepted');
+  const told = await waitFor('the agent to report the dropped desired state', () => reports.find((r) => r.error?.code === 'EDGEML_E_MESSAGE_INVALID'));
+  t.regex(told.error!.message, /^a desired state was dropped: /);
   t.true(agent.running);
 });
