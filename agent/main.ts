@@ -68,6 +68,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
       facts: await collectFacts({ platform, agentVersion, docker: runtime.facts }),
       gateway: gateway.url,
     }),
+    onConnect: () => reconciler.reportLatest(),
     handlers: {
       desired: async (desired) => {
         const accepted = await target.offer(desired);
@@ -89,7 +90,10 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
     runtime,
     routes,
     desired: () => target.get(),
-    report: (state) => link.publish('reported', state),
+    // Offline, a QoS 1 publish would wait for the broker: skip it, and send the newest on reconnect.
+    report: async (state) => {
+      if (link.connected()) await link.publish('reported', state);
+    },
     clock: systemClock,
     logger: logger.child({ component: 'reconcile' }),
     healthTimeoutMs: parseDuration(config.healthTimeout),

@@ -26,6 +26,8 @@ export interface HubLinkOptions {
   /** Built fresh on each connect so the hub always sees current facts. */
   onlineStatus(): Promise<StatusMessage>;
   handlers: HubLinkHandlers;
+  /** After each (re)connect: the place to resend what could not be sent while offline. */
+  onConnect?: () => void;
   logger: Logger;
   clock: Clock;
   backoff?: BackoffPolicy;
@@ -105,6 +107,7 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
     clock.clearTimeout(announceTimer);
     logger.info({ hub: opts.url, sessionPresent: connack.sessionPresent }, 'connected to hub');
     void announce(connection, !connack.sessionPresent, 0);
+    opts.onConnect?.();
   });
 
   client.on('close', () => {

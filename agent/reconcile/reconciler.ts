@@ -22,6 +22,7 @@ export interface ReconcilerOptions {
   runtime: ContainerRuntime;
   routes: RouteTable;
   desired: () => DesiredState | null;
+  /** Sends a report; expected to give up at once (not queue) while the hub is unreachable. */
   report: (state: ReportedState) => Promise<void>;
   clock: Clock;
   logger: Logger;
@@ -36,6 +37,8 @@ export interface ReconcilerOptions {
 }
 
 const HEALTH_POLL_MS = 500;
+/** After a pass that failed as a whole (Docker unreachable), the next one comes this much later. */
+const PASS_RETRY_MS = 5000;
 const PROGRESS_REPORT_MS = 1000;
 const FAILURE_OUTPUT_LINES = 20;
 
@@ -58,6 +61,7 @@ export class Reconciler {
   #lastProgressReport = 0;
   #lastPhase: ReportedState['phase'] = 'idle';
   #passedGeneration = -1;
+  #latest: ReportedState | null = null;
   /** Reported until the next accepted desired state. */
   #lastError: { code: string; message: string } | null = null;
 
@@ -71,7 +75,11 @@ export class Reconciler {
       return;
     }
     this.#running = this.pass()
-      .catch((err: unknown) => this.o.logger.error({ err }, 'reconcile pass failed'))
+      .catch((err: unknown) => {
+        // Docker restarting, a removal that failed: the loop must not stop here.
+        this.o.logger.error({ err }, 'reconcile pass failed; retrying');
+        this.schedule(PASS_RETRY_MS);
+      })
       .finally(() => {
         this.#running = null;
         if (this.#again) {
@@ -112,9 +120,10 @@ export class Reconciler {
     }
     for (const c of steps.remove) {
       this.o.logger.info({ service: c.service, revision: c.revision, container: c.name }, 'removing container');
-      await this.o.runtime.remove(c.id);
+      // One container that cannot be removed now is retried by the next pass; the others go on.
+      await this.o.runtime.remove(c.id).catch((err: Error) => this.o.logger.warn({ container: c.name, err: err.message }, 'cannot remove a container'));
     }
-    if (steps.rollout.length) await this.report(generation, 'reconciling');
+    if (steps.rollout.length) this.report(generation, 'reconciling');
 
     let nextRetry = Number.POSITIVE_INFINITY;
     for (const { service, previous } of steps.rollout) {
@@ -142,7 +151,7 @@ export class Reconciler {
       }
     }
     const phases = services.map((s) => this.#status.get(s.name)?.phase);
-    await this.report(generation, phases.some((p) => p !== 'running') ? 'failed' : desired ? 'converged' : 'idle');
+    this.report(generation, phases.some((p) => p !== 'running') ? 'failed' : desired ? 'converged' : 'idle');
     this.schedule(Number.isFinite(nextRetry) ? Math.max(0, nextRetry - this.o.clock.now()) : this.o.resyncMs);
   }
 
@@ -151,26 +160,27 @@ export class Reconciler {
     const serving = { servingRevision: previous?.revision ?? null };
     this.setStatus(service, 'pending', serving);
 
-    const platforms = await runtime.platforms(service.image).catch((err: Error) => {
-      throw failure(ErrorCodes.AGENT_PULL_FAILED, `cannot read ${service.image} from its registry: ${err.message}`);
-    });
-    if (!platforms.includes(platform)) {
-      throw failure(ErrorCodes.AGENT_PLATFORM_UNAVAILABLE, `${service.image} has no image for ${platform} (it has ${platforms.join(', ') || 'none'}); nothing was downloaded`);
-    }
+    // An image already here needs no registry: a device offline can still recreate its container.
     if (!(await runtime.hasImage(service.image, platform))) {
+      const platforms = await runtime.platforms(service.image).catch((err: Error) => {
+        throw failure(ErrorCodes.AGENT_PULL_FAILED, `cannot read ${service.image} from its registry: ${err.message}`);
+      });
+      if (!platforms.includes(platform)) {
+        throw failure(ErrorCodes.AGENT_PLATFORM_UNAVAILABLE, `${service.image} has no image for ${platform} (it has ${platforms.join(', ') || 'none'}); nothing was downloaded`);
+      }
       const free = await runtime.freeDiskBytes();
       if (free < this.o.minFreeDiskBytes) {
         throw failure(ErrorCodes.AGENT_DISK_FULL, `only ${free} bytes free where Docker keeps images; at least ${this.o.minFreeDiskBytes} are needed before a pull`);
       }
       this.setStatus(service, 'pulling', { ...serving, progress: { current: 0, total: 0 } });
-      await this.report(generation, 'reconciling');
+      this.report(generation, 'reconciling');
       logger.info({ service: service.name, image: service.image, platform }, 'pulling');
       await runtime
         .pull(service.image, platform, (progress) => {
           this.setStatus(service, 'pulling', { ...serving, progress });
           if (this.o.clock.now() - this.#lastProgressReport >= PROGRESS_REPORT_MS) {
             this.#lastProgressReport = this.o.clock.now();
-            void this.report(generation, 'reconciling');
+            this.report(generation, 'reconciling');
           }
         })
         .catch((err: Error) => {
@@ -179,7 +189,7 @@ export class Reconciler {
     }
 
     this.setStatus(service, 'starting', serving);
-    await this.report(generation, 'reconciling');
+    this.report(generation, 'reconciling');
     const port = await freeLoopbackPort();
     const name = `edgeml-${this.o.deviceId}-${service.name}-r${service.revision}`;
     const id = await runtime
@@ -203,7 +213,8 @@ export class Reconciler {
     logger.info({ service: service.name, revision: service.revision, port }, 'service switched to the new container');
     if (previous) {
       logger.info({ service: service.name, revision: previous.revision, container: previous.name }, 'removing the previous container');
-      await runtime.remove(previous.id);
+      // The new one serves already: a failed removal is left for the next pass, not a failed rollout.
+      await runtime.remove(previous.id).catch((err: Error) => logger.warn({ container: previous.name, err: err.message }, 'cannot remove the previous container'));
     }
   }
 
@@ -237,10 +248,19 @@ export class Reconciler {
   /** Something the hub should know that is not about one service (a desired state that was dropped). */
   reportError(code: string, message: string): void {
     this.#lastError = { code, message: message.slice(0, MAX_MESSAGE_CHARS) };
-    void this.report(this.o.desired()?.generation ?? 0, this.#lastPhase);
+    this.report(this.o.desired()?.generation ?? 0, this.#lastPhase);
   }
 
-  private async report(generation: number, phase: ReportedState['phase']): Promise<void> {
+  /** The newest state again (after a reconnect: reports made while offline were not sent). */
+  reportLatest(): void {
+    if (this.#latest) this.send(this.#latest);
+  }
+
+  /**
+   * Never awaited by a pass: while the hub is unreachable the loop goes on, and only the newest
+   * state is kept, to be sent on reconnect.
+   */
+  private report(generation: number, phase: ReportedState['phase']): void {
     this.#lastPhase = phase;
     const state: ReportedState = {
       v: PROTOCOL_VERSION,
@@ -249,6 +269,11 @@ export class Reconciler {
       services: [...this.#status.values()],
       ...(this.#lastError ? { error: this.#lastError } : {}),
     };
-    await this.o.report(state).catch((err: unknown) => this.o.logger.warn({ err: (err as Error).message }, 'cannot report to the hub (it gets the next report)'));
+    this.#latest = state;
+    this.send(state);
+  }
+
+  private send(state: ReportedState): void {
+    this.o.report(state).catch((err: unknown) => this.o.logger.warn({ err: (err as Error).message }, 'cannot report to the hub (it gets the next report)'));
   }
 }

@@ -166,7 +166,8 @@ export class ImageBuilder {
 
   /** The stored record with live progress when it is the running build. */
   view(record: ImageRecord): Image {
-    const live = this.#running?.id === record.id ? this.#running.progress.snapshot() : null;
+    // The outcome is stored a moment before the run lets go of the build: a finished image has no progress.
+    const live = this.#running?.id === record.id && !FINISHED_STATUSES.includes(record.status) ? this.#running.progress.snapshot() : null;
     return { ...record, progress: live };
   }
 

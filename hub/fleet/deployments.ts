@@ -75,8 +75,9 @@ export class Deployments {
   private async rollOut(record: DeploymentRecord): Promise<DeploymentRecord> {
     const devices = this.targets(record);
     const rollout = { revision: record.revision, strategy: this.deps.policy.strategy, startedAt: this.now(), devices };
+    // Only the rollout of the current revision is recorded: a concurrent update that got further wins.
     const stored = await this.deps.deployments.update(record.service, (r) => {
-      r.rollout = rollout;
+      if (r.revision === record.revision) r.rollout = rollout;
     });
     await this.deps.policy.roll(devices, async (ids) => {
       await this.deps.desired.sync(ids);
