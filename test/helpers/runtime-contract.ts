@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import type { Runtime } from '../../shared/api/manifests.js';
-import { tempDir, type LogLine } from './edgeml-process.js';
+import { tempDir, type EdgemlProcess, type LogLine } from './edgeml-process.js';
 import { waitFor } from './wait.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -32,6 +32,17 @@ export interface RuntimeInstance {
   waitForLog(what: string, match: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /** Sends `signal` and resolves with the exit code once the server has exited. */
   stop(signal: NodeJS.Signals): Promise<number | null>;
+}
+
+/** A runtime server process (a host process, or `docker run` attached) once it listens on `port`. */
+export function runtimeInstance(proc: EdgemlProcess, port: unknown): RuntimeInstance {
+  return {
+    baseUrl: `http://127.0.0.1:${String(port)}`,
+    logs: () => proc.logs,
+    rawOutput: () => proc.rawOutput,
+    waitForLog: (what, match, timeoutMs) => proc.waitForLog(what, match, timeoutMs),
+    stop: (signal) => proc.kill(signal),
+  };
 }
 
 export interface RuntimeDescriptor {

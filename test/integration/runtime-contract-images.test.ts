@@ -16,7 +16,7 @@ import { EdgemlProcess, startHub } from '../helpers/edgeml-process.js';
 import { exec } from '../helpers/exec.js';
 import { api } from '../helpers/hub-api.js';
 import { deleteFromRegistry, rig } from '../helpers/rig.js';
-import { contractSuite, FIXTURE_FILES, FIXTURES, MODELS, type FixtureApp, type RuntimeDescriptor } from '../helpers/runtime-contract.js';
+import { contractSuite, FIXTURE_FILES, FIXTURES, MODELS, runtimeInstance, type FixtureApp, type RuntimeDescriptor } from '../helpers/runtime-contract.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** `runtime/app` → the image a real hub built for it (linux/amd64). */
@@ -51,13 +51,7 @@ function containerRuntime(opts: Omit<RuntimeDescriptor, 'start'> & { runtime: Ru
         await proc.kill('SIGKILL');
       });
       const listening = await proc.waitForLog('listening', (l) => l.msg === 'listening', 60_000);
-      return {
-        baseUrl: `http://127.0.0.1:${String(listening.port)}`,
-        logs: () => proc.logs,
-        rawOutput: () => proc.rawOutput,
-        waitForLog: (what, match, timeoutMs) => proc.waitForLog(what, match, timeoutMs),
-        stop: (signal) => proc.kill(signal),
-      };
+      return runtimeInstance(proc, listening.port);
     },
   };
 }

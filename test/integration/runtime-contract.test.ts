@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EdgemlProcess, tempDir } from '../helpers/edgeml-process.js';
-import { contractSuite, FIXTURE_FILES, FIXTURES, MODELS, ROOT, type RuntimeDescriptor } from '../helpers/runtime-contract.js';
+import { contractSuite, FIXTURE_FILES, FIXTURES, MODELS, ROOT, runtimeInstance, type RuntimeDescriptor } from '../helpers/runtime-contract.js';
 
 /** A runtime started as a host process: `command args…` with the app copied to a temp dir. */
 function hostRuntime(opts: Omit<RuntimeDescriptor, 'start'> & { command: string; args: string[]; fixtureDir: string; env?: Record<string, string> }): RuntimeDescriptor {
@@ -26,13 +26,7 @@ function hostRuntime(opts: Omit<RuntimeDescriptor, 'start'> & { command: string;
       t.teardown(() => proc.kill('SIGKILL'));
       const listening = await proc.waitForLog('listening', (l) => l.msg === 'listening');
       t.is(typeof listening.port, 'number');
-      return {
-        baseUrl: `http://127.0.0.1:${String(listening.port)}`,
-        logs: () => proc.logs,
-        rawOutput: () => proc.rawOutput,
-        waitForLog: (what, match, timeoutMs) => proc.waitForLog(what, match, timeoutMs),
-        stop: (signal) => proc.kill(signal),
-      };
+      return runtimeInstance(proc, listening.port);
     },
   };
 }
