@@ -70,6 +70,12 @@ async function registerFixtureModel(b: BuildHub, t: ExecutionContext): Promise<v
   jsonOf(t, await b.cli('model', 'register', 'iris-linear', join(FIXTURES, 'models', 'iris-linear'), '--json'));
 }
 
+/** A manifest of a fixture app (test/fixtures/runtimes/RUNTIME/APP) on the fixture model. */
+function fixtureManifest(t: ExecutionContext, b: BuildHub, name: string, runtime: 'node' | 'python', app: string): Promise<void> {
+  const score = join(FIXTURES, runtime, app, runtime === 'node' ? 'score.js' : 'score.py');
+  return createManifest(t, b, name, ['--model', 'iris-linear:1', '--runtime', runtime, '--score', score, '--schema', join(FIXTURES, 'schema.json')]);
+}
+
 async function createManifest(t: ExecutionContext, b: BuildHub, name: string, args: string[]): Promise<void> {
   jsonOf(t, await b.cli('manifest', 'create', name, ...args, '--json'));
 }
@@ -173,16 +179,7 @@ test('a python manifest (numpy model) built through the REST API: queued, progre
   t.timeout(BUILD_TIMEOUT_MS);
   const b = await startBuildHub(t);
   await registerFixtureModel(b, t);
-  await createManifest(t, b, 'iris-python', [
-    '--model',
-    'iris-linear:1',
-    '--runtime',
-    'python',
-    '--score',
-    join(FIXTURES, 'python', 'linear', 'score.py'),
-    '--schema',
-    join(FIXTURES, 'schema.json'),
-  ]);
+  await fixtureManifest(t, b, 'iris-python', 'python', 'linear');
   const queued = await api<Image>(b.hub, 'POST', '/api/v1/images', { key: b.hub.adminKey, json: { manifest: 'iris-python' } });
   t.is(queued.status, 202);
   t.like(queued.body, { status: 'queued', manifest: { name: 'iris-python', version: 1 }, runtime: 'python', ref: null });
@@ -213,16 +210,7 @@ test('a python manifest (numpy model) built through the REST API: queued, progre
 test('a score.js with a syntax error: the image is pushed but marked failed, naming the platform, the file and the line; the log shows why', async (t) => {
   const b = await startBuildHub(t);
   await registerFixtureModel(b, t);
-  await createManifest(t, b, 'broken', [
-    '--model',
-    'iris-linear:1',
-    '--runtime',
-    'node',
-    '--score',
-    join(FIXTURES, 'node', 'syntax-error', 'score.js'),
-    '--schema',
-    join(FIXTURES, 'schema.json'),
-  ]);
+  await fixtureManifest(t, b, 'broken', 'node', 'syntax-error');
   const r = await b.cli('image', 'build', 'broken', '--platform', 'linux/amd64', '--json');
   t.is(r.code, 1, r.stderr);
   const image = JSON.parse(r.stdout) as Image;
@@ -251,7 +239,7 @@ test('cancel stops a running build; a hub killed mid-build runs it again after t
   const prefix = `edgeml-test-${randomBytes(4).toString('hex')}`;
   const b = await startBuildHub(t, { data, prefix });
   await registerFixtureModel(b, t);
-  await createManifest(t, b, 'py', ['--model', 'iris-linear:1', '--runtime', 'python', '--score', join(FIXTURES, 'python', 'linear', 'score.py'), '--schema', join(FIXTURES, 'schema.json')]);
+  await fixtureManifest(t, b, 'py', 'python', 'linear');
 
   const first = jsonOf<Image>(t, await b.cli('image', 'build', 'py', '--platform', 'linux/amd64', '--no-wait', '--json'));
   t.is(first.status, 'queued');
@@ -300,7 +288,7 @@ test('a missing registry, docker CLI or Docker daemon fails the build with a mes
   for (const c of cases) {
     const b = await startBuildHub(t, { args: c.args ?? [], env: c.env ?? {} });
     await registerFixtureModel(b, t);
-    await createManifest(t, b, 'm', ['--model', 'iris-linear:1', '--runtime', 'python', '--score', join(FIXTURES, 'python', 'linear', 'score.py'), '--schema', join(FIXTURES, 'schema.json')]);
+    await fixtureManifest(t, b, 'm', 'python', 'linear');
     const r = await b.cli('image', 'build', 'm', '--json');
     t.is(r.code, 1, `${c.what}: ${r.stderr}`);
     const image = JSON.parse(r.stdout) as Image;
