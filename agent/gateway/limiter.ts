@@ -5,8 +5,11 @@
  * so a new revision's limits apply from its first request.
  */
 import type { Clock } from '../../shared/clock.js';
+import type { ServiceLimits } from '../../shared/protocol.js';
 
 export type Admission = { ok: true; release: () => void } | { ok: false; reason: 'queue-full' | 'queue-timeout' | 'aborted' };
+
+type Limits = Pick<ServiceLimits, 'maxConcurrent' | 'maxQueue'>;
 
 interface Waiter {
   admit: () => void;
@@ -28,9 +31,17 @@ export class ServiceLimiter {
     return this.#queue.length;
   }
 
-  acquire(limits: { maxConcurrent: number; maxQueue: number }, queueTimeoutMs: number, signal?: AbortSignal): Promise<Admission> {
-    if (this.#inFlight < limits.maxConcurrent && this.#queue.length === 0) return Promise.resolve(this.admitted(limits));
-    if (this.#queue.length >= limits.maxQueue) return Promise.resolve({ ok: false, reason: 'queue-full' });
+  /**
+   * Whether `acquire` would refuse now. The gateway asks before it reads a body, so a refusal costs
+   * no upload; `acquire` still decides, since the queue can fill while the body arrives.
+   */
+  full(limits: Limits): boolean {
+    return !this.free(limits) && this.#queue.length >= limits.maxQueue;
+  }
+
+  acquire(limits: Limits, queueTimeoutMs: number, signal?: AbortSignal): Promise<Admission> {
+    if (this.free(limits)) return Promise.resolve(this.admitted(limits));
+    if (this.full(limits)) return Promise.resolve({ ok: false, reason: 'queue-full' });
     return new Promise((resolve) => {
       const waiter: Waiter = {
         done: false,
@@ -45,16 +56,23 @@ export class ServiceLimiter {
       const leave = (reason: 'queue-timeout' | 'aborted') => {
         if (waiter.done) return;
         waiter.done = true;
+        this.clock.clearTimeout(waiter.timer);
         this.#queue.splice(this.#queue.indexOf(waiter), 1);
         resolve({ ok: false, reason });
       };
+      this.#queue.push(waiter);
+      // An abort before this call fires no event: the client is gone already.
+      if (signal?.aborted) return leave('aborted');
       waiter.timer = this.clock.setTimeout(() => leave('queue-timeout'), queueTimeoutMs);
       signal?.addEventListener('abort', () => leave('aborted'), { once: true });
-      this.#queue.push(waiter);
     });
   }
 
-  private admitted(limits: { maxConcurrent: number }): Admission {
+  private free(limits: Limits): boolean {
+    return this.#inFlight < limits.maxConcurrent && this.#queue.length === 0;
+  }
+
+  private admitted(limits: Limits): Admission {
     this.#inFlight += 1;
     let released = false;
     return {

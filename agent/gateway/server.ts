@@ -1,23 +1,31 @@
 /**
  * The device's scoring gateway: `POST /v1/services/NAME/score` with the service's API key goes to
  * the container that serves NAME now (the route table), within the service's limits; the URL and
- * the key stay the same across revisions. `GET /v1/services` lists what is served, and
- * `GET /v1/services/NAME/swagger.json` is the container's document pointing at the gateway.
+ * the key stay the same across revisions. `GET /v1/services` lists what is served, with its
+ * counters, and `GET /v1/services/NAME/swagger.json` is the container's document pointing at the
+ * gateway.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Pool } from 'undici';
+import { pipeline } from 'node:stream/promises';
+import { Pool, type Dispatcher } from 'undici';
 import { formatHostPort, type HostPort } from '../../shared/address.js';
 import type { Clock } from '../../shared/clock.js';
+import { discardRestOfBody } from '../../shared/discard-body.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { secretMatches } from '../../shared/secrets.js';
 import type { Route, RouteTable } from '../reconcile/routes.js';
+import { readBody } from './body.js';
+import { ClientGone, GatewayCodes, GatewayError } from './errors.js';
 import { ServiceLimiter } from './limiter.js';
+import { GatewayMetrics, type MetricsSource, type Outcome } from './metrics.js';
 
 export const GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
 /** How long a request may wait for a slot before it gets 503. */
 export const DEFAULT_QUEUE_TIMEOUT_MS = 30_000;
+/** How long a client may take to send its body, from its headers on, before it gets 408. */
+export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
 const UPSTREAM_TIMEOUT_MS = 120_000;
 
 export interface GatewayOptions {
@@ -28,24 +36,20 @@ export interface GatewayOptions {
   clock: Clock;
   logger: Logger;
   queueTimeoutMs?: number;
+  bodyTimeoutMs?: number;
+  /** How clients reach the gateway, when its bound address does not say (0.0.0.0, a proxy in front). */
+  advertiseUrl?: string;
 }
 
 export interface Gateway {
-  /** e.g. `http://127.0.0.1:8090` */
+  /** How clients reach it: the advertised URL, or the bound address, e.g. `http://127.0.0.1:8090`. */
   readonly url: string;
+  /** Per-service counters for telemetry. */
+  readonly metrics: MetricsSource;
   close(): Promise<void>;
 }
 
-class GatewayError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
+const ABORTED: Outcome = { kind: 'aborted' };
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -53,27 +57,20 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   res.end(text);
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > GATEWAY_MAX_BODY_BYTES) throw new GatewayError(413, 'GATEWAY_E_TOO_LARGE', `the body is over ${GATEWAY_MAX_BODY_BYTES} bytes`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > GATEWAY_MAX_BODY_BYTES) throw new GatewayError(413, 'GATEWAY_E_TOO_LARGE', `the body is over ${GATEWAY_MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
 function bearer(req: IncomingMessage): string {
   return /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
+}
+
+function upstreamFailed(service: string, what: string, cause?: unknown): GatewayError {
+  return new GatewayError(502, GatewayCodes.UPSTREAM, `service ${service} ${what}`, {}, { cause });
 }
 
 export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const limiters = new Map<string, ServiceLimiter>();
   const pools = new Map<number, Pool>();
   const queueTimeoutMs = o.queueTimeoutMs ?? DEFAULT_QUEUE_TIMEOUT_MS;
+  const bodyLimits = { maxBytes: GATEWAY_MAX_BODY_BYTES, timeoutMs: o.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS };
+  const metrics = new GatewayMetrics(o.clock, (service) => ({ inFlight: limiters.get(service)?.inFlight ?? 0, queued: limiters.get(service)?.queued ?? 0 }));
   let url = '';
 
   const poolFor = (port: number): Pool => {
@@ -93,67 +90,122 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     return pool;
   };
 
+  const limiterOf = (name: string): ServiceLimiter => {
+    let limiter = limiters.get(name);
+    if (!limiter) limiters.set(name, (limiter = new ServiceLimiter(o.clock)));
+    return limiter;
+  };
+
+  const known = (name: string): boolean => o.routes.get(name) !== undefined || o.desired().includes(name);
+
+  const noService = (name: string) => new GatewayError(404, GatewayCodes.NOT_FOUND, `no service ${name} on this device`);
+
   const routeOf = (name: string): Route => {
     const route = o.routes.get(name);
     if (route) return route;
-    if (o.desired().includes(name)) throw new GatewayError(503, 'GATEWAY_E_NOT_READY', `service ${name} is starting on this device`, { 'retry-after': '1' });
-    throw new GatewayError(404, 'GATEWAY_E_NOT_FOUND', `no service ${name} on this device`);
+    if (known(name)) throw new GatewayError(503, GatewayCodes.NOT_READY, `service ${name} is starting on this device`, { 'retry-after': '1' });
+    throw noService(name);
   };
 
-  const forward = async (route: Route, body: Buffer, contentType: string, res: ServerResponse): Promise<void> => {
-    let target = route;
-    for (let attempt = 0; ; attempt++) {
+  /**
+   * Answers with the gateway's error, and drains what the client has not sent yet (within bounds),
+   * so a client still writing its body reads this answer instead of a reset.
+   */
+  const answerError = (req: IncomingMessage, res: ServerResponse, err: unknown): GatewayError => {
+    let failure: GatewayError;
+    if (err instanceof GatewayError) {
+      failure = err;
+    } else {
+      o.logger.error({ err, path: req.url }, 'gateway request failed');
+      failure = new GatewayError(500, GatewayCodes.INTERNAL, 'internal error');
+    }
+    discardRestOfBody(req);
+    if (!res.headersSent) sendJson(res, failure.status, { error: { code: failure.code, message: failure.message } }, failure.headers);
+    return failure;
+  };
+
+  const forward = async (route: Route, body: Buffer, contentType: string, res: ServerResponse, gone: AbortSignal): Promise<Outcome> => {
+    for (let target = route, attempt = 0; ; attempt++) {
+      let upstream: Dispatcher.ResponseData;
       try {
-        const upstream = await poolFor(target.port).request({ path: '/score', method: 'POST', body, headers: { 'content-type': contentType } });
-        res.writeHead(upstream.statusCode, { 'content-type': String(upstream.headers['content-type'] ?? 'application/json') });
-        for await (const chunk of upstream.body) res.write(chunk);
-        res.end();
-        return;
+        upstream = await poolFor(target.port).request({ path: '/score', method: 'POST', body, headers: { 'content-type': contentType }, signal: gone });
       } catch (err) {
+        if (gone.aborted) return ABORTED;
         // The route switched under this request (the old container stopped): once more, to the new one.
         const now = o.routes.get(route.service);
-        if (attempt === 0 && now && now.port !== target.port && !res.headersSent) {
+        if (attempt === 0 && now && now.port !== target.port) {
           target = now;
           continue;
         }
-        if (res.headersSent) {
-          res.destroy(err as Error);
-          return;
-        }
-        throw new GatewayError(502, 'GATEWAY_E_UPSTREAM', `service ${route.service} did not answer: ${(err as Error).message}`);
+        throw upstreamFailed(route.service, `did not answer: ${(err as Error).message}`, err);
+      }
+      res.writeHead(upstream.statusCode, { 'content-type': String(upstream.headers['content-type'] ?? 'application/json') });
+      try {
+        // At the client's pace: a slow reader holds the container back instead of filling memory here.
+        await pipeline(upstream.body, res);
+        return { kind: 'answered', status: upstream.statusCode };
+      } catch (err) {
+        // pipeline has destroyed both sides: the client sees a cut response, the container a closed connection.
+        if (gone.aborted) return ABORTED;
+        o.logger.warn({ err, service: route.service, port: target.port }, 'the container broke off its answer');
+        return { kind: 'cut-off' };
       }
     }
   };
 
-  const score = async (name: string, req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  /** Cheap refusals first (key, a full queue), so they cost no upload; the body then, and only then a slot. */
+  const serve = async (name: string, req: IncomingMessage, res: ServerResponse, gone: AbortSignal): Promise<Outcome> => {
     const route = routeOf(name);
-    // Read (bounded) before the key check, so a refusal reaches a client that is still sending.
-    const body = await readBody(req);
     if (!secretMatches(route.keyHash, bearer(req))) {
-      throw new GatewayError(401, 'GATEWAY_E_UNAUTHENTICATED', `service ${name} needs its API key: send "Authorization: Bearer KEY"`, { 'www-authenticate': 'Bearer' });
+      throw new GatewayError(401, GatewayCodes.UNAUTHENTICATED, `service ${name} needs its API key: send "Authorization: Bearer KEY"`, { 'www-authenticate': 'Bearer' });
     }
-    let limiter = limiters.get(name);
-    if (!limiter) limiters.set(name, (limiter = new ServiceLimiter(o.clock)));
-    const gone = new AbortController();
-    res.once('close', () => gone.abort());
-    const admission = await limiter.acquire(route.limits, queueTimeoutMs, gone.signal);
+    const limiter = limiterOf(name);
+    const queueFull = () =>
+      new GatewayError(429, GatewayCodes.QUEUE_FULL, `service ${name} is busy: ${route.limits.maxConcurrent} in flight and ${route.limits.maxQueue} waiting`, { 'retry-after': '1' });
+    if (limiter.full(route.limits)) throw queueFull();
+    const body = await readBody(req, bodyLimits, o.clock);
+    const admission = await limiter.acquire(route.limits, queueTimeoutMs, gone);
     if (!admission.ok) {
-      if (admission.reason === 'queue-full') throw new GatewayError(429, 'GATEWAY_E_QUEUE_FULL', `service ${name} is busy: ${route.limits.maxConcurrent} in flight and ${route.limits.maxQueue} waiting`, { 'retry-after': '1' });
-      if (admission.reason === 'queue-timeout') throw new GatewayError(503, 'GATEWAY_E_QUEUE_TIMEOUT', `service ${name}: no slot within ${queueTimeoutMs / 1000} s`, { 'retry-after': '1' });
-      return;
+      if (admission.reason === 'queue-full') throw queueFull();
+      if (admission.reason === 'queue-timeout') throw new GatewayError(503, GatewayCodes.QUEUE_TIMEOUT, `service ${name}: no slot within ${queueTimeoutMs / 1000} s`, { 'retry-after': '1' });
+      return ABORTED;
     }
     try {
       // The route again: it may have switched while the request waited.
-      await forward(o.routes.get(name) ?? route, body, String(req.headers['content-type'] ?? 'application/json'), res);
+      return await forward(o.routes.get(name) ?? route, body, String(req.headers['content-type'] ?? 'application/json'), res, gone);
     } finally {
       admission.release();
     }
   };
 
+  const score = async (name: string, req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    // Not counted: any name can be made up, and each would be a new series.
+    if (!known(name)) {
+      answerError(req, res, noService(name));
+      return;
+    }
+    const exchange = metrics.start(name);
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    const outcome = await serve(name, req, res, gone.signal).catch((err: unknown): Outcome => {
+      if (gone.signal.aborted || err instanceof ClientGone) return ABORTED;
+      const { status, code } = answerError(req, res, err);
+      return { kind: 'gateway-error', status, code };
+    });
+    exchange.finish(outcome);
+  };
+
   const swagger = async (name: string, res: ServerResponse): Promise<void> => {
     const route = routeOf(name);
-    const upstream = await poolFor(route.port).request({ path: '/swagger.json', method: 'GET' });
-    if (upstream.statusCode !== 200) throw new GatewayError(502, 'GATEWAY_E_UPSTREAM', `service ${name} answered ${upstream.statusCode} for /swagger.json`);
+    const upstream = await poolFor(route.port)
+      .request({ path: '/swagger.json', method: 'GET' })
+      .catch((err: unknown) => Promise.reject(upstreamFailed(name, `did not answer for /swagger.json: ${(err as Error).message}`, err)));
+    if (upstream.statusCode !== 200) {
+      await upstream.body.dump();
+      throw upstreamFailed(name, `answered ${upstream.statusCode} for /swagger.json`);
+    }
     const doc = (await upstream.body.json()) as Record<string, unknown>;
     sendJson(res, 200, { ...doc, servers: [{ url: `${url}/v1/services/${name}` }] });
   };
@@ -168,6 +220,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
         limits: { maxConcurrent: r.limits.maxConcurrent, maxQueue: r.limits.maxQueue },
         inFlight: limiters.get(r.service)?.inFlight ?? 0,
         queued: limiters.get(r.service)?.queued ?? 0,
+        metrics: metrics.totals(r.service),
       })),
     });
   };
@@ -175,23 +228,13 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     const m = /^\/v1\/services\/([a-z0-9][a-z0-9-]{0,62})\/(score|swagger\.json)$/.exec(path);
+    if (m && m[2] === 'score' && req.method === 'POST') return void score(m[1]!, req, res);
     const handle = async () => {
       if (path === '/v1/services' && req.method === 'GET') return services(res);
-      if (m && m[2] === 'score' && req.method === 'POST') return score(m[1]!, req, res);
       if (m && m[2] === 'swagger.json' && req.method === 'GET') return swagger(m[1]!, res);
-      throw new GatewayError(404, 'GATEWAY_E_NOT_FOUND', `no route for ${req.method} ${path}`);
+      throw new GatewayError(404, GatewayCodes.NOT_FOUND, `no route for ${req.method} ${path}`);
     };
-    handle().catch((err: unknown) => {
-      if (res.headersSent) return;
-      if (err instanceof GatewayError) {
-        // Unread body (an early 401 or 413): the connection closes rather than read it all.
-        if (!req.complete) res.setHeader('connection', 'close');
-        sendJson(res, err.status, { error: { code: err.code, message: err.message } }, err.headers);
-        return;
-      }
-      o.logger.error({ err, path }, 'gateway request failed');
-      sendJson(res, 500, { error: { code: 'GATEWAY_E_INTERNAL', message: 'internal error' } });
-    });
+    handle().catch((err: unknown) => answerError(req, res, err));
   });
   server.keepAliveTimeout = 5000;
   try {
@@ -203,11 +246,13 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     throw new EdgemlError(ErrorCodes.AGENT_LISTEN_FAILED, `the scoring gateway cannot listen on ${formatHostPort(o.listen)}: ${(err as Error).message} (set --gateway)`, { cause: err });
   }
   const bound = server.address() as AddressInfo;
-  url = `http://${formatHostPort({ host: bound.address, port: bound.port })}`;
-  o.logger.info({ url }, 'gateway listening');
+  const boundUrl = `http://${formatHostPort({ host: bound.address, port: bound.port })}`;
+  url = o.advertiseUrl ?? boundUrl;
+  o.logger.info({ url: boundUrl, advertised: url }, 'gateway listening');
 
   return {
     url,
+    metrics,
     close: async () => {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

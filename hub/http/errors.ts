@@ -1,8 +1,8 @@
 /**
  * The one place that turns errors into HTTP answers: `{ "error": { "code", "message" } }`.
  */
-import type { IncomingMessage } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { discardRestOfBody } from '../../shared/discard-body.js';
 import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js';
 
 /** fastify's own client errors (bad JSON, body too large, …) by status. */
@@ -10,28 +10,6 @@ const FASTIFY_STATUS_CODES: Record<number, ErrorCode> = {
   413: ErrorCodes.HUB_PAYLOAD_TOO_LARGE,
   415: ErrorCodes.HUB_UNSUPPORTED_MEDIA_TYPE,
 };
-
-/**
- * How much of a refused body the hub still reads, and for how long, before it cuts the connection.
- * Closing at once would leave the client's bytes unread, the kernel would answer them with a reset,
- * and a client still writing its upload could see EPIPE instead of the answer. Bounded, so a client
- * that keeps sending cannot hold the hub busy.
- */
-const LINGER_BYTES = 16 * 1024 * 1024;
-const LINGER_MS = 10_000;
-
-function discardRestOfBody(raw: IncomingMessage): void {
-  if (raw.complete || raw.destroyed) return;
-  let discarded = 0;
-  const cut = () => raw.socket.destroy();
-  const timer = setTimeout(cut, LINGER_MS).unref();
-  raw.on('data', (chunk: Buffer) => {
-    discarded += chunk.length;
-    if (discarded > LINGER_BYTES) cut();
-  });
-  raw.once('close', () => clearTimeout(timer));
-  raw.resume();
-}
 
 function send(req: FastifyRequest, reply: FastifyReply, status: number, code: string, message: string) {
   // An answer before the body was read (413, 401 on an upload) goes out while the rest is discarded.

@@ -2,8 +2,9 @@
  * The device's scoring gateway, end to end: a hub builds two scoring images (the python and the node
  * fixture app, linux/amd64), deploys the first to an enrolled agent, and clients score through the
  * agent's gateway with the service key: key checks, per-service limits, the container's swagger
- * document, and a `service update` under a bounded load loop that must see no 5xx and no
- * connection error while the gateway switches containers.
+ * document, the gateway's per-service counters against the requests the test made, and a
+ * `service update` under a bounded load loop that must see no 5xx and no connection error while
+ * the gateway switches containers.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { request } from 'undici';
+import { LATENCY_BOUNDS_MS, type ServiceCounters } from '../../agent/gateway/metrics.js';
 import type { DeploymentCreated } from '../../shared/api/deployments.js';
 import type { Device } from '../../shared/api/devices.js';
 import type { Image } from '../../shared/api/images.js';
@@ -28,6 +30,12 @@ const LOAD_MAX_REQUESTS = 5000;
 const LOAD_MAX_MS = 5 * 60_000;
 
 const device = async (hub: HubProcess, id: string) => (await api<Device>(hub, 'GET', `/api/v1/devices/${id}`, { key: hub.adminKey })).body;
+
+/** The gateway's cumulative counters for a service, from its listing. */
+async function countersOf(gateway: string, service: string): Promise<ServiceCounters> {
+  const listed = (await (await request(`${gateway}/v1/services`)).body.json()) as { services: Array<{ name: string; metrics: ServiceCounters }> };
+  return listed.services.find((s) => s.name === service)!.metrics;
+}
 
 async function post(url: string, body: unknown, key?: string): Promise<{ status: number; body: any; headers: Record<string, unknown> }> {
   const res = await request(url, {
@@ -102,6 +110,11 @@ test('the gateway checks the key, enforces limits, serves swagger, and keeps ser
   const listed = (await (await request(`${gateway}/v1/services`)).body.json()) as { services: Array<{ name: string; revision: number }> };
   t.like(listed.services[0], { name: 'scorer', revision: 1 });
 
+  // The gateway counted what this test sent it: 3 without a good key (one through the CLI), 1 answered
+  // 400 by the container, 2 served; the unknown service is not counted.
+  const before = await countersOf(gateway, 'scorer');
+  t.like(before, { requests: 6, unauthenticated: 3, rejected: 0, upstreamErrors: 0, aborted: 0, responses: { '2xx': 2, '4xx': 4, '5xx': 0 } });
+
   // maxConcurrent 1 + maxQueue 2: of 10 slow requests at once, 3 are served and 7 refused at once.
   const burst = await Promise.all(Array.from({ length: 10 }, () => post(scoreUrl, { ...sample, fixture: 'slow' }, deployed.key)));
   const statuses = burst.map((r) => r.status).sort();
@@ -109,6 +122,13 @@ test('the gateway checks the key, enforces limits, serves swagger, and keeps ser
   const refused = burst.find((r) => r.status === 429)!;
   t.is(refused.headers['retry-after'], '1');
   t.is(refused.body.error.code, 'GATEWAY_E_QUEUE_FULL');
+  const afterBurst = await countersOf(gateway, 'scorer');
+  t.like(afterBurst, { requests: 16, unauthenticated: 3, rejected: 7, queueTimeouts: 0, upstreamErrors: 0, aborted: 0, responses: { '2xx': 5, '4xx': 11, '5xx': 0 } });
+  // The three served each took the fixture's 1.5 s at least: all in buckets above 1000 ms.
+  const timed = afterBurst.latencyMs.counts.map((n, i) => n - before.latencyMs.counts[i]!);
+  t.deepEqual(afterBurst.latencyMs.boundsMs, LATENCY_BOUNDS_MS);
+  t.is(timed.reduce((a, b) => a + b), 3);
+  t.is(timed.slice(0, LATENCY_BOUNDS_MS.indexOf(1000) + 1).reduce((a, b) => a + b), 0);
 
   // service update under load: same URL, same key, never a 5xx or a dropped connection.
   const seen = new Map<string, number>();
@@ -137,6 +157,13 @@ test('the gateway checks the key, enforces limits, serves swagger, and keeps ser
   t.log(`load loop: ${JSON.stringify(Object.fromEntries(seen))}`);
   t.deepEqual([...seen.keys()].filter((k) => k !== '200' && k !== '429'), [], 'only 200 and 429 during the update');
   t.true((seen.get('200') ?? 0) > 20);
+  t.like(await countersOf(gateway, 'scorer'), {
+    requests: afterBurst.requests + (seen.get('200') ?? 0) + (seen.get('429') ?? 0),
+    rejected: afterBurst.rejected + (seen.get('429') ?? 0),
+    upstreamErrors: 0,
+    aborted: 0,
+    responses: { '2xx': afterBurst.responses['2xx'] + (seen.get('200') ?? 0), '5xx': 0 },
+  }, "the gateway's counters agree with what the clients saw through the switch");
   const services = (await (await request(`${gateway}/v1/services`)).body.json()) as { services: Array<{ name: string; revision: number; image: string }> };
   t.like(services.services[0], { name: 'scorer', revision: 2, image: js.ref! });
   t.is((await post(scoreUrl, sample, deployed.key)).body.class, 'setosa', 'the same key and URL answer from the new revision');

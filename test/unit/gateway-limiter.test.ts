@@ -53,3 +53,23 @@ test('maxQueue 0 refuses as soon as every slot is busy', async (t) => {
   t.true((await limiter.acquire({ maxConcurrent: 2, maxQueue: 0 }, 1000)).ok);
   t.deepEqual(await limiter.acquire({ maxConcurrent: 2, maxQueue: 0 }, 1000), { ok: false, reason: 'queue-full' });
 });
+
+test('full() says ahead of acquire whether it would refuse', async (t) => {
+  const limiter = new ServiceLimiter(new ManualClock(0));
+  t.false(limiter.full(LIMITS), 'a free slot');
+  await limiter.acquire(LIMITS, 1000);
+  t.false(limiter.full(LIMITS), 'room in the queue');
+  void limiter.acquire(LIMITS, 1000);
+  void limiter.acquire(LIMITS, 1000);
+  t.true(limiter.full(LIMITS));
+  t.deepEqual(await limiter.acquire(LIMITS, 1000), { ok: false, reason: 'queue-full' });
+});
+
+test('a client gone before it asks does not take a place in the queue', async (t) => {
+  const clock = new ManualClock(0);
+  const limiter = new ServiceLimiter(clock);
+  await limiter.acquire(LIMITS, 1000);
+  t.deepEqual(await limiter.acquire(LIMITS, 1000, AbortSignal.abort()), { ok: false, reason: 'aborted' });
+  t.is(limiter.queued, 0);
+  t.is(clock.pending(), 0, 'and leaves no timer behind');
+});

@@ -1,0 +1,507 @@
+/**
+ * The scoring gateway (agent/gateway/server.ts) over real HTTP on 127.0.0.1, with node servers in
+ * the containers' place: what is refused before the body is read, what a client that goes away or a
+ * container that breaks off does to the slot, backpressure, and the counters.
+ */
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import test, { type ExecutionContext } from 'ava';
+import { pino } from 'pino';
+import { Agent, request } from 'undici';
+import { GATEWAY_MAX_BODY_BYTES, startGateway, type Gateway } from '../../agent/gateway/server.js';
+import { LATENCY_BOUNDS_MS } from '../../agent/gateway/metrics.js';
+import { RouteTable } from '../../agent/reconcile/routes.js';
+import { systemClock } from '../../shared/clock.js';
+import type { DesiredService } from '../../shared/protocol.js';
+import { hashSecret } from '../../shared/secrets.js';
+import { waitFor } from '../helpers/wait.js';
+
+const KEY = 'the-service-key';
+const SCORE = '/v1/services/iris/score';
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+interface Upstream {
+  port: number;
+  /** Requests the container received, by arrival. */
+  received: IncomingMessage[];
+}
+
+async function startUpstream(t: ExecutionContext, handle: Handler): Promise<Upstream> {
+  const received: IncomingMessage[] = [];
+  const server = createServer((req, res) => {
+    received.push(req);
+    handle(req, res);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return { port: (server.address() as AddressInfo).port, received };
+}
+
+/** A container that answers what it was sent: its size and content type. */
+const echo: Handler = (req, res) => {
+  let size = 0;
+  req.on('data', (chunk: Buffer) => (size += chunk.length));
+  req.on('end', () => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ size, contentType: req.headers['content-type'] }));
+  });
+};
+
+/** A container that holds every request until the test lets it go. */
+function holding(): { handle: Handler; release: () => void; held: () => number } {
+  const waiting: ServerResponse[] = [];
+  let released = false;
+  return {
+    handle: (req, res) => {
+      req.resume();
+      if (released) res.end('{}');
+      else waiting.push(res);
+    },
+    release: () => {
+      released = true;
+      for (const res of waiting.splice(0)) res.end('{}');
+    },
+    held: () => waiting.length,
+  };
+}
+
+function service(limits: { maxConcurrent: number; maxQueue: number }): DesiredService {
+  return { name: 'iris', revision: 1, image: `reg/iris@sha256:${'0'.repeat(64)}`, limits: { ...limits, memoryBytes: null, cpus: null }, keyHash: hashSecret(KEY), models: [] };
+}
+
+interface TestGateway {
+  gateway: Gateway;
+  routes: RouteTable;
+  /** The gateway's log lines, parsed. */
+  logs: Array<{ level: number; msg: string }>;
+  /** The test's own HTTP client, closed before the gateway. */
+  client: Agent;
+}
+
+async function startTestGateway(
+  t: ExecutionContext,
+  upstreamPort: number,
+  opts: { limits?: { maxConcurrent: number; maxQueue: number }; desired?: string[]; queueTimeoutMs?: number; bodyTimeoutMs?: number; advertiseUrl?: string } = {},
+): Promise<TestGateway> {
+  const routes = new RouteTable();
+  routes.set(service(opts.limits ?? { maxConcurrent: 4, maxQueue: 4 }), upstreamPort);
+  const logs: TestGateway['logs'] = [];
+  const gateway = await startGateway({
+    listen: { host: '127.0.0.1', port: 0 },
+    routes,
+    desired: () => ['iris', ...(opts.desired ?? [])],
+    clock: systemClock,
+    logger: pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as TestGateway['logs'][number]) }),
+    queueTimeoutMs: opts.queueTimeoutMs,
+    bodyTimeoutMs: opts.bodyTimeoutMs,
+    advertiseUrl: opts.advertiseUrl,
+  });
+  t.teardown(() => gateway.close());
+  // A client that goes away can leave undici with a connection it opened but never used, which the
+  // gateway cannot tell from a slow client: the test closes its own.
+  const client = new Agent();
+  t.teardown(() => client.destroy());
+  return { gateway, routes, logs, client };
+}
+
+async function post(g: TestGateway, body: string, opts: { key?: string; path?: string; signal?: AbortSignal } = {}) {
+  const res = await request(`${g.gateway.url}${opts.path ?? SCORE}`, {
+    dispatcher: g.client,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(opts.key === undefined ? {} : { authorization: `Bearer ${opts.key}` }) },
+    body,
+    signal: opts.signal,
+  });
+  const text = await res.body.text();
+  return { status: res.statusCode, headers: res.headers, body: text ? (JSON.parse(text) as any) : undefined };
+}
+
+/** A raw HTTP/1.1 connection: sends what it is told when it is told, and keeps what it reads. */
+class RawClient {
+  readonly chunks: Buffer[] = [];
+  error: Error | undefined;
+  readonly closed: Promise<unknown>;
+
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (d: Buffer) => this.chunks.push(d));
+    socket.on('error', (err) => (this.error = err));
+    this.closed = new Promise((resolve) => socket.once('close', resolve));
+  }
+
+  static async open(t: ExecutionContext, gateway: Gateway): Promise<RawClient> {
+    const { hostname, port } = new URL(gateway.url);
+    const socket = connect(Number(port), hostname);
+    await once(socket, 'connect');
+    // Before the gateway's own teardown, which waits for its connections.
+    t.teardown(() => void socket.destroy());
+    return new RawClient(socket);
+  }
+
+  get text(): string {
+    return Buffer.concat(this.chunks).toString('latin1');
+  }
+
+  get bytes(): number {
+    return this.chunks.reduce((n, c) => n + c.length, 0);
+  }
+
+  /** The status lines read so far. */
+  statuses(): number[] {
+    return [...this.text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+  }
+
+  /** Writes, waiting for the socket to drain as a well-behaved uploader does. */
+  async write(data: string | Buffer): Promise<void> {
+    if (!this.socket.write(data)) await Promise.race([new Promise((resolve) => this.socket.once('drain', resolve)), this.closed]);
+  }
+
+  /** Sends `total` bytes of body in `chunk`-sized pieces, `pauseMs` apart. */
+  async trickle(total: number, chunk: number, pauseMs: number): Promise<void> {
+    for (let sent = 0; sent < total && !this.socket.destroyed; sent += chunk) {
+      await this.write(Buffer.alloc(Math.min(chunk, total - sent), 0x20));
+      await sleep(pauseMs);
+    }
+  }
+}
+
+function head(opts: { key?: string; length?: number; chunked?: boolean }): string {
+  return (
+    `POST ${SCORE} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+    (opts.key ? `Authorization: Bearer ${opts.key}\r\n` : '') +
+    (opts.chunked ? 'Transfer-Encoding: chunked\r\n' : `Content-Length: ${opts.length ?? 0}\r\n`) +
+    '\r\n'
+  );
+}
+
+const counters = (gateway: Gateway) => gateway.metrics.snapshot().services.iris!;
+
+test('scores through the route, passes the answer on, and lists the service with its counters', async (t) => {
+  const upstream = await startUpstream(t, echo);
+  const g = await startTestGateway(t, upstream.port, { desired: ['wine'] });
+  const { gateway } = g;
+  const ok = await post(g, '{"x":1}', { key: KEY });
+  t.is(ok.status, 200);
+  t.deepEqual(ok.body, { size: 7, contentType: 'application/json' });
+
+  const unknown = await post(g, '{}', { key: KEY, path: '/v1/services/nope/score' });
+  t.is(unknown.status, 404);
+  t.is(unknown.body.error.code, 'GATEWAY_E_NOT_FOUND');
+  const starting = await post(g, '{}', { key: KEY, path: '/v1/services/wine/score' });
+  t.is(starting.status, 503);
+  t.is(starting.body.error.code, 'GATEWAY_E_NOT_READY');
+  t.is(starting.headers['retry-after'], '1');
+
+  const listed = (await (await request(`${gateway.url}/v1/services`, { dispatcher: g.client })).body.json()) as { services: any[] };
+  t.is(listed.services.length, 1);
+  t.like(listed.services[0], { name: 'iris', revision: 1, limits: { maxConcurrent: 4, maxQueue: 4 }, inFlight: 0, queued: 0 });
+  t.like(listed.services[0].metrics, { requests: 1, responses: { '2xx': 1, '4xx': 0, '5xx': 0 }, latencyMs: { boundsMs: LATENCY_BOUNDS_MS } });
+  const report = gateway.metrics.snapshot();
+  t.deepEqual(Object.keys(report.services), ['iris', 'wine'], 'a made-up name is not counted; a desired one is');
+  t.like(report.services.wine, { requests: 1, responses: { '5xx': 1 } });
+});
+
+test('the swagger document points at the gateway; a container that is down is a 502', async (t) => {
+  const upstream = await startUpstream(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ openapi: '3.0.3', servers: [{ url: 'http://127.0.0.1:1' }], paths: { '/score': {} } }));
+  });
+  const g = await startTestGateway(t, upstream.port);
+  const { gateway, routes } = g;
+  const doc = (await (await request(`${gateway.url}/v1/services/iris/swagger.json`, { dispatcher: g.client })).body.json()) as any;
+  t.deepEqual(doc.servers, [{ url: `${gateway.url}/v1/services/iris` }]);
+  t.truthy(doc.paths['/score']);
+
+  const gone = createServer();
+  gone.listen(0, '127.0.0.1');
+  await once(gone, 'listening');
+  const deadPort = (gone.address() as AddressInfo).port;
+  gone.close();
+  routes.set(service({ maxConcurrent: 1, maxQueue: 0 }), deadPort);
+  const down = await post(g, '{}', { key: KEY });
+  t.is(down.status, 502);
+  t.is(down.body.error.code, 'GATEWAY_E_UPSTREAM');
+  t.is((await request(`${gateway.url}/v1/services/iris/swagger.json`, { dispatcher: g.client })).statusCode, 502);
+  t.like(counters(gateway), { requests: 1, upstreamErrors: 1, inFlight: 0, responses: { '5xx': 1 } });
+  t.is((await post(g, '{}', { key: KEY })).status, 502, 'the slot was given back');
+});
+
+test('an advertised URL is what the gateway reports and what its swagger documents point at', async (t) => {
+  const upstream = await startUpstream(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ openapi: '3.0.3', paths: { '/score': {} } }));
+  });
+  const g = await startTestGateway(t, upstream.port, { advertiseUrl: 'https://cam-07.example:8443' });
+  t.is(g.gateway.url, 'https://cam-07.example:8443');
+  const bound = g.logs.find((l) => l.msg === 'gateway listening') as { url?: string } | undefined;
+  t.regex(String(bound?.url), /^http:\/\/127\.0\.0\.1:\d+$/);
+  const doc = (await (await request(`${bound!.url}/v1/services/iris/swagger.json`, { dispatcher: g.client })).body.json()) as { servers: unknown };
+  t.deepEqual(doc.servers, [{ url: 'https://cam-07.example:8443/v1/services/iris' }]);
+});
+
+test('a request the route switched under goes once more, to the new container', async (t) => {
+  const next = await startUpstream(t, echo);
+  const table: { routes?: RouteTable } = {};
+  // The old container stops as the request reaches it, the reconciler having switched the route.
+  const old = await startUpstream(t, (req) => {
+    table.routes!.set(service({ maxConcurrent: 1, maxQueue: 0 }), next.port);
+    req.socket.destroy();
+  });
+  const g = await startTestGateway(t, old.port, { limits: { maxConcurrent: 1, maxQueue: 0 } });
+  const { gateway } = g;
+  table.routes = g.routes;
+  const answer = await post(g, '{"x":2}', { key: KEY });
+  t.is(answer.status, 200);
+  t.is(answer.body.size, 7);
+  t.is(old.received.length, 1);
+  t.is(next.received.length, 1);
+  t.like(counters(gateway), { requests: 1, upstreamErrors: 0, responses: { '2xx': 1 } });
+});
+
+test('a wrong key is refused before the body is read: a client still sending it slowly reads the 401', async (t) => {
+  const upstream = await startUpstream(t, echo);
+  const g = await startTestGateway(t, upstream.port);
+  const { gateway, logs } = g;
+  const client = await RawClient.open(t, gateway);
+  const total = 1024 * 1024;
+  await client.write(head({ key: 'wrong', length: total }));
+  await client.write(Buffer.alloc(16 * 1024, 0x20));
+  await waitFor('the 401', () => client.text.includes('GATEWAY_E_UNAUTHENTICATED'), 5000, 10);
+  t.deepEqual(client.statuses(), [401]);
+  t.regex(client.text, /www-authenticate: Bearer/i);
+
+  // The rest of the body, slowly: the gateway reads and drops it rather than resetting the connection,
+  await client.trickle(total - 16 * 1024, 32 * 1024, 5);
+  // and the same connection then serves the next request.
+  await client.write(`${head({ key: KEY, length: 2 })}{}`);
+  await waitFor('the second answer', () => client.statuses().length === 2, 5000, 10);
+  t.deepEqual(client.statuses(), [401, 200]);
+  t.is(client.error, undefined);
+  t.is(upstream.received.length, 1, 'only the request with the key reached the container');
+  t.like(counters(gateway), { requests: 2, unauthenticated: 1, responses: { '2xx': 1, '4xx': 1 } });
+  t.deepEqual(logs.filter((l) => l.level >= 40), []);
+});
+
+test('a refused client that keeps sending is cut off once the gateway has dropped a bounded amount', async (t) => {
+  const upstream = await startUpstream(t, echo);
+  const { gateway } = await startTestGateway(t, upstream.port);
+  const client = await RawClient.open(t, gateway);
+  const total = 64 * 1024 * 1024;
+  await client.write(head({ length: total }));
+  let sent = 0;
+  const chunk = Buffer.alloc(256 * 1024, 0x20);
+  for (; sent < total && !client.socket.destroyed; sent += chunk.length) await client.write(chunk);
+  await client.closed;
+  t.deepEqual(client.statuses(), [401]);
+  t.true(sent < total, `the gateway cut a client that kept sending (it took ${sent} bytes)`);
+});
+
+test('a full queue is refused with 429 before the body is read', async (t) => {
+  const hold = holding();
+  const upstream = await startUpstream(t, hold.handle);
+  const g = await startTestGateway(t, upstream.port, { limits: { maxConcurrent: 1, maxQueue: 0 } });
+  const { gateway } = g;
+  const first = post(g, '{}', { key: KEY });
+  await waitFor('the first request at the container', () => hold.held() === 1);
+
+  const client = await RawClient.open(t, gateway);
+  const total = 1024 * 1024;
+  await client.write(head({ key: KEY, length: total }));
+  await client.write(Buffer.alloc(16 * 1024, 0x20));
+  await waitFor('the 429', () => client.text.includes('GATEWAY_E_QUEUE_FULL'), 5000, 10);
+  t.deepEqual(client.statuses(), [429]);
+  t.regex(client.text, /retry-after: 1/i);
+  await client.trickle(total - 16 * 1024, 64 * 1024, 1);
+  t.is(client.error, undefined);
+
+  hold.release();
+  t.is((await first).status, 200);
+  t.is(upstream.received.length, 1);
+  t.like(counters(gateway), { requests: 2, rejected: 1, inFlight: 0, responses: { '2xx': 1, '4xx': 1 } });
+});
+
+test('over GATEWAY_MAX_BODY_BYTES: 413, announced or found while streaming, and the client reads it', async (t) => {
+  const upstream = await startUpstream(t, echo);
+  const g = await startTestGateway(t, upstream.port);
+  const { gateway } = g;
+
+  const announced = await RawClient.open(t, gateway);
+  await announced.write(head({ key: KEY, length: GATEWAY_MAX_BODY_BYTES + 1 }));
+  await announced.write(Buffer.alloc(64 * 1024, 0x20));
+  await waitFor('the 413', () => announced.text.includes('GATEWAY_E_TOO_LARGE'), 5000, 10);
+  t.deepEqual(announced.statuses(), [413]);
+
+  // No length: the limit is found while reading, and a client writing at full speed still reads the
+  // 413, the gateway reading and dropping what follows (more than socket buffers hold).
+  const streamed = await RawClient.open(t, gateway);
+  await streamed.write(head({ key: KEY, chunked: true }));
+  const chunk = Buffer.alloc(256 * 1024, 0x20);
+  for (let sent = 0; sent < GATEWAY_MAX_BODY_BYTES + 12 * 1024 * 1024; sent += chunk.length) {
+    await streamed.write(`${chunk.length.toString(16)}\r\n`);
+    await streamed.write(chunk);
+    await streamed.write('\r\n');
+  }
+  await streamed.write('0\r\n\r\n');
+  await waitFor('the 413', () => streamed.text.includes('GATEWAY_E_TOO_LARGE'), 5000, 10);
+  t.deepEqual(streamed.statuses(), [413]);
+  t.is(streamed.error, undefined);
+  t.is(upstream.received.length, 0);
+});
+
+test('a body that does not arrive within the body timeout is a 408', async (t) => {
+  const upstream = await startUpstream(t, echo);
+  const g = await startTestGateway(t, upstream.port, { bodyTimeoutMs: 200 });
+  const { gateway } = g;
+  const client = await RawClient.open(t, gateway);
+  await client.write(`${head({ key: KEY, length: 100 })}{"x":`);
+  await waitFor('the 408', () => client.text.includes('GATEWAY_E_BODY_TIMEOUT'), 5000, 10);
+  t.deepEqual(client.statuses(), [408]);
+  t.is(upstream.received.length, 0);
+  t.like(counters(gateway), { requests: 1, inFlight: 0, queued: 0, responses: { '4xx': 1 } });
+});
+
+test('a client that goes away: the container sees the request aborted and the slot goes to the next', async (t) => {
+  let upstreamSawAbort!: () => void;
+  const sawAbort = new Promise<void>((resolve) => (upstreamSawAbort = resolve));
+  const upstream = await startUpstream(t, (req, res) => {
+    if (upstream.received.length > 1) return echo(req, res);
+    req.resume();
+    res.once('close', () => {
+      if (!res.writableFinished) upstreamSawAbort();
+    });
+  });
+  const g = await startTestGateway(t, upstream.port, { limits: { maxConcurrent: 1, maxQueue: 0 } });
+  const { gateway, logs } = g;
+  const leaving = new AbortController();
+  const first = post(g, '{}', { key: KEY, signal: leaving.signal });
+  await waitFor('the first request at the container', () => upstream.received.length === 1);
+  t.like(counters(gateway), { inFlight: 1 });
+  leaving.abort();
+  await t.throwsAsync(first, { any: true });
+  await Promise.race([sawAbort, sleep(5000).then(() => Promise.reject(new Error('the container never saw the request aborted')))]);
+  await waitFor('the slot given back', () => counters(gateway).inFlight === 0);
+
+  const next = await post(g, '{}', { key: KEY });
+  t.is(next.status, 200, 'admitted: maxConcurrent 1 and no queue');
+  t.like(counters(gateway), { requests: 2, aborted: 1, responses: { '2xx': 1, '4xx': 0, '5xx': 0 } });
+  t.deepEqual(logs.filter((l) => l.level >= 40), [], 'a client going away is not a gateway problem');
+});
+
+test('a client that goes away while queued leaves the queue', async (t) => {
+  const hold = holding();
+  const upstream = await startUpstream(t, hold.handle);
+  const g = await startTestGateway(t, upstream.port, { limits: { maxConcurrent: 1, maxQueue: 1 } });
+  const { gateway } = g;
+  const first = post(g, '{}', { key: KEY });
+  await waitFor('the first request at the container', () => hold.held() === 1);
+  const leaving = new AbortController();
+  const queued = post(g, '{}', { key: KEY, signal: leaving.signal });
+  await waitFor('the second request queued', () => counters(gateway).queued === 1);
+  leaving.abort();
+  await t.throwsAsync(queued, { any: true });
+  await waitFor('the queue empty', () => counters(gateway).queued === 0);
+  hold.release();
+  t.is((await first).status, 200);
+  t.is(upstream.received.length, 1, 'the one that left never reached the container');
+  t.like(counters(gateway), { requests: 2, aborted: 1, inFlight: 0 });
+});
+
+test('a container that breaks off its answer: the client response is cut and the slot given back', async (t) => {
+  const upstream = await startUpstream(t, (req, res) => {
+    if (upstream.received.length > 1) return echo(req, res);
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"partial":');
+    setTimeout(() => res.socket?.destroy(), 50);
+  });
+  const g = await startTestGateway(t, upstream.port, { limits: { maxConcurrent: 1, maxQueue: 0 } });
+  const { gateway, logs } = g;
+  const res = await request(`${gateway.url}${SCORE}`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body: '{}', dispatcher: g.client });
+  t.is(res.statusCode, 200, 'the status had gone out');
+  await t.throwsAsync(res.body.text(), undefined, 'but the body is cut, not passed off as complete');
+  await waitFor('the slot given back', () => counters(gateway).inFlight === 0);
+  t.is((await post(g, '{}', { key: KEY })).status, 200);
+  t.like(counters(gateway), { requests: 2, upstreamErrors: 1, aborted: 0, responses: { '2xx': 1 } });
+  t.is(counters(gateway).latencyMs.counts.reduce((a, b) => a + b), 1, 'only the complete answer is timed');
+  t.deepEqual(logs.filter((l) => l.level >= 40).map((l) => l.msg), ['the container broke off its answer']);
+});
+
+test("the container's answer goes out at the client's pace", async (t) => {
+  const total = 64 * 1024 * 1024;
+  let written = 0;
+  const upstream = await startUpstream(t, (req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    const more = () => {
+      while (written < total) {
+        written += chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', more);
+      }
+      res.end();
+    };
+    more();
+  });
+  const g = await startTestGateway(t, upstream.port);
+  const { gateway } = g;
+  const client = await RawClient.open(t, gateway);
+  client.socket.pause();
+  await client.write(`${head({ key: KEY, length: 2 })}{}`);
+  // Socket buffers along the way hold some megabytes; the rest must wait for the reader.
+  let last = -1;
+  await waitFor('the container to stall', async () => {
+    const stalled = written > 0 && written === last;
+    last = written;
+    return stalled;
+  }, 10_000, 300);
+  t.true(written < total / 2, `the container wrote ${written} of ${total} bytes to a client that reads nothing`);
+  client.socket.resume();
+  await waitFor('the whole answer', () => client.text.endsWith('0\r\n\r\n'), 30_000, 50);
+  t.true(client.bytes > total);
+  t.like(counters(gateway), { requests: 1, inFlight: 0, responses: { '2xx': 1 } });
+});
+
+test('counters match the traffic: of 10 at once with maxConcurrent 1 and maxQueue 2, 3 served and 7 refused', async (t) => {
+  const hold = holding();
+  const upstream = await startUpstream(t, hold.handle);
+  const g = await startTestGateway(t, upstream.port, { limits: { maxConcurrent: 1, maxQueue: 2 } });
+  const { gateway } = g;
+  t.deepEqual(gateway.metrics.takeInterval().services, {});
+  const burst = Promise.all(Array.from({ length: 10 }, () => post(g, '{}', { key: KEY })));
+  await waitFor('1 at the container, 2 queued, 7 refused', () => hold.held() === 1 && counters(gateway).queued === 2 && counters(gateway).rejected === 7);
+  t.like(gateway.metrics.snapshot().services.iris, { requests: 10, inFlight: 1, queued: 2, responses: { '2xx': 0, '4xx': 7 } });
+  hold.release();
+  t.deepEqual((await burst).map((r) => r.status).sort(), [200, 200, 200, 429, 429, 429, 429, 429, 429, 429]);
+
+  const interval = gateway.metrics.takeInterval().services.iris!;
+  t.like(interval, { requests: 10, rejected: 7, unauthenticated: 0, queueTimeouts: 0, upstreamErrors: 0, aborted: 0, inFlight: 0, queued: 0 });
+  t.deepEqual(interval.responses, { '2xx': 3, '3xx': 0, '4xx': 7, '5xx': 0 });
+  t.is(interval.latencyMs.counts.reduce((a, b) => a + b), 3, 'the three served are timed');
+
+  t.is((await post(g, '{}', { key: 'nope' })).status, 401);
+  t.like(gateway.metrics.takeInterval().services.iris, { requests: 1, unauthenticated: 1, rejected: 0, responses: { '2xx': 0, '4xx': 1 } });
+  t.like(counters(gateway), { requests: 11, rejected: 7, unauthenticated: 1, responses: { '2xx': 3, '4xx': 8 } });
+});
+
+test('a request that waits longer than the queue timeout gets 503', async (t) => {
+  const hold = holding();
+  const upstream = await startUpstream(t, hold.handle);
+  const g = await startTestGateway(t, upstream.port, { limits: { maxConcurrent: 1, maxQueue: 1 }, queueTimeoutMs: 100 });
+  const { gateway } = g;
+  const first = post(g, '{}', { key: KEY });
+  await waitFor('the first request at the container', () => hold.held() === 1);
+  const late = await post(g, '{}', { key: KEY });
+  t.is(late.status, 503);
+  t.is(late.body.error.code, 'GATEWAY_E_QUEUE_TIMEOUT');
+  t.is(late.headers['retry-after'], '1');
+  hold.release();
+  t.is((await first).status, 200);
+  t.like(counters(gateway), { requests: 2, queueTimeouts: 1, responses: { '2xx': 1, '5xx': 1 } });
+});
