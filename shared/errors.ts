@@ -44,6 +44,10 @@ export const ErrorCodes = {
   CLI_HUB_UNREACHABLE: 'CLI_E_HUB_UNREACHABLE',
   /** A device's gateway answered `edgeml score` with an error. */
   CLI_SCORE_FAILED: 'CLI_E_SCORE_FAILED',
+  /** `edgeml score`: the hub says the service does not target the device, or the device does not run it. */
+  CLI_SERVICE_NOT_ON_DEVICE: 'CLI_E_SERVICE_NOT_ON_DEVICE',
+  /** `edgeml score`: the gateway URL the device reported is not one to send the service key to. */
+  CLI_GATEWAY_REFUSED: 'CLI_E_GATEWAY_REFUSED',
   /** A CLI argument or local file the command cannot use (exit code 2). */
   CLI_INPUT_INVALID: 'CLI_E_INPUT_INVALID',
   /** Ctrl-C: the message says what was left running, if anything. */

@@ -1,12 +1,19 @@
 /**
  * `edgeml score SERVICE --device ID --input FILE`: asks the hub where the device's gateway is, then
  * scores the input there with the service key, and prints the answer.
+ *
+ * The gateway URL is what the device said about itself, and the service key goes with the request.
+ * So the key is sent only to a device the hub itself targets with the service and that reports it
+ * serving, and over plain http only to a loopback address unless the user says otherwise.
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { request } from 'undici';
+import { isLoopbackHost } from '../../shared/address.js';
+import type { Deployment } from '../../shared/api/deployments.js';
 import type { Device } from '../../shared/api/devices.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import { matchesLabels } from '../../shared/api/devices.js';
 import { fileError, inputError, parseDeviceId } from '../args.js';
 import { apiPath } from '../hub-client.js';
 import { clientAction, withClientOptions, type CliIo } from './client-command.js';
@@ -16,9 +23,49 @@ interface ScoreFlags {
   device: string;
   input: string;
   key?: string;
+  allowInsecureHttp?: boolean;
 }
 
 export const SERVICE_KEY_ENV = 'EDGEML_SERVICE_KEY';
+
+function notOnDevice(message: string): EdgemlError {
+  return new EdgemlError(ErrorCodes.CLI_SERVICE_NOT_ON_DEVICE, message);
+}
+
+/** Refuses unless the deployment targets the device and the device reports the service serving. */
+export function checkServiceOnDevice(device: Device, deployment: Deployment): void {
+  const { service } = deployment;
+  if (device.status === 'revoked') throw notOnDevice(`device ${device.id} is revoked: it runs no service`);
+  if (!matchesLabels(device.labels, deployment.target)) {
+    const selector = Object.entries(deployment.target).map(([k, v]) => `${k}=${v}`).join(',');
+    throw notOnDevice(`service ${service} does not target device ${device.id} (its selector ${selector} does not match the device's labels)`);
+  }
+  const reported = device.services.find((s) => s.name === service);
+  if (reported?.servingRevision == null) {
+    const state = reported ? `it reports ${service} ${reported.phase}` : `it has not reported ${service}`;
+    throw notOnDevice(`device ${device.id} does not run service ${service} yet (${state}); see \`edgeml device show ${device.id}\``);
+  }
+}
+
+/** The score URL on a gateway, if the service key may be sent there. */
+export function gatewayScoreUrl(opts: { deviceId: string; gateway: string; service: string; allowInsecureHttp: boolean }): string {
+  const { deviceId, gateway, service } = opts;
+  let url: URL;
+  try {
+    url = new URL(gateway);
+  } catch (err) {
+    throw new EdgemlError(ErrorCodes.CLI_GATEWAY_REFUSED, `device ${deviceId} reported a gateway that is not a URL: ${JSON.stringify(gateway)}`, { cause: err });
+  }
+  // URL keeps the brackets of an IPv6 host.
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (url.protocol === 'http:' && !isLoopbackHost(host) && !opts.allowInsecureHttp) {
+    throw new EdgemlError(
+      ErrorCodes.CLI_GATEWAY_REFUSED,
+      `device ${deviceId} reported a plain-http gateway (${gateway}): the service key would cross the network unencrypted; pass --allow-insecure-http to send it anyway`,
+    );
+  }
+  return `${gateway}/v1/services/${service}/score`;
+}
 
 export function addScoreCommand(program: Command, io: CliIo): void {
   const score = program
@@ -28,6 +75,7 @@ export function addScoreCommand(program: Command, io: CliIo): void {
     .requiredOption('--device <id>', 'the device to score on', parseDeviceId('--device'))
     .requiredOption('--input <file>', 'JSON input, or - for stdin')
     .option('--key <key>', `the service API key from \`edgeml deploy\` (prefer ${SERVICE_KEY_ENV}: flags show in ps)`)
+    .option('--allow-insecure-http', 'send the key to a gateway that is plain http on a non-loopback address')
     .action(
       clientAction<[string], ScoreFlags>(io, async (ctx, [service], flags) => {
         const key = flags.key ?? io.env[SERVICE_KEY_ENV];
@@ -38,9 +86,13 @@ export function addScoreCommand(program: Command, io: CliIo): void {
         } catch (err) {
           throw inputError(`--input ${flags.input}: not valid JSON (${(err as Error).message})`, err);
         }
-        const device = await ctx.client.json<Device>('GET', apiPath('devices', flags.device));
+        const [device, deployment] = await Promise.all([
+          ctx.client.json<Device>('GET', apiPath('devices', flags.device)),
+          ctx.client.json<Deployment>('GET', apiPath('deployments', service)),
+        ]);
+        checkServiceOnDevice(device, deployment);
         if (!device.gateway) throw new EdgemlError(ErrorCodes.CLI_HUB_UNREACHABLE, `device ${device.id} has not reported a gateway (status ${device.status})`);
-        const url = `${device.gateway}/v1/services/${service}/score`;
+        const url = gatewayScoreUrl({ deviceId: device.id, gateway: device.gateway, service, allowInsecureHttp: flags.allowInsecureHttp === true });
         const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: text, signal: ctx.signal }).catch((err: Error) => {
           throw new EdgemlError(ErrorCodes.CLI_HUB_UNREACHABLE, `cannot reach the gateway of ${device.id} at ${device.gateway}: ${err.message}`);
         });

@@ -3,6 +3,9 @@
  * (client id = username = device id, password = its token) and may publish only the channels
  * agents publish, and subscribe only to the channels the hub publishes, under its own
  * `edgeml/v1/dev/{id}/` prefix. Exact topics only: a wildcard could reach past the prefix.
+ *
+ * Every check after CONNECT asks again whether the device is still admitted: a revocation must
+ * hold even for a connection the broker failed to drop (one still connecting when it happened).
  */
 import { ChannelPublisher, parseDeviceTopic } from '../../shared/topics.js';
 
@@ -13,18 +16,23 @@ export interface BrokerIdentity {
 export interface BrokerAuth {
   /** Resolves the identity for a CONNECT, or null to refuse it (bad username or password). */
   authenticate(clientId: string, username: string | undefined, password: Buffer | undefined): Promise<BrokerIdentity | null>;
+  /** Whether an identity authenticated earlier may still use the broker (false once revoked). */
+  admitted(identity: BrokerIdentity): boolean;
   canPublish(identity: BrokerIdentity, topic: string): boolean;
   canSubscribe(identity: BrokerIdentity, topicFilter: string): boolean;
 }
 
-export interface TokenVerifier {
+export interface DeviceCredentials {
   verifyToken(deviceId: string, token: string): boolean;
+  /** Enrolled and not revoked. */
+  isActive(deviceId: string): boolean;
 }
 
-export function deviceBrokerAuth(devices: TokenVerifier): BrokerAuth {
+export function deviceBrokerAuth(devices: DeviceCredentials): BrokerAuth {
+  const admitted = (identity: BrokerIdentity) => devices.isActive(identity.deviceId);
   const ownTopic = (identity: BrokerIdentity, topic: string, publisher: 'agent' | 'hub'): boolean => {
     const parsed = parseDeviceTopic(topic);
-    return parsed !== null && parsed.deviceId === identity.deviceId && ChannelPublisher[parsed.channel] === publisher;
+    return parsed !== null && parsed.deviceId === identity.deviceId && ChannelPublisher[parsed.channel] === publisher && admitted(identity);
   };
   return {
     authenticate: async (clientId, username, password) => {
@@ -34,6 +42,7 @@ export function deviceBrokerAuth(devices: TokenVerifier): BrokerAuth {
       // The client id names the MQTT session: a device must not resume another device's.
       return valid && clientId === username ? { deviceId: username } : null;
     },
+    admitted,
     canPublish: (identity, topic) => ownTopic(identity, topic, 'agent'),
     canSubscribe: (identity, filter) => ownTopic(identity, filter, 'hub'),
   };

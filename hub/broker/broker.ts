@@ -16,7 +16,10 @@ export interface Broker {
   /** Delivers every message matching `filter` published from now on (no retained replay). */
   subscribe(filter: string, onMessage: (topic: string, payload: Buffer) => void): Promise<void>;
   publish(topic: string, payload: Buffer, opts: { qos: 0 | 1; retain: boolean }): Promise<void>;
-  /** Drops the connection of this client id, if any (a revoked device). */
+  /**
+   * Drops the connection of this client id, if any (a revoked device). One still connecting is
+   * dropped once connected if `auth` no longer admits it.
+   */
   disconnect(clientId: string): void;
   close(): Promise<void>;
 }
@@ -71,10 +74,24 @@ export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; lo
       }
       callback(null, sub);
     },
+    // A revoked device that is still connected (its connection being dropped) gets nothing more.
+    authorizeForward: (client, packet) => {
+      const identity = identities.get(client);
+      return identity && auth.admitted(identity) ? packet : null;
+    },
   });
   aedes.on('clientError', (client, err) => logger.debug({ clientId: client.id, err: err.message }, 'mqtt client error'));
   aedes.on('connectionError', (client, err) => logger.debug({ clientId: client?.id, err: err.message }, 'mqtt connection error'));
   aedes.on('client', (client) => logger.debug({ clientId: client.id }, 'mqtt client connected'));
+  // `disconnect` finds only registered clients: one revoked after it authenticated but before aedes
+  // registered it was missed there, and is dropped here once its CONNECT has been answered.
+  aedes.on('clientReady', (client) => {
+    const identity = identities.get(client);
+    if (identity && !auth.admitted(identity)) {
+      logger.warn({ clientId: client.id }, 'mqtt client dropped: revoked while it was connecting');
+      client.close();
+    }
+  });
   aedes.on('clientDisconnect', (client) => logger.debug({ clientId: client.id }, 'mqtt client disconnected'));
 
   const server: Server = opts.tls ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, aedes.handle) : createServer(aedes.handle);

@@ -3,7 +3,9 @@
  * A device's generation goes up only when its services change; the new state is stored first (one
  * write for all changed devices), then published retained with QoS 1, so a device that connects
  * later, or reconnects, gets it from the broker. The broker keeps retained messages in memory, so
- * a starting hub publishes every stored state again, with the same generation.
+ * a starting hub publishes every stored state again, with the same generation. Every state carries
+ * the hub's epoch, new at every start: generations count within it, so a device also takes a lower
+ * generation from a hub restored from a backup or started over with another store.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from '../../shared/logger.js';
@@ -11,7 +13,8 @@ import { encodeMessage, PROTOCOL_VERSION, type DesiredService } from '../../shar
 import { deviceTopic } from '../../shared/topics.js';
 import type { DeploymentRecord, DeploymentRepository, DesiredRecord, DesiredRepository } from '../store/store.js';
 import type { Broker } from '../broker/broker.js';
-import { matchesLabels, type DeviceDirectory } from './device-directory.js';
+import { matchesLabels } from '../../shared/api/devices.js';
+import type { DeviceDirectory } from './device-directory.js';
 
 export function desiredService(d: DeploymentRecord): DesiredService {
   return { name: d.service, revision: d.revision, image: d.image, limits: d.limits, keyHash: d.keyHash, models: d.models };
@@ -33,6 +36,7 @@ export class DesiredStates {
   static async load(deps: { repo: DesiredRepository; deployments: DeploymentRepository; devices: DeviceDirectory; broker: Pick<Broker, 'publish'>; logger: Logger }): Promise<DesiredStates> {
     const states = new DesiredStates(deps.repo, deps.deployments, deps.devices, deps.broker, deps.logger);
     states.#states = await deps.repo.all();
+    deps.logger.info({ epoch: await deps.repo.renewEpoch() }, 'desired states loaded; a new epoch');
     return states;
   }
 
@@ -77,7 +81,7 @@ export class DesiredStates {
   }
 
   private async publish(deviceId: string, state: DesiredRecord): Promise<void> {
-    const payload = encodeMessage('desired', { v: PROTOCOL_VERSION, generation: state.generation, services: state.services });
+    const payload = encodeMessage('desired', { v: PROTOCOL_VERSION, epoch: this.repo.epoch(), generation: state.generation, services: state.services });
     await this.broker.publish(deviceTopic(deviceId, 'desired'), payload, { qos: 1, retain: true });
   }
 }

@@ -1,11 +1,12 @@
 /**
  * The hub's devices: enrollment (a token shown once, stored as a hash), labels and revocation are
- * durable writes; what devices say about themselves (status, facts, last seen) is applied in memory
- * at once and saved in batches, because a fleet reconnecting after a hub restart would otherwise
- * rewrite the store once per device. Devices re-announce their status on every connect, so a crash
- * between batches loses nothing that does not come back.
+ * durable writes; what devices say about themselves (status, facts, last seen, the reported state of
+ * their services) is applied in memory at once and saved in batches, because a fleet reconnecting
+ * after a hub restart, or reporting every step of a rollout, would otherwise rewrite the store once
+ * per message. Devices re-announce their status and state on every connect, so a crash between
+ * batches loses nothing that does not come back.
  */
-import type { Device, DeviceEnroll, DeviceEnrolled, DeviceLabelsUpdate, DeviceStatus, Labels } from '../../shared/api/devices.js';
+import { matchesLabels, type Device, type DeviceEnroll, type DeviceEnrolled, type DeviceLabelsUpdate, type DeviceStatus, type Labels } from '../../shared/api/devices.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
@@ -25,8 +26,9 @@ function notFound(id: string): EdgemlError {
   return new EdgemlError(ErrorCodes.HUB_DEVICE_NOT_FOUND, `device ${id} not found`, { httpStatus: 404 });
 }
 
-export function deviceView(record: DeviceRecord, reported: ReportedState | undefined, desiredGeneration: number | null): Device {
+export function deviceView(record: DeviceRecord, desiredGeneration: number | null): Device {
   const { tokenHash: _hash, observed, ...rest } = record;
+  const reported = observed.reported;
   const status: DeviceStatus = record.revokedAt ? 'revoked' : (observed.status ?? 'never-connected');
   return {
     ...structuredClone(rest),
@@ -43,16 +45,9 @@ export function deviceView(record: DeviceRecord, reported: ReportedState | undef
   };
 }
 
-/** `site=lab` style selectors: every pair must match. */
-export function matchesLabels(labels: Labels, selector: Record<string, string>): boolean {
-  return Object.entries(selector).every(([k, v]) => Object.hasOwn(labels, k) && labels[k] === v);
-}
-
 export class DeviceDirectory {
   readonly #devices = new Map<string, DeviceRecord>();
   readonly #dirty = new Set<string>();
-  /** What each device last reported about its services; it reports again on every reconcile pass. */
-  readonly #reported = new Map<string, ReportedState>();
   #desiredGeneration: (id: string) => number | null = () => null;
   #flushTimer: unknown = null;
   #flushing: Promise<void> = Promise.resolve();
@@ -75,7 +70,7 @@ export class DeviceDirectory {
   }
 
   private view(record: DeviceRecord): Device {
-    return deviceView(record, this.#reported.get(record.id), this.#desiredGeneration(record.id));
+    return deviceView(record, this.#desiredGeneration(record.id));
   }
 
   /** Where device views read the generation the hub last asked for (the desired states live elsewhere). */
@@ -83,8 +78,12 @@ export class DeviceDirectory {
     this.#desiredGeneration = lookup;
   }
 
+  /** A reported state from the device's own topic; only the newest of a flush period is written. */
   applyReported(id: string, reported: ReportedState): void {
-    if (this.#devices.has(id)) this.#reported.set(id, reported);
+    const record = this.#devices.get(id);
+    if (!record) return;
+    record.observed = { ...record.observed, reported };
+    this.markDirty(id);
   }
 
   private now(): string {
@@ -113,11 +112,15 @@ export class DeviceDirectory {
     return { ...this.view(record), token: secret };
   }
 
+  /** Enrolled and not revoked: the broker asks again on every publish, subscription and delivery. */
+  isActive(id: string): boolean {
+    const record = this.#devices.get(id);
+    return record !== undefined && record.revokedAt === null;
+  }
+
   /** Whether `token` is this device's and the device may connect. */
   verifyToken(id: string, token: string): boolean {
-    const record = this.#devices.get(id);
-    const matches = secretMatches(record?.tokenHash, token);
-    return matches && record !== undefined && record.revokedAt === null;
+    return secretMatches(this.#devices.get(id)?.tokenHash, token) && this.isActive(id);
   }
 
   async updateLabels(id: string, update: DeviceLabelsUpdate): Promise<Device> {
@@ -160,7 +163,8 @@ export class DeviceDirectory {
     const lastSeen = this.now();
     record.observed =
       status.state === 'online'
-        ? { status: 'online', offlineReason: null, onlineSince: status.since, lastSeen, facts: status.facts, gateway: status.gateway ?? null }
+        ? // The reported state stays until the device, now back, reports again.
+          { ...record.observed, status: 'online', offlineReason: null, onlineSince: status.since, lastSeen, facts: status.facts, gateway: status.gateway ?? null }
         : // Facts outlive the connection: an operator still wants to know what the box is.
           { ...record.observed, status: 'offline', offlineReason: status.reason, onlineSince: null, lastSeen };
     this.markDirty(id);

@@ -2,11 +2,13 @@
  * The shape of the lowdb document and its schema version. A file written by a newer hub is
  * refused rather than misread; older versions are migrated here, step by step, when they exist.
  */
+import { randomBytes } from 'node:crypto';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import { HUB_EPOCH_PATTERN } from '../../shared/protocol.js';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
 import type { ApiKeyRecord, DeploymentRecord, DesiredRecord, DeviceRecord, ImageRecord, ModelVersionRecord } from './store.js';
 
-export const STORE_SCHEMA_VERSION = 4;
+export const STORE_SCHEMA_VERSION = 5;
 
 export interface ModelEntry {
   /** Versions are never reused, so a deleted `3` can never come back with other bytes. */
@@ -32,10 +34,27 @@ export interface HubData {
   /** Since schema 4: by service name, and each device's desired state by device id. */
   deployments: Record<string, DeploymentRecord>;
   desired: Record<string, DesiredRecord>;
+  /** Since schema 5: the epoch desired-state generations count in (see DesiredRepository). */
+  epoch: string;
+}
+
+/** 128 random bits, hex: two stores never share one. */
+export function newEpoch(): string {
+  return randomBytes(16).toString('hex');
 }
 
 export function emptyHubData(): HubData {
-  return { schemaVersion: STORE_SCHEMA_VERSION, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] }, devices: {}, deployments: {}, desired: {} };
+  return {
+    schemaVersion: STORE_SCHEMA_VERSION,
+    apiKeys: [],
+    models: {},
+    manifests: {},
+    images: { nextId: 1, records: [] },
+    devices: {},
+    deployments: {},
+    desired: {},
+    epoch: newEpoch(),
+  };
 }
 
 /** Each step takes the document from version `from` to `from + 1`, in place. */
@@ -57,6 +76,12 @@ const MIGRATIONS: Array<{ from: number; apply: (data: HubData) => void }> = [
     apply: (data) => {
       data.deployments = {};
       data.desired = {};
+    },
+  },
+  {
+    from: 4,
+    apply: (data) => {
+      data.epoch = newEpoch();
     },
   },
 ];
@@ -92,6 +117,9 @@ export function loadHubData(data: HubData, path: string): HubData {
   }
   for (const key of ['devices', 'deployments', 'desired'] as const) {
     if (!isRecord(data[key])) throw new EdgemlError(ErrorCodes.HUB_STORE_CORRUPT, `store file ${path} lacks ${key}: it is damaged`);
+  }
+  if (typeof data.epoch !== 'string' || !new RegExp(HUB_EPOCH_PATTERN).test(data.epoch)) {
+    throw new EdgemlError(ErrorCodes.HUB_STORE_CORRUPT, `store file ${path} lacks a valid epoch: it is damaged`);
   }
   return data;
 }

@@ -8,7 +8,7 @@ import type { ManifestVersion } from '../../shared/api/manifests.js';
 import type { ModelVersion } from '../../shared/api/models.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { DurableJsonFile, removeStaleTemps } from './durable-json-file.js';
-import { emptyHubData, loadHubData, type HubData, type ModelEntry } from './hub-data.js';
+import { emptyHubData, loadHubData, newEpoch, type HubData, type ModelEntry } from './hub-data.js';
 import type {
   ApiKeyRecord,
   ApiKeyRepository,
@@ -339,6 +339,14 @@ export class LowdbHubStore implements HubStore {
   };
 
   readonly desired: DesiredRepository = {
+    epoch: () => this.data.epoch,
+    renewEpoch: async () => {
+      const epoch = newEpoch();
+      await this.write((d) => {
+        d.epoch = epoch;
+      });
+      return epoch;
+    },
     all: async () => new Map(Object.entries(structuredClone(this.data.desired))),
     save: (changes) =>
       this.write((d) => {

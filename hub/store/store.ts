@@ -8,7 +8,7 @@ import type { Actor, Scope } from '../../shared/api/common.js';
 import type { Deployment } from '../../shared/api/deployments.js';
 import type { Labels } from '../../shared/api/devices.js';
 import type { Image, ImageStatus } from '../../shared/api/images.js';
-import type { DesiredService, DeviceFacts } from '../../shared/protocol.js';
+import type { DesiredService, DeviceFacts, ReportedState } from '../../shared/protocol.js';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
 import type { ModelVersion } from '../../shared/api/models.js';
 import type { Static } from '@sinclair/typebox';
@@ -86,6 +86,8 @@ export interface DeviceObservation {
   facts: DeviceFacts | null;
   /** Since schema 4; absent in older records. */
   gateway?: string | null;
+  /** What the device last reported about its services. Since schema 5; absent in older records. */
+  reported?: ReportedState | null;
 }
 
 export interface DeviceRecord {
@@ -131,6 +133,14 @@ export interface DeploymentRepository {
 }
 
 export interface DesiredRepository {
+  /**
+   * Generations count within an epoch, and devices refuse a lower generation only within one. A new
+   * epoch at every hub start covers a store restored from a backup (lower generations than devices
+   * saw) and one that started afresh (counting from 1 again).
+   */
+  epoch(): string;
+  /** A new epoch, stored; called once as the hub starts, before it publishes anything. */
+  renewEpoch(): Promise<string>;
   all(): Promise<Map<string, DesiredRecord>>;
   /** One write for every device whose desired state changed. */
   save(changes: ReadonlyMap<string, DesiredRecord>): Promise<void>;

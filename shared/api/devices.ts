@@ -72,3 +72,8 @@ export const DeviceListQuery = Type.Object(
   { additionalProperties: false },
 );
 export type DeviceListQuery = Static<typeof DeviceListQuery>;
+
+/** `site=lab` style selectors: every pair must match. The hub targets with it; the CLI checks with it. */
+export function matchesLabels(labels: Labels, selector: Record<string, string>): boolean {
+  return Object.entries(selector).every(([k, v]) => Object.hasOwn(labels, k) && labels[k] === v);
+}

@@ -4,10 +4,14 @@
  * on it is tested with real Docker elsewhere.)
  */
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import mqtt from 'mqtt';
+import { TargetCache } from '../../agent/reconcile/target-cache.js';
 import type { Deployment, DeploymentCreated } from '../../shared/api/deployments.js';
-import { decodeMessage, type DesiredState } from '../../shared/protocol.js';
+import type { Device } from '../../shared/api/devices.js';
+import { decodeMessage, type DesiredState, type ReportedState } from '../../shared/protocol.js';
 import { cliFor, jsonOf } from '../helpers/cli.js';
 import { startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js';
 import { enrollDevice } from '../helpers/hub-api.js';
@@ -28,10 +32,13 @@ async function deviceView(t: ExecutionContext, hub: HubProcess, id: string, toke
   });
   await client.subscribeAsync(`edgeml/v1/dev/${id}/desired`, { qos: 1 });
   return {
+    client,
     received,
     generation: (n: number) => waitFor(`${id} to get generation ${n}`, () => received.find((d) => d.generation === n)),
   };
 }
+
+const EPOCH = /^[0-9a-f]{32}$/;
 
 test('deploy writes the desired state of every matching device; later and relabelled devices follow; service update moves them', async (t) => {
   const data = await tempDir(t, 'edgeml-hub-');
@@ -58,6 +65,7 @@ test('deploy writes the desired state of every matching device; later and relabe
   t.false('keyHash' in deployed, 'the key hash is for devices only');
 
   const first = await lab1.generation(1);
+  t.regex(first.epoch ?? '', EPOCH, "every desired state carries the store's epoch");
   t.deepEqual(first.services, [
     { name: 'iris', revision: 1, image: IMAGE_1, limits: deployed.limits, keyHash: sha256(deployed.key), models: [] },
   ]);
@@ -102,10 +110,69 @@ test('deploy writes the desired state of every matching device; later and relabe
   const lab1After = await deviceView(t, again, 'lab-1', tokens['lab-1']!);
   const republished = await lab1After.generation(2);
   t.is(republished.services[0]?.image, IMAGE_2);
+  t.not(republished.epoch, first.epoch, 'every start is a new epoch (a restored backup must not look older)');
   t.deepEqual(
     lab1After.received.map((d) => d.generation),
     [2],
     'the same generation again, nothing redeployed',
   );
   t.is(jsonOf<Deployment>(t, await cliFor(again)('service', 'show', 'iris', '--json')).revision, 2);
+});
+
+/** A hub on a fresh store: deploys `first` to gw-1, then updates to each of `then`; gw-1's last desired state. */
+async function freshHubDesired(t: ExecutionContext, first: string, ...then: string[]): Promise<DesiredState> {
+  const hub = await startHub(t);
+  const cli = cliFor(hub);
+  const device = await deviceView(t, hub, 'gw-1', await enrollDevice(hub, 'gw-1', { site: 'lab' }));
+  jsonOf(t, await cli('deploy', 'iris', '--image', first, '--target', 'site=lab', '--json'));
+  for (const image of then) jsonOf(t, await cli('service', 'update', 'iris', '--image', image, '--json'));
+  const last = await device.generation(1 + then.length);
+  await hub.kill('SIGTERM');
+  return last;
+}
+
+test('a hub started over with another store counts generations again in another epoch, and an agent takes them', async (t) => {
+  const before = await freshHubDesired(t, IMAGE_1, IMAGE_2);
+  const after = await freshHubDesired(t, IMAGE_1);
+  t.like(before, { generation: 2 });
+  t.like(after, { generation: 1 });
+  t.not(after.epoch, before.epoch);
+
+  const cache = new TargetCache(await tempDir(t, 'edgeml-agent-'));
+  await cache.load();
+  t.true(await cache.offer(before));
+  t.deepEqual(await cache.consider(after), { accepted: true, reason: 'new-epoch' }, 'generation 1 of the new hub replaces generation 2 of the old one');
+  t.is(cache.get()?.services[0]?.image, IMAGE_1);
+});
+
+test('what a device reports survives a kill -9 of the hub once flushed: device show still has its services', async (t) => {
+  const data = await tempDir(t, 'edgeml-hub-');
+  const hub = await startHub(t, [], { data });
+  const cli = cliFor(hub);
+  const view = await deviceView(t, hub, 'gw-1', await enrollDevice(hub, 'gw-1', { site: 'lab' }));
+  jsonOf(t, await cli('deploy', 'iris', '--image', IMAGE_1, '--target', 'site=lab', '--json'));
+  await view.generation(1);
+  const report: ReportedState = {
+    v: 1,
+    observedGeneration: 1,
+    phase: 'converged',
+    services: [{ name: 'iris', revision: 1, image: IMAGE_1, phase: 'running', servingRevision: 1, progress: null, error: null }],
+  };
+  await view.client.publishAsync('edgeml/v1/dev/gw-1/reported', JSON.stringify({ ...report, phase: 'reconciling', services: [{ ...report.services[0], phase: 'pulling', servingRevision: null }] }), { qos: 1 });
+  await view.client.publishAsync('edgeml/v1/dev/gw-1/reported', JSON.stringify(report), { qos: 1 });
+  await waitFor('the hub to show the report', async () => {
+    const d = jsonOf<Device>(t, await cli('device', 'show', 'gw-1', '--json'));
+    return d.phase === 'converged';
+  });
+  // The batch is written within the flush delay; the store on disk says when.
+  await waitFor('the report to be written', async () => {
+    const stored = JSON.parse(await readFile(join(data, 'hub.json'), 'utf8')) as { devices: Record<string, { observed: { reported?: ReportedState } }> };
+    return stored.devices['gw-1']?.observed.reported?.phase === 'converged';
+  });
+
+  await hub.kill('SIGKILL');
+  const again = await startHub(t, [], { data });
+  const after = jsonOf<Device>(t, await cliFor(again)('device', 'show', 'gw-1', '--json'));
+  t.like(after, { desiredGeneration: 1, observedGeneration: 1, phase: 'converged' });
+  t.deepEqual(after.services, report.services);
 });

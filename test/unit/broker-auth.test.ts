@@ -3,7 +3,11 @@ import test from 'ava';
 import { deviceBrokerAuth } from '../../hub/broker/auth.js';
 
 const tokens: Record<string, string> = { 'gw-1': 'secret-1', 'gw-2': 'secret-2' };
-const auth = deviceBrokerAuth({ verifyToken: (id, token) => Object.hasOwn(tokens, id) && tokens[id] === token });
+const credentials = (revoked: ReadonlySet<string>) => {
+  const isActive = (id: string) => Object.hasOwn(tokens, id) && !revoked.has(id);
+  return { isActive, verifyToken: (id: string, token: string) => isActive(id) && tokens[id] === token };
+};
+const auth = deviceBrokerAuth(credentials(new Set()));
 const me = { deviceId: 'gw-1' };
 
 test('a device connects as itself: client id = username = device id, password = its token', async (t) => {
@@ -38,4 +42,18 @@ test('subscribe: only the hub channels under its own prefix, no wildcards', (t) 
   ]) {
     t.false(auth.canSubscribe(me, filter), filter);
   }
+});
+
+test('a device revoked after it connected may no longer publish or subscribe, even on its own topics', (t) => {
+  const revoked = new Set<string>();
+  const live = deviceBrokerAuth(credentials(revoked));
+  t.true(live.admitted(me));
+  t.true(live.canPublish(me, 'edgeml/v1/dev/gw-1/reported'));
+  t.true(live.canSubscribe(me, 'edgeml/v1/dev/gw-1/desired'));
+  // The identity was handed out at CONNECT; the revocation comes later.
+  revoked.add('gw-1');
+  t.false(live.admitted(me));
+  for (const channel of ['status', 'reported', 'telemetry', 'cmd/ack']) t.false(live.canPublish(me, `edgeml/v1/dev/gw-1/${channel}`), channel);
+  for (const channel of ['desired', 'cmd']) t.false(live.canSubscribe(me, `edgeml/v1/dev/gw-1/${channel}`), channel);
+  t.true(live.canPublish({ deviceId: 'gw-2' }, 'edgeml/v1/dev/gw-2/status'), 'other devices are not affected');
 });

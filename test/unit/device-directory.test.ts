@@ -9,7 +9,7 @@ import { DeviceDirectory, OBSERVATION_FLUSH_MS } from '../../hub/fleet/device-di
 import type { HubData } from '../../hub/store/hub-data.js';
 import { LowdbHubStore } from '../../hub/store/lowdb-store.js';
 import { EdgemlError } from '../../shared/errors.js';
-import type { DeviceFacts, StatusMessage } from '../../shared/protocol.js';
+import type { DeviceFacts, ReportedState, StatusMessage } from '../../shared/protocol.js';
 import { ManualClock } from '../helpers/fake-clock.js';
 
 const T0 = Date.parse('2026-11-24T12:00:00.000Z');
@@ -30,6 +30,12 @@ function facts(hostname: string): DeviceFacts {
 
 const online = (hostname: string): StatusMessage => ({ v: 1, state: 'online', since: '2026-11-24T11:59:00.000Z', facts: facts(hostname) });
 const offline = (reason: 'lost' | 'shutdown'): StatusMessage => ({ v: 1, state: 'offline', reason });
+const reported = (generation: number, phase: ReportedState['phase'] = 'converged'): ReportedState => ({
+  v: 1,
+  observedGeneration: generation,
+  phase,
+  services: [{ name: 'iris', revision: generation, image: `r/iris@sha256:${'1'.repeat(64)}`, phase: 'running', servingRevision: generation, progress: null, error: null }],
+});
 
 async function setup(memory = new Memory<HubData>()) {
   const clock = new ManualClock(T0);
@@ -72,6 +78,38 @@ test('verifyToken: only the device own, unrevoked token', async (t) => {
   t.deepEqual(changes, ['a revoked', 'b labels']);
   t.false(dir.verifyToken('a', a.token), 'a revoked token stops working');
   t.true(dir.verifyToken('b', b.token));
+});
+
+test('isActive: enrolled and not revoked', async (t) => {
+  const { dir } = await setup();
+  await dir.enroll({ id: 'a' }, ACTOR);
+  t.true(dir.isActive('a'));
+  t.false(dir.isActive('nobody'));
+  await dir.revoke('a');
+  t.false(dir.isActive('a'));
+});
+
+test('reported states are kept with the device, written in the observation batch, and survive a restart', async (t) => {
+  const first = await setup();
+  for (const id of ['a', 'b']) await first.dir.enroll({ id }, ACTOR);
+  first.dir.applyStatus('a', online('box-a'));
+  const before = first.writes();
+  for (let generation = 1; generation <= 5; generation++) first.dir.applyReported('a', reported(generation, generation < 5 ? 'reconciling' : 'converged'));
+  first.dir.applyReported('b', reported(2));
+  first.dir.applyReported('stranger', reported(1));
+  t.like(first.dir.get('a'), { observedGeneration: 5, phase: 'converged' });
+  t.is(first.writes(), before, 'nothing is written per message');
+  first.clock.advance(OBSERVATION_FLUSH_MS);
+  await first.dir.flush();
+  t.is(first.writes(), before + 1, 'one write for the statuses and reports of both devices');
+  t.deepEqual((await first.memory.read())!.devices.a?.observed.reported, reported(5));
+
+  const second = await setup(first.memory);
+  t.like(second.dir.get('a'), { status: 'offline', observedGeneration: 5, phase: 'converged' });
+  t.deepEqual(second.dir.get('a').services, reported(5).services);
+  t.like(second.dir.get('b'), { observedGeneration: 2, phase: 'converged' });
+  second.dir.applyStatus('a', online('box-a'));
+  t.is(second.dir.get('a').observedGeneration, 5, 'coming back online keeps the state until the device reports again');
 });
 
 test('statuses: online records facts; offline keeps them; unknown devices are ignored', async (t) => {

@@ -96,10 +96,13 @@ class FailingAdapter implements Adapter<HubData> {
 
 // --- opening and schema versions ---
 
-test('a fresh store writes schemaVersion 4 and empty collections', async (t) => {
-  const { memory } = await freshStore();
-  t.deepEqual(await memory.read(), {
-    schemaVersion: 4,
+const EPOCH = /^[0-9a-f]{32}$/;
+
+test('a fresh store writes schemaVersion 5, empty collections and a new epoch', async (t) => {
+  const { store, memory } = await freshStore();
+  const { epoch, ...rest } = (await memory.read())!;
+  t.deepEqual(rest, {
+    schemaVersion: 5,
     apiKeys: [],
     models: {},
     manifests: {},
@@ -108,6 +111,50 @@ test('a fresh store writes schemaVersion 4 and empty collections', async (t) => 
     deployments: {},
     desired: {},
   });
+  t.regex(epoch, EPOCH);
+  t.is(store.desired.epoch(), epoch);
+  t.not((await freshStore()).store.desired.epoch(), epoch, 'every store has its own epoch');
+});
+
+test('the epoch is kept: a reopened store has the same one', async (t) => {
+  const { store, memory } = await freshStore();
+  await store.desired.save(new Map([['gw-1', { generation: 3, services: [] }]]));
+  const reopened = await LowdbHubStore.open(memory, LABEL);
+  t.is(reopened.desired.epoch(), store.desired.epoch());
+});
+
+test('a version-4 document is migrated to version 5: its desired states are kept and it gets an epoch', async (t) => {
+  const memory = new Memory<HubData>();
+  const desired = { 'gw-1': { generation: 7, services: [] } };
+  const device = deviceRecord('gw-1');
+  const v4 = {
+    schemaVersion: 4,
+    apiKeys: [],
+    models: {},
+    manifests: {},
+    images: { nextId: 1, records: [] },
+    devices: { 'gw-1': device },
+    deployments: {},
+    desired,
+  } as unknown as HubData;
+  await memory.write(structuredClone(v4));
+  const store = await LowdbHubStore.open(memory, LABEL);
+  const written = (await memory.read())!;
+  t.is(written.schemaVersion, 5);
+  t.regex(written.epoch, EPOCH);
+  t.is(store.desired.epoch(), written.epoch);
+  t.deepEqual(written.desired, desired);
+  t.deepEqual(written.devices, { 'gw-1': device });
+  t.deepEqual(await store.desired.all(), new Map(Object.entries(desired)));
+});
+
+test('a version-5 document without a valid epoch is refused as damaged', async (t) => {
+  for (const epoch of [undefined, '', 'not an epoch']) {
+    const memory = new Memory<HubData>();
+    await memory.write({ schemaVersion: 5, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] }, devices: {}, deployments: {}, desired: {}, epoch } as unknown as HubData);
+    const err = await rejectsWith(t, LowdbHubStore.open(memory, LABEL), ErrorCodes.HUB_STORE_CORRUPT);
+    t.regex(err.message, /lacks a valid epoch/);
+  }
 });
 
 test('a version-1 document is migrated to the current version on open, keeping its data, and written back', async (t) => {
@@ -125,7 +172,8 @@ test('a version-1 document is migrated to the current version on open, keeping i
   const store = await LowdbHubStore.open(memory, LABEL);
 
   const written = (await memory.read())!;
-  t.is(written.schemaVersion, 4);
+  t.is(written.schemaVersion, 5);
+  t.regex(written.epoch, EPOCH);
   t.deepEqual(written.images, { nextId: 1, records: [] });
   t.deepEqual(written.devices, {});
   t.deepEqual(written.deployments, {});
@@ -141,11 +189,11 @@ test('a version-1 document is migrated to the current version on open, keeping i
 
 test('a document with a higher schemaVersion is refused', async (t) => {
   const memory = new Memory<HubData>();
-  await memory.write({ schemaVersion: 5, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] }, devices: {}, deployments: {}, desired: {} });
+  await memory.write({ schemaVersion: 6, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] }, devices: {}, deployments: {}, desired: {}, epoch: 'e'.repeat(32) });
   const err = await rejectsWith(t, LowdbHubStore.open(memory, LABEL), ErrorCodes.HUB_STORE_VERSION);
   t.is(err.code, 'HUB_E_STORE_VERSION_UNSUPPORTED');
   t.true(err.message.includes(LABEL));
-  t.true(err.message.includes('5'));
+  t.true(err.message.includes('6'));
 });
 
 test('a version-2 document without images is refused as damaged', async (t) => {
@@ -529,11 +577,18 @@ test('devices: an id is enrolled once, even after it was revoked; labels and rev
   t.deepEqual((await store.devices.list()).map((d) => d.id), ['constructor', 'gw-1']);
 });
 
-test('devices: observations are saved in one write for many devices; unknown ids are skipped', async (t) => {
+test('devices: observations, reported states included, are saved in one write for many devices; unknown ids are skipped', async (t) => {
   const { store, memory } = await freshStore();
   await store.devices.add(deviceRecord('a'));
   await store.devices.add(deviceRecord('b'));
-  const seen: DeviceObservation = { status: 'online', offlineReason: null, onlineSince: '2026-11-24T00:00:01.000Z', lastSeen: '2026-11-24T00:00:02.000Z', facts: null };
+  const seen: DeviceObservation = {
+    status: 'online',
+    offlineReason: null,
+    onlineSince: '2026-11-24T00:00:01.000Z',
+    lastSeen: '2026-11-24T00:00:02.000Z',
+    facts: null,
+    reported: { v: 1, observedGeneration: 2, phase: 'converged', services: [{ name: 'iris', revision: 1, image: 'r@sha256:x', phase: 'running', servingRevision: 1, progress: null, error: null }] },
+  };
   const lost: DeviceObservation = { ...seen, status: 'offline', offlineReason: 'lost' };
   await store.devices.saveObservations(new Map([['a', seen], ['b', lost], ['ghost', seen]]));
   const stored = (await memory.read())!;
