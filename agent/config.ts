@@ -16,12 +16,16 @@ export const AgentConfigSchema = Type.Object(
     hubCa: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA bundle that signed the hub broker certificate (for mqtts:// with a private CA)' })),
     data: Type.String({ minLength: 1, default: './.edgeml/agent', description: 'data directory' }),
     gateway: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:8090', description: 'scoring gateway listen address' }),
+    advertiseUrl: Type.Optional(
+      Type.String({ pattern: '^https?://[^/@\\s]+$', examples: ['http://10.0.4.17:8090', 'https://cam-07.example:8443'], description: 'the gateway URL the hub hands to clients (default: the bound address)' }),
+    ),
     platform: Type.Optional(
       Type.String({ pattern: '^linux/(amd64|arm64|arm/v7|arm/v6|386|ppc64le|s390x|riscv64)$', examples: ['linux/amd64', 'linux/arm64', 'linux/arm/v7'] }),
     ),
     telemetryInterval: Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, default: '10s' }),
     healthTimeout: Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, default: '3m', description: 'how long a new container may take to answer /health (emulated platforms are slow)' }),
-    minFreeDisk: Type.String({ pattern: SIZE_PATTERN, examples: SIZE_EXAMPLES, default: '512m', description: 'pre-flight: less free space on Docker data root refuses a pull' }),
+    minFreeDisk: Type.String({ pattern: SIZE_PATTERN, examples: SIZE_EXAMPLES, default: '512m', description: "pre-flight: the free space that must remain on Docker's data root after a pull" }),
+    pullStallTimeout: Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, default: '2m', description: 'a pull with no progress for this long fails (and is retried)' }),
     logLevel: stringEnum(LOG_LEVELS, { default: 'info' }),
   },
   { additionalProperties: false },

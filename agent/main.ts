@@ -15,6 +15,7 @@ import type { AgentConfig } from './config.js';
 import { runCommand } from './commands.js';
 import { connectHubLink } from './link/hub-link.js';
 import { startGateway } from './gateway/server.js';
+import { PromotedContainers, recordFile } from './reconcile/promoted-containers.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { RouteTable } from './reconcile/routes.js';
 import { TargetCache } from './reconcile/target-cache.js';
@@ -37,19 +38,22 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
   const dataDir = resolve(config.data);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const startedAt = systemClock.now();
-  const runtime = dockerRuntime();
+  const runtime = dockerRuntime({ pullStallMs: parseDuration(config.pullStallTimeout) });
   const platform = config.platform ?? nativePlatform();
   const agentVersion = edgemlVersion();
 
-  const target = new TargetCache(dataDir);
+  const target = new TargetCache(dataDir, logger.child({ component: 'target' }));
   const cached = await target.load();
   if (cached) logger.info({ generation: cached.generation }, 'loaded cached desired state');
 
+  const promoted = await PromotedContainers.load(recordFile(dataDir), logger);
   const routes = new RouteTable();
   const gateway = await startGateway({
     listen: parseHostPort(config.gateway),
     routes,
     desired: () => target.get()?.services.map((s) => s.name) ?? [],
+    // A gateway bound to 0.0.0.0 cannot say how clients reach it.
+    advertiseUrl: config.advertiseUrl,
     clock: systemClock,
     logger: logger.child({ component: 'gateway' }),
   });
@@ -89,6 +93,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
     platform,
     runtime,
     routes,
+    promoted,
     desired: () => target.get(),
     // Offline, a QoS 1 publish would wait for the broker: skip it, and send the newest on reconnect.
     report: async (state) => {

@@ -128,10 +128,12 @@ export function buildProgram(io: CliIo): Command {
     .option('--hub-ca <file>', "PEM CA bundle for an mqtts:// hub whose certificate a private CA signed")
     .option('--data <dir>', 'data directory (default ./.edgeml/agent)')
     .option('--gateway <host:port>', 'scoring gateway listen address (default 127.0.0.1:8090)')
+    .option('--advertise-url <url>', 'the gateway URL the hub gives to clients, e.g. http://10.0.4.17:8090 (default: the bound address)')
     .option('--platform <os/arch>', 'image platform to pull (default: this machine, e.g. linux/arm64)')
     .option('--telemetry-interval <duration>', 'telemetry interval (default 10s)')
     .option('--health-timeout <duration>', 'how long a new container may take to answer /health (default 3m)')
-    .option('--min-free-disk <size>', "pre-flight: refuse a pull with less free space on Docker's data root (default 512m)")
+    .option('--min-free-disk <size>', "pre-flight: the free space that must remain on Docker's data root after a pull (default 512m)")
+    .option('--pull-stall-timeout <duration>', 'a pull with no progress for this long fails and is retried (default 2m)')
     .option('--config <file>', 'JSON config file (flags and EDGEML_AGENT_* variables override it)')
     .addOption(logLevelOption())
     .action(processAction('agent', loadAgentConfig, async (config, logger) => (await import('../agent/main.js')).startAgent(config, logger)));

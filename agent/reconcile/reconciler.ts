@@ -1,10 +1,11 @@
 /**
  * The reconcile loop: compares the desired services with this device's labelled containers (plan.ts)
  * and applies the steps, one pass at a time. A new revision goes pre-flight (platform, disk) → pull →
- * create → start → /health → switch the route → remove the old container; until the switch, the old
- * container keeps serving, and any failure leaves it serving. Failed services are retried with
- * backoff; a rejected one (no variant for this platform) waits for a new desired state. Every step
- * is reported with the generation it works on.
+ * create → start → /health → promote (recorded on disk) and switch the route → remove the old
+ * container → prune images; until the switch, the old container keeps serving, and any failure
+ * leaves it serving. Failed services are retried with backoff; one rejected for its platform waits
+ * for a new desired state. A rollout that a new desired state no longer wants is abandoned at once.
+ * Every step is reported with the generation it works on.
  */
 import { backoffDelay, defaultBackoff, type BackoffPolicy } from '../../shared/backoff.js';
 import type { Clock } from '../../shared/clock.js';
@@ -14,6 +15,7 @@ import { PROTOCOL_VERSION, type DesiredService, type DesiredState, type Reported
 import type { ContainerRuntime, ManagedContainer } from '../runtime/docker.js';
 import { freeLoopbackPort } from './free-port.js';
 import { plan } from './plan.js';
+import type { PromotedContainers } from './promoted-containers.js';
 import type { RouteTable } from './routes.js';
 
 export interface ReconcilerOptions {
@@ -21,6 +23,7 @@ export interface ReconcilerOptions {
   platform: string;
   runtime: ContainerRuntime;
   routes: RouteTable;
+  promoted: Pick<PromotedContainers, 'ids' | 'promote' | 'retain' | 'unused' | 'pruned'>;
   desired: () => DesiredState | null;
   /** Sends a report; expected to give up at once (not queue) while the hub is unreachable. */
   report: (state: ReportedState) => Promise<void>;
@@ -28,7 +31,7 @@ export interface ReconcilerOptions {
   logger: Logger;
   /** How long a new container may take to answer /health 200 (emulated platforms are slow). */
   healthTimeoutMs: number;
-  /** Pre-flight: less free disk than this on Docker's data root rejects a pull. */
+  /** Pre-flight: the margin of free disk that must remain on Docker's data root after a pull. */
   minFreeDiskBytes: number;
   stopTimeoutSeconds: number;
   /** A pass also runs this often, to notice drift (a container removed by hand). */
@@ -41,6 +44,11 @@ const HEALTH_POLL_MS = 500;
 const PASS_RETRY_MS = 5000;
 const PROGRESS_REPORT_MS = 1000;
 const FAILURE_OUTPUT_LINES = 20;
+/**
+ * What a pull needs on disk, from the compressed size the registry gives: the compressed layers
+ * plus their unpacked copies (about three times larger for the runtime images).
+ */
+const DISK_PER_COMPRESSED_BYTE = 4;
 
 /** Reports carry the message, so it is cut to what the protocol allows. */
 const MAX_MESSAGE_CHARS = 3900;
@@ -64,6 +72,8 @@ export class Reconciler {
   #latest: ReportedState | null = null;
   /** Reported until the next accepted desired state. */
   #lastError: { code: string; message: string } | null = null;
+  /** The rollout in progress, so a desired state that drops it can abandon it. */
+  #inProgress: { service: string; revision: number; abort: AbortController } | null = null;
 
   constructor(private readonly o: ReconcilerOptions) {}
 
@@ -72,6 +82,7 @@ export class Reconciler {
     if (this.#closed) return;
     if (this.#running) {
       this.#again = true;
+      this.abandonUnwanted();
       return;
     }
     this.#running = this.pass()
@@ -93,7 +104,18 @@ export class Reconciler {
   async close(): Promise<void> {
     this.#closed = true;
     this.o.clock.clearTimeout(this.#timer);
+    this.#inProgress?.abort.abort(new Error('the agent is stopping'));
     await this.#running;
+  }
+
+  /** A slow pull or health wait must not hold up a newer desired state that no longer wants it. */
+  private abandonUnwanted(): void {
+    const current = this.#inProgress;
+    if (!current) return;
+    const wanted = this.o.desired()?.services.find((s) => s.name === current.service);
+    if (wanted?.revision === current.revision) return;
+    this.o.logger.info({ service: current.service, revision: current.revision }, 'abandoning a rollout the new desired state no longer wants');
+    current.abort.abort(new Error(`revision ${current.revision} of ${current.service} is no longer desired`));
   }
 
   private schedule(ms: number): void {
@@ -110,7 +132,8 @@ export class Reconciler {
     const services = desired?.services ?? [];
     const generation = desired?.generation ?? 0;
     const containers = await this.o.runtime.list(this.o.deviceId);
-    const steps = plan(services, containers);
+    await this.o.promoted.retain(services.map((s) => s.name));
+    const steps = plan(services, containers, this.o.promoted.ids());
 
     for (const name of [...this.#status.keys()]) if (!services.some((s) => s.name === name)) this.#status.delete(name);
     for (const route of this.o.routes.list()) if (!services.some((s) => s.name === route.service)) this.o.routes.delete(route.service);
@@ -123,6 +146,7 @@ export class Reconciler {
       // One container that cannot be removed now is retried by the next pass; the others go on.
       await this.o.runtime.remove(c.id).catch((err: Error) => this.o.logger.warn({ container: c.name, err: err.message }, 'cannot remove a container'));
     }
+    await this.prune();
     if (steps.rollout.length) this.report(generation, 'reconciling');
 
     let nextRetry = Number.POSITIVE_INFINITY;
@@ -136,18 +160,26 @@ export class Reconciler {
         nextRetry = Math.min(nextRetry, failed.retryAt);
         continue;
       }
+      const abort = new AbortController();
+      this.#inProgress = { service: service.name, revision: service.revision, abort };
       try {
-        await this.rollOut(service, previous, generation);
+        await this.rollOut(service, previous, generation, abort.signal);
         this.#failures.delete(key);
       } catch (err) {
+        // Abandoned for a newer desired state (or a stop): not a failure of this revision.
+        if (abort.signal.aborted) continue;
         const e = err instanceof EdgemlError ? err : failure(ErrorCodes.AGENT_START_FAILED, (err as Error).message);
-        const rejected = e.code === ErrorCodes.AGENT_PLATFORM_UNAVAILABLE;
+        // No variant for this platform never changes; a full disk may be freed, so it is retried.
+        const final = e.code === ErrorCodes.AGENT_PLATFORM_UNAVAILABLE;
+        const rejected = final || e.code === ErrorCodes.AGENT_DISK_FULL;
         const attempts = (failed?.attempts ?? 0) + 1;
         const retryAt = this.o.clock.now() + backoffDelay(attempts - 1, this.o.backoff ?? defaultBackoff);
-        this.#failures.set(key, { attempts, retryAt, rejected });
-        if (!rejected) nextRetry = Math.min(nextRetry, retryAt);
+        this.#failures.set(key, { attempts, retryAt, rejected: final });
+        if (!final) nextRetry = Math.min(nextRetry, retryAt);
         this.setStatus(service, rejected ? 'rejected' : 'failed', { servingRevision: previous?.revision ?? null, error: { code: e.code, message: e.message } });
         this.o.logger.warn({ service: service.name, revision: service.revision, code: e.code, err: e.message, attempts, rejected }, rejected ? 'service rejected' : 'rollout failed; the previous container keeps serving');
+      } finally {
+        this.#inProgress = null;
       }
     }
     const phases = services.map((s) => this.#status.get(s.name)?.phase);
@@ -155,7 +187,7 @@ export class Reconciler {
     this.schedule(Number.isFinite(nextRetry) ? Math.max(0, nextRetry - this.o.clock.now()) : this.o.resyncMs);
   }
 
-  private async rollOut(service: DesiredService, previous: ManagedContainer | null, generation: number): Promise<void> {
+  private async rollOut(service: DesiredService, previous: ManagedContainer | null, generation: number, signal: AbortSignal): Promise<void> {
     const { runtime, platform, logger } = this.o;
     const serving = { servingRevision: previous?.revision ?? null };
     this.setStatus(service, 'pending', serving);
@@ -168,10 +200,7 @@ export class Reconciler {
       if (!platforms.includes(platform)) {
         throw failure(ErrorCodes.AGENT_PLATFORM_UNAVAILABLE, `${service.image} has no image for ${platform} (it has ${platforms.join(', ') || 'none'}); nothing was downloaded`);
       }
-      const free = await runtime.freeDiskBytes();
-      if (free < this.o.minFreeDiskBytes) {
-        throw failure(ErrorCodes.AGENT_DISK_FULL, `only ${free} bytes free where Docker keeps images; at least ${this.o.minFreeDiskBytes} are needed before a pull`);
-      }
+      await this.checkDisk(service.image);
       this.setStatus(service, 'pulling', { ...serving, progress: { current: 0, total: 0 } });
       this.report(generation, 'reconciling');
       logger.info({ service: service.name, image: service.image, platform }, 'pulling');
@@ -182,11 +211,12 @@ export class Reconciler {
             this.#lastProgressReport = this.o.clock.now();
             this.report(generation, 'reconciling');
           }
-        })
+        }, signal)
         .catch((err: Error) => {
           throw failure(ErrorCodes.AGENT_PULL_FAILED, `pulling ${service.image} for ${platform} failed: ${err.message}`);
         });
     }
+    signal.throwIfAborted();
 
     this.setStatus(service, 'starting', serving);
     this.report(generation, 'reconciling');
@@ -199,15 +229,16 @@ export class Reconciler {
       });
     try {
       await runtime.start(id);
-      await this.waitHealthy(id, port);
+      await this.waitHealthy(id, port, signal);
     } catch (err) {
-      const output = await runtime.tail(id, FAILURE_OUTPUT_LINES);
+      const output = signal.aborted ? '' : await runtime.tail(id, FAILURE_OUTPUT_LINES);
       await runtime.remove(id);
       const e = err instanceof EdgemlError ? err : failure(ErrorCodes.AGENT_START_FAILED, (err as Error).message);
       throw failure(e.code, output.trim() ? `${e.message}; its last output:\n${output.trim()}` : e.message);
     }
 
-    // The switch: from here the gateway sends requests to the new container.
+    // The switch. Recorded first: a crash from here on keeps this container, and only this one.
+    await this.o.promoted.promote(service.name, id, service.image);
     this.o.routes.set(service, port);
     this.setStatus(service, 'running', { servingRevision: service.revision });
     logger.info({ service: service.name, revision: service.revision, port }, 'service switched to the new container');
@@ -216,19 +247,49 @@ export class Reconciler {
       // The new one serves already: a failed removal is left for the next pass, not a failed rollout.
       await runtime.remove(previous.id).catch((err: Error) => logger.warn({ container: previous.name, err: err.message }, 'cannot remove the previous container'));
     }
+    await this.prune();
   }
 
-  private async waitHealthy(id: string, port: number): Promise<void> {
+  /** Free disk must hold the image and still leave the margin; an image of unknown size needs only the margin. */
+  private async checkDisk(image: string): Promise<void> {
+    const [free, size] = await Promise.all([this.o.runtime.freeDiskBytes(), this.o.runtime.imageSize(image, this.o.platform)]);
+    const needed = (size ?? 0) * DISK_PER_COMPRESSED_BYTE + this.o.minFreeDiskBytes;
+    if (free >= needed) return;
+    const what = size === null ? `the margin of ${this.o.minFreeDiskBytes} bytes (the image size is unknown)` : `about ${needed} bytes: the image (${size} bytes compressed, unpacked too) plus a margin of ${this.o.minFreeDiskBytes}`;
+    throw failure(ErrorCodes.AGENT_DISK_FULL, `only ${free} bytes free where Docker keeps images; the pull needs ${what}; nothing was downloaded`);
+  }
+
+  /** Images that fell out of every service's history; one still used by a container stays for now. */
+  private async prune(): Promise<void> {
+    for (const image of this.o.promoted.unused()) {
+      try {
+        if (!(await this.o.runtime.removeImage(image))) continue;
+        await this.o.promoted.pruned(image);
+        this.o.logger.info({ image }, 'pruned an image no service keeps');
+      } catch (err) {
+        this.o.logger.warn({ image, err: (err as Error).message }, 'cannot prune an image');
+      }
+    }
+  }
+
+  private async waitHealthy(id: string, port: number, signal: AbortSignal): Promise<void> {
     const deadline = this.o.clock.now() + this.o.healthTimeoutMs;
     for (;;) {
+      signal.throwIfAborted();
       const state = await this.o.runtime.state(id);
       if (!state?.running) throw failure(ErrorCodes.AGENT_HEALTH_FAILED, `the container exited with code ${state?.exitCode ?? '?'} before it was healthy`);
-      const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
+      const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]) }).catch(() => undefined);
       if (res?.status === 200) return;
       const body = (await res?.json().catch(() => undefined)) as { status?: string; error?: string } | undefined;
       if (body?.status === 'failed') throw failure(ErrorCodes.AGENT_HEALTH_FAILED, `/health says failed: ${body.error ?? 'no reason given'}`);
       if (this.o.clock.now() > deadline) throw failure(ErrorCodes.AGENT_HEALTH_FAILED, `not healthy within ${Math.round(this.o.healthTimeoutMs / 1000)} s`);
-      await new Promise((resolve) => this.o.clock.setTimeout(() => resolve(undefined), HEALTH_POLL_MS));
+      await new Promise((resolve) => {
+        const timer = this.o.clock.setTimeout(() => resolve(undefined), HEALTH_POLL_MS);
+        signal.addEventListener('abort', () => {
+          this.o.clock.clearTimeout(timer);
+          resolve(undefined);
+        }, { once: true });
+      });
     }
   }
 

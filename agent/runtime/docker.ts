@@ -6,6 +6,7 @@
 import { statfs } from 'node:fs/promises';
 import Docker from 'dockerode';
 import type { DeviceFacts, ServiceLimits } from '../../shared/protocol.js';
+import { imageSizeFromRegistry } from './image-size.js';
 
 export type DockerFacts = NonNullable<DeviceFacts['docker']>;
 
@@ -56,10 +57,15 @@ export interface ContainerRuntime {
   list(deviceId: string): Promise<ManagedContainer[]>;
   /** The platforms an image reference offers, from its registry (nothing is downloaded). */
   platforms(image: string): Promise<string[]>;
+  /** Compressed bytes of the image's layers for one platform, from its registry; null when unknown. */
+  imageSize(image: string, platform: string): Promise<number | null>;
   /** Free bytes where the engine keeps images. */
   freeDiskBytes(): Promise<number>;
   hasImage(image: string, platform: string): Promise<boolean>;
-  pull(image: string, platform: string, onProgress: (p: PullProgress) => void): Promise<void>;
+  /** Fails when `signal` aborts, or when the engine reports no progress for the stall timeout. */
+  pull(image: string, platform: string, onProgress: (p: PullProgress) => void, signal: AbortSignal): Promise<void>;
+  /** Removes an image this agent pulled; false when a container still uses it. */
+  removeImage(image: string): Promise<boolean>;
   create(deviceId: string, spec: ContainerSpec): Promise<string>;
   start(id: string): Promise<void>;
   /** Running, and (once stopped) its exit code. */
@@ -72,11 +78,17 @@ export interface ContainerRuntime {
 
 // A wedged engine must not hold up the agent's `online` status.
 const FACTS_TIMEOUT_MS = 3000;
+/** A wedged engine must not hold up the reconcile loop either: every call has a deadline. */
+const CALL_TIMEOUT_MS = 30_000;
+/** `docker stop` waits for the container's stop timeout (35 s: the runtime drains requests) first. */
+const STOP_TIMEOUT_MS = 90_000;
+/** A pull whose engine reports nothing for this long is stalled (a registry that stopped sending). */
+export const DEFAULT_PULL_STALL_MS = 120_000;
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+function withTimeout<T>(promise: Promise<T>, ms: number, what = 'the engine'): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new Error(`${what} gave no answer in ${Math.round(ms / 1000)} s`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -89,7 +101,16 @@ function isNotFound(err: unknown): boolean {
   return (err as { statusCode?: number }).statusCode === 404;
 }
 
-export function dockerRuntime(docker: Docker = new Docker()): ContainerRuntime {
+export interface DockerRuntimeOptions {
+  docker?: Docker;
+  pullStallMs?: number;
+  imageSize?: (image: string, platform: string) => Promise<number | null>;
+}
+
+export function dockerRuntime(o: DockerRuntimeOptions = {}): ContainerRuntime {
+  const docker = o.docker ?? new Docker();
+  const pullStallMs = o.pullStallMs ?? DEFAULT_PULL_STALL_MS;
+  const call = <T>(promise: Promise<T>, ms = CALL_TIMEOUT_MS) => withTimeout(promise, ms);
   return {
     facts: async () => {
       try {
@@ -101,7 +122,7 @@ export function dockerRuntime(docker: Docker = new Docker()): ContainerRuntime {
     },
 
     list: async (deviceId) => {
-      const found = await docker.listContainers({ all: true, filters: { label: [`${LABELS.device}=${deviceId}`] } });
+      const found = await call(docker.listContainers({ all: true, filters: { label: [`${LABELS.device}=${deviceId}`] } }));
       return found.map((c) => ({
         id: c.Id,
         name: (c.Names[0] ?? '').replace(/^\//, ''),
@@ -115,19 +136,21 @@ export function dockerRuntime(docker: Docker = new Docker()): ContainerRuntime {
     },
 
     platforms: async (image) => {
-      const info = (await docker.getImage(image).distribution()) as { Platforms?: Array<{ os?: string; architecture?: string; variant?: string }> };
+      const info = (await call(docker.getImage(image).distribution())) as { Platforms?: Array<{ os?: string; architecture?: string; variant?: string }> };
       return (info.Platforms ?? []).map(platformOf);
     },
 
+    imageSize: o.imageSize ?? imageSizeFromRegistry,
+
     freeDiskBytes: async () => {
-      const info = (await docker.info()) as { DockerRootDir?: string };
+      const info = (await call(docker.info())) as { DockerRootDir?: string };
       const stats = await statfs(info.DockerRootDir ?? '/var/lib/docker');
       return stats.bavail * stats.bsize;
     },
 
     hasImage: async (image, platform) => {
       try {
-        const inspected = (await docker.getImage(image).inspect()) as { Os?: string; Architecture?: string; Variant?: string };
+        const inspected = (await call(docker.getImage(image).inspect())) as { Os?: string; Architecture?: string; Variant?: string };
         // With the containerd store an index digest is "present" once any platform is: check ours.
         return platformOf({ os: inspected.Os, architecture: inspected.Architecture, variant: inspected.Variant }) === platform;
       } catch (err) {
@@ -136,32 +159,59 @@ export function dockerRuntime(docker: Docker = new Docker()): ContainerRuntime {
       }
     },
 
-    pull: async (image, platform, onProgress) => {
-      const stream = await docker.pull(image, { platform });
+    pull: async (image, platform, onProgress, signal) => {
+      signal.throwIfAborted();
+      const stream = (await call(docker.pull(image, { platform, abortSignal: signal }))) as NodeJS.ReadableStream & { destroy(err?: Error): void };
       const layers = new Map<string, PullProgress>();
-      await new Promise<void>((resolve, reject) => {
-        docker.modem.followProgress(
-          stream,
-          (err: Error | null) => (err ? reject(err) : resolve()),
-          (event: { id?: string; error?: string; progressDetail?: { current?: number; total?: number } }) => {
-            if (event.error) return;
-            if (event.id && event.progressDetail?.total) {
-              layers.set(event.id, { current: event.progressDetail.current ?? 0, total: event.progressDetail.total });
-              let current = 0;
-              let total = 0;
-              for (const l of layers.values()) {
-                current += l.current;
-                total += l.total;
+      let lastEvent = Date.now();
+      const stop = (err: Error) => stream.destroy(err);
+      const onAbort = () => stop(signal.reason instanceof Error ? signal.reason : new Error('the pull was cancelled'));
+      signal.addEventListener('abort', onAbort, { once: true });
+      const watchdog = setInterval(() => {
+        if (Date.now() - lastEvent > pullStallMs) stop(new Error(`no progress for ${Math.round(pullStallMs / 1000)} s`));
+      }, Math.min(5000, pullStallMs));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          stream.once('error', reject);
+          docker.modem.followProgress(
+            stream,
+            (err: Error | null) => (err ? reject(err) : resolve()),
+            (event: { id?: string; error?: string; progressDetail?: { current?: number; total?: number } }) => {
+              lastEvent = Date.now();
+              if (event.error) return;
+              if (event.id && event.progressDetail?.total) {
+                layers.set(event.id, { current: event.progressDetail.current ?? 0, total: event.progressDetail.total });
+                let current = 0;
+                let total = 0;
+                for (const l of layers.values()) {
+                  current += l.current;
+                  total += l.total;
+                }
+                onProgress({ current, total });
               }
-              onProgress({ current, total });
-            }
-          },
-        );
-      });
+            },
+          );
+        });
+      } finally {
+        clearInterval(watchdog);
+        signal.removeEventListener('abort', onAbort);
+      }
+    },
+
+    removeImage: async (image) => {
+      try {
+        await call(docker.getImage(image).remove());
+        return true;
+      } catch (err) {
+        if (isNotFound(err)) return true;
+        // 409: a container (maybe another device's, on a shared engine) still uses it.
+        if ((err as { statusCode?: number }).statusCode === 409) return false;
+        throw err;
+      }
     },
 
     create: async (deviceId, spec) => {
-      const container = await docker.createContainer({
+      const container = await call(docker.createContainer({
         _query: { name: spec.name, platform: spec.platform },
         _body: {
           Image: spec.image,
@@ -182,17 +232,17 @@ export function dockerRuntime(docker: Docker = new Docker()): ContainerRuntime {
             ...(spec.limits.cpus === null ? {} : { NanoCpus: Math.round(spec.limits.cpus * 1e9) }),
           },
         },
-      } as unknown as Docker.ContainerCreateOptions);
+      } as unknown as Docker.ContainerCreateOptions));
       return container.id;
     },
 
     start: async (id) => {
-      await docker.getContainer(id).start();
+      await call(docker.getContainer(id).start());
     },
 
     state: async (id) => {
       try {
-        const info = await docker.getContainer(id).inspect();
+        const info = await call(docker.getContainer(id).inspect());
         return { running: info.State.Running, exitCode: info.State.ExitCode };
       } catch (err) {
         if (isNotFound(err)) return null;
@@ -202,7 +252,7 @@ export function dockerRuntime(docker: Docker = new Docker()): ContainerRuntime {
 
     tail: async (id, lines) => {
       try {
-        const buf = (await docker.getContainer(id).logs({ stdout: true, stderr: true, tail: lines })) as unknown as Buffer;
+        const buf = (await call(docker.getContainer(id).logs({ stdout: true, stderr: true, tail: lines }))) as unknown as Buffer;
         // Multiplexed frames: an 8-byte header before each chunk.
         const out: string[] = [];
         for (let i = 0; i + 8 <= buf.length; ) {
@@ -218,13 +268,13 @@ export function dockerRuntime(docker: Docker = new Docker()): ContainerRuntime {
 
     remove: async (id) => {
       try {
-        await docker.getContainer(id).stop();
+        await call(docker.getContainer(id).stop(), STOP_TIMEOUT_MS);
       } catch (err) {
         // Already stopped (304) or gone (404): removal below settles it.
         if (!isNotFound(err) && (err as { statusCode?: number }).statusCode !== 304) throw err;
       }
       try {
-        await docker.getContainer(id).remove({ force: true });
+        await call(docker.getContainer(id).remove({ force: true }));
       } catch (err) {
         if (!isNotFound(err)) throw err;
       }

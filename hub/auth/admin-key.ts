@@ -4,7 +4,7 @@
  * makes a new one and overwrites the file. With any key in the store, nothing happens.
  */
 import { join } from 'node:path';
-import { writeFileDurably } from '../store/durable-json-file.js';
+import { writeFileDurably } from '../../shared/durable-file.js';
 import type { ApiKeyRepository } from '../store/store.js';
 import type { ApiKeyAuthority } from './api-keys.js';
 

@@ -10,7 +10,7 @@ import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs
 import { join } from 'node:path';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/size.js';
-import { fsyncDir } from './durable-json-file.js';
+import { fsyncDir } from '../../shared/durable-file.js';
 
 const DIGEST = /^sha256:([0-9a-f]{64})$/;
 

@@ -1,23 +1,12 @@
 /**
- * lowdb adapter for a JSON file that survives a crash at any instant: the new content goes to a
- * unique temp file, is fsynced, renamed over the old one, and the directory is fsynced so the
- * rename itself is durable. lowdb's own JSONFile (steno) renames without fsync, which survives
- * `kill -9` but not a power cut. A reader sees either the old or the new file, never a mix.
+ * lowdb adapter for a JSON file that survives a crash at any instant (shared/durable-file.ts).
+ * lowdb's own JSONFile (steno) renames without fsync, which survives `kill -9` but not a power cut.
  */
-import { randomBytes } from 'node:crypto';
-import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Adapter } from 'lowdb';
+import { writeFileDurably } from '../../shared/durable-file.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
-
-export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 /** Temp files of writes that a crash interrupted; only safe while nothing else writes `path`. */
 export async function removeStaleTemps(path: string): Promise<void> {
@@ -25,24 +14,6 @@ export async function removeStaleTemps(path: string): Promise<void> {
   for (const name of await readdir(dirname(path))) {
     if (name.startsWith(prefix) && name.endsWith('.tmp')) await rm(join(dirname(path), name), { force: true });
   }
-}
-
-export async function writeFileDurably(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    const handle = await open(tmp, 'wx', mode);
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fsyncDir(dirname(path));
 }
 
 export class DurableJsonFile<T> implements Adapter<T> {

@@ -70,6 +70,12 @@ function main() {
   let stopping = false;
   const shutdown = (signal) => {
     if (stopping) {
+      // A stop retried by the orchestrator (an agent restarted mid-stop) must not cut the drain
+      // short; the drain has its own bound. Ctrl-C twice is a person who wants out now.
+      if (signal === 'SIGTERM') {
+        log.info('SIGTERM again: still draining', { inFlight: service.inFlight });
+        return;
+      }
       log.warn('second signal: exiting without waiting', { signal, inFlight: service.inFlight });
       process.exit(1);
     }

@@ -113,6 +113,11 @@ def main():
     def on_signal(signum, _frame):
         name = signal.Signals(signum).name
         if stop:
+            # A stop retried by the orchestrator (an agent restarted mid-stop) must not cut the
+            # drain short; the drain has its own bound. Ctrl-C twice is a person who wants out now.
+            if name == "SIGTERM":
+                log.info("SIGTERM again: still draining", inFlight=server.in_flight)
+                return
             log.warn("second signal: exiting without waiting", signal=name, inFlight=server.in_flight)
             exit_now(1)
         stop.append(name)

@@ -211,7 +211,7 @@ export function contractSuite(runtime: RuntimeDescriptor): void {
     t.is(warning.problem, 'class: must be one of "setosa", "versicolor", "virginica"');
   });
 
-  test(name('SIGTERM: the request in flight completes, new connections are refused, idle keep-alive does not hold the exit, exit 0'), async (t) => {
+  test(name('SIGTERM: the request in flight completes (a repeated SIGTERM does not cut it short), new connections are refused, idle keep-alive does not hold the exit, exit 0'), async (t) => {
     const rt = await runtime.start(t, 'linear', { FIXTURE_SLOW_RUN_MS: '1500', EDGEML_DRAIN_SECONDS: '20' });
     await waitReady(rt);
     const { hostname, port } = new URL(rt.baseUrl);
@@ -229,6 +229,9 @@ export function contractSuite(runtime: RuntimeDescriptor): void {
     const exited = rt.stop('SIGTERM');
     const shutting = await rt.waitForLog('shutting down', (l) => String(l.msg).startsWith('shutting down'));
     t.is(shutting.inFlight, 1);
+    // An agent restarted in the middle of a stop sends it again.
+    void rt.stop('SIGTERM');
+    t.is((await rt.waitForLog('the repeated SIGTERM', (l) => l.msg === 'SIGTERM again: still draining')).inFlight, 1);
 
     const refused = await new Promise<string>((resolve) => {
       const s = net.connect(Number(port), hostname);

@@ -46,10 +46,12 @@ test('every agent key can be set through the env var envName names', (t) => {
     hubCa: '/etc/edgeml/hub-ca.pem',
     data: '/var/lib/edgeml',
     gateway: '0.0.0.0:9000',
+    advertiseUrl: 'http://10.0.4.17:9000',
     platform: 'linux/arm/v7',
     telemetryInterval: '1m',
     healthTimeout: '10m',
     minFreeDisk: '2g',
+    pullStallTimeout: '5m',
     logLevel: 'debug',
   };
   t.deepEqual(Object.keys(values).sort(), Object.keys(AgentConfigSchema.properties).sort(), 'test covers every key');
@@ -117,11 +119,13 @@ test('agent defaults are filled around the required device id; optional keys sta
       telemetryInterval: '10s',
       healthTimeout: '3m',
       minFreeDisk: '512m',
+      pullStallTimeout: '2m',
       logLevel: 'info',
     },
   );
   t.false('token' in config);
   t.false('platform' in config);
+  t.false('advertiseUrl' in config);
 });
 
 test('the result is frozen', (t) => {

@@ -1,0 +1,121 @@
+/**
+ * Which container serves each service, and the images each service keeps, on disk
+ * (DATA/serving.json). The record is written at the switch, before the old container is removed, so
+ * a restarted agent trusts exactly the container it last saw healthy (see plan.ts). Each service
+ * keeps its current image and the one before (for a rollback without a download); older ones wait
+ * in the record until they are pruned, so a crash between the switch and the pruning leaks nothing.
+ * A lost or unreadable record only costs a redeploy: every container is then unproven, and the
+ * services are rolled out again.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileDurably } from '../../shared/durable-file.js';
+import type { Logger } from '../../shared/logger.js';
+
+/** Where the record lives: a file on the device, memory in unit tests. */
+export interface RecordStore {
+  /** null when there is no record yet. */
+  read(): Promise<string | null>;
+  write(text: string): Promise<void>;
+}
+
+export function recordFile(dataDir: string): RecordStore & { path: string } {
+  const path = join(dataDir, 'serving.json');
+  return {
+    path,
+    read: async () => {
+      try {
+        return await readFile(path, 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw err;
+      }
+    },
+    write: (text) => writeFileDurably(path, text),
+  };
+}
+
+interface Serving {
+  container: string;
+  /** Newest first: the image it runs, then the previous one. */
+  images: string[];
+}
+
+const IMAGES_KEPT = 2;
+
+export class PromotedContainers {
+  /** Writes run one at a time, each with the whole record. */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly store: RecordStore,
+    private readonly byService: Map<string, Serving>,
+    /** Images no service keeps, not yet removed from the engine. */
+    private readonly unusedImages: Set<string>,
+  ) {}
+
+  static async load(store: RecordStore, logger: Logger): Promise<PromotedContainers> {
+    const byService = new Map<string, Serving>();
+    const unused = new Set<string>();
+    const strings = (v: unknown) => (Array.isArray(v) ? v.filter((i): i is string => typeof i === 'string') : []);
+    try {
+      const text = await store.read();
+      const parsed = (text === null ? {} : JSON.parse(text)) as { services?: Record<string, Partial<Serving>>; unused?: unknown };
+      for (const [service, s] of Object.entries(parsed.services ?? {})) {
+        if (typeof s?.container === 'string') byService.set(service, { container: s.container, images: strings(s.images) });
+      }
+      for (const image of strings(parsed.unused)) unused.add(image);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'the record of which containers serve is unreadable; every service will be rolled out again');
+    }
+    return new PromotedContainers(store, byService, unused);
+  }
+
+  ids(): ReadonlySet<string> {
+    return new Set([...this.byService.values()].map((s) => s.container));
+  }
+
+  /** Images to remove from the engine: no service keeps them. */
+  unused(): string[] {
+    return [...this.unusedImages];
+  }
+
+  /** Resolves once the record is on disk. */
+  promote(service: string, container: string, image: string): Promise<void> {
+    const images = [image, ...(this.byService.get(service)?.images ?? []).filter((i) => i !== image)];
+    return this.change(() => this.byService.set(service, { container, images: images.slice(0, IMAGES_KEPT) }));
+  }
+
+  /** Forgets services no longer desired. */
+  retain(services: readonly string[]): Promise<void> {
+    const gone = [...this.byService.keys()].filter((s) => !services.includes(s));
+    if (gone.length === 0) return Promise.resolve();
+    return this.change(() => gone.forEach((s) => this.byService.delete(s)));
+  }
+
+  /** The image is gone from the engine. */
+  pruned(image: string): Promise<void> {
+    return this.change(() => this.unusedImages.delete(image));
+  }
+
+  private change(apply: () => void): Promise<void> {
+    const before = this.keptImages();
+    apply();
+    const kept = this.keptImages();
+    for (const image of before) if (!kept.has(image)) this.unusedImages.add(image);
+    // An image a service takes up again is no longer unused.
+    for (const image of kept) this.unusedImages.delete(image);
+    return this.save();
+  }
+
+  private keptImages(): Set<string> {
+    return new Set([...this.byService.values()].flatMap((s) => s.images));
+  }
+
+  private save(): Promise<void> {
+    const text = JSON.stringify({ v: 1, services: Object.fromEntries(this.byService), unused: [...this.unusedImages] });
+    const run = this.#queue.then(() => this.store.write(text));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * The agent's reconcile loop (agent/reconcile/reconciler.ts) against FakeContainerRuntime, an
+ * in-memory stand-in for Docker whose "containers" are real HTTP servers on loopback (so the
+ * health check is the real one). Docker itself is exercised by the integration tests.
+ */
+import { createServer, type Server } from 'node:http';
+import test from 'ava';
+import { PromotedContainers, type RecordStore } from '../../agent/reconcile/promoted-containers.js';
+import { Reconciler } from '../../agent/reconcile/reconciler.js';
+import { RouteTable } from '../../agent/reconcile/routes.js';
+import type { ContainerRuntime, ContainerSpec, ManagedContainer, PullProgress } from '../../agent/runtime/docker.js';
+import { systemClock } from '../../shared/clock.js';
+import { pino } from 'pino';
+import type { DesiredService, DesiredState, ReportedState } from '../../shared/protocol.js';
+import { waitFor } from '../helpers/wait.js';
+
+const PLATFORM = 'linux/amd64';
+const image = (tag: string) => `reg.example/iris@sha256:${tag.repeat(64).slice(0, 64)}`;
+const svc = (revision: number, img = image(String(revision))): DesiredService => ({
+  name: 'iris',
+  revision,
+  image: img,
+  limits: { maxConcurrent: 1, maxQueue: 10, memoryBytes: null, cpus: null },
+  keyHash: 'a'.repeat(64),
+  models: [],
+});
+
+/** Docker, faked: images have sizes, pulls can be held, containers answer /health on their port. */
+class FakeContainerRuntime implements ContainerRuntime {
+  readonly containers = new Map<string, ManagedContainer & { server: Server | null; spec: ContainerSpec }>();
+  readonly local = new Set<string>();
+  readonly pulled: string[] = [];
+  readonly removedImages: string[] = [];
+  sizes = new Map<string, number>();
+  free = 10 * 2 ** 30;
+  /** Pulls of these images wait until released or aborted. */
+  readonly held = new Map<string, () => void>();
+  holdPulls = new Set<string>();
+  /** Images whose containers never become healthy (503 forever). */
+  unhealthy = new Set<string>();
+  #seq = 0;
+
+  facts = async () => null;
+  list = async () => [...this.containers.values()].map(({ server: _s, spec: _p, ...c }) => c);
+  platforms = async () => [PLATFORM];
+  imageSize = async (img: string) => this.sizes.get(img) ?? null;
+  freeDiskBytes = async () => this.free;
+  hasImage = async (img: string) => this.local.has(img);
+  pull = async (img: string, _platform: string, onProgress: (p: PullProgress) => void, signal: AbortSignal) => {
+    this.pulled.push(img);
+    if (this.holdPulls.has(img)) {
+      await new Promise<void>((resolve, reject) => {
+        this.held.set(img, resolve);
+        signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+      });
+    }
+    onProgress({ current: 1, total: 1 });
+    this.local.add(img);
+  };
+  removeImage = async (img: string) => {
+    if ([...this.containers.values()].some((c) => c.image === img)) return false;
+    this.local.delete(img);
+    this.removedImages.push(img);
+    return true;
+  };
+  create = async (_device: string, spec: ContainerSpec) => {
+    const id = `c${++this.#seq}`;
+    this.containers.set(id, { id, name: spec.name, service: spec.service, revision: spec.revision, image: spec.image, port: spec.port, running: false, created: this.#seq, server: null, spec });
+    return id;
+  };
+  start = async (id: string) => {
+    const c = this.containers.get(id)!;
+    const healthy = !this.unhealthy.has(c.image);
+    c.server = createServer((_req, res) => {
+      res.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: healthy ? 'ok' : 'initializing' }));
+    });
+    await new Promise<void>((resolve) => c.server!.listen(c.port, '127.0.0.1', resolve));
+    c.running = true;
+  };
+  state = async (id: string) => {
+    const c = this.containers.get(id);
+    return c ? { running: c.running, exitCode: 0 } : null;
+  };
+  tail = async () => '';
+  remove = async (id: string) => {
+    const c = this.containers.get(id);
+    this.containers.delete(id);
+    await new Promise((resolve) => (c?.server ? c.server.close(resolve) : resolve(undefined)));
+  };
+  /** The "containers" are servers: they end with the test. */
+  async shutdown(): Promise<void> {
+    for (const id of [...this.containers.keys()]) await this.remove(id);
+  }
+  running(): ManagedContainer[] {
+    return [...this.containers.values()].filter((c) => c.running);
+  }
+}
+
+/** The serving record's storage, in memory (the file is exercised by agent-crash.test.ts). */
+function memoryStore(): RecordStore & { text: string | null } {
+  const store = {
+    text: null as string | null,
+    read: async () => store.text,
+    write: async (text: string) => void (store.text = text),
+  };
+  return store;
+}
+
+async function setup(opts: { minFreeDiskBytes?: number; healthTimeoutMs?: number } = {}) {
+  const runtime = new FakeContainerRuntime();
+  const routes = new RouteTable();
+  const store = memoryStore();
+  const promoted = await PromotedContainers.load(store, pino({ level: 'silent' }));
+  const reports: ReportedState[] = [];
+  let desired: DesiredState | null = null;
+  const reconciler = new Reconciler({
+    deviceId: 'dev-1',
+    platform: PLATFORM,
+    runtime,
+    routes,
+    promoted,
+    desired: () => desired,
+    report: async (s) => void reports.push(s),
+    clock: systemClock,
+    logger: pino({ level: 'silent' }),
+    healthTimeoutMs: opts.healthTimeoutMs ?? 5000,
+    minFreeDiskBytes: opts.minFreeDiskBytes ?? 1000,
+    stopTimeoutSeconds: 1,
+    resyncMs: 60_000,
+    backoff: { initialMs: 50, maxMs: 100, factor: 2 },
+  });
+  let generation = 0;
+  const want = (...services: DesiredService[]) => {
+    desired = { v: 1, generation: ++generation, services };
+    reconciler.trigger();
+  };
+  const last = () => reports.at(-1);
+  const serviceState = () => last()?.services[0];
+  const stop = async () => {
+    await reconciler.close();
+    await runtime.shutdown();
+  };
+  const servingContainer = () => (JSON.parse(store.text ?? '{}') as { services?: Record<string, { container: string }> }).services?.iris?.container;
+  return { runtime, routes, reports, reconciler, want, last, serviceState, stop, servingContainer };
+}
+
+test('a new revision is promoted (recorded) before its route switches, then the old container goes', async (t) => {
+  const { runtime, routes, servingContainer, want, stop } = await setup();
+  t.teardown(() => stop());
+  want(svc(1));
+  await waitFor('revision 1 to serve', () => routes.get('iris')?.revision === 1);
+  const first = runtime.running()[0]!;
+  t.is(servingContainer(), first.id);
+
+  want(svc(2));
+  await waitFor('revision 2 to serve', () => routes.get('iris')?.revision === 2);
+  await waitFor('the old container to go', () => runtime.containers.size === 1);
+  const second = runtime.running()[0]!;
+  t.is(second.revision, 2);
+  t.is(servingContainer(), second.id);
+  t.is(routes.get('iris')?.port, second.port);
+});
+
+test('each service keeps its current and previous image; older ones are pruned once no container uses them', async (t) => {
+  const { runtime, routes, want, stop } = await setup();
+  t.teardown(() => stop());
+  for (const r of [1, 2, 3]) {
+    want(svc(r));
+    await waitFor(`revision ${r} to serve`, () => routes.get('iris')?.revision === r && runtime.containers.size === 1);
+  }
+  await waitFor('image 1 to be pruned', () => runtime.removedImages.length === 1);
+  t.deepEqual(runtime.removedImages, [image('1')]);
+  t.true(runtime.local.has(image('2')), 'the previous image stays for a rollback');
+  t.true(runtime.local.has(image('3')));
+});
+
+test('a service no longer desired: its container and images go', async (t) => {
+  const { runtime, routes, want, stop } = await setup();
+  t.teardown(() => stop());
+  want(svc(1));
+  await waitFor('revision 1 to serve', () => routes.get('iris')?.revision === 1);
+  want();
+  await waitFor('everything to go', () => runtime.containers.size === 0 && runtime.removedImages.length === 1);
+  t.is(routes.get('iris'), undefined);
+  t.deepEqual(runtime.removedImages, [image('1')]);
+});
+
+test('pre-flight: too little disk for the image plus the margin is rejected before any pull, and retried', async (t) => {
+  const { runtime, want, serviceState, stop } = await setup({ minFreeDiskBytes: 1000 });
+  t.teardown(() => stop());
+  runtime.sizes.set(image('1'), 500);
+  runtime.free = 2500; // needs 500 × 4 + 1000
+  want(svc(1));
+  await waitFor('the service to be rejected', () => serviceState()?.phase === 'rejected');
+  t.is(serviceState()?.error?.code, 'AGENT_E_DISK_FULL');
+  t.regex(serviceState()?.error?.message ?? '', /only 2500 bytes free .* the image \(500 bytes compressed, unpacked too\) plus a margin of 1000; nothing was downloaded/);
+  t.deepEqual(runtime.pulled, []);
+
+  runtime.free = 3000;
+  await waitFor('the retry to run it', () => serviceState()?.phase === 'running', 5000);
+  t.deepEqual(runtime.pulled, [image('1')]);
+});
+
+test('pre-flight: an image of unknown size needs only the margin', async (t) => {
+  const { runtime, want, serviceState, stop } = await setup({ minFreeDiskBytes: 1000 });
+  t.teardown(() => stop());
+  runtime.free = 999;
+  want(svc(1));
+  await waitFor('the service to be rejected', () => serviceState()?.phase === 'rejected');
+  t.regex(serviceState()?.error?.message ?? '', /the margin of 1000 bytes \(the image size is unknown\)/);
+  runtime.free = 1000;
+  await waitFor('the retry to run it', () => serviceState()?.phase === 'running', 5000);
+});
+
+test('a pull that a new desired state no longer wants is abandoned at once, not counted as a failure', async (t) => {
+  const { runtime, routes, want, reports, stop } = await setup();
+  t.teardown(() => stop());
+  runtime.holdPulls.add(image('1'));
+  want(svc(1));
+  await waitFor('the pull to start', () => runtime.held.has(image('1')));
+  want(svc(2));
+  await waitFor('revision 2 to serve', () => routes.get('iris')?.revision === 2, 5000);
+  t.deepEqual(runtime.pulled, [image('1'), image('2')]);
+  t.false(reports.some((r) => r.services.some((s) => s.revision === 1 && s.phase === 'failed')), 'no failure reported for the abandoned revision');
+  t.is(runtime.containers.size, 1);
+});
+
+test('a pull still wanted is not abandoned by an unrelated desired state', async (t) => {
+  const { runtime, routes, want, stop } = await setup();
+  t.teardown(() => stop());
+  runtime.holdPulls.add(image('1'));
+  want(svc(1));
+  await waitFor('the pull to start', () => runtime.held.has(image('1')));
+  // Same service and revision, new generation (another service's change would look like this).
+  want(svc(1));
+  await new Promise((r) => setTimeout(r, 200));
+  runtime.held.get(image('1'))!();
+  await waitFor('revision 1 to serve', () => routes.get('iris')?.revision === 1, 5000);
+  t.deepEqual(runtime.pulled, [image('1')]);
+});
+
+test('a new revision that never gets healthy is removed; the old one keeps serving and stays promoted', async (t) => {
+  const { runtime, routes, servingContainer, want, serviceState, stop } = await setup({ healthTimeoutMs: 600 });
+  t.teardown(() => stop());
+  want(svc(1));
+  await waitFor('revision 1 to serve', () => routes.get('iris')?.revision === 1);
+  const first = runtime.running()[0]!;
+  runtime.unhealthy.add(image('2'));
+  want(svc(2));
+  await waitFor('revision 2 to fail', () => serviceState()?.phase === 'failed', 5000);
+  t.like(serviceState(), { revision: 2, servingRevision: 1 });
+  t.is(serviceState()?.error?.code, 'AGENT_E_HEALTH_FAILED');
+  t.is(routes.get('iris')?.port, first.port);
+  t.is(servingContainer(), first.id);
+  await waitFor('the failed container to go', () => runtime.containers.size === 1);
+  t.true(runtime.containers.has(first.id));
+});
