@@ -102,16 +102,16 @@ export const DesiredService = Type.Object(
 );
 export type DesiredService = Static<typeof DesiredService>;
 
-/** A hub epoch: made once with the hub's store. */
+/** A hub epoch: new at every hub start. */
 export const HUB_EPOCH_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
 
 export const DesiredState = Type.Object(
   {
     v: V,
     /**
-     * The epoch of the hub's store, which `generation` counts in: a hub that starts over with
-     * another store counts again from 1, in another epoch. Optional: states that agents cached
-     * before epochs existed carry none.
+     * The hub's epoch, new at every start, which `generation` counts in: a hub restored from a
+     * backup, or started over with another store, counts lower, in another epoch. Optional: states
+     * that agents cached before epochs existed carry none.
      */
     epoch: Type.Optional(Type.String({ pattern: HUB_EPOCH_PATTERN })),
     generation: Type.Integer({ minimum: 0 }),

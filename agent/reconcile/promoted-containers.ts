@@ -4,8 +4,9 @@
  * a restarted agent trusts exactly the container it last saw healthy (see plan.ts). Each service
  * keeps its current image and the one before (for a rollback without a download); older ones wait
  * in the record until they are pruned, so a crash between the switch and the pruning leaks nothing.
- * A lost or unreadable record only costs a redeploy: every container is then unproven, and the
- * services are rolled out again.
+ * An unreadable record only costs a redeploy: every container is then unproven, and the services
+ * are rolled out again. A missing one (an agent upgraded from before the record) adopts, once, the
+ * running containers that match the desired state, so an upgrade takes nothing down.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -52,14 +53,17 @@ export class PromotedContainers {
     private readonly byService: Map<string, Serving>,
     /** Images no service keeps, not yet removed from the engine. */
     private readonly unusedImages: Set<string>,
+    private missing: boolean,
   ) {}
 
   static async load(store: RecordStore, logger: Logger): Promise<PromotedContainers> {
     const byService = new Map<string, Serving>();
     const unused = new Set<string>();
+    let missing = false;
     const strings = (v: unknown) => (Array.isArray(v) ? v.filter((i): i is string => typeof i === 'string') : []);
     try {
       const text = await store.read();
+      missing = text === null;
       const parsed = (text === null ? {} : JSON.parse(text)) as { services?: Record<string, Partial<Serving>>; unused?: unknown };
       for (const [service, s] of Object.entries(parsed.services ?? {})) {
         if (typeof s?.container === 'string') byService.set(service, { container: s.container, images: strings(s.images) });
@@ -68,7 +72,20 @@ export class PromotedContainers {
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'the record of which containers serve is unreadable; every service will be rolled out again');
     }
-    return new PromotedContainers(store, byService, unused);
+    return new PromotedContainers(store, byService, unused, missing);
+  }
+
+  /**
+   * Only while there has never been a record: takes these running containers as promoted and writes
+   * the record (even empty), so the adoption happens once. Resolves false when it did nothing.
+   */
+  async adoptOnce(running: ReadonlyArray<{ service: string; container: string; image: string }>): Promise<boolean> {
+    if (!this.missing) return false;
+    this.missing = false;
+    await this.change(() => {
+      for (const r of running) this.byService.set(r.service, { container: r.container, images: [r.image] });
+    });
+    return true;
   }
 
   ids(): ReadonlySet<string> {

@@ -4,7 +4,7 @@
  * create → start → /health → promote (recorded on disk) and switch the route → remove the old
  * container → prune images; until the switch, the old container keeps serving, and any failure
  * leaves it serving. Failed services are retried with backoff; one rejected for its platform waits
- * for a new desired state. A rollout that a new desired state no longer wants is abandoned at once.
+ * for a new desired state, one rejected for disk space is checked again with backoff. A rollout that a new desired state no longer wants is abandoned at once.
  * Every step is reported with the generation it works on.
  */
 import { backoffDelay, defaultBackoff, type BackoffPolicy } from '../../shared/backoff.js';
@@ -23,7 +23,7 @@ export interface ReconcilerOptions {
   platform: string;
   runtime: ContainerRuntime;
   routes: RouteTable;
-  promoted: Pick<PromotedContainers, 'ids' | 'promote' | 'retain' | 'unused' | 'pruned'>;
+  promoted: Pick<PromotedContainers, 'ids' | 'promote' | 'retain' | 'unused' | 'pruned' | 'adoptOnce'>;
   desired: () => DesiredState | null;
   /** Sends a report; expected to give up at once (not queue) while the hub is unreachable. */
   report: (state: ReportedState) => Promise<void>;
@@ -125,13 +125,23 @@ export class Reconciler {
 
   private async pass(): Promise<void> {
     const desired = this.o.desired();
-    if (desired && desired.generation !== this.#passedGeneration) {
+    // No target yet (a new device, or a cache that could not be read): what runs stays until the hub says.
+    if (!desired) {
+      this.report(0, 'idle');
+      this.schedule(this.o.resyncMs);
+      return;
+    }
+    if (desired.generation !== this.#passedGeneration) {
       this.#passedGeneration = desired.generation;
       this.#lastError = null;
     }
-    const services = desired?.services ?? [];
-    const generation = desired?.generation ?? 0;
+    const services = desired.services;
+    const generation = desired.generation;
     const containers = await this.o.runtime.list(this.o.deviceId);
+    const adopted = containers.filter((c) => c.running && services.some((s) => s.name === c.service && s.revision === c.revision && s.image === c.image));
+    if (await this.o.promoted.adoptOnce(adopted.map((c) => ({ service: c.service, container: c.id, image: c.image })))) {
+      if (adopted.length) this.o.logger.info({ containers: adopted.map((c) => c.name) }, 'no record of promoted containers (an upgraded agent): adopted the running ones that match');
+    }
     await this.o.promoted.retain(services.map((s) => s.name));
     const steps = plan(services, containers, this.o.promoted.ids());
 
@@ -166,8 +176,9 @@ export class Reconciler {
         await this.rollOut(service, previous, generation, abort.signal);
         this.#failures.delete(key);
       } catch (err) {
-        // Abandoned for a newer desired state (or a stop): not a failure of this revision.
-        if (abort.signal.aborted) continue;
+        // Abandoned for a newer desired state (or a stop): not a failure of this revision. The rest
+        // of this pass was planned for the old state too: the next pass starts from the new one.
+        if (abort.signal.aborted) return;
         const e = err instanceof EdgemlError ? err : failure(ErrorCodes.AGENT_START_FAILED, (err as Error).message);
         // No variant for this platform never changes; a full disk may be freed, so it is retried.
         const final = e.code === ErrorCodes.AGENT_PLATFORM_UNAVAILABLE;
@@ -183,7 +194,7 @@ export class Reconciler {
       }
     }
     const phases = services.map((s) => this.#status.get(s.name)?.phase);
-    this.report(generation, phases.some((p) => p !== 'running') ? 'failed' : desired ? 'converged' : 'idle');
+    this.report(generation, phases.some((p) => p !== 'running') ? 'failed' : 'converged');
     this.schedule(Number.isFinite(nextRetry) ? Math.max(0, nextRetry - this.o.clock.now()) : this.o.resyncMs);
   }
 
@@ -232,7 +243,8 @@ export class Reconciler {
       await this.waitHealthy(id, port, signal);
     } catch (err) {
       const output = signal.aborted ? '' : await runtime.tail(id, FAILURE_OUTPUT_LINES);
-      await runtime.remove(id);
+      // Left for the next pass (it is unpromoted): the report must carry why the rollout failed.
+      await runtime.remove(id).catch((removeErr: Error) => logger.warn({ container: name, err: removeErr.message }, 'cannot remove the failed container'));
       const e = err instanceof EdgemlError ? err : failure(ErrorCodes.AGENT_START_FAILED, (err as Error).message);
       throw failure(e.code, output.trim() ? `${e.message}; its last output:\n${output.trim()}` : e.message);
     }
@@ -261,7 +273,9 @@ export class Reconciler {
 
   /** Images that fell out of every service's history; one still used by a container stays for now. */
   private async prune(): Promise<void> {
+    const wanted = new Set(this.o.desired()?.services.map((s) => s.image));
     for (const image of this.o.promoted.unused()) {
+      if (wanted.has(image)) continue;
       try {
         if (!(await this.o.runtime.removeImage(image))) continue;
         await this.o.promoted.pruned(image);
@@ -283,12 +297,16 @@ export class Reconciler {
       const body = (await res?.json().catch(() => undefined)) as { status?: string; error?: string } | undefined;
       if (body?.status === 'failed') throw failure(ErrorCodes.AGENT_HEALTH_FAILED, `/health says failed: ${body.error ?? 'no reason given'}`);
       if (this.o.clock.now() > deadline) throw failure(ErrorCodes.AGENT_HEALTH_FAILED, `not healthy within ${Math.round(this.o.healthTimeoutMs / 1000)} s`);
-      await new Promise((resolve) => {
-        const timer = this.o.clock.setTimeout(() => resolve(undefined), HEALTH_POLL_MS);
-        signal.addEventListener('abort', () => {
+      await new Promise<void>((resolve) => {
+        const onAbort = () => {
           this.o.clock.clearTimeout(timer);
-          resolve(undefined);
-        }, { once: true });
+          resolve();
+        };
+        const timer = this.o.clock.setTimeout(() => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        }, HEALTH_POLL_MS);
+        signal.addEventListener('abort', onAbort, { once: true });
       });
     }
   }

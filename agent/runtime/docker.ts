@@ -85,10 +85,10 @@ const STOP_TIMEOUT_MS = 90_000;
 /** A pull whose engine reports nothing for this long is stalled (a registry that stopped sending). */
 export const DEFAULT_PULL_STALL_MS = 120_000;
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what = 'the engine'): Promise<T> {
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} gave no answer in ${Math.round(ms / 1000)} s`)), ms);
+    timer = setTimeout(() => reject(new Error(`the engine gave no answer in ${Math.round(ms / 1000)} s`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -162,33 +162,44 @@ export function dockerRuntime(o: DockerRuntimeOptions = {}): ContainerRuntime {
     pull: async (image, platform, onProgress, signal) => {
       signal.throwIfAborted();
       const stream = (await call(docker.pull(image, { platform, abortSignal: signal }))) as NodeJS.ReadableStream & { destroy(err?: Error): void };
-      const layers = new Map<string, PullProgress>();
-      let lastEvent = Date.now();
+      const layers = new Map<string, PullProgress & { status: string }>();
+      // Progress, not events: the containerd store repeats "Downloading" every 100 ms with no bytes.
+      let lastProgress = Date.now();
+      let streamError: Error | null = null;
       const stop = (err: Error) => stream.destroy(err);
       const onAbort = () => stop(signal.reason instanceof Error ? signal.reason : new Error('the pull was cancelled'));
       signal.addEventListener('abort', onAbort, { once: true });
       const watchdog = setInterval(() => {
-        if (Date.now() - lastEvent > pullStallMs) stop(new Error(`no progress for ${Math.round(pullStallMs / 1000)} s`));
+        if (Date.now() - lastProgress > pullStallMs) stop(new Error(`no progress for ${Math.round(pullStallMs / 1000)} s`));
       }, Math.min(5000, pullStallMs));
       try {
         await new Promise<void>((resolve, reject) => {
           stream.once('error', reject);
           docker.modem.followProgress(
             stream,
-            (err: Error | null) => (err ? reject(err) : resolve()),
-            (event: { id?: string; error?: string; progressDetail?: { current?: number; total?: number } }) => {
-              lastEvent = Date.now();
-              if (event.error) return;
-              if (event.id && event.progressDetail?.total) {
-                layers.set(event.id, { current: event.progressDetail.current ?? 0, total: event.progressDetail.total });
-                let current = 0;
-                let total = 0;
-                for (const l of layers.values()) {
-                  current += l.current;
-                  total += l.total;
-                }
-                onProgress({ current, total });
+            // The engine reports a failed pull (unknown manifest, no space left) inside the stream.
+            (err: Error | null) => {
+              const failed = err ?? streamError;
+              if (failed) reject(failed);
+              else resolve();
+            },
+            (event: { id?: string; status?: string; error?: string; progressDetail?: { current?: number; total?: number } }) => {
+              if (event.error) {
+                streamError ??= new Error(event.error);
+                return;
               }
+              if (!event.id) return;
+              const before = layers.get(event.id);
+              const next = { current: event.progressDetail?.current ?? before?.current ?? 0, total: event.progressDetail?.total ?? before?.total ?? 0, status: event.status ?? '' };
+              if (!before || next.current > before.current || next.status !== before.status) lastProgress = Date.now();
+              layers.set(event.id, next);
+              let current = 0;
+              let total = 0;
+              for (const l of layers.values()) {
+                current += l.current;
+                total += l.total;
+              }
+              if (total > 0) onProgress({ current, total });
             },
           );
         });

@@ -12,6 +12,7 @@ import type { ContainerRuntime, ContainerSpec, ManagedContainer, PullProgress } 
 import { systemClock } from '../../shared/clock.js';
 import { pino } from 'pino';
 import type { DesiredService, DesiredState, ReportedState } from '../../shared/protocol.js';
+import { freeLoopbackPort } from '../../agent/reconcile/free-port.js';
 import { waitFor } from '../helpers/wait.js';
 
 const PLATFORM = 'linux/amd64';
@@ -107,10 +108,11 @@ function memoryStore(): RecordStore & { text: string | null } {
   return store;
 }
 
-async function setup(opts: { minFreeDiskBytes?: number; healthTimeoutMs?: number } = {}) {
+async function setup(opts: { minFreeDiskBytes?: number; healthTimeoutMs?: number; record?: string } = {}) {
   const runtime = new FakeContainerRuntime();
   const routes = new RouteTable();
   const store = memoryStore();
+  if (opts.record !== undefined) store.text = opts.record;
   const promoted = await PromotedContainers.load(store, pino({ level: 'silent' }));
   const reports: ReportedState[] = [];
   let desired: DesiredState | null = null;
@@ -131,6 +133,13 @@ async function setup(opts: { minFreeDiskBytes?: number; healthTimeoutMs?: number
     backoff: { initialMs: 50, maxMs: 100, factor: 2 },
   });
   let generation = 0;
+  /** A container left running by an earlier agent. */
+  const leftover = async (s: DesiredService) => {
+    const id = await runtime.create('dev-1', { name: `edgeml-dev-1-${s.name}-r${s.revision}`, image: s.image, platform: PLATFORM, service: s.name, revision: s.revision, generation: 1, port: await freeLoopbackPort(), limits: s.limits, stopTimeoutSeconds: 1 });
+    await runtime.start(id);
+    runtime.local.add(s.image);
+    return id;
+  };
   const want = (...services: DesiredService[]) => {
     desired = { v: 1, generation: ++generation, services };
     reconciler.trigger();
@@ -142,7 +151,7 @@ async function setup(opts: { minFreeDiskBytes?: number; healthTimeoutMs?: number
     await runtime.shutdown();
   };
   const servingContainer = () => (JSON.parse(store.text ?? '{}') as { services?: Record<string, { container: string }> }).services?.iris?.container;
-  return { runtime, routes, reports, reconciler, want, last, serviceState, stop, servingContainer };
+  return { runtime, routes, reports, reconciler, want, last, serviceState, stop, servingContainer, leftover, trigger: () => reconciler.trigger() };
 }
 
 test('a new revision is promoted (recorded) before its route switches, then the old container goes', async (t) => {
@@ -255,4 +264,44 @@ test('a new revision that never gets healthy is removed; the old one keeps servi
   t.is(servingContainer(), first.id);
   await waitFor('the failed container to go', () => runtime.containers.size === 1);
   t.true(runtime.containers.has(first.id));
+});
+
+test('an agent upgraded from before the record adopts its running container: nothing is redeployed', async (t) => {
+  const { runtime, routes, want, stop, leftover, servingContainer } = await setup();
+  t.teardown(() => stop());
+  const id = await leftover(svc(1));
+  want(svc(1));
+  await waitFor('revision 1 to serve', () => routes.get('iris')?.revision === 1);
+  t.deepEqual([...runtime.containers.keys()], [id], 'the same container');
+  t.is(servingContainer(), id);
+});
+
+test('with a record, a running container it does not name is unproven: replaced, not adopted', async (t) => {
+  const { runtime, routes, want, stop, leftover } = await setup({ record: JSON.stringify({ v: 1, services: {}, unused: [] }) });
+  t.teardown(() => stop());
+  const id = await leftover(svc(1));
+  want(svc(1));
+  await waitFor('revision 1 to serve from a new container', () => routes.get('iris')?.revision === 1 && !runtime.containers.has(id));
+  t.is(runtime.containers.size, 1);
+});
+
+test('no desired state yet (nothing cached, no hub): running containers are left alone', async (t) => {
+  const { runtime, stop, leftover, trigger, reports } = await setup({ record: JSON.stringify({ v: 1, services: {}, unused: [] }) });
+  t.teardown(() => stop());
+  const id = await leftover(svc(1));
+  trigger();
+  await waitFor('a report', () => reports.length > 0);
+  t.true(runtime.containers.has(id));
+  t.like(reports.at(-1), { observedGeneration: 0, phase: 'idle' });
+});
+
+test('an abandoned rollout ends its pass: no failed report for the old generation, and the new state is what runs next', async (t) => {
+  const { runtime, routes, want, stop, reports } = await setup();
+  t.teardown(() => stop());
+  runtime.holdPulls.add(image('1'));
+  want(svc(1));
+  await waitFor('the pull to start', () => runtime.held.has(image('1')));
+  want(svc(2));
+  await waitFor('revision 2 to serve', () => routes.get('iris')?.revision === 2, 5000);
+  t.false(reports.some((r) => r.observedGeneration === 1 && r.phase === 'failed'), 'generation 1 never reported failed');
 });
