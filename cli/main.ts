@@ -12,6 +12,7 @@ import { loadAgentConfig } from '../agent/config.js';
 import type { CliIo } from './commands/client-command.js';
 import { addApiKeyCommands } from './commands/apikeys.js';
 import { addDeploymentCommands } from './commands/deployments.js';
+import { addRolloutCommands } from './commands/rollouts.js';
 import { addDeviceCommands } from './commands/devices.js';
 import { addScoreCommand } from './commands/score.js';
 import { addImageCommands } from './commands/images.js';
@@ -143,6 +144,7 @@ export function buildProgram(io: CliIo): Command {
   addImageCommands(program, io);
   addDeviceCommands(program, io);
   addDeploymentCommands(program, io);
+  addRolloutCommands(program, io);
   addScoreCommand(program, io);
   addApiKeyCommands(program, io);
   return program;

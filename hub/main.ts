@@ -27,7 +27,8 @@ import { startInbox } from './broker/inbox.js';
 import { Deployments } from './fleet/deployments.js';
 import { DesiredStates } from './fleet/desired-states.js';
 import { DeviceDirectory } from './fleet/device-directory.js';
-import { allAtOnce } from './fleet/rollout-policy.js';
+import { ModelLocator } from './fleet/model-locator.js';
+import { RolloutController } from './fleet/rollout-controller.js';
 import { buildHttpServer } from './http/server.js';
 import { ManifestRegistry } from './registry/manifest-registry.js';
 import { ModelRegistry } from './registry/model-registry.js';
@@ -134,18 +135,23 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     parts.push(() => devices.close());
     const broker = await startBroker({ listen: mqttListen, auth: deviceBrokerAuth(devices), tls, logger: logger.child({ component: 'broker' }) });
     parts.push(() => broker.close());
+    logger.info({ epoch: await store.desired.renewEpoch() }, 'a new epoch for desired states');
     const desired = await DesiredStates.load({ repo: store.desired, deployments: store.deployments, devices, broker, logger: logger.child({ component: 'desired' }) });
     // The broker starts without retained messages: devices get their stored state back, and
     // anything a crash left uncomputed (a device enrolled just before it) is computed now.
     devices.readDesiredGenerationFrom((id) => desired.get(id)?.generation ?? null);
     await desired.republish();
     await desired.sync();
+    // Active rollouts resume where the store says they were.
+    const rollouts = new RolloutController({ rollouts: store.rollouts, devices, desired, clock: systemClock, logger: logger.child({ component: 'rollouts' }) });
+    rollouts.start();
+    parts.push(() => rollouts.close());
     const deployments = new Deployments({
       deployments: store.deployments,
       images: store.images,
       devices,
       desired,
-      policy: allAtOnce,
+      rollouts,
       clock: systemClock,
       logger: logger.child({ component: 'deployments' }),
     });
@@ -179,6 +185,8 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       manifests: new ManifestRegistry({ manifests: store.manifests, models: store.models, blobs, clock: systemClock }),
       builder: builder.queue,
       deployments,
+      rollouts,
+      locator: new ModelLocator({ devices, images: store.images, models: store.models }),
       buildLogs: builder.logs,
       maxUploadBytes,
       health: {

@@ -23,6 +23,7 @@ export const ErrorCodes = {
   HUB_APIKEY_NOT_FOUND: 'HUB_E_APIKEY_NOT_FOUND',
   HUB_IMAGE_NOT_FOUND: 'HUB_E_IMAGE_NOT_FOUND',
   HUB_DEPLOYMENT_NOT_FOUND: 'HUB_E_DEPLOYMENT_NOT_FOUND',
+  HUB_ROLLOUT_NOT_FOUND: 'HUB_E_ROLLOUT_NOT_FOUND',
   HUB_STORE_CORRUPT: 'HUB_E_STORE_CORRUPT',
   HUB_STORE_VERSION: 'HUB_E_STORE_VERSION_UNSUPPORTED',
   HUB_DATA_LOCKED: 'HUB_E_DATA_LOCKED',
@@ -44,6 +45,7 @@ export const ErrorCodes = {
   CLI_HUB_UNREACHABLE: 'CLI_E_HUB_UNREACHABLE',
   /** A device's gateway answered `edgeml score` with an error. */
   CLI_SCORE_FAILED: 'CLI_E_SCORE_FAILED',
+  CLI_ROLLOUT_FAILED: 'CLI_E_ROLLOUT_FAILED',
   /** `edgeml score`: the hub says the service does not target the device, or the device does not run it. */
   CLI_SERVICE_NOT_ON_DEVICE: 'CLI_E_SERVICE_NOT_ON_DEVICE',
   /** `edgeml score`: the gateway URL the device reported is not one to send the service key to. */

@@ -11,8 +11,9 @@ import { apiPath } from '../hub-client.js';
 import { formatList, formatPairs, renderFields, renderTable, shortDigest } from '../output.js';
 import { addClientOptions, clientAction, withClientOptions, type CliIo } from './client-command.js';
 import { parseImageId } from './images.js';
+import { addRolloutOptions, rolloutRequest, type RolloutFlags } from './rollout-options.js';
 
-interface SourceFlags {
+interface SourceFlags extends RolloutFlags {
   image?: string;
   build?: number;
 }
@@ -51,7 +52,8 @@ const parseImageRef = parsePattern('--image', IMAGE_REF_PATTERN, '127.0.0.1:5000
 
 export function imageSource(flags: SourceFlags): ServiceUpdate {
   if ((flags.image === undefined) === (flags.build === undefined)) throw inputError('give exactly one of --image REF@sha256:… and --build ID');
-  return flags.image !== undefined ? { image: flags.image } : { build: flags.build! };
+  const rollout = rolloutRequest(flags);
+  return { ...(flags.image !== undefined ? { image: flags.image } : { build: flags.build! }), ...(rollout ? { rollout } : {}) };
 }
 
 export function deployRequest(service: string, flags: DeployFlags): DeploymentCreate {
@@ -66,6 +68,11 @@ export function deployRequest(service: string, flags: DeployFlags): DeploymentCr
   };
 }
 
+/** The rollout as one line: `rollout 7 (canary, running): revision 3 to 12 device(s)`. */
+function rolloutLine(r: Deployment['rollout']): string {
+  return `${r.id ? `rollout ${r.id}` : 'rollout'} (${r.kind}, ${r.strategy}, ${r.phase}): revision ${r.revision ?? '-'} to ${r.devices.length} device(s)${r.id ? ` — edgeml rollout status ${r.id}` : ''}`;
+}
+
 export function renderDeployment(d: Deployment): string {
   const l = d.limits;
   return renderFields([
@@ -77,7 +84,8 @@ export function renderDeployment(d: Deployment): string {
     ['target', formatPairs(d.target)],
     ['limits', `maxConcurrent ${l.maxConcurrent}, maxQueue ${l.maxQueue}, memory ${l.memoryBytes === null ? '-' : formatBytes(l.memoryBytes)}, cpus ${l.cpus ?? '-'}`],
     ['key', `ems_${d.keyId}… (shown once, at deploy)`],
-    ['rollout', `revision ${d.rollout.revision}, ${d.rollout.strategy}, ${d.rollout.devices.length} device(s) at ${d.rollout.startedAt}: ${formatList(d.rollout.devices) || '-'}`],
+    ['stable', d.stableRevision === null ? '- (no rollout has finished yet)' : `revision ${d.stableRevision}`],
+    ['rollout', rolloutLine(d.rollout)],
     ['created', `${d.createdAt} by ${d.createdBy.keyName} (key ${d.createdBy.keyId})`],
   ]);
 }
@@ -91,9 +99,11 @@ export function renderDeploymentList(deployments: readonly Deployment[]): string
 }
 
 function addSourceOptions(command: Command): Command {
-  return command
-    .option('--image <ref>', 'image pinned by digest: REPOSITORY@sha256:…', parseImageRef)
-    .option('--build <id>', 'a hub image (edgeml image build) that succeeded', parseImageId('--build'));
+  return addRolloutOptions(
+    command
+      .option('--image <ref>', 'image pinned by digest: REPOSITORY@sha256:…', parseImageRef)
+      .option('--build <id>', 'a hub image (edgeml image build) that succeeded', parseImageId('--build')),
+  );
 }
 
 export function addDeploymentCommands(program: Command, io: CliIo): void {

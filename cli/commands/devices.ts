@@ -1,14 +1,16 @@
 /**
- * `edgeml device …`: enroll a device (its token is printed once), list and show devices, change
- * labels, revoke. Enrolling, labelling and revoking need an admin key.
+ * `edgeml device …`: enroll a device (its token is printed once), list and show devices (with the
+ * services they run), change labels, revoke. Enrolling, labelling and revoking need an admin key.
  */
 import type { Command } from 'commander';
 import { DEVICE_STATUSES, type Device, type DeviceEnrolled, type DeviceLabelsUpdate, type DeviceList, type DeviceStatus } from '../../shared/api/devices.js';
+import type { DeviceServices, ServingService } from '../../shared/api/where.js';
 import { formatBytes } from '../../shared/size.js';
 import { inputError, keyValueRecord, keyValueText, parseChoice, parseDeviceId, parseLabel, repeatable, type KeyValue } from '../args.js';
 import { apiPath } from '../hub-client.js';
 import { formatPairs, formatTime, renderFields, renderTable } from '../output.js';
 import { addClientOptions, clientAction, type CliIo } from './client-command.js';
+import { renderServices } from './where-views.js';
 
 const seen = (d: Device) => (d.lastSeen ? formatTime(d.lastSeen) : '-');
 
@@ -20,9 +22,11 @@ export function renderDeviceList(devices: readonly Device[]): string {
   );
 }
 
-export function renderDevice(d: Device): string {
+const generation = (g: number | null) => (g === null ? '-' : String(g));
+
+export function renderDevice(d: Device, services: readonly ServingService[]): string {
   const f = d.facts;
-  return renderFields([
+  const fields = renderFields([
     ['device', d.id],
     ['status', d.status === 'offline' && d.offlineReason ? `offline (${d.offlineReason})` : d.status],
     ['labels', formatPairs(d.labels) || '-'],
@@ -35,7 +39,9 @@ export function renderDevice(d: Device): string {
     ['agent', f?.agentVersion],
     ['enrolled', `${d.enrolledAt} by ${d.enrolledBy.keyName} (key ${d.enrolledBy.keyId})`],
     ['revoked', d.revokedAt ?? undefined],
+    ['generation', `desired ${generation(d.desiredGeneration)}, observed ${generation(d.observedGeneration)}${d.phase ? ` (${d.phase})` : ''}`],
   ]);
+  return `${fields}services:\n${renderServices(services)}`;
 }
 
 export function renderEnrolled(d: DeviceEnrolled): string {
@@ -98,12 +104,17 @@ export function addDeviceCommands(program: Command, io: CliIo): void {
 
   device
     .command('show')
-    .description('show a device: status, labels, facts')
+    .description('show a device: status, labels, facts, and the services it runs with their model versions')
     .argument('<id>', 'device id', parseDeviceId('device id'))
     .action(
       clientAction<[string], object>(io, async (ctx, [id]) => {
-        const d = await ctx.client.json<Device>('GET', apiPath('devices', id));
-        ctx.out.result(d, () => renderDevice(d));
+        // --json stays the hub's device record (scripts read its reported `services`); the resolved
+        // services table costs one more request, made only for people.
+        const [d, services] = await Promise.all([
+          ctx.client.json<Device>('GET', apiPath('devices', id)),
+          ctx.out.json ? [] : ctx.client.json<DeviceServices>('GET', apiPath('devices', id, 'services')).then((r) => r.services),
+        ]);
+        ctx.out.result(d, () => renderDevice(d, services));
       }),
     );
 

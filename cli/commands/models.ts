@@ -1,8 +1,10 @@
 /**
- * `edgeml model …`: register, list, show, alias, unalias, delete and download model versions.
+ * `edgeml model …`: register, list, show, alias, unalias, delete and download model versions, and
+ * find where they run.
  */
 import type { Command } from 'commander';
 import type { AliasResult, ModelSummary, ModelVersion, ModelVersionList } from '../../shared/api/models.js';
+import type { ModelWhere } from '../../shared/api/where.js';
 import {
   formatModelRef,
   keyValueText,
@@ -22,6 +24,7 @@ import { addClientOptions, clientAction, type CliIo } from './client-command.js'
 import { downloadModel, renderDownloaded } from './model-download.js';
 import { registerModel } from './model-register.js';
 import { renderModelSummary, renderModelVersion, renderRegistered, renderVersionList } from './model-views.js';
+import { renderModelWhere } from './where-views.js';
 
 interface RegisterFlags {
   framework?: string;
@@ -137,6 +140,17 @@ export function addModelCommands(program: Command, io: CliIo): void {
       clientAction<[ModelRef], { out?: string }>(io, async (ctx, [ref], flags) => {
         const r = await downloadModel(ctx, ref, flags.out);
         ctx.out.result(r, () => renderDownloaded(r, ref));
+      }),
+    );
+
+  model
+    .command('where')
+    .description('the devices and services running a model (any version, or VERSION), from what devices report')
+    .argument('<model>', 'NAME or NAME:VERSION', parseModelRef('MODEL', ['bare', 'number']))
+    .action(
+      clientAction<[ModelRef], object>(io, async (ctx, [ref]) => {
+        const where = await ctx.client.json<ModelWhere>('GET', apiPath('models', ref.name, 'where'), { query: { version: ref.ref } });
+        ctx.out.result(where, () => renderModelWhere(where));
       }),
     );
 

@@ -1,8 +1,9 @@
 /**
  * Creating and moving deployments. A deployment pins its image by digest (from a hub build, or a
  * reference given with its digest), carries its limits and the hash of a service API key made here
- * (the key is answered once), and is rolled out to the devices its selector matches by the rollout
- * policy. Every change bumps the revision; the service name, the URL on the device and the key stay.
+ * (the key is answered once), and is rolled out to the devices its selector matches by a rollout
+ * (rollout-controller.ts). Every change bumps the revision and keeps the old ones (a rollback
+ * returns devices to them); the service name, the URL on the device and the key stay.
  */
 import { DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_QUEUE, type Deployment, type DeploymentCreate, type DeploymentCreated, type ServiceUpdate } from '../../shared/api/deployments.js';
 import type { Clock } from '../../shared/clock.js';
@@ -13,7 +14,7 @@ import { hashSecret, newSecret } from '../../shared/secrets.js';
 import type { ActorRecord, DeploymentRecord, DeploymentRepository, ImageRepository } from '../store/store.js';
 import type { DesiredStates } from './desired-states.js';
 import type { DeviceDirectory } from './device-directory.js';
-import type { RolloutPolicy } from './rollout-policy.js';
+import type { RolloutController } from './rollout-controller.js';
 
 /** Service keys carry a prefix so people and secret scanners can tell them apart. */
 const KEY_PREFIX = 'ems_';
@@ -30,7 +31,7 @@ function invalid(message: string): EdgemlError {
 }
 
 export function publicDeployment(record: DeploymentRecord): Deployment {
-  const { keyHash: _hash, ...deployment } = record;
+  const { keyHash: _hash, assignments: _assignments, ...deployment } = record;
   return deployment;
 }
 
@@ -41,7 +42,7 @@ export class Deployments {
       images: ImageRepository;
       devices: DeviceDirectory;
       desired: DesiredStates;
-      policy: RolloutPolicy;
+      rollouts: RolloutController;
       clock: Clock;
       logger: Logger;
     },
@@ -68,60 +69,78 @@ export class Deployments {
     return { image: image.ref, digest: image.digest, build: image.id, models: image.models };
   }
 
-  private targets(record: DeploymentRecord): string[] {
-    return this.deps.devices.list({ labels: record.target }).filter((d) => d.status !== 'revoked').map((d) => d.id);
-  }
-
-  private async rollOut(record: DeploymentRecord): Promise<DeploymentRecord> {
-    const devices = this.targets(record);
-    const rollout = { revision: record.revision, strategy: this.deps.policy.strategy, startedAt: this.now(), devices };
-    // Only the rollout of the current revision is recorded: a concurrent update that got further wins.
-    const stored = await this.deps.deployments.update(record.service, (r) => {
-      if (r.revision === record.revision) r.rollout = rollout;
-    });
-    await this.deps.policy.roll(devices, async (ids) => {
-      await this.deps.desired.sync(ids);
-    });
-    this.deps.logger.info({ service: record.service, revision: record.revision, image: record.image, devices: devices.length }, 'rollout started');
-    return stored;
+  /** Targeted devices, each with the revision of the service it should run now. */
+  private targets(record: DeploymentRecord): Map<string, number | null> {
+    const ids = this.deps.devices.list({ labels: record.target }).filter((d) => d.status !== 'revoked').map((d) => d.id);
+    return new Map(ids.map((id) => [id, Object.hasOwn(record.assignments, id) ? record.assignments[id]! : record.stableRevision]));
   }
 
   async create(request: DeploymentCreate, actor: ActorRecord): Promise<DeploymentCreated> {
     const pinned = await this.pin(request);
     const key = `${KEY_PREFIX}${newSecret()}`;
     const now = this.now();
+    const limits = {
+      maxConcurrent: request.maxConcurrent ?? DEFAULT_MAX_CONCURRENT,
+      maxQueue: request.maxQueue ?? DEFAULT_MAX_QUEUE,
+      memoryBytes: request.memory === undefined ? null : parseSize(request.memory),
+      cpus: request.cpus ?? null,
+    };
     const record: DeploymentRecord = {
       service: request.service,
       revision: 1,
       ...pinned,
       target: request.target,
-      limits: {
-        maxConcurrent: request.maxConcurrent ?? DEFAULT_MAX_CONCURRENT,
-        maxQueue: request.maxQueue ?? DEFAULT_MAX_QUEUE,
-        memoryBytes: request.memory === undefined ? null : parseSize(request.memory),
-        cpus: request.cpus ?? null,
-      },
+      limits,
       keyId: key.slice(KEY_PREFIX.length, KEY_PREFIX.length + 8),
       keyHash: hashSecret(key),
-      rollout: { revision: 1, strategy: this.deps.policy.strategy, startedAt: now, devices: [] },
+      stableRevision: null,
+      revisions: [{ revision: 1, ...pinned, limits, createdAt: now }],
+      assignments: {},
+      // Filled in by the rollout that creates it.
+      rollout: { id: 0, kind: 'create', revision: 1, strategy: 'all-at-once', phase: 'running', devices: [] },
       createdAt: now,
       createdBy: actor,
       updatedAt: now,
     };
-    await this.deps.deployments.add(record);
+    if (await this.deps.deployments.get(request.service)) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${request.service} is already deployed: move it with \`edgeml service update\``, { httpStatus: 409 });
+    const devices = this.targets(record);
+    const { deployment } = await this.deps.rollouts.begin({ kind: 'create', service: record.service, revision: 1, devices, fromRevision: null, request: request.rollout, actor, deployment: { add: record } });
     this.deps.logger.info({ service: record.service, image: record.image, target: record.target, by: actor.keyId }, 'deployment created');
-    return { ...publicDeployment(await this.rollOut(record)), key };
+    return { ...publicDeployment(await this.current(deployment.service)), key };
   }
 
-  async update(service: string, source: ServiceUpdate): Promise<Deployment> {
+  async update(service: string, source: ServiceUpdate, actor: ActorRecord): Promise<Deployment> {
     const pinned = await this.pin(source);
-    const updated = await this.deps.deployments.update(service, (r) => {
-      if (r.image === pinned.image) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${service} already runs ${pinned.image} (revision ${r.revision})`, { httpStatus: 409 });
-      Object.assign(r, pinned);
-      r.revision += 1;
-      r.updatedAt = this.now();
+    const current = await this.deps.deployments.get(service);
+    if (!current) throw new EdgemlError(ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND, `service ${service} is not deployed`, { httpStatus: 404 });
+    const revision = current.revision + 1;
+    await this.deps.rollouts.begin({
+      kind: 'update',
+      service,
+      revision,
+      devices: this.targets(current),
+      fromRevision: current.stableRevision,
+      request: source.rollout,
+      actor,
+      deployment: {
+        update: (r) => {
+          if (r.image === pinned.image) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${service} already runs ${pinned.image} (revision ${r.revision})`, { httpStatus: 409 });
+          // Another update got in first: this one's devices and revision were computed for the old one.
+          if (r.revision + 1 !== revision) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${service} changed meanwhile (now revision ${r.revision}): try again`, { httpStatus: 409 });
+          Object.assign(r, pinned);
+          r.revision = revision;
+          r.revisions.push({ revision, ...pinned, limits: r.limits, createdAt: this.now() });
+          r.updatedAt = this.now();
+        },
+      },
     });
-    return publicDeployment(await this.rollOut(updated));
+    return publicDeployment(await this.current(service));
+  }
+
+  private async current(service: string): Promise<DeploymentRecord> {
+    const record = await this.deps.deployments.get(service);
+    if (!record) throw new EdgemlError(ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND, `service ${service} is not deployed`, { httpStatus: 404 });
+    return record;
   }
 
   async get(service: string): Promise<Deployment> {

@@ -1,5 +1,6 @@
 /**
- * Each device's desired state: the services of every deployment whose selector matches its labels.
+ * Each device's desired state: the services of every deployment whose selector matches its labels,
+ * each at the revision the device is on (rollouts move devices between revisions).
  * A device's generation goes up only when its services change; the new state is stored first (one
  * write for all changed devices), then published retained with QoS 1, so a device that connects
  * later, or reconnects, gets it from the broker. The broker keeps retained messages in memory, so
@@ -16,8 +17,12 @@ import type { Broker } from '../broker/broker.js';
 import { matchesLabels } from '../../shared/api/devices.js';
 import type { DeviceDirectory } from './device-directory.js';
 
-export function desiredService(d: DeploymentRecord): DesiredService {
-  return { name: d.service, revision: d.revision, image: d.image, limits: d.limits, keyHash: d.keyHash, models: d.models };
+/** The service a device runs for deployment `d`: its assignment (a rollout moved it), else the stable revision. */
+export function desiredService(d: DeploymentRecord, deviceId: string): DesiredService | null {
+  const revision = Object.hasOwn(d.assignments, deviceId) ? d.assignments[deviceId]! : d.stableRevision;
+  const spec = revision === null ? undefined : d.revisions.find((r) => r.revision === revision);
+  if (!spec) return null;
+  return { name: d.service, revision: spec.revision, image: spec.image, limits: spec.limits, keyHash: d.keyHash, models: spec.models };
 }
 
 export class DesiredStates {
@@ -36,7 +41,6 @@ export class DesiredStates {
   static async load(deps: { repo: DesiredRepository; deployments: DeploymentRepository; devices: DeviceDirectory; broker: Pick<Broker, 'publish'>; logger: Logger }): Promise<DesiredStates> {
     const states = new DesiredStates(deps.repo, deps.deployments, deps.devices, deps.broker, deps.logger);
     states.#states = await deps.repo.all();
-    deps.logger.info({ epoch: await deps.repo.renewEpoch() }, 'desired states loaded; a new epoch');
     return states;
   }
 
@@ -65,7 +69,12 @@ export class DesiredStates {
     for (const id of ids) {
       const device = this.devices.get(id);
       const services =
-        device.status === 'revoked' ? [] : deployments.filter((d) => matchesLabels(device.labels, d.target)).map(desiredService).sort((a, b) => a.name.localeCompare(b.name));
+        device.status === 'revoked'
+          ? []
+          : deployments
+              .filter((d) => matchesLabels(device.labels, d.target))
+              .flatMap((d) => desiredService(d, id) ?? [])
+              .sort((a, b) => a.name.localeCompare(b.name));
       const current = this.#states.get(id);
       if (current ? isDeepStrictEqual(current.services, services) : services.length === 0) continue;
       changes.set(id, { generation: (current?.generation ?? 0) + 1, services });

@@ -17,7 +17,7 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
       schema: {
         summary: 'Deploy a service to the devices a label selector matches; the answer carries its API key, once',
         description:
-          'Give exactly one of `image` (pinned by digest) and `build` (a hub image that succeeded). Limits are per device (one replica): `maxConcurrent` requests in flight (default 1), `maxQueue` waiting (default 10), then 429.',
+          'Give exactly one of `image` (pinned by digest) and `build` (a hub image that succeeded). Limits are per device (one replica): `maxConcurrent` requests in flight (default 1), `maxQueue` waiting (default 10), then 429. `rollout` chooses how devices get it (default all at once).',
         tags,
         body: DeploymentCreate,
         response: { 201: DeploymentCreated, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
@@ -47,6 +47,6 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
         response: { 200: Deployment, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
       },
     },
-    async (req) => deployments.update(req.params.service, req.body),
+    async (req) => deployments.update(req.params.service, req.body, actorOf(requestKey(req))),
   );
 };

@@ -12,7 +12,9 @@ import type { ApiKeyAuthority } from '../auth/api-keys.js';
 import type { BuildLogs } from '../builds/build-log.js';
 import type { ImageBuilder } from '../builds/image-builder.js';
 import type { Deployments } from '../fleet/deployments.js';
+import type { RolloutController } from '../fleet/rollout-controller.js';
 import type { DeviceDirectory } from '../fleet/device-directory.js';
+import type { ModelLocator } from '../fleet/model-locator.js';
 import type { ManifestRegistry } from '../registry/manifest-registry.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import type { BlobStore } from '../store/blob-store.js';
@@ -20,12 +22,14 @@ import type { HubStore } from '../store/store.js';
 import { apiKeyRoutes } from './apikeys.js';
 import { installApiKeyAuth, SECURITY_SCHEME } from './auth.js';
 import { deploymentRoutes } from './deployments.js';
+import { rolloutRoutes } from './rollouts.js';
 import { deviceRoutes } from './devices.js';
 import { installErrorHandler } from './errors.js';
 import { healthRoutes, type HealthSource } from './health.js';
 import { imageRoutes } from './images.js';
 import { manifestRoutes } from './manifests.js';
 import { modelRoutes } from './models.js';
+import { whereRoutes } from './where.js';
 
 export interface HttpDeps {
   logger: Logger;
@@ -38,6 +42,8 @@ export interface HttpDeps {
   manifests: ManifestRegistry;
   builder: ImageBuilder;
   deployments: Deployments;
+  rollouts: RolloutController;
+  locator: ModelLocator;
   buildLogs: BuildLogs;
   maxUploadBytes: number;
 }
@@ -93,6 +99,8 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(modelRoutes, { registry: deps.models, models: deps.store.models, blobs: deps.blobs, maxUploadBytes: deps.maxUploadBytes });
   await app.register(manifestRoutes, { registry: deps.manifests, manifests: deps.store.manifests });
   await app.register(deploymentRoutes, { deployments: deps.deployments });
+  await app.register(rolloutRoutes, { rollouts: deps.rollouts });
   await app.register(imageRoutes, { builder: deps.builder, images: deps.store.images, logs: deps.buildLogs });
+  await app.register(whereRoutes, { locator: deps.locator });
   return app;
 }

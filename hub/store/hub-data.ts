@@ -6,9 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { HUB_EPOCH_PATTERN } from '../../shared/protocol.js';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
-import type { ApiKeyRecord, DeploymentRecord, DesiredRecord, DeviceRecord, ImageRecord, ModelVersionRecord } from './store.js';
+import type { ApiKeyRecord, DeploymentRecord, DesiredRecord, DeviceRecord, ImageRecord, ModelVersionRecord, RolloutRecord } from './store.js';
 
-export const STORE_SCHEMA_VERSION = 5;
+export const STORE_SCHEMA_VERSION = 6;
 
 export interface ModelEntry {
   /** Versions are never reused, so a deleted `3` can never come back with other bytes. */
@@ -36,6 +36,8 @@ export interface HubData {
   desired: Record<string, DesiredRecord>;
   /** Since schema 5: the epoch desired-state generations count in (see DesiredRepository). */
   epoch: string;
+  /** Since schema 6; deployments gained their revision history, stable revision and assignments. */
+  rollouts: { nextId: number; records: RolloutRecord[] };
 }
 
 /** 128 random bits, hex: two stores never share one. */
@@ -54,6 +56,7 @@ export function emptyHubData(): HubData {
     deployments: {},
     desired: {},
     epoch: newEpoch(),
+    rollouts: { nextId: 1, records: [] },
   };
 }
 
@@ -82,6 +85,19 @@ const MIGRATIONS: Array<{ from: number; apply: (data: HubData) => void }> = [
     from: 4,
     apply: (data) => {
       data.epoch = newEpoch();
+    },
+  },
+  {
+    from: 5,
+    apply: (data) => {
+      // Rollouts before this were all-at-once and are over: every device is on the current revision.
+      for (const d of Object.values(data.deployments) as Array<DeploymentRecord & { rollout: { startedAt?: string; devices: string[] } }>) {
+        d.revisions = [{ revision: d.revision, image: d.image, digest: d.digest, build: d.build, models: d.models, limits: d.limits, createdAt: d.updatedAt }];
+        d.stableRevision = d.revision;
+        d.assignments = {};
+        d.rollout = { id: 0, kind: d.revision === 1 ? 'create' : 'update', revision: d.revision, strategy: 'all-at-once', phase: 'succeeded', devices: d.rollout.devices };
+      }
+      data.rollouts = { nextId: 1, records: [] };
     },
   },
 ];
@@ -114,6 +130,9 @@ export function loadHubData(data: HubData, path: string): HubData {
   }
   if (!isRecord(data.images) || !Array.isArray(data.images.records) || !Number.isInteger(data.images.nextId)) {
     throw new EdgemlError(ErrorCodes.HUB_STORE_CORRUPT, `store file ${path} lacks images: it is damaged`);
+  }
+  if (!isRecord(data.rollouts) || !Array.isArray(data.rollouts.records) || !Number.isInteger(data.rollouts.nextId)) {
+    throw new EdgemlError(ErrorCodes.HUB_STORE_CORRUPT, `store file ${path} lacks rollouts: it is damaged`);
   }
   for (const key of ['devices', 'deployments', 'desired'] as const) {
     if (!isRecord(data[key])) throw new EdgemlError(ErrorCodes.HUB_STORE_CORRUPT, `store file ${path} lacks ${key}: it is damaged`);

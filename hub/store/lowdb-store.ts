@@ -5,6 +5,7 @@
  */
 import { Low, type Adapter } from 'lowdb';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
+import { ACTIVE_ROLLOUT_PHASES } from '../../shared/api/rollouts.js';
 import type { ModelVersion } from '../../shared/api/models.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { DurableJsonFile, removeStaleTemps } from './durable-json-file.js';
@@ -12,6 +13,7 @@ import { emptyHubData, loadHubData, newEpoch, type HubData, type ModelEntry } fr
 import type {
   ApiKeyRecord,
   ApiKeyRepository,
+  DeploymentRecord,
   DeploymentRepository,
   DesiredRepository,
   DeviceRepository,
@@ -25,6 +27,8 @@ import type {
   NewImage,
   NewManifestVersion,
   NewModelVersion,
+  RolloutRecord,
+  RolloutRepository,
   VersionSelector,
 } from './store.js';
 
@@ -48,7 +52,8 @@ function notFound(
     | typeof ErrorCodes.HUB_APIKEY_NOT_FOUND
     | typeof ErrorCodes.HUB_IMAGE_NOT_FOUND
     | typeof ErrorCodes.HUB_DEVICE_NOT_FOUND
-    | typeof ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND,
+    | typeof ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND
+    | typeof ErrorCodes.HUB_ROLLOUT_NOT_FOUND,
   message: string,
 ) {
   return new EdgemlError(code, message, { httpStatus: 404 });
@@ -336,6 +341,51 @@ export class LowdbHubStore implements HubStore {
       Object.keys(this.data.deployments)
         .sort()
         .map((s) => structuredClone(this.data.deployments[s]!)),
+  };
+
+  readonly rollouts: RolloutRepository = {
+    start: (rollout, deployment, previous) =>
+      this.write((d) => {
+        const record: RolloutRecord = { ...structuredClone(rollout), id: d.rollouts.nextId };
+        if (previous) {
+          const other = d.rollouts.records.find((r) => r.id === previous.id);
+          if (other) previous.change(other, record.id);
+        }
+        let target: DeploymentRecord;
+        if ('add' in deployment) {
+          if (own(d.deployments, rollout.service)) throw conflict(`service ${rollout.service} is already deployed: move it with \`edgeml service update\``);
+          target = d.deployments[rollout.service] = structuredClone(deployment.add);
+        } else {
+          const existing = own(d.deployments, rollout.service);
+          if (!existing) throw notFound(ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND, `service ${rollout.service} is not deployed`);
+          deployment.update(existing, record.id);
+          target = existing;
+        }
+        d.rollouts.nextId += 1;
+        d.rollouts.records.push(record);
+        return { rollout: structuredClone(record), deployment: structuredClone(target) };
+      }),
+
+    update: (id, change) =>
+      this.write((d) => {
+        const rollout = d.rollouts.records.find((r) => r.id === id);
+        if (!rollout) throw notFound(ErrorCodes.HUB_ROLLOUT_NOT_FOUND, `rollout ${id} not found`);
+        const deployment = own(d.deployments, rollout.service);
+        if (!deployment) throw notFound(ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND, `service ${rollout.service} is not deployed`);
+        change(rollout, deployment);
+        return { rollout: structuredClone(rollout), deployment: structuredClone(deployment) };
+      }),
+
+    get: async (id) => {
+      const found = this.data.rollouts.records.find((r) => r.id === id);
+      return found && structuredClone(found);
+    },
+
+    list: async (filter) =>
+      this.data.rollouts.records
+        .filter((r) => (filter.service === undefined || r.service === filter.service) && (filter.active === undefined || ACTIVE_ROLLOUT_PHASES.includes(r.phase) === filter.active))
+        .reverse()
+        .map((r) => structuredClone(r)),
   };
 
   readonly desired: DesiredRepository = {

@@ -6,6 +6,7 @@
 import type { ApiKeyInfo } from '../../shared/api/apikeys.js';
 import type { Actor, Scope } from '../../shared/api/common.js';
 import type { Deployment } from '../../shared/api/deployments.js';
+import type { Rollout } from '../../shared/api/rollouts.js';
 import type { Labels } from '../../shared/api/devices.js';
 import type { Image, ImageStatus } from '../../shared/api/images.js';
 import type { DesiredService, DeviceFacts, ReportedState } from '../../shared/protocol.js';
@@ -115,6 +116,66 @@ export interface DeviceRepository {
 export interface DeploymentRecord extends Deployment {
   /** sha256 of the service API key, hex: what devices check requests against. */
   keyHash: string;
+  /**
+   * Devices a rollout has moved off the stable revision, and to which (null: no service). A device's
+   * desired revision is its assignment, else `stableRevision`.
+   */
+  assignments: Record<string, number | null>;
+}
+
+export type RolloutOptions = Rollout['options'];
+
+export interface RolloutDeviceRecord {
+  batch: number;
+  /** The revision it had before (what a rollback returns it to), and the one this rollout gives it. */
+  from: number | null;
+  to: number | null;
+  state: 'waiting' | 'moving' | 'healthy' | 'failed' | 'rolled-back';
+  movedAt: string | null;
+  /** When a device moving (and online) counts as failed; set once it is seen online. */
+  deadline: string | null;
+  doneAt: string | null;
+  error: string | null;
+}
+
+export interface RolloutRecord {
+  id: number;
+  service: string;
+  kind: Rollout['kind'];
+  revision: number | null;
+  fromRevision: number | null;
+  strategy: Rollout['strategy'];
+  options: RolloutOptions;
+  phase: Rollout['phase'];
+  reason: string | null;
+  batchCount: number;
+  batch: number;
+  soakUntil: string | null;
+  rolledBackBy: number | null;
+  rollbackOf: number | null;
+  devices: Record<string, RolloutDeviceRecord>;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+  createdBy: ActorRecord | null;
+}
+
+export interface RolloutRepository {
+  /**
+   * Stores a new rollout (its id given here) and, in the same write, adds its deployment (`add`) or
+   * changes it (`update`): a crash never leaves one without the other.
+   */
+  start(
+    rollout: Omit<RolloutRecord, 'id'>,
+    deployment: { add: DeploymentRecord } | { update: (d: DeploymentRecord, id: number) => void },
+    /** Another rollout changed in the same write (superseded, or aborted by this rollback). */
+    previous?: { id: number; change: (r: RolloutRecord, newId: number) => void } | undefined,
+  ): Promise<{ rollout: RolloutRecord; deployment: DeploymentRecord }>;
+  /** Changes a rollout and its deployment in one write; HUB_E_ROLLOUT_NOT_FOUND (404). */
+  update(id: number, change: (rollout: RolloutRecord, deployment: DeploymentRecord) => void): Promise<{ rollout: RolloutRecord; deployment: DeploymentRecord }>;
+  get(id: number): Promise<RolloutRecord | undefined>;
+  /** Newest first. */
+  list(filter: { service?: string; active?: boolean }): Promise<RolloutRecord[]>;
 }
 
 /** What the hub last told a device to run: its generation only moves forward. */
@@ -154,6 +215,7 @@ export interface HubStore {
   readonly devices: DeviceRepository;
   readonly deployments: DeploymentRepository;
   readonly desired: DesiredRepository;
+  readonly rollouts: RolloutRepository;
   /** Every blob digest some record points at; blobs outside it are garbage. */
   referencedBlobs(): Promise<Set<string>>;
 }

@@ -9,6 +9,7 @@ import { SIZE_EXAMPLES, SIZE_PATTERN } from '../size.js';
 import { Actor, Digest, Timestamp } from './common.js';
 import { Labels } from './devices.js';
 import { ImageId } from './images.js';
+import { ROLLOUT_KINDS, ROLLOUT_PHASES, ROLLOUT_STRATEGIES, RolloutRequest } from './rollouts.js';
 
 export const DEFAULT_MAX_CONCURRENT = 1;
 export const DEFAULT_MAX_QUEUE = 10;
@@ -32,25 +33,39 @@ export const DeploymentCreate = Type.Object(
     maxQueue: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000, description: `requests waiting for a slot, per device; beyond that 429 (default ${DEFAULT_MAX_QUEUE})` })),
     memory: Type.Optional(Type.String({ pattern: SIZE_PATTERN, examples: SIZE_EXAMPLES, description: 'container memory limit, e.g. 256m' })),
     cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1024, description: 'container CPU limit, e.g. 0.5' })),
+    rollout: Type.Optional(RolloutRequest),
   },
   { additionalProperties: false },
 );
 export type DeploymentCreate = Static<typeof DeploymentCreate>;
 
-export const ServiceUpdate = Type.Object(ImageSource, { additionalProperties: false });
+export const ServiceUpdate = Type.Object({ ...ImageSource, rollout: Type.Optional(RolloutRequest) }, { additionalProperties: false });
 export type ServiceUpdate = Static<typeof ServiceUpdate>;
 
-export const ROLLOUT_STRATEGIES = ['all-at-once'] as const;
-
-export const Rollout = Type.Object({
-  /** The deployment revision this rollout moves devices to. */
-  revision: Type.Integer({ minimum: 1 }),
+/** The summary of a deployment's latest rollout (`edgeml rollout status ID` has the rest). */
+export const RolloutSummary = Type.Object({
+  id: Type.Integer({ minimum: 1 }),
+  kind: stringEnum(ROLLOUT_KINDS),
+  /** The revision it moves devices to (null: the service goes away, a rolled-back create). */
+  revision: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
   strategy: stringEnum(ROLLOUT_STRATEGIES),
-  startedAt: Timestamp,
-  /** Devices the selector matched when the rollout started. */
+  phase: stringEnum(ROLLOUT_PHASES),
+  /** Devices the selector matched when it started. */
   devices: Type.Array(Type.String()),
 });
-export type Rollout = Static<typeof Rollout>;
+export type RolloutSummary = Static<typeof RolloutSummary>;
+
+/** One revision of a deployment: what devices run when they are on it. */
+export const Revision = Type.Object({
+  revision: Type.Integer({ minimum: 1 }),
+  image: Type.String({ description: 'repository@digest' }),
+  digest: Digest,
+  build: Type.Union([ImageId, Type.Null()]),
+  models: Type.Array(Type.Object({ name: Type.String(), version: Type.Integer(), digest: Type.String() })),
+  limits: ServiceLimits,
+  createdAt: Timestamp,
+});
+export type Revision = Static<typeof Revision>;
 
 export const Deployment = Type.Object({
   service: ServiceName,
@@ -64,7 +79,10 @@ export const Deployment = Type.Object({
   limits: ServiceLimits,
   /** Identifies the service key (its first characters after the prefix); the key is shown once. */
   keyId: Type.String(),
-  rollout: Rollout,
+  /** The revision devices get when no rollout moves them (null until a first rollout succeeds). */
+  stableRevision: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
+  revisions: Type.Array(Revision, { description: 'every revision, oldest first' }),
+  rollout: RolloutSummary,
   createdAt: Timestamp,
   createdBy: Actor,
   updatedAt: Timestamp,

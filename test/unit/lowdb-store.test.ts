@@ -98,11 +98,12 @@ class FailingAdapter implements Adapter<HubData> {
 
 const EPOCH = /^[0-9a-f]{32}$/;
 
-test('a fresh store writes schemaVersion 5, empty collections and a new epoch', async (t) => {
+test('a fresh store writes schemaVersion 6, empty collections and a new epoch', async (t) => {
   const { store, memory } = await freshStore();
   const { epoch, ...rest } = (await memory.read())!;
   t.deepEqual(rest, {
-    schemaVersion: 5,
+    schemaVersion: 6,
+    rollouts: { nextId: 1, records: [] },
     apiKeys: [],
     models: {},
     manifests: {},
@@ -123,7 +124,7 @@ test('the epoch is kept: a reopened store has the same one', async (t) => {
   t.is(reopened.desired.epoch(), store.desired.epoch());
 });
 
-test('a version-4 document is migrated to version 5: its desired states are kept and it gets an epoch', async (t) => {
+test('a version-4 document is migrated: its desired states are kept and it gets an epoch', async (t) => {
   const memory = new Memory<HubData>();
   const desired = { 'gw-1': { generation: 7, services: [] } };
   const device = deviceRecord('gw-1');
@@ -140,12 +141,41 @@ test('a version-4 document is migrated to version 5: its desired states are kept
   await memory.write(structuredClone(v4));
   const store = await LowdbHubStore.open(memory, LABEL);
   const written = (await memory.read())!;
-  t.is(written.schemaVersion, 5);
+  t.is(written.schemaVersion, 6);
   t.regex(written.epoch, EPOCH);
   t.is(store.desired.epoch(), written.epoch);
   t.deepEqual(written.desired, desired);
   t.deepEqual(written.devices, { 'gw-1': device });
   t.deepEqual(await store.desired.all(), new Map(Object.entries(desired)));
+});
+
+test('a version-5 deployment gets its revision history: every device on its current revision, its last rollout over', async (t) => {
+  const memory = new Memory<HubData>();
+  const AT = '2026-11-01T00:00:00.000Z';
+  const deployment = {
+    service: 'iris',
+    revision: 2,
+    image: `reg/iris@sha256:${'2'.repeat(64)}`,
+    digest: `sha256:${'2'.repeat(64)}`,
+    build: 4,
+    models: [{ name: 'iris', version: 2, digest: `sha256:${'3'.repeat(64)}` }],
+    target: { site: 'lab' },
+    limits: { maxConcurrent: 1, maxQueue: 10, memoryBytes: null, cpus: null },
+    keyId: 'abcdefgh',
+    keyHash: 'f'.repeat(64),
+    rollout: { revision: 2, strategy: 'all-at-once', startedAt: AT, devices: ['gw-1'] },
+    createdAt: AT,
+    createdBy: { keyId: 'k', keyName: 'admin' },
+    updatedAt: AT,
+  };
+  await memory.write({ schemaVersion: 5, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] }, devices: {}, deployments: { iris: deployment }, desired: {}, epoch: 'e'.repeat(32) } as unknown as HubData);
+  const store = await LowdbHubStore.open(memory, LABEL);
+  const migrated = (await store.deployments.get('iris'))!;
+  t.is(migrated.stableRevision, 2);
+  t.deepEqual(migrated.assignments, {});
+  t.deepEqual(migrated.revisions, [{ revision: 2, image: deployment.image, digest: deployment.digest, build: 4, models: deployment.models, limits: deployment.limits, createdAt: AT }]);
+  t.deepEqual(migrated.rollout, { id: 0, kind: 'update', revision: 2, strategy: 'all-at-once', phase: 'succeeded', devices: ['gw-1'] });
+  t.deepEqual(await store.rollouts.list({}), []);
 });
 
 test('a version-5 document without a valid epoch is refused as damaged', async (t) => {
@@ -172,8 +202,9 @@ test('a version-1 document is migrated to the current version on open, keeping i
   const store = await LowdbHubStore.open(memory, LABEL);
 
   const written = (await memory.read())!;
-  t.is(written.schemaVersion, 5);
+  t.is(written.schemaVersion, 6);
   t.regex(written.epoch, EPOCH);
+  t.deepEqual(written.rollouts, { nextId: 1, records: [] });
   t.deepEqual(written.images, { nextId: 1, records: [] });
   t.deepEqual(written.devices, {});
   t.deepEqual(written.deployments, {});
@@ -189,11 +220,11 @@ test('a version-1 document is migrated to the current version on open, keeping i
 
 test('a document with a higher schemaVersion is refused', async (t) => {
   const memory = new Memory<HubData>();
-  await memory.write({ schemaVersion: 6, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] }, devices: {}, deployments: {}, desired: {}, epoch: 'e'.repeat(32) });
+  await memory.write({ schemaVersion: 7, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] }, devices: {}, deployments: {}, desired: {}, epoch: 'e'.repeat(32), rollouts: { nextId: 1, records: [] } });
   const err = await rejectsWith(t, LowdbHubStore.open(memory, LABEL), ErrorCodes.HUB_STORE_VERSION);
   t.is(err.code, 'HUB_E_STORE_VERSION_UNSUPPORTED');
   t.true(err.message.includes(LABEL));
-  t.true(err.message.includes('6'));
+  t.true(err.message.includes('7'));
 });
 
 test('a version-2 document without images is refused as damaged', async (t) => {

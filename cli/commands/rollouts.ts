@@ -1,0 +1,142 @@
+/**
+ * `edgeml rollout list|status|pause|resume|abort`: watch a rollout move devices batch by batch,
+ * and steer it. `status --watch` redraws until the rollout is over and exits 1 if it did not
+ * succeed, so CI can wait on it.
+ */
+import type { Command } from 'commander';
+import type { Rollout, RolloutList } from '../../shared/api/rollouts.js';
+import { ROLLOUT_DEVICE_PHASES } from '../../shared/api/rollouts.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import { inputError } from '../args.js';
+import { apiPath } from '../hub-client.js';
+import { renderFields, renderTable } from '../output.js';
+import { parseService } from './deployments.js';
+import { addClientOptions, clientAction, type CliIo, type ClientContext } from './client-command.js';
+import { pollInterval } from './images.js';
+
+function parseRolloutId(text: string): number {
+  if (!/^[1-9][0-9]{0,8}$/.test(text)) throw inputError(`rollout ${JSON.stringify(text)}: expected a rollout id, a whole number ≥ 1`);
+  return Number(text);
+}
+
+const BAR_WIDTH = 30;
+
+export function progressBar(progress: number): string {
+  const filled = Math.round(progress * BAR_WIDTH);
+  return `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${Math.round(progress * 100)}%`;
+}
+
+function countsLine(r: Pick<Rollout, 'counts'>): string {
+  return ROLLOUT_DEVICE_PHASES.filter((p) => (r.counts[p] ?? 0) > 0)
+    .map((p) => `${p} ${r.counts[p]}`)
+    .join(', ') || 'no devices';
+}
+
+function batchText(r: Pick<Rollout, 'batch' | 'batches' | 'soakUntil'>): string {
+  if (r.batches === 0) return '-';
+  const at = Math.min(r.batch + 1, r.batches);
+  return `${at}/${r.batches}${r.soakUntil ? ` (soaking until ${r.soakUntil})` : ''}`;
+}
+
+export function renderRollout(r: Rollout): string {
+  const fields = renderFields([
+    ['rollout', `${r.id} (${r.kind})`],
+    ['service', r.service],
+    ['revision', `${r.fromRevision ?? '-'} → ${r.revision ?? '-'}`],
+    ['strategy', `${r.strategy}${r.strategy === 'all-at-once' ? '' : `, batch ${r.options.batchSize}${r.strategy === 'canary' ? `, canary ${r.options.canary}` : ''}, soak ${r.options.soak}`}, max failures ${r.options.maxFailures}, device timeout ${r.options.deviceTimeout}`],
+    ['phase', r.phase],
+    ['reason', r.reason ?? undefined],
+    ['batch', batchText(r)],
+    ['devices', countsLine(r)],
+    ['progress', progressBar(r.progress)],
+    ['rollback', r.rolledBackBy ? `rollout ${r.rolledBackBy}` : r.rollbackOf ? `of rollout ${r.rollbackOf}` : undefined],
+    ['started', r.createdAt],
+    ['finished', r.finishedAt ?? undefined],
+  ]);
+  const table = renderTable(
+    ['DEVICE', 'BATCH', 'PHASE', 'FROM', 'ERROR'],
+    r.devices.map((d) => [d.id, String(d.batch + 1), d.phase, d.previousRevision === null ? '-' : String(d.previousRevision), d.error ?? '']),
+    '(no devices)',
+  );
+  return `${fields}\n\n${table}`;
+}
+
+export function renderRolloutList(list: RolloutList['rollouts']): string {
+  return renderTable(
+    ['ID', 'SERVICE', 'KIND', 'REVISION', 'STRATEGY', 'PHASE', 'PROGRESS', 'STARTED'],
+    list.map((r) => [String(r.id), r.service, r.kind, `${r.fromRevision ?? '-'} → ${r.revision ?? '-'}`, r.strategy, r.phase, `${Math.round(r.progress * 100)}%`, r.createdAt]),
+    '(no rollouts)',
+  );
+}
+
+const FINISHED = new Set<Rollout['phase']>(['succeeded', 'aborted', 'superseded']);
+
+async function watch(ctx: ClientContext, id: number): Promise<Rollout> {
+  const interval = pollInterval(ctx.io.env);
+  let last = '';
+  for (;;) {
+    const r = await ctx.client.json<Rollout>('GET', apiPath('rollouts', id));
+    if (!ctx.out.json) {
+      const line = `rollout ${r.id} ${r.phase} batch ${batchText(r)} ${progressBar(r.progress)} ${countsLine(r)}`;
+      if (line !== last) ctx.io.stderr.write(`${line}\n`);
+      last = line;
+    }
+    if (FINISHED.has(r.phase)) return r;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, interval);
+      ctx.signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        reject(new EdgemlError(ErrorCodes.CLI_INTERRUPTED, `stopped watching rollout ${id}; it goes on (edgeml rollout status ${id})`));
+      }, { once: true });
+    });
+  }
+}
+
+export function addRolloutCommands(program: Command, io: CliIo): void {
+  const rollout = program.command('rollout').description('rollouts: how a deployment change reaches its devices');
+  rollout
+    .command('list')
+    .description('rollouts, newest first (the history of every service)')
+    .option('--service <name>', 'only this service', parseService)
+    .option('--active', 'only running or paused rollouts')
+    .action(
+      clientAction<[], { service?: string; active?: boolean }>(io, async (ctx, _args, flags) => {
+        const query = new URLSearchParams();
+        if (flags.service) query.set('service', flags.service);
+        if (flags.active) query.set('active', 'true');
+        const list = await ctx.client.json<RolloutList>('GET', `${apiPath('rollouts')}${query.size ? `?${query}` : ''}`);
+        ctx.out.result(list, () => renderRolloutList(list.rollouts));
+      }),
+    );
+  rollout
+    .command('status')
+    .description('phase, batch, devices per phase and each device; --watch follows it to the end')
+    .argument('<id>', 'rollout id', parseRolloutId)
+    .option('--watch', 'poll until the rollout is over; exit 1 unless it succeeded')
+    .action(
+      clientAction<[number], { watch?: boolean }>(io, async (ctx, [id], flags) => {
+        const r = flags.watch ? await watch(ctx, id) : await ctx.client.json<Rollout>('GET', apiPath('rollouts', id));
+        ctx.out.result(r, () => renderRollout(r));
+        if (flags.watch && r.phase !== 'succeeded') {
+          throw new EdgemlError(ErrorCodes.CLI_ROLLOUT_FAILED, `rollout ${id} ended ${r.phase}${r.reason ? `: ${r.reason}` : ''}`);
+        }
+      }),
+    );
+  for (const [name, description] of [
+    ['pause', 'pause: devices already moving finish; no new device is moved'],
+    ['resume', 'resume a paused rollout'],
+    ['abort', 'abort and roll back every device the rollout moved'],
+  ] as const) {
+    rollout
+      .command(name)
+      .description(description)
+      .argument('<id>', 'rollout id', parseRolloutId)
+      .action(
+        clientAction<[number], object>(io, async (ctx, [id]) => {
+          const r = await ctx.client.json<Rollout>('POST', apiPath('rollouts', id, name));
+          ctx.out.result(r, () => renderRollout(r));
+        }),
+      );
+  }
+  addClientOptions(rollout);
+}

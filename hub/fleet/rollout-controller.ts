@@ -1,0 +1,316 @@
+/**
+ * Runs rollouts: starts them (with the deployment change they carry, in one store write), drives
+ * each active one with the engine on a tick, writes the devices it moves into their desired state,
+ * and turns an abort into a rollback (an all-at-once rollout of the moved devices back to what they
+ * had). Everything lives in the store, so a restarted hub resumes every rollout where it was.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type { RolloutSummary } from '../../shared/api/deployments.js';
+import { ROLLOUT_DEVICE_PHASES, type Rollout, type RolloutRequest } from '../../shared/api/rollouts.js';
+import type { Clock } from '../../shared/clock.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import type { ActorRecord, DeploymentRecord, RolloutRecord, RolloutRepository } from '../store/store.js';
+import type { DesiredStates } from './desired-states.js';
+import type { DeviceDirectory } from './device-directory.js';
+import { advance, devicePhase, isSettled, planBatches, resolveOptions, type DeviceView, type HealthGate } from './rollout-engine.js';
+
+const TICK_MS = 500;
+
+export interface RolloutStart {
+  kind: 'create' | 'update';
+  service: string;
+  /** The revision devices move to. */
+  revision: number;
+  /** Devices to move, with the revision each has now (null: none). */
+  devices: ReadonlyMap<string, number | null>;
+  fromRevision: number | null;
+  request: RolloutRequest | undefined;
+  actor: ActorRecord;
+  /** The deployment change the rollout carries, made in the same write. */
+  deployment: { add: DeploymentRecord } | { update: (d: DeploymentRecord) => void };
+}
+
+function summary(r: RolloutRecord): RolloutSummary {
+  return { id: r.id, kind: r.kind, revision: r.revision, strategy: r.strategy, phase: r.phase, devices: Object.keys(r.devices).sort() };
+}
+
+function conflict(message: string): EdgemlError {
+  return new EdgemlError(ErrorCodes.HUB_CONFLICT, message, { httpStatus: 409 });
+}
+
+export class RolloutController {
+  #timer: unknown = null;
+  #ticking: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(
+    private readonly deps: {
+      rollouts: RolloutRepository;
+      devices: DeviceDirectory;
+      desired: DesiredStates;
+      clock: Clock;
+      logger: Logger;
+      gates?: readonly HealthGate[];
+    },
+  ) {}
+
+  private now(): string {
+    return new Date(this.deps.clock.now()).toISOString();
+  }
+
+  /** Resumes active rollouts (after a restart) and ticks from now on. */
+  start(): void {
+    this.schedule();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.deps.clock.clearTimeout(this.#timer);
+    await this.#ticking;
+  }
+
+  /** A new rollout; an active one of the same service is superseded (its devices stay where they are). */
+  async begin(s: RolloutStart): Promise<{ rollout: RolloutRecord; deployment: DeploymentRecord }> {
+    const { strategy, options } = resolveOptions(s.request);
+    const batches = planBatches([...s.devices.keys()], strategy, options);
+    const now = this.now();
+    const devices: RolloutRecord['devices'] = {};
+    batches.forEach((ids, batch) => {
+      for (const id of ids) devices[id] = { batch, from: s.devices.get(id) ?? null, to: s.revision, state: 'waiting', movedAt: null, deadline: null, doneAt: null, error: null };
+    });
+    const record: Omit<RolloutRecord, 'id'> = {
+      service: s.service,
+      kind: s.kind,
+      revision: s.revision,
+      fromRevision: s.fromRevision,
+      strategy,
+      options,
+      phase: batches.length === 0 ? 'succeeded' : 'running',
+      reason: null,
+      batchCount: batches.length,
+      batch: 0,
+      soakUntil: null,
+      rolledBackBy: null,
+      rollbackOf: null,
+      devices,
+      createdAt: now,
+      updatedAt: now,
+      finishedAt: batches.length === 0 ? now : null,
+      createdBy: s.actor,
+    };
+    const active = (await this.deps.rollouts.list({ service: s.service, active: true }))[0];
+    const started = await this.deps.rollouts.start(
+      record,
+      'add' in s.deployment
+        ? { add: { ...s.deployment.add, rollout: summary({ ...record, id: 0 }) } }
+        : {
+            update: (d, id) => {
+              (s.deployment as { update: (d: DeploymentRecord) => void }).update(d);
+              d.rollout = summary({ ...record, id });
+              // Nobody to move (no device matches yet): the new revision is what devices get from now on.
+              if (record.phase === 'succeeded') d.stableRevision = s.revision;
+            },
+          },
+      active && {
+        id: active.id,
+        change: (r, id) => {
+          r.phase = 'superseded';
+          r.reason = `superseded by rollout ${id}`;
+          r.finishedAt = now;
+        },
+      },
+    );
+    if ('add' in s.deployment) {
+      // The id is known only once stored; the summary follows in the next write.
+      await this.deps.rollouts.update(started.rollout.id, (r, d) => {
+        d.rollout = summary(r);
+        if (r.phase === 'succeeded') d.stableRevision = s.revision;
+      });
+    }
+    this.deps.logger.info({ rollout: started.rollout.id, service: s.service, revision: s.revision, strategy, batches: batches.length, devices: s.devices.size }, 'rollout started');
+    await this.tick();
+    return { rollout: (await this.deps.rollouts.get(started.rollout.id))!, deployment: started.deployment };
+  }
+
+  async pause(id: number): Promise<Rollout> {
+    await this.change(id, (r) => {
+      if (r.phase !== 'running') throw conflict(`rollout ${id} is ${r.phase}: only a running rollout can be paused`);
+      r.phase = 'paused';
+    });
+    this.deps.logger.info({ rollout: id }, 'rollout paused');
+    return this.view(id);
+  }
+
+  async resume(id: number): Promise<Rollout> {
+    await this.change(id, (r) => {
+      if (r.phase !== 'paused') throw conflict(`rollout ${id} is ${r.phase}: only a paused rollout can be resumed`);
+      r.phase = 'running';
+    });
+    this.deps.logger.info({ rollout: id }, 'rollout resumed');
+    await this.tick();
+    return this.view(id);
+  }
+
+  /** Stops the rollout and rolls back every device it moved. */
+  async abort(id: number, actor: ActorRecord): Promise<Rollout> {
+    const r = await this.deps.rollouts.get(id);
+    if (!r) throw new EdgemlError(ErrorCodes.HUB_ROLLOUT_NOT_FOUND, `rollout ${id} not found`, { httpStatus: 404 });
+    if (r.phase !== 'running' && r.phase !== 'paused') throw conflict(`rollout ${id} is ${r.phase}: only a running or paused rollout can be aborted`);
+    if (r.kind === 'rollback') throw conflict(`rollout ${id} is a rollback: it cannot be aborted (deploy again instead)`);
+    await this.rollBack(r, `aborted by ${actor.keyName} (${actor.keyId})`);
+    return this.view(id);
+  }
+
+  async get(id: number): Promise<RolloutRecord> {
+    const r = await this.deps.rollouts.get(id);
+    if (!r) throw new EdgemlError(ErrorCodes.HUB_ROLLOUT_NOT_FOUND, `rollout ${id} not found`, { httpStatus: 404 });
+    return r;
+  }
+
+  /** The API view: the record with each device's live phase, counts and progress. */
+  async view(id: number): Promise<Rollout> {
+    return this.toView(await this.get(id));
+  }
+
+  async list(filter: { service?: string; active?: boolean }): Promise<Array<Omit<Rollout, 'devices'>>> {
+    return (await this.deps.rollouts.list(filter)).map((r) => {
+      const { devices: _devices, ...rest } = this.toView(r);
+      return rest;
+    });
+  }
+
+  private toView(r: RolloutRecord): Rollout {
+    const counts: Record<string, number> = Object.fromEntries(ROLLOUT_DEVICE_PHASES.map((p) => [p, 0]));
+    const ids = Object.keys(r.devices).sort();
+    const devices = ids.map((id) => {
+      const d = r.devices[id]!;
+      const phase = devicePhase(d, this.deviceView(id, r.service), r.kind === 'rollback');
+      counts[phase] = (counts[phase] ?? 0) + 1;
+      return { id, batch: d.batch, phase, previousRevision: d.from, movedAt: d.movedAt, error: d.error };
+    });
+    const settled = ids.filter((id) => isSettled(r.devices[id]!)).length;
+    const { batchCount, devices: _d, createdBy: _c, ...rest } = r;
+    return { ...rest, batches: batchCount, counts, progress: ids.length === 0 ? 1 : settled / ids.length, devices };
+  }
+
+  private deviceView(id: string, service: string): DeviceView {
+    let device;
+    try {
+      device = this.deps.devices.get(id);
+    } catch {
+      return { online: false, service: null };
+    }
+    return { online: device.status === 'online', service: device.services.find((s) => s.name === service) ?? null };
+  }
+
+  private async change(id: number, apply: (r: RolloutRecord) => void): Promise<void> {
+    await this.get(id);
+    await this.deps.rollouts.update(id, (r, d) => {
+      apply(r);
+      r.updatedAt = this.now();
+      if (d.rollout.id === r.id) d.rollout.phase = r.phase;
+    });
+  }
+
+  private schedule(): void {
+    if (this.#closed) return;
+    this.#timer = this.deps.clock.setTimeout(() => {
+      void this.tick().finally(() => this.schedule());
+    }, TICK_MS);
+  }
+
+  /** One step of every active rollout; ticks never overlap. */
+  tick(): Promise<void> {
+    const run = async () => {
+      for (const r of await this.deps.rollouts.list({ active: true })) {
+        try {
+          await this.step(r);
+        } catch (err) {
+          this.deps.logger.error({ err, rollout: r.id }, 'rollout step failed; retried on the next tick');
+        }
+      }
+    };
+    this.#ticking = this.#ticking.then(run, run);
+    return this.#ticking;
+  }
+
+  private async step(before: RolloutRecord): Promise<void> {
+    const r = structuredClone(before);
+    const result = advance(r, (id) => this.deviceView(id, r.service), this.deps.clock.now(), this.deps.gates);
+    if (result.abort) {
+      this.deps.logger.warn({ rollout: r.id, service: r.service, reason: result.abort }, 'rollout aborted; rolling back');
+      // What the engine saw (failed devices) goes in with the abort.
+      await this.deps.rollouts.update(r.id, (stored) => Object.assign(stored, r));
+      await this.rollBack(r, result.abort);
+      return;
+    }
+    const { updatedAt: _a, ...now } = r;
+    const { updatedAt: _b, ...then } = before;
+    if (isDeepStrictEqual(now, then)) return;
+    await this.deps.rollouts.update(r.id, (stored, d) => {
+      Object.assign(stored, r);
+      for (const [id, revision] of result.assign) d.assignments[id] = revision;
+      if (d.rollout.id === r.id) d.rollout.phase = r.phase;
+      if (r.phase === 'succeeded') this.settle(r, d);
+    });
+    // A new stable revision reaches every device not moved by the rollout (enrolled since, relabelled).
+    if (r.phase === 'succeeded') await this.deps.desired.sync();
+    else if (result.assign.size) await this.deps.desired.sync([...result.assign.keys()]);
+    if (r.phase === 'succeeded') this.deps.logger.info({ rollout: r.id, service: r.service, revision: r.revision, kind: r.kind }, 'rollout succeeded');
+  }
+
+  /** A finished rollout's revision is what its devices (and any device not moved since) run. */
+  private settle(r: RolloutRecord, d: DeploymentRecord): void {
+    if (r.kind === 'rollback') {
+      for (const [id, device] of Object.entries(r.devices)) if (d.assignments[id] === device.to && device.to === d.stableRevision) delete d.assignments[id];
+      return;
+    }
+    d.stableRevision = r.revision;
+    for (const [id, revision] of Object.entries(d.assignments)) if (revision === r.revision) delete d.assignments[id];
+  }
+
+  /** Marks `r` aborted and, in the same write, starts the rollback of the devices it moved. */
+  private async rollBack(r: RolloutRecord, reason: string): Promise<void> {
+    const now = this.now();
+    const moved = Object.entries(r.devices).filter(([, d]) => d.state !== 'waiting');
+    const devices: RolloutRecord['devices'] = {};
+    for (const [id, d] of moved) devices[id] = { batch: 0, from: d.to, to: d.from, state: 'waiting', movedAt: null, deadline: null, doneAt: null, error: null };
+    const rollback: Omit<RolloutRecord, 'id'> = {
+      service: r.service,
+      kind: 'rollback',
+      revision: r.fromRevision,
+      fromRevision: r.revision,
+      strategy: 'all-at-once',
+      options: { ...r.options, maxUnavailable: null, offlineWait: '0s' },
+      phase: moved.length ? 'running' : 'succeeded',
+      reason: `rollback of rollout ${r.id}: ${reason}`,
+      batchCount: moved.length ? 1 : 0,
+      batch: 0,
+      soakUntil: null,
+      rolledBackBy: null,
+      rollbackOf: r.id,
+      devices,
+      createdAt: now,
+      updatedAt: now,
+      finishedAt: moved.length ? null : now,
+      createdBy: null,
+    };
+    const started = await this.deps.rollouts.start(
+      rollback,
+      { update: (d, id) => (d.rollout = summary({ ...rollback, id })) },
+      {
+        id: r.id,
+        change: (stored, id) => {
+          stored.phase = 'aborted';
+          stored.reason = reason;
+          stored.rolledBackBy = id;
+          stored.finishedAt = now;
+          stored.updatedAt = now;
+        },
+      },
+    );
+    this.deps.logger.warn({ rollout: r.id, rollback: started.rollout.id, devices: moved.length, reason }, 'rolling back');
+    await this.tick();
+  }
+}

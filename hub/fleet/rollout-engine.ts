@@ -1,0 +1,198 @@
+/**
+ * The rollout state machine, as pure functions of a rollout record, what its devices report, and
+ * the time: which devices to move next, when a batch is done, when to soak, when the failures cross
+ * the abort threshold. The controller (rollout-controller.ts) stores the record, writes desired
+ * states and calls `advance` on every tick; everything a crash can interrupt is in the record, so a
+ * restarted hub goes on where it was.
+ */
+import type { RolloutDevicePhase, RolloutRequest, RolloutStrategy } from '../../shared/api/rollouts.js';
+import { DEFAULT_ROLLOUT } from '../../shared/api/rollouts.js';
+import { parseDuration } from '../../shared/duration.js';
+import type { ReportedService } from '../../shared/protocol.js';
+import type { RolloutDeviceRecord, RolloutOptions, RolloutRecord } from '../store/store.js';
+
+/** What the hub knows about one device, for one service. */
+export interface DeviceView {
+  online: boolean;
+  /** The service as the device last reported it; null when it reports no such service. */
+  service: Pick<ReportedService, 'revision' | 'phase' | 'servingRevision' | 'error'> | null;
+}
+
+/**
+ * A check a batch must pass before the rollout goes on (after its soak): device health is built in;
+ * metric thresholds (error rate, p95 latency) plug in here once telemetry exists.
+ */
+export interface HealthGate {
+  readonly name: string;
+  check(rollout: Readonly<RolloutRecord>, batch: number): { ok: true } | { ok: false; reason: string };
+}
+
+export interface Advance {
+  /** Devices whose desired revision of the service changes now (null: the service goes away). */
+  assign: Map<string, number | null>;
+  /** Set when the failures crossed the threshold or a gate failed: the caller aborts and rolls back. */
+  abort: string | null;
+}
+
+/** Defaults filled in and validated, as stored with the rollout. */
+export function resolveOptions(request: RolloutRequest = {}): { strategy: RolloutStrategy; options: RolloutOptions } {
+  const strategy = request.strategy ?? DEFAULT_ROLLOUT.strategy;
+  return {
+    strategy,
+    options: {
+      batchSize: request.batchSize ?? DEFAULT_ROLLOUT.batchSize,
+      canary: request.canary ?? DEFAULT_ROLLOUT.canary,
+      soak: request.soak ?? (strategy === 'canary' ? DEFAULT_ROLLOUT.canarySoak : DEFAULT_ROLLOUT.batchesSoak),
+      maxUnavailable: request.maxUnavailable ?? null,
+      deviceTimeout: request.deviceTimeout ?? DEFAULT_ROLLOUT.deviceTimeout,
+      maxFailures: request.maxFailures ?? DEFAULT_ROLLOUT.maxFailures,
+      offlineWait: request.offlineWait ?? DEFAULT_ROLLOUT.offlineWait,
+    },
+  };
+}
+
+/** `3` → 3 devices; `25%` → a quarter of `total`, rounded up. */
+export function shareOf(share: string, total: number): number {
+  if (!share.endsWith('%')) return Number(share);
+  return Math.ceil((Number(share.slice(0, -1)) / 100) * total - 1e-9);
+}
+
+/** Devices in order (by id, so a plan is reproducible), cut into the strategy's batches. */
+export function planBatches(deviceIds: readonly string[], strategy: RolloutStrategy, options: RolloutOptions): string[][] {
+  const ids = [...deviceIds].sort();
+  if (ids.length === 0) return [];
+  if (strategy === 'all-at-once') return [ids];
+  const batches: string[][] = [];
+  let rest = ids;
+  if (strategy === 'canary') {
+    const canary = Math.min(ids.length, Math.max(1, shareOf(options.canary, ids.length)));
+    batches.push(ids.slice(0, canary));
+    rest = ids.slice(canary);
+  }
+  const size = Math.max(1, shareOf(options.batchSize, ids.length));
+  for (let i = 0; i < rest.length; i += size) batches.push(rest.slice(i, i + size));
+  return batches;
+}
+
+function reached(to: number | null, v: DeviceView): boolean {
+  if (to === null) return v.service === null;
+  return v.service?.revision === to && v.service.phase === 'running' && v.service.servingRevision === to;
+}
+
+function failedOn(to: number | null, v: DeviceView): string | null {
+  if (to === null || v.service?.revision !== to) return null;
+  if (v.service.phase !== 'failed' && v.service.phase !== 'rejected') return null;
+  return v.service.error ? `${v.service.error.code}: ${v.service.error.message}` : `reported ${v.service.phase}`;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const ms = (iso: string) => Date.parse(iso);
+
+/** The phase shown for a device: what it does now, from its record and its latest report. */
+export function devicePhase(d: RolloutDeviceRecord, v: DeviceView, rollback: boolean): RolloutDevicePhase {
+  if (d.state === 'healthy') return rollback ? 'rolled-back' : 'healthy';
+  if (d.state === 'rolled-back' || d.state === 'failed') return d.state;
+  if (d.state === 'waiting') return 'pending';
+  if (!v.online) return 'offline';
+  if (d.to !== null && v.service?.revision === d.to && (v.service.phase === 'pulling' || v.service.phase === 'starting' || v.service.phase === 'running')) {
+    return v.service.phase === 'running' ? 'starting' : v.service.phase;
+  }
+  return 'pending';
+}
+
+/** A device counts as done for progress once it is healthy, failed or rolled back. */
+export function isSettled(d: RolloutDeviceRecord): boolean {
+  return d.state === 'healthy' || d.state === 'failed' || d.state === 'rolled-back';
+}
+
+/**
+ * One step: updates the record in place from what devices report, moves the next devices, ends
+ * batches (and soaks), and finishes the rollout. Paused rollouts still watch the devices already
+ * moving (they count as failures or successes) but move no new ones.
+ */
+export function advance(r: RolloutRecord, view: (deviceId: string) => DeviceView, now: number, gates: readonly HealthGate[] = []): Advance {
+  const out: Advance = { assign: new Map(), abort: null };
+  if (r.phase !== 'running' && r.phase !== 'paused') return out;
+  const deviceTimeout = parseDuration(r.options.deviceTimeout);
+  const offlineWait = parseDuration(r.options.offlineWait);
+  const ids = Object.keys(r.devices).sort();
+
+  for (const id of ids) {
+    const d = r.devices[id]!;
+    if (d.state !== 'moving') continue;
+    const v = view(id);
+    // The timeout counts while the device is online: an offline device is pending, not failing.
+    if (v.online && d.deadline === null) d.deadline = iso(now + deviceTimeout);
+    const failure = failedOn(d.to, v);
+    if (reached(d.to, v)) {
+      d.state = 'healthy';
+      d.doneAt = iso(now);
+    } else if (failure) {
+      d.state = 'failed';
+      d.error = failure;
+      d.doneAt = iso(now);
+    } else if (v.online && d.deadline !== null && now > ms(d.deadline)) {
+      d.state = 'failed';
+      d.error = `not healthy within ${r.options.deviceTimeout}`;
+      d.doneAt = iso(now);
+    }
+  }
+
+  if (r.kind !== 'rollback') {
+    const failed = ids.filter((id) => r.devices[id]!.state === 'failed');
+    const allowed = shareOf(r.options.maxFailures, ids.length);
+    if (failed.length > allowed) {
+      const first = r.devices[failed[0]!]!;
+      out.abort = `${failed.length} of ${ids.length} devices failed (the rollout tolerates ${allowed}); first: ${failed[0]}: ${first.error}`;
+      return out;
+    }
+  }
+  if (r.phase === 'paused') return out;
+
+  const maxUnavailable = r.options.maxUnavailable === null ? Number.POSITIVE_INFINITY : Math.max(1, shareOf(r.options.maxUnavailable, ids.length));
+  for (;;) {
+    if (r.batch >= r.batchCount) break;
+    const inBatch = ids.filter((id) => r.devices[id]!.batch === r.batch);
+    // Within the batch: devices a past batch left offline do not hold up this one.
+    let moving = inBatch.filter((id) => r.devices[id]!.state === 'moving').length;
+    for (const id of inBatch) {
+      const d = r.devices[id]!;
+      if (d.state !== 'waiting' || moving >= maxUnavailable) continue;
+      d.state = 'moving';
+      d.movedAt = iso(now);
+      d.deadline = view(id).online ? iso(now + deviceTimeout) : null;
+      out.assign.set(id, d.to);
+      moving += 1;
+    }
+    const done = inBatch.every((id) => {
+      const d = r.devices[id]!;
+      if (isSettled(d)) return true;
+      // An offline device holds the batch only for `offlineWait`; it converges when it is back.
+      return d.state === 'moving' && !view(id).online && now - ms(d.movedAt!) >= offlineWait;
+    });
+    if (!done) break;
+
+    const last = r.batch === r.batchCount - 1;
+    const soak = parseDuration(r.options.soak);
+    const soaks = !last && soak > 0 && (r.strategy === 'batches' || (r.strategy === 'canary' && r.batch === 0));
+    if (soaks) {
+      if (r.soakUntil === null) r.soakUntil = iso(now + soak);
+      if (now < ms(r.soakUntil)) break;
+    }
+    for (const gate of gates) {
+      const verdict = gate.check(r, r.batch);
+      if (!verdict.ok) {
+        out.abort = `gate ${gate.name} failed after batch ${r.batch + 1}: ${verdict.reason}`;
+        return out;
+      }
+    }
+    r.soakUntil = null;
+    r.batch += 1;
+  }
+  if (r.batch >= r.batchCount) {
+    r.phase = 'succeeded';
+    r.finishedAt = iso(now);
+  }
+  r.updatedAt = iso(now);
+  return out;
+}

@@ -1,0 +1,105 @@
+/**
+ * Rollouts: every change of a deployment (create, `service update`, rollback) moves its devices to a
+ * revision by a strategy — all at once, in batches, or a canary first — with health gates, an abort
+ * threshold and automatic rollback. The hub validates requests with these schemas and they produce
+ * the OpenAPI document.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { DURATION_EXAMPLES, DURATION_PATTERN } from '../duration.js';
+import { stringEnum } from '../schema.js';
+import { Timestamp } from './common.js';
+
+export const ROLLOUT_STRATEGIES = ['all-at-once', 'batches', 'canary'] as const;
+export type RolloutStrategy = (typeof ROLLOUT_STRATEGIES)[number];
+
+/** A count of devices, or a share of the devices the rollout targets. */
+export const SHARE_PATTERN = '^(?:[0-9]{1,6}|(?:100|[1-9]?[0-9])(?:\\.[0-9]+)?%)$';
+const Share = (description: string, examples: string[]) => Type.String({ pattern: SHARE_PATTERN, examples, description });
+const Duration = (description: string) => Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, description });
+
+/** What a caller may give; every field has a default (see DEFAULT_ROLLOUT). */
+export const RolloutRequest = Type.Object(
+  {
+    strategy: Type.Optional(stringEnum(ROLLOUT_STRATEGIES, { description: 'default all-at-once' })),
+    batchSize: Type.Optional(Share('devices per batch (batches, and canary after its first batch); default 25%', ['2', '25%'])),
+    canary: Type.Optional(Share('the canary batch (at least one device); default 10%', ['1', '10%'])),
+    soak: Type.Optional(Duration('how long a healthy canary (or each batch, for batches) runs before the rollout goes on; default 60s for canary, 0s for batches')),
+    maxUnavailable: Type.Optional(Share('devices moving (not yet healthy) at once; default the whole batch', ['1', '50%'])),
+    deviceTimeout: Type.Optional(Duration('a device online this long without reaching healthy counts as failed; default 10m')),
+    maxFailures: Type.Optional(Share('failed devices the rollout tolerates; one more aborts it and rolls back; default 0', ['0', '2', '5%'])),
+    offlineWait: Type.Optional(Duration('how long a batch waits for a device that is offline before going on without it (it converges when back); default 0s')),
+  },
+  { additionalProperties: false },
+);
+export type RolloutRequest = Static<typeof RolloutRequest>;
+
+export const DEFAULT_ROLLOUT = {
+  strategy: 'all-at-once',
+  batchSize: '25%',
+  canary: '10%',
+  canarySoak: '60s',
+  batchesSoak: '0s',
+  deviceTimeout: '10m',
+  maxFailures: '0',
+  offlineWait: '0s',
+} as const;
+
+export const ROLLOUT_PHASES = ['running', 'paused', 'succeeded', 'aborted', 'superseded'] as const;
+export type RolloutPhase = (typeof ROLLOUT_PHASES)[number];
+export const ACTIVE_ROLLOUT_PHASES: readonly RolloutPhase[] = ['running', 'paused'];
+
+export const ROLLOUT_KINDS = ['create', 'update', 'rollback'] as const;
+
+/** Where one device is in a rollout; `pending` has not been moved yet (or has not reported since). */
+export const ROLLOUT_DEVICE_PHASES = ['pending', 'pulling', 'starting', 'healthy', 'failed', 'rolled-back', 'offline'] as const;
+export type RolloutDevicePhase = (typeof ROLLOUT_DEVICE_PHASES)[number];
+
+export const RolloutDevice = Type.Object({
+  id: Type.String(),
+  batch: Type.Integer({ minimum: 0 }),
+  phase: stringEnum(ROLLOUT_DEVICE_PHASES),
+  /** The revision it served before the rollout moved it (null: none), and what it reports now. */
+  previousRevision: Type.Union([Type.Integer(), Type.Null()]),
+  movedAt: Type.Union([Timestamp, Type.Null()]),
+  error: Type.Union([Type.String(), Type.Null()]),
+});
+export type RolloutDevice = Static<typeof RolloutDevice>;
+
+export const Rollout = Type.Object({
+  id: Type.Integer({ minimum: 1 }),
+  service: Type.String(),
+  kind: stringEnum(ROLLOUT_KINDS),
+  /** The revision this rollout moves devices to (a rollback: the revision they go back to; null: none). */
+  revision: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
+  fromRevision: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
+  strategy: stringEnum(ROLLOUT_STRATEGIES),
+  options: Type.Object({
+    batchSize: Type.String(),
+    canary: Type.String(),
+    soak: Type.String(),
+    maxUnavailable: Type.Union([Type.String(), Type.Null()]),
+    deviceTimeout: Type.String(),
+    maxFailures: Type.String(),
+    offlineWait: Type.String(),
+  }),
+  phase: stringEnum(ROLLOUT_PHASES),
+  /** Why it stopped (aborted, superseded), or why it exists (a rollback). */
+  reason: Type.Union([Type.String(), Type.Null()]),
+  batches: Type.Integer({ minimum: 0, description: 'how many batches' }),
+  batch: Type.Integer({ minimum: 0, description: 'the batch in progress (0-based); equals `batches` when done' }),
+  soakUntil: Type.Union([Timestamp, Type.Null()]),
+  /** The rollout that rolled this one back, or the one this rollback undoes. */
+  rolledBackBy: Type.Union([Type.Integer(), Type.Null()]),
+  rollbackOf: Type.Union([Type.Integer(), Type.Null()]),
+  counts: Type.Record(Type.String(), Type.Integer(), { description: 'devices per phase' }),
+  /** Share of targeted devices done (healthy, failed or rolled back), 0–1. */
+  progress: Type.Number({ minimum: 0, maximum: 1 }),
+  devices: Type.Array(RolloutDevice),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  finishedAt: Type.Union([Timestamp, Type.Null()]),
+});
+export type Rollout = Static<typeof Rollout>;
+
+export const RolloutList = Type.Object({ rollouts: Type.Array(Type.Omit(Rollout, ['devices'])) });
+export type RolloutList = Static<typeof RolloutList>;

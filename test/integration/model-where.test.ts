@@ -1,0 +1,198 @@
+/**
+ * `edgeml model where` and the services of `edgeml device show` against a real hub, with devices
+ * that are raw mqtt.js clients reporting what they serve, as an agent does.
+ *
+ * The images are hub builds without a build: building needs Docker, buildx and a registry, and what
+ * is tested here starts after a build, from its record (digest and model versions). So the test
+ * stops the hub, adds the records a succeeded build leaves to its store file, and starts it again;
+ * `deploy --build` then takes them as it takes real ones.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import test, { type ExecutionContext } from 'ava';
+import mqtt from 'mqtt';
+import type { Deployment, DeploymentCreated } from '../../shared/api/deployments.js';
+import type { Device } from '../../shared/api/devices.js';
+import type { Image } from '../../shared/api/images.js';
+import type { ModelVersion } from '../../shared/api/models.js';
+import type { DeviceServices, ModelVersionRef, ModelWhere } from '../../shared/api/where.js';
+import type { ReportedService, ReportedState } from '../../shared/protocol.js';
+import { cliFor, jsonOf } from '../helpers/cli.js';
+import { startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js';
+import { api, enrollDevice } from '../helpers/hub-api.js';
+import { waitFor } from '../helpers/wait.js';
+
+const REPOSITORY = '127.0.0.1:5000/edgeml-test/iris-scorer';
+const hex = (c: string) => `sha256:${c.repeat(64)}`;
+const FOREIGN = `127.0.0.1:5000/edgeml-test/counter@${hex('f')}`;
+
+/** What a succeeded build of `models` leaves in the store. */
+function builtImage(id: number, digest: string, models: ModelVersionRef[]): Omit<Image, 'progress'> {
+  const at = new Date().toISOString();
+  return {
+    id,
+    status: 'succeeded',
+    manifest: { name: 'iris-scorer', version: id, digest: hex(String(id)) },
+    runtime: 'node',
+    models,
+    repository: REPOSITORY,
+    tags: [`v${id}`],
+    ref: `${REPOSITORY}@${digest}`,
+    digest,
+    platforms: { 'linux/amd64': digest },
+    sizes: { 'linux/amd64': 1000 },
+    checks: {},
+    baseImage: 'test',
+    error: null,
+    createdAt: at,
+    createdBy: { keyId: 'test', keyName: 'test' },
+    startedAt: at,
+    finishedAt: at,
+    durationMs: 0,
+    attempts: 1,
+  };
+}
+
+/** Adds image records to a stopped hub's store file, whatever else its schema holds. */
+async function addBuilds(data: string, images: Omit<Image, 'progress'>[]): Promise<void> {
+  const file = join(data, 'hub.json');
+  const store = JSON.parse(await readFile(file, 'utf8')) as { images: { nextId: number; records: unknown[] } };
+  store.images.records.push(...images);
+  store.images.nextId = Math.max(store.images.nextId, ...images.map((i) => i.id + 1));
+  await writeFile(file, JSON.stringify(store));
+}
+
+/**
+ * An enrolled device that reports its services; each report is waited for until the hub shows it.
+ * It sends no status (its facts are not the point here), so the hub calls it never-connected.
+ */
+async function reportingDevice(t: ExecutionContext, hub: HubProcess, id: string) {
+  const token = await enrollDevice(hub, id, { site: 'lab' });
+  const client = await mqtt.connectAsync(`mqtt://${hub.mqtt}`, { clientId: id, username: id, password: token, reconnectPeriod: 0 });
+  t.teardown(() => client.endAsync(true));
+  return {
+    client,
+    async report(observedGeneration: number, ...services: ReportedService[]): Promise<void> {
+      const state: ReportedState = { v: 1, observedGeneration, phase: services.every((s) => s.phase === 'running') ? 'converged' : 'reconciling', services };
+      await client.publishAsync(`edgeml/v1/dev/${id}/reported`, JSON.stringify(state), { qos: 1 });
+      await waitFor(`${id}'s report at the hub`, async () => {
+        const { body } = await api<Device>(hub, 'GET', `/api/v1/devices/${id}`, { key: hub.adminKey });
+        return isDeepStrictEqual(body.services, services);
+      });
+    },
+  };
+}
+
+function service(name: string, revision: number, image: string, phase: ReportedService['phase'], servingRevision: number | null): ReportedService {
+  return { name, revision, image, phase, servingRevision, progress: null, error: null };
+}
+
+const ref = (v: ModelVersion): ModelVersionRef => ({ name: v.name, version: v.version, digest: v.digest });
+
+test('model where and device show follow what devices report serving, through the hub builds of their images', async (t) => {
+  const data = await tempDir(t, 'edgeml-hub-');
+  const first = await startHub(t, [], { data });
+  const files = await tempDir(t);
+  const register = async (name: string, content: string) => {
+    const file = join(files, `${name}-${content}.onnx`);
+    await writeFile(file, content);
+    return ref(jsonOf<ModelVersion>(t, await cliFor(first)('model', 'register', name, file, '--json')));
+  };
+  const iris1 = await register('iris', 'one');
+  const iris2 = await register('iris', 'two');
+  await register('resnet', 'one');
+  await first.kill('SIGTERM');
+  await addBuilds(data, [builtImage(1, hex('a'), [iris1]), builtImage(2, hex('b'), [iris2])]);
+
+  const hub = await startHub(t, [], { data });
+  const cli = cliFor(hub);
+  const where = async (...args: string[]) => jsonOf<ModelWhere>(t, await cli('model', 'where', ...args, '--json'));
+  const lab1 = await reportingDevice(t, hub, 'lab-1');
+  const lab2 = await reportingDevice(t, hub, 'lab-2');
+
+  const deployed = jsonOf<DeploymentCreated>(t, await cli('deploy', 'iris', '--build', '1', '--target', 'site=lab', '--json'));
+  t.deepEqual(deployed.models, [iris1], 'the build record is taken as a real one');
+  const image1 = deployed.image;
+  jsonOf(t, await cli('deploy', 'counter', '--image', FOREIGN, '--target', 'site=lab', '--json'));
+  await lab1.report(2, service('iris', 1, image1, 'running', 1), service('counter', 1, FOREIGN, 'running', 1));
+  await lab2.report(2, service('iris', 1, image1, 'running', 1), service('counter', 1, FOREIGN, 'pulling', null));
+
+  const placement = (device: string, revision: number, servingRevision: number, phase: string, image: string, build: number, model: ModelVersionRef) => ({
+    device,
+    deviceStatus: 'never-connected',
+    service: 'iris',
+    revision,
+    phase,
+    servingRevision,
+    image,
+    digest: image.slice(image.indexOf('@') + 1),
+    build,
+    model,
+  });
+  t.deepEqual(await where('iris'), {
+    model: 'iris',
+    version: null,
+    placements: [placement('lab-1', 1, 1, 'running', image1, 1, iris1), placement('lab-2', 1, 1, 'running', image1, 1, iris1)],
+    unresolved: [],
+  });
+
+  // lab-2 moves first: while it pulls revision 2, revision 1 still serves, and lab-1 says which image that is.
+  const image2 = jsonOf<Deployment>(t, await cli('service', 'update', 'iris', '--build', '2', '--json')).image;
+  await lab2.report(3, service('iris', 2, image2, 'pulling', 1), service('counter', 1, FOREIGN, 'running', 1));
+  t.deepEqual((await where('iris:1')).placements, [placement('lab-1', 1, 1, 'running', image1, 1, iris1), placement('lab-2', 2, 1, 'pulling', image1, 1, iris1)]);
+  const none = await where('iris:2');
+  t.deepEqual(none, { model: 'iris', version: 2, placements: [], unresolved: [] });
+  t.is((await cli('model', 'where', 'iris:2')).stdout, '(no device runs iris:2)\n');
+
+  // lab-1 is on revision 2; no device reports revision 1 any more, so what lab-2 serves is not known.
+  await lab1.report(3, service('iris', 2, image2, 'running', 2), service('counter', 1, FOREIGN, 'running', 1));
+  const unsure = await where('iris');
+  t.deepEqual(unsure.placements, [placement('lab-1', 2, 2, 'running', image2, 2, iris2)]);
+  t.deepEqual(unsure.unresolved, [{ device: 'lab-2', deviceStatus: 'never-connected', service: 'iris', revision: 2, phase: 'pulling', servingRevision: 1 }]);
+  const unsureText = await cli('model', 'where', 'iris');
+  t.is(unsureText.code, 0);
+  t.regex(unsureText.stdout, /^DEVICE +STATUS +SERVICE +REVISION +MODEL +IMAGE +PHASE\nlab-1 +never-connected +iris +2 +iris:2 +bbbbbbbbbbbb +running\n/);
+  t.regex(unsureText.stdout, /\n\nthe hub cannot tell what these serve \(an older revision whose image no device reports any more\):\nDEVICE +STATUS +SERVICE +REVISION +PHASE\nlab-2 +never-connected +iris +1 +pulling \(revision 2\)\n$/);
+  const shownUnsure = await cli('device', 'show', 'lab-2');
+  t.regex(shownUnsure.stdout, /\nservices:\nSERVICE +SERVING +PHASE +IMAGE +MODELS\niris +1 +pulling \(revision 2\) +\? +\?\ncounter +1 +running +ffffffffffff +-\n\?: the hub cannot tell \(an older revision whose image no device reports any more\)\n$/);
+
+  // lab-2 arrives, then goes offline: it is listed with what it last reported.
+  await lab2.report(3, service('iris', 2, image2, 'running', 2), service('counter', 1, FOREIGN, 'running', 1));
+  await lab2.client.publishAsync('edgeml/v1/dev/lab-2/status', JSON.stringify({ v: 1, state: 'offline', reason: 'shutdown' }), { qos: 1 });
+  await waitFor('lab-2 offline', async () => (await api<Device>(hub, 'GET', '/api/v1/devices/lab-2', { key: hub.adminKey })).body.status === 'offline');
+  t.deepEqual(await where('iris:2'), {
+    model: 'iris',
+    version: 2,
+    placements: [placement('lab-1', 2, 2, 'running', image2, 2, iris2), { ...placement('lab-2', 2, 2, 'running', image2, 2, iris2), deviceStatus: 'offline' }],
+    unresolved: [],
+  });
+  t.deepEqual((await where('iris:1')).placements, []);
+
+  const shown = await cli('device', 'show', 'lab-1');
+  t.is(shown.code, 0);
+  t.regex(shown.stdout, /\ngeneration: +desired 3, observed 3 \(converged\)\n/);
+  t.regex(shown.stdout, /\nservices:\nSERVICE +SERVING +PHASE +IMAGE +MODELS\niris +2 +running +bbbbbbbbbbbb +iris:2\ncounter +1 +running +ffffffffffff +-\n$/);
+  const services = await api<DeviceServices>(hub, 'GET', '/api/v1/devices/lab-1/services', { key: hub.adminKey });
+  t.deepEqual(services.body.services[0], { name: 'iris', revision: 2, phase: 'running', servingRevision: 2, image: image2, digest: hex('b'), build: 2, models: [iris2] });
+  t.false('build' in jsonOf<Device>(t, await cli('device', 'show', 'lab-1', '--json')).services[0]!, '--json is still the device record');
+
+  // A model no device runs; a model or version the registry does not have.
+  const resnet = await cli('model', 'where', 'resnet');
+  t.is(resnet.code, 0);
+  t.is(resnet.stdout, '(no device runs resnet)\n');
+  t.deepEqual(await where('resnet'), { model: 'resnet', version: null, placements: [], unresolved: [] });
+  for (const [missing, message] of [['nope', 'model nope not found'], ['iris:9', 'model iris:9 not found']] as const) {
+    const r = await cli('model', 'where', missing);
+    t.is(r.code, 1);
+    t.regex(r.stderr, new RegExp(`${message}.*\\[HUB_E_MODEL_NOT_FOUND\\]`));
+  }
+  t.is((await cli('model', 'where', 'iris@production')).code, 2, 'NAME or NAME:VERSION only');
+
+  // Reading is enough, and the routes are in the OpenAPI document.
+  const readKey = jsonOf<{ key: string }>(t, await cli('apikey', 'create', '--name', 'viewer', '--scope', 'read', '--json')).key;
+  t.is((await cliFor(hub, readKey)('model', 'where', 'iris', '--json')).code, 0);
+  const doc = await api<{ paths: Record<string, unknown> }>(hub, 'GET', '/openapi.json');
+  t.truthy(doc.body.paths['/api/v1/models/{name}/where']);
+  t.truthy(doc.body.paths['/api/v1/devices/{id}/services']);
+});

@@ -1,0 +1,161 @@
+/** The rollout state machine (hub/fleet/rollout-engine.ts): batches, soak, gates, thresholds, offline devices. */
+import test from 'ava';
+import { advance, planBatches, resolveOptions, shareOf, type DeviceView } from '../../hub/fleet/rollout-engine.js';
+import type { RolloutRecord } from '../../hub/store/store.js';
+import type { RolloutRequest } from '../../shared/api/rollouts.js';
+
+const T0 = Date.parse('2026-11-24T00:00:00.000Z');
+const S = 1000;
+
+function rollout(ids: string[], request: RolloutRequest, to = 2, from: number | null = 1): RolloutRecord {
+  const { strategy, options } = resolveOptions(request);
+  const batches = planBatches(ids, strategy, options);
+  const devices: RolloutRecord['devices'] = {};
+  batches.forEach((b, batch) => b.forEach((id) => (devices[id] = { batch, from, to, state: 'waiting', movedAt: null, deadline: null, doneAt: null, error: null })));
+  const at = new Date(T0).toISOString();
+  return {
+    id: 1, service: 'iris', kind: 'update', revision: to, fromRevision: from, strategy, options, phase: 'running', reason: null,
+    batchCount: batches.length, batch: 0, soakUntil: null, rolledBackBy: null, rollbackOf: null, devices, createdAt: at, updatedAt: at, finishedAt: null, createdBy: null,
+  };
+}
+
+/** A fleet the test controls: what each device reports. */
+function fleet(ids: string[]) {
+  const views = new Map<string, DeviceView>(ids.map((id) => [id, { online: true, service: { revision: 1, phase: 'running', servingRevision: 1, error: null } }]));
+  return {
+    view: (id: string) => views.get(id)!,
+    healthy: (id: string, revision = 2) => views.set(id, { online: true, service: { revision, phase: 'running', servingRevision: revision, error: null } }),
+    failed: (id: string) => views.set(id, { online: true, service: { revision: 2, phase: 'failed', servingRevision: 1, error: { code: 'AGENT_E_HEALTH_FAILED', message: 'not healthy within 3 s' } } }),
+    offline: (id: string) => views.set(id, { ...views.get(id)!, online: false }),
+  };
+}
+
+const ids = (n: number) => Array.from({ length: n }, (_, i) => `d${i + 1}`);
+const moving = (r: RolloutRecord) => Object.entries(r.devices).filter(([, d]) => d.state === 'moving').map(([id]) => id).sort();
+
+test('shares: counts, and percentages rounded up', (t) => {
+  t.is(shareOf('3', 10), 3);
+  t.is(shareOf('25%', 10), 3);
+  t.is(shareOf('10%', 1000), 100);
+  t.is(shareOf('0', 10), 0);
+  t.is(shareOf('5%', 1000), 50);
+});
+
+test('batches: a canary of at least one device, then the rest in batches; all-at-once is one batch', (t) => {
+  const six = ids(6);
+  t.deepEqual(planBatches(six, 'canary', resolveOptions({ strategy: 'canary', canary: '10%', batchSize: '2' }).options), [['d1'], ['d2', 'd3'], ['d4', 'd5'], ['d6']]);
+  t.deepEqual(planBatches(six, 'batches', resolveOptions({ strategy: 'batches', batchSize: '50%' }).options), [['d1', 'd2', 'd3'], ['d4', 'd5', 'd6']]);
+  t.deepEqual(planBatches(six, 'all-at-once', resolveOptions().options), [six]);
+  t.deepEqual(planBatches([], 'canary', resolveOptions({ strategy: 'canary' }).options), []);
+});
+
+test('the next batch moves only once every device of the current one is healthy, in order', (t) => {
+  const f = fleet(ids(4));
+  const r = rollout(ids(4), { strategy: 'batches', batchSize: '2' });
+  const first = advance(r, f.view, T0);
+  t.deepEqual([...first.assign], [['d1', 2], ['d2', 2]]);
+  f.healthy('d1');
+  t.is(advance(r, f.view, T0 + S).assign.size, 0, 'd2 is not healthy yet');
+  f.healthy('d2');
+  t.deepEqual([...advance(r, f.view, T0 + 2 * S).assign.keys()], ['d3', 'd4']);
+  f.healthy('d3');
+  f.healthy('d4');
+  advance(r, f.view, T0 + 3 * S);
+  t.is(r.phase, 'succeeded');
+  t.truthy(r.finishedAt);
+});
+
+test('canary: the canary soaks before the rest go', (t) => {
+  const f = fleet(ids(3));
+  const r = rollout(ids(3), { strategy: 'canary', canary: '1', batchSize: '2', soak: '60s' });
+  t.deepEqual([...advance(r, f.view, T0).assign.keys()], ['d1']);
+  f.healthy('d1');
+  t.is(advance(r, f.view, T0 + S).assign.size, 0);
+  t.is(r.soakUntil, new Date(T0 + 61 * S).toISOString());
+  t.is(advance(r, f.view, T0 + 60 * S).assign.size, 0, 'still soaking');
+  t.deepEqual([...advance(r, f.view, T0 + 61 * S).assign.keys()], ['d2', 'd3']);
+  t.is(r.soakUntil, null);
+});
+
+test('a failed gate after the soak aborts', (t) => {
+  const f = fleet(ids(2));
+  const r = rollout(ids(2), { strategy: 'canary', canary: '1', soak: '1s' });
+  advance(r, f.view, T0);
+  f.healthy('d1');
+  advance(r, f.view, T0 + S);
+  const gate = { name: 'p95-latency', check: () => ({ ok: false as const, reason: 'p95 820 ms > 500 ms' }) };
+  t.is(advance(r, f.view, T0 + 3 * S, [gate]).abort, 'gate p95-latency failed after batch 1: p95 820 ms > 500 ms');
+});
+
+test('failures up to the threshold are tolerated; one more aborts, naming the first', (t) => {
+  const f = fleet(ids(4));
+  const r = rollout(ids(4), { strategy: 'all-at-once', maxFailures: '1' });
+  advance(r, f.view, T0);
+  f.failed('d2');
+  t.is(advance(r, f.view, T0 + S).abort, null);
+  f.failed('d3');
+  t.is(advance(r, f.view, T0 + 2 * S).abort, '2 of 4 devices failed (the rollout tolerates 1); first: d2: AGENT_E_HEALTH_FAILED: not healthy within 3 s');
+});
+
+test('a device online past its timeout without reaching healthy fails; an offline one does not', (t) => {
+  const f = fleet(ids(2));
+  const r = rollout(ids(2), { deviceTimeout: '10s', maxFailures: '5' });
+  f.offline('d2');
+  advance(r, f.view, T0);
+  advance(r, f.view, T0 + 11 * S);
+  t.is(r.devices.d1!.state, 'failed');
+  t.is(r.devices.d1!.error, 'not healthy within 10s');
+  t.is(r.devices.d2!.state, 'moving', 'offline: pending, not failed');
+});
+
+test('an offline device holds its batch only for the offline wait, then converges later', (t) => {
+  const f = fleet(ids(3));
+  const r = rollout(ids(3), { strategy: 'batches', batchSize: '2', offlineWait: '30s' });
+  f.offline('d2');
+  advance(r, f.view, T0);
+  f.healthy('d1');
+  t.is(advance(r, f.view, T0 + 10 * S).assign.size, 0, 'waiting for d2');
+  t.deepEqual([...advance(r, f.view, T0 + 30 * S).assign.keys()], ['d3']);
+  f.healthy('d3');
+  advance(r, f.view, T0 + 31 * S);
+  t.is(r.phase, 'succeeded');
+  f.healthy('d2');
+  t.is(r.devices.d2!.state, 'moving', 'a finished rollout is not advanced; the device has its desired state anyway');
+});
+
+test('paused: devices already moving finish, no new device moves; max unavailable bounds a batch', (t) => {
+  const f = fleet(ids(4));
+  const r = rollout(ids(4), { strategy: 'all-at-once', maxUnavailable: '2' });
+  t.deepEqual(moving((advance(r, f.view, T0), r)), ['d1', 'd2']);
+  r.phase = 'paused';
+  f.healthy('d1');
+  f.healthy('d2');
+  t.is(advance(r, f.view, T0 + S).assign.size, 0);
+  t.is(r.devices.d1!.state, 'healthy', 'watched while paused');
+  r.phase = 'running';
+  t.deepEqual([...advance(r, f.view, T0 + 2 * S).assign.keys()], ['d3', 'd4']);
+});
+
+test('a rollback ignores the failure threshold and counts a device back when it serves its old revision', (t) => {
+  const f = fleet(ids(2));
+  const r = { ...rollout(ids(2), {}, 1, 2), kind: 'rollback' as const };
+  f.healthy('d1', 2);
+  f.failed('d2');
+  advance(r, f.view, T0);
+  t.is(r.phase, 'running');
+  f.healthy('d1', 1);
+  f.healthy('d2', 1);
+  advance(r, f.view, T0 + S);
+  t.is(r.phase, 'succeeded');
+});
+
+test('a rollback of a first deployment takes the service away; gone from the report is done', (t) => {
+  const f = fleet(['d1']);
+  const r = { ...rollout(['d1'], {}, 0, 1), kind: 'rollback' as const };
+  r.devices.d1!.to = null;
+  advance(r, f.view, T0);
+  t.is(r.phase, 'running');
+  const view = (): DeviceView => ({ online: true, service: null });
+  advance(r, view, T0 + S);
+  t.is(r.phase, 'succeeded');
+});
