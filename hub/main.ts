@@ -186,7 +186,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       builder: builder.queue,
       deployments,
       rollouts,
-      locator: new ModelLocator({ devices, images: store.images, models: store.models }),
+      locator: new ModelLocator({ devices, images: store.images, models: store.models, deployments: store.deployments }),
       buildLogs: builder.logs,
       maxUploadBytes,
       health: {

@@ -10,6 +10,7 @@
  * when none does, the hub cannot tell and says so rather than guess.
  */
 import { DIGEST_PATTERN } from '../../shared/api/common.js';
+import type { Deployment } from '../../shared/api/deployments.js';
 import type { Device } from '../../shared/api/devices.js';
 import type { DeviceServices, ModelPlacement, ModelVersionRef, ModelWhere, ServingService, UnresolvedService } from '../../shared/api/where.js';
 import type { ReportedService } from '../../shared/protocol.js';
@@ -26,6 +27,9 @@ export interface KnownBuild {
 
 /** `service@revision` → its image, or null when devices disagree (then nobody's word is taken). */
 export type RevisionImages = ReadonlyMap<string, string | null>;
+
+/** What a deployment says each of its revisions runs. */
+export type DeploymentRevisions = Pick<Deployment, 'service' | 'revisions'>;
 
 const revisionKey = (service: string, revision: number) => `${service}@${revision}`;
 const digestRe = new RegExp(DIGEST_PATTERN);
@@ -44,7 +48,7 @@ export function buildsByDigest(images: readonly Pick<ImageRecord, 'id' | 'status
 }
 
 /** The image of every revision some device reports on. */
-export function revisionImages(devices: readonly DeviceReport[]): RevisionImages {
+export function revisionImages(devices: readonly DeviceReport[], deployments: readonly DeploymentRevisions[] = []): RevisionImages {
   const images = new Map<string, string | null>();
   for (const device of devices) {
     for (const s of device.services) {
@@ -53,6 +57,8 @@ export function revisionImages(devices: readonly DeviceReport[]): RevisionImages
       images.set(key, seen === undefined || seen === s.image ? s.image : null);
     }
   }
+  // The deployments' own history is the authority; reports only fill in what it lacks.
+  for (const d of deployments) for (const r of d.revisions) images.set(revisionKey(d.service, r.revision), r.image);
   return images;
 }
 
@@ -102,8 +108,9 @@ export function locateModel(
   devices: readonly DeviceReport[],
   builds: ReadonlyMap<string, KnownBuild>,
   wanted: { name: string; version: number | null },
+  deployments: readonly DeploymentRevisions[] = [],
 ): Pick<ModelWhere, 'placements' | 'unresolved'> {
-  const known = revisionImages(devices);
+  const known = revisionImages(devices, deployments);
   const placements: ModelPlacement[] = [];
   const unresolved: UnresolvedService[] = [];
   for (const device of [...devices].sort((a, b) => a.id.localeCompare(b.id))) {
@@ -129,6 +136,7 @@ export class ModelLocator {
       devices: { list(): DeviceReport[]; get(id: string): DeviceReport };
       images: Pick<ImageRepository, 'list'>;
       models: Pick<ModelRepository, 'resolve'>;
+      deployments: { list(): Promise<DeploymentRevisions[]> };
     },
   ) {}
 
@@ -139,13 +147,13 @@ export class ModelLocator {
   /** Throws HUB_E_MODEL_NOT_FOUND (404) for a model, or a version of it, the registry does not have. */
   async where(name: string, version: number | null): Promise<ModelWhere> {
     await this.deps.models.resolve(name, version === null ? { latest: true } : { version });
-    return { model: name, version, ...locateModel(this.deps.devices.list(), await this.builds(), { name, version }) };
+    return { model: name, version, ...locateModel(this.deps.devices.list(), await this.builds(), { name, version }, await this.deps.deployments.list()) };
   }
 
   /** Throws HUB_E_DEVICE_NOT_FOUND (404). */
   async deviceServices(id: string): Promise<DeviceServices> {
     const device = this.deps.devices.get(id);
-    const services = resolveServices(device, revisionImages(this.deps.devices.list()), await this.builds());
+    const services = resolveServices(device, revisionImages(this.deps.devices.list(), await this.deps.deployments.list()), await this.builds());
     return { device: device.id, services };
   }
 }

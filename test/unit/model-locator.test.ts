@@ -59,6 +59,13 @@ test('devices that disagree about a revision are not taken at their word', (t) =
   t.is(servingImage(service('iris', 2, IMAGE_2, 'failed', 1), known), null);
 });
 
+test("the deployment's revision history settles what a revision runs, reported or not, disputed or not", (t) => {
+  const history = [{ service: 'iris', revisions: [{ revision: 1, image: IMAGE_1 }, { revision: 3, image: IMAGE_2 }] }] as unknown as Parameters<typeof revisionImages>[1];
+  const known = revisionImages([device('a', [running('iris', 1, IMAGE_1)]), device('b', [running('iris', 1, FOREIGN)])], history);
+  t.is(known.get('iris@1'), IMAGE_1, 'the history wins over disagreeing reports');
+  t.is(servingImage(service('iris', 4, IMAGE_2, 'failed', 3), known), IMAGE_2, 'revision 3, which no device reports');
+});
+
 test("a device's services: serving revision, image, build and models, or what the hub cannot tell", (t) => {
   const fleet = [
     device('a', [running('iris', 1, IMAGE_1)]),
