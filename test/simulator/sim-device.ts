@@ -1,0 +1,234 @@
+/**
+ * One simulated device: its MQTT link, its target (the newest valid desired state, by the rules of
+ * agent/reconcile/target-cache.ts, kept in memory), its reconcile loop over a simulated runtime, and
+ * a timeline of when each revision arrived, first served and last failed.
+ */
+import type { Labels } from '../../shared/api/devices.js';
+import type { Clock } from '../../shared/clock.js';
+import { ErrorCodes } from '../../shared/errors.js';
+import { decodeMessage, PROTOCOL_VERSION, type DesiredService, type DesiredState, type ReportedService, type ReportedState, type StatusMessage } from '../../shared/protocol.js';
+import { edgemlVersion } from '../../shared/version.js';
+import type { Channel } from '../../shared/topics.js';
+import type { ResolvedOptions } from './options.js';
+import type { Scheduler } from './scheduler.js';
+import { SimLink, type LinkState } from './sim-link.js';
+import { SimReconciler } from './sim-reconciler.js';
+import { SimRuntime } from './sim-runtime.js';
+
+/** What happened to one revision of one service on one device (epoch milliseconds). */
+export interface RevisionTimeline {
+  service: string;
+  revision: number;
+  /** When a desired state asking for it was accepted. */
+  receivedAt: number;
+  /** When it first served (null: not yet, or abandoned). */
+  runningAt: number | null;
+  /** When it last failed, and how many attempts failed so far. */
+  failedAt: number | null;
+  failedAttempts: number;
+}
+
+export interface SimDeviceState {
+  id: string;
+  index: number;
+  labels: Labels;
+  platform: string;
+  connection: LinkState;
+  /** Why the connection last failed, if it did. */
+  lastConnectionError: string | null;
+  /** The target the device works towards. */
+  desired: { epoch: string | null; generation: number } | null;
+  /** The newest report made (sent if the device was connected, else sent on reconnect). */
+  reported: ReportedState | null;
+  services: ReportedService[];
+  timeline: RevisionTimeline[];
+  /** Messages dropped because they failed validation. */
+  invalidMessages: number;
+}
+
+export interface SimDeviceOptions {
+  index: number;
+  id: string;
+  token: string;
+  labels: Labels;
+  options: ResolvedOptions;
+  scheduler: Scheduler;
+  clock: Clock;
+}
+
+/**
+ * Whether `next` replaces `current` (target-cache.ts): a higher generation in the same epoch, or any
+ * generation from another epoch (a restarted hub counts again).
+ */
+function takesTarget(current: DesiredState | null, next: DesiredState): boolean {
+  return current === null || current.epoch !== next.epoch || next.generation > current.generation;
+}
+
+export class SimDevice {
+  readonly #link: SimLink;
+  readonly #reconciler: SimReconciler;
+  readonly #platform: string;
+  readonly #startedAt: number;
+  #target: DesiredState | null = null;
+  #invalid = 0;
+  readonly #timeline = new Map<string, RevisionTimeline>();
+
+  constructor(private readonly d: SimDeviceOptions) {
+    const { options: o, scheduler, clock } = d;
+    this.#platform = o.platform(d.index);
+    this.#startedAt = clock.now();
+    const runtime = new SimRuntime({
+      index: d.index,
+      deviceId: d.id,
+      platform: this.#platform,
+      scheduler,
+      seed: o.seed,
+      timing: o.timing,
+      failures: o.failures,
+      stickyFailures: o.stickyFailures,
+      pullBytes: o.pullBytes,
+    });
+    this.#reconciler = new SimReconciler({
+      deviceId: d.id,
+      runtime,
+      desired: () => this.#target,
+      report: (state) => this.send(state),
+      onRunning: (service) => {
+        const entry = this.entry(service);
+        entry.runningAt ??= clock.now();
+      },
+      onFailed: (service, attempts) => {
+        const entry = this.entry(service);
+        entry.failedAt = clock.now();
+        entry.failedAttempts = attempts;
+      },
+      scheduler,
+      clock,
+      retry: o.retry,
+      resyncMs: o.resyncMs,
+      seed: o.seed,
+    });
+    this.#link = new SimLink({
+      url: o.mqttUrl,
+      deviceId: d.id,
+      token: d.token,
+      onlineStatus: () => this.onlineStatus(),
+      onMessage: (channel, payload) => this.receive(channel, payload),
+      onConnect: () => {
+        const latest = this.#reconciler.latest();
+        if (latest) this.send(latest);
+      },
+      scheduler,
+      seed: o.seed,
+      ...o.connect,
+    });
+  }
+
+  get id(): string {
+    return this.d.id;
+  }
+
+  /** Connects and runs a first pass (with no target yet it reports `idle`, as an agent does). */
+  start(): Promise<void> {
+    const announced = this.#link.start();
+    this.#reconciler.trigger();
+    return announced;
+  }
+
+  /** Pulls the plug: the hub gets the last will (`offline`, `lost`); the device keeps reconciling. */
+  goOffline(): void {
+    this.#link.goOffline();
+  }
+
+  /** Reconnects; resolves once the device has announced itself `online` again. */
+  goOnline(): Promise<void> {
+    return this.#link.goOnline();
+  }
+
+  state(): SimDeviceState {
+    const reported = this.#reconciler.latest();
+    return {
+      id: this.d.id,
+      index: this.d.index,
+      labels: this.d.labels,
+      platform: this.#platform,
+      connection: this.#link.state,
+      lastConnectionError: this.#link.lastError,
+      desired: this.#target && { epoch: this.#target.epoch ?? null, generation: this.#target.generation },
+      reported,
+      services: reported?.services ?? [],
+      timeline: [...this.#timeline.values()].map((e) => ({ ...e })),
+      invalidMessages: this.#invalid,
+    };
+  }
+
+  /** The timeline of one revision, if it ever reached this device. */
+  revision(service: string, revision: number): RevisionTimeline | undefined {
+    return this.#timeline.get(`${service}@${revision}`);
+  }
+
+  async stop(): Promise<void> {
+    await this.#reconciler.close();
+    await this.#link.close();
+  }
+
+  private entry(service: DesiredService): RevisionTimeline {
+    const key = `${service.name}@${service.revision}`;
+    let entry = this.#timeline.get(key);
+    if (!entry) {
+      entry = { service: service.name, revision: service.revision, receivedAt: this.d.clock.now(), runningAt: null, failedAt: null, failedAttempts: 0 };
+      this.#timeline.set(key, entry);
+    }
+    return entry;
+  }
+
+  private send(state: ReportedState): void {
+    // Offline, a QoS 1 publish would wait for the broker: skipped, and the newest is sent on reconnect.
+    if (!this.#link.connected()) return;
+    this.#link.publish('reported', state).catch(() => undefined);
+  }
+
+  private receive(channel: Channel, payload: Buffer): void {
+    if (channel === 'desired') {
+      const decoded = decodeMessage('desired', payload);
+      if (!decoded.ok) {
+        this.#invalid++;
+        this.#reconciler.reportError(ErrorCodes.MESSAGE_INVALID, `a desired state was dropped: ${decoded.error}`);
+        return;
+      }
+      if (!takesTarget(this.#target, decoded.value)) return;
+      this.#target = decoded.value;
+      for (const service of decoded.value.services) this.entry(service);
+      this.#reconciler.trigger();
+    } else if (channel === 'cmd') {
+      const decoded = decodeMessage('cmd', payload);
+      if (!decoded.ok) {
+        this.#invalid++;
+        return;
+      }
+      // `ping`, the one command there is, answered as agent/commands.ts does.
+      const result = { uptimeMs: this.d.clock.now() - this.#startedAt, invalidMessages: this.#invalid, generation: this.#target?.generation ?? null };
+      this.#link.publish('cmd/ack', { v: PROTOCOL_VERSION, id: decoded.value.id, ok: true, result }).catch(() => undefined);
+    }
+  }
+
+  private onlineStatus(): StatusMessage {
+    const [os = 'linux', arch = 'amd64'] = this.#platform.split('/');
+    return {
+      v: PROTOCOL_VERSION,
+      state: 'online',
+      since: new Date(this.#startedAt).toISOString(),
+      // Marked as simulated wherever the hub shows facts; no gateway, since there is none to score on.
+      facts: {
+        hostname: this.d.id,
+        platform: this.#platform,
+        arch: arch === 'amd64' ? 'x64' : arch,
+        os: { distro: 'edgeml fleet simulator', release: edgemlVersion(), kernel: 'simulated' },
+        cpus: 4,
+        memoryBytes: 4 * 1024 ** 3,
+        docker: { version: 'simulated', apiVersion: 'simulated', os, arch },
+        agentVersion: `${edgemlVersion()}-fleet-simulator`,
+      },
+    };
+  }
+}
