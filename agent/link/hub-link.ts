@@ -85,10 +85,14 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
     await client.publishAsync(deviceTopic(deviceId, channel), encodeMessage(channel, message), { qos: 1, retain: popts.retain ?? false });
   };
 
-  /** Subscribes (when the broker has no session for us) and announces `online`; retries with backoff. */
-  const announce = async (conn: number, subscribe: boolean, tries: number): Promise<void> => {
+  /**
+   * Subscribes and announces `online`; retries with backoff. Subscribes even when the broker kept
+   * our session: only a new subscription delivers the retained desired state, and an agent whose
+   * data directory was lost has nothing else to start from (a repeat is dropped as not newer).
+   */
+  const announce = async (conn: number, tries: number): Promise<void> => {
     try {
-      if (subscribe) await client.subscribeAsync(SUBSCRIBED.map((c) => deviceTopic(deviceId, c)), { qos: 1 });
+      await client.subscribeAsync(SUBSCRIBED.map((c) => deviceTopic(deviceId, c)), { qos: 1 });
       const status = await opts.onlineStatus();
       // A stop that began meanwhile must not be followed by a late `online`.
       if (closing || conn !== connection) return;
@@ -97,7 +101,7 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
       if (closing || conn !== connection) return;
       const delay = backoffDelay(tries, policy);
       logger.warn({ err: (err as Error).message, retryInMs: delay }, 'could not announce online status');
-      announceTimer = clock.setTimeout(() => void announce(conn, subscribe, tries + 1), delay);
+      announceTimer = clock.setTimeout(() => void announce(conn, tries + 1), delay);
     }
   };
 
@@ -106,7 +110,7 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
     connection++;
     clock.clearTimeout(announceTimer);
     logger.info({ hub: opts.url, sessionPresent: connack.sessionPresent }, 'connected to hub');
-    void announce(connection, !connack.sessionPresent, 0);
+    void announce(connection, 0);
     opts.onConnect?.();
   });
 

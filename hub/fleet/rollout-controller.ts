@@ -159,6 +159,7 @@ export class RolloutController {
     if (r.phase !== 'running' && r.phase !== 'paused') throw conflict(`rollout ${id} is ${r.phase}: only a running or paused rollout can be aborted`);
     if (r.kind === 'rollback') throw conflict(`rollout ${id} is a rollback: it cannot be aborted (deploy again instead)`);
     await this.rollBack(r, `aborted by ${actor.keyName} (${actor.keyId})`);
+    await this.tick();
     return this.view(id);
   }
 
@@ -187,7 +188,7 @@ export class RolloutController {
       const d = r.devices[id]!;
       const phase = devicePhase(d, this.deviceView(id, r.service), r.kind === 'rollback');
       counts[phase] = (counts[phase] ?? 0) + 1;
-      return { id, batch: d.batch, phase, previousRevision: d.from, movedAt: d.movedAt, error: d.error };
+      return { id, batch: d.batch, phase, previousRevision: d.from, movedAt: d.movedAt, doneAt: d.doneAt, error: d.error };
     });
     const settled = ids.filter((id) => isSettled(r.devices[id]!)).length;
     const { batchCount, devices: _d, createdBy: _c, ...rest } = r;
@@ -254,10 +255,21 @@ export class RolloutController {
       if (d.rollout.id === r.id) d.rollout.phase = r.phase;
       if (r.phase === 'succeeded') this.settle(r, d);
     });
+    if (r.kind === 'rollback' && r.rollbackOf !== null) await this.markRolledBack(r);
     // A new stable revision reaches every device not moved by the rollout (enrolled since, relabelled).
     if (r.phase === 'succeeded') await this.deps.desired.sync();
     else if (result.assign.size) await this.deps.desired.sync([...result.assign.keys()]);
     if (r.phase === 'succeeded') this.deps.logger.info({ rollout: r.id, service: r.service, revision: r.revision, kind: r.kind }, 'rollout succeeded');
+  }
+
+  /** Devices back on their old revision show as rolled back in the rollout that failed too. */
+  private async markRolledBack(rollback: RolloutRecord): Promise<void> {
+    const back = Object.entries(rollback.devices).filter(([, d]) => d.state === 'healthy').map(([id]) => id);
+    const original = await this.deps.rollouts.get(rollback.rollbackOf!);
+    if (!original || back.every((id) => original.devices[id]?.state === 'rolled-back')) return;
+    await this.deps.rollouts.update(original.id, (o) => {
+      for (const id of back) if (o.devices[id]) o.devices[id].state = 'rolled-back';
+    });
   }
 
   /** A finished rollout's revision is what its devices (and any device not moved since) run. */
@@ -270,7 +282,10 @@ export class RolloutController {
     for (const [id, revision] of Object.entries(d.assignments)) if (revision === r.revision) delete d.assignments[id];
   }
 
-  /** Marks `r` aborted and, in the same write, starts the rollback of the devices it moved. */
+  /**
+   * Marks `r` aborted and, in the same write, starts the rollback of the devices it moved. Called
+   * from inside a tick too, so it must not wait for one: the next tick moves the devices.
+   */
   private async rollBack(r: RolloutRecord, reason: string): Promise<void> {
     const now = this.now();
     const moved = Object.entries(r.devices).filter(([, d]) => d.state !== 'waiting');
@@ -311,6 +326,5 @@ export class RolloutController {
       },
     );
     this.deps.logger.warn({ rollout: r.id, rollback: started.rollout.id, devices: moved.length, reason }, 'rolling back');
-    await this.tick();
   }
 }

@@ -61,6 +61,8 @@ export const RolloutDevice = Type.Object({
   /** The revision it served before the rollout moved it (null: none), and what it reports now. */
   previousRevision: Type.Union([Type.Integer(), Type.Null()]),
   movedAt: Type.Union([Timestamp, Type.Null()]),
+  /** When it became healthy or failed (for a rollback: back on its old revision). */
+  doneAt: Type.Union([Timestamp, Type.Null()]),
   error: Type.Union([Type.String(), Type.Null()]),
 });
 export type RolloutDevice = Static<typeof RolloutDevice>;

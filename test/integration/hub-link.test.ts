@@ -131,3 +131,39 @@ test('reconnect attempts are scheduled only through the clock, with growing capp
   }
   t.false(link.connected());
 });
+
+test('a link whose session the broker kept still gets the retained desired state (an agent that lost its data)', async (t) => {
+  const broker = await startBroker({ listen: { host: '127.0.0.1', port: 0 }, auth: openBrokerAuth, logger });
+  t.teardown(() => broker.close());
+  const deviceId = 'link-3';
+  await broker.publish(deviceTopic(deviceId, 'desired'), Buffer.from(JSON.stringify({ v: 1, generation: 4, services: [] })), { qos: 1, retain: true });
+  const open = (received: number[]) =>
+    connectHubLink({
+      url: `mqtt://${broker.address}`,
+      deviceId,
+      logger,
+      clock: systemClock,
+      onlineStatus: async () => ({
+        v: PROTOCOL_VERSION,
+        state: 'online',
+        since: new Date().toISOString(),
+        facts: { hostname: 'h', platform: 'linux/amd64', arch: 'x64', os: { distro: 'd', release: 'r', kernel: 'k' }, cpus: 1, memoryBytes: 1, docker: null, agentVersion: 'test' },
+      }),
+      handlers: {
+        desired: async (d) => void received.push(d.generation),
+        invalidDesired: () => undefined,
+        command: async (cmd) => runCommand(cmd, { uptimeMs: () => 1, invalidMessages: () => 0, generation: () => null }),
+      },
+    });
+  const first: number[] = [];
+  const link = open(first);
+  await waitFor('the first link to get the desired state', () => first.length === 1);
+  await link.close();
+
+  // Same client id, persistent session: the broker answers "session present".
+  const second: number[] = [];
+  const again = open(second);
+  t.teardown(() => again.close());
+  await waitFor('the second link to get it too', () => second.length === 1, 10_000);
+  t.deepEqual(second, [4]);
+});
