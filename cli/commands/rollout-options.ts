@@ -38,7 +38,7 @@ export function addRolloutOptions(command: Command): Command {
     .option('--soak <duration>', 'how long a healthy canary (or each batch) runs before the rollout goes on (default 60s for canary)', duration('--soak'))
     .option('--max-unavailable <n|p%>', 'devices moving at once within a batch (default: the whole batch)', share('--max-unavailable'))
     .option('--device-timeout <duration>', 'an online device not healthy by then counts as failed (default 10m)', duration('--device-timeout'))
-    .option('--max-failures <n|p%>', 'failed devices tolerated; one more aborts and rolls back (default 0)', share('--max-failures'))
+    .option('--max-failures <n|p%>', 'failed devices tolerated; one more aborts and rolls back (default 0; 100% for all-at-once)', share('--max-failures'))
     .option('--offline-wait <duration>', 'how long a batch waits for an offline device (default 0s: it converges when back)', duration('--offline-wait'));
 }
 

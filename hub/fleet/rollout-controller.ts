@@ -16,6 +16,8 @@ import type { DeviceDirectory } from './device-directory.js';
 import { advance, devicePhase, isSettled, planBatches, resolveOptions, type DeviceView, type HealthGate } from './rollout-engine.js';
 
 const TICK_MS = 500;
+/** After a hub start, devices get this long to reconnect before "offline" lets a batch go on without them. */
+export const RECONNECT_GRACE_MS = 30_000;
 
 export interface RolloutStart {
   kind: 'create' | 'update';
@@ -43,6 +45,7 @@ export class RolloutController {
   #timer: unknown = null;
   #ticking: Promise<void> = Promise.resolve();
   #closed = false;
+  #offlineTrustedFrom = 0;
 
   constructor(
     private readonly deps: {
@@ -61,6 +64,7 @@ export class RolloutController {
 
   /** Resumes active rollouts (after a restart) and ticks from now on. */
   start(): void {
+    this.#offlineTrustedFrom = this.deps.clock.now() + RECONNECT_GRACE_MS;
     this.schedule();
   }
 
@@ -238,7 +242,7 @@ export class RolloutController {
 
   private async step(before: RolloutRecord): Promise<void> {
     const r = structuredClone(before);
-    const result = advance(r, (id) => this.deviceView(id, r.service), this.deps.clock.now(), this.deps.gates);
+    const result = advance(r, (id) => this.deviceView(id, r.service), this.deps.clock.now(), this.deps.gates, this.#offlineTrustedFrom);
     if (result.abort) {
       this.deps.logger.warn({ rollout: r.id, service: r.service, reason: result.abort }, 'rollout aborted; rolling back');
       // What the engine saw (failed devices) goes in with the abort.

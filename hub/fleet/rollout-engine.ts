@@ -45,7 +45,8 @@ export function resolveOptions(request: RolloutRequest = {}): { strategy: Rollou
       soak: request.soak ?? (strategy === 'canary' ? DEFAULT_ROLLOUT.canarySoak : DEFAULT_ROLLOUT.batchesSoak),
       maxUnavailable: request.maxUnavailable ?? null,
       deviceTimeout: request.deviceTimeout ?? DEFAULT_ROLLOUT.deviceTimeout,
-      maxFailures: request.maxFailures ?? DEFAULT_ROLLOUT.maxFailures,
+      // All at once moves every device before anything is learnt: aborting it would only undo it all.
+      maxFailures: request.maxFailures ?? (strategy === 'all-at-once' ? DEFAULT_ROLLOUT.allAtOnceMaxFailures : DEFAULT_ROLLOUT.maxFailures),
       offlineWait: request.offlineWait ?? DEFAULT_ROLLOUT.offlineWait,
     },
   };
@@ -110,7 +111,14 @@ export function isSettled(d: RolloutDeviceRecord): boolean {
  * batches (and soaks), and finishes the rollout. Paused rollouts still watch the devices already
  * moving (they count as failures or successes) but move no new ones.
  */
-export function advance(r: RolloutRecord, view: (deviceId: string) => DeviceView, now: number, gates: readonly HealthGate[] = []): Advance {
+export function advance(
+  r: RolloutRecord,
+  view: (deviceId: string) => DeviceView,
+  now: number,
+  gates: readonly HealthGate[] = [],
+  /** Before this, "offline" may only mean "not reconnected yet" (the hub just started): it holds batches. */
+  offlineTrustedFrom = 0,
+): Advance {
   const out: Advance = { assign: new Map(), abort: null };
   if (r.phase !== 'running' && r.phase !== 'paused') return out;
   const deviceTimeout = parseDuration(r.options.deviceTimeout);
@@ -168,7 +176,7 @@ export function advance(r: RolloutRecord, view: (deviceId: string) => DeviceView
       const d = r.devices[id]!;
       if (isSettled(d)) return true;
       // An offline device holds the batch only for `offlineWait`; it converges when it is back.
-      return d.state === 'moving' && !view(id).online && now - ms(d.movedAt!) >= offlineWait;
+      return d.state === 'moving' && !view(id).online && now >= offlineTrustedFrom && now - ms(d.movedAt!) >= offlineWait;
     });
     if (!done) break;
 

@@ -26,7 +26,7 @@ export const RolloutRequest = Type.Object(
     soak: Type.Optional(Duration('how long a healthy canary (or each batch, for batches) runs before the rollout goes on; default 60s for canary, 0s for batches')),
     maxUnavailable: Type.Optional(Share('devices moving (not yet healthy) at once; default the whole batch', ['1', '50%'])),
     deviceTimeout: Type.Optional(Duration('a device online this long without reaching healthy counts as failed; default 10m')),
-    maxFailures: Type.Optional(Share('failed devices the rollout tolerates; one more aborts it and rolls back; default 0', ['0', '2', '5%'])),
+    maxFailures: Type.Optional(Share('failed devices the rollout tolerates; one more aborts it and rolls back; default 0 (100% for all-at-once)', ['0', '2', '5%'])),
     offlineWait: Type.Optional(Duration('how long a batch waits for a device that is offline before going on without it (it converges when back); default 0s')),
   },
   { additionalProperties: false },
@@ -41,6 +41,7 @@ export const DEFAULT_ROLLOUT = {
   batchesSoak: '0s',
   deviceTimeout: '10m',
   maxFailures: '0',
+  allAtOnceMaxFailures: '100%',
   offlineWait: '0s',
 } as const;
 

@@ -83,8 +83,8 @@ export class SimLink {
       ...this.#stores,
     });
     const client = this.#client;
-    client.on('connect', (connack) => {
-      void this.announce(client, !connack.sessionPresent);
+    client.on('connect', () => {
+      void this.announce(client);
       this.o.onConnect();
     });
     client.on('close', () => this.closed());
@@ -139,9 +139,10 @@ export class SimLink {
     return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
-  private async announce(client: MqttClient, subscribe: boolean): Promise<void> {
+  /** Subscribes even when the broker kept the session, as the agent does (it brings the retained desired state). */
+  private async announce(client: MqttClient): Promise<void> {
     try {
-      if (subscribe) await client.subscribeAsync(SUBSCRIBED.map((c) => deviceTopic(this.o.deviceId, c)), { qos: 1 });
+      await client.subscribeAsync(SUBSCRIBED.map((c) => deviceTopic(this.o.deviceId, c)), { qos: 1 });
       await client.publishAsync(deviceTopic(this.o.deviceId, 'status'), encodeMessage('status', this.o.onlineStatus()), { qos: 1, retain: true });
     } catch (err) {
       // The connection went while announcing: the close handler reconnects, and announces again.

@@ -159,3 +159,27 @@ test('a rollback of a first deployment takes the service away; gone from the rep
   advance(r, view, T0 + S);
   t.is(r.phase, 'succeeded');
 });
+
+test('right after a hub start an offline device holds its batch: it may only not have reconnected yet', (t) => {
+  const f = fleet(ids(3));
+  const r = rollout(ids(3), { strategy: 'batches', batchSize: '2' });
+  advance(r, f.view, T0);
+  f.healthy('d1');
+  f.offline('d2');
+  const trustedFrom = T0 + 30 * S;
+  t.is(advance(r, f.view, T0 + 10 * S, [], trustedFrom).assign.size, 0, 'd2 is given time to come back');
+  t.deepEqual([...advance(r, f.view, T0 + 30 * S, [], trustedFrom).assign.keys()], ['d3']);
+});
+
+test('defaults: all at once tolerates every failure (it has moved every device already); staged strategies none', (t) => {
+  t.is(resolveOptions().options.maxFailures, '100%');
+  t.is(resolveOptions({ strategy: 'batches' }).options.maxFailures, '0');
+  t.is(resolveOptions({ strategy: 'canary' }).options.soak, '60s');
+  const f = fleet(ids(2));
+  const r = rollout(ids(2), {});
+  advance(r, f.view, T0);
+  f.failed('d1');
+  f.healthy('d2');
+  t.is(advance(r, f.view, T0 + S).abort, null);
+  t.is(r.phase, 'succeeded');
+});
