@@ -17,9 +17,15 @@ import type { Broker } from '../broker/broker.js';
 import { matchesLabels } from '../../shared/api/devices.js';
 import type { DeviceDirectory } from './device-directory.js';
 
-/** The service a device runs for deployment `d`: its assignment (a rollout moved it), else the stable revision. */
+/**
+ * The service a device runs for deployment `d`: its assignment (a rollout moved it), else the stable
+ * revision. A device that joins while an all-at-once create is still running gets it too: "all at
+ * once" means everyone, and there is nothing older to give it.
+ */
 export function desiredService(d: DeploymentRecord, deviceId: string): DesiredService | null {
-  const revision = Object.hasOwn(d.assignments, deviceId) ? d.assignments[deviceId]! : d.stableRevision;
+  const r = d.rollout;
+  const creating = r.kind === 'create' && r.strategy === 'all-at-once' && (r.phase === 'running' || r.phase === 'paused') ? r.revision : null;
+  const revision = Object.hasOwn(d.assignments, deviceId) ? d.assignments[deviceId]! : (d.stableRevision ?? creating);
   const spec = revision === null ? undefined : d.revisions.find((r) => r.revision === revision);
   if (!spec) return null;
   return { name: d.service, revision: spec.revision, image: spec.image, limits: spec.limits, keyHash: d.keyHash, models: spec.models };

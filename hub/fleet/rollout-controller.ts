@@ -104,16 +104,18 @@ export class RolloutController {
       createdBy: s.actor,
     };
     const active = (await this.deps.rollouts.list({ service: s.service, active: true }))[0];
+    // Nobody to move (no device matches yet): the new revision is what devices get from now on.
+    const settled = record.phase === 'succeeded';
+    const { deployment } = s;
     const started = await this.deps.rollouts.start(
       record,
-      'add' in s.deployment
-        ? { add: { ...s.deployment.add, rollout: summary({ ...record, id: 0 }) } }
+      'add' in deployment
+        ? { add: (id) => ({ ...deployment.add, rollout: summary({ ...record, id }), stableRevision: settled ? s.revision : deployment.add.stableRevision }) }
         : {
             update: (d, id) => {
-              (s.deployment as { update: (d: DeploymentRecord) => void }).update(d);
+              deployment.update(d);
               d.rollout = summary({ ...record, id });
-              // Nobody to move (no device matches yet): the new revision is what devices get from now on.
-              if (record.phase === 'succeeded') d.stableRevision = s.revision;
+              if (settled) d.stableRevision = s.revision;
             },
           },
       active && {
@@ -125,13 +127,6 @@ export class RolloutController {
         },
       },
     );
-    if ('add' in s.deployment) {
-      // The id is known only once stored; the summary follows in the next write.
-      await this.deps.rollouts.update(started.rollout.id, (r, d) => {
-        d.rollout = summary(r);
-        if (r.phase === 'succeeded') d.stableRevision = s.revision;
-      });
-    }
     this.deps.logger.info({ rollout: started.rollout.id, service: s.service, revision: s.revision, strategy, batches: batches.length, devices: s.devices.size }, 'rollout started');
     await this.tick();
     return { rollout: (await this.deps.rollouts.get(started.rollout.id))!, deployment: started.deployment };

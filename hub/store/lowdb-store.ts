@@ -354,7 +354,7 @@ export class LowdbHubStore implements HubStore {
         let target: DeploymentRecord;
         if ('add' in deployment) {
           if (own(d.deployments, rollout.service)) throw conflict(`service ${rollout.service} is already deployed: move it with \`edgeml service update\``);
-          target = d.deployments[rollout.service] = structuredClone(deployment.add);
+          target = d.deployments[rollout.service] = structuredClone(deployment.add(record.id));
         } else {
           const existing = own(d.deployments, rollout.service);
           if (!existing) throw notFound(ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND, `service ${rollout.service} is not deployed`);

@@ -167,7 +167,7 @@ export interface RolloutRepository {
    */
   start(
     rollout: Omit<RolloutRecord, 'id'>,
-    deployment: { add: DeploymentRecord } | { update: (d: DeploymentRecord, id: number) => void },
+    deployment: { add: (id: number) => DeploymentRecord } | { update: (d: DeploymentRecord, id: number) => void },
     /** Another rollout changed in the same write (superseded, or aborted by this rollback). */
     previous?: { id: number; change: (r: RolloutRecord, newId: number) => void } | undefined,
   ): Promise<{ rollout: RolloutRecord; deployment: DeploymentRecord }>;
