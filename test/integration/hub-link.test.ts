@@ -5,7 +5,8 @@
 import test from 'ava';
 import { pino } from 'pino';
 import { systemClock } from '../../shared/clock.js';
-import { decodeMessage, PROTOCOL_VERSION, type CommandAck, type StatusMessage } from '../../shared/protocol.js';
+import type { BackoffPolicy } from '../../shared/backoff.js';
+import { decodeMessage, PROTOCOL_VERSION, type CommandAck, type DesiredState, type StatusMessage } from '../../shared/protocol.js';
 import { deviceTopic } from '../../shared/topics.js';
 import { openBrokerAuth } from '../helpers/open-broker-auth.js';
 import { startBroker, type Broker } from '../../hub/broker/broker.js';
@@ -31,6 +32,28 @@ function watch(broker: Broker, deviceId: string) {
   return { statuses, acks, ready };
 }
 
+/** An agent link to `broker` with test facts; `desired` hears desired states. */
+function linkTo(broker: Broker, deviceId: string, opts: { backoff?: BackoffPolicy; desired?: (d: DesiredState) => Promise<void> } = {}) {
+  return connectHubLink({
+    url: `mqtt://${broker.address}`,
+    deviceId,
+    logger,
+    clock: systemClock,
+    ...(opts.backoff ? { backoff: opts.backoff } : {}),
+    onlineStatus: async () => ({
+      v: PROTOCOL_VERSION,
+      state: 'online',
+      since: new Date().toISOString(),
+      facts: { hostname: 'h', platform: 'linux/amd64', arch: 'x64', os: { distro: 'd', release: 'r', kernel: 'k' }, cpus: 1, memoryBytes: 1, docker: null, agentVersion: 'test' },
+    }),
+    handlers: {
+      desired: opts.desired ?? (async () => undefined),
+      invalidDesired: () => undefined,
+      command: async (cmd) => runCommand(cmd, { uptimeMs: () => 1, invalidMessages: () => 0, generation: () => null }),
+    },
+  });
+}
+
 const ping = (broker: Broker, deviceId: string, id: string) =>
   broker.publish(deviceTopic(deviceId, 'cmd'), Buffer.from(JSON.stringify({ v: 1, id, name: 'ping' })), { qos: 1, retain: false });
 
@@ -42,24 +65,7 @@ test('the link reconnects with backoff after a broker restart and serves command
   let seen = watch(broker, deviceId);
   await seen.ready;
 
-  const link = connectHubLink({
-    url: `mqtt://${broker.address}`,
-    deviceId,
-    logger,
-    clock: systemClock,
-    backoff: { initialMs: 50, maxMs: 400, factor: 2 },
-    onlineStatus: async () => ({
-      v: PROTOCOL_VERSION,
-      state: 'online',
-      since: new Date().toISOString(),
-      facts: { hostname: 'h', platform: 'linux/amd64', arch: 'x64', os: { distro: 'd', release: 'r', kernel: 'k' }, cpus: 1, memoryBytes: 1, docker: null, agentVersion: 'test' },
-    }),
-    handlers: {
-      desired: async () => undefined,
-      invalidDesired: () => undefined,
-      command: async (cmd) => runCommand(cmd, { uptimeMs: () => 1, invalidMessages: () => 0, generation: () => null }),
-    },
-  });
+  const link = linkTo(broker, deviceId, { backoff: { initialMs: 50, maxMs: 400, factor: 2 } });
   t.teardown(() => link.close());
 
   await waitFor('first online status', () => seen.statuses.some((s) => s.state === 'online'));
@@ -137,24 +143,7 @@ test('a link whose session the broker kept still gets the retained desired state
   t.teardown(() => broker.close());
   const deviceId = 'link-3';
   await broker.publish(deviceTopic(deviceId, 'desired'), Buffer.from(JSON.stringify({ v: 1, generation: 4, services: [] })), { qos: 1, retain: true });
-  const open = (received: number[]) =>
-    connectHubLink({
-      url: `mqtt://${broker.address}`,
-      deviceId,
-      logger,
-      clock: systemClock,
-      onlineStatus: async () => ({
-        v: PROTOCOL_VERSION,
-        state: 'online',
-        since: new Date().toISOString(),
-        facts: { hostname: 'h', platform: 'linux/amd64', arch: 'x64', os: { distro: 'd', release: 'r', kernel: 'k' }, cpus: 1, memoryBytes: 1, docker: null, agentVersion: 'test' },
-      }),
-      handlers: {
-        desired: async (d) => void received.push(d.generation),
-        invalidDesired: () => undefined,
-        command: async (cmd) => runCommand(cmd, { uptimeMs: () => 1, invalidMessages: () => 0, generation: () => null }),
-      },
-    });
+  const open = (received: number[]) => linkTo(broker, deviceId, { desired: async (d) => void received.push(d.generation) });
   const first: number[] = [];
   const link = open(first);
   await waitFor('the first link to get the desired state', () => first.length === 1);
