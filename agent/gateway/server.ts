@@ -206,7 +206,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       await upstream.body.dump();
       throw upstreamFailed(name, `answered ${upstream.statusCode} for /swagger.json`);
     }
-    const doc = (await upstream.body.json()) as Record<string, unknown>;
+    const doc = (await upstream.body.json().catch((err: unknown) => Promise.reject(upstreamFailed(name, `sent a /swagger.json that is not JSON`, err)))) as Record<string, unknown>;
     sendJson(res, 200, { ...doc, servers: [{ url: `${url}/v1/services/${name}` }] });
   };
 

@@ -6,6 +6,7 @@
  * per message. Devices re-announce their status and state on every connect, so a crash between
  * batches loses nothing that does not come back.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { matchesLabels, type Device, type DeviceEnroll, type DeviceEnrolled, type DeviceLabelsUpdate, type DeviceStatus, type Labels } from '../../shared/api/devices.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
@@ -45,6 +46,11 @@ export function deviceView(record: DeviceRecord, desiredGeneration: number | nul
   };
 }
 
+/** A report without its pull progress: what is worth a store write. */
+function lasting(r: ReportedState): unknown {
+  return { ...r, services: r.services.map(({ progress: _progress, ...s }) => s) };
+}
+
 export class DeviceDirectory {
   readonly #devices = new Map<string, DeviceRecord>();
   readonly #dirty = new Set<string>();
@@ -82,8 +88,10 @@ export class DeviceDirectory {
   applyReported(id: string, reported: ReportedState): void {
     const record = this.#devices.get(id);
     if (!record) return;
+    const before = record.observed.reported;
     record.observed = { ...record.observed, reported };
-    this.markDirty(id);
+    // Pull progress comes every second during a rollout: only what a restarted hub needs is written.
+    if (!before || !isDeepStrictEqual(lasting(before), lasting(reported))) this.markDirty(id);
   }
 
   private now(): string {

@@ -112,6 +112,28 @@ test('reported states are kept with the device, written in the observation batch
   t.is(second.dir.get('a').observedGeneration, 5, 'coming back online keeps the state until the device reports again');
 });
 
+test('pull progress alone is not written: only a report that changes what a restarted hub needs', async (t) => {
+  const { dir, clock, writes } = await setup();
+  await dir.enroll({ id: 'a' }, ACTOR);
+  const pulling = (current: number): ReportedState => ({
+    ...reported(2, 'reconciling'),
+    services: [{ ...reported(2).services[0]!, phase: 'pulling', servingRevision: 1, progress: { current, total: 100 } }],
+  });
+  dir.applyReported('a', pulling(10));
+  clock.advance(OBSERVATION_FLUSH_MS);
+  await dir.flush();
+  const before = writes();
+  for (const current of [20, 40, 80]) dir.applyReported('a', pulling(current));
+  t.deepEqual(dir.get('a').services[0]?.progress, { current: 80, total: 100 }, 'the view has the newest progress');
+  clock.advance(OBSERVATION_FLUSH_MS);
+  await dir.flush();
+  t.is(writes(), before, 'progress alone wrote nothing');
+  dir.applyReported('a', reported(2));
+  clock.advance(OBSERVATION_FLUSH_MS);
+  await dir.flush();
+  t.is(writes(), before + 1, 'the running service is written');
+});
+
 test('statuses: online records facts; offline keeps them; unknown devices are ignored', async (t) => {
   const { dir, clock } = await setup();
   await dir.enroll({ id: 'gw-1' }, ACTOR);

@@ -233,6 +233,17 @@ test('the swagger document points at the gateway; a container that is down is a 
   t.is((await post(g, '{}', { key: KEY })).status, 502, 'the slot was given back');
 });
 
+test('a container whose /swagger.json is not JSON is a 502, not a gateway error', async (t) => {
+  const upstream = await startUpstream(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"openapi": "3.0');
+  });
+  const g = await startTestGateway(t, upstream.port);
+  const res = await request(`${g.gateway.url}/v1/services/iris/swagger.json`, { dispatcher: g.client });
+  t.is(res.statusCode, 502);
+  t.is(((await res.body.json()) as { error: { code: string } }).error.code, 'GATEWAY_E_UPSTREAM');
+});
+
 test('an advertised URL is what the gateway reports and what its swagger documents point at', async (t) => {
   const upstream = await startUpstream(t, (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
