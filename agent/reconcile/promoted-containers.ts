@@ -110,6 +110,16 @@ export class PromotedContainers {
     return this.change(() => gone.forEach((s) => this.byService.delete(s)));
   }
 
+  /**
+   * Recorded before a pull: an image that never gets promoted (its revision fails, or is dropped)
+   * would otherwise stay on the disk for good. Pruning skips it while a service still wants it.
+   */
+  pulling(image: string): Promise<void> {
+    if (this.keptImages().has(image) || this.unusedImages.has(image)) return Promise.resolve();
+    this.unusedImages.add(image);
+    return this.save();
+  }
+
   /** The image is gone from the engine. */
   pruned(image: string): Promise<void> {
     return this.change(() => this.unusedImages.delete(image));

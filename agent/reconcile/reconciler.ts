@@ -23,7 +23,7 @@ export interface ReconcilerOptions {
   platform: string;
   runtime: ContainerRuntime;
   routes: RouteTable;
-  promoted: Pick<PromotedContainers, 'ids' | 'promote' | 'retain' | 'unused' | 'pruned' | 'adoptOnce'>;
+  promoted: Pick<PromotedContainers, 'ids' | 'promote' | 'retain' | 'unused' | 'pruned' | 'adoptOnce' | 'pulling'>;
   desired: () => DesiredState | null;
   /** Sends a report; expected to give up at once (not queue) while the hub is unreachable. */
   report: (state: ReportedState) => Promise<void>;
@@ -212,6 +212,7 @@ export class Reconciler {
         throw failure(ErrorCodes.AGENT_PLATFORM_UNAVAILABLE, `${service.image} has no image for ${platform} (it has ${platforms.join(', ') || 'none'}); nothing was downloaded`);
       }
       await this.checkDisk(service.image);
+      await this.o.promoted.pulling(service.image);
       this.setStatus(service, 'pulling', { ...serving, progress: { current: 0, total: 0 } });
       this.report(generation, 'reconciling');
       logger.info({ service: service.name, image: service.image, platform }, 'pulling');

@@ -296,3 +296,18 @@ test('no desired state yet (nothing cached, no hub): running containers are left
   t.like(reports.at(-1), { observedGeneration: 0, phase: 'idle' });
 });
 
+
+test('the image of a revision that never got healthy is pruned once no service wants it', async (t) => {
+  const { runtime, routes, want, stop, serviceState } = await setup({ healthTimeoutMs: 600 });
+  t.teardown(() => stop());
+  want(svc(1));
+  await waitFor('revision 1 to serve', () => routes.get('iris')?.revision === 1);
+  runtime.unhealthy.add(image('2'));
+  want(svc(2));
+  await waitFor('revision 2 to fail', () => serviceState()?.phase === 'failed', 5000);
+  t.true(runtime.local.has(image('2')), 'kept while revision 2 is still wanted (it is retried)');
+  want(svc(3));
+  await waitFor('revision 3 to serve', () => routes.get('iris')?.revision === 3, 5000);
+  await waitFor('the failed image to be pruned', () => runtime.removedImages.includes(image('2')));
+  t.true(runtime.local.has(image('1')), 'the previous image stays for a rollback');
+});
