@@ -60,7 +60,7 @@ function failure(code: string, message: string): EdgemlError {
 
 export class Reconciler {
   readonly #status = new Map<string, ReportedService>();
-  /** `service@revision` → attempts so far and when the next may start. */
+  /** `service@revision@image` → attempts so far and when the next may start. */
   readonly #failures = new Map<string, { attempts: number; retryAt: number; rejected: boolean }>();
   #running: Promise<void> | null = null;
   #again = false;
@@ -163,7 +163,8 @@ export class Reconciler {
     for (const { service, previous } of steps.rollout) {
       if (this.#closed) return;
       if (previous && previous.revision !== service.revision) this.o.routes.set({ ...service, revision: previous.revision, image: previous.image }, previous.port);
-      const key = `${service.name}@${service.revision}`;
+      // With the image: after a new hub epoch a revision number may come back with another image.
+      const key = `${service.name}@${service.revision}@${service.image}`;
       const failed = this.#failures.get(key);
       if (failed?.rejected) continue;
       if (failed && failed.retryAt > this.o.clock.now()) {
