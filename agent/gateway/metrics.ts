@@ -5,10 +5,11 @@
  * bounds, the same on every device, so a hub can merge histograms by adding counts bucket by bucket.
  */
 import type { Clock } from '../../shared/clock.js';
+import { LATENCY_BOUNDS_MS } from '../../shared/latency-histogram.js';
 import { GatewayCodes, type GatewayCode } from './errors.js';
 
-/** Upper bounds (inclusive, ms) of the latency buckets; one more bucket after the last is +Inf. */
-export const LATENCY_BOUNDS_MS: readonly number[] = Object.freeze([5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000]);
+/** The bounds live in shared/ because the hub merges histograms from every device with them. */
+export { LATENCY_BOUNDS_MS };
 
 export type ResponseClass = '2xx' | '3xx' | '4xx' | '5xx';
 

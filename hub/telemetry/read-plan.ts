@@ -1,0 +1,90 @@
+/**
+ * Which files a query must open, and which of their records it wants. The day directories are
+ * listed rather than counted out from `since`, so a query from long ago does not try thousands of
+ * empty days; files are opened in day, then name order.
+ */
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TelemetryArchiveCodes, TelemetryArchiveError } from './errors.js';
+import { capturesDir, checkSegment, dayOf, isSegment, metricsFile, parseDay, type RecordKind } from './layout.js';
+import { asStoredRecord, type StoredRecord } from './records.js';
+
+export interface ReadQuery {
+  kind: RecordKind;
+  device?: string | undefined;
+  /** Captures only: one service's files instead of every service's. */
+  service?: string | undefined;
+  /** Inclusive. */
+  since: Date;
+  /** Exclusive; no end when absent. */
+  until?: Date | undefined;
+}
+
+export interface ReadPlan {
+  dir: string;
+  /** Paths relative to `dir`. */
+  files(): AsyncIterable<string>;
+  accept(value: unknown): StoredRecord | undefined;
+}
+
+async function list(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+function time(what: string, date: Date | undefined): number | undefined {
+  if (date === undefined) return undefined;
+  if (!(date instanceof Date) || Number.isNaN(date.getTime())) {
+    throw new TelemetryArchiveError(TelemetryArchiveCodes.RECORD_INVALID, `query ${what} must be a valid Date`);
+  }
+  return date.getTime();
+}
+
+/** Checks the query at once (names like record names, dates), so a bad query fails before any reading. */
+export function planRead(dir: string, query: ReadQuery): ReadPlan {
+  if (query.kind !== 'metrics' && query.kind !== 'captures') {
+    throw new TelemetryArchiveError(TelemetryArchiveCodes.RECORD_INVALID, `query kind must be 'metrics' or 'captures', not ${JSON.stringify(query.kind)}`);
+  }
+  const { kind } = query;
+  const device = query.device === undefined ? undefined : checkSegment('device id', query.device);
+  const service = query.service === undefined ? undefined : checkSegment('service name', query.service);
+  if (service !== undefined && kind === 'metrics') {
+    throw new TelemetryArchiveError(TelemetryArchiveCodes.RECORD_INVALID, 'metrics are stored per device, not per service: query captures for a service');
+  }
+  const since = time('since', query.since)!;
+  const until = time('until', query.until) ?? Infinity;
+  const firstDay = dayOf(since);
+  const lastDay = until === Infinity ? '9999-12-31' : dayOf(Math.max(since, until - 1));
+
+  async function* files(): AsyncGenerator<string> {
+    for (const day of await list(join(dir, kind))) {
+      if (parseDay(day) === undefined || day < firstDay || day > lastDay) continue;
+      if (kind === 'metrics') {
+        if (device !== undefined) yield metricsFile(day, device);
+        else for (const name of await list(join(dir, kind, day))) if (name.endsWith('.jsonl')) yield `${kind}/${day}/${name}`;
+        continue;
+      }
+      // Stray entries (an editor's `.swp`, a `.DS_Store`) are not services; skip them.
+      const services = service !== undefined ? [service] : (await list(join(dir, kind, day))).filter(isSegment);
+      for (const s of services) {
+        const sub = capturesDir(day, s);
+        for (const name of await list(join(dir, sub))) if (name.endsWith('.jsonl')) yield `${sub}/${name}`;
+      }
+    }
+  }
+
+  function accept(value: unknown): StoredRecord | undefined {
+    const record = asStoredRecord(value, kind);
+    if (!record || record.ts < since || record.ts >= until) return undefined;
+    // Checked on the record too: on a case-insensitive disk `Dev-1` and `dev-1` share a file.
+    if (device !== undefined && record.device !== device) return undefined;
+    if (service !== undefined && record.kind === 'captures' && record.service !== service) return undefined;
+    return record;
+  }
+
+  return { dir, files, accept };
+}
