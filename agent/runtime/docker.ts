@@ -6,7 +6,7 @@
 import { statfs } from 'node:fs/promises';
 import Docker from 'dockerode';
 import type { DeviceFacts, ServiceLimits } from '../../shared/protocol.js';
-import { imageSizeFromRegistry } from './image-size.js';
+import { imageSizeFromRegistry, platformOf } from './image-size.js';
 
 export type DockerFacts = NonNullable<DeviceFacts['docker']>;
 
@@ -93,9 +93,6 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-function platformOf(p: { os?: string; architecture?: string; variant?: string }): string {
-  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
-}
 
 function isNotFound(err: unknown): boolean {
   return (err as { statusCode?: number }).statusCode === 404;

@@ -4,8 +4,8 @@
  * The engine API has no such call. Unknown (a registry that wants credentials, an odd manifest)
  * is null: the caller then checks only its margin.
  */
-const INDEX_TYPES = ['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'];
-const MANIFEST_TYPES = ['application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json'];
+export const INDEX_TYPES = ['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'];
+export const MANIFEST_TYPES = ['application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json'];
 const REQUEST_TIMEOUT_MS = 10_000;
 
 interface Descriptor {
@@ -44,7 +44,10 @@ async function fetchManifest(base: string, repository: string, reference: string
   return (await res.json()) as ManifestOrIndex;
 }
 
-const platformOf = (p: Descriptor['platform']) => [p?.os, p?.architecture, p?.variant].filter(Boolean).join('/');
+/** `linux/arm64/v8` from an OCI platform (or Docker's `Os`/`Architecture`/`Variant`, renamed). */
+export function platformOf(p: { os?: string; architecture?: string; variant?: string } | undefined): string {
+  return [p?.os, p?.architecture, p?.variant].filter(Boolean).join('/');
+}
 
 export async function imageSizeFromRegistry(ref: string, platform: string): Promise<number | null> {
   const parsed = parseDigestRef(ref);
