@@ -85,6 +85,22 @@ export const ServiceLimits = Type.Object(
 );
 export type ServiceLimits = Static<typeof ServiceLimits>;
 
+export const MAX_CAPTURE_BODY_BYTES = 64 * 1024;
+
+/** Which scoring requests the gateway samples, with their answers, into the telemetry stream. */
+export const CaptureSettings = Type.Object(
+  {
+    /** The share of requests sampled, 0–1 (0: off). */
+    rate: Type.Number({ minimum: 0, maximum: 1 }),
+    /** Bodies above this are cut and marked `truncated`. */
+    maxBodyBytes: Type.Integer({ minimum: 1, maximum: MAX_CAPTURE_BODY_BYTES }),
+    /** JSON field names replaced by "[redacted]" at any depth, in requests and responses, on the device. */
+    redact: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 64 }),
+  },
+  { additionalProperties: false },
+);
+export type CaptureSettings = Static<typeof CaptureSettings>;
+
 /** One service the device should run: a pinned image, its limits, and the hash of its API key. */
 export const DesiredService = Type.Object(
   {
@@ -97,6 +113,8 @@ export const DesiredService = Type.Object(
     /** sha256 (hex) of the service API key; the key itself never leaves the hub. */
     keyHash: Type.String({ pattern: '^[0-9a-f]{64}$' }),
     models: Type.Array(Type.Object({ name: Type.String(), version: Type.Integer({ minimum: 1 }), digest: Type.String() }, { additionalProperties: false })),
+    /** Data capture; absent: off. Not part of the revision: changing it restarts nothing. */
+    capture: Type.Optional(CaptureSettings),
   },
   { additionalProperties: false },
 );
@@ -160,16 +178,148 @@ export const ReportedState = Type.Object(
 );
 export type ReportedState = Static<typeof ReportedState>;
 
-export const TelemetryBatch = Type.Object(
+/** Bounded like the archive's batch ids: the hub stores a batch under `DEVICE/ID`. */
+export const TELEMETRY_BATCH_ID_PATTERN = '^[A-Za-z0-9._:-]{1,64}$';
+const Count = Type.Integer({ minimum: 0 });
+const NullableNumber = Type.Union([Type.Number({ minimum: 0 }), Type.Null()]);
+const UsedTotal = Type.Union([Type.Object({ usedBytes: Count, totalBytes: Count }, { additionalProperties: false }), Type.Null()]);
+
+/** Fixed-bucket latency counts (shared/latency-histogram.ts): merged on the hub bucket by bucket. */
+export const WireHistogram = Type.Object(
   {
-    v: V,
-    id: Type.String({ minLength: 1, maxLength: 128 }),
-    ts: Timestamp,
-    metrics: Type.Record(Type.String(), Type.Unknown()),
+    boundsMs: Type.Array(Type.Number({ minimum: 0 }), { minItems: 1, maxItems: 64 }),
+    /** One count per bound, then the +Inf bucket. */
+    counts: Type.Array(Count, { minItems: 2, maxItems: 65 }),
+    sumMs: Type.Number({ minimum: 0 }),
   },
   { additionalProperties: false },
 );
+
+/** A service's gateway counts for one interval (agent/gateway/metrics.ts). */
+export const ServiceIntervalMetrics = Type.Object(
+  {
+    requests: Count,
+    responses: Type.Object({ '2xx': Count, '3xx': Count, '4xx': Count, '5xx': Count }, { additionalProperties: false }),
+    unauthenticated: Count,
+    /** 429: the queue was full. */
+    rejected: Count,
+    /** 503: no slot within the queue timeout. */
+    queueTimeouts: Count,
+    upstreamErrors: Count,
+    aborted: Count,
+    /** Gauges at the end of the interval. */
+    inFlight: Count,
+    queued: Count,
+    latencyMs: WireHistogram,
+  },
+  { additionalProperties: false },
+);
+export type ServiceIntervalMetrics = Static<typeof ServiceIntervalMetrics>;
+
+/** The device, from systeminformation; a probe that failed is null rather than a made-up 0. */
+export const DeviceMetrics = Type.Object(
+  {
+    /** Load over all cores since the previous sample, percent (0–100). */
+    cpuPercent: NullableNumber,
+    memory: UsedTotal,
+    /** The filesystem holding the agent's data directory. */
+    disk: UsedTotal,
+    temperatureC: Type.Union([Type.Number(), Type.Null()]),
+    uptimeSeconds: NullableNumber,
+    /** Bytes since boot over all interfaces but loopback (counters: the hub takes differences). */
+    network: Type.Union([Type.Object({ rxBytes: Count, txBytes: Count }, { additionalProperties: false }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type DeviceMetrics = Static<typeof DeviceMetrics>;
+
+export const ContainerMetrics = Type.Object(
+  {
+    service: Type.String({ pattern: SERVICE_NAME_PATTERN }),
+    revision: Type.Integer({ minimum: 1 }),
+    cpuPercent: NullableNumber,
+    memoryBytes: Type.Union([Count, Type.Null()]),
+    memoryLimitBytes: Type.Union([Count, Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type ContainerMetrics = Static<typeof ContainerMetrics>;
+
+/** The agent's telemetry queue, so the hub sees what a long cut-off cost. Cumulative since the queue was made. */
+export const OutboxStatus = Type.Object(
+  {
+    dropped: Type.Object({ metrics: Count, capture: Count }, { additionalProperties: false }),
+    queued: Type.Object({ metrics: Count, capture: Count }, { additionalProperties: false }),
+  },
+  { additionalProperties: false },
+);
+export type OutboxStatus = Static<typeof OutboxStatus>;
+
+/** A captured request or response body, after redaction, within the deployment's cap. */
+export const CapturedBody = Type.Object(
+  {
+    /** The body as JSON, when it was JSON and fits the cap. */
+    json: Type.Optional(Type.Unknown()),
+    /** Otherwise its first bytes as text (UTF-8; cut at the cap). */
+    text: Type.Optional(Type.String()),
+    /** The size of the whole body as it went over the wire. */
+    bytes: Count,
+    truncated: Type.Boolean(),
+    /** The body was left out: it could not be parsed, so the named fields could not be redacted. */
+    withheld: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type CapturedBody = Static<typeof CapturedBody>;
+
+export const CaptureSample = Type.Object(
+  {
+    ts: Timestamp,
+    service: Type.String({ pattern: SERVICE_NAME_PATTERN }),
+    revision: Type.Integer({ minimum: 1 }),
+    models: Type.Array(Type.Object({ name: Type.String(), version: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }), { maxItems: 64 }),
+    status: Type.Integer({ minimum: 100, maximum: 599 }),
+    latencyMs: Type.Number({ minimum: 0 }),
+    request: CapturedBody,
+    response: CapturedBody,
+  },
+  { additionalProperties: false },
+);
+export type CaptureSample = Static<typeof CaptureSample>;
+
+/**
+ * A telemetry batch: `metrics` once per interval, `captures` when enough samples gathered. The
+ * agent keeps it on disk until the broker acknowledged it; the hub stores each id once per device.
+ */
+export const TelemetryBatch = taggedUnion('kind', [
+  Type.Object(
+    {
+      v: V,
+      kind: Type.Literal('metrics'),
+      id: Type.String({ pattern: TELEMETRY_BATCH_ID_PATTERN }),
+      /** The interval the counts cover (device clock). */
+      from: Timestamp,
+      to: Timestamp,
+      device: DeviceMetrics,
+      containers: Type.Array(ContainerMetrics, { maxItems: 256 }),
+      services: Type.Record(Type.String({ pattern: SERVICE_NAME_PATTERN }), ServiceIntervalMetrics, { additionalProperties: false, maxProperties: 256 }),
+      outbox: OutboxStatus,
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      v: V,
+      kind: Type.Literal('captures'),
+      id: Type.String({ pattern: TELEMETRY_BATCH_ID_PATTERN }),
+      samples: Type.Array(CaptureSample, { minItems: 1, maxItems: 10_000 }),
+    },
+    { additionalProperties: false },
+  ),
+]);
 export type TelemetryBatch = Static<typeof TelemetryBatch>;
+export type MetricsBatch = Extract<TelemetryBatch, { kind: 'metrics' }>;
+export type CapturesBatch = Extract<TelemetryBatch, { kind: 'captures' }>;
 
 export const CommandNames = ['ping'] as const;
 export const Command = Type.Object(

@@ -9,6 +9,7 @@ import { MAX_TRACKED_DEVICES, OTHER_DEVICES, startInbox, type InboxHandlers } fr
 import type { Logger } from '../../shared/logger.js';
 import { encodeMessage, type MessageTypes, type StatusMessage } from '../../shared/protocol.js';
 import { allDevices, deviceTopic, type Channel } from '../../shared/topics.js';
+import { metricsBatch } from '../helpers/telemetry-batches.js';
 
 /** MQTT filter matching: `+` is one level, a trailing `#` is the rest (including none). */
 function topicMatches(filter: string, topic: string): boolean {
@@ -89,7 +90,7 @@ const facts = {
 const onlineStatus: StatusMessage = { v: 1, state: 'online', since: '2024-05-01T12:00:00.000Z', facts };
 const VALID: { [C in 'reported' | 'telemetry' | 'status' | 'cmd/ack']: MessageTypes[C] } = {
   reported: { v: 1, observedGeneration: 1, phase: 'converged', services: [] },
-  telemetry: { v: 1, id: 't1', ts: '2024-05-01T12:00:00Z', metrics: { cpu: 1 } },
+  telemetry: metricsBatch({ id: 't1' }),
   status: onlineStatus,
   'cmd/ack': { v: 1, id: 'c1', ok: true, result: {} },
 };

@@ -19,6 +19,7 @@ import {
   type TelemetryBatch,
 } from '../../shared/protocol.js';
 import { Channels, type Channel } from '../../shared/topics.js';
+import { capturesBatch, metricsBatch } from '../helpers/telemetry-batches.js';
 
 const facts: DeviceFacts = {
   hostname: 'gw-01',
@@ -50,7 +51,7 @@ const reported: ReportedState = {
   services: [{ name: 'scorer', revision: 2, image: 'img', phase: 'failed', servingRevision: 1, progress: null, error: { code: 'AGENT_E_PULL_FAILED', message: 'pull failed' } }],
   error: { code: 'AGENT_E_PULL_FAILED', message: 'pull failed' },
 };
-const telemetry: TelemetryBatch = { v: 1, id: 'batch-1', ts: '2024-05-01T12:00:10Z', metrics: { cpu: 0.5, nested: { a: [1, 2] } } };
+const telemetry: TelemetryBatch = metricsBatch({ id: 'batch-1' });
 const cmd: Command = { v: 1, id: 'cmd-1', name: 'ping' };
 const cmdWithArgs: Command = { v: 1, id: 'cmd-2', name: 'ping', args: { verbose: true } };
 const ack: CommandAck = { v: 1, id: 'cmd-1', ok: true, result: { uptimeMs: 5 } };
@@ -60,7 +61,7 @@ const ackError: CommandAck = { v: 1, id: 'cmd-1', ok: false, error: { code: 'X',
 const VALID: { [C in Channel]: Array<MessageTypes[C]> } = {
   desired: [desired, { v: 1, generation: 0, services: [] }],
   reported: [reported, { v: 1, observedGeneration: 0, phase: 'idle', services: [] }],
-  telemetry: [telemetry, { v: 1, id: 'x', ts: '2024-05-01T12:00:10+02:00', metrics: {} }],
+  telemetry: [telemetry, capturesBatch(), metricsBatch({ services: {}, containers: [], from: '2024-05-01T12:00:10+02:00' })],
   status: [online, offlineLost, offlineShutdown, { ...online, facts: { ...facts, docker: null } }],
   cmd: [cmd, cmdWithArgs],
   'cmd/ack': [ack, ackError, { v: 1, id: 'a', ok: true }],
@@ -212,12 +213,20 @@ test('reported: phase must be one of the four phases', (t) => {
   t.regex(rejection('reported', { ...reported, error: { code: 'X' } }), /^error\.message: /);
 });
 
-test('telemetry: id length and ts format are checked', (t) => {
+test('telemetry: ids, timestamps, histograms and capture bodies are checked', (t) => {
   t.regex(rejection('telemetry', { ...telemetry, id: '' }), /^id: /);
-  t.regex(rejection('telemetry', { ...telemetry, id: 'x'.repeat(129) }), /^id: /);
-  t.true(decodeMessage('telemetry', JSON.stringify({ ...telemetry, id: 'x'.repeat(128) })).ok);
-  t.regex(rejection('telemetry', { ...telemetry, ts: 'now' }), /^ts: /);
-  t.regex(rejection('telemetry', { ...telemetry, metrics: [] }), /^metrics: /);
+  t.regex(rejection('telemetry', { ...telemetry, id: 'x'.repeat(65) }), /^id: /);
+  t.regex(rejection('telemetry', { ...telemetry, id: 'a/b' }), /^id: /);
+  t.true(decodeMessage('telemetry', JSON.stringify({ ...telemetry, id: 'x'.repeat(64) })).ok);
+  t.regex(rejection('telemetry', { ...telemetry, from: 'now' }), /^from: /);
+  t.regex(rejection('telemetry', { ...telemetry, kind: 'logs' }), /kind/);
+  const iris = metricsBatch().services.iris!;
+  t.regex(rejection('telemetry', { ...telemetry, services: { iris: { ...iris, requests: -1 } } }), /^services\.iris\.requests: /);
+  t.regex(rejection('telemetry', { ...telemetry, services: { 'Bad Name': iris } }), /services/);
+  t.regex(rejection('telemetry', { ...telemetry, services: { iris: { ...iris, latencyMs: { ...iris.latencyMs, counts: [1] } } } }), /^services\.iris\.latencyMs\.counts: /);
+  t.regex(rejection('telemetry', capturesBatch({ samples: [] })), /^samples: /);
+  const sample = capturesBatch().samples[0]!;
+  t.regex(rejection('telemetry', capturesBatch({ samples: [{ ...sample, request: { ...sample.request, bytes: 'many' as unknown as number } }] })), /^samples\.0\.request\.bytes: /);
 });
 
 test('cmd: unknown command names and bad args are rejected', (t) => {
@@ -243,7 +252,7 @@ test('payloads over MAX_MESSAGE_BYTES are rejected before parsing, counted in by
   t.false(decodeMessage('telemetry', Buffer.from(big)).ok);
 
   // Multi-byte characters: fewer chars than the limit but more bytes.
-  const wide = JSON.stringify({ ...telemetry, metrics: { pad: '€'.repeat(MAX_MESSAGE_BYTES / 3) } });
+  const wide = JSON.stringify({ ...telemetry, device: { ...telemetry.device, pad: '€'.repeat(MAX_MESSAGE_BYTES / 3) } });
   t.true(wide.length < MAX_MESSAGE_BYTES);
   const wideResult = decodeMessage('telemetry', wide);
   t.false(wideResult.ok);
@@ -251,8 +260,9 @@ test('payloads over MAX_MESSAGE_BYTES are rejected before parsing, counted in by
 });
 
 test('a payload of exactly MAX_MESSAGE_BYTES is not rejected for its size', (t) => {
-  const skeleton = JSON.stringify({ ...telemetry, metrics: { pad: '' } });
-  const exact = JSON.stringify({ ...telemetry, metrics: { pad: 'x'.repeat(MAX_MESSAGE_BYTES - skeleton.length) } });
+  const sample = capturesBatch().samples[0]!;
+  const padded = (pad: string) => JSON.stringify(capturesBatch({ samples: [{ ...sample, request: { text: pad, bytes: 1, truncated: true } }] }));
+  const exact = padded('x'.repeat(MAX_MESSAGE_BYTES - padded('').length));
   t.is(Buffer.byteLength(exact), MAX_MESSAGE_BYTES);
   t.true(decodeMessage('telemetry', exact).ok);
 });
