@@ -17,9 +17,12 @@ import type { Logger } from '../../shared/logger.js';
 import { TelemetryArchiveCodes, TelemetryArchiveError } from './errors.js';
 import { encodeEntry, scanJournal, type JournalEntry } from './journal.js';
 import { readJsonLines, type SkipReason } from './jsonl.js';
-import { DAY_MS, dayOf, JOURNAL_ROOT, journalFile, parseDay } from './layout.js';
+import { applyRetention } from './retention.js';
+import { compactDir } from './compaction.js';
+import { DAY_MS, dayOf, isSegment, JOURNAL_ROOT, journalFile, KIND_ROOTS, parseDay } from './layout.js';
 import { checkBatchId, placeRecord, type ArchiveRecord, type StoredRecord } from './records.js';
 import { planRead, type ReadQuery } from './read-plan.js';
+import { listDir } from './list-dir.js';
 
 export interface TelemetryArchiveOptions {
   clock: Clock;
@@ -31,6 +34,12 @@ export interface TelemetryArchiveOptions {
 }
 
 export type AppendResult = 'stored' | 'duplicate';
+
+export interface CompactionResult {
+  /** Days with a file compacted. */
+  days: number;
+  files: number;
+}
 
 export interface ArchiveStats {
   /** Batches stored since open. */
@@ -135,6 +144,24 @@ export class TelemetryArchive {
     await this.flush();
   }
 
+  /**
+   * Gzips the files of every day before `before`'s day (compaction.ts). Runs between writes, so no
+   * append can land in a file being compacted; a late batch for a compacted day starts a new live
+   * file there, and the next run compacts that one too.
+   */
+  compact(before: Date): Promise<CompactionResult> {
+    return this.#betweenWrites(() => this.#compactOnce(dayOf(before.getTime())));
+  }
+
+  /**
+   * Deletes the days older than `days` (today, in hub time, included; retention.ts). Runs between
+   * writes, so a late batch for an expiring day is either stored and deleted with it or not yet
+   * written; it never fails halfway for a directory removed under it.
+   */
+  expire(days: number): Promise<{ removed: string[] }> {
+    return this.#betweenWrites(() => applyRetention(this.#dir, { days, now: new Date(this.#clock.now()) }));
+  }
+
   stats(): ArchiveStats {
     return { ...this.#stats };
   }
@@ -159,6 +186,38 @@ export class TelemetryArchive {
         }
       }
     })();
+  }
+
+  #betweenWrites<T>(op: () => Promise<T>): Promise<T> {
+    this.#checkOpen();
+    const run = this.#chain.then(op);
+    this.#chain = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
+  async #compactOnce(beforeDay: string): Promise<CompactionResult> {
+    const result: CompactionResult = { days: 0, files: 0 };
+    const days = new Set<string>();
+    for (const kind of KIND_ROOTS) {
+      for (const day of await listDir(this.#abs(kind))) {
+        if (parseDay(day) === undefined || day >= beforeDay) continue;
+        const dirs = kind === 'metrics' ? [`${kind}/${day}`] : (await listDir(this.#abs(`${kind}/${day}`))).filter(isSegment).map((s) => `${kind}/${day}/${s}`);
+        let files = 0;
+        for (const dir of dirs) {
+          files += (await compactDir(this.#abs(dir))).compacted;
+          // Their live files are gone: sizes this process knew do not apply to the next ones.
+          for (const file of this.#committed.keys()) if (file.startsWith(`${dir}/`)) this.#committed.delete(file);
+        }
+        if (files > 0) days.add(day);
+        result.files += files;
+      }
+    }
+    result.days = days.size;
+    if (result.files > 0) this.#logger.info({ ...result, before: beforeDay }, 'telemetry archive: compacted closed days');
+    return result;
   }
 
   #checkOpen(): void {

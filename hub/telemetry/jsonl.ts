@@ -4,6 +4,7 @@
  * skipped and reported, never thrown: one damaged line must not hide a day of telemetry.
  */
 import { createReadStream } from 'node:fs';
+import { createGunzip } from 'node:zlib';
 
 export type SkipReason = 'torn' | 'invalid';
 
@@ -15,10 +16,16 @@ export interface Line {
   complete: boolean;
 }
 
-/** Each line of the first `length` bytes (default: all); a missing file has none. */
+/**
+ * Each line of the first `length` bytes (default: all); a missing file has none. A `.gz` file
+ * (compaction.ts) is read decompressed, and `length` counts its compressed bytes.
+ */
 export async function* readLines(path: string, length?: number): AsyncGenerator<Line> {
   if (length === 0) return;
-  const stream = createReadStream(path, length === undefined ? {} : { end: length - 1 });
+  const file = createReadStream(path, length === undefined ? {} : { end: length - 1 });
+  const stream = path.endsWith('.gz') ? file.pipe(createGunzip()) : file;
+  // pipe() does not pass the source's errors on: a missing file must still end the loop below.
+  if (stream !== file) file.on('error', (err) => stream.destroy(err));
   let rest: Buffer = Buffer.alloc(0);
   let offset = 0;
   try {
@@ -37,6 +44,7 @@ export async function* readLines(path: string, length?: number): AsyncGenerator<
     throw err;
   } finally {
     stream.destroy();
+    file.destroy();
   }
   if (rest.length > 0) yield { text: rest.toString('utf8'), end: offset + rest.length, complete: false };
 }

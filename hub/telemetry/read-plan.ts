@@ -1,13 +1,15 @@
 /**
  * Which files a query must open, and which of their records it wants. The day directories are
  * listed rather than counted out from `since`, so a query from long ago does not try thousands of
- * empty days; files are opened in day, then name order.
+ * empty days; files are opened in day, then name order (compacted generations of a file before its
+ * live part: compaction.ts).
  */
-import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TelemetryArchiveCodes, TelemetryArchiveError } from './errors.js';
-import { capturesDir, checkSegment, dayOf, isSegment, metricsFile, parseDay, type RecordKind } from './layout.js';
+import { readableFiles } from './compaction.js';
+import { capturesDir, checkSegment, dayOf, isSegment, parseDay, type RecordKind } from './layout.js';
 import { asStoredRecord, type StoredRecord } from './records.js';
+import { listDir } from './list-dir.js';
 
 export interface ReadQuery {
   kind: RecordKind;
@@ -25,15 +27,6 @@ export interface ReadPlan {
   /** Paths relative to `dir`. */
   files(): AsyncIterable<string>;
   accept(value: unknown): StoredRecord | undefined;
-}
-
-async function list(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir)).sort();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
 }
 
 function time(what: string, date: Date | undefined): number | undefined {
@@ -61,18 +54,17 @@ export function planRead(dir: string, query: ReadQuery): ReadPlan {
   const lastDay = until === Infinity ? '9999-12-31' : dayOf(Math.max(since, until - 1));
 
   async function* files(): AsyncGenerator<string> {
-    for (const day of await list(join(dir, kind))) {
+    for (const day of await listDir(join(dir, kind))) {
       if (parseDay(day) === undefined || day < firstDay || day > lastDay) continue;
       if (kind === 'metrics') {
-        if (device !== undefined) yield metricsFile(day, device);
-        else for (const name of await list(join(dir, kind, day))) if (name.endsWith('.jsonl')) yield `${kind}/${day}/${name}`;
+        for (const name of readableFiles(await listDir(join(dir, kind, day)), device)) yield `${kind}/${day}/${name}`;
         continue;
       }
       // Stray entries (an editor's `.swp`, a `.DS_Store`) are not services; skip them.
-      const services = service !== undefined ? [service] : (await list(join(dir, kind, day))).filter(isSegment);
+      const services = service !== undefined ? [service] : (await listDir(join(dir, kind, day))).filter(isSegment);
       for (const s of services) {
         const sub = capturesDir(day, s);
-        for (const name of await list(join(dir, sub))) if (name.endsWith('.jsonl')) yield `${sub}/${name}`;
+        for (const name of readableFiles(await listDir(join(dir, sub)))) yield `${sub}/${name}`;
       }
     }
   }

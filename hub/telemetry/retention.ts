@@ -4,9 +4,10 @@
  * archive's directories. Safe while the archive is open: it only writes old days for late
  * batches, which recreate their day (and the next run removes it again).
  */
-import { readdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DAY_MS, JOURNAL_ROOT, KIND_ROOTS, parseDay } from './layout.js';
+import { listDir } from './list-dir.js';
 
 export interface RetentionPolicy {
   /** Days kept, today (UTC) included: 1 keeps only today. */
@@ -30,25 +31,16 @@ export function expiredDays(names: readonly string[], policy: RetentionPolicy): 
   });
 }
 
-async function list(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-}
-
 /** Deletes the expired day directories of every kind, and their journals; returns their paths relative to `dir`, sorted. */
 export async function applyRetention(dir: string, policy: RetentionPolicy): Promise<{ removed: string[] }> {
   const removed: string[] = [];
   for (const root of KIND_ROOTS) {
-    for (const day of expiredDays(await list(join(dir, root)), policy)) {
+    for (const day of expiredDays(await listDir(join(dir, root)), policy)) {
       await rm(join(dir, root, day), { recursive: true, force: true });
       removed.push(`${root}/${day}`);
     }
   }
-  const journals = (await list(join(dir, JOURNAL_ROOT))).filter((name) => name.endsWith('.jsonl')).map((name) => name.slice(0, -'.jsonl'.length));
+  const journals = (await listDir(join(dir, JOURNAL_ROOT))).filter((name) => name.endsWith('.jsonl')).map((name) => name.slice(0, -'.jsonl'.length));
   for (const day of expiredDays(journals, policy)) {
     await rm(join(dir, JOURNAL_ROOT, `${day}.jsonl`), { force: true });
     removed.push(`${JOURNAL_ROOT}/${day}.jsonl`);

@@ -54,13 +54,15 @@ install_packages() {
   command -v openssl >/dev/null || need+=(openssl)
   command -v docker-registry >/dev/null || need+=(registry)
   command -v mosquitto >/dev/null || need+=(mosquitto)
+  command -v promtool >/dev/null || need+=(promtool)
   command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
   command -v update-binfmts >/dev/null || need+=(binfmt)
   if [ ${#need[@]} -eq 0 ]; then log "packages already installed"; return; fi
 
   log "installing packages (missing: ${need[*]})"
-  # Trixie is used only for docker.io, containerd and docker-buildx; pinned below bookworm so
-  # nothing else is upgraded from it.
+  # Trixie is used only for docker.io, containerd, docker-buildx and promtool (the tests check the
+  # hub's /metrics with it; bookworm has it only inside the prometheus server package); pinned
+  # below bookworm so nothing else is upgraded from it.
   if [ ! -f /etc/apt/sources.list.d/edgeml-trixie.sources ]; then
     cat >/etc/apt/sources.list.d/edgeml-trixie.sources <<'SRC'
 Types: deb
@@ -86,7 +88,7 @@ PIN
   # `pkg/trixie` (not `-t trixie`) takes only these from trixie; their dependencies (runc, tini,
   # iptables) resolve from bookworm, so no t64 library transition is pulled in. docker-cli is
   # named because recommends are off and the machine's own client may not be there.
-  local from_trixie=(docker.io containerd docker-buildx docker-cli)
+  local from_trixie=(docker.io containerd docker-buildx docker-cli promtool)
   local apt_install=(apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends)
   # Dry run first: refuse if apt would take anything else from trixie (that upgrades libc & co).
   local extra
