@@ -6,7 +6,9 @@ import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
+import type { Device } from '../../shared/api/devices.js';
 import type { HubProcess } from './edgeml-process.js';
+import { waitFor } from './wait.js';
 
 export interface ApiAnswer<T = unknown> {
   status: number;
@@ -60,4 +62,17 @@ export async function enrollDevice(hub: Pick<HubProcess, 'url' | 'adminKey'>, id
   const res = await api<{ token: string }>(hub, 'POST', '/api/v1/devices', { key: hub.adminKey, json: { id, labels } });
   if (res.status !== 201) throw new Error(`enrolling ${id} answered ${res.status}: ${JSON.stringify(res.body)}`);
   return res.body.token;
+}
+
+export async function deviceOf(hub: Pick<HubProcess, 'url' | 'adminKey'>, id: string): Promise<Device> {
+  return (await api<Device>(hub, 'GET', `/api/v1/devices/${id}`, { key: hub.adminKey })).body;
+}
+
+/** The device, online, reporting `revision` running (what an offline device last said proves nothing). */
+export function servingRevision(hub: Pick<HubProcess, 'url' | 'adminKey'>, id: string, revision: number, timeoutMs: number): Promise<Device> {
+  return waitFor(`${id} to serve revision ${revision}`, async () => {
+    const d = await deviceOf(hub, id);
+    const s = d.services[0];
+    return d.status === 'online' && d.gateway && s?.phase === 'running' && s.servingRevision === revision ? d : undefined;
+  }, timeoutMs, 200);
 }

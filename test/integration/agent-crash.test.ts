@@ -17,12 +17,11 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { request } from 'undici';
 import type { DeploymentCreated } from '../../shared/api/deployments.js';
-import type { Device } from '../../shared/api/devices.js';
 import type { Image } from '../../shared/api/images.js';
 import { cliFor, jsonOf } from '../helpers/cli.js';
 import { startAgent, startHub, tempDir, type EdgemlProcess, type HubProcess } from '../helpers/edgeml-process.js';
 import { exec } from '../helpers/exec.js';
-import { api, enrollDevice } from '../helpers/hub-api.js';
+import { deviceOf, enrollDevice, servingRevision } from '../helpers/hub-api.js';
 import { pushVariant, startRegistryGate } from '../helpers/registry-variants.js';
 import { deleteFromRegistry, rig } from '../helpers/rig.js';
 import { waitFor } from '../helpers/wait.js';
@@ -82,13 +81,13 @@ test('an agent killed during a health check, a pull, or a switch converges to on
   const restart = async () => {
     await agent.kill('SIGKILL');
     agent = await start();
-    await waitFor('the restarted agent to be online', async () => (await device(hub, deviceId)).status === 'online', 30_000, 200);
+    await waitFor('the restarted agent to be online', async () => (await deviceOf(hub, deviceId)).status === 'online', 30_000, 200);
   };
 
   const deployed = jsonOf<DeploymentCreated>(t, await cli('deploy', 'scorer', '--build', String(good.id), '--target', 'site=crash', '--json'));
   const { sample } = JSON.parse(await readFile(join(FIXTURES, 'schema.json'), 'utf8')) as { sample: { features: number[] } };
   const gatewayOf = async () => (await waitFor('the device online', async () => {
-    const d = await device(hub, deviceId);
+    const d = await deviceOf(hub, deviceId);
     return d.status === 'online' && d.gateway ? d.gateway : undefined;
   }, 30_000, 200));
   const rolloutFailed = (revision: number) => agent.waitForLog(`revision ${revision} to fail`, (l) => l.msg === 'rollout failed; the previous container keeps serving' && l.revision === revision, LONG);
@@ -166,13 +165,4 @@ test('an agent killed during a health check, a pull, or a switch converges to on
   t.is((await score()).body.class, 'setosa');
 });
 
-const device = async (hub: HubProcess, id: string) => (await api<Device>(hub, 'GET', `/api/v1/devices/${id}`, { key: hub.adminKey })).body;
-
-/** The device, online, reporting `revision` running (what an offline device last said proves nothing). */
-function serving(hub: HubProcess, id: string, revision: number): Promise<Device> {
-  return waitFor(`${id} to serve revision ${revision}`, async () => {
-    const d = await device(hub, id);
-    const s = d.services[0];
-    return d.status === 'online' && d.gateway && s?.phase === 'running' && s.servingRevision === revision ? d : undefined;
-  }, LONG, 200);
-}
+const serving = (hub: HubProcess, id: string, revision: number) => servingRevision(hub, id, revision, LONG);
