@@ -1,11 +1,14 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { HOST_PORT_EXAMPLES, HOST_PORT_PATTERN } from '../shared/address.js';
 import { loadConfig, type ConfigSources } from '../shared/config-loader.js';
-import { DURATION_EXAMPLES, DURATION_PATTERN } from '../shared/duration.js';
+import { DURATION_EXAMPLES, DURATION_PATTERN, parseDuration } from '../shared/duration.js';
+import { EdgemlError, ErrorCodes } from '../shared/errors.js';
 import { LOG_LEVELS } from '../shared/logger.js';
-import { SIZE_EXAMPLES, SIZE_PATTERN } from '../shared/size.js';
+import { MAX_MESSAGE_BYTES } from '../shared/protocol.js';
+import { formatBytes, parseSize, SIZE_EXAMPLES, SIZE_PATTERN } from '../shared/size.js';
 import { stringEnum } from '../shared/schema.js';
 import { DEVICE_ID_PATTERN } from '../shared/topics.js';
+import { HEADER_BYTES, MAX_ID_BYTES } from './telemetry/outbox-file.js';
 
 export const AgentConfigSchema = Type.Object(
   {
@@ -22,7 +25,19 @@ export const AgentConfigSchema = Type.Object(
     platform: Type.Optional(
       Type.String({ pattern: '^linux/(amd64|arm64|arm/v7|arm/v6|386|ppc64le|s390x|riscv64)$', examples: ['linux/amd64', 'linux/arm64', 'linux/arm/v7'] }),
     ),
-    telemetryInterval: Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, default: '10s' }),
+    telemetryInterval: Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, default: '10s', description: 'how often a metrics batch is made (at least 1s)' }),
+    telemetryQueue: Type.String({
+      pattern: SIZE_PATTERN,
+      examples: SIZE_EXAMPLES,
+      default: '64m',
+      description: 'disk space for metrics batches waiting for the hub; when full, the oldest are dropped (and counted)',
+    }),
+    captureQueue: Type.String({
+      pattern: SIZE_PATTERN,
+      examples: SIZE_EXAMPLES,
+      default: '64m',
+      description: 'disk space for captured requests waiting for the hub, apart from metrics so capture never pushes them out',
+    }),
     healthTimeout: Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, default: '3m', description: 'how long a new container may take to answer /health (emulated platforms are slow)' }),
     minFreeDisk: Type.String({ pattern: SIZE_PATTERN, examples: SIZE_EXAMPLES, default: '512m', description: "pre-flight: the free space that must remain on Docker's data root after a pull" }),
     pullStallTimeout: Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, default: '2m', description: 'a pull with no progress for this long fails (and is retried)' }),
@@ -34,6 +49,25 @@ export type AgentConfig = Static<typeof AgentConfigSchema>;
 
 export const AGENT_ENV_PREFIX = 'EDGEML_AGENT_';
 
+/** Shorter intervals would spend the device on fsyncs and the hub on tiny batches. */
+const MIN_TELEMETRY_INTERVAL_MS = 1000;
+/** A queue must hold one batch of the largest message the broker takes (plus the outbox's header). */
+export const MIN_QUEUE_BYTES = HEADER_BYTES + MAX_ID_BYTES + MAX_MESSAGE_BYTES;
+
+function refuse(message: string): never {
+  throw new EdgemlError(ErrorCodes.CONFIG_INVALID, `invalid configuration: ${message}`);
+}
+
 export function loadAgentConfig(sources: ConfigSources): Readonly<AgentConfig> {
-  return loadConfig({ schema: AgentConfigSchema, envPrefix: AGENT_ENV_PREFIX }, sources);
+  const config = loadConfig({ schema: AgentConfigSchema, envPrefix: AGENT_ENV_PREFIX }, sources);
+  // Limits the schema's patterns cannot say.
+  if (parseDuration(config.telemetryInterval) < MIN_TELEMETRY_INTERVAL_MS) {
+    refuse(`telemetryInterval (--telemetry-interval) must be at least 1s, not ${config.telemetryInterval}`);
+  }
+  for (const [key, flag] of [['telemetryQueue', '--telemetry-queue'], ['captureQueue', '--capture-queue']] as const) {
+    if (parseSize(config[key]) < MIN_QUEUE_BYTES) {
+      refuse(`${key} (${flag}) must be at least ${Math.ceil(MIN_QUEUE_BYTES / 1024)}k, room for one batch of the largest MQTT message (${formatBytes(MAX_MESSAGE_BYTES)}), not ${config[key]}`);
+    }
+  }
+  return config;
 }

@@ -1,15 +1,15 @@
 /**
- * Composition root of the agent: wires config, Docker, facts, target cache and the hub link once.
+ * Composition root of the agent: wires config, Docker, facts, target cache, telemetry and the hub link once.
  */
 import { mkdir, readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseHostPort } from '../shared/address.js';
 import { systemClock } from '../shared/clock.js';
 import { parseDuration } from '../shared/duration.js';
 import { EdgemlError, ErrorCodes } from '../shared/errors.js';
 import { parseSize } from '../shared/size.js';
 import type { Logger } from '../shared/logger.js';
-import { PROTOCOL_VERSION } from '../shared/protocol.js';
+import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from '../shared/protocol.js';
 import { edgemlVersion } from '../shared/version.js';
 import type { AgentConfig } from './config.js';
 import { runCommand } from './commands.js';
@@ -20,7 +20,13 @@ import { Reconciler } from './reconcile/reconciler.js';
 import { RouteTable } from './reconcile/routes.js';
 import { TargetCache } from './reconcile/target-cache.js';
 import { dockerRuntime } from './runtime/docker.js';
+import { batchIds } from './telemetry/batch-ids.js';
+import { containerMetrics } from './telemetry/container-metrics.js';
+import { deviceSampler, systemProbes } from './telemetry/device-metrics.js';
 import { collectFacts, nativePlatform } from './telemetry/facts.js';
+import { MetricsCollector } from './telemetry/metrics-collector.js';
+import { Outbox, type Batch } from './telemetry/outbox.js';
+import { TelemetrySender } from './telemetry/telemetry-sender.js';
 
 export interface RunningAgent {
   close(): Promise<void>;
@@ -47,6 +53,21 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
   if (cached) logger.info({ generation: cached.generation }, 'loaded cached desired state');
 
   const promoted = await PromotedContainers.load(recordFile(dataDir), logger);
+
+  const telemetryLogger = logger.child({ component: 'telemetry' });
+  const outbox = await Outbox.open(join(dataDir, 'telemetry', 'outbox'), {
+    limits: { metrics: parseSize(config.telemetryQueue), capture: parseSize(config.captureQueue) },
+    // Anything larger the broker would refuse: better refused at append, where the caller can split it.
+    maxBatchBytes: MAX_MESSAGE_BYTES,
+    logger: telemetryLogger,
+  });
+  // Ready before the gateway and the link, so anything may queue batches from the start.
+  const sender = new TelemetrySender({ outbox, clock: systemClock, logger: telemetryLogger });
+  /** The one way into the outbox (metrics, and captures later): it wakes the sender. */
+  const appendTelemetry = async (batch: Batch): Promise<void> => {
+    await outbox.append(batch);
+    sender.wake();
+  };
   const routes = new RouteTable();
   const gateway = await startGateway({
     listen: parseHostPort(config.gateway),
@@ -72,7 +93,10 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
       facts: await collectFacts({ platform, agentVersion, docker: runtime.facts }),
       gateway: gateway.url,
     }),
-    onConnect: () => reconciler.reportLatest(),
+    onConnect: () => {
+      reconciler.reportLatest();
+      sender.connected();
+    },
     handlers: {
       desired: async (desired) => {
         const accepted = await target.offer(desired);
@@ -109,13 +133,30 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
   });
   // The cached target is converged to at once, hub or no hub.
   reconciler.trigger();
+  sender.start(link);
+  const collector = new MetricsCollector({
+    intervalMs: parseDuration(config.telemetryInterval),
+    gateway: gateway.metrics,
+    device: deviceSampler({ probes: systemProbes(dataDir), clock: systemClock, logger: telemetryLogger }),
+    containers: () => containerMetrics(runtime, config.deviceId, telemetryLogger),
+    outbox,
+    append: appendTelemetry,
+    nextId: batchIds('m'),
+    clock: systemClock,
+    logger: telemetryLogger,
+  });
+  collector.start();
   logger.info({ deviceId: config.deviceId, hub: config.hub, platform, data: dataDir, version: agentVersion }, 'agent started');
 
   return {
     close: async () => {
       await reconciler.close();
       await gateway.close();
+      // After the gateway: the last interval's counts are final. Before the outbox closes: they are kept.
+      await collector.close();
+      await sender.close();
       await link.close();
+      await outbox.close();
       logger.info('agent stopped');
     },
   };

@@ -6,7 +6,10 @@
 import { statfs } from 'node:fs/promises';
 import Docker from 'dockerode';
 import type { DeviceFacts, ServiceLimits } from '../../shared/protocol.js';
+import { containerStatsOf, type ContainerStats, type EngineStats } from './container-stats.js';
 import { imageSizeFromRegistry, platformOf } from './image-size.js';
+
+export type { ContainerStats };
 
 export type DockerFacts = NonNullable<DeviceFacts['docker']>;
 
@@ -72,6 +75,8 @@ export interface ContainerRuntime {
   state(id: string): Promise<{ running: boolean; exitCode: number } | null>;
   /** The last lines of its output, for a failure report. */
   tail(id: string, lines: number): Promise<string>;
+  /** CPU and memory now, for telemetry; takes about one engine sampling period (a second). */
+  containerStats(id: string): Promise<ContainerStats>;
   /** Stops (SIGTERM, then SIGKILL after the container's stop timeout) and removes. */
   remove(id: string): Promise<void>;
 }
@@ -82,6 +87,8 @@ const FACTS_TIMEOUT_MS = 3000;
 const CALL_TIMEOUT_MS = 30_000;
 /** `docker stop` waits for the container's stop timeout (35 s: the runtime drains requests) first. */
 const STOP_TIMEOUT_MS = 90_000;
+/** Stats wait for the engine's second sample (about a second); telemetry must not wait on a wedged engine. */
+const STATS_TIMEOUT_MS = 10_000;
 /** A pull whose engine reports nothing for this long is stalled (a registry that stopped sending). */
 export const DEFAULT_PULL_STALL_MS = 120_000;
 
@@ -272,6 +279,12 @@ export function dockerRuntime(o: DockerRuntimeOptions = {}): ContainerRuntime {
       } catch {
         return '';
       }
+    },
+
+    containerStats: async (id) => {
+      // stream=false without one-shot: the engine waits for a second sample, so precpu_stats gives a CPU delta.
+      const stats = await call(docker.getContainer(id).stats({ stream: false }), STATS_TIMEOUT_MS);
+      return containerStatsOf(stats as unknown as EngineStats);
     },
 
     remove: async (id) => {

@@ -49,6 +49,8 @@ test('every agent key can be set through the env var envName names', (t) => {
     advertiseUrl: 'http://10.0.4.17:9000',
     platform: 'linux/arm/v7',
     telemetryInterval: '1m',
+    telemetryQueue: '8m',
+    captureQueue: '1g',
     healthTimeout: '10m',
     minFreeDisk: '2g',
     pullStallTimeout: '5m',
@@ -117,6 +119,8 @@ test('agent defaults are filled around the required device id; optional keys sta
       data: './.edgeml/agent',
       gateway: '127.0.0.1:8090',
       telemetryInterval: '10s',
+      telemetryQueue: '64m',
+      captureQueue: '64m',
       healthTimeout: '3m',
       minFreeDisk: '512m',
       pullStallTimeout: '2m',
@@ -266,6 +270,19 @@ test('a bad camelCase flag value names the kebab-case flag', (t) => {
   const message = configErrorMessage(t, () => loadAgentConfig({ flags: { deviceId: 'gw-1', telemetryInterval: 'soon' }, env: {} }));
   t.regex(message, /telemetryInterval: /);
   t.regex(message, /\(from flag --telemetry-interval\)/);
+});
+
+test('a telemetry interval under 1s is refused, naming the key and the flag', (t) => {
+  const message = configErrorMessage(t, () => loadAgentConfig({ flags: { deviceId: 'gw-1', telemetryInterval: '500ms' }, env: {} }));
+  t.regex(message, /telemetryInterval \(--telemetry-interval\) must be at least 1s, not 500ms/);
+  t.is(loadAgentConfig({ flags: { deviceId: 'gw-1', telemetryInterval: '1s' }, env: {} }).telemetryInterval, '1s');
+});
+
+test('a telemetry or capture queue that cannot hold one largest message is refused', (t) => {
+  const message = configErrorMessage(t, () => loadAgentConfig({ flags: { deviceId: 'gw-1' }, env: { EDGEML_AGENT_CAPTURE_QUEUE: '100k' } }));
+  t.regex(message, /captureQueue \(--capture-queue\) must be at least 257k.*not 100k/);
+  configErrorMessage(t, () => loadAgentConfig({ flags: { deviceId: 'gw-1', telemetryQueue: '256k' }, env: {} }));
+  t.is(loadAgentConfig({ flags: { deviceId: 'gw-1', telemetryQueue: '257k' }, env: {} }).telemetryQueue, '257k');
 });
 
 test('a bad file value names the key and the config file', (t) => {

@@ -84,6 +84,7 @@ class FakeContainerRuntime implements ContainerRuntime {
     return c ? { running: c.running, exitCode: 0 } : null;
   };
   tail = async () => '';
+  containerStats = async () => ({ cpuPercent: null, memoryBytes: null, memoryLimitBytes: null });
   remove = async (id: string) => {
     const c = this.containers.get(id);
     this.containers.delete(id);

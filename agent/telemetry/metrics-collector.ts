@@ -1,0 +1,73 @@
+/**
+ * Every interval, one metrics batch into the outbox's metrics lane (issue 7 part 1). The gateway's
+ * counts are taken (and reset) at the start of each tick, so consecutive batches cover the agent's
+ * life without gaps or overlaps, however long the probes take; on close the last partial interval
+ * goes in too, so a clean stop loses no counts. Each batch is checked against the protocol before
+ * it is queued: one the broker would refuse must not wait on disk to be refused later.
+ */
+import type { Clock } from '../../shared/clock.js';
+import type { Logger } from '../../shared/logger.js';
+import { encodeMessage, type ContainerMetrics, type DeviceMetrics } from '../../shared/protocol.js';
+import type { MetricsSource } from '../gateway/metrics.js';
+import { metricsBatch, outboxStatus } from './metrics-batch.js';
+import type { Batch, Outbox } from './outbox.js';
+
+export interface MetricsCollectorOptions {
+  intervalMs: number;
+  gateway: Pick<MetricsSource, 'takeInterval'>;
+  /** Never reject: a probe that fails gives nulls. */
+  device: () => Promise<DeviceMetrics>;
+  containers: () => Promise<ContainerMetrics[]>;
+  /** The queue's counts, reported in each batch. */
+  outbox: Pick<Outbox, 'dropped' | 'size'>;
+  append: (batch: Batch) => Promise<void>;
+  nextId: () => string;
+  clock: Clock;
+  logger: Logger;
+}
+
+export class MetricsCollector {
+  #timer: unknown = null;
+  #running: Promise<void> | null = null;
+  #closed = false;
+
+  constructor(private readonly o: MetricsCollectorOptions) {}
+
+  start(): void {
+    this.schedule(this.o.intervalMs);
+  }
+
+  /** Waits for a batch in progress, then queues the last partial interval. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.o.clock.clearTimeout(this.#timer);
+    await this.#running;
+    await this.collect();
+  }
+
+  private schedule(ms: number): void {
+    this.#timer = this.o.clock.setTimeout(() => this.tick(), ms);
+  }
+
+  private tick(): void {
+    const started = this.o.clock.now();
+    this.#running = this.collect().finally(() => {
+      this.#running = null;
+      // Ticks keep their cadence; one that overran its interval is followed at once, never overlapped.
+      if (!this.#closed) this.schedule(Math.max(0, this.o.intervalMs - (this.o.clock.now() - started)));
+    });
+  }
+
+  private async collect(): Promise<void> {
+    const report = this.o.gateway.takeInterval();
+    try {
+      const [device, containers] = await Promise.all([this.o.device(), this.o.containers()]);
+      const batch = metricsBatch({ id: this.o.nextId(), report, device, containers, outbox: outboxStatus(this.o.outbox) });
+      await this.o.append({ id: batch.id, lane: 'metrics', bytes: encodeMessage('telemetry', batch) });
+    } catch (err) {
+      // A full disk, or a bug: the interval's counts are gone, and the log must say which ones.
+      this.o.logger.error({ err, from: new Date(report.from).toISOString(), to: new Date(report.to).toISOString() }, 'a metrics batch was lost');
+    }
+  }
+}

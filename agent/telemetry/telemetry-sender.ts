@@ -1,0 +1,183 @@
+/**
+ * Drains the telemetry outbox over the hub link (issue 7 part 3): while connected, batches go out
+ * as QoS 1 publishes, several at a time, and each leaves the outbox only once the broker's PUBACK
+ * came. A publish that fails or hangs leaves its batch queued for a later attempt: the hub stores
+ * each id once, so sending one twice costs bandwidth, never a double count.
+ *
+ * Nothing polls: a pass runs when a batch is appended, when the link (re)connects, when a publish
+ * settles, and when a backoff after a failure ends. Metrics cannot be starved by captures: the
+ * outbox hands out metrics first, and captures never take the last publish slot.
+ */
+import { backoffDelay, type BackoffPolicy } from '../../shared/backoff.js';
+import type { Clock } from '../../shared/clock.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import { decodeMessage, type TelemetryBatch } from '../../shared/protocol.js';
+import { withDeadline } from './deadline.js';
+import type { Batch, Lane, Outbox } from './outbox.js';
+
+/** The part of the hub link the sender uses. */
+export interface TelemetryLink {
+  connected(): boolean;
+  /** Resolves on the broker's PUBACK. */
+  publish(channel: 'telemetry', message: TelemetryBatch): Promise<void>;
+}
+
+export interface TelemetrySenderOptions {
+  outbox: Pick<Outbox, 'next' | 'ack'>;
+  clock: Clock;
+  logger: Logger;
+  /** Publishes waiting for their PUBACK at once; at least 2 (one is kept for metrics). Default 8. */
+  maxInFlight?: number;
+  /** A publish with no PUBACK by then is given up on; its batch goes again later. Default 30 s. */
+  publishTimeoutMs?: number;
+  /** Pause after failed publishes before taking more batches. */
+  backoff?: BackoffPolicy;
+}
+
+export const DEFAULT_MAX_IN_FLIGHT = 8;
+export const DEFAULT_PUBLISH_TIMEOUT_MS = 30_000;
+const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 1000, maxMs: 30_000, factor: 2 };
+
+export class TelemetrySender {
+  #link: TelemetryLink | null = null;
+  /** Batch id → the attempt publishing it (a timed-out attempt may still settle after a newer one began). */
+  readonly #inFlight = new Map<string, { lane: Lane }>();
+  #pass: Promise<void> | null = null;
+  #again = false;
+  #closed = false;
+  #retryTimer: unknown = null;
+  #failures = 0;
+  #undeliverable = 0;
+  readonly #maxInFlight: number;
+  readonly #publishTimeoutMs: number;
+
+  constructor(private readonly o: TelemetrySenderOptions) {
+    this.#maxInFlight = o.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    this.#publishTimeoutMs = o.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS;
+    if (!Number.isSafeInteger(this.#maxInFlight) || this.#maxInFlight < 2) {
+      throw new EdgemlError(ErrorCodes.INTERNAL, `telemetry sender: maxInFlight must be an integer of at least 2, not ${this.#maxInFlight}`);
+    }
+  }
+
+  /** Separate from the constructor: batches may be appended (and `wake` called) before the link exists. */
+  start(link: TelemetryLink): void {
+    this.#link = link;
+    this.wake();
+  }
+
+  /** Something may be waiting: a batch was appended, or a slot freed. */
+  wake(): void {
+    if (this.#closed || !this.#link) return;
+    if (this.#pass) {
+      this.#again = true;
+      return;
+    }
+    this.#pass = this.fill(this.#link)
+      .catch((err: unknown) => {
+        this.o.logger.error({ err }, 'telemetry sender: reading the outbox failed; retrying');
+        this.retryLater();
+      })
+      .finally(() => {
+        this.#pass = null;
+        if (this.#again) {
+          this.#again = false;
+          this.wake();
+        }
+      });
+  }
+
+  /** The link (re)connected: a new connection starts without the backoff of the old one. */
+  connected(): void {
+    this.#failures = 0;
+    this.o.clock.clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    this.wake();
+  }
+
+  /** Batches dropped because the broker could never take them, since start. */
+  undeliverable(): number {
+    return this.#undeliverable;
+  }
+
+  /**
+   * Takes no more batches. Publishes in flight are not waited for (the link may be down): their
+   * batches stay queued and go again at the next start.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.o.clock.clearTimeout(this.#retryTimer);
+    await this.#pass;
+  }
+
+  private async fill(link: TelemetryLink): Promise<void> {
+    while (!this.#closed && link.connected() && this.#retryTimer === null && this.#inFlight.size < this.#maxInFlight) {
+      const batch = await this.o.outbox.next(new Set(this.#inFlight.keys()));
+      if (!batch) return;
+      // Only a capture can come after the metrics lane is empty, but it must not take the last slot.
+      if (batch.lane === 'capture' && this.inFlightOf('capture') >= this.#maxInFlight - 1) return;
+      // What the broker runs on receipt: a batch that fails it would be refused on every attempt.
+      const decoded = decodeMessage('telemetry', batch.bytes);
+      if (!decoded.ok) {
+        await this.dropUndeliverable(batch, decoded.error);
+        continue;
+      }
+      this.send(link, batch, decoded.value);
+    }
+  }
+
+  private send(link: TelemetryLink, batch: Batch, message: TelemetryBatch): void {
+    const attempt = { lane: batch.lane };
+    this.#inFlight.set(batch.id, attempt);
+    void this.deliver(link, batch, message).finally(() => {
+      if (this.#inFlight.get(batch.id) === attempt) this.#inFlight.delete(batch.id);
+      this.wake();
+    });
+  }
+
+  /** Resolves once the batch is acked, or given up on for now; never rejects. */
+  private async deliver(link: TelemetryLink, batch: Batch, message: TelemetryBatch): Promise<void> {
+    const published = link.publish('telemetry', message);
+    try {
+      await withDeadline(published, this.#publishTimeoutMs, this.o.clock, 'telemetry publish');
+    } catch (err) {
+      this.o.logger.warn({ id: batch.id, lane: batch.lane, err: (err as Error).message }, 'telemetry batch not acknowledged; it stays queued and goes again');
+      // mqtt.js keeps the publish and resends it after a reconnect: a late PUBACK still settles the batch.
+      published.then(() => this.ack(batch.id), () => undefined);
+      this.retryLater();
+      return;
+    }
+    this.#failures = 0;
+    await this.ack(batch.id);
+  }
+
+  private async ack(id: string): Promise<void> {
+    try {
+      await this.o.outbox.ack(id);
+    } catch (err) {
+      // After close the outbox refuses: the batch goes again at the next start.
+      if (!this.#closed) this.o.logger.warn({ id, err: (err as Error).message }, 'telemetry sender: could not remove an acknowledged batch; it will be sent again');
+    }
+  }
+
+  private async dropUndeliverable(batch: Batch, reason: string): Promise<void> {
+    this.#undeliverable += 1;
+    this.o.logger.error({ id: batch.id, lane: batch.lane, reason, undeliverable: this.#undeliverable }, 'telemetry batch the broker would refuse; dropped');
+    await this.o.outbox.ack(batch.id);
+  }
+
+  private retryLater(): void {
+    if (this.#closed || this.#retryTimer !== null) return;
+    const delay = backoffDelay(this.#failures++, this.o.backoff ?? DEFAULT_BACKOFF);
+    this.#retryTimer = this.o.clock.setTimeout(() => {
+      this.#retryTimer = null;
+      this.wake();
+    }, delay);
+  }
+
+  private inFlightOf(lane: Lane): number {
+    let n = 0;
+    for (const a of this.#inFlight.values()) if (a.lane === lane) n += 1;
+    return n;
+  }
+}
