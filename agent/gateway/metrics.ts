@@ -72,7 +72,10 @@ export interface Exchange {
 /** What the rest of the agent may read. */
 export interface MetricsSource {
   snapshot(): MetricsReport;
-  /** The counts since the previous call (or the start), which start again from zero: for one reader, the telemetry sender. */
+  /**
+   * The counts since the previous call (or the start), which start again from zero: for one reader,
+   * the telemetry sender. Only services with requests in the interval, or some in flight or queued.
+   */
   takeInterval(): MetricsReport;
 }
 
@@ -165,21 +168,23 @@ export class GatewayMetrics implements MetricsSource {
   }
 
   snapshot(): MetricsReport {
-    return this.#report(this.#startedAt, this.#totals);
+    return this.#report(this.#startedAt, this.#totals, () => true);
   }
 
   takeInterval(): MetricsReport {
-    const report = this.#report(this.#intervalFrom, this.#interval);
+    const interval = this.#interval;
+    // Idle services are left out: one removed long ago must not ride along in every batch.
+    const report = this.#report(this.#intervalFrom, interval, (name, gauges) => interval.has(name) || gauges.inFlight > 0 || gauges.queued > 0);
     this.#interval = new Map();
     this.#intervalFrom = report.to;
     return report;
   }
 
-  /** Every service seen since the start is in every report, idle ones with zeros. */
-  #report(from: number, counters: Map<string, ServiceCounters>): MetricsReport {
+  #report(from: number, counters: Map<string, ServiceCounters>, include: (name: string, gauges: ServiceGauges) => boolean): MetricsReport {
     const services: Record<string, ServiceMetrics> = {};
     for (const name of [...this.#totals.keys()].sort()) {
-      services[name] = { ...structuredClone(counters.get(name) ?? zero()), ...this.gauges(name) };
+      const gauges = this.gauges(name);
+      if (include(name, gauges)) services[name] = { ...structuredClone(counters.get(name) ?? zero()), ...gauges };
     }
     return { from, to: this.clock.now(), services };
   }

@@ -70,7 +70,8 @@ test('takeInterval returns the counts since the previous call and starts again; 
   const second = metrics.takeInterval();
   t.is(second.from, 1020);
   t.is(second.to, 1045);
-  t.like(second.services, { iris: { requests: 1, responses: { '2xx': 0, '5xx': 1 } }, wine: { requests: 0, rejected: 0 } }, 'an idle service is reported with zeros');
+  t.like(second.services, { iris: { requests: 1, responses: { '2xx': 0, '5xx': 1 } } });
+  t.false('wine' in second.services, 'an idle service is left out of the interval');
   t.is(second.services.iris!.latencyMs.sumMs, 20);
 
   const totals = metrics.snapshot();
@@ -91,4 +92,17 @@ test('reports are copies, and carry the gauges the limiter keeps', (t) => {
   t.like(metrics.totals('iris'), { requests: 1 });
   t.like(metrics.totals('never-asked'), { requests: 0, responses: { '2xx': 0 } });
   t.deepEqual(metrics.snapshot().services['never-asked'], undefined, 'asking for totals adds no service');
+});
+
+test('an interval leaves out idle services but keeps one with requests in flight or waiting', (t) => {
+  const clock = new FakeClock(0);
+  let busy = { inFlight: 0, queued: 0 };
+  const metrics = new GatewayMetrics(clock, (service) => (service === 'slow' ? busy : idle()));
+  timed(metrics, clock, 'slow', 1, { kind: 'answered', status: 200 });
+  timed(metrics, clock, 'gone', 1, { kind: 'answered', status: 200 });
+  t.deepEqual(Object.keys(metrics.takeInterval().services), ['gone', 'slow']);
+  t.deepEqual(Object.keys(metrics.takeInterval().services), []);
+  busy = { inFlight: 1, queued: 2 };
+  t.like(metrics.takeInterval().services, { slow: { requests: 0, inFlight: 1, queued: 2 } });
+  t.deepEqual(Object.keys(metrics.snapshot().services), ['gone', 'slow'], 'the totals keep every service');
 });
