@@ -21,6 +21,7 @@ import { RouteTable } from './reconcile/routes.js';
 import { TargetCache } from './reconcile/target-cache.js';
 import { dockerRuntime } from './runtime/docker.js';
 import { batchIds } from './telemetry/batch-ids.js';
+import { CaptureBuffer } from './telemetry/capture-buffer.js';
 import { containerMetrics } from './telemetry/container-metrics.js';
 import { deviceSampler, systemProbes } from './telemetry/device-metrics.js';
 import { collectFacts, nativePlatform } from './telemetry/facts.js';
@@ -63,15 +64,17 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
   });
   // Ready before the gateway and the link, so anything may queue batches from the start.
   const sender = new TelemetrySender({ outbox, clock: systemClock, logger: telemetryLogger });
-  /** The one way into the outbox (metrics, and captures later): it wakes the sender. */
+  /** The one way into the outbox (metrics and captures): it wakes the sender. */
   const appendTelemetry = async (batch: Batch): Promise<void> => {
     await outbox.append(batch);
     sender.wake();
   };
+  const captures = new CaptureBuffer({ append: appendTelemetry, nextId: batchIds('c'), clock: systemClock, logger: telemetryLogger });
   const routes = new RouteTable();
   const gateway = await startGateway({
     listen: parseHostPort(config.gateway),
     routes,
+    capture: captures,
     desired: () => target.get()?.services.map((s) => s.name) ?? [],
     // A gateway bound to 0.0.0.0 cannot say how clients reach it.
     advertiseUrl: config.advertiseUrl,
@@ -152,6 +155,8 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
     close: async () => {
       await reconciler.close();
       await gateway.close();
+      // After the gateway: no sample comes later. Before the sender and outbox close: the last ones are kept.
+      await captures.close();
       // After the gateway: the last interval's counts are final. Before the outbox closes: they are kept.
       await collector.close();
       await sender.close();

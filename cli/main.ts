@@ -18,6 +18,8 @@ import { addScoreCommand } from './commands/score.js';
 import { addImageCommands } from './commands/images.js';
 import { addManifestCommands } from './commands/manifests.js';
 import { addModelCommands } from './commands/models.js';
+import { addTelemetryCommands } from './commands/telemetry.js';
+import { addCaptureCommands } from './commands/captures.js';
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration. */
 const EXIT_FAILURE = 1;
@@ -96,6 +98,9 @@ export function buildProgram(io: CliIo): Command {
     .description('Manage machine-learning models on fleets of edge devices.')
     .version(edgemlVersion(), '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
+    // A command's options belong to it, not to its parent: `telemetry SERVICE --since` and
+    // `telemetry device ID --since` are different commands with the same flags.
+    .enablePositionalOptions()
     .exitOverride();
 
   const hub = program.command('hub').description('the hub: REST API, MQTT broker, registry, builds, rollouts');
@@ -115,6 +120,8 @@ export function buildProgram(io: CliIo): Command {
     .option('--base-image-python <ref>', 'base image for python runtimes (default: the one images/base/build.sh pushes to the registry)')
     .option('--extra-ca <file>', 'PEM bundle of extra CAs for dependency installs in builds (mounted as a build secret, never in the image)')
     .option('--smoke-timeout <duration>', "how long a built image may take to answer its sample, per platform (default 5m)")
+    .option('--telemetry-dir <dir>', 'where telemetry and captures are stored (default DATA/telemetry)')
+    .option('--telemetry-retention <days>', 'days of telemetry and captures kept, e.g. 30d (default 30d)')
     .option('--config <file>', 'JSON config file (flags and EDGEML_HUB_* variables override it)')
     .addOption(logLevelOption())
     .action(processAction('hub', loadHubConfig, async (config, logger) => (await import('../hub/main.js')).startHub(config, logger)));
@@ -149,6 +156,8 @@ export function buildProgram(io: CliIo): Command {
   addRolloutCommands(program, io);
   addScoreCommand(program, io);
   addApiKeyCommands(program, io);
+  addTelemetryCommands(program, io);
+  addCaptureCommands(program, io);
   return program;
 }
 

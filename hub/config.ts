@@ -6,6 +6,9 @@ import { DURATION_PATTERN } from '../shared/duration.js';
 import { stringEnum } from '../shared/schema.js';
 import { SIZE_EXAMPLES, SIZE_PATTERN } from '../shared/size.js';
 
+/** Whole days: the archive keeps and deletes whole (UTC) days. */
+const RETENTION_PATTERN = '^[1-9][0-9]{0,4}d$';
+
 export const HubConfigSchema = Type.Object(
   {
     data: Type.String({ minLength: 1, default: './.edgeml/hub', description: 'data directory' }),
@@ -25,11 +28,17 @@ export const HubConfigSchema = Type.Object(
     baseImagePython: Type.Optional(Type.String({ minLength: 1, description: 'base image for python runtimes (default REGISTRY/edgeml/runtime-python-base:TAG)' })),
     extraCa: Type.Optional(Type.String({ minLength: 1, description: 'PEM bundle of extra CAs for dependency installs during builds (a build secret, never in the image)' })),
     smokeTimeout: Type.String({ pattern: DURATION_PATTERN, default: '5m', description: 'how long a built image may take to answer its sample, per platform' }),
+    telemetryDir: Type.Optional(Type.String({ minLength: 1, description: "where telemetry and captures are stored (the user's storage directory; default DATA/telemetry)" })),
+    telemetryRetention: Type.String({ pattern: RETENTION_PATTERN, examples: ['30d', '7d'], default: '30d', description: 'days of telemetry and captures kept; older days are deleted' }),
     logLevel: stringEnum(LOG_LEVELS, { default: 'info' }),
   },
   { additionalProperties: false },
 );
 export type HubConfig = Static<typeof HubConfigSchema>;
+
+export function retentionDays(config: Pick<HubConfig, 'telemetryRetention'>): number {
+  return Number.parseInt(config.telemetryRetention, 10);
+}
 
 export const HUB_ENV_PREFIX = 'EDGEML_HUB_';
 

@@ -20,7 +20,7 @@ import { dockerBuildSteps } from './builds/build-steps.js';
 import { hubInstanceId, ImageBuilder } from './builds/image-builder.js';
 import { markBuildProcesses } from './builds/leftovers.js';
 import { ApiKeyAuthority } from './auth/api-keys.js';
-import type { HubConfig } from './config.js';
+import { retentionDays, type HubConfig } from './config.js';
 import { deviceBrokerAuth } from './broker/auth.js';
 import { startBroker, type BrokerTls } from './broker/broker.js';
 import { startInbox } from './broker/inbox.js';
@@ -30,12 +30,16 @@ import { DeviceDirectory } from './fleet/device-directory.js';
 import { ModelLocator } from './fleet/model-locator.js';
 import { RolloutController } from './fleet/rollout-controller.js';
 import { buildHttpServer } from './http/server.js';
+import type { HubFigures } from './http/prometheus.js';
 import { ManifestRegistry } from './registry/manifest-registry.js';
 import { ModelRegistry } from './registry/model-registry.js';
 import { BlobStore } from './store/blob-store.js';
 import { lockDataDir } from './store/data-dir-lock.js';
 import { openLowdbStore } from './store/lowdb-store.js';
 import type { HubStore } from './store/store.js';
+import { TelemetryArchive } from './telemetry/archive.js';
+import { TelemetryIngest } from './telemetry/ingest.js';
+import { startTelemetryJobs } from './telemetry/jobs.js';
 
 export interface RunningHub {
   http: string;
@@ -107,7 +111,19 @@ async function startImageBuilder(config: Readonly<HubConfig>, dataDir: string, s
   return { queue, logs, stop: () => queue.stop() };
 }
 
+/** The telemetry archive in the user's storage directory, with its retention and compaction jobs. */
+async function startTelemetry(config: Readonly<HubConfig>, dataDir: string, parts: ShutdownStack, logger: Logger) {
+  const dir = resolve(config.telemetryDir ?? join(dataDir, 'telemetry'));
+  const archive = await TelemetryArchive.open(dir, { clock: systemClock, logger });
+  parts.push(() => archive.close());
+  const jobs = startTelemetryJobs({ archive, retentionDays: retentionDays(config), clock: systemClock, logger });
+  parts.push(() => jobs.stop());
+  logger.info({ dir, retention: config.telemetryRetention }, 'telemetry archive open');
+  return { archive, ingest: new TelemetryIngest({ archive, clock: systemClock, logger }) };
+}
+
 export async function startHub(config: Readonly<HubConfig>, logger: Logger): Promise<RunningHub> {
+  const startedAt = systemClock.now();
   const mqttListen = parseHostPort(config.mqtt);
   const httpListen = parseHostPort(config.http);
   const tls = await brokerTls(config);
@@ -133,6 +149,8 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
 
     const devices = await DeviceDirectory.load(store.devices, systemClock, logger.child({ component: 'devices' }));
     parts.push(() => devices.close());
+    // Before the broker, so that at shutdown the broker stops taking batches before the archive closes.
+    const telemetry = await startTelemetry(config, dataDir, parts, logger.child({ component: 'telemetry' }));
     const broker = await startBroker({ listen: mqttListen, auth: deviceBrokerAuth(devices), tls, logger: logger.child({ component: 'broker' }) });
     parts.push(() => broker.close());
     logger.info({ epoch: await store.desired.renewEpoch() }, 'a new epoch for desired states');
@@ -170,11 +188,31 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
           devices.applyReported(deviceId, reported);
           logger.debug({ deviceId, observedGeneration: reported.observedGeneration, phase: reported.phase }, 'device reported');
         },
+        telemetry: (deviceId, batch) => telemetry.ingest.accept(deviceId, batch),
       },
       logger.child({ component: 'inbox' }),
     );
 
     const version = edgemlVersion();
+    const hubFigures = (): HubFigures => {
+      const messages = inbox.stats();
+      const batches = telemetry.archive.stats();
+      return {
+        version,
+        uptimeSeconds: (systemClock.now() - startedAt) / 1000,
+        devicesEnrolled: devices.list().filter((d) => d.status !== 'revoked').length,
+        devicesOnline: devices.onlineCount(),
+        mqttConnectedClients: broker.connectedClients(),
+        messagesReceived: messages.received,
+        messagesInvalidByChannel: messages.invalidByChannel,
+        messagesInvalidByDevice: messages.invalidByDevice,
+        batchesStored: batches.stored,
+        batchesDuplicate: batches.duplicates,
+        batchesInvalid: messages.invalidByChannel.telemetry,
+        outboxDropped: telemetry.ingest.fleet.outboxDropped(),
+        services: telemetry.ingest.fleet.services(),
+      };
+    };
     const app = await buildHttpServer({
       logger,
       devices,
@@ -189,6 +227,8 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       locator: new ModelLocator({ devices, images: store.images, models: store.models, deployments: store.deployments }),
       buildLogs: builder.logs,
       maxUploadBytes,
+      telemetry: { archive: telemetry.archive, devices, invalidByDevice: () => inbox.stats().invalidByDevice, clock: systemClock },
+      hubFigures,
       health: {
         version,
         devicesOnline: () => devices.onlineCount(),

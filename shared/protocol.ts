@@ -3,6 +3,7 @@
  * with `decodeMessage` and drops (and counts) anything that does not match.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { NAME_PATTERN } from './api/common.js';
 import { compileChecker, stringEnum, taggedUnion, type CheckResult } from './schema.js';
 import type { Channel } from './topics.js';
 import { EdgemlError, ErrorCodes } from './errors.js';
@@ -277,7 +278,7 @@ export const CaptureSample = Type.Object(
     ts: Timestamp,
     service: Type.String({ pattern: SERVICE_NAME_PATTERN }),
     revision: Type.Integer({ minimum: 1 }),
-    models: Type.Array(Type.Object({ name: Type.String(), version: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }), { maxItems: 64 }),
+    models: Type.Array(Type.Object({ name: Type.String({ pattern: NAME_PATTERN }), version: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }), { maxItems: 64 }),
     status: Type.Integer({ minimum: 100, maximum: 599 }),
     latencyMs: Type.Number({ minimum: 0 }),
     request: CapturedBody,

@@ -3,7 +3,7 @@
  * the container that serves NAME now (the route table), within the service's limits; the URL and
  * the key stay the same across revisions. `GET /v1/services` lists what is served, with its
  * counters, and `GET /v1/services/NAME/swagger.json` is the container's document pointing at the
- * gateway.
+ * gateway. Answers of a service with capture on are sampled at its rate, with their requests.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,9 +14,12 @@ import type { Clock } from '../../shared/clock.js';
 import { discardRestOfBody } from '../../shared/discard-body.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
+import type { CaptureSample, CaptureSettings } from '../../shared/protocol.js';
 import { secretMatches } from '../../shared/secrets.js';
 import type { Route, RouteTable } from '../reconcile/routes.js';
 import { readBody } from './body.js';
+import { CAPTURE_KEEP_BYTES, capturedBody, sampled } from './capture.js';
+import { CaptureTee } from './capture-tee.js';
 import { ClientGone, GatewayCodes, GatewayError } from './errors.js';
 import { ServiceLimiter } from './limiter.js';
 import { GatewayMetrics, type MetricsSource, type Outcome } from './metrics.js';
@@ -27,6 +30,11 @@ export const DEFAULT_QUEUE_TIMEOUT_MS = 30_000;
 /** How long a client may take to send its body, from its headers on, before it gets 408. */
 export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
 const UPSTREAM_TIMEOUT_MS = 120_000;
+
+/** Takes samples without blocking or throwing (agent/telemetry/capture-buffer.ts). */
+export interface CaptureSink {
+  add(sample: CaptureSample): void;
+}
 
 export interface GatewayOptions {
   listen: HostPort;
@@ -39,6 +47,10 @@ export interface GatewayOptions {
   bodyTimeoutMs?: number;
   /** How clients reach the gateway, when its bound address does not say (0.0.0.0, a proxy in front). */
   advertiseUrl?: string;
+  /** Where sampled requests and answers go (data capture); without it nothing is sampled. */
+  capture?: CaptureSink;
+  /** Uniform in [0, 1), for sampling; default Math.random. */
+  random?: () => number;
 }
 
 export interface Gateway {
@@ -50,6 +62,19 @@ export interface Gateway {
 }
 
 const ABORTED: Outcome = { kind: 'aborted' };
+
+/** How a request forwarded to a container ended, and which container's route it went to last. */
+interface Forwarded {
+  outcome: Outcome;
+  target: Route;
+}
+
+/** A request picked for capture: its answer's body is teed on the way to the client. */
+interface Sampling {
+  sink: CaptureSink;
+  settings: CaptureSettings;
+  tee: CaptureTee;
+}
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -69,6 +94,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const limiters = new Map<string, ServiceLimiter>();
   const pools = new Map<number, Pool>();
   const queueTimeoutMs = o.queueTimeoutMs ?? DEFAULT_QUEUE_TIMEOUT_MS;
+  const random = o.random ?? Math.random;
   const bodyLimits = { maxBytes: GATEWAY_MAX_BODY_BYTES, timeoutMs: o.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS };
   const metrics = new GatewayMetrics(o.clock, (service) => ({ inFlight: limiters.get(service)?.inFlight ?? 0, queued: limiters.get(service)?.queued ?? 0 }));
   let url = '';
@@ -124,13 +150,14 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     return failure;
   };
 
-  const forward = async (route: Route, body: Buffer, contentType: string, res: ServerResponse, gone: AbortSignal): Promise<Outcome> => {
+  /** `tee`, for a sampled request, sees the answer's body on its way to the client. */
+  const forward = async (route: Route, body: Buffer, contentType: string, res: ServerResponse, gone: AbortSignal, tee?: CaptureTee): Promise<Forwarded> => {
     for (let target = route, attempt = 0; ; attempt++) {
       let upstream: Dispatcher.ResponseData;
       try {
         upstream = await poolFor(target.port).request({ path: '/score', method: 'POST', body, headers: { 'content-type': contentType }, signal: gone });
       } catch (err) {
-        if (gone.aborted) return ABORTED;
+        if (gone.aborted) return { outcome: ABORTED, target };
         // The route switched under this request (the old container stopped): once more, to the new one.
         const now = o.routes.get(route.service);
         if (attempt === 0 && now && now.port !== target.port) {
@@ -142,19 +169,48 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       res.writeHead(upstream.statusCode, { 'content-type': String(upstream.headers['content-type'] ?? 'application/json') });
       try {
         // At the client's pace: a slow reader holds the container back instead of filling memory here.
-        await pipeline(upstream.body, res);
-        return { kind: 'answered', status: upstream.statusCode };
+        await (tee ? pipeline(upstream.body, tee, res) : pipeline(upstream.body, res));
+        return { outcome: { kind: 'answered', status: upstream.statusCode }, target };
       } catch (err) {
         // pipeline has destroyed both sides: the client sees a cut response, the container a closed connection.
-        if (gone.aborted) return ABORTED;
+        if (gone.aborted) return { outcome: ABORTED, target };
         o.logger.warn({ err, service: route.service, port: target.port }, 'the container broke off its answer');
-        return { kind: 'cut-off' };
+        return { outcome: { kind: 'cut-off' }, target };
       }
     }
   };
 
+  /**
+   * A sample of an answered request into capture. Capture must never get in the way of scoring: the
+   * bodies are parsed and redacted after the request has been counted (its latency taken first),
+   * and a failure is logged (without the bodies) and the sample dropped.
+   */
+  const record = ({ sink, settings, tee }: Sampling, arrived: number, body: Buffer, { outcome, target }: Forwarded): void => {
+    // Only what the container answered; a status outside the protocol's range would spoil a whole batch.
+    if (outcome.kind !== 'answered' || outcome.status > 599) return;
+    // A clock stepped back (NTP) must not make a latency negative.
+    const latencyMs = Math.max(0, o.clock.now() - arrived);
+    setImmediate(() => {
+      try {
+        sink.add({
+          ts: new Date(arrived).toISOString(),
+          service: target.service,
+          revision: target.revision,
+          models: target.models.map(({ name, version }) => ({ name, version })),
+          status: outcome.status,
+          latencyMs,
+          request: capturedBody({ kept: body.subarray(0, CAPTURE_KEEP_BYTES), bytes: body.length }, settings),
+          response: capturedBody(tee.body(), settings),
+        });
+      } catch (err) {
+        o.logger.error({ err, service: target.service }, 'a capture sample was dropped');
+      }
+    });
+  };
+
   /** Cheap refusals first (key, a full queue), so they cost no upload; the body then, and only then a slot. */
   const serve = async (name: string, req: IncomingMessage, res: ServerResponse, gone: AbortSignal): Promise<Outcome> => {
+    const arrived = o.clock.now();
     const route = routeOf(name);
     if (!secretMatches(route.keyHash, bearer(req))) {
       throw new GatewayError(401, GatewayCodes.UNAUTHENTICATED, `service ${name} needs its API key: send "Authorization: Bearer KEY"`, { 'www-authenticate': 'Bearer' });
@@ -170,12 +226,17 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       if (admission.reason === 'queue-timeout') throw new GatewayError(503, GatewayCodes.QUEUE_TIMEOUT, `service ${name}: no slot within ${queueTimeoutMs / 1000} s`, { 'retry-after': '1' });
       return ABORTED;
     }
+    // The route again: it may have switched (or its capture changed) while the request waited.
+    const target = o.routes.get(name) ?? route;
+    const sampling: Sampling | undefined = o.capture && sampled(target.capture, random) ? { sink: o.capture, settings: target.capture, tee: new CaptureTee(CAPTURE_KEEP_BYTES) } : undefined;
+    let forwarded: Forwarded;
     try {
-      // The route again: it may have switched while the request waited.
-      return await forward(o.routes.get(name) ?? route, body, String(req.headers['content-type'] ?? 'application/json'), res, gone);
+      forwarded = await forward(target, body, String(req.headers['content-type'] ?? 'application/json'), res, gone, sampling?.tee);
     } finally {
       admission.release();
     }
+    if (sampling) record(sampling, arrived, body, forwarded);
+    return forwarded.outcome;
   };
 
   const score = async (name: string, req: IncomingMessage, res: ServerResponse): Promise<void> => {

@@ -162,7 +162,13 @@ export class Reconciler {
     let nextRetry = Number.POSITIVE_INFINITY;
     for (const { service, previous } of steps.rollout) {
       if (this.#closed) return;
-      if (previous && previous.revision !== service.revision) this.o.routes.set({ ...service, revision: previous.revision, image: previous.image }, previous.port);
+      if (previous && previous.revision !== service.revision) {
+        // The old container serves on with its own models, as far as the agent knows them: after a
+        // restart it does not, and captures are filed without a model rather than under the new one.
+        const prior = this.o.routes.get(service.name);
+        const models = prior?.port === previous.port ? prior.models : [];
+        this.o.routes.set({ ...service, revision: previous.revision, image: previous.image, models }, previous.port);
+      }
       // With the image: after a new hub epoch a revision number may come back with another image.
       const key = `${service.name}@${service.revision}@${service.image}`;
       const failed = this.#failures.get(key);

@@ -1,9 +1,10 @@
 /**
  * The gateway's routing table: for each service, the loopback port of the container that serves it
- * and what the gateway enforces (key hash, limits). The reconciler switches a route in one step
- * once a new container is healthy; the gateway reads it per request.
+ * and what the gateway enforces (key hash, limits) or samples (capture). The reconciler switches a
+ * route in one step once a new container is healthy, and sets it again on every pass, so settings
+ * outside the revision (capture) change without a new container; the gateway reads it per request.
  */
-import type { DesiredService, ServiceLimits } from '../../shared/protocol.js';
+import type { CaptureSettings, DesiredService, ServiceLimits } from '../../shared/protocol.js';
 
 export interface Route {
   service: string;
@@ -13,13 +14,16 @@ export interface Route {
   keyHash: string;
   limits: ServiceLimits;
   models: DesiredService['models'];
+  /** Absent: capture is off. */
+  capture?: CaptureSettings;
 }
 
 export class RouteTable {
   readonly #routes = new Map<string, Route>();
 
   set(service: DesiredService, port: number): void {
-    this.#routes.set(service.name, { service: service.name, revision: service.revision, image: service.image, port, keyHash: service.keyHash, limits: service.limits, models: service.models });
+    const { name, revision, image, keyHash, limits, models, capture } = service;
+    this.#routes.set(name, { service: name, revision, image, port, keyHash, limits, models, capture });
   }
 
   get(service: string): Route | undefined {

@@ -1,6 +1,7 @@
 /**
  * `edgeml deploy` and `edgeml service …`: put a service on the devices a label selector matches,
- * move it to another image, and look at deployments. `deploy` prints the service API key once.
+ * move it to another image, set its data capture, and look at deployments. `deploy` prints the
+ * service API key once.
  */
 import type { Command } from 'commander';
 import { IMAGE_REF_PATTERN, type Deployment, type DeploymentCreate, type DeploymentCreated, type DeploymentList, type ServiceUpdate } from '../../shared/api/deployments.js';
@@ -11,6 +12,7 @@ import { apiPath } from '../hub-client.js';
 import { formatList, formatPairs, renderFields, renderTable, shortDigest } from '../output.js';
 import { addClientOptions, clientAction, withClientOptions, type CliIo } from './client-command.js';
 import { parseImageId } from './images.js';
+import { captureSettings, formatCapture, parseMaxBody, parseRate, parseRedact, type CaptureFlags } from './capture-options.js';
 import { addRolloutOptions, rolloutRequest, type RolloutFlags } from './rollout-options.js';
 
 interface SourceFlags extends RolloutFlags {
@@ -24,6 +26,9 @@ interface DeployFlags extends SourceFlags {
   maxQueue?: number;
   memory?: string;
   cpus?: number;
+  captureRate?: number;
+  captureMaxBody?: number;
+  captureRedact?: string[];
 }
 
 function parsePattern(label: string, pattern: string, example: string) {
@@ -65,7 +70,17 @@ export function deployRequest(service: string, flags: DeployFlags): DeploymentCr
     ...(flags.maxQueue === undefined ? {} : { maxQueue: flags.maxQueue }),
     ...(flags.memory === undefined ? {} : { memory: flags.memory }),
     ...(flags.cpus === undefined ? {} : { cpus: flags.cpus }),
+    ...deployCapture(flags),
   };
+}
+
+/** Capture stays off (the hub's default) unless --capture-rate is given. */
+function deployCapture(flags: DeployFlags): Pick<DeploymentCreate, 'capture'> {
+  if (flags.captureRate === undefined) {
+    if (flags.captureMaxBody !== undefined || flags.captureRedact !== undefined) throw inputError('--capture-max-body and --capture-redact need --capture-rate');
+    return {};
+  }
+  return { capture: captureSettings({ rate: flags.captureRate, maxBody: flags.captureMaxBody, redact: flags.captureRedact }) };
 }
 
 /** The rollout as one line: `rollout 7 (canary, running): revision 3 to 12 device(s)`. */
@@ -83,6 +98,7 @@ export function renderDeployment(d: Deployment): string {
     ['models', d.models.length ? formatList(d.models.map((m) => `${m.name}:${m.version}`)) : undefined],
     ['target', formatPairs(d.target)],
     ['limits', `maxConcurrent ${l.maxConcurrent}, maxQueue ${l.maxQueue}, memory ${l.memoryBytes === null ? '-' : formatBytes(l.memoryBytes)}, cpus ${l.cpus ?? '-'}`],
+    ['capture', formatCapture(d.capture)],
     ['key', `ems_${d.keyId}… (shown once, at deploy)`],
     ['stable', d.stableRevision === null ? '- (no rollout has finished yet)' : `revision ${d.stableRevision}`],
     ['rollout', rolloutLine(d.rollout)],
@@ -118,6 +134,9 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
     .option('--max-queue <n>', 'requests waiting for a slot, per device; beyond that 429 (default 10)', parseInteger('--max-queue', 0))
     .option('--memory <size>', 'container memory limit, e.g. 256m', parsePattern('--memory', SIZE_PATTERN, '256m'))
     .option('--cpus <n>', 'container CPU limit, e.g. 0.5', parseCpus)
+    .option('--capture-rate <r>', 'share of requests sampled with their answers into telemetry, 0–1 (default 0: off)', parseRate('--capture-rate'))
+    .option('--capture-max-body <size>', 'captured bodies are cut at this size, at most 64k (default 16k)', parseMaxBody('--capture-max-body'))
+    .option('--capture-redact <names>', 'comma-separated JSON fields replaced by "[redacted]" on the device', parseRedact('--capture-redact'))
     .action(
       clientAction<[string], DeployFlags>(io, async (ctx, [service], flags) => {
         const d = await ctx.client.json<DeploymentCreated>('POST', apiPath('deployments'), { body: deployRequest(service, flags) });
@@ -135,6 +154,21 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
       ctx.out.result(d, () => renderDeployment(d));
     }),
   );
+  service
+    .command('capture')
+    .description('set data capture: devices sample requests and answers into telemetry, with no new revision and no restart')
+    .argument('<service>', 'service name', parseService)
+    .requiredOption('--rate <r>', 'share of requests sampled, 0–1; 0 turns capture off', parseRate('--rate'))
+    .option('--max-body <size>', 'captured bodies are cut at this size, at most 64k (default: as now)', parseMaxBody('--max-body'))
+    .option('--redact <names>', 'comma-separated JSON fields replaced by "[redacted]" on the device; "" for none (default: as now)', parseRedact('--redact'))
+    .action(
+      clientAction<[string], CaptureFlags>(io, async (ctx, [name], flags) => {
+        // Flags not given keep their value: changing the rate must not quietly drop a redact list.
+        const current = await ctx.client.json<Deployment>('GET', apiPath('deployments', name));
+        const d = await ctx.client.json<Deployment>('PUT', apiPath('deployments', name, 'capture'), { body: captureSettings(flags, current.capture) });
+        ctx.out.result(d, () => renderDeployment(d));
+      }),
+    );
   service
     .command('list')
     .description('list deployed services')

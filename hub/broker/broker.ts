@@ -1,6 +1,17 @@
 /**
  * The hub's embedded MQTT broker: aedes on a TCP or TLS listener, with authentication and
  * authorization delegated to a `BrokerAuth`.
+ *
+ * When a QoS 1 PUBACK goes out (aedes 1.2, lib/handlers/publish.js): `authorizePublish` runs
+ * first, then the PUBACK is written, and only then is the message handed to subscribers (mqemitter).
+ * So a subscriber that waits before calling `done` cannot hold back the PUBACK: it only holds one of
+ * mqemitter's `concurrency` slots (100, shared by every message of every client), so slow handling
+ * there would make every device's status and reported state queue behind it. Work that must finish
+ * before the acknowledgement (storing telemetry) runs in a publish gate instead, inside
+ * `authorizePublish`: it holds back only that connection (aedes reads no further packets from it
+ * meanwhile), and when it fails the connection is dropped without a PUBACK (MQTT 3.1.1 has no
+ * negative PUBACK), so the device publishes again after it reconnects. Subscribers stay
+ * synchronous, and mqemitter's default concurrency is enough for them.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
@@ -10,11 +21,20 @@ import { formatHostPort, type HostPort } from '../../shared/address.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { BrokerAuth, BrokerIdentity } from './auth.js';
 
+/** Settles before the broker acknowledges a device's publish; a rejection withholds the acknowledgement. */
+export type PublishGate = (topic: string, payload: Buffer) => Promise<void>;
+
 export interface Broker {
   readonly address: string;
   connectedClients(): number;
   /** Delivers every message matching `filter` published from now on (no retained replay). */
   subscribe(filter: string, onMessage: (topic: string, payload: Buffer) => void): Promise<void>;
+  /**
+   * Runs `gate` on every device publish matching `filter` after it is authorized and before it is
+   * acknowledged or delivered. If it rejects, the device's connection is dropped without a PUBACK
+   * and the message goes nowhere; the device sends it again once reconnected.
+   */
+  gate(filter: string, gate: PublishGate): void;
   publish(topic: string, payload: Buffer, opts: { qos: 0 | 1; retain: boolean }): Promise<void>;
   /**
    * Drops the connection of this client id, if any (a revoked device). One still connecting is
@@ -32,9 +52,25 @@ export interface BrokerTls {
 // aedes' AuthErrorCode is a const enum we cannot import under isolatedModules.
 const BAD_USERNAME_OR_PASSWORD = 4;
 
+/** MQTT filter matching: `+` is one level, a trailing `#` the rest. */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return i === f.length - 1;
+    if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false;
+  }
+  return f.length === t.length;
+}
+
 export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; logger: Logger; tls?: BrokerTls | undefined }): Promise<Broker> {
   const { auth, logger } = opts;
   const identities = new WeakMap<Client, BrokerIdentity>();
+  const gates: Array<{ filter: string; gate: PublishGate }> = [];
+  const passGates = async (packet: { topic: string; payload: Buffer | string }): Promise<void> => {
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    for (const g of gates) if (topicMatches(g.filter, packet.topic)) await g.gate(packet.topic, payload);
+  };
   const aedes = await Aedes.createBroker({
     authenticate: (client, username, password, done) => {
       auth.authenticate(client.id, username, password).then(
@@ -62,7 +98,17 @@ export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; lo
         callback(new Error('publish not authorized'));
         return;
       }
-      callback(null);
+      if (!client) {
+        callback(null);
+        return;
+      }
+      passGates(packet).then(
+        () => callback(null),
+        (err: unknown) => {
+          logger.error({ err, clientId: client.id, topic: packet.topic }, 'mqtt publish not accepted: dropping the connection so the device sends it again');
+          callback(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
     },
     authorizeSubscribe: (client, sub, callback) => {
       const identity = identities.get(client);
@@ -138,6 +184,7 @@ export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; lo
           resolve,
         );
       }),
+    gate: (filter, gate) => void gates.push({ filter, gate }),
     publish: (topic, payload, { qos, retain }) =>
       new Promise<void>((resolve, reject) => {
         aedes.publish({ cmd: 'publish', topic, payload, qos, retain, dup: false }, (err) => (err ? reject(err) : resolve()));

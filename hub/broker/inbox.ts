@@ -1,20 +1,31 @@
 /**
  * Receives what agents publish, validates each message against its channel's schema and hands the
- * typed message to a handler. Anything malformed is dropped and counted per device. (A handler that
- * throws is caught and logged by the broker's delivery wrapper.)
+ * typed message to a handler. Anything malformed is dropped and counted per device and channel,
+ * as is a message its handler refuses with MESSAGE_INVALID (a telemetry batch that cannot be
+ * stored). (A synchronous handler that throws is caught and logged by the broker's delivery wrapper.)
+ *
+ * Telemetry is handled in a publish gate, before the broker acknowledges it: the device deletes a
+ * batch once acknowledged, so the hub must have stored it by then (broker.ts explains the PUBACK).
+ * A refused batch is acknowledged anyway, since sending it again would not make it valid.
  */
 import { ChannelPublisher, Channels, allDevices, parseDeviceTopic, type Channel } from '../../shared/topics.js';
-import { decodeMessage, type MessageTypes } from '../../shared/protocol.js';
+import { decodeMessage, type MessageTypes, type TelemetryBatch } from '../../shared/protocol.js';
+import { ErrorCodes, isEdgemlError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Broker } from './broker.js';
 
 export type AgentChannel = { [C in Channel]: (typeof ChannelPublisher)[C] extends 'agent' ? C : never }[Channel];
-export type InboxHandlers = { [C in AgentChannel]?: (deviceId: string, message: MessageTypes[C]) => void };
+type DeliveredChannel = Exclude<AgentChannel, 'telemetry'>;
+export type InboxHandlers = { [C in DeliveredChannel]?: (deviceId: string, message: MessageTypes[C]) => void } & {
+  /** Awaited before the device's publish is acknowledged: a rejection makes the device send it again. */
+  telemetry?: (deviceId: string, message: TelemetryBatch) => Promise<unknown>;
+};
 
 export interface InboxStats {
   received: number;
   invalid: number;
   invalidByDevice: Record<string, number>;
+  invalidByChannel: Record<AgentChannel, number>;
 }
 
 export interface Inbox {
@@ -34,29 +45,48 @@ export async function startInbox(broker: Broker, handlers: InboxHandlers, logger
   // A Map, not an object: device ids such as "constructor" are valid. Bounded, because anyone who
   // can publish can make up device ids.
   const invalidByDevice = new Map<string, number>();
+  const invalidByChannel = Object.fromEntries(AGENT_CHANNELS.map((c) => [c, 0])) as Record<AgentChannel, number>;
 
-  const drop = (deviceId: string, topic: string, reason: string): void => {
+  const drop = (deviceId: string, channel: AgentChannel, topic: string, reason: string): void => {
     invalid++;
+    invalidByChannel[channel]++;
     const key = invalidByDevice.has(deviceId) || invalidByDevice.size < MAX_TRACKED_DEVICES ? deviceId : OTHER_DEVICES;
     const fromDevice = (invalidByDevice.get(key) ?? 0) + 1;
     invalidByDevice.set(key, fromDevice);
     logger.warn({ deviceId, topic, reason, invalidFromDevice: fromDevice }, 'dropped invalid mqtt message');
   };
 
-  const receive = <C extends AgentChannel>(channel: C, topic: string, payload: Buffer): void => {
+  /** The sender and the valid message, or undefined for a message to ignore or drop. */
+  const receive = <C extends AgentChannel>(channel: C, topic: string, payload: Buffer): { deviceId: string; message: MessageTypes[C] } | undefined => {
     const parsed = parseDeviceTopic(topic);
-    if (!parsed || parsed.channel !== channel) return;
+    if (!parsed || parsed.channel !== channel) return undefined;
     received++;
     const decoded = decodeMessage(channel, payload);
     if (!decoded.ok) {
-      drop(parsed.deviceId, topic, decoded.error);
-      return;
+      drop(parsed.deviceId, channel, topic, decoded.error);
+      return undefined;
     }
-    handlers[channel]?.(parsed.deviceId, decoded.value);
+    return { deviceId: parsed.deviceId, message: decoded.value };
   };
 
-  for (const channel of AGENT_CHANNELS) {
-    await broker.subscribe(allDevices(channel), (topic, payload) => receive(channel, topic, payload));
-  }
-  return { stats: () => ({ received, invalid, invalidByDevice: Object.fromEntries(invalidByDevice) }) };
+  const deliver = <C extends DeliveredChannel>(channel: C) =>
+    broker.subscribe(allDevices(channel), (topic, payload) => {
+      const m = receive(channel, topic, payload);
+      if (m) (handlers[channel] as ((deviceId: string, message: MessageTypes[C]) => void) | undefined)?.(m.deviceId, m.message);
+    });
+
+  for (const channel of AGENT_CHANNELS) if (channel !== 'telemetry') await deliver(channel);
+  broker.gate(allDevices('telemetry'), async (topic, payload) => {
+    const m = receive('telemetry', topic, payload);
+    if (!m || !handlers.telemetry) return;
+    try {
+      await handlers.telemetry(m.deviceId, m.message);
+    } catch (err) {
+      if (!isEdgemlError(err, ErrorCodes.MESSAGE_INVALID)) throw err;
+      drop(m.deviceId, 'telemetry', topic, err.message);
+    }
+  });
+  return {
+    stats: () => ({ received, invalid, invalidByDevice: Object.fromEntries(invalidByDevice), invalidByChannel: { ...invalidByChannel } }),
+  };
 }

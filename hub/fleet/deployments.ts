@@ -2,13 +2,16 @@
  * Creating and moving deployments. A deployment pins its image by digest (from a hub build, or a
  * reference given with its digest), carries its limits and the hash of a service API key made here
  * (the key is answered once), and is rolled out to the devices its selector matches by a rollout
- * (rollout-controller.ts). Every change bumps the revision and keeps the old ones (a rollback
- * returns devices to them); the service name, the URL on the device and the key stay.
+ * (rollout-controller.ts). Every change of image bumps the revision and keeps the old ones (a
+ * rollback returns devices to them); the service name, the URL on the device and the key stay.
+ * Capture settings are the deployment's, not a revision's: they change on every targeted device at
+ * once, without a rollout, and restart no container.
  */
-import { DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_QUEUE, type Deployment, type DeploymentCreate, type DeploymentCreated, type ServiceUpdate } from '../../shared/api/deployments.js';
+import { captureOff, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_QUEUE, type Deployment, type DeploymentCreate, type DeploymentCreated, type ServiceUpdate } from '../../shared/api/deployments.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
+import type { CaptureSettings } from '../../shared/protocol.js';
 import { parseSize } from '../../shared/size.js';
 import { hashSecret, newSecret } from '../../shared/secrets.js';
 import type { ActorRecord, DeploymentRecord, DeploymentRepository, ImageRepository } from '../store/store.js';
@@ -31,8 +34,13 @@ function invalid(message: string): EdgemlError {
 }
 
 export function publicDeployment(record: DeploymentRecord): Deployment {
-  const { keyHash: _hash, assignments: _assignments, ...deployment } = record;
-  return deployment;
+  const { keyHash: _hash, assignments: _assignments, capture, ...deployment } = record;
+  return { ...deployment, capture: capture ?? captureOff() };
+}
+
+/** A name listed twice would only make every sample's settings longer. */
+function captureSettings(capture: CaptureSettings): CaptureSettings {
+  return { rate: capture.rate, maxBodyBytes: capture.maxBodyBytes, redact: [...new Set(capture.redact)] };
 }
 
 export class Deployments {
@@ -91,6 +99,7 @@ export class Deployments {
       ...pinned,
       target: request.target,
       limits,
+      capture: request.capture ? captureSettings(request.capture) : captureOff(),
       keyId: key.slice(KEY_PREFIX.length, KEY_PREFIX.length + 8),
       keyHash: hashSecret(key),
       stableRevision: null,
@@ -135,6 +144,18 @@ export class Deployments {
       },
     });
     return publicDeployment(await this.current(service));
+  }
+
+  /** The whole settings replace the old ones; the targeted devices get them with their next desired state. */
+  async setCapture(service: string, capture: CaptureSettings, actor: ActorRecord): Promise<Deployment> {
+    const settings = captureSettings(capture);
+    const record = await this.deps.deployments.update(service, (r) => {
+      r.capture = settings;
+      r.updatedAt = this.now();
+    });
+    await this.deps.desired.sync([...this.targets(record).keys()]);
+    this.deps.logger.info({ service, rate: settings.rate, maxBodyBytes: settings.maxBodyBytes, redact: settings.redact, by: actor.keyId }, 'capture settings changed');
+    return publicDeployment(record);
   }
 
   private async current(service: string): Promise<DeploymentRecord> {

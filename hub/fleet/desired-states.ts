@@ -20,7 +20,9 @@ import type { DeviceDirectory } from './device-directory.js';
 /**
  * The service a device runs for deployment `d`: its assignment (a rollout moved it), else the stable
  * revision. A device that joins while an all-at-once create is still running gets it too: "all at
- * once" means everyone, and there is nothing older to give it.
+ * once" means everyone, and there is nothing older to give it. Capture rides along, whatever the
+ * revision, only when it is on: a device with capture off gets the state it got before capture
+ * existed, and turning capture on or off is a new generation without a new revision.
  */
 export function desiredService(d: DeploymentRecord, deviceId: string): DesiredService | null {
   const r = d.rollout;
@@ -28,7 +30,8 @@ export function desiredService(d: DeploymentRecord, deviceId: string): DesiredSe
   const revision = Object.hasOwn(d.assignments, deviceId) ? d.assignments[deviceId]! : (d.stableRevision ?? creating);
   const spec = revision === null ? undefined : d.revisions.find((r) => r.revision === revision);
   if (!spec) return null;
-  return { name: d.service, revision: spec.revision, image: spec.image, limits: spec.limits, keyHash: d.keyHash, models: spec.models };
+  const service: DesiredService = { name: d.service, revision: spec.revision, image: spec.image, limits: spec.limits, keyHash: d.keyHash, models: spec.models };
+  return d.capture && d.capture.rate > 0 ? { ...service, capture: d.capture } : service;
 }
 
 export class DesiredStates {

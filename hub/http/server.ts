@@ -30,6 +30,8 @@ import { imageRoutes } from './images.js';
 import { manifestRoutes } from './manifests.js';
 import { modelRoutes } from './models.js';
 import { whereRoutes } from './where.js';
+import { telemetryRoutes, type TelemetryRoutesOptions } from './telemetry.js';
+import { prometheusRoutes, type HubFigures } from './prometheus.js';
 
 export interface HttpDeps {
   logger: Logger;
@@ -46,6 +48,9 @@ export interface HttpDeps {
   locator: ModelLocator;
   buildLogs: BuildLogs;
   maxUploadBytes: number;
+  telemetry: TelemetryRoutesOptions;
+  /** What `/metrics` shows, read at each scrape. */
+  hubFigures: () => HubFigures;
 }
 
 /** Per-request lines at debug: probes and CLI polling would drown an info log. */
@@ -102,5 +107,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(rolloutRoutes, { rollouts: deps.rollouts });
   await app.register(imageRoutes, { builder: deps.builder, images: deps.store.images, logs: deps.buildLogs });
   await app.register(whereRoutes, { locator: deps.locator });
+  await app.register(telemetryRoutes, deps.telemetry);
+  await app.register(prometheusRoutes, { figures: deps.hubFigures });
   return app;
 }

@@ -113,7 +113,9 @@ export interface DeviceRepository {
   saveObservations(observations: ReadonlyMap<string, DeviceObservation>): Promise<void>;
 }
 
-export interface DeploymentRecord extends Deployment {
+export interface DeploymentRecord extends Omit<Deployment, 'capture'> {
+  /** Absent in deployments stored before capture existed: off (`captureOff()`). */
+  capture?: Deployment['capture'];
   /** sha256 of the service API key, hex: what devices check requests against. */
   keyHash: string;
   /**

@@ -29,7 +29,8 @@ export type ArchiveRecord = MetricsRecord | CaptureRecord;
 /** A record as read back: with the id of the batch that brought it. */
 export type StoredRecord = ArchiveRecord & { batch: string };
 
-export const MAX_BATCH_ID_LENGTH = 128;
+/** Room for the hub's `DEVICE/ID` (64 + 1 + 64 characters) and then some. */
+export const MAX_BATCH_ID_LENGTH = 192;
 
 export function checkBatchId(batchId: unknown): string {
   if (typeof batchId !== 'string' || batchId.length === 0 || batchId.length > MAX_BATCH_ID_LENGTH) {

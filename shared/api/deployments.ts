@@ -1,9 +1,10 @@
 /**
  * Deployments: a service (stable name on the device), an image pinned by digest, a label selector,
- * limits, and a service API key made by the hub (shown once; devices get only its hash).
+ * limits, data capture settings, and a service API key made by the hub (shown once; devices get
+ * only its hash).
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { SERVICE_NAME_PATTERN, ServiceLimits } from '../protocol.js';
+import { CaptureSettings, MAX_CAPTURE_BODY_BYTES, SERVICE_NAME_PATTERN, ServiceLimits } from '../protocol.js';
 import { stringEnum } from '../schema.js';
 import { SIZE_EXAMPLES, SIZE_PATTERN } from '../size.js';
 import { Actor, Digest, Timestamp } from './common.js';
@@ -13,6 +14,18 @@ import { ROLLOUT_KINDS, ROLLOUT_PHASES, ROLLOUT_STRATEGIES, RolloutRequest } fro
 
 export const DEFAULT_MAX_CONCURRENT = 1;
 export const DEFAULT_MAX_QUEUE = 10;
+
+export const DEFAULT_CAPTURE_MAX_BODY_BYTES = 16 * 1024;
+
+/** A deployment's capture settings until someone sets them: off. */
+export const captureOff = (): CaptureSettings => ({ rate: 0, maxBodyBytes: DEFAULT_CAPTURE_MAX_BODY_BYTES, redact: [] });
+
+/** The device's own schema, documented for the REST API. */
+export const Capture = Type.Unsafe<CaptureSettings>({
+  ...CaptureSettings,
+  description: `data capture: the share of scoring requests (0–1; 0 is off) each device samples with their answers into telemetry, bodies cut at maxBodyBytes (at most ${MAX_CAPTURE_BODY_BYTES}), and JSON fields replaced by "[redacted]" on the device`,
+  examples: [{ rate: 0.1, maxBodyBytes: DEFAULT_CAPTURE_MAX_BODY_BYTES, redact: ['password', 'ssn'] }],
+});
 
 export const ServiceName = Type.String({ pattern: SERVICE_NAME_PATTERN, examples: ['iris'], description: 'lowercase letters, digits and `-`; 1–63 characters' });
 
@@ -34,6 +47,7 @@ export const DeploymentCreate = Type.Object(
     memory: Type.Optional(Type.String({ pattern: SIZE_PATTERN, examples: SIZE_EXAMPLES, description: 'container memory limit, e.g. 256m' })),
     cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1024, description: 'container CPU limit, e.g. 0.5' })),
     rollout: Type.Optional(RolloutRequest),
+    capture: Type.Optional(Capture),
   },
   { additionalProperties: false },
 );
@@ -77,6 +91,8 @@ export const Deployment = Type.Object({
   models: Type.Array(Type.Object({ name: Type.String(), version: Type.Integer(), digest: Type.String() })),
   target: Labels,
   limits: ServiceLimits,
+  /** Not part of a revision: a change reaches the devices without a rollout or a new container. */
+  capture: Capture,
   /** Identifies the service key (its first characters after the prefix); the key is shown once. */
   keyId: Type.String(),
   /** The revision devices get when no rollout moves them (null until a first rollout succeeds). */

@@ -9,12 +9,13 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import mqtt from 'mqtt';
 import { TargetCache } from '../../agent/reconcile/target-cache.js';
+import type { ApiKeyCreated } from '../../shared/api/apikeys.js';
 import type { Deployment, DeploymentCreated } from '../../shared/api/deployments.js';
 import type { Device } from '../../shared/api/devices.js';
 import { decodeMessage, type DesiredState, type ReportedState } from '../../shared/protocol.js';
 import { cliFor, jsonOf } from '../helpers/cli.js';
 import { startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js';
-import { enrollDevice } from '../helpers/hub-api.js';
+import { api, enrollDevice } from '../helpers/hub-api.js';
 import { waitFor } from '../helpers/wait.js';
 
 const IMAGE_1 = `127.0.0.1:5000/edgeml-test/iris@sha256:${'1'.repeat(64)}`;
@@ -175,4 +176,63 @@ test('what a device reports survives a kill -9 of the hub once flushed: device s
   const after = jsonOf<Device>(t, await cliFor(again)('device', 'show', 'gw-1', '--json'));
   t.like(after, { desiredGeneration: 1, observedGeneration: 1, phase: 'converged' });
   t.deepEqual(after.services, report.services);
+});
+
+test('capture settings reach the devices with the next desired state, with no new revision; rate 0 takes them away', async (t) => {
+  const hub = await startHub(t);
+  const cli = cliFor(hub);
+  const device = await deviceView(t, hub, 'cap-1', await enrollDevice(hub, 'cap-1', { site: 'lab' }));
+
+  const deployed = jsonOf<DeploymentCreated>(
+    t,
+    await cli('deploy', 'iris', '--image', IMAGE_1, '--target', 'site=lab', '--capture-rate', '0.5', '--capture-max-body', '8k', '--capture-redact', 'password, ssn', '--json'),
+  );
+  t.deepEqual(deployed.capture, { rate: 0.5, maxBodyBytes: 8192, redact: ['password', 'ssn'] });
+  jsonOf(t, await cli('deploy', 'plain', '--image', IMAGE_2, '--target', 'site=lab', '--json'));
+  const plain = jsonOf<Deployment>(t, await cli('service', 'show', 'plain', '--json'));
+  t.deepEqual(plain.capture, { rate: 0, maxBodyBytes: 16 * 1024, redact: [] }, 'off unless asked for');
+  const created = await device.generation(2);
+  t.deepEqual(created.services.find((s) => s.name === 'iris')?.capture, deployed.capture);
+  t.false('capture' in created.services.find((s) => s.name === 'plain')!, 'capture off: the desired state devices got before capture existed');
+
+  // REST: the whole settings, checked.
+  const bad = await api<{ error: { code: string; message: string } }>(hub, 'PUT', '/api/v1/deployments/iris/capture', { key: hub.adminKey, json: { rate: 2, maxBodyBytes: 1024, redact: [] } });
+  t.is(bad.status, 400);
+  t.is(bad.body.error.code, 'HUB_E_INVALID_REQUEST');
+  t.regex(bad.body.error.message, /rate/);
+  const tooBig = await api<{ error: { message: string } }>(hub, 'PUT', '/api/v1/deployments/iris/capture', { key: hub.adminKey, json: { rate: 1, maxBodyBytes: 1024 * 1024, redact: [] } });
+  t.is(tooBig.status, 400);
+  t.regex(tooBig.body.error.message, /maxBodyBytes/);
+  t.is((await api(hub, 'PUT', '/api/v1/deployments/nope/capture', { key: hub.adminKey, json: { rate: 1, maxBodyBytes: 1024, redact: [] } })).status, 404);
+  const reader = jsonOf<ApiKeyCreated>(t, await cli('apikey', 'create', '--scope', 'read', '--name', 'ro', '--json'));
+  t.is((await api(hub, 'PUT', '/api/v1/deployments/iris/capture', { key: reader.key, json: { rate: 1, maxBodyBytes: 1024, redact: [] } })).status, 403, 'the deploy scope');
+
+  const put = await api<Deployment>(hub, 'PUT', '/api/v1/deployments/iris/capture', { key: hub.adminKey, json: { rate: 1, maxBodyBytes: 1024, redact: ['token', 'token'] } });
+  t.is(put.status, 200);
+  t.like(put.body, { revision: 1, capture: { rate: 1, maxBodyBytes: 1024, redact: ['token'] }, rollout: { id: deployed.rollout.id } });
+  t.is(put.body.revisions.length, 1, 'no new revision');
+  const changed = await device.generation(3);
+  t.like(changed.services.find((s) => s.name === 'iris'), { revision: 1, image: IMAGE_1, capture: { rate: 1, maxBodyBytes: 1024, redact: ['token'] } });
+
+  // The CLI keeps what is not given: a new rate does not drop the redact list.
+  const rate = jsonOf<Deployment>(t, await cli('service', 'capture', 'iris', '--rate', '0.25', '--json'));
+  t.deepEqual(rate.capture, { rate: 0.25, maxBodyBytes: 1024, redact: ['token'] });
+  const shown = await cli('service', 'show', 'iris');
+  t.regex(shown.stdout, /capture:\s+rate 0\.25, bodies up to 1\.0 KB, redact token/);
+  const off = jsonOf<Deployment>(t, await cli('service', 'capture', 'iris', '--rate', '0', '--redact', '', '--json'));
+  t.deepEqual(off.capture, { rate: 0, maxBodyBytes: 1024, redact: [] });
+  const last = await device.generation(5);
+  t.false('capture' in last.services.find((s) => s.name === 'iris')!);
+  t.like(last.services.find((s) => s.name === 'iris'), { revision: 1, image: IMAGE_1 });
+  t.regex((await cli('service', 'show', 'iris')).stdout, /capture:\s+off/);
+
+  const outOfRange = await cli('service', 'capture', 'iris', '--rate', '1.5');
+  t.is(outOfRange.code, 2);
+  t.regex(outOfRange.stderr, /--rate "1\.5": expected a share of requests from 0 \(off\) to 1/);
+  const maxBodyAlone = await cli('deploy', 'x', '--image', IMAGE_1, '--target', 'site=lab', '--capture-max-body', '1k');
+  t.is(maxBodyAlone.code, 2);
+  t.regex(maxBodyAlone.stderr, /--capture-max-body and --capture-redact need --capture-rate/);
+  const hugeBody = await cli('deploy', 'x', '--image', IMAGE_1, '--target', 'site=lab', '--capture-rate', '1', '--capture-max-body', '1m');
+  t.is(hugeBody.code, 2);
+  t.regex(hugeBody.stderr, /--capture-max-body "1m": expected a size from 1 byte to 64\.0 KB/);
 });

@@ -47,6 +47,7 @@ const deployment = {
   models: [],
   target: { site: 'lab' },
   limits: { maxConcurrent: 1, maxQueue: 10, memoryBytes: null, cpus: null },
+  capture: { rate: 0, maxBodyBytes: 16384, redact: [] },
   keyId: 'abcdefgh',
   stableRevision: 1,
   revisions: [{ revision: 1, image: IMAGE, digest: `sha256:${'1'.repeat(64)}`, build: null, models: [], limits: { maxConcurrent: 1, maxQueue: 10, memoryBytes: null, cpus: null }, createdAt: AT }],

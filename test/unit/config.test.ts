@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AGENT_ENV_PREFIX, AgentConfigSchema, loadAgentConfig } from '../../agent/config.js';
-import { HUB_ENV_PREFIX, HubConfigSchema, loadHubConfig } from '../../hub/config.js';
+import { HUB_ENV_PREFIX, HubConfigSchema, loadHubConfig, retentionDays } from '../../hub/config.js';
 import { envName, loadConfig } from '../../shared/config-loader.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 
@@ -79,6 +79,8 @@ test('every hub key can be set through the env var envName names', (t) => {
     baseImagePython: 'python:3.11-slim',
     extraCa: '/etc/ssl/corp-ca.pem',
     smokeTimeout: '90s',
+    telemetryDir: '/srv/telemetry',
+    telemetryRetention: '7d',
     logLevel: 'trace',
   };
   t.deepEqual(Object.keys(values).sort(), Object.keys(HubConfigSchema.properties).sort(), 'test covers every key');
@@ -103,9 +105,10 @@ test('hub defaults are filled when nothing is given', (t) => {
       maxArchiveFiles: 10000,
       imagePrefix: 'edgeml',
       smokeTimeout: '5m',
+      telemetryRetention: '30d',
       logLevel: 'info',
     },
-    'the base images and the extra CA stay absent: the hub derives or skips them',
+    'the base images, the extra CA and the telemetry directory stay absent: the hub derives or skips them',
   );
 });
 
@@ -381,4 +384,11 @@ test('EDGEML_HUB_CONFIG names the config file; a --config flag wins over it', (t
   t.is(loadHubConfig({ flags: {}, env: { EDGEML_HUB_CONFIG: fromEnv } }).http, '127.0.0.1:1111');
   t.is(loadHubConfig({ flags: {}, env: { EDGEML_HUB_CONFIG: fromEnv }, file: fromFlag }).http, '127.0.0.1:2222');
   t.is(loadAgentConfig({ flags: { deviceId: 'd' }, env: { EDGEML_AGENT_CONFIG: configFile(t, { data: '/x' }) } }).data, '/x');
+});
+
+test('telemetry retention is whole days', (t) => {
+  t.is(retentionDays(loadHubConfig({ flags: { telemetryRetention: '14d' }, env: {} })), 14);
+  for (const bad of ['0d', '12h', '30', 'd']) {
+    t.throws(() => loadHubConfig({ flags: { telemetryRetention: bad }, env: {} }), { code: 'EDGEML_E_CONFIG_INVALID' }, bad);
+  }
 });

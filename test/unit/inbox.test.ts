@@ -4,26 +4,15 @@
  */
 import test from 'ava';
 import { pino } from 'pino';
-import type { Broker } from '../../hub/broker/broker.js';
+import { topicMatches, type Broker, type PublishGate } from '../../hub/broker/broker.js';
 import { MAX_TRACKED_DEVICES, OTHER_DEVICES, startInbox, type InboxHandlers } from '../../hub/broker/inbox.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { encodeMessage, type MessageTypes, type StatusMessage } from '../../shared/protocol.js';
 import { allDevices, deviceTopic, type Channel } from '../../shared/topics.js';
 import { metricsBatch } from '../helpers/telemetry-batches.js';
 
-/** MQTT filter matching: `+` is one level, a trailing `#` is the rest (including none). */
-function topicMatches(filter: string, topic: string): boolean {
-  const f = filter.split('/');
-  const l = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return i === f.length - 1;
-    if (i >= l.length) return false;
-    if (f[i] !== '+' && f[i] !== l[i]) return false;
-  }
-  return f.length === l.length;
-}
-
-test('topicMatches (test helper) implements + and #', (t) => {
+test('topicMatches (broker.ts) implements + and #', (t) => {
   t.true(topicMatches('a/+/c', 'a/b/c'));
   t.false(topicMatches('a/+/c', 'a/b/x/c'));
   t.false(topicMatches('a/+/c', 'a/b'));
@@ -41,12 +30,18 @@ test('topicMatches (test helper) implements + and #', (t) => {
 class FakeBroker implements Broker {
   readonly address = 'fake:0';
   readonly subscriptions: Array<{ filter: string; onMessage: (topic: string, payload: Buffer) => void }> = [];
+  readonly gates: Array<{ filter: string; gate: PublishGate }> = [];
+  /** What the gates of delivered messages decided, in delivery order. */
+  readonly gated: Array<Promise<void>> = [];
 
   connectedClients(): number {
     throw new Error('FakeBroker.connectedClients is not implemented');
   }
   async subscribe(filter: string, onMessage: (topic: string, payload: Buffer) => void): Promise<void> {
     this.subscriptions.push({ filter, onMessage });
+  }
+  gate(filter: string, gate: PublishGate): void {
+    this.gates.push({ filter, gate });
   }
   async publish(): Promise<void> {
     throw new Error('FakeBroker.publish is not implemented (the inbox must not publish)');
@@ -59,14 +54,21 @@ class FakeBroker implements Broker {
   }
 
   filters(): string[] {
-    return this.subscriptions.map((s) => s.filter);
+    return [...this.subscriptions, ...this.gates].map((s) => s.filter);
   }
 
-  /** Delivers to every matching subscription; returns how many matched. */
+  /** Passes matching gates (their outcome lands in `gated`), then delivers to every matching subscription; returns how many matched. */
   deliver(topic: string, payload: Buffer | string): number {
+    const bytes = Buffer.isBuffer(payload) ? payload : Buffer.from(payload);
+    const gates = this.gates.filter((g) => topicMatches(g.filter, topic));
+    for (const g of gates) this.gated.push(g.gate(topic, bytes));
     const matching = this.subscriptions.filter((s) => topicMatches(s.filter, topic));
-    for (const s of matching) s.onMessage(topic, Buffer.isBuffer(payload) ? payload : Buffer.from(payload));
-    return matching.length;
+    for (const s of matching) s.onMessage(topic, bytes);
+    return gates.length + matching.length;
+  }
+
+  async settled(): Promise<PromiseSettledResult<void>[]> {
+    return Promise.allSettled(this.gated);
   }
 }
 
@@ -100,7 +102,7 @@ type Calls = Array<{ channel: Channel; deviceId: string; message: unknown }>;
 function recordingHandlers(calls: Calls): Required<InboxHandlers> {
   return {
     reported: (deviceId, message) => void calls.push({ channel: 'reported', deviceId, message }),
-    telemetry: (deviceId, message) => void calls.push({ channel: 'telemetry', deviceId, message }),
+    telemetry: async (deviceId, message) => void calls.push({ channel: 'telemetry', deviceId, message }),
     status: (deviceId, message) => void calls.push({ channel: 'status', deviceId, message }),
     'cmd/ack': (deviceId, message) => void calls.push({ channel: 'cmd/ack', deviceId, message }),
   };
@@ -114,9 +116,10 @@ async function setup(handlers?: InboxHandlers) {
   return { broker, calls, inbox, log };
 }
 
-test('subscribes to the agent channels across all devices, and only those', async (t) => {
+test('subscribes to the agent channels across all devices, and only those; telemetry through a publish gate', async (t) => {
   const { broker } = await setup();
   t.deepEqual(broker.filters().sort(), [allDevices('cmd/ack'), allDevices('reported'), allDevices('status'), allDevices('telemetry')].sort());
+  t.deepEqual(broker.gates.map((g) => g.filter), [allDevices('telemetry')]);
   t.false(broker.filters().includes(allDevices('desired')));
   t.false(broker.filters().includes(allDevices('cmd')));
   t.false(broker.filters().some((f) => f.includes('#')), 'no catch-all subscription');
@@ -126,7 +129,7 @@ test('a valid status reaches the status handler with the device id parsed from t
   const { broker, calls, inbox } = await setup();
   t.is(broker.deliver(deviceTopic('gw-01', 'status'), encodeMessage('status', onlineStatus)), 1);
   t.deepEqual(calls, [{ channel: 'status', deviceId: 'gw-01', message: onlineStatus }]);
-  t.deepEqual(inbox.stats(), { received: 1, invalid: 0, invalidByDevice: {} });
+  t.like(inbox.stats(), { received: 1, invalid: 0, invalidByDevice: {} });
 });
 
 for (const channel of ['reported', 'telemetry', 'status', 'cmd/ack'] as const) {
@@ -166,7 +169,7 @@ test('an invalid payload is dropped, counted per device and logged with the reas
   broker.deliver(deviceTopic('gw-02', 'reported'), JSON.stringify({ ...VALID.reported, phase: 'bogus' }));
   broker.deliver(deviceTopic('gw-02', 'status'), encodeMessage('status', onlineStatus));
   t.deepEqual(calls.map((c) => c.deviceId), ['gw-02'], 'only the valid message reached a handler');
-  t.deepEqual(inbox.stats(), { received: 4, invalid: 3, invalidByDevice: { 'gw-01': 2, 'gw-02': 1 } });
+  t.like(inbox.stats(), { received: 4, invalid: 3, invalidByDevice: { 'gw-01': 2, 'gw-02': 1 }, invalidByChannel: { status: 1, telemetry: 1, reported: 1, 'cmd/ack': 0 } });
 
   const warnings = log.lines().filter((l) => l.msg === 'dropped invalid mqtt message');
   t.is(warnings.length, 3);
@@ -198,14 +201,14 @@ test('topics that match a wildcard but are not valid device topics are ignored, 
   t.is(broker.deliver('edgeml/v1/dev/-bad/status', encodeMessage('status', onlineStatus)), 1);
   t.is(broker.deliver('edgeml/v1/dev/has space/status', 'garbage'), 1);
   t.deepEqual(calls, []);
-  t.deepEqual(inbox.stats(), { received: 0, invalid: 0, invalidByDevice: {} });
+  t.like(inbox.stats(), { received: 0, invalid: 0, invalidByDevice: {} });
 });
 
 test('a missing handler for a channel is fine: the message is still validated and counted', async (t) => {
   const { broker, inbox } = await setup({});
   t.notThrows(() => broker.deliver(deviceTopic('gw-01', 'telemetry'), encodeMessage('telemetry', VALID.telemetry)));
   broker.deliver(deviceTopic('gw-01', 'telemetry'), '{}');
-  t.deepEqual(inbox.stats(), { received: 2, invalid: 1, invalidByDevice: { 'gw-01': 1 } });
+  t.like(inbox.stats(), { received: 2, invalid: 1, invalidByDevice: { 'gw-01': 1 } });
 });
 
 // The inbox does not catch handler errors itself: they propagate to the broker's subscription
@@ -227,7 +230,7 @@ test('a throwing handler propagates to the broker callback and does not break la
   t.throws(() => broker.deliver(deviceTopic('bad', 'status'), encodeMessage('status', onlineStatus)), { message: 'handler exploded' });
   t.notThrows(() => broker.deliver(deviceTopic('good', 'status'), encodeMessage('status', onlineStatus)));
   t.deepEqual(seen, ['bad', 'good']);
-  t.deepEqual(inbox.stats(), { received: 2, invalid: 0, invalidByDevice: {} }, 'a handler failure is not an invalid message');
+  t.like(inbox.stats(), { received: 2, invalid: 0, invalidByDevice: {} }, 'a handler failure is not an invalid message');
 });
 
 test('stats() returns a copy', async (t) => {
@@ -238,7 +241,7 @@ test('stats() returns a copy', async (t) => {
   snapshot.invalid = 100;
   snapshot.invalidByDevice['gw-01'] = 100;
   snapshot.invalidByDevice['other'] = 5;
-  t.deepEqual(inbox.stats(), { received: 1, invalid: 1, invalidByDevice: { 'gw-01': 1 } });
+  t.deepEqual(inbox.stats(), { received: 1, invalid: 1, invalidByDevice: { 'gw-01': 1 }, invalidByChannel: { reported: 0, telemetry: 0, status: 1, 'cmd/ack': 0 } });
   t.not(inbox.stats(), inbox.stats());
 });
 
@@ -259,4 +262,41 @@ test('per-device invalid counts are bounded: made-up device ids past the cap sha
   t.is(Object.keys(stats.invalidByDevice).length, MAX_TRACKED_DEVICES + 1);
   t.is(stats.invalidByDevice[OTHER_DEVICES], 5);
   t.is(stats.invalidByDevice['fake-0'], 2, 'a device already tracked keeps its own count');
+});
+
+test('the telemetry gate settles only once the handler has: the broker acknowledges after that', async (t) => {
+  const broker = new FakeBroker();
+  let finish!: () => void;
+  const handled = new Promise<void>((resolve) => (finish = resolve));
+  await startInbox(broker, { telemetry: () => handled }, pino({ level: 'silent' }));
+  broker.deliver(deviceTopic('gw-01', 'telemetry'), encodeMessage('telemetry', VALID.telemetry));
+  let gateDone = false;
+  void broker.gated[0]!.then(() => (gateDone = true));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.false(gateDone, 'still storing: no acknowledgement yet');
+  finish();
+  await broker.gated[0];
+  t.true(gateDone);
+});
+
+test('a telemetry batch its handler refuses as invalid is counted per device and acknowledged; a failed store is not', async (t) => {
+  const broker = new FakeBroker();
+  const { logger, lines } = memoryLogger();
+  const inbox = await startInbox(
+    broker,
+    {
+      telemetry: async (deviceId) => {
+        if (deviceId === 'bad') throw new EdgemlError(ErrorCodes.MESSAGE_INVALID, 'from is after to');
+        if (deviceId === 'disk') throw new Error('EIO');
+      },
+    },
+    logger,
+  );
+  for (const id of ['bad', 'disk', 'good']) broker.deliver(deviceTopic(id, 'telemetry'), encodeMessage('telemetry', VALID.telemetry));
+  const [bad, disk, good] = await broker.settled();
+  t.is(bad?.status, 'fulfilled', 'refused as invalid: acknowledged, never sent again');
+  t.is(disk?.status, 'rejected', 'a failed store withholds the acknowledgement');
+  t.is(good?.status, 'fulfilled');
+  t.like(inbox.stats(), { received: 3, invalid: 1, invalidByDevice: { bad: 1 }, invalidByChannel: { telemetry: 1 } });
+  t.like(lines().find((l) => l.msg === 'dropped invalid mqtt message'), { deviceId: 'bad', reason: 'from is after to' });
 });

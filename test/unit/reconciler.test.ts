@@ -172,6 +172,22 @@ test('a new revision is promoted (recorded) before its route switches, then the 
   t.is(routes.get('iris')?.port, second.port);
 });
 
+test('a desired state that changes only capture sets it on the route: no new container', async (t) => {
+  const { runtime, routes, want, last, stop } = await setup();
+  t.teardown(() => stop());
+  want(svc(1));
+  await waitFor('revision 1 to serve', () => routes.get('iris')?.revision === 1);
+  const container = runtime.running()[0]!;
+  const capture = { rate: 0.5, maxBodyBytes: 1024, redact: ['ssn'] };
+  want({ ...svc(1), capture });
+  await waitFor('the route to capture', () => routes.get('iris')?.capture);
+  t.deepEqual(routes.get('iris')?.capture, capture);
+  want(svc(1));
+  await waitFor('capture off again', () => last()?.observedGeneration === 3 && routes.get('iris')?.capture === undefined);
+  t.deepEqual(runtime.running().map((c) => c.id), [container.id]);
+  t.is(runtime.containers.size, 1);
+});
+
 test('each service keeps its current and previous image; older ones are pruned once no container uses them', async (t) => {
   const { runtime, routes, want, stop } = await setup();
   t.teardown(() => stop());

@@ -1,0 +1,75 @@
+/**
+ * `GET /metrics` in the Prometheus text format, for existing dashboards: the hub's own figures
+ * (devices, broker, telemetry ingest) and the fleet's per service since the hub started. It needs
+ * an API key with the read scope, which Prometheus sends as `Authorization: Bearer` (its
+ * `authorization` scrape setting).
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import type { OutboxDrops, ServiceTotals } from '../telemetry/fleet-counters.js';
+import { EXPOSITION_CONTENT_TYPE, histogramSamples, renderExposition, type MetricFamily } from '../telemetry/prometheus-text.js';
+
+export interface HubFigures {
+  version: string;
+  uptimeSeconds: number;
+  devicesEnrolled: number;
+  devicesOnline: number;
+  mqttConnectedClients: number;
+  messagesReceived: number;
+  messagesInvalidByChannel: Record<string, number>;
+  messagesInvalidByDevice: Record<string, number>;
+  batchesStored: number;
+  batchesDuplicate: number;
+  batchesInvalid: number;
+  outboxDropped: OutboxDrops;
+  services: Map<string, ServiceTotals>;
+}
+
+const one = (name: string, type: 'counter' | 'gauge', help: string, value: number): MetricFamily => ({ name, type, help, samples: [{ value }] });
+const each = <T>(entries: Iterable<[string, T]>, label: string, value: (v: T) => number) => [...entries].map(([key, v]) => ({ labels: { [label]: key }, value: value(v) }));
+
+export function hubMetricFamilies(f: HubFigures): MetricFamily[] {
+  const services = [...f.services];
+  const perService = (name: string, help: string, value: (t: ServiceTotals) => number): MetricFamily => ({ name, type: 'counter', help, samples: each(services, 'service', value) });
+  return [
+    { name: 'edgeml_hub_info', type: 'gauge', help: 'Always 1; the hub version in a label.', samples: [{ labels: { version: f.version }, value: 1 }] },
+    one('edgeml_hub_uptime_seconds', 'gauge', 'Seconds since the hub started.', f.uptimeSeconds),
+    one('edgeml_devices_enrolled', 'gauge', 'Devices enrolled and not revoked.', f.devicesEnrolled),
+    one('edgeml_devices_online', 'gauge', 'Devices whose last status was online.', f.devicesOnline),
+    one('edgeml_mqtt_connected_clients', 'gauge', 'MQTT connections open on the broker.', f.mqttConnectedClients),
+    one('edgeml_mqtt_messages_received_total', 'counter', 'Messages devices published to the hub since it started.', f.messagesReceived),
+    { name: 'edgeml_mqtt_messages_invalid_total', type: 'counter', help: 'Messages dropped as invalid, by channel.', samples: each(Object.entries(f.messagesInvalidByChannel), 'channel', (n) => n) },
+    { name: 'edgeml_device_messages_invalid_total', type: 'counter', help: 'Messages dropped as invalid, by device (only devices that sent one).', samples: each(Object.entries(f.messagesInvalidByDevice), 'device', (n) => n) },
+    one('edgeml_telemetry_batches_stored_total', 'counter', 'Telemetry batches stored.', f.batchesStored),
+    one('edgeml_telemetry_batches_duplicate_total', 'counter', 'Telemetry batches received again after they were stored, and not stored twice.', f.batchesDuplicate),
+    one('edgeml_telemetry_batches_invalid_total', 'counter', 'Telemetry batches dropped as invalid.', f.batchesInvalid),
+    {
+      name: 'edgeml_device_outbox_dropped_batches',
+      type: 'gauge',
+      help: 'Telemetry batches the devices dropped from their full outboxes, by lane: the sum of what each device last reported.',
+      samples: each(Object.entries(f.outboxDropped), 'lane', (n) => n),
+    },
+    perService('edgeml_service_requests_total', 'Scoring requests that reached the device gateways.', (t) => t.requests),
+    {
+      name: 'edgeml_service_responses_total',
+      type: 'counter',
+      help: 'Scoring answers by status class.',
+      samples: services.flatMap(([service, t]) => Object.entries(t.responses).map(([cls, n]) => ({ labels: { service, class: cls }, value: n }))),
+    },
+    perService('edgeml_service_rejected_total', 'Scoring requests refused with 429: the queue was full.', (t) => t.rejected),
+    perService('edgeml_service_queue_timeouts_total', 'Scoring requests answered 503: no slot within the queue timeout.', (t) => t.queueTimeouts),
+    {
+      name: 'edgeml_service_latency_seconds',
+      type: 'histogram',
+      help: 'Latency of the answers the scoring containers gave, from arrival at the gateway to the end of the answer.',
+      samples: services.flatMap(([service, t]) => histogramSamples({ service }, t.latencyMs, 1000)),
+    },
+  ];
+}
+
+export const prometheusRoutes: FastifyPluginAsync<{ figures: () => HubFigures }> = async (app, { figures }) => {
+  app.get(
+    '/metrics',
+    { config: { scope: 'read' }, schema: { summary: 'Hub, broker and fleet figures in the Prometheus text format (0.0.4)', tags: ['hub'], produces: [EXPOSITION_CONTENT_TYPE] } },
+    async (_req, reply) => reply.type(EXPOSITION_CONTENT_TYPE).send(renderExposition(hubMetricFamilies(figures()))),
+  );
+};

@@ -1,0 +1,105 @@
+/**
+ * Telemetry queries: a service's figures per device and for the fleet, a device's own metrics, and
+ * capture export as an NDJSON stream (rows go out as they are read; nothing is buffered whole).
+ */
+import { Readable } from 'node:stream';
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ErrorBody } from '../../shared/api/common.js';
+import { ServiceName } from '../../shared/api/deployments.js';
+import { DeviceId } from '../../shared/api/devices.js';
+import {
+  CaptureExportQuery,
+  DeviceTelemetry,
+  NDJSON,
+  parseTimeBound,
+  ServiceTelemetry,
+  ServiceTelemetryQuery,
+  TelemetryWindowQuery,
+} from '../../shared/api/telemetry.js';
+import type { Clock } from '../../shared/clock.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import type { DeviceDirectory } from '../fleet/device-directory.js';
+import type { TelemetryArchive } from '../telemetry/archive.js';
+import { captureLines } from '../telemetry/capture-export.js';
+import { deviceReport } from '../telemetry/device-report.js';
+import { serviceReport, type TimeWindow } from '../telemetry/service-report.js';
+
+export interface TelemetryRoutesOptions {
+  archive: Pick<TelemetryArchive, 'read'>;
+  devices: Pick<DeviceDirectory, 'get'>;
+  /** Messages dropped as invalid since the hub started, by device. */
+  invalidByDevice(): Record<string, number>;
+  clock: Clock;
+}
+
+const tags = ['telemetry'];
+
+function windowOf(query: { since: string; until?: string | undefined }, now: number): TimeWindow {
+  const bound = (name: string, text: string) => {
+    const ms = parseTimeBound(text, now);
+    if (ms === undefined) throw new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, `${name} ${JSON.stringify(text)} is not a duration (1h) or a date-time`, { httpStatus: 400 });
+    return ms;
+  };
+  const window = { since: bound('since', query.since), until: query.until === undefined ? now : bound('until', query.until) };
+  if (window.until <= window.since) throw new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, `until must be after since (${new Date(window.since).toISOString()})`, { httpStatus: 400 });
+  return window;
+}
+
+export const telemetryRoutes: FastifyPluginAsyncTypebox<TelemetryRoutesOptions> = async (app, o) => {
+  app.get(
+    '/api/v1/telemetry/services/:service',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: "A service's requests, errors, rejections and latency percentiles per device and for the fleet",
+        description: 'From the metrics batches whose interval ends in the window. Counts are exact; percentiles are merged from the devices’ latency histograms and known to one bucket.',
+        tags,
+        params: Type.Object({ service: ServiceName }),
+        querystring: ServiceTelemetryQuery,
+        response: { 200: ServiceTelemetry, 400: ErrorBody },
+      },
+    },
+    async (req) => serviceReport(o.archive, { service: req.params.service, device: req.query.device, ...windowOf(req.query, o.clock.now()) }),
+  );
+  app.get(
+    '/api/v1/telemetry/devices/:id',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: "A device's latest metrics, containers and outbox drops, and a short series of CPU, memory, disk and temperature",
+        tags,
+        params: Type.Object({ id: DeviceId }),
+        querystring: TelemetryWindowQuery,
+        response: { 200: DeviceTelemetry, 400: ErrorBody, 404: ErrorBody },
+      },
+    },
+    async (req) => {
+      const { id } = o.devices.get(req.params.id);
+      return deviceReport(o.archive, { device: id, invalidMessages: o.invalidByDevice()[id] ?? 0, ...windowOf(req.query, o.clock.now()) });
+    },
+  );
+  app.get(
+    '/api/v1/captures/:service',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'Export captured requests and answers of a service, one JSON sample per line (NDJSON), for retraining',
+        description: 'Each line is a captured sample with the `device` that sent it. Samples come day by day, not sorted within a day.',
+        tags,
+        params: Type.Object({ service: ServiceName }),
+        querystring: CaptureExportQuery,
+        produces: [NDJSON],
+        response: { 200: { content: { [NDJSON]: { schema: Type.String({ description: 'one sample per line' }) } } }, 400: ErrorBody },
+      },
+    },
+    async (req, reply) => {
+      const lines = captureLines(o.archive, { service: req.params.service, device: req.query.device, model: req.query.model, ...windowOf(req.query, o.clock.now()) });
+      const stream = Readable.from(lines);
+      // A client that hangs up mid-export stops the reading.
+      reply.raw.once('close', () => stream.destroy());
+      // The schema documents text; fastify sends a stream as it comes (the cast is for the typings only).
+      return reply.type(NDJSON).send(stream as unknown as string);
+    },
+  );
+};

@@ -1,0 +1,68 @@
+/**
+ * Turns a device's telemetry batch into archive records and stores them, resolving only once they
+ * are durable: the broker acknowledges the batch to the device after that, and not before.
+ *
+ * A batch is stored under `DEVICE/ID`, so one device reusing another's batch id cannot make the
+ * hub refuse the other's batch as a duplicate. A batch the hub cannot store (bad times, foreign
+ * histogram buckets, names that cannot be file names) is refused with MESSAGE_INVALID: the inbox
+ * drops and counts it for that device, and nothing else is affected.
+ */
+import type { Clock } from '../../shared/clock.js';
+import { EdgemlError, ErrorCodes, isEdgemlError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import type { CapturesBatch, MetricsBatch, TelemetryBatch } from '../../shared/protocol.js';
+import type { AppendResult, TelemetryArchive } from './archive.js';
+import { batchProblem } from './batch-check.js';
+import { TelemetryArchiveCodes } from './errors.js';
+import { FleetCounters } from './fleet-counters.js';
+import type { ArchiveRecord } from './records.js';
+
+/** Captures of a service without a model are filed under this name and version (real versions start at 1). */
+export const NO_MODEL = { name: 'none', version: 0 } as const;
+
+function metricsRecords(device: string, batch: MetricsBatch): ArchiveRecord[] {
+  return [{ kind: 'metrics', device, ts: Date.parse(batch.to), data: batch }];
+}
+
+function captureRecords(device: string, batch: CapturesBatch): ArchiveRecord[] {
+  return batch.samples.map((sample) => {
+    const model = sample.models[0] ?? NO_MODEL;
+    return { kind: 'captures', device, service: sample.service, model: model.name, version: model.version, ts: Date.parse(sample.ts), data: sample };
+  });
+}
+
+/** Archive refusals that are about the batch itself, not the disk: retrying would not help. */
+function refusal(message: string, cause?: unknown): EdgemlError {
+  return new EdgemlError(ErrorCodes.MESSAGE_INVALID, message, cause === undefined ? {} : { cause });
+}
+
+const UNSTORABLE: readonly string[] = [TelemetryArchiveCodes.NAME_INVALID, TelemetryArchiveCodes.RECORD_INVALID];
+
+export class TelemetryIngest {
+  /** Stored and duplicate batches are counted by the archive, refused ones by the inbox. */
+  readonly fleet: FleetCounters;
+
+  constructor(private readonly o: { archive: Pick<TelemetryArchive, 'append'>; clock: Clock; logger: Logger }) {
+    this.fleet = new FleetCounters(o.logger);
+  }
+
+  /**
+   * Stores the batch; resolves once it is durable (or was stored before). Rejects with
+   * MESSAGE_INVALID for a batch that can never be stored, and with the archive's error when the
+   * write failed: then the batch must not be acknowledged, so the device sends it again.
+   */
+  async accept(device: string, batch: TelemetryBatch): Promise<AppendResult> {
+    const problem = batchProblem(batch, this.o.clock.now());
+    if (problem) throw refusal(problem);
+    const records = batch.kind === 'metrics' ? metricsRecords(device, batch) : captureRecords(device, batch);
+    let result: AppendResult;
+    try {
+      result = await this.o.archive.append(`${device}/${batch.id}`, records);
+    } catch (err) {
+      if (isEdgemlError(err) && UNSTORABLE.includes(err.code)) throw refusal(err.message, err);
+      throw err;
+    }
+    if (result === 'stored' && batch.kind === 'metrics') this.fleet.add(device, batch);
+    return result;
+  }
+}

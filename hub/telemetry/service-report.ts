@@ -1,0 +1,90 @@
+/**
+ * A service's figures over a time window, per device and for the fleet, from the stored metrics
+ * batches whose interval ends in the window. Counts are exact sums; percentiles come from the
+ * histograms merged bucket by bucket (shared/latency-histogram.ts), so they are known to the
+ * resolution of one bucket.
+ */
+import type { PercentileName, ServiceFigures, ServiceTelemetry } from '../../shared/api/telemetry.js';
+import { emptyHistogram, histogramCount, mergeHistograms, percentile, type LatencyHistogram } from '../../shared/latency-histogram.js';
+import type { MetricsBatch, ServiceIntervalMetrics } from '../../shared/protocol.js';
+import type { TelemetryArchive } from './archive.js';
+
+export interface TimeWindow {
+  /** ms since the epoch; since inclusive, until exclusive. */
+  since: number;
+  until: number;
+}
+
+interface Totals {
+  requests: number;
+  errors: number;
+  rejected: number;
+  queueTimeouts: number;
+  latencyMs: LatencyHistogram;
+}
+
+function emptyTotals(): Totals {
+  return { requests: 0, errors: 0, rejected: 0, queueTimeouts: 0, latencyMs: emptyHistogram() };
+}
+
+function intervalTotals(m: ServiceIntervalMetrics): Totals {
+  return { requests: m.requests, errors: m.responses['5xx'], rejected: m.rejected, queueTimeouts: m.queueTimeouts, latencyMs: m.latencyMs };
+}
+
+function sumTotals(a: Totals, b: Totals): Totals {
+  return {
+    requests: a.requests + b.requests,
+    errors: a.errors + b.errors,
+    rejected: a.rejected + b.rejected,
+    queueTimeouts: a.queueTimeouts + b.queueTimeouts,
+    latencyMs: mergeHistograms(a.latencyMs, b.latencyMs),
+  };
+}
+
+const PERCENTILE_OF: Record<PercentileName, number> = { p50: 50, p95: 95, p99: 99 };
+
+/** Whether the `p`th percentile lies in the open bucket above the last bound. */
+function inOpenBucket(h: LatencyHistogram, p: number): boolean {
+  const total = histogramCount(h);
+  return total > 0 && total - h.counts.at(-1)! < (p / 100) * total;
+}
+
+function figuresOf(t: Totals, seconds: number): ServiceFigures {
+  const pct = (name: PercentileName) => percentile(t.latencyMs, PERCENTILE_OF[name]) ?? null;
+  return {
+    requests: t.requests,
+    errors: t.errors,
+    rejected: t.rejected,
+    queueTimeouts: t.queueTimeouts,
+    requestsPerSecond: seconds > 0 ? t.requests / seconds : 0,
+    errorRate: t.requests > 0 ? t.errors / t.requests : null,
+    p50: pct('p50'),
+    p95: pct('p95'),
+    p99: pct('p99'),
+    atLeast: (Object.keys(PERCENTILE_OF) as PercentileName[]).filter((name) => inOpenBucket(t.latencyMs, PERCENTILE_OF[name])),
+  };
+}
+
+export async function serviceReport(
+  archive: Pick<TelemetryArchive, 'read'>,
+  query: { service: string; device?: string | undefined } & TimeWindow,
+): Promise<ServiceTelemetry> {
+  const byDevice = new Map<string, Totals>();
+  const records = archive.read({ kind: 'metrics', device: query.device, since: new Date(query.since), until: new Date(query.until) });
+  for await (const record of records) {
+    // Stored only after ingest checked them against the protocol and the fleet's histogram bounds.
+    const figures = (record.data as MetricsBatch).services[query.service];
+    if (!figures) continue;
+    byDevice.set(record.device, sumTotals(byDevice.get(record.device) ?? emptyTotals(), intervalTotals(figures)));
+  }
+  const seconds = (query.until - query.since) / 1000;
+  const devices = [...byDevice].sort(([a], [b]) => a.localeCompare(b));
+  const fleet = devices.reduce((sum, [, t]) => sumTotals(sum, t), emptyTotals());
+  return {
+    service: query.service,
+    since: new Date(query.since).toISOString(),
+    until: new Date(query.until).toISOString(),
+    ...figuresOf(fleet, seconds),
+    devices: devices.map(([device, t]) => ({ device, ...figuresOf(t, seconds) })),
+  };
+}

@@ -1,0 +1,134 @@
+/**
+ * Telemetry queries: per-service figures merged from the devices' interval batches, a device's own
+ * metrics, and capture export. The hub validates requests with these schemas and they produce the
+ * OpenAPI document.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { ContainerMetrics, DeviceMetrics, OutboxStatus } from '../protocol.js';
+import { DURATION_PATTERN, parseDuration } from '../duration.js';
+import { NAME_PATTERN, Timestamp } from './common.js';
+import { DeviceId } from './devices.js';
+
+/** `1h` (that long before now) or an ISO date-time; one pattern so a typo is refused with a 400. */
+export const TIME_BOUND_PATTERN = `^(?:${DURATION_PATTERN.slice(1, -1)}|\\d{4}-\\d{2}-\\d{2}T\\S+)$`;
+const TimeBound = (description: string) =>
+  Type.String({ pattern: TIME_BOUND_PATTERN, examples: ['1h', '24h', '2024-05-01T00:00:00Z'], description });
+
+export const DEFAULT_SINCE = '1h';
+
+/**
+ * A time bound as ms since the epoch: a duration counts back from `now`. Undefined for text that is
+ * neither (the schema's pattern lets some impossible dates through, e.g. month 13).
+ */
+export function parseTimeBound(text: string, now: number): number | undefined {
+  if (new RegExp(DURATION_PATTERN).test(text)) return now - parseDuration(text);
+  if (!/^\d{4}-\d{2}-\d{2}T\S+$/.test(text)) return undefined;
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+
+export const TelemetryWindowQuery = Type.Object(
+  {
+    since: Type.String({ ...TimeBound('start of the window (inclusive): a duration back from now, or a date-time'), default: DEFAULT_SINCE }),
+    until: Type.Optional(TimeBound('end of the window (exclusive); default now')),
+  },
+  { additionalProperties: false },
+);
+
+export const ServiceTelemetryQuery = Type.Composite([TelemetryWindowQuery, Type.Object({ device: Type.Optional(DeviceId) })], { additionalProperties: false });
+export type ServiceTelemetryQuery = Static<typeof ServiceTelemetryQuery>;
+
+export const PERCENTILES = ['p50', 'p95', 'p99'] as const;
+export type PercentileName = (typeof PERCENTILES)[number];
+
+const Percentile = (p: number) =>
+  Type.Union([Type.Number({ minimum: 0 }), Type.Null()], { description: `${p}th percentile latency in ms, merged from the histograms (null: no request answered)` });
+
+/** Figures of one service over a window, for one device or the fleet. */
+export const ServiceFigures = Type.Object({
+  requests: Type.Integer({ minimum: 0, description: 'requests that reached the gateway for this service' }),
+  errors: Type.Integer({
+    minimum: 0,
+    description:
+      'answers with a 5xx status: the scoring container’s own 5xx, 502 when it failed, and 503 when no slot freed up within the queue timeout (those are also in queueTimeouts). 4xx answers, 429 included, are not errors.',
+  }),
+  rejected: Type.Integer({ minimum: 0, description: '429 answers: the queue was full' }),
+  queueTimeouts: Type.Integer({ minimum: 0, description: '503 answers: no slot within the queue timeout' }),
+  requestsPerSecond: Type.Number({ minimum: 0, description: 'requests divided by the seconds in the window' }),
+  errorRate: Type.Union([Type.Number({ minimum: 0, maximum: 1 }), Type.Null()], { description: 'errors / requests (null: no requests)' }),
+  p50: Percentile(50),
+  p95: Percentile(95),
+  p99: Percentile(99),
+  atLeast: Type.Array(Type.Unsafe<PercentileName>({ type: 'string', enum: [...PERCENTILES] }), {
+    description: 'percentiles that fell in the open bucket above the last bound: their value is that bound, a lower bound on the truth (shown as "> N ms")',
+  }),
+});
+export type ServiceFigures = Static<typeof ServiceFigures>;
+
+export const ServiceTelemetry = Type.Composite([
+  Type.Object({
+    service: Type.String(),
+    since: Timestamp,
+    until: Timestamp,
+  }),
+  ServiceFigures,
+  Type.Object({
+    devices: Type.Array(Type.Composite([Type.Object({ device: Type.String() }), ServiceFigures]), { description: 'devices that sent figures for the service in the window, by id' }),
+  }),
+]);
+export type ServiceTelemetry = Static<typeof ServiceTelemetry>;
+
+/** At most this many points in a device's series; a longer window keeps the last sample of each slot. */
+export const MAX_SERIES_POINTS = 120;
+
+export const DeviceSeriesPoint = Type.Object({
+  ts: Timestamp,
+  cpuPercent: Type.Union([Type.Number(), Type.Null()]),
+  memoryUsedBytes: Type.Union([Type.Integer(), Type.Null()]),
+  memoryTotalBytes: Type.Union([Type.Integer(), Type.Null()]),
+  diskUsedBytes: Type.Union([Type.Integer(), Type.Null()]),
+  diskTotalBytes: Type.Union([Type.Integer(), Type.Null()]),
+  temperatureC: Type.Union([Type.Number(), Type.Null()]),
+});
+export type DeviceSeriesPoint = Static<typeof DeviceSeriesPoint>;
+
+export const DeviceTelemetry = Type.Object({
+  device: Type.String(),
+  since: Timestamp,
+  until: Timestamp,
+  samples: Type.Integer({ minimum: 0, description: 'metrics batches stored for the device in the window' }),
+  latest: Type.Union(
+    [
+      Type.Object({
+        from: Timestamp,
+        to: Timestamp,
+        device: DeviceMetrics,
+        containers: Type.Array(ContainerMetrics),
+        outbox: OutboxStatus,
+      }),
+      Type.Null(),
+    ],
+    { description: 'the most recent metrics batch in the window (null: none)' },
+  ),
+  series: Type.Array(DeviceSeriesPoint, { maxItems: MAX_SERIES_POINTS, description: `oldest first; at most ${MAX_SERIES_POINTS} points spread over the window` }),
+  invalidMessages: Type.Integer({ minimum: 0, description: 'messages from this device the hub dropped as invalid since it started' }),
+});
+export type DeviceTelemetry = Static<typeof DeviceTelemetry>;
+
+/** `NAME` or `NAME:VERSION`. */
+export const MODEL_FILTER_PATTERN = `^${NAME_PATTERN.slice(1, -1)}(?::[1-9][0-9]{0,8})?$`;
+
+export const CaptureExportQuery = Type.Composite(
+  [
+    TelemetryWindowQuery,
+    Type.Object({
+      device: Type.Optional(DeviceId),
+      model: Type.Optional(Type.String({ pattern: MODEL_FILTER_PATTERN, examples: ['iris', 'iris:3'], description: 'only samples scored by this model (first model of the service), or this version of it' })),
+    }),
+  ],
+  { additionalProperties: false },
+);
+export type CaptureExportQuery = Static<typeof CaptureExportQuery>;
+
+export const NDJSON = 'application/x-ndjson';

@@ -1,0 +1,225 @@
+/**
+ * The hub's telemetry ingest and queries over a fake archive: what a batch becomes in the archive,
+ * what is refused, exact sums and merged percentiles per device and for the fleet, a device's bounded
+ * series, capture export filters, and the running totals for /metrics.
+ */
+import test from 'ava';
+import { pino } from 'pino';
+import type { AppendResult, TelemetryArchive } from '../../hub/telemetry/archive.js';
+import { batchProblem } from '../../hub/telemetry/batch-check.js';
+import { captureLines } from '../../hub/telemetry/capture-export.js';
+import { deviceReport } from '../../hub/telemetry/device-report.js';
+import { TelemetryArchiveCodes, TelemetryArchiveError } from '../../hub/telemetry/errors.js';
+import { TelemetryIngest } from '../../hub/telemetry/ingest.js';
+import type { ArchiveRecord, StoredRecord } from '../../hub/telemetry/records.js';
+import type { ReadQuery } from '../../hub/telemetry/read-plan.js';
+import { serviceReport } from '../../hub/telemetry/service-report.js';
+import { MAX_SERIES_POINTS } from '../../shared/api/telemetry.js';
+import { ErrorCodes } from '../../shared/errors.js';
+import { LATENCY_BOUNDS_MS } from '../../shared/latency-histogram.js';
+import { captureSample, capturesBatch, metricsBatch, serviceInterval } from '../helpers/telemetry-batches.js';
+import { FakeClock } from '../helpers/fake-clock.js';
+
+const NOW = Date.parse('2024-05-01T13:00:00.000Z');
+const silent = pino({ level: 'silent' });
+
+/** Keeps appended records in memory and answers reads like the archive: kind, device, service, time range. */
+class MemoryArchive implements Pick<TelemetryArchive, 'append' | 'read'> {
+  readonly batches = new Map<string, ArchiveRecord[]>();
+  readonly queries: ReadQuery[] = [];
+  fail: Error | undefined;
+
+  async append(batchId: string, records: readonly ArchiveRecord[]): Promise<AppendResult> {
+    if (this.fail) throw this.fail;
+    if (this.batches.has(batchId)) return 'duplicate';
+    this.batches.set(batchId, [...records]);
+    return 'stored';
+  }
+
+  read(query: ReadQuery): AsyncIterable<StoredRecord> {
+    this.queries.push(query);
+    const all = [...this.batches].flatMap(([batch, records]) => records.map((r) => ({ ...r, batch })));
+    const wanted = all.filter(
+      (r) =>
+        r.kind === query.kind &&
+        (query.device === undefined || r.device === query.device) &&
+        (query.service === undefined || (r.kind === 'captures' && r.service === query.service)) &&
+        r.ts >= query.since.getTime() &&
+        (query.until === undefined || r.ts < query.until.getTime()),
+    );
+    return (async function* () {
+      yield* wanted;
+    })();
+  }
+}
+
+function setup() {
+  const archive = new MemoryArchive();
+  const ingest = new TelemetryIngest({ archive, clock: new FakeClock(NOW), logger: silent });
+  return { archive, ingest };
+}
+
+/** A histogram with `counts` in the given buckets (index → count). */
+function latency(buckets: Record<number, number>, sumMs: number) {
+  const counts = new Array<number>(LATENCY_BOUNDS_MS.length + 1).fill(0);
+  for (const [i, n] of Object.entries(buckets)) counts[Number(i)] = n;
+  return { boundsMs: [...LATENCY_BOUNDS_MS], counts, sumMs };
+}
+
+const at = (iso: string) => ({ from: new Date(Date.parse(iso) - 10_000).toISOString(), to: iso });
+
+test('a metrics batch is one record at its interval end, stored under DEVICE/ID', async (t) => {
+  const { archive, ingest } = setup();
+  const batch = metricsBatch({ id: 'm-7' });
+  t.is(await ingest.accept('gw-1', batch), 'stored');
+  t.deepEqual(archive.batches.get('gw-1/m-7'), [{ kind: 'metrics', device: 'gw-1', ts: Date.parse(batch.to), data: batch }]);
+});
+
+test('the same batch id from two devices is two batches; from one device twice, one', async (t) => {
+  const { archive, ingest } = setup();
+  t.is(await ingest.accept('gw-1', metricsBatch({ id: 'same' })), 'stored');
+  t.is(await ingest.accept('gw-2', metricsBatch({ id: 'same' })), 'stored');
+  t.is(await ingest.accept('gw-1', metricsBatch({ id: 'same' })), 'duplicate');
+  t.deepEqual([...archive.batches.keys()], ['gw-1/same', 'gw-2/same']);
+  t.is(ingest.fleet.services().get('iris')?.requests, 4, 'the duplicate is not counted');
+});
+
+test('a captures batch is one record per sample, filed under its first model; a service without a model under none@0', async (t) => {
+  const { archive, ingest } = setup();
+  const two = captureSample({ ts: '2024-05-01T12:00:02.000Z', models: [{ name: 'iris', version: 3 }, { name: 'pre', version: 1 }] });
+  const none = captureSample({ ts: '2024-05-01T12:00:03.000Z', models: [] });
+  await ingest.accept('gw-1', capturesBatch({ id: 'c-9', samples: [two, none] }));
+  t.deepEqual(archive.batches.get('gw-1/c-9'), [
+    { kind: 'captures', device: 'gw-1', service: 'iris', model: 'iris', version: 3, ts: Date.parse(two.ts), data: two },
+    { kind: 'captures', device: 'gw-1', service: 'iris', model: 'none', version: 0, ts: Date.parse(none.ts), data: none },
+  ]);
+});
+
+test('batches the schema allows but the hub cannot use are refused with MESSAGE_INVALID and not stored', async (t) => {
+  const { archive, ingest } = setup();
+  const refused = [
+    metricsBatch({ from: '2024-05-01T12:00:10.000Z', to: '2024-05-01T12:00:00.000Z' }),
+    metricsBatch({ ...at('2024-05-03T12:00:00.000Z') }),
+    metricsBatch({ services: { iris: serviceInterval({ latencyMs: { boundsMs: [1, 2], counts: [0, 0, 0], sumMs: 0 } }) } }),
+    metricsBatch({ services: { iris: serviceInterval({ latencyMs: { boundsMs: [...LATENCY_BOUNDS_MS], counts: [1, 2], sumMs: 0 } }) } }),
+    metricsBatch({ to: '2024-13-45T00:00:00.000Z' }),
+    capturesBatch({ samples: [captureSample({ ts: '2024-06-01T00:00:00.000Z' })] }),
+  ];
+  for (const batch of refused) await t.throwsAsync(ingest.accept('gw-1', batch), { code: ErrorCodes.MESSAGE_INVALID });
+  t.is(archive.batches.size, 0);
+  t.regex(batchProblem(refused[0]!, NOW)!, /from .* is after to/);
+  t.regex(batchProblem(refused[2]!, NOW)!, /bounds \[1, 2\] are not the fleet's/);
+  t.regex(batchProblem(refused[3]!, NOW)!, /2 counts for 11 bounds/);
+});
+
+test("names the archive cannot store are refused as invalid; a write failure is passed on so the batch is not acknowledged", async (t) => {
+  const { archive, ingest } = setup();
+  archive.fail = new TelemetryArchiveError(TelemetryArchiveCodes.NAME_INVALID, 'model name "a/b" cannot be stored');
+  await t.throwsAsync(ingest.accept('gw-1', capturesBatch()), { code: ErrorCodes.MESSAGE_INVALID, message: /a\/b/ });
+  archive.fail = Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+  await t.throwsAsync(ingest.accept('gw-1', metricsBatch()), { message: /EIO/ });
+  t.is(ingest.fleet.services().size, 0, 'nothing counted for a batch that was not stored');
+});
+
+test('service report: exact sums per device and for the fleet, percentiles from the merged histograms', async (t) => {
+  const { archive, ingest } = setup();
+  const iris = (requests: number, ok: number, err5: number, rejected: number, buckets: Record<number, number>, sumMs: number) =>
+    serviceInterval({ requests, responses: { '2xx': ok, '3xx': 0, '4xx': rejected, '5xx': err5 }, rejected, queueTimeouts: err5 > 0 ? 1 : 0, latencyMs: latency(buckets, sumMs) });
+  // gw-1: 100 answers at 0-5 ms; gw-2: 100 at 50-100 ms, in two batches. Merged: p50 at the top of bucket 0, p95 in bucket 4.
+  await ingest.accept('gw-1', metricsBatch({ id: 'a', ...at('2024-05-01T12:10:00.000Z'), services: { iris: iris(102, 100, 2, 0, { 0: 100 }, 300), other: serviceInterval({ requests: 5 }) } }));
+  await ingest.accept('gw-2', metricsBatch({ id: 'b', ...at('2024-05-01T12:20:00.000Z'), services: { iris: iris(60, 50, 0, 10, { 4: 50 }, 3750) } }));
+  await ingest.accept('gw-2', metricsBatch({ id: 'c', ...at('2024-05-01T12:30:00.000Z'), services: { iris: iris(50, 50, 0, 0, { 4: 50 }, 3750) } }));
+  // Outside the window: not counted.
+  await ingest.accept('gw-2', metricsBatch({ id: 'd', ...at('2024-05-01T11:00:00.000Z'), services: { iris: iris(1000, 1000, 0, 0, { 10: 1000 }, 1) } }));
+
+  const since = Date.parse('2024-05-01T12:00:00.000Z');
+  const report = await serviceReport(archive, { service: 'iris', since, until: NOW });
+  t.like(report, { service: 'iris', since: '2024-05-01T12:00:00.000Z', until: '2024-05-01T13:00:00.000Z', requests: 212, errors: 2, rejected: 10, queueTimeouts: 1, atLeast: [] });
+  t.is(report.requestsPerSecond, 212 / 3600);
+  t.is(report.errorRate, 2 / 212);
+  t.is(report.p50, 5, 'rank 100 of 200 is the last answer of the first bucket (0-5 ms)');
+  t.is(report.p95, 50 + (50 * (190 - 100)) / 100, 'linear within bucket (50, 100]');
+  t.is(report.p99, 50 + (50 * (198 - 100)) / 100);
+  t.deepEqual(report.devices.map((d) => [d.device, d.requests, d.errors, d.rejected, d.p50]), [
+    ['gw-1', 102, 2, 0, 2.5],
+    ['gw-2', 110, 0, 10, 75],
+  ]);
+  t.deepEqual(archive.queries.at(-1), { kind: 'metrics', device: undefined, since: new Date(since), until: new Date(NOW) });
+
+  const one = await serviceReport(archive, { service: 'iris', device: 'gw-2', since, until: NOW });
+  t.is(archive.queries.at(-1)?.device, 'gw-2', 'the device filter goes to the archive, which opens only its files');
+  t.like(one, { requests: 110 });
+});
+
+test('service report: no requests means null rates and percentiles; the open bucket is flagged', async (t) => {
+  const { archive, ingest } = setup();
+  const since = Date.parse('2024-05-01T12:00:00.000Z');
+  t.like(await serviceReport(archive, { service: 'iris', since, until: NOW }), { requests: 0, requestsPerSecond: 0, errorRate: null, p50: null, p95: null, p99: null, devices: [] });
+  const slow = serviceInterval({ requests: 20, responses: { '2xx': 20, '3xx': 0, '4xx': 0, '5xx': 0 }, latencyMs: latency({ 0: 19, 11: 1 }, 60_000) });
+  await ingest.accept('gw-1', metricsBatch({ ...at('2024-05-01T12:10:00.000Z'), services: { iris: slow } }));
+  const report = await serviceReport(archive, { service: 'iris', since, until: NOW });
+  t.deepEqual(report.atLeast, ['p99'], 'p99 lies above 10 s: only known to be more');
+  t.is(report.p99, 10_000);
+  t.true(report.p95! <= 5);
+});
+
+test('device report: latest batch by time whatever the read order, and a series bounded to MAX_SERIES_POINTS', async (t) => {
+  const { archive, ingest } = setup();
+  const since = NOW - 3600_000;
+  // One sample a minute for an hour, stored newest first, then twice as many as the series holds.
+  for (let i = 59; i >= 0; i--) {
+    const to = new Date(since + i * 60_000 + 1000).toISOString();
+    await ingest.accept('gw-1', metricsBatch({ id: `m-${i}`, ...at(to), device: { ...metricsBatch().device, cpuPercent: i } }));
+  }
+  const report = await deviceReport(archive, { device: 'gw-1', invalidMessages: 3, since, until: NOW });
+  t.is(report.samples, 60);
+  t.is(report.latest?.device.cpuPercent, 59);
+  t.is(report.series.length, 60);
+  t.deepEqual(report.series.map((p) => p.cpuPercent), [...Array(60).keys()], 'oldest first');
+  t.like(report.series[0], { memoryUsedBytes: 512, memoryTotalBytes: 1024, diskUsedBytes: 10, diskTotalBytes: 100, temperatureC: null });
+  t.is(report.invalidMessages, 3);
+
+  for (let i = 0; i < MAX_SERIES_POINTS * 2; i++) await ingest.accept('gw-2', metricsBatch({ id: `n-${i}`, ...at(new Date(since + i * 15_000 + 500).toISOString()) }));
+  const dense = await deviceReport(archive, { device: 'gw-2', invalidMessages: 0, since, until: NOW });
+  t.is(dense.samples, MAX_SERIES_POINTS * 2);
+  t.is(dense.series.length, MAX_SERIES_POINTS);
+
+  t.like(await deviceReport(archive, { device: 'gw-3', invalidMessages: 0, since, until: NOW }), { samples: 0, latest: null, series: [] });
+});
+
+test('capture export: one line per sample with its device, filtered by model name and version', async (t) => {
+  const { archive, ingest } = setup();
+  await ingest.accept('gw-1', capturesBatch({ id: 'a', samples: [captureSample({ models: [{ name: 'iris', version: 1 }] }), captureSample({ models: [{ name: 'iris', version: 2 }] })] }));
+  await ingest.accept('gw-2', capturesBatch({ id: 'a', samples: [captureSample({ models: [{ name: 'rose', version: 1 }] })] }));
+  const since = NOW - 86_400_000;
+  const lines = async (filter: { model?: string; device?: string }) => {
+    const out: Array<Record<string, unknown>> = [];
+    for await (const line of captureLines(archive, { service: 'iris', since, until: NOW, ...filter })) {
+      t.true(line.endsWith('\n'));
+      out.push(JSON.parse(line) as Record<string, unknown>);
+    }
+    return out;
+  };
+  const all = await lines({});
+  t.is(all.length, 3);
+  t.like(all[0], { ...captureSample(), models: [{ name: 'iris', version: 1 }], device: 'gw-1' });
+  t.is((await lines({ model: 'iris' })).length, 2);
+  t.deepEqual((await lines({ model: 'iris:2' })).map((s) => s.models), [[{ name: 'iris', version: 2 }]]);
+  t.deepEqual((await lines({ device: 'gw-2' })).map((s) => s.device), ['gw-2']);
+});
+
+test('running totals for /metrics: per service since start, and the latest outbox drops of each device', async (t) => {
+  const { ingest } = setup();
+  const s = (requests: number) => serviceInterval({ requests, responses: { '2xx': requests - 1, '3xx': 0, '4xx': 1, '5xx': 0 }, rejected: 1, latencyMs: latency({ 1: requests - 1 }, 7 * (requests - 1)) });
+  const outbox = (metrics: number) => ({ dropped: { metrics, capture: 1 }, queued: { metrics: 0, capture: 0 } });
+  await ingest.accept('gw-1', metricsBatch({ id: '1', ...at('2024-05-01T12:00:20.000Z'), services: { iris: s(10) }, outbox: outbox(5) }));
+  // Older than the one before (a redelivery after a reconnect): its outbox figure is stale.
+  await ingest.accept('gw-1', metricsBatch({ id: '0', ...at('2024-05-01T12:00:10.000Z'), services: { iris: s(4) }, outbox: outbox(2) }));
+  await ingest.accept('gw-2', metricsBatch({ id: '1', ...at('2024-05-01T12:00:10.000Z'), services: { iris: s(6), rose: s(2) }, outbox: outbox(7) }));
+  const iris = ingest.fleet.services().get('iris')!;
+  t.like(iris, { requests: 20, responses: { '2xx': 17, '3xx': 0, '4xx': 3, '5xx': 0 }, rejected: 3, queueTimeouts: 0 });
+  t.is(iris.latencyMs.counts[1], 17);
+  t.is(iris.latencyMs.sumMs, 7 * 17);
+  t.deepEqual([...ingest.fleet.services().keys()], ['iris', 'rose']);
+  t.deepEqual(ingest.fleet.outboxDropped(), { metrics: 12, capture: 2 });
+});
