@@ -55,6 +55,7 @@ install_packages() {
   command -v docker-registry >/dev/null || need+=(registry)
   command -v mosquitto >/dev/null || need+=(mosquitto)
   command -v promtool >/dev/null || need+=(promtool)
+  command -v nginx >/dev/null || need+=(nginx)
   command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
   command -v update-binfmts >/dev/null || need+=(binfmt)
   if [ ${#need[@]} -eq 0 ]; then log "packages already installed"; return; fi
@@ -97,7 +98,7 @@ PIN
   [ -z "$extra" ] || die "installing Docker from trixie would also take from trixie: $(echo $extra); refusing"
   "${apt_install[@]}" "${from_trixie[@]/%//trixie}" >/dev/null
   "${apt_install[@]}" qemu-user-static binfmt-support docker-registry mosquitto mmdebstrap \
-    iproute2 procps ca-certificates curl openssl >/dev/null
+    nginx-light iproute2 procps ca-certificates curl openssl >/dev/null
   log "packages installed: $(dockerd --version)"
 }
 
