@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on one machine: a hub and one enrolled agent on loopback, the device seen online at
 # the hub, and the example model registered, built into a multi-arch scoring image, deployed to the
-# device and scored through its gateway.
+# device and scored through its gateway; the hub then shows the service's telemetry and the captured
+# request.
 # Needs the rig (Docker, buildx, QEMU, the registry and the base images: scripts/rig/setup.sh).
 # Runs until Ctrl-C; with --check it shows the result and stops everything (used by the tests).
 # Listen addresses follow the usual config (EDGEML_HUB_HTTP, EDGEML_HUB_MQTT; port 0 = any free port).
@@ -98,8 +99,10 @@ BUILD=$(bin/edgeml image list --manifest iris-scorer --status succeeded --json |
 SERVICE_KEY_FILE="$WORK/iris.key"
 if bin/edgeml service show iris >/dev/null 2>&1; then
   bin/edgeml service update iris --build "$BUILD" >/dev/null 2>&1 || true # already on this build
+  bin/edgeml service capture iris --rate 1 >/dev/null
 else
-  (umask 077 && bin/edgeml deploy iris --build "$BUILD" --target site=demo --json |
+  # Capture rate 1: every request and its answer go to the hub, for the demo (the default is off).
+  (umask 077 && bin/edgeml deploy iris --build "$BUILD" --target site=demo --capture-rate 1 --json |
     node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).key))' >"$SERVICE_KEY_FILE")
 fi
 GATEWAY=
@@ -121,8 +124,23 @@ ANSWER=$(node -e '
 echo "service iris on $DEVICE: key in $SERVICE_KEY_FILE"
 echo "POST $GATEWAY/v1/services/iris/score $SAMPLE -> $ANSWER"
 
+# Telemetry: the agent sends its gateway's counts to the hub every interval (10 s by default), and
+# the captured requests with their answers.
+json_field() { node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s)[process.argv[1]]))' "$1"; }
+REQUESTS=0
+for _ in $(seq 1 60); do
+  REQUESTS=$(bin/edgeml telemetry iris --json | json_field requests)
+  [ "$REQUESTS" -ge 1 ] && break
+  sleep 1
+done
+bin/edgeml telemetry iris
+SAMPLES=$(bin/edgeml capture export iris --since 1h --out "$WORK/iris-captures.jsonl" --json | json_field samples)
+echo "captured requests: $SAMPLES in $WORK/iris-captures.jsonl"
+
 if [ "$CHECK" = 1 ]; then
   get "http://$HTTP/api/v1/devices/$DEVICE" | grep -q '"status":"online"' || { echo "quickstart: device not online" >&2; exit 1; }
+  [ "$REQUESTS" -ge 1 ] || { echo "quickstart: the hub shows no requests for iris" >&2; exit 1; }
+  [ "$SAMPLES" -ge 1 ] || { echo "quickstart: no captured request reached the hub" >&2; exit 1; }
   echo "$ANSWER" | grep -q '"label":"setosa"' || { echo "quickstart: the sample did not score as setosa" >&2; exit 1; }
   echo "quickstart: ok"
   exit 0

@@ -47,6 +47,8 @@ export class TelemetrySender {
   #again = false;
   #closed = false;
   #retryTimer: unknown = null;
+  /** Aborted by close: nothing waits out a publish deadline then. */
+  readonly #stop = new AbortController();
   #failures = 0;
   #undeliverable = 0;
   readonly #maxInFlight: number;
@@ -106,6 +108,7 @@ export class TelemetrySender {
    */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#stop.abort();
     this.o.clock.clearTimeout(this.#retryTimer);
     await this.#pass;
   }
@@ -139,8 +142,10 @@ export class TelemetrySender {
   private async deliver(link: TelemetryLink, batch: Batch, message: TelemetryBatch): Promise<void> {
     const published = link.publish('telemetry', message);
     try {
-      await withDeadline(published, this.#publishTimeoutMs, this.o.clock, 'telemetry publish');
+      await withDeadline(published, this.#publishTimeoutMs, this.o.clock, 'telemetry publish', this.#stop.signal);
     } catch (err) {
+      // Shutting down: the batch stays queued for the next start.
+      if (this.#closed) return;
       this.o.logger.warn({ id: batch.id, lane: batch.lane, err: (err as Error).message }, 'telemetry batch not acknowledged; it stays queued and goes again');
       // mqtt.js keeps the publish and resends it after a reconnect: a late PUBACK still settles the batch.
       published.then(() => this.ack(batch.id), () => undefined);
