@@ -38,7 +38,7 @@ import { lockDataDir } from './store/data-dir-lock.js';
 import { openLowdbStore } from './store/lowdb-store.js';
 import type { HubStore } from './store/store.js';
 import { TelemetryArchive } from './telemetry/archive.js';
-import { TelemetryIngest } from './telemetry/ingest.js';
+import { TelemetryIngest, type ServicesOf } from './telemetry/ingest.js';
 import { startTelemetryJobs } from './telemetry/jobs.js';
 
 export interface RunningHub {
@@ -112,14 +112,14 @@ async function startImageBuilder(config: Readonly<HubConfig>, dataDir: string, s
 }
 
 /** The telemetry archive in the user's storage directory, with its retention and compaction jobs. */
-async function startTelemetry(config: Readonly<HubConfig>, dataDir: string, parts: ShutdownStack, logger: Logger) {
+async function startTelemetry(config: Readonly<HubConfig>, dataDir: string, parts: ShutdownStack, servicesOf: ServicesOf, logger: Logger) {
   const dir = resolve(config.telemetryDir ?? join(dataDir, 'telemetry'));
   const archive = await TelemetryArchive.open(dir, { clock: systemClock, logger });
   parts.push(() => archive.close());
   const jobs = startTelemetryJobs({ archive, retentionDays: retentionDays(config), clock: systemClock, logger });
   parts.push(() => jobs.stop());
   logger.info({ dir, retention: config.telemetryRetention }, 'telemetry archive open');
-  return { archive, ingest: new TelemetryIngest({ archive, clock: systemClock, logger }) };
+  return { archive, ingest: new TelemetryIngest({ archive, servicesOf, clock: systemClock, logger }) };
 }
 
 export async function startHub(config: Readonly<HubConfig>, logger: Logger): Promise<RunningHub> {
@@ -150,7 +150,9 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     const devices = await DeviceDirectory.load(store.devices, systemClock, logger.child({ component: 'devices' }));
     parts.push(() => devices.close());
     // Before the broker, so that at shutdown the broker stops taking batches before the archive closes.
-    const telemetry = await startTelemetry(config, dataDir, parts, logger.child({ component: 'telemetry' }));
+    // What a device may send figures about: what it should run, and what it says it runs.
+    const servicesOf: ServicesOf = (id) => new Set([...(desired.get(id)?.services.map((s) => s.name) ?? []), ...devices.reportedServices(id)]);
+    const telemetry = await startTelemetry(config, dataDir, parts, servicesOf, logger.child({ component: 'telemetry' }));
     const broker = await startBroker({ listen: mqttListen, auth: deviceBrokerAuth(devices), tls, logger: logger.child({ component: 'broker' }) });
     parts.push(() => broker.close());
     logger.info({ epoch: await store.desired.renewEpoch() }, 'a new epoch for desired states');

@@ -95,7 +95,7 @@ export const CaptureSettings = Type.Object(
     rate: Type.Number({ minimum: 0, maximum: 1 }),
     /** Bodies above this are cut and marked `truncated`. */
     maxBodyBytes: Type.Integer({ minimum: 1, maximum: MAX_CAPTURE_BODY_BYTES }),
-    /** JSON field names replaced by "[redacted]" at any depth, in requests and responses, on the device. */
+    /** JSON field names (in any letter case) replaced by "[redacted]" at any depth, in requests and responses, on the device. */
     redact: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 64 }),
   },
   { additionalProperties: false },

@@ -31,7 +31,7 @@ export function capturedBody(body: KeptBody, settings: CaptureSettings): Capture
   const { kept, bytes } = body;
   if (bytes === 0) return { text: '', bytes, truncated: false };
   const complete = kept.length === bytes;
-  const json = complete ? redactedJson(kept, new Set(settings.redact)) : undefined;
+  const json = complete ? redactedJson(kept, new Set(settings.redact.map((name) => name.toLowerCase()))) : undefined;
   if (json !== undefined) {
     const serialized = Buffer.from(json.text);
     if (serialized.length <= settings.maxBodyBytes) return { json: json.value, bytes, truncated: false };
@@ -53,10 +53,11 @@ function redactedJson(body: Buffer, names: ReadonlySet<string>): { value: unknow
   }
 }
 
+/** `names` in lower case: `Password` and `PASSWORD` are the field a deployment called `password`. */
 function redact(value: unknown, names: ReadonlySet<string>): unknown {
   if (Array.isArray(value)) return value.map((v) => redact(v, names));
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, names.has(k) ? REDACTED : redact(v, names)]));
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, names.has(k.toLowerCase()) ? REDACTED : redact(v, names)]));
 }
 
 /** The longest prefix of `bytes` that ends on a character boundary within `max`. */

@@ -156,7 +156,8 @@ export class GatewayMetrics implements MetricsSource {
       finish: (outcome) => {
         if (finished) return;
         finished = true;
-        const ms = this.clock.now() - arrived;
+        // Never negative: a clock stepped back mid-request would make the interval's batch invalid.
+        const ms = Math.max(0, this.clock.now() - arrived);
         this.#update(service, (c) => count(c, outcome, ms));
       },
     };

@@ -138,18 +138,26 @@ export class TelemetrySender {
     });
   }
 
-  /** Resolves once the batch is acked, or given up on for now; never rejects. */
+  /**
+   * Resolves once the batch is acked, or its publish failed (it goes again after the backoff);
+   * never rejects. A publish past its deadline is still mqtt.js' (it resends it after a reconnect):
+   * it keeps its slot until it settles, so the same batch is never published twice at once and
+   * copies cannot pile up in mqtt.js' store while the hub is slow.
+   */
   private async deliver(link: TelemetryLink, batch: Batch, message: TelemetryBatch): Promise<void> {
     const published = link.publish('telemetry', message);
+    const settled = published.then(
+      () => true,
+      () => false,
+    );
     try {
       await withDeadline(published, this.#publishTimeoutMs, this.o.clock, 'telemetry publish', this.#stop.signal);
     } catch (err) {
       // Shutting down: the batch stays queued for the next start.
       if (this.#closed) return;
-      this.o.logger.warn({ id: batch.id, lane: batch.lane, err: (err as Error).message }, 'telemetry batch not acknowledged; it stays queued and goes again');
-      // mqtt.js keeps the publish and resends it after a reconnect: a late PUBACK still settles the batch.
-      published.then(() => this.ack(batch.id), () => undefined);
+      this.o.logger.warn({ id: batch.id, lane: batch.lane, err: (err as Error).message }, 'telemetry batch not acknowledged yet; it stays queued');
       this.retryLater();
+      if (await settled) await this.ack(batch.id);
       return;
     }
     this.#failures = 0;

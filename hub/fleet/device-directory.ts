@@ -215,6 +215,11 @@ export class DeviceDirectory {
     return this.view(this.record(id));
   }
 
+  /** The names of the services a device last reported (none for a device unknown or silent). */
+  reportedServices(id: string): string[] {
+    return this.#devices.get(id)?.observed.reported?.services.map((s) => s.name) ?? [];
+  }
+
   list(filter: { labels?: Record<string, string>; status?: DeviceStatus } = {}): Device[] {
     return [...this.#devices.values()]
       .filter((r) => !filter.labels || matchesLabels(r.labels, filter.labels))

@@ -38,7 +38,8 @@ const tags = ['telemetry'];
 function windowOf(query: { since: string; until?: string | undefined }, now: number): TimeWindow {
   const bound = (name: string, text: string) => {
     const ms = parseTimeBound(text, now);
-    if (ms === undefined) throw new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, `${name} ${JSON.stringify(text)} is not a duration (1h) or a date-time`, { httpStatus: 400 });
+    // Beyond ±8.64e15 ms a Date is invalid: `since=99999999999d` is a bad request, not a crash.
+    if (ms === undefined || Math.abs(ms) > 8.64e15) throw new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, `${name} ${JSON.stringify(text)} is not a duration (1h) or a date-time`, { httpStatus: 400 });
     return ms;
   };
   const window = { since: bound('since', query.since), until: query.until === undefined ? now : bound('until', query.until) };
@@ -76,13 +77,16 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<TelemetryRoutesOptions> 
     },
     async (req) => {
       const { id } = o.devices.get(req.params.id);
-      return deviceReport(o.archive, { device: id, invalidMessages: o.invalidByDevice()[id] ?? 0, ...windowOf(req.query, o.clock.now()) });
+      const invalid = o.invalidByDevice();
+      // hasOwn: a device may be called `constructor`.
+      return deviceReport(o.archive, { device: id, invalidMessages: Object.hasOwn(invalid, id) ? invalid[id]! : 0, ...windowOf(req.query, o.clock.now()) });
     },
   );
   app.get(
     '/api/v1/captures/:service',
     {
-      config: { scope: 'read' },
+      // Not `read`: captures are users' inputs and answers, and a read key sits in dashboards' scrape configs.
+      config: { scope: 'deploy' },
       schema: {
         summary: 'Export captured requests and answers of a service, one JSON sample per line (NDJSON), for retraining',
         description: 'Each line is a captured sample with the `device` that sent it. Samples come day by day, not sorted within a day.',

@@ -6,8 +6,8 @@
  * `append` resolves once the batch is durable, so the caller can acknowledge it to the device only
  * then: a crash before that loses nothing the device still holds, and the redelivery that follows
  * is stored once. Seen batch ids are kept for the last `dedupDays` days (of hub time) and rebuilt
- * from the journal on open; memory grows with the batches received in that window (about 60 bytes
- * per id), and a redelivery later than that is stored again.
+ * from the journal on open, as runs of numbered ids (id-set.ts): a few numbers per agent process
+ * and day rather than a string per batch. A redelivery later than that is stored again.
  */
 import { mkdir, open, readdir, stat, truncate } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -19,6 +19,7 @@ import { encodeEntry, scanJournal, type JournalEntry } from './journal.js';
 import { readJsonLines, type SkipReason } from './jsonl.js';
 import { applyRetention } from './retention.js';
 import { compactDir } from './compaction.js';
+import { BatchIdSet } from './id-set.js';
 import { DAY_MS, dayOf, isSegment, JOURNAL_ROOT, journalFile, KIND_ROOTS, parseDay } from './layout.js';
 import { checkBatchId, placeRecord, type ArchiveRecord, type StoredRecord } from './records.js';
 import { planRead, type ReadQuery } from './read-plan.js';
@@ -67,7 +68,7 @@ export class TelemetryArchive {
   readonly #fsyncEveryMs: number;
   readonly #dedupDays: number;
   /** Batch ids by the (hub) day they were committed. */
-  readonly #seen = new Map<string, Set<string>>();
+  readonly #seen = new Map<string, BatchIdSet>();
   /** Batches buffered or being written, by id: a redelivery meanwhile waits for the first copy. */
   readonly #inFlight = new Map<string, Promise<void>>();
   /**
@@ -76,6 +77,10 @@ export class TelemetryArchive {
    */
   readonly #committed = new Map<string, number>();
   #buffer: PendingBatch[] = [];
+  /** Reads under way, who waits for there to be none, and a compaction under way (see `compact`). */
+  #readers = 0;
+  #idle: Array<() => void> = [];
+  #compaction: Promise<unknown> | null = null;
   #timer: unknown = undefined;
   #chain: Promise<void> = Promise.resolve();
   #closed = false;
@@ -150,7 +155,17 @@ export class TelemetryArchive {
    * file there, and the next run compacts that one too.
    */
   compact(before: Date): Promise<CompactionResult> {
-    return this.#betweenWrites(() => this.#compactOnce(dayOf(before.getTime())));
+    return this.#betweenWrites(async () => {
+      // Compaction renames files a read may not have opened yet: it waits for the reads under way,
+      // and reads that start meanwhile wait for it, so none misses a file.
+      const run = this.#noReaders().then(() => this.#compactOnce(dayOf(before.getTime())));
+      this.#compaction = run;
+      try {
+        return await run;
+      } finally {
+        this.#compaction = null;
+      }
+    });
   }
 
   /**
@@ -178,14 +193,35 @@ export class TelemetryArchive {
       this.#logger.warn({ file, reason }, 'telemetry archive: skipped a damaged line');
     };
     const committed = this.#committed;
+    const enter = () => this.#enterRead();
+    const leave = () => this.#leaveRead();
     return (async function* () {
-      for await (const file of plan.files()) {
-        for await (const value of readJsonLines(join(plan.dir, file), { length: committed.get(file), onSkip: onSkip(file) })) {
-          const record = plan.accept(value);
-          if (record) yield record;
+      await enter();
+      try {
+        for await (const file of plan.files()) {
+          for await (const value of readJsonLines(join(plan.dir, file), { length: committed.get(file), onSkip: onSkip(file) })) {
+            const record = plan.accept(value);
+            if (record) yield record;
+          }
         }
+      } finally {
+        leave();
       }
     })();
+  }
+
+  async #enterRead(): Promise<void> {
+    while (this.#compaction) await this.#compaction.catch(() => {});
+    this.#readers += 1;
+  }
+
+  #leaveRead(): void {
+    this.#readers -= 1;
+    if (this.#readers === 0) for (const wake of this.#idle.splice(0)) wake();
+  }
+
+  async #noReaders(): Promise<void> {
+    while (this.#readers > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
   }
 
   #betweenWrites<T>(op: () => Promise<T>): Promise<T> {
@@ -258,7 +294,11 @@ export class TelemetryArchive {
     for (const day of days) {
       if (day !== latest && !this.#inWindow(day, today)) continue;
       const scan = await scanJournal(this.#abs(journalFile(day)));
-      if (this.#inWindow(day, today)) this.#seen.set(day, new Set(scan.ids));
+      if (this.#inWindow(day, today)) {
+        const ids = new BatchIdSet();
+        for (const id of scan.ids) ids.add(id);
+        this.#seen.set(day, ids);
+      }
       // Only the last journal written can end in an unfinished flush: flushes run one at a time.
       if (day === latest) await this.#finishInterrupted(day, scan.completeBytes, scan.last);
     }
@@ -371,7 +411,7 @@ export class TelemetryArchive {
     for (const [file, lines] of byFile) this.#committed.set(file, sizes[file]! + lines.reduce((n, line) => n + Buffer.byteLength(line), 0));
     let ids = this.#seen.get(day);
     if (!ids) {
-      this.#seen.set(day, (ids = new Set()));
+      this.#seen.set(day, (ids = new BatchIdSet()));
       this.#forgetOldDays();
     }
     for (const batch of batches) {

@@ -23,7 +23,8 @@ function sameBounds(bounds: readonly number[]): boolean {
 function metricsProblem(batch: MetricsBatch, now: number): string | undefined {
   const time = timeProblem('from', batch.from, now) ?? timeProblem('to', batch.to, now);
   if (time) return time;
-  if (Date.parse(batch.from) > Date.parse(batch.to)) return `from ${batch.from} is after to ${batch.to}`;
+  // `from` after `to` is not refused: a device clock stepped back (NTP) does that, and the counts
+  // are still real. Refusing would lose them, since a refused batch is acknowledged and dropped.
   for (const [service, figures] of Object.entries(batch.services)) {
     const h = figures.latencyMs;
     if (!sameBounds(h.boundsMs)) return `services.${service}.latencyMs: bounds [${h.boundsMs.join(', ')}] are not the fleet's [${LATENCY_BOUNDS_MS.join(', ')}] ms`;

@@ -14,7 +14,7 @@
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, readdir, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { fsyncDir } from '../../shared/durable-file.js';
@@ -91,6 +91,8 @@ async function gzipDurably(source: string, target: string): Promise<void> {
     await handle.close();
   }
   await rename(temp, target);
+  // Durable before the plain copy goes: a filesystem that reorders metadata must not keep the unlink and lose the rename.
+  await fsyncDir(dirname(target));
 }
 
 export interface CompactedDir {

@@ -20,6 +20,20 @@ import type { ArchiveRecord } from './records.js';
 /** Captures of a service without a model are filed under this name and version (real versions start at 1). */
 export const NO_MODEL = { name: 'none', version: 0 } as const;
 
+/** Which services a device may report on: a device adds nothing to another service's figures or captures. */
+export type ServicesOf = (device: string) => ReadonlySet<string>;
+
+/** The batch without what concerns other services, and how many services' figures or samples were left out. */
+function ownPart(batch: TelemetryBatch, own: ReadonlySet<string>): { kept: TelemetryBatch; leftOut: number } {
+  if (batch.kind === 'captures') {
+    const samples = batch.samples.filter((s) => own.has(s.service));
+    return { kept: { ...batch, samples }, leftOut: batch.samples.length - samples.length };
+  }
+  const services = Object.entries(batch.services).filter(([name]) => own.has(name));
+  const kept = { ...batch, services: Object.fromEntries(services), containers: batch.containers.filter((c) => own.has(c.service)) };
+  return { kept, leftOut: Object.keys(batch.services).length - services.length };
+}
+
 function metricsRecords(device: string, batch: MetricsBatch): ArchiveRecord[] {
   return [{ kind: 'metrics', device, ts: Date.parse(batch.to), data: batch }];
 }
@@ -42,7 +56,7 @@ export class TelemetryIngest {
   /** Stored and duplicate batches are counted by the archive, refused ones by the inbox. */
   readonly fleet: FleetCounters;
 
-  constructor(private readonly o: { archive: Pick<TelemetryArchive, 'append'>; clock: Clock; logger: Logger }) {
+  constructor(private readonly o: { archive: Pick<TelemetryArchive, 'append'>; servicesOf: ServicesOf; clock: Clock; logger: Logger }) {
     this.fleet = new FleetCounters(o.logger);
   }
 
@@ -54,7 +68,12 @@ export class TelemetryIngest {
   async accept(device: string, batch: TelemetryBatch): Promise<AppendResult> {
     const problem = batchProblem(batch, this.o.clock.now());
     if (problem) throw refusal(problem);
-    const records = batch.kind === 'metrics' ? metricsRecords(device, batch) : captureRecords(device, batch);
+    // Figures of services the device neither should run nor reports are left out (a removed
+    // service's last batch, or a device making things up): counted, not refused, so the rest is kept.
+    const { kept, leftOut } = ownPart(batch, this.o.servicesOf(device));
+    if (leftOut > 0) this.o.logger.warn({ deviceId: device, batch: batch.id, leftOut }, 'telemetry about services the device does not run was left out');
+    if (kept.kind === 'captures' && kept.samples.length === 0) return 'stored';
+    const records = kept.kind === 'metrics' ? metricsRecords(device, kept) : captureRecords(device, kept);
     let result: AppendResult;
     try {
       result = await this.o.archive.append(`${device}/${batch.id}`, records);
@@ -62,7 +81,7 @@ export class TelemetryIngest {
       if (isEdgemlError(err) && UNSTORABLE.includes(err.code)) throw refusal(err.message, err);
       throw err;
     }
-    if (result === 'stored' && batch.kind === 'metrics') this.fleet.add(device, batch);
+    if (result === 'stored' && kept.kind === 'metrics') this.fleet.add(device, kept);
     return result;
   }
 }

@@ -73,7 +73,9 @@ export async function serviceReport(
   const records = archive.read({ kind: 'metrics', device: query.device, since: new Date(query.since), until: new Date(query.until) });
   for await (const record of records) {
     // Stored only after ingest checked them against the protocol and the fleet's histogram bounds.
-    const figures = (record.data as MetricsBatch).services[query.service];
+    const { services } = record.data as MetricsBatch;
+    // hasOwn: `constructor` is a valid service name and must not find Object's.
+    const figures = Object.hasOwn(services, query.service) ? services[query.service] : undefined;
     if (!figures) continue;
     byDevice.set(record.device, sumTotals(byDevice.get(record.device) ?? emptyTotals(), intervalTotals(figures)));
   }

@@ -12,17 +12,24 @@ import test, { type ExecutionContext } from 'ava';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { DeviceTelemetry, ServiceTelemetry } from '../../shared/api/telemetry.js';
 import { LATENCY_BOUNDS_MS } from '../../shared/latency-histogram.js';
-import type { MetricsBatch } from '../../shared/protocol.js';
+import type { MetricsBatch, ReportedState } from '../../shared/protocol.js';
 import { deviceTopic } from '../../shared/topics.js';
 import { cliFor, jsonOf } from '../helpers/cli.js';
 import { startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js';
-import { api, enrollDevice } from '../helpers/hub-api.js';
+import { api, deviceOf, enrollDevice } from '../helpers/hub-api.js';
 import { captureSample, capturesBatch, metricsBatch, serviceInterval } from '../helpers/telemetry-batches.js';
 import { waitFor } from '../helpers/wait.js';
 
+/**
+ * A device as a bare MQTT client that reports running `iris` (the hub takes figures only about
+ * services a device runs) and waits until the hub has that report.
+ */
 async function device(t: ExecutionContext, hub: HubProcess, id: string, token?: string): Promise<MqttClient> {
   const client = await mqtt.connectAsync(`mqtt://${hub.mqtt}`, { clientId: id, username: id, password: token ?? (await enrollDevice(hub, id)), reconnectPeriod: 200, connectTimeout: 5000 });
   t.teardown(() => client.endAsync(true));
+  const reported: ReportedState = { v: 1, observedGeneration: 0, phase: 'converged', services: [{ name: 'iris', revision: 1, image: 'img', phase: 'running', servingRevision: 1, progress: null, error: null }] };
+  await client.publishAsync(deviceTopic(id, 'reported'), JSON.stringify(reported), { qos: 1 });
+  await waitFor(`the hub to have ${id}'s report`, async () => (await deviceOf(hub, id)).services.some((s) => s.name === 'iris'), 10_000);
   return client;
 }
 
@@ -63,11 +70,10 @@ test('ingest, queries, /metrics and the CLI against a real hub and real MQTT cli
   await publish(a, 'gw-a', irisBatch('m-1', 10, 1));
   await publish(a, 'gw-a', irisBatch('m-2', 20, 0));
   await publish(b, 'gw-b', irisBatch('m-1', 5, 0));
-  // Malformed from gw-b: not JSON, not the schema, and schema-valid but unusable (from after to).
+  // Malformed from gw-b: not JSON, not the schema, and schema-valid but unusable (from days ahead).
   await publish(b, 'gw-b', 'not json');
   await publish(b, 'gw-b', { ...irisBatch('m-x', 1, 0), v: 2 });
-  const backwards = irisBatch('m-y', 1, 0);
-  await publish(b, 'gw-b', { ...backwards, from: backwards.to, to: backwards.from });
+  await publish(b, 'gw-b', irisBatch('m-y', 1, 0, -3 * 86_400_000));
   // …while gw-a's keep being stored, and gw-b's next valid batch too.
   await publish(a, 'gw-a', irisBatch('m-3', 30, 2));
   await publish(b, 'gw-b', irisBatch('m-2', 7, 0));
@@ -87,9 +93,13 @@ test('ingest, queries, /metrics and the CLI against a real hub and real MQTT cli
   t.is((await api(hub, 'GET', '/api/v1/telemetry/devices/nope', { key: hub.adminKey })).status, 404);
   t.is((await api(hub, 'GET', '/api/v1/telemetry/services/iris?since=yesterday', { key: hub.adminKey })).status, 400);
 
-  // /metrics: a read key, the 0.0.4 content type, and a document promtool accepts.
+  // /metrics: a read key, the 0.0.4 content type, and a document promtool accepts. The same read
+  // key (a dashboard's) cannot export captures: those are users' data.
   t.is((await api(hub, 'GET', '/metrics')).status, 401);
-  const scrape = await fetch(`${hub.url}/metrics`, { headers: { authorization: `Bearer ${hub.adminKey}` } });
+  const readKey = (await api<{ key: string }>(hub, 'POST', '/api/v1/apikeys', { key: hub.adminKey, json: { name: 'prometheus', scope: 'read' } })).body.key;
+  t.is((await api(hub, 'GET', '/api/v1/captures/iris?since=1h', { key: readKey })).status, 403);
+  t.is((await api(hub, 'GET', '/api/v1/telemetry/services/iris?since=99999999999d', { key: readKey })).status, 400);
+  const scrape = await fetch(`${hub.url}/metrics`, { headers: { authorization: `Bearer ${readKey}` } });
   t.is(scrape.status, 200);
   t.regex(scrape.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
   const metrics = await scrape.text();

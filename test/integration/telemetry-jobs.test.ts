@@ -118,3 +118,26 @@ test('the jobs: retention runs at start and removes only days past the limit; co
   await jobs.stop();
   t.throws(() => startTelemetryJobs({ archive, retentionDays: 4, clock, logger, schedule: { retention: 'every day' } }), { instanceOf: RangeError, message: /retention schedule/ });
 });
+
+test('a read under way when compaction starts sees every record: compaction waits for it, and later reads wait for compaction', async (t) => {
+  const dir = await tempDir(t);
+  const archive = await openArchive(t, dir);
+  for (const [i, device] of ['dev-1', 'dev-2', 'dev-3'].entries()) {
+    await archive.append(`b${i}`, [metrics(device, '2024-04-29', i), metrics(device, '2024-04-30', i + 10), metrics(device, '2024-05-01', i + 20)]);
+  }
+  const reading = archive.read({ kind: 'metrics', since })[Symbol.asyncIterator]();
+  const first = await reading.next();
+  let compacted = false;
+  const compaction = archive.compact(new Date('2024-05-02T00:00:00Z')).then((r) => {
+    compacted = true;
+    return r;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.false(compacted, 'compaction waits for the read');
+  const rest: StoredRecord[] = [];
+  for (let r = await reading.next(); !r.done; r = await reading.next()) rest.push(r.value);
+  t.is([first.value as StoredRecord, ...rest].length, 9, 'the read saw every record');
+  const later = collect(archive.read({ kind: 'metrics', since }));
+  t.deepEqual((await compaction).files, 9);
+  t.is((await later).length, 9, 'a read started during compaction saw every record too');
+});

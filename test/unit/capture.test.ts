@@ -34,13 +34,17 @@ test('named fields are redacted at any depth, in arrays too, whatever their valu
     user: { name: 'ann', ssn: '123', history: [{ ssn: '456', kept: 1 }, [{ password: { nested: true } }]] },
     list: [null, 'ssn', 3],
     ssnx: 'not named',
+    Password: 'case does not matter',
+    SSN: 'nor here',
   };
-  const captured = capturedBody(whole(JSON.stringify(body)), settings({ redact: ['password', 'ssn'] }));
+  const captured = capturedBody(whole(JSON.stringify(body)), settings({ redact: ['password', 'Ssn'] }));
   t.deepEqual(captured.json, {
     password: REDACTED,
     user: { name: 'ann', ssn: REDACTED, history: [{ ssn: REDACTED, kept: 1 }, [{ password: REDACTED }]] },
     list: [null, 'ssn', 3],
     ssnx: 'not named',
+    Password: REDACTED,
+    SSN: REDACTED,
   });
   t.false(captured.truncated);
   t.false(JSON.stringify(captured).includes('hunter2'));

@@ -106,3 +106,14 @@ test('an interval leaves out idle services but keeps one with requests in flight
   t.like(metrics.takeInterval().services, { slow: { requests: 0, inFlight: 1, queued: 2 } });
   t.deepEqual(Object.keys(metrics.snapshot().services), ['gone', 'slow'], 'the totals keep every service');
 });
+
+test('a clock stepped back during a request counts it as 0 ms, never negative (the batch would be invalid)', (t) => {
+  const clock = new FakeClock(10_000);
+  const metrics = new GatewayMetrics(clock, idle);
+  const exchange = metrics.start('iris');
+  clock.ms -= 2_000;
+  exchange.finish({ kind: 'answered', status: 200 });
+  const h = metrics.takeInterval().services.iris!.latencyMs;
+  t.is(h.sumMs, 0);
+  t.is(h.counts[0], 1);
+});
