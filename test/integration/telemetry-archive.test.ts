@@ -3,40 +3,16 @@
  * layout, reads by device/service/time, at-most-once batches across reopen and a crash mid-write,
  * damaged lines, unsafe names, and retention.
  */
-import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import test, { type ExecutionContext } from 'ava';
-import { pino } from 'pino';
-import type { Clock } from '../../shared/clock.js';
+import test from 'ava';
 import { TelemetryArchive } from '../../hub/telemetry/archive.js';
 import { TelemetryArchiveCodes, TelemetryArchiveError } from '../../hub/telemetry/errors.js';
-import type { ArchiveRecord, CaptureRecord, StoredRecord } from '../../hub/telemetry/records.js';
+import type { ArchiveRecord, CaptureRecord } from '../../hub/telemetry/records.js';
 import { applyRetention, expiredDays } from '../../hub/telemetry/retention.js';
+import { archiveClock, archiveDir, archiveLogger, ARCHIVE_NOW, collect, openArchive } from '../helpers/telemetry-archive.js';
 
-const logger = pino({ level: 'silent' });
-const NOW = Date.parse('2024-05-03T12:00:00Z');
-/** The hub's time stands still (it picks the journal's day); timers are real so batched fsyncs happen. */
-const clock: Clock = { now: () => NOW, setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
 const at = (iso: string): number => Date.parse(iso);
-
-async function tempDir(t: ExecutionContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'edgeml-telemetry-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function openArchive(t: ExecutionContext, dir: string): Promise<TelemetryArchive> {
-  const archive = await TelemetryArchive.open(dir, { clock, logger, fsyncEveryMs: 5 });
-  t.teardown(() => archive.close());
-  return archive;
-}
-
-async function collect(records: AsyncIterable<StoredRecord>): Promise<StoredRecord[]> {
-  const out: StoredRecord[] = [];
-  for await (const record of records) out.push(record);
-  return out;
-}
 
 const metrics = (device: string, iso: string, requests = 1): ArchiveRecord => ({ kind: 'metrics', device, ts: at(iso), data: { requests } });
 const capture = (device: string, service: string, version: number, iso: string): CaptureRecord => ({
@@ -50,7 +26,7 @@ const capture = (device: string, service: string, version: number, iso: string):
 });
 
 test('records land in daily files per device and per service/model version, and read back by device, service and time range', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await archiveDir(t);
   const archive = await openArchive(t, dir);
   t.is(await archive.append('b1', [metrics('dev-1', '2024-05-01T10:00:00Z', 1), metrics('dev-2', '2024-05-01T11:00:00Z', 2), capture('dev-1', 'iris', 1, '2024-05-01T10:00:01Z')]), 'stored');
   t.is(await archive.append('b2', [metrics('dev-1', '2024-05-02T00:00:00Z', 3), capture('dev-2', 'iris', 2, '2024-05-02T09:00:00Z'), capture('dev-1', 'other', 1, '2024-05-02T09:30:00Z')]), 'stored');
@@ -77,8 +53,8 @@ test('records land in daily files per device and per service/model version, and 
 });
 
 test('a batch id is stored at most once: while in flight, once written, and after reopening', async (t) => {
-  const dir = await tempDir(t);
-  const first = await TelemetryArchive.open(dir, { clock, logger, fsyncEveryMs: 5 });
+  const dir = await archiveDir(t);
+  const first = await TelemetryArchive.open(dir, { clock: archiveClock, logger: archiveLogger, fsyncEveryMs: 5 });
   const batch = [metrics('dev-1', '2024-05-03T10:00:00Z')];
   // The redelivery arrives before the first copy is even written.
   t.deepEqual(await Promise.all([first.append('b1', batch), first.append('b1', batch)]), ['stored', 'duplicate']);
@@ -97,8 +73,8 @@ test('a batch id is stored at most once: while in flight, once written, and afte
 });
 
 test('a write the hub died in is undone on open, so its redelivery is stored exactly once', async (t) => {
-  const dir = await tempDir(t);
-  const archive = await TelemetryArchive.open(dir, { clock, logger, fsyncEveryMs: 5 });
+  const dir = await archiveDir(t);
+  const archive = await TelemetryArchive.open(dir, { clock: archiveClock, logger: archiveLogger, fsyncEveryMs: 5 });
   await archive.append('b1', [metrics('dev-1', '2024-05-03T10:00:00Z', 1)]);
   await archive.close();
   // What a crash between the data and the commit leaves: a begin entry, the lines, no commit.
@@ -116,8 +92,8 @@ test('a write the hub died in is undone on open, so its redelivery is stored exa
 });
 
 test('a torn last line is skipped and counted, never thrown; a torn journal line is cut off', async (t) => {
-  const dir = await tempDir(t);
-  const archive = await TelemetryArchive.open(dir, { clock, logger, fsyncEveryMs: 5 });
+  const dir = await archiveDir(t);
+  const archive = await TelemetryArchive.open(dir, { clock: archiveClock, logger: archiveLogger, fsyncEveryMs: 5 });
   await archive.append('b1', [metrics('dev-1', '2024-05-03T10:00:00Z', 1), metrics('dev-1', '2024-05-03T10:00:10Z', 2)]);
   await archive.close();
   await appendFile(join(dir, 'metrics', '2024-05-03', 'dev-1.jsonl'), '{"kind":"metrics","device":"dev-1","ts":17');
@@ -132,7 +108,7 @@ test('a torn last line is skipped and counted, never thrown; a torn journal line
 });
 
 test('names that could leave the archive are refused with a typed error, and nothing of the batch is written', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await archiveDir(t);
   const archive = await openArchive(t, dir);
   const unsafe: ArchiveRecord[] = [
     metrics('../evil', '2024-05-03T10:00:00Z'),
@@ -165,7 +141,7 @@ test('retention date math: days kept include today, in UTC', (t) => {
 });
 
 test('retention removes exactly the day directories older than the limit, of every kind', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await archiveDir(t);
   const archive = await openArchive(t, dir);
   const days = ['2024-04-29', '2024-04-30', '2024-05-01', '2024-05-02', '2024-05-03'];
   for (const [i, day] of days.entries()) {
@@ -175,12 +151,12 @@ test('retention removes exactly the day directories older than the limit, of eve
   await writeFile(join(dir, 'journal', '2024-04-29.jsonl'), '{"commit":["old"]}\n');
   await mkdir(join(dir, 'metrics', 'exports'));
 
-  const { removed } = await applyRetention(dir, { days: 3, now: new Date(NOW) });
+  const { removed } = await applyRetention(dir, { days: 3, now: new Date(ARCHIVE_NOW) });
   t.deepEqual(removed, ['captures/2024-04-29', 'captures/2024-04-30', 'journal/2024-04-29.jsonl', 'metrics/2024-04-29', 'metrics/2024-04-30']);
   t.deepEqual((await readdir(join(dir, 'metrics'))).sort(), ['2024-05-01', '2024-05-02', '2024-05-03', 'exports']);
   t.deepEqual((await readdir(join(dir, 'captures'))).sort(), ['2024-05-01', '2024-05-02', '2024-05-03']);
   t.deepEqual(await readdir(join(dir, 'journal')), ['2024-05-03.jsonl']);
   const left = await collect(archive.read({ kind: 'metrics', since: new Date(0) }));
   t.deepEqual(left.map((r) => new Date(r.ts).toISOString().slice(0, 10)), ['2024-05-01', '2024-05-02', '2024-05-03']);
-  t.deepEqual((await applyRetention(dir, { days: 3, now: new Date(NOW) })).removed, [], 'a second run finds nothing');
+  t.deepEqual((await applyRetention(dir, { days: 3, now: new Date(ARCHIVE_NOW) })).removed, [], 'a second run finds nothing');
 });

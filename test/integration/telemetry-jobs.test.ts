@@ -3,40 +3,16 @@
  * late batches) keeps every record readable exactly once, and the node-cron jobs run retention and
  * compaction on schedule.
  */
-import { copyFile, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import test, { type ExecutionContext } from 'ava';
-import { pino } from 'pino';
-import type { Clock } from '../../shared/clock.js';
-import { TelemetryArchive } from '../../hub/telemetry/archive.js';
+import test from 'ava';
 import { compactDir, readableFiles } from '../../hub/telemetry/compaction.js';
 import { startTelemetryJobs } from '../../hub/telemetry/jobs.js';
 import type { ArchiveRecord, StoredRecord } from '../../hub/telemetry/records.js';
+import { archiveClock, archiveDir, archiveLogger, collect, openArchive } from '../helpers/telemetry-archive.js';
 import { waitFor } from '../helpers/wait.js';
 
-const logger = pino({ level: 'silent' });
-const NOW = Date.parse('2024-05-03T12:00:00Z');
-const clock: Clock = { now: () => NOW, setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
 const since = new Date(0);
-
-async function tempDir(t: ExecutionContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'edgeml-telemetry-jobs-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function openArchive(t: ExecutionContext, dir: string): Promise<TelemetryArchive> {
-  const archive = await TelemetryArchive.open(dir, { clock, logger, fsyncEveryMs: 5 });
-  t.teardown(() => archive.close());
-  return archive;
-}
-
-async function collect(records: AsyncIterable<StoredRecord>): Promise<StoredRecord[]> {
-  const out: StoredRecord[] = [];
-  for await (const record of records) out.push(record);
-  return out;
-}
 
 const metrics = (device: string, day: string, n: number): ArchiveRecord => ({ kind: 'metrics', device, ts: Date.parse(`${day}T10:00:00Z`) + n, data: { n } });
 const capture = (day: string, n: number): ArchiveRecord => ({ kind: 'captures', device: 'dev-1', service: 'iris', model: 'iris', version: 1, ts: Date.parse(`${day}T10:00:00Z`) + n, data: { n } });
@@ -50,7 +26,7 @@ test('readable files: each generation once (its .gz when there is one), in order
 });
 
 test('compaction gzips days before the given one; reads see the same records, and late batches start a new live file', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await archiveDir(t);
   const archive = await openArchive(t, dir);
   let n = 0;
   for (const day of ['2024-04-30', '2024-05-01', '2024-05-02', '2024-05-03']) {
@@ -78,7 +54,7 @@ test('compaction gzips days before the given one; reads see the same records, an
 });
 
 test('what a crash leaves mid-compaction is read once and finished by the next run', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await archiveDir(t);
   const archive = await openArchive(t, dir);
   await archive.append('b1', [metrics('dev-1', '2024-04-30', 1), metrics('dev-2', '2024-04-30', 2), metrics('dev-3', '2024-04-30', 3)]);
   await archive.compact(new Date('2024-05-01T00:00:00Z'));
@@ -86,7 +62,7 @@ test('what a crash leaves mid-compaction is read once and finished by the next r
   // dev-1: killed after the gzip of generation 2 was renamed in, before its claimed file was removed.
   const line = `${JSON.stringify({ kind: 'metrics', device: 'dev-1', ts: Date.parse('2024-04-30T11:00:00Z'), data: { n: 11 }, batch: 'x' })}\n`;
   await writeFile(join(day, 'dev-1~2.jsonl'), line);
-  const twin = await tempDir(t);
+  const twin = await archiveDir(t);
   await writeFile(join(twin, 'dev-1.jsonl'), line);
   await compactDir(twin);
   await copyFile(join(twin, 'dev-1~1.jsonl.gz'), join(day, 'dev-1~2.jsonl.gz'));
@@ -102,12 +78,12 @@ test('what a crash leaves mid-compaction is read once and finished by the next r
 });
 
 test('the jobs: retention runs at start and removes only days past the limit; compaction runs on its cron schedule', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await archiveDir(t);
   const archive = await openArchive(t, dir);
   const days = ['2024-04-28', '2024-04-29', '2024-04-30', '2024-05-01', '2024-05-02', '2024-05-03'];
   for (const [i, day] of days.entries()) await archive.append(`b${i}`, [metrics('dev-1', day, i), capture(day, i)]);
 
-  const jobs = startTelemetryJobs({ archive, retentionDays: 4, clock, logger, schedule: { retention: '0 0 1 1 *', compaction: '* * * * * *' } });
+  const jobs = startTelemetryJobs({ archive, retentionDays: 4, clock: archiveClock, logger: archiveLogger, schedule: { retention: '0 0 1 1 *', compaction: '* * * * * *' } });
   t.teardown(() => jobs.stop());
   // Kept: 05-03 (today) back to 04-30; compaction (every second) then gzips what is before 05-02.
   await waitFor('retention and a scheduled compaction', async () => (await readdir(join(dir, 'metrics'))).length === 4 && (await readdir(join(dir, 'metrics', '2024-05-01')))[0]?.endsWith('.gz'), 10_000);
@@ -116,11 +92,11 @@ test('the jobs: retention runs at start and removes only days past the limit; co
   t.deepEqual(await readdir(join(dir, 'metrics', '2024-05-02')), ['dev-1.jsonl']);
   t.deepEqual(ns(await collect(archive.read({ kind: 'metrics', since }))), [2, 3, 4, 5]);
   await jobs.stop();
-  t.throws(() => startTelemetryJobs({ archive, retentionDays: 4, clock, logger, schedule: { retention: 'every day' } }), { instanceOf: RangeError, message: /retention schedule/ });
+  t.throws(() => startTelemetryJobs({ archive, retentionDays: 4, clock: archiveClock, logger: archiveLogger, schedule: { retention: 'every day' } }), { instanceOf: RangeError, message: /retention schedule/ });
 });
 
 test('a read under way when compaction starts sees every record: compaction waits for it, and later reads wait for compaction', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await archiveDir(t);
   const archive = await openArchive(t, dir);
   for (const [i, device] of ['dev-1', 'dev-2', 'dev-3'].entries()) {
     await archive.append(`b${i}`, [metrics(device, '2024-04-29', i), metrics(device, '2024-04-30', i + 10), metrics(device, '2024-05-01', i + 20)]);
