@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { defaultBaseImage } from '../../hub/builds/base-images.js';
+import { INDEX_TYPES, MANIFEST_TYPES } from '../../agent/runtime/image-size.js';
 
 export interface Rig {
   registry: string;
@@ -33,15 +34,19 @@ export function rig(): Rig {
   return { registry: need('EDGEML_RIG_REGISTRY'), mosquitto: need('EDGEML_RIG_MOSQUITTO'), baseImage: need('EDGEML_RIG_BASE_IMAGE') };
 }
 
-const INDEX_TYPES = 'application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json';
 
 export function runtimeBaseImage(runtime: 'node' | 'python'): string {
   return defaultBaseImage(rig().registry, runtime);
 }
 
-/** Removes a pushed tag (the rig's registry has deletes enabled) so runs do not pile up. */
+/**
+ * Removes a pushed tag (the rig's registry has deletes enabled) so runs do not pile up. Single
+ * manifests are asked for too: offered only index types, the registry answers a single-platform
+ * image with a converted copy under another digest, whose DELETE is a 404.
+ */
 export async function deleteFromRegistry(registry: string, repo: string, tag: string): Promise<void> {
-  const head = await request(`http://${registry}/v2/${repo}/manifests/${tag}`, { method: 'HEAD', headers: { accept: INDEX_TYPES } });
+  const accept = [...INDEX_TYPES, ...MANIFEST_TYPES].join(', ');
+  const head = await request(`http://${registry}/v2/${repo}/manifests/${tag}`, { method: 'HEAD', headers: { accept } });
   await head.body.dump();
   const digest = head.headers['docker-content-digest'];
   if (head.statusCode !== 200 || typeof digest !== 'string') return;
