@@ -22,16 +22,14 @@
  * absolute figures. Failures are drawn for the update only (revision 2 and later), so the deploy
  * sets up a fleet that has something to roll back to.
  */
-import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { request } from 'undici';
-import type { DeviceList } from '../shared/api/devices.js';
-import { EDGEML_BIN, EdgemlProcess } from '../test/helpers/edgeml-process.js';
 import { startFleet, type Fleet } from '../test/simulator/fleet-simulator.js';
 import type { DurationSpec } from '../test/simulator/options.js';
+import { call, rollout, seconds, startHub, type Hub, type RolloutResult } from './lib/fleet.js';
+import { processUsage } from './lib/usage-sampler.js';
 
 const SERVICE = 'bench';
 const LABELS = { site: 'fleet-sim' };
@@ -80,93 +78,6 @@ function readConfig(): Config {
   };
 }
 
-interface Hub {
-  url: string;
-  mqtt: string;
-  adminKey: string;
-  process: EdgemlProcess;
-}
-
-async function startHub(data: string): Promise<Hub> {
-  const child = spawn(process.execPath, [EDGEML_BIN, 'hub', 'start', '--data', data, '--http', '127.0.0.1:0', '--mqtt', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const proc = new EdgemlProcess(child);
-  const ready = await proc.waitForLog('hub ready', (l) => l.msg === 'hub ready', 60_000);
-  return { url: `http://${String(ready.http)}`, mqtt: String(ready.mqtt), adminKey: (await readFile(join(data, 'admin.key'), 'utf8')).trim(), process: proc };
-}
-
-async function call<T>(hub: Hub, method: 'GET' | 'POST', path: string, json?: unknown): Promise<T> {
-  const res = await request(`${hub.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${hub.adminKey}`, ...(json === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(json === undefined ? {} : { body: JSON.stringify(json) }),
-  });
-  const text = await res.body.text();
-  if (res.statusCode >= 300) throw new Error(`${method} ${path} answered ${res.statusCode}: ${text}`);
-  return JSON.parse(text) as T;
-}
-
-/** CPU seconds (user + system) and resident memory of a process, from Linux's /proc. */
-async function processUsage(pid: number): Promise<{ cpuS: number; rssMb: number }> {
-  // Fields after the parenthesised command name; utime and stime are the 12th and 13th, in ticks of 1/100 s.
-  const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
-  return { cpuS: (Number(stat[11]) + Number(stat[12])) / 100, rssMb: Math.round(rssKb / 1024) };
-}
-
-const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-
-function quantile(sorted: number[], q: number): number {
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : Number.NaN;
-}
-
-interface RolloutResult {
-  revision: number;
-  requestMs: number;
-  /** Until every device in the simulator had run the revision or failed it. */
-  simSettledMs: number;
-  /** Until the hub's rollout was over and it saw every device observe its desired generation. */
-  hubSettledMs: number;
-  running: number;
-  failed: number;
-  runningAtMs: { first: number; p50: number; p95: number; last: number };
-}
-
-/** Runs one rollout (a deploy or an update) and waits until both sides have settled. */
-async function rollout(hub: Hub, fleet: Fleet, revision: number, send: () => Promise<unknown>): Promise<RolloutResult> {
-  const t0 = Date.now();
-  await send();
-  const requestMs = Date.now() - t0;
-  const settled = (f: Fleet) => {
-    const entries = f.timeline(SERVICE, revision);
-    return entries.length === f.ids.length && entries.every((e) => e.runningAt !== null || e.failedAt !== null);
-  };
-  // A staged rollout moves devices batch by batch, or rolls back: until the hub says it is over
-  // (its rollout phase, when it has one), "every device settled" is not the end.
-  const hubSettled = async () => {
-    const deployment = await call<{ rollout: { phase?: string } }>(hub, 'GET', `/api/v1/deployments/${SERVICE}`);
-    if (deployment.rollout.phase === 'running' || deployment.rollout.phase === 'paused') return false;
-    const { devices } = await call<DeviceList>(hub, 'GET', `/api/v1/devices?label=site=${LABELS.site}`);
-    return devices.every((d) => d.observedGeneration === d.desiredGeneration && (d.phase === 'converged' || d.phase === 'failed'));
-  };
-  await fleet.waitFor(settled, Number.MAX_SAFE_INTEGER, `every device to run or fail revision ${revision}`);
-  const simSettledMs = Date.now() - t0;
-  while (!(await hubSettled())) await new Promise((r) => setTimeout(r, 500));
-  const hubSettledMs = Date.now() - t0;
-
-  const entries = fleet.timeline(SERVICE, revision);
-  const times = entries.flatMap((e) => (e.runningAt === null ? [] : [e.runningAt - t0])).sort((a, b) => a - b);
-  return {
-    revision,
-    requestMs,
-    simSettledMs,
-    hubSettledMs,
-    running: times.length,
-    failed: entries.filter((e) => e.runningAt === null).length,
-    runningAtMs: { first: quantile(times, 0), p50: quantile(times, 0.5), p95: quantile(times, 0.95), last: quantile(times, 1) },
-  };
-}
-
 function printRollout(what: string, r: RolloutResult): void {
   const q = r.runningAtMs;
   console.log(
@@ -197,7 +108,7 @@ async function main(): Promise<void> {
       `fleet-sim: ${config.devices} simulated devices, seed ${config.seed}, pull ${range(config.pullMs)} ms, start ${range(config.startMs)} ms, health ${range(config.healthMs)} ms, ` +
         `update failures pull ${config.pullFailures} health ${config.healthFailures}, rollout ${JSON.stringify(config.rollout ?? 'hub default')}`,
     );
-    hub = await startHub(data);
+    hub = await startHub({ data });
     fleet = await startFleet({
       hub,
       count: config.devices,
@@ -214,11 +125,12 @@ async function main(): Promise<void> {
     const rolloutField = config.rollout ? { rollout: config.rollout } : {};
     const f = fleet;
     const h = hub;
-    const deployed = await rollout(h, f, 1, () => call(h, 'POST', '/api/v1/deployments', { service: SERVICE, image: image('1'), target: LABELS, ...rolloutField }));
+    const common = { service: SERVICE, labels: LABELS, timeoutMs: config.timeoutMs, checkDevices: true };
+    const deployed = await rollout(h, f, { ...common, revision: 1, send: () => call(h, 'POST', '/api/v1/deployments', { service: SERVICE, image: image('1'), target: LABELS, ...rolloutField }) });
     printRollout('deploy', deployed);
-    const updated = await rollout(h, f, 2, () => call(h, 'POST', `/api/v1/deployments/${SERVICE}/update`, { image: image('2'), ...rolloutField }));
+    const updated = await rollout(h, f, { ...common, revision: 2, send: () => call(h, 'POST', `/api/v1/deployments/${SERVICE}/update`, { image: image('2'), ...rolloutField }) });
     printRollout('update', updated);
-    const usage = { simulator: await processUsage(process.pid), hub: await processUsage(h.process.child.pid!) };
+    const usage = { simulator: processUsage(process.pid), hub: processUsage(h.process.child.pid!) };
     console.log(`usage    simulator ${usage.simulator.cpuS.toFixed(1)} CPU s, ${usage.simulator.rssMb} MB; hub ${usage.hub.cpuS.toFixed(1)} CPU s, ${usage.hub.rssMb} MB`);
     console.log(JSON.stringify({ bench: 'fleet-sim', config, enrollment: e, connectMs: fleet.connectMs, deploy: deployed, update: updated, usage }));
   } finally {

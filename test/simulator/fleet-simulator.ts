@@ -19,7 +19,7 @@ import { LINK_STATES, type LinkState } from './sim-link.js';
 
 export type { FleetOptions } from './options.js';
 export type { SimDeviceState, RevisionTimeline } from './sim-device.js';
-export { failureDrawn } from './sim-runtime.js';
+export { drawnStepsMs, failureDrawn } from './sim-runtime.js';
 
 export type DevicePhase = ReportedState['phase'] | 'none';
 const DEVICE_PHASES: readonly DevicePhase[] = ['none', 'idle', 'reconciling', 'converged', 'failed'];
@@ -59,6 +59,8 @@ export interface Fleet {
   counts(service?: string): FleetCounts;
   /** Every device that got this revision, earliest to serve first (never-served last). */
   timeline(service: string, revision: number): FleetTimelineEntry[];
+  /** MQTT PUBLISH packets every device sent and received so far (resends included). */
+  messages(): { sent: number; received: number };
   /** Resolves when `predicate(fleet)` holds; checked every 50 ms; rejects with the counts at the timeout. */
   waitFor(predicate: (fleet: Fleet) => boolean, timeoutMs: number, what?: string): Promise<void>;
   /** Closes every connection (abruptly: the hub sees `offline (lost)`) and every timer. */
@@ -137,6 +139,15 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       }
       const at = (e: FleetTimelineEntry) => e.runningAt ?? Number.POSITIVE_INFINITY;
       return entries.sort((a, b) => at(a) - at(b) || a.receivedAt - b.receivedAt);
+    },
+    messages: () => {
+      const total = { sent: 0, received: 0 };
+      for (const device of devices.values()) {
+        const m = device.messages();
+        total.sent += m.sent;
+        total.received += m.received;
+      }
+      return total;
     },
     waitFor: (predicate, timeoutMs, what = 'the fleet') => {
       if (stopped) return Promise.reject(new Error('the simulated fleet was stopped'));

@@ -49,11 +49,18 @@ export class SimLink {
   #retry: Scheduled | null = null;
   #lastError: string | null = null;
   #waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+  /** MQTT PUBLISH packets on this link (resends included), for benchmarks' messages per device. */
+  readonly #messages = { sent: 0, received: 0 };
 
   constructor(private readonly o: SimLinkOptions) {}
 
   get state(): LinkState {
     return this.#state;
+  }
+
+  /** PUBLISH packets sent and received so far, over every connection of this link. */
+  get messages(): { sent: number; received: number } {
+    return { ...this.#messages };
   }
 
   /** Why the last attempt or connection failed, for diagnostics. */
@@ -90,6 +97,12 @@ export class SimLink {
     client.on('close', () => this.closed());
     client.on('error', (err) => {
       this.#lastError = err.message;
+    });
+    client.on('packetsend', (packet) => {
+      if (packet.cmd === 'publish') this.#messages.sent++;
+    });
+    client.on('packetreceive', (packet) => {
+      if (packet.cmd === 'publish') this.#messages.received++;
     });
     client.on('message', (topic, payload) => {
       const parsed = parseDeviceTopic(topic);

@@ -46,6 +46,15 @@ function drawMs(spec: DurationSpec, u: number): number {
   return Math.round(min + u * (max - min));
 }
 
+/**
+ * How long `deviceId` spends pulling, starting and health-checking an attempt at a revision (a new
+ * image): the draws the simulator makes, so a benchmark can tell its floor from the hub's share.
+ */
+export function drawnStepsMs(seed: number, timing: Timing, deviceId: string, service: string, revision: number, attempt = 1): { pullMs: number; startMs: number; healthMs: number } {
+  const draw = (what: keyof Timing) => drawMs(timing[what], uniform(seed, drawKey(what, deviceId, service, revision, attempt)));
+  return { pullMs: draw('pullMs'), startMs: draw('startMs'), healthMs: draw('healthMs') };
+}
+
 export class SimRuntime {
   readonly #serving = new Map<string, Serving>();
   readonly #images = new Set<string>();
