@@ -7,9 +7,9 @@
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { describeMachine, machineLine } from './lib/machine.js';
+import { describeMachine } from './lib/machine.js';
 import { runScenario, type Scenario, type ScenarioRecord } from './lib/scenario.js';
-import { formatTable } from './lib/table.js';
+import { formatSummary } from './lib/table.js';
 import { SCENARIOS } from './scenarios.js';
 
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
@@ -35,11 +35,10 @@ for (const scenario of pick(values.only)) {
   records.push(await runScenario(scenario, quick, machine));
 }
 
-const table = formatTable(records);
 const seconds = Math.round((Date.now() - started.getTime()) / 1000);
 await mkdir(RESULTS, { recursive: true });
 await appendFile(`${RESULTS}results.jsonl`, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
-const summary = `# edgeml benchmarks\n\n${started.toISOString().slice(0, 10)}${quick ? ' (--quick)' : ''}, ${seconds} s, on ${machineLine(machine)}.\nRatios are edgeml / peer, measured side by side in the same run.\n\n${table}\n`;
+const summary = formatSummary(records, { startedAt: started.toISOString(), seconds, quick });
 await writeFile(`${RESULTS}latest.md`, summary);
 process.stdout.write(`${summary}\n`);
 process.exitCode = records.some((r) => r.error) ? 1 : 0;

@@ -1,4 +1,5 @@
-/** The results table: absolute figures, and edgeml's ratio to the peer with which way is better. */
+/** The results tables: per scenario, absolute figures and edgeml's ratio to the peer with which way is better. */
+import { machineLine } from './machine.js';
 import type { Row, ScenarioRecord } from './scenario.js';
 
 /** edgeml / peer, or null when there is nothing to divide by. */
@@ -16,21 +17,30 @@ function figure(n: number | null): string {
 function ratioText(row: Row): string {
   const r = ratioOf(row);
   if (r === null) return '–';
-  return `${r.toFixed(2)}× (${row.better} is better)`;
+  return `${r < 0.01 ? r.toPrecision(1) : r.toFixed(2)}× (${row.better} is better)`;
 }
 
-/** A markdown table of every row of every record; a failed scenario shows its error. */
+const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+/** One markdown table per scenario, headed by its title and peer; a failed scenario shows its error. */
 export function formatTable(records: readonly ScenarioRecord[]): string {
-  const lines = ['| scenario | metric | edgeml | peer | edgeml / peer | peer is |', '|---|---|---:|---:|---|---|'];
-  for (const r of records) {
-    if (r.error) {
-      lines.push(`| ${r.scenario} | **failed**: ${r.error.replace(/\|/g, '\\|').split('\n')[0]} | | | | ${r.peer} |`);
-      continue;
-    }
-    for (const row of r.rows) {
-      const metric = `${row.metric} (${row.unit})${row.note ? ` — ${row.note}` : ''}`;
-      lines.push(`| ${r.scenario} | ${metric} | ${figure(row.edgeml)} | ${figure(row.peer)} | ${ratioText(row)} | ${r.peer} |`);
-    }
-  }
-  return lines.join('\n');
+  return records
+    .map((r) => {
+      const head = `### ${r.scenario}: ${r.title}\n\nPeer: ${r.peer}. ${Math.round(r.seconds)} s.\n`;
+      if (r.error) return `${head}\n**Failed:** ${cell(r.error.split('\n')[0]!)}\n`;
+      const lines = ['| metric | edgeml | peer | edgeml / peer |', '|---|---:|---:|---|'];
+      for (const row of r.rows) {
+        const metric = `${row.metric} (${row.unit})${row.note ? ` — ${row.note}` : ''}`;
+        lines.push(`| ${cell(metric)} | ${figure(row.edgeml)} | ${figure(row.peer)} | ${ratioText(row)} |`);
+      }
+      return `${head}\n${lines.join('\n')}\n`;
+    })
+    .join('\n');
+}
+
+/** The whole summary: the date, the machine, how to read it, and the tables. */
+export function formatSummary(records: readonly ScenarioRecord[], run: { startedAt: string; seconds: number; quick: boolean }): string {
+  const machine = records[0]?.machine;
+  const on = machine ? `, on ${machineLine(machine)}` : '';
+  return `# edgeml benchmarks\n\n${run.startedAt.slice(0, 10)}${run.quick ? ' (--quick)' : ''}, ${run.seconds} s${on}.\nRatios are edgeml / peer, measured side by side in the same run (bench/README.md explains each scenario).\n\n${formatTable(records)}`;
 }
