@@ -100,12 +100,12 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   let url = '';
 
   const poolFor = (port: number): Pool => {
-    let pool = pools.get(port);
-    if (!pool) {
-      pool = new Pool(`http://127.0.0.1:${port}`, { connections: 64, headersTimeout: UPSTREAM_TIMEOUT_MS, bodyTimeout: UPSTREAM_TIMEOUT_MS });
-      pools.set(port, pool);
-    }
-    // Ports of containers that are gone are closed here, on the way.
+    const known = pools.get(port);
+    if (known) return known;
+    const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 64, headersTimeout: UPSTREAM_TIMEOUT_MS, bodyTimeout: UPSTREAM_TIMEOUT_MS });
+    pools.set(port, pool);
+    // A new port means a route switched: pools of containers that are gone are closed now, not
+    // checked on every request (the hot path).
     const live = new Set(o.routes.list().map((r) => r.port));
     for (const [p, old] of pools) {
       if (p !== port && !live.has(p)) {
