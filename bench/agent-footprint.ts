@@ -3,7 +3,7 @@
  * from dist/, pinned to the system-under-test cores) with one service deployed and telemetry every
  * 10 s, first idle, then under a modest fixed scoring load through its gateway; beside it, sampled
  * at the same instants, a bare Node process that only holds an MQTT connection to the same broker
- * (bench/workers/bare-mqtt-client.mjs), pinned to the same cores: the floor any Node agent pays.
+ * (bench/lib/bare-mqtt-client.mjs), pinned to the same cores: the floor any Node agent pays.
  *
  * The hub, the scoring container and the load generator (autocannon) run on the load cores, so
  * what they do is not counted in, nor competing with, what is measured. The service is the node
@@ -26,11 +26,13 @@ import { EDGEML_BIN, EdgemlProcess } from '../test/helpers/edgeml-process.js';
 import { exec } from '../test/helpers/exec.js';
 import { rig } from '../test/helpers/rig.js';
 import { runStandalone, type Row, type Scenario, type ScenarioContext } from './lib/scenario.js';
-import { enrollThroughRest, startBenchHub, type BenchHub } from './workers/hub.js';
-import { MiB, sampleUsage, spawnPinned, stopChild, type UsageSummary } from './workers/proc.js';
+import { enrollThroughRest, startHub, type Hub } from './lib/hub.js';
+import { sampleUsage, type UsageSummary } from './lib/process-usage.js';
+import { spawnPinned, stopChild } from './lib/processes.js';
+import { MiB } from './lib/stats.js';
 
 const FIXTURES = fileURLToPath(new URL('../test/fixtures/runtimes/', import.meta.url));
-const BARE_CLIENT = fileURLToPath(new URL('./workers/bare-mqtt-client.mjs', import.meta.url));
+const BARE_CLIENT = fileURLToPath(new URL('./lib/bare-mqtt-client.mjs', import.meta.url));
 const AUTOCANNON = fileURLToPath(new URL('../node_modules/autocannon/autocannon.js', import.meta.url));
 const SERVICE = 'footprint';
 
@@ -64,7 +66,7 @@ async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<
 }
 
 /** Runs the edgeml CLI against the hub; its JSON answer, or an error with its stderr. */
-async function cli<T>(hub: BenchHub, timeoutMs: number, ...args: string[]): Promise<T> {
+async function cli<T>(hub: Hub, timeoutMs: number, ...args: string[]): Promise<T> {
   const r = await runCli([...args, '--json'], { ...cleanEnv(), EDGEML_HUB: hub.url, EDGEML_API_KEY: hub.adminKey }, timeoutMs);
   if (r.code !== 0) throw new Error(`edgeml ${args.slice(0, 2).join(' ')} exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
   return JSON.parse(r.stdout) as T;
@@ -132,7 +134,7 @@ interface LoadResult {
 /** autocannon at a fixed overall rate, in its own process on the load cores. */
 async function scoringLoad(cores: string, url: string, key: string, body: string, s: Settings): Promise<LoadResult> {
   const args = [AUTOCANNON, '-m', 'POST', '-H', 'content-type=application/json', '-H', `authorization=Bearer ${key}`, '-b', body, '-c', String(s.connections), '-R', String(s.rate), '-d', String(s.loadMs / 1000), '-j', url];
-  const child = spawnPinned(cores, process.execPath, args, 1024, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnPinned(cores, process.execPath, args, { files: 1024, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -158,13 +160,13 @@ async function run(ctx: ScenarioContext) {
     temp.push(d);
     return d;
   };
-  let hub: BenchHub | null = null;
+  let hub: Hub | null = null;
   let agent: EdgemlProcess | null = null;
   let bare: ReturnType<typeof spawnPinned> | null = null;
   let imageRef: string | null = null;
   try {
     // The hub is not measured here: it runs on the load cores.
-    hub = await startBenchHub({ cores: ctx.cores.load, data: await dir('edgeml-bench-footprint-hub-'), args: ['--registry', registry], env: { EDGEML_HUB_IMAGE_PREFIX: prefix } });
+    hub = await startHub({ cores: ctx.cores.load, files: 4096, data: await dir('edgeml-bench-footprint-hub-'), args: ['--registry', registry], env: { EDGEML_HUB_IMAGE_PREFIX: prefix } });
     const h = hub;
     const t0 = Date.now();
     await cli(h, 60_000, 'model', 'register', 'iris-linear', join(FIXTURES, 'models', 'iris-linear'));
@@ -180,15 +182,14 @@ async function run(ctx: ScenarioContext) {
       ctx.cores.sut,
       process.execPath,
       [EDGEML_BIN, 'agent', 'start', '--hub', `mqtt://${h.mqtt}`, '--device-id', agentId, '--data', await dir('edgeml-bench-footprint-agent-'), '--gateway', '127.0.0.1:0', '--platform', 'linux/amd64', '--telemetry-interval', '10s'],
-      1024,
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...cleanEnv(), EDGEML_AGENT_TOKEN: agentCred!.token } },
+      { files: 1024, stdio: ['ignore', 'pipe', 'pipe'], env: { ...cleanEnv(), EDGEML_AGENT_TOKEN: agentCred!.token } },
     );
     agent = new EdgemlProcess(agentChild);
     const a = agent;
     const trim = setInterval(() => a.logs.splice(0, Math.max(0, a.logs.length - 200)), 1000);
     try {
       await a.waitForLog('the agent connected', (l) => l.msg === 'connected to hub', 60_000);
-      bare = spawnPinned(ctx.cores.sut, process.execPath, [BARE_CLIENT, `mqtt://${h.mqtt}`, bareId], 1024, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BENCH_DEVICE_TOKEN: bareCred!.token } });
+      bare = spawnPinned(ctx.cores.sut, process.execPath, [BARE_CLIENT, `mqtt://${h.mqtt}`, bareId], { files: 1024, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BENCH_DEVICE_TOKEN: bareCred!.token } });
       const b = bare;
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('the bare client did not connect in 30 s')), 30_000);
@@ -259,12 +260,7 @@ async function run(ctx: ScenarioContext) {
     }
   } finally {
     if (bare) await stopChild(bare, 'SIGTERM', 5_000).catch(() => undefined);
-    if (agent) {
-      const a = agent;
-      const timer = setTimeout(() => a.child.kill('SIGKILL'), 15_000);
-      await a.kill('SIGTERM');
-      clearTimeout(timer);
-    }
+    if (agent) await stopChild(agent.child, 'SIGTERM', 15_000);
     if (hub) await hub.stop().catch(() => undefined);
     for (const id of await containersOf(agentId).catch(() => [])) await exec('docker', ['rm', '-f', id], { timeoutMs: 30_000 });
     if (imageRef) await removeImage(registry, imageRef, ctx.log);

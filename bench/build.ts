@@ -34,7 +34,8 @@ import type { ModelVersion } from '../shared/api/models.js';
 import { EDGEML_BIN } from '../test/helpers/edgeml-process.js';
 import { INDEX_TYPES, MANIFEST_TYPES } from '../agent/runtime/image-size.js';
 import { rig } from '../test/helpers/rig.js';
-import { call, seconds, startHub, type Hub } from './lib/fleet.js';
+import { seconds } from './lib/fleet.js';
+import { call, startHub, type Hub } from './lib/hub.js';
 import { countsBetween, startRegistryMeter, type RegistryCounts, type RegistryMeter } from './lib/registry-meter.js';
 import { runStandalone, type Row, type Scenario, type ScenarioContext } from './lib/scenario.js';
 
@@ -311,7 +312,7 @@ async function run(ctx: ScenarioContext) {
     if (hub) {
       const list = await call<ImageList>(hub, 'GET', '/api/v1/images').catch(() => ({ images: [] as Image[] }));
       for (const image of list.images) for (const tag of image.tags) tags.push({ repo: `${prefix}/edgeml/${MANIFEST}`, tag });
-      await hub.process.kill('SIGTERM');
+      await hub.stop();
     }
     tags.push({ repo: `${prefix}/peer/${MANIFEST}`, tag: 'v1' }, { repo: `${prefix}/peer/${MANIFEST}`, tag: 'v2' });
     await cleanUp(registry, meter.host, prefix, tags);

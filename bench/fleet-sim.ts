@@ -28,8 +28,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startFleet, type Fleet } from '../test/simulator/fleet-simulator.js';
 import type { DurationSpec } from '../test/simulator/options.js';
-import { call, rollout, seconds, startHub, type Hub, type RolloutResult } from './lib/fleet.js';
-import { processUsage } from './lib/usage-sampler.js';
+import { rollout, seconds, type RolloutResult } from './lib/fleet.js';
+import { call, startHub, type Hub } from './lib/hub.js';
+import { processUsage, rssMb } from './lib/process-usage.js';
 
 const SERVICE = 'bench';
 const LABELS = { site: 'fleet-sim' };
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
   let fleet: Fleet | null = null;
   const cleanUp = async () => {
     await fleet?.stop();
-    await hub?.process.kill('SIGTERM');
+    await hub?.stop();
     await rm(data, { recursive: true, force: true });
   };
   // Bounded: a hub that never converges fails the run instead of holding the machine.
@@ -130,7 +131,11 @@ async function main(): Promise<void> {
     printRollout('deploy', deployed);
     const updated = await rollout(h, f, { ...common, revision: 2, send: () => call(h, 'POST', `/api/v1/deployments/${SERVICE}/update`, { image: image('2'), ...rolloutField }) });
     printRollout('update', updated);
-    const usage = { simulator: processUsage(process.pid), hub: processUsage(h.process.child.pid!) };
+    const mb = (pid: number) => {
+      const u = processUsage(pid);
+      return { cpuS: u.cpuS, rssMb: rssMb(u.rssBytes) };
+    };
+    const usage = { simulator: mb(process.pid), hub: mb(h.pid) };
     console.log(`usage    simulator ${usage.simulator.cpuS.toFixed(1)} CPU s, ${usage.simulator.rssMb} MB; hub ${usage.hub.cpuS.toFixed(1)} CPU s, ${usage.hub.rssMb} MB`);
     console.log(JSON.stringify({ bench: 'fleet-sim', config, enrollment: e, connectMs: fleet.connectMs, deploy: deployed, update: updated, usage }));
   } finally {

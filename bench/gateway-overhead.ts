@@ -25,6 +25,7 @@ import { nginxLabel, startNginx, type NginxProcess } from './lib/nginx.js';
 import { runStandalone, type Row, type Scenario, type ScenarioContext, type ScenarioResult } from './lib/scenario.js';
 import { checkAnswers } from './lib/proxy-check.js';
 import { SAMPLE_BODY, startScoringContainer, type ScoringContainer } from './lib/scoring-container.js';
+import { median } from './lib/stats.js';
 
 const CONNECTIONS = 32;
 
@@ -55,12 +56,6 @@ interface Measured {
   /** Answers other than 2xx, and failed requests, in all measured phases. */
   failures: number;
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 
 /** A proxy cannot be faster than no proxy: a figure below direct is the machine's noise, shown as 0 (the raw figures are in details). */
 const added = (proxied: number, direct: number): number => Math.max(0, proxied - direct);

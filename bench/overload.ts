@@ -21,6 +21,7 @@ import { nginxLabel, startNginx, type NginxProcess } from './lib/nginx.js';
 import { checkAnswers } from './lib/proxy-check.js';
 import { runStandalone, type Row, type Scenario, type ScenarioContext, type ScenarioResult } from './lib/scenario.js';
 import { SAMPLE_BODY, startScoringContainer, type ScoringContainer } from './lib/scoring-container.js';
+import { median } from './lib/stats.js';
 
 const SERVICE_MS = 20;
 const CAPACITY = 1000 / SERVICE_MS;
@@ -57,12 +58,6 @@ interface Measured {
   maxLagMs: number;
   proxyCpuMs: number;
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 
 function measured(r: LoadResult): Measured {
   const other = Object.values(r.other).reduce((a, b) => a + b, 0);

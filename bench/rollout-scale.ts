@@ -21,10 +21,12 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { drawnStepsMs, startFleet, type Fleet } from '../test/simulator/fleet-simulator.js';
 import { deviceIds, type Timing } from '../test/simulator/options.js';
-import { runFanout, startMosquitto, type FanoutResult, type Mosquitto } from './lib/broker-fanout.js';
-import { call, rollout, seconds, startHub, type Hub, type RolloutResult } from './lib/fleet.js';
+import { runFanout, type FanoutResult } from './lib/broker-fanout.js';
+import { rollout, seconds, type RolloutResult } from './lib/fleet.js';
+import { call, startHub, type Hub } from './lib/hub.js';
+import { startMosquitto, type Mosquitto } from './lib/mosquitto.js';
+import { processUsage, rssMb, startUsageSampler, type SamplerSummary } from './lib/process-usage.js';
 import { runStandalone, type Row, type Scenario, type ScenarioContext } from './lib/scenario.js';
-import { processUsage, sampleUsage, type UsageSummary } from './lib/usage-sampler.js';
 
 const SERVICE = 'bench';
 const LABELS = { site: 'rollout-scale' };
@@ -54,7 +56,7 @@ async function pinProcess(pid: number, cores: string): Promise<() => Promise<voi
 interface MeasuredRollout extends RolloutResult {
   messagesPerDevice: number;
   /** The hub process while the rollout ran. */
-  hub: UsageSummary;
+  hub: SamplerSummary;
   /** CPU seconds of this process (the simulated devices) meanwhile: near the wall time means the load generator was the limit. */
   simulatorCpuS: number;
   /** Device messages the hub counted (`/healthz` mqtt.received). */
@@ -81,11 +83,11 @@ interface Healthz {
 }
 
 async function measure(hub: Hub, fleet: Fleet, revision: number, send: () => Promise<unknown>, timeoutMs: number): Promise<MeasuredRollout> {
-  const hubPid = hub.process.child.pid!;
+  const hubPid = hub.pid;
   const before = fleet.messages();
   const healthBefore = await call<Healthz>(hub, 'GET', '/healthz');
   const simBefore = processUsage(process.pid);
-  const sampler = await sampleUsage(hubPid, SAMPLE_MS);
+  const sampler = startUsageSampler(hubPid, SAMPLE_MS);
   // The hub is asked often once the devices are done, and only for its rollout's phase (cheap).
   const result = await rollout(hub, fleet, { service: SERVICE, labels: LABELS, revision, send, timeoutMs, pollMs: 50 });
   const usage = await sampler.stop();
@@ -141,7 +143,7 @@ async function runEdgeml(ctx: ScenarioContext, devices: number, budgetMs: number
     fleet = await fleetWithin(start, left(), devices);
     const f = fleet;
     ctx.log(`${devices} devices: enrolled in ${seconds(f.enrollment.ms)}, online in ${seconds(f.connectMs)}; deploying`);
-    const connectedRssMb = processUsage(h.process.child.pid!).rssMb;
+    const connectedRssMb = rssMb(processUsage(h.pid).rssBytes);
     const update = (revision: number) => () => call(h, 'POST', `/api/v1/deployments/${SERVICE}/update`, { image: image(String(revision)) });
     const deploy = await measure(h, f, 1, () => call(h, 'POST', '/api/v1/deployments', { service: SERVICE, image: image('1'), target: LABELS }), left());
     const warm = await measure(h, f, 2, update(2), left());
@@ -161,7 +163,7 @@ async function runEdgeml(ctx: ScenarioContext, devices: number, budgetMs: number
     return { devices, enrollMs: f.enrollment.ms, connectMs: f.connectMs, connectedRssMb, deploy, update: warm, slowUpdate: { ...slow, floorMs } };
   } finally {
     await fleet?.stop().catch(() => undefined);
-    await hub?.process.kill('SIGTERM');
+    await hub?.stop();
     await rm(data, { recursive: true, force: true });
   }
 }
@@ -257,7 +259,9 @@ async function run(ctx: ScenarioContext) {
   const restore = ctx.cores.sut === ctx.cores.load ? async () => undefined : await pinProcess(process.pid, ctx.cores.load);
   let mosquitto: Mosquitto | null = null;
   try {
-    mosquitto = await startMosquitto(ctx.cores.sut);
+    // Anonymous, and no per-client caps: the controller gets one report from every device at once,
+    // which a capped queue would drop or a 20-message in-flight window would slow (the hub has neither).
+    mosquitto = await startMosquitto({ cores: ctx.cores.sut, maxInflightMessages: 0 });
     const rows: Row[] = [];
     const details: Record<string, unknown> = { mosquitto: mosquitto.version, cores: ctx.cores, instant: INSTANT, realistic: REALISTIC, seed: SEED, sizes: {} };
     for (const { devices, budgetMs } of sizes) {

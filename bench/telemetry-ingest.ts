@@ -4,7 +4,7 @@
  * acknowledges a batch only once its telemetry archive has it on disk; then the same clients and
  * payloads at a private Mosquitto (Debian) pinned to the same cores, with a password file for the
  * same devices, the same per-device ACL, and one QoS 1 subscriber taking every batch. Clients run
- * in another process on the load cores (bench/workers/mqtt-clients.ts).
+ * in another process on the load cores (bench/lib/mqtt-clients.ts).
  *
  * Measured, on each broker in turn:
  * - a fixed rate (every device one batch per second): p50 and p99 publish-to-PUBACK latency;
@@ -21,11 +21,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runStandalone, type Row, type Scenario, type ScenarioContext } from './lib/scenario.js';
-import { enrollThroughRest, hubMetric, seedDevices, startBenchHub, type BenchHub } from './workers/hub.js';
-import { startMosquitto, type Mosquitto } from './workers/mosquitto.js';
-import type { DeviceCredential, PublishResult } from './workers/mqtt-clients.js';
-import { MqttClientsWorker } from './workers/mqtt-clients-driver.js';
-import { MiB, processUsage, quantile } from './workers/proc.js';
+import { enrollThroughRest, hubMetric, seedDevices, startHub, type Hub } from './lib/hub.js';
+import { startMosquitto, type Mosquitto } from './lib/mosquitto.js';
+import type { DeviceCredential, PublishResult } from './lib/mqtt-clients.js';
+import { MqttClientsWorker } from './lib/mqtt-clients-driver.js';
+import { processUsage } from './lib/process-usage.js';
+import { MiB, quantile } from './lib/stats.js';
 
 interface Settings {
   /** Devices publishing in the rate and saturation phases (enrolled through REST). */
@@ -64,11 +65,11 @@ interface PhaseFigures {
 
 /** One publish phase, with the broker's CPU over the same span. */
 async function phase(clients: MqttClientsWorker, brokerPid: number, cmd: Parameters<MqttClientsWorker['publish']>[0]): Promise<PhaseFigures> {
-  const before = await processUsage(brokerPid);
+  const before = processUsage(brokerPid);
   const t0 = performance.now();
   const r: PublishResult = await clients.publish(cmd);
   const seconds = (performance.now() - t0) / 1000;
-  const cpuS = (await processUsage(brokerPid)).cpuS - before.cpuS;
+  const cpuS = processUsage(brokerPid).cpuS - before.cpuS;
   const sorted = r.latenciesMs.sort((a, b) => a - b);
   return {
     perSecond: r.ackedInWindow / (r.windowMs / 1000),
@@ -125,14 +126,14 @@ async function idle(ctx: ScenarioContext, s: Settings, brokerUrl: string, broker
   const clients = new MqttClientsWorker(ctx.cores.load, devices.length);
   try {
     await sleep(s.settleMs);
-    const baselineBytes = (await processUsage(brokerPid)).rssBytes;
+    const baselineBytes = processUsage(brokerPid).rssBytes;
     const levels: IdleFigures['levels'] = [];
     let connected = 0;
     for (const level of s.idle) {
       const c = await clients.connect({ url: brokerUrl, devices: devices.slice(connected, level), concurrency: s.connectConcurrency, timeoutMs: 120_000 });
       connected = level;
       await sleep(s.settleMs);
-      const rssBytes = (await processUsage(brokerPid)).rssBytes;
+      const rssBytes = processUsage(brokerPid).rssBytes;
       levels.push({ connections: level, rssBytes, perConnectionBytes: (rssBytes - baselineBytes) / level, connectMs: c.ms });
       ctx.log(`${level} idle connections (${c.connected} new in ${(c.ms / 1000).toFixed(1)} s): RSS ${(rssBytes / MiB).toFixed(1)} MiB (+${((rssBytes - baselineBytes) / level / 1024).toFixed(1)} KiB each)`);
     }
@@ -156,7 +157,7 @@ async function run(ctx: ScenarioContext) {
   };
   try {
     // 1. Ingest on the hub: devices enrolled through REST.
-    const hubA: BenchHub = await startBenchHub({ cores: ctx.cores.sut, data: await dir('edgeml-bench-ingest-hub-'), files: s.publishers + 1024 });
+    const hubA: Hub = await startHub({ cores: ctx.cores.sut, data: await dir('edgeml-bench-ingest-hub-'), files: s.publishers + 1024 });
     stops.push(hubA.stop);
     const ids = Array.from({ length: s.publishers }, (_, i) => `ingest-${String(i).padStart(5, '0')}`);
     const enrolled = await enrollThroughRest(hubA, ids);
@@ -165,7 +166,7 @@ async function run(ctx: ScenarioContext) {
     await stopAll();
 
     // 2. The same on Mosquitto, with a subscriber taking every batch.
-    const mosqA: Mosquitto = await startMosquitto({ cores: ctx.cores.sut, devices: enrolled.devices, consumer: CONSUMER, log: ctx.log });
+    const mosqA: Mosquitto = await startMosquitto({ cores: ctx.cores.sut, auth: { devices: enrolled.devices, consumer: CONSUMER }, files: enrolled.devices.length + 1024, log: ctx.log });
     stops.push(mosqA.stop);
     const consumer = new MqttClientsWorker(ctx.cores.load, 16);
     stops.push(() => consumer.stop());
@@ -178,13 +179,13 @@ async function run(ctx: ScenarioContext) {
     const idleIds = Array.from({ length: maxIdle }, (_, i) => `idle-${String(i).padStart(5, '0')}`);
     const hubBData = await dir('edgeml-bench-idle-hub-');
     const idleDevices = await seedDevices(hubBData, idleIds);
-    const hubB = await startBenchHub({ cores: ctx.cores.sut, data: hubBData, files: maxIdle + 1024 });
+    const hubB = await startHub({ cores: ctx.cores.sut, data: hubBData, files: maxIdle + 1024 });
     stops.push(hubB.stop);
     ctx.log(`hub on ${hubB.mqtt} (pid ${hubB.pid}) with ${maxIdle} devices in its store`);
     const hubIdle = await idle(ctx, s, `mqtt://${hubB.mqtt}`, hubB.pid, idleDevices);
     await stopAll();
 
-    const mosqB = await startMosquitto({ cores: ctx.cores.sut, devices: idleDevices, log: ctx.log });
+    const mosqB = await startMosquitto({ cores: ctx.cores.sut, auth: { devices: idleDevices }, files: idleDevices.length + 1024, log: ctx.log });
     stops.push(mosqB.stop);
     const mosqIdle = await idle(ctx, s, mosqB.url, mosqB.pid, idleDevices);
     await stopAll();

@@ -1,84 +1,13 @@
 /**
- * The floor of a rollout's fan-out on a plain MQTT broker: Mosquitto (Debian) on its own loopback
- * port, N clients subscribed to their `desired` topic as devices are, one controller client that
+ * The floor of a rollout's fan-out on a plain MQTT broker (an anonymous Mosquitto from
+ * mosquitto.ts): N clients subscribed to their `desired` topic as devices are, one controller client that
  * publishes the same retained QoS 1 desired state to each and counts one QoS 1 report back from each.
  * No store, no rollout bookkeeping, no simulated work: what any controller over MQTT pays at least.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createConnection, createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type DesiredState, type ReportedState } from '../../shared/protocol.js';
 import { deviceTopic, parseDeviceTopic } from '../../shared/topics.js';
-import { processUsage, sampleUsage, type UsageSummary } from './usage-sampler.js';
-
-export interface Mosquitto {
-  url: string;
-  pid: number;
-  version: string;
-  stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port }, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.on('error', () => resolve(false));
-  });
-}
-
-/** `mosquitto` on a free 127.0.0.1 port, anonymous, in memory only, pinned with taskset to `cores`. */
-export async function startMosquitto(cores: string): Promise<Mosquitto> {
-  const dir = await mkdtemp(join(tmpdir(), 'edgeml-bench-mosquitto-'));
-  const port = await freePort();
-  const conf = join(dir, 'mosquitto.conf');
-  await writeFile(
-    conf,
-    [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false',
-      // No per-client caps: the controller gets one report from every device at once, which a
-      // capped queue would drop or a 20-message in-flight window would slow (the hub has neither).
-      'max_queued_messages 0', 'max_inflight_messages 0', 'log_dest stderr', 'log_type error', 'log_type warning', ''].join('\n'),
-  );
-  const child: ChildProcess = spawn('taskset', ['-c', cores, 'mosquitto', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-2000);
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await rm(dir, { recursive: true, force: true });
-  };
-  for (let i = 0; i < 100 && !(await accepts(port)); i++) {
-    if (child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  if (!(await accepts(port))) {
-    await stop();
-    throw new Error(`mosquitto did not listen on 127.0.0.1:${port}: ${stderr.trim()}`);
-  }
-  const version = await new Promise<string>((resolve) => {
-    const v = spawn('mosquitto', ['-h'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    v.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    v.on('close', () => resolve(/version (\S+)/.exec(out)?.[1] ?? 'unknown'));
-  });
-  return { url: `mqtt://127.0.0.1:${port}`, pid: child.pid!, version, stop };
-}
+import { processUsage, rssMb, startUsageSampler, type SamplerSummary } from './process-usage.js';
 
 export interface FanoutRound {
   generation: number;
@@ -87,7 +16,7 @@ export interface FanoutRound {
   /** PUBLISH packets per device, sent + received by the device clients. */
   messagesPerDevice: number;
   /** The broker during the round. */
-  broker: UsageSummary;
+  broker: SamplerSummary;
 }
 
 export interface FanoutResult {
@@ -189,7 +118,7 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
     });
     await controller.subscribeAsync('edgeml/v1/dev/+/reported', { qos: 1 });
 
-    const connectedRssMb = processUsage(o.brokerPid).rssMb;
+    const connectedRssMb = rssMb(processUsage(o.brokerPid).rssBytes);
     const rounds: FanoutRound[] = [];
     for (let round = 1; round <= (o.rounds ?? 2); round++) {
       generation = round;
@@ -197,7 +126,7 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
       const done = new Promise<void>((resolve) => (allReported = resolve));
       const payload = encodeMessage('desired', desiredState(o.service, o.image, generation));
       const before = { ...counts };
-      const usage = await sampleUsage(o.brokerPid);
+      const usage = startUsageSampler(o.brokerPid);
       const t0 = performance.now();
       for (const id of o.ids) controller.publish(deviceTopic(id, 'desired'), payload, { qos: 1, retain: true });
       await withTimeout(done, o.timeoutMs, `reports of generation ${generation} from all ${o.ids.length} devices (${reported.size} so far)`);

@@ -1,67 +1,19 @@
 /**
- * A real hub (dist/, via bin/edgeml) on loopback and rollouts to a simulated fleet
- * (test/simulator/), timed from the request until both sides have settled: what
- * `npm run bench:fleet` (fleet-sim.ts) and the rollout-scale benchmark share.
+ * Rollouts to a simulated fleet (test/simulator/) on a real hub (hub.ts), timed from the request
+ * until both sides have settled: what `npm run bench:fleet` (fleet-sim.ts) and the rollout-scale
+ * benchmark share.
  */
-import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { request } from 'undici';
 import type { DeviceList, Labels } from '../../shared/api/devices.js';
-import { EDGEML_BIN, EdgemlProcess } from '../../test/helpers/edgeml-process.js';
 import type { Fleet } from '../../test/simulator/fleet-simulator.js';
-
-export interface Hub {
-  url: string;
-  mqtt: string;
-  adminKey: string;
-  process: EdgemlProcess;
-}
-
-export interface HubOptions {
-  data: string;
-  /** `taskset -c` cores for the hub process (the system under test). */
-  cores?: string;
-  /** More `hub start` flags, e.g. `['--registry', HOST:PORT]`. */
-  args?: readonly string[];
-  env?: NodeJS.ProcessEnv;
-}
-
-/** Starts `edgeml hub start` on free loopback ports and waits for "hub ready". */
-export async function startHub(o: HubOptions): Promise<Hub> {
-  const hubArgs = [EDGEML_BIN, 'hub', 'start', '--data', o.data, '--http', '127.0.0.1:0', '--mqtt', '127.0.0.1:0', ...(o.args ?? [])];
-  // taskset execs the command: the child's pid is the hub's.
-  const [command, args] = o.cores ? ['taskset', ['-c', o.cores, process.execPath, ...hubArgs]] : [process.execPath, hubArgs];
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
-  const proc = new EdgemlProcess(child);
-  try {
-    const ready = await proc.waitForLog('hub ready', (l) => l.msg === 'hub ready', 60_000);
-    return { url: `http://${String(ready.http)}`, mqtt: String(ready.mqtt), adminKey: (await readFile(join(o.data, 'admin.key'), 'utf8')).trim(), process: proc };
-  } catch (err) {
-    await proc.kill('SIGKILL');
-    throw err;
-  }
-}
-
-const REQUEST_TIMEOUT_MS = 60_000;
-
-/** A REST call with the admin key; throws on a status of 300 or more. */
-export async function call<T>(hub: Pick<Hub, 'url' | 'adminKey'>, method: 'GET' | 'POST' | 'DELETE', path: string, json?: unknown): Promise<T> {
-  const res = await request(`${hub.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${hub.adminKey}`, ...(json === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(json === undefined ? {} : { body: JSON.stringify(json) }),
-    headersTimeout: REQUEST_TIMEOUT_MS,
-    bodyTimeout: REQUEST_TIMEOUT_MS,
-  });
-  const text = await res.body.text();
-  if (res.statusCode >= 300) throw new Error(`${method} ${path} answered ${res.statusCode}: ${text}`);
-  return (text ? JSON.parse(text) : null) as T;
-}
+import { call, type Hub } from './hub.js';
 
 export const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
-export function quantile(sorted: readonly number[], q: number): number {
+/**
+ * The value at index ⌊q·n⌋ of sorted values (the last one for q = 1). Not stats.ts's nearest rank:
+ * this is how fleet-sim has always reported its percentiles, and its figures stay comparable.
+ */
+function quantile(sorted: readonly number[], q: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : Number.NaN;
 }
 

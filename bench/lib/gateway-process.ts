@@ -8,7 +8,6 @@
  * Prints one line `{"ready":"http://127.0.0.1:PORT"}` on stdout once it listens (its warnings are
  * pino JSON lines on the same stream); SIGTERM closes it. `startGatewayProcess` does all that.
  */
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -16,7 +15,7 @@ import { startGateway } from '../../agent/gateway/server.js';
 import { RouteTable } from '../../agent/reconcile/routes.js';
 import { systemClock } from '../../shared/clock.js';
 import { createLogger } from '../../shared/logger.js';
-import { pinned } from './cores.js';
+import { spawnPinned, stopChild } from './processes.js';
 
 export const BENCH_SERVICE = 'bench';
 
@@ -64,22 +63,15 @@ async function main(settings: GatewaySettings): Promise<void> {
 /** Starts the gateway process pinned to `cores`; resolves once it listens. */
 export async function startGatewayProcess(settings: GatewaySettings, cores: string, timeoutMs = 30_000): Promise<GatewayProcess> {
   const entry = fileURLToPath(import.meta.url);
-  const { command, args } = pinned(cores, process.execPath, ['--import', 'tsx', entry, JSON.stringify(settings)]);
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnPinned(cores, process.execPath, ['--import', 'tsx', entry, JSON.stringify(settings)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
-  child.stderr.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
+  child.stderr!.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
   const exited = once(child, 'exit');
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const stop = () => stopChild(child, 'SIGTERM', 5000);
   try {
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the gateway process did not start within ${timeoutMs} ms`)), timeoutMs);
-      createInterface({ input: child.stdout }).on('line', (line) => {
+      createInterface({ input: child.stdout! }).on('line', (line) => {
         try {
           const msg = JSON.parse(line) as { ready?: string };
           if (msg.ready) {

@@ -20,14 +20,14 @@
  *
  * (The spec comes on stdin, not in argv, so the service key it carries is not in the process list.)
  */
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
-import { pinned } from './cores.js';
+import { processUsage } from './process-usage.js';
+import { spawnPinned } from './processes.js';
+import { quantile } from './stats.js';
 
 export type Phase = { mode: 'closed'; connections: number; seconds: number } | { mode: 'open'; rate: number; connections: number; seconds: number; timeoutMs: number };
 
@@ -64,19 +64,10 @@ export interface LoadResult {
   cpuMs: number[];
 }
 
-/** utime + stime of a process, ms (/proc/PID/stat, in clock ticks of 10 ms on Linux). */
-export function cpuTimeMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 14 and 15 of stat(5); the slice starts at field 3.
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
 function summarize(values: number[]): Latencies {
   if (values.length === 0) return { count: 0, p50: 0, p90: 0, p99: 0, max: 0 };
   const sorted = Float64Array.from(values).sort();
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
-  return { count: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted[sorted.length - 1]! };
+  return { count: sorted.length, p50: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), p99: quantile(sorted, 0.99), max: sorted[sorted.length - 1]! };
 }
 
 class Recorder {
@@ -153,9 +144,10 @@ async function openLoop(spec: LoadSpec, phase: Extract<Phase, { mode: 'open' }>)
 async function runPhases(spec: LoadSpec): Promise<LoadResult[]> {
   const results: LoadResult[] = [];
   for (const phase of spec.phases) {
-    const cpuBefore = (spec.cpuPids ?? []).map(cpuTimeMs);
+    const cpuMs = (pid: number) => processUsage(pid).cpuS * 1000;
+    const cpuBefore = (spec.cpuPids ?? []).map(cpuMs);
     const result = phase.mode === 'closed' ? await closedLoop(spec, phase) : await openLoop(spec, phase);
-    result.cpuMs = (spec.cpuPids ?? []).map((pid, i) => cpuTimeMs(pid) - cpuBefore[i]!);
+    result.cpuMs = (spec.cpuPids ?? []).map((pid, i) => cpuMs(pid) - cpuBefore[i]!);
     results.push(result);
   }
   return results;
@@ -164,13 +156,12 @@ async function runPhases(spec: LoadSpec): Promise<LoadResult[]> {
 /** Runs the phases in a process of their own pinned to `cores`, bounded by their durations plus a margin. */
 export async function runLoad(spec: LoadSpec, cores: string): Promise<LoadResult[]> {
   const entry = fileURLToPath(import.meta.url);
-  const { command, args } = pinned(cores, process.execPath, ['--import', 'tsx', entry]);
-  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  child.stdin.end(JSON.stringify(spec));
+  const child = spawnPinned(cores, process.execPath, ['--import', 'tsx', entry], { stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin!.end(JSON.stringify(spec));
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => void (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
+  child.stdout!.on('data', (d: Buffer) => void (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
   const limitMs = spec.phases.reduce((sum, p) => sum + p.seconds * 1000, 0) + 60_000;
   const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
   const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];

@@ -8,11 +8,9 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pinned } from './cores.js';
-import { freePort } from './scoring-container.js';
+import { exitReason, freePort, spawnPinned, stopChild, waitListening } from './processes.js';
 
 export const NGINX = '/usr/sbin/nginx';
 
@@ -52,24 +50,6 @@ export async function nginxLabel(): Promise<string> {
   }
 }
 
-async function waitListening(port: number, timeoutMs: number, exited: () => string | null): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1', () => {
-        socket.end();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    const why = exited();
-    if (why !== null) throw new Error(`nginx exited: ${why}`);
-    if (Date.now() > deadline) throw new Error(`nginx did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 export async function startNginx(o: NginxOptions): Promise<NginxProcess> {
   const prefix = await mkdtemp(join(tmpdir(), 'edgeml-bench-nginx-'));
   await mkdir(join(prefix, 'tmp'));
@@ -103,27 +83,21 @@ export async function startNginx(o: NginxOptions): Promise<NginxProcess> {
   ].join('\n');
   const file = join(prefix, 'nginx.conf');
   await writeFile(file, config);
-  const { command, args } = pinned(o.cores, NGINX, ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', file]);
-  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawnPinned(o.cores, NGINX, ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', file], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
-  const exited = once(child, 'exit').catch(() => undefined);
+  child.stderr!.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
   let spawnError: Error | null = null;
   child.once('error', (err) => void (spawnError = err));
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null && !spawnError) {
-      // QUIT: graceful; TERM after a bound.
-      child.kill('SIGQUIT');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
+    // QUIT: graceful; KILL after a bound.
+    if (!spawnError) await stopChild(child, 'SIGQUIT', 5000);
     await rm(prefix, { recursive: true, force: true });
   };
   try {
-    await waitListening(port, 10_000, () => {
+    await waitListening('nginx', port, 10_000, () => {
       if (spawnError) return (spawnError as Error).message;
-      return child.exitCode !== null || child.signalCode !== null ? `${String(child.exitCode ?? child.signalCode)} ${stderr.trim()}` : null;
+      const why = exitReason(child);
+      return why === null ? null : `${why} ${stderr.trim()}`;
     });
     return { scoreUrl: `http://127.0.0.1:${port}${o.location}`, pid: child.pid!, config, stop };
   } catch (err) {

@@ -12,13 +12,13 @@
  */
 import { execFile } from 'node:child_process';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { request } from 'undici';
 import { runtimeBaseImage } from '../../test/helpers/rig.js';
+import { freePort } from './processes.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const run = promisify(execFile);
@@ -30,18 +30,6 @@ export interface ScoringContainer {
   /** The container's main process on the host (for its CPU time in /proc). */
   pid: number;
   stop(): Promise<void>;
-}
-
-/** A free loopback port (host networking: the container binds it itself). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function scoreJs(serviceMs: number): string {
@@ -96,6 +84,7 @@ export async function startScoringContainer(o: { cores: string; serviceMs?: numb
   await chmod(app, 0o755);
   await writeFile(join(app, 'score.js'), scoreJs(o.serviceMs ?? 0), { mode: 0o644 });
   await writeFile(join(app, 'schema.json'), JSON.stringify(SCHEMA), { mode: 0o644 });
+  // Host networking: the container binds the port itself.
   const port = await freePort();
   const name = `edgeml-bench-scorer-${process.pid}-${port}`;
   const image = runtimeBaseImage('node');

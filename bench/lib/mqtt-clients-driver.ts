@@ -1,11 +1,11 @@
 /**
- * Runs bench/workers/mqtt-clients.ts in its own process on the load cores and sends it commands
+ * Runs bench/lib/mqtt-clients.ts in its own process on the load cores and sends it commands
  * over IPC, one at a time, each with a deadline.
  */
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ConnectResult, PublishResult, WorkerCommand, WorkerReply } from './mqtt-clients.js';
-import { spawnPinned, stopChild } from './proc.js';
+import { spawnPinned, stopChild } from './processes.js';
 
 const WORKER = fileURLToPath(new URL('./mqtt-clients.ts', import.meta.url));
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -17,7 +17,7 @@ export class MqttClientsWorker {
 
   /** `files`: open files the worker needs (one per connection, plus some). */
   constructor(cores: string, files: number) {
-    this.#child = spawnPinned(cores, process.execPath, ['--import', 'tsx', WORKER], files + 256, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    this.#child = spawnPinned(cores, process.execPath, ['--import', 'tsx', WORKER], { files: files + 256, cwd: REPO, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     this.#child.stderr!.on('data', (d: Buffer) => {
       this.#stderr = (this.#stderr + d.toString()).slice(-4000);
     });

@@ -1,9 +1,13 @@
 // The agent-footprint benchmark's floor: a bare Node process that only holds one MQTT connection,
 // set up as the agent's (client id = username = device id, password = token, persistent session,
 // QoS 1 subscriptions to `desired` and `cmd`, a retained last will), and does nothing else.
-// Plain JavaScript on purpose: run by `node` itself, without tsx's loader, as the agent runs from dist/.
+// Plain JavaScript on purpose, unlike the TypeScript workers beside it (run with `node --import tsx`):
+// it is the floor of the agent's memory, and the agent is measured as it runs, compiled JS from dist/
+// under plain `node`. tsx's loader (and the esbuild service it starts) would add to this process's
+// RSS alone — about 35 MiB more for an idle script on the development machine (node 42 MiB, with
+// `--import tsx` 78 MiB) — and make the floor look higher than any Node agent has to be.
 //
-//   BENCH_DEVICE_TOKEN=… node bench/workers/bare-mqtt-client.mjs mqtt://HOST:PORT DEVICE_ID
+//   BENCH_DEVICE_TOKEN=… node bench/lib/bare-mqtt-client.mjs mqtt://HOST:PORT DEVICE_ID
 import mqtt from 'mqtt';
 
 const [url, id] = process.argv.slice(2);
