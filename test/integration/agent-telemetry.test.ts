@@ -25,6 +25,7 @@ import { openBrokerAuth } from '../helpers/open-broker-auth.js';
 import { rig } from '../helpers/rig.js';
 import { metricsBatch, serviceInterval } from '../helpers/telemetry-batches.js';
 import { waitFor } from '../helpers/wait.js';
+import { DEFAULT_MAX_IN_FLIGHT } from '../../agent/telemetry/telemetry-sender.js';
 
 const logger = pino({ level: 'silent' });
 const outboxDir = (data: string) => join(data, 'telemetry', 'outbox');
@@ -190,11 +191,14 @@ test.serial('with a full queue the oldest batches are dropped and the next batch
   const batches = hub.of(agent.deviceId);
   const reported = Math.max(...batches.map((b) => b.outbox.dropped.metrics));
   t.is(reported, total);
-  t.deepEqual(
-    [...new Set(batches.filter((b) => b.id.startsWith('fill-')).map((b) => b.id))].sort(),
-    fillers.slice(reported).sort(),
-    'exactly the oldest, as many as reported, are gone',
-  );
+  // Only the oldest are missing, and each missing one was counted. A batch dropped while its
+  // publish was under way may still arrive (counted as dropped all the same): at most the sender's
+  // publishes in flight.
+  const arrived = new Set(batches.filter((b) => b.id.startsWith('fill-')).map((b) => b.id));
+  const missing = fillers.filter((id) => !arrived.has(id));
+  t.true(missing.length > 0, 'old batches were dropped');
+  t.deepEqual(missing, fillers.slice(0, missing.length), 'only the oldest are gone');
+  t.true(missing.length <= reported && reported - missing.length <= DEFAULT_MAX_IN_FLIGHT, `${missing.length} missing, ${reported} reported dropped`);
   const own = batches.filter((b) => b.id.startsWith('m.')).map((b) => b.id);
   const all = counters(t, [...own, ...(await leftInOutbox(data, MIN_QUEUE_BYTES))]);
   t.deepEqual(all, oneToN(all.length), "the agent's own batches all arrived");
