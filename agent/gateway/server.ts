@@ -1,9 +1,9 @@
 /**
  * The device's scoring gateway: `POST /v1/services/NAME/score` with the service's API key goes to
  * the container that serves NAME now (the route table), within the service's limits; the URL and
- * the key stay the same across revisions. `GET /v1/services` lists what is served, with its
- * counters, and `GET /v1/services/NAME/swagger.json` is the container's document pointing at the
- * gateway. Answers of a service with capture on are sampled at its rate, with their requests.
+ * the key stay the same across revisions. `GET /v1/services`, with the key of any service the
+ * device serves, lists what is served, with its counters, and `GET /v1/services/NAME/swagger.json`
+ * is the container's document pointing at the gateway. Answers of a service with capture on are sampled at its rate, with their requests.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -122,6 +122,9 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     return limiter;
   };
 
+  /** The one key check: scoring a service and listing the device's services both go through it. */
+  const keyFits = (route: Route, key: string): boolean => secretMatches(route.keyHash, key);
+
   const known = (name: string): boolean => o.routes.get(name) !== undefined || o.desired().includes(name);
 
   const noService = (name: string) => new GatewayError(404, GatewayCodes.NOT_FOUND, `no service ${name} on this device`);
@@ -212,7 +215,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const serve = async (name: string, req: IncomingMessage, res: ServerResponse, gone: AbortSignal): Promise<Outcome> => {
     const arrived = o.clock.now();
     const route = routeOf(name);
-    if (!secretMatches(route.keyHash, bearer(req))) {
+    if (!keyFits(route, bearer(req))) {
       throw new GatewayError(401, GatewayCodes.UNAUTHENTICATED, `service ${name} needs its API key: send "Authorization: Bearer KEY"`, { 'www-authenticate': 'Bearer' });
     }
     const limiter = limiterOf(name);
@@ -271,7 +274,12 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     sendJson(res, 200, { ...doc, servers: [{ url: `${url}/v1/services/${name}` }] });
   };
 
-  const services = (res: ServerResponse): void => {
+  /** Names, digests and counters are the device's business: any key of a service it serves may see them. */
+  const services = (req: IncomingMessage, res: ServerResponse): void => {
+    const key = bearer(req);
+    if (!o.routes.list().some((r) => keyFits(r, key))) {
+      throw new GatewayError(401, GatewayCodes.UNAUTHENTICATED, 'listing services needs the API key of a service on this device: send "Authorization: Bearer KEY"', { 'www-authenticate': 'Bearer' });
+    }
     sendJson(res, 200, {
       services: o.routes.list().map((r) => ({
         name: r.service,
@@ -291,7 +299,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     const m = /^\/v1\/services\/([a-z0-9][a-z0-9-]{0,62})\/(score|swagger\.json)$/.exec(path);
     if (m && m[2] === 'score' && req.method === 'POST') return void score(m[1]!, req, res);
     const handle = async () => {
-      if (path === '/v1/services' && req.method === 'GET') return services(res);
+      if (path === '/v1/services' && req.method === 'GET') return services(req, res);
       if (m && m[2] === 'swagger.json' && req.method === 'GET') return swagger(m[1]!, res);
       throw new GatewayError(404, GatewayCodes.NOT_FOUND, `no route for ${req.method} ${path}`);
     };

@@ -96,7 +96,7 @@ test('an agent killed during a health check, a pull, or a switch converges to on
     return { status: res.statusCode, body: (await res.body.json()) as { class?: string } };
   };
   const servedRevision = async () => {
-    const res = await request(`${await gatewayOf()}/v1/services`);
+    const res = await request(`${await gatewayOf()}/v1/services`, { headers: { authorization: `Bearer ${deployed.key}` } });
     return ((await res.body.json()) as { services: Array<{ revision: number }> }).services[0]?.revision;
   };
   await serving(hub, deviceId, 1);

@@ -31,9 +31,9 @@ const LOAD_MAX_MS = 5 * 60_000;
 
 const device = async (hub: HubProcess, id: string) => (await api<Device>(hub, 'GET', `/api/v1/devices/${id}`, { key: hub.adminKey })).body;
 
-/** The gateway's cumulative counters for a service, from its listing. */
-async function countersOf(gateway: string, service: string): Promise<ServiceCounters> {
-  const listed = (await (await request(`${gateway}/v1/services`)).body.json()) as { services: Array<{ name: string; metrics: ServiceCounters }> };
+/** The gateway's cumulative counters for a service, from its listing (which needs the service's key). */
+async function countersOf(gateway: string, service: string, key: string): Promise<ServiceCounters> {
+  const listed = (await (await request(`${gateway}/v1/services`, { headers: { authorization: `Bearer ${key}` } })).body.json()) as { services: Array<{ name: string; metrics: ServiceCounters }> };
   return listed.services.find((s) => s.name === service)!.metrics;
 }
 
@@ -107,12 +107,12 @@ test('the gateway checks the key, enforces limits, serves swagger, and keeps ser
   const swagger = (await (await request(`${gateway}/v1/services/scorer/swagger.json`)).body.json()) as { servers: Array<{ url: string }>; paths: Record<string, unknown> };
   t.deepEqual(swagger.servers, [{ url: `${gateway}/v1/services/scorer` }]);
   t.truthy(swagger.paths['/score']);
-  const listed = (await (await request(`${gateway}/v1/services`)).body.json()) as { services: Array<{ name: string; revision: number }> };
+  const listed = (await (await request(`${gateway}/v1/services`, { headers: { authorization: `Bearer ${deployed.key}` } })).body.json()) as { services: Array<{ name: string; revision: number }> };
   t.like(listed.services[0], { name: 'scorer', revision: 1 });
 
   // The gateway counted what this test sent it: 3 without a good key (one through the CLI), 1 answered
   // 400 by the container, 2 served; the unknown service is not counted.
-  const before = await countersOf(gateway, 'scorer');
+  const before = await countersOf(gateway, 'scorer', deployed.key);
   t.like(before, { requests: 6, unauthenticated: 3, rejected: 0, upstreamErrors: 0, aborted: 0, responses: { '2xx': 2, '4xx': 4, '5xx': 0 } });
 
   // maxConcurrent 1 + maxQueue 2: of 10 slow requests at once, 3 are served and 7 refused at once.
@@ -122,7 +122,7 @@ test('the gateway checks the key, enforces limits, serves swagger, and keeps ser
   const refused = burst.find((r) => r.status === 429)!;
   t.is(refused.headers['retry-after'], '1');
   t.is(refused.body.error.code, 'GATEWAY_E_QUEUE_FULL');
-  const afterBurst = await countersOf(gateway, 'scorer');
+  const afterBurst = await countersOf(gateway, 'scorer', deployed.key);
   t.like(afterBurst, { requests: 16, unauthenticated: 3, rejected: 7, queueTimeouts: 0, upstreamErrors: 0, aborted: 0, responses: { '2xx': 5, '4xx': 11, '5xx': 0 } });
   // The three served each took the fixture's 1.5 s at least: all in buckets above 1000 ms.
   const timed = afterBurst.latencyMs.counts.map((n, i) => n - before.latencyMs.counts[i]!);
@@ -157,14 +157,14 @@ test('the gateway checks the key, enforces limits, serves swagger, and keeps ser
   t.log(`load loop: ${JSON.stringify(Object.fromEntries(seen))}`);
   t.deepEqual([...seen.keys()].filter((k) => k !== '200' && k !== '429'), [], 'only 200 and 429 during the update');
   t.true((seen.get('200') ?? 0) > 20);
-  t.like(await countersOf(gateway, 'scorer'), {
+  t.like(await countersOf(gateway, 'scorer', deployed.key), {
     requests: afterBurst.requests + (seen.get('200') ?? 0) + (seen.get('429') ?? 0),
     rejected: afterBurst.rejected + (seen.get('429') ?? 0),
     upstreamErrors: 0,
     aborted: 0,
     responses: { '2xx': afterBurst.responses['2xx'] + (seen.get('200') ?? 0), '5xx': 0 },
   }, "the gateway's counters agree with what the clients saw through the switch");
-  const services = (await (await request(`${gateway}/v1/services`)).body.json()) as { services: Array<{ name: string; revision: number; image: string }> };
+  const services = (await (await request(`${gateway}/v1/services`, { headers: { authorization: `Bearer ${deployed.key}` } })).body.json()) as { services: Array<{ name: string; revision: number; image: string }> };
   t.like(services.services[0], { name: 'scorer', revision: 2, image: js.ref! });
   t.is((await post(scoreUrl, sample, deployed.key)).body.class, 'setosa', 'the same key and URL answer from the new revision');
 

@@ -200,13 +200,39 @@ test('scores through the route, passes the answer on, and lists the service with
   t.is(starting.body.error.code, 'GATEWAY_E_NOT_READY');
   t.is(starting.headers['retry-after'], '1');
 
-  const listed = (await (await request(`${gateway.url}/v1/services`, { dispatcher: g.client })).body.json()) as { services: any[] };
+  const listed = (await (await request(`${gateway.url}/v1/services`, { dispatcher: g.client, headers: { authorization: `Bearer ${KEY}` } })).body.json()) as { services: any[] };
   t.is(listed.services.length, 1);
   t.like(listed.services[0], { name: 'iris', revision: 1, limits: { maxConcurrent: 4, maxQueue: 4 }, inFlight: 0, queued: 0 });
   t.like(listed.services[0].metrics, { requests: 1, responses: { '2xx': 1, '4xx': 0, '5xx': 0 }, latencyMs: { boundsMs: LATENCY_BOUNDS_MS } });
   const report = gateway.metrics.snapshot();
   t.deepEqual(Object.keys(report.services), ['iris', 'wine'], 'a made-up name is not counted; a desired one is');
   t.like(report.services.wine, { requests: 1, responses: { '5xx': 1 } });
+});
+
+test('the service list needs the key of a service the device serves; any of them will do', async (t) => {
+  const upstream = await startUpstream(t, echo);
+  const g = await startTestGateway(t, upstream.port);
+  const other = { ...service({ maxConcurrent: 1, maxQueue: 1 }), name: 'wine', keyHash: hashSecret('the-wine-key') };
+  g.routes.set(other, upstream.port);
+  const list = async (key?: string) => {
+    const res = await request(`${g.gateway.url}/v1/services`, { dispatcher: g.client, headers: key === undefined ? {} : { authorization: `Bearer ${key}` } });
+    return { status: res.statusCode, headers: res.headers, body: (await res.body.json()) as any };
+  };
+  for (const key of [undefined, '', 'wrong', `${KEY}x`]) {
+    const refused = await list(key);
+    t.is(refused.status, 401, `key ${JSON.stringify(key)}`);
+    t.is(refused.body.error.code, 'GATEWAY_E_UNAUTHENTICATED');
+    t.regex(refused.body.error.message, /API key/);
+    t.is(refused.headers['www-authenticate'], 'Bearer');
+    t.is(refused.body.services, undefined, 'nothing about the services leaks');
+  }
+  for (const key of [KEY, 'the-wine-key']) {
+    const listed = await list(key);
+    t.is(listed.status, 200);
+    t.deepEqual(listed.body.services.map((s: { name: string }) => s.name), ['iris', 'wine']);
+  }
+  g.routes.delete('wine');
+  t.is((await list('the-wine-key')).status, 401, 'the key of a service the device no longer serves is no key');
 });
 
 test('the swagger document points at the gateway; a container that is down is a 502', async (t) => {
