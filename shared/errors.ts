@@ -35,6 +35,8 @@ export const ErrorCodes = {
   HUB_BUILD_CANCELLED: 'HUB_E_BUILD_CANCELLED',
   /** The image was built and pushed, but did not score its sample on some platform. */
   HUB_IMAGE_TEST_FAILED: 'HUB_E_IMAGE_TEST_FAILED',
+  /** An `Idempotency-Key` used before, by the same API key, for a different request (422). */
+  HUB_IDEMPOTENCY_MISMATCH: 'HUB_E_IDEMPOTENCY_MISMATCH',
   /** A tar archive with an unsafe or unsupported entry (absolute path, `..`, escaping link, device file). */
   ARCHIVE_INVALID: 'EDGEML_E_ARCHIVE_INVALID',
   /** A tar archive over the file-count or size limit. */
