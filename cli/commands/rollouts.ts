@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { Rollout, RolloutList } from '../../shared/api/rollouts.js';
-import { ROLLOUT_DEVICE_PHASES } from '../../shared/api/rollouts.js';
+import { ACTIVE_ROLLOUT_PHASES, ROLLOUT_DEVICE_PHASES } from '../../shared/api/rollouts.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { inputError } from '../args.js';
 import { apiPath } from '../hub-client.js';
@@ -69,7 +69,19 @@ export function renderRolloutList(list: RolloutList['rollouts']): string {
   );
 }
 
-const FINISHED = new Set<Rollout['phase']>(['succeeded', 'aborted', 'superseded']);
+const NAMED = 10;
+
+/** Why a finished rollout is not a success, naming its failed devices; null when it succeeded. */
+export function rolloutFailure(r: Rollout): string | null {
+  if (r.phase === 'succeeded') return null;
+  if (r.phase !== 'completed-with-failures') return `rollout ${r.id} ended ${r.phase}${r.reason ? `: ${r.reason}` : ''}`;
+  const failed = r.devices.filter((d) => d.phase === 'failed');
+  return [
+    `rollout ${r.id} completed with failures: ${failed.length} of ${r.devices.length} devices failed`,
+    ...failed.slice(0, NAMED).map((d) => `  ${d.id}: ${d.error ?? 'failed'}`),
+    ...(failed.length > NAMED ? [`  … and ${failed.length - NAMED} more (edgeml rollout status ${r.id})`] : []),
+  ].join('\n');
+}
 
 async function watch(ctx: ClientContext, id: number): Promise<Rollout> {
   const interval = pollInterval(ctx.io.env);
@@ -81,7 +93,7 @@ async function watch(ctx: ClientContext, id: number): Promise<Rollout> {
       if (line !== last) ctx.io.stderr.write(`${line}\n`);
       last = line;
     }
-    if (FINISHED.has(r.phase)) return r;
+    if (!ACTIVE_ROLLOUT_PHASES.includes(r.phase)) return r;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(resolve, interval);
       ctx.signal.addEventListener('abort', () => {
@@ -112,14 +124,13 @@ export function addRolloutCommands(program: Command, io: CliIo): void {
     .command('status')
     .description('phase, batch, devices per phase and each device; --watch follows it to the end')
     .argument('<id>', 'rollout id', parseRolloutId)
-    .option('--watch', 'poll until the rollout is over; exit 1 unless it succeeded')
+    .option('--watch', 'poll until the rollout is over; exit 1 unless it succeeded (completed-with-failures, aborted, superseded)')
     .action(
       clientAction<[number], { watch?: boolean }>(io, async (ctx, [id], flags) => {
         const r = flags.watch ? await watch(ctx, id) : await ctx.client.json<Rollout>('GET', apiPath('rollouts', id));
         ctx.out.result(r, () => renderRollout(r));
-        if (flags.watch && r.phase !== 'succeeded') {
-          throw new EdgemlError(ErrorCodes.CLI_ROLLOUT_FAILED, `rollout ${id} ended ${r.phase}${r.reason ? `: ${r.reason}` : ''}`);
-        }
+        const failure = flags.watch ? rolloutFailure(r) : null;
+        if (failure) throw new EdgemlError(ErrorCodes.CLI_ROLLOUT_FAILED, failure);
       }),
     );
   for (const [name, description] of [

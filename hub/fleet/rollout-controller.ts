@@ -6,14 +6,14 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { RolloutSummary } from '../../shared/api/deployments.js';
-import { ROLLOUT_DEVICE_PHASES, type Rollout, type RolloutRequest } from '../../shared/api/rollouts.js';
+import { COMPLETED_ROLLOUT_PHASES, ROLLOUT_DEVICE_PHASES, ROLLOUT_PHASES, type Rollout, type RolloutPhase, type RolloutRequest } from '../../shared/api/rollouts.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ActorRecord, DeploymentRecord, RolloutRecord, RolloutRepository } from '../store/store.js';
 import type { DesiredStates } from './desired-states.js';
 import type { DeviceDirectory } from './device-directory.js';
-import { advance, devicePhase, isSettled, planBatches, resolveOptions, type DeviceView, type HealthGate } from './rollout-engine.js';
+import { advance, devicePhase, isSettled, namesOf, planBatches, resolveOptions, type DeviceView, type HealthGate } from './rollout-engine.js';
 
 const TICK_MS = 500;
 /** After a hub start, devices get this long to reconnect before "offline" lets a batch go on without them. */
@@ -173,6 +173,13 @@ export class RolloutController {
     return this.toView(await this.get(id));
   }
 
+  /** Every stored rollout counted by phase, each phase present (for /metrics). */
+  async countByPhase(): Promise<Record<RolloutPhase, number>> {
+    const counts = Object.fromEntries(ROLLOUT_PHASES.map((p) => [p, 0])) as Record<RolloutPhase, number>;
+    for (const r of await this.deps.rollouts.list({})) counts[r.phase] += 1;
+    return counts;
+  }
+
   async list(filter: { service?: string; active?: boolean }): Promise<Array<Omit<Rollout, 'devices'>>> {
     return (await this.deps.rollouts.list(filter)).map((r) => {
       const { devices: _devices, ...rest } = this.toView(r);
@@ -248,17 +255,22 @@ export class RolloutController {
     const { updatedAt: _a, ...now } = r;
     const { updatedAt: _b, ...then } = before;
     if (isDeepStrictEqual(now, then)) return;
+    const completed = COMPLETED_ROLLOUT_PHASES.includes(r.phase);
     await this.deps.rollouts.update(r.id, (stored, d) => {
       Object.assign(stored, r);
       for (const [id, revision] of result.assign) d.assignments[id] = revision;
       if (d.rollout.id === r.id) d.rollout.phase = r.phase;
-      if (r.phase === 'succeeded') this.settle(r, d);
+      if (completed) this.settle(r, d);
     });
     if (r.kind === 'rollback' && r.rollbackOf !== null) await this.markRolledBack(r);
     // A new stable revision reaches every device not moved by the rollout (enrolled since, relabelled).
-    if (r.phase === 'succeeded') await this.deps.desired.sync();
+    if (completed) await this.deps.desired.sync();
     else if (result.assign.size) await this.deps.desired.sync([...result.assign.keys()]);
     if (r.phase === 'succeeded') this.deps.logger.info({ rollout: r.id, service: r.service, revision: r.revision, kind: r.kind }, 'rollout succeeded');
+    if (r.phase === 'completed-with-failures') {
+      const failed = Object.keys(r.devices).filter((id) => r.devices[id]!.state === 'failed').sort();
+      this.deps.logger.warn({ rollout: r.id, service: r.service, revision: r.revision, kind: r.kind, failed: namesOf(failed) }, 'rollout completed with failed devices');
+    }
   }
 
   /** Devices back on their old revision show as rolled back in the rollout that failed too. */

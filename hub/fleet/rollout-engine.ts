@@ -80,13 +80,23 @@ function reached(to: number | null, v: DeviceView): boolean {
   return v.service?.revision === to && v.service.phase === 'running' && v.service.servingRevision === to;
 }
 
-function failedOn(to: number | null, v: DeviceView): string | null {
+/**
+ * A failure the device reports for the revision: `final` when its agent gave up on it (rejected);
+ * a plain `failed` is retried by the agent with backoff and may still get healthy.
+ */
+function failureOn(to: number | null, v: DeviceView): { error: string; final: boolean } | null {
   if (to === null || v.service?.revision !== to) return null;
   if (v.service.phase !== 'failed' && v.service.phase !== 'rejected') return null;
-  return v.service.error ? `${v.service.error.code}: ${v.service.error.message}` : `reported ${v.service.phase}`;
+  return { error: v.service.error ? `${v.service.error.code}: ${v.service.error.message}` : `reported ${v.service.phase}`, final: v.service.phase === 'rejected' };
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+const NAMED = 10;
+/** Device ids for a message: the first few, and how many more (a fleet's worth would swamp it). */
+export function namesOf(ids: readonly string[]): string {
+  return ids.length > NAMED ? `${ids.slice(0, NAMED).join(', ')} and ${ids.length - NAMED} more` : ids.join(', ');
+}
 const ms = (iso: string) => Date.parse(iso);
 
 /** The phase shown for a device: what it does now, from its record and its latest report. */
@@ -95,6 +105,7 @@ export function devicePhase(d: RolloutDeviceRecord, v: DeviceView, rollback: boo
   if (d.state === 'rolled-back' || d.state === 'failed') return d.state;
   if (d.state === 'waiting') return 'pending';
   if (!v.online) return 'offline';
+  if (d.error !== null) return 'retrying';
   if (d.to !== null && v.service?.revision === d.to && (v.service.phase === 'pulling' || v.service.phase === 'starting' || v.service.phase === 'running')) {
     return v.service.phase === 'running' ? 'starting' : v.service.phase;
   }
@@ -131,18 +142,23 @@ export function advance(
     const v = view(id);
     // The timeout counts while the device is online: an offline device is pending, not failing.
     if (v.online && d.deadline === null) d.deadline = iso(now + deviceTimeout);
-    const failure = failedOn(d.to, v);
+    const failure = failureOn(d.to, v);
     if (reached(d.to, v)) {
       d.state = 'healthy';
+      d.error = null;
       d.doneAt = iso(now);
-    } else if (failure) {
+    } else if (failure?.final) {
       d.state = 'failed';
-      d.error = failure;
+      d.error = failure.error;
       d.doneAt = iso(now);
-    } else if (v.online && d.deadline !== null && now > ms(d.deadline)) {
-      d.state = 'failed';
-      d.error = `not healthy within ${r.options.deviceTimeout}`;
-      d.doneAt = iso(now);
+    } else {
+      // Kept while the agent retries: it is what the device shows, and why it failed at its deadline.
+      if (failure) d.error = failure.error;
+      if (v.online && d.deadline !== null && now > ms(d.deadline)) {
+        d.state = 'failed';
+        d.error = `not healthy within ${r.options.deviceTimeout}${d.error === null ? '' : ` (last: ${d.error})`}`;
+        d.doneAt = iso(now);
+      }
     }
   }
 
@@ -198,7 +214,10 @@ export function advance(
     r.batch += 1;
   }
   if (r.batch >= r.batchCount) {
-    r.phase = 'succeeded';
+    const failed = ids.filter((id) => r.devices[id]!.state === 'failed');
+    r.phase = failed.length ? 'completed-with-failures' : 'succeeded';
+    // A rollback keeps its reason (why it exists); its failed devices are in its device list.
+    if (failed.length && r.kind !== 'rollback') r.reason = `${failed.length} of ${ids.length} devices failed (the rollout tolerates ${shareOf(r.options.maxFailures, ids.length)}): ${namesOf(failed)}`;
     r.finishedAt = iso(now);
   }
   r.updatedAt = iso(now);

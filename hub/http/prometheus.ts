@@ -1,10 +1,11 @@
 /**
  * `GET /metrics` in the Prometheus text format, for existing dashboards: the hub's own figures
- * (devices, broker, telemetry ingest) and the fleet's per service since the hub started. It needs
- * an API key with the read scope, which Prometheus sends as `Authorization: Bearer` (its
- * `authorization` scrape setting).
+ * (devices, broker, telemetry ingest, rollouts by phase) and the fleet's per service since the hub
+ * started. It needs an API key with the read scope, which Prometheus sends as
+ * `Authorization: Bearer` (its `authorization` scrape setting).
  */
 import type { FastifyPluginAsync } from 'fastify';
+import type { RolloutPhase } from '../../shared/api/rollouts.js';
 import type { OutboxDrops, ServiceTotals } from '../telemetry/fleet-counters.js';
 import { EXPOSITION_CONTENT_TYPE, histogramSamples, renderExposition, type MetricFamily } from '../telemetry/prometheus-text.js';
 
@@ -27,7 +28,7 @@ export interface HubFigures {
 const one = (name: string, type: 'counter' | 'gauge', help: string, value: number): MetricFamily => ({ name, type, help, samples: [{ value }] });
 const each = <T>(entries: Iterable<[string, T]>, label: string, value: (v: T) => number) => [...entries].map(([key, v]) => ({ labels: { [label]: key }, value: value(v) }));
 
-export function hubMetricFamilies(f: HubFigures): MetricFamily[] {
+export function hubMetricFamilies(f: HubFigures, rolloutsByPhase: Record<RolloutPhase, number>): MetricFamily[] {
   const services = [...f.services];
   const perService = (name: string, help: string, value: (t: ServiceTotals) => number): MetricFamily => ({ name, type: 'counter', help, samples: each(services, 'service', value) });
   return [
@@ -35,6 +36,12 @@ export function hubMetricFamilies(f: HubFigures): MetricFamily[] {
     one('edgeml_hub_uptime_seconds', 'gauge', 'Seconds since the hub started.', f.uptimeSeconds),
     one('edgeml_devices_enrolled', 'gauge', 'Devices enrolled and not revoked.', f.devicesEnrolled),
     one('edgeml_devices_online', 'gauge', 'Devices whose last status was online.', f.devicesOnline),
+    {
+      name: 'edgeml_rollouts',
+      type: 'gauge',
+      help: 'Rollouts the hub keeps, by phase (completed-with-failures: done, with failed devices).',
+      samples: each(Object.entries(rolloutsByPhase), 'phase', (n) => n),
+    },
     one('edgeml_mqtt_connected_clients', 'gauge', 'MQTT connections open on the broker.', f.mqttConnectedClients),
     one('edgeml_mqtt_messages_received_total', 'counter', 'Messages devices published to the hub since it started.', f.messagesReceived),
     { name: 'edgeml_mqtt_messages_invalid_total', type: 'counter', help: 'Messages dropped as invalid, by channel.', samples: each(Object.entries(f.messagesInvalidByChannel), 'channel', (n) => n) },
@@ -66,10 +73,10 @@ export function hubMetricFamilies(f: HubFigures): MetricFamily[] {
   ];
 }
 
-export const prometheusRoutes: FastifyPluginAsync<{ figures: () => HubFigures }> = async (app, { figures }) => {
+export const prometheusRoutes: FastifyPluginAsync<{ figures: () => HubFigures; rolloutsByPhase: () => Promise<Record<RolloutPhase, number>> }> = async (app, { figures, rolloutsByPhase }) => {
   app.get(
     '/metrics',
     { config: { scope: 'read' }, schema: { summary: 'Hub, broker and fleet figures in the Prometheus text format (0.0.4)', tags: ['hub'], produces: [EXPOSITION_CONTENT_TYPE] } },
-    async (_req, reply) => reply.type(EXPOSITION_CONTENT_TYPE).send(renderExposition(hubMetricFamilies(figures()))),
+    async (_req, reply) => reply.type(EXPOSITION_CONTENT_TYPE).send(renderExposition(hubMetricFamilies(figures(), await rolloutsByPhase()))),
   );
 };

@@ -108,6 +108,6 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(imageRoutes, { builder: deps.builder, images: deps.store.images, logs: deps.buildLogs });
   await app.register(whereRoutes, { locator: deps.locator });
   await app.register(telemetryRoutes, deps.telemetry);
-  await app.register(prometheusRoutes, { figures: deps.hubFigures });
+  await app.register(prometheusRoutes, { figures: deps.hubFigures, rolloutsByPhase: () => deps.rollouts.countByPhase() });
   return app;
 }

@@ -25,7 +25,7 @@ export const RolloutRequest = Type.Object(
     canary: Type.Optional(Share('the canary batch (at least one device); default 10%', ['1', '10%'])),
     soak: Type.Optional(Duration('how long a healthy canary (or each batch, for batches) runs before the rollout goes on; default 60s for canary, 0s for batches')),
     maxUnavailable: Type.Optional(Share('devices moving (not yet healthy) at once; default the whole batch', ['1', '50%'])),
-    deviceTimeout: Type.Optional(Duration('a device online this long without reaching healthy counts as failed; default 10m')),
+    deviceTimeout: Type.Optional(Duration('a device online this long without reaching healthy counts as failed (one that reported a failure is retried by its agent until then; a rejected one fails at once); default 10m')),
     maxFailures: Type.Optional(Share('failed devices the rollout tolerates; one more aborts it and rolls back; default 0 (100% for all-at-once)', ['0', '2', '5%'])),
     offlineWait: Type.Optional(Duration('how long a batch waits for a device that is offline before going on without it (it converges when back); default 0s')),
   },
@@ -45,14 +45,24 @@ export const DEFAULT_ROLLOUT = {
   offlineWait: '0s',
 } as const;
 
-export const ROLLOUT_PHASES = ['running', 'paused', 'succeeded', 'aborted', 'superseded'] as const;
+/**
+ * `completed-with-failures`: every batch went through, but some devices failed (within what
+ * `maxFailures` tolerates); a rollout with a failed device never says `succeeded`.
+ */
+export const ROLLOUT_PHASES = ['running', 'paused', 'succeeded', 'completed-with-failures', 'aborted', 'superseded'] as const;
 export type RolloutPhase = (typeof ROLLOUT_PHASES)[number];
 export const ACTIVE_ROLLOUT_PHASES: readonly RolloutPhase[] = ['running', 'paused'];
+/** Ran to its last batch: its revision is the service's stable one. */
+export const COMPLETED_ROLLOUT_PHASES: readonly RolloutPhase[] = ['succeeded', 'completed-with-failures'];
 
 export const ROLLOUT_KINDS = ['create', 'update', 'rollback'] as const;
 
-/** Where one device is in a rollout; `pending` has not been moved yet (or has not reported since). */
-export const ROLLOUT_DEVICE_PHASES = ['pending', 'pulling', 'starting', 'healthy', 'failed', 'rolled-back', 'offline'] as const;
+/**
+ * Where one device is in a rollout; `pending` has not been moved yet (or has not reported since);
+ * `retrying` reported a failure and is retried by its agent until its device timeout, when it
+ * becomes `failed` unless it got healthy.
+ */
+export const ROLLOUT_DEVICE_PHASES = ['pending', 'pulling', 'starting', 'retrying', 'healthy', 'failed', 'rolled-back', 'offline'] as const;
 export type RolloutDevicePhase = (typeof ROLLOUT_DEVICE_PHASES)[number];
 
 export const RolloutDevice = Type.Object({
@@ -85,8 +95,8 @@ export const Rollout = Type.Object({
     maxFailures: Type.String(),
     offlineWait: Type.String(),
   }),
-  phase: stringEnum(ROLLOUT_PHASES),
-  /** Why it stopped (aborted, superseded), or why it exists (a rollback). */
+  phase: stringEnum(ROLLOUT_PHASES, { description: 'running | paused | succeeded (every device healthy) | completed-with-failures (done, some devices failed: see reason) | aborted (rolled back) | superseded' }),
+  /** Why it stopped (aborted, superseded, completed with failures), or why it exists (a rollback). */
   reason: Type.Union([Type.String(), Type.Null()]),
   batches: Type.Integer({ minimum: 0, description: 'how many batches' }),
   batch: Type.Integer({ minimum: 0, description: 'the batch in progress (0-based); equals `batches` when done' }),

@@ -72,10 +72,13 @@ function sampleFigures(): HubFigures {
 }
 
 test('/metrics families: hub, broker, ingest and per-service figures', (t) => {
-  const text = renderExposition(hubMetricFamilies(sampleFigures()));
+  const rollouts = { running: 1, paused: 0, succeeded: 4, 'completed-with-failures': 2, aborted: 1, superseded: 0 };
+  const text = renderExposition(hubMetricFamilies(sampleFigures(), rollouts));
   for (const line of [
     'edgeml_hub_info{version="0.1.0"} 1',
     'edgeml_devices_enrolled 2',
+    'edgeml_rollouts{phase="completed-with-failures"} 2',
+    'edgeml_rollouts{phase="superseded"} 0',
     'edgeml_mqtt_messages_invalid_total{channel="telemetry"} 2',
     'edgeml_device_messages_invalid_total{device="gw-2"} 2',
     'edgeml_telemetry_batches_stored_total 7',

@@ -1,6 +1,6 @@
 /** The rollout state machine (hub/fleet/rollout-engine.ts): batches, soak, gates, thresholds, offline devices. */
 import test from 'ava';
-import { advance, planBatches, resolveOptions, shareOf, type DeviceView } from '../../hub/fleet/rollout-engine.js';
+import { advance, devicePhase, planBatches, resolveOptions, shareOf, type DeviceView } from '../../hub/fleet/rollout-engine.js';
 import type { RolloutRecord } from '../../hub/store/store.js';
 import type { RolloutRequest } from '../../shared/api/rollouts.js';
 
@@ -26,6 +26,7 @@ function fleet(ids: string[]) {
     view: (id: string) => views.get(id)!,
     healthy: (id: string, revision = 2) => views.set(id, { online: true, service: { revision, phase: 'running', servingRevision: revision, error: null } }),
     failed: (id: string) => views.set(id, { online: true, service: { revision: 2, phase: 'failed', servingRevision: 1, error: { code: 'AGENT_E_HEALTH_FAILED', message: 'not healthy within 3 s' } } }),
+    rejected: (id: string) => views.set(id, { online: true, service: { revision: 2, phase: 'rejected', servingRevision: 1, error: { code: 'AGENT_E_PLATFORM_UNAVAILABLE', message: 'no linux/arm64 image' } } }),
     offline: (id: string) => views.set(id, { ...views.get(id)!, online: false }),
   };
 }
@@ -89,12 +90,59 @@ test('a failed gate after the soak aborts', (t) => {
 
 test('failures up to the threshold are tolerated; one more aborts, naming the first', (t) => {
   const f = fleet(ids(4));
-  const r = rollout(ids(4), { strategy: 'all-at-once', maxFailures: '1' });
+  const r = rollout(ids(4), { strategy: 'all-at-once', maxFailures: '1', deviceTimeout: '10s' });
   advance(r, f.view, T0);
+  f.healthy('d1');
   f.failed('d2');
-  t.is(advance(r, f.view, T0 + S).abort, null);
-  f.failed('d3');
-  t.is(advance(r, f.view, T0 + 2 * S).abort, '2 of 4 devices failed (the rollout tolerates 1); first: d2: AGENT_E_HEALTH_FAILED: not healthy within 3 s');
+  f.rejected('d3');
+  f.healthy('d4');
+  t.is(advance(r, f.view, T0 + S).abort, null, 'd3 was rejected (final); d2 is retried until its deadline');
+  t.is(advance(r, f.view, T0 + 11 * S).abort, '2 of 4 devices failed (the rollout tolerates 1); first: d2: not healthy within 10s (last: AGENT_E_HEALTH_FAILED: not healthy within 3 s)');
+});
+
+test('a device that reported failed within its deadline is retrying: it holds the rollout, and healthy on a retry it counts as healthy', (t) => {
+  const f = fleet(ids(2));
+  const r = rollout(ids(2), { deviceTimeout: '60s' });
+  advance(r, f.view, T0);
+  f.healthy('d1');
+  f.failed('d2');
+  advance(r, f.view, T0 + S);
+  t.is(r.phase, 'running', 'the agent retries d2 with backoff: the rollout is not done');
+  t.is(r.devices.d2!.state, 'moving');
+  t.is(r.devices.d2!.error, 'AGENT_E_HEALTH_FAILED: not healthy within 3 s');
+  t.is(devicePhase(r.devices.d2!, f.view('d2'), false), 'retrying');
+  advance(r, f.view, T0 + 59 * S);
+  t.is(r.phase, 'running', 'still within its deadline');
+  f.healthy('d2');
+  advance(r, f.view, T0 + 60 * S);
+  t.is(r.phase, 'succeeded');
+  t.like(r.devices.d2, { state: 'healthy', error: null });
+});
+
+test('a retrying device holds the next batch until it is healthy or past its deadline', (t) => {
+  const f = fleet(ids(2));
+  const r = rollout(ids(2), { strategy: 'batches', batchSize: '1', maxFailures: '1', deviceTimeout: '30s' });
+  advance(r, f.view, T0);
+  f.failed('d1');
+  t.is(advance(r, f.view, T0 + 10 * S).assign.size, 0, 'd1 may still get healthy');
+  t.deepEqual([...advance(r, f.view, T0 + 31 * S).assign.keys()], ['d2'], 'd1 failed (tolerated): the rollout goes on');
+  t.is(r.devices.d1!.state, 'failed');
+});
+
+test('a rollout that ends with failed devices ends completed-with-failures, naming them', (t) => {
+  const f = fleet(ids(3));
+  const r = rollout(ids(3), { deviceTimeout: '60s' });
+  advance(r, f.view, T0);
+  f.healthy('d1');
+  f.failed('d2');
+  f.rejected('d3');
+  advance(r, f.view, T0 + S);
+  t.is(r.phase, 'running');
+  advance(r, f.view, T0 + 61 * S);
+  t.is(r.phase, 'completed-with-failures');
+  t.is(r.finishedAt, new Date(T0 + 61 * S).toISOString());
+  t.is(r.reason, '2 of 3 devices failed (the rollout tolerates 3): d2, d3');
+  t.is(devicePhase(r.devices.d2!, f.view('d2'), false), 'failed');
 });
 
 test('a device online past its timeout without reaching healthy fails; an offline one does not', (t) => {
@@ -180,6 +228,6 @@ test('defaults: all at once tolerates every failure (it has moved every device a
   advance(r, f.view, T0);
   f.failed('d1');
   f.healthy('d2');
-  t.is(advance(r, f.view, T0 + S).abort, null);
-  t.is(r.phase, 'succeeded');
+  t.is(advance(r, f.view, T0 + 11 * 60 * S).abort, null);
+  t.is(r.phase, 'completed-with-failures');
 });
