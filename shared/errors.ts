@@ -17,6 +17,10 @@ export const ErrorCodes = {
   HUB_CONFLICT: 'HUB_E_CONFLICT',
   HUB_PAYLOAD_TOO_LARGE: 'HUB_E_PAYLOAD_TOO_LARGE',
   HUB_UNSUPPORTED_MEDIA_TYPE: 'HUB_E_UNSUPPORTED_MEDIA_TYPE',
+  /** 431: the request's headers are over Node's limit (16 KiB); refused before any route. */
+  HUB_HEADERS_TOO_LARGE: 'HUB_E_HEADERS_TOO_LARGE',
+  /** 408: the request did not arrive in time (the whole request, or an upload that stopped sending). */
+  HUB_REQUEST_TIMEOUT: 'HUB_E_REQUEST_TIMEOUT',
   HUB_DIGEST_MISMATCH: 'HUB_E_DIGEST_MISMATCH',
   HUB_MODEL_NOT_FOUND: 'HUB_E_MODEL_NOT_FOUND',
   HUB_MANIFEST_NOT_FOUND: 'HUB_E_MANIFEST_NOT_FOUND',
@@ -30,6 +34,8 @@ export const ErrorCodes = {
   HUB_TELEMETRY_ARCHIVE_FAILED: 'HUB_E_TELEMETRY_ARCHIVE_FAILED',
   HUB_STORE_CORRUPT: 'HUB_E_STORE_CORRUPT',
   HUB_STORE_VERSION: 'HUB_E_STORE_VERSION_UNSUPPORTED',
+  /** A stored record no longer validates: the hub skips it and lists it at GET /api/v1/problems. */
+  HUB_RECORD_INVALID: 'HUB_E_RECORD_INVALID',
   HUB_DATA_LOCKED: 'HUB_E_DATA_LOCKED',
   HUB_BUILD_FAILED: 'HUB_E_BUILD_FAILED',
   HUB_BUILD_CANCELLED: 'HUB_E_BUILD_CANCELLED',

@@ -1,6 +1,8 @@
 /**
  * The one place that turns errors into HTTP answers: `{ "error": { "code", "message" } }`.
  */
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { discardRestOfBody } from '../../shared/discard-body.js';
 import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js';
@@ -38,6 +40,44 @@ export function installErrorHandler(app: FastifyInstance): void {
       req.log.error({ err }, 'request failed');
       return send(req, reply, status, ErrorCodes.INTERNAL, 'internal error');
     }
-    return send(req, reply, status, FASTIFY_STATUS_CODES[status] ?? ErrorCodes.HUB_INVALID_REQUEST, err.message);
+    // fastify's own message for 415 is only "Unsupported Media Type": say which type, and what to send.
+    const message = status === 415 ? `content-type ${JSON.stringify(req.headers['content-type'] ?? '(none)')} is not accepted here: send application/json` : err.message;
+    return send(req, reply, status, FASTIFY_STATUS_CODES[status] ?? ErrorCodes.HUB_INVALID_REQUEST, message);
   });
+}
+
+/** What Node's HTTP parser refuses before any route runs, by its error code; anything else is 400. */
+const PARSER_REFUSALS: Record<string, { status: number; code: ErrorCode; message: string }> = {
+  HPE_HEADER_OVERFLOW: { status: 431, code: ErrorCodes.HUB_HEADERS_TOO_LARGE, message: 'the request headers are larger than 16 KiB' },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: ErrorCodes.HUB_REQUEST_TIMEOUT, message: 'the request did not arrive in time' },
+};
+
+/**
+ * fastify's `clientErrorHandler`: a request Node could not parse (a Content-Length that disagrees
+ * with the body or with another one, headers too large) is answered in the same error shape as the
+ * rest of the API, and the connection closed: what follows on it cannot be trusted to be a request.
+ */
+export function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoException & { reason?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const refusal = (err.code ? PARSER_REFUSALS[err.code] : undefined) ?? {
+    status: 400,
+    code: ErrorCodes.HUB_INVALID_REQUEST,
+    // llhttp's reason is a fixed phrase ("Duplicate Content-Length"), never the request's bytes.
+    message: `malformed HTTP request: ${err.reason ?? err.code ?? 'unreadable'}`,
+  };
+  this.log.debug({ code: err.code, reason: err.reason, status: refusal.status }, 'malformed request refused');
+  const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message } });
+  const refuse = () => {
+    if (!socket.writable) return void socket.destroy();
+    socket.end(
+      `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status]}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      () => socket.destroy(),
+    );
+  };
+  // Bytes past a request's Content-Length are refused while that request may still be served: its
+  // answer goes out first, whole, so the client learns what became of it (Node's current response on
+  // the connection is internal, hence the cast).
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (inFlight && !inFlight.writableFinished) inFlight.once('finish', refuse).once('close', () => socket.destroy());
+  else refuse();
 }

@@ -24,8 +24,9 @@ import { installApiKeyAuth, SECURITY_SCHEME } from './auth.js';
 import { deploymentRoutes } from './deployments.js';
 import { rolloutRoutes } from './rollouts.js';
 import { deviceRoutes } from './devices.js';
-import { installErrorHandler } from './errors.js';
+import { answerClientError, installErrorHandler } from './errors.js';
 import { healthRoutes, type HealthSource } from './health.js';
+import { installIdempotency } from './idempotency.js';
 import { imageRoutes } from './images.js';
 import { manifestRoutes } from './manifests.js';
 import { modelRoutes } from './models.js';
@@ -49,6 +50,8 @@ export interface HttpDeps {
   buildLogs: BuildLogs;
   maxUploadBytes: number;
   telemetry: TelemetryRoutesOptions;
+  /** Derives the secrets of creates made under an Idempotency-Key (hub-secret.ts). */
+  hubSecret: Buffer;
   /** What `/metrics` shows, read at each scrape. */
   hubFigures: () => HubFigures;
 }
@@ -69,14 +72,22 @@ function formatSchemaErrors(errors: ErrorObject[], dataVar: string): Error {
   return new Error(first ? describeAjvError({ ...first, instancePath: `/${dataVar}${first.instancePath}` }) : `${dataVar}: is invalid`);
 }
 
-export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
+/**
+ * The server every route runs in: how requests are parsed, validated and refused, before any route.
+ * Apart from the routes so that tests can hold it to its error contract with routes of their own.
+ */
+export function createHubFastify(logger: Logger): FastifyInstance {
   const app = Fastify({
-    loggerInstance: deps.logger.child({ component: 'http' }) as FastifyBaseLogger,
+    loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger,
     logController: new DebugRequestLog(),
     // A large model over a slow link takes a while; Node's default would cut it after 5 minutes.
     requestTimeout: 60 * 60 * 1000,
     schemaErrorFormatter: formatSchemaErrors,
+    clientErrorHandler: answerClientError,
   });
+  // JSON is the API's only body (uploads register their own types): fastify's default text/plain
+  // parser would hand a route a string, refused as a 400 "must be object" instead of a 415.
+  app.removeContentTypeParser('text/plain');
   // Unknown fields are an error, never silently dropped (fastify's default). Query strings and
   // paths are text, so they are coerced ("3" → 3, one `tag=` → ["…"]); JSON bodies are taken as
   // sent, so `{"version": "1"}` is an error rather than a guess.
@@ -84,6 +95,11 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   const jsonBodies = makeAjv({ useDefaults: true });
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? jsonBodies : textParts).compile(schema));
   installErrorHandler(app);
+  return app;
+}
+
+export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
+  const app = createHubFastify(deps.logger);
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.0.3',
@@ -98,6 +114,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   installApiKeyAuth(app, deps.authority);
+  installIdempotency(app, deps.hubSecret);
   await app.register(healthRoutes, { source: deps.health });
   await app.register(deviceRoutes, { devices: deps.devices });
   await app.register(apiKeyRoutes, { authority: deps.authority });
