@@ -1,5 +1,5 @@
 /**
- * The three ways an archive is refused. Every message names the entry, and `details` carries the
+ * The ways an archive is refused. Every message names the entry, and `details` carries the
  * entry and the bare reason so the packer can restate them in CLI terms without parsing messages.
  */
 import { EdgemlError, ErrorCodes } from '../errors.js';
@@ -24,6 +24,12 @@ export function entryTooLarge(entry: string, reason: string): EdgemlError {
     httpStatus: 413,
     details: { entry: entry.slice(0, MAX_QUOTED), reason },
   });
+}
+
+/** No entry to name: `details.entry` is the archive's root, so the packer names the directory. */
+export function noFiles(): EdgemlError {
+  const reason = 'has no files: a model directory needs at least one';
+  return new EdgemlError(ErrorCodes.ARCHIVE_INVALID, `archive ${reason}`, { httpStatus: 400, details: { entry: '', reason } });
 }
 
 export function notATar(cause: Error): EdgemlError {

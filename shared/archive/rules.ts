@@ -5,7 +5,7 @@
  */
 import type { EdgemlError } from '../errors.js';
 import { checkLinks } from './links.js';
-import { entryTooLarge, invalidEntry } from './failures.js';
+import { entryTooLarge, invalidEntry, noFiles } from './failures.js';
 import { parseEntryPath, sortByPath, symlinkTargetProblem } from './paths.js';
 import { createRoot, insertEntry } from './tree.js';
 import type { ArchiveEntry, ArchiveEntryType, ArchiveLimits, TarHeader } from './types.js';
@@ -83,6 +83,8 @@ export class EntryRules {
   finish(): ArchiveEntry[] {
     const sorted = sortByPath(this.entries);
     checkLinks(this.root, sorted);
+    // After the links, whose problems name an entry; links stay inside, so no file means no model.
+    if (!sorted.some((e) => e.type === 'file')) throw noFiles();
     return sorted;
   }
 }

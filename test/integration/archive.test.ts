@@ -162,6 +162,21 @@ test('packDirectory refuses a symlink that points outside the directory, naming 
   t.true(err2?.message.includes(`"${join(absolute, 'passwd')}"`) && err2.message.includes('is absolute'), err2?.message);
 });
 
+test('packDirectory refuses a directory without a single file before writing a byte', async (t) => {
+  const empty = await tempDir(t);
+  const err = await t.throwsAsync(readAll(packDirectory(empty)), { instanceOf: EdgemlError });
+  t.is(err?.code, ErrorCodes.ARCHIVE_INVALID);
+  t.regex(err?.message ?? '', /no files/);
+  t.true(err?.message.includes(JSON.stringify(empty)), err?.message);
+
+  const onlyDirs = await tempDir(t);
+  await mkdir(join(onlyDirs, 'model/deep'), { recursive: true });
+  await symlink('model/deep', join(onlyDirs, 'latest'));
+  const err2 = await t.throwsAsync(readAll(packDirectory(onlyDirs)), { instanceOf: EdgemlError });
+  t.is(err2?.code, ErrorCodes.ARCHIVE_INVALID);
+  t.regex(err2?.message ?? '', /no files/);
+});
+
 test('packDirectory refuses FIFOs and sockets', async (t) => {
   const dir = await modelTree(t);
   await run('mkfifo', [join(dir, 'model/pipe')]);

@@ -330,6 +330,16 @@ test('an upload over --max-upload is refused with the hub 413 and leaves nothing
   t.like(jsonOf<ModelVersion>(t, await cli('model', 'register', 'big', small, '--json')), { name: 'big', version: 1 }, 'the limit, not the hub, refused the first');
 });
 
+test('model register refuses a directory without a single file before contacting the hub', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'model/deep'), { recursive: true });
+  // Nothing listens on the hub address: an upload attempt would fail as unreachable instead.
+  const r = await runCli(['model', 'register', 'hollow', dir, '--hub', 'http://127.0.0.1:1', '--api-key', 'unused'], cleanEnv());
+  t.is(r.code, 1, r.stderr);
+  t.regex(r.stderr, /no files.*\[EDGEML_E_ARCHIVE_INVALID\]/);
+  t.notRegex(r.stderr, /UNREACHABLE/);
+});
+
 test('a directory the hub refuses midway (too many entries) fails cleanly: one error line, no crash', async (t) => {
   const hub = await startHub(t, ['--max-archive-files', '5']);
   const cli = cliFor(hub);

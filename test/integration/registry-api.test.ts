@@ -108,6 +108,18 @@ test('unsafe archives are refused with 400 and store nothing', async (t) => {
   t.deepEqual(await blobFiles(hub.data), { blobs: [], tmp: [] });
 });
 
+test('an archive without a single file is refused with 400 naming the problem, and stores nothing', async (t) => {
+  const hub = await startHub(t);
+  for (const entries of [[], [{ name: 'model/', type: 'directory' }]] as TarSpec[][]) {
+    const res = await api<ErrorAnswer>(hub, 'POST', '/api/v1/models/hollow/versions', { key: hub.adminKey, body: await tarOf(entries), contentType: 'application/x-tar' });
+    t.is(res.status, 400, JSON.stringify(res.body));
+    t.is(res.body.error.code, 'EDGEML_E_ARCHIVE_INVALID');
+    t.regex(res.body.error.message, /no files/);
+  }
+  t.is((await api(hub, 'GET', '/api/v1/models/hollow', { key: hub.adminKey })).status, 404);
+  t.deepEqual(await blobFiles(hub.data), { blobs: [], tmp: [] });
+});
+
 test('aliases move; a referenced version cannot be deleted; versions are never reused', async (t) => {
   const hub = await startHub(t);
   for (const n of [1, 2, 3]) t.is((await upload(hub, 'fraud', Buffer.from(`v${n}`))).status, 201);

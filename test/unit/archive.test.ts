@@ -226,6 +226,13 @@ test('duplicate paths are refused, also when they differ only by normalization',
   await rejects(t, [{ name: 'd', type: 'directory' }, { name: 'd/', type: 'directory' }], ErrorCodes.ARCHIVE_INVALID, 'duplicate path');
 });
 
+test('an archive without a single file is refused: there is no model in it', async (t) => {
+  await rejects(t, await tarOf([]), ErrorCodes.ARCHIVE_INVALID, 'no files');
+  await rejects(t, [{ name: './', type: 'directory' }, { name: 'model/', type: 'directory' }, { name: 'model/deep/', type: 'directory' }], ErrorCodes.ARCHIVE_INVALID, 'no files');
+  await rejects(t, [{ name: 'dangling', type: 'symlink', linkname: 'nothing-here' }], ErrorCodes.ARCHIVE_INVALID, 'no files');
+  t.is((await inspect(await tarOf([{ name: 'empty.txt', content: '' }]))).length, 1, 'one empty file is a file');
+});
+
 test('more entries than maxFiles is ARCHIVE_TOO_LARGE (413)', async (t) => {
   const specs: TarSpec[] = [{ name: 'a', content: '1' }, { name: 'b', content: '2' }, { name: 'c', content: '3' }];
   await rejects(t, specs, ErrorCodes.ARCHIVE_TOO_LARGE, 'archive entry "c": archive has more than 2 entries', { maxFiles: 2, maxBytes: 1000 });
