@@ -112,6 +112,8 @@ export function buildProgram(io: CliIo): Command {
     .option('--mqtt <host:port>', 'MQTT broker listen address (default 127.0.0.1:1883)')
     .option('--mqtt-tls-cert <file>', 'PEM certificate: the broker speaks MQTT over TLS (with --mqtt-tls-key)')
     .option('--mqtt-tls-key <file>', 'PEM private key for --mqtt-tls-cert')
+    .option('--mqtt-max-packet <size>', 'largest MQTT packet a connected device may send; larger ones close its connection (default 257k, also the minimum)')
+    .option('--mqtt-max-connecting <n>', 'MQTT connections from one address waiting for their CONNECT at once; more are closed (default 32)')
     .option('--registry <host:port>', 'OCI registry for built images (default 127.0.0.1:5000)')
     .option('--max-upload <size>', 'largest model upload, e.g. 500m or 4g (default 2g)')
     .option('--max-archive-files <n>', 'most entries in an uploaded model directory (default 10000)')

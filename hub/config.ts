@@ -4,7 +4,9 @@ import { loadConfig, type ConfigSources } from '../shared/config-loader.js';
 import { LOG_LEVELS } from '../shared/logger.js';
 import { DURATION_PATTERN } from '../shared/duration.js';
 import { stringEnum } from '../shared/schema.js';
-import { SIZE_EXAMPLES, SIZE_PATTERN } from '../shared/size.js';
+import { EdgemlError, ErrorCodes } from '../shared/errors.js';
+import { formatBytes, parseSize, SIZE_EXAMPLES, SIZE_PATTERN } from '../shared/size.js';
+import { DEFAULT_BROKER_LIMITS } from './broker/broker.js';
 
 /** Whole days: the archive keeps and deletes whole (UTC) days. */
 const RETENTION_PATTERN = '^[1-9][0-9]{0,4}d$';
@@ -16,6 +18,18 @@ export const HubConfigSchema = Type.Object(
     mqtt: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:1883', description: 'MQTT broker listen address' }),
     mqttTlsCert: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate for the MQTT listener: with mqttTlsKey, the broker speaks MQTT over TLS' })),
     mqttTlsKey: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key for the MQTT listener' })),
+    mqttMaxPacket: Type.String({
+      pattern: SIZE_PATTERN,
+      examples: SIZE_EXAMPLES,
+      default: `${DEFAULT_BROKER_LIMITS.maxPacketBytes / 1024}k`,
+      description: 'largest MQTT packet a device may send once connected (at least the default: the largest telemetry batch); a larger one closes its connection',
+    }),
+    mqttMaxConnecting: Type.Integer({
+      minimum: 1,
+      maximum: 100_000,
+      default: DEFAULT_BROKER_LIMITS.maxConnectingPerAddress,
+      description: 'MQTT connections from one address that may wait for their CONNECT at once; more are closed (raise it for many devices behind one NAT)',
+    }),
     registry: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:5000', description: 'OCI registry for built images' }),
     maxUpload: Type.String({ pattern: SIZE_PATTERN, examples: SIZE_EXAMPLES, default: '2g', description: 'largest model upload; bigger ones get 413' }),
     maxArchiveFiles: Type.Integer({ minimum: 1, default: 10000, description: 'most entries in an uploaded directory' }),
@@ -42,6 +56,19 @@ export function retentionDays(config: Pick<HubConfig, 'telemetryRetention'>): nu
 
 export const HUB_ENV_PREFIX = 'EDGEML_HUB_';
 
+/** MQTT's remaining length stops just short of 256 MiB. */
+const MQTT_MAX_PACKET_BYTES = 256 * 1024 ** 2;
+
 export function loadHubConfig(sources: ConfigSources): Readonly<HubConfig> {
-  return loadConfig({ schema: HubConfigSchema, envPrefix: HUB_ENV_PREFIX }, sources);
+  const config = loadConfig({ schema: HubConfigSchema, envPrefix: HUB_ENV_PREFIX }, sources);
+  // Limits the schema's patterns cannot say. Below the default, agents' largest batches would be
+  // refused and sent again forever.
+  const maxPacket = parseSize(config.mqttMaxPacket);
+  if (maxPacket < DEFAULT_BROKER_LIMITS.maxPacketBytes || maxPacket > MQTT_MAX_PACKET_BYTES) {
+    throw new EdgemlError(
+      ErrorCodes.CONFIG_INVALID,
+      `invalid configuration: mqttMaxPacket (--mqtt-max-packet) must be between ${formatBytes(DEFAULT_BROKER_LIMITS.maxPacketBytes)} (the largest telemetry message with its MQTT headers) and 256 MB, not ${config.mqttMaxPacket}`,
+    );
+  }
+  return config;
 }

@@ -22,7 +22,7 @@ import { markBuildProcesses } from './builds/leftovers.js';
 import { ApiKeyAuthority } from './auth/api-keys.js';
 import { retentionDays, type HubConfig } from './config.js';
 import { deviceBrokerAuth } from './broker/auth.js';
-import { startBroker, type BrokerTls } from './broker/broker.js';
+import { createBroker, type BrokerTls } from './broker/broker.js';
 import { startInbox } from './broker/inbox.js';
 import { Deployments } from './fleet/deployments.js';
 import { DesiredStates } from './fleet/desired-states.js';
@@ -153,7 +153,14 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     // What a device may send figures about: what it should run, and what it says it runs.
     const servicesOf: ServicesOf = (id) => new Set([...(desired.get(id)?.services.map((s) => s.name) ?? []), ...devices.reportedServices(id)]);
     const telemetry = await startTelemetry(config, dataDir, parts, servicesOf, logger.child({ component: 'telemetry' }));
-    const broker = await startBroker({ listen: mqttListen, auth: deviceBrokerAuth(devices), tls, logger: logger.child({ component: 'broker' }) });
+    // Not listening yet: devices are admitted once every handler below is wired (broker.open()).
+    const broker = await createBroker({
+      listen: mqttListen,
+      auth: deviceBrokerAuth(devices),
+      tls,
+      limits: { maxPacketBytes: parseSize(config.mqttMaxPacket), maxConnectingPerAddress: config.mqttMaxConnecting },
+      logger: logger.child({ component: 'broker' }),
+    });
     parts.push(() => broker.close());
     logger.info({ epoch: await store.desired.renewEpoch() }, 'a new epoch for desired states');
     const desired = await DesiredStates.load({ repo: store.desired, deployments: store.deployments, devices, broker, logger: logger.child({ component: 'desired' }) });
@@ -194,6 +201,9 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       },
       logger.child({ component: 'inbox' }),
     );
+    // A device without a last will, or whose will is late, is not left `online` by a connection gone.
+    broker.onConnectionClosed((deviceId) => devices.connectionClosed(deviceId));
+    await broker.open();
 
     const version = edgemlVersion();
     const hubFigures = (): HubFigures => {

@@ -12,20 +12,33 @@
  * meanwhile), and when it fails the connection is dropped without a PUBACK (MQTT 3.1.1 has no
  * negative PUBACK), so the device publishes again after it reconnects. Subscribers stay
  * synchronous, and mqemitter's default concurrency is enough for them.
+ *
+ * Nothing is admitted before `open()`: the hub wires every handler and gate first, so no device's
+ * status is missed and no batch is acknowledged that nothing stored. Before CONNECT completes, a
+ * connection is cheap to hold: packets are capped at `PRE_CONNECT_MAX_PACKET_BYTES` (from their
+ * fixed header, before their body is buffered; packet-size.ts), an address has at most
+ * `maxConnectingPerAddress` such connections, and each has `CONNECT_TIMEOUT_MS` to finish.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { finished } from 'node:stream';
 import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
 import type { Logger } from '../../shared/logger.js';
 import { formatHostPort, type HostPort } from '../../shared/address.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import { MAX_MESSAGE_BYTES } from '../../shared/protocol.js';
 import type { BrokerAuth, BrokerIdentity } from './auth.js';
+import { ConnectingLimit } from './connecting-limit.js';
+import { PacketSizeReader } from './packet-size.js';
 
 /** Settles before the broker acknowledges a device's publish; a rejection withholds the acknowledgement. */
 export type PublishGate = (topic: string, payload: Buffer) => Promise<void>;
 
 export interface Broker {
+  /** HOST:PORT once open. */
   readonly address: string;
+  /** Starts listening: devices are admitted from now on, so every handler and gate must be in place. */
+  open(): Promise<void>;
   connectedClients(): number;
   /** Delivers every message matching `filter` published from now on (no retained replay). */
   subscribe(filter: string, onMessage: (topic: string, payload: Buffer) => void): Promise<void>;
@@ -41,8 +54,31 @@ export interface Broker {
    * dropped once connected if `auth` no longer admits it.
    */
   disconnect(clientId: string): void;
+  /**
+   * Called when a device's connection ends (closed, dropped, keepalive expired), last will or not;
+   * not when a newer connection of the same device took over its session.
+   */
+  onConnectionClosed(listener: (deviceId: string) => void): void;
   close(): Promise<void>;
 }
+
+export interface BrokerLimits {
+  /** Largest packet accepted from a connection that completed CONNECT; a larger one closes it. */
+  maxPacketBytes: number;
+  /** Connections from one address that may be between accept and CONNECT at once; more are closed. */
+  maxConnectingPerAddress: number;
+}
+
+export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimits> = {
+  // The largest message an agent sends, on the longest device topic (under 100 bytes), with MQTT's headers.
+  maxPacketBytes: MAX_MESSAGE_BYTES + 1024,
+  maxConnectingPerAddress: 32,
+};
+
+/** A CONNECT (id, username, token, will) is far smaller; anything larger before it is an attack. */
+export const PRE_CONNECT_MAX_PACKET_BYTES = 64 * 1024;
+/** From accept (or the TLS handshake's start) to an answered CONNECT, as long as an agent waits. */
+export const CONNECT_TIMEOUT_MS = 10_000;
 
 export interface BrokerTls {
   cert: Buffer;
@@ -63,15 +99,67 @@ export function topicMatches(filter: string, topic: string): boolean {
   return f.length === t.length;
 }
 
-export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; logger: Logger; tls?: BrokerTls | undefined }): Promise<Broker> {
+export interface BrokerOptions {
+  listen: HostPort;
+  auth: BrokerAuth;
+  logger: Logger;
+  tls?: BrokerTls | undefined;
+  limits?: Partial<BrokerLimits>;
+}
+
+/** A broker that is listening already: for callers with nothing to wire before devices arrive. */
+export async function startBroker(opts: BrokerOptions): Promise<Broker> {
+  const broker = await createBroker(opts);
+  try {
+    await broker.open();
+  } catch (err) {
+    // aedes runs a heartbeat timer that would keep a failed process alive.
+    await broker.close();
+    throw err;
+  }
+  return broker;
+}
+
+/**
+ * A broker that admits nobody until `open()`; messages published before then are retained. Close it
+ * even if `open()` failed: aedes runs a heartbeat timer that would keep the process alive.
+ */
+export async function createBroker(opts: BrokerOptions): Promise<Broker> {
   const { auth, logger } = opts;
+  const limits: BrokerLimits = { ...DEFAULT_BROKER_LIMITS, ...opts.limits };
   const identities = new WeakMap<Client, BrokerIdentity>();
+  // The newest authenticated connection of each device: only its end takes the device offline.
+  const current = new Map<string, Client>();
+  const closedListeners: Array<(deviceId: string) => void> = [];
+  const connecting = new ConnectingLimit(limits.maxConnectingPerAddress);
+  /** Streams whose CONNECT was accepted: their packets may be up to `limits.maxPacketBytes`. */
+  const authenticated = new WeakSet<object>();
   const gates: Array<{ filter: string; gate: PublishGate }> = [];
   const passGates = async (packet: { topic: string; payload: Buffer | string }): Promise<void> => {
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     for (const g of gates) if (topicMatches(g.filter, packet.topic)) await g.gate(packet.topic, payload);
   };
+  const onAuthenticated = (client: Client, identity: BrokerIdentity): void => {
+    const conn = client.conn as Socket;
+    authenticated.add(conn);
+    if (conn.remoteAddress !== undefined && conn.remotePort !== undefined) connecting.release(conn.remoteAddress, conn.remotePort);
+    current.set(identity.deviceId, client);
+    // finished() also calls back for a connection that is already gone.
+    finished(conn, () => {
+      if (current.get(identity.deviceId) !== client) return;
+      current.delete(identity.deviceId);
+      for (const listener of closedListeners) {
+        try {
+          listener(identity.deviceId);
+        } catch (err) {
+          logger.error({ err, deviceId: identity.deviceId }, 'a connection-closed listener failed');
+        }
+      }
+    });
+  };
+
   const aedes = await Aedes.createBroker({
+    connectTimeout: CONNECT_TIMEOUT_MS,
     authenticate: (client, username, password, done) => {
       auth.authenticate(client.id, username, password).then(
         (identity) => {
@@ -82,6 +170,7 @@ export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; lo
             return;
           }
           identities.set(client, identity);
+          onAuthenticated(client, identity);
           done(null, true);
         },
         (err: unknown) => {
@@ -140,7 +229,23 @@ export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; lo
   });
   aedes.on('clientDisconnect', (client) => logger.debug({ clientId: client.id }, 'mqtt client disconnected'));
 
-  const server: Server = opts.tls ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, aedes.handle) : createServer(aedes.handle);
+  /** Hands a connection (TCP, or TLS once its handshake is done) to aedes, behind the packet size cap. */
+  const handle = (stream: Socket): void => {
+    const client = aedes.handle(stream) as Client;
+    const sizes = new PacketSizeReader();
+    const limit = () => (authenticated.has(stream) ? limits.maxPacketBytes : PRE_CONNECT_MAX_PACKET_BYTES);
+    // aedes reads in paused mode (`readable` and read()); read() emits each chunk as `data` before
+    // returning it to aedes' parser, so this sees every byte first and does not make the stream flow.
+    stream.on('data', (chunk: Buffer) => {
+      const size = sizes.feed(chunk, limit);
+      if (size === null) return;
+      logger.warn({ clientId: client.id ?? undefined, remote: stream.remoteAddress, announced: size, limit: limit() }, 'mqtt connection closed: packet too large');
+      stream.destroy();
+    });
+  };
+  const server: Server = opts.tls
+    ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key, handshakeTimeout: CONNECT_TIMEOUT_MS }, handle)
+    : createServer(handle);
   if (opts.tls) {
     // A client that fails the handshake (wrong CA, plain TCP) is its problem, not the broker's.
     server.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'mqtt tls handshake failed'));
@@ -150,24 +255,37 @@ export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; lo
   const sockets = new Set<Socket>();
   // 'connection' fires for TLS too, before the handshake: a socket stuck in it is tracked as well.
   server.on('connection', (socket: Socket) => {
+    const { remoteAddress, remotePort } = socket;
+    if (remoteAddress === undefined || remotePort === undefined || !connecting.admit(remoteAddress, remotePort)) {
+      logger.warn({ remote: remoteAddress }, 'mqtt connection refused: too many connections from this address waiting for CONNECT');
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(opts.listen.port, opts.listen.host, () => resolve());
+    socket.once('close', () => {
+      sockets.delete(socket);
+      connecting.release(remoteAddress, remotePort);
     });
-  } catch (err) {
-    // aedes runs a heartbeat timer that would keep a failed process alive.
-    await new Promise<void>((resolve) => aedes.close(() => resolve()));
-    throw new EdgemlError(ErrorCodes.HUB_LISTEN_FAILED, `mqtt broker cannot listen on ${formatHostPort(opts.listen)}: ${(err as Error).message}`, { cause: err });
-  }
-  const bound = server.address() as AddressInfo;
-  const address = formatHostPort({ host: bound.address, port: bound.port });
+  });
+  let address: string | undefined;
 
   return {
-    address,
+    get address() {
+      if (address === undefined) throw new EdgemlError(ErrorCodes.INTERNAL, 'the mqtt broker has no address before open()');
+      return address;
+    },
+    open: async () => {
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(opts.listen.port, opts.listen.host, () => resolve());
+        });
+      } catch (err) {
+        throw new EdgemlError(ErrorCodes.HUB_LISTEN_FAILED, `mqtt broker cannot listen on ${formatHostPort(opts.listen)}: ${(err as Error).message}`, { cause: err });
+      }
+      const bound = server.address() as AddressInfo;
+      address = formatHostPort({ host: bound.address, port: bound.port });
+    },
     connectedClients: () => aedes.connectedClients,
     subscribe: (filter, onMessage) =>
       new Promise<void>((resolve) => {
@@ -193,8 +311,9 @@ export async function startBroker(opts: { listen: HostPort; auth: BrokerAuth; lo
       const client = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[clientId];
       client?.close();
     },
+    onConnectionClosed: (listener) => void closedListeners.push(listener),
     close: async () => {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = server.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       for (const socket of sockets) socket.destroy();
       await closed;

@@ -11,7 +11,7 @@ import { matchesLabels, type Device, type DeviceEnroll, type DeviceEnrolled, typ
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import type { ReportedState, StatusMessage } from '../../shared/protocol.js';
+import { PROTOCOL_VERSION, type ReportedState, type StatusMessage } from '../../shared/protocol.js';
 import { hashSecret, newSecret, secretMatches } from '../../shared/secrets.js';
 import type { ActorRecord, DeviceObservation, DeviceRecord, DeviceRepository } from '../store/store.js';
 
@@ -176,6 +176,16 @@ export class DeviceDirectory {
         : // Facts outlive the connection: an operator still wants to know what the box is.
           { ...record.observed, status: 'offline', offlineReason: status.reason, onlineSince: null, lastSeen };
     this.markDirty(id);
+  }
+
+  /**
+   * The device's connection ended (closed, dropped, keepalive expired), with or without a last will.
+   * A device that said `offline` first (a clean shutdown) keeps its reason.
+   */
+  connectionClosed(id: string): void {
+    const record = this.#devices.get(id);
+    if (record?.observed.status !== 'online') return;
+    this.applyStatus(id, { v: PROTOCOL_VERSION, state: 'offline', reason: 'lost' });
   }
 
   private markDirty(id: string): void {

@@ -71,6 +71,8 @@ test('every hub key can be set through the env var envName names', (t) => {
     mqtt: '0.0.0.0:1884',
     mqttTlsCert: '/etc/edgeml/broker.crt',
     mqttTlsKey: '/etc/edgeml/broker.key',
+    mqttMaxPacket: '1m',
+    mqttMaxConnecting: '500',
     registry: 'registry.local:5001',
     maxUpload: '512m',
     maxArchiveFiles: '5000',
@@ -100,6 +102,8 @@ test('hub defaults are filled when nothing is given', (t) => {
       data: './.edgeml/hub',
       http: '127.0.0.1:8080',
       mqtt: '127.0.0.1:1883',
+      mqttMaxPacket: '257k',
+      mqttMaxConnecting: 32,
       registry: '127.0.0.1:5000',
       maxUpload: '2g',
       maxArchiveFiles: 10000,
@@ -233,7 +237,7 @@ test('an unknown config-file key far from every known key lists the known keys',
   const file = configFile(t, { completelyDifferent: 1 });
   const message = configErrorMessage(t, () => loadHubConfig({ flags: {}, env: {}, file }));
   t.regex(message, /unknown key "completelyDifferent"/);
-  t.regex(message, /known: "data", "http", "mqtt", "mqttTlsCert", "mqttTlsKey", "registry", "maxUpload", "maxArchiveFiles", "imagePrefix", .*"logLevel"/);
+  t.regex(message, /known: "data", "http", "mqtt", "mqttTlsCert", "mqttTlsKey", "mqttMaxPacket", "mqttMaxConnecting", "registry", "maxUpload", "maxArchiveFiles", "imagePrefix", .*"logLevel"/);
 });
 
 test('an unknown prefixed env var is rejected with a hint naming the right env var', (t) => {
@@ -251,7 +255,7 @@ test('a misspelt hub env var gets a hint naming the hub env var', (t) => {
 test('an unknown prefixed env var far from every key lists the known env vars', (t) => {
   const message = configErrorMessage(t, () => loadHubConfig({ flags: {}, env: { EDGEML_HUB_ZZZZZZZZZZ: '1' } }));
   t.regex(message, /EDGEML_HUB_ZZZZZZZZZZ/);
-  t.regex(message, /known: EDGEML_HUB_DATA, EDGEML_HUB_HTTP, EDGEML_HUB_MQTT, EDGEML_HUB_MQTT_TLS_CERT, EDGEML_HUB_MQTT_TLS_KEY, EDGEML_HUB_REGISTRY, EDGEML_HUB_MAX_UPLOAD, EDGEML_HUB_MAX_ARCHIVE_FILES, EDGEML_HUB_IMAGE_PREFIX, .*EDGEML_HUB_LOG_LEVEL/);
+  t.regex(message, /known: EDGEML_HUB_DATA, EDGEML_HUB_HTTP, EDGEML_HUB_MQTT, EDGEML_HUB_MQTT_TLS_CERT, EDGEML_HUB_MQTT_TLS_KEY, EDGEML_HUB_MQTT_MAX_PACKET, EDGEML_HUB_MQTT_MAX_CONNECTING, EDGEML_HUB_REGISTRY, EDGEML_HUB_MAX_UPLOAD, EDGEML_HUB_MAX_ARCHIVE_FILES, EDGEML_HUB_IMAGE_PREFIX, .*EDGEML_HUB_LOG_LEVEL/);
 });
 
 // --- bad values name the key and the source ---------------------------------------------------
@@ -384,6 +388,15 @@ test('EDGEML_HUB_CONFIG names the config file; a --config flag wins over it', (t
   t.is(loadHubConfig({ flags: {}, env: { EDGEML_HUB_CONFIG: fromEnv } }).http, '127.0.0.1:1111');
   t.is(loadHubConfig({ flags: {}, env: { EDGEML_HUB_CONFIG: fromEnv }, file: fromFlag }).http, '127.0.0.1:2222');
   t.is(loadAgentConfig({ flags: { deviceId: 'd' }, env: { EDGEML_AGENT_CONFIG: configFile(t, { data: '/x' }) } }).data, '/x');
+});
+
+test('an MQTT packet cap below the largest telemetry message, or above what MQTT can frame, is refused naming the flag', (t) => {
+  for (const size of ['64k', '256k', '257m']) {
+    const err = t.throws(() => loadHubConfig({ flags: { mqttMaxPacket: size }, env: {} }), { instanceOf: EdgemlError });
+    t.is(err.code, ErrorCodes.CONFIG_INVALID);
+    t.regex(err.message, new RegExp(`mqttMaxPacket \\(--mqtt-max-packet\\) must be between 257\\.0 KB .* not ${size}`));
+  }
+  t.is(loadHubConfig({ flags: { mqttMaxPacket: '1m' }, env: {} }).mqttMaxPacket, '1m');
 });
 
 test('telemetry retention is whole days', (t) => {
