@@ -14,6 +14,7 @@ import { parseSize } from '../shared/size.js';
 import { edgemlVersion } from '../shared/version.js';
 import { parseDuration } from '../shared/duration.js';
 import { ensureAdminKey } from './auth/admin-key.js';
+import { ensureHubSecret } from './auth/hub-secret.js';
 import { defaultBaseImage } from './builds/base-images.js';
 import { BuildLogs } from './builds/build-log.js';
 import { dockerBuildSteps } from './builds/build-steps.js';
@@ -143,6 +144,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     if (swept.removed > 0) logger.info({ removed: swept.removed, bytes: swept.bytes }, 'removed unreferenced blobs');
     const authority = new ApiKeyAuthority(store.apiKeys, systemClock);
     await announceAdminKey(await ensureAdminKey(dataDir, store.apiKeys, authority), logger);
+    const hubSecret = await ensureHubSecret(dataDir);
 
     const builder = await startImageBuilder(config, dataDir, store, blobs, logger.child({ component: 'builder' }));
     parts.push(() => builder.stop());
@@ -239,6 +241,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       locator: new ModelLocator({ devices, images: store.images, models: store.models, deployments: store.deployments }),
       buildLogs: builder.logs,
       maxUploadBytes,
+      hubSecret,
       telemetry: { archive: telemetry.archive, devices, invalidByDevice: () => inbox.stats().invalidByDevice, clock: systemClock },
       hubFigures,
       health: {

@@ -113,6 +113,10 @@ export const DesiredService = Type.Object(
     limits: ServiceLimits,
     /** sha256 (hex) of the service API key; the key itself never leaves the hub. */
     keyHash: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    /** Keys replaced by a rotation: the gateway takes each until `until` (its own clock), then only `keyHash`. */
+    previousKeys: Type.Optional(
+      Type.Array(Type.Object({ keyHash: Type.String({ pattern: '^[0-9a-f]{64}$' }), until: Timestamp }, { additionalProperties: false }), { maxItems: 16 }),
+    ),
     models: Type.Array(Type.Object({ name: Type.String(), version: Type.Integer({ minimum: 1 }), digest: Type.String() }, { additionalProperties: false })),
     /** Data capture; absent: off. Not part of the revision: changing it restarts nothing. */
     capture: Type.Optional(CaptureSettings),

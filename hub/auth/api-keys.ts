@@ -22,6 +22,10 @@ export function publicInfo(record: ApiKeyRecord): ApiKeyInfo {
   return info;
 }
 
+function keyText(id: string, secret: string): string {
+  return `emk_${id}_${secret}`;
+}
+
 export function actorOf(record: ApiKeyRecord): ActorRecord {
   return { keyId: record.id, keyName: record.name };
 }
@@ -52,22 +56,27 @@ export class ApiKeyAuthority {
     });
   }
 
-  /** A new key and its record, not stored yet. */
-  mint(name: string, scope: Scope, createdBy: ActorRecord | null): { record: ApiKeyRecord; key: string } {
+  /** A new key and its record, not stored yet; `secret` is random unless a retryable create derived it. */
+  mint(name: string, scope: Scope, createdBy: ActorRecord | null, secret = newSecret()): { record: ApiKeyRecord; key: string } {
     const id = randomBytes(6).toString('hex');
-    const secret = newSecret();
     const record: ApiKeyRecord = { id, name, scope, hash: hashSecret(secret), createdAt: new Date(this.clock.now()).toISOString(), createdBy, revokedAt: null };
-    return { record, key: `emk_${id}_${secret}` };
+    return { record, key: keyText(id, secret) };
   }
 
-  async create(name: string, scope: Scope, createdBy: ActorRecord | null): Promise<ApiKeyCreated> {
-    const { record, key } = this.mint(name, scope, createdBy);
+  async create(name: string, scope: Scope, createdBy: ActorRecord | null, secret?: string): Promise<ApiKeyCreated> {
+    const { record, key } = this.mint(name, scope, createdBy, secret);
     await this.keys.add(record);
     return { ...publicInfo(record), key };
   }
 
   async list(): Promise<ApiKeyInfo[]> {
     return (await this.keys.list()).map(publicInfo);
+  }
+
+  /** The key `made` marks as created, answered again with its (derived) secret. */
+  async createdBy(made: (actor: ActorRecord | null) => boolean, secret: string): Promise<{ by: ActorRecord; created: ApiKeyCreated } | undefined> {
+    const record = (await this.keys.list()).find((k) => made(k.createdBy));
+    return record?.createdBy ? { by: record.createdBy, created: { ...publicInfo(record), key: keyText(record.id, secret) } } : undefined;
   }
 
   async revoke(id: string): Promise<ApiKeyInfo> {

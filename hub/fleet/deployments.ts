@@ -7,20 +7,40 @@
  * Capture settings are the deployment's, not a revision's: they change on every targeted device at
  * once, without a rollout, and restart no container.
  */
-import { captureOff, DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_QUEUE, type Deployment, type DeploymentCreate, type DeploymentCreated, type ServiceUpdate } from '../../shared/api/deployments.js';
+import {
+  captureOff,
+  DEFAULT_MAX_CONCURRENT,
+  DEFAULT_MAX_QUEUE,
+  MAX_KEY_GRACE,
+  type Deployment,
+  type DeploymentCreate,
+  type DeploymentCreated,
+  type KeyRotated,
+  type ServiceUpdate,
+} from '../../shared/api/deployments.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { CaptureSettings } from '../../shared/protocol.js';
+import { parseDuration } from '../../shared/duration.js';
 import { parseSize } from '../../shared/size.js';
 import { hashSecret, newSecret } from '../../shared/secrets.js';
-import type { ActorRecord, DeploymentRecord, DeploymentRepository, ImageRepository } from '../store/store.js';
+import type { ActorRecord, DeploymentChange, DeploymentRecord, DeploymentRepository, ImageRepository } from '../store/store.js';
 import type { DesiredStates } from './desired-states.js';
 import type { DeviceDirectory } from './device-directory.js';
 import type { RolloutController } from './rollout-controller.js';
 
 /** Service keys carry a prefix so people and secret scanners can tell them apart. */
 const KEY_PREFIX = 'ems_';
+/** Changes made under an Idempotency-Key are answered again to retries for this long (at least 24 h). */
+const CHANGE_MEMORY_MS = 48 * 3_600_000;
+/** Rotations in a row within one grace each leave a key behind; a device need not accept more. */
+const MAX_PREVIOUS_KEYS = 8;
+
+export function serviceKey(secret: string): { key: string; keyId: string; keyHash: string } {
+  const key = `${KEY_PREFIX}${secret}`;
+  return { key, keyId: secret.slice(0, 8), keyHash: hashSecret(key) };
+}
 
 interface PinnedImage {
   image: string;
@@ -34,7 +54,7 @@ function invalid(message: string): EdgemlError {
 }
 
 export function publicDeployment(record: DeploymentRecord): Deployment {
-  const { keyHash: _hash, assignments: _assignments, capture, ...deployment } = record;
+  const { keyHash: _hash, assignments: _assignments, previousKeys: _previous, changedBy: _changes, capture, ...deployment } = record;
   return { ...deployment, capture: capture ?? captureOff() };
 }
 
@@ -83,9 +103,30 @@ export class Deployments {
     return new Map(ids.map((id) => [id, Object.hasOwn(record.assignments, id) ? record.assignments[id]! : record.stableRevision]));
   }
 
-  async create(request: DeploymentCreate, actor: ActorRecord): Promise<DeploymentCreated> {
+  /** Remembers a change made under an Idempotency-Key in the record, in the change's own write. */
+  private remember(record: DeploymentRecord, change: DeploymentChange): void {
+    if (!change.by.idempotency) return;
+    const since = this.deps.clock.now() - CHANGE_MEMORY_MS;
+    record.changedBy = [...(record.changedBy ?? []).filter((c) => Date.parse(c.at) > since), change];
+  }
+
+  /** What `made` marks: the deployment it created, or the deployment it changed (update, rotate-key). */
+  async madeBy(op: 'create' | DeploymentChange['op'], made: (actor: ActorRecord) => boolean): Promise<{ by: ActorRecord; record: DeploymentRecord; change?: DeploymentChange } | undefined> {
+    for (const record of await this.deps.deployments.list()) {
+      if (op === 'create') {
+        if (made(record.createdBy)) return { by: record.createdBy, record };
+        continue;
+      }
+      const change = record.changedBy?.find((c) => c.op === op && made(c.by));
+      if (change) return { by: change.by, record, change };
+    }
+    return undefined;
+  }
+
+  /** `secret` is random unless a retryable create derived it (hub/http/idempotency.ts). */
+  async create(request: DeploymentCreate, actor: ActorRecord, secret = newSecret()): Promise<DeploymentCreated> {
     const pinned = await this.pin(request);
-    const key = `${KEY_PREFIX}${newSecret()}`;
+    const { key, keyId, keyHash } = serviceKey(secret);
     const now = this.now();
     const limits = {
       maxConcurrent: request.maxConcurrent ?? DEFAULT_MAX_CONCURRENT,
@@ -100,8 +141,8 @@ export class Deployments {
       target: request.target,
       limits,
       capture: request.capture ? captureSettings(request.capture) : captureOff(),
-      keyId: key.slice(KEY_PREFIX.length, KEY_PREFIX.length + 8),
-      keyHash: hashSecret(key),
+      keyId,
+      keyHash,
       stableRevision: null,
       revisions: [{ revision: 1, ...pinned, limits, createdAt: now }],
       assignments: {},
@@ -140,10 +181,54 @@ export class Deployments {
           r.revision = revision;
           r.revisions.push({ revision, ...pinned, limits: r.limits, createdAt: this.now() });
           r.updatedAt = this.now();
+          this.remember(r, { op: 'update', at: r.updatedAt, by: actor });
         },
       },
     });
     return publicDeployment(await this.current(service));
+  }
+
+  /**
+   * A new service key; the old one stays valid for `grace` beside it (devices get both hashes, each
+   * old one with its end), then only the new one. No new revision, no restart.
+   */
+  async rotateKey(service: string, grace: string, actor: ActorRecord, secret = newSecret()): Promise<KeyRotated> {
+    const graceMs = parseDuration(grace);
+    if (graceMs > parseDuration(MAX_KEY_GRACE)) throw invalid(`body.grace: at most ${MAX_KEY_GRACE} (got ${grace})`);
+    const { key, keyId, keyHash } = serviceKey(secret);
+    const now = this.deps.clock.now();
+    const until = graceMs > 0 ? new Date(now + graceMs).toISOString() : null;
+    const record = await this.deps.deployments.update(service, (r) => {
+      const live = (r.previousKeys ?? []).filter((p) => Date.parse(p.until) > now);
+      r.previousKeys = until ? [...live, { keyHash: r.keyHash, until }].slice(-MAX_PREVIOUS_KEYS) : live;
+      r.keyHash = keyHash;
+      r.keyId = keyId;
+      r.updatedAt = new Date(now).toISOString();
+      this.remember(r, { op: 'rotate-key', at: r.updatedAt, by: actor, previousKeyValidUntil: until ?? undefined });
+    });
+    await this.deps.desired.sync([...this.targets(record).keys()]);
+    if (until) this.dropExpiredKeysAfter(service, graceMs);
+    this.deps.logger.info({ service, keyId, previousKeyValidUntil: until, by: actor.keyId }, 'service key rotated');
+    return { ...publicDeployment(record), key, previousKeyValidUntil: until };
+  }
+
+  /**
+   * Devices stop taking an old key at its end by their own clock; this also takes its hash out of
+   * their desired state. A hub restarted meanwhile leaves it there until the next change: harmless.
+   */
+  private dropExpiredKeysAfter(service: string, ms: number): void {
+    const drop = async () => {
+      const now = this.deps.clock.now();
+      const record = await this.deps.deployments.update(service, (r) => {
+        r.previousKeys = (r.previousKeys ?? []).filter((p) => Date.parse(p.until) > now);
+      });
+      await this.deps.desired.sync([...this.targets(record).keys()]);
+    };
+    const timer = this.deps.clock.setTimeout(() => {
+      drop().catch((err: unknown) => this.deps.logger.info({ err, service }, 'expired service keys not dropped (the service is gone?)'));
+    }, ms + 1000);
+    // A pending expiry must not keep a stopping hub alive.
+    (timer as { unref?: () => void } | undefined)?.unref?.();
   }
 
   /** The whole settings replace the old ones; the targeted devices get them with their next desired state. */

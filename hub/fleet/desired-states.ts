@@ -31,6 +31,8 @@ export function desiredService(d: DeploymentRecord, deviceId: string): DesiredSe
   const spec = revision === null ? undefined : d.revisions.find((r) => r.revision === revision);
   if (!spec) return null;
   const service: DesiredService = { name: d.service, revision: spec.revision, image: spec.image, limits: spec.limits, keyHash: d.keyHash, models: spec.models };
+  // Keys a rotation replaced, during their grace; absent otherwise, so older agents' states stay as they were.
+  if (d.previousKeys?.length) service.previousKeys = d.previousKeys;
   return d.capture && d.capture.rate > 0 ? { ...service, capture: d.capture } : service;
 }
 

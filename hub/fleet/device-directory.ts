@@ -104,8 +104,9 @@ export class DeviceDirectory {
     return record;
   }
 
-  async enroll(request: DeviceEnroll, actor: ActorRecord): Promise<DeviceEnrolled> {
-    const secret = `${TOKEN_PREFIX}${newSecret()}`;
+  /** `secret` is random unless a retryable enrollment derived it (hub/http/idempotency.ts). */
+  async enroll(request: DeviceEnroll, actor: ActorRecord, tokenSecret = newSecret()): Promise<DeviceEnrolled> {
+    const secret = `${TOKEN_PREFIX}${tokenSecret}`;
     const record = await this.repo.add({
       id: request.id,
       labels: request.labels ?? {},
@@ -118,6 +119,12 @@ export class DeviceDirectory {
     this.#devices.set(record.id, record);
     this.changed(record.id, 'enrolled');
     return { ...this.view(record), token: secret };
+  }
+
+  /** The enrollment `made` marks, answered again with its (derived) token. */
+  enrolledBy(made: (actor: ActorRecord) => boolean, tokenSecret: string): { by: ActorRecord; enrolled: DeviceEnrolled } | undefined {
+    const record = [...this.#devices.values()].find((r) => made(r.enrolledBy));
+    return record && { by: record.enrolledBy, enrolled: { ...this.view(record), token: `${TOKEN_PREFIX}${tokenSecret}` } };
   }
 
   /** Enrolled and not revoked: the broker asks again on every publish, subscription and delivery. */

@@ -2,8 +2,9 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ApiKeyCreate, ApiKeyCreated, ApiKeyInfo, ApiKeyList } from '../../shared/api/apikeys.js';
 import { ErrorBody } from '../../shared/api/common.js';
-import { actorOf, type ApiKeyAuthority } from '../auth/api-keys.js';
+import type { ApiKeyAuthority } from '../auth/api-keys.js';
 import { requestKey } from './auth.js';
+import { requestActor, requestSecret } from './idempotency.js';
 
 const tags = ['api keys'];
 
@@ -11,11 +12,20 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<{ authority: ApiKeyAuthorit
   app.post(
     '/api/v1/apikeys',
     {
-      config: { scope: 'admin' },
+      config: {
+        scope: 'admin',
+        idempotent: {
+          status: 201,
+          find: async (made, secret) => {
+            const found = await authority.createdBy(made, secret);
+            return found && { by: found.by, body: found.created };
+          },
+        },
+      },
       schema: { summary: 'Create an API key (the key is in this answer only)', tags, body: ApiKeyCreate, response: { 201: ApiKeyCreated, 400: ErrorBody } },
     },
     async (req, reply) => {
-      const created = await authority.create(req.body.name, req.body.scope, actorOf(requestKey(req)));
+      const created = await authority.create(req.body.name, req.body.scope, requestActor(req), requestSecret(req));
       req.log.info({ keyId: created.id, name: created.name, scope: created.scope, by: requestKey(req).id }, 'API key created');
       return reply.code(201).send(created);
     },

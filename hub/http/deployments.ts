@@ -1,10 +1,11 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorBody } from '../../shared/api/common.js';
-import { Capture, Deployment, DeploymentCreate, DeploymentCreated, DeploymentList, ServiceName, ServiceUpdate } from '../../shared/api/deployments.js';
+import { Capture, Deployment, DeploymentCreate, DeploymentCreated, DeploymentList, KeyRotate, KeyRotated, ServiceName, ServiceUpdate } from '../../shared/api/deployments.js';
 import { actorOf } from '../auth/api-keys.js';
-import type { Deployments } from '../fleet/deployments.js';
+import { publicDeployment, serviceKey, type Deployments } from '../fleet/deployments.js';
 import { requestKey } from './auth.js';
+import { requestActor, requestSecret } from './idempotency.js';
 
 const tags = ['deployments'];
 const params = Type.Object({ service: ServiceName });
@@ -13,7 +14,16 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
   app.post(
     '/api/v1/deployments',
     {
-      config: { scope: 'deploy' },
+      config: {
+        scope: 'deploy',
+        idempotent: {
+          status: 201,
+          find: async (made, secret) => {
+            const found = await deployments.madeBy('create', made);
+            return found && { by: found.by, body: { ...publicDeployment(found.record), key: serviceKey(secret).key } };
+          },
+        },
+      },
       schema: {
         summary: 'Deploy a service to the devices a label selector matches; the answer carries its API key, once',
         description:
@@ -23,7 +33,7 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
         response: { 201: DeploymentCreated, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
       },
     },
-    async (req, reply) => reply.code(201).send(await deployments.create(req.body, actorOf(requestKey(req)))),
+    async (req, reply) => reply.code(201).send(await deployments.create(req.body, requestActor(req), requestSecret(req))),
   );
   app.get(
     '/api/v1/deployments',
@@ -38,7 +48,16 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
   app.post(
     '/api/v1/deployments/:service/update',
     {
-      config: { scope: 'deploy' },
+      config: {
+        scope: 'deploy',
+        idempotent: {
+          status: 200,
+          find: async (made) => {
+            const found = await deployments.madeBy('update', made);
+            return found && { by: found.by, body: publicDeployment(found.record) };
+          },
+        },
+      },
       schema: {
         summary: 'Move a service to another image; its name, device URL and key stay',
         tags,
@@ -47,7 +66,31 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
         response: { 200: Deployment, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
       },
     },
-    async (req) => deployments.update(req.params.service, req.body, actorOf(requestKey(req))),
+    async (req) => deployments.update(req.params.service, req.body, requestActor(req)),
+  );
+  app.post(
+    '/api/v1/deployments/:service/rotate-key',
+    {
+      config: {
+        scope: 'deploy',
+        idempotent: {
+          status: 200,
+          find: async (made, secret) => {
+            const found = await deployments.madeBy('rotate-key', made);
+            return found && { by: found.by, body: { ...publicDeployment(found.record), key: serviceKey(secret).key, previousKeyValidUntil: found.change?.previousKeyValidUntil ?? null } };
+          },
+        },
+      },
+      schema: {
+        summary: 'Give a service a new API key (in this answer only); the old one stays valid for the grace, then only the new one',
+        description: 'Devices get the new key with their next desired state, with no restart. Without a body the grace is 10m.',
+        tags,
+        params,
+        body: Type.Optional(KeyRotate),
+        response: { 200: KeyRotated, 400: ErrorBody, 404: ErrorBody },
+      },
+    },
+    async (req) => deployments.rotateKey(req.params.service, req.body?.grace ?? '10m', requestActor(req), requestSecret(req)),
   );
   app.put(
     '/api/v1/deployments/:service/capture',

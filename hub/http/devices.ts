@@ -2,9 +2,9 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorBody } from '../../shared/api/common.js';
 import { Device, DeviceEnroll, DeviceEnrolled, DeviceId, DeviceLabelsUpdate, DeviceList, DeviceListQuery } from '../../shared/api/devices.js';
-import { actorOf } from '../auth/api-keys.js';
 import type { DeviceDirectory } from '../fleet/device-directory.js';
 import { requestKey } from './auth.js';
+import { requestActor, requestSecret } from './idempotency.js';
 import { keyValues } from '../registry/key-values.js';
 
 const tags = ['devices'];
@@ -14,7 +14,16 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceDirectory 
   app.post(
     '/api/v1/devices',
     {
-      config: { scope: 'admin' },
+      config: {
+        scope: 'admin',
+        idempotent: {
+          status: 201,
+          find: async (made, secret) => {
+            const found = devices.enrolledBy(made, secret);
+            return found && { by: found.by, body: found.enrolled };
+          },
+        },
+      },
       schema: {
         summary: 'Enroll a device: the answer carries its token, once',
         description: 'The agent connects to the broker with username = device id and password = this token. The hub keeps only a hash of it.',
@@ -24,7 +33,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceDirectory 
       },
     },
     async (req, reply) => {
-      const enrolled = await devices.enroll(req.body, actorOf(requestKey(req)));
+      const enrolled = await devices.enroll(req.body, requestActor(req), requestSecret(req));
       req.log.info({ device: enrolled.id, labels: enrolled.labels, by: requestKey(req).id }, 'device enrolled');
       return reply.code(201).send(enrolled);
     },

@@ -2,11 +2,11 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorBody } from '../../shared/api/common.js';
 import { Image, ImageBuildRequest, ImageId, ImageList, ImageListQuery, ImageLogQuery } from '../../shared/api/images.js';
-import { actorOf } from '../auth/api-keys.js';
 import type { BuildLogs } from '../builds/build-log.js';
 import type { ImageBuilder } from '../builds/image-builder.js';
 import type { ImageRepository } from '../store/store.js';
 import { requestKey } from './auth.js';
+import { requestActor } from './idempotency.js';
 
 const tags = ['images'];
 const params = Type.Object({ id: ImageId });
@@ -15,7 +15,16 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ builder: ImageBuilder; ima
   app.post(
     '/api/v1/images',
     {
-      config: { scope: 'deploy' },
+      config: {
+        scope: 'deploy',
+        idempotent: {
+          status: 202,
+          find: async (made) => {
+            const record = (await deps.images.list({})).find((r) => made(r.createdBy));
+            return record && { by: record.createdBy, body: deps.builder.view(record) };
+          },
+        },
+      },
       schema: {
         summary: 'Build a scoring image from a manifest version (queued; follow it with GET /images/{id} and its log)',
         description:
@@ -25,7 +34,7 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ builder: ImageBuilder; ima
         response: { 202: Image, 400: ErrorBody, 404: ErrorBody },
       },
     },
-    async (req, reply) => reply.code(202).send(await deps.builder.submit(req.body, actorOf(requestKey(req)))),
+    async (req, reply) => reply.code(202).send(await deps.builder.submit(req.body, requestActor(req))),
   );
   app.get(
     '/api/v1/images',

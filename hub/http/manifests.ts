@@ -2,10 +2,10 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorBody, Name } from '../../shared/api/common.js';
 import { ManifestCreate, ManifestListQuery, ManifestVersion, ManifestVersionList } from '../../shared/api/manifests.js';
-import { actorOf } from '../auth/api-keys.js';
 import type { ManifestRegistry } from '../registry/manifest-registry.js';
 import type { ManifestRepository } from '../store/store.js';
 import { requestKey } from './auth.js';
+import { requestActor } from './idempotency.js';
 import { selectorFromRef } from './version-ref.js';
 
 const tags = ['manifests'];
@@ -17,7 +17,16 @@ export const manifestRoutes: FastifyPluginAsyncTypebox<{ registry: ManifestRegis
     '/api/v1/manifests/:name/versions',
     {
       bodyLimit: MANIFEST_BODY_LIMIT,
-      config: { scope: 'deploy' },
+      config: {
+        scope: 'deploy',
+        idempotent: {
+          status: 201,
+          find: async (made) => {
+            const version = (await deps.manifests.list({})).find((v) => made(v.createdBy));
+            return version && { by: version.createdBy, body: version };
+          },
+        },
+      },
       schema: {
         summary: 'Create a new manifest version: how a model is served',
         description: 'Model references (`NAME:VERSION` or `NAME@ALIAS`) are resolved and pinned by digest. The schema document is checked, and its sample must match its input schema.',
@@ -28,7 +37,7 @@ export const manifestRoutes: FastifyPluginAsyncTypebox<{ registry: ManifestRegis
       },
     },
     async (req, reply) => {
-      const manifest = await deps.registry.create(req.params.name, req.body, actorOf(requestKey(req)));
+      const manifest = await deps.registry.create(req.params.name, req.body, requestActor(req));
       req.log.info({ manifest: manifest.name, version: manifest.version, digest: manifest.digest, by: requestKey(req).id }, 'manifest version created');
       return reply.code(201).send(manifest);
     },

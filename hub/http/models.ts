@@ -5,12 +5,12 @@ import { Alias, ErrorBody, Name, Version, VersionRef } from '../../shared/api/co
 import { AliasResult, AliasSet, MODEL_UPLOAD_TYPES, ModelListQuery, ModelSummary, ModelUploadQuery, ModelVersion, ModelVersionList } from '../../shared/api/models.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/size.js';
-import { actorOf } from '../auth/api-keys.js';
 import { keyValues } from '../registry/key-values.js';
 import type { ModelKind, ModelRegistry } from '../registry/model-registry.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { ModelRepository } from '../store/store.js';
 import { requestKey } from './auth.js';
+import { requestActor } from './idempotency.js';
 import { selectorFromRef } from './version-ref.js';
 
 export interface ModelRouteDeps {
@@ -50,7 +50,17 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteDeps> = async (app
   app.post(
     '/api/v1/models/:name/versions',
     {
-      config: { scope: 'deploy', docBody: { content: Object.fromEntries(uploadTypes.map((t) => [t, { schema: binary }])) } },
+      config: {
+        scope: 'deploy',
+        docBody: { content: Object.fromEntries(uploadTypes.map((t) => [t, { schema: binary }])) },
+        idempotent: {
+          status: 201,
+          find: async (made) => {
+            const version = (await deps.models.list({})).find((v) => made(v.createdBy));
+            return version && { by: version.createdBy, body: version };
+          },
+        },
+      },
       schema: {
         summary: 'Register a new version of a model (upload a file, or a directory as a tar stream)',
         description:
@@ -69,7 +79,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteDeps> = async (app
           httpStatus: 413,
         });
       }
-      const version = await deps.registry.register({ name: req.params.name, kind, meta: req.query, source: bodyOf(req.raw), actor: actorOf(requestKey(req)) });
+      const version = await deps.registry.register({ name: req.params.name, kind, meta: req.query, source: bodyOf(req.raw), actor: requestActor(req) });
       req.log.info({ model: version.name, version: version.version, digest: version.digest, size: version.size, by: requestKey(req).id }, 'model version registered');
       return reply.code(201).send(version);
     },

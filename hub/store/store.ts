@@ -14,7 +14,15 @@ import type { ManifestVersion } from '../../shared/api/manifests.js';
 import type { ModelVersion } from '../../shared/api/models.js';
 import type { Static } from '@sinclair/typebox';
 
-export type ActorRecord = Static<typeof Actor>;
+/** Marks a record made under an Idempotency-Key, in the record's own write (hub/http/idempotency.ts). */
+export interface IdempotencyMark {
+  key: string;
+  /** sha256 of the request, base64url: the same key for another request is refused. */
+  fingerprint: string;
+}
+
+/** Who made a record; views leave `idempotency` out (the response schemas have no such field). */
+export type ActorRecord = Static<typeof Actor> & { idempotency?: IdempotencyMark };
 
 export interface ApiKeyRecord extends ApiKeyInfo {
   /** sha256 of the key's secret part, hex. */
@@ -123,6 +131,20 @@ export interface DeploymentRecord extends Omit<Deployment, 'capture'> {
    * desired revision is its assignment, else `stableRevision`.
    */
   assignments: Record<string, number | null>;
+  /** Keys replaced by `rotate-key`, still valid until their time. Absent: none. */
+  previousKeys?: PreviousKey[];
+  /** Changes made under an Idempotency-Key (update, rotate-key), kept a while for retries. Absent: none. */
+  changedBy?: DeploymentChange[];
+}
+
+export type PreviousKey = NonNullable<DesiredService['previousKeys']>[number];
+
+export interface DeploymentChange {
+  op: 'update' | 'rotate-key';
+  at: string;
+  by: ActorRecord;
+  /** rotate-key: until when the key it replaced stays valid. */
+  previousKeyValidUntil?: string;
 }
 
 export type RolloutOptions = Rollout['options'];

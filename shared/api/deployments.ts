@@ -8,6 +8,7 @@ import { CaptureSettings, MAX_CAPTURE_BODY_BYTES, SERVICE_NAME_PATTERN, ServiceL
 import { stringEnum } from '../schema.js';
 import { SIZE_EXAMPLES, SIZE_PATTERN } from '../size.js';
 import { Actor, Digest, Timestamp } from './common.js';
+import { DURATION_PATTERN } from '../duration.js';
 import { Labels } from './devices.js';
 import { ImageId } from './images.js';
 import { ROLLOUT_KINDS, ROLLOUT_PHASES, ROLLOUT_STRATEGIES, RolloutRequest } from './rollouts.js';
@@ -107,6 +108,23 @@ export type Deployment = Static<typeof Deployment>;
 
 export const DeploymentCreated = Type.Composite([Deployment, Type.Object({ key: Type.String({ description: 'the service API key, shown once' }) })]);
 export type DeploymentCreated = Static<typeof DeploymentCreated>;
+
+export const MAX_KEY_GRACE = '7d';
+export const KeyRotate = Type.Object(
+  {
+    grace: Type.Optional(
+      Type.String({ pattern: DURATION_PATTERN, default: '10m', examples: ['10m', '1h'], description: `how long the old key stays valid beside the new one (0s: not at all); at most ${MAX_KEY_GRACE}` }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type KeyRotate = Static<typeof KeyRotate>;
+
+export const KeyRotated = Type.Composite([
+  DeploymentCreated,
+  Type.Object({ previousKeyValidUntil: Type.Union([Timestamp, Type.Null()], { description: 'until when the replaced key still works; null: no grace' }) }),
+]);
+export type KeyRotated = Static<typeof KeyRotated>;
 
 export const DeploymentList = Type.Object({ deployments: Type.Array(Deployment) });
 export type DeploymentList = Static<typeof DeploymentList>;
