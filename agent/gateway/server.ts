@@ -123,7 +123,8 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   };
 
   /** The one key check: scoring a service and listing the device's services both go through it. */
-  const keyFits = (route: Route, key: string): boolean => secretMatches(route.keyHash, key);
+  const keyFits = (route: Route, key: string): boolean =>
+    secretMatches(route.keyHash, key) || (route.previousKeys ?? []).some((p) => Date.parse(p.until) > o.clock.now() && secretMatches(p.keyHash, key));
 
   const known = (name: string): boolean => o.routes.get(name) !== undefined || o.desired().includes(name);
 

@@ -12,6 +12,8 @@ export interface Route {
   image: string;
   port: number;
   keyHash: string;
+  /** Keys a rotation replaced, each taken until its `until` (the gateway's clock). */
+  previousKeys?: DesiredService['previousKeys'];
   limits: ServiceLimits;
   models: DesiredService['models'];
   /** Absent: capture is off. */
@@ -22,8 +24,8 @@ export class RouteTable {
   readonly #routes = new Map<string, Route>();
 
   set(service: DesiredService, port: number): void {
-    const { name, revision, image, keyHash, limits, models, capture } = service;
-    this.#routes.set(name, { service: name, revision, image, port, keyHash, limits, models, capture });
+    const { name, revision, image, keyHash, previousKeys, limits, models, capture } = service;
+    this.#routes.set(name, { service: name, revision, image, port, keyHash, previousKeys, limits, models, capture });
   }
 
   get(service: string): Route | undefined {
