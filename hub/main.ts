@@ -37,6 +37,7 @@ import { ModelRegistry } from './registry/model-registry.js';
 import { BlobStore } from './store/blob-store.js';
 import { lockDataDir } from './store/data-dir-lock.js';
 import { openLowdbStore } from './store/lowdb-store.js';
+import { StoredProblems } from './store/problems.js';
 import type { HubStore } from './store/store.js';
 import { TelemetryArchive } from './telemetry/archive.js';
 import { TelemetryIngest, type ServicesOf } from './telemetry/ingest.js';
@@ -165,7 +166,9 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     });
     parts.push(() => broker.close());
     logger.info({ epoch: await store.desired.renewEpoch() }, 'a new epoch for desired states');
-    const desired = await DesiredStates.load({ repo: store.desired, deployments: store.deployments, devices, broker, logger: logger.child({ component: 'desired' }) });
+    // Stored records that no longer validate are reported and skipped: they never stop the hub.
+    const problems = new StoredProblems(logger.child({ component: 'store' }));
+    const desired = await DesiredStates.load({ repo: store.desired, deployments: store.deployments, devices, broker, problems, logger: logger.child({ component: 'desired' }) });
     // The broker starts without retained messages: devices get their stored state back, and
     // anything a crash left uncomputed (a device enrolled just before it) is computed now.
     devices.readDesiredGenerationFrom((id) => desired.get(id)?.generation ?? null);
@@ -244,9 +247,11 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       hubSecret,
       telemetry: { archive: telemetry.archive, devices, invalidByDevice: () => inbox.stats().invalidByDevice, clock: systemClock },
       hubFigures,
+      problems,
       health: {
         version,
         devicesOnline: () => devices.onlineCount(),
+        problems: () => problems.count(),
         mqtt: () => {
           const s = inbox.stats();
           return { connectedClients: broker.connectedClients(), received: s.received, invalid: s.invalid };

@@ -73,14 +73,29 @@ export type StatusMessage = Static<typeof StatusMessage>;
 /** Service names become URL segments and container names. */
 export const SERVICE_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}$';
 
+/** `repository@sha256:…`: devices pull images by digest, never by a tag that can move. */
+export const IMAGE_REF_PATTERN = '^[^\\s@]+@sha256:[0-9a-f]{64}$';
+
+/**
+ * The bounds of every limit a device accepts. The REST API builds its request schemas from these,
+ * so the hub refuses with 400 what a device would refuse, before anything is stored.
+ */
+export const LIMIT_BOUNDS = {
+  maxConcurrent: { minimum: 1, maximum: 1024 },
+  maxQueue: { minimum: 0, maximum: 100_000 },
+  /** Above 1 TiB a limit is a typo (`1000t`), not a device. */
+  memoryBytes: { minimum: 4 * 1024 * 1024, maximum: 1024 ** 4 },
+  cpus: { exclusiveMinimum: 0, maximum: 1024 },
+} as const;
+
 export const ServiceLimits = Type.Object(
   {
     /** Requests in flight to the container at once (per device: one replica). */
-    maxConcurrent: Type.Integer({ minimum: 1, maximum: 1024 }),
+    maxConcurrent: Type.Integer(LIMIT_BOUNDS.maxConcurrent),
     /** Requests waiting for a slot; beyond that the gateway answers 429. */
-    maxQueue: Type.Integer({ minimum: 0, maximum: 100_000 }),
-    memoryBytes: Type.Union([Type.Integer({ minimum: 4 * 1024 * 1024 }), Type.Null()]),
-    cpus: Type.Union([Type.Number({ exclusiveMinimum: 0, maximum: 1024 }), Type.Null()]),
+    maxQueue: Type.Integer(LIMIT_BOUNDS.maxQueue),
+    memoryBytes: Type.Union([Type.Integer(LIMIT_BOUNDS.memoryBytes), Type.Null()]),
+    cpus: Type.Union([Type.Number(LIMIT_BOUNDS.cpus), Type.Null()]),
   },
   { additionalProperties: false },
 );
@@ -109,7 +124,7 @@ export const DesiredService = Type.Object(
     /** Bumped on every change of the deployment (image, limits): what a rollout moves devices to. */
     revision: Type.Integer({ minimum: 1 }),
     /** `repository@sha256:…` (a multi-arch index or a single image). */
-    image: Type.String({ minLength: 1, pattern: '^[^\\s@]+@sha256:[0-9a-f]{64}$' }),
+    image: Type.String({ minLength: 1, pattern: IMAGE_REF_PATTERN }),
     limits: ServiceLimits,
     /** sha256 (hex) of the service API key; the key itself never leaves the hub. */
     keyHash: Type.String({ pattern: '^[0-9a-f]{64}$' }),

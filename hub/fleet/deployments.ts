@@ -12,21 +12,22 @@ import {
   DEFAULT_MAX_CONCURRENT,
   DEFAULT_MAX_QUEUE,
   MAX_KEY_GRACE,
+  memoryLimit,
   type Deployment,
   type DeploymentCreate,
   type DeploymentCreated,
   type KeyRotated,
   type ServiceUpdate,
 } from '../../shared/api/deployments.js';
+import { rolloutRequestProblem, type RolloutRequest } from '../../shared/api/rollouts.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { CaptureSettings } from '../../shared/protocol.js';
 import { parseDuration } from '../../shared/duration.js';
-import { parseSize } from '../../shared/size.js';
 import { hashSecret, newSecret } from '../../shared/secrets.js';
 import type { ActorRecord, DeploymentChange, DeploymentRecord, DeploymentRepository, ImageRepository } from '../store/store.js';
-import type { DesiredStates } from './desired-states.js';
+import { deploymentProblem, type DesiredStates } from './desired-states.js';
 import type { DeviceDirectory } from './device-directory.js';
 import type { RolloutController } from './rollout-controller.js';
 
@@ -51,6 +52,12 @@ interface PinnedImage {
 
 function invalid(message: string): EdgemlError {
   return new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, message, { httpStatus: 400 });
+}
+
+/** Durations JSON Schema cannot bound (their value, not their text). */
+function checkRollout(request: RolloutRequest | undefined): void {
+  const problem = request && rolloutRequestProblem(request, 'body.rollout');
+  if (problem) throw invalid(problem);
 }
 
 export function publicDeployment(record: DeploymentRecord): Deployment {
@@ -125,13 +132,16 @@ export class Deployments {
 
   /** `secret` is random unless a retryable create derived it (hub/http/idempotency.ts). */
   async create(request: DeploymentCreate, actor: ActorRecord, secret = newSecret()): Promise<DeploymentCreated> {
+    const memory = request.memory === undefined ? null : memoryLimit(request.memory, 'body.memory');
+    if (memory && !memory.ok) throw invalid(memory.error);
+    checkRollout(request.rollout);
     const pinned = await this.pin(request);
     const { key, keyId, keyHash } = serviceKey(secret);
     const now = this.now();
     const limits = {
       maxConcurrent: request.maxConcurrent ?? DEFAULT_MAX_CONCURRENT,
       maxQueue: request.maxQueue ?? DEFAULT_MAX_QUEUE,
-      memoryBytes: request.memory === undefined ? null : parseSize(request.memory),
+      memoryBytes: memory?.value ?? null,
       cpus: request.cpus ?? null,
     };
     const record: DeploymentRecord = {
@@ -153,6 +163,8 @@ export class Deployments {
       updatedAt: now,
     };
     if (await this.deps.deployments.get(request.service)) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${request.service} is already deployed: move it with \`edgeml service update\``, { httpStatus: 409 });
+    // Before the write: a deployment devices would refuse must never be stored.
+    await this.deps.desired.check(record, record.revision);
     const devices = this.targets(record);
     const { deployment } = await this.deps.rollouts.begin({ kind: 'create', service: record.service, revision: 1, devices, fromRevision: null, request: request.rollout, actor, deployment: { add: record } });
     this.deps.logger.info({ service: record.service, image: record.image, target: record.target, by: actor.keyId }, 'deployment created');
@@ -160,10 +172,24 @@ export class Deployments {
   }
 
   async update(service: string, source: ServiceUpdate, actor: ActorRecord): Promise<Deployment> {
+    checkRollout(source.rollout);
     const pinned = await this.pin(source);
-    const current = await this.deps.deployments.get(service);
-    if (!current) throw new EdgemlError(ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND, `service ${service} is not deployed`, { httpStatus: 404 });
+    const current = await this.current(service);
     const revision = current.revision + 1;
+    const update = (r: DeploymentRecord) => {
+      if (r.image === pinned.image) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${service} already runs ${pinned.image} (revision ${r.revision})`, { httpStatus: 409 });
+      // Another update got in first: this one's devices and revision were computed for the old one.
+      if (r.revision + 1 !== revision) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${service} changed meanwhile (now revision ${r.revision}): try again`, { httpStatus: 409 });
+      Object.assign(r, pinned);
+      r.revision = revision;
+      r.revisions.push({ revision, ...pinned, limits: r.limits, createdAt: this.now() });
+      r.updatedAt = this.now();
+      this.remember(r, { op: 'update', at: r.updatedAt, by: actor });
+    };
+    // Made on a copy and checked before the write: what devices would refuse is never stored.
+    const next = structuredClone(current);
+    update(next);
+    await this.deps.desired.check(next, revision);
     await this.deps.rollouts.begin({
       kind: 'update',
       service,
@@ -172,18 +198,7 @@ export class Deployments {
       fromRevision: current.stableRevision,
       request: source.rollout,
       actor,
-      deployment: {
-        update: (r) => {
-          if (r.image === pinned.image) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${service} already runs ${pinned.image} (revision ${r.revision})`, { httpStatus: 409 });
-          // Another update got in first: this one's devices and revision were computed for the old one.
-          if (r.revision + 1 !== revision) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${service} changed meanwhile (now revision ${r.revision}): try again`, { httpStatus: 409 });
-          Object.assign(r, pinned);
-          r.revision = revision;
-          r.revisions.push({ revision, ...pinned, limits: r.limits, createdAt: this.now() });
-          r.updatedAt = this.now();
-          this.remember(r, { op: 'update', at: r.updatedAt, by: actor });
-        },
-      },
+      deployment: { update },
     });
     return publicDeployment(await this.current(service));
   }
@@ -234,10 +249,14 @@ export class Deployments {
   /** The whole settings replace the old ones; the targeted devices get them with their next desired state. */
   async setCapture(service: string, capture: CaptureSettings, actor: ActorRecord): Promise<Deployment> {
     const settings = captureSettings(capture);
-    const record = await this.deps.deployments.update(service, (r) => {
+    const change = (r: DeploymentRecord) => {
       r.capture = settings;
       r.updatedAt = this.now();
-    });
+    };
+    const next = await this.current(service);
+    change(next);
+    await this.deps.desired.check(next, next.revision);
+    const record = await this.deps.deployments.update(service, change);
     await this.deps.desired.sync([...this.targets(record).keys()]);
     this.deps.logger.info({ service, rate: settings.rate, maxBodyBytes: settings.maxBodyBytes, redact: settings.redact, by: actor.keyId }, 'capture settings changed');
     return publicDeployment(record);
@@ -250,13 +269,17 @@ export class Deployments {
   }
 
   async get(service: string): Promise<Deployment> {
-    const record = await this.deps.deployments.get(service);
-    if (!record) throw new EdgemlError(ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND, `service ${service} is not deployed`, { httpStatus: 404 });
+    const record = await this.current(service);
+    const problem = deploymentProblem(record);
+    if (problem) {
+      throw new EdgemlError(ErrorCodes.HUB_RECORD_INVALID, `stored service ${service} no longer validates (${problem}): the hub skips it; see GET /api/v1/problems`, { httpStatus: 409 });
+    }
     return publicDeployment(record);
   }
 
+  /** Stored deployments that no longer validate are left out (GET /api/v1/problems lists them). */
   async list(): Promise<Deployment[]> {
-    return (await this.deps.deployments.list()).map(publicDeployment);
+    return (await this.deps.deployments.list()).filter((d) => deploymentProblem(d) === null).map(publicDeployment);
   }
 
   /** The services a device should run now match its labels (after enrollment or a label change). */

@@ -9,13 +9,23 @@
  * generation from a hub restored from a backup or started over with another store.
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { Logger } from '../../shared/logger.js';
-import { encodeMessage, PROTOCOL_VERSION, type DesiredService } from '../../shared/protocol.js';
-import { deviceTopic } from '../../shared/topics.js';
-import type { DeploymentRecord, DeploymentRepository, DesiredRecord, DesiredRepository } from '../store/store.js';
-import type { Broker } from '../broker/broker.js';
 import { matchesLabels } from '../../shared/api/devices.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import { decodeMessage, DesiredService, PROTOCOL_VERSION } from '../../shared/protocol.js';
+import { compileChecker, type Checker, type CheckResult } from '../../shared/schema.js';
+import { deviceTopic } from '../../shared/topics.js';
+import type { Broker } from '../broker/broker.js';
+import type { StoredProblems } from '../store/problems.js';
+import type { DeploymentRecord, DeploymentRepository, DesiredRecord, DesiredRepository } from '../store/store.js';
 import type { DeviceDirectory } from './device-directory.js';
+
+function serviceAt(d: DeploymentRecord, spec: DeploymentRecord['revisions'][number]): DesiredService {
+  const service: DesiredService = { name: d.service, revision: spec.revision, image: spec.image, limits: spec.limits, keyHash: d.keyHash, models: spec.models };
+  // Keys a rotation replaced, during their grace; absent otherwise, so older agents' states stay as they were.
+  if (d.previousKeys?.length) service.previousKeys = d.previousKeys;
+  return d.capture && d.capture.rate > 0 ? { ...service, capture: d.capture } : service;
+}
 
 /**
  * The service a device runs for deployment `d`: its assignment (a rollout moved it), else the stable
@@ -29,11 +39,31 @@ export function desiredService(d: DeploymentRecord, deviceId: string): DesiredSe
   const creating = r.kind === 'create' && r.strategy === 'all-at-once' && (r.phase === 'running' || r.phase === 'paused') ? r.revision : null;
   const revision = Object.hasOwn(d.assignments, deviceId) ? d.assignments[deviceId]! : (d.stableRevision ?? creating);
   const spec = revision === null ? undefined : d.revisions.find((r) => r.revision === revision);
-  if (!spec) return null;
-  const service: DesiredService = { name: d.service, revision: spec.revision, image: spec.image, limits: spec.limits, keyHash: d.keyHash, models: spec.models };
-  // Keys a rotation replaced, during their grace; absent otherwise, so older agents' states stay as they were.
-  if (d.previousKeys?.length) service.previousKeys = d.previousKeys;
-  return d.capture && d.capture.rate > 0 ? { ...service, capture: d.capture } : service;
+  return spec ? serviceAt(d, spec) : null;
+}
+
+let serviceChecker: Checker<DesiredService> | undefined;
+
+/** Why a device would refuse some revision of `d` (`revision 2: limits.memoryBytes: …`), or null. */
+export function deploymentProblem(d: DeploymentRecord): string | null {
+  serviceChecker ??= compileChecker(DesiredService);
+  try {
+    for (const spec of d.revisions) {
+      const checked = serviceChecker(JSON.parse(JSON.stringify(serviceAt(d, spec))));
+      if (!checked.ok) return `revision ${spec.revision}: ${checked.error}`;
+    }
+  } catch (err) {
+    // A record edited by hand can lack the very fields this walks over.
+    return `damaged: ${(err as Error).message}`;
+  }
+  return null;
+}
+
+/** The payload a device gets, or why it would drop it: the device's own check (schema and size). */
+function desiredPayload(epoch: string, state: DesiredRecord): CheckResult<Buffer> {
+  const payload = Buffer.from(JSON.stringify({ v: PROTOCOL_VERSION, epoch, generation: state.generation, services: state.services }));
+  const checked = decodeMessage('desired', payload);
+  return checked.ok ? { ok: true, value: payload } : checked;
 }
 
 export class DesiredStates {
@@ -46,11 +76,19 @@ export class DesiredStates {
     private readonly deployments: DeploymentRepository,
     private readonly devices: DeviceDirectory,
     private readonly broker: Pick<Broker, 'publish'>,
+    private readonly problems: StoredProblems,
     private readonly logger: Logger,
   ) {}
 
-  static async load(deps: { repo: DesiredRepository; deployments: DeploymentRepository; devices: DeviceDirectory; broker: Pick<Broker, 'publish'>; logger: Logger }): Promise<DesiredStates> {
-    const states = new DesiredStates(deps.repo, deps.deployments, deps.devices, deps.broker, deps.logger);
+  static async load(deps: {
+    repo: DesiredRepository;
+    deployments: DeploymentRepository;
+    devices: DeviceDirectory;
+    broker: Pick<Broker, 'publish'>;
+    problems: StoredProblems;
+    logger: Logger;
+  }): Promise<DesiredStates> {
+    const states = new DesiredStates(deps.repo, deps.deployments, deps.devices, deps.broker, deps.problems, deps.logger);
     states.#states = await deps.repo.all();
     return states;
   }
@@ -60,9 +98,16 @@ export class DesiredStates {
     return state && structuredClone(state);
   }
 
-  /** Publishes every stored state again (a starting hub's broker has no retained messages). */
+  /**
+   * Publishes every stored state again (a starting hub's broker has no retained messages). One that
+   * a device would refuse is reported and skipped: the next sync computes it afresh.
+   */
   async republish(): Promise<void> {
-    for (const [id, state] of this.#states) await this.publish(id, state);
+    for (const [id, state] of this.#states) {
+      const payload = desiredPayload(this.repo.epoch(), state);
+      if (payload.ok) await this.publish(id, payload.value);
+      else this.problems.report('desired', id, `stored generation ${state.generation} would be refused: ${payload.error}`);
+    }
   }
 
   /** Recomputes the given devices (all when omitted); stores and publishes those that changed. */
@@ -73,35 +118,76 @@ export class DesiredStates {
     return next;
   }
 
+  /**
+   * Throws HUB_E_INVALID_REQUEST (400) when a device would refuse what `next` (a deployment about to
+   * be stored) gives it: any of its revisions, or the desired state of a device it targets once that
+   * device is on `revision`. Called before the write, so a refused change leaves nothing behind.
+   */
+  async check(next: DeploymentRecord, revision: number): Promise<void> {
+    const problem = deploymentProblem(next);
+    if (problem) throw invalid(`service ${next.service} ${problem}`);
+    // Skipped deployments stay skipped: they cannot make another one's change fail.
+    const others = this.usable((await this.deployments.list()).filter((d) => d.service !== next.service));
+    for (const device of this.devices.list({ labels: next.target })) {
+      if (device.status === 'revoked') continue;
+      const moved = { ...next, assignments: { ...next.assignments, [device.id]: revision } };
+      const state = { generation: (this.#states.get(device.id)?.generation ?? 0) + 1, services: this.servicesOf(device.id, [...others, moved]) };
+      const payload = desiredPayload(this.repo.epoch(), state);
+      if (!payload.ok) throw invalid(`device ${device.id} would refuse its desired state with service ${next.service}: ${payload.error}`);
+    }
+  }
+
+  /** The deployments devices can be given; the others are reported (and cleared once they validate). */
+  private usable(deployments: DeploymentRecord[]): DeploymentRecord[] {
+    return deployments.filter((d) => {
+      const problem = deploymentProblem(d);
+      if (problem) this.problems.report('deployment', d.service, `devices would refuse ${problem}; its devices are not given it`);
+      else this.problems.clear('deployment', d.service);
+      return problem === null;
+    });
+  }
+
+  private servicesOf(deviceId: string, deployments: readonly DeploymentRecord[]): DesiredService[] {
+    const device = this.devices.get(deviceId);
+    if (device.status === 'revoked') return [];
+    return deployments
+      .filter((d) => matchesLabels(device.labels, d.target))
+      .flatMap((d) => desiredService(d, deviceId) ?? [])
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
   private async syncNow(deviceIds: readonly string[] | undefined): Promise<string[]> {
-    const deployments = await this.deployments.list();
+    const deployments = this.usable(await this.deployments.list());
     const ids = deviceIds ?? this.devices.list().map((d) => d.id);
-    const changes = new Map<string, DesiredRecord>();
+    const changes = new Map<string, { state: DesiredRecord; payload: Buffer }>();
     for (const id of ids) {
-      const device = this.devices.get(id);
-      const services =
-        device.status === 'revoked'
-          ? []
-          : deployments
-              .filter((d) => matchesLabels(device.labels, d.target))
-              .flatMap((d) => desiredService(d, id) ?? [])
-              .sort((a, b) => a.name.localeCompare(b.name));
+      const services = this.servicesOf(id, deployments);
       const current = this.#states.get(id);
       if (current ? isDeepStrictEqual(current.services, services) : services.length === 0) continue;
-      changes.set(id, { generation: (current?.generation ?? 0) + 1, services });
+      const state = { generation: (current?.generation ?? 0) + 1, services };
+      const payload = desiredPayload(this.repo.epoch(), state);
+      if (!payload.ok) {
+        this.problems.report('desired', id, `generation ${state.generation} would be refused, so it is not sent: ${payload.error}`);
+        continue;
+      }
+      this.problems.clear('desired', id);
+      changes.set(id, { state, payload: payload.value });
     }
     if (changes.size === 0) return [];
-    await this.repo.save(changes);
-    for (const [id, state] of changes) {
+    await this.repo.save(new Map([...changes].map(([id, c]) => [id, c.state])));
+    for (const [id, { state, payload }] of changes) {
       this.#states.set(id, state);
       this.logger.info({ deviceId: id, generation: state.generation, services: state.services.map((s) => `${s.name}@${s.revision}`) }, 'desired state changed');
-      await this.publish(id, state);
+      await this.publish(id, payload);
     }
     return [...changes.keys()];
   }
 
-  private async publish(deviceId: string, state: DesiredRecord): Promise<void> {
-    const payload = encodeMessage('desired', { v: PROTOCOL_VERSION, epoch: this.repo.epoch(), generation: state.generation, services: state.services });
+  private async publish(deviceId: string, payload: Buffer): Promise<void> {
     await this.broker.publish(deviceTopic(deviceId, 'desired'), payload, { qos: 1, retain: true });
   }
+}
+
+function invalid(message: string): EdgemlError {
+  return new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, message, { httpStatus: 400 });
 }

@@ -7,7 +7,7 @@
  * batches loses nothing that does not come back.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { matchesLabels, type Device, type DeviceEnroll, type DeviceEnrolled, type DeviceLabelsUpdate, type DeviceStatus, type Labels } from '../../shared/api/devices.js';
+import { matchesLabels, MAX_LABELS, type Device, type DeviceEnroll, type DeviceEnrolled, type DeviceLabelsUpdate, type DeviceStatus, type Labels } from '../../shared/api/devices.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
@@ -142,6 +142,9 @@ export class DeviceDirectory {
     const current = this.record(id);
     const labels: Labels = { ...current.labels, ...update.set };
     for (const key of update.remove ?? []) delete labels[key];
+    if (Object.keys(labels).length > MAX_LABELS) {
+      throw new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, `body.set: a device has at most ${MAX_LABELS} labels; this change would leave ${id} with ${Object.keys(labels).length}`, { httpStatus: 400 });
+    }
     const stored = await this.repo.setLabels(id, labels);
     current.labels = stored.labels;
     this.changed(id, 'labels');

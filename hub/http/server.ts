@@ -7,6 +7,7 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { ErrorObject } from 'ajv';
 import type { Logger } from '../../shared/logger.js';
+import type { Problem } from '../../shared/api/problems.js';
 import { describeAjvError, makeAjv } from '../../shared/schema.js';
 import type { ApiKeyAuthority } from '../auth/api-keys.js';
 import type { BuildLogs } from '../builds/build-log.js';
@@ -26,6 +27,7 @@ import { rolloutRoutes } from './rollouts.js';
 import { deviceRoutes } from './devices.js';
 import { answerClientError, installErrorHandler } from './errors.js';
 import { healthRoutes, type HealthSource } from './health.js';
+import { problemRoutes } from './problems.js';
 import { installIdempotency } from './idempotency.js';
 import { imageRoutes } from './images.js';
 import { manifestRoutes } from './manifests.js';
@@ -37,6 +39,8 @@ import { prometheusRoutes, type HubFigures } from './prometheus.js';
 export interface HttpDeps {
   logger: Logger;
   health: HealthSource;
+  /** Stored records skipped because they no longer validate. */
+  problems: { list(): Problem[] };
   devices: DeviceDirectory;
   store: HubStore;
   blobs: BlobStore;
@@ -116,6 +120,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   installApiKeyAuth(app, deps.authority);
   installIdempotency(app, deps.hubSecret);
   await app.register(healthRoutes, { source: deps.health });
+  await app.register(problemRoutes, { problems: deps.problems });
   await app.register(deviceRoutes, { devices: deps.devices });
   await app.register(apiKeyRoutes, { authority: deps.authority });
   await app.register(modelRoutes, { registry: deps.models, models: deps.store.models, blobs: deps.blobs, maxUploadBytes: deps.maxUploadBytes });

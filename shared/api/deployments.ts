@@ -4,11 +4,11 @@
  * only its hash).
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { CaptureSettings, MAX_CAPTURE_BODY_BYTES, SERVICE_NAME_PATTERN, ServiceLimits } from '../protocol.js';
-import { stringEnum } from '../schema.js';
-import { SIZE_EXAMPLES, SIZE_PATTERN } from '../size.js';
-import { Actor, Digest, Timestamp } from './common.js';
+import { CaptureSettings, IMAGE_REF_PATTERN, LIMIT_BOUNDS, MAX_CAPTURE_BODY_BYTES, SERVICE_NAME_PATTERN, ServiceLimits } from '../protocol.js';
+import { stringEnum, type CheckResult } from '../schema.js';
 import { DURATION_PATTERN } from '../duration.js';
+import { formatBytes, parseSize, SIZE_EXAMPLES, SIZE_PATTERN } from '../size.js';
+import { Actor, Digest, Timestamp } from './common.js';
 import { Labels } from './devices.js';
 import { ImageId } from './images.js';
 import { ROLLOUT_KINDS, ROLLOUT_PHASES, ROLLOUT_STRATEGIES, RolloutRequest } from './rollouts.js';
@@ -30,8 +30,25 @@ export const Capture = Type.Unsafe<CaptureSettings>({
 
 export const ServiceName = Type.String({ pattern: SERVICE_NAME_PATTERN, examples: ['iris'], description: 'lowercase letters, digits and `-`; 1–63 characters' });
 
-/** `repository@sha256:…`: deployments pin images by digest, never by a tag that can move. */
-export const IMAGE_REF_PATTERN = '^[^\\s@]+@sha256:[0-9a-f]{64}$';
+export { IMAGE_REF_PATTERN };
+
+const MEMORY = LIMIT_BOUNDS.memoryBytes;
+
+/**
+ * A memory limit given as a size (`256m`), in bytes, within what devices accept. JSON Schema sees
+ * only the text, so the parsed value is checked here, against the protocol's own bounds.
+ */
+export function memoryLimit(text: string, field: string): CheckResult<number> {
+  const range = `between ${formatBytes(MEMORY.minimum)} and ${formatBytes(MEMORY.maximum)}`;
+  let bytes: number;
+  try {
+    bytes = parseSize(text);
+  } catch {
+    return { ok: false, error: `${field}: must be a size like ${SIZE_EXAMPLES.join(', ')}, ${range}` };
+  }
+  if (bytes < MEMORY.minimum || bytes > MEMORY.maximum) return { ok: false, error: `${field}: must be ${range}, not ${text}` };
+  return { ok: true, value: bytes };
+}
 
 const ImageSource = {
   image: Type.Optional(Type.String({ pattern: IMAGE_REF_PATTERN, examples: ['127.0.0.1:5000/edgeml/iris-scorer@sha256:…'], description: 'an image pinned by digest' })),
@@ -43,10 +60,16 @@ export const DeploymentCreate = Type.Object(
     service: ServiceName,
     ...ImageSource,
     target: Type.Unsafe<Static<typeof Labels>>({ ...Labels, minProperties: 1, description: 'label selector: every KEY=VALUE must match' }),
-    maxConcurrent: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, description: `requests in flight to the container at once, per device (default ${DEFAULT_MAX_CONCURRENT})` })),
-    maxQueue: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000, description: `requests waiting for a slot, per device; beyond that 429 (default ${DEFAULT_MAX_QUEUE})` })),
-    memory: Type.Optional(Type.String({ pattern: SIZE_PATTERN, examples: SIZE_EXAMPLES, description: 'container memory limit, e.g. 256m' })),
-    cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1024, description: 'container CPU limit, e.g. 0.5' })),
+    maxConcurrent: Type.Optional(
+      Type.Integer({ ...LIMIT_BOUNDS.maxConcurrent, description: `requests in flight to the container at once, per device, ${LIMIT_BOUNDS.maxConcurrent.minimum}–${LIMIT_BOUNDS.maxConcurrent.maximum} (default ${DEFAULT_MAX_CONCURRENT})` }),
+    ),
+    maxQueue: Type.Optional(
+      Type.Integer({ ...LIMIT_BOUNDS.maxQueue, description: `requests waiting for a slot, per device, ${LIMIT_BOUNDS.maxQueue.minimum}–${LIMIT_BOUNDS.maxQueue.maximum}; beyond that 429 (default ${DEFAULT_MAX_QUEUE})` }),
+    ),
+    memory: Type.Optional(
+      Type.String({ pattern: SIZE_PATTERN, maxLength: 32, examples: SIZE_EXAMPLES, description: `container memory limit, e.g. 256m: between ${formatBytes(MEMORY.minimum)} and ${formatBytes(MEMORY.maximum)}` }),
+    ),
+    cpus: Type.Optional(Type.Number({ ...LIMIT_BOUNDS.cpus, description: `container CPU limit, e.g. 0.5: above 0, at most ${LIMIT_BOUNDS.cpus.maximum}` })),
     rollout: Type.Optional(RolloutRequest),
     capture: Type.Optional(Capture),
   },

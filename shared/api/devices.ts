@@ -12,8 +12,14 @@ export const DeviceId = Type.String({ pattern: DEVICE_ID_PATTERN, examples: ['ga
 
 /** Label values are matched by selectors (`site=lab`), so they stay simple words. */
 export const LABEL_VALUE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$';
+/**
+ * Labels describe a device for selectors (site, model, ring…); every desired-state computation
+ * matches each of them, so a handful is normal and thousands are an attack on the hub.
+ */
+export const MAX_LABELS = 64;
 export const Labels = Type.Record(Type.String({ pattern: TAG_KEY_PATTERN }), Type.String({ pattern: LABEL_VALUE_PATTERN }), {
-  description: 'key=value labels that deployments select devices by',
+  maxProperties: MAX_LABELS,
+  description: `key=value labels that deployments select devices by: at most ${MAX_LABELS}, keys of 1–63 letters, digits, \`.\`, \`_\`, \`/\`, \`-\`, values of 1–63 letters, digits, \`.\`, \`_\`, \`-\``,
 });
 export type Labels = Static<typeof Labels>;
 
@@ -23,7 +29,7 @@ export type DeviceEnroll = Static<typeof DeviceEnroll>;
 export const DeviceLabelsUpdate = Type.Object(
   {
     set: Type.Optional(Labels),
-    remove: Type.Optional(Type.Array(Type.String({ pattern: TAG_KEY_PATTERN }), { uniqueItems: true })),
+    remove: Type.Optional(Type.Array(Type.String({ pattern: TAG_KEY_PATTERN }), { uniqueItems: true, maxItems: MAX_LABELS })),
   },
   { additionalProperties: false },
 );
@@ -66,7 +72,7 @@ export type DeviceList = Static<typeof DeviceList>;
 
 export const DeviceListQuery = Type.Object(
   {
-    label: Type.Optional(Type.Array(Type.String({ pattern: '^[^=]+=[^=]*$' }), { description: 'KEY=VALUE, repeatable: all must match' })),
+    label: Type.Optional(Type.Array(Type.String({ pattern: '^[^=]+=[^=]*$', maxLength: 128 }), { maxItems: MAX_LABELS, description: 'KEY=VALUE, repeatable: all must match' })),
     status: Type.Optional(stringEnum(DEVICE_STATUSES)),
   },
   { additionalProperties: false },

@@ -5,7 +5,7 @@
  * the OpenAPI document.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { DURATION_EXAMPLES, DURATION_PATTERN } from '../duration.js';
+import { DURATION_EXAMPLES, DURATION_PATTERN, parseDuration } from '../duration.js';
 import { stringEnum } from '../schema.js';
 import { Timestamp } from './common.js';
 
@@ -15,7 +15,9 @@ export type RolloutStrategy = (typeof ROLLOUT_STRATEGIES)[number];
 /** A count of devices, or a share of the devices the rollout targets. */
 export const SHARE_PATTERN = '^(?:[0-9]{1,6}|(?:100|[1-9]?[0-9])(?:\\.[0-9]+)?%)$';
 const Share = (description: string, examples: string[]) => Type.String({ pattern: SHARE_PATTERN, examples, description });
-const Duration = (description: string) => Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, description });
+/** A longer wait is a typo, and far beyond it the hub's date arithmetic overflows. */
+export const MAX_ROLLOUT_DURATION = '30d';
+const Duration = (description: string) => Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, description: `${description}; at most ${MAX_ROLLOUT_DURATION}` });
 
 /** What a caller may give; every field has a default (see DEFAULT_ROLLOUT). */
 export const RolloutRequest = Type.Object(
@@ -32,6 +34,15 @@ export const RolloutRequest = Type.Object(
   { additionalProperties: false },
 );
 export type RolloutRequest = Static<typeof RolloutRequest>;
+
+/** What JSON Schema cannot say about a rollout request (a duration's value), as `FIELD: problem`; null when fine. */
+export function rolloutRequestProblem(request: RolloutRequest, field: string): string | null {
+  for (const key of ['soak', 'deviceTimeout', 'offlineWait'] as const) {
+    const text = request[key];
+    if (text !== undefined && parseDuration(text) > parseDuration(MAX_ROLLOUT_DURATION)) return `${field}.${key}: must be at most ${MAX_ROLLOUT_DURATION}, not ${text}`;
+  }
+  return null;
+}
 
 export const DEFAULT_ROLLOUT = {
   strategy: 'all-at-once',

@@ -25,7 +25,7 @@ export function sha256(bytes: Uint8Array): string {
 
 export async function api<T = unknown>(
   hub: Pick<HubProcess, 'url'>,
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
   path: string,
   opts: { key?: string | null; json?: unknown; body?: Uint8Array; contentType?: string } = {},
 ): Promise<ApiAnswer<T>> {
