@@ -1,9 +1,11 @@
 /**
  * The rollout state machine, as pure functions of a rollout record, what its devices report, and
  * the time: which devices to move next, when a batch is done, when to soak, when the failures cross
- * the abort threshold. The controller (rollout-controller.ts) stores the record, writes desired
- * states and calls `advance` on every tick; everything a crash can interrupt is in the record, so a
- * restarted hub goes on where it was.
+ * the abort threshold, and whether it ends succeeded or completed with failures. A device that
+ * reports a failure is retried by its agent: it fails for the rollout only when rejected or at its
+ * deadline, so a batch never closes on a device that may still get healthy. The controller
+ * (rollout-controller.ts) stores the record, writes desired states and calls `advance` on every
+ * tick; everything a crash can interrupt is in the record, so a restarted hub goes on where it was.
  */
 import type { RolloutDevicePhase, RolloutRequest, RolloutStrategy } from '../../shared/api/rollouts.js';
 import { DEFAULT_ROLLOUT } from '../../shared/api/rollouts.js';
@@ -91,13 +93,13 @@ function failureOn(to: number | null, v: DeviceView): { error: string; final: bo
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+const ms = (iso: string) => Date.parse(iso);
 
 const NAMED = 10;
 /** Device ids for a message: the first few, and how many more (a fleet's worth would swamp it). */
 export function namesOf(ids: readonly string[]): string {
   return ids.length > NAMED ? `${ids.slice(0, NAMED).join(', ')} and ${ids.length - NAMED} more` : ids.join(', ');
 }
-const ms = (iso: string) => Date.parse(iso);
 
 /** The phase shown for a device: what it does now, from its record and its latest report. */
 export function devicePhase(d: RolloutDeviceRecord, v: DeviceView, rollback: boolean): RolloutDevicePhase {
