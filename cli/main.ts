@@ -117,6 +117,7 @@ export function buildProgram(io: CliIo): Command {
     .option('--registry <host:port>', 'OCI registry for built images (default 127.0.0.1:5000)')
     .option('--max-upload <size>', 'largest model upload, e.g. 500m or 4g (default 2g)')
     .option('--max-archive-files <n>', 'most entries in an uploaded model directory (default 10000)')
+    .option('--upload-idle-timeout <duration>', 'a model upload with no byte for this long is ended with 408 and nothing is stored (default 60s)')
     .option('--image-prefix <path>', 'repository path for built images: REGISTRY/PREFIX/MANIFEST (default edgeml)')
     .option('--base-image-node <ref>', 'base image for node runtimes (default: the one images/base/build.sh pushes to the registry)')
     .option('--base-image-python <ref>', 'base image for python runtimes (default: the one images/base/build.sh pushes to the registry)')

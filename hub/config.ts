@@ -33,6 +33,7 @@ export const HubConfigSchema = Type.Object(
     registry: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:5000', description: 'OCI registry for built images' }),
     maxUpload: Type.String({ pattern: SIZE_PATTERN, examples: SIZE_EXAMPLES, default: '2g', description: 'largest model upload; bigger ones get 413' }),
     maxArchiveFiles: Type.Integer({ minimum: 1, default: 10000, description: 'most entries in an uploaded directory' }),
+    uploadIdleTimeout: Type.String({ pattern: DURATION_PATTERN, default: '60s', description: 'a model upload with no byte for this long is ended (408) and nothing is stored' }),
     imagePrefix: Type.String({
       pattern: '^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$',
       default: 'edgeml',

@@ -246,6 +246,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       maxUploadBytes,
       hubSecret,
       telemetry: { archive: telemetry.archive, devices, invalidByDevice: () => inbox.stats().invalidByDevice, clock: systemClock },
+      uploadIdleTimeoutMs: parseDuration(config.uploadIdleTimeout),
       hubFigures,
       problems,
       health: {

@@ -14,8 +14,10 @@ const FASTIFY_STATUS_CODES: Record<number, ErrorCode> = {
 };
 
 function send(req: FastifyRequest, reply: FastifyReply, status: number, code: string, message: string) {
-  // An answer before the body was read (413, 401 on an upload) goes out while the rest is discarded.
-  discardRestOfBody(req.raw);
+  // An answer before the body was read (413, 401 on an upload) goes out while the rest is discarded;
+  // except after a timeout: a client that stopped sending gets its answer and the connection closes.
+  if (status === 408) void reply.header('connection', 'close');
+  else discardRestOfBody(req.raw);
   return reply.status(status).send({ error: { code, message } });
 }
 

@@ -18,6 +18,7 @@ export interface ModelRouteDeps {
   models: ModelRepository;
   blobs: BlobStore;
   maxUploadBytes: number;
+  uploadIdleTimeoutMs: number;
 }
 
 const tags = ['models'];
@@ -27,9 +28,27 @@ const uploadTypes = Object.values(MODEL_UPLOAD_TYPES);
 /**
  * The upload body, read so that a refusal part-way (too large, a bad archive entry) leaves the
  * request open: the error handler answers and discards the rest instead of resetting the socket.
+ * A client that sends nothing for `idleMs` fails it with 408: the request timeout is an hour (for
+ * large models on slow links), too long to hold a socket and a temp file for a stalled one. Only
+ * the wait for the client counts, not the time the store takes with a chunk.
  */
-function bodyOf(raw: IncomingMessage): AsyncIterable<Uint8Array> {
-  return raw.iterator({ destroyOnReturn: false });
+async function* bodyOf(raw: IncomingMessage, idleMs: number): AsyncGenerator<Uint8Array> {
+  const chunks = raw.iterator({ destroyOnReturn: false });
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new EdgemlError(ErrorCodes.HUB_REQUEST_TIMEOUT, `the upload stopped: no data for ${idleMs / 1000} s`, { httpStatus: 408 })), idleMs);
+      });
+      // race() subscribes to the pending read, so its later failure (the socket closing) is handled.
+      const next = await Promise.race([chunks.next(), stalled]).finally(() => clearTimeout(timer));
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    // Not awaited: after a stall the read is still pending, and the return waits for it.
+    chunks.return?.().catch(() => {});
+  }
 }
 
 function uploadKind(contentType: string | undefined): ModelKind {
@@ -79,7 +98,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteDeps> = async (app
           httpStatus: 413,
         });
       }
-      const version = await deps.registry.register({ name: req.params.name, kind, meta: req.query, source: bodyOf(req.raw), actor: requestActor(req) });
+      const version = await deps.registry.register({ name: req.params.name, kind, meta: req.query, source: bodyOf(req.raw, deps.uploadIdleTimeoutMs), actor: requestActor(req) });
       req.log.info({ model: version.name, version: version.version, digest: version.digest, size: version.size, by: requestKey(req).id }, 'model version registered');
       return reply.code(201).send(version);
     },

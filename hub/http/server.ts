@@ -53,6 +53,8 @@ export interface HttpDeps {
   locator: ModelLocator;
   buildLogs: BuildLogs;
   maxUploadBytes: number;
+  /** A model upload with no byte for this long is ended. */
+  uploadIdleTimeoutMs: number;
   telemetry: TelemetryRoutesOptions;
   /** Derives the secrets of creates made under an Idempotency-Key (hub-secret.ts). */
   hubSecret: Buffer;
@@ -123,7 +125,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(problemRoutes, { problems: deps.problems });
   await app.register(deviceRoutes, { devices: deps.devices });
   await app.register(apiKeyRoutes, { authority: deps.authority });
-  await app.register(modelRoutes, { registry: deps.models, models: deps.store.models, blobs: deps.blobs, maxUploadBytes: deps.maxUploadBytes });
+  await app.register(modelRoutes, { registry: deps.models, models: deps.store.models, blobs: deps.blobs, maxUploadBytes: deps.maxUploadBytes, uploadIdleTimeoutMs: deps.uploadIdleTimeoutMs });
   await app.register(manifestRoutes, { registry: deps.manifests, manifests: deps.store.manifests });
   await app.register(deploymentRoutes, { deployments: deps.deployments });
   await app.register(rolloutRoutes, { rollouts: deps.rollouts });
