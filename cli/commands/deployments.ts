@@ -4,9 +4,11 @@
  * service API key once.
  */
 import type { Command } from 'commander';
-import { IMAGE_REF_PATTERN, type Deployment, type DeploymentCreate, type DeploymentCreated, type DeploymentList, type ServiceUpdate } from '../../shared/api/deployments.js';
-import { SERVICE_NAME_PATTERN } from '../../shared/protocol.js';
-import { formatBytes, SIZE_PATTERN } from '../../shared/size.js';
+import { IMAGE_REF_PATTERN, memoryLimit, type Deployment, type DeploymentCreate, type DeploymentCreated, type DeploymentList, type ServiceUpdate } from '../../shared/api/deployments.js';
+import { LIMIT_BOUNDS, SERVICE_NAME_PATTERN } from '../../shared/protocol.js';
+import { formatBytes } from '../../shared/size.js';
+import { MAX_KEY_GRACE, type KeyRotated } from '../../shared/api/deployments.js';
+import { DURATION_PATTERN } from '../../shared/duration.js';
 import { inputError, keyValueRecord, parseLabel, repeatable, type KeyValue } from '../args.js';
 import { apiPath } from '../hub-client.js';
 import { formatList, formatPairs, renderFields, renderTable, shortDigest } from '../output.js';
@@ -44,6 +46,13 @@ function parseInteger(label: string, min: number) {
     if (!/^\d+$/.test(text) || Number(text) < min) throw inputError(`${label} ${JSON.stringify(text)}: expected a whole number ≥ ${min}`);
     return Number(text);
   };
+}
+
+/** The hub checks the same bounds; checking here saves the round trip. */
+function parseMemory(text: string): string {
+  const checked = memoryLimit(text, '--memory');
+  if (!checked.ok) throw inputError(checked.error);
+  return text;
 }
 
 function parseCpus(text: string): number {
@@ -130,10 +139,10 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
       .argument('<service>', 'service name: stable on the device, part of its URL', parseService),
   )
     .requiredOption('--target <key=value>', 'label selector; repeat to require several', repeatable(parseLabel('--target')))
-    .option('--max-concurrent <n>', 'requests in flight to the container, per device (default 1)', parseInteger('--max-concurrent', 1))
-    .option('--max-queue <n>', 'requests waiting for a slot, per device; beyond that 429 (default 10)', parseInteger('--max-queue', 0))
-    .option('--memory <size>', 'container memory limit, e.g. 256m', parsePattern('--memory', SIZE_PATTERN, '256m'))
-    .option('--cpus <n>', 'container CPU limit, e.g. 0.5', parseCpus)
+    .option('--max-concurrent <n>', `requests in flight to the container, per device, 1–${LIMIT_BOUNDS.maxConcurrent.maximum} (default 1)`, parseInteger('--max-concurrent', 1))
+    .option('--max-queue <n>', `requests waiting for a slot, per device, 0–${LIMIT_BOUNDS.maxQueue.maximum}; beyond that 429 (default 10)`, parseInteger('--max-queue', 0))
+    .option('--memory <size>', `container memory limit, e.g. 256m: ${formatBytes(LIMIT_BOUNDS.memoryBytes.minimum)} to ${formatBytes(LIMIT_BOUNDS.memoryBytes.maximum)}`, parseMemory)
+    .option('--cpus <n>', `container CPU limit, e.g. 0.5: at most ${LIMIT_BOUNDS.cpus.maximum}`, parseCpus)
     .option('--capture-rate <r>', 'share of requests sampled with their answers into telemetry, 0–1 (default 0: off)', parseRate('--capture-rate'))
     .option('--capture-max-body <size>', 'captured bodies are cut at this size, at most 64k (default 16k)', parseMaxBody('--capture-max-body'))
     .option('--capture-redact <names>', 'comma-separated JSON fields replaced by "[redacted]" on the device', parseRedact('--capture-redact'))
@@ -154,6 +163,26 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
       ctx.out.result(d, () => renderDeployment(d));
     }),
   );
+  service
+    .command('rotate-key')
+    .description('give a service a new API key (printed once); the old one keeps working for --grace, then only the new one')
+    .argument('<service>', 'service name', parseService)
+    .option('--grace <duration>', `how long the old key stays valid beside the new one, at most ${MAX_KEY_GRACE}; 0s: not at all`, parsePattern('--grace', DURATION_PATTERN, '10m'), '10m')
+    .action(
+      clientAction<[string], { grace: string }>(io, async (ctx, [name], flags) => {
+        const r = await ctx.client.json<KeyRotated>('POST', apiPath('deployments', name, 'rotate-key'), { body: { grace: flags.grace } });
+        const summary = { service: r.service, key: r.key, keyId: r.keyId, previousKeyValidUntil: r.previousKeyValidUntil };
+        ctx.out.result(summary, () =>
+          [
+            `service ${r.service}: new API key (shown once; clients send it as "Authorization: Bearer KEY"):`,
+            '',
+            `  ${r.key}`,
+            '',
+            r.previousKeyValidUntil ? `the old key works until ${r.previousKeyValidUntil}` : 'the old key no longer works',
+          ].join('\n'),
+        );
+      }),
+    );
   service
     .command('capture')
     .description('set data capture: devices sample requests and answers into telemetry, with no new revision and no restart')
