@@ -3,11 +3,14 @@
  * hub's own `{error: {code, message}}` when it sent one, a readable message with the status when it
  * did not, and CLI_HUB_UNREACHABLE when there was no usable connection at all.
  */
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { pipeline, Readable, Transform } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
 import { API_PREFIX } from '../shared/api/common.js';
-import { EdgemlError, ErrorCodes, type ErrorCode } from '../shared/errors.js';
+import { backoffDelay, type BackoffPolicy } from '../shared/backoff.js';
+import { EdgemlError, ErrorCodes, isEdgemlError, type ErrorCode } from '../shared/errors.js';
 
 export type Query = Record<string, string | number | readonly string[] | undefined>;
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -19,7 +22,13 @@ export interface HubClientOptions {
   apiKey?: string | undefined;
   /** Cancels whatever request is in flight (the CLI's Ctrl-C). */
   signal?: AbortSignal | undefined;
+  /** How long a POST is retried on connection failures (default 30 s), and how it backs off. */
+  retry?: { forMs: number; backoff: BackoffPolicy } | undefined;
+  /** Told of each retry, in one line (the CLI prints it on stderr). */
+  onRetry?: ((line: string) => void) | undefined;
 }
+
+const DEFAULT_RETRY = { forMs: 30_000, backoff: { initialMs: 250, maxMs: 4000, factor: 2 } };
 
 export interface Download {
   headers: Record<string, string | string[] | undefined>;
@@ -97,34 +106,75 @@ export class HubClient {
   private readonly base: string;
   private readonly apiKey: string | undefined;
   private readonly signal: AbortSignal | undefined;
+  private readonly retry: { forMs: number; backoff: BackoffPolicy };
+  private readonly onRetry: ((line: string) => void) | undefined;
 
   constructor(opts: HubClientOptions) {
     this.base = opts.baseUrl.replace(/\/+$/, '');
     this.apiKey = opts.apiKey;
     this.signal = opts.signal;
+    this.retry = opts.retry ?? DEFAULT_RETRY;
+    this.onRetry = opts.onRetry;
   }
 
-  /** A JSON request; resolves to the parsed answer, or undefined for 204. */
+  /** A JSON request; resolves to the parsed answer, or undefined for 204. A POST is retried (see `retrying`). */
   async json<T>(method: Method, path: string, opts: { query?: Query; body?: unknown } = {}): Promise<T> {
     const hasBody = opts.body !== undefined;
-    const res = await this.send(method, path, opts.query, {
-      body: hasBody ? JSON.stringify(opts.body) : undefined,
-      headers: hasBody ? { 'content-type': 'application/json' } : {},
-    });
-    return this.answer<T>(res);
+    const once = async (headers: Record<string, string>) => {
+      const res = await this.send(method, path, opts.query, {
+        body: hasBody ? JSON.stringify(opts.body) : undefined,
+        headers: { ...headers, ...(hasBody ? { 'content-type': 'application/json' } : {}) },
+      });
+      return this.answer<T>(res);
+    };
+    return method === 'POST' ? this.retrying(once) : once({});
   }
 
   /**
-   * Streams `body` as the request body. If the hub answers before it has read everything (413, 401,
-   * a bad query), its answer is what the caller gets; the rest of `body` is discarded.
+   * A POST that fails for want of a connection (refused, reset, closed before the answer) is sent
+   * again, with capped backoff for a bounded time, under one Idempotency-Key: the hub answers a
+   * retry of a create that did commit with its outcome instead of doing it twice.
+   */
+  private async retrying<T>(attempt: (headers: Record<string, string>) => Promise<T>): Promise<T> {
+    const headers = { 'idempotency-key': randomUUID() };
+    const deadline = Date.now() + this.retry.forMs;
+    for (let n = 0; ; n++) {
+      try {
+        return await attempt(headers);
+      } catch (err) {
+        const delay = backoffDelay(n, this.retry.backoff);
+        if (!isEdgemlError(err, ErrorCodes.CLI_HUB_UNREACHABLE) || this.signal?.aborted || Date.now() + delay > deadline) throw err;
+        this.onRetry?.(`${err.message}; trying again in ${(delay / 1000).toFixed(1)} s (the same request: the hub will not do it twice)`);
+        await sleep(delay, undefined, { signal: this.signal });
+      }
+    }
+  }
+
+  /**
+   * Streams `source` as the request body. If the hub answers before it has read everything (413, 401,
+   * a bad query), its answer is what the caller gets; the rest of `body` is discarded. Given as a
+   * function that opens the stream, the upload is retried as other POSTs are, each time from the start.
    */
   async upload<T>(
     path: string,
     query: Query,
     contentType: string,
-    body: Readable,
+    source: Readable | (() => Readable),
     length: number | undefined,
     onProgress?: (bytes: number) => void,
+  ): Promise<T> {
+    if (typeof source !== 'function') return this.uploadOnce(path, query, contentType, source, length, onProgress, {});
+    return this.retrying((headers) => this.uploadOnce(path, query, contentType, source(), length, onProgress, headers));
+  }
+
+  private async uploadOnce<T>(
+    path: string,
+    query: Query,
+    contentType: string,
+    body: Readable,
+    length: number | undefined,
+    onProgress: ((bytes: number) => void) | undefined,
+    extraHeaders: Record<string, string>,
   ): Promise<T> {
     let sent = 0;
     const counted = new Transform({
@@ -138,7 +188,7 @@ export class HubClient {
     // where undici sees it; its callback has nothing to add because the request reports it.
     pipeline(body, counted, () => {});
     try {
-      const headers: Record<string, string> = { 'content-type': contentType };
+      const headers: Record<string, string> = { ...extraHeaders, 'content-type': contentType };
       if (length !== undefined) headers['content-length'] = String(length);
       return await this.answer<T>(await this.send('POST', path, query, { body: counted, headers }));
     } finally {

@@ -63,7 +63,7 @@ export function clientAction<A extends unknown[], F extends object>(io: CliIo, r
     const signal = io.interruptSignal();
     await run(
       {
-        client: new HubClient({ baseUrl: config.hub, apiKey: config.apiKey, signal }),
+        client: new HubClient({ baseUrl: config.hub, apiKey: config.apiKey, signal, onRetry: (line) => io.stderr.write(`${line}\n`) }),
         out: createOutput({ json, stdout: io.stdout }),
         io,
         showProgress: !json && io.stderr.isTTY === true,

@@ -71,7 +71,7 @@ export async function registerModel(ctx: ClientContext, name: string, path: stri
   };
   const progress = await createTransferProgress({ enabled: ctx.showProgress, label: `uploading ${name}`, total: size, stream: ctx.io.stderr });
   try {
-    return await ctx.client.upload<ModelVersion>(apiPath('models', name, 'versions'), query, source.contentType, source.open(), size, progress.update);
+    return await ctx.client.upload<ModelVersion>(apiPath('models', name, 'versions'), query, source.contentType, source.open, size, progress.update);
   } catch (err) {
     if ((err as { code?: unknown }).code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
       throw inputError(`${path} changed while it was being uploaded; register it again`, err);
