@@ -188,8 +188,10 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       logger: logger.child({ component: 'deployments' }),
     });
     devices.onChange((id, change) => {
-      if (change === 'revoked') broker.disconnect(id);
       deployments.deviceChanged(id).catch((err: unknown) => logger.error({ err, deviceId: id }, 'cannot update the desired state of a changed device'));
+      if (change !== 'revoked') return;
+      broker.disconnect(id);
+      desired.forget(id).catch((err: unknown) => logger.error({ err, deviceId: id }, "cannot clear a revoked device's retained desired state"));
     });
     const inbox = await startInbox(
       broker,

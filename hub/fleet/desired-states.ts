@@ -112,7 +112,18 @@ export class DesiredStates {
 
   /** Recomputes the given devices (all when omitted); stores and publishes those that changed. */
   sync(deviceIds?: readonly string[]): Promise<string[]> {
-    const run = () => this.syncNow(deviceIds);
+    return this.serially(() => this.syncNow(deviceIds));
+  }
+
+  /**
+   * Clears a revoked device's retained state from the broker (an empty retained message), after any
+   * sync already queued; `publish` sends it nothing more, at start or later.
+   */
+  forget(deviceId: string): Promise<void> {
+    return this.serially(() => this.broker.publish(deviceTopic(deviceId, 'desired'), Buffer.alloc(0), { qos: 1, retain: true }));
+  }
+
+  private serially<T>(run: () => Promise<T>): Promise<T> {
     const next = this.#queue.then(run, run);
     this.#queue = next.catch(() => undefined);
     return next;
@@ -184,6 +195,7 @@ export class DesiredStates {
   }
 
   private async publish(deviceId: string, payload: Buffer): Promise<void> {
+    if (!this.devices.isActive(deviceId)) return;
     await this.broker.publish(deviceTopic(deviceId, 'desired'), payload, { qos: 1, retain: true });
   }
 }
