@@ -10,6 +10,7 @@ import test from 'ava';
 import { request } from 'undici';
 import type { DeploymentCreated } from '../../shared/api/deployments.js';
 import type { ModelVersion, ModelVersionList } from '../../shared/api/models.js';
+import { cleanEnv, jsonOf, runCli } from '../helpers/cli.js';
 import { startHub, type HubProcess } from '../helpers/edgeml-process.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -97,9 +98,50 @@ test('a model upload retried with the same key registers one version; a bad key 
   const changed = await post<{ error: { code: string } }>(hub, '/api/v1/models/iris/versions', key, { bytes, query: 'filename=other.bin' });
   t.is(changed.status, 422, changed.text);
 
+  // Documented on every creating POST, with its 422.
+  const doc = (await (await request(`${hub.url}/openapi.json`)).body.json()) as { paths: Record<string, Record<string, { parameters?: Array<{ in: string; name: string }>; responses: Record<string, unknown> }>> };
+  for (const path of ['/api/v1/apikeys', '/api/v1/deployments', '/api/v1/deployments/{service}/update', '/api/v1/deployments/{service}/rotate-key', '/api/v1/devices', '/api/v1/images', '/api/v1/manifests/{name}/versions', '/api/v1/models/{name}/versions']) {
+    const op = doc.paths[path]!['post']!;
+    t.true(op.parameters?.some((p) => p.in === 'header' && p.name === 'idempotency-key'), path);
+    t.truthy(op.responses['422'], path);
+  }
+
   for (const bad of ['', 'x'.repeat(256), 'with space', 'é']) {
     const refused = await post<{ error: { code: string } }>(hub, '/api/v1/models/iris/versions', bad, { bytes, query: 'filename=model.bin' }).catch((err: unknown) => ({ status: 0, text: String(err), body: { error: { code: '' } } }));
     // undici itself refuses a non-ASCII header value; the others reach the hub.
     if (refused.status !== 0) t.is(refused.status, 400, `${JSON.stringify(bad)}: ${refused.text}`);
   }
+});
+
+test('service rotate-key: a new key, the old one kept for the grace; retried with the same key it rotates once', async (t) => {
+  const hub = await startHub(t);
+  const created = await post<DeploymentCreated>(hub, '/api/v1/deployments', undefined, { json: { service: 'iris', image: IMAGE, target: { site: 'lab' } } });
+  t.is(created.status, 201, created.text);
+  const key = randomUUID();
+  const rotate = () => post<DeploymentCreated & { previousKeyValidUntil: string | null }>(hub, '/api/v1/deployments/iris/rotate-key', key, { json: { grace: '1h' } });
+  const rotated = await rotate();
+  t.is(rotated.status, 200, rotated.text);
+  t.not(rotated.body.key, created.body.key);
+  t.regex(rotated.body.key, /^ems_[A-Za-z0-9_-]{43}$/);
+  const until = Date.parse(rotated.body.previousKeyValidUntil!);
+  t.true(Math.abs(until - Date.now() - 3_600_000) < 60_000, rotated.body.previousKeyValidUntil!);
+  const stored = (await storedDeployment(hub.data, 'iris')) as { keyHash: string; previousKeys?: Array<{ keyHash: string; until: string }> };
+  t.is(stored.keyHash, sha256(rotated.body.key));
+  t.deepEqual(stored.previousKeys, [{ keyHash: sha256(created.body.key), until: rotated.body.previousKeyValidUntil! }]);
+
+  const retried = await rotate();
+  t.is(retried.replayed, 'true');
+  t.is(retried.body.key, rotated.body.key);
+  t.is((await storedDeployment(hub.data, 'iris'))!.keyHash, stored.keyHash, 'rotated once');
+
+  const tooLong = await post<{ error: { code: string } }>(hub, '/api/v1/deployments/iris/rotate-key', undefined, { json: { grace: '8d' } });
+  t.is(tooLong.status, 400, tooLong.text);
+
+  const cli = await runCli(['service', 'rotate-key', 'iris', '--grace', '0s', '--json'], { ...cleanEnv(), EDGEML_HUB: hub.url, EDGEML_API_KEY: hub.adminKey });
+  const summary = jsonOf<{ service: string; key: string; keyId: string; previousKeyValidUntil: string | null }>(t, cli);
+  t.deepEqual(Object.keys(summary).sort(), ['key', 'keyId', 'previousKeyValidUntil', 'service']);
+  t.is(summary.previousKeyValidUntil, null);
+  const after = (await storedDeployment(hub.data, 'iris')) as { keyHash: string; previousKeys?: unknown[] };
+  t.is(after.keyHash, sha256(summary.key));
+  t.is(after.previousKeys?.length, 1, 'the grace of the earlier rotation still runs; no grace for this one');
 });
