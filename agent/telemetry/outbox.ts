@@ -17,6 +17,9 @@
  * Drops are counted exactly once across crashes: the counters, with the highest sequence dropped,
  * are written durably before the files are removed, so a file a crash left behind at or below that
  * mark is removed at open without being counted again. Corrupt entries are removed and counted too.
+ * A batch the quota drops while it is out for delivery (handed out by `next`) is counted only if
+ * its publish fails (`release`), never if it is acknowledged (`ack`): delivered is not dropped. A
+ * crash before either leaves it uncounted, so no batch is ever counted twice.
  *
  * Each lane has its own byte quota (file bytes: payload plus a small header), so captures can never
  * push metrics out, and a count bound, because every small file also costs a filesystem block and
@@ -28,6 +31,7 @@ import { join } from 'node:path';
 import { fsyncDir, writeFileDurably } from '../../shared/durable-file.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
+import { Leases } from './leases.js';
 import { decodeBatch, decodeHeader, encodeBatch, HEADER_BYTES, LANES, MAX_ID_BYTES, type Lane } from './outbox-file.js';
 
 export { LANES, MAX_ID_BYTES, type Lane };
@@ -97,6 +101,7 @@ export class Outbox {
   readonly #bytes: PerLane<number>;
   readonly #lastSeq: PerLane<number>;
   readonly #counters: Counters;
+  readonly #leases = new Leases();
   /** Changes run one at a time: each one reasons about the whole queue. */
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
@@ -178,26 +183,30 @@ export class Outbox {
   }
 
   /**
-   * The oldest waiting batch, metrics before capture; null when none waits. It stays in the queue
-   * until `ack`. `skip` holds ids already in flight, so a caller can keep several publishes going.
-   * A batch that fails its checksum is removed, counted as corrupt, and the next one is returned.
+   * The oldest waiting batch not already out for delivery, metrics before capture; null when none.
+   * It is out until its publish settles: `ack` removes it, `release` offers it again, so a caller can
+   * keep several publishes going. A batch that fails its checksum is removed, counted as corrupt,
+   * and the next one is returned.
    */
-  next(skip: ReadonlySet<string> = new Set()): Promise<Batch | null> {
+  next(): Promise<Batch | null> {
     return this.serial(async () => {
       for (const lane of LANES) {
         for (const e of [...this.#lanes[lane].values()]) {
-          if (skip.has(e.id)) continue;
+          if (this.#leases.isOut(e.id)) continue;
           const batch = await this.read(lane, e);
-          if (batch) return batch;
+          if (!batch) continue;
+          this.#leases.take(batch.id);
+          return batch;
         }
       }
       return null;
     });
   }
 
-  /** Removes the batch for good; resolves false when it was not waiting (acked twice, or dropped meanwhile). */
+  /** Delivered: removes the batch for good; resolves false when it was not waiting (acked twice, or dropped meanwhile). */
   ack(id: string): Promise<boolean> {
     return this.serial(async () => {
+      this.#leases.delivered(id);
       const lane = LANES.find((l) => this.#lanes[l].has(id));
       if (!lane) return false;
       const e = this.#lanes[lane].get(id)!;
@@ -206,6 +215,16 @@ export class Outbox {
       // Without it a crash could bring the batch back: harmless (the hub dedupes) but wasteful.
       await fsyncDir(join(this.dir, lane));
       return true;
+    });
+  }
+
+  /** Its publish failed: the batch is offered again, or counted as dropped if the quota dropped it meanwhile. */
+  release(id: string): Promise<void> {
+    return this.serial(async () => {
+      const lane = this.#leases.failed(id);
+      if (lane === undefined) return;
+      this.#counters.dropped[lane] += 1;
+      await this.saveCounters();
     });
   }
 
@@ -261,7 +280,8 @@ export class Outbox {
       this.#warnedDrop[lane] = true;
       this.opts.logger.warn({ lane, limitBytes: limit, maxBatches: this.opts.maxBatches }, 'telemetry outbox is full: dropping the oldest batches (counted)');
     }
-    this.#counters.dropped[lane] += victims.length;
+    // One out for delivery is counted when its publish fails (release), not now: it may yet arrive.
+    this.#counters.dropped[lane] += victims.filter((e) => !this.#leases.drop(e.id, lane)).length;
     this.#counters.droppedThrough[lane] = Math.max(this.#counters.droppedThrough[lane], victims[victims.length - 1]!.seq);
     // Counted before removed: a crash in between leaves files the next open removes without counting.
     await this.saveCounters();

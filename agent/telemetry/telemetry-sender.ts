@@ -24,7 +24,7 @@ export interface TelemetryLink {
 }
 
 export interface TelemetrySenderOptions {
-  outbox: Pick<Outbox, 'next' | 'ack'>;
+  outbox: Pick<Outbox, 'next' | 'ack' | 'release'>;
   clock: Clock;
   logger: Logger;
   /** Publishes waiting for their PUBACK at once; at least 2 (one is kept for metrics). Default 8. */
@@ -115,7 +115,7 @@ export class TelemetrySender {
 
   private async fill(link: TelemetryLink): Promise<void> {
     while (!this.#closed && link.connected() && this.#retryTimer === null && this.#inFlight.size < this.#maxInFlight) {
-      const batch = await this.o.outbox.next(new Set(this.#inFlight.keys()));
+      const batch = await this.o.outbox.next();
       if (!batch) return;
       // Only a capture can come after the metrics lane is empty, but it must not take the last slot.
       if (batch.lane === 'capture' && this.inFlightOf('capture') >= this.#maxInFlight - 1) return;
@@ -157,19 +157,21 @@ export class TelemetrySender {
       if (this.#closed) return;
       this.o.logger.warn({ id: batch.id, lane: batch.lane, err: (err as Error).message }, 'telemetry batch not acknowledged yet; it stays queued');
       this.retryLater();
-      if (await settled) await this.ack(batch.id);
+      await this.settle(batch.id, await settled);
       return;
     }
     this.#failures = 0;
-    await this.ack(batch.id);
+    await this.settle(batch.id, true);
   }
 
-  private async ack(id: string): Promise<void> {
+  /** Tells the outbox how the publish ended: acknowledged (the batch goes), or not (it is offered again). */
+  private async settle(id: string, acknowledged: boolean): Promise<void> {
     try {
-      await this.o.outbox.ack(id);
+      if (acknowledged) await this.o.outbox.ack(id);
+      else await this.o.outbox.release(id);
     } catch (err) {
       // After close the outbox refuses: the batch goes again at the next start.
-      if (!this.#closed) this.o.logger.warn({ id, err: (err as Error).message }, 'telemetry sender: could not remove an acknowledged batch; it will be sent again');
+      if (!this.#closed) this.o.logger.warn({ id, acknowledged, err: (err as Error).message }, 'telemetry sender: could not settle a batch in the outbox; it will be sent again');
     }
   }
 

@@ -6,7 +6,8 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
-import { Outbox, type Lane } from '../../agent/telemetry/outbox.js';
+import { Outbox, MAX_ID_BYTES, type Lane } from '../../agent/telemetry/outbox.js';
+import { encodeBatch, HEADER_BYTES } from '../../agent/telemetry/outbox-file.js';
 import { TelemetrySender, type TelemetryLink } from '../../agent/telemetry/telemetry-sender.js';
 import { encodeMessage, type TelemetryBatch } from '../../shared/protocol.js';
 import { tempDir } from '../helpers/edgeml-process.js';
@@ -62,11 +63,14 @@ class HandLink implements TelemetryLink {
   }
 }
 
-async function setup(t: ExecutionContext, opts: { maxInFlight?: number; publishTimeoutMs?: number } = {}) {
-  const outbox = await Outbox.open(await tempDir(t, 'edgeml-sender-'), { limits: { metrics: 4 * 2 ** 20, capture: 4 * 2 ** 20 }, logger });
+/** `laneBytes`: each lane's outbox quota (with `maxBatchBytes` under it); default 4 MiB. */
+async function setup(t: ExecutionContext, opts: { maxInFlight?: number; publishTimeoutMs?: number; laneBytes?: number } = {}) {
+  const { laneBytes, ...senderOpts } = opts;
+  const limit = laneBytes ?? 4 * 2 ** 20;
+  const outbox = await Outbox.open(await tempDir(t, 'edgeml-sender-'), { limits: { metrics: limit, capture: limit }, maxBatchBytes: limit - HEADER_BYTES - MAX_ID_BYTES, logger });
   const clock = new ManualClock(0);
   const link = new HandLink();
-  const sender = new TelemetrySender({ outbox, clock, logger, backoff: BACKOFF, ...opts });
+  const sender = new TelemetrySender({ outbox, clock, logger, backoff: BACKOFF, ...senderOpts });
   t.teardown(async () => {
     await sender.close();
     await outbox.close();
@@ -190,4 +194,32 @@ test('a batch the broker would refuse is dropped and counted, and does not block
   t.deepEqual(link.publishes.map((p) => p.id), ['m-1']);
   link.open()[0]!.resolve();
   await waitFor('all gone', () => waiting() === 0);
+});
+
+test('a batch dropped for the quota while its publish is under way is counted once if that publish fails, and not at all if it is acknowledged', async (t) => {
+  const fileBytes = encodeBatch('metrics', 'm-1', encodeMessage('telemetry', metricsBatch({ id: 'm-1' }))).length;
+  // Room for three batch files: the fourth and fifth appends each drop the oldest, both in flight.
+  const { link, sender, outbox, append, waiting, clock } = await setup(t, { maxInFlight: 2, laneBytes: 3 * fileBytes + fileBytes / 2 });
+  sender.start(link);
+  await append('m-1');
+  await append('m-2');
+  await waitFor('both in flight', () => link.openIds().length === 2);
+  for (const id of ['m-3', 'm-4', 'm-5']) await append(id);
+  t.is(waiting(), 3, 'm-1 and m-2 were dropped to make room');
+  const publish = (id: string) => link.open().find((p) => p.id === id)!;
+  publish('m-1').resolve();
+  await waitFor('m-3 takes the freed slot', () => link.openIds().includes('m-3'));
+  publish('m-2').reject(new Error('client disconnecting'));
+  await quiet();
+  clock.advance(BACKOFF.maxMs);
+  await waitFor('m-4 goes out after the backoff', () => link.openIds().includes('m-4'));
+  await quiet();
+  t.deepEqual(outbox.dropped(), { metrics: 1, capture: 0 }, 'm-2 was lost to the quota; m-1 was delivered, not dropped');
+  t.deepEqual(link.openIds(), ['m-3', 'm-4'], 'a dropped batch is not sent again');
+  for (const p of link.open()) p.resolve();
+  await waitFor('m-5 goes out', () => link.openIds().includes('m-5'));
+  publish('m-5').resolve();
+  await waitFor('all acked', () => waiting() === 0);
+  t.deepEqual(outbox.dropped(), { metrics: 1, capture: 0 }, 'counted once');
+  t.deepEqual(link.publishes.map((p) => p.id), ['m-1', 'm-2', 'm-3', 'm-4', 'm-5']);
 });
