@@ -10,7 +10,7 @@
  */
 import { ChannelPublisher, Channels, allDevices, parseDeviceTopic, type Channel } from '../../shared/topics.js';
 import { decodeMessage, type MessageTypes, type TelemetryBatch } from '../../shared/protocol.js';
-import { ErrorCodes, isEdgemlError } from '../../shared/errors.js';
+import { EdgemlError, ErrorCodes, isEdgemlError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Broker } from './broker.js';
 
@@ -78,7 +78,9 @@ export async function startInbox(broker: Broker, handlers: InboxHandlers, logger
   for (const channel of AGENT_CHANNELS) if (channel !== 'telemetry') await deliver(channel);
   broker.gate(allDevices('telemetry'), async (topic, payload) => {
     const m = receive('telemetry', topic, payload);
-    if (!m || !handlers.telemetry) return;
+    if (!m) return;
+    // Acknowledged means stored: without a handler to store it, the device keeps the batch.
+    if (!handlers.telemetry) throw new EdgemlError(ErrorCodes.INTERNAL, 'no telemetry handler: the batch is not acknowledged');
     try {
       await handlers.telemetry(m.deviceId, m.message);
     } catch (err) {

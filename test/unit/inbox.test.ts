@@ -52,6 +52,12 @@ class FakeBroker implements Broker {
   disconnect(): void {
     throw new Error('FakeBroker.disconnect is not implemented (the inbox disconnects nobody)');
   }
+  async open(): Promise<void> {
+    throw new Error('FakeBroker.open is not implemented (the inbox does not own the broker)');
+  }
+  onConnectionClosed(): void {
+    throw new Error('FakeBroker.onConnectionClosed is not implemented (the inbox follows messages, not connections)');
+  }
 
   filters(): string[] {
     return [...this.subscriptions, ...this.gates].map((s) => s.filter);
@@ -206,7 +212,7 @@ test('topics that match a wildcard but are not valid device topics are ignored, 
 
 test('a missing handler for a channel is fine: the message is still validated and counted', async (t) => {
   const { broker, inbox } = await setup({});
-  t.notThrows(() => broker.deliver(deviceTopic('gw-01', 'telemetry'), encodeMessage('telemetry', VALID.telemetry)));
+  t.notThrows(() => broker.deliver(deviceTopic('gw-01', 'status'), encodeMessage('status', onlineStatus)));
   broker.deliver(deviceTopic('gw-01', 'telemetry'), '{}');
   t.like(inbox.stats(), { received: 2, invalid: 1, invalidByDevice: { 'gw-01': 1 } });
 });
@@ -277,6 +283,14 @@ test('the telemetry gate settles only once the handler has: the broker acknowled
   finish();
   await broker.gated[0];
   t.true(gateDone);
+});
+
+test('with no telemetry handler, a valid batch is not acknowledged: nothing stored it', async (t) => {
+  const broker = new FakeBroker();
+  await startInbox(broker, { status: () => undefined }, pino({ level: 'silent' }));
+  broker.deliver(deviceTopic('gw-01', 'telemetry'), encodeMessage('telemetry', VALID.telemetry));
+  const [gated] = await broker.settled();
+  t.is(gated?.status, 'rejected');
 });
 
 test('a telemetry batch its handler refuses as invalid is counted per device and acknowledged; a failed store is not', async (t) => {
