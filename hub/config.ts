@@ -33,7 +33,6 @@ export const HubConfigSchema = Type.Object(
     registry: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:5000', description: 'OCI registry for built images' }),
     maxUpload: Type.String({ pattern: SIZE_PATTERN, examples: SIZE_EXAMPLES, default: '2g', description: 'largest model upload; bigger ones get 413' }),
     maxArchiveFiles: Type.Integer({ minimum: 1, default: 10000, description: 'most entries in an uploaded directory' }),
-    uploadIdleTimeout: Type.String({ pattern: DURATION_PATTERN, default: '60s', description: 'a model upload with no byte for this long is ended (408) and nothing is stored' }),
     imagePrefix: Type.String({
       pattern: '^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$',
       default: 'edgeml',
@@ -43,6 +42,7 @@ export const HubConfigSchema = Type.Object(
     baseImagePython: Type.Optional(Type.String({ minLength: 1, description: 'base image for python runtimes (default REGISTRY/edgeml/runtime-python-base:TAG)' })),
     extraCa: Type.Optional(Type.String({ minLength: 1, description: 'PEM bundle of extra CAs for dependency installs during builds (a build secret, never in the image)' })),
     smokeTimeout: Type.String({ pattern: DURATION_PATTERN, default: '5m', description: 'how long a built image may take to answer its sample, per platform' }),
+    uploadIdleTimeout: Type.String({ pattern: DURATION_PATTERN, default: '60s', description: 'a model upload with no byte for this long is ended (408) and nothing is stored' }),
     telemetryDir: Type.Optional(Type.String({ minLength: 1, description: "where telemetry and captures are stored (the user's storage directory; default DATA/telemetry)" })),
     telemetryRetention: Type.String({ pattern: RETENTION_PATTERN, examples: ['30d', '7d'], default: '30d', description: 'days of telemetry and captures kept; older days are deleted' }),
     logLevel: stringEnum(LOG_LEVELS, { default: 'info' }),
