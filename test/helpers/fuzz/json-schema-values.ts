@@ -54,7 +54,8 @@ function shapes(rng: Random, vocabulary: Vocabulary): string[] {
     String(rng.int(0, 100)),
     `${rng.int(1, 999)}${rng.pick(['ms', 's', 'm', 'h', 'd'])}`,
     `${rng.int(0, 100)}%`,
-    `${rng.int(4, 900)}${rng.pick(['m', 'mi', 'Mi', 'g', 'G'])}`,
+    // Sizes across the whole range a pattern allows, not only the sensible middle.
+    `${rng.pick([0, 1, 3, 4, 64, 512, 4096, 99_999_999])}${rng.pick(['', 'b', 'k', 'ki', 'm', 'Mi', 'g', 'G', 't'])}`,
     `127.0.0.1:5000/fuzz/${word()}@sha256:${rng.string(HEX, 64)}`,
     `${word()}:${rng.int(1, 5)}`,
     `${word()}@${word()}`,

@@ -52,6 +52,7 @@ export class Random {
 
 export interface FuzzBudget {
   seed: number;
+  startedAt: number;
   /** Stop after this many inputs… */
   iterations: number;
   /** …or once this much time has gone, whichever comes first. */
@@ -77,7 +78,8 @@ export function fuzzBudget(t: ExecutionContext, defaults: { iterations: number; 
   const seed = envNumber('EDGEML_FUZZ_SEED') ?? randomInt(2 ** 31);
   const iterations = envNumber('EDGEML_FUZZ_ITERATIONS') ?? defaults.iterations;
   const seconds = envNumber('EDGEML_FUZZ_SECONDS') ?? defaults.seconds;
-  const deadline = Date.now() + seconds * 1000;
+  const startedAt = Date.now();
+  const deadline = startedAt + seconds * 1000;
   t.log(`fuzz seed ${seed} (replay: EDGEML_FUZZ_SEED=${seed} npx ava ${t.title ? `--match '${t.title}' ` : ''}FILE)`);
-  return { seed, iterations, deadline, spent: (done) => done >= iterations || Date.now() >= deadline };
+  return { seed, startedAt, iterations, deadline, spent: (done) => done >= iterations || Date.now() >= deadline };
 }
