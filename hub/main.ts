@@ -121,7 +121,7 @@ async function startTelemetry(config: Readonly<HubConfig>, dataDir: string, part
   const jobs = startTelemetryJobs({ archive, retentionDays: retentionDays(config), clock: systemClock, logger });
   parts.push(() => jobs.stop());
   logger.info({ dir, retention: config.telemetryRetention }, 'telemetry archive open');
-  return { archive, ingest: new TelemetryIngest({ archive, servicesOf, clock: systemClock, logger }) };
+  return { archive, ingest: new TelemetryIngest({ archive, servicesOf, clock: systemClock, retentionDays: retentionDays(config), logger }) };
 }
 
 export async function startHub(config: Readonly<HubConfig>, logger: Logger): Promise<RunningHub> {

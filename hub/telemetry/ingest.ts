@@ -14,6 +14,7 @@ import type { CapturesBatch, MetricsBatch, TelemetryBatch } from '../../shared/p
 import type { AppendResult, TelemetryArchive } from './archive.js';
 import { batchProblem } from './batch-check.js';
 import { TelemetryArchiveCodes } from './errors.js';
+import { filingTime, filingWindow, type FilingWindow } from './filing-time.js';
 import { FleetCounters } from './fleet-counters.js';
 import type { ArchiveRecord } from './records.js';
 
@@ -34,14 +35,14 @@ function ownPart(batch: TelemetryBatch, own: ReadonlySet<string>): { kept: Telem
   return { kept, leftOut: Object.keys(batch.services).length - services.length };
 }
 
-function metricsRecords(device: string, batch: MetricsBatch): ArchiveRecord[] {
-  return [{ kind: 'metrics', device, ts: Date.parse(batch.to), data: batch }];
+function metricsRecords(device: string, batch: MetricsBatch, window: FilingWindow): ArchiveRecord[] {
+  return [{ kind: 'metrics', device, ts: filingTime(Date.parse(batch.to), window), data: batch }];
 }
 
-function captureRecords(device: string, batch: CapturesBatch): ArchiveRecord[] {
+function captureRecords(device: string, batch: CapturesBatch, window: FilingWindow): ArchiveRecord[] {
   return batch.samples.map((sample) => {
     const model = sample.models[0] ?? NO_MODEL;
-    return { kind: 'captures', device, service: sample.service, model: model.name, version: model.version, ts: Date.parse(sample.ts), data: sample };
+    return { kind: 'captures', device, service: sample.service, model: model.name, version: model.version, ts: filingTime(Date.parse(sample.ts), window), data: sample };
   });
 }
 
@@ -56,7 +57,11 @@ export class TelemetryIngest {
   /** Stored and duplicate batches are counted by the archive, refused ones by the inbox. */
   readonly fleet: FleetCounters;
 
-  constructor(private readonly o: { archive: Pick<TelemetryArchive, 'append'>; servicesOf: ServicesOf; clock: Clock; logger: Logger }) {
+  /** Devices whose clock was found far off, warned about once per run (every batch would repeat it). */
+  readonly #skewed = new Set<string>();
+
+  /** `retentionDays`: a record filed before the oldest day kept would be deleted at once (filing-time.ts). */
+  constructor(private readonly o: { archive: Pick<TelemetryArchive, 'append'>; servicesOf: ServicesOf; clock: Clock; retentionDays: number; logger: Logger }) {
     this.fleet = new FleetCounters(o.logger);
   }
 
@@ -66,14 +71,22 @@ export class TelemetryIngest {
    * write failed: then the batch must not be acknowledged, so the device sends it again.
    */
   async accept(device: string, batch: TelemetryBatch): Promise<AppendResult> {
-    const problem = batchProblem(batch, this.o.clock.now());
+    const problem = batchProblem(batch);
     if (problem) throw refusal(problem);
     // Figures of services the device neither should run nor reports are left out (a removed
     // service's last batch, or a device making things up): counted, not refused, so the rest is kept.
     const { kept, leftOut } = ownPart(batch, this.o.servicesOf(device));
     if (leftOut > 0) this.o.logger.warn({ deviceId: device, batch: batch.id, leftOut }, 'telemetry about services the device does not run was left out');
     if (kept.kind === 'captures' && kept.samples.length === 0) return 'stored';
-    const records = kept.kind === 'metrics' ? metricsRecords(device, kept) : captureRecords(device, kept);
+    const window = filingWindow(this.o.clock.now(), this.o.retentionDays);
+    const records = kept.kind === 'metrics' ? metricsRecords(device, kept, window) : captureRecords(device, kept, window);
+    if (!this.#skewed.has(device)) {
+      const offBy = (kept.kind === 'metrics' ? [kept.to] : kept.samples.map((s) => s.ts)).find((ts) => filingTime(Date.parse(ts), window) !== Date.parse(ts));
+      if (offBy !== undefined) {
+        this.#skewed.add(device);
+        this.o.logger.warn({ deviceId: device, batch: batch.id, deviceTime: offBy }, "the device's clock is far off: its telemetry is filed at the time the hub received it");
+      }
+    }
     let result: AppendResult;
     try {
       result = await this.o.archive.append(`${device}/${batch.id}`, records);

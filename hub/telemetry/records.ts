@@ -9,7 +9,7 @@ import { capturesFile, dayOf, MAX_TS, metricsFile, type RecordKind } from './lay
 export interface MetricsRecord {
   kind: 'metrics';
   device: string;
-  /** ms since the epoch, from the device: it picks the day file, so late batches land on their own day. */
+  /** ms since the epoch: it picks the day file. The device's time, so late batches land on their own day, unless it is far off (filing-time.ts). */
   ts: number;
   data: unknown;
 }
