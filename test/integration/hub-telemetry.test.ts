@@ -70,10 +70,12 @@ test('ingest, queries, /metrics and the CLI against a real hub and real MQTT cli
   await publish(a, 'gw-a', irisBatch('m-1', 10, 1));
   await publish(a, 'gw-a', irisBatch('m-2', 20, 0));
   await publish(b, 'gw-b', irisBatch('m-1', 5, 0));
-  // Malformed from gw-b: not JSON, not the schema, and schema-valid but unusable (from days ahead).
+  // Malformed from gw-b: not JSON, not the schema, and schema-valid but unusable (foreign histogram bounds).
   await publish(b, 'gw-b', 'not json');
   await publish(b, 'gw-b', { ...irisBatch('m-x', 1, 0), v: 2 });
-  await publish(b, 'gw-b', irisBatch('m-y', 1, 0, -3 * 86_400_000));
+  const foreign = irisBatch('m-y', 1, 0);
+  foreign.services.iris!.latencyMs = { boundsMs: [1, 2], counts: [1, 0, 0], sumMs: 1 };
+  await publish(b, 'gw-b', foreign);
   // …while gw-a's keep being stored, and gw-b's next valid batch too.
   await publish(a, 'gw-a', irisBatch('m-3', 30, 2));
   await publish(b, 'gw-b', irisBatch('m-2', 7, 0));
