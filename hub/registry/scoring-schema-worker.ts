@@ -5,13 +5,15 @@
  */
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { EdgemlError, ErrorCodes, isEdgemlError } from '../../shared/errors.js';
-import { checkScoringSchema, type ScoringSchema } from './scoring-schema.js';
+import { checkSchemaDepth, checkScoringSchema, type ScoringSchema } from './scoring-schema.js';
 
 const WORKER_MARK = 'edgemlScoringSchemaCheck';
 
 type WorkerAnswer = { ok: true; value: ScoringSchema } | { ok: false; code: string; message: string; httpStatus?: number };
 
 export async function checkScoringSchemaIsolated(doc: unknown, timeoutMs: number): Promise<ScoringSchema> {
+  // Before the worker: copying a too deeply nested document into it would overflow the stack here.
+  checkSchemaDepth(doc);
   // Run from TypeScript sources (in-process tests under tsx), a worker could not load this file:
   // Node 20 does not apply tsx's loader to worker threads. The hub itself runs the compiled code.
   if (import.meta.url.endsWith('.ts')) return checkScoringSchema(doc);

@@ -23,6 +23,24 @@ function invalid(message: string): EdgemlError {
   return new EdgemlError(ErrorCodes.HUB_MANIFEST_INVALID, message, { httpStatus: 400 });
 }
 
+/**
+ * Far deeper than any honest schema or sample. A deeper document overflows the stack of whatever
+ * walks it recursively (structured clone into the checking worker, ajv, JSON.stringify when the
+ * store is written), which would answer 500 or leave a store that can no longer be written.
+ */
+export const MAX_SCHEMA_DEPTH = 64;
+
+/** Refuses a document nested deeper than MAX_SCHEMA_DEPTH; walks it without recursion itself. */
+export function checkSchemaDepth(doc: unknown): void {
+  const pending: Array<{ value: unknown; depth: number; path: string }> = [{ value: doc, depth: 0, path: 'schema' }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const { value, depth, path } = next;
+    if (value === null || typeof value !== 'object') continue;
+    if (depth >= MAX_SCHEMA_DEPTH) throw invalid(`${path}: is nested more than ${MAX_SCHEMA_DEPTH} levels deep`);
+    for (const [key, child] of Object.entries(value)) pending.push({ value: child, depth: depth + 1, path: Array.isArray(value) ? `${path}[${key}]` : `${path}.${key}` });
+  }
+}
+
 /** Users write draft-07 (the default) or say `$schema` 2019-09 / 2020-12; each gets its validator. */
 function validatorFor(schema: unknown): Ajv {
   const dialect = typeof schema === 'object' && schema !== null ? String((schema as { $schema?: unknown }).$schema ?? '') : '';
@@ -33,6 +51,7 @@ function validatorFor(schema: unknown): Ajv {
 }
 
 export function checkScoringSchema(doc: unknown): ScoringSchema {
+  checkSchemaDepth(doc);
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw invalid('schema: must be a JSON object {"input": …, "output": …, "sample": …}');
   for (const key of Object.keys(doc)) {
     if (!(PARTS as readonly string[]).includes(key)) throw invalid(`schema.${key}: is not a known part (expected input, output, sample)`);

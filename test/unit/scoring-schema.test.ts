@@ -102,3 +102,15 @@ test('a 2019-09 $schema is accepted', (t) => {
   t.notThrows(() => checkScoringSchema({ input, output: {}, sample: { a: 1, b: 2 } }));
   t.regex(invalid(t, { input, output: {}, sample: { a: 1 } }), /^schema\.sample does not match schema\.input: sample/);
 });
+
+test('a document nested deeper than any honest schema is refused, naming where (it would overflow the stack of the worker copy, ajv and the store)', (t) => {
+  let sample: unknown = 1;
+  for (let i = 0; i < 20_000; i++) sample = [sample];
+  t.regex(invalid(t, { input: { type: 'array' }, output: OUTPUT, sample }), /^schema\.sample\[0\](\[0\])*: is nested more than 64 levels deep$/);
+  let input: Record<string, unknown> = { type: 'object' };
+  for (let i = 0; i < 100; i++) input = { type: 'object', properties: { a: input } };
+  t.regex(invalid(t, { input, output: OUTPUT, sample: {} }), /^schema\.input\.properties\.a\..*: is nested more than 64 levels deep$/);
+  let shallow: unknown = 1;
+  for (let i = 0; i < 30; i++) shallow = [shallow];
+  t.deepEqual(checkScoringSchema({ input: { type: 'array' }, output: OUTPUT, sample: shallow }).sample, shallow);
+});
