@@ -138,7 +138,7 @@ function isErrorShape(body: unknown): boolean {
 
 test('REST fuzz: every POST/PUT/PATCH route; no 5xx, error shape on 4xx, nothing stored on 4xx, the hub restarts on its data', async (t) => {
   t.timeout(240_000);
-  const budget = fuzzBudget(t, { iterations: 1200, seconds: 30 });
+  const budget = fuzzBudget(t, { iterations: 2500, seconds: 25 });
   const rng = new Random(budget.seed);
   // DATA inside a directory of its own, so anything written beside it would show.
   const root = await tempDir(t, 'edgeml-fuzz-rest-');
