@@ -76,10 +76,14 @@ export function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoExcept
       () => socket.destroy(),
     );
   };
-  // Bytes past a request's Content-Length are refused while that request may still be served: its
-  // answer goes out first, whole, so the client learns what became of it (Node's current response on
-  // the connection is internal, hence the cast).
+  // Node's current response on the connection is internal, hence the cast.
   const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (inFlight && !inFlight.writableFinished) inFlight.once('finish', refuse).once('close', () => socket.destroy());
+  if (!inFlight || inFlight.writableFinished) return refuse();
+  // Bytes past a request that arrived whole are refused while it may still be served: its answer
+  // goes out first, so the client learns what became of it.
+  if (inFlight.req.complete) return void inFlight.once('finish', refuse).once('close', () => socket.destroy());
+  // The request under way is the broken one (its body cut short): refused now, which also ends
+  // the route reading it; or, with its answer already started, only cut.
+  if (inFlight.headersSent) socket.destroy();
   else refuse();
 }

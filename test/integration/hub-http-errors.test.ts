@@ -82,6 +82,18 @@ test('two Content-Lengths that disagree: 400 in the error shape, naming the prob
   t.deepEqual(received, []);
 });
 
+test('a client that stops halfway through its body and closes its side: refused and closed, not held', async (t) => {
+  const { port, received } = await startServer(t);
+  const socket = connect(port, '127.0.0.1');
+  const chunks: Buffer[] = [];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  await once(socket, 'connect');
+  socket.end('POST /echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"x":');
+  await once(socket, 'close');
+  t.regex(Buffer.concat(chunks).toString('latin1'), /^HTTP\/1\.1 400 [^]*\{"error":\{"code":"HUB_E_INVALID_REQUEST","message":"malformed HTTP request: [^"]+"\}\}$/);
+  t.deepEqual(received, []);
+});
+
 test('headers too large: 431 in the error shape', async (t) => {
   const { port } = await startServer(t);
   const [answer] = await exchange(port, `GET /echo HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(64 * 1024)}\r\n\r\n`);
