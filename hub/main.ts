@@ -150,7 +150,9 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     const builder = await startImageBuilder(config, dataDir, store, blobs, logger.child({ component: 'builder' }));
     parts.push(() => builder.stop());
 
-    const devices = await DeviceDirectory.load(store.devices, systemClock, logger.child({ component: 'devices' }));
+    // Stored records that no longer validate are reported and skipped: they never stop the hub.
+    const problems = new StoredProblems(logger.child({ component: 'store' }));
+    const devices = await DeviceDirectory.load(store.devices, systemClock, logger.child({ component: 'devices' }), problems);
     parts.push(() => devices.close());
     // Before the broker, so that at shutdown the broker stops taking batches before the archive closes.
     // What a device may send figures about: what it should run, and what it says it runs.
@@ -166,8 +168,6 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     });
     parts.push(() => broker.close());
     logger.info({ epoch: await store.desired.renewEpoch() }, 'a new epoch for desired states');
-    // Stored records that no longer validate are reported and skipped: they never stop the hub.
-    const problems = new StoredProblems(logger.child({ component: 'store' }));
     const desired = await DesiredStates.load({ repo: store.desired, deployments: store.deployments, devices, broker, problems, logger: logger.child({ component: 'desired' }) });
     // The broker starts without retained messages: devices get their stored state back, and
     // anything a crash left uncomputed (a device enrolled just before it) is computed now.
@@ -246,9 +246,9 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       locator: new ModelLocator({ devices, images: store.images, models: store.models, deployments: store.deployments }),
       buildLogs: builder.logs,
       maxUploadBytes,
+      uploadIdleTimeoutMs: parseDuration(config.uploadIdleTimeout),
       hubSecret,
       telemetry: { archive: telemetry.archive, devices, invalidByDevice: () => inbox.stats().invalidByDevice, clock: systemClock },
-      uploadIdleTimeoutMs: parseDuration(config.uploadIdleTimeout),
       hubFigures,
       problems,
       health: {

@@ -13,7 +13,9 @@ import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { PROTOCOL_VERSION, type ReportedState, type StatusMessage } from '../../shared/protocol.js';
 import { hashSecret, newSecret, secretMatches } from '../../shared/secrets.js';
+import type { StoredProblems } from '../store/problems.js';
 import type { ActorRecord, DeviceObservation, DeviceRecord, DeviceRepository } from '../store/store.js';
+import { checkStoredDevice, emptyObservation } from './device-record-check.js';
 
 /** How long observations may wait in memory before they are written. */
 export const OBSERVATION_FLUSH_MS = 2000;
@@ -65,9 +67,17 @@ export class DeviceDirectory {
     private readonly logger: Logger,
   ) {}
 
-  static async load(repo: DeviceRepository, clock: Clock, logger: Logger): Promise<DeviceDirectory> {
+  /** A stored device that no longer validates is reported and left out (device-record-check.ts); the rest load. */
+  static async load(repo: DeviceRepository, clock: Clock, logger: Logger, problems: Pick<StoredProblems, 'report'>): Promise<DeviceDirectory> {
     const directory = new DeviceDirectory(repo, clock, logger);
-    for (const record of await repo.list()) {
+    for (const stored of await repo.list()) {
+      const checked = checkStoredDevice(stored);
+      if (!checked.ok) {
+        problems.report('device', typeof stored?.id === 'string' ? stored.id : '(no id)', `the stored device record is damaged, so the device cannot connect: ${checked.error}`);
+        continue;
+      }
+      const { record } = checked;
+      if (checked.observationReset) logger.warn({ deviceId: record.id, reason: checked.observationReset }, 'stored observation of a device is damaged: cleared until it reports again');
       // Nobody is connected to a hub that is just starting: whatever was online is now unknown.
       if (record.observed.status === 'online') record.observed = { ...record.observed, status: 'offline', offlineReason: 'lost', onlineSince: null };
       directory.#devices.set(record.id, record);
@@ -114,7 +124,7 @@ export class DeviceDirectory {
       enrolledAt: this.now(),
       enrolledBy: actor,
       revokedAt: null,
-      observed: { status: null, offlineReason: null, onlineSince: null, lastSeen: null, facts: null },
+      observed: emptyObservation(),
     });
     this.#devices.set(record.id, record);
     this.changed(record.id, 'enrolled');

@@ -19,7 +19,7 @@ const logger = pino({ level: 'silent' });
 async function setup() {
   const store = await LowdbHubStore.open(new Memory<HubData>(), 'memory');
   await store.desired.renewEpoch();
-  const devices = await DeviceDirectory.load(store.devices, new ManualClock(Date.parse('2026-11-24T12:00:00.000Z')), logger);
+  const devices = await DeviceDirectory.load(store.devices, new ManualClock(Date.parse('2026-11-24T12:00:00.000Z')), logger, new StoredProblems(logger));
   for (const id of ['kept', 'gone']) await devices.enroll({ id, labels: {} }, ACTOR);
   await store.desired.save(new Map(['kept', 'gone'].map((id) => [id, { generation: 3, services: [] }])));
   const published: Array<{ topic: string; payload: string; retain: boolean }> = [];

@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { DeviceDirectory, OBSERVATION_FLUSH_MS } from '../../hub/fleet/device-directory.js';
 import type { HubData } from '../../hub/store/hub-data.js';
 import { LowdbHubStore } from '../../hub/store/lowdb-store.js';
+import { StoredProblems } from '../../hub/store/problems.js';
 import { EdgemlError } from '../../shared/errors.js';
 import type { DeviceFacts, ReportedState, StatusMessage } from '../../shared/protocol.js';
 import { ManualClock } from '../helpers/fake-clock.js';
@@ -46,8 +47,9 @@ async function setup(memory = new Memory<HubData>()) {
     writes += 1;
     return save(batch);
   };
-  const dir = await DeviceDirectory.load(store.devices, clock, pino({ level: 'silent' }));
-  return { clock, dir, memory, writes: () => writes };
+  const problems = new StoredProblems(pino({ level: 'silent' }));
+  const dir = await DeviceDirectory.load(store.devices, clock, pino({ level: 'silent' }), problems);
+  return { clock, dir, memory, problems, writes: () => writes };
 }
 
 test('enroll gives a token once; the store keeps only its hash; the device has never connected', async (t) => {
@@ -199,4 +201,34 @@ test('views are copies: changing one does not change the directory', async (t) =
   view.facts!.os.distro = 'changed';
   t.is(dir.get('gw-1').labels.site, 'lab');
   t.is(dir.get('gw-1').facts!.os.distro, 'Debian');
+});
+
+test('a damaged stored device is reported and left out; a damaged observation is cleared; the rest load', async (t) => {
+  const { dir, memory } = await setup();
+  await dir.enroll({ id: 'good', labels: { site: 'lab' } }, ACTOR);
+  await dir.enroll({ id: 'no-hash', labels: {} }, ACTOR);
+  await dir.enroll({ id: 'odd-facts', labels: {} }, ACTOR);
+  await dir.close();
+  const data = (await memory.read())!;
+  (data.devices['no-hash'] as { tokenHash?: string }).tokenHash = undefined;
+  (data.devices['odd-facts']!.observed as unknown as Record<string, unknown>).facts = { cpus: 'many' };
+  (data.devices as Record<string, unknown>)['not-an-object'] = 42;
+  await memory.write(data);
+
+  const again = await setup(memory);
+  t.deepEqual(
+    again.dir.list().map((d) => d.id),
+    ['good', 'odd-facts'],
+  );
+  t.like(again.dir.get('odd-facts'), { status: 'never-connected', facts: null });
+  t.deepEqual(
+    again.problems.list().map((p) => [p.kind, p.id]),
+    [
+      ['device', '(no id)'],
+      ['device', 'no-hash'],
+    ],
+  );
+  t.regex(again.problems.list().find((p) => p.id === 'no-hash')!.message, /tokenHash/);
+  t.false(again.dir.verifyToken('no-hash', 'anything'));
+  t.truthy((await memory.read())!.devices['no-hash'], 'the damaged record stays in the store for someone to fix');
 });

@@ -1,0 +1,53 @@
+/**
+ * Checks a device record read from the store before the hub relies on it. Its identity (id, token
+ * hash, labels, enrollment, revocation) must hold, or the device is skipped and reported: guessing
+ * at a damaged identity could admit the wrong client. What the device said about itself is only a
+ * cache of what it re-announces on every connect, so a damaged observation is replaced by an empty
+ * one instead.
+ */
+import { Type } from '@sinclair/typebox';
+import { DeviceId } from '../../shared/api/devices.js';
+import { DeviceFacts, OfflineReasons, ReportedState } from '../../shared/protocol.js';
+import { compileChecker, stringEnum, type Checker } from '../../shared/schema.js';
+import type { DeviceObservation, DeviceRecord } from '../store/store.js';
+
+const NullableText = Type.Union([Type.String(), Type.Null()]);
+
+// Labels are checked for shape, not for today's bounds: a device enrolled under looser bounds keeps working.
+const StoredIdentity = Type.Object({
+  id: DeviceId,
+  labels: Type.Record(Type.String(), Type.String()),
+  tokenHash: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  enrolledAt: Type.String(),
+  enrolledBy: Type.Object({ keyId: Type.String(), keyName: Type.String() }),
+  revokedAt: NullableText,
+  observed: Type.Object({}),
+});
+
+const StoredObservation = Type.Object({
+  status: Type.Union([stringEnum(['online', 'offline'] as const), Type.Null()]),
+  offlineReason: Type.Union([stringEnum(OfflineReasons), Type.Null()]),
+  onlineSince: NullableText,
+  lastSeen: NullableText,
+  facts: Type.Union([DeviceFacts, Type.Null()]),
+  gateway: Type.Optional(NullableText),
+  reported: Type.Optional(Type.Union([ReportedState, Type.Null()])),
+});
+
+export function emptyObservation(): DeviceObservation {
+  return { status: null, offlineReason: null, onlineSince: null, lastSeen: null, facts: null };
+}
+
+let checkers: { identity: Checker<unknown>; observation: Checker<unknown> } | undefined;
+
+export type StoredDeviceCheck = { ok: true; record: DeviceRecord; observationReset: string | null } | { ok: false; error: string };
+
+export function checkStoredDevice(stored: unknown): StoredDeviceCheck {
+  checkers ??= { identity: compileChecker(StoredIdentity), observation: compileChecker(StoredObservation) };
+  const identity = checkers.identity(stored);
+  if (!identity.ok) return { ok: false, error: identity.error };
+  const record = stored as DeviceRecord;
+  const observation = checkers.observation(record.observed);
+  if (observation.ok) return { ok: true, record, observationReset: null };
+  return { ok: true, record: { ...record, observed: emptyObservation() }, observationReset: observation.error };
+}
