@@ -21,6 +21,15 @@ function send(req: FastifyRequest, reply: FastifyReply, status: number, code: st
   return reply.status(status).send({ error: { code, message } });
 }
 
+/**
+ * fastify's `frameworkErrors`: what its router refuses before any route (a path that does not
+ * decode, a path parameter over 100 characters) gets the API's error shape too.
+ */
+export function answerFrameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
+  const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
+  return send(req, reply, tooLong ? 414 : 400, ErrorCodes.HUB_INVALID_REQUEST, tooLong ? 'a path segment is longer than 100 characters' : 'the path is not a valid URL (bad percent-encoding?)');
+}
+
 export function installErrorHandler(app: FastifyInstance): void {
   app.setNotFoundHandler((req, reply) => send(req, reply, 404, ErrorCodes.HUB_NOT_FOUND, `no route for ${req.method} ${req.url}`));
   app.setErrorHandler((err: FastifyError | EdgemlError, req, reply) => {

@@ -19,6 +19,7 @@ import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { newSecret } from '../../shared/secrets.js';
 import { actorOf } from '../auth/api-keys.js';
 import { deriveSecret } from '../auth/hub-secret.js';
+import { canonicalJson } from '../registry/canonical-json.js';
 import type { ActorRecord } from '../store/store.js';
 import { requestKey } from './auth.js';
 
@@ -60,24 +61,11 @@ declare module 'fastify' {
   }
 }
 
-/** JSON with sorted keys: the same request gives the same text whatever its key order. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
-    return `{${entries
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
-
 /** Method, path, query and body; a streamed upload (unread yet) by its type and length. */
 function fingerprintOf(req: FastifyRequest, path: string): string {
   const streamed = req.body === undefined ? { type: req.headers['content-type'] ?? null, length: req.headers['content-length'] ?? null } : null;
   return createHash('sha256')
-    .update(canonical({ method: req.method, path, query: req.query ?? null, body: req.body ?? null, streamed }))
+    .update(canonicalJson({ method: req.method, path, query: req.query ?? null, body: req.body ?? null, streamed }))
     .digest('base64url');
 }
 

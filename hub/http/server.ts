@@ -8,6 +8,8 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { ErrorObject } from 'ajv';
 import type { Logger } from '../../shared/logger.js';
 import type { Problem } from '../../shared/api/problems.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import { tooDeepAt } from '../../shared/json-depth.js';
 import { describeAjvError, makeAjv } from '../../shared/schema.js';
 import type { ApiKeyAuthority } from '../auth/api-keys.js';
 import type { BuildLogs } from '../builds/build-log.js';
@@ -25,7 +27,7 @@ import { installApiKeyAuth, SECURITY_SCHEME } from './auth.js';
 import { deploymentRoutes } from './deployments.js';
 import { rolloutRoutes } from './rollouts.js';
 import { deviceRoutes } from './devices.js';
-import { answerClientError, installErrorHandler } from './errors.js';
+import { answerClientError, answerFrameworkError, installErrorHandler } from './errors.js';
 import { healthRoutes, type HealthSource } from './health.js';
 import { problemRoutes } from './problems.js';
 import { installIdempotency } from './idempotency.js';
@@ -62,6 +64,9 @@ export interface HttpDeps {
   hubFigures: () => HubFigures;
 }
 
+/** Far deeper than any request of this API (a manifest's schema document is bounded at 64 inside it). */
+export const MAX_BODY_DEPTH = 128;
+
 /** Per-request lines at debug: probes and CLI polling would drown an info log. */
 class DebugRequestLog extends LogController {
   override incomingRequest(request: FastifyRequest): void {
@@ -90,10 +95,23 @@ export function createHubFastify(logger: Logger): FastifyInstance {
     requestTimeout: 60 * 60 * 1000,
     schemaErrorFormatter: formatSchemaErrors,
     clientErrorHandler: answerClientError,
+    frameworkErrors: answerFrameworkError,
   });
   // JSON is the API's only body (uploads register their own types): fastify's default text/plain
   // parser would hand a route a string, refused as a 400 "must be object" instead of a 415.
   app.removeContentTypeParser('text/plain');
+  // fastify's own JSON parser (with its prototype-poisoning checks), then a bound on nesting: a body
+  // thousands of levels deep parses, but every later step that walks it would overflow the stack.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, text, done) => {
+    parseJson(req, text as string, (err, body) => {
+      if (err) return done(err, undefined);
+      const at = tooDeepAt(body, MAX_BODY_DEPTH, 'body');
+      if (at === null) return done(null, body);
+      done(new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, `${at}: is nested more than ${MAX_BODY_DEPTH} levels deep`, { httpStatus: 400 }), undefined);
+    });
+  });
   // Unknown fields are an error, never silently dropped (fastify's default). Query strings and
   // paths are text, so they are coerced ("3" → 3, one `tag=` → ["…"]); JSON bodies are taken as
   // sent, so `{"version": "1"}` is an error rather than a guess.

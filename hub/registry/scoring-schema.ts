@@ -7,6 +7,7 @@ import { Ajv2019 } from 'ajv/dist/2019.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import { tooDeepAt } from '../../shared/json-depth.js';
 import { describeAjvError } from '../../shared/schema.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -30,15 +31,9 @@ function invalid(message: string): EdgemlError {
  */
 export const MAX_SCHEMA_DEPTH = 64;
 
-/** Refuses a document nested deeper than MAX_SCHEMA_DEPTH; walks it without recursion itself. */
 export function checkSchemaDepth(doc: unknown): void {
-  const pending: Array<{ value: unknown; depth: number; path: string }> = [{ value: doc, depth: 0, path: 'schema' }];
-  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    const { value, depth, path } = next;
-    if (value === null || typeof value !== 'object') continue;
-    if (depth >= MAX_SCHEMA_DEPTH) throw invalid(`${path}: is nested more than ${MAX_SCHEMA_DEPTH} levels deep`);
-    for (const [key, child] of Object.entries(value)) pending.push({ value: child, depth: depth + 1, path: Array.isArray(value) ? `${path}[${key}]` : `${path}.${key}` });
-  }
+  const at = tooDeepAt(doc, MAX_SCHEMA_DEPTH, 'schema');
+  if (at !== null) throw invalid(`${at}: is nested more than ${MAX_SCHEMA_DEPTH} levels deep`);
 }
 
 /** Users write draft-07 (the default) or say `$schema` 2019-09 / 2020-12; each gets its validator. */

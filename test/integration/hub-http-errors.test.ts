@@ -108,3 +108,24 @@ test('a text/plain body is refused with 415, not taken as a string', async (t) =
   t.regex(answer!.body.error.message, /text\/plain/);
   t.deepEqual(received, []);
 });
+
+test('a JSON body nested deeper than any request of the API is refused in the error shape before a route sees it', async (t) => {
+  const { port, received } = await startServer(t);
+  const body = `{"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}`;
+  const [answer] = await exchange(port, `POST /echo HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+  assertErrorShape(t, answer, 400, 'HUB_E_INVALID_REQUEST');
+  t.regex(answer!.body.error.message, /^body\.x(\[0\])+: is nested more than 128 levels deep$/);
+  t.deepEqual(received, []);
+});
+
+test("paths fastify's router refuses (bad percent-encoding, a parameter over 100 characters) are answered in the error shape", async (t) => {
+  const app = createHubFastify(pino({ level: 'silent' }));
+  app.get('/things/:id', async () => ({ ok: true }));
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  t.teardown(() => app.close());
+  const { port } = app.server.address() as AddressInfo;
+  const [badUrl] = await exchange(port, 'GET /things/%E0%A4%A HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+  assertErrorShape(t, badUrl, 400, 'HUB_E_INVALID_REQUEST');
+  const [longParam] = await exchange(port, `GET /things/${'a'.repeat(5000)} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`);
+  assertErrorShape(t, longParam, 414, 'HUB_E_INVALID_REQUEST');
+});
