@@ -35,8 +35,11 @@ export const DIGEST_PATTERN = '^sha256:[0-9a-f]{64}$';
 export const Digest = Type.String({ pattern: DIGEST_PATTERN, examples: ['sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae'] });
 
 export const TAG_KEY_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$';
+// additionalProperties: a pattern-keyed record alone only checks the keys that match the pattern.
 export const Tags = Type.Record(Type.String({ pattern: TAG_KEY_PATTERN }), Type.String({ maxLength: 256 }), {
-  description: 'free-form key=value labels',
+  additionalProperties: false,
+  maxProperties: 64,
+  description: 'free-form key=value labels (at most 64; keys of 1–63 letters, digits, `.`, `_`, `/`, `-`)',
 });
 
 export const Timestamp = Type.String({ format: 'date-time' });

@@ -17,7 +17,9 @@ export const LABEL_VALUE_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$';
  * matches each of them, so a handful is normal and thousands are an attack on the hub.
  */
 export const MAX_LABELS = 64;
+// additionalProperties: a pattern-keyed record alone only checks the keys that match the pattern.
 export const Labels = Type.Record(Type.String({ pattern: TAG_KEY_PATTERN }), Type.String({ pattern: LABEL_VALUE_PATTERN }), {
+  additionalProperties: false,
   maxProperties: MAX_LABELS,
   description: `key=value labels that deployments select devices by: at most ${MAX_LABELS}, keys of 1–63 letters, digits, \`.\`, \`_\`, \`/\`, \`-\`, values of 1–63 letters, digits, \`.\`, \`_\`, \`-\``,
 });

@@ -26,7 +26,7 @@ export const ManifestCreate = Type.Object(
     schema: Type.Unknown({ description: 'the schema document: {"input": JSON Schema, "output": JSON Schema, "sample": input}' }),
     deps: Type.Optional(TextFile),
     // One line per value: it becomes an ENV instruction in the image's Dockerfile.
-    env: Type.Optional(Type.Record(Type.String({ pattern: ENV_NAME_PATTERN }), Type.String({ maxLength: 4096, pattern: '^[^\\r\\n]*$' }))),
+    env: Type.Optional(Type.Record(Type.String({ pattern: ENV_NAME_PATTERN }), Type.String({ maxLength: 4096, pattern: '^[^\\r\\n]*$' }), { additionalProperties: false, maxProperties: 256 })),
     description: Type.Optional(Type.String({ maxLength: 2000 })),
   },
   { additionalProperties: false },

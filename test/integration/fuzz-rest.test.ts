@@ -230,7 +230,8 @@ test('REST fuzz: every POST/PUT/PATCH route; no 5xx, error shape on 4xx, nothing
   const again = await startHub(t, args, { data, env });
   const health = await api<{ status: string }>(again, 'GET', '/healthz');
   t.is(health.status, 200);
-  t.is(health.body.status, 'ok', `seed ${budget.seed}: /healthz after a restart on the fuzzed data: ${JSON.stringify(health.body)}`);
+  const problems = health.body.status === 'ok' ? null : (await api(again, 'GET', '/api/v1/problems', { key: again.adminKey })).body;
+  t.is(health.body.status, 'ok', `seed ${budget.seed}: /healthz after a restart on the fuzzed data: ${JSON.stringify(health.body)} ${JSON.stringify(problems)}`);
   t.is(await storedState(data), before, `seed ${budget.seed}: what was stored before the kill`);
   t.deepEqual(await readdir(root), ['data'], 'nothing written beside the data directory');
 });
