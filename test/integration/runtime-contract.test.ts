@@ -6,8 +6,15 @@
 import { spawn } from 'node:child_process';
 import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
+import { limitConcurrency } from '../helpers/concurrency.js';
 import { EdgemlProcess, tempDir } from '../helpers/edgeml-process.js';
 import { contractSuite, FIXTURE_FILES, FIXTURES, MODELS, ROOT, runtimeInstance, type RuntimeDescriptor } from '../helpers/runtime-contract.js';
+
+/**
+ * Every test of the file starts its own server at the same moment: start-ups take turns, so each
+ * one's deadline measures that server, not thirty start-ups sharing two cores.
+ */
+const startups = limitConcurrency(2);
 
 /** A runtime started as a host process: `command args…` with the app copied to a temp dir. */
 function hostRuntime(opts: Omit<RuntimeDescriptor, 'start'> & { command: string; args: string[]; fixtureDir: string; env?: Record<string, string> }): RuntimeDescriptor {
@@ -18,13 +25,15 @@ function hostRuntime(opts: Omit<RuntimeDescriptor, 'start'> & { command: string;
       const appDir = join(await tempDir(t, `edgeml-runtime-${opts.name}-`), 'app');
       await cp(join(opts.fixtureDir, app), appDir, { recursive: true });
       await cp(join(FIXTURES, 'schema.json'), join(appDir, 'schema.json'));
-      const child = spawn(opts.command, opts.args, {
-        env: { ...process.env, ...opts.env, HOST: '127.0.0.1', PORT: '0', EDGEML_APP_DIR: appDir, EDGEML_MODEL_DIR: MODELS, ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
+      const { proc, listening } = await startups(async () => {
+        const child = spawn(opts.command, opts.args, {
+          env: { ...process.env, ...opts.env, HOST: '127.0.0.1', PORT: '0', EDGEML_APP_DIR: appDir, EDGEML_MODEL_DIR: MODELS, ...env },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        const proc = new EdgemlProcess(child);
+        t.teardown(() => proc.kill('SIGKILL'));
+        return { proc, listening: await proc.waitForLog('listening', (l) => l.msg === 'listening') };
       });
-      const proc = new EdgemlProcess(child);
-      t.teardown(() => proc.kill('SIGKILL'));
-      const listening = await proc.waitForLog('listening', (l) => l.msg === 'listening');
       t.is(typeof listening.port, 'number');
       return runtimeInstance(proc, listening.port);
     },

@@ -126,14 +126,16 @@ test('scoring load: exact totals at the hub, plausible percentiles, every reques
   const first = await totalsReach(FIRST);
   t.like(first, { service: 'scorer', requests: FIRST, errors: 0, rejected: 0 });
   t.like(first.devices, [{ device: deviceId, requests: FIRST, errors: 0, rejected: 0 }]);
-  // The gateway times less than the client (no client-side overhead), so its estimate may sit one
-  // bucket lower, never higher than the client's bucket.
+  // The gateway times part of what the client times, so its estimate never sits in a higher bucket
+  // than the client's. How much lower is the client's own overhead, which a loaded machine makes
+  // as large as it likes (a client p99 of 387 ms beside the gateway's 75 ms was seen), so only the
+  // upper side is a fact to assert.
   for (const p of [50, 95, 99] as const) {
     const hubValue = first[`p${p}`];
-    t.not(hubValue, null);
+    t.true(hubValue !== null && hubValue > 0, `p${p}: the hub has a figure (${hubValue})`);
     const client = bucketOf(clientPercentile(latencies, p));
     const estimated = bucketOf(hubValue!);
-    t.true(estimated === client || estimated === client - 1, `p${p}: the hub's ${hubValue} ms is not within a bucket of the client's ${clientPercentile(latencies, p).toFixed(1)} ms`);
+    t.true(estimated <= client, `p${p}: the hub's ${hubValue} ms is in a higher bucket than the client's ${clientPercentile(latencies, p).toFixed(1)} ms`);
   }
 
   // 2. The hub killed mid-load and restarted on its data and addresses: the agent keeps scoring and
