@@ -9,7 +9,7 @@
  * health check a crash interrupted: `unless-stopped` keeps it "running", so running proves nothing.
  */
 import type { DesiredService } from '../../shared/protocol.js';
-import type { ManagedContainer } from '../runtime/docker.js';
+import type { ManagedContainer } from '../runtime/container-runtime.js';
 
 export interface Plan {
   /** Services whose desired revision already serves: route to this container. */

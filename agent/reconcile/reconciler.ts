@@ -12,8 +12,11 @@ import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { PROTOCOL_VERSION, type DesiredService, type DesiredState, type ReportedService, type ReportedState } from '../../shared/protocol.js';
-import type { ContainerRuntime, ManagedContainer } from '../runtime/docker.js';
-import { freeLoopbackPort } from './free-port.js';
+import type { ContainerRuntime, ManagedContainer } from '../runtime/container-runtime.js';
+import { failure, MAX_MESSAGE_CHARS } from './failure.js';
+import type { PortAllocator } from './free-port.js';
+import type { HealthProbe } from './health-probe.js';
+import { waitHealthy } from './health-wait.js';
 import { plan } from './plan.js';
 import type { PromotedContainers } from './promoted-containers.js';
 import type { RouteTable } from './routes.js';
@@ -29,6 +32,10 @@ export interface ReconcilerOptions {
   report: (state: ReportedState) => Promise<void>;
   clock: Clock;
   logger: Logger;
+  /** Asks a new container whether it is ready. */
+  health: HealthProbe;
+  /** Hands out the loopback port a new container listens on. */
+  ports: PortAllocator;
   /** How long a new container may take to answer /health 200 (emulated platforms are slow). */
   healthTimeoutMs: number;
   /** Pre-flight: the margin of free disk that must remain on Docker's data root after a pull. */
@@ -39,7 +46,6 @@ export interface ReconcilerOptions {
   backoff?: BackoffPolicy;
 }
 
-const HEALTH_POLL_MS = 500;
 /** After a pass that failed as a whole (Docker unreachable), the next one comes this much later. */
 const PASS_RETRY_MS = 5000;
 const PROGRESS_REPORT_MS = 1000;
@@ -49,14 +55,6 @@ const FAILURE_OUTPUT_LINES = 20;
  * plus their unpacked copies (about three times larger for the runtime images).
  */
 const DISK_PER_COMPRESSED_BYTE = 4;
-
-/** Reports carry the message, so it is cut to what the protocol allows. */
-const MAX_MESSAGE_CHARS = 3900;
-
-function failure(code: string, message: string): EdgemlError {
-  const cut = message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}…` : message;
-  return new EdgemlError(code as (typeof ErrorCodes)[keyof typeof ErrorCodes], cut);
-}
 
 export class Reconciler {
   readonly #status = new Map<string, ReportedService>();
@@ -186,7 +184,7 @@ export class Reconciler {
         // Abandoned for a newer desired state (or a stop): not a failure of this revision. The rest
         // of this pass was planned for the old state too: the next pass starts from the new one.
         if (abort.signal.aborted) return;
-        const e = err instanceof EdgemlError ? err : failure(ErrorCodes.AGENT_START_FAILED, (err as Error).message);
+        const e = err instanceof EdgemlError ? err : failure(ErrorCodes.AGENT_START_FAILED, (err as Error).message, err);
         // No variant for this platform never changes; a full disk may be freed, so it is retried.
         const final = e.code === ErrorCodes.AGENT_PLATFORM_UNAVAILABLE;
         const rejected = final || e.code === ErrorCodes.AGENT_DISK_FULL;
@@ -213,7 +211,7 @@ export class Reconciler {
     // An image already here needs no registry: a device offline can still recreate its container.
     if (!(await runtime.hasImage(service.image, platform))) {
       const platforms = await runtime.platforms(service.image).catch((err: Error) => {
-        throw failure(ErrorCodes.AGENT_PULL_FAILED, `cannot read ${service.image} from its registry: ${err.message}`);
+        throw failure(ErrorCodes.AGENT_PULL_FAILED, `cannot read ${service.image} from its registry: ${err.message}`, err);
       });
       if (!platforms.includes(platform)) {
         throw failure(ErrorCodes.AGENT_PLATFORM_UNAVAILABLE, `${service.image} has no image for ${platform} (it has ${platforms.join(', ') || 'none'}); nothing was downloaded`);
@@ -232,29 +230,29 @@ export class Reconciler {
           }
         }, signal)
         .catch((err: Error) => {
-          throw failure(ErrorCodes.AGENT_PULL_FAILED, `pulling ${service.image} for ${platform} failed: ${err.message}`);
+          throw failure(ErrorCodes.AGENT_PULL_FAILED, `pulling ${service.image} for ${platform} failed: ${err.message}`, err);
         });
     }
     signal.throwIfAborted();
 
     this.setStatus(service, 'starting', serving);
     this.report(generation, 'reconciling');
-    const port = await freeLoopbackPort();
+    const port = await this.o.ports.next();
     const name = `edgeml-${this.o.deviceId}-${service.name}-r${service.revision}`;
     const id = await runtime
       .create(this.o.deviceId, { name, image: service.image, platform, service: service.name, revision: service.revision, generation, port, limits: service.limits, stopTimeoutSeconds: this.o.stopTimeoutSeconds })
       .catch((err: Error) => {
-        throw failure(ErrorCodes.AGENT_START_FAILED, `creating the container failed: ${err.message}`);
+        throw failure(ErrorCodes.AGENT_START_FAILED, `creating the container failed: ${err.message}`, err);
       });
     try {
       await runtime.start(id);
-      await this.waitHealthy(id, port, signal);
+      await waitHealthy({ runtime, health: this.o.health, clock: this.o.clock, timeoutMs: this.o.healthTimeoutMs }, id, port, signal);
     } catch (err) {
       const output = signal.aborted ? '' : await runtime.tail(id, FAILURE_OUTPUT_LINES);
       // Left for the next pass (it is unpromoted): the report must carry why the rollout failed.
       await runtime.remove(id).catch((removeErr: Error) => logger.warn({ container: name, err: removeErr.message }, 'cannot remove the failed container'));
-      const e = err instanceof EdgemlError ? err : failure(ErrorCodes.AGENT_START_FAILED, (err as Error).message);
-      throw failure(e.code, output.trim() ? `${e.message}; its last output:\n${output.trim()}` : e.message);
+      const e = err instanceof EdgemlError ? err : failure(ErrorCodes.AGENT_START_FAILED, (err as Error).message, err);
+      throw failure(e.code, output.trim() ? `${e.message}; its last output:\n${output.trim()}` : e.message, e.cause ?? e);
     }
 
     // The switch. Recorded first: a crash from here on keeps this container, and only this one.
@@ -291,31 +289,6 @@ export class Reconciler {
       } catch (err) {
         this.o.logger.warn({ image, err: (err as Error).message }, 'cannot prune an image');
       }
-    }
-  }
-
-  private async waitHealthy(id: string, port: number, signal: AbortSignal): Promise<void> {
-    const deadline = this.o.clock.now() + this.o.healthTimeoutMs;
-    for (;;) {
-      signal.throwIfAborted();
-      const state = await this.o.runtime.state(id);
-      if (!state?.running) throw failure(ErrorCodes.AGENT_HEALTH_FAILED, `the container exited with code ${state?.exitCode ?? '?'} before it was healthy`);
-      const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]) }).catch(() => undefined);
-      if (res?.status === 200) return;
-      const body = (await res?.json().catch(() => undefined)) as { status?: string; error?: string } | undefined;
-      if (body?.status === 'failed') throw failure(ErrorCodes.AGENT_HEALTH_FAILED, `/health says failed: ${body.error ?? 'no reason given'}`);
-      if (this.o.clock.now() > deadline) throw failure(ErrorCodes.AGENT_HEALTH_FAILED, `not healthy within ${Math.round(this.o.healthTimeoutMs / 1000)} s`);
-      await new Promise<void>((resolve) => {
-        const onAbort = () => {
-          this.o.clock.clearTimeout(timer);
-          resolve();
-        };
-        const timer = this.o.clock.setTimeout(() => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        }, HEALTH_POLL_MS);
-        signal.addEventListener('abort', onAbort, { once: true });
-      });
     }
   }
 

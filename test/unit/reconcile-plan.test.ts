@@ -1,7 +1,7 @@
 /** The agent's reconcile planner (agent/reconcile/plan.ts): every state a crash can leave has one answer. */
 import test from 'ava';
 import { plan } from '../../agent/reconcile/plan.js';
-import type { ManagedContainer } from '../../agent/runtime/docker.js';
+import type { ManagedContainer } from '../../agent/runtime/container-runtime.js';
 import type { DesiredService } from '../../shared/protocol.js';
 
 const image = (n: number) => `reg/iris@sha256:${String(n).repeat(64).slice(0, 64)}`;
