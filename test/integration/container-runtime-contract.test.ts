@@ -39,6 +39,8 @@ async function build(tag: keyof typeof COMMANDS): Promise<string> {
     const result = await exec('docker', ['buildx', 'build', '--progress=plain', '--platform', PLATFORM, '--network', 'host', '--build-arg', `BASE=${baseImage}`, '--metadata-file', meta, '--push', '-t', ref, context], { timeoutMs: 120_000 });
     if (result.code !== 0) throw new Error(`building the ${tag} image failed:\n${result.stderr.slice(-3000)}`);
     pushed.push(tag);
+    // Only in the registry, as a deployed image is: the suite pulls what it needs by digest.
+    await exec('docker', ['image', 'rm', '--force', ref]);
     const digest = (JSON.parse(await readFile(meta, 'utf8')) as Record<string, string>)['containerimage.digest'];
     return `${registry}/${REPO}@${digest}`;
   } finally {
@@ -60,10 +62,7 @@ test.after.always(async () => {
   const made = await built?.catch(() => null);
   const runtime = dockerRuntime();
   for (const ref of Object.values(made ?? {})) await runtime.removeImage(ref).catch(() => undefined);
-  for (const tag of pushed) {
-    await exec('docker', ['image', 'rm', '--force', `${rig().registry}/${REPO}:${tag}`]);
-    await deleteFromRegistry(rig().registry, REPO, tag);
-  }
+  for (const tag of pushed) await deleteFromRegistry(rig().registry, REPO, tag);
 });
 
 containerRuntimeContract({
