@@ -1,7 +1,8 @@
 /**
- * The ContainerRuntime (container-runtime.ts) over Docker, through dockerode: the one module that talks to Docker. Every container the
- * agent makes carries labels naming its device, service, revision and port, so a restarted agent
- * finds exactly its own containers (several agents may share one engine in tests and demos).
+ * The ContainerRuntime (container-runtime.ts) over Docker through dockerode: the one module that
+ * talks to Docker. Every container the agent makes carries labels naming its device, service,
+ * revision and port, so a restarted agent finds exactly its own containers (several agents may
+ * share one engine in tests and demos).
  */
 import { statfs } from 'node:fs/promises';
 import Docker from 'dockerode';
