@@ -15,6 +15,8 @@ import type { AgentConfig } from './config.js';
 import { runCommand } from './commands.js';
 import { connectHubLink } from './link/hub-link.js';
 import { startGateway } from './gateway/server.js';
+import { loopbackPorts } from './reconcile/free-port.js';
+import { httpHealthProbe } from './reconcile/health-probe.js';
 import { PromotedContainers, recordFile } from './reconcile/promoted-containers.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { RouteTable } from './reconcile/routes.js';
@@ -128,6 +130,8 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
     },
     clock: systemClock,
     logger: logger.child({ component: 'reconcile' }),
+    health: httpHealthProbe,
+    ports: loopbackPorts,
     healthTimeoutMs: parseDuration(config.healthTimeout),
     minFreeDiskBytes: parseSize(config.minFreeDisk),
     // The runtime drains requests in flight for up to 30 s on SIGTERM; docker stop must wait that long.

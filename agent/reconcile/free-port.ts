@@ -1,10 +1,15 @@
 import { createServer, type AddressInfo } from 'node:net';
 
+/** Where a new container listens: injected, so the reconciler's unit tests hand out ports without sockets. */
+export interface PortAllocator {
+  next(): Promise<number>;
+}
+
 /**
  * A loopback port nothing listens on now. The container binds it a moment later; the small window
  * is covered by the health check, which fails (and is retried with another port) if something took it.
  */
-export async function freeLoopbackPort(): Promise<number> {
+async function freeLoopbackPort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -14,3 +19,5 @@ export async function freeLoopbackPort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+export const loopbackPorts: PortAllocator = { next: freeLoopbackPort };

@@ -1,81 +1,66 @@
 /**
- * The reconcile loop: compares the desired services with this device's labelled containers (plan.ts)
- * and applies the steps, one pass at a time. A new revision goes pre-flight (platform, disk) → pull →
- * create → start → /health → promote (recorded on disk) and switch the route → remove the old
- * container → prune images; until the switch, the old container keeps serving, and any failure
- * leaves it serving. Failed services are retried with backoff; one rejected for its platform waits
- * for a new desired state, one rejected for disk space is checked again with backoff. A rollout that a new desired state no longer wants is abandoned at once.
- * Every step is reported with the generation it works on.
+ * The reconcile loop. A pass takes the desired state, then in waves reads the device (engine,
+ * serving record, routes), plans the next steps (plan.ts) and runs them (execute.ts), until a plan
+ * is empty; it then reports `converged`, or `failed` if a service does not run its desired revision.
+ * A new revision goes pre-flight (platform, disk) → pull → create → start → /health → promote
+ * (recorded on disk) and switch the route → drain the old container → prune images; until the
+ * switch the old container keeps serving, and any failure leaves it serving. Failed rollouts are
+ * retried with backoff; one rejected for its platform waits for a new desired state, one rejected
+ * for disk space is checked again with backoff. A rollout that a new desired state no longer wants
+ * is abandoned at once. Every step is reported with the generation it works on.
  */
 import { backoffDelay, defaultBackoff, type BackoffPolicy } from '../../shared/backoff.js';
-import type { Clock } from '../../shared/clock.js';
-import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
-import type { Logger } from '../../shared/logger.js';
-import { PROTOCOL_VERSION, type DesiredService, type DesiredState, type ReportedService, type ReportedState } from '../../shared/protocol.js';
-import type { ContainerRuntime, ManagedContainer } from '../runtime/docker.js';
-import { freeLoopbackPort } from './free-port.js';
-import { plan } from './plan.js';
+import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js';
+import type { DesiredService, DesiredState, ReportedState } from '../../shared/protocol.js';
+import { execute, type ExecuteOptions, type PassProgress } from './execute.js';
+import { failure } from './failure.js';
+import { isServed, plan, rolloutKey, cleanupKey, type Current, type Rollout, type Step, type StepKind } from './plan.js';
 import type { PromotedContainers } from './promoted-containers.js';
-import type { RouteTable } from './routes.js';
+import { Reports } from './reports.js';
 
-export interface ReconcilerOptions {
-  deviceId: string;
-  platform: string;
-  runtime: ContainerRuntime;
-  routes: RouteTable;
+export interface ReconcilerOptions extends ExecuteOptions {
   promoted: Pick<PromotedContainers, 'ids' | 'promote' | 'retain' | 'unused' | 'pruned' | 'adoptOnce' | 'pulling'>;
   desired: () => DesiredState | null;
   /** Sends a report; expected to give up at once (not queue) while the hub is unreachable. */
   report: (state: ReportedState) => Promise<void>;
-  clock: Clock;
-  logger: Logger;
-  /** How long a new container may take to answer /health 200 (emulated platforms are slow). */
-  healthTimeoutMs: number;
-  /** Pre-flight: the margin of free disk that must remain on Docker's data root after a pull. */
-  minFreeDiskBytes: number;
-  stopTimeoutSeconds: number;
   /** A pass also runs this often, to notice drift (a container removed by hand). */
   resyncMs: number;
   backoff?: BackoffPolicy;
 }
 
-const HEALTH_POLL_MS = 500;
+/** A rollout's step that failed: the code the hub is told, which step, and the original error. */
+export interface StepFailure {
+  code: ErrorCode;
+  step: StepKind;
+  message: string;
+  cause: unknown;
+}
+
 /** After a pass that failed as a whole (Docker unreachable), the next one comes this much later. */
 const PASS_RETRY_MS = 5000;
-const PROGRESS_REPORT_MS = 1000;
 const FAILURE_OUTPUT_LINES = 20;
-/**
- * What a pull needs on disk, from the compressed size the registry gives: the compressed layers
- * plus their unpacked copies (about three times larger for the runtime images).
- */
-const DISK_PER_COMPRESSED_BYTE = 4;
 
-/** Reports carry the message, so it is cut to what the protocol allows. */
-const MAX_MESSAGE_CHARS = 3900;
-
-function failure(code: string, message: string): EdgemlError {
-  const cut = message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}…` : message;
-  return new EdgemlError(code as (typeof ErrorCodes)[keyof typeof ErrorCodes], cut);
+/** This pass's state beside what the engine shows (see PlanContext). */
+interface Pass extends PassProgress {
+  attempted: Set<string>;
+  failed: Set<string>;
 }
 
 export class Reconciler {
-  readonly #status = new Map<string, ReportedService>();
-  /** `service@revision@image` → attempts so far and when the next may start. */
+  readonly #reports: Reports;
+  /** `rolloutKey` → attempts so far and when the next may start. */
   readonly #failures = new Map<string, { attempts: number; retryAt: number; rejected: boolean }>();
   #running: Promise<void> | null = null;
   #again = false;
   #timer: unknown = null;
   #closed = false;
-  #lastProgressReport = 0;
-  #lastPhase: ReportedState['phase'] = 'idle';
   #passedGeneration = -1;
-  #latest: ReportedState | null = null;
-  /** Reported until the next accepted desired state. */
-  #lastError: { code: string; message: string } | null = null;
   /** The rollout in progress, so a desired state that drops it can abandon it. */
-  #inProgress: { service: string; revision: number; abort: AbortController } | null = null;
+  #inProgress: { service: string; revision: number; key: string; abort: AbortController } | null = null;
 
-  constructor(private readonly o: ReconcilerOptions) {}
+  constructor(private readonly o: ReconcilerOptions) {
+    this.#reports = new Reports({ send: o.report, clock: o.clock, logger: o.logger });
+  }
 
   /** Runs a pass now, or right after the one in progress. */
   trigger(): void {
@@ -93,6 +78,7 @@ export class Reconciler {
       })
       .finally(() => {
         this.#running = null;
+        this.#inProgress = null;
         if (this.#again) {
           this.#again = false;
           this.trigger();
@@ -106,6 +92,16 @@ export class Reconciler {
     this.o.clock.clearTimeout(this.#timer);
     this.#inProgress?.abort.abort(new Error('the agent is stopping'));
     await this.#running;
+  }
+
+  /** Something the hub should know that is not about one service (a desired state that was dropped). */
+  reportError(code: string, message: string): void {
+    this.#reports.reportError(this.o.desired()?.generation ?? 0, code, message);
+  }
+
+  /** The newest state again (after a reconnect: reports made while offline were not sent). */
+  reportLatest(): void {
+    this.#reports.reportLatest();
   }
 
   /** A slow pull or health wait must not hold up a newer desired state that no longer wants it. */
@@ -127,240 +123,129 @@ export class Reconciler {
     const desired = this.o.desired();
     // No target yet (a new device, or a cache that could not be read): what runs stays until the hub says.
     if (!desired) {
-      this.report(0, 'idle');
+      this.#reports.report(0, 'idle');
       this.schedule(this.o.resyncMs);
       return;
     }
     if (desired.generation !== this.#passedGeneration) {
       this.#passedGeneration = desired.generation;
-      this.#lastError = null;
+      this.#reports.clearError();
     }
-    const services = desired.services;
-    const generation = desired.generation;
+    const { services, generation } = desired;
+    this.#reports.retain(services);
+    const pass: Pass = { launched: new Map(), retired: new Set(), pulled: new Set(), attempted: new Set(), failed: new Set() };
+    for (let wave = 0; ; wave++) {
+      if (this.#closed) return;
+      const current = await this.readCurrent(services);
+      for (const s of services) if (isServed(s, current)) this.#reports.setStatus(s, 'running', { servingRevision: s.revision });
+      if (wave === 0 && services.some((s) => !isServed(s, current))) this.#reports.report(generation, 'reconciling');
+      const steps = plan(current, services, { ...pass, blocked: this.blocked(pass), keepImages: new Set(this.o.desired()?.services.map((s) => s.image)) });
+      if (steps.length === 0) break;
+      for (const step of steps) {
+        if (this.#closed) return;
+        // Abandoned for a newer desired state (or a stop): the rest was planned for the old state, so
+        // the next pass starts from the new one, and nothing is counted against this revision.
+        if (!(await this.run(step, pass, generation))) return;
+      }
+    }
+    this.#reports.report(generation, this.#reports.allRunning(services) ? 'converged' : 'failed');
+    this.schedule(this.nextRetryMs(services));
+  }
+
+  private async readCurrent(services: readonly DesiredService[]): Promise<Current> {
     const containers = await this.o.runtime.list(this.o.deviceId);
     const adopted = containers.filter((c) => c.running && services.some((s) => s.name === c.service && s.revision === c.revision && s.image === c.image));
-    if (await this.o.promoted.adoptOnce(adopted.map((c) => ({ service: c.service, container: c.id, image: c.image })))) {
-      if (adopted.length) this.o.logger.info({ containers: adopted.map((c) => c.name) }, 'no record of promoted containers (an upgraded agent): adopted the running ones that match');
+    if ((await this.o.promoted.adoptOnce(adopted.map((c) => ({ service: c.service, container: c.id, image: c.image })))) && adopted.length) {
+      this.o.logger.info({ containers: adopted.map((c) => c.name) }, 'no record of promoted containers (an upgraded agent): adopted the running ones that match');
     }
     await this.o.promoted.retain(services.map((s) => s.name));
-    const steps = plan(services, containers, this.o.promoted.ids());
-
-    for (const name of [...this.#status.keys()]) if (!services.some((s) => s.name === name)) this.#status.delete(name);
-    for (const route of this.o.routes.list()) if (!services.some((s) => s.name === route.service)) this.o.routes.delete(route.service);
-    for (const { service, container } of steps.keep) {
-      this.o.routes.set(service, container.port);
-      this.setStatus(service, 'running', { servingRevision: service.revision });
+    const promoted = this.o.promoted.ids();
+    const localImages = new Set<string>();
+    for (const s of services) {
+      if (!isServed(s, { containers, promoted }) && (await this.o.runtime.hasImage(s.image, this.o.platform))) localImages.add(s.image);
     }
-    for (const c of steps.remove) {
-      this.o.logger.info({ service: c.service, revision: c.revision, container: c.name }, 'removing container');
-      // One container that cannot be removed now is retried by the next pass; the others go on.
-      await this.o.runtime.remove(c.id).catch((err: Error) => this.o.logger.warn({ container: c.name, err: err.message }, 'cannot remove a container'));
-    }
-    await this.prune();
-    if (steps.rollout.length) this.report(generation, 'reconciling');
+    return { containers, promoted, localImages, unusedImages: this.o.promoted.unused(), routes: this.o.routes.list() };
+  }
 
-    let nextRetry = Number.POSITIVE_INFINITY;
-    for (const { service, previous } of steps.rollout) {
-      if (this.#closed) return;
-      if (previous && previous.revision !== service.revision) {
-        // The old container serves on with its own models, as far as the agent knows them: after a
-        // restart it does not, and captures are filed without a model rather than under the new one.
-        const prior = this.o.routes.get(service.name);
-        const models = prior?.port === previous.port ? prior.models : [];
-        this.o.routes.set({ ...service, revision: previous.revision, image: previous.image, models }, previous.port);
-      }
-      // With the image: after a new hub epoch a revision number may come back with another image.
-      const key = `${service.name}@${service.revision}@${service.image}`;
-      const failed = this.#failures.get(key);
-      if (failed?.rejected) continue;
-      if (failed && failed.retryAt > this.o.clock.now()) {
-        nextRetry = Math.min(nextRetry, failed.retryAt);
-        continue;
-      }
-      const abort = new AbortController();
-      this.#inProgress = { service: service.name, revision: service.revision, abort };
-      try {
-        await this.rollOut(service, previous, generation, abort.signal);
+  /** Runs one step; false when its rollout was abandoned (the pass must end). */
+  private async run(step: Step, pass: Pass, generation: number): Promise<boolean> {
+    const rollout = rolloutOf(step);
+    if (step.kind === 'drain' || step.kind === 'remove' || step.kind === 'prune') pass.attempted.add(cleanupKey(step));
+    if (!rollout) {
+      await execute(step, { o: this.o, reports: this.#reports, generation, signal: new AbortController().signal, pass });
+      return true;
+    }
+    const key = rolloutKey(rollout.service);
+    if (this.#inProgress?.key !== key) this.#inProgress = { service: rollout.service.name, revision: rollout.service.revision, key, abort: new AbortController() };
+    const { signal } = this.#inProgress.abort;
+    if (signal.aborted) return false;
+    try {
+      await execute(step, { o: this.o, reports: this.#reports, generation, signal, pass });
+      if (signal.aborted) return false;
+      if (step.kind === 'route') {
         this.#failures.delete(key);
-      } catch (err) {
-        // Abandoned for a newer desired state (or a stop): not a failure of this revision. The rest
-        // of this pass was planned for the old state too: the next pass starts from the new one.
-        if (abort.signal.aborted) return;
-        const e = err instanceof EdgemlError ? err : failure(ErrorCodes.AGENT_START_FAILED, (err as Error).message);
-        // No variant for this platform never changes; a full disk may be freed, so it is retried.
-        const final = e.code === ErrorCodes.AGENT_PLATFORM_UNAVAILABLE;
-        const rejected = final || e.code === ErrorCodes.AGENT_DISK_FULL;
-        const attempts = (failed?.attempts ?? 0) + 1;
-        const retryAt = this.o.clock.now() + backoffDelay(attempts - 1, this.o.backoff ?? defaultBackoff);
-        this.#failures.set(key, { attempts, retryAt, rejected: final });
-        if (!final) nextRetry = Math.min(nextRetry, retryAt);
-        this.setStatus(service, rejected ? 'rejected' : 'failed', { servingRevision: previous?.revision ?? null, error: { code: e.code, message: e.message } });
-        this.o.logger.warn({ service: service.name, revision: service.revision, code: e.code, err: e.message, attempts, rejected }, rejected ? 'service rejected' : 'rollout failed; the previous container keeps serving');
-      } finally {
         this.#inProgress = null;
       }
-    }
-    const phases = services.map((s) => this.#status.get(s.name)?.phase);
-    this.report(generation, phases.some((p) => p !== 'running') ? 'failed' : 'converged');
-    this.schedule(Number.isFinite(nextRetry) ? Math.max(0, nextRetry - this.o.clock.now()) : this.o.resyncMs);
-  }
-
-  private async rollOut(service: DesiredService, previous: ManagedContainer | null, generation: number, signal: AbortSignal): Promise<void> {
-    const { runtime, platform, logger } = this.o;
-    const serving = { servingRevision: previous?.revision ?? null };
-    this.setStatus(service, 'pending', serving);
-
-    // An image already here needs no registry: a device offline can still recreate its container.
-    if (!(await runtime.hasImage(service.image, platform))) {
-      const platforms = await runtime.platforms(service.image).catch((err: Error) => {
-        throw failure(ErrorCodes.AGENT_PULL_FAILED, `cannot read ${service.image} from its registry: ${err.message}`);
-      });
-      if (!platforms.includes(platform)) {
-        throw failure(ErrorCodes.AGENT_PLATFORM_UNAVAILABLE, `${service.image} has no image for ${platform} (it has ${platforms.join(', ') || 'none'}); nothing was downloaded`);
-      }
-      await this.checkDisk(service.image);
-      await this.o.promoted.pulling(service.image);
-      this.setStatus(service, 'pulling', { ...serving, progress: { current: 0, total: 0 } });
-      this.report(generation, 'reconciling');
-      logger.info({ service: service.name, image: service.image, platform }, 'pulling');
-      await runtime
-        .pull(service.image, platform, (progress) => {
-          this.setStatus(service, 'pulling', { ...serving, progress });
-          if (this.o.clock.now() - this.#lastProgressReport >= PROGRESS_REPORT_MS) {
-            this.#lastProgressReport = this.o.clock.now();
-            this.report(generation, 'reconciling');
-          }
-        }, signal)
-        .catch((err: Error) => {
-          throw failure(ErrorCodes.AGENT_PULL_FAILED, `pulling ${service.image} for ${platform} failed: ${err.message}`);
-        });
-    }
-    signal.throwIfAborted();
-
-    this.setStatus(service, 'starting', serving);
-    this.report(generation, 'reconciling');
-    const port = await freeLoopbackPort();
-    const name = `edgeml-${this.o.deviceId}-${service.name}-r${service.revision}`;
-    const id = await runtime
-      .create(this.o.deviceId, { name, image: service.image, platform, service: service.name, revision: service.revision, generation, port, limits: service.limits, stopTimeoutSeconds: this.o.stopTimeoutSeconds })
-      .catch((err: Error) => {
-        throw failure(ErrorCodes.AGENT_START_FAILED, `creating the container failed: ${err.message}`);
-      });
-    try {
-      await runtime.start(id);
-      await this.waitHealthy(id, port, signal);
+      return true;
     } catch (err) {
-      const output = signal.aborted ? '' : await runtime.tail(id, FAILURE_OUTPUT_LINES);
-      // Left for the next pass (it is unpromoted): the report must carry why the rollout failed.
-      await runtime.remove(id).catch((removeErr: Error) => logger.warn({ container: name, err: removeErr.message }, 'cannot remove the failed container'));
-      const e = err instanceof EdgemlError ? err : failure(ErrorCodes.AGENT_START_FAILED, (err as Error).message);
-      throw failure(e.code, output.trim() ? `${e.message}; its last output:\n${output.trim()}` : e.message);
-    }
-
-    // The switch. Recorded first: a crash from here on keeps this container, and only this one.
-    await this.o.promoted.promote(service.name, id, service.image);
-    this.o.routes.set(service, port);
-    this.setStatus(service, 'running', { servingRevision: service.revision });
-    logger.info({ service: service.name, revision: service.revision, port }, 'service switched to the new container');
-    if (previous) {
-      logger.info({ service: service.name, revision: previous.revision, container: previous.name }, 'removing the previous container');
-      // The new one serves already: a failed removal is left for the next pass, not a failed rollout.
-      await runtime.remove(previous.id).catch((err: Error) => logger.warn({ container: previous.name, err: err.message }, 'cannot remove the previous container'));
-    }
-    await this.prune();
-  }
-
-  /** Free disk must hold the image and still leave the margin; an image of unknown size needs only the margin. */
-  private async checkDisk(image: string): Promise<void> {
-    const [free, size] = await Promise.all([this.o.runtime.freeDiskBytes(), this.o.runtime.imageSize(image, this.o.platform)]);
-    const needed = (size ?? 0) * DISK_PER_COMPRESSED_BYTE + this.o.minFreeDiskBytes;
-    if (free >= needed) return;
-    const what = size === null ? `the margin of ${this.o.minFreeDiskBytes} bytes (the image size is unknown)` : `about ${needed} bytes: the image (${size} bytes compressed, unpacked too) plus a margin of ${this.o.minFreeDiskBytes}`;
-    throw failure(ErrorCodes.AGENT_DISK_FULL, `only ${free} bytes free where Docker keeps images; the pull needs ${what}; nothing was downloaded`);
-  }
-
-  /** Images that fell out of every service's history; one still used by a container stays for now. */
-  private async prune(): Promise<void> {
-    const wanted = new Set(this.o.desired()?.services.map((s) => s.image));
-    for (const image of this.o.promoted.unused()) {
-      if (wanted.has(image)) continue;
-      try {
-        if (!(await this.o.runtime.removeImage(image))) continue;
-        await this.o.promoted.pruned(image);
-        this.o.logger.info({ image }, 'pruned an image no service keeps');
-      } catch (err) {
-        this.o.logger.warn({ image, err: (err as Error).message }, 'cannot prune an image');
-      }
+      if (signal.aborted) return false;
+      this.#inProgress = null;
+      await this.failed(rollout, await this.stepFailure(step, err, pass), pass);
+      return true;
     }
   }
 
-  private async waitHealthy(id: string, port: number, signal: AbortSignal): Promise<void> {
-    const deadline = this.o.clock.now() + this.o.healthTimeoutMs;
-    for (;;) {
-      signal.throwIfAborted();
-      const state = await this.o.runtime.state(id);
-      if (!state?.running) throw failure(ErrorCodes.AGENT_HEALTH_FAILED, `the container exited with code ${state?.exitCode ?? '?'} before it was healthy`);
-      const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]) }).catch(() => undefined);
-      if (res?.status === 200) return;
-      const body = (await res?.json().catch(() => undefined)) as { status?: string; error?: string } | undefined;
-      if (body?.status === 'failed') throw failure(ErrorCodes.AGENT_HEALTH_FAILED, `/health says failed: ${body.error ?? 'no reason given'}`);
-      if (this.o.clock.now() > deadline) throw failure(ErrorCodes.AGENT_HEALTH_FAILED, `not healthy within ${Math.round(this.o.healthTimeoutMs / 1000)} s`);
-      await new Promise<void>((resolve) => {
-        const onAbort = () => {
-          this.o.clock.clearTimeout(timer);
-          resolve();
-        };
-        const timer = this.o.clock.setTimeout(() => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        }, HEALTH_POLL_MS);
-        signal.addEventListener('abort', onAbort, { once: true });
-      });
+  /** The failure as reported: a container that did not get healthy adds its last output. */
+  private async stepFailure(step: Step, err: unknown, pass: Pass): Promise<StepFailure> {
+    const e = err instanceof EdgemlError ? err : failure(ErrorCodes.AGENT_START_FAILED, (err as Error).message, err);
+    let message = e.message;
+    const launched = step.kind === 'start' || step.kind === 'waitHealthy' ? step.container : step.kind === 'route' ? step.promote?.container : undefined;
+    // Forgotten by this pass, so the next wave removes it (it is unpromoted).
+    if (launched) pass.launched.delete(launched.id);
+    if (step.kind === 'start' || step.kind === 'waitHealthy') {
+      const output = (await this.o.runtime.tail(step.container.id, FAILURE_OUTPUT_LINES)).trim();
+      if (output) message = failure(e.code, `${message}; its last output:\n${output}`).message;
     }
+    return { code: e.code, step: step.kind, message, cause: e.cause ?? e };
   }
 
-  private setStatus(service: DesiredService, phase: ReportedService['phase'], extra: Partial<ReportedService> = {}): void {
-    this.#status.set(service.name, {
-      name: service.name,
-      revision: service.revision,
-      image: service.image,
-      phase,
-      servingRevision: null,
-      progress: null,
-      error: null,
-      ...extra,
-    });
+  private async failed({ service, previous }: Rollout, f: StepFailure, pass: Pass): Promise<void> {
+    const key = rolloutKey(service);
+    // No variant for this platform never changes; a full disk may be freed, so it is retried.
+    const final = f.code === ErrorCodes.AGENT_PLATFORM_UNAVAILABLE;
+    const rejected = final || f.code === ErrorCodes.AGENT_DISK_FULL;
+    const attempts = (this.#failures.get(key)?.attempts ?? 0) + 1;
+    const retryAt = this.o.clock.now() + backoffDelay(attempts - 1, this.o.backoff ?? defaultBackoff);
+    this.#failures.set(key, { attempts, retryAt, rejected: final });
+    pass.failed.add(key);
+    this.#reports.setStatus(service, rejected ? 'rejected' : 'failed', { servingRevision: previous?.revision ?? null, error: { code: f.code, message: f.message } });
+    this.o.logger.warn({ service: service.name, revision: service.revision, code: f.code, step: f.step, err: f.message, attempts, rejected }, rejected ? 'service rejected' : 'rollout failed; the previous container keeps serving');
   }
 
-  /** Something the hub should know that is not about one service (a desired state that was dropped). */
-  reportError(code: string, message: string): void {
-    this.#lastError = { code, message: message.slice(0, MAX_MESSAGE_CHARS) };
-    this.report(this.o.desired()?.generation ?? 0, this.#lastPhase);
+  private blocked(pass: Pass): Set<string> {
+    const now = this.o.clock.now();
+    const waiting = [...this.#failures].filter(([, f]) => f.rejected || f.retryAt > now).map(([key]) => key);
+    return new Set([...pass.failed, ...waiting]);
   }
 
-  /** The newest state again (after a reconnect: reports made while offline were not sent). */
-  reportLatest(): void {
-    if (this.#latest) this.send(this.#latest);
+  /** The next pass: when the first failed rollout may be retried, else at the resync. */
+  private nextRetryMs(services: readonly DesiredService[]): number {
+    const retries = services.map((s) => this.#failures.get(rolloutKey(s))).filter((f) => f && !f.rejected).map((f) => f!.retryAt);
+    return retries.length ? Math.max(0, Math.min(...retries) - this.o.clock.now()) : this.o.resyncMs;
   }
+}
 
-  /**
-   * Never awaited by a pass: while the hub is unreachable the loop goes on, and only the newest
-   * state is kept, to be sent on reconnect.
-   */
-  private report(generation: number, phase: ReportedState['phase']): void {
-    this.#lastPhase = phase;
-    const state: ReportedState = {
-      v: PROTOCOL_VERSION,
-      observedGeneration: generation,
-      phase,
-      services: [...this.#status.values()],
-      ...(this.#lastError ? { error: this.#lastError } : {}),
-    };
-    this.#latest = state;
-    this.send(state);
-  }
-
-  private send(state: ReportedState): void {
-    this.o.report(state).catch((err: unknown) => this.o.logger.warn({ err: (err as Error).message }, 'cannot report to the hub (it gets the next report)'));
+/** The rollout a step belongs to; null for the housekeeping steps, whose failures are only logged. */
+function rolloutOf(step: Step): Rollout | null {
+  switch (step.kind) {
+    case 'pull':
+    case 'create':
+    case 'start':
+    case 'waitHealthy':
+      return step.rollout;
+    case 'route':
+      return step.promote?.rollout ?? null;
+    default:
+      return null;
   }
 }

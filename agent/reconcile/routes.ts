@@ -20,12 +20,17 @@ export interface Route {
   capture?: CaptureSettings;
 }
 
+/** The route to `port` for this desired service: what the table holds after `set(service, port)`. */
+export function routeOf(service: DesiredService, port: number): Route {
+  const { name, revision, image, keyHash, previousKeys, limits, models, capture } = service;
+  return { service: name, revision, image, port, keyHash, previousKeys, limits, models, capture };
+}
+
 export class RouteTable {
   readonly #routes = new Map<string, Route>();
 
   set(service: DesiredService, port: number): void {
-    const { name, revision, image, keyHash, previousKeys, limits, models, capture } = service;
-    this.#routes.set(name, { service: name, revision, image, port, keyHash, previousKeys, limits, models, capture });
+    this.#routes.set(service.name, routeOf(service, port));
   }
 
   get(service: string): Route | undefined {

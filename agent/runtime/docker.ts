@@ -1,17 +1,15 @@
 /**
- * The agent's view of the container engine. Only this folder talks to Docker. Every container the
- * agent makes carries labels naming its device, service, revision and port, so a restarted agent
- * finds exactly its own containers (several agents may share one engine in tests and demos).
+ * The ContainerRuntime (container-runtime.ts) over Docker through dockerode: the one module that
+ * talks to Docker. Every container the agent makes carries labels naming its device, service,
+ * revision and port, so a restarted agent finds exactly its own containers (several agents may
+ * share one engine in tests and demos).
  */
 import { statfs } from 'node:fs/promises';
 import Docker from 'dockerode';
-import type { DeviceFacts, ServiceLimits } from '../../shared/protocol.js';
-import { containerStatsOf, type ContainerStats, type EngineStats } from './container-stats.js';
+import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js';
+import { containerStatsOf, type EngineStats } from './container-stats.js';
+import type { ContainerRuntime, PullProgress } from './container-runtime.js';
 import { imageSizeFromRegistry, platformOf } from './image-size.js';
-
-export type { ContainerStats };
-
-export type DockerFacts = NonNullable<DeviceFacts['docker']>;
 
 export const LABELS = {
   device: 'io.edgeml.device',
@@ -21,65 +19,6 @@ export const LABELS = {
   port: 'io.edgeml.port',
   image: 'io.edgeml.image',
 } as const;
-
-export interface ManagedContainer {
-  id: string;
-  name: string;
-  service: string;
-  revision: number;
-  image: string;
-  port: number;
-  running: boolean;
-  /** Seconds since the epoch, for "the newest one wins" among duplicates. */
-  created: number;
-}
-
-export interface ContainerSpec {
-  name: string;
-  image: string;
-  platform: string;
-  service: string;
-  revision: number;
-  generation: number;
-  port: number;
-  limits: ServiceLimits;
-  /** How long `docker stop` waits after SIGTERM: the runtime drains requests in flight first. */
-  stopTimeoutSeconds: number;
-}
-
-export interface PullProgress {
-  /** Bytes downloaded so far and in total, over the layers the engine has announced. */
-  current: number;
-  total: number;
-}
-
-export interface ContainerRuntime {
-  /** Engine facts, or null when no engine answers (the agent still runs and reports that). */
-  facts(): Promise<DockerFacts | null>;
-  /** Containers this device's agent made, running or not. */
-  list(deviceId: string): Promise<ManagedContainer[]>;
-  /** The platforms an image reference offers, from its registry (nothing is downloaded). */
-  platforms(image: string): Promise<string[]>;
-  /** Compressed bytes of the image's layers for one platform, from its registry; null when unknown. */
-  imageSize(image: string, platform: string): Promise<number | null>;
-  /** Free bytes where the engine keeps images. */
-  freeDiskBytes(): Promise<number>;
-  hasImage(image: string, platform: string): Promise<boolean>;
-  /** Fails when `signal` aborts, or when the engine reports no progress for the stall timeout. */
-  pull(image: string, platform: string, onProgress: (p: PullProgress) => void, signal: AbortSignal): Promise<void>;
-  /** Removes an image this agent pulled; false when a container still uses it. */
-  removeImage(image: string): Promise<boolean>;
-  create(deviceId: string, spec: ContainerSpec): Promise<string>;
-  start(id: string): Promise<void>;
-  /** Running, and (once stopped) its exit code. */
-  state(id: string): Promise<{ running: boolean; exitCode: number } | null>;
-  /** The last lines of its output, for a failure report. */
-  tail(id: string, lines: number): Promise<string>;
-  /** CPU and memory now, for telemetry; takes about one engine sampling period (a second). */
-  containerStats(id: string): Promise<ContainerStats>;
-  /** Stops (SIGTERM, then SIGKILL after the container's stop timeout) and removes. */
-  remove(id: string): Promise<void>;
-}
 
 // A wedged engine must not hold up the agent's `online` status.
 const FACTS_TIMEOUT_MS = 3000;
@@ -100,6 +39,14 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** The engine's own error stays as `cause`; the code is what the reconciler acts on. */
+async function coded<T>(code: ErrorCode, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw new EdgemlError(code, (err as Error).message, { cause: err });
+  }
+}
 
 function isNotFound(err: unknown): boolean {
   return (err as { statusCode?: number }).statusCode === 404;
@@ -163,7 +110,7 @@ export function dockerRuntime(o: DockerRuntimeOptions = {}): ContainerRuntime {
       }
     },
 
-    pull: async (image, platform, onProgress, signal) => {
+    pull: (image, platform, onProgress, signal) => coded(ErrorCodes.AGENT_PULL_FAILED, async () => {
       signal.throwIfAborted();
       const stream = (await call(docker.pull(image, { platform, abortSignal: signal }))) as NodeJS.ReadableStream & { destroy(err?: Error): void };
       const layers = new Map<string, PullProgress & { status: string }>();
@@ -211,7 +158,7 @@ export function dockerRuntime(o: DockerRuntimeOptions = {}): ContainerRuntime {
         clearInterval(watchdog);
         signal.removeEventListener('abort', onAbort);
       }
-    },
+    }),
 
     removeImage: async (image) => {
       try {
@@ -225,7 +172,7 @@ export function dockerRuntime(o: DockerRuntimeOptions = {}): ContainerRuntime {
       }
     },
 
-    create: async (deviceId, spec) => {
+    create: (deviceId, spec) => coded(ErrorCodes.AGENT_START_FAILED, async () => {
       const container = await call(docker.createContainer({
         _query: { name: spec.name, platform: spec.platform },
         _body: {
@@ -249,11 +196,11 @@ export function dockerRuntime(o: DockerRuntimeOptions = {}): ContainerRuntime {
         },
       } as unknown as Docker.ContainerCreateOptions));
       return container.id;
-    },
+    }),
 
-    start: async (id) => {
+    start: (id) => coded(ErrorCodes.AGENT_START_FAILED, async () => {
       await call(docker.getContainer(id).start());
-    },
+    }),
 
     state: async (id) => {
       try {

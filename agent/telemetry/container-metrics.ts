@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../../shared/logger.js';
 import { SERVICE_NAME_PATTERN, type ContainerMetrics } from '../../shared/protocol.js';
-import type { ContainerRuntime, ContainerStats } from '../runtime/docker.js';
+import type { ContainerRuntime, ContainerStats } from '../runtime/container-runtime.js';
 
 const UNKNOWN: ContainerStats = { cpuPercent: null, memoryBytes: null, memoryLimitBytes: null };
 /** The protocol's bound; an agent runs one container per service, two during a switch. */

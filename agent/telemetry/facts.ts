@@ -3,7 +3,7 @@
  */
 import si from 'systeminformation';
 import type { DeviceFacts } from '../../shared/protocol.js';
-import type { DockerFacts } from '../runtime/docker.js';
+import type { DockerFacts } from '../runtime/container-runtime.js';
 
 const ociArch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm/v7', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
 

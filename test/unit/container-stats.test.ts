@@ -6,7 +6,7 @@
 import test from 'ava';
 import { pino } from 'pino';
 import { containerStatsOf, cpuPercent, memoryUsage, type EngineStats } from '../../agent/runtime/container-stats.js';
-import type { ContainerStats, ManagedContainer } from '../../agent/runtime/docker.js';
+import type { ContainerStats, ManagedContainer } from '../../agent/runtime/container-runtime.js';
 import { containerMetrics } from '../../agent/telemetry/container-metrics.js';
 
 /** Shaped like Docker 26's answer for a container on cgroup v1 (numbers from a real one, rounded). */

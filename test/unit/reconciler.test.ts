@@ -1,18 +1,16 @@
 /**
- * The agent's reconcile loop (agent/reconcile/reconciler.ts) against FakeContainerRuntime, an
- * in-memory stand-in for Docker whose "containers" are real HTTP servers on loopback (so the
- * health check is the real one). Docker itself is exercised by the integration tests.
+ * The agent's reconcile loop (agent/reconcile/reconciler.ts) against the fake container runtime,
+ * health probe and port allocator (test/helpers/fake-container-runtime.ts): no Docker, no sockets.
+ * Docker itself is exercised by the integration tests.
  */
-import { createServer, type Server } from 'node:http';
 import test from 'ava';
 import { PromotedContainers, type RecordStore } from '../../agent/reconcile/promoted-containers.js';
 import { Reconciler } from '../../agent/reconcile/reconciler.js';
 import { RouteTable } from '../../agent/reconcile/routes.js';
-import type { ContainerRuntime, ContainerSpec, ManagedContainer, PullProgress } from '../../agent/runtime/docker.js';
 import { systemClock } from '../../shared/clock.js';
 import { pino } from 'pino';
 import type { DesiredService, DesiredState, ReportedState } from '../../shared/protocol.js';
-import { freeLoopbackPort } from '../../agent/reconcile/free-port.js';
+import { FakeContainerRuntime, fakeHealthProbe, fakePorts } from '../helpers/fake-container-runtime.js';
 import { waitFor } from '../helpers/wait.js';
 
 const PLATFORM = 'linux/amd64';
@@ -26,79 +24,6 @@ const svc = (revision: number, img = image(String(revision))): DesiredService =>
   models: [],
 });
 
-/** Docker, faked: images have sizes, pulls can be held, containers answer /health on their port. */
-class FakeContainerRuntime implements ContainerRuntime {
-  readonly containers = new Map<string, ManagedContainer & { server: Server | null; spec: ContainerSpec }>();
-  readonly local = new Set<string>();
-  readonly pulled: string[] = [];
-  readonly removedImages: string[] = [];
-  sizes = new Map<string, number>();
-  free = 10 * 2 ** 30;
-  /** Pulls of these images wait until released or aborted. */
-  readonly held = new Map<string, () => void>();
-  holdPulls = new Set<string>();
-  /** Images whose containers never become healthy (503 forever). */
-  unhealthy = new Set<string>();
-  #seq = 0;
-
-  facts = async () => null;
-  list = async () => [...this.containers.values()].map(({ server: _s, spec: _p, ...c }) => c);
-  platforms = async () => [PLATFORM];
-  imageSize = async (img: string) => this.sizes.get(img) ?? null;
-  freeDiskBytes = async () => this.free;
-  hasImage = async (img: string) => this.local.has(img);
-  pull = async (img: string, _platform: string, onProgress: (p: PullProgress) => void, signal: AbortSignal) => {
-    this.pulled.push(img);
-    if (this.holdPulls.has(img)) {
-      await new Promise<void>((resolve, reject) => {
-        this.held.set(img, resolve);
-        signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
-      });
-    }
-    onProgress({ current: 1, total: 1 });
-    this.local.add(img);
-  };
-  removeImage = async (img: string) => {
-    if ([...this.containers.values()].some((c) => c.image === img)) return false;
-    this.local.delete(img);
-    this.removedImages.push(img);
-    return true;
-  };
-  create = async (_device: string, spec: ContainerSpec) => {
-    const id = `c${++this.#seq}`;
-    this.containers.set(id, { id, name: spec.name, service: spec.service, revision: spec.revision, image: spec.image, port: spec.port, running: false, created: this.#seq, server: null, spec });
-    return id;
-  };
-  start = async (id: string) => {
-    const c = this.containers.get(id)!;
-    const healthy = !this.unhealthy.has(c.image);
-    c.server = createServer((_req, res) => {
-      res.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: healthy ? 'ok' : 'initializing' }));
-    });
-    await new Promise<void>((resolve) => c.server!.listen(c.port, '127.0.0.1', resolve));
-    c.running = true;
-  };
-  state = async (id: string) => {
-    const c = this.containers.get(id);
-    return c ? { running: c.running, exitCode: 0 } : null;
-  };
-  tail = async () => '';
-  containerStats = async () => ({ cpuPercent: null, memoryBytes: null, memoryLimitBytes: null });
-  remove = async (id: string) => {
-    const c = this.containers.get(id);
-    this.containers.delete(id);
-    await new Promise((resolve) => (c?.server ? c.server.close(resolve) : resolve(undefined)));
-  };
-  /** The "containers" are servers: they end with the test. */
-  async shutdown(): Promise<void> {
-    for (const id of [...this.containers.keys()]) await this.remove(id);
-  }
-  running(): ManagedContainer[] {
-    return [...this.containers.values()].filter((c) => c.running);
-  }
-}
-
 /** The serving record's storage, in memory (the file is exercised by agent-crash.test.ts). */
 function memoryStore(): RecordStore & { text: string | null } {
   const store = {
@@ -110,7 +35,9 @@ function memoryStore(): RecordStore & { text: string | null } {
 }
 
 async function setup(opts: { minFreeDiskBytes?: number; healthTimeoutMs?: number; record?: string } = {}) {
-  const runtime = new FakeContainerRuntime();
+  const runtime = new FakeContainerRuntime(PLATFORM);
+  const health = fakeHealthProbe(runtime);
+  const ports = fakePorts();
   const routes = new RouteTable();
   const store = memoryStore();
   if (opts.record !== undefined) store.text = opts.record;
@@ -127,6 +54,8 @@ async function setup(opts: { minFreeDiskBytes?: number; healthTimeoutMs?: number
     report: async (s) => void reports.push(s),
     clock: systemClock,
     logger: pino({ level: 'silent' }),
+    health,
+    ports,
     healthTimeoutMs: opts.healthTimeoutMs ?? 5000,
     minFreeDiskBytes: opts.minFreeDiskBytes ?? 1000,
     stopTimeoutSeconds: 1,
@@ -136,23 +65,21 @@ async function setup(opts: { minFreeDiskBytes?: number; healthTimeoutMs?: number
   let generation = 0;
   /** A container left running by an earlier agent. */
   const leftover = async (s: DesiredService) => {
-    const id = await runtime.create('dev-1', { name: `edgeml-dev-1-${s.name}-r${s.revision}`, image: s.image, platform: PLATFORM, service: s.name, revision: s.revision, generation: 1, port: await freeLoopbackPort(), limits: s.limits, stopTimeoutSeconds: 1 });
-    await runtime.start(id);
     runtime.local.add(s.image);
+    const id = await runtime.create('dev-1', { name: `edgeml-dev-1-${s.name}-r${s.revision}`, image: s.image, platform: PLATFORM, service: s.name, revision: s.revision, generation: 1, port: await ports.next(), limits: s.limits, stopTimeoutSeconds: 1 });
+    await runtime.start(id);
     return id;
   };
   const want = (...services: DesiredService[]) => {
+    for (const s of services) runtime.publish(s.image);
     desired = { v: 1, generation: ++generation, services };
     reconciler.trigger();
   };
   const last = () => reports.at(-1);
   const serviceState = () => last()?.services[0];
-  const stop = async () => {
-    await reconciler.close();
-    await runtime.shutdown();
-  };
+  const stop = () => reconciler.close();
   const servingContainer = () => (JSON.parse(store.text ?? '{}') as { services?: Record<string, { container: string }> }).services?.iris?.container;
-  return { runtime, routes, reports, reconciler, want, last, serviceState, stop, servingContainer, leftover, trigger: () => reconciler.trigger() };
+  return { runtime, health, routes, reports, reconciler, want, last, serviceState, stop, servingContainer, leftover, trigger: () => reconciler.trigger() };
 }
 
 test('a new revision is promoted (recorded) before its route switches, then the old container goes', async (t) => {
@@ -215,7 +142,7 @@ test('a service no longer desired: its container and images go', async (t) => {
 test('pre-flight: too little disk for the image plus the margin is rejected before any pull, and retried', async (t) => {
   const { runtime, want, serviceState, stop } = await setup({ minFreeDiskBytes: 1000 });
   t.teardown(() => stop());
-  runtime.sizes.set(image('1'), 500);
+  runtime.publish(image('1'), { size: 500 });
   runtime.free = 2500; // needs 500 × 4 + 1000
   want(svc(1));
   await waitFor('the service to be rejected', () => serviceState()?.phase === 'rejected');
@@ -268,12 +195,12 @@ test('a pull still wanted is not abandoned by an unrelated desired state', async
 });
 
 test('a new revision that never gets healthy is removed; the old one keeps serving and stays promoted', async (t) => {
-  const { runtime, routes, servingContainer, want, serviceState, stop } = await setup({ healthTimeoutMs: 600 });
+  const { runtime, health, routes, servingContainer, want, serviceState, stop } = await setup({ healthTimeoutMs: 600 });
   t.teardown(() => stop());
   want(svc(1));
   await waitFor('revision 1 to serve', () => routes.get('iris')?.revision === 1);
   const first = runtime.running()[0]!;
-  runtime.unhealthy.add(image('2'));
+  health.unhealthy.add(image('2'));
   want(svc(2));
   await waitFor('revision 2 to fail', () => serviceState()?.phase === 'failed', 5000);
   t.like(serviceState(), { revision: 2, servingRevision: 1 });
@@ -315,11 +242,11 @@ test('no desired state yet (nothing cached, no hub): running containers are left
 
 
 test('the image of a revision that never got healthy is pruned once no service wants it', async (t) => {
-  const { runtime, routes, want, stop, serviceState } = await setup({ healthTimeoutMs: 600 });
+  const { runtime, health, routes, want, stop, serviceState } = await setup({ healthTimeoutMs: 600 });
   t.teardown(() => stop());
   want(svc(1));
   await waitFor('revision 1 to serve', () => routes.get('iris')?.revision === 1);
-  runtime.unhealthy.add(image('2'));
+  health.unhealthy.add(image('2'));
   want(svc(2));
   await waitFor('revision 2 to fail', () => serviceState()?.phase === 'failed', 5000);
   t.true(runtime.local.has(image('2')), 'kept while revision 2 is still wanted (it is retried)');

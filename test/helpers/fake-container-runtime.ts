@@ -1,0 +1,164 @@
+/**
+ * Docker, faked in memory for unit tests: the one stateful fake of `ContainerRuntime`, held to the
+ * same contract suite as the dockerode adapter (test/helpers/container-runtime-contract.ts). Images
+ * come from a fake registry (`publish`), containers keep their spec and state, and nothing listens on
+ * a socket: the fake health probe and port allocator below answer for the "containers". What it does
+ * not implement throws, so a test that starts to rely on it fails loudly instead of passing on a stub.
+ */
+import type { HealthProbe } from '../../agent/reconcile/health-probe.js';
+import type { PortAllocator } from '../../agent/reconcile/free-port.js';
+import type { ContainerRuntime, ContainerSpec, ContainerStats, ManagedContainer, PullProgress } from '../../agent/runtime/container-runtime.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+
+export interface PublishedImage {
+  platforms: string[];
+  /** Compressed bytes, as a registry reports them; null when it does not. */
+  size: number | null;
+  /** Its containers exit at once with this code instead of running. */
+  exitCode: number | null;
+}
+
+interface FakeContainer extends ManagedContainer {
+  device: string;
+  spec: ContainerSpec;
+  exitCode: number;
+}
+
+export class FakeContainerRuntime implements ContainerRuntime {
+  readonly registry = new Map<string, PublishedImage>();
+  readonly containers = new Map<string, FakeContainer>();
+  /** Images on the "disk". */
+  readonly local = new Set<string>();
+  readonly pulled: string[] = [];
+  readonly removedImages: string[] = [];
+  free = 10 * 2 ** 30;
+  /** Pulls of these images wait until released (`held`) or aborted. */
+  readonly holdPulls = new Set<string>();
+  readonly held = new Map<string, () => void>();
+  #seq = 0;
+
+  constructor(private readonly defaultPlatform = 'linux/amd64') {}
+
+  /** Puts an image in the fake registry, or changes what it says about one. */
+  publish(image: string, o: Partial<PublishedImage> = {}): void {
+    const before = this.registry.get(image) ?? { platforms: [this.defaultPlatform], size: null, exitCode: null };
+    this.registry.set(image, { ...before, ...o });
+  }
+
+  running(): ManagedContainer[] {
+    return this.managed().filter((c) => c.running);
+  }
+
+  async facts(): Promise<never> {
+    throw new Error('FakeContainerRuntime does not implement facts()');
+  }
+
+  async list(deviceId: string): Promise<ManagedContainer[]> {
+    return this.managed().filter((c) => this.containers.get(c.id)?.device === deviceId);
+  }
+
+  async platforms(image: string): Promise<string[]> {
+    return this.published(image).platforms;
+  }
+
+  async imageSize(image: string): Promise<number | null> {
+    return this.registry.get(image)?.size ?? null;
+  }
+
+  async freeDiskBytes(): Promise<number> {
+    return this.free;
+  }
+
+  async hasImage(image: string): Promise<boolean> {
+    return this.local.has(image);
+  }
+
+  async pull(image: string, platform: string, onProgress: (p: PullProgress) => void, signal: AbortSignal): Promise<void> {
+    try {
+      signal.throwIfAborted();
+      const published = this.published(image);
+      if (!published.platforms.includes(platform)) throw new Error(`no ${platform} variant of ${image}`);
+      this.pulled.push(image);
+      if (this.holdPulls.has(image)) {
+        await new Promise<void>((resolve, reject) => {
+          this.held.set(image, resolve);
+          signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+        });
+      }
+    } catch (err) {
+      throw new EdgemlError(ErrorCodes.AGENT_PULL_FAILED, (err as Error).message, { cause: err });
+    }
+    onProgress({ current: 1, total: 1 });
+    this.local.add(image);
+  }
+
+  async removeImage(image: string): Promise<boolean> {
+    if ([...this.containers.values()].some((c) => c.image === image)) return false;
+    if (this.local.delete(image)) this.removedImages.push(image);
+    return true;
+  }
+
+  async create(deviceId: string, spec: ContainerSpec): Promise<string> {
+    if (!this.local.has(spec.image)) throw new EdgemlError(ErrorCodes.AGENT_START_FAILED, `no such image: ${spec.image}`);
+    if ([...this.containers.values()].some((c) => c.name === spec.name)) throw new EdgemlError(ErrorCodes.AGENT_START_FAILED, `the name ${spec.name} is already in use`);
+    const id = `c${++this.#seq}`;
+    const { name, service, revision, image, port } = spec;
+    this.containers.set(id, { id, name, service, revision, image, port, running: false, created: this.#seq, device: deviceId, spec, exitCode: 0 });
+    return id;
+  }
+
+  async start(id: string): Promise<void> {
+    const c = this.containers.get(id);
+    if (!c) throw new EdgemlError(ErrorCodes.AGENT_START_FAILED, `no such container: ${id}`);
+    const exitCode = this.registry.get(c.image)?.exitCode ?? null;
+    c.running = exitCode === null;
+    c.exitCode = exitCode ?? 0;
+  }
+
+  async state(id: string): Promise<{ running: boolean; exitCode: number } | null> {
+    const c = this.containers.get(id);
+    return c ? { running: c.running, exitCode: c.exitCode } : null;
+  }
+
+  async tail(): Promise<string> {
+    return '';
+  }
+
+  async containerStats(id: string): Promise<ContainerStats> {
+    const c = this.containers.get(id);
+    if (!c) throw new Error(`no such container: ${id}`);
+    return { cpuPercent: null, memoryBytes: null, memoryLimitBytes: c.spec.limits.memoryBytes };
+  }
+
+  async remove(id: string): Promise<void> {
+    this.containers.delete(id);
+  }
+
+  private managed(): ManagedContainer[] {
+    return [...this.containers.values()].map(({ device: _d, spec: _s, exitCode: _e, ...c }) => c);
+  }
+
+  private published(image: string): PublishedImage {
+    const published = this.registry.get(image);
+    if (!published) throw new Error(`manifest unknown: ${image} is not in the registry`);
+    return published;
+  }
+}
+
+/** The health probe over the fake: a running container on the port is ready unless its image is `unhealthy`. */
+export function fakeHealthProbe(runtime: FakeContainerRuntime): HealthProbe & { unhealthy: Set<string> } {
+  const unhealthy = new Set<string>();
+  return {
+    unhealthy,
+    probe: async (port) => {
+      const c = runtime.running().find((r) => r.port === port);
+      return c && !unhealthy.has(c.image) ? { healthy: true } : { healthy: false, failed: null };
+    },
+  };
+}
+
+/** Ports handed out in order: the fake listens on none of them. */
+export function fakePorts(first = 40_000): PortAllocator {
+  let next = first;
+  return { next: async () => next++ };
+}
