@@ -9,13 +9,14 @@ import { connect, type Socket } from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import mqtt from 'mqtt';
 import type { DeviceTelemetry } from '../../shared/api/telemetry.js';
-import { MAX_MESSAGE_BYTES, type StatusMessage } from '../../shared/protocol.js';
+import { MAX_MESSAGE_BYTES } from '../../shared/protocol.js';
 import { deviceTopic } from '../../shared/topics.js';
 import { startHub, type HubProcess } from '../helpers/edgeml-process.js';
 import { api, deviceOf, enrollDevice } from '../helpers/hub-api.js';
 import { CONNACK, connectPacket, publishPacket, PUBACK, readPackets, remainingLength } from '../helpers/mqtt-wire.js';
 import { metricsBatch } from '../helpers/telemetry-batches.js';
 import { waitFor } from '../helpers/wait.js';
+import { onlineStatus } from '../helpers/device-status.js';
 
 const MB = 1024 * 1024;
 
@@ -59,12 +60,6 @@ function recentBatch(id: string) {
   return metricsBatch({ id, from: new Date(to - 10_000).toISOString(), to: new Date(to).toISOString(), containers: [], services: {} });
 }
 
-const online = (id: string): StatusMessage => ({
-  v: 1,
-  state: 'online',
-  since: new Date().toISOString(),
-  facts: { hostname: id, platform: 'linux/amd64', arch: 'x64', os: { distro: 'Debian', release: '12', kernel: '6.1.0' }, cpus: 2, memoryBytes: MB, docker: null, agentVersion: '0.1.0' },
-});
 
 test('CONNECTs announcing 250 MB are closed from their header: the hub stays small and a device connects and publishes meanwhile', async (t) => {
   const hub = await startHub(t);
@@ -121,14 +116,14 @@ test('connections waiting for CONNECT are bounded per address and in time; a dev
   await waitFor('the hub to close idle connections', () => closed() === 40, 20_000);
 
   const device = await legitimateDevice(t, hub, 'after-the-storm');
-  await device.publishAsync(deviceTopic('after-the-storm', 'status'), JSON.stringify(online('after-the-storm')), { qos: 1, retain: true });
+  await device.publishAsync(deviceTopic('after-the-storm', 'status'), JSON.stringify(onlineStatus('after-the-storm')), { qos: 1, retain: true });
   t.true(device.connected);
 });
 
 test('a device that drops without a last will is marked offline (lost), and a clean shutdown keeps its reason', async (t) => {
   const hub = await startHub(t);
   const dropped = await legitimateDevice(t, hub, 'no-will');
-  await dropped.publishAsync(deviceTopic('no-will', 'status'), JSON.stringify(online('no-will')), { qos: 1, retain: true });
+  await dropped.publishAsync(deviceTopic('no-will', 'status'), JSON.stringify(onlineStatus('no-will')), { qos: 1, retain: true });
   await waitFor('no-will online', async () => (await deviceOf(hub, 'no-will')).status === 'online');
   dropped.stream.destroy();
   const lost = await waitFor('no-will offline', async () => {
@@ -140,7 +135,7 @@ test('a device that drops without a last will is marked offline (lost), and a cl
   t.regex(metrics, /^edgeml_devices_online 0$/m);
 
   const clean = await legitimateDevice(t, hub, 'clean-stop');
-  await clean.publishAsync(deviceTopic('clean-stop', 'status'), JSON.stringify(online('clean-stop')), { qos: 1, retain: true });
+  await clean.publishAsync(deviceTopic('clean-stop', 'status'), JSON.stringify(onlineStatus('clean-stop')), { qos: 1, retain: true });
   await waitFor('clean-stop online', async () => (await deviceOf(hub, 'clean-stop')).status === 'online');
   await clean.publishAsync(deviceTopic('clean-stop', 'status'), JSON.stringify({ v: 1, state: 'offline', reason: 'shutdown' }), { qos: 1, retain: true });
   await clean.endAsync();

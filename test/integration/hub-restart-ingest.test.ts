@@ -6,13 +6,13 @@
 import { connect, type Socket } from 'node:net';
 import test from 'ava';
 import type { DeviceTelemetry } from '../../shared/api/telemetry.js';
-import type { StatusMessage } from '../../shared/protocol.js';
 import { deviceTopic } from '../../shared/topics.js';
 import { spawnEdgeml, startHub } from '../helpers/edgeml-process.js';
 import { api, deviceOf, enrollDevice } from '../helpers/hub-api.js';
 import { metricsBatch } from '../helpers/telemetry-batches.js';
 import { CONNACK, connectPacket, publishPacket, PUBACK, readPackets } from '../helpers/mqtt-wire.js';
 import { waitFor } from '../helpers/wait.js';
+import { onlineStatus } from '../helpers/device-status.js';
 
 const DEVICE = 'early-bird';
 
@@ -34,21 +34,6 @@ async function firstSocket(hub: { running: boolean }, host: string, port: number
   throw new Error(`${host}:${port} did not accept a connection within ${timeoutMs} ms`);
 }
 
-const onlineStatus = (): StatusMessage => ({
-  v: 1,
-  state: 'online',
-  since: new Date().toISOString(),
-  facts: {
-    hostname: DEVICE,
-    platform: 'linux/amd64',
-    arch: 'x64',
-    os: { distro: 'Debian', release: '12', kernel: '6.1.0' },
-    cpus: 2,
-    memoryBytes: 1024 ** 3,
-    docker: null,
-    agentVersion: '0.1.0',
-  },
-});
 
 test('a device connecting the instant a restarted hub opens its port: its acknowledged batch is stored once and it shows online', async (t) => {
   const first = await startHub(t);
@@ -68,7 +53,7 @@ test('a device connecting the instant a restarted hub opens its port: its acknow
   socket.write(
     Buffer.concat([
       connectPacket({ clientId: DEVICE, username: DEVICE, password: token }),
-      publishPacket({ topic: deviceTopic(DEVICE, 'status'), payload: JSON.stringify(onlineStatus()), id: 1, retain: true }),
+      publishPacket({ topic: deviceTopic(DEVICE, 'status'), payload: JSON.stringify(onlineStatus(DEVICE)), id: 1, retain: true }),
       publishPacket({ topic: deviceTopic(DEVICE, 'telemetry'), payload: JSON.stringify(batch), id: 2 }),
     ]),
   );

@@ -12,11 +12,12 @@ import test, { type ExecutionContext } from 'ava';
 import mqtt from 'mqtt';
 import type { DeploymentCreated } from '../../shared/api/deployments.js';
 import type { Device } from '../../shared/api/devices.js';
-import type { ReportedState, StatusMessage } from '../../shared/protocol.js';
+import type { ReportedState } from '../../shared/protocol.js';
 import { cliFor, jsonOf } from '../helpers/cli.js';
 import { startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js';
 import { enrollDevice } from '../helpers/hub-api.js';
 import { waitFor } from '../helpers/wait.js';
+import { onlineStatus } from '../helpers/device-status.js';
 
 const IMAGE = `127.0.0.1:5000/edgeml-test/iris@sha256:${'1'.repeat(64)}`;
 
@@ -45,22 +46,7 @@ async function device(t: ExecutionContext, hub: HubProcess, id: string, labels: 
   const token = await enrollDevice(hub, id, labels);
   const client = await mqtt.connectAsync(`mqtt://${hub.mqtt}`, { clientId: id, username: id, password: token, reconnectPeriod: 0 });
   t.teardown(() => client.endAsync(true));
-  const status: StatusMessage = {
-    v: 1,
-    state: 'online',
-    since: new Date().toISOString(),
-    gateway,
-    facts: {
-      hostname: id,
-      platform: 'linux/amd64',
-      arch: 'x64',
-      os: { distro: 'Debian', release: '12', kernel: '6.1.0' },
-      cpus: 2,
-      memoryBytes: 1024 ** 3,
-      docker: null,
-      agentVersion: '0.1.0',
-    },
-  };
+  const status = onlineStatus(id, { gateway });
   await client.publishAsync(`edgeml/v1/dev/${id}/status`, JSON.stringify(status), { qos: 1 });
   if (state) await client.publishAsync(`edgeml/v1/dev/${id}/reported`, JSON.stringify(state), { qos: 1 });
   await waitFor(`${id} as the hub sees it`, async () => {

@@ -5,10 +5,11 @@
  */
 import { connect, type Socket } from 'node:net';
 import { deviceTopic } from '../../../shared/topics.js';
-import type { ReportedState, StatusMessage } from '../../../shared/protocol.js';
+import type { ReportedState } from '../../../shared/protocol.js';
 import { connectPacket, remainingLength } from '../mqtt-wire.js';
 import { capturesBatch, metricsBatch } from '../telemetry-batches.js';
 import type { Random } from './random.js';
+import { onlineStatus } from '../device-status.js';
 
 const str = (s: string | Buffer) => {
   const b = Buffer.isBuffer(s) ? s : Buffer.from(s, 'utf8');
@@ -72,13 +73,7 @@ export function notConnect(rng: Random): { kind: string; bytes: Buffer } {
 
 /** Valid messages for each channel a device publishes, to start mutations from. */
 export function validDeviceMessages(now: Date): Record<'status' | 'reported' | 'telemetry' | 'cmd/ack', unknown[]> {
-  const status: StatusMessage = {
-    v: 1,
-    state: 'online',
-    since: now.toISOString(),
-    facts: { hostname: 'fuzz', platform: 'linux/amd64', arch: 'x64', os: { distro: 'debian', release: '12', kernel: '6.1' }, cpus: 2, memoryBytes: 1 << 30, docker: null, agentVersion: '0.1.0' },
-    gateway: 'http://127.0.0.1:8090',
-  };
+  const status = onlineStatus('fuzz', { since: now, gateway: 'http://127.0.0.1:8090' });
   const reported: ReportedState = {
     v: 1,
     observedGeneration: 0,
