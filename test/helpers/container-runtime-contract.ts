@@ -130,10 +130,14 @@ export function containerRuntimeContract(subject: RuntimeUnderContract): void {
   });
 
   test.serial(`${subject.name}: remove stops a running container gracefully (well inside its stop timeout) and removes it; removing it again is no error`, async (t) => {
-    const { runtime, deviceId, spec, ensureImage, images } = await setup(t);
+    const { runtime, health, deviceId, spec, ensureImage, images } = await setup(t);
     await ensureImage(images.serving);
-    const id = await runtime.create(deviceId, await spec({ stopTimeoutSeconds: 30 }));
+    const s = await spec({ stopTimeoutSeconds: 30 });
+    const id = await runtime.create(deviceId, s);
     await runtime.start(id);
+    // As the agent does: only a container seen healthy is stopped gracefully (before that, its
+    // process may not handle SIGTERM yet, and only the stop timeout ends it).
+    await waitFor('the health probe to answer ready', async () => (await health.probe(s.port, new AbortController().signal)).healthy, 30_000);
     const began = Date.now();
     await runtime.remove(id);
     t.true(Date.now() - began < 15_000, `SIGTERM ended it, the stop timeout did not (${Date.now() - began} ms)`);

@@ -21,7 +21,8 @@ const REPO = `edgeml-test-${randomBytes(4).toString('hex')}/runtime-contract`;
 /** Each image's command; busybox's applets are installed first so `sh -c` finds them. */
 const COMMANDS: Record<Exclude<keyof ContractImages, 'missing'>, string> = {
   // httpd forks to the background; the shell stays PID 1, and SIGTERM ends it between two sleeps.
-  serving: "mkdir -p /www && echo ok > /www/health && httpd -p 127.0.0.1:$PORT -h /www && trap 'exit 0' TERM && while :; do sleep 1; done",
+  // The trap first: PID 1 ignores a SIGTERM it has no handler for, so once /health answers, a stop is graceful.
+  serving: "trap 'exit 0' TERM && mkdir -p /www && echo ok > /www/health && httpd -p 127.0.0.1:$PORT -h /www && while :; do sleep 1; done",
   exiting: 'exit 3',
   pullable: "trap 'exit 0' TERM; while :; do sleep 1; done",
 };
