@@ -86,20 +86,55 @@ export const LIMIT_BOUNDS = {
   /** Above 1 TiB a limit is a typo (`1000t`), not a device. */
   memoryBytes: { minimum: 4 * 1024 * 1024, maximum: 1024 ** 4 },
   cpus: { exclusiveMinimum: 0, maximum: 1024 },
+  /** Containers of one service on one device. */
+  replicas: { minimum: 1, maximum: 64 },
+  /** The share of a replica's `maxConcurrent` the autoscaler aims to keep busy. */
+  targetUtilization: { exclusiveMinimum: 0, maximum: 1 },
+  /** How long the load must ask for a change before the autoscaler makes it, in milliseconds. */
+  scaleWindowMs: { minimum: 1000, maximum: 86_400_000 },
 } as const;
 
 export const ServiceLimits = Type.Object(
   {
-    /** Requests in flight to the container at once (per device: one replica). */
+    /** Requests in flight to one replica at once: a service with 3 ready replicas holds 3 × this. */
     maxConcurrent: Type.Integer(LIMIT_BOUNDS.maxConcurrent),
-    /** Requests waiting for a slot; beyond that the gateway answers 429. */
+    /** Requests waiting per ready replica, in the service's one queue; beyond that the gateway answers 429. */
     maxQueue: Type.Integer(LIMIT_BOUNDS.maxQueue),
+    /** Per replica (container). */
     memoryBytes: Type.Union([Type.Integer(LIMIT_BOUNDS.memoryBytes), Type.Null()]),
+    /** Per replica (container). */
     cpus: Type.Union([Type.Number(LIMIT_BOUNDS.cpus), Type.Null()]),
   },
   { additionalProperties: false },
 );
 export type ServiceLimits = Static<typeof ServiceLimits>;
+
+/**
+ * How many replicas of a service a device runs. With min = max the count is fixed; otherwise the
+ * agent's autoscaler moves it with the load: up when the average of requests in flight and queued
+ * per ready replica stays above `targetUtilization` × `maxConcurrent` over `scaleUpWindowMs`, down one
+ * replica at a time after `scaleDownWindowMs` without that need, never outside min..max, and up
+ * only as far as the replicas' memory limits fit in the device's available memory.
+ */
+export const ServiceScale = Type.Object(
+  {
+    minReplicas: Type.Integer(LIMIT_BOUNDS.replicas),
+    maxReplicas: Type.Integer(LIMIT_BOUNDS.replicas),
+    targetUtilization: Type.Number(LIMIT_BOUNDS.targetUtilization),
+    scaleUpWindowMs: Type.Integer(LIMIT_BOUNDS.scaleWindowMs),
+    scaleDownWindowMs: Type.Integer(LIMIT_BOUNDS.scaleWindowMs),
+  },
+  { additionalProperties: false },
+);
+export type ServiceScale = Static<typeof ServiceScale>;
+
+/** A service without `scale`: one replica (what every device ran before replicas existed). */
+export const DEFAULT_SCALE: ServiceScale = { minReplicas: 1, maxReplicas: 1, targetUtilization: 0.7, scaleUpWindowMs: 5_000, scaleDownWindowMs: 60_000 };
+
+/** The service's scale settings, defaults filled in. */
+export function scaleOf(service: { scale?: ServiceScale }): ServiceScale {
+  return service.scale ?? DEFAULT_SCALE;
+}
 
 export const MAX_CAPTURE_BODY_BYTES = 64 * 1024;
 
@@ -135,6 +170,12 @@ export const DesiredService = Type.Object(
     models: Type.Array(Type.Object({ name: Type.String(), version: Type.Integer({ minimum: 1 }), digest: Type.String() }, { additionalProperties: false })),
     /** Data capture; absent: off. Not part of the revision: changing it restarts nothing. */
     capture: Type.Optional(CaptureSettings),
+    /**
+     * Replicas and autoscaling; absent: one replica. Like the limits, not part of the revision:
+     * a change is applied to the running containers (`docker update`, the gateway's limits) or by
+     * adding and removing replicas, never by a new rollout.
+     */
+    scale: Type.Optional(ServiceScale),
   },
   { additionalProperties: false },
 );
@@ -167,6 +208,33 @@ export type DesiredState = Static<typeof DesiredState>;
 export const SERVICE_PHASES = ['pending', 'rejected', 'pulling', 'starting', 'running', 'failed'] as const;
 export type ServicePhase = (typeof SERVICE_PHASES)[number];
 
+/** How many replicas a service runs on the device. */
+export const ReplicaCounts = Type.Object(
+  {
+    /** The count the agent works toward now: within min..max, what the load asks, as far as memory allows. */
+    desired: Type.Integer({ minimum: 0 }),
+    /** Replicas of the serving revision in the gateway's rotation. */
+    ready: Type.Integer({ minimum: 0 }),
+    /** While the resource guard holds the count below what the load asks: why (`capacity: …`). */
+    capacity: Type.Optional(Type.String({ maxLength: 500 })),
+  },
+  { additionalProperties: false },
+);
+export type ReplicaCounts = Static<typeof ReplicaCounts>;
+
+/** One decision of the autoscaler, with the numbers it was made on. */
+export const ScaleDecision = Type.Object(
+  {
+    at: Type.String({ format: 'date-time' }),
+    from: Type.Integer({ minimum: 0 }),
+    to: Type.Integer({ minimum: 0 }),
+    /** e.g. `load 11.2 per replica > 0.7 × maxConcurrent 1 over 5s` or `capacity: …`. */
+    reason: Type.String({ maxLength: 500 }),
+  },
+  { additionalProperties: false },
+);
+export type ScaleDecision = Static<typeof ScaleDecision>;
+
 const ErrorInfo = Type.Object({ code: Type.String(), message: Type.String({ maxLength: 4000 }) }, { additionalProperties: false });
 
 export const ReportedService = Type.Object(
@@ -181,6 +249,10 @@ export const ReportedService = Type.Object(
     /** Pull progress in bytes, while pulling. */
     progress: Type.Union([Type.Object({ current: Type.Integer({ minimum: 0 }), total: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }), Type.Null()]),
     error: Type.Union([ErrorInfo, Type.Null()]),
+    /** Absent from agents older than replicas. */
+    replicas: Type.Optional(ReplicaCounts),
+    /** The autoscaler's latest decision, if it made one. */
+    lastScale: Type.Optional(ScaleDecision),
   },
   { additionalProperties: false },
 );
@@ -231,6 +303,10 @@ export const ServiceIntervalMetrics = Type.Object(
     inFlight: Count,
     queued: Count,
     latencyMs: WireHistogram,
+    /** Ready replicas at the end of the interval; absent from agents older than replicas. */
+    replicas: Type.Optional(Count),
+    /** The autoscaler's decisions in the interval: replicas added, removed, and additions the resource guard refused. */
+    scaling: Type.Optional(Type.Object({ up: Count, down: Count, held: Count }, { additionalProperties: false })),
   },
   { additionalProperties: false },
 );

@@ -106,7 +106,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     pools.set(port, pool);
     // A new port means a route switched: pools of containers that are gone are closed now, not
     // checked on every request (the hot path).
-    const live = new Set(o.routes.list().map((r) => r.port));
+    const live = new Set(o.routes.list().flatMap((r) => r.replicas.map((x) => x.port)));
     for (const [p, old] of pools) {
       if (p !== port && !live.has(p)) {
         pools.delete(p);
@@ -159,12 +159,12 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     for (let target = route, attempt = 0; ; attempt++) {
       let upstream: Dispatcher.ResponseData;
       try {
-        upstream = await poolFor(target.port).request({ path: '/score', method: 'POST', body, headers: { 'content-type': contentType }, signal: gone });
+        upstream = await poolFor(target.replicas[0]!.port).request({ path: '/score', method: 'POST', body, headers: { 'content-type': contentType }, signal: gone });
       } catch (err) {
         if (gone.aborted) return { outcome: ABORTED, target };
         // The route switched under this request (the old container stopped): once more, to the new one.
         const now = o.routes.get(route.service);
-        if (attempt === 0 && now && now.port !== target.port) {
+        if (attempt === 0 && now && now.replicas[0]!.port !== target.replicas[0]!.port) {
           target = now;
           continue;
         }
@@ -178,7 +178,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       } catch (err) {
         // pipeline has destroyed both sides: the client sees a cut response, the container a closed connection.
         if (gone.aborted) return { outcome: ABORTED, target };
-        o.logger.warn({ err, service: route.service, port: target.port }, 'the container broke off its answer');
+        o.logger.warn({ err, service: route.service, port: target.replicas[0]!.port }, 'the container broke off its answer');
         return { outcome: { kind: 'cut-off' }, target };
       }
     }
@@ -264,7 +264,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
 
   const swagger = async (name: string, res: ServerResponse): Promise<void> => {
     const route = routeOf(name);
-    const upstream = await poolFor(route.port)
+    const upstream = await poolFor(route.replicas[0]!.port)
       .request({ path: '/swagger.json', method: 'GET' })
       .catch((err: unknown) => Promise.reject(upstreamFailed(name, `did not answer for /swagger.json: ${(err as Error).message}`, err)));
     if (upstream.statusCode !== 200) {

@@ -111,7 +111,7 @@ const executors: { [K in StepKind]: Executor<K> } = {
   route: async ({ service, to, promote }, x) => {
     // The switch. Recorded first: a crash from here on keeps this container, and only this one.
     if (promote) await x.o.promoted.promote(service, promote.container.id, promote.rollout.service.image);
-    if (to) x.o.routes.set(to.service, to.port);
+    if (to) x.o.routes.set(to.service, to.replicas);
     else x.o.routes.delete(service);
     if (!promote) return;
     const { rollout, container } = promote;

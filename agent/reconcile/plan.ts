@@ -14,7 +14,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { DesiredService } from '../../shared/protocol.js';
 import type { ManagedContainer } from '../runtime/container-runtime.js';
-import { routeOf, type Route } from './routes.js';
+import { routeOf, type Replica, type Route } from './routes.js';
 
 /** A service's move to its desired revision; `previous` keeps serving until the switch (blue/green). */
 export interface Rollout {
@@ -29,7 +29,7 @@ export type Step =
   | { kind: 'start'; rollout: Rollout; container: ManagedContainer }
   | { kind: 'waitHealthy'; rollout: Rollout; container: ManagedContainer }
   /** Points the gateway at a container (`to`), or drops the route; with `promote`, the switch of a rollout. */
-  | { kind: 'route'; service: string; to: { service: DesiredService; port: number } | null; promote: { rollout: Rollout; container: ManagedContainer } | null }
+  | { kind: 'route'; service: string; to: { service: DesiredService; replicas: Replica[] } | null; promote: { rollout: Rollout; container: ManagedContainer } | null }
   /** A container that served until a switch replaced it: stopped gracefully (it finishes requests in flight), removed. */
   | { kind: 'drain'; container: ManagedContainer }
   /** A container nothing wants or trusts. */
@@ -93,10 +93,11 @@ export function plan(current: Current, target: readonly DesiredService[], ctx: P
   const steps: Step[] = [];
   const wanted = new Set(target.map((s) => s.name));
   const dispose = (container: ManagedContainer) => steps.push({ kind: ctx.retired.has(container.id) ? 'drain' : 'remove', container });
-  const routeTo = (service: DesiredService, port: number) => {
+  const routeTo = (service: DesiredService, replicas: Replica[]) => {
     const now = current.routes.find((r) => r.service === service.name);
-    if (!isDeepStrictEqual(now, routeOf(service, port))) steps.push({ kind: 'route', service: service.name, to: { service, port }, promote: null });
+    if (!isDeepStrictEqual(now, routeOf(service, replicas))) steps.push({ kind: 'route', service: service.name, to: { service, replicas }, promote: null });
   };
+  const replica = (c: ManagedContainer): Replica[] => [{ container: c.id, port: c.port }];
 
   for (const c of current.containers) if (!wanted.has(c.service)) dispose(c);
   for (const r of current.routes) if (!wanted.has(r.service)) steps.push({ kind: 'route', service: r.service, to: null, promote: null });
@@ -109,15 +110,15 @@ export function plan(current: Current, target: readonly DesiredService[], ctx: P
     const launched = served ? undefined : current.containers.find((c) => c.service === service.name && ctx.launched.has(c.id) && c.revision === service.revision && c.image === service.image);
     for (const c of current.containers) if (c.service === service.name && c !== serving && c !== launched) dispose(c);
     if (served) {
-      routeTo(service, serving!.port);
+      routeTo(service, replica(serving!));
       continue;
     }
     if (serving && serving.revision !== service.revision) {
       // The old container serves on with its own models, as far as the agent knows them: after a
       // restart it does not, and captures are filed without a model rather than under the new one.
       const prior = current.routes.find((r) => r.service === service.name);
-      const models = prior?.port === serving.port ? prior.models : [];
-      routeTo({ ...service, revision: serving.revision, image: serving.image, models }, serving.port);
+      const models = prior?.replicas.some((r) => r.container === serving.id) ? prior.models : [];
+      routeTo({ ...service, revision: serving.revision, image: serving.image, models }, replica(serving));
     }
     if (rolling || ctx.blocked.has(rolloutKey(service))) continue;
     rolling = true;
@@ -144,6 +145,6 @@ function nextRolloutStep(rollout: Rollout, launched: ManagedContainer | undefine
     case 'started':
       return { kind: 'waitHealthy', rollout, container: launched };
     default:
-      return { kind: 'route', service: rollout.service.name, to: { service: rollout.service, port: launched.port }, promote: { rollout, container: launched } };
+      return { kind: 'route', service: rollout.service.name, to: { service: rollout.service, replicas: [{ container: launched.id, port: launched.port }] }, promote: { rollout, container: launched } };
   }
 }

@@ -45,7 +45,7 @@ async function main(settings: GatewaySettings): Promise<void> {
       keyHash: settings.keyHash,
       models: [],
     },
-    settings.port,
+    [{ container: 'bench-scorer', port: settings.port }],
   );
   const gateway = await startGateway({
     listen: { host: '127.0.0.1', port: 0 },

@@ -44,7 +44,7 @@ test('the old key passes the gateway during the grace, then only the new one', a
     previousKeys: [{ keyHash: hashSecret(OLD_KEY), until: UNTIL }],
     models: [],
   };
-  routes.set(service, (upstream.address() as AddressInfo).port);
+  routes.set(service, [{ container: 'upstream', port: (upstream.address() as AddressInfo).port }]);
   const gateway = await startGateway({ listen: { host: '127.0.0.1', port: 0 }, routes, desired: () => ['iris'], clock, logger: pino({ level: 'silent' }) });
   t.teardown(() => gateway.close());
 
@@ -68,7 +68,7 @@ test('the old key passes the gateway during the grace, then only the new one', a
   // A state without previousKeys (an older hub, or the grace dropped) takes only the new key.
   now = START;
   const { previousKeys: _gone, ...withoutPrevious } = service;
-  routes.set(withoutPrevious, (upstream.address() as AddressInfo).port);
+  routes.set(withoutPrevious, [{ container: 'upstream', port: (upstream.address() as AddressInfo).port }]);
   t.is(await score(OLD_KEY), 401);
   t.is(await score(NEW_KEY), 200);
 });

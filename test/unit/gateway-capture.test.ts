@@ -59,7 +59,7 @@ function service(capture: CaptureSettings | undefined, limits = { maxConcurrent:
 async function setup(t: ExecutionContext, handle: Handler, capture: CaptureSettings | undefined, opts: { sink?: CaptureSink; random?: () => number; limits?: { maxConcurrent: number; maxQueue: number } } = {}) {
   const port = await startUpstream(t, handle);
   const routes = new RouteTable();
-  routes.set(service(capture, opts.limits), port);
+  routes.set(service(capture, opts.limits), [{ container: `c${port}`, port }]);
   const samples: CaptureSample[] = [];
   const logs: Array<Record<string, unknown>> = [];
   const gateway = await startGateway({
@@ -209,11 +209,11 @@ test("the gateway's own refusals (401, 429) are not captured; a container's 400 
 test('a changed capture setting on the route applies to the next request, with no new container', async (t) => {
   const { routes, port, captured, score } = await setup(t, answerWith, undefined);
   await score('{"n":1}');
-  routes.set(service({ ...ON, redact: ['n'] }), port);
+  routes.set(service({ ...ON, redact: ['n'] }), [{ container: `c${port}`, port }]);
   await score('{"n":2}');
-  routes.set(service({ ...ON, rate: 0 }), port);
+  routes.set(service({ ...ON, rate: 0 }), [{ container: `c${port}`, port }]);
   await score('{"n":3}');
-  routes.set(service(ON), port);
+  routes.set(service(ON), [{ container: `c${port}`, port }]);
   await score('{"n":4}');
   const samples = await captured(2);
   t.deepEqual(

@@ -93,7 +93,7 @@ async function startTestGateway(
   opts: { limits?: { maxConcurrent: number; maxQueue: number }; desired?: string[]; queueTimeoutMs?: number; bodyTimeoutMs?: number; advertiseUrl?: string } = {},
 ): Promise<TestGateway> {
   const routes = new RouteTable();
-  routes.set(service(opts.limits ?? { maxConcurrent: 4, maxQueue: 4 }), upstreamPort);
+  routes.set(service(opts.limits ?? { maxConcurrent: 4, maxQueue: 4 }), [{ container: `c${upstreamPort}`, port: upstreamPort }]);
   const logs: TestGateway['logs'] = [];
   const gateway = await startGateway({
     listen: { host: '127.0.0.1', port: 0 },
@@ -213,7 +213,7 @@ test('the service list needs the key of a service the device serves; any of them
   const upstream = await startUpstream(t, echo);
   const g = await startTestGateway(t, upstream.port);
   const other = { ...service({ maxConcurrent: 1, maxQueue: 1 }), name: 'wine', keyHash: hashSecret('the-wine-key') };
-  g.routes.set(other, upstream.port);
+  g.routes.set(other, [{ container: `c${upstream.port}`, port: upstream.port }]);
   const list = async (key?: string) => {
     const res = await request(`${g.gateway.url}/v1/services`, { dispatcher: g.client, headers: key === undefined ? {} : { authorization: `Bearer ${key}` } });
     return { status: res.statusCode, headers: res.headers, body: (await res.body.json()) as any };
@@ -251,7 +251,7 @@ test('the swagger document points at the gateway; a container that is down is a 
   await once(gone, 'listening');
   const deadPort = (gone.address() as AddressInfo).port;
   gone.close();
-  routes.set(service({ maxConcurrent: 1, maxQueue: 0 }), deadPort);
+  routes.set(service({ maxConcurrent: 1, maxQueue: 0 }), [{ container: `c${deadPort}`, port: deadPort }]);
   const down = await post(g, '{}', { key: KEY });
   t.is(down.status, 502);
   t.is(down.body.error.code, 'GATEWAY_E_UPSTREAM');
@@ -289,7 +289,7 @@ test('a request the route switched under goes once more, to the new container', 
   const table: { routes?: RouteTable } = {};
   // The old container stops as the request reaches it, the reconciler having switched the route.
   const old = await startUpstream(t, (req) => {
-    table.routes!.set(service({ maxConcurrent: 1, maxQueue: 0 }), next.port);
+    table.routes!.set(service({ maxConcurrent: 1, maxQueue: 0 }), [{ container: `c${next.port}`, port: next.port }]);
     req.socket.destroy();
   });
   const g = await startTestGateway(t, old.port, { limits: { maxConcurrent: 1, maxQueue: 0 } });

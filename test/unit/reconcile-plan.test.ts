@@ -50,20 +50,20 @@ test('a new service is rolled out with no previous container: a pull, or a creat
 
 test('the desired revision serving: route to it once, then nothing to do (converged)', (t) => {
   const c = box('iris', 2);
-  t.deepEqual(plan(state([c], [c]), [svc('iris', 2)], none), [{ kind: 'route', service: 'iris', to: { service: svc('iris', 2), port: c.port }, promote: null }]);
-  t.deepEqual(plan(state([c], [c], { routes: [routeOf(svc('iris', 2), c.port)] }), [svc('iris', 2)], none), []);
+  t.deepEqual(plan(state([c], [c]), [svc('iris', 2)], none), [{ kind: 'route', service: 'iris', to: { service: svc('iris', 2), replicas: [{ container: c.id, port: c.port }] }, promote: null }]);
+  t.deepEqual(plan(state([c], [c], { routes: [routeOf(svc('iris', 2), [{ container: c.id, port: c.port }])] }), [svc('iris', 2)], none), []);
 });
 
 test('a setting outside the revision (capture) changes the route only', (t) => {
   const c = box('iris', 2);
   const capture = { rate: 0.5, maxBodyBytes: 1024, redact: [] };
-  const steps = plan(state([c], [c], { routes: [routeOf(svc('iris', 2), c.port)] }), [{ ...svc('iris', 2), capture }], none);
-  t.deepEqual(steps, [{ kind: 'route', service: 'iris', to: { service: { ...svc('iris', 2), capture }, port: c.port }, promote: null }]);
+  const steps = plan(state([c], [c], { routes: [routeOf(svc('iris', 2), [{ container: c.id, port: c.port }])] }), [{ ...svc('iris', 2), capture }], none);
+  t.deepEqual(steps, [{ kind: 'route', service: 'iris', to: { service: { ...svc('iris', 2), capture }, replicas: [{ container: c.id, port: c.port }] }, promote: null }]);
 });
 
 test('a new revision: the old container keeps serving until the switch', (t) => {
   const old = box('iris', 1);
-  const p = plan(state([old], [old], { routes: [routeOf(svc('iris', 1), old.port)] }), [svc('iris', 2)], none);
+  const p = plan(state([old], [old], { routes: [routeOf(svc('iris', 1), [{ container: old.id, port: old.port }])] }), [svc('iris', 2)], none);
   t.deepEqual(rolloutStep(p), { kind: 'pull', rollout: { service: svc('iris', 2), previous: old } });
   t.deepEqual(removed(p), []);
   t.false(p.some((s) => s.kind === 'drain'));
@@ -76,9 +76,9 @@ test('a rollout walks its launched container through start, /health and the swit
   const at = (stage: 'created' | 'started' | 'healthy') => rolloutStep(plan(state([old, fresh], [old]), [svc('iris', 2)], ctx({ launched: new Map([[fresh.id, stage]]) })));
   t.deepEqual(at('created'), { kind: 'start', rollout, container: fresh });
   t.deepEqual(at('started'), { kind: 'waitHealthy', rollout, container: fresh });
-  t.deepEqual(at('healthy'), { kind: 'route', service: 'iris', to: { service: svc('iris', 2), port: fresh.port }, promote: { rollout, container: fresh } });
+  t.deepEqual(at('healthy'), { kind: 'route', service: 'iris', to: { service: svc('iris', 2), replicas: [{ container: fresh.id, port: fresh.port }] }, promote: { rollout, container: fresh } });
   const running = { ...fresh, running: true };
-  const after = plan(state([old, running], [running], { routes: [routeOf(svc('iris', 2), running.port)] }), [svc('iris', 2)], ctx({ retired: new Set([old.id]) }));
+  const after = plan(state([old, running], [running], { routes: [routeOf(svc('iris', 2), [{ container: running.id, port: running.port }])] }), [svc('iris', 2)], ctx({ retired: new Set([old.id]) }));
   t.deepEqual(after, [{ kind: 'drain', container: old }]);
 });
 
@@ -86,8 +86,8 @@ test('the old container serves on with the models its route had, until the switc
   const old = box('iris', 1);
   const models = [{ name: 'iris', version: 1, digest: `sha256:${'b'.repeat(64)}` }] as DesiredService['models'];
   const capture = { rate: 1, maxBodyBytes: 1024, redact: [] };
-  const p = plan(state([old], [old], { routes: [routeOf({ ...svc('iris', 1), models }, old.port)] }), [{ ...svc('iris', 2), capture }], none);
-  t.deepEqual(routedTo(p, 'iris'), [{ service: { ...svc('iris', 2), capture, revision: 1, image: image(1), models }, port: old.port }]);
+  const p = plan(state([old], [old], { routes: [routeOf({ ...svc('iris', 1), models }, [{ container: old.id, port: old.port }])] }), [{ ...svc('iris', 2), capture }], none);
+  t.deepEqual(routedTo(p, 'iris'), [{ service: { ...svc('iris', 2), capture, revision: 1, image: image(1), models }, replicas: [{ container: old.id, port: old.port }] }]);
   const afterRestart = plan(state([old], [old]), [svc('iris', 2)], none);
   t.deepEqual(routedTo(afterRestart, 'iris')[0]?.service.models, [], 'after a restart the agent does not know them');
 });
@@ -95,7 +95,7 @@ test('the old container serves on with the models its route had, until the switc
 test('after a crash between the switch and the removal: keep the promoted new one, remove the old', (t) => {
   const old = box('iris', 1);
   const fresh = box('iris', 2);
-  const p = plan(state([old, fresh], [fresh], { routes: [routeOf(svc('iris', 2), fresh.port)] }), [svc('iris', 2)], none);
+  const p = plan(state([old, fresh], [fresh], { routes: [routeOf(svc('iris', 2), [{ container: fresh.id, port: fresh.port }])] }), [svc('iris', 2)], none);
   t.deepEqual(removed(p), [old.id]);
   t.is(rolloutStep(p), undefined);
 });
@@ -112,7 +112,7 @@ test('duplicates of the desired revision: only the promoted one is kept', (t) =>
   const a = box('iris', 2);
   const b = box('iris', 2);
   const p = plan(state([a, b], [a]), [svc('iris', 2)], none);
-  t.deepEqual(routedTo(p, 'iris'), [{ service: svc('iris', 2), port: a.port }]);
+  t.deepEqual(routedTo(p, 'iris'), [{ service: svc('iris', 2), replicas: [{ container: a.id, port: a.port }] }]);
   t.deepEqual(removed(p), [b.id]);
   t.is(rolloutStep(p), undefined);
 });
@@ -142,7 +142,7 @@ test('a promoted container that stopped cannot serve: it is removed and the serv
 test('a service no longer desired is removed and its route dropped; others are untouched', (t) => {
   const gone = box('counter', 3);
   const kept = box('iris', 1);
-  const routes = [routeOf(svc('counter', 3), gone.port), routeOf(svc('iris', 1), kept.port)];
+  const routes = [routeOf(svc('counter', 3), [{ container: gone.id, port: gone.port }]), routeOf(svc('iris', 1), [{ container: kept.id, port: kept.port }])];
   const p = plan(state([gone, kept], [gone, kept], { routes }), [svc('iris', 1)], none);
   t.deepEqual(p, [
     { kind: 'remove', container: gone },
@@ -168,7 +168,7 @@ test('one rollout at a time, in the desired order; a blocked one (backoff, rejec
 
 test('images no service keeps are pruned once no container uses them, unless a target or the newest desired state wants them', (t) => {
   const c = box('iris', 2);
-  const base = { routes: [routeOf(svc('iris', 2), c.port)], unusedImages: [image(1), image(2), image(3), image(4)] };
+  const base = { routes: [routeOf(svc('iris', 2), [{ container: c.id, port: c.port }])], unusedImages: [image(1), image(2), image(3), image(4)] };
   const inUse = { ...box('iris', 1, false), id: 'other' };
   const p = plan(state([c], [c], base), [svc('iris', 2)], ctx({ keepImages: new Set([image(4)]) }));
   t.deepEqual(p, [{ kind: 'prune', image: image(1) }, { kind: 'prune', image: image(3) }]);

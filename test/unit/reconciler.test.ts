@@ -96,7 +96,7 @@ test('a new revision is promoted (recorded) before its route switches, then the 
   const second = runtime.running()[0]!;
   t.is(second.revision, 2);
   t.is(servingContainer(), second.id);
-  t.is(routes.get('iris')?.port, second.port);
+  t.is(routes.get('iris')?.replicas[0]?.port, second.port);
 });
 
 test('a desired state that changes only capture sets it on the route: no new container', async (t) => {
@@ -205,7 +205,7 @@ test('a new revision that never gets healthy is removed; the old one keeps servi
   await waitFor('revision 2 to fail', () => serviceState()?.phase === 'failed', 5000);
   t.like(serviceState(), { revision: 2, servingRevision: 1 });
   t.is(serviceState()?.error?.code, 'AGENT_E_HEALTH_FAILED');
-  t.is(routes.get('iris')?.port, first.port);
+  t.is(routes.get('iris')?.replicas[0]?.port, first.port);
   t.is(servingContainer(), first.id);
   await waitFor('the failed container to go', () => runtime.containers.size === 1);
   t.true(runtime.containers.has(first.id));
