@@ -1,5 +1,5 @@
 /**
- * Fleet rollout benchmark with the FLEET SIMULATOR (test/simulator/): starts a real hub (dist/, via
+ * Fleet rollout benchmark with the FLEET SIMULATOR (bench/simulator/): starts a real hub (dist/, via
  * bin/edgeml) on loopback, enrolls and connects N simulated devices, deploys an image, then updates
  * it, and prints how long enrollment, connection and each rollout took until every device had
  * settled, from the simulator's side and from the hub's. Timing goals live here, never in tests.
@@ -26,8 +26,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startFleet, type Fleet } from '../test/simulator/fleet-simulator.js';
-import type { DurationSpec } from '../test/simulator/options.js';
+import { startFleet, type Fleet } from './simulator/fleet-simulator.js';
+import type { DurationSpec } from './simulator/options.js';
 import { rollout, seconds, type RolloutResult } from './lib/fleet.js';
 import { call, startHub, type Hub } from './lib/hub.js';
 import { processUsage, rssMb } from './lib/process-usage.js';

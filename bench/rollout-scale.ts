@@ -1,6 +1,6 @@
 /**
  * Benchmark 5, rollout at scale: a real hub (dist/, pinned to the SUT cores) and the fleet
- * simulator (test/simulator/, in this process, pinned to the load cores) with 1,000 and 5,000
+ * simulator (bench/simulator/, in this process, pinned to the load cores) with 1,000 and 5,000
  * devices (quick: 200). For each size, after enrolling and connecting the fleet: a deploy and an
  * update on an instant simulated runtime (the hub's own share: desired states out, reports in,
  * rollout bookkeeping), then an update on a simulated runtime with realistic pull, start and health
@@ -19,8 +19,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { drawnStepsMs, startFleet, type Fleet } from '../test/simulator/fleet-simulator.js';
-import { deviceIds, type Timing } from '../test/simulator/options.js';
+import { drawnStepsMs, startFleet, type Fleet } from './simulator/fleet-simulator.js';
+import { deviceIds, type Timing } from './simulator/options.js';
 import { runFanout, type FanoutResult } from './lib/broker-fanout.js';
 import { rollout, seconds, type RolloutResult } from './lib/fleet.js';
 import { call, startHub, type Hub } from './lib/hub.js';

@@ -1,10 +1,10 @@
 /**
- * Rollouts to a simulated fleet (test/simulator/) on a real hub (hub.ts), timed from the request
+ * Rollouts to a simulated fleet (bench/simulator/) on a real hub (hub.ts), timed from the request
  * until both sides have settled: what `npm run bench:fleet` (fleet-sim.ts) and the rollout-scale
  * benchmark share.
  */
 import type { DeviceList, Labels } from '../../shared/api/devices.js';
-import type { Fleet } from '../../test/simulator/fleet-simulator.js';
+import type { Fleet } from '../simulator/fleet-simulator.js';
 import { call, type Hub } from './hub.js';
 
 export const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;

@@ -14,7 +14,7 @@ import { emptyHubData } from '../../hub/store/hub-data.js';
 import type { DeviceRecord } from '../../hub/store/store.js';
 import { hashSecret } from '../../shared/secrets.js';
 import { EDGEML_BIN, EdgemlProcess } from '../../test/helpers/edgeml-process.js';
-import { enrollDevices } from '../../test/simulator/enroll.js';
+import { enrollDevices } from '../simulator/enroll.js';
 import type { DeviceCredential } from './mqtt-clients.js';
 import { spawnPinned } from './processes.js';
 

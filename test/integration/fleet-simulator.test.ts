@@ -9,7 +9,7 @@ import type { ReportedService } from '../../shared/protocol.js';
 import { startHub, type HubProcess } from '../helpers/edgeml-process.js';
 import { api } from '../helpers/hub-api.js';
 import { waitFor } from '../helpers/wait.js';
-import { failureDrawn, startFleet, type Fleet, type FleetOptions } from '../simulator/fleet-simulator.js';
+import { failureDrawn, startFleet, type Fleet, type FleetOptions } from '../../bench/simulator/fleet-simulator.js';
 
 const image = (hexDigit: string) => `127.0.0.1:5000/sim/x@sha256:${hexDigit.repeat(64)}`;
 const SERVICE = 'x';

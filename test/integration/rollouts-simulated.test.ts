@@ -10,7 +10,7 @@ import { cliFor } from '../helpers/cli.js';
 import { startHub, type HubProcess } from '../helpers/edgeml-process.js';
 import { api } from '../helpers/hub-api.js';
 import { waitFor } from '../helpers/wait.js';
-import { startFleet, type Fleet, type FleetOptions } from '../simulator/fleet-simulator.js';
+import { startFleet, type Fleet, type FleetOptions } from '../../bench/simulator/fleet-simulator.js';
 
 const SERVICE = 'x';
 const image = (hexDigit: string) => `127.0.0.1:5000/sim/x@sha256:${hexDigit.repeat(64)}`;

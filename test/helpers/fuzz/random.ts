@@ -4,7 +4,7 @@
  */
 import { randomInt } from 'node:crypto';
 import type { ExecutionContext } from 'ava';
-import { drawKey, uniform } from '../../simulator/seeded-random.js';
+import { drawKey, uniform } from '../../../bench/simulator/seeded-random.js';
 
 export class Random {
   private n = 0;

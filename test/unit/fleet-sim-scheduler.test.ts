@@ -1,6 +1,6 @@
 import test from 'ava';
 import { ManualClock } from '../helpers/fake-clock.js';
-import { Scheduler } from './scheduler.js';
+import { Scheduler } from '../../bench/simulator/scheduler.js';
 
 test('entries run in time order (ties in scheduling order) on one clock timer; cancelled ones never run', (t) => {
   const clock = new ManualClock(0);

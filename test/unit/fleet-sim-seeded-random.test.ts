@@ -1,6 +1,6 @@
 import test from 'ava';
-import { failureDrawn } from './sim-runtime.js';
-import { drawKey, uniform } from './seeded-random.js';
+import { failureDrawn } from '../../bench/simulator/sim-runtime.js';
+import { drawKey, uniform } from '../../bench/simulator/seeded-random.js';
 
 test('draws depend on the seed and the key only, and spread evenly', (t) => {
   t.is(uniform(7, drawKey('a', 1)), uniform(7, drawKey('a', 1)));

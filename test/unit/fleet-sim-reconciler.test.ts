@@ -6,10 +6,10 @@ import test from 'ava';
 import { ErrorCodes } from '../../shared/errors.js';
 import type { DesiredState, ReportedState } from '../../shared/protocol.js';
 import { ManualClock } from '../helpers/fake-clock.js';
-import type { FailureRates, Timing } from './options.js';
-import { Scheduler } from './scheduler.js';
-import { SimReconciler } from './sim-reconciler.js';
-import { SimRuntime } from './sim-runtime.js';
+import type { FailureRates, Timing } from '../../bench/simulator/options.js';
+import { Scheduler } from '../../bench/simulator/scheduler.js';
+import { SimReconciler } from '../../bench/simulator/sim-reconciler.js';
+import { SimRuntime } from '../../bench/simulator/sim-runtime.js';
 
 const image = (d: string) => `127.0.0.1:5000/sim/x@sha256:${d.repeat(64)}`;
 const limits = { maxConcurrent: 1, maxQueue: 10, memoryBytes: null, cpus: null };
