@@ -3,12 +3,15 @@
  * counts are taken (and reset) at the start of each tick, so consecutive batches cover the agent's
  * life without gaps or overlaps, however long the probes take; on close the last partial interval
  * goes in too, so a clean stop loses no counts. Each batch is checked against the protocol before
- * it is queued: one the broker would refuse must not wait on disk to be refused later.
+ * it is queued: one the broker would refuse must not wait on disk to be refused later. The
+ * autoscaler's decisions of the interval ride along as each service's `scaling`.
  */
 import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
-import { encodeMessage, type ContainerMetrics, type DeviceMetrics } from '../../shared/protocol.js';
+import { LATENCY_BOUNDS_MS } from '../../shared/latency-histogram.js';
+import { encodeMessage, type ContainerMetrics, type DeviceMetrics, type ServiceIntervalMetrics } from '../../shared/protocol.js';
 import type { MetricsSource } from '../gateway/metrics.js';
+import type { ScalingCounts } from '../scale/autoscaler.js';
 import { metricsBatch, outboxStatus } from './metrics-batch.js';
 import type { Batch, Outbox } from './outbox.js';
 
@@ -18,12 +21,37 @@ export interface MetricsCollectorOptions {
   /** Never reject: a probe that fails gives nulls. */
   device: () => Promise<DeviceMetrics>;
   containers: () => Promise<ContainerMetrics[]>;
+  /** The autoscaler's decisions since the previous call, per service that had any. */
+  scaling?: { takeInterval(): Record<string, ScalingCounts> };
   /** The queue's counts, reported in each batch. */
   outbox: Pick<Outbox, 'dropped' | 'size'>;
   append: (batch: Batch) => Promise<void>;
   nextId: () => string;
   clock: Clock;
   logger: Logger;
+}
+
+/** A service that scaled in an interval without a request (the load stopped, replicas went). */
+function idleService(): ServiceIntervalMetrics {
+  return {
+    requests: 0,
+    responses: { '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 },
+    unauthenticated: 0,
+    rejected: 0,
+    queueTimeouts: 0,
+    upstreamErrors: 0,
+    aborted: 0,
+    inFlight: 0,
+    queued: 0,
+    latencyMs: { boundsMs: [...LATENCY_BOUNDS_MS], counts: new Array<number>(LATENCY_BOUNDS_MS.length + 1).fill(0), sumMs: 0 },
+  };
+}
+
+/** Only services that scaled carry `scaling`: batches stay small on a device whose counts do not move. */
+function withScaling(services: Record<string, ServiceIntervalMetrics>, scaling: Record<string, ScalingCounts>): void {
+  for (const [name, counts] of Object.entries(scaling)) {
+    services[name] = { ...(services[name] ?? idleService()), scaling: { up: counts.up, down: counts.down, held: counts.held } };
+  }
 }
 
 export class MetricsCollector {
@@ -61,9 +89,11 @@ export class MetricsCollector {
 
   private async collect(): Promise<void> {
     const report = this.o.gateway.takeInterval();
+    const scaling = this.o.scaling?.takeInterval() ?? {};
     try {
       const [device, containers] = await Promise.all([this.o.device(), this.o.containers()]);
       const batch = metricsBatch({ id: this.o.nextId(), report, device, containers, outbox: outboxStatus(this.o.outbox) });
+      withScaling(batch.services, scaling);
       await this.o.append({ id: batch.id, lane: 'metrics', bytes: encodeMessage('telemetry', batch) });
     } catch (err) {
       // A full disk, or a bug: the interval's counts are gone, and the log must say which ones.

@@ -1,12 +1,14 @@
 /**
  * The metrics collector (agent/telemetry/metrics-collector.ts) on a manual clock: one valid batch per
  * interval into the metrics lane, the gateway's counts mapped field by field and covering the agent's
- * life without gaps, the queue's counts reported, and the last partial interval queued on close.
+ * life without gaps, the queue's counts reported, the autoscaler's decisions merged per service,
+ * and the last partial interval queued on close.
  */
 import test from 'ava';
 import { pino } from 'pino';
 import { GatewayMetrics } from '../../agent/gateway/metrics.js';
 import { batchIds } from '../../agent/telemetry/batch-ids.js';
+import type { ScalingCounts } from '../../agent/scale/autoscaler.js';
 import { MetricsCollector } from '../../agent/telemetry/metrics-collector.js';
 import type { Batch } from '../../agent/telemetry/outbox.js';
 import { LATENCY_BOUNDS_MS } from '../../shared/latency-histogram.js';
@@ -18,7 +20,7 @@ const T0 = Date.parse('2025-03-01T08:00:00.000Z');
 const DEVICE: DeviceMetrics = { cpuPercent: 5, memory: { usedBytes: 1, totalBytes: 2 }, disk: null, temperatureC: null, uptimeSeconds: 9, network: null };
 const settle = () => new Promise((r) => setImmediate(r));
 
-function setup(opts: { append?: (b: Batch) => Promise<void> } = {}) {
+function setup(opts: { append?: (b: Batch) => Promise<void>; scaling?: () => Record<string, ScalingCounts> } = {}) {
   const clock = new ManualClock(T0);
   const gateway = new GatewayMetrics(clock, () => ({ inFlight: 2, queued: 1 }));
   const appended: Batch[] = [];
@@ -30,6 +32,7 @@ function setup(opts: { append?: (b: Batch) => Promise<void> } = {}) {
     containers: async () => [{ service: 'iris', revision: 2, cpuPercent: 1.5, memoryBytes: 100, memoryLimitBytes: null }],
     outbox: { dropped: () => ({ metrics: 4, capture: 0 }), size: () => ({ metrics: { count: 7, bytes: 7000 }, capture: { count: 1, bytes: 10 } }) },
     append: opts.append ?? (async (b) => void appended.push(b)),
+    ...(opts.scaling ? { scaling: { takeInterval: opts.scaling } } : {}),
     nextId: batchIds('m'),
     clock,
     logger: pino({ level: 'error' }, { write: (line: string) => void errors.push(JSON.parse(line) as Record<string, unknown>) }),
@@ -85,6 +88,29 @@ test('one valid batch per interval, with the gateway counts mapped and the inter
   t.deepEqual(first!.outbox, { dropped: { metrics: 4, capture: 0 }, queued: { metrics: 7, capture: 1 } });
   t.not(first!.id, second!.id);
   for (const b of batches()) t.regex(b.id, new RegExp(TELEMETRY_BATCH_ID_PATTERN));
+  await collector.close();
+});
+
+test("the autoscaler's decisions of the interval ride along per service, an idle one that scaled included", async (t) => {
+  const taken: Array<Record<string, ScalingCounts>> = [{ iris: { up: 2, down: 0, held: 1 }, quiet: { up: 0, down: 1, held: 0 } }, {}];
+  const { clock, collector, request, batches } = setup({ scaling: () => taken.shift() ?? {} });
+  collector.start();
+  request('iris', 3);
+  request('busy', 3);
+  clock.advance(INTERVAL - 6);
+  await settle();
+  request('iris', 3);
+  clock.advance(INTERVAL - 3);
+  await settle();
+
+  const [first, second] = batches();
+  t.deepEqual(first!.services.iris!.scaling, { up: 2, down: 0, held: 1 });
+  t.is(first!.services.iris!.requests, 1, 'merged into the gateway counts');
+  t.false('scaling' in first!.services.busy!, 'a service that did not scale carries no scaling');
+  t.like(first!.services.quiet, { requests: 0, inFlight: 0, queued: 0, scaling: { up: 0, down: 1, held: 0 } });
+  t.is(first!.services.quiet!.latencyMs.counts.reduce((a, b) => a + b, 0), 0);
+  t.false('scaling' in second!.services.iris!, 'taken once, like the gateway counts');
+  t.false('quiet' in second!.services);
   await collector.close();
 });
 
