@@ -1,87 +1,146 @@
 /**
- * Per-service admission: at most `maxConcurrent` requests upstream at once and at most `maxQueue`
- * waiting, first in first out. A request beyond the queue is refused at once (the gateway answers
- * 429); one that waits longer than the queue timeout gives up (503). Limits are read per request,
- * so a new revision's limits apply from its first request.
+ * Per-service admission over the service's replicas: at most `maxConcurrent` requests on each
+ * replica in rotation, and one FIFO queue of at most `maxQueue` × (replicas in rotation) for the
+ * whole service, so no request waits behind a busy replica while another is free. A request beyond
+ * the queue is refused at once (the gateway answers 429); one that waits longer than the queue
+ * timeout gives up (503). An admitted request goes to the replica in rotation with the fewest
+ * requests in flight, ties taken round robin.
+ *
+ * The limits and the rotation are read from `rotation()` at every decision, so a change of either
+ * applies to the next request and to the queue's next move, with no restart.
  */
 import type { Clock } from '../../shared/clock.js';
 import type { ServiceLimits } from '../../shared/protocol.js';
+import type { Replica } from '../reconcile/routes.js';
 
-export type Admission = { ok: true; release: () => void } | { ok: false; reason: 'queue-full' | 'queue-timeout' | 'aborted' };
+export type Limits = Pick<ServiceLimits, 'maxConcurrent' | 'maxQueue'>;
 
-type Limits = Pick<ServiceLimits, 'maxConcurrent' | 'maxQueue'>;
+/** What the limiter balances over now: the replicas in rotation (listed and not ejected) and their limits. */
+export interface Rotation {
+  limits: Limits;
+  replicas: readonly Replica[];
+}
+
+export type Admission = { ok: true; replica: Replica; release: () => void } | { ok: false; reason: 'queue-full' | 'queue-timeout' | 'aborted' };
+
+export interface AcquireOptions {
+  signal?: AbortSignal;
+  /**
+   * A request that never reached the replica it was given: it goes to the head of the queue, and is
+   * never refused for a full queue (it had its place already).
+   */
+  retry?: boolean;
+}
 
 interface Waiter {
-  admit: () => void;
-  timer: unknown;
-  done: boolean;
+  admit: (replica: Replica) => void;
 }
 
 export class ServiceLimiter {
-  #inFlight = 0;
+  /** Requests in flight by container id, replicas that left the rotation included until they finish. */
+  readonly #inFlight = new Map<string, number>();
   readonly #queue: Waiter[] = [];
+  /** Where the round robin among equally loaded replicas starts next. */
+  #next = 0;
 
-  constructor(private readonly clock: Clock) {}
+  constructor(
+    private readonly clock: Clock,
+    private readonly rotation: () => Rotation,
+  ) {}
 
   get inFlight(): number {
-    return this.#inFlight;
+    let n = 0;
+    for (const count of this.#inFlight.values()) n += count;
+    return n;
   }
 
   get queued(): number {
     return this.#queue.length;
   }
 
+  /** Requests in flight on one replica. */
+  inFlightOn(container: string): number {
+    return this.#inFlight.get(container) ?? 0;
+  }
+
   /**
    * Whether `acquire` would refuse now. The gateway asks before it reads a body, so a refusal costs
    * no upload; `acquire` still decides, since the queue can fill while the body arrives.
    */
-  full(limits: Limits): boolean {
-    return !this.free(limits) && this.#queue.length >= limits.maxQueue;
+  full(): boolean {
+    const rotation = this.rotation();
+    return this.#pick(rotation) === undefined && this.#queue.length >= rotation.limits.maxQueue * rotation.replicas.length;
   }
 
-  acquire(limits: Limits, queueTimeoutMs: number, signal?: AbortSignal): Promise<Admission> {
-    if (this.free(limits)) return Promise.resolve(this.admitted(limits));
-    if (this.full(limits)) return Promise.resolve({ ok: false, reason: 'queue-full' });
+  acquire(queueTimeoutMs: number, { signal, retry = false }: AcquireOptions = {}): Promise<Admission> {
+    // Slots a change of limits or replicas opened go to those already waiting first.
+    this.pump();
+    const rotation = this.rotation();
+    const replica = this.#queue.length === 0 ? this.#pick(rotation) : undefined;
+    if (replica) return Promise.resolve(this.#admitted(replica));
+    if (!retry && this.#queue.length >= rotation.limits.maxQueue * rotation.replicas.length) return Promise.resolve({ ok: false, reason: 'queue-full' });
     return new Promise((resolve) => {
+      let done = false;
+      let timer: unknown = null;
       const waiter: Waiter = {
-        done: false,
-        timer: null,
-        admit: () => {
-          if (waiter.done) return;
-          waiter.done = true;
-          this.clock.clearTimeout(waiter.timer);
-          resolve(this.admitted(limits));
+        admit: (chosen) => {
+          if (done) return;
+          done = true;
+          this.clock.clearTimeout(timer);
+          resolve(this.#admitted(chosen));
         },
       };
       const leave = (reason: 'queue-timeout' | 'aborted') => {
-        if (waiter.done) return;
-        waiter.done = true;
-        this.clock.clearTimeout(waiter.timer);
+        if (done) return;
+        done = true;
+        this.clock.clearTimeout(timer);
         this.#queue.splice(this.#queue.indexOf(waiter), 1);
         resolve({ ok: false, reason });
       };
-      this.#queue.push(waiter);
+      if (retry) this.#queue.unshift(waiter);
+      else this.#queue.push(waiter);
       // An abort before this call fires no event: the client is gone already.
       if (signal?.aborted) return leave('aborted');
-      waiter.timer = this.clock.setTimeout(() => leave('queue-timeout'), queueTimeoutMs);
+      timer = this.clock.setTimeout(() => leave('queue-timeout'), queueTimeoutMs);
       signal?.addEventListener('abort', () => leave('aborted'), { once: true });
     });
   }
 
-  private free(limits: Limits): boolean {
-    return this.#inFlight < limits.maxConcurrent && this.#queue.length === 0;
+  /** Admits waiters, head first, while a replica in rotation has a free slot. */
+  pump(): void {
+    while (this.#queue.length > 0) {
+      const replica = this.#pick(this.rotation());
+      if (!replica) return;
+      this.#queue.shift()!.admit(replica);
+    }
   }
 
-  private admitted(limits: Limits): Admission {
-    this.#inFlight += 1;
+  /** The replica in rotation with the fewest in flight and a free slot; ties round robin. */
+  #pick({ limits, replicas }: Rotation): Replica | undefined {
+    let best: { replica: Replica; index: number; load: number } | undefined;
+    for (let k = 0; k < replicas.length; k++) {
+      const index = (this.#next + k) % replicas.length;
+      const replica = replicas[index]!;
+      const load = this.inFlightOn(replica.container);
+      if (load < limits.maxConcurrent && (!best || load < best.load)) best = { replica, index, load };
+    }
+    if (best) this.#next = best.index + 1;
+    return best?.replica;
+  }
+
+  #admitted(replica: Replica): Admission {
+    this.#inFlight.set(replica.container, this.inFlightOn(replica.container) + 1);
     let released = false;
     return {
       ok: true,
+      replica,
       release: () => {
         if (released) return;
         released = true;
-        this.#inFlight -= 1;
-        if (this.#inFlight < limits.maxConcurrent) this.#queue.shift()?.admit();
+        const left = this.inFlightOn(replica.container) - 1;
+        if (left > 0) this.#inFlight.set(replica.container, left);
+        else this.#inFlight.delete(replica.container);
+        this.pump();
       },
     };
   }

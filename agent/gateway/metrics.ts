@@ -43,6 +43,8 @@ export interface ServiceCounters {
 export interface ServiceGauges {
   inFlight: number;
   queued: number;
+  /** Replicas in rotation (ready); absent where the source does not know them. */
+  replicas?: number;
 }
 
 export type ServiceMetrics = ServiceCounters & ServiceGauges;
@@ -138,7 +140,7 @@ export class GatewayMetrics implements MetricsSource {
   readonly #startedAt: number;
   #intervalFrom: number;
 
-  /** `gauges` reads a service's requests in flight and waiting now (the limiter keeps those). */
+  /** `gauges` reads a service's requests in flight and waiting now (the limiter keeps those), and its ready replicas. */
   constructor(
     private readonly clock: Clock,
     private readonly gauges: (service: string) => ServiceGauges,

@@ -4,6 +4,10 @@
  * the key stay the same across revisions. `GET /v1/services`, with the key of any service the
  * device serves, lists what is served, with its counters, and `GET /v1/services/NAME/swagger.json`
  * is the container's document pointing at the gateway. Answers of a service with capture on are sampled at its rate, with their requests.
+ *
+ * A service's replicas share one queue (limiter.ts); a replica whose connection fails or whose
+ * health check fails leaves the rotation at once (rotation.ts), and a request that never reached it
+ * goes to another.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,13 +20,16 @@ import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { CaptureSample, CaptureSettings } from '../../shared/protocol.js';
 import { secretMatches } from '../../shared/secrets.js';
-import type { Route, RouteTable } from '../reconcile/routes.js';
+import type { HealthProbe } from '../reconcile/health-probe.js';
+import type { Replica, Route, RouteTable } from '../reconcile/routes.js';
 import { readBody } from './body.js';
 import { CAPTURE_KEEP_BYTES, capturedBody, sampled } from './capture.js';
 import { CaptureTee } from './capture-tee.js';
 import { ClientGone, GatewayCodes, GatewayError } from './errors.js';
-import { ServiceLimiter } from './limiter.js';
+import { DEFAULT_HEALTH_INTERVAL_MS, startHealthChecks } from './health-checks.js';
+import { ServiceLimiter, type Admission, type Rotation } from './limiter.js';
 import { GatewayMetrics, type MetricsSource, type Outcome } from './metrics.js';
+import { ReplicaRotation, type ReplicaDown } from './rotation.js';
 
 export const GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
 /** How long a request may wait for a slot before it gets 503. */
@@ -30,6 +37,10 @@ export const DEFAULT_QUEUE_TIMEOUT_MS = 30_000;
 /** How long a client may take to send its body, from its headers on, before it gets 408. */
 export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
 const UPSTREAM_TIMEOUT_MS = 120_000;
+/** Replicas a request that never reached one tries after the first: more failing at once is an outage, not a replica down. */
+const MAX_RETRIES = 3;
+/** Errors of a connection that never carried the request: another replica may take it as it is. */
+const NEVER_REACHED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
 /** Takes samples without blocking or throwing (agent/telemetry/capture-buffer.ts). */
 export interface CaptureSink {
@@ -51,6 +62,19 @@ export interface GatewayOptions {
   capture?: CaptureSink;
   /** Uniform in [0, 1), for sampling; default Math.random. */
   random?: () => number;
+  /** Told once per replica that leaves the rotation (connection failed, health check failed), so it is replaced. */
+  onReplicaDown?: ReplicaDown;
+  /** Probes each replica in rotation every `healthIntervalMs`; without it there are no active health checks. */
+  health?: HealthProbe;
+  healthIntervalMs?: number;
+}
+
+/** A service's load now, for the autoscaler. */
+export interface ServiceLoad {
+  inFlight: number;
+  queued: number;
+  /** Replicas in rotation: listed by the route and not ejected. */
+  ready: number;
 }
 
 export interface Gateway {
@@ -58,10 +82,13 @@ export interface Gateway {
   readonly url: string;
   /** Per-service counters for telemetry. */
   readonly metrics: MetricsSource;
+  load(service: string): ServiceLoad;
   close(): Promise<void>;
 }
 
 const ABORTED: Outcome = { kind: 'aborted' };
+
+type Granted = Extract<Admission, { ok: true }>;
 
 /** How a request forwarded to a container ended, and which container's route it went to last. */
 interface Forwarded {
@@ -90,13 +117,33 @@ function upstreamFailed(service: string, what: string, cause?: unknown): Gateway
   return new GatewayError(502, GatewayCodes.UPSTREAM, `service ${service} ${what}`, {}, { cause });
 }
 
+function neverReached(err: unknown): boolean {
+  const codes = [(err as { code?: unknown }).code, ((err as { cause?: { code?: unknown } }).cause ?? {}).code];
+  return codes.some((c) => typeof c === 'string' && NEVER_REACHED.has(c));
+}
+
+/** The per-replica arithmetic, as 429s and 503s say it. */
+function capacity({ limits, replicas }: Rotation): string {
+  const n = replicas.length;
+  return `${n} ${n === 1 ? 'replica' : 'replicas'} × ${limits.maxConcurrent} in flight`;
+}
+
 export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const limiters = new Map<string, ServiceLimiter>();
   const pools = new Map<number, Pool>();
   const queueTimeoutMs = o.queueTimeoutMs ?? DEFAULT_QUEUE_TIMEOUT_MS;
   const random = o.random ?? Math.random;
   const bodyLimits = { maxBytes: GATEWAY_MAX_BODY_BYTES, timeoutMs: o.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS };
-  const metrics = new GatewayMetrics(o.clock, (service) => ({ inFlight: limiters.get(service)?.inFlight ?? 0, queued: limiters.get(service)?.queued ?? 0 }));
+  const rotation = new ReplicaRotation(o.routes, o.logger, o.onReplicaDown);
+  const load = (service: string): ServiceLoad => ({
+    inFlight: limiters.get(service)?.inFlight ?? 0,
+    queued: limiters.get(service)?.queued ?? 0,
+    ready: rotation.of(service).replicas.length,
+  });
+  const metrics = new GatewayMetrics(o.clock, (service) => {
+    const { inFlight, queued, ready } = load(service);
+    return { inFlight, queued, replicas: ready };
+  });
   let url = '';
 
   const poolFor = (port: number): Pool => {
@@ -118,7 +165,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
 
   const limiterOf = (name: string): ServiceLimiter => {
     let limiter = limiters.get(name);
-    if (!limiter) limiters.set(name, (limiter = new ServiceLimiter(o.clock)));
+    if (!limiter) limiters.set(name, (limiter = new ServiceLimiter(o.clock, () => rotation.of(name))));
     return limiter;
   };
 
@@ -154,33 +201,54 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     return failure;
   };
 
-  /** `tee`, for a sampled request, sees the answer's body on its way to the client. */
-  const forward = async (route: Route, body: Buffer, contentType: string, res: ServerResponse, gone: AbortSignal, tee?: CaptureTee): Promise<Forwarded> => {
-    for (let target = route, attempt = 0; ; attempt++) {
-      let upstream: Dispatcher.ResponseData;
-      try {
-        upstream = await poolFor(target.replicas[0]!.port).request({ path: '/score', method: 'POST', body, headers: { 'content-type': contentType }, signal: gone });
-      } catch (err) {
-        if (gone.aborted) return { outcome: ABORTED, target };
-        // The route switched under this request (the old container stopped): once more, to the new one.
-        const now = o.routes.get(route.service);
-        if (attempt === 0 && now && now.replicas[0]!.port !== target.replicas[0]!.port) {
-          target = now;
+  const queueTimedOut = (name: string) =>
+    new GatewayError(503, GatewayCodes.QUEUE_TIMEOUT, `service ${name}: no slot within ${queueTimeoutMs / 1000} s (${capacity(rotation.of(name))})`, { 'retry-after': '1' });
+
+  /**
+   * Sends the request to the replica it was admitted to; if the connection fails before any
+   * answer, that replica leaves the rotation, and a request that never reached it (or whose replica
+   * the route dropped meanwhile: a blue/green switch) waits at the head of the queue for another.
+   * `tee`, for a sampled request, sees the answer's body on its way to the client.
+   */
+  const forward = async (name: string, admitted: Granted, body: Buffer, contentType: string, res: ServerResponse, gone: AbortSignal, tee?: CaptureTee): Promise<Forwarded> => {
+    let admission = admitted;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const { replica } = admission;
+        // The route now: it may have switched (or its capture changed) while the request waited.
+        const target = o.routes.get(name) ?? routeOf(name);
+        let upstream: Dispatcher.ResponseData;
+        try {
+          upstream = await poolFor(replica.port).request({ path: '/score', method: 'POST', body, headers: { 'content-type': contentType }, signal: gone });
+        } catch (err) {
+          if (gone.aborted) return { outcome: ABORTED, target };
+          const retired = !rotation.listed(name, replica.container);
+          rotation.eject(name, replica, `connection failed: ${(err as Error).message}`);
+          const retry = attempt < MAX_RETRIES && (retired || neverReached(err)) && rotation.of(name).replicas.length > 0;
+          if (!retry) throw upstreamFailed(name, `did not answer: ${(err as Error).message}`, err);
+          admission.release();
+          const next = await limiterOf(name).acquire(queueTimeoutMs, { signal: gone, retry: true });
+          if (!next.ok) {
+            if (next.reason === 'aborted') return { outcome: ABORTED, target };
+            throw queueTimedOut(name);
+          }
+          admission = next;
           continue;
         }
-        throw upstreamFailed(route.service, `did not answer: ${(err as Error).message}`, err);
+        res.writeHead(upstream.statusCode, { 'content-type': String(upstream.headers['content-type'] ?? 'application/json') });
+        try {
+          // At the client's pace: a slow reader holds the container back instead of filling memory here.
+          await (tee ? pipeline(upstream.body, tee, res) : pipeline(upstream.body, res));
+          return { outcome: { kind: 'answered', status: upstream.statusCode }, target };
+        } catch (err) {
+          // pipeline has destroyed both sides: the client sees a cut response, the container a closed connection.
+          if (gone.aborted) return { outcome: ABORTED, target };
+          o.logger.warn({ err, service: name, container: replica.container, port: replica.port }, 'the container broke off its answer');
+          return { outcome: { kind: 'cut-off' }, target };
+        }
       }
-      res.writeHead(upstream.statusCode, { 'content-type': String(upstream.headers['content-type'] ?? 'application/json') });
-      try {
-        // At the client's pace: a slow reader holds the container back instead of filling memory here.
-        await (tee ? pipeline(upstream.body, tee, res) : pipeline(upstream.body, res));
-        return { outcome: { kind: 'answered', status: upstream.statusCode }, target };
-      } catch (err) {
-        // pipeline has destroyed both sides: the client sees a cut response, the container a closed connection.
-        if (gone.aborted) return { outcome: ABORTED, target };
-        o.logger.warn({ err, service: route.service, port: target.replicas[0]!.port }, 'the container broke off its answer');
-        return { outcome: { kind: 'cut-off' }, target };
-      }
+    } finally {
+      admission.release();
     }
   };
 
@@ -219,26 +287,25 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     if (!keyFits(route, bearer(req))) {
       throw new GatewayError(401, GatewayCodes.UNAUTHENTICATED, `service ${name} needs its API key: send "Authorization: Bearer KEY"`, { 'www-authenticate': 'Bearer' });
     }
+    if (rotation.of(name).replicas.length === 0) {
+      throw new GatewayError(503, GatewayCodes.NOT_READY, `service ${name} has no replica ready on this device`, { 'retry-after': '1' });
+    }
     const limiter = limiterOf(name);
-    const queueFull = () =>
-      new GatewayError(429, GatewayCodes.QUEUE_FULL, `service ${name} is busy: ${route.limits.maxConcurrent} in flight and ${route.limits.maxQueue} waiting`, { 'retry-after': '1' });
-    if (limiter.full(route.limits)) throw queueFull();
+    const queueFull = () => {
+      const now = rotation.of(name);
+      return new GatewayError(429, GatewayCodes.QUEUE_FULL, `service ${name} is busy: ${capacity(now)} and ${now.replicas.length} × ${now.limits.maxQueue} waiting`, { 'retry-after': '1' });
+    };
+    if (limiter.full()) throw queueFull();
     const body = await readBody(req, bodyLimits, o.clock);
-    const admission = await limiter.acquire(route.limits, queueTimeoutMs, gone);
+    const admission = await limiter.acquire(queueTimeoutMs, { signal: gone });
     if (!admission.ok) {
       if (admission.reason === 'queue-full') throw queueFull();
-      if (admission.reason === 'queue-timeout') throw new GatewayError(503, GatewayCodes.QUEUE_TIMEOUT, `service ${name}: no slot within ${queueTimeoutMs / 1000} s`, { 'retry-after': '1' });
+      if (admission.reason === 'queue-timeout') throw queueTimedOut(name);
       return ABORTED;
     }
-    // The route again: it may have switched (or its capture changed) while the request waited.
-    const target = o.routes.get(name) ?? route;
-    const sampling: Sampling | undefined = o.capture && sampled(target.capture, random) ? { sink: o.capture, settings: target.capture, tee: new CaptureTee(CAPTURE_KEEP_BYTES) } : undefined;
-    let forwarded: Forwarded;
-    try {
-      forwarded = await forward(target, body, String(req.headers['content-type'] ?? 'application/json'), res, gone, sampling?.tee);
-    } finally {
-      admission.release();
-    }
+    const capture = (o.routes.get(name) ?? route).capture;
+    const sampling: Sampling | undefined = o.capture && sampled(capture, random) ? { sink: o.capture, settings: capture, tee: new CaptureTee(CAPTURE_KEEP_BYTES) } : undefined;
+    const forwarded = await forward(name, admission, body, String(req.headers['content-type'] ?? 'application/json'), res, gone, sampling?.tee);
     if (sampling) record(sampling, arrived, body, forwarded);
     return forwarded.outcome;
   };
@@ -264,7 +331,8 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
 
   const swagger = async (name: string, res: ServerResponse): Promise<void> => {
     const route = routeOf(name);
-    const upstream = await poolFor(route.replicas[0]!.port)
+    const replica: Replica = rotation.of(name).replicas[0] ?? route.replicas[0]!;
+    const upstream = await poolFor(replica.port)
       .request({ path: '/swagger.json', method: 'GET' })
       .catch((err: unknown) => Promise.reject(upstreamFailed(name, `did not answer for /swagger.json: ${(err as Error).message}`, err)));
     if (upstream.statusCode !== 200) {
@@ -273,6 +341,13 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     }
     const doc = (await upstream.body.json().catch((err: unknown) => Promise.reject(upstreamFailed(name, `sent a /swagger.json that is not JSON`, err)))) as Record<string, unknown>;
     sendJson(res, 200, { ...doc, servers: [{ url: `${url}/v1/services/${name}` }] });
+  };
+
+  /** The replicas in rotation, with the requests in flight on each (by container id). */
+  const replicasOf = (service: string): { ready: number; inFlight: Record<string, number> } => {
+    const { replicas } = rotation.of(service);
+    const limiter = limiters.get(service);
+    return { ready: replicas.length, inFlight: Object.fromEntries(replicas.map((r) => [r.container, limiter?.inFlightOn(r.container) ?? 0])) };
   };
 
   /** Names, digests and counters are the device's business: any key of a service it serves may see them. */
@@ -290,6 +365,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
         limits: { maxConcurrent: r.limits.maxConcurrent, maxQueue: r.limits.maxQueue },
         inFlight: limiters.get(r.service)?.inFlight ?? 0,
         queued: limiters.get(r.service)?.queued ?? 0,
+        replicas: replicasOf(r.service),
         metrics: metrics.totals(r.service),
       })),
     });
@@ -319,11 +395,16 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const boundUrl = `http://${formatHostPort({ host: bound.address, port: bound.port })}`;
   url = o.advertiseUrl ?? boundUrl;
   o.logger.info({ url: boundUrl, advertised: url }, 'gateway listening');
+  const health = o.health
+    ? startHealthChecks({ routes: o.routes, rotation, probe: o.health, clock: o.clock, intervalMs: o.healthIntervalMs ?? DEFAULT_HEALTH_INTERVAL_MS, logger: o.logger })
+    : undefined;
 
   return {
     url,
     metrics,
+    load,
     close: async () => {
+      health?.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

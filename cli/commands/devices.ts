@@ -1,6 +1,7 @@
 /**
  * `edgeml device …`: enroll a device (its token is printed once), list and show devices (with the
- * services they run), change labels, revoke. Enrolling, labelling and revoking need an admin key.
+ * services they run and their replicas), change labels, revoke. Enrolling, labelling and revoking
+ * need an admin key.
  */
 import type { Command } from 'commander';
 import { DEVICE_STATUSES, type Device, type DeviceEnrolled, type DeviceLabelsUpdate, type DeviceList, type DeviceStatus } from '../../shared/api/devices.js';
@@ -10,6 +11,7 @@ import { inputError, keyValueRecord, keyValueText, parseChoice, parseDeviceId, p
 import { apiPath } from '../hub-client.js';
 import { formatPairs, formatTime, renderFields, renderTable } from '../output.js';
 import { addClientOptions, clientAction, type CliIo } from './client-command.js';
+import { renderDeviceReplicas } from './replica-views.js';
 import { renderServices } from './where-views.js';
 
 const seen = (d: Device) => (d.lastSeen ? formatTime(d.lastSeen) : '-');
@@ -41,7 +43,7 @@ export function renderDevice(d: Device, services: readonly ServingService[]): st
     ['revoked', d.revokedAt ?? undefined],
     ['generation', `desired ${generation(d.desiredGeneration)}, observed ${generation(d.observedGeneration)}${d.phase ? ` (${d.phase})` : ''}`],
   ]);
-  return `${fields}services:\n${renderServices(services)}`;
+  return `${fields}services:\n${renderServices(services)}${renderDeviceReplicas(d.services)}`;
 }
 
 export function renderEnrolled(d: DeviceEnrolled): string {
@@ -104,7 +106,7 @@ export function addDeviceCommands(program: Command, io: CliIo): void {
 
   device
     .command('show')
-    .description('show a device: status, labels, facts, and the services it runs with their model versions')
+    .description('show a device: status, labels, facts, and the services it runs with their model versions and replicas (ready/desired)')
     .argument('<id>', 'device id', parseDeviceId('device id'))
     .action(
       clientAction<[string], object>(io, async (ctx, [id]) => {

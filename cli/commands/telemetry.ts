@@ -1,6 +1,7 @@
 /**
  * `edgeml telemetry SERVICE` and `edgeml telemetry device ID`: what the fleet's gateways measured
- * (requests per second, error rate, latency percentiles, rejections) per device and for the fleet,
+ * (requests per second, error rate, latency percentiles, rejections, ready replicas and the
+ * autoscaler's decisions) per device and for the fleet,
  * and a device's own metrics, over a window (`--since 1h`, `--until`).
  */
 import type { Command } from 'commander';
@@ -50,6 +51,12 @@ function formatMs(figures: ServiceFigures, p: PercentileName): string {
 const formatRate = (perSecond: number) => (perSecond >= 10 ? perSecond.toFixed(1) : perSecond.toFixed(2));
 const formatShare = (share: number | null) => (share === null ? '-' : `${(share * 100).toFixed(share > 0 && share < 0.001 ? 3 : 1)}%`);
 
+/** The autoscaler's decisions: `+2 -1`, `+0 -0 (3 held)` when the resource guard refused some; `-` for none. */
+export function formatScaling({ up, down, held }: ServiceFigures['scaling']): string {
+  if (up + down + held === 0) return '-';
+  return `+${up} -${down}${held ? ` (${held} held)` : ''}`;
+}
+
 export function renderServiceTelemetry(r: ServiceTelemetry): string {
   const fleet = [
     `${r.requests} requests (${formatRate(r.requestsPerSecond)}/s)`,
@@ -63,10 +70,23 @@ export function renderServiceTelemetry(r: ServiceTelemetry): string {
     ['service', r.service],
     ['window', `${formatTime(r.since)} → ${formatTime(r.until)}`],
     ['fleet', fleet],
+    ['replicas', r.replicas === null ? undefined : `${r.replicas} ready at the latest count, scaled ${formatScaling(r.scaling)}`],
   ]);
   const table = renderTable(
-    ['DEVICE', 'REQUESTS', 'REQ/S', 'ERRORS', 'ERROR RATE', 'REJECTED', 'P50', 'P95', 'P99'],
-    r.devices.map((d) => [d.device, String(d.requests), formatRate(d.requestsPerSecond), String(d.errors), formatShare(d.errorRate), String(d.rejected), formatMs(d, 'p50'), formatMs(d, 'p95'), formatMs(d, 'p99')]),
+    ['DEVICE', 'REQUESTS', 'REQ/S', 'ERRORS', 'ERROR RATE', 'REJECTED', 'P50', 'P95', 'P99', 'REPLICAS', 'SCALED'],
+    r.devices.map((d) => [
+      d.device,
+      String(d.requests),
+      formatRate(d.requestsPerSecond),
+      String(d.errors),
+      formatShare(d.errorRate),
+      String(d.rejected),
+      formatMs(d, 'p50'),
+      formatMs(d, 'p95'),
+      formatMs(d, 'p99'),
+      d.replicas === null ? '-' : String(d.replicas),
+      formatScaling(d.scaling),
+    ]),
     '(no device sent figures for this service in the window)',
   );
   return `${head}\n${table}`;
@@ -113,7 +133,7 @@ const windowQuery = (flags: WindowFlags): Query => ({ since: flags.since, until:
 export function addTelemetryCommands(program: Command, io: CliIo): void {
   const telemetry = program
     .command('telemetry')
-    .description("a service's requests/s, error rate, latency percentiles and rejections per device and for the fleet; `telemetry device ID` for a device's own metrics")
+    .description("a service's requests/s, error rate, latency percentiles, rejections, ready replicas and scaling decisions per device and for the fleet; `telemetry device ID` for a device's own metrics")
     .argument('<service>', 'service name', parseService)
     .option('--device <id>', 'only this device', parseDeviceId('--device'))
     // Its flags stay its own, so `telemetry device ID --since 2h` reaches the subcommand.

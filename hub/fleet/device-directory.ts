@@ -11,7 +11,7 @@ import { matchesLabels, MAX_LABELS, type Device, type DeviceEnroll, type DeviceE
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { PROTOCOL_VERSION, type ReportedState, type StatusMessage } from '../../shared/protocol.js';
+import { PROTOCOL_VERSION, type ReplicaCounts, type ReportedState, type StatusMessage } from '../../shared/protocol.js';
 import { hashSecret, newSecret, secretMatches } from '../../shared/secrets.js';
 import type { StoredProblems } from '../store/problems.js';
 import type { ActorRecord, DeviceObservation, DeviceRecord, DeviceRepository } from '../store/store.js';
@@ -21,6 +21,14 @@ import { checkStoredDevice, emptyObservation } from './device-record-check.js';
 export const OBSERVATION_FLUSH_MS = 2000;
 /** Tokens carry a prefix so secret scanners and people can tell them from API keys. */
 const TOKEN_PREFIX = 'emd_';
+
+/** One service's replica counts on one device, as the device last reported them (`/metrics`). */
+export interface ServiceReplicaGauge {
+  device: string;
+  service: string;
+  desired: number;
+  ready: number;
+}
 
 /** What an operator changed about a device (not what the device reported). */
 export type DeviceChange = 'enrolled' | 'labels' | 'revoked';
@@ -248,6 +256,23 @@ export class DeviceDirectory {
   /** The names of the services a device last reported (none for a device unknown or silent). */
   reportedServices(id: string): string[] {
     return this.#devices.get(id)?.observed.reported?.services.map((s) => s.name) ?? [];
+  }
+
+  /**
+   * The replica counts every device not revoked last reported, by device then service. An offline
+   * device keeps its last report (its gateway may still serve local clients); agents older than
+   * replicas report none and are left out rather than guessed at.
+   */
+  serviceReplicas(): ServiceReplicaGauge[] {
+    const gauges: ServiceReplicaGauge[] = [];
+    for (const record of [...this.#devices.values()].sort((a, b) => a.id.localeCompare(b.id))) {
+      if (record.revokedAt) continue;
+      // One entry per name: a report naming a service twice must not repeat a series, which would fail the whole scrape.
+      const byName = new Map<string, ReplicaCounts>();
+      for (const s of record.observed.reported?.services ?? []) if (s.replicas && !byName.has(s.name)) byName.set(s.name, s.replicas);
+      for (const [service, r] of [...byName].sort(([a], [b]) => a.localeCompare(b))) gauges.push({ device: record.id, service, desired: r.desired, ready: r.ready });
+    }
+    return gauges;
   }
 
   list(filter: { labels?: Record<string, string>; status?: DeviceStatus } = {}): Device[] {

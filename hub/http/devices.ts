@@ -45,7 +45,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceDirectory 
   );
   app.get(
     '/api/v1/devices/:id',
-    { config: { scope: 'read' }, schema: { summary: 'One device: status, labels and facts', tags, params, response: { 200: Device, 404: ErrorBody } } },
+    { config: { scope: 'read' }, schema: { summary: 'One device: status, labels, facts, and its services with their replicas', tags, params, response: { 200: Device, 404: ErrorBody } } },
     async (req) => devices.get(req.params.id),
   );
   app.patch(

@@ -1,11 +1,12 @@
 /**
  * `GET /metrics` in the Prometheus text format, for existing dashboards: the hub's own figures
- * (devices, broker, telemetry ingest, rollouts by phase) and the fleet's per service since the hub
- * started. It needs an API key with the read scope, which Prometheus sends as
+ * (devices, broker, telemetry ingest, rollouts by phase), the fleet's per service since the hub
+ * started, and the replicas each device last reported per service. It needs an API key with the read scope, which Prometheus sends as
  * `Authorization: Bearer` (its `authorization` scrape setting).
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { RolloutPhase } from '../../shared/api/rollouts.js';
+import type { ServiceReplicaGauge } from '../fleet/device-directory.js';
 import type { OutboxDrops, ServiceTotals } from '../telemetry/fleet-counters.js';
 import { EXPOSITION_CONTENT_TYPE, histogramSamples, renderExposition, type MetricFamily } from '../telemetry/prometheus-text.js';
 
@@ -23,6 +24,8 @@ export interface HubFigures {
   batchesInvalid: number;
   outboxDropped: OutboxDrops;
   services: Map<string, ServiceTotals>;
+  /** Each device's replica counts per service, as it last reported them. */
+  serviceReplicas: readonly ServiceReplicaGauge[];
 }
 
 const one = (name: string, type: 'counter' | 'gauge', help: string, value: number): MetricFamily => ({ name, type, help, samples: [{ value }] });
@@ -64,6 +67,21 @@ export function hubMetricFamilies(f: HubFigures, rolloutsByPhase: Record<Rollout
     },
     perService('edgeml_service_rejected_total', 'Scoring requests refused with 429: the queue was full.', (t) => t.rejected),
     perService('edgeml_service_queue_timeouts_total', 'Scoring requests answered 503: no slot within the queue timeout.', (t) => t.queueTimeouts),
+    {
+      name: 'edgeml_service_scaling_total',
+      type: 'counter',
+      help: "The devices' autoscaler decisions by kind: replicas added (up), removed (down), and additions the resource guard refused (held).",
+      samples: services.flatMap(([service, t]) => Object.entries(t.scaling).map(([decision, n]) => ({ labels: { service, decision }, value: n }))),
+    },
+    {
+      name: 'edgeml_service_replicas',
+      type: 'gauge',
+      help: 'Replicas of a service on a device as it last reported: desired (what its agent works toward) and ready (in its gateway rotation).',
+      samples: f.serviceReplicas.flatMap((r) => [
+        { labels: { service: r.service, device: r.device, state: 'desired' }, value: r.desired },
+        { labels: { service: r.service, device: r.device, state: 'ready' }, value: r.ready },
+      ]),
+    },
     {
       name: 'edgeml_service_latency_seconds',
       type: 'histogram',

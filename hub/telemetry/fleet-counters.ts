@@ -7,6 +7,7 @@
 import { emptyHistogram, mergeHistograms, type LatencyHistogram } from '../../shared/latency-histogram.js';
 import type { Logger } from '../../shared/logger.js';
 import type { MetricsBatch, OutboxStatus, ServiceIntervalMetrics } from '../../shared/protocol.js';
+import { addScaling, noScaling, type ScalingCounts } from './scaling-counts.js';
 
 export interface ServiceTotals {
   requests: number;
@@ -14,6 +15,8 @@ export interface ServiceTotals {
   rejected: number;
   queueTimeouts: number;
   latencyMs: LatencyHistogram;
+  /** Autoscaler decisions; batches from agents older than replicas add none. */
+  scaling: ScalingCounts;
 }
 
 export type OutboxDrops = OutboxStatus['dropped'];
@@ -41,6 +44,7 @@ export class FleetCounters {
       totals.rejected += figures.rejected;
       totals.queueTimeouts += figures.queueTimeouts;
       totals.latencyMs = mergeHistograms(totals.latencyMs, figures.latencyMs);
+      totals.scaling = addScaling(totals.scaling, figures.scaling);
     }
     const to = Date.parse(batch.to);
     const last = this.#outbox.get(device);
@@ -71,7 +75,7 @@ export class FleetCounters {
       this.#warnedFull = true;
       return undefined;
     }
-    totals = { requests: 0, responses: { '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 }, rejected: 0, queueTimeouts: 0, latencyMs: emptyHistogram() };
+    totals = { requests: 0, responses: { '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 }, rejected: 0, queueTimeouts: 0, latencyMs: emptyHistogram(), scaling: noScaling() };
     this.#services.set(name, totals);
     return totals;
   }

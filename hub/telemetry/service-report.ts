@@ -2,12 +2,14 @@
  * A service's figures over a time window, per device and for the fleet, from the stored metrics
  * batches whose interval ends in the window. Counts are exact sums; percentiles come from the
  * histograms merged bucket by bucket (shared/latency-histogram.ts), so they are known to the
- * resolution of one bucket.
+ * resolution of one bucket. Replicas are a gauge: each device's latest count in the window, and their
+ * sum for the fleet; the autoscaler's decisions are counts like the requests.
  */
 import type { PercentileName, ServiceFigures, ServiceTelemetry } from '../../shared/api/telemetry.js';
 import { emptyHistogram, histogramCount, mergeHistograms, percentile, type LatencyHistogram } from '../../shared/latency-histogram.js';
 import type { MetricsBatch, ServiceIntervalMetrics } from '../../shared/protocol.js';
 import type { TelemetryArchive } from './archive.js';
+import { addScaling, noScaling, type ScalingCounts } from './scaling-counts.js';
 
 export interface TimeWindow {
   /** ms since the epoch; since inclusive, until exclusive. */
@@ -21,23 +23,44 @@ interface Totals {
   rejected: number;
   queueTimeouts: number;
   latencyMs: LatencyHistogram;
+  scaling: ScalingCounts;
+  /** A gauge, not a sum: a device's ready replicas at the end of its latest interval; for the fleet, the devices' added up. */
+  replicas: number | null;
 }
 
 function emptyTotals(): Totals {
-  return { requests: 0, errors: 0, rejected: 0, queueTimeouts: 0, latencyMs: emptyHistogram() };
+  return { requests: 0, errors: 0, rejected: 0, queueTimeouts: 0, latencyMs: emptyHistogram(), scaling: noScaling(), replicas: null };
 }
 
-function intervalTotals(m: ServiceIntervalMetrics): Totals {
-  return { requests: m.requests, errors: m.responses['5xx'], rejected: m.rejected, queueTimeouts: m.queueTimeouts, latencyMs: m.latencyMs };
-}
-
-function sumTotals(a: Totals, b: Totals): Totals {
+function sumCounts(a: Totals, b: Totals): Omit<Totals, 'replicas'> {
   return {
     requests: a.requests + b.requests,
     errors: a.errors + b.errors,
     rejected: a.rejected + b.rejected,
     queueTimeouts: a.queueTimeouts + b.queueTimeouts,
     latencyMs: mergeHistograms(a.latencyMs, b.latencyMs),
+    scaling: addScaling(a.scaling, b.scaling),
+  };
+}
+
+/** Two devices' figures: replicas on both are on the fleet. */
+function sumDevices(a: Totals, b: Totals): Totals {
+  return { ...sumCounts(a, b), replicas: a.replicas === null && b.replicas === null ? null : (a.replicas ?? 0) + (b.replicas ?? 0) };
+}
+
+/** A device's figures so far and one more interval: its replicas are those of its latest interval that counted them. */
+interface DeviceTotals {
+  totals: Totals;
+  replicasAt: number;
+}
+
+function addInterval(d: DeviceTotals, m: ServiceIntervalMetrics, ts: number): DeviceTotals {
+  const interval: Totals = { requests: m.requests, errors: m.responses['5xx'], rejected: m.rejected, queueTimeouts: m.queueTimeouts, latencyMs: m.latencyMs, scaling: m.scaling ?? noScaling(), replicas: m.replicas ?? null };
+  // Files are read in write order, not time order: a batch redelivered late must not take the count back.
+  const newer = interval.replicas !== null && (d.totals.replicas === null || ts >= d.replicasAt);
+  return {
+    totals: { ...sumCounts(d.totals, interval), replicas: newer ? interval.replicas : d.totals.replicas },
+    replicasAt: newer ? ts : d.replicasAt,
   };
 }
 
@@ -62,6 +85,8 @@ function figuresOf(t: Totals, seconds: number): ServiceFigures {
     p95: pct('p95'),
     p99: pct('p99'),
     atLeast: (Object.keys(PERCENTILE_OF) as PercentileName[]).filter((name) => inOpenBucket(t.latencyMs, PERCENTILE_OF[name])),
+    replicas: t.replicas,
+    scaling: t.scaling,
   };
 }
 
@@ -69,7 +94,7 @@ export async function serviceReport(
   archive: Pick<TelemetryArchive, 'read'>,
   query: { service: string; device?: string | undefined } & TimeWindow,
 ): Promise<ServiceTelemetry> {
-  const byDevice = new Map<string, Totals>();
+  const byDevice = new Map<string, DeviceTotals>();
   const records = archive.read({ kind: 'metrics', device: query.device, since: new Date(query.since), until: new Date(query.until) });
   for await (const record of records) {
     // Stored only after ingest checked them against the protocol and the fleet's histogram bounds.
@@ -77,11 +102,11 @@ export async function serviceReport(
     // hasOwn: `constructor` is a valid service name and must not find Object's.
     const figures = Object.hasOwn(services, query.service) ? services[query.service] : undefined;
     if (!figures) continue;
-    byDevice.set(record.device, sumTotals(byDevice.get(record.device) ?? emptyTotals(), intervalTotals(figures)));
+    byDevice.set(record.device, addInterval(byDevice.get(record.device) ?? { totals: emptyTotals(), replicasAt: -Infinity }, figures, record.ts));
   }
   const seconds = (query.until - query.since) / 1000;
-  const devices = [...byDevice].sort(([a], [b]) => a.localeCompare(b));
-  const fleet = devices.reduce((sum, [, t]) => sumTotals(sum, t), emptyTotals());
+  const devices = [...byDevice].sort(([a], [b]) => a.localeCompare(b)).map(([device, d]) => [device, d.totals] as const);
+  const fleet = devices.reduce((sum, [, t]) => sumDevices(sum, t), emptyTotals());
   return {
     service: query.service,
     since: new Date(query.since).toISOString(),

@@ -62,7 +62,10 @@ export const Device = Type.Object({
   desiredGeneration: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
   observedGeneration: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
   phase: Type.Union([stringEnum(['idle', 'reconciling', 'converged', 'failed']), Type.Null()]),
-  services: Type.Array(ReportedService),
+  services: Type.Array(ReportedService, {
+    description:
+      'each service as the device last reported it, with `replicas: {desired, ready, capacity?}` (ready: in the gateway rotation; capacity: why the resource guard holds the count below what the load asks) and the autoscaler’s `lastScale`; agents older than replicas leave both out',
+  }),
 });
 export type Device = Static<typeof Device>;
 

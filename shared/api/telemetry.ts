@@ -63,6 +63,18 @@ export const ServiceFigures = Type.Object({
   atLeast: Type.Array(Type.Unsafe<PercentileName>({ type: 'string', enum: [...PERCENTILES] }), {
     description: 'percentiles that fell in the open bucket above the last bound: their value is that bound, a lower bound on the truth (shown as "> N ms")',
   }),
+  replicas: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], {
+    description:
+      'ready replicas at the end of the latest interval in the window (for the fleet: the sum over devices that sent it); null: no batch in the window carried the count (agents older than replicas)',
+  }),
+  scaling: Type.Object(
+    {
+      up: Type.Integer({ minimum: 0, description: 'replicas the autoscaler added' }),
+      down: Type.Integer({ minimum: 0, description: 'replicas the autoscaler removed' }),
+      held: Type.Integer({ minimum: 0, description: 'additions the load asked for and the resource guard refused (not enough free memory)' }),
+    },
+    { description: "the autoscaler's decisions in the window" },
+  ),
 });
 export type ServiceFigures = Static<typeof ServiceFigures>;
 

@@ -136,6 +136,42 @@ test('pull progress alone is not written: only a report that changes what a rest
   t.is(writes(), before + 1, 'the running service is written');
 });
 
+test('replicas: each service keeps the counts and last decision its device reported, through a restart; the /metrics gauges list them', async (t) => {
+  const first = await setup();
+  for (const id of ['a', 'b', 'old', 'gone']) await first.dir.enroll({ id }, ACTOR);
+  const scaled = (ready: number): ReportedState => {
+    const r = reported(3);
+    const iris = { ...r.services[0]!, replicas: { desired: 3, ready, capacity: 'capacity: a replica needs 512 MiB, 300 MiB free' }, lastScale: { at: '2026-11-24T12:00:05.000Z', from: 1, to: 3, reason: 'load 2.4 per replica > 0.7 × maxConcurrent 1 over 5s' } };
+    // `wine` is named twice by a confused agent: one gauge, the first entry's.
+    const wine = { ...r.services[0]!, name: 'wine', replicas: { desired: 1, ready: 1 } };
+    return { ...r, services: [wine, iris, { ...wine, replicas: { desired: 9, ready: 9 } }] };
+  };
+  first.dir.applyReported('a', scaled(1));
+  first.clock.advance(OBSERVATION_FLUSH_MS);
+  await first.dir.flush();
+  const writes = first.writes();
+  first.dir.applyReported('a', scaled(2));
+  first.clock.advance(OBSERVATION_FLUSH_MS);
+  await first.dir.flush();
+  t.is(first.writes(), writes + 1, 'a replica becoming ready is worth a write');
+  first.dir.applyReported('b', { ...reported(1), services: [{ ...reported(1).services[0]!, replicas: { desired: 1, ready: 0 } }] });
+  first.dir.applyReported('old', reported(1));
+  first.dir.applyReported('gone', scaled(3));
+  await first.dir.revoke('gone');
+  await first.dir.flush();
+
+  const second = await setup(first.memory);
+  const iris = second.dir.get('a').services.find((s) => s.name === 'iris');
+  t.deepEqual(iris?.replicas, { desired: 3, ready: 2, capacity: 'capacity: a replica needs 512 MiB, 300 MiB free' });
+  t.deepEqual(iris?.lastScale, { at: '2026-11-24T12:00:05.000Z', from: 1, to: 3, reason: 'load 2.4 per replica > 0.7 × maxConcurrent 1 over 5s' });
+  t.false('replicas' in second.dir.get('old').services[0]!, 'an agent older than replicas: nothing made up');
+  t.deepEqual(second.dir.serviceReplicas(), [
+    { device: 'a', service: 'iris', desired: 3, ready: 2 },
+    { device: 'a', service: 'wine', desired: 1, ready: 1 },
+    { device: 'b', service: 'iris', desired: 1, ready: 0 },
+  ], 'by device then service; the offline devices as they last reported, the revoked one and the old agent left out');
+});
+
 test('statuses: online records facts; offline keeps them; unknown devices are ignored', async (t) => {
   const { dir, clock } = await setup();
   await dir.enroll({ id: 'gw-1' }, ACTOR);

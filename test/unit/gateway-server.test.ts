@@ -257,7 +257,11 @@ test('the swagger document points at the gateway; a container that is down is a 
   t.is(down.body.error.code, 'GATEWAY_E_UPSTREAM');
   t.is((await request(`${gateway.url}/v1/services/iris/swagger.json`, { dispatcher: g.client })).statusCode, 502);
   t.like(counters(gateway), { requests: 1, upstreamErrors: 1, inFlight: 0, responses: { '5xx': 1 } });
-  t.is((await post(g, '{}', { key: KEY })).status, 502, 'the slot was given back');
+  // The replica left the rotation at its first failure; the reconciler replaces it.
+  const none = await post(g, '{}', { key: KEY });
+  t.is(none.status, 503);
+  t.is(none.body.error.code, 'GATEWAY_E_NOT_READY');
+  t.deepEqual(gateway.load('iris'), { inFlight: 0, queued: 0, ready: 0 });
 });
 
 test('a container whose /swagger.json is not JSON is a 502, not a gateway error', async (t) => {

@@ -66,8 +66,22 @@ function sampleFigures(): HubFigures {
     batchesInvalid: 2,
     outboxDropped: { metrics: 3, capture: 0 },
     services: new Map([
-      ['iris', { requests: 5, responses: { '2xx': 4, '3xx': 0, '4xx': 1, '5xx': 0 }, rejected: 1, queueTimeouts: 0, latencyMs: { ...emptyHistogram(), counts: [4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], sumMs: 8 } }],
+      [
+        'iris',
+        {
+          requests: 5,
+          responses: { '2xx': 4, '3xx': 0, '4xx': 1, '5xx': 0 },
+          rejected: 1,
+          queueTimeouts: 0,
+          latencyMs: { ...emptyHistogram(), counts: [4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], sumMs: 8 },
+          scaling: { up: 2, down: 1, held: 3 },
+        },
+      ],
     ]),
+    serviceReplicas: [
+      { device: 'gw-1', service: 'iris', desired: 3, ready: 2 },
+      { device: 'gw-2', service: 'iris', desired: 1, ready: 1 },
+    ],
   };
 }
 
@@ -90,7 +104,27 @@ test('/metrics families: hub, broker, ingest and per-service figures', (t) => {
     'edgeml_service_latency_seconds_bucket{service="iris",le="+Inf"} 4',
     'edgeml_service_latency_seconds_sum{service="iris"} 0.008',
     'edgeml_service_latency_seconds_count{service="iris"} 4',
+    'edgeml_service_scaling_total{service="iris",decision="up"} 2',
+    'edgeml_service_scaling_total{service="iris",decision="down"} 1',
+    'edgeml_service_scaling_total{service="iris",decision="held"} 3',
   ]) {
     t.true(text.split('\n').includes(line), line);
   }
+});
+
+test('/metrics replicas: a desired and a ready gauge per device and service, as the devices reported', (t) => {
+  const rollouts = { running: 0, paused: 0, succeeded: 0, 'completed-with-failures': 0, aborted: 0, superseded: 0 };
+  const text = renderExposition(hubMetricFamilies(sampleFigures(), rollouts));
+  const family = text.split('\n').filter((l) => l.includes('edgeml_service_replicas'));
+  t.deepEqual(family, [
+    '# HELP edgeml_service_replicas Replicas of a service on a device as it last reported: desired (what its agent works toward) and ready (in its gateway rotation).',
+    '# TYPE edgeml_service_replicas gauge',
+    'edgeml_service_replicas{service="iris",device="gw-1",state="desired"} 3',
+    'edgeml_service_replicas{service="iris",device="gw-1",state="ready"} 2',
+    'edgeml_service_replicas{service="iris",device="gw-2",state="desired"} 1',
+    'edgeml_service_replicas{service="iris",device="gw-2",state="ready"} 1',
+  ]);
+  const none = renderExposition(hubMetricFamilies({ ...sampleFigures(), serviceReplicas: [] }, rollouts));
+  t.true(none.includes('# TYPE edgeml_service_replicas gauge\n'), 'the family is declared even before any device reports replicas');
+  t.false(none.includes('edgeml_service_replicas{'));
 });

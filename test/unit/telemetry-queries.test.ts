@@ -1,7 +1,7 @@
 /**
  * The hub's telemetry ingest and queries over a fake archive: what a batch becomes in the archive,
- * what is refused, exact sums and merged percentiles per device and for the fleet, a device's bounded
- * series, capture export filters, and the running totals for /metrics.
+ * what is refused, exact sums and merged percentiles per device and for the fleet, replicas and
+ * scaling decisions, a device's bounded series, capture export filters, and the running totals for /metrics.
  */
 import test from 'ava';
 import { pino } from 'pino';
@@ -266,4 +266,40 @@ test('running totals for /metrics: per service since start, and the latest outbo
   t.is(iris.latencyMs.sumMs, 7 * 17);
   t.deepEqual([...ingest.fleet.services().keys()], ['iris', 'rose']);
   t.deepEqual(ingest.fleet.outboxDropped(), { metrics: 12, capture: 2 });
+});
+
+test('service report: each device its latest ready replicas whatever the read order, the fleet their sum; scaling decisions summed; older batches count none', async (t) => {
+  const { archive, ingest } = setup();
+  const scaled = (replicas: number, up: number, down: number, held: number) => serviceInterval({ replicas, scaling: { up, down, held } });
+  // gw-1 scaled 1 → 3 then back to 2; its newest batch is stored before an older one (a redelivery).
+  await ingest.accept('gw-1', metricsBatch({ id: 'a', ...at('2024-05-01T12:10:00.000Z'), services: { iris: scaled(2, 2, 0, 0) } }));
+  await ingest.accept('gw-1', metricsBatch({ id: 'c', ...at('2024-05-01T12:30:00.000Z'), services: { iris: scaled(2, 0, 1, 1) } }));
+  await ingest.accept('gw-1', metricsBatch({ id: 'b', ...at('2024-05-01T12:20:00.000Z'), services: { iris: scaled(3, 1, 0, 0) } }));
+  // gw-2 runs an agent older than replicas: its batches carry neither field.
+  await ingest.accept('gw-2', metricsBatch({ id: 'a', ...at('2024-05-01T12:10:00.000Z'), services: { iris: serviceInterval({ requests: 3 }) } }));
+  const since = Date.parse('2024-05-01T12:00:00.000Z');
+  const report = await serviceReport(archive, { service: 'iris', since, until: NOW });
+  t.deepEqual(
+    report.devices.map((d) => [d.device, d.replicas, d.scaling]),
+    [
+      ['gw-1', 2, { up: 3, down: 1, held: 1 }],
+      ['gw-2', null, { up: 0, down: 0, held: 0 }],
+    ],
+  );
+  t.like(report, { replicas: 2, scaling: { up: 3, down: 1, held: 1 } });
+
+  // A newer batch without the count (the agent downgraded) leaves the latest count there is.
+  await ingest.accept('gw-1', metricsBatch({ id: 'd', ...at('2024-05-01T12:40:00.000Z'), services: { iris: serviceInterval() } }));
+  await ingest.accept('gw-2', metricsBatch({ id: 'b', ...at('2024-05-01T12:40:00.000Z'), services: { iris: scaled(4, 0, 0, 0) } }));
+  t.like(await serviceReport(archive, { service: 'iris', since, until: NOW }), { replicas: 6 });
+  t.like(await serviceReport(archive, { service: 'iris', since: Date.parse('2024-05-01T12:35:00.000Z'), until: NOW }), { replicas: 4, devices: [{ device: 'gw-1', replicas: null }, { device: 'gw-2', replicas: 4 }] });
+  t.like(await serviceReport(archive, { service: 'iris', since: NOW - 60_000, until: NOW }), { replicas: null, scaling: { up: 0, down: 0, held: 0 }, devices: [] });
+});
+
+test('running totals for /metrics add up the scaling decisions per service; batches without them add none', async (t) => {
+  const { ingest } = setup();
+  await ingest.accept('gw-1', metricsBatch({ id: '1', services: { iris: serviceInterval({ replicas: 3, scaling: { up: 2, down: 0, held: 1 } }) } }));
+  await ingest.accept('gw-2', metricsBatch({ id: '1', services: { iris: serviceInterval({ scaling: { up: 1, down: 1, held: 0 } }), rose: serviceInterval() } }));
+  t.deepEqual(ingest.fleet.services().get('iris')?.scaling, { up: 3, down: 1, held: 1 });
+  t.deepEqual(ingest.fleet.services().get('rose')?.scaling, { up: 0, down: 0, held: 0 });
 });
