@@ -40,6 +40,20 @@ export const AgentConfigSchema = Type.Object(
     }),
     healthTimeout: Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, default: '3m', description: 'how long a new container may take to answer /health (emulated platforms are slow)' }),
     minFreeDisk: Type.String({ pattern: SIZE_PATTERN, examples: SIZE_EXAMPLES, default: '512m', description: "pre-flight: the free space that must remain on Docker's data root after a pull" }),
+    assumeMemory: Type.Optional(
+      Type.String({
+        pattern: SIZE_PATTERN,
+        examples: ['2g', '512m'],
+        description:
+          'assume the device has this much memory for replicas, instead of reading it (for tests and capacity planning): the autoscaler adds a replica only if its memory limit fits in this less the limits of the replicas already running',
+      }),
+    ),
+    memoryMargin: Type.String({
+      pattern: SIZE_PATTERN,
+      examples: SIZE_EXAMPLES,
+      default: '128m',
+      description: "memory the autoscaler keeps free: a replica is added only if its memory limit fits in the device's available memory less this (replicas without a memory limit are not guarded)",
+    }),
     pullStallTimeout: Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, default: '2m', description: 'a pull with no progress for this long fails (and is retried)' }),
     logLevel: stringEnum(LOG_LEVELS, { default: 'info' }),
   },

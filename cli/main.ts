@@ -147,6 +147,8 @@ export function buildProgram(io: CliIo): Command {
     .option('--health-timeout <duration>', 'how long a new container may take to answer /health (default 3m)')
     .option('--min-free-disk <size>', "pre-flight: the free space that must remain on Docker's data root after a pull (default 512m)")
     .option('--pull-stall-timeout <duration>', 'a pull with no progress for this long fails and is retried (default 2m)')
+    .option('--memory-margin <size>', "memory the autoscaler keeps free: a replica is added only if its --memory limit fits in the device's available memory less this; replicas without a memory limit are not guarded (default 128m)")
+    .option('--assume-memory <size>', 'assume the device has this much memory for replicas, instead of reading it (for tests and capacity planning); the limits of running replicas are taken from it')
     .option('--config <file>', 'JSON config file (flags and EDGEML_AGENT_* variables override it)')
     .addOption(logLevelOption())
     .action(processAction('agent', loadAgentConfig, async (config, logger) => (await import('../agent/main.js')).startAgent(config, logger)));

@@ -53,6 +53,8 @@ test('every agent key can be set through the env var envName names', (t) => {
     captureQueue: '1g',
     healthTimeout: '10m',
     minFreeDisk: '2g',
+    assumeMemory: '1.5g',
+    memoryMargin: '256m',
     pullStallTimeout: '5m',
     logLevel: 'debug',
   };
@@ -132,6 +134,7 @@ test('agent defaults are filled around the required device id; optional keys sta
       captureQueue: '64m',
       healthTimeout: '3m',
       minFreeDisk: '512m',
+      memoryMargin: '128m',
       pullStallTimeout: '2m',
       logLevel: 'info',
     },
@@ -139,6 +142,7 @@ test('agent defaults are filled around the required device id; optional keys sta
   t.false('token' in config);
   t.false('platform' in config);
   t.false('advertiseUrl' in config);
+  t.false('assumeMemory' in config, 'the autoscaler reads the device memory unless told to assume a figure');
 });
 
 test('the result is frozen', (t) => {
