@@ -171,10 +171,12 @@ export class Autoscaler implements ReplicaTarget {
     const numbers = { service: service.name, from, wanted: want.to, avgLoad: round(want.avgLoad), avgTotal: round(want.avgTotal), target, window };
     const fit = await this.o.guard
       .fit({ service: service.name, memoryBytes: service.limits.memoryBytes, from, wanted: want.to, committedBytes: this.#committedBytes() })
-      .catch((err: unknown) => {
-        this.o.logger.warn({ ...numbers, err }, "the device's available memory could not be read; no replica is added");
-        return { to: from, capacity: `capacity: the device's available memory could not be read (${String((err as Error).message).slice(0, 200)})`, availableBytes: undefined };
-      });
+      // Nothing proves a replica fits: hold, and say why (logged once, below, like any hold).
+      .catch((err: unknown) => ({
+        to: from,
+        capacity: `capacity: the device's available memory could not be read (${String((err as Error).message).slice(0, 200)})`,
+        availableBytes: undefined,
+      }));
     state.capacity = fit.capacity;
     const memory = fit.availableBytes === undefined ? {} : { available: fit.availableBytes, margin: this.o.guard.marginBytes, memoryBytes: service.limits.memoryBytes };
     if (fit.to > from) {
