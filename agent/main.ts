@@ -1,5 +1,6 @@
 /**
- * Composition root of the agent: wires config, Docker, facts, target cache, telemetry and the hub link once.
+ * Composition root of the agent: wires config, Docker, facts, target cache, gateway, reconciler,
+ * autoscaler, telemetry and the hub link once.
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -22,6 +23,8 @@ import { Reconciler } from './reconcile/reconciler.js';
 import { RouteTable } from './reconcile/routes.js';
 import { TargetCache } from './reconcile/target-cache.js';
 import { dockerRuntime } from './runtime/docker.js';
+import { Autoscaler } from './scale/autoscaler.js';
+import { assumedMemory, hostMemory, MemoryGuard } from './scale/memory-guard.js';
 import { batchIds } from './telemetry/batch-ids.js';
 import { CaptureBuffer } from './telemetry/capture-buffer.js';
 import { containerMetrics } from './telemetry/container-metrics.js';
@@ -73,6 +76,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
   };
   const captures = new CaptureBuffer({ append: appendTelemetry, nextId: batchIds('c'), clock: systemClock, logger: telemetryLogger });
   const routes = new RouteTable();
+  const gatewayLogger = logger.child({ component: 'gateway' });
   const gateway = await startGateway({
     listen: parseHostPort(config.gateway),
     routes,
@@ -81,7 +85,26 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
     // A gateway bound to 0.0.0.0 cannot say how clients reach it.
     advertiseUrl: config.advertiseUrl,
     clock: systemClock,
-    logger: logger.child({ component: 'gateway' }),
+    logger: gatewayLogger,
+    health: httpHealthProbe,
+    // Out of the rotation already; the reconciler drops it from the route and starts a replacement.
+    onReplicaDown: (service, replica, reason) => {
+      gatewayLogger.warn({ service, container: replica.container, port: replica.port, reason }, 'a replica failed; replacing it');
+      reconciler.replicaFailed(replica.container);
+    },
+  });
+
+  const probes = systemProbes(dataDir);
+  const autoscaler = new Autoscaler({
+    load: gateway,
+    desired: () => target.get()?.services ?? [],
+    guard: new MemoryGuard({
+      available: config.assumeMemory === undefined ? hostMemory(async () => (await probes.memory()).available) : assumedMemory(parseSize(config.assumeMemory)),
+      marginBytes: parseSize(config.memoryMargin),
+    }),
+    onChange: () => reconciler.trigger(),
+    clock: systemClock,
+    logger: logger.child({ component: 'autoscaler' }),
   });
 
   const link = connectHubLink({
@@ -132,6 +155,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
     logger: logger.child({ component: 'reconcile' }),
     health: httpHealthProbe,
     ports: loopbackPorts,
+    replicas: autoscaler,
     healthTimeoutMs: parseDuration(config.healthTimeout),
     minFreeDiskBytes: parseSize(config.minFreeDisk),
     // The runtime drains requests in flight for up to 30 s on SIGTERM; docker stop must wait that long.
@@ -140,12 +164,14 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
   });
   // The cached target is converged to at once, hub or no hub.
   reconciler.trigger();
+  autoscaler.start();
   sender.start(link);
   const collector = new MetricsCollector({
     intervalMs: parseDuration(config.telemetryInterval),
     gateway: gateway.metrics,
-    device: deviceSampler({ probes: systemProbes(dataDir), clock: systemClock, logger: telemetryLogger }),
+    device: deviceSampler({ probes, clock: systemClock, logger: telemetryLogger }),
     containers: () => containerMetrics(runtime, config.deviceId, telemetryLogger),
+    scaling: autoscaler,
     outbox,
     append: appendTelemetry,
     nextId: batchIds('m'),
@@ -157,6 +183,8 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
 
   return {
     close: async () => {
+      // Before the reconciler: no pass is asked for while it winds down.
+      await autoscaler.close();
       await reconciler.close();
       await gateway.close();
       // After the gateway: no sample comes later. Before the sender and outbox close: the last ones are kept.
