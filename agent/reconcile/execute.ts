@@ -3,25 +3,26 @@
  * does not build until it has its executor. Executors of a rollout's steps throw `EdgemlError`s
  * with the code the hub is told; the loop (reconciler.ts) decides what a failure means.
  */
+import { randomBytes } from 'node:crypto';
 import type { Clock } from '../../shared/clock.js';
 import { ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import type { ContainerRuntime } from '../runtime/container-runtime.js';
+import type { ContainerRuntime, ManagedContainer } from '../runtime/container-runtime.js';
 import { failure } from './failure.js';
 import type { PortAllocator } from './free-port.js';
 import type { HealthProbe } from './health-probe.js';
 import { waitHealthy } from './health-wait.js';
-import type { LaunchStage, Step, StepKind } from './plan.js';
+import type { LaunchStage, Rollout, Step, StepKind } from './plan.js';
 import type { PromotedContainers } from './promoted-containers.js';
 import type { Reports } from './reports.js';
-import type { RouteTable } from './routes.js';
+import type { Replica, RouteTable } from './routes.js';
 
 export interface ExecuteOptions {
   deviceId: string;
   platform: string;
   runtime: ContainerRuntime;
   routes: RouteTable;
-  promoted: Pick<PromotedContainers, 'promote' | 'pruned' | 'pulling'>;
+  promoted: Pick<PromotedContainers, 'promote' | 'admit' | 'forget' | 'pruned' | 'pulling'>;
   health: HealthProbe;
   ports: PortAllocator;
   clock: Clock;
@@ -31,7 +32,7 @@ export interface ExecuteOptions {
   stopTimeoutSeconds: number;
 }
 
-/** What this pass has done that the engine does not show; executors add to it. */
+/** What a service's lane has done in this pass that the engine does not show; executors add to it. */
 export interface PassProgress {
   launched: Map<string, LaunchStage>;
   retired: Set<string>;
@@ -42,9 +43,11 @@ export interface ExecContext {
   o: ExecuteOptions;
   reports: Reports;
   generation: number;
-  /** Aborts when the rollout is no longer wanted, or the agent stops. */
+  /** Aborts when the rollout is no longer wanted, a sibling replica failed, or the agent stops. */
   signal: AbortSignal;
   pass: PassProgress;
+  /** Replicas the gateway lost (Reconciler.replicaFailed): kept out of every route set. */
+  ejected: ReadonlySet<string>;
 }
 
 type Executor<K extends StepKind> = (step: Extract<Step, { kind: K }>, x: ExecContext) => Promise<void>;
@@ -55,12 +58,19 @@ type Executor<K extends StepKind> = (step: Extract<Step, { kind: K }>, x: ExecCo
  */
 const DISK_PER_COMPRESSED_BYTE = 4;
 
-const servingOf = (previous: { revision: number } | null) => ({ servingRevision: previous?.revision ?? null });
+const servingOf = ({ previous }: Rollout) => ({ servingRevision: previous[0]?.revision ?? null });
+/** Replicas added to a revision that serves already: the service's phase stays `running`. */
+const scaling = ({ service, previous }: Rollout) => previous.some((p) => p.revision === service.revision && p.image === service.image);
+
+const ids = (containers: readonly ManagedContainer[]) => containers.map((c) => c.id);
+/** A replica the gateway lost while the step ran does not go back into the route. */
+const live = (replicas: readonly Replica[], x: ExecContext) => replicas.filter((r) => !x.ejected.has(r.container));
 
 const executors: { [K in StepKind]: Executor<K> } = {
-  pull: async ({ rollout: { service, previous } }, x) => {
+  pull: async ({ rollout }, x) => {
+    const { service } = rollout;
     const { runtime, platform, logger } = x.o;
-    x.reports.setStatus(service, 'pending', servingOf(previous));
+    x.reports.setStatus(service, 'pending', servingOf(rollout));
     const platforms = await runtime.platforms(service.image).catch((err: Error) => {
       throw failure(ErrorCodes.AGENT_PULL_FAILED, `cannot read ${service.image} from its registry: ${err.message}`, err);
     });
@@ -69,13 +79,13 @@ const executors: { [K in StepKind]: Executor<K> } = {
     }
     await checkDisk(x.o, service.image);
     await x.o.promoted.pulling(service.image);
-    x.reports.setStatus(service, 'pulling', { ...servingOf(previous), progress: { current: 0, total: 0 } });
+    x.reports.setStatus(service, 'pulling', { ...servingOf(rollout), progress: { current: 0, total: 0 } });
     x.reports.report(x.generation, 'reconciling');
     logger.info({ service: service.name, image: service.image, platform }, 'pulling');
     await runtime
       .pull(service.image, platform, (progress) => {
-        x.reports.setStatus(service, 'pulling', { ...servingOf(previous), progress });
-        x.reports.reportProgress(x.generation);
+        x.reports.setStatus(service, 'pulling', { ...servingOf(rollout), progress });
+        x.reports.reportSoon(x.generation);
       }, x.signal)
       .catch((err: Error) => {
         throw failure(ErrorCodes.AGENT_PULL_FAILED, `pulling ${service.image} for ${platform} failed: ${err.message}`, err);
@@ -83,13 +93,17 @@ const executors: { [K in StepKind]: Executor<K> } = {
     x.pass.pulled.add(service.image);
   },
 
-  create: async ({ rollout: { service, previous } }, x) => {
+  create: async ({ rollout }, x) => {
+    const { service } = rollout;
     x.signal.throwIfAborted();
-    x.reports.setStatus(service, 'starting', servingOf(previous));
-    x.reports.report(x.generation, 'reconciling');
+    if (!scaling(rollout)) {
+      x.reports.setStatus(service, 'starting', servingOf(rollout));
+      x.reports.report(x.generation, 'reconciling');
+    }
     const { deviceId, platform } = x.o;
     const port = await x.o.ports.next();
-    const name = `edgeml-${deviceId}-${service.name}-r${service.revision}`;
+    // A suffix per replica: replicas of one revision run side by side, and a name is never reused while its container drains.
+    const name = `edgeml-${deviceId}-${service.name}-r${service.revision}-${randomBytes(3).toString('hex')}`;
     const id = await x.o.runtime
       .create(deviceId, { name, image: service.image, platform, service: service.name, revision: service.revision, generation: x.generation, port, limits: service.limits, stopTimeoutSeconds: x.o.stopTimeoutSeconds })
       .catch((err: Error) => {
@@ -99,6 +113,7 @@ const executors: { [K in StepKind]: Executor<K> } = {
   },
 
   start: async ({ container }, x) => {
+    x.signal.throwIfAborted();
     await x.o.runtime.start(container.id);
     x.pass.launched.set(container.id, 'started');
   },
@@ -108,27 +123,53 @@ const executors: { [K in StepKind]: Executor<K> } = {
     x.pass.launched.set(container.id, 'healthy');
   },
 
-  route: async ({ service, to, promote }, x) => {
-    // The switch. Recorded first: a crash from here on keeps this container, and only this one.
-    if (promote) await x.o.promoted.promote(service, promote.container.id, promote.rollout.service.image);
-    if (to) x.o.routes.set(to.service, to.replicas);
+  switch: async ({ rollout, containers }, x) => {
+    const { service } = rollout;
+    // Recorded first: a crash from here on keeps these replicas, and only these.
+    await x.o.promoted.promote(service.name, ids(containers), service.image);
+    x.o.routes.set(service, live(containers.map((c) => ({ container: c.id, port: c.port })), x));
+    for (const c of containers) x.pass.launched.delete(c.id);
+    for (const p of rollout.previous) x.pass.retired.add(p.id);
+    x.reports.setStatus(service, 'running', { servingRevision: service.revision });
+    x.o.logger.info({ service: service.name, revision: service.revision, replicas: containers.map((c) => c.port) }, 'service switched to the new replicas');
+  },
+
+  join: async ({ rollout: { service }, containers, replicas }, x) => {
+    await x.o.promoted.admit(service.name, ids(containers), service.image);
+    x.o.routes.set(service, live(replicas, x));
+    for (const c of containers) x.pass.launched.delete(c.id);
+    x.o.logger.info({ service: service.name, revision: service.revision, joined: containers.map((c) => c.port), replicas: replicas.length }, 'replicas joined the route');
+  },
+
+  leave: async ({ service, container: c, replicas }, x) => {
+    // Out of the route before anything else: no new request reaches it while it drains.
+    x.o.routes.set(service, live(replicas, x));
+    await x.o.promoted.forget([c.id]);
+    x.pass.retired.add(c.id);
+    x.o.logger.info({ service: service.name, revision: c.revision, container: c.name, replicas: replicas.length }, 'replica left the route (scaling down)');
+  },
+
+  route: async ({ service, to }, x) => {
+    if (to) x.o.routes.set(to.service, live(to.replicas, x));
     else x.o.routes.delete(service);
-    if (!promote) return;
-    const { rollout, container } = promote;
-    x.pass.launched.delete(container.id);
-    if (rollout.previous) x.pass.retired.add(rollout.previous.id);
-    x.reports.setStatus(rollout.service, 'running', { servingRevision: rollout.service.revision });
-    x.o.logger.info({ service, revision: rollout.service.revision, port: container.port }, 'service switched to the new container');
+  },
+
+  resize: async ({ container: c, limits }, x) => {
+    x.o.logger.info({ service: c.service, container: c.name, from: c.limits, to: limits }, 'changing the limits of a running replica');
+    // It serves on with the old limits: retried by the next pass.
+    await x.o.runtime.update(c.id, limits).catch((err: Error) => x.o.logger.warn({ container: c.name, err: err.message }, 'cannot change the limits of a replica'));
   },
 
   drain: async ({ container: c }, x) => {
-    x.o.logger.info({ service: c.service, revision: c.revision, container: c.name }, 'removing the previous container');
-    // The new one serves already: a failed removal is left for the next pass, not a failed rollout.
-    await x.o.runtime.remove(c.id).catch((err: Error) => x.o.logger.warn({ container: c.name, err: err.message }, 'cannot remove the previous container'));
+    x.o.logger.info({ service: c.service, revision: c.revision, container: c.name }, 'draining a replica out of the route');
+    // The others serve: a failed removal is left for the next pass, not a failed rollout.
+    await x.o.runtime.remove(c.id).catch((err: Error) => x.o.logger.warn({ container: c.name, err: err.message }, 'cannot remove a drained replica'));
   },
 
   remove: async ({ container: c }, x) => {
-    x.o.logger.info({ service: c.service, revision: c.revision, container: c.name }, 'removing container');
+    x.o.logger.info({ service: c.service, revision: c.revision, container: c.name, running: c.running }, 'removing container');
+    // A promoted replica found stopped is no longer trusted, whatever happens to the removal.
+    await x.o.promoted.forget([c.id]);
     // One container that cannot be removed now is retried by the next pass; the others go on.
     await x.o.runtime.remove(c.id).catch((err: Error) => x.o.logger.warn({ container: c.name, err: err.message }, 'cannot remove a container'));
   },

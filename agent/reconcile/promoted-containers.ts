@@ -1,7 +1,9 @@
 /**
- * Which container serves each service, and the images each service keeps, on disk
- * (DATA/serving.json). The record is written at the switch, before the old container is removed, so
- * a restarted agent trusts exactly the container it last saw healthy (see plan.ts). Each service
+ * Which containers (replicas) serve each service, and the images each service keeps, on disk
+ * (DATA/serving.json). A replica is recorded before it enters the route (at a switch, the new set
+ * replaces the old one before the old replicas are drained) and forgotten when it leaves, so a
+ * restarted agent trusts exactly the replicas it last saw healthy (see plan.ts). Records written
+ * before replicas (`{container: "id"}`) are read as a set of one. Each service
  * keeps its current image and the one before (for a rollback without a download); older ones wait
  * in the record until they are pruned, so a crash between the switch and the pruning leaks nothing.
  * An unreadable record only costs a redeploy: every container is then unproven, and the services
@@ -37,7 +39,7 @@ export function recordFile(dataDir: string): RecordStore & { path: string } {
 }
 
 interface Serving {
-  container: string;
+  containers: string[];
   /** Newest first: the image it runs, then the previous one. */
   images: string[];
 }
@@ -64,9 +66,10 @@ export class PromotedContainers {
     try {
       const text = await store.read();
       missing = text === null;
-      const parsed = (text === null ? {} : JSON.parse(text)) as { services?: Record<string, Partial<Serving>>; unused?: unknown };
+      const parsed = (text === null ? {} : JSON.parse(text)) as { services?: Record<string, { containers?: unknown; container?: unknown; images?: unknown }>; unused?: unknown };
       for (const [service, s] of Object.entries(parsed.services ?? {})) {
-        if (typeof s?.container === 'string') byService.set(service, { container: s.container, images: strings(s.images) });
+        const containers = typeof s?.container === 'string' ? [s.container] : strings(s?.containers);
+        byService.set(service, { containers, images: strings(s?.images) });
       }
       for (const image of strings(parsed.unused)) unused.add(image);
     } catch (err) {
@@ -83,13 +86,16 @@ export class PromotedContainers {
     if (!this.missing) return false;
     this.missing = false;
     await this.change(() => {
-      for (const r of running) this.byService.set(r.service, { container: r.container, images: [r.image] });
+      for (const r of running) {
+        const containers = this.byService.get(r.service)?.containers ?? [];
+        this.byService.set(r.service, { containers: [...containers, r.container], images: [r.image] });
+      }
     });
     return true;
   }
 
   ids(): ReadonlySet<string> {
-    return new Set([...this.byService.values()].map((s) => s.container));
+    return new Set([...this.byService.values()].flatMap((s) => s.containers));
   }
 
   /** Images to remove from the engine: no service keeps them. */
@@ -97,10 +103,24 @@ export class PromotedContainers {
     return [...this.unusedImages];
   }
 
-  /** Resolves once the record is on disk. */
-  promote(service: string, container: string, image: string): Promise<void> {
-    const images = [image, ...(this.byService.get(service)?.images ?? []).filter((i) => i !== image)];
-    return this.change(() => this.byService.set(service, { container, images: images.slice(0, IMAGES_KEPT) }));
+  /** The switch of a rollout: these replicas, and only these, serve the service. Resolves once the record is on disk. */
+  promote(service: string, containers: readonly string[], image: string): Promise<void> {
+    return this.change(() => this.byService.set(service, { containers: [...containers], images: this.imagesWith(service, image) }));
+  }
+
+  /** Replicas joining those that serve (scaling up, a replacement), before they enter the route. */
+  admit(service: string, containers: readonly string[], image: string): Promise<void> {
+    const before = this.byService.get(service)?.containers ?? [];
+    return this.change(() => this.byService.set(service, { containers: [...new Set([...before, ...containers])], images: this.imagesWith(service, image) }));
+  }
+
+  /** Replicas no longer trusted: out of the route (scaled down, lost, stopped); their service keeps its images. */
+  forget(containers: readonly string[]): Promise<void> {
+    const gone = new Set(containers);
+    if (![...this.byService.values()].some((s) => s.containers.some((c) => gone.has(c)))) return Promise.resolve();
+    return this.change(() => {
+      for (const s of this.byService.values()) s.containers = s.containers.filter((c) => !gone.has(c));
+    });
   }
 
   /** Forgets services no longer desired. */
@@ -135,12 +155,16 @@ export class PromotedContainers {
     return this.save();
   }
 
+  private imagesWith(service: string, image: string): string[] {
+    return [image, ...(this.byService.get(service)?.images ?? []).filter((i) => i !== image)].slice(0, IMAGES_KEPT);
+  }
+
   private keptImages(): Set<string> {
     return new Set([...this.byService.values()].flatMap((s) => s.images));
   }
 
   private save(): Promise<void> {
-    const text = JSON.stringify({ v: 1, services: Object.fromEntries(this.byService), unused: [...this.unusedImages] });
+    const text = JSON.stringify({ v: 2, services: Object.fromEntries(this.byService), unused: [...this.unusedImages] });
     const run = this.#queue.then(() => this.store.write(text));
     this.#queue = run.catch(() => undefined);
     return run;

@@ -1,34 +1,43 @@
 /**
- * The reconcile loop. A pass takes the desired state, then in waves reads the device (engine,
- * serving record, routes), plans the next steps (plan.ts) and runs them (execute.ts), until a plan
- * is empty; it then reports `converged`, or `failed` if a service does not run its desired revision.
- * A new revision goes pre-flight (platform, disk) → pull → create → start → /health → promote
- * (recorded on disk) and switch the route → drain the old container → prune images; until the
- * switch the old container keeps serving, and any failure leaves it serving. Failed rollouts are
- * retried with backoff; one rejected for its platform waits for a new desired state, one rejected
- * for disk space is checked again with backoff. A rollout that a new desired state no longer wants
- * is abandoned at once. Every step is reported with the generation it works on.
+ * The reconcile loop. It reads the device (engine, serving record, routes), plans the next wave
+ * (plan.ts) and runs each service's steps in a lane of its own (execute.ts): a lane runs its wave's
+ * steps together (replicas launch in parallel), and when it finishes the loop reads and plans again,
+ * while the other lanes go on. So a slow pull or health wait of one service never delays another's.
+ * When no lane is busy and the plan is empty the loop reports `converged`, or `failed` if a service
+ * does not run its desired revision.
+ *
+ * A new revision goes pre-flight (platform, disk) → pull → create → start → /health for each new
+ * replica → promote (recorded on disk) and switch the route to all of them at once → drain the old
+ * replicas → prune images; until the switch the old replicas serve, and any failure (one replica is
+ * enough) leaves them serving and removes the new ones. Failed launches are retried with backoff;
+ * one rejected for its platform waits for a new desired state, one rejected for disk space is
+ * checked again with backoff. A lane whose rollout a new desired state no longer wants is abandoned
+ * at once. Every step is reported with the generation it works on.
  */
 import { backoffDelay, defaultBackoff, type BackoffPolicy } from '../../shared/backoff.js';
 import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js';
 import type { DesiredService, DesiredState, ReportedState } from '../../shared/protocol.js';
 import { execute, type ExecuteOptions, type PassProgress } from './execute.js';
 import { failure } from './failure.js';
-import { isServed, plan, rolloutKey, cleanupKey, type Current, type Rollout, type Step, type StepKind } from './plan.js';
+import { cleanupKey, isHousekeeping, isServed, laneOf, plan, rolloutKey, type Current, type Rollout, type Step, type StepKind } from './plan.js';
 import type { PromotedContainers } from './promoted-containers.js';
+import { clampReplicas, fixedReplicas, type ReplicaTarget } from './replica-target.js';
 import { Reports } from './reports.js';
+import type { Route } from './routes.js';
 
 export interface ReconcilerOptions extends ExecuteOptions {
-  promoted: Pick<PromotedContainers, 'ids' | 'promote' | 'retain' | 'unused' | 'pruned' | 'adoptOnce' | 'pulling'>;
+  promoted: Pick<PromotedContainers, 'ids' | 'promote' | 'admit' | 'forget' | 'retain' | 'unused' | 'pruned' | 'adoptOnce' | 'pulling'>;
   desired: () => DesiredState | null;
   /** Sends a report; expected to give up at once (not queue) while the hub is unreachable. */
   report: (state: ReportedState) => Promise<void>;
   /** A pass also runs this often, to notice drift (a container removed by hand). */
   resyncMs: number;
   backoff?: BackoffPolicy;
+  /** How many replicas each service runs, asked on every wave (the autoscaler); default: each its minimum. */
+  replicas?: ReplicaTarget;
 }
 
-/** A rollout's step that failed: the code the hub is told, which step, and the original error. */
+/** A step that failed: the code the hub is told, which step, and the original error. */
 export interface StepFailure {
   code: ErrorCode;
   step: StepKind;
@@ -40,58 +49,89 @@ export interface StepFailure {
 const PASS_RETRY_MS = 5000;
 const FAILURE_OUTPUT_LINES = 20;
 
-/** This pass's state beside what the engine shows (see PlanContext). */
-interface Pass extends PassProgress {
-  attempted: Set<string>;
-  failed: Set<string>;
+/** One service's steps at work (or the images', for pruning: lane null). */
+interface Lane {
+  /** The rollout its launches belong to (`rolloutKey`): abandoned when no longer desired. */
+  key: string | null;
+  /** Images its steps use (or remove): a prune and a launch of one image never run at once. */
+  images: ReadonlySet<string>;
+  abort: AbortController;
+  abandoned: boolean;
+  done: Promise<void>;
 }
 
 export class Reconciler {
   readonly #reports: Reports;
+  readonly #replicas: ReplicaTarget;
   /** `rolloutKey` → attempts so far and when the next may start. */
   readonly #failures = new Map<string, { attempts: number; retryAt: number; rejected: boolean }>();
-  #running: Promise<void> | null = null;
-  #again = false;
+  readonly #lanes = new Map<string | null, Lane>();
+  /** Per service: what its lanes did in this pass that the engine does not show. */
+  readonly #progress = new Map<string, PassProgress>();
+  /** Housekeeping tried in this pass (`cleanupKey`). */
+  readonly #attempted = new Set<string>();
+  /** Replicas the gateway lost, until they are gone from the engine. */
+  readonly #ejected = new Set<string>();
+  readonly #retryTimers = new Set<unknown>();
+  #loop: Promise<void> | null = null;
+  /** A trigger came since the loop last read the desired state. */
+  #pending = false;
+  #wake: () => void = () => undefined;
   #timer: unknown = null;
   #closed = false;
   #passedGeneration = -1;
-  /** The rollout in progress, so a desired state that drops it can abandon it. */
-  #inProgress: { service: string; revision: number; key: string; abort: AbortController } | null = null;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.#reports = new Reports({ send: o.report, clock: o.clock, logger: o.logger });
+    this.#replicas = o.replicas ?? fixedReplicas;
   }
 
-  /** Runs a pass now, or right after the one in progress. */
+  /** Plans again now: starts the loop, or wakes the one running (abandoning lanes no longer wanted). */
   trigger(): void {
     if (this.#closed) return;
-    if (this.#running) {
-      this.#again = true;
-      this.abandonUnwanted();
+    this.#pending = true;
+    this.abandonUnwanted();
+    if (this.#loop) {
+      this.#wake();
       return;
     }
-    this.#running = this.pass()
+    this.#loop = this.loop()
       .catch((err: unknown) => {
-        // Docker restarting, a removal that failed: the loop must not stop here.
+        // Docker restarting, a record that cannot be written: the loop must not stop here.
         this.o.logger.error({ err }, 'reconcile pass failed; retrying');
         this.schedule(PASS_RETRY_MS);
       })
       .finally(() => {
-        this.#running = null;
-        this.#inProgress = null;
-        if (this.#again) {
-          this.#again = false;
-          this.trigger();
-        }
+        this.#loop = null;
+        if (this.#pending) this.trigger();
       });
   }
 
-  /** Waits for the pass in progress; no new pass starts. Containers keep running. */
+  /** The gateway lost this replica (connection or health failure): out of the route now, no longer trusted, replaced. */
+  replicaFailed(container: string): void {
+    if (this.#closed || this.#ejected.has(container)) return;
+    this.#ejected.add(container);
+    for (const route of this.o.routes.list()) {
+      if (!route.replicas.some((r) => r.container === container)) continue;
+      const rest = route.replicas.filter((r) => r.container !== container);
+      // A route is never empty: the last replica stays named (the gateway holds it out of rotation) until a new one switches in.
+      if (rest.length) this.o.routes.set(serviceOf(route), rest);
+      this.o.logger.warn({ service: route.service, container, left: rest.length }, 'the gateway lost a replica: out of the route, to be replaced');
+    }
+    this.o.promoted.forget([container]).catch((err: unknown) => this.o.logger.warn({ container, err: (err as Error).message }, 'cannot record that a replica is no longer trusted'));
+    this.trigger();
+  }
+
+  /** Waits for the steps in progress (launches are abandoned); no new pass starts. Containers keep running. */
   async close(): Promise<void> {
     this.#closed = true;
     this.o.clock.clearTimeout(this.#timer);
-    this.#inProgress?.abort.abort(new Error('the agent is stopping'));
-    await this.#running;
+    for (const t of this.#retryTimers) this.o.clock.clearTimeout(t);
+    for (const lane of this.#lanes.values()) this.abandon(lane, new Error('the agent is stopping'));
+    this.#wake();
+    await this.#loop;
+    await Promise.all([...this.#lanes.values()].map((l) => l.done));
+    this.#reports.close();
   }
 
   /** Something the hub should know that is not about one service (a desired state that was dropped). */
@@ -106,12 +146,17 @@ export class Reconciler {
 
   /** A slow pull or health wait must not hold up a newer desired state that no longer wants it. */
   private abandonUnwanted(): void {
-    const current = this.#inProgress;
-    if (!current) return;
-    const wanted = this.o.desired()?.services.find((s) => s.name === current.service);
-    if (wanted?.revision === current.revision) return;
-    this.o.logger.info({ service: current.service, revision: current.revision }, 'abandoning a rollout the new desired state no longer wants');
-    current.abort.abort(new Error(`revision ${current.revision} of ${current.service} is no longer desired`));
+    const wanted = new Set(this.o.desired()?.services.map(rolloutKey));
+    for (const lane of this.#lanes.values()) {
+      if (lane.key === null || lane.abandoned || wanted.has(lane.key)) continue;
+      this.o.logger.info({ rollout: lane.key }, 'abandoning a rollout the new desired state no longer wants');
+      this.abandon(lane, new Error(`${lane.key} is no longer desired`));
+    }
+  }
+
+  private abandon(lane: Lane, reason: Error): void {
+    lane.abandoned = true;
+    lane.abort.abort(reason);
   }
 
   private schedule(ms: number): void {
@@ -119,37 +164,137 @@ export class Reconciler {
     this.#timer = this.o.clock.setTimeout(() => this.trigger(), ms);
   }
 
-  private async pass(): Promise<void> {
-    const desired = this.o.desired();
-    // No target yet (a new device, or a cache that could not be read): what runs stays until the hub says.
-    if (!desired) {
-      this.#reports.report(0, 'idle');
-      this.schedule(this.o.resyncMs);
-      return;
-    }
-    if (desired.generation !== this.#passedGeneration) {
-      this.#passedGeneration = desired.generation;
-      this.#reports.clearError();
-    }
-    const { services, generation } = desired;
-    this.#reports.retain(services);
-    const pass: Pass = { launched: new Map(), retired: new Set(), pulled: new Set(), attempted: new Set(), failed: new Set() };
-    for (let wave = 0; ; wave++) {
-      if (this.#closed) return;
-      const current = await this.readCurrent(services);
-      for (const s of services) if (isServed(s, current)) this.#reports.setStatus(s, 'running', { servingRevision: s.revision });
-      if (wave === 0 && services.some((s) => !isServed(s, current))) this.#reports.report(generation, 'reconciling');
-      const steps = plan(current, services, { ...pass, blocked: this.blocked(pass), keepImages: new Set(this.o.desired()?.services.map((s) => s.image)) });
-      if (steps.length === 0) break;
-      for (const step of steps) {
-        if (this.#closed) return;
-        // Abandoned for a newer desired state (or a stop): the rest was planned for the old state, so
-        // the next pass starts from the new one, and nothing is counted against this revision.
-        if (!(await this.run(step, pass, generation))) return;
+  private async loop(): Promise<void> {
+    while (!this.#closed) {
+      const woken = new Promise<void>((resolve) => (this.#wake = resolve));
+      this.#pending = false;
+      const desired = this.o.desired();
+      // No target yet (a new device, or a cache that could not be read): what runs stays until the hub says.
+      if (!desired) {
+        this.#reports.report(0, 'idle');
+        this.schedule(this.o.resyncMs);
+        return;
       }
+      if (desired.generation !== this.#passedGeneration) {
+        this.#passedGeneration = desired.generation;
+        this.#reports.clearError();
+      }
+      const { services, generation } = desired;
+      this.#reports.retain(services);
+      const current = await this.readCurrent(services);
+      if (this.#closed) return;
+      for (const id of this.#ejected) if (!current.containers.some((c) => c.id === id)) this.#ejected.delete(id);
+      const replicas = new Map(services.map((s) => [s.name, clampReplicas(s, this.#replicas.desired(s))]));
+      for (const s of services) {
+        const status = this.#reports.status(s.name);
+        if (isServed(s, current, this.#ejected) && (status?.phase !== 'running' || status.revision !== s.revision)) this.#reports.setStatus(s, 'running', { servingRevision: s.revision });
+      }
+      if (services.some((s) => !isServed(s, current, this.#ejected)) && this.#reports.phase !== 'reconciling') this.#reports.report(generation, 'reconciling');
+      this.reportReplicas(services, replicas, generation);
+
+      const busyImages = [...this.#lanes.values()].flatMap((l) => [...l.images]);
+      const steps = plan(current, services, {
+        ...this.progress(),
+        blocked: this.blocked(),
+        attempted: this.#attempted,
+        keepImages: new Set([...(this.o.desired()?.services.map((s) => s.image) ?? []), ...busyImages]),
+        replicas,
+        ejected: this.#ejected,
+      });
+      for (const [lane, laneSteps] of byLane(steps)) {
+        if (this.#lanes.has(lane)) continue;
+        const images = new Set(laneSteps.flatMap(imagesOf));
+        if ([...this.#lanes.values()].some((l) => [...images].some((i) => l.images.has(i)))) continue;
+        this.startLane(lane, laneSteps, images, generation);
+      }
+      if (this.#lanes.size === 0) {
+        // Nothing at work and nothing to do: the pass is over.
+        this.#reports.report(generation, this.#reports.allRunning(services) ? 'converged' : 'failed');
+        this.#attempted.clear();
+        this.#progress.clear();
+        this.schedule(this.nextRetryMs(services));
+        return;
+      }
+      await woken;
     }
-    this.#reports.report(generation, this.#reports.allRunning(services) ? 'converged' : 'failed');
-    this.schedule(this.nextRetryMs(services));
+  }
+
+  private progress(): Pick<PassProgress, 'launched' | 'retired' | 'pulled'> {
+    const all = [...this.#progress.values()];
+    return {
+      launched: new Map(all.flatMap((p) => [...p.launched])),
+      retired: new Set(all.flatMap((p) => [...p.retired])),
+      pulled: new Set(all.flatMap((p) => [...p.pulled])),
+    };
+  }
+
+  private progressOf(service: string): PassProgress {
+    let p = this.#progress.get(service);
+    if (!p) this.#progress.set(service, (p = { launched: new Map(), retired: new Set(), pulled: new Set() }));
+    return p;
+  }
+
+  /** Each service's replica counts, reported when they change. */
+  private reportReplicas(services: readonly DesiredService[], replicas: ReadonlyMap<string, number>, generation: number): void {
+    let changed = false;
+    for (const s of services) {
+      const { capacity, lastScale } = this.#replicas.status(s.name);
+      const ready = this.o.routes.get(s.name)?.replicas.filter((r) => !this.#ejected.has(r.container)).length ?? 0;
+      const counts = { desired: replicas.get(s.name)!, ready, ...(capacity ? { capacity } : {}) };
+      if (this.#reports.setReplicas(s.name, { replicas: counts, ...(lastScale ? { lastScale } : {}) })) changed = true;
+    }
+    if (changed) this.#reports.reportSoon(generation);
+  }
+
+  private startLane(name: string | null, steps: Step[], images: ReadonlySet<string>, generation: number): void {
+    const rollout = steps.map(rolloutOf).find((r) => r !== null) ?? null;
+    const lane: Lane = { key: rollout ? rolloutKey(rollout.service) : null, images, abort: new AbortController(), abandoned: false, done: Promise.resolve() };
+    this.#lanes.set(name, lane);
+    lane.done = this.runLane(lane, name, steps, generation)
+      .catch((err: unknown) => this.o.logger.error({ err, lane: name }, 'a reconcile lane failed'))
+      .finally(() => {
+        this.#lanes.delete(name);
+        this.#wake();
+      });
+  }
+
+  /**
+   * Runs one wave of a lane's steps together. The first launch step that fails fails the launch:
+   * its siblings are aborted, and every replica it launched is forgotten by the pass (the next wave
+   * removes them, unpromoted), while the replicas already serving serve on.
+   */
+  private async runLane(lane: Lane, name: string | null, steps: Step[], generation: number): Promise<void> {
+    const pass = name === null ? { launched: new Map(), retired: new Set<string>(), pulled: new Set<string>() } : this.progressOf(name);
+    for (const step of steps) {
+      const key = housekeepingKey(step);
+      if (key) this.#attempted.add(key);
+    }
+    const x = { o: this.o, reports: this.#reports, generation, signal: lane.abort.signal, pass, ejected: this.#ejected };
+    let failed: { rollout: Rollout; failure: Promise<StepFailure> } | null = null;
+    await Promise.all(
+      steps.map(async (step) => {
+        try {
+          await execute(step, x);
+        } catch (err) {
+          const rollout = rolloutOf(step);
+          if (lane.abandoned || failed) return;
+          if (!rollout) {
+            this.o.logger.warn({ step: step.kind, err: (err as Error).message }, 'a housekeeping step failed; retried by the next pass');
+            return;
+          }
+          lane.abort.abort(new Error('a sibling replica failed'));
+          failed = { rollout, failure: this.stepFailure(step, err) };
+        }
+      }),
+    );
+    if (lane.abandoned || failed) pass.launched.clear();
+    if (lane.abandoned) return;
+    if (failed) {
+      const f = failed as { rollout: Rollout; failure: Promise<StepFailure> };
+      this.failed(f.rollout, await f.failure, generation);
+    } else if (lane.key && steps.some((s) => s.kind === 'switch' || s.kind === 'join')) {
+      this.#failures.delete(lane.key);
+    }
   }
 
   private async readCurrent(services: readonly DesiredService[]): Promise<Current> {
@@ -167,41 +312,10 @@ export class Reconciler {
     return { containers, promoted, localImages, unusedImages: this.o.promoted.unused(), routes: this.o.routes.list() };
   }
 
-  /** Runs one step; false when its rollout was abandoned (the pass must end). */
-  private async run(step: Step, pass: Pass, generation: number): Promise<boolean> {
-    const rollout = rolloutOf(step);
-    if (step.kind === 'drain' || step.kind === 'remove' || step.kind === 'prune') pass.attempted.add(cleanupKey(step));
-    if (!rollout) {
-      await execute(step, { o: this.o, reports: this.#reports, generation, signal: new AbortController().signal, pass });
-      return true;
-    }
-    const key = rolloutKey(rollout.service);
-    if (this.#inProgress?.key !== key) this.#inProgress = { service: rollout.service.name, revision: rollout.service.revision, key, abort: new AbortController() };
-    const { signal } = this.#inProgress.abort;
-    if (signal.aborted) return false;
-    try {
-      await execute(step, { o: this.o, reports: this.#reports, generation, signal, pass });
-      if (signal.aborted) return false;
-      if (step.kind === 'route') {
-        this.#failures.delete(key);
-        this.#inProgress = null;
-      }
-      return true;
-    } catch (err) {
-      if (signal.aborted) return false;
-      this.#inProgress = null;
-      await this.failed(rollout, await this.stepFailure(step, err, pass), pass);
-      return true;
-    }
-  }
-
   /** The failure as reported: a container that did not get healthy adds its last output. */
-  private async stepFailure(step: Step, err: unknown, pass: Pass): Promise<StepFailure> {
+  private async stepFailure(step: Step, err: unknown): Promise<StepFailure> {
     const e = err instanceof EdgemlError ? err : failure(ErrorCodes.AGENT_START_FAILED, (err as Error).message, err);
     let message = e.message;
-    const launched = step.kind === 'start' || step.kind === 'waitHealthy' ? step.container : step.kind === 'route' ? step.promote?.container : undefined;
-    // Forgotten by this pass, so the next wave removes it (it is unpromoted).
-    if (launched) pass.launched.delete(launched.id);
     if (step.kind === 'start' || step.kind === 'waitHealthy') {
       const output = (await this.o.runtime.tail(step.container.id, FAILURE_OUTPUT_LINES)).trim();
       if (output) message = failure(e.code, `${message}; its last output:\n${output}`).message;
@@ -209,23 +323,34 @@ export class Reconciler {
     return { code: e.code, step: step.kind, message, cause: e.cause ?? e };
   }
 
-  private async failed({ service, previous }: Rollout, f: StepFailure, pass: Pass): Promise<void> {
+  private failed({ service, previous }: Rollout, f: StepFailure, generation: number): void {
     const key = rolloutKey(service);
     // No variant for this platform never changes; a full disk may be freed, so it is retried.
     const final = f.code === ErrorCodes.AGENT_PLATFORM_UNAVAILABLE;
     const rejected = final || f.code === ErrorCodes.AGENT_DISK_FULL;
     const attempts = (this.#failures.get(key)?.attempts ?? 0) + 1;
-    const retryAt = this.o.clock.now() + backoffDelay(attempts - 1, this.o.backoff ?? defaultBackoff);
-    this.#failures.set(key, { attempts, retryAt, rejected: final });
-    pass.failed.add(key);
-    this.#reports.setStatus(service, rejected ? 'rejected' : 'failed', { servingRevision: previous?.revision ?? null, error: { code: f.code, message: f.message } });
-    this.o.logger.warn({ service: service.name, revision: service.revision, code: f.code, step: f.step, err: f.message, attempts, rejected }, rejected ? 'service rejected' : 'rollout failed; the previous container keeps serving');
+    const delay = backoffDelay(attempts - 1, this.o.backoff ?? defaultBackoff);
+    this.#failures.set(key, { attempts, retryAt: this.o.clock.now() + delay, rejected: final });
+    // Other lanes may keep the loop busy past the retry time: it must plan again then.
+    if (!final) {
+      const timer = this.o.clock.setTimeout(() => {
+        this.#retryTimers.delete(timer);
+        this.trigger();
+      }, delay);
+      this.#retryTimers.add(timer);
+    }
+    const error = { code: f.code, message: f.message };
+    const scaling = previous.some((p) => p.revision === service.revision && p.image === service.image);
+    // A replica that could not be added leaves the service serving on the others.
+    if (scaling) this.#reports.setStatus(service, 'running', { servingRevision: service.revision, error });
+    else this.#reports.setStatus(service, rejected ? 'rejected' : 'failed', { servingRevision: previous[0]?.revision ?? null, error });
+    this.#reports.report(generation, 'reconciling');
+    this.o.logger.warn({ service: service.name, revision: service.revision, code: f.code, step: f.step, err: f.message, attempts, rejected }, scaling ? 'a new replica failed; the others keep serving' : rejected ? 'service rejected' : 'rollout failed; the previous replicas keep serving');
   }
 
-  private blocked(pass: Pass): Set<string> {
+  private blocked(): Set<string> {
     const now = this.o.clock.now();
-    const waiting = [...this.#failures].filter(([, f]) => f.rejected || f.retryAt > now).map(([key]) => key);
-    return new Set([...pass.failed, ...waiting]);
+    return new Set([...this.#failures].filter(([, f]) => f.rejected || f.retryAt > now).map(([key]) => key));
   }
 
   /** The next pass: when the first failed rollout may be retried, else at the resync. */
@@ -235,17 +360,41 @@ export class Reconciler {
   }
 }
 
-/** The rollout a step belongs to; null for the housekeeping steps, whose failures are only logged. */
+function byLane(steps: readonly Step[]): Map<string | null, Step[]> {
+  const lanes = new Map<string | null, Step[]>();
+  for (const step of steps) {
+    const lane = laneOf(step);
+    lanes.set(lane, [...(lanes.get(lane) ?? []), step]);
+  }
+  return lanes;
+}
+
+/** The launch a step belongs to; null for the housekeeping steps, whose failures are only logged. */
 function rolloutOf(step: Step): Rollout | null {
   switch (step.kind) {
     case 'pull':
     case 'create':
     case 'start':
     case 'waitHealthy':
+    case 'switch':
+    case 'join':
       return step.rollout;
-    case 'route':
-      return step.promote?.rollout ?? null;
     default:
       return null;
   }
+}
+
+function housekeepingKey(step: Step): string | null {
+  return isHousekeeping(step) ? cleanupKey(step) : null;
+}
+
+function imagesOf(step: Step): string[] {
+  const rollout = rolloutOf(step);
+  return rollout ? [rollout.service.image] : step.kind === 'prune' ? [step.image] : [];
+}
+
+/** The desired service a route was set from (routes.ts `routeOf`), to set it again with fewer replicas. */
+function serviceOf(route: Route): DesiredService {
+  const { service: name, revision, image, keyHash, previousKeys, limits, models, capture } = route;
+  return { name, revision, image, keyHash, previousKeys, limits, models, capture };
 }

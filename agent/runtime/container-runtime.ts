@@ -20,7 +20,12 @@ export interface ManagedContainer {
   running: boolean;
   /** Seconds since the epoch, for "the newest one wins" among duplicates. */
   created: number;
+  /** The limits the engine enforces now (null: none); absent when the engine could not say. */
+  limits?: ContainerLimits;
 }
+
+/** The part of a service's limits the engine enforces, changeable on a running container (`update`). */
+export type ContainerLimits = Pick<ServiceLimits, 'memoryBytes' | 'cpus'>;
 
 export interface ContainerSpec {
   name: string;
@@ -63,6 +68,13 @@ export interface ContainerRuntime {
   removeImage(image: string): Promise<boolean>;
   create(deviceId: string, spec: ContainerSpec): Promise<string>;
   start(id: string): Promise<void>;
+  /**
+   * Changes a container's memory and CPU limits in place: same id, still running. A null leaves that
+   * limit as it is: Docker cannot lift a limit from a running container (0 means "unchanged" to
+   * `docker update`, -1 is refused), so lifting one takes a new container. Rejects with
+   * AGENT_E_START_FAILED (the engine refused a change to the container).
+   */
+  update(id: string, limits: ContainerLimits): Promise<void>;
   /** Running, and (once stopped) its exit code; null for a container that is not there. */
   state(id: string): Promise<{ running: boolean; exitCode: number } | null>;
   /** The last lines of its output, for a failure report. */

@@ -8,7 +8,7 @@ import { statfs } from 'node:fs/promises';
 import Docker from 'dockerode';
 import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js';
 import { containerStatsOf, type EngineStats } from './container-stats.js';
-import type { ContainerRuntime, PullProgress } from './container-runtime.js';
+import type { ContainerLimits, ContainerRuntime, ManagedContainer, PullProgress } from './container-runtime.js';
 import { imageSizeFromRegistry, platformOf } from './image-size.js';
 
 export const LABELS = {
@@ -48,6 +48,23 @@ async function coded<T>(code: ErrorCode, work: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Memory and CPU as the engine takes them. MemorySwap is set to the memory: left out, Docker allows
+ * swap of twice the memory and then refuses to raise the memory past that, so an update could
+ * only ever lower it. A null is left out (on create: no limit; on update: unchanged).
+ */
+function engineLimits(limits: ContainerLimits): { Memory?: number; MemorySwap?: number; NanoCpus?: number } {
+  return {
+    ...(limits.memoryBytes === null ? {} : { Memory: limits.memoryBytes, MemorySwap: limits.memoryBytes }),
+    ...(limits.cpus === null ? {} : { NanoCpus: Math.round(limits.cpus * 1e9) }),
+  };
+}
+
+/** What the engine enforces; 0 is Docker's "no limit". */
+function limitsOf(host: { Memory?: number; NanoCpus?: number }): ContainerLimits {
+  return { memoryBytes: host.Memory ? host.Memory : null, cpus: host.NanoCpus ? host.NanoCpus / 1e9 : null };
+}
+
 function isNotFound(err: unknown): boolean {
   return (err as { statusCode?: number }).statusCode === 404;
 }
@@ -74,16 +91,23 @@ export function dockerRuntime(o: DockerRuntimeOptions = {}): ContainerRuntime {
 
     list: async (deviceId) => {
       const found = await call(docker.listContainers({ all: true, filters: { label: [`${LABELS.device}=${deviceId}`] } }));
-      return found.map((c) => ({
-        id: c.Id,
-        name: (c.Names[0] ?? '').replace(/^\//, ''),
-        service: c.Labels[LABELS.service] ?? '',
-        revision: Number(c.Labels[LABELS.revision]),
-        image: c.Labels[LABELS.image] ?? c.Image,
-        port: Number(c.Labels[LABELS.port]),
-        running: c.State === 'running',
-        created: c.Created,
-      }));
+      // The list does not carry limits: one inspect each (a device runs a handful of containers).
+      return Promise.all(
+        found.map(async (c): Promise<ManagedContainer> => {
+          const host = await call(docker.getContainer(c.Id).inspect()).then((i) => i.HostConfig as { Memory?: number; NanoCpus?: number }, () => null);
+          return {
+            id: c.Id,
+            name: (c.Names[0] ?? '').replace(/^\//, ''),
+            service: c.Labels[LABELS.service] ?? '',
+            revision: Number(c.Labels[LABELS.revision]),
+            image: c.Labels[LABELS.image] ?? c.Image,
+            port: Number(c.Labels[LABELS.port]),
+            running: c.State === 'running',
+            created: c.Created,
+            ...(host ? { limits: limitsOf(host) } : {}),
+          };
+        }),
+      );
     },
 
     platforms: async (image) => {
@@ -190,8 +214,7 @@ export function dockerRuntime(o: DockerRuntimeOptions = {}): ContainerRuntime {
           HostConfig: {
             NetworkMode: 'host',
             RestartPolicy: { Name: 'unless-stopped' },
-            ...(spec.limits.memoryBytes === null ? {} : { Memory: spec.limits.memoryBytes }),
-            ...(spec.limits.cpus === null ? {} : { NanoCpus: Math.round(spec.limits.cpus * 1e9) }),
+            ...engineLimits(spec.limits),
           },
         },
       } as unknown as Docker.ContainerCreateOptions));
@@ -200,6 +223,11 @@ export function dockerRuntime(o: DockerRuntimeOptions = {}): ContainerRuntime {
 
     start: (id) => coded(ErrorCodes.AGENT_START_FAILED, async () => {
       await call(docker.getContainer(id).start());
+    }),
+
+    update: (id, limits) => coded(ErrorCodes.AGENT_START_FAILED, async () => {
+      const changes = engineLimits(limits);
+      if (Object.keys(changes).length > 0) await call(docker.getContainer(id).update(changes));
     }),
 
     state: async (id) => {

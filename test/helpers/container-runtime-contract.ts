@@ -129,6 +129,25 @@ export function containerRuntimeContract(subject: RuntimeUnderContract): void {
     t.is((await runtime.containerStats(id)).memoryLimitBytes, LIMITS.memoryBytes);
   });
 
+  test.serial(`${subject.name}: update changes a running container's memory and CPU limits both ways in place (same id, still running, read back by list); a null leaves a limit as it is`, async (t) => {
+    const { runtime, deviceId, spec, ensureImage, images } = await setup(t);
+    await ensureImage(images.serving);
+    const id = await runtime.create(deviceId, await spec());
+    await runtime.start(id);
+    t.like((await runtime.list(deviceId))[0], { id, limits: { memoryBytes: LIMITS.memoryBytes, cpus: LIMITS.cpus } });
+    // Past twice the memory: what Docker refuses unless the swap limit moves with it.
+    const raised = { memoryBytes: 5 * LIMITS.memoryBytes, cpus: 1 };
+    await runtime.update(id, raised);
+    t.like((await runtime.list(deviceId))[0], { id, running: true, limits: raised });
+    const lowered = { memoryBytes: LIMITS.memoryBytes / 2, cpus: 0.25 };
+    await runtime.update(id, lowered);
+    t.like((await runtime.list(deviceId))[0], { id, running: true, limits: lowered });
+    await runtime.update(id, { memoryBytes: null, cpus: 0.75 });
+    t.like((await runtime.list(deviceId))[0], { id, running: true, limits: { memoryBytes: lowered.memoryBytes, cpus: 0.75 } });
+    t.is((await runtime.containerStats(id)).memoryLimitBytes, lowered.memoryBytes);
+    await rejectsWith(t, runtime.update('0'.repeat(64), lowered), ErrorCodes.AGENT_START_FAILED);
+  });
+
   test.serial(`${subject.name}: remove stops a running container gracefully (well inside its stop timeout) and removes it; removing it again is no error`, async (t) => {
     const { runtime, health, deviceId, spec, ensureImage, images } = await setup(t);
     await ensureImage(images.serving);

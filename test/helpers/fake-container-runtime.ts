@@ -7,7 +7,7 @@
  */
 import type { HealthProbe } from '../../agent/reconcile/health-probe.js';
 import type { PortAllocator } from '../../agent/reconcile/free-port.js';
-import type { ContainerRuntime, ContainerSpec, ContainerStats, ManagedContainer, PullProgress } from '../../agent/runtime/container-runtime.js';
+import type { ContainerLimits, ContainerRuntime, ContainerSpec, ContainerStats, ManagedContainer, PullProgress } from '../../agent/runtime/container-runtime.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 
 export interface PublishedImage {
@@ -19,6 +19,7 @@ export interface PublishedImage {
 }
 
 interface FakeContainer extends ManagedContainer {
+  limits: ContainerLimits;
   device: string;
   spec: ContainerSpec;
   exitCode: number;
@@ -31,6 +32,8 @@ export class FakeContainerRuntime implements ContainerRuntime {
   readonly local = new Set<string>();
   readonly pulled: string[] = [];
   readonly removedImages: string[] = [];
+  /** Containers `update` changed, in order. */
+  readonly updates: string[] = [];
   free = 10 * 2 ** 30;
   /** Pulls of these images wait until released (`held`) or aborted. */
   readonly holdPulls = new Set<string>();
@@ -103,8 +106,23 @@ export class FakeContainerRuntime implements ContainerRuntime {
     if ([...this.containers.values()].some((c) => c.name === spec.name)) throw new EdgemlError(ErrorCodes.AGENT_START_FAILED, `the name ${spec.name} is already in use`);
     const id = `c${++this.#seq}`;
     const { name, service, revision, image, port } = spec;
-    this.containers.set(id, { id, name, service, revision, image, port, running: false, created: this.#seq, device: deviceId, spec, exitCode: 0 });
+    const limits = { memoryBytes: spec.limits.memoryBytes, cpus: spec.limits.cpus };
+    this.containers.set(id, { id, name, service, revision, image, port, running: false, created: this.#seq, limits, device: deviceId, spec, exitCode: 0 });
     return id;
+  }
+
+  /** As Docker: a null leaves that limit as it is. */
+  async update(id: string, limits: ContainerLimits): Promise<void> {
+    const c = this.containers.get(id);
+    if (!c) throw new EdgemlError(ErrorCodes.AGENT_START_FAILED, `no such container: ${id}`);
+    this.updates.push(id);
+    c.limits = { memoryBytes: limits.memoryBytes ?? c.limits.memoryBytes, cpus: limits.cpus ?? c.limits.cpus };
+  }
+
+  /** As `docker kill`: the container stops; the agent is not told. */
+  kill(id: string): void {
+    const c = this.containers.get(id);
+    if (c) Object.assign(c, { running: false, exitCode: 137 });
   }
 
   async start(id: string): Promise<void> {
@@ -127,7 +145,7 @@ export class FakeContainerRuntime implements ContainerRuntime {
   async containerStats(id: string): Promise<ContainerStats> {
     const c = this.containers.get(id);
     if (!c) throw new Error(`no such container: ${id}`);
-    return { cpuPercent: null, memoryBytes: null, memoryLimitBytes: c.spec.limits.memoryBytes };
+    return { cpuPercent: null, memoryBytes: null, memoryLimitBytes: c.limits.memoryBytes };
   }
 
   async remove(id: string): Promise<void> {
@@ -135,7 +153,7 @@ export class FakeContainerRuntime implements ContainerRuntime {
   }
 
   private managed(): ManagedContainer[] {
-    return [...this.containers.values()].map(({ device: _d, spec: _s, exitCode: _e, ...c }) => c);
+    return [...this.containers.values()].map(({ device: _d, spec: _s, exitCode: _e, ...c }) => ({ ...c, limits: { ...c.limits } }));
   }
 
   private published(image: string): PublishedImage {

@@ -1,6 +1,6 @@
 /** The agent's reconcile planner (agent/reconcile/plan.ts): every state a crash can leave has one answer, one wave at a time. */
 import test from 'ava';
-import { plan, type Current, type PlanContext, type Step } from '../../agent/reconcile/plan.js';
+import { laneOf, plan, type Current, type PlanContext, type Step } from '../../agent/reconcile/plan.js';
 import { routeOf } from '../../agent/reconcile/routes.js';
 import type { ManagedContainer } from '../../agent/runtime/container-runtime.js';
 import type { DesiredService } from '../../shared/protocol.js';
@@ -29,28 +29,28 @@ const box = (service: string, revision: number, running = true, created = ++seq)
 function state(containers: ManagedContainer[], promoted: ManagedContainer[] = [], o: Partial<Current> = {}): Current {
   return { containers, promoted: new Set(promoted.map((c) => c.id)), localImages: new Set(), unusedImages: [], routes: [], ...o };
 }
-const none: PlanContext = { launched: new Map(), retired: new Set(), pulled: new Set(), blocked: new Set(), attempted: new Set(), keepImages: new Set() };
+const none: PlanContext = { launched: new Map(), retired: new Set(), pulled: new Set(), blocked: new Set(), attempted: new Set(), keepImages: new Set(), replicas: new Map(), ejected: new Set() };
 const ctx = (o: Partial<PlanContext> = {}): PlanContext => ({ ...none, ...o });
 
 /** Container ids the wave removes (never served, or unwanted). */
 const removed = (steps: Step[]) => steps.flatMap((s) => (s.kind === 'remove' ? [s.container.id] : [])).sort();
 /** The one rollout step of the wave, if any. */
-const rolloutStep = (steps: Step[]) => steps.find((s) => s.kind === 'pull' || s.kind === 'create' || s.kind === 'start' || s.kind === 'waitHealthy' || (s.kind === 'route' && s.promote));
-const routedTo = (steps: Step[], service: string) => steps.flatMap((s) => (s.kind === 'route' && s.service === service && !s.promote ? [s.to] : []));
+const rolloutStep = (steps: Step[]) => steps.find((s) => s.kind === 'pull' || s.kind === 'create' || s.kind === 'start' || s.kind === 'waitHealthy' || s.kind === 'switch');
+const routedTo = (steps: Step[], service: string) => steps.flatMap((s) => (s.kind === 'route' && s.service === service ? [s.to] : []));
 
 test('nothing desired, nothing running: nothing to do', (t) => {
   t.deepEqual(plan(state([]), [], none), []);
 });
 
 test('a new service is rolled out with no previous container: a pull, or a create when the image is here', (t) => {
-  t.deepEqual(plan(state([]), [svc('iris', 1)], none), [{ kind: 'pull', rollout: { service: svc('iris', 1), previous: null } }]);
-  t.deepEqual(plan(state([], [], { localImages: new Set([image(1)]) }), [svc('iris', 1)], none), [{ kind: 'create', rollout: { service: svc('iris', 1), previous: null } }]);
-  t.deepEqual(plan(state([]), [svc('iris', 1)], ctx({ pulled: new Set([image(1)]) })), [{ kind: 'create', rollout: { service: svc('iris', 1), previous: null } }], 'pulled in this pass');
+  t.deepEqual(plan(state([]), [svc('iris', 1)], none), [{ kind: 'pull', rollout: { service: svc('iris', 1), previous: [] } }]);
+  t.deepEqual(plan(state([], [], { localImages: new Set([image(1)]) }), [svc('iris', 1)], none), [{ kind: 'create', rollout: { service: svc('iris', 1), previous: [] } }]);
+  t.deepEqual(plan(state([]), [svc('iris', 1)], ctx({ pulled: new Set([image(1)]) })), [{ kind: 'create', rollout: { service: svc('iris', 1), previous: [] } }], 'pulled in this pass');
 });
 
 test('the desired revision serving: route to it once, then nothing to do (converged)', (t) => {
   const c = box('iris', 2);
-  t.deepEqual(plan(state([c], [c]), [svc('iris', 2)], none), [{ kind: 'route', service: 'iris', to: { service: svc('iris', 2), replicas: [{ container: c.id, port: c.port }] }, promote: null }]);
+  t.deepEqual(plan(state([c], [c]), [svc('iris', 2)], none), [{ kind: 'route', service: 'iris', to: { service: svc('iris', 2), replicas: [{ container: c.id, port: c.port }] }}]);
   t.deepEqual(plan(state([c], [c], { routes: [routeOf(svc('iris', 2), [{ container: c.id, port: c.port }])] }), [svc('iris', 2)], none), []);
 });
 
@@ -58,25 +58,25 @@ test('a setting outside the revision (capture) changes the route only', (t) => {
   const c = box('iris', 2);
   const capture = { rate: 0.5, maxBodyBytes: 1024, redact: [] };
   const steps = plan(state([c], [c], { routes: [routeOf(svc('iris', 2), [{ container: c.id, port: c.port }])] }), [{ ...svc('iris', 2), capture }], none);
-  t.deepEqual(steps, [{ kind: 'route', service: 'iris', to: { service: { ...svc('iris', 2), capture }, replicas: [{ container: c.id, port: c.port }] }, promote: null }]);
+  t.deepEqual(steps, [{ kind: 'route', service: 'iris', to: { service: { ...svc('iris', 2), capture }, replicas: [{ container: c.id, port: c.port }] }}]);
 });
 
 test('a new revision: the old container keeps serving until the switch', (t) => {
   const old = box('iris', 1);
   const p = plan(state([old], [old], { routes: [routeOf(svc('iris', 1), [{ container: old.id, port: old.port }])] }), [svc('iris', 2)], none);
-  t.deepEqual(rolloutStep(p), { kind: 'pull', rollout: { service: svc('iris', 2), previous: old } });
+  t.deepEqual(rolloutStep(p), { kind: 'pull', rollout: { service: svc('iris', 2), previous: [old] } });
   t.deepEqual(removed(p), []);
   t.false(p.some((s) => s.kind === 'drain'));
 });
 
-test('a rollout walks its launched container through start, /health and the switch; the replaced one is drained after', (t) => {
+test('a rollout walks its launched replica through start, /health and the switch; the replaced one is drained after', (t) => {
   const old = box('iris', 1);
   const fresh = box('iris', 2, false);
-  const rollout = { service: svc('iris', 2), previous: old };
+  const rollout = { service: svc('iris', 2), previous: [old] };
   const at = (stage: 'created' | 'started' | 'healthy') => rolloutStep(plan(state([old, fresh], [old]), [svc('iris', 2)], ctx({ launched: new Map([[fresh.id, stage]]) })));
   t.deepEqual(at('created'), { kind: 'start', rollout, container: fresh });
   t.deepEqual(at('started'), { kind: 'waitHealthy', rollout, container: fresh });
-  t.deepEqual(at('healthy'), { kind: 'route', service: 'iris', to: { service: svc('iris', 2), replicas: [{ container: fresh.id, port: fresh.port }] }, promote: { rollout, container: fresh } });
+  t.deepEqual(at('healthy'), { kind: 'switch', rollout, containers: [fresh] });
   const running = { ...fresh, running: true };
   const after = plan(state([old, running], [running], { routes: [routeOf(svc('iris', 2), [{ container: running.id, port: running.port }])] }), [svc('iris', 2)], ctx({ retired: new Set([old.id]) }));
   t.deepEqual(after, [{ kind: 'drain', container: old }]);
@@ -104,7 +104,7 @@ test('after a crash during the health check: the new container runs but was neve
   const old = box('iris', 1);
   const unproven = box('iris', 2);
   const p = plan(state([old, unproven], [old], { localImages: new Set([image(2)]) }), [svc('iris', 2)], none);
-  t.deepEqual(rolloutStep(p), { kind: 'create', rollout: { service: svc('iris', 2), previous: old } });
+  t.deepEqual(rolloutStep(p), { kind: 'create', rollout: { service: svc('iris', 2), previous: [old] } });
   t.deepEqual(removed(p), [unproven.id]);
 });
 
@@ -121,21 +121,21 @@ test('a new container that never started (crash after create) is removed and the
   const old = box('iris', 1);
   const stuck = box('iris', 2, false);
   const p = plan(state([old, stuck], [old]), [svc('iris', 2)], none);
-  t.deepEqual(rolloutStep(p), { kind: 'pull', rollout: { service: svc('iris', 2), previous: old } });
+  t.deepEqual(rolloutStep(p), { kind: 'pull', rollout: { service: svc('iris', 2), previous: [old] } });
   t.deepEqual(removed(p), [stuck.id]);
 });
 
 test('a first container that was never promoted is removed and the rollout redone from nothing', (t) => {
   const unproven = box('iris', 1);
   const p = plan(state([unproven]), [svc('iris', 1)], none);
-  t.deepEqual(rolloutStep(p), { kind: 'pull', rollout: { service: svc('iris', 1), previous: null } });
+  t.deepEqual(rolloutStep(p), { kind: 'pull', rollout: { service: svc('iris', 1), previous: [] } });
   t.deepEqual(removed(p), [unproven.id]);
 });
 
 test('a promoted container that stopped cannot serve: it is removed and the service rolled out again', (t) => {
   const dead = box('iris', 1, false);
   const p = plan(state([dead], [dead]), [svc('iris', 1)], none);
-  t.deepEqual(rolloutStep(p), { kind: 'pull', rollout: { service: svc('iris', 1), previous: null } });
+  t.deepEqual(rolloutStep(p), { kind: 'pull', rollout: { service: svc('iris', 1), previous: [] } });
   t.deepEqual(removed(p), [dead.id]);
 });
 
@@ -146,23 +146,27 @@ test('a service no longer desired is removed and its route dropped; others are u
   const p = plan(state([gone, kept], [gone, kept], { routes }), [svc('iris', 1)], none);
   t.deepEqual(p, [
     { kind: 'remove', container: gone },
-    { kind: 'route', service: 'counter', to: null, promote: null },
+    { kind: 'route', service: 'counter', to: null},
   ]);
 });
 
 test('a container at the desired revision but with another image is not trusted: roll out again', (t) => {
   const odd = { ...box('iris', 2), image: 'reg/other@sha256:' + 'f'.repeat(64) };
   const p = plan(state([odd], [odd]), [svc('iris', 2)], none);
-  t.deepEqual(rolloutStep(p), { kind: 'pull', rollout: { service: svc('iris', 2), previous: odd } });
+  t.deepEqual(rolloutStep(p), { kind: 'pull', rollout: { service: svc('iris', 2), previous: [odd] } });
 });
 
-test('one rollout at a time, in the desired order; a blocked one (backoff, rejected) lets the next go and keeps its route to the previous revision', (t) => {
+test('services roll out independently: each plans its own launch; a blocked one (backoff, rejected) keeps its route to the previous revision and holds up no other', (t) => {
   const old = box('iris', 1);
   const both = [svc('iris', 2), svc('counter', 1)];
-  t.deepEqual(rolloutStep(plan(state([old], [old]), both, none)), { kind: 'pull', rollout: { service: svc('iris', 2), previous: old } });
-  t.is(plan(state([old], [old]), both, none).filter((s) => s.kind === 'pull').length, 1);
+  const p = plan(state([old], [old]), both, none);
+  t.deepEqual(p.filter((s) => s.kind === 'pull'), [
+    { kind: 'pull', rollout: { service: svc('iris', 2), previous: [old] } },
+    { kind: 'pull', rollout: { service: svc('counter', 1), previous: [] } },
+  ]);
+  t.deepEqual([...new Set(p.map(laneOf))].sort(), ['counter', 'iris']);
   const blocked = plan(state([old], [old]), both, ctx({ blocked: new Set([`iris@2@${image(2)}`]) }));
-  t.deepEqual(rolloutStep(blocked), { kind: 'pull', rollout: { service: svc('counter', 1), previous: null } });
+  t.deepEqual(rolloutStep(blocked), { kind: 'pull', rollout: { service: svc('counter', 1), previous: [] } });
   t.deepEqual(routedTo(blocked, 'iris').map((r) => r?.service.revision), [1]);
 });
 

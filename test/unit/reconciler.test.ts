@@ -78,7 +78,7 @@ async function setup(opts: { minFreeDiskBytes?: number; healthTimeoutMs?: number
   const last = () => reports.at(-1);
   const serviceState = () => last()?.services[0];
   const stop = () => reconciler.close();
-  const servingContainer = () => (JSON.parse(store.text ?? '{}') as { services?: Record<string, { container: string }> }).services?.iris?.container;
+  const servingContainer = () => (JSON.parse(store.text ?? '{}') as { services?: Record<string, { containers: string[] }> }).services?.iris?.containers[0];
   return { runtime, health, routes, reports, reconciler, want, last, serviceState, stop, servingContainer, leftover, trigger: () => reconciler.trigger() };
 }
 
