@@ -1,13 +1,13 @@
 /**
  * FLEET SIMULATOR (test and benchmark tool, not an agent): N simulated devices in one process that
  * speak the real MQTT protocol v1 to a real hub. Each is enrolled through the hub's REST API,
- * connects like agent/link/hub-link.ts, and reconciles its desired states over a simulated container
- * runtime whose pull, start and health durations and failure rates are configured, reporting on
- * `reported` as agent/reconcile/reconciler.ts does. It exists for scale tests and benchmarks of the
- * hub's rollout controller; the real agent stays the only agent.
+ * connects like agent/link/hub-link.ts, and runs the agent's real reconcile loop
+ * (agent/reconcile/reconciler.ts) over a simulated container engine whose pull, start and health
+ * durations and failure rates are configured, reporting on `reported` as the agent does. It exists
+ * for scale tests and benchmarks of the hub's rollout controller; the real agent stays the only agent.
  *
  * Everything it starts is bounded (connection attempts, a single scheduler for every simulated
- * timer) and `stop()` ends all of it. Only loopback hubs are accepted.
+ * timer, the reconcile loops' included) and `stop()` ends all of it. Only loopback hubs are accepted.
  */
 import { systemClock, type Clock } from '../../shared/clock.js';
 import { SERVICE_PHASES, type ReportedState, type ServicePhase } from '../../shared/protocol.js';
@@ -83,7 +83,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const { tokens } = enrolled;
 
   const scheduler = new Scheduler(clock);
-  const devices = new Map(ids.map((id, index) => [id, new SimDevice({ index, id, token: tokens[id]!, labels: labels[index]!, options: o, scheduler, clock })]));
+  const devices = new Map(await Promise.all(ids.map(async (id, index) => [id, await SimDevice.create({ index, id, token: tokens[id]!, labels: labels[index]!, options: o, scheduler, clock })] as const)));
   const waits = new Set<{ timer: unknown; reject: (err: Error) => void }>();
   let stopped = false;
 

@@ -81,8 +81,8 @@ export interface FleetOptions {
    */
   stickyFailures?: boolean;
   seed?: number;
-  /** Backoff between attempts at a failed revision (default: the agent's); false: wait for a new desired state. */
-  retry?: BackoffPolicy | false;
+  /** Backoff between attempts at a failed revision (default: the agent's, as the agent's loop retries). */
+  retry?: BackoffPolicy;
   /** Image size shown in pull progress. */
   pullBytes?: number;
   /** A pass (and so a report) also runs this often without news, as the agent's 30 s resync. */
@@ -109,7 +109,7 @@ export interface ResolvedOptions {
   failures: (ctx: RevisionContext) => FailureRates;
   stickyFailures: boolean;
   seed: number;
-  retry: BackoffPolicy | false;
+  retry: BackoffPolicy;
   pullBytes: number;
   resyncMs: number;
   enrollConcurrency: number;

@@ -2,7 +2,8 @@
  * One timer for the whole simulated fleet: every simulated pull, health wait, retry and reconnect
  * of every device is an entry in one min-heap, and a single clock timer is armed for the earliest.
  * A thousand devices therefore cost a heap of entries, not a thousand live Node timers, and
- * `stop()` ends all of them at once.
+ * `stop()` ends all of them at once. The agent's reconcile loop of each device runs on it too
+ * (`asClock()`).
  */
 import type { Clock } from '../../shared/clock.js';
 
@@ -54,6 +55,22 @@ export class Scheduler {
       });
       signal?.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  now(): number {
+    return this.clock.now();
+  }
+
+  /**
+   * The scheduler as a `Clock`, for code written against one (the agent's reconcile loop): its
+   * timers are entries here, so a thousand reconcilers still cost one Node timer.
+   */
+  asClock(): Clock {
+    return {
+      now: () => this.clock.now(),
+      setTimeout: (fn, ms) => this.after(ms, fn),
+      clearTimeout: (handle) => (handle as Scheduled | null | undefined)?.cancel(),
+    };
   }
 
   /** Entries still waiting (cancelled ones included until their time comes). */

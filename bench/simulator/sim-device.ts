@@ -1,19 +1,21 @@
 /**
  * One simulated device: its MQTT link, its target (the newest valid desired state, by the rules of
- * agent/reconcile/target-cache.ts, kept in memory), its reconcile loop over a simulated runtime, and
- * a timeline of when each revision arrived, first served and last failed.
+ * agent/reconcile/target-cache.ts, kept in memory), the agent's real reconcile loop over a
+ * simulated engine (device-reconciler.ts), and a timeline of when each revision arrived, first
+ * served (as its reports say) and last failed (as the simulated engine made it fail).
  */
+import type { Reconciler } from '../../agent/reconcile/reconciler.js';
 import type { Labels } from '../../shared/api/devices.js';
 import type { Clock } from '../../shared/clock.js';
 import { ErrorCodes } from '../../shared/errors.js';
-import { decodeMessage, PROTOCOL_VERSION, type DesiredService, type DesiredState, type ReportedService, type ReportedState, type StatusMessage } from '../../shared/protocol.js';
+import { decodeMessage, PROTOCOL_VERSION, type DesiredState, type ReportedService, type ReportedState, type StatusMessage } from '../../shared/protocol.js';
 import { edgemlVersion } from '../../shared/version.js';
 import type { Channel } from '../../shared/topics.js';
+import { deviceReconciler } from './device-reconciler.js';
 import type { ResolvedOptions } from './options.js';
 import type { Scheduler } from './scheduler.js';
 import { SimLink, type LinkState } from './sim-link.js';
-import { SimReconciler } from './sim-reconciler.js';
-import { SimRuntime } from './sim-runtime.js';
+import { SimContainerRuntime } from './sim-runtime.js';
 
 /** What happened to one revision of one service on one device (epoch milliseconds). */
 export interface RevisionTimeline {
@@ -68,58 +70,61 @@ function takesTarget(current: DesiredState | null, next: DesiredState): boolean 
 
 export class SimDevice {
   readonly #link: SimLink;
-  readonly #reconciler: SimReconciler;
+  #reconciler!: Reconciler;
   readonly #platform: string;
   readonly #startedAt: number;
   #target: DesiredState | null = null;
+  /** The newest report the loop made, sent or not. */
+  #latest: ReportedState | null = null;
   #invalid = 0;
   readonly #timeline = new Map<string, RevisionTimeline>();
 
-  constructor(private readonly d: SimDeviceOptions) {
-    const { options: o, scheduler, clock } = d;
-    this.#platform = o.platform(d.index);
-    this.#startedAt = clock.now();
-    const runtime = new SimRuntime({
+  /** The serving record of the device's loop is loaded (from memory) first, as the agent loads its file. */
+  static async create(d: SimDeviceOptions): Promise<SimDevice> {
+    const device = new SimDevice(d);
+    const { options: o, scheduler } = d;
+    const runtime = new SimContainerRuntime({
       index: d.index,
       deviceId: d.id,
-      platform: this.#platform,
+      platform: device.#platform,
       scheduler,
       seed: o.seed,
       timing: o.timing,
       failures: o.failures,
       stickyFailures: o.stickyFailures,
       pullBytes: o.pullBytes,
+      desired: () => device.#target,
+      onFailure: ({ service, revision }) => {
+        const entry = device.entry(service, revision);
+        entry.failedAt = d.clock.now();
+        entry.failedAttempts++;
+      },
     });
-    this.#reconciler = new SimReconciler({
+    device.#reconciler = await deviceReconciler({
       deviceId: d.id,
+      platform: device.#platform,
       runtime,
-      desired: () => this.#target,
-      report: (state) => this.send(state),
-      onRunning: (service) => {
-        const entry = this.entry(service);
-        entry.runningAt ??= clock.now();
-      },
-      onFailed: (service, attempts) => {
-        const entry = this.entry(service);
-        entry.failedAt = clock.now();
-        entry.failedAttempts = attempts;
-      },
+      desired: () => device.#target,
+      report: (state) => device.report(state),
       scheduler,
-      clock,
-      retry: o.retry,
+      backoff: o.retry,
       resyncMs: o.resyncMs,
-      seed: o.seed,
     });
+    return device;
+  }
+
+  private constructor(private readonly d: SimDeviceOptions) {
+    const { options: o, scheduler, clock } = d;
+    this.#platform = o.platform(d.index);
+    this.#startedAt = clock.now();
     this.#link = new SimLink({
       url: o.mqttUrl,
       deviceId: d.id,
       token: d.token,
       onlineStatus: () => this.onlineStatus(),
       onMessage: (channel, payload) => this.receive(channel, payload),
-      onConnect: () => {
-        const latest = this.#reconciler.latest();
-        if (latest) this.send(latest);
-      },
+      // As the agent: reports made while offline were not sent, so the newest goes now.
+      onConnect: () => this.#reconciler.reportLatest(),
       scheduler,
       seed: o.seed,
       ...o.connect,
@@ -148,7 +153,7 @@ export class SimDevice {
   }
 
   state(): SimDeviceState {
-    const reported = this.#reconciler.latest();
+    const reported = this.#latest;
     return {
       id: this.d.id,
       index: this.d.index,
@@ -180,20 +185,24 @@ export class SimDevice {
     await this.#link.close();
   }
 
-  private entry(service: DesiredService): RevisionTimeline {
-    const key = `${service.name}@${service.revision}`;
+  private entry(service: string, revision: number): RevisionTimeline {
+    const key = `${service}@${revision}`;
     let entry = this.#timeline.get(key);
     if (!entry) {
-      entry = { service: service.name, revision: service.revision, receivedAt: this.d.clock.now(), runningAt: null, failedAt: null, failedAttempts: 0 };
+      entry = { service, revision, receivedAt: this.d.clock.now(), runningAt: null, failedAt: null, failedAttempts: 0 };
       this.#timeline.set(key, entry);
     }
     return entry;
   }
 
-  private send(state: ReportedState): void {
+  /** The loop's `report`, as agent/main.ts sends it; a revision first reported running goes in the timeline. */
+  private async report(state: ReportedState): Promise<void> {
+    this.#latest = state;
+    for (const s of state.services) {
+      if (s.phase === 'running' && s.servingRevision === s.revision) this.entry(s.name, s.revision).runningAt ??= this.d.clock.now();
+    }
     // Offline, a QoS 1 publish would wait for the broker: skipped, and the newest is sent on reconnect.
-    if (!this.#link.connected()) return;
-    this.#link.publish('reported', state).catch(() => undefined);
+    if (this.#link.connected()) await this.#link.publish('reported', state);
   }
 
   private receive(channel: Channel, payload: Buffer): void {
@@ -206,7 +215,7 @@ export class SimDevice {
       }
       if (!takesTarget(this.#target, decoded.value)) return;
       this.#target = decoded.value;
-      for (const service of decoded.value.services) this.entry(service);
+      for (const service of decoded.value.services) this.entry(service.name, service.revision);
       this.#reconciler.trigger();
     } else if (channel === 'cmd') {
       const decoded = decodeMessage('cmd', payload);

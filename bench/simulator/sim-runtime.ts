@@ -1,19 +1,21 @@
 /**
- * The simulated container runtime of one device: which revision of each service serves, which
- * images are on disk, and how long (and whether) a pull and a start-until-healthy take. Nothing runs;
- * the durations are waits on the fleet's scheduler and the outcomes are reproducible draws. Errors
- * carry the agent's codes and message shapes, so the hub cannot tell them from real ones.
+ * The simulated container engine of one device, under the real agent's reconcile loop: the unit
+ * tests' fake runtime (test/helpers/fake-container-runtime.ts, held to the runtime contract suite)
+ * with the simulator's timing and failures on top. A pull, a start and the wait for `/health` take
+ * durations drawn from the seed and fail by the configured rates; every wait is an entry on the
+ * fleet's scheduler, never a Node timer of its own. Everything else (containers, images on disk,
+ * limits) is the fake's, so a method the runtime interface gains needs one implementation.
+ *
+ * Errors carry the agent's codes and message shapes, so the hub cannot tell them from real ones.
  */
+import type { HealthAnswer, HealthProbe } from '../../agent/reconcile/health-probe.js';
+import type { ManagedContainer, PullProgress } from '../../agent/runtime/container-runtime.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
-import type { DesiredService } from '../../shared/protocol.js';
+import type { DesiredState } from '../../shared/protocol.js';
+import { FakeContainerRuntime } from '../../test/helpers/fake-container-runtime.js';
 import { SimulatorConfigError, type DurationSpec, type FailureRates, type RevisionContext, type Timing } from './options.js';
 import type { Scheduler } from './scheduler.js';
 import { drawKey, uniform } from './seeded-random.js';
-
-interface Serving {
-  revision: number;
-  image: string;
-}
 
 export interface SimRuntimeOptions {
   index: number;
@@ -25,12 +27,14 @@ export interface SimRuntimeOptions {
   failures: (ctx: RevisionContext) => FailureRates;
   stickyFailures: boolean;
   pullBytes: number;
+  /** The device's target: a pull names only an image, and its timing is drawn for the service that wants it. */
+  desired: () => DesiredState | null;
+  /** A failure the simulation injected (a pull or a health check), as it happens: the fleet's timeline. */
+  onFailure: (ctx: RevisionContext) => void;
 }
 
 /** Progress is reported by the agent at most once a second, so the simulated pull ticks at that rate. */
 const PROGRESS_TICK_MS = 1000;
-/** Each service keeps its current and previous image, as the agent's pruning does. */
-const KEPT_IMAGES_PER_SERVICE = 2;
 
 export type FailureKind = keyof FailureRates;
 
@@ -49,38 +53,43 @@ function drawMs(spec: DurationSpec, u: number): number {
 /**
  * How long `deviceId` spends pulling, starting and health-checking an attempt at a revision (a new
  * image): the draws the simulator makes, so a benchmark can tell its floor from the hub's share.
+ * Pulls and starts are counted apart: a retry after a failed health check is start attempt 2 with
+ * no pull at all.
  */
 export function drawnStepsMs(seed: number, timing: Timing, deviceId: string, service: string, revision: number, attempt = 1): { pullMs: number; startMs: number; healthMs: number } {
   const draw = (what: keyof Timing) => drawMs(timing[what], uniform(seed, drawKey(what, deviceId, service, revision, attempt)));
   return { pullMs: draw('pullMs'), startMs: draw('startMs'), healthMs: draw('healthMs') };
 }
 
-export class SimRuntime {
-  readonly #serving = new Map<string, Serving>();
-  readonly #images = new Set<string>();
-  /** Per service, the images it promoted, newest last. */
-  readonly #history = new Map<string, string[]>();
+/** A started container's simulated `/health`: ready at `readyAt`, or failed then. */
+interface Readiness {
+  ctx: RevisionContext;
+  readyAt: number;
+  fails: boolean;
+}
 
-  constructor(private readonly o: SimRuntimeOptions) {}
+export class SimContainerRuntime extends FakeContainerRuntime {
+  /** `kind\0service\0revision` → attempts so far. */
+  readonly #attempts = new Map<string, number>();
+  readonly #readiness = new Map<string, Readiness>();
 
-  serving(service: string): Serving | null {
-    return this.#serving.get(service) ?? null;
+  /** The probe the reconciler asks: it answers once the container's drawn health time has passed. */
+  readonly health: HealthProbe = { probe: (port, signal) => this.probe(port, signal) };
+
+  constructor(private readonly o: SimRuntimeOptions) {
+    super(o.platform);
   }
 
-  hasImage(image: string): boolean {
-    return this.#images.has(image);
+  /** Every image has a variant for the device's platform: the simulated registry holds anything. */
+  override async platforms(): Promise<string[]> {
+    return [this.o.platform];
   }
 
-  /** The "containers" of services no longer wanted go, as the agent removes them. */
-  retain(services: ReadonlyArray<string>): void {
-    for (const name of [...this.#serving.keys()]) if (!services.includes(name)) this.#serving.delete(name);
-  }
-
-  async pull(service: DesiredService, attempt: number, onProgress: (p: { current: number; total: number }) => void, signal: AbortSignal): Promise<void> {
-    const ctx = this.context(service);
-    const ms = drawMs(this.o.timing(ctx).pullMs, this.draw('pullMs', service, attempt));
+  override async pull(image: string, _platform: string, onProgress: (p: PullProgress) => void, signal: AbortSignal): Promise<void> {
+    const ctx = this.pullContext(image);
+    const attempt = this.attempt('pull', ctx);
+    const { ms, fails } = loud(() => ({ ms: drawMs(this.o.timing(ctx).pullMs, this.draw('pullMs', ctx, attempt)), fails: this.fails('pull', ctx, attempt) }));
     // A failing pull fails halfway through, after some progress, as a broken registry does.
-    const fails = this.fails('pull', ctx, attempt);
     const until = fails ? Math.round(ms / 2) : ms;
     const total = this.o.pullBytes;
     for (let done = 0; done < until; ) {
@@ -89,42 +98,86 @@ export class SimRuntime {
       done += step;
       onProgress({ current: Math.round((total * done) / Math.max(ms, 1)), total });
     }
+    signal.throwIfAborted();
     if (fails) {
-      throw new EdgemlError(ErrorCodes.AGENT_PULL_FAILED, `pulling ${service.image} for ${this.o.platform} failed: simulated registry failure (fleet simulator)`);
+      this.o.onFailure(ctx);
+      throw new EdgemlError(ErrorCodes.AGENT_PULL_FAILED, 'simulated registry failure (fleet simulator)');
     }
-    this.#images.add(service.image);
+    this.local.add(image);
   }
 
-  /** Create, start and wait for `/health`; a failed health check leaves the old revision serving. */
-  async startHealthy(service: DesiredService, attempt: number, signal: AbortSignal): Promise<void> {
-    const ctx = this.context(service);
-    const timing = this.o.timing(ctx);
-    await this.o.scheduler.sleep(drawMs(timing.startMs, this.draw('startMs', service, attempt)), signal);
-    await this.o.scheduler.sleep(drawMs(timing.healthMs, this.draw('healthMs', service, attempt)), signal);
-    if (this.fails('health', ctx, attempt)) {
-      throw new EdgemlError(ErrorCodes.AGENT_HEALTH_FAILED, '/health says failed: simulated health failure (fleet simulator)');
-    }
+  /** Creating and starting take the drawn start time; `/health` then answers after the drawn health time. */
+  override async start(id: string): Promise<void> {
+    const c = this.containers.get(id);
+    if (!c) return super.start(id);
+    const ctx = this.context(c);
+    const attempt = this.attempt('start', ctx);
+    const { startMs, healthMs, fails } = loud(() => {
+      const timing = this.o.timing(ctx);
+      return { startMs: drawMs(timing.startMs, this.draw('startMs', ctx, attempt)), healthMs: drawMs(timing.healthMs, this.draw('healthMs', ctx, attempt)), fails: this.fails('health', ctx, attempt) };
+    });
+    await this.o.scheduler.sleep(startMs);
+    await super.start(id);
+    this.#readiness.set(id, { ctx, readyAt: this.o.scheduler.now() + healthMs, fails });
   }
 
-  /** The switch: the new revision serves; images out of every service's history, and not `wanted`, are pruned. */
-  promote(service: DesiredService, wanted: ReadonlySet<string>): void {
-    this.#serving.set(service.name, { revision: service.revision, image: service.image });
-    const history = [...(this.#history.get(service.name) ?? []).filter((i) => i !== service.image), service.image];
-    const dropped = history.splice(0, Math.max(0, history.length - KEPT_IMAGES_PER_SERVICE));
-    this.#history.set(service.name, history);
-    for (const image of dropped) if (!wanted.has(image) && ![...this.#history.values()].some((h) => h.includes(image))) this.#images.delete(image);
+  override async remove(id: string): Promise<void> {
+    this.#readiness.delete(id);
+    await super.remove(id);
   }
 
-  private context(service: DesiredService): RevisionContext {
-    return { index: this.o.index, deviceId: this.o.deviceId, service: service.name, revision: service.revision, image: service.image };
+  private async probe(port: number, signal: AbortSignal): Promise<HealthAnswer> {
+    const c = this.running().find((r) => r.port === port);
+    const readiness = c && this.#readiness.get(c.id);
+    if (!readiness) return { healthy: false, failed: null };
+    await this.o.scheduler.sleep(readiness.readyAt - this.o.scheduler.now(), signal);
+    if (!readiness.fails) return { healthy: true };
+    this.o.onFailure(readiness.ctx);
+    return { healthy: false, failed: 'simulated health failure (fleet simulator)' };
   }
 
-  private draw(what: string, service: DesiredService, attempt: number): number {
-    return uniform(this.o.seed, drawKey(what, this.o.deviceId, service.name, service.revision, attempt));
+  /** The desired service the image is pulled for (the first, should two share it). */
+  private pullContext(image: string): RevisionContext {
+    const service = this.o.desired()?.services.find((s) => s.image === image);
+    // The reconciler pulls only what the target wants; a target changed meanwhile abandons the pull.
+    if (!service) throw new EdgemlError(ErrorCodes.AGENT_PULL_FAILED, `no desired service wants ${image} (fleet simulator)`);
+    return { index: this.o.index, deviceId: this.o.deviceId, service: service.name, revision: service.revision, image };
+  }
+
+  private context(c: ManagedContainer): RevisionContext {
+    return { index: this.o.index, deviceId: this.o.deviceId, service: c.service, revision: c.revision, image: c.image };
+  }
+
+  private attempt(kind: 'pull' | 'start', ctx: RevisionContext): number {
+    const key = drawKey(kind, ctx.service, ctx.revision);
+    const attempt = (this.#attempts.get(key) ?? 0) + 1;
+    this.#attempts.set(key, attempt);
+    return attempt;
+  }
+
+  private draw(what: keyof Timing, ctx: RevisionContext, attempt: number): number {
+    return uniform(this.o.seed, drawKey(what, ctx.deviceId, ctx.service, ctx.revision, attempt));
   }
 
   private fails(kind: FailureKind, ctx: RevisionContext, attempt: number): boolean {
     const rate = this.o.failures(ctx)[kind] ?? 0;
     return failureDrawn(this.o.seed, kind, rate, ctx.deviceId, ctx.service, ctx.revision, this.o.stickyFailures ? null : attempt);
+  }
+}
+
+/**
+ * A bad rate or duration is the caller's mistake, not a device failing: besides failing the step,
+ * it is rethrown uncaught, so a test or benchmark stops on it instead of counting failed devices.
+ */
+function loud<T>(draw: () => T): T {
+  try {
+    return draw();
+  } catch (err) {
+    if (err instanceof SimulatorConfigError) {
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+    throw err;
   }
 }
