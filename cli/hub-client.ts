@@ -22,7 +22,7 @@ export interface HubClientOptions {
   apiKey?: string | undefined;
   /** Cancels whatever request is in flight (the CLI's Ctrl-C). */
   signal?: AbortSignal | undefined;
-  /** How long a POST is retried on connection failures (default 30 s), and how it backs off. */
+  /** How long a POST (or a request sent with `retry`) is retried on connection failures (default 30 s), and how it backs off. */
   retry?: { forMs: number; backoff: BackoffPolicy } | undefined;
   /** Told of each retry, in one line (the CLI prints it on stderr). */
   onRetry?: ((line: string) => void) | undefined;
@@ -117,8 +117,12 @@ export class HubClient {
     this.onRetry = opts.onRetry;
   }
 
-  /** A JSON request; resolves to the parsed answer, or undefined for 204. A POST is retried (see `retrying`). */
-  async json<T>(method: Method, path: string, opts: { query?: Query; body?: unknown } = {}): Promise<T> {
+  /**
+   * A JSON request; resolves to the parsed answer, or undefined for 204. A POST is retried (see
+   * `retrying`); another method only with `retry`, for routes that honour Idempotency-Key (a
+   * retried DELETE elsewhere would find nothing left to delete and answer 404).
+   */
+  async json<T>(method: Method, path: string, opts: { query?: Query; body?: unknown; retry?: boolean } = {}): Promise<T> {
     const hasBody = opts.body !== undefined;
     const once = async (headers: Record<string, string>) => {
       const res = await this.send(method, path, opts.query, {
@@ -127,13 +131,13 @@ export class HubClient {
       });
       return this.answer<T>(res);
     };
-    return method === 'POST' ? this.retrying(once) : once({});
+    return (opts.retry ?? method === 'POST') ? this.retrying(once) : once({});
   }
 
   /**
-   * A POST that fails for want of a connection (refused, reset, closed before the answer) is sent
+   * A request that fails for want of a connection (refused, reset, closed before the answer) is sent
    * again, with capped backoff for a bounded time, under one Idempotency-Key: the hub answers a
-   * retry of a create that did commit with its outcome instead of doing it twice.
+   * retry of a create (or delete) that did commit with its outcome instead of doing it twice.
    */
   private async retrying<T>(attempt: (headers: Record<string, string>) => Promise<T>): Promise<T> {
     const headers = { 'idempotency-key': randomUUID() };

@@ -1,11 +1,21 @@
 /**
  * `edgeml deploy` and `edgeml service …`: put a service on the devices a label selector matches,
- * move it to another image, set its data capture, and look at deployments. `deploy` prints the
- * service API key once.
+ * change its image, limits, replicas or target, set its data capture, delete it, and look at
+ * deployments. `deploy` prints the service API key once.
  */
+import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
-import { IMAGE_REF_PATTERN, memoryLimit, type Deployment, type DeploymentCreate, type DeploymentCreated, type DeploymentList, type ServiceUpdate } from '../../shared/api/deployments.js';
-import { LIMIT_BOUNDS, SERVICE_NAME_PATTERN } from '../../shared/protocol.js';
+import {
+  IMAGE_REF_PATTERN,
+  memoryLimit,
+  resolveScale,
+  type Deployment,
+  type DeploymentCreate,
+  type DeploymentCreated,
+  type DeploymentList,
+  type ServiceUpdate,
+} from '../../shared/api/deployments.js';
+import { DEFAULT_SCALE, LIMIT_BOUNDS, SERVICE_NAME_PATTERN } from '../../shared/protocol.js';
 import { formatBytes } from '../../shared/size.js';
 import { MAX_KEY_GRACE, type KeyRotated } from '../../shared/api/deployments.js';
 import { DURATION_PATTERN } from '../../shared/duration.js';
@@ -22,12 +32,26 @@ interface SourceFlags extends RolloutFlags {
   build?: number;
 }
 
-interface DeployFlags extends SourceFlags {
-  target: KeyValue[];
+/** Limits and replicas: `deploy` and `service update` take the same flags. */
+interface SettingFlags {
   maxConcurrent?: number;
   maxQueue?: number;
   memory?: string;
   cpus?: number;
+  replicas?: number;
+  minReplicas?: number;
+  maxReplicas?: number;
+  targetUtilization?: number;
+  scaleUpWindow?: string;
+  scaleDownWindow?: string;
+}
+
+interface UpdateFlags extends SourceFlags, SettingFlags {
+  target?: KeyValue[];
+}
+
+interface DeployFlags extends SourceFlags, SettingFlags {
+  target: KeyValue[];
   captureRate?: number;
   captureMaxBody?: number;
   captureRedact?: string[];
@@ -64,10 +88,27 @@ function parseCpus(text: string): number {
 export const parseService = parsePattern('service', SERVICE_NAME_PATTERN, 'iris (lowercase letters, digits, -)');
 const parseImageRef = parsePattern('--image', IMAGE_REF_PATTERN, '127.0.0.1:5000/edgeml/iris-scorer@sha256:… (pinned by digest; or use --build ID)');
 
+function parseUtilization(text: string): number {
+  const n = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || !(n > 0 && n <= 1)) throw inputError(`--target-utilization ${JSON.stringify(text)}: expected a share above 0, at most 1, e.g. 0.7`);
+  return n;
+}
+
 export function imageSource(flags: SourceFlags): ServiceUpdate {
   if ((flags.image === undefined) === (flags.build === undefined)) throw inputError('give exactly one of --image REF@sha256:… and --build ID');
   const rollout = rolloutRequest(flags);
   return { ...(flags.image !== undefined ? { image: flags.image } : { build: flags.build! }), ...(rollout ? { rollout } : {}) };
+}
+
+const SETTING_KEYS = ['maxConcurrent', 'maxQueue', 'memory', 'cpus', 'replicas', 'minReplicas', 'maxReplicas', 'targetUtilization', 'scaleUpWindow', 'scaleDownWindow'] as const;
+
+/** Only the flags given (the hub keeps or defaults the rest); the combinations the hub would refuse are refused here. */
+function settings(flags: SettingFlags): Partial<Pick<ServiceUpdate, (typeof SETTING_KEYS)[number]>> {
+  const given = Object.fromEntries(SETTING_KEYS.filter((k) => flags[k] !== undefined).map((k) => [k, flags[k]]));
+  // Only the combination and the windows' range: the hub merges with what is stored, and refuses min above max then.
+  const checked = resolveScale(flags, { ...DEFAULT_SCALE, minReplicas: 1, maxReplicas: LIMIT_BOUNDS.replicas.maximum }, '--');
+  if (!checked.ok) throw inputError(checked.error);
+  return given;
 }
 
 export function deployRequest(service: string, flags: DeployFlags): DeploymentCreate {
@@ -75,12 +116,26 @@ export function deployRequest(service: string, flags: DeployFlags): DeploymentCr
     service,
     ...imageSource(flags),
     target: keyValueRecord('--target', flags.target),
-    ...(flags.maxConcurrent === undefined ? {} : { maxConcurrent: flags.maxConcurrent }),
-    ...(flags.maxQueue === undefined ? {} : { maxQueue: flags.maxQueue }),
-    ...(flags.memory === undefined ? {} : { memory: flags.memory }),
-    ...(flags.cpus === undefined ? {} : { cpus: flags.cpus }),
+    ...settings(flags),
     ...deployCapture(flags),
   };
+}
+
+/** Any of a new image, limits and replicas, a new target; at least one. */
+export function updateRequest(flags: UpdateFlags): ServiceUpdate {
+  const newImage = flags.image !== undefined || flags.build !== undefined;
+  const request: ServiceUpdate = {
+    ...(newImage ? imageSource(flags) : {}),
+    ...settings(flags),
+    ...(flags.target === undefined ? {} : { target: keyValueRecord('--target', flags.target) }),
+  };
+  if (Object.keys(request).length === 0) throw inputError('give at least one change: --image or --build, a limit, replicas, or --target');
+  const rollout = rolloutRequest(flags);
+  if (rollout && !newImage) {
+    if (flags.target === undefined) throw inputError('rollout flags (--strategy, …) go with a new --image, --build or --target: limits and replicas apply in place');
+    request.rollout = rollout;
+  }
+  return request;
 }
 
 /** Capture stays off (the hub's default) unless --capture-rate is given. */
@@ -97,30 +152,71 @@ function rolloutLine(r: Deployment['rollout']): string {
   return `${r.id ? `rollout ${r.id}` : 'rollout'} (${r.kind}, ${r.strategy}, ${r.phase}): revision ${r.revision ?? '-'} to ${r.devices.length} device(s)${r.id ? ` — edgeml rollout status ${r.id}` : ''}`;
 }
 
-export function renderDeployment(d: Deployment): string {
+/** `2 (fixed)` or `1–3, autoscaled at 70% of maxConcurrent (up after 5s, down after 60s)`. */
+export function formatScale(s: Deployment['scale']): string {
+  if (s.minReplicas === s.maxReplicas) return `${s.minReplicas} per device (fixed)`;
+  return `${s.minReplicas}–${s.maxReplicas} per device, autoscaled at ${Math.round(s.targetUtilization * 100)}% of maxConcurrent (up after ${s.scaleUpWindow}, down after ${s.scaleDownWindow})`;
+}
+
+/**
+ * Extra lines a caller adds below the deployment (helper D2: replicas per device from the devices'
+ * reports); `service show` passes them, other commands none.
+ */
+export type DeploymentExtras = ReadonlyArray<readonly [label: string, value: string | undefined]>;
+
+export function renderDeployment(d: Deployment, extras: DeploymentExtras = []): string {
   const l = d.limits;
   return renderFields([
     ['service', d.service],
+    ['deleted', d.deletedAt === null ? undefined : `${d.deletedAt} by ${d.deletedBy?.keyName ?? '?'} (key ${d.deletedBy?.keyId ?? '?'}): on no device; its history is kept`],
     ['revision', String(d.revision)],
     ['image', d.image],
     ['build', d.build === null ? undefined : String(d.build)],
     ['models', d.models.length ? formatList(d.models.map((m) => `${m.name}:${m.version}`)) : undefined],
     ['target', formatPairs(d.target)],
-    ['limits', `maxConcurrent ${l.maxConcurrent}, maxQueue ${l.maxQueue}, memory ${l.memoryBytes === null ? '-' : formatBytes(l.memoryBytes)}, cpus ${l.cpus ?? '-'}`],
+    ['replicas', formatScale(d.scale)],
+    ['limits', `per replica: maxConcurrent ${l.maxConcurrent}, maxQueue ${l.maxQueue}, memory ${l.memoryBytes === null ? '-' : formatBytes(l.memoryBytes)}, cpus ${l.cpus ?? '-'}`],
     ['capture', formatCapture(d.capture)],
     ['key', `ems_${d.keyId}… (shown once, at deploy)`],
     ['stable', d.stableRevision === null ? '- (no rollout has finished yet)' : `revision ${d.stableRevision}`],
     ['rollout', rolloutLine(d.rollout)],
     ['created', `${d.createdAt} by ${d.createdBy.keyName} (key ${d.createdBy.keyId})`],
+    ...extras,
   ]);
 }
 
 export function renderDeploymentList(deployments: readonly Deployment[]): string {
+  const replicas = (s: Deployment['scale']) => (s.minReplicas === s.maxReplicas ? String(s.minReplicas) : `${s.minReplicas}-${s.maxReplicas}`);
   return renderTable(
-    ['SERVICE', 'REVISION', 'IMAGE', 'TARGET', 'DEVICES'],
-    deployments.map((d) => [d.service, String(d.revision), `…@${shortDigest(d.digest)}`, formatPairs(d.target), String(d.rollout.devices.length)]),
+    ['SERVICE', 'REVISION', 'IMAGE', 'TARGET', 'REPLICAS', 'DEVICES'],
+    deployments.map((d) => [
+      d.deletedAt === null ? d.service : `${d.service} (deleted ${d.deletedAt})`,
+      String(d.revision),
+      `…@${shortDigest(d.digest)}`,
+      formatPairs(d.target),
+      replicas(d.scale),
+      d.deletedAt === null ? String(d.rollout.devices.length) : '-',
+    ]),
     '(no deployments)',
   );
+}
+
+const PER_REPLICA_HELP = 'per replica: 3 ready replicas with --max-concurrent 1 --max-queue 10 hold 3 in flight and 30 waiting before 429';
+
+function addSettingOptions(command: Command, defaults: boolean): Command {
+  const dflt = (text: string) => (defaults ? ` (default ${text})` : ' (default: as now)');
+  const { replicas, cpus, maxConcurrent, maxQueue } = LIMIT_BOUNDS;
+  return command
+    .option('--max-concurrent <n>', `requests in flight to each replica, ${maxConcurrent.minimum}–${maxConcurrent.maximum}${dflt('1')}`, parseInteger('--max-concurrent', 1))
+    .option('--max-queue <n>', `requests waiting per ready replica, 0–${maxQueue.maximum}; beyond that 429${dflt('10')}; limits are ${PER_REPLICA_HELP}`, parseInteger('--max-queue', 0))
+    .option('--memory <size>', `memory limit of each replica's container, e.g. 256m: ${formatBytes(LIMIT_BOUNDS.memoryBytes.minimum)} to ${formatBytes(LIMIT_BOUNDS.memoryBytes.maximum)}`, parseMemory)
+    .option('--cpus <n>', `CPU limit of each replica's container, e.g. 0.5: at most ${cpus.maximum}`, parseCpus)
+    .option('--replicas <n>', `a fixed number of replicas (containers) per device, ${replicas.minimum}–${replicas.maximum}; not with --min/--max-replicas`, parseInteger('--replicas', 1))
+    .option('--min-replicas <n>', `fewest replicas per device, autoscaled${dflt('1')}`, parseInteger('--min-replicas', 1))
+    .option('--max-replicas <n>', `most replicas per device, at most ${replicas.maximum}, as far as their --memory fits${dflt('1')}`, parseInteger('--max-replicas', 1))
+    .option('--target-utilization <share>', `add a replica when in-flight + queued requests per replica stay above this share of --max-concurrent${dflt('0.7')}`, parseUtilization)
+    .option('--scale-up-window <duration>', `how long the load must stay above the target before a replica is added${dflt('5s')}`, parsePattern('--scale-up-window', DURATION_PATTERN, '5s'))
+    .option('--scale-down-window <duration>', `how long the load must stay below it before one replica goes${dflt('60s')}`, parsePattern('--scale-down-window', DURATION_PATTERN, '60s'));
 }
 
 function addSourceOptions(command: Command): Command {
@@ -132,17 +228,15 @@ function addSourceOptions(command: Command): Command {
 }
 
 export function addDeploymentCommands(program: Command, io: CliIo): void {
-  const deploy = addSourceOptions(
-    program
-      .command('deploy')
-      .description('deploy a service to the devices whose labels match --target; prints its API key once')
-      .argument('<service>', 'service name: stable on the device, part of its URL', parseService),
+  const deploy = addSettingOptions(
+    addSourceOptions(
+      program
+        .command('deploy')
+        .description('deploy a service to the devices whose labels match --target; prints its API key once')
+        .argument('<service>', 'service name: stable on the device, part of its URL', parseService),
+    ).requiredOption('--target <key=value>', 'label selector; repeat to require several', repeatable(parseLabel('--target'))),
+    true,
   )
-    .requiredOption('--target <key=value>', 'label selector; repeat to require several', repeatable(parseLabel('--target')))
-    .option('--max-concurrent <n>', `requests in flight to the container, per device, 1–${LIMIT_BOUNDS.maxConcurrent.maximum} (default 1)`, parseInteger('--max-concurrent', 1))
-    .option('--max-queue <n>', `requests waiting for a slot, per device, 0–${LIMIT_BOUNDS.maxQueue.maximum}; beyond that 429 (default 10)`, parseInteger('--max-queue', 0))
-    .option('--memory <size>', `container memory limit, e.g. 256m: ${formatBytes(LIMIT_BOUNDS.memoryBytes.minimum)} to ${formatBytes(LIMIT_BOUNDS.memoryBytes.maximum)}`, parseMemory)
-    .option('--cpus <n>', `container CPU limit, e.g. 0.5: at most ${LIMIT_BOUNDS.cpus.maximum}`, parseCpus)
     .option('--capture-rate <r>', 'share of requests sampled with their answers into telemetry, 0–1 (default 0: off)', parseRate('--capture-rate'))
     .option('--capture-max-body <size>', 'captured bodies are cut at this size, at most 64k (default 16k)', parseMaxBody('--capture-max-body'))
     .option('--capture-redact <names>', 'comma-separated JSON fields replaced by "[redacted]" on the device', parseRedact('--capture-redact'))
@@ -157,12 +251,38 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
   withClientOptions(deploy);
 
   const service = program.command('service').description('deployed services');
-  addSourceOptions(service.command('update').description('move a service to another image; its URL and key stay').argument('<service>', 'service name', parseService)).action(
-    clientAction<[string], SourceFlags>(io, async (ctx, [name], flags) => {
-      const d = await ctx.client.json<Deployment>('POST', apiPath('deployments', name, 'update'), { body: imageSource(flags) });
+  addSettingOptions(
+    addSourceOptions(
+      service
+        .command('update')
+        .description(
+          'change a service; its URL and key stay. A new --image/--build is rolled out; limits and replicas apply on every device at once, in place (no new revision, no rollout); a new --target moves devices in and out by a rollout (not together with a new image)',
+        )
+        .argument('<service>', 'service name', parseService),
+    ).option('--target <key=value>', 'a new label selector (repeat to require several): devices that newly match get the service, the others lose it', repeatable(parseLabel('--target'))),
+    false,
+  ).action(
+    clientAction<[string], UpdateFlags>(io, async (ctx, [name], flags) => {
+      const d = await ctx.client.json<Deployment>('POST', apiPath('deployments', name, 'update'), { body: updateRequest(flags) });
       ctx.out.result(d, () => renderDeployment(d));
     }),
   );
+  service
+    .command('delete')
+    .description("take a service off every device (containers drained and removed, images pruned, the gateway answers 404); the hub keeps its history, and the name can be deployed again")
+    .argument('<service>', 'service name', parseService)
+    .option('--yes', 'do not ask (needed when stdin is not a terminal)')
+    .action(
+      clientAction<[string], { yes?: boolean }>(io, async (ctx, [name], flags) => {
+        if (!flags.yes && !(await confirm(`delete service ${name} from every device? [y/N] `, ctx.io.stderr))) {
+          ctx.io.stderr.write('not deleted\n');
+          process.exitCode = 1;
+          return;
+        }
+        const d = await ctx.client.json<Deployment>('DELETE', apiPath('deployments', name), { retry: true });
+        ctx.out.result(d, () => `service ${d.service} deleted: it leaves every device; its history stays (edgeml service list --all)`);
+      }),
+    );
   service
     .command('rotate-key')
     .description('give a service a new API key (printed once); the old one keeps working for --grace, then only the new one')
@@ -201,9 +321,10 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
   service
     .command('list')
     .description('list deployed services')
+    .option('--all', 'deleted services too')
     .action(
-      clientAction<[], object>(io, async (ctx) => {
-        const list = await ctx.client.json<DeploymentList>('GET', apiPath('deployments'));
+      clientAction<[], { all?: boolean }>(io, async (ctx, _args, flags) => {
+        const list = await ctx.client.json<DeploymentList>('GET', apiPath('deployments'), flags.all ? { query: { include: 'deleted' } } : {});
         ctx.out.result(list, () => renderDeploymentList(list.deployments));
       }),
     );
@@ -218,4 +339,15 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
       }),
     );
   addClientOptions(service);
+}
+
+/** Asks on a terminal; with no terminal to ask on, refuses rather than guess. */
+async function confirm(question: string, stderr: NodeJS.WriteStream): Promise<boolean> {
+  if (!process.stdin.isTTY) throw inputError('stdin is not a terminal, so there is no one to ask: pass --yes to delete');
+  const rl = createInterface({ input: process.stdin, output: stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
 }

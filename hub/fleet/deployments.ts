@@ -1,29 +1,34 @@
 /**
- * Creating and moving deployments. A deployment pins its image by digest (from a hub build, or a
- * reference given with its digest), carries its limits and the hash of a service API key made here
- * (the key is answered once), and is rolled out to the devices its selector matches by a rollout
- * (rollout-controller.ts). Every change of image bumps the revision and keeps the old ones (a
- * rollback returns devices to them); the service name, the URL on the device and the key stay.
- * Capture settings are the deployment's, not a revision's: they change on every targeted device at
- * once, without a rollout, and restart no container.
+ * Creating, changing and deleting deployments. A deployment pins its image by digest (from a hub
+ * build, or a reference given with its digest), carries its limits, its replicas and the hash of a
+ * service API key made here (the key is answered once), and is rolled out to the devices its
+ * selector matches by a rollout (rollout-controller.ts). Every change of image bumps the revision
+ * and keeps the old ones (a rollback returns devices to them); the service name, the URL on the
+ * device and the key stay. Limits, scale and capture settings are the deployment's, not a
+ * revision's: they change on every targeted device at once, without a rollout, and the agent
+ * applies them in place. A new target moves devices in and out by a rollout (kind `retarget`).
+ * A deleted deployment leaves every device at once and is kept, as deleted, with its history.
  */
+import { isDeepStrictEqual } from 'node:util';
 import {
   captureOff,
   DEFAULT_MAX_CONCURRENT,
   DEFAULT_MAX_QUEUE,
   MAX_KEY_GRACE,
   memoryLimit,
+  resolveScale,
+  scaleView,
   type Deployment,
   type DeploymentCreate,
   type DeploymentCreated,
   type KeyRotated,
   type ServiceUpdate,
 } from '../../shared/api/deployments.js';
-import { rolloutRequestProblem, type RolloutRequest } from '../../shared/api/rollouts.js';
+import { ACTIVE_ROLLOUT_PHASES, rolloutRequestProblem, type RolloutRequest } from '../../shared/api/rollouts.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import type { CaptureSettings } from '../../shared/protocol.js';
+import { DEFAULT_SCALE, scaleOf, type CaptureSettings, type ServiceLimits, type ServiceScale } from '../../shared/protocol.js';
 import { parseDuration } from '../../shared/duration.js';
 import { hashSecret, newSecret } from '../../shared/secrets.js';
 import type { ActorRecord, DeploymentChange, DeploymentRecord, DeploymentRepository, ImageRepository } from '../store/store.js';
@@ -54,6 +59,17 @@ function invalid(message: string): EdgemlError {
   return new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, message, { httpStatus: 400 });
 }
 
+function formatSelector(target: DeploymentRecord['target']): string {
+  return Object.entries(target)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}
+
+/** A new image would supersede the retarget, leaving devices half in, half out. */
+function busyRetargeting(r: DeploymentRecord): EdgemlError {
+  return new EdgemlError(ErrorCodes.HUB_CONFLICT, `rollout ${r.rollout.id} of service ${r.service} moves devices to a new target: let it finish or abort it before a new image`, { httpStatus: 409 });
+}
+
 /** Durations JSON Schema cannot bound (their value, not their text). */
 function checkRollout(request: RolloutRequest | undefined): void {
   const problem = request && rolloutRequestProblem(request, 'body.rollout');
@@ -61,9 +77,34 @@ function checkRollout(request: RolloutRequest | undefined): void {
 }
 
 export function publicDeployment(record: DeploymentRecord): Deployment {
-  const { keyHash: _hash, assignments: _assignments, previousKeys: _previous, changedBy: _changes, capture, ...deployment } = record;
-  return { ...deployment, capture: capture ?? captureOff() };
+  const { keyHash: _hash, assignments: _assignments, previousKeys: _previous, changedBy: _changes, capture, scale, deletedAt, deletedBy, ...deployment } = record;
+  return {
+    ...deployment,
+    capture: capture ?? captureOff(),
+    scale: scaleView(scale ?? DEFAULT_SCALE),
+    deletedAt: deletedAt ?? null,
+    deletedBy: deletedBy ? { keyId: deletedBy.keyId, keyName: deletedBy.keyName } : null,
+  };
 }
+
+/** The limits and scale a request asks for, what it leaves out kept from `current`; 400 naming the field. */
+function settingsOf(request: ServiceUpdate, current: { limits: ServiceLimits; scale: ServiceScale }): { limits: ServiceLimits; scale: ServiceScale } {
+  const memory = request.memory === undefined ? null : memoryLimit(request.memory, 'body.memory');
+  if (memory && !memory.ok) throw invalid(memory.error);
+  const scale = resolveScale(request, current.scale);
+  if (!scale.ok) throw invalid(scale.error);
+  return {
+    limits: {
+      maxConcurrent: request.maxConcurrent ?? current.limits.maxConcurrent,
+      maxQueue: request.maxQueue ?? current.limits.maxQueue,
+      memoryBytes: memory ? memory.value : current.limits.memoryBytes,
+      cpus: request.cpus ?? current.limits.cpus,
+    },
+    scale: scale.value,
+  };
+}
+
+const SETTING_FIELDS = ['maxConcurrent', 'maxQueue', 'memory', 'cpus', 'replicas', 'minReplicas', 'maxReplicas', 'targetUtilization', 'scaleUpWindow', 'scaleDownWindow'] as const;
 
 /** A name listed twice would only make every sample's settings longer. */
 function captureSettings(capture: CaptureSettings): CaptureSettings {
@@ -104,10 +145,13 @@ export class Deployments {
     return { image: image.ref, digest: image.digest, build: image.id, models: image.models };
   }
 
+  private matching(target: DeploymentRecord['target']): string[] {
+    return this.deps.devices.list({ labels: target }).filter((d) => d.status !== 'revoked').map((d) => d.id);
+  }
+
   /** Targeted devices, each with the revision of the service it should run now. */
   private targets(record: DeploymentRecord): Map<string, number | null> {
-    const ids = this.deps.devices.list({ labels: record.target }).filter((d) => d.status !== 'revoked').map((d) => d.id);
-    return new Map(ids.map((id) => [id, Object.hasOwn(record.assignments, id) ? record.assignments[id]! : record.stableRevision]));
+    return new Map(this.matching(record.target).map((id) => [id, Object.hasOwn(record.assignments, id) ? record.assignments[id]! : record.stableRevision]));
   }
 
   /** Remembers a change made under an Idempotency-Key in the record, in the change's own write. */
@@ -117,8 +161,12 @@ export class Deployments {
     record.changedBy = [...(record.changedBy ?? []).filter((c) => Date.parse(c.at) > since), change];
   }
 
-  /** What `made` marks: the deployment it created, or the deployment it changed (update, rotate-key). */
-  async madeBy(op: 'create' | DeploymentChange['op'], made: (actor: ActorRecord) => boolean): Promise<{ by: ActorRecord; record: DeploymentRecord; change?: DeploymentChange } | undefined> {
+  /** What `made` marks: the deployment it created, changed (update, rotate-key) or deleted. */
+  async madeBy(op: 'create' | 'delete' | DeploymentChange['op'], made: (actor: ActorRecord) => boolean): Promise<{ by: ActorRecord; record: DeploymentRecord; change?: DeploymentChange } | undefined> {
+    if (op === 'delete') {
+      const record = (await this.deps.deployments.listDeleted()).findLast((r) => made(r.deletedBy!));
+      return record && { by: record.deletedBy!, record };
+    }
     for (const record of await this.deps.deployments.list()) {
       if (op === 'create') {
         if (made(record.createdBy)) return { by: record.createdBy, record };
@@ -132,24 +180,19 @@ export class Deployments {
 
   /** `secret` is random unless a retryable create derived it (hub/http/idempotency.ts). */
   async create(request: DeploymentCreate, actor: ActorRecord, secret = newSecret()): Promise<DeploymentCreated> {
-    const memory = request.memory === undefined ? null : memoryLimit(request.memory, 'body.memory');
-    if (memory && !memory.ok) throw invalid(memory.error);
+    const defaults = { maxConcurrent: DEFAULT_MAX_CONCURRENT, maxQueue: DEFAULT_MAX_QUEUE, memoryBytes: null, cpus: null };
+    const { limits, scale } = settingsOf(request, { limits: defaults, scale: DEFAULT_SCALE });
     checkRollout(request.rollout);
     const pinned = await this.pin(request);
     const { key, keyId, keyHash } = serviceKey(secret);
     const now = this.now();
-    const limits = {
-      maxConcurrent: request.maxConcurrent ?? DEFAULT_MAX_CONCURRENT,
-      maxQueue: request.maxQueue ?? DEFAULT_MAX_QUEUE,
-      memoryBytes: memory?.value ?? null,
-      cpus: request.cpus ?? null,
-    };
     const record: DeploymentRecord = {
       service: request.service,
       revision: 1,
       ...pinned,
       target: request.target,
       limits,
+      scale,
       capture: request.capture ? captureSettings(request.capture) : captureOff(),
       keyId,
       keyHash,
@@ -167,19 +210,47 @@ export class Deployments {
     await this.deps.desired.check(record, record.revision);
     const devices = this.targets(record);
     const { deployment } = await this.deps.rollouts.begin({ kind: 'create', service: record.service, revision: 1, devices, fromRevision: null, request: request.rollout, actor, deployment: { add: record } });
-    this.deps.logger.info({ service: record.service, image: record.image, target: record.target, by: actor.keyId }, 'deployment created');
+    this.deps.logger.info({ service: record.service, image: record.image, target: record.target, limits, scale, by: actor.keyId }, 'deployment created');
     return { ...publicDeployment(await this.current(deployment.service)), key };
   }
 
+  /**
+   * Any of: a new image (a new revision, rolled out), new limits or scale (in place, no revision, no
+   * rollout), a new target (a `retarget` rollout). A new image and a new target are two updates:
+   * one rollout moves devices to a revision, the other in or out of the service, and an abort of
+   * either must know which to undo.
+   */
   async update(service: string, source: ServiceUpdate, actor: ActorRecord): Promise<Deployment> {
     checkRollout(source.rollout);
-    const pinned = await this.pin(source);
+    const newImage = source.image !== undefined || source.build !== undefined;
+    const newSettings = SETTING_FIELDS.some((f) => source[f] !== undefined);
+    if (!newImage && !newSettings && source.target === undefined) {
+      throw invalid('give at least one change: image or build, a limit (maxConcurrent, maxQueue, memory, cpus), replicas (replicas, minReplicas, maxReplicas, targetUtilization, scaleUpWindow, scaleDownWindow) or target');
+    }
+    if (newImage && source.target !== undefined) throw invalid('body.target: change the target and the image in two updates (each is its own rollout)');
+    if (source.rollout && !newImage && source.target === undefined) throw invalid('body.rollout: only a new image or target is rolled out; limits and replicas apply in place');
     const current = await this.current(service);
+    const settings = settingsOf(source, { limits: current.limits, scale: scaleOf(current) });
+    const setSettings = (r: DeploymentRecord) => {
+      r.limits = settings.limits;
+      r.scale = settings.scale;
+    };
+    if (newImage) return this.updateImage(current, source, setSettings, actor);
+    if (source.target !== undefined && !isDeepStrictEqual(source.target, current.target)) return this.retarget(current, source.target, source, setSettings, actor);
+    if (!newSettings) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${service} already targets ${formatSelector(current.target)}`, { httpStatus: 409 });
+    return this.changeSettings(current, setSettings, actor);
+  }
+
+  private async updateImage(current: DeploymentRecord, source: ServiceUpdate, setSettings: (r: DeploymentRecord) => void, actor: ActorRecord): Promise<Deployment> {
+    const { service } = current;
+    const pinned = await this.pin(source);
     const revision = current.revision + 1;
     const update = (r: DeploymentRecord) => {
       if (r.image === pinned.image) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${service} already runs ${pinned.image} (revision ${r.revision})`, { httpStatus: 409 });
       // Another update got in first: this one's devices and revision were computed for the old one.
       if (r.revision + 1 !== revision) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${service} changed meanwhile (now revision ${r.revision}): try again`, { httpStatus: 409 });
+      if (r.rollout.kind === 'retarget' && ACTIVE_ROLLOUT_PHASES.includes(r.rollout.phase)) throw busyRetargeting(r);
+      setSettings(r);
       Object.assign(r, pinned);
       r.revision = revision;
       r.revisions.push({ revision, ...pinned, limits: r.limits, createdAt: this.now() });
@@ -190,17 +261,90 @@ export class Deployments {
     const next = structuredClone(current);
     update(next);
     await this.deps.desired.check(next, revision);
+    const devices = this.targets(current);
+    await this.deps.rollouts.begin({ kind: 'update', service, revision, devices, fromRevision: current.stableRevision, request: source.rollout, actor, deployment: { update } });
+    // New limits reach the devices the rollout has not moved yet too, on the revision they run.
+    if (!isDeepStrictEqual(next.limits, current.limits) || !isDeepStrictEqual(scaleOf(next), scaleOf(current))) await this.deps.desired.sync([...devices.keys()]);
+    return publicDeployment(await this.current(service));
+  }
+
+  /** Limits and scale only: one write, then every targeted device's desired state at once. */
+  private async changeSettings(current: DeploymentRecord, setSettings: (r: DeploymentRecord) => void, actor: ActorRecord): Promise<Deployment> {
+    const change = (r: DeploymentRecord) => {
+      setSettings(r);
+      r.updatedAt = this.now();
+      this.remember(r, { op: 'update', at: r.updatedAt, by: actor });
+    };
+    const next = structuredClone(current);
+    change(next);
+    await this.deps.desired.check(next, next.stableRevision ?? next.revision);
+    const record = await this.deps.deployments.update(current.service, change);
+    const devices = await this.deps.desired.sync([...this.targets(record).keys(), ...Object.keys(record.assignments)]);
+    this.deps.logger.info({ service: record.service, limits: record.limits, scale: record.scale, devices: devices.length, by: actor.keyId }, 'service limits changed');
+    return publicDeployment(record);
+  }
+
+  /**
+   * Devices that newly match get the stable revision and devices that no longer match lose the
+   * service, by a rollout with the deployment's strategy. Until a device's turn, an assignment keeps
+   * it as it was: null for one coming in, its revision for one going out.
+   */
+  private async retarget(current: DeploymentRecord, target: DeploymentRecord['target'], source: ServiceUpdate, setSettings: (r: DeploymentRecord) => void, actor: ActorRecord): Promise<Deployment> {
+    const { service } = current;
+    const active = (await this.deps.rollouts.list({ service, active: true }))[0];
+    if (active) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `rollout ${active.id} of service ${service} is ${active.phase}: let it finish or abort it before changing the target`, { httpStatus: 409 });
+    const before = this.targets(current);
+    const after = new Set(this.matching(target));
+    const stable = current.stableRevision;
+    const from = new Map<string, number | null>();
+    const to = new Map<string, number | null>();
+    for (const id of after) {
+      if (!before.has(id) && stable !== null) [from, to].forEach((m, i) => m.set(id, i === 0 ? null : stable));
+    }
+    for (const [id, revision] of before) {
+      if (!after.has(id) && revision !== null) [from, to].forEach((m, i) => m.set(id, i === 0 ? revision : null));
+    }
+    const update = (r: DeploymentRecord) => {
+      if (r.rollout.id !== current.rollout.id) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${service} changed meanwhile (rollout ${r.rollout.id}): try again`, { httpStatus: 409 });
+      setSettings(r);
+      r.target = target;
+      for (const [id, revision] of from) r.assignments[id] = revision;
+      r.updatedAt = this.now();
+      this.remember(r, { op: 'update', at: r.updatedAt, by: actor });
+    };
+    const next = structuredClone(current);
+    update(next);
+    await this.deps.desired.check(next, stable ?? next.revision);
     await this.deps.rollouts.begin({
-      kind: 'update',
+      kind: 'retarget',
       service,
-      revision,
-      devices: this.targets(current),
-      fromRevision: current.stableRevision,
+      revision: stable,
+      devices: from,
+      to,
+      target: { from: current.target, to: target },
+      fromRevision: stable,
       request: source.rollout,
       actor,
       deployment: { update },
     });
+    // Devices that keep the service get new limits and scale at once (the rollout moves only the others).
+    await this.deps.desired.sync([...before.keys()].filter((id) => after.has(id)));
+    this.deps.logger.info({ service, from: current.target, to: target, joining: [...to.values()].filter((v) => v !== null).length, leaving: [...to.values()].filter((v) => v === null).length, by: actor.keyId }, 'service target changed');
     return publicDeployment(await this.current(service));
+  }
+
+  /**
+   * Takes the service off every device at once (an active rollout of it is aborted, not rolled back:
+   * there is nothing to go back to) and keeps the record, as deleted, with its revisions and
+   * rollouts. The name can be deployed again.
+   */
+  async delete(service: string, actor: ActorRecord): Promise<Deployment> {
+    const current = await this.current(service);
+    const had = [...this.targets(current).keys(), ...Object.keys(current.assignments)];
+    const record = await this.deps.deployments.delete(service, this.now(), actor, `service deleted by ${actor.keyName} (${actor.keyId})`);
+    await this.deps.desired.sync([...new Set(had)]);
+    this.deps.logger.info({ service, revision: record.revision, devices: had.length, rollout: record.rollout.id, by: actor.keyId }, 'service deleted');
+    return publicDeployment(record);
   }
 
   /**
@@ -268,8 +412,14 @@ export class Deployments {
     return record;
   }
 
+  /** The live deployment, else the latest deleted one of that name (its `deletedAt` says so). */
   async get(service: string): Promise<Deployment> {
-    const record = await this.current(service);
+    const record = await this.deps.deployments.get(service);
+    if (!record) {
+      const deleted = (await this.deps.deployments.listDeleted()).findLast((r) => r.service === service);
+      if (deleted) return publicDeployment(deleted);
+      return publicDeployment(await this.current(service));
+    }
     const problem = deploymentProblem(record);
     if (problem) {
       throw new EdgemlError(ErrorCodes.HUB_RECORD_INVALID, `stored service ${service} no longer validates (${problem}): the hub skips it; see GET /api/v1/problems`, { httpStatus: 409 });
@@ -277,9 +427,11 @@ export class Deployments {
     return publicDeployment(record);
   }
 
-  /** Stored deployments that no longer validate are left out (GET /api/v1/problems lists them). */
-  async list(): Promise<Deployment[]> {
-    return (await this.deps.deployments.list()).filter((d) => deploymentProblem(d) === null).map(publicDeployment);
+  /** Stored deployments that no longer validate are left out (GET /api/v1/problems lists them); deleted ones after the live ones. */
+  async list(opts: { deleted?: boolean } = {}): Promise<Deployment[]> {
+    const live = (await this.deps.deployments.list()).filter((d) => deploymentProblem(d) === null);
+    const deleted = opts.deleted ? await this.deps.deployments.listDeleted() : [];
+    return [...live, ...deleted].map(publicDeployment);
   }
 
   /** The services a device should run now match its labels (after enrollment or a label change). */

@@ -1,6 +1,7 @@
 /**
- * Each device's desired state: the services of every deployment whose selector matches its labels,
- * each at the revision the device is on (rollouts move devices between revisions).
+ * Each device's desired state: the services of every deployment whose selector matches its labels
+ * (or that a rollout has assigned it), each at the revision the device is on (rollouts move devices
+ * between revisions), with the deployment's current limits and scale whatever that revision.
  * A device's generation goes up only when its services change; the new state is stored first (one
  * write for all changed devices), then published retained with QoS 1, so a device that connects
  * later, or reconnects, gets it from the broker. The broker keeps retained messages in memory, so
@@ -12,7 +13,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { matchesLabels } from '../../shared/api/devices.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { decodeMessage, DesiredService, PROTOCOL_VERSION } from '../../shared/protocol.js';
+import { decodeMessage, DEFAULT_SCALE, DesiredService, PROTOCOL_VERSION } from '../../shared/protocol.js';
 import { compileChecker, type Checker, type CheckResult } from '../../shared/schema.js';
 import { deviceTopic } from '../../shared/topics.js';
 import type { Broker } from '../broker/broker.js';
@@ -21,15 +22,19 @@ import type { DeploymentRecord, DeploymentRepository, DesiredRecord, DesiredRepo
 import type { DeviceDirectory } from './device-directory.js';
 
 function serviceAt(d: DeploymentRecord, spec: DeploymentRecord['revisions'][number]): DesiredService {
-  const service: DesiredService = { name: d.service, revision: spec.revision, image: spec.image, limits: spec.limits, keyHash: d.keyHash, models: spec.models };
+  // Limits are the deployment's: changing them moves no device to another revision.
+  const service: DesiredService = { name: d.service, revision: spec.revision, image: spec.image, limits: d.limits, keyHash: d.keyHash, models: spec.models };
   // Keys a rotation replaced, during their grace; absent otherwise, so older agents' states stay as they were.
   if (d.previousKeys?.length) service.previousKeys = d.previousKeys;
-  return d.capture && d.capture.rate > 0 ? { ...service, capture: d.capture } : service;
+  if (d.capture && d.capture.rate > 0) service.capture = d.capture;
+  // Absent at one replica: such a state is byte for byte what agents before replicas got.
+  if (d.scale && !isDeepStrictEqual(d.scale, DEFAULT_SCALE)) service.scale = d.scale;
+  return service;
 }
 
 /**
- * The service a device runs for deployment `d`: its assignment (a rollout moved it), else the stable
- * revision. A device that joins while an all-at-once create is still running gets it too: "all at
+ * The service a device runs for deployment `d` (whose target it matches, or which a rollout assigned
+ * it): its assignment (a rollout moved it), else the stable revision. A device that joins while an all-at-once create is still running gets it too: "all at
  * once" means everyone, and there is nothing older to give it. Capture rides along, whatever the
  * revision, only when it is on: a device with capture off gets the state it got before capture
  * existed, and turning capture on or off is a new generation without a new revision.
@@ -162,7 +167,8 @@ export class DesiredStates {
     const device = this.devices.get(deviceId);
     if (device.status === 'revoked') return [];
     return deployments
-      .filter((d) => matchesLabels(device.labels, d.target))
+      // An assignment holds outside the target too: a retarget takes the service away by a rollout.
+      .filter((d) => Object.hasOwn(d.assignments, deviceId) || matchesLabels(device.labels, d.target))
       .flatMap((d) => desiredService(d, deviceId) ?? [])
       .sort((a, b) => a.name.localeCompare(b.name));
   }

@@ -2,10 +2,12 @@
  * Runs rollouts: starts them (with the deployment change they carry, in one store write), drives
  * each active one with the engine on a tick, writes the devices it moves into their desired state,
  * and turns an abort into a rollback (an all-at-once rollout of the moved devices back to what they
- * had). Everything lives in the store, so a restarted hub resumes every rollout where it was.
+ * had; an aborted retarget gets its old target back). Everything lives in the store, so a restarted
+ * hub resumes every rollout where it was.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { RolloutSummary } from '../../shared/api/deployments.js';
+import { matchesLabels, type Labels } from '../../shared/api/devices.js';
 import { COMPLETED_ROLLOUT_PHASES, ROLLOUT_DEVICE_PHASES, ROLLOUT_PHASES, type Rollout, type RolloutPhase, type RolloutRequest } from '../../shared/api/rollouts.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
@@ -20,12 +22,16 @@ const TICK_MS = 500;
 export const RECONNECT_GRACE_MS = 30_000;
 
 export interface RolloutStart {
-  kind: 'create' | 'update';
+  kind: 'create' | 'update' | 'retarget';
   service: string;
-  /** The revision devices move to. */
-  revision: number;
+  /** The revision devices move to (a retarget: the one devices that newly match get). */
+  revision: number | null;
   /** Devices to move, with the revision each has now (null: none). */
   devices: ReadonlyMap<string, number | null>;
+  /** Where a device goes when not to `revision` (a retarget: null for devices that no longer match). */
+  to?: ReadonlyMap<string, number | null>;
+  /** A retarget's selectors. */
+  target?: { from: Labels; to: Labels };
   fromRevision: number | null;
   request: RolloutRequest | undefined;
   actor: ActorRecord;
@@ -81,7 +87,10 @@ export class RolloutController {
     const now = this.now();
     const devices: RolloutRecord['devices'] = {};
     batches.forEach((ids, batch) => {
-      for (const id of ids) devices[id] = { batch, from: s.devices.get(id) ?? null, to: s.revision, state: 'waiting', movedAt: null, deadline: null, doneAt: null, error: null };
+      for (const id of ids) {
+        const to = s.to?.has(id) ? s.to.get(id)! : s.revision;
+        devices[id] = { batch, from: s.devices.get(id) ?? null, to, state: 'waiting', movedAt: null, deadline: null, doneAt: null, error: null };
+      }
     });
     const record: Omit<RolloutRecord, 'id'> = {
       service: s.service,
@@ -89,6 +98,7 @@ export class RolloutController {
       revision: s.revision,
       fromRevision: s.fromRevision,
       strategy,
+      ...(s.target ? { target: s.target } : {}),
       options,
       phase: batches.length === 0 ? 'succeeded' : 'running',
       reason: null,
@@ -256,12 +266,19 @@ export class RolloutController {
     const { updatedAt: _b, ...then } = before;
     if (isDeepStrictEqual(now, then)) return;
     const completed = COMPLETED_ROLLOUT_PHASES.includes(r.phase);
+    let stale = false;
     await this.deps.rollouts.update(r.id, (stored, d) => {
+      // Paused, aborted or deleted with its service meanwhile: this step was computed from an old record.
+      if (!isDeepStrictEqual(stored, before)) {
+        stale = true;
+        return;
+      }
       Object.assign(stored, r);
       for (const [id, revision] of result.assign) d.assignments[id] = revision;
       if (d.rollout.id === r.id) d.rollout.phase = r.phase;
       if (completed) this.settle(r, d);
     });
+    if (stale) return;
     if (r.kind === 'rollback' && r.rollbackOf !== null) await this.markRolledBack(r);
     // A new stable revision reaches every device not moved by the rollout (enrolled since, relabelled).
     if (completed) await this.deps.desired.sync();
@@ -287,10 +304,28 @@ export class RolloutController {
   private settle(r: RolloutRecord, d: DeploymentRecord): void {
     if (r.kind === 'rollback') {
       for (const [id, device] of Object.entries(r.devices)) if (d.assignments[id] === device.to && device.to === d.stableRevision) delete d.assignments[id];
-      return;
+    } else {
+      d.stableRevision = r.revision;
+      for (const [id, revision] of Object.entries(d.assignments)) if (revision === r.revision) delete d.assignments[id];
     }
-    d.stableRevision = r.revision;
-    for (const [id, revision] of Object.entries(d.assignments)) if (revision === r.revision) delete d.assignments[id];
+    this.unpin(d);
+  }
+
+  /**
+   * Drops the assignments that give a device what it gets without one (the stable revision inside
+   * the target, nothing outside it), such as what a retarget leaves: nothing a device runs changes,
+   * but a later relabel is again decided by the target alone.
+   */
+  private unpin(d: DeploymentRecord): void {
+    for (const [id, revision] of Object.entries(d.assignments)) {
+      let inside: boolean;
+      try {
+        inside = matchesLabels(this.deps.devices.get(id).labels, d.target);
+      } catch {
+        continue;
+      }
+      if (revision === (inside ? d.stableRevision : null)) delete d.assignments[id];
+    }
   }
 
   /**
@@ -324,7 +359,16 @@ export class RolloutController {
     };
     const started = await this.deps.rollouts.start(
       rollback,
-      { update: (d, id) => (d.rollout = summary({ ...rollback, id })) },
+      {
+        update: (d, id) => {
+          d.rollout = summary({ ...rollback, id });
+          // The devices not moved yet stay where they were, under the old target.
+          if (r.target) {
+            d.target = r.target.from;
+            this.unpin(d);
+          }
+        },
+      },
       {
         id: r.id,
         change: (stored, id) => {

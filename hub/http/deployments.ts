@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorBody } from '../../shared/api/common.js';
-import { Capture, Deployment, DeploymentCreate, DeploymentCreated, DeploymentList, KeyRotate, KeyRotated, ServiceName, ServiceUpdate } from '../../shared/api/deployments.js';
+import { Capture, Deployment, DeploymentCreate, DeploymentCreated, DeploymentList, DeploymentListQuery, KeyRotate, KeyRotated, PER_REPLICA, ServiceName, ServiceUpdate } from '../../shared/api/deployments.js';
 import { actorOf } from '../auth/api-keys.js';
 import { publicDeployment, serviceKey, type Deployments } from '../fleet/deployments.js';
 import { requestKey } from './auth.js';
@@ -27,7 +27,7 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
       schema: {
         summary: 'Deploy a service to the devices a label selector matches; the answer carries its API key, once',
         description:
-          'Give exactly one of `image` (pinned by digest) and `build` (a hub image that succeeded). Limits are per device (one replica): `maxConcurrent` requests in flight (default 1), `maxQueue` waiting (default 10), then 429. `rollout` chooses how devices get it (default all at once). `capture` is off unless given.',
+          `Give exactly one of \`image\` (pinned by digest) and \`build\` (a hub image that succeeded). Each device runs \`replicas\` containers (fixed), or between \`minReplicas\` and \`maxReplicas\` moved by its autoscaler (default 1..1). Limits are ${PER_REPLICA}: \`maxConcurrent\` requests in flight per replica (default 1), \`maxQueue\` waiting per ready replica (default 10), then 429; \`memory\` and \`cpus\` bound each replica's container. \`rollout\` chooses how devices get it (default all at once). \`capture\` is off unless given.`,
         tags,
         body: DeploymentCreate,
         response: { 201: DeploymentCreated, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
@@ -37,13 +37,46 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
   );
   app.get(
     '/api/v1/deployments',
-    { config: { scope: 'read' }, schema: { summary: 'Deployments', tags, response: { 200: DeploymentList } } },
-    async () => ({ deployments: await deployments.list() }),
+    { config: { scope: 'read' }, schema: { summary: 'Deployments (with include=deleted, deleted ones too)', tags, querystring: DeploymentListQuery, response: { 200: DeploymentList } } },
+    async (req) => ({ deployments: await deployments.list({ deleted: req.query.include === 'deleted' }) }),
   );
   app.get(
     '/api/v1/deployments/:service',
-    { config: { scope: 'read' }, schema: { summary: 'One deployment and its current rollout', tags, params, response: { 200: Deployment, 404: ErrorBody } } },
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'One deployment and its current rollout',
+        description: 'A name with no live deployment answers its latest deleted one (`deletedAt` set), if any.',
+        tags,
+        params,
+        response: { 200: Deployment, 404: ErrorBody },
+      },
+    },
     async (req) => deployments.get(req.params.service),
+  );
+  app.delete(
+    '/api/v1/deployments/:service',
+    {
+      config: {
+        scope: 'deploy',
+        idempotent: {
+          status: 200,
+          find: async (made) => {
+            const found = await deployments.madeBy('delete', made);
+            return found && { by: found.by, body: publicDeployment(found.record) };
+          },
+        },
+      },
+      schema: {
+        summary: 'Delete a service: it leaves every device; its history stays on the hub, shown as deleted',
+        description:
+          "An active rollout of it is aborted (not rolled back). Every device's desired state drops it at once: agents drain and remove its containers and prune its images, and the gateway answers 404 for it. The hub keeps the record (`deletedAt`, `deletedBy`), its revisions and rollouts: `GET /api/v1/deployments?include=deleted`. The name can be deployed again. The answer is the deleted deployment; a retry under the same Idempotency-Key answers it again.",
+        tags,
+        params,
+        response: { 200: Deployment, 404: ErrorBody },
+      },
+    },
+    async (req) => deployments.delete(req.params.service, requestActor(req)),
   );
   app.post(
     '/api/v1/deployments/:service/update',
@@ -59,7 +92,8 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
         },
       },
       schema: {
-        summary: 'Move a service to another image; its name, device URL and key stay',
+        summary: 'Change a service: its image (a rollout), its limits and replicas (in place), or its target (a rollout); its name, device URL and key stay',
+        description: `Give at least one change. A new \`image\` or \`build\` is a new revision, rolled out with \`rollout\`. Limits (${PER_REPLICA}) and replicas are the deployment's, not a revision's: every targeted device gets them at once, with no new revision and no rollout, and applies them to its running containers. A new \`target\` is a rollout (kind \`retarget\`, with \`rollout\`'s strategy): devices that newly match get the service, devices that no longer match lose it; give a new target and a new image in two updates. Fields not given keep their values.`,
         tags,
         params,
         body: ServiceUpdate,

@@ -1,7 +1,7 @@
 /**
- * Creates that are safe to retry. A creating POST may carry `Idempotency-Key` (1–255 visible ASCII
- * characters), scoped to the calling API key. The mark — that key and a fingerprint of the request —
- * is stored inside the created record's actor (`createdBy`, …), in the same store write as the
+ * Creates (and changes, and deletes) that are safe to retry. Such a POST or DELETE may carry
+ * `Idempotency-Key` (1–255 visible ASCII characters), scoped to the calling API key. The mark — that key and a fingerprint of the request —
+ * is stored inside the created record's actor (`createdBy`, `deletedBy`, …), in the same store write as the
  * create itself: whatever instant the hub dies at, the record and its mark exist together or not at
  * all, and no second table can disagree with them. A retry with the same key finds the record and
  * answers it again, with `Idempotent-Replayed: true`; a different request under the same key gets
@@ -29,7 +29,7 @@ export const REPLAYED_HEADER = 'idempotent-replayed';
 export const IdempotencyKey = Type.String({
   pattern: '^[\\x21-\\x7e]{1,255}$',
   description:
-    'Makes this create safe to retry: a retry with the same key (and the same API key) answers the original outcome, secret included, with `Idempotent-Replayed: true`; another request under the same key gets 422 HUB_E_IDEMPOTENCY_MISMATCH. A second request while the first is running waits for it. Failed requests are not remembered. 1–255 visible ASCII characters, e.g. a random UUID.',
+    'Makes this request safe to retry: a retry with the same key (and the same API key) answers the original outcome, secret included, with `Idempotent-Replayed: true`; another request under the same key gets 422 HUB_E_IDEMPOTENCY_MISMATCH. A second request while the first is running waits for it. Failed requests are not remembered. 1–255 visible ASCII characters, e.g. a random UUID.',
   examples: ['9b2c6f0e-3d4a-4c5e-8f61-2a7b9c0d1e2f'],
 });
 const IdempotencyHeaders = Type.Object({ [IDEMPOTENCY_HEADER]: Type.Optional(IdempotencyKey) });

@@ -8,7 +8,7 @@ import { HUB_EPOCH_PATTERN } from '../../shared/protocol.js';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
 import type { ApiKeyRecord, DeploymentRecord, DesiredRecord, DeviceRecord, ImageRecord, ModelVersionRecord, RolloutRecord } from './store.js';
 
-export const STORE_SCHEMA_VERSION = 6;
+export const STORE_SCHEMA_VERSION = 7;
 
 export interface ModelEntry {
   /** Versions are never reused, so a deleted `3` can never come back with other bytes. */
@@ -38,6 +38,8 @@ export interface HubData {
   epoch: string;
   /** Since schema 6; deployments gained their revision history, stable revision and assignments. */
   rollouts: { nextId: number; records: RolloutRecord[] };
+  /** Since schema 7: deployments `service delete` removed, oldest deletion first (their names are free again). */
+  deletedDeployments: DeploymentRecord[];
 }
 
 /** 128 random bits, hex: two stores never share one. */
@@ -57,6 +59,7 @@ export function emptyHubData(): HubData {
     desired: {},
     epoch: newEpoch(),
     rollouts: { nextId: 1, records: [] },
+    deletedDeployments: [],
   };
 }
 
@@ -100,6 +103,13 @@ const MIGRATIONS: Array<{ from: number; apply: (data: HubData) => void }> = [
       data.rollouts = { nextId: 1, records: [] };
     },
   },
+  {
+    from: 6,
+    apply: (data) => {
+      // Deployments without `scale` read as one replica: nothing else changes.
+      data.deletedDeployments = [];
+    },
+  },
 ];
 
 /**
@@ -134,6 +144,7 @@ export function loadHubData(data: HubData, path: string): HubData {
   if (!isRecord(data.rollouts) || !Array.isArray(data.rollouts.records) || !Number.isInteger(data.rollouts.nextId)) {
     throw new EdgemlError(ErrorCodes.HUB_STORE_CORRUPT, `store file ${path} lacks rollouts: it is damaged`);
   }
+  if (!Array.isArray(data.deletedDeployments)) throw new EdgemlError(ErrorCodes.HUB_STORE_CORRUPT, `store file ${path} lacks deletedDeployments: it is damaged`);
   for (const key of ['devices', 'deployments', 'desired'] as const) {
     if (!isRecord(data[key])) throw new EdgemlError(ErrorCodes.HUB_STORE_CORRUPT, `store file ${path} lacks ${key}: it is damaged`);
   }

@@ -341,6 +341,23 @@ export class LowdbHubStore implements HubStore {
       Object.keys(this.data.deployments)
         .sort()
         .map((s) => structuredClone(this.data.deployments[s]!)),
+
+    delete: (service, at, by, reason) =>
+      this.write((d) => {
+        const record = own(d.deployments, service);
+        if (!record) throw notFound(ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND, `service ${service} is not deployed`);
+        for (const r of d.rollouts.records) {
+          if (r.service !== service || !ACTIVE_ROLLOUT_PHASES.includes(r.phase)) continue;
+          Object.assign(r, { phase: 'aborted', reason, finishedAt: at, updatedAt: at });
+          if (record.rollout.id === r.id) record.rollout.phase = 'aborted';
+        }
+        Object.assign(record, { deletedAt: at, deletedBy: by, updatedAt: at });
+        delete d.deployments[service];
+        d.deletedDeployments.push(record);
+        return structuredClone(record);
+      }),
+
+    listDeleted: async () => structuredClone(this.data.deletedDeployments),
   };
 
   readonly rollouts: RolloutRepository = {

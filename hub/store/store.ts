@@ -9,7 +9,7 @@ import type { Deployment } from '../../shared/api/deployments.js';
 import type { Rollout } from '../../shared/api/rollouts.js';
 import type { Labels } from '../../shared/api/devices.js';
 import type { Image, ImageStatus } from '../../shared/api/images.js';
-import type { DesiredService, DeviceFacts, ReportedState } from '../../shared/protocol.js';
+import type { DesiredService, DeviceFacts, ReportedState, ServiceScale } from '../../shared/protocol.js';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
 import type { ModelVersion } from '../../shared/api/models.js';
 import type { Static } from '@sinclair/typebox';
@@ -121,14 +121,20 @@ export interface DeviceRepository {
   saveObservations(observations: ReadonlyMap<string, DeviceObservation>): Promise<void>;
 }
 
-export interface DeploymentRecord extends Omit<Deployment, 'capture'> {
+export interface DeploymentRecord extends Omit<Deployment, 'capture' | 'scale' | 'deletedAt' | 'deletedBy'> {
   /** Absent in deployments stored before capture existed: off (`captureOff()`). */
   capture?: Deployment['capture'];
+  /** Replicas per device, like the limits the deployment's (not a revision's). Absent: DEFAULT_SCALE (1..1). */
+  scale?: ServiceScale;
+  /** Set on a deleted deployment (kept in its own collection, see DeploymentRepository.delete). */
+  deletedAt?: string;
+  deletedBy?: ActorRecord;
   /** sha256 of the service API key, hex: what devices check requests against. */
   keyHash: string;
   /**
    * Devices a rollout has moved off the stable revision, and to which (null: no service). A device's
-   * desired revision is its assignment, else `stableRevision`.
+   * desired revision is its assignment, else `stableRevision` if it matches the target: an
+   * assignment holds even for a device outside the target (a retarget moves it out by a rollout).
    */
   assignments: Record<string, number | null>;
   /** Keys replaced by `rotate-key`, still valid until their time. Absent: none. */
@@ -169,6 +175,8 @@ export interface RolloutRecord {
   revision: number | null;
   fromRevision: number | null;
   strategy: Rollout['strategy'];
+  /** A retarget's selectors. Absent for other kinds. */
+  target?: { from: Labels; to: Labels };
   options: RolloutOptions;
   phase: Rollout['phase'];
   reason: string | null;
@@ -215,6 +223,14 @@ export interface DeploymentRepository {
   update(service: string, change: (record: DeploymentRecord) => void): Promise<DeploymentRecord>;
   get(service: string): Promise<DeploymentRecord | undefined>;
   list(): Promise<DeploymentRecord[]>;
+  /**
+   * In one write: moves the deployment to the deleted ones (with `deletedAt`, `deletedBy`) and aborts
+   * its active rollout (with `reason`) without a rollback; HUB_E_DEPLOYMENT_NOT_FOUND (404). The name
+   * is free again; the record, its revisions and its rollouts stay.
+   */
+  delete(service: string, at: string, by: ActorRecord, reason: string): Promise<DeploymentRecord>;
+  /** Deleted deployments, oldest deletion first; a name deployed and deleted twice is there twice. */
+  listDeleted(): Promise<DeploymentRecord[]>;
 }
 
 export interface DesiredRepository {

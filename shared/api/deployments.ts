@@ -1,12 +1,12 @@
 /**
  * Deployments: a service (stable name on the device), an image pinned by digest, a label selector,
- * limits, data capture settings, and a service API key made by the hub (shown once; devices get
- * only its hash).
+ * limits and replicas (per replica: each replica is one container), data capture settings, and a
+ * service API key made by the hub (shown once; devices get only its hash).
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { CaptureSettings, IMAGE_REF_PATTERN, LIMIT_BOUNDS, MAX_CAPTURE_BODY_BYTES, SERVICE_NAME_PATTERN, ServiceLimits } from '../protocol.js';
+import { CaptureSettings, DEFAULT_SCALE, IMAGE_REF_PATTERN, LIMIT_BOUNDS, MAX_CAPTURE_BODY_BYTES, SERVICE_NAME_PATTERN, ServiceLimits, type ServiceScale } from '../protocol.js';
 import { stringEnum, type CheckResult } from '../schema.js';
-import { DURATION_PATTERN } from '../duration.js';
+import { DURATION_PATTERN, parseDuration } from '../duration.js';
 import { formatBytes, parseSize, SIZE_EXAMPLES, SIZE_PATTERN } from '../size.js';
 import { Actor, Digest, Timestamp } from './common.js';
 import { Labels } from './devices.js';
@@ -55,21 +55,119 @@ const ImageSource = {
   build: Type.Optional(ImageId),
 };
 
+/** How the per-replica limits add up, in the words of the API, the CLI and the README. */
+export const PER_REPLICA =
+  'per replica: with 3 ready replicas, maxConcurrent 1 and maxQueue 10, a device holds 3 requests in flight and 30 waiting before it answers 429';
+
+const Selector = Type.Unsafe<Static<typeof Labels>>({ ...Labels, minProperties: 1, description: 'label selector: every KEY=VALUE must match' });
+
+const LimitFields = {
+  maxConcurrent: Type.Optional(
+    Type.Integer({
+      ...LIMIT_BOUNDS.maxConcurrent,
+      description: `requests in flight to one replica at once, ${LIMIT_BOUNDS.maxConcurrent.minimum}–${LIMIT_BOUNDS.maxConcurrent.maximum} (default ${DEFAULT_MAX_CONCURRENT}); ${PER_REPLICA}`,
+    }),
+  ),
+  maxQueue: Type.Optional(
+    Type.Integer({
+      ...LIMIT_BOUNDS.maxQueue,
+      description: `requests waiting for a slot, per ready replica, in the service's one queue, ${LIMIT_BOUNDS.maxQueue.minimum}–${LIMIT_BOUNDS.maxQueue.maximum}; beyond that 429 (default ${DEFAULT_MAX_QUEUE})`,
+    }),
+  ),
+  memory: Type.Optional(
+    Type.String({ pattern: SIZE_PATTERN, maxLength: 32, examples: SIZE_EXAMPLES, description: `memory limit of each replica's container, e.g. 256m: between ${formatBytes(MEMORY.minimum)} and ${formatBytes(MEMORY.maximum)}` }),
+  ),
+  cpus: Type.Optional(Type.Number({ ...LIMIT_BOUNDS.cpus, description: `CPU limit of each replica's container, e.g. 0.5: above 0, at most ${LIMIT_BOUNDS.cpus.maximum}` })),
+};
+
+const REPLICAS = LIMIT_BOUNDS.replicas;
+const WINDOW = LIMIT_BOUNDS.scaleWindowMs;
+const windowRange = `between ${formatWindow(WINDOW.minimum)} and ${formatWindow(WINDOW.maximum)}`;
+
+const ScaleFields = {
+  replicas: Type.Optional(Type.Integer({ ...REPLICAS, description: `a fixed number of replicas (containers) per device, ${REPLICAS.minimum}–${REPLICAS.maximum}: minReplicas = maxReplicas = this; not with minReplicas or maxReplicas` })),
+  minReplicas: Type.Optional(Type.Integer({ ...REPLICAS, description: `the fewest replicas the autoscaler keeps per device (default ${DEFAULT_SCALE.minReplicas})` })),
+  maxReplicas: Type.Optional(Type.Integer({ ...REPLICAS, description: `the most replicas the autoscaler starts per device, at most ${REPLICAS.maximum} (default ${DEFAULT_SCALE.maxReplicas}); more only as far as their memory limits fit in the device's available memory` })),
+  targetUtilization: Type.Optional(
+    Type.Number({ ...LIMIT_BOUNDS.targetUtilization, description: `the autoscaler adds a replica when requests in flight and queued per ready replica stay above this share of maxConcurrent, (0, 1] (default ${DEFAULT_SCALE.targetUtilization})` }),
+  ),
+  scaleUpWindow: Type.Optional(
+    Type.String({ pattern: DURATION_PATTERN, examples: ['5s'], description: `how long the load must stay above the target before a replica is added, ${windowRange} (default ${formatWindow(DEFAULT_SCALE.scaleUpWindowMs)})` }),
+  ),
+  scaleDownWindow: Type.Optional(
+    Type.String({ pattern: DURATION_PATTERN, examples: ['60s'], description: `how long the load must stay below the target before one replica is removed, ${windowRange} (default ${formatWindow(DEFAULT_SCALE.scaleDownWindowMs)})` }),
+  ),
+};
+type ScaleFields = { [K in keyof typeof ScaleFields]?: Static<(typeof ScaleFields)[K]> };
+
+/** A window as the API shows it: `5s`, `90s`, `1500ms` (parseDuration reads it back). */
+export function formatWindow(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+function windowMs(text: string, field: string): CheckResult<number> {
+  const ms = parseDuration(text);
+  return ms < WINDOW.minimum || ms > WINDOW.maximum ? { ok: false, error: `${field}: must be ${windowRange}, not ${text}` } : { ok: true, value: ms };
+}
+
+/**
+ * The scale settings a request asks for, the fields it leaves out kept from `current` (DEFAULT_SCALE
+ * for a new deployment). What JSON Schema cannot say is checked here, naming the field under `prefix`
+ * (`body.`, or `--` for flags): replicas together with min/max, min above max, windows out of range.
+ */
+export function resolveScale(request: ScaleFields, current: ServiceScale, prefix = 'body.'): CheckResult<ServiceScale> {
+  const name = (field: string) => (prefix === '--' ? `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` : `${prefix}${field}`);
+  if (request.replicas !== undefined && (request.minReplicas !== undefined || request.maxReplicas !== undefined)) {
+    return { ok: false, error: `${name('replicas')}: give either ${name('replicas')} (a fixed count) or ${name('minReplicas')}/${name('maxReplicas')} (autoscaled), not both` };
+  }
+  const scale = { ...current };
+  if (request.replicas !== undefined) scale.minReplicas = scale.maxReplicas = request.replicas;
+  if (request.minReplicas !== undefined) scale.minReplicas = request.minReplicas;
+  if (request.maxReplicas !== undefined) scale.maxReplicas = request.maxReplicas;
+  if (scale.minReplicas > scale.maxReplicas) {
+    const field = request.minReplicas !== undefined ? 'minReplicas' : 'maxReplicas';
+    return { ok: false, error: `${name(field)}: minReplicas (${scale.minReplicas}) must not be above maxReplicas (${scale.maxReplicas})` };
+  }
+  if (request.targetUtilization !== undefined) scale.targetUtilization = request.targetUtilization;
+  for (const [field, key] of [['scaleUpWindow', 'scaleUpWindowMs'], ['scaleDownWindow', 'scaleDownWindowMs']] as const) {
+    const text = request[field];
+    if (text === undefined) continue;
+    const checked = windowMs(text, name(field));
+    if (!checked.ok) return checked;
+    scale[key] = checked.value;
+  }
+  return { ok: true, value: scale };
+}
+
+export const ScaleView = Type.Object(
+  {
+    minReplicas: Type.Integer(REPLICAS),
+    maxReplicas: Type.Integer(REPLICAS),
+    targetUtilization: Type.Number(LIMIT_BOUNDS.targetUtilization),
+    scaleUpWindow: Type.String({ examples: ['5s'] }),
+    scaleDownWindow: Type.String({ examples: ['60s'] }),
+  },
+  { description: 'replicas per device: fixed when minReplicas = maxReplicas, else autoscaled between them' },
+);
+export type ScaleView = Static<typeof ScaleView>;
+
+export function scaleView(scale: ServiceScale): ScaleView {
+  return {
+    minReplicas: scale.minReplicas,
+    maxReplicas: scale.maxReplicas,
+    targetUtilization: scale.targetUtilization,
+    scaleUpWindow: formatWindow(scale.scaleUpWindowMs),
+    scaleDownWindow: formatWindow(scale.scaleDownWindowMs),
+  };
+}
+
 export const DeploymentCreate = Type.Object(
   {
     service: ServiceName,
     ...ImageSource,
-    target: Type.Unsafe<Static<typeof Labels>>({ ...Labels, minProperties: 1, description: 'label selector: every KEY=VALUE must match' }),
-    maxConcurrent: Type.Optional(
-      Type.Integer({ ...LIMIT_BOUNDS.maxConcurrent, description: `requests in flight to the container at once, per device, ${LIMIT_BOUNDS.maxConcurrent.minimum}–${LIMIT_BOUNDS.maxConcurrent.maximum} (default ${DEFAULT_MAX_CONCURRENT})` }),
-    ),
-    maxQueue: Type.Optional(
-      Type.Integer({ ...LIMIT_BOUNDS.maxQueue, description: `requests waiting for a slot, per device, ${LIMIT_BOUNDS.maxQueue.minimum}–${LIMIT_BOUNDS.maxQueue.maximum}; beyond that 429 (default ${DEFAULT_MAX_QUEUE})` }),
-    ),
-    memory: Type.Optional(
-      Type.String({ pattern: SIZE_PATTERN, maxLength: 32, examples: SIZE_EXAMPLES, description: `container memory limit, e.g. 256m: between ${formatBytes(MEMORY.minimum)} and ${formatBytes(MEMORY.maximum)}` }),
-    ),
-    cpus: Type.Optional(Type.Number({ ...LIMIT_BOUNDS.cpus, description: `container CPU limit, e.g. 0.5: above 0, at most ${LIMIT_BOUNDS.cpus.maximum}` })),
+    target: Selector,
+    ...LimitFields,
+    ...ScaleFields,
     rollout: Type.Optional(RolloutRequest),
     capture: Type.Optional(Capture),
   },
@@ -77,7 +175,15 @@ export const DeploymentCreate = Type.Object(
 );
 export type DeploymentCreate = Static<typeof DeploymentCreate>;
 
-export const ServiceUpdate = Type.Object({ ...ImageSource, rollout: Type.Optional(RolloutRequest) }, { additionalProperties: false });
+/**
+ * Any of: a new image (a new revision, rolled out), limits and scale (applied in place on every
+ * targeted device, no new revision), a new target (devices that newly match get the service and
+ * those that no longer match lose it, through a rollout). A new target and a new image are two updates.
+ */
+export const ServiceUpdate = Type.Object(
+  { ...ImageSource, ...LimitFields, ...ScaleFields, target: Type.Optional(Selector), rollout: Type.Optional(RolloutRequest) },
+  { additionalProperties: false },
+);
 export type ServiceUpdate = Static<typeof ServiceUpdate>;
 
 /** The summary of a deployment's latest rollout (`edgeml rollout status ID` has the rest). */
@@ -100,6 +206,7 @@ export const Revision = Type.Object({
   digest: Digest,
   build: Type.Union([ImageId, Type.Null()]),
   models: Type.Array(Type.Object({ name: Type.String(), version: Type.Integer(), digest: Type.String() })),
+  /** The limits when it was made; devices get the deployment's current limits, whatever their revision. */
   limits: ServiceLimits,
   createdAt: Timestamp,
 });
@@ -107,14 +214,15 @@ export type Revision = Static<typeof Revision>;
 
 export const Deployment = Type.Object({
   service: ServiceName,
-  revision: Type.Integer({ minimum: 1, description: 'bumped on every change of image or limits' }),
+  revision: Type.Integer({ minimum: 1, description: 'bumped on every change of image (limits, scale, capture and target are the deployment\'s and change no revision)' }),
   image: Type.String({ description: 'repository@digest' }),
   digest: Digest,
   /** The hub image build it came from, when it did. */
   build: Type.Union([ImageId, Type.Null()]),
   models: Type.Array(Type.Object({ name: Type.String(), version: Type.Integer(), digest: Type.String() })),
   target: Labels,
-  limits: ServiceLimits,
+  limits: Type.Unsafe<Static<typeof ServiceLimits>>({ ...ServiceLimits, description: `not part of a revision: a change applies on every targeted device in place; ${PER_REPLICA}` }),
+  scale: ScaleView,
   /** Not part of a revision: a change reaches the devices without a rollout or a new container. */
   capture: Capture,
   /** Identifies the service key (its first characters after the prefix); the key is shown once. */
@@ -126,6 +234,9 @@ export const Deployment = Type.Object({
   createdAt: Timestamp,
   createdBy: Actor,
   updatedAt: Timestamp,
+  /** Set once `service delete` took it off every device; its history stays on the hub. */
+  deletedAt: Type.Union([Timestamp, Type.Null()]),
+  deletedBy: Type.Union([Actor, Type.Null()]),
 });
 export type Deployment = Static<typeof Deployment>;
 
@@ -149,5 +260,9 @@ export const KeyRotated = Type.Composite([
 ]);
 export type KeyRotated = Static<typeof KeyRotated>;
 
-export const DeploymentList = Type.Object({ deployments: Type.Array(Deployment) });
+export const DeploymentList = Type.Object({ deployments: Type.Array(Deployment, { description: 'live deployments by service name; with include=deleted, then deleted ones, oldest deletion first' }) });
+export const DeploymentListQuery = Type.Object(
+  { include: Type.Optional(stringEnum(['deleted'] as const, { description: '`deleted`: deleted deployments too (their history; `deletedAt` set)' })) },
+  { additionalProperties: false },
+);
 export type DeploymentList = Static<typeof DeploymentList>;

@@ -1,6 +1,6 @@
 /**
- * Rollouts: every change of a deployment (create, `service update`, rollback) moves its devices to a
- * revision by a strategy — all at once, in batches, or a canary first — with health gates, an abort
+ * Rollouts: every change of a deployment's image or target (create, `service update`, rollback) moves
+ * its devices to a revision (or in and out of the service, for a new target) by a strategy — all at once, in batches, or a canary first — with health gates, an abort
  * threshold and automatic rollback. The hub validates requests with these schemas and they produce
  * the OpenAPI document.
  */
@@ -8,6 +8,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { DURATION_EXAMPLES, DURATION_PATTERN, parseDuration } from '../duration.js';
 import { stringEnum } from '../schema.js';
 import { Timestamp } from './common.js';
+import { Labels } from './devices.js';
 
 export const ROLLOUT_STRATEGIES = ['all-at-once', 'batches', 'canary'] as const;
 export type RolloutStrategy = (typeof ROLLOUT_STRATEGIES)[number];
@@ -66,7 +67,8 @@ export const ACTIVE_ROLLOUT_PHASES: readonly RolloutPhase[] = ['running', 'pause
 /** Ran to its last batch: its revision is the service's stable one. */
 export const COMPLETED_ROLLOUT_PHASES: readonly RolloutPhase[] = ['succeeded', 'completed-with-failures'];
 
-export const ROLLOUT_KINDS = ['create', 'update', 'rollback'] as const;
+/** `retarget`: a new label selector; devices that newly match get the service, those that no longer match lose it. */
+export const ROLLOUT_KINDS = ['create', 'update', 'retarget', 'rollback'] as const;
 
 /**
  * Where one device is in a rollout; `pending` has not been moved yet (or has not reported since);
@@ -97,6 +99,8 @@ export const Rollout = Type.Object({
   revision: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
   fromRevision: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
   strategy: stringEnum(ROLLOUT_STRATEGIES),
+  /** A retarget: the selector before and after (an abort puts `from` back). */
+  target: Type.Optional(Type.Object({ from: Labels, to: Labels })),
   options: Type.Object({
     batchSize: Type.String(),
     canary: Type.String(),

@@ -47,9 +47,11 @@ test('rollout durations are bounded by value, naming the field', (t) => {
   t.regex(rolloutRequestProblem({ soak: '99999999999999999999d' }, 'r') ?? '', /^r\.soak:/);
 });
 
-test('a stored deployment is a problem when any revision has limits a device refuses, and says which', (t) => {
+test('a stored deployment is a problem when a device would refuse it at any revision, and says where', (t) => {
   t.is(deploymentProblem(record(LIMITS)), null);
-  t.is(deploymentProblem(record({ ...LIMITS, memoryBytes: 1024 })), 'revision 2: limits.memoryBytes: must be >= 4194304');
-  t.regex(deploymentProblem(record({ ...LIMITS, cpus: 1e9 })) ?? '', /^revision 2: limits\.cpus/);
+  // Limits are the deployment's: every revision carries them, the first one says so.
+  t.is(deploymentProblem(record({ ...LIMITS, memoryBytes: 1024 })), 'revision 1: limits.memoryBytes: must be >= 4194304');
+  t.regex(deploymentProblem(record({ ...LIMITS, cpus: 1e9 })) ?? '', /^revision 1: limits\.cpus/);
+  t.regex(deploymentProblem({ ...record(LIMITS), scale: { minReplicas: 1, maxReplicas: 65, targetUtilization: 0.7, scaleUpWindowMs: 5000, scaleDownWindowMs: 60_000 } }) ?? '', /^revision 1: scale\.maxReplicas/);
   t.regex(deploymentProblem({ ...record(LIMITS), revisions: null } as unknown as DeploymentRecord) ?? '', /^damaged: /, 'a record edited into garbage is a problem, not a crash');
 });

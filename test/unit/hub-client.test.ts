@@ -159,6 +159,26 @@ test('a connection reset before any answer is CLI_HUB_UNREACHABLE', async (t) =>
   t.regex(err.message, /^cannot reach the hub at .*: (ECONNRESET|UND_ERR_SOCKET)/);
 });
 
+test('a DELETE is retried only when asked, under one Idempotency-Key; by default a dropped DELETE fails once', async (t) => {
+  const keys: Array<string | undefined> = [];
+  const url = await startFakeHub(t, (req, res) => {
+    keys.push(req.headers['idempotency-key'] as string | undefined);
+    if (keys.length % 2 === 1) return void req.socket.resetAndDestroy();
+    sendJson(res, 200, { deleted: true });
+  });
+  const fast = { forMs: 5000, backoff: { initialMs: 1, maxMs: 1, factor: 1 } };
+  const client = new HubClient({ baseUrl: url, retry: fast });
+  t.deepEqual(await client.json('DELETE', apiPath('deployments', 'iris'), { retry: true }), { deleted: true });
+  t.is(keys.length, 2);
+  t.truthy(keys[0]);
+  t.is(keys[1], keys[0], 'the retry carries the same key: the hub answers the delete it did');
+
+  keys.length = 0;
+  const err = await rejection(t, client.json('DELETE', apiPath('models', 'm', 'aliases', 'prod')));
+  t.is(err.code, ErrorCodes.CLI_HUB_UNREACHABLE);
+  t.deepEqual(keys, [undefined], 'sent once, with no key');
+});
+
 test('upload streams the body with content type, length and query, and reports progress', async (t) => {
   const total = 1_000_000;
   const url = await startFakeHub(t, async (req, res) => {

@@ -98,12 +98,13 @@ class FailingAdapter implements Adapter<HubData> {
 
 const EPOCH = /^[0-9a-f]{32}$/;
 
-test('a fresh store writes schemaVersion 6, empty collections and a new epoch', async (t) => {
+test('a fresh store writes schemaVersion 7, empty collections and a new epoch', async (t) => {
   const { store, memory } = await freshStore();
   const { epoch, ...rest } = (await memory.read())!;
   t.deepEqual(rest, {
-    schemaVersion: 6,
+    schemaVersion: 7,
     rollouts: { nextId: 1, records: [] },
+    deletedDeployments: [],
     apiKeys: [],
     models: {},
     manifests: {},
@@ -141,7 +142,7 @@ test('a version-4 document is migrated: its desired states are kept and it gets 
   await memory.write(structuredClone(v4));
   const store = await LowdbHubStore.open(memory, LABEL);
   const written = (await memory.read())!;
-  t.is(written.schemaVersion, 6);
+  t.is(written.schemaVersion, 7);
   t.regex(written.epoch, EPOCH);
   t.is(store.desired.epoch(), written.epoch);
   t.deepEqual(written.desired, desired);
@@ -176,6 +177,67 @@ test('a version-5 deployment gets its revision history: every device on its curr
   t.deepEqual(migrated.revisions, [{ revision: 2, image: deployment.image, digest: deployment.digest, build: 4, models: deployment.models, limits: deployment.limits, createdAt: AT }]);
   t.deepEqual(migrated.rollout, { id: 0, kind: 'update', revision: 2, strategy: 'all-at-once', phase: 'succeeded', devices: ['gw-1'] });
   t.deepEqual(await store.rollouts.list({}), []);
+  t.false('scale' in migrated, 'no scale stored: it reads as one replica');
+  t.deepEqual(await store.deployments.listDeleted(), []);
+});
+
+test('deployments.delete moves the record to the deleted ones and aborts its active rollout in one write; the name is free again', async (t) => {
+  const { store } = await freshStore();
+  const AT = '2026-12-01T00:00:00.000Z';
+  const by = { keyId: 'k1', keyName: 'admin' };
+  const deployment = {
+    service: 'iris',
+    revision: 1,
+    image: `reg/iris@sha256:${'1'.repeat(64)}`,
+    digest: `sha256:${'1'.repeat(64)}`,
+    build: null,
+    models: [],
+    target: { site: 'lab' },
+    limits: { maxConcurrent: 1, maxQueue: 10, memoryBytes: null, cpus: null },
+    keyId: 'abcdefgh',
+    keyHash: 'f'.repeat(64),
+    stableRevision: null,
+    revisions: [],
+    assignments: {},
+    rollout: { id: 0, kind: 'create' as const, revision: 1, strategy: 'all-at-once' as const, phase: 'running' as const, devices: [] },
+    createdAt: AT,
+    createdBy: by,
+    updatedAt: AT,
+  };
+  const options = { batchSize: '25%', canary: '10%', soak: '0s', maxUnavailable: null, deviceTimeout: '10m', maxFailures: '0', offlineWait: '0s' };
+  const rollout = {
+    service: 'iris',
+    kind: 'create' as const,
+    revision: 1,
+    fromRevision: null,
+    strategy: 'all-at-once' as const,
+    options,
+    phase: 'running' as const,
+    reason: null,
+    batchCount: 1,
+    batch: 0,
+    soakUntil: null,
+    rolledBackBy: null,
+    rollbackOf: null,
+    devices: {},
+    createdAt: AT,
+    updatedAt: AT,
+    finishedAt: null,
+    createdBy: by,
+  };
+  const started = await store.rollouts.start(rollout, { add: (id) => ({ ...deployment, rollout: { ...deployment.rollout, id } }) });
+  const LATER = '2026-12-02T00:00:00.000Z';
+  const deleted = await store.deployments.delete('iris', LATER, by, 'service deleted by admin (k1)');
+  t.like(deleted, { service: 'iris', deletedAt: LATER, deletedBy: by, rollout: { phase: 'aborted' } });
+  t.is(await store.deployments.get('iris'), undefined);
+  t.deepEqual(await store.deployments.list(), []);
+  t.deepEqual(await store.deployments.listDeleted(), [deleted]);
+  t.like(await store.rollouts.get(started.rollout.id), { phase: 'aborted', reason: 'service deleted by admin (k1)', finishedAt: LATER });
+  await rejectsWith(t, store.deployments.delete('iris', LATER, by, 'again'), ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND);
+
+  await store.deployments.add({ ...deployment, revision: 1 });
+  t.is((await store.deployments.get('iris'))?.deletedAt, undefined, 'deployed again under the same name');
+  t.is((await store.deployments.listDeleted()).length, 1, 'the old one is kept');
 });
 
 test('a version-5 document without a valid epoch is refused as damaged', async (t) => {
@@ -202,7 +264,7 @@ test('a version-1 document is migrated to the current version on open, keeping i
   const store = await LowdbHubStore.open(memory, LABEL);
 
   const written = (await memory.read())!;
-  t.is(written.schemaVersion, 6);
+  t.is(written.schemaVersion, 7);
   t.regex(written.epoch, EPOCH);
   t.deepEqual(written.rollouts, { nextId: 1, records: [] });
   t.deepEqual(written.images, { nextId: 1, records: [] });
@@ -220,11 +282,23 @@ test('a version-1 document is migrated to the current version on open, keeping i
 
 test('a document with a higher schemaVersion is refused', async (t) => {
   const memory = new Memory<HubData>();
-  await memory.write({ schemaVersion: 7, apiKeys: [], models: {}, manifests: {}, images: { nextId: 1, records: [] }, devices: {}, deployments: {}, desired: {}, epoch: 'e'.repeat(32), rollouts: { nextId: 1, records: [] } });
+  await memory.write({
+    schemaVersion: 8,
+    apiKeys: [],
+    models: {},
+    manifests: {},
+    images: { nextId: 1, records: [] },
+    devices: {},
+    deployments: {},
+    desired: {},
+    epoch: 'e'.repeat(32),
+    rollouts: { nextId: 1, records: [] },
+    deletedDeployments: [],
+  });
   const err = await rejectsWith(t, LowdbHubStore.open(memory, LABEL), ErrorCodes.HUB_STORE_VERSION);
   t.is(err.code, 'HUB_E_STORE_VERSION_UNSUPPORTED');
   t.true(err.message.includes(LABEL));
-  t.true(err.message.includes('7'));
+  t.true(err.message.includes('8'));
 });
 
 test('a version-2 document without images is refused as damaged', async (t) => {
