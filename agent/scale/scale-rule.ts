@@ -49,6 +49,11 @@ export function targetPerReplica(service: DesiredService): number {
   return scaleOf(service).targetUtilization * service.limits.maxConcurrent;
 }
 
+/** Replicas `load` needs; the tolerance keeps float noise (0.7 × 3 = 2.0999…) from asking one too many at exact multiples. */
+function replicasFor(load: number, target: number): number {
+  return Math.ceil(load / target - 1e-9);
+}
+
 export function decide(input: RuleInput): Want {
   const { service, samples, now, since, current } = input;
   const scale = scaleOf(service);
@@ -60,13 +65,13 @@ export function decide(input: RuleInput): Want {
     // No replica ready (all starting, or all lost): the load waits on one, as it would on one replica.
     const avgLoad = mean(up.map((s) => s.load / Math.max(1, s.ready)));
     const avgTotal = mean(up.map((s) => s.load));
-    const to = clampReplicas(service, Math.ceil(avgTotal / target));
+    const to = clampReplicas(service, replicasFor(avgTotal, target));
     if (avgLoad > target && to > current) return { kind: 'up', to, avgLoad, avgTotal };
   }
 
   const down = within(scale.scaleDownWindowMs);
   if (now - since >= scale.scaleDownWindowMs && now - input.changedAt >= DOWN_STEP_MS && down.length > 0) {
-    const need = Math.max(...down.map((s) => clampReplicas(service, Math.ceil(s.load / target))));
+    const need = Math.max(...down.map((s) => clampReplicas(service, replicasFor(s.load, target))));
     if (need < current) return { kind: 'down', to: clampReplicas(service, current - 1), need };
   }
   return { kind: 'stay' };

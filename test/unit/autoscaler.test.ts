@@ -262,3 +262,14 @@ test('samples on its timer every 500 ms until closed, and leaves no timer', asyn
   s.clock.advance(SAMPLE_MS * 4);
   t.is(s.asked.length, 3);
 });
+
+test('an exact multiple of the target asks for that many replicas, not one more (0.7 × 3 is 2.0999… in floating point)', async (t) => {
+  const iris: DesiredService = { ...service('iris', { maxReplicas: 12 }), limits: { maxConcurrent: 3, maxQueue: 10, memoryBytes: null, cpus: null } };
+  const s = setup({ services: [iris] });
+  s.setLoad('iris', 12, 28, 4);
+  await s.run(UP_MS);
+  t.is(s.scaler.desired(iris), 12);
+  s.setLoad('iris', 12, 9, 12);
+  await s.run(DOWN_MS + 10_000);
+  t.is(s.scaler.desired(iris), 10, '21 requests at 2.1 per replica');
+});
