@@ -6,6 +6,7 @@
 import test from 'ava';
 import { PromotedContainers, type RecordStore } from '../../agent/reconcile/promoted-containers.js';
 import { Reconciler } from '../../agent/reconcile/reconciler.js';
+import type { ReplicaTarget } from '../../agent/reconcile/replica-target.js';
 import { RouteTable } from '../../agent/reconcile/routes.js';
 import { systemClock } from '../../shared/clock.js';
 import { pino } from 'pino';
@@ -34,7 +35,7 @@ function memoryStore(): RecordStore & { text: string | null } {
   return store;
 }
 
-async function setup(opts: { minFreeDiskBytes?: number; healthTimeoutMs?: number; record?: string } = {}) {
+async function setup(opts: { minFreeDiskBytes?: number; healthTimeoutMs?: number; record?: string; replicas?: ReplicaTarget } = {}) {
   const runtime = new FakeContainerRuntime(PLATFORM);
   const health = fakeHealthProbe(runtime);
   const ports = fakePorts();
@@ -61,6 +62,7 @@ async function setup(opts: { minFreeDiskBytes?: number; healthTimeoutMs?: number
     stopTimeoutSeconds: 1,
     resyncMs: 60_000,
     backoff: { initialMs: 50, maxMs: 100, factor: 2 },
+    ...(opts.replicas ? { replicas: opts.replicas } : {}),
   });
   let generation = 0;
   /** A container left running by an earlier agent. */
@@ -79,7 +81,7 @@ async function setup(opts: { minFreeDiskBytes?: number; healthTimeoutMs?: number
   const serviceState = () => last()?.services[0];
   const stop = () => reconciler.close();
   const servingContainer = () => (JSON.parse(store.text ?? '{}') as { services?: Record<string, { containers: string[] }> }).services?.iris?.containers[0];
-  return { runtime, health, routes, reports, reconciler, want, last, serviceState, stop, servingContainer, leftover, trigger: () => reconciler.trigger() };
+  return { runtime, health, routes, reports, reconciler, want, store, last, serviceState, stop, servingContainer, leftover, trigger: () => reconciler.trigger() };
 }
 
 test('a new revision is promoted (recorded) before its route switches, then the old container goes', async (t) => {
@@ -254,4 +256,96 @@ test('the image of a revision that never got healthy is pruned once no service w
   await waitFor('revision 3 to serve', () => routes.get('iris')?.revision === 3, 5000);
   await waitFor('the failed image to be pruned', () => runtime.removedImages.includes(image('2')));
   t.true(runtime.local.has(image('1')), 'the previous image stays for a rollback');
+});
+
+/** A ReplicaTarget whose answer the test sets (the autoscaler's place). */
+function replicasAt(n: number): ReplicaTarget & { n: number } {
+  const target = { n, desired: () => target.n, status: () => ({}) };
+  return target;
+}
+const scaled = (s: DesiredService, max = 3): DesiredService => ({ ...s, scale: { minReplicas: 1, maxReplicas: max, targetUtilization: 0.7, scaleUpWindowMs: 5000, scaleDownWindowMs: 60_000 } });
+const named = (name: string, s: DesiredService): DesiredService => ({ ...s, name, image: s.image.replace('iris', name) });
+const ports = (routes: RouteTable, name = 'iris') => routes.get(name)?.replicas.map((r) => r.port) ?? [];
+
+test('two services: one held in its pull, the other rolls out a new revision meanwhile', async (t) => {
+  const { runtime, routes, want, stop } = await setup();
+  t.teardown(() => stop());
+  const counter = (r: number) => named('counter', svc(r));
+  want(svc(1), counter(1));
+  await waitFor('both to serve', () => routes.get('iris')?.revision === 1 && routes.get('counter')?.revision === 1);
+  runtime.holdPulls.add(image('2'));
+  want(svc(2), counter(2));
+  await waitFor('the iris pull to be held', () => runtime.held.has(image('2')));
+  await waitFor('counter revision 2 to serve while iris waits', () => routes.get('counter')?.revision === 2, 5000);
+  t.is(routes.get('iris')?.revision, 1, 'iris still serves revision 1');
+  runtime.held.get(image('2'))!();
+  await waitFor('iris revision 2 to serve', () => routes.get('iris')?.revision === 2, 5000);
+});
+
+test('replicas: scaled up to 3 together, a new revision switches all 3 at once, scaled down one at a time; counts are reported', async (t) => {
+  const target = replicasAt(3);
+  const { runtime, routes, want, last, stop } = await setup({ replicas: target });
+  t.teardown(() => stop());
+  want(scaled(svc(1)));
+  await waitFor('3 replicas to serve', () => ports(routes).length === 3);
+  await waitFor('the counts to be reported', () => last()?.services[0]?.replicas?.ready === 3);
+  t.deepEqual(last()?.services[0]?.replicas, { desired: 3, ready: 3 });
+  const first = runtime.running().map((c) => c.id);
+
+  const seen: number[][] = [];
+  const set = routes.set.bind(routes);
+  routes.set = (service, replicas) => {
+    seen.push(replicas.map((r) => Number(runtime.containers.get(r.container)?.revision)));
+    set(service, replicas);
+  };
+  want(scaled(svc(2)));
+  await waitFor('revision 2 to serve on 3 replicas and the old ones to go', () => routes.get('iris')?.revision === 2 && runtime.containers.size === 3, 5000);
+  t.true(seen.every((revs) => revs.every((r) => r === revs[0])), `no route mixes revisions: ${JSON.stringify(seen)}`);
+  t.false(runtime.running().some((c) => first.includes(c.id)));
+
+  target.n = 1;
+  const sizes: number[] = [];
+  routes.set = (service, replicas) => {
+    sizes.push(replicas.length);
+    set(service, replicas);
+  };
+  const leftRoute: boolean[] = [];
+  const remove = runtime.remove.bind(runtime);
+  runtime.remove = async (id) => {
+    leftRoute.push(!ports(routes).includes(runtime.containers.get(id)!.port));
+    await remove(id);
+  };
+  want(scaled(svc(2)));
+  await waitFor('1 replica to serve', () => ports(routes).length === 1 && runtime.containers.size === 1, 5000);
+  t.deepEqual(sizes, [2, 1], 'one at a time');
+  t.deepEqual(leftRoute, [true, true], 'each out of the route before it is stopped');
+  await waitFor('the counts to be reported', () => last()?.services[0]?.replicas?.ready === 1);
+});
+
+test('replicaFailed: the replica leaves the route at once and is replaced', async (t) => {
+  const { runtime, routes, want, stop, reconciler, store } = await setup({ replicas: replicasAt(2) });
+  t.teardown(() => stop());
+  want(scaled(svc(1)));
+  await waitFor('2 replicas to serve', () => ports(routes).length === 2);
+  const [lost, kept] = routes.get('iris')!.replicas;
+  runtime.kill(lost!.container);
+  reconciler.replicaFailed(lost!.container);
+  t.deepEqual(routes.get('iris')?.replicas, [kept], 'out of the route at once');
+  await waitFor('a replacement to serve', () => ports(routes).length === 2 && !runtime.containers.has(lost!.container), 5000);
+  t.is(routes.get('iris')?.replicas[0]?.container, kept!.container);
+  t.false(store.text!.includes(lost!.container), 'no longer in the record');
+});
+
+test('changed memory and CPU limits are applied to the running replicas: same ids, no restart', async (t) => {
+  const { runtime, routes, want, last, stop } = await setup({ replicas: replicasAt(2) });
+  t.teardown(() => stop());
+  const withLimits = (memoryBytes: number, maxQueue: number) => ({ ...scaled(svc(1)), limits: { maxConcurrent: 1, maxQueue, memoryBytes, cpus: 0.5 } });
+  want(withLimits(64 * 2 ** 20, 10));
+  await waitFor('2 replicas to serve', () => ports(routes).length === 2);
+  const ids = runtime.running().map((c) => c.id).sort();
+  want(withLimits(512 * 2 ** 20, 2));
+  await waitFor('the new limits', () => runtime.running().every((c) => c.limits?.memoryBytes === 512 * 2 ** 20) && routes.get('iris')?.limits.maxQueue === 2, 5000);
+  await waitFor('converged', () => last()?.observedGeneration === 2 && last()?.phase === 'converged');
+  t.deepEqual(runtime.running().map((c) => c.id).sort(), ids);
+  t.is(runtime.updates.length, 2);
 });
