@@ -53,8 +53,9 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<TelemetryRoutesOptions> 
     {
       config: { scope: 'read' },
       schema: {
-        summary: "A service's requests, errors, rejections and latency percentiles per device and for the fleet",
-        description: 'From the metrics batches whose interval ends in the window. Counts are exact; percentiles are merged from the devices’ latency histograms and known to one bucket.',
+        summary: "A service's requests, errors, rejections, latency percentiles, ready replicas and scaling decisions per device and for the fleet",
+        description:
+          'From the metrics batches whose interval ends in the window. Counts are exact; percentiles are merged from the devices’ latency histograms and known to one bucket. `replicas` is a gauge: each device’s ready replicas at the end of its latest interval in the window, summed for the fleet; `scaling` counts the autoscaler’s decisions in the window.',
         tags,
         params: Type.Object({ service: ServiceName }),
         querystring: ServiceTelemetryQuery,
