@@ -138,6 +138,8 @@ const executors: { [K in StepKind]: Executor<K> } = {
     await x.o.promoted.admit(service.name, ids(containers), service.image);
     x.o.routes.set(service, live(replicas, x));
     for (const c of containers) x.pass.launched.delete(c.id);
+    // Clears the error of an earlier replica that failed to join.
+    x.reports.setStatus(service, 'running', { servingRevision: service.revision });
     x.o.logger.info({ service: service.name, revision: service.revision, joined: containers.map((c) => c.port), replicas: replicas.length }, 'replicas joined the route');
   },
 

@@ -90,7 +90,7 @@ test('an agent killed during a health check, a pull, or a switch converges to on
     const d = await deviceOf(hub, deviceId);
     return d.status === 'online' && d.gateway ? d.gateway : undefined;
   }, 30_000, 200));
-  const rolloutFailed = (revision: number) => agent.waitForLog(`revision ${revision} to fail`, (l) => l.msg === 'rollout failed; the previous container keeps serving' && l.revision === revision, LONG);
+  const rolloutFailed = (revision: number) => agent.waitForLog(`revision ${revision} to fail`, (l) => l.msg === 'rollout failed; the previous replicas keep serving' && l.revision === revision, LONG);
   const score = async (body: unknown = sample) => {
     const res = await request(`${await gatewayOf()}/v1/services/scorer/score`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${deployed.key}` }, body: JSON.stringify(body) });
     return { status: res.statusCode, body: (await res.body.json()) as { class?: string } };
@@ -137,7 +137,7 @@ test('an agent killed during a health check, a pull, or a switch converges to on
   const slow = request(`http://127.0.0.1:${third!.port}/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...sample, fixture: 'slow' }) });
   await waitFor('the slow request to be running', async () => (await exec('docker', ['logs', third!.id])).stdout.includes('fixture: slow run started'), 30_000, 100);
   t.is((await cli('service', 'update', 'scorer', '--image', `${repo}@${plain.digest}`)).code, 0);
-  await agent.waitForLog('the switch to revision 4', (l) => l.msg === 'service switched to the new container' && l.revision === 4, LONG);
+  await agent.waitForLog('the switch to revision 4', (l) => l.msg === 'service switched to the new replicas' && l.revision === 4, LONG);
   await agent.kill('SIGKILL');
   t.deepEqual((await containersOf(deviceId)).map((c) => c.revision).sort(), [3, 4], 'killed with both containers there');
   agent = await start();
