@@ -32,8 +32,14 @@ export interface AcquireOptions {
   retry?: boolean;
 }
 
+/** A replica with a free slot, and its place in the rotation (for the round robin). */
+interface Choice {
+  replica: Replica;
+  index: number;
+}
+
 interface Waiter {
-  admit: (replica: Replica) => void;
+  admit: (pick: Choice) => void;
 }
 
 export class ServiceLimiter {
@@ -76,18 +82,18 @@ export class ServiceLimiter {
     // Slots a change of limits or replicas opened go to those already waiting first.
     this.pump();
     const rotation = this.rotation();
-    const replica = this.#queue.length === 0 ? this.#pick(rotation) : undefined;
-    if (replica) return Promise.resolve(this.#admitted(replica));
+    const pick = this.#queue.length === 0 ? this.#pick(rotation) : undefined;
+    if (pick) return Promise.resolve(this.#admitted(pick));
     if (!retry && this.#queue.length >= rotation.limits.maxQueue * rotation.replicas.length) return Promise.resolve({ ok: false, reason: 'queue-full' });
     return new Promise((resolve) => {
       let done = false;
       let timer: unknown = null;
       const waiter: Waiter = {
-        admit: (chosen) => {
+        admit: (pick) => {
           if (done) return;
           done = true;
           this.clock.clearTimeout(timer);
-          resolve(this.#admitted(chosen));
+          resolve(this.#admitted(pick));
         },
       };
       const leave = (reason: 'queue-timeout' | 'aborted') => {
@@ -109,26 +115,26 @@ export class ServiceLimiter {
   /** Admits waiters, head first, while a replica in rotation has a free slot. */
   pump(): void {
     while (this.#queue.length > 0) {
-      const replica = this.#pick(this.rotation());
-      if (!replica) return;
-      this.#queue.shift()!.admit(replica);
+      const pick = this.#pick(this.rotation());
+      if (!pick) return;
+      this.#queue.shift()!.admit(pick);
     }
   }
 
   /** The replica in rotation with the fewest in flight and a free slot; ties round robin. */
-  #pick({ limits, replicas }: Rotation): Replica | undefined {
-    let best: { replica: Replica; index: number; load: number } | undefined;
+  #pick({ limits, replicas }: Rotation): Choice | undefined {
+    let best: (Choice & { load: number }) | undefined;
     for (let k = 0; k < replicas.length; k++) {
       const index = (this.#next + k) % replicas.length;
       const replica = replicas[index]!;
       const load = this.inFlightOn(replica.container);
       if (load < limits.maxConcurrent && (!best || load < best.load)) best = { replica, index, load };
     }
-    if (best) this.#next = best.index + 1;
-    return best?.replica;
+    return best;
   }
 
-  #admitted(replica: Replica): Admission {
+  #admitted({ replica, index }: Choice): Admission {
+    this.#next = index + 1;
     this.#inFlight.set(replica.container, this.inFlightOn(replica.container) + 1);
     let released = false;
     return {

@@ -29,6 +29,7 @@ import { ClientGone, GatewayCodes, GatewayError } from './errors.js';
 import { DEFAULT_HEALTH_INTERVAL_MS, startHealthChecks } from './health-checks.js';
 import { ServiceLimiter, type Admission, type Rotation } from './limiter.js';
 import { GatewayMetrics, type MetricsSource, type Outcome } from './metrics.js';
+import { accepts } from './port-check.js';
 import { ReplicaRotation, type ReplicaDown } from './rotation.js';
 
 export const GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -223,8 +224,10 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
         } catch (err) {
           if (gone.aborted) return { outcome: ABORTED, target };
           const retired = !rotation.listed(name, replica.container);
-          rotation.eject(name, replica, `connection failed: ${(err as Error).message}`);
-          const retry = attempt < MAX_RETRIES && (retired || neverReached(err)) && rotation.of(name).replicas.length > 0;
+          const unreached = neverReached(err);
+          // A reset is the replica's end only if its port is closed too: a healthy replica stays.
+          if (!retired && (unreached || !(await accepts(replica.port)))) rotation.eject(name, replica, `connection failed: ${(err as Error).message}`);
+          const retry = attempt < MAX_RETRIES && (retired || unreached) && rotation.of(name).replicas.length > 0;
           if (!retry) throw upstreamFailed(name, `did not answer: ${(err as Error).message}`, err);
           admission.release();
           const next = await limiterOf(name).acquire(queueTimeoutMs, { signal: gone, retry: true });

@@ -1,7 +1,8 @@
 /**
  * The scoring gateway (agent/gateway/server.ts) over real HTTP on 127.0.0.1, with node servers in
  * the containers' place: what is refused before the body is read, what a client that goes away or a
- * container that breaks off does to the slot, backpressure, and the counters.
+ * container that breaks off does to the slot, backpressure, the counters, and balancing over replicas
+ * (one queue, a replica that fails leaves the rotation).
  */
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -12,11 +13,13 @@ import { pino } from 'pino';
 import { Agent, request } from 'undici';
 import { GATEWAY_MAX_BODY_BYTES, startGateway, type Gateway } from '../../agent/gateway/server.js';
 import { LATENCY_BOUNDS_MS } from '../../agent/gateway/metrics.js';
-import { RouteTable } from '../../agent/reconcile/routes.js';
-import { systemClock } from '../../shared/clock.js';
+import type { HealthAnswer, HealthProbe } from '../../agent/reconcile/health-probe.js';
+import { RouteTable, type Replica } from '../../agent/reconcile/routes.js';
+import { systemClock, type Clock } from '../../shared/clock.js';
 import type { DesiredService } from '../../shared/protocol.js';
 import { hashSecret } from '../../shared/secrets.js';
 import { assertStalls, writeBulk } from '../helpers/bulk-answer.js';
+import { ManualClock } from '../helpers/fake-clock.js';
 import { waitFor } from '../helpers/wait.js';
 
 const KEY = 'the-service-key';
@@ -29,6 +32,8 @@ interface Upstream {
   port: number;
   /** Requests the container received, by arrival. */
   received: IncomingMessage[];
+  /** The container dies: its connections are cut and its port closed. */
+  kill: () => void;
 }
 
 async function startUpstream(t: ExecutionContext, handle: Handler): Promise<Upstream> {
@@ -39,11 +44,12 @@ async function startUpstream(t: ExecutionContext, handle: Handler): Promise<Upst
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  t.teardown(() => {
+  const kill = () => {
     server.closeAllConnections();
     server.close();
-  });
-  return { port: (server.address() as AddressInfo).port, received };
+  };
+  t.teardown(kill);
+  return { port: (server.address() as AddressInfo).port, received, kill };
 }
 
 /** A container that answers what it was sent: its size and content type. */
@@ -74,6 +80,37 @@ function holding(): { handle: Handler; release: () => void; held: () => number }
   };
 }
 
+/** A container that holds each request, with its body, until the test lets the oldest go. */
+function holdingEach(): { handle: Handler; releaseOne: () => void; bodies: string[]; held: () => number } {
+  const waiting: ServerResponse[] = [];
+  const bodies: string[] = [];
+  return {
+    handle: (req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        bodies.push(body);
+        waiting.push(res);
+      });
+    },
+    releaseOne: () => waiting.shift()?.end('{}'),
+    bodies,
+    held: () => waiting.length,
+  };
+}
+
+/** A port nothing listens on: a container that is gone. */
+async function deadPort(): Promise<number> {
+  const gone = createServer();
+  gone.listen(0, '127.0.0.1');
+  await once(gone, 'listening');
+  const port = (gone.address() as AddressInfo).port;
+  await new Promise((resolve) => gone.close(resolve));
+  return port;
+}
+
+const replicaAt = (port: number): Replica => ({ container: `c${port}`, port });
+
 function service(limits: { maxConcurrent: number; maxQueue: number }): DesiredService {
   return { name: 'iris', revision: 1, image: `reg/iris@sha256:${'0'.repeat(64)}`, limits: { ...limits, memoryBytes: null, cpus: null }, keyHash: hashSecret(KEY), models: [] };
 }
@@ -87,19 +124,32 @@ interface TestGateway {
   client: Agent;
 }
 
-async function startTestGateway(
-  t: ExecutionContext,
-  upstreamPort: number,
-  opts: { limits?: { maxConcurrent: number; maxQueue: number }; desired?: string[]; queueTimeoutMs?: number; bodyTimeoutMs?: number; advertiseUrl?: string } = {},
-): Promise<TestGateway> {
+interface TestGatewayOptions {
+  limits?: { maxConcurrent: number; maxQueue: number };
+  desired?: string[];
+  queueTimeoutMs?: number;
+  bodyTimeoutMs?: number;
+  advertiseUrl?: string;
+  clock?: Clock;
+  health?: HealthProbe;
+  healthIntervalMs?: number;
+  /** Replicas the gateway reported down, in order. */
+  down?: Array<{ service: string; replica: Replica; reason: string }>;
+}
+
+/** A gateway with one route, for `iris`, to the upstreams on `upstreamPorts` (one replica each, in that order). */
+async function startTestGateway(t: ExecutionContext, upstreamPorts: number | number[], opts: TestGatewayOptions = {}): Promise<TestGateway> {
   const routes = new RouteTable();
-  routes.set(service(opts.limits ?? { maxConcurrent: 4, maxQueue: 4 }), [{ container: `c${upstreamPort}`, port: upstreamPort }]);
+  routes.set(service(opts.limits ?? { maxConcurrent: 4, maxQueue: 4 }), [upstreamPorts].flat().map(replicaAt));
   const logs: TestGateway['logs'] = [];
   const gateway = await startGateway({
     listen: { host: '127.0.0.1', port: 0 },
     routes,
     desired: () => ['iris', ...(opts.desired ?? [])],
-    clock: systemClock,
+    clock: opts.clock ?? systemClock,
+    health: opts.health,
+    healthIntervalMs: opts.healthIntervalMs,
+    onReplicaDown: (service, replica, reason) => opts.down?.push({ service, replica, reason }),
     logger: pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as TestGateway['logs'][number]) }),
     queueTimeoutMs: opts.queueTimeoutMs,
     bodyTimeoutMs: opts.bodyTimeoutMs,
@@ -246,12 +296,7 @@ test('the swagger document points at the gateway; a container that is down is a 
   t.deepEqual(doc.servers, [{ url: `${gateway.url}/v1/services/iris` }]);
   t.truthy(doc.paths['/score']);
 
-  const gone = createServer();
-  gone.listen(0, '127.0.0.1');
-  await once(gone, 'listening');
-  const deadPort = (gone.address() as AddressInfo).port;
-  gone.close();
-  routes.set(service({ maxConcurrent: 1, maxQueue: 0 }), [{ container: `c${deadPort}`, port: deadPort }]);
+  routes.set(service({ maxConcurrent: 1, maxQueue: 0 }), [replicaAt(await deadPort())]);
   const down = await post(g, '{}', { key: KEY });
   t.is(down.status, 502);
   t.is(down.body.error.code, 'GATEWAY_E_UPSTREAM');
@@ -530,4 +575,165 @@ test('a request that waits longer than the queue timeout gets 503', async (t) =>
   hold.release();
   t.is((await first).status, 200);
   t.like(counters(gateway), { requests: 2, queueTimeouts: 1, responses: { '2xx': 1, '5xx': 1 } });
+});
+
+/** Sequential posts, as a client that waits for each answer. */
+async function postEach(g: TestGateway, n: number): Promise<number[]> {
+  const statuses: number[] = [];
+  for (let i = 0; i < n; i++) statuses.push((await post(g, '{}', { key: KEY })).status);
+  return statuses;
+}
+
+test.serial('two replicas share the load: 200 sequential pairs, neither gets more than 65 %', async (t) => {
+  const a = await startUpstream(t, echo);
+  const b = await startUpstream(t, echo);
+  const g = await startTestGateway(t, [a.port, b.port]);
+  for (let i = 0; i < 200; i++) {
+    const pair = await Promise.all([post(g, '{}', { key: KEY }), post(g, '{}', { key: KEY })]);
+    t.deepEqual(pair.map((r) => r.status), [200, 200], JSON.stringify(pair.map((r) => r.body)));
+  }
+  for (const upstream of [a, b]) t.true(upstream.received.length <= 0.65 * 400, `one replica took ${upstream.received.length} of 400`);
+  // Sequential single requests alternate too (round robin among equally idle replicas).
+  const before = a.received.length;
+  await postEach(g, 10);
+  t.is(a.received.length - before, 5);
+});
+
+test.serial('3 replicas, maxConcurrent 1, maxQueue 10: 3 in flight and 30 waiting in one FIFO queue, the 34th gets 429', async (t) => {
+  const holds = [holdingEach(), holdingEach(), holdingEach()];
+  const upstreams = await Promise.all(holds.map((h) => startUpstream(t, h.handle)));
+  const g = await startTestGateway(t, upstreams.map((u) => u.port), { limits: { maxConcurrent: 1, maxQueue: 10 } });
+  const held = () => holds.reduce((n, h) => n + h.held(), 0);
+  const answers: Array<Promise<{ status: number }>> = [];
+  for (let i = 0; i < 33; i++) {
+    answers.push(post(g, JSON.stringify({ i }), { key: KEY }));
+    // One at a time, so the queue's order is the order sent.
+    await waitFor(`request ${i} in`, () => held() + g.gateway.load('iris').queued === i + 1, 5000, 5);
+  }
+  t.deepEqual(holds.map((h) => h.held()), [1, 1, 1], 'one on each replica');
+  t.deepEqual(g.gateway.load('iris'), { inFlight: 3, queued: 30, ready: 3 });
+  const refused = await post(g, '{}', { key: KEY });
+  t.is(refused.status, 429);
+  t.is(refused.body.error.message, 'service iris is busy: 3 replicas × 1 in flight and 3 × 10 waiting');
+
+  // Whichever replica frees a slot takes the head of the queue: no request waits behind a busy one.
+  holds[1]!.releaseOne();
+  await waitFor('the head of the queue at the second replica', () => holds[1]!.held() === 1);
+  t.is(holds[1]!.bodies.at(-1), '{"i":3}');
+  holds[2]!.releaseOne();
+  await waitFor('the next at the third replica', () => holds[2]!.held() === 1);
+  t.is(holds[2]!.bodies.at(-1), '{"i":4}');
+  t.like(g.gateway.load('iris'), { inFlight: 3, queued: 28 });
+
+  while (held() > 0 || g.gateway.load('iris').queued > 0) {
+    for (const h of holds) h.releaseOne();
+    await sleep(1);
+  }
+  t.true((await Promise.all(answers)).every((r) => r.status === 200));
+  const order = holds.flatMap((h) => h.bodies.map((b) => (JSON.parse(b) as { i: number }).i));
+  t.is(order.length, 33);
+});
+
+test('a dead replica leaves the rotation at its first failure, the request goes to another, and the reconciler hears once', async (t) => {
+  const dead = await deadPort();
+  const live = await startUpstream(t, echo);
+  const down: NonNullable<TestGatewayOptions['down']> = [];
+  // The dead one first: the round robin starts with it.
+  const g = await startTestGateway(t, [dead, live.port], { down });
+  const first = await post(g, '{"x":1}', { key: KEY });
+  t.is(first.status, 200, 'retried on the live replica');
+  t.is(first.body.size, 7);
+  t.is(down.length, 1);
+  t.like(down[0], { service: 'iris', replica: { container: `c${dead}`, port: dead } });
+  t.regex(down[0]!.reason, /connection failed: .*ECONNREFUSED/);
+  t.deepEqual(await postEach(g, 20), new Array(20).fill(200));
+  t.is(live.received.length, 21);
+  t.is(down.length, 1, 'told once');
+  t.like(counters(g.gateway), { requests: 21, upstreamErrors: 0, replicas: 1 });
+  const listed = (await (await request(`${g.gateway.url}/v1/services`, { dispatcher: g.client, headers: { authorization: `Bearer ${KEY}` } })).body.json()) as { services: any[] };
+  t.deepEqual(listed.services[0].replicas, { ready: 1, inFlight: { [`c${live.port}`]: 0 } });
+
+  // Forgotten once the route drops it: listed again (a replacement on the same port), it is in rotation.
+  g.routes.set(service({ maxConcurrent: 4, maxQueue: 4 }), [replicaAt(live.port)]);
+  t.is(g.gateway.load('iris').ready, 1);
+  g.routes.set(service({ maxConcurrent: 4, maxQueue: 4 }), [replicaAt(dead), replicaAt(live.port)]);
+  t.is(g.gateway.load('iris').ready, 2);
+});
+
+test.serial('a replica killed mid-request: only the requests inside it get 502, the rest are served by the other', async (t) => {
+  const holds = [holdingEach(), holdingEach()];
+  const [a, b] = await Promise.all(holds.map((h) => startUpstream(t, h.handle)));
+  const down: NonNullable<TestGatewayOptions['down']> = [];
+  const g = await startTestGateway(t, [a!.port, b!.port], { limits: { maxConcurrent: 1, maxQueue: 5 }, down });
+  const answers = Array.from({ length: 4 }, () => post(g, '{}', { key: KEY }));
+  await waitFor('one on each replica, two queued', () => holds[0]!.held() === 1 && holds[1]!.held() === 1 && g.gateway.load('iris').queued === 2);
+  a!.kill();
+  await waitFor('the killed replica out of rotation', () => g.gateway.load('iris').ready === 1);
+  t.is(down.length, 1);
+  t.is(down[0]!.replica.container, `c${a!.port}`);
+  while (g.gateway.load('iris').inFlight + g.gateway.load('iris').queued > 0) {
+    holds[1]!.releaseOne();
+    await sleep(1);
+  }
+  t.deepEqual((await Promise.all(answers)).map((r) => r.status).sort(), [200, 200, 200, 502]);
+  t.is(b!.received.length, 3);
+  const after = Promise.all(Array.from({ length: 6 }, () => post(g, '{}', { key: KEY })));
+  while ((await Promise.race([after.then(() => true), sleep(5).then(() => false)])) === false) holds[1]!.releaseOne();
+  t.true((await after).every((r) => r.status === 200));
+  t.like(counters(g.gateway), { upstreamErrors: 1, responses: { '2xx': 9, '5xx': 1 } });
+  t.is(down.length, 1);
+});
+
+test('limits changed on the route apply to the next request, with no restart', async (t) => {
+  const hold = holding();
+  const upstream = await startUpstream(t, hold.handle);
+  const g = await startTestGateway(t, upstream.port, { limits: { maxConcurrent: 1, maxQueue: 0 } });
+  const first = post(g, '{}', { key: KEY });
+  await waitFor('the first at the container', () => hold.held() === 1);
+  const refused = await post(g, '{}', { key: KEY });
+  t.is(refused.status, 429);
+  t.is(refused.body.error.message, 'service iris is busy: 1 replica × 1 in flight and 1 × 0 waiting');
+  g.routes.set(service({ maxConcurrent: 1, maxQueue: 2 }), [replicaAt(upstream.port)]);
+  const queued = post(g, '{}', { key: KEY });
+  await waitFor('the second queued', () => g.gateway.load('iris').queued === 1);
+  g.routes.set(service({ maxConcurrent: 3, maxQueue: 0 }), [replicaAt(upstream.port)]);
+  const third = post(g, '{}', { key: KEY });
+  await waitFor('the queued one and the third at the container', () => hold.held() === 3);
+  t.deepEqual(g.gateway.load('iris'), { inFlight: 3, queued: 0, ready: 1 });
+  hold.release();
+  t.deepEqual((await Promise.all([first, queued, third])).map((r) => r.status), [200, 200, 200]);
+});
+
+test('health checks on the gateway clock: a replica that fails its probe leaves the rotation', async (t) => {
+  const a = await startUpstream(t, echo);
+  const b = await startUpstream(t, echo);
+  const clock = new ManualClock(Date.now());
+  const probed: number[] = [];
+  const failing = new Set<number>();
+  const health: HealthProbe = {
+    probe: async (port): Promise<HealthAnswer> => {
+      probed.push(port);
+      return failing.has(port) ? { healthy: false, failed: 'init() threw' } : { healthy: true };
+    },
+  };
+  const down: NonNullable<TestGatewayOptions['down']> = [];
+  const g = await startTestGateway(t, [a.port, b.port], { clock, health, healthIntervalMs: 2000, down });
+  clock.advance(1999);
+  t.deepEqual(probed, [], 'not before the interval');
+  clock.advance(1);
+  await waitFor('both probed', () => probed.length === 2);
+  t.deepEqual(down, []);
+  failing.add(a.port);
+  await waitFor('the next round scheduled', () => clock.pending() === 1);
+  clock.advance(2000);
+  await waitFor('the failing replica out', () => down.length === 1);
+  t.like(down[0], { service: 'iris', replica: { port: a.port } });
+  t.regex(down[0]!.reason, /health check failed: init\(\) threw/);
+  t.deepEqual(await postEach(g, 6), new Array(6).fill(200));
+  t.is(a.received.length, 0);
+  await waitFor('the next round scheduled', () => clock.pending() === 1);
+  probed.length = 0;
+  clock.advance(2000);
+  await waitFor('the next round', () => probed.length === 1);
+  t.deepEqual(probed, [b.port], 'only replicas in rotation are probed');
 });
