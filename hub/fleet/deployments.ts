@@ -224,11 +224,11 @@ export class Deployments {
     checkRollout(source.rollout);
     const newImage = source.image !== undefined || source.build !== undefined;
     const newSettings = SETTING_FIELDS.some((f) => source[f] !== undefined);
+    if (source.rollout && !newImage && source.target === undefined) throw invalid('body.rollout: only a new image or target is rolled out; limits and replicas apply in place');
     if (!newImage && !newSettings && source.target === undefined) {
       throw invalid('give at least one change: image or build, a limit (maxConcurrent, maxQueue, memory, cpus), replicas (replicas, minReplicas, maxReplicas, targetUtilization, scaleUpWindow, scaleDownWindow) or target');
     }
     if (newImage && source.target !== undefined) throw invalid('body.target: change the target and the image in two updates (each is its own rollout)');
-    if (source.rollout && !newImage && source.target === undefined) throw invalid('body.rollout: only a new image or target is rolled out; limits and replicas apply in place');
     const current = await this.current(service);
     const settings = settingsOf(source, { limits: current.limits, scale: scaleOf(current) });
     const setSettings = (r: DeploymentRecord) => {
@@ -327,8 +327,8 @@ export class Deployments {
       actor,
       deployment: { update },
     });
-    // Devices that keep the service get new limits and scale at once (the rollout moves only the others).
-    await this.deps.desired.sync([...before.keys()].filter((id) => after.has(id)));
+    // Devices that run it (kept, or leaving later) get new limits and scale at once.
+    await this.deps.desired.sync([...before.keys()]);
     this.deps.logger.info({ service, from: current.target, to: target, joining: [...to.values()].filter((v) => v !== null).length, leaving: [...to.values()].filter((v) => v === null).length, by: actor.keyId }, 'service target changed');
     return publicDeployment(await this.current(service));
   }
