@@ -209,15 +209,17 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
    * Sends the request to the replica it was admitted to; if the connection fails before any
    * answer, that replica leaves the rotation, and a request that never reached it (or whose replica
    * the route dropped meanwhile: a blue/green switch) waits at the head of the queue for another.
-   * `tee`, for a sampled request, sees the answer's body on its way to the client.
+   * `route` is the service's route as the request arrived; `tee`, for a sampled request, sees the
+   * answer's body on its way to the client.
    */
-  const forward = async (name: string, admitted: Granted, body: Buffer, contentType: string, res: ServerResponse, gone: AbortSignal, tee?: CaptureTee): Promise<Forwarded> => {
+  const forward = async (route: Route, admitted: Granted, body: Buffer, contentType: string, res: ServerResponse, gone: AbortSignal, tee?: CaptureTee): Promise<Forwarded> => {
+    const name = route.service;
     let admission = admitted;
     try {
       for (let attempt = 0; ; attempt++) {
         const { replica } = admission;
         // The route now: it may have switched (or its capture changed) while the request waited.
-        const target = o.routes.get(name) ?? routeOf(name);
+        const target = o.routes.get(name) ?? route;
         let upstream: Dispatcher.ResponseData;
         try {
           upstream = await poolFor(replica.port).request({ path: '/score', method: 'POST', body, headers: { 'content-type': contentType }, signal: gone });
@@ -306,9 +308,10 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       if (admission.reason === 'queue-timeout') throw queueTimedOut(name);
       return ABORTED;
     }
+    // Capture as the route says now: it may have changed while the request waited.
     const capture = (o.routes.get(name) ?? route).capture;
     const sampling: Sampling | undefined = o.capture && sampled(capture, random) ? { sink: o.capture, settings: capture, tee: new CaptureTee(CAPTURE_KEEP_BYTES) } : undefined;
-    const forwarded = await forward(name, admission, body, String(req.headers['content-type'] ?? 'application/json'), res, gone, sampling?.tee);
+    const forwarded = await forward(route, admission, body, String(req.headers['content-type'] ?? 'application/json'), res, gone, sampling?.tee);
     if (sampling) record(sampling, arrived, body, forwarded);
     return forwarded.outcome;
   };

@@ -1,9 +1,10 @@
 /**
  * The edgeml scoring gateway (agent/gateway/server.ts, as the agent runs it) alone in its own
- * process, with one route to a scoring container, so the benchmarks can pin it to the
- * system-under-test cores and read its CPU time apart from the load generator's.
+ * process, with one route to one or more scoring containers (its replicas), so the benchmarks can
+ * pin it to the system-under-test cores and read its CPU time apart from the load generator's.
  *
  *   node --import tsx bench/lib/gateway-process.ts '{"port":PORT,"keyHash":"…","limits":{…}}'
+ *   node --import tsx bench/lib/gateway-process.ts '{"ports":[P1,P2,P3],"keyHash":"…","limits":{…}}'
  *
  * Prints one line `{"ready":"http://127.0.0.1:PORT"}` on stdout once it listens (its warnings are
  * pino JSON lines on the same stream); SIGTERM closes it. `startGatewayProcess` does all that.
@@ -19,13 +20,20 @@ import { spawnPinned, stopChild } from './processes.js';
 
 export const BENCH_SERVICE = 'bench';
 
-export interface GatewaySettings {
-  /** The scoring container's loopback port. */
-  port: number;
+export type GatewaySettings = (
+  | {
+      /** The scoring container's loopback port. */
+      port: number;
+    }
+  | {
+      /** The loopback ports of the service's replicas, one container each; limits are per replica. */
+      ports: number[];
+    }
+) & {
   /** sha256 hex of the service key (shared/secrets.ts hashSecret). */
   keyHash: string;
   limits: { maxConcurrent: number; maxQueue: number };
-}
+};
 
 export interface GatewayProcess {
   /** `http://127.0.0.1:PORT/v1/services/bench/score` */
@@ -45,7 +53,7 @@ async function main(settings: GatewaySettings): Promise<void> {
       keyHash: settings.keyHash,
       models: [],
     },
-    [{ container: 'bench-scorer', port: settings.port }],
+    ('ports' in settings ? settings.ports : [settings.port]).map((port) => ({ container: `bench-scorer-${port}`, port })),
   );
   const gateway = await startGateway({
     listen: { host: '127.0.0.1', port: 0 },

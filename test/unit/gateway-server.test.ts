@@ -571,6 +571,7 @@ test('a request that waits longer than the queue timeout gets 503', async (t) =>
   const late = await post(g, '{}', { key: KEY });
   t.is(late.status, 503);
   t.is(late.body.error.code, 'GATEWAY_E_QUEUE_TIMEOUT');
+  t.is(late.body.error.message, 'service iris: no slot within 0.1 s (1 replica × 1 in flight)');
   t.is(late.headers['retry-after'], '1');
   hold.release();
   t.is((await first).status, 200);
@@ -736,4 +737,19 @@ test('health checks on the gateway clock: a replica that fails its probe leaves 
   clock.advance(2000);
   await waitFor('the next round', () => probed.length === 1);
   t.deepEqual(probed, [b.port], 'only replicas in rotation are probed');
+});
+
+test('a connection reset by a replica that still accepts connections is a 502, and the replica stays in rotation', async (t) => {
+  const upstream = await startUpstream(t, (req, res) => {
+    if (upstream.received.length > 1) return echo(req, res);
+    req.socket.destroy();
+  });
+  const down: NonNullable<TestGatewayOptions['down']> = [];
+  const g = await startTestGateway(t, upstream.port, { down });
+  const reset = await post(g, '{}', { key: KEY });
+  t.is(reset.status, 502);
+  t.is(reset.body.error.code, 'GATEWAY_E_UPSTREAM');
+  t.deepEqual(down, [], 'one broken connection is not a dead replica');
+  t.is(g.gateway.load('iris').ready, 1);
+  t.is((await post(g, '{}', { key: KEY })).status, 200);
 });
