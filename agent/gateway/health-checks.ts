@@ -16,7 +16,18 @@ export interface HealthChecks {
   stop(): void;
 }
 
-export function startHealthChecks(o: { routes: RouteTable; rotation: ReplicaRotation; probe: HealthProbe; clock: Clock; intervalMs: number; logger: Logger }): HealthChecks {
+export interface HealthCheckOptions {
+  routes: RouteTable;
+  rotation: ReplicaRotation;
+  probe: HealthProbe;
+  clock: Clock;
+  intervalMs: number;
+  logger: Logger;
+  /** After each round: the gateway lets waiting requests onto replicas that joined meanwhile. */
+  afterRound?: () => void;
+}
+
+export function startHealthChecks(o: HealthCheckOptions): HealthChecks {
   const stopping = new AbortController();
   let timer: unknown = null;
 
@@ -35,6 +46,7 @@ export function startHealthChecks(o: { routes: RouteTable; rotation: ReplicaRota
   const schedule = (): void => {
     timer = o.clock.setTimeout(() => {
       probeAll()
+        .then(() => o.afterRound?.())
         .catch((err: unknown) => o.logger.error({ err }, 'health checks failed'))
         .finally(() => {
           if (!stopping.signal.aborted) schedule();

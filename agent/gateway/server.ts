@@ -402,7 +402,18 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   url = o.advertiseUrl ?? boundUrl;
   o.logger.info({ url: boundUrl, advertised: url }, 'gateway listening');
   const health = o.health
-    ? startHealthChecks({ routes: o.routes, rotation, probe: o.health, clock: o.clock, intervalMs: o.healthIntervalMs ?? DEFAULT_HEALTH_INTERVAL_MS, logger: o.logger })
+    ? startHealthChecks({
+        routes: o.routes,
+        rotation,
+        probe: o.health,
+        clock: o.clock,
+        intervalMs: o.healthIntervalMs ?? DEFAULT_HEALTH_INTERVAL_MS,
+        logger: o.logger,
+        // A replica that joined takes waiting requests at once only when a request arrives or ends; on a quiet service, at the next round.
+        afterRound: () => {
+          for (const limiter of limiters.values()) limiter.pump();
+        },
+      })
     : undefined;
 
   return {

@@ -753,3 +753,22 @@ test('a connection reset by a replica that still accepts connections is a 502, a
   t.is(g.gateway.load('iris').ready, 1);
   t.is((await post(g, '{}', { key: KEY })).status, 200);
 });
+
+test('a replica that joins a quiet service takes the waiting requests at the next health round', async (t) => {
+  const hold = holding();
+  const a = await startUpstream(t, hold.handle);
+  const b = await startUpstream(t, echo);
+  const clock = new ManualClock(Date.now());
+  const health: HealthProbe = { probe: async () => ({ healthy: true }) };
+  const g = await startTestGateway(t, a.port, { clock, health, healthIntervalMs: 1000, limits: { maxConcurrent: 1, maxQueue: 2 } });
+  const first = post(g, '{}', { key: KEY });
+  await waitFor('the first at the container', () => hold.held() === 1);
+  const waiting = post(g, '{}', { key: KEY });
+  await waitFor('the second queued', () => g.gateway.load('iris').queued === 1);
+  g.routes.set(service({ maxConcurrent: 1, maxQueue: 2 }), [replicaAt(a.port), replicaAt(b.port)]);
+  clock.advance(1000);
+  t.is((await waiting).status, 200);
+  t.is(b.received.length, 1);
+  hold.release();
+  t.is((await first).status, 200);
+});
