@@ -1,6 +1,6 @@
 /**
  * Each device's desired state: the services of every deployment whose selector matches its labels
- * (or that a rollout has assigned it), each at the revision the device is on (rollouts move devices
+ * (or that a running retarget still assigns it), each at the revision the device is on (rollouts move devices
  * between revisions), with the deployment's current limits and scale whatever that revision.
  * A device's generation goes up only when its services change; the new state is stored first (one
  * write for all changed devices), then published retained with QoS 1, so a device that connects
@@ -45,6 +45,16 @@ export function desiredService(d: DeploymentRecord, deviceId: string): DesiredSe
   const revision = Object.hasOwn(d.assignments, deviceId) ? d.assignments[deviceId]! : (d.stableRevision ?? creating);
   const spec = revision === null ? undefined : d.revisions.find((r) => r.revision === revision);
   return spec ? serviceAt(d, spec) : null;
+}
+
+/**
+ * While a retarget (or the rollback of one) runs, a device outside the target keeps the service it
+ * was assigned until the rollout takes it away. Otherwise the target alone decides: a device
+ * relabelled out of it loses the service at once.
+ */
+function heldOutsideTarget(d: DeploymentRecord, deviceId: string): boolean {
+  const r = d.rollout;
+  return (r.kind === 'retarget' || r.kind === 'rollback') && (r.phase === 'running' || r.phase === 'paused') && Object.hasOwn(d.assignments, deviceId);
 }
 
 let serviceChecker: Checker<DesiredService> | undefined;
@@ -167,8 +177,7 @@ export class DesiredStates {
     const device = this.devices.get(deviceId);
     if (device.status === 'revoked') return [];
     return deployments
-      // An assignment holds outside the target too: a retarget takes the service away by a rollout.
-      .filter((d) => Object.hasOwn(d.assignments, deviceId) || matchesLabels(device.labels, d.target))
+      .filter((d) => matchesLabels(device.labels, d.target) || heldOutsideTarget(d, deviceId))
       .flatMap((d) => desiredService(d, deviceId) ?? [])
       .sort((a, b) => a.name.localeCompare(b.name));
   }

@@ -133,8 +133,8 @@ export interface DeploymentRecord extends Omit<Deployment, 'capture' | 'scale' |
   keyHash: string;
   /**
    * Devices a rollout has moved off the stable revision, and to which (null: no service). A device's
-   * desired revision is its assignment, else `stableRevision` if it matches the target: an
-   * assignment holds even for a device outside the target (a retarget moves it out by a rollout).
+   * desired revision is its assignment, else `stableRevision`, as long as it matches the target
+   * (or a running retarget, or its rollback, still holds it: desired-states.ts).
    */
   assignments: Record<string, number | null>;
   /** Keys replaced by `rotate-key`, still valid until their time. Absent: none. */
