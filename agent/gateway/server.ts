@@ -83,6 +83,7 @@ export interface Gateway {
   readonly url: string;
   /** Per-service counters for telemetry. */
   readonly metrics: MetricsSource;
+  /** A service's requests in flight and waiting, and its replicas in rotation, now (the autoscaler's input). */
   load(service: string): ServiceLoad;
   close(): Promise<void>;
 }

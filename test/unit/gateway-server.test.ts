@@ -651,6 +651,7 @@ test('a dead replica leaves the rotation at its first failure, the request goes 
   t.is(live.received.length, 21);
   t.is(down.length, 1, 'told once');
   t.like(counters(g.gateway), { requests: 21, upstreamErrors: 0, replicas: 1 });
+  t.like(g.gateway.metrics.takeInterval().services.iris, { requests: 21, replicas: 1 }, 'telemetry carries the ready replicas');
   const listed = (await (await request(`${g.gateway.url}/v1/services`, { dispatcher: g.client, headers: { authorization: `Bearer ${KEY}` } })).body.json()) as { services: any[] };
   t.deepEqual(listed.services[0].replicas, { ready: 1, inFlight: { [`c${live.port}`]: 0 } });
 
