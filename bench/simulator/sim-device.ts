@@ -4,6 +4,7 @@
  * simulated engine (device-reconciler.ts), and a timeline of when each revision arrived, first
  * served (as its reports say) and last failed (as the simulated engine made it fail).
  */
+import { runCommand } from '../../agent/commands.js';
 import type { Reconciler } from '../../agent/reconcile/reconciler.js';
 import type { Labels } from '../../shared/api/devices.js';
 import type { Clock } from '../../shared/clock.js';
@@ -223,9 +224,12 @@ export class SimDevice {
         this.#invalid++;
         return;
       }
-      // `ping`, the one command there is, answered as agent/commands.ts does.
-      const result = { uptimeMs: this.d.clock.now() - this.#startedAt, invalidMessages: this.#invalid, generation: this.#target?.generation ?? null };
-      this.#link.publish('cmd/ack', { v: PROTOCOL_VERSION, id: decoded.value.id, ok: true, result }).catch(() => undefined);
+      const ack = runCommand(decoded.value, {
+        uptimeMs: () => this.d.clock.now() - this.#startedAt,
+        invalidMessages: () => this.#invalid,
+        generation: () => this.#target?.generation ?? null,
+      });
+      this.#link.publish('cmd/ack', ack).catch(() => undefined);
     }
   }
 
