@@ -230,6 +230,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
         batchesInvalid: messages.invalidByChannel.telemetry,
         outboxDropped: telemetry.ingest.fleet.outboxDropped(),
         services: telemetry.ingest.fleet.services(),
+        serviceReplicas: devices.serviceReplicas(),
       };
     };
     const app = await buildHttpServer({

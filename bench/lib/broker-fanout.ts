@@ -65,7 +65,7 @@ const reportOf = (d: DesiredState): ReportedState => ({
 
 function connect(url: string, clientId: string, timeoutMs: number): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
-    // As the devices connect (test/simulator/sim-link.ts): persistent session, MQTT 3.1.1, no auto-reconnect.
+    // As the devices connect (bench/simulator/sim-link.ts): persistent session, MQTT 3.1.1, no auto-reconnect.
     const client = mqtt.connect(url, { clientId, clean: false, protocolVersion: 4, keepalive: 30, connectTimeout: timeoutMs, reconnectPeriod: 0 });
     client.once('connect', () => resolve(client));
     client.once('error', (err) => {

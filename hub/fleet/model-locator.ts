@@ -96,6 +96,8 @@ export function resolveServices(device: DeviceReport, known: RevisionImages, bui
       digest,
       build: build?.id ?? null,
       models: unknown ? null : (build?.models ?? []),
+      ...(s.replicas ? { replicas: s.replicas } : {}),
+      ...(s.lastScale ? { lastScale: s.lastScale } : {}),
     };
   });
 }

@@ -6,7 +6,7 @@
  * that still reports that revision, and says so when none does (`image: null`, `unresolved`).
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { SERVICE_PHASES } from '../protocol.js';
+import { ReplicaCounts, ScaleDecision, SERVICE_PHASES } from '../protocol.js';
 import { stringEnum } from '../schema.js';
 import { Digest, Name, Version } from './common.js';
 import { DEVICE_STATUSES, DeviceId } from './devices.js';
@@ -29,6 +29,8 @@ export const ServingService = Type.Object({
   models: Type.Union([Type.Array(ModelVersionRef), Type.Null()], {
     description: 'model versions in the serving image (from its hub build; empty when nothing serves or for an image built elsewhere); null when the hub cannot tell',
   }),
+  replicas: Type.Optional(ReplicaCounts),
+  lastScale: Type.Optional(ScaleDecision),
 });
 export type ServingService = Static<typeof ServingService>;
 
