@@ -308,15 +308,16 @@ export class RolloutController {
       d.stableRevision = r.revision;
       for (const [id, revision] of Object.entries(d.assignments)) if (revision === r.revision) delete d.assignments[id];
     }
-    this.unpin(d);
+    // Nothing holds a device outside the target once no rollout runs: a pin left there would
+    // come back to life if the device were relabelled into the target later.
+    this.unpin(d, { outside: true });
   }
 
   /**
    * Drops the assignments that give a device what it gets without one (the stable revision inside
-   * the target, nothing outside it), such as what a retarget leaves: nothing a device runs changes,
-   * but a later relabel is again decided by the target alone.
+   * the target, nothing outside it), and with `outside` every assignment outside the target.
    */
-  private unpin(d: DeploymentRecord): void {
+  private unpin(d: DeploymentRecord, opts: { outside: boolean }): void {
     for (const [id, revision] of Object.entries(d.assignments)) {
       let inside: boolean;
       try {
@@ -324,7 +325,7 @@ export class RolloutController {
       } catch {
         continue;
       }
-      if (revision === (inside ? d.stableRevision : null)) delete d.assignments[id];
+      if (inside ? revision === d.stableRevision : opts.outside || revision === null) delete d.assignments[id];
     }
   }
 
@@ -365,7 +366,7 @@ export class RolloutController {
           // The devices not moved yet stay where they were, under the old target.
           if (r.target) {
             d.target = r.target.from;
-            this.unpin(d);
+            this.unpin(d, { outside: false });
           }
         },
       },
