@@ -1,14 +1,15 @@
 /**
  * Creates (and changes, and deletes) that are safe to retry. Such a POST or DELETE may carry
- * `Idempotency-Key` (1–255 visible ASCII characters), scoped to the calling API key. The mark — that key and a fingerprint of the request —
- * is stored inside the created record's actor (`createdBy`, `deletedBy`, …), in the same store write as the
- * create itself: whatever instant the hub dies at, the record and its mark exist together or not at
- * all, and no second table can disagree with them. A retry with the same key finds the record and
- * answers it again, with `Idempotent-Replayed: true`; a different request under the same key gets
- * 422. Secrets stay hashed at rest: under an Idempotency-Key the create derives its secret from the
- * hub secret (hub-secret.ts), so the replay derives the same one. A failed create stored nothing and
- * is not remembered. Requests with the same key run one after the other: a second one waits for
- * the first and answers its outcome. Marks live as long as their records (at least 24 h).
+ * `Idempotency-Key` (1–255 visible ASCII characters), scoped to the calling API key. The mark —
+ * that key and a fingerprint of the request — is stored inside the record's actor (`createdBy`,
+ * `deletedBy`, …), in the same store write as the change itself: whatever instant the hub dies at,
+ * the record and its mark exist together or not at all, and no second table can disagree with
+ * them. A retry with the same key finds the record and answers it again, with
+ * `Idempotent-Replayed: true`; a different request under the same key gets 422. Secrets stay hashed
+ * at rest: under an Idempotency-Key the create derives its secret from the hub secret
+ * (hub-secret.ts), so the replay derives the same one. A failed request stored nothing and is not
+ * remembered. Requests with the same key run one after the other: a second one waits for the first
+ * and answers its outcome. Marks live as long as their records (at least 24 h).
  */
 import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';

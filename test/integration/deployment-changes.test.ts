@@ -100,7 +100,8 @@ test('replicas at deploy: fixed or autoscaled, in the view and the desired state
   t.is(both.code, 2);
   t.regex(both.stderr, /--replicas: give either --replicas \(a fixed count\) or --min-replicas\/--max-replicas/);
   t.regex((await cli('deploy', '--help')).stdout.replace(/\s+/g, ' '), /per replica: 3 ready replicas with --max-concurrent 1 --max-queue 10 hold 3 in flight and 30 waiting before 429/);
-  const openapi = await api<unknown>(hub, 'GET', '/openapi.json');
+  const openapi = await api<{ paths: Record<string, Record<string, unknown>> }>(hub, 'GET', '/openapi.json');
+  t.truthy(openapi.body.paths['/api/v1/deployments/{service}']?.delete, 'DELETE is documented');
   t.regex(JSON.stringify(openapi.body), /with 3 ready replicas, maxConcurrent 1 and maxQueue 10, a device holds 3 requests in flight and 30 waiting before it answers 429/);
 });
 
