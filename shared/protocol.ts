@@ -156,7 +156,7 @@ export type CaptureSettings = Static<typeof CaptureSettings>;
 export const DesiredService = Type.Object(
   {
     name: Type.String({ pattern: SERVICE_NAME_PATTERN }),
-    /** Bumped on every change of the deployment (image, limits): what a rollout moves devices to. */
+    /** Bumped on every new image of the deployment: what a rollout moves devices to. Limits, scale and capture are the deployment's and change no revision. */
     revision: Type.Integer({ minimum: 1 }),
     /** `repository@sha256:…` (a multi-arch index or a single image). */
     image: Type.String({ minLength: 1, pattern: IMAGE_REF_PATTERN }),

@@ -26,6 +26,7 @@ import { addClientOptions, clientAction, withClientOptions, type CliIo } from '.
 import { parseImageId } from './images.js';
 import { captureSettings, formatCapture, parseMaxBody, parseRate, parseRedact, type CaptureFlags } from './capture-options.js';
 import { addRolloutOptions, rolloutRequest, type RolloutFlags } from './rollout-options.js';
+import { fetchServiceReplicas, renderServiceReplicas } from './replica-views.js';
 
 interface SourceFlags extends RolloutFlags {
   image?: string;
@@ -158,13 +159,7 @@ export function formatScale(s: Deployment['scale']): string {
   return `${s.minReplicas}–${s.maxReplicas} per device, autoscaled at ${Math.round(s.targetUtilization * 100)}% of maxConcurrent (up after ${s.scaleUpWindow}, down after ${s.scaleDownWindow})`;
 }
 
-/**
- * Extra lines a caller adds below the deployment (helper D2: replicas per device from the devices'
- * reports); `service show` passes them, other commands none.
- */
-export type DeploymentExtras = ReadonlyArray<readonly [label: string, value: string | undefined]>;
-
-export function renderDeployment(d: Deployment, extras: DeploymentExtras = []): string {
+export function renderDeployment(d: Deployment): string {
   const l = d.limits;
   return renderFields([
     ['service', d.service],
@@ -181,7 +176,6 @@ export function renderDeployment(d: Deployment, extras: DeploymentExtras = []): 
     ['stable', d.stableRevision === null ? '- (no rollout has finished yet)' : `revision ${d.stableRevision}`],
     ['rollout', rolloutLine(d.rollout)],
     ['created', `${d.createdAt} by ${d.createdBy.keyName} (key ${d.createdBy.keyId})`],
-    ...extras,
   ]);
 }
 
@@ -335,7 +329,9 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
     .action(
       clientAction<[string], object>(io, async (ctx, [name]) => {
         const d = await ctx.client.json<Deployment>('GET', apiPath('deployments', name));
-        ctx.out.result(d, () => renderDeployment(d));
+        // Per device, as each reported it: a deleted service runs nowhere.
+        const devices = d.deletedAt === null ? await fetchServiceReplicas(ctx.client, name) : [];
+        ctx.out.result({ ...d, devices }, () => `${renderDeployment(d)}\n\n${renderServiceReplicas(devices)}`);
       }),
     );
   addClientOptions(service);

@@ -47,6 +47,7 @@ const deployment = {
   models: [],
   target: { site: 'lab' },
   limits: { maxConcurrent: 1, maxQueue: 10, memoryBytes: null, cpus: null },
+  scale: { minReplicas: 1, maxReplicas: 1, targetUtilization: 0.7, scaleUpWindow: '5s', scaleDownWindow: '60s' },
   capture: { rate: 0, maxBodyBytes: 16384, redact: [] },
   keyId: 'abcdefgh',
   stableRevision: 1,
@@ -55,6 +56,8 @@ const deployment = {
   createdAt: AT,
   createdBy: ACTOR,
   updatedAt: AT,
+  deletedAt: null,
+  deletedBy: null,
 } satisfies Deployment;
 
 function refusal(t: ExecutionContext, code: ErrorCode, fn: () => unknown): string {
