@@ -19,6 +19,7 @@ export function serviceIntervalMetrics(m: ServiceMetrics): ServiceIntervalMetric
     inFlight: m.inFlight,
     queued: m.queued,
     latencyMs: { boundsMs: [...m.latencyMs.boundsMs], counts: [...m.latencyMs.counts], sumMs: m.latencyMs.sumMs },
+    ...(m.replicas === undefined ? {} : { replicas: m.replicas }),
   };
 }
 

@@ -54,11 +54,15 @@ interface Setup {
 let setup: Promise<Setup> | undefined;
 const devices: string[] = [];
 
+/** The file's hub outlives each test: what it starts is torn down after the last one. */
+const fileCleanups: Array<() => unknown> = [];
+const fileScope = { teardown: (fn: () => unknown) => void fileCleanups.push(fn) } as unknown as ExecutionContext;
+
 function shared(t: ExecutionContext): Promise<Setup> {
   setup ??= (async () => {
     const { registry } = rig();
     const prefix = `edgeml-test-${randomBytes(4).toString('hex')}`;
-    const hub = await startHub(t, ['--registry', registry], { env: { EDGEML_HUB_IMAGE_PREFIX: prefix } });
+    const hub = await startHub(fileScope, ['--registry', registry], { env: { EDGEML_HUB_IMAGE_PREFIX: prefix } });
     const cli = cliFor(hub, hub.adminKey, LONG);
     jsonOf(t, await cli('model', 'register', 'iris-linear', join(FIXTURES, 'models', 'iris-linear'), '--json'));
     jsonOf(t, await cli('manifest', 'create', 'slow', '--runtime', 'node', '--score', join(FIXTURES, 'node', 'linear', 'score.js'), '--deps', join(FIXTURES, 'node', 'linear', 'package.json'), '--model', 'iris-linear:1', '--schema', join(FIXTURES, 'schema.json'), '--env', `FIXTURE_SLOW_RUN_MS=${SLOW_RUN_MS}`, '--json'));
@@ -74,6 +78,7 @@ test.after.always(async () => {
   for (const id of devices) for (const c of await containersOf(id)) await exec('docker', ['rm', '-f', c.id]);
   const s = await setup?.catch(() => undefined);
   if (s) await deleteFromRegistry(rig().registry, `${s.prefix}/slow`, 'v1').catch(() => undefined);
+  for (const fn of fileCleanups.reverse()) await fn();
 });
 
 async function device(t: ExecutionContext, s: Setup, labels: Record<string, string> = {}): Promise<{ id: string; agent: EdgemlProcess }> {

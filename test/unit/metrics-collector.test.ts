@@ -22,7 +22,7 @@ const settle = () => new Promise((r) => setImmediate(r));
 
 function setup(opts: { append?: (b: Batch) => Promise<void>; scaling?: () => Record<string, ScalingCounts> } = {}) {
   const clock = new ManualClock(T0);
-  const gateway = new GatewayMetrics(clock, () => ({ inFlight: 2, queued: 1 }));
+  const gateway = new GatewayMetrics(clock, () => ({ inFlight: 2, queued: 1, replicas: 3 }));
   const appended: Batch[] = [];
   const errors: Array<Record<string, unknown>> = [];
   const collector = new MetricsCollector({
@@ -80,6 +80,7 @@ test('one valid batch per interval, with the gateway counts mapped and the inter
     inFlight: 2,
     queued: 1,
     latencyMs: { boundsMs: [...LATENCY_BOUNDS_MS], counts: [1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0], sumMs: 43 },
+    replicas: 3,
   });
   t.is(second!.services.iris!.requests, 1, 'counts start again each interval');
   t.deepEqual(second!.services.iris!.latencyMs.counts, [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
