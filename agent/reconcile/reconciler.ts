@@ -14,7 +14,7 @@
  * checked again with backoff. A lane whose rollout a new desired state no longer wants is abandoned
  * at once. Every step is reported with the generation it works on.
  */
-import { backoffDelay, defaultBackoff, type BackoffPolicy } from '../../shared/backoff.js';
+import { defaultBackoff, type BackoffPolicy } from '../../shared/backoff.js';
 import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js';
 import type { DesiredService, DesiredState, ReportedState } from '../../shared/protocol.js';
 import { execute, type ExecuteOptions, type PassProgress } from './execute.js';
@@ -23,6 +23,7 @@ import { cleanupKey, isHousekeeping, isServed, laneOf, plan, rolloutKey, type Cu
 import type { PromotedContainers } from './promoted-containers.js';
 import { clampReplicas, fixedReplicas, type ReplicaTarget } from './replica-target.js';
 import { Reports } from './reports.js';
+import { RolloutFailures } from './rollout-failures.js';
 import type { Route } from './routes.js';
 
 export interface ReconcilerOptions extends ExecuteOptions {
@@ -63,8 +64,7 @@ interface Lane {
 export class Reconciler {
   readonly #reports: Reports;
   readonly #replicas: ReplicaTarget;
-  /** `rolloutKey` → attempts so far and when the next may start. */
-  readonly #failures = new Map<string, { attempts: number; retryAt: number; rejected: boolean }>();
+  readonly #failures: RolloutFailures;
   readonly #lanes = new Map<string | null, Lane>();
   /** Per service: what its lanes did in this pass that the engine does not show. */
   readonly #progress = new Map<string, PassProgress>();
@@ -84,6 +84,7 @@ export class Reconciler {
   constructor(private readonly o: ReconcilerOptions) {
     this.#reports = new Reports({ send: o.report, clock: o.clock, logger: o.logger });
     this.#replicas = o.replicas ?? fixedReplicas;
+    this.#failures = new RolloutFailures({ clock: o.clock, backoff: o.backoff ?? defaultBackoff });
   }
 
   /** Plans again now: starts the loop, or wakes the one running (abandoning lanes no longer wanted). */
@@ -195,7 +196,7 @@ export class Reconciler {
       const busyImages = [...this.#lanes.values()].flatMap((l) => [...l.images]);
       const steps = plan(current, services, {
         ...this.progress(),
-        blocked: this.blocked(),
+        blocked: this.#failures.blocked(),
         attempted: this.#attempted,
         keepImages: new Set([...(this.o.desired()?.services.map((s) => s.image) ?? []), ...busyImages]),
         replicas,
@@ -212,7 +213,7 @@ export class Reconciler {
         this.#reports.report(generation, this.#reports.allRunning(services) ? 'converged' : 'failed');
         this.#attempted.clear();
         this.#progress.clear();
-        this.schedule(this.nextRetryMs(services));
+        this.schedule(this.#failures.nextRetryMs(services.map(rolloutKey)) ?? this.o.resyncMs);
         return;
       }
       await woken;
@@ -293,7 +294,7 @@ export class Reconciler {
       const f = failed as { rollout: Rollout; failure: Promise<StepFailure> };
       this.failed(f.rollout, await f.failure, generation);
     } else if (lane.key && steps.some((s) => s.kind === 'switch' || s.kind === 'join')) {
-      this.#failures.delete(lane.key);
+      this.#failures.succeeded(lane.key);
     }
   }
 
@@ -328,15 +329,13 @@ export class Reconciler {
     // No variant for this platform never changes; a full disk may be freed, so it is retried.
     const final = f.code === ErrorCodes.AGENT_PLATFORM_UNAVAILABLE;
     const rejected = final || f.code === ErrorCodes.AGENT_DISK_FULL;
-    const attempts = (this.#failures.get(key)?.attempts ?? 0) + 1;
-    const delay = backoffDelay(attempts - 1, this.o.backoff ?? defaultBackoff);
-    this.#failures.set(key, { attempts, retryAt: this.o.clock.now() + delay, rejected: final });
+    const { attempts, retryInMs } = this.#failures.failed(key, final);
     // Other lanes may keep the loop busy past the retry time: it must plan again then.
-    if (!final) {
+    if (retryInMs !== null) {
       const timer = this.o.clock.setTimeout(() => {
         this.#retryTimers.delete(timer);
         this.trigger();
-      }, delay);
+      }, retryInMs);
       this.#retryTimers.add(timer);
     }
     const error = { code: f.code, message: f.message };
@@ -346,17 +345,6 @@ export class Reconciler {
     else this.#reports.setStatus(service, rejected ? 'rejected' : 'failed', { servingRevision: previous[0]?.revision ?? null, error });
     this.#reports.report(generation, 'reconciling');
     this.o.logger.warn({ service: service.name, revision: service.revision, code: f.code, step: f.step, err: f.message, attempts, rejected }, scaling ? 'a new replica failed; the others keep serving' : rejected ? 'service rejected' : 'rollout failed; the previous replicas keep serving');
-  }
-
-  private blocked(): Set<string> {
-    const now = this.o.clock.now();
-    return new Set([...this.#failures].filter(([, f]) => f.rejected || f.retryAt > now).map(([key]) => key));
-  }
-
-  /** The next pass: when the first failed rollout may be retried, else at the resync. */
-  private nextRetryMs(services: readonly DesiredService[]): number {
-    const retries = services.map((s) => this.#failures.get(rolloutKey(s))).filter((f) => f && !f.rejected).map((f) => f!.retryAt);
-    return retries.length ? Math.max(0, Math.min(...retries) - this.o.clock.now()) : this.o.resyncMs;
   }
 }
 

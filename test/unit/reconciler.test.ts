@@ -349,3 +349,19 @@ test('changed memory and CPU limits are applied to the running replicas: same id
   t.deepEqual(runtime.running().map((c) => c.id).sort(), ids);
   t.is(runtime.updates.length, 2);
 });
+
+test('a new revision whose replicas never get healthy: the launch fails, every new replica goes, the old replicas keep the route and the record', async (t) => {
+  const { runtime, health, routes, want, serviceState, stop, store } = await setup({ replicas: replicasAt(2), healthTimeoutMs: 600 });
+  t.teardown(() => stop());
+  want(scaled(svc(1)));
+  await waitFor('2 replicas to serve', () => ports(routes).length === 2);
+  const old = routes.get('iris')!.replicas.map((r) => r.container).sort();
+  health.unhealthy.add(image('2'));
+  want(scaled(svc(2)));
+  await waitFor('revision 2 to fail', () => serviceState()?.phase === 'failed', 5000);
+  t.like(serviceState(), { revision: 2, servingRevision: 1 });
+  await waitFor('the new replicas to go', () => runtime.containers.size === 2);
+  t.deepEqual([...runtime.containers.keys()].sort(), old);
+  t.deepEqual(routes.get('iris')!.replicas.map((r) => r.container).sort(), old);
+  t.deepEqual((JSON.parse(store.text!) as { services: { iris: { containers: string[] } } }).services.iris.containers.sort(), old);
+});
