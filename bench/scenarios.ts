@@ -1,10 +1,11 @@
-/** Every benchmark `npm run bench` runs, in this order (issue 8's numbering). */
+/** Every benchmark `npm run bench` runs, in this order (issue 8's numbering; overload-replicas is issue 15's). */
 import { scenario as agentFootprint } from './agent-footprint.js';
 import { scenario as build } from './build.js';
 import { scenario as gatewayOverhead } from './gateway-overhead.js';
 import type { Scenario } from './lib/scenario.js';
 import { scenario as overload } from './overload.js';
+import { scenario as overloadReplicas } from './overload-replicas.js';
 import { scenario as rolloutScale } from './rollout-scale.js';
 import { scenario as telemetryIngest } from './telemetry-ingest.js';
 
-export const SCENARIOS: Scenario[] = [telemetryIngest, gatewayOverhead, overload, agentFootprint, rolloutScale, build];
+export const SCENARIOS: Scenario[] = [telemetryIngest, gatewayOverhead, overload, overloadReplicas, agentFootprint, rolloutScale, build];

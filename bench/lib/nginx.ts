@@ -3,7 +3,9 @@
  * container: one worker process and no master (`master_process off`, so the process we start is
  * the one serving and its CPU time is the proxy's), in the foreground, with a temp prefix and
  * config, listening on a loopback port only, keepalive connections to the upstream, no access log.
- * `location` is the path clients use (the gateway's), proxied to the container's `/score`.
+ * `location` is the path clients use (the gateway's), proxied to the container's `/score`; with
+ * several upstream ports (replicas), nginx balances over them as `upstream` says (round robin by
+ * default, `least_conn` when asked).
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -14,8 +16,13 @@ import { exitReason, freePort, spawnPinned, stopChild, waitListening } from './p
 
 export const NGINX = '/usr/sbin/nginx';
 
-export interface NginxOptions {
-  upstreamPort: number;
+export type NginxOptions = (
+  | { upstreamPort: number }
+  | {
+      /** One `server` per port, e.g. three scoring containers. */
+      upstreamPorts: number[];
+    }
+) & {
   /** The path clients POST to, e.g. `/v1/services/bench/score`. */
   location: string;
   cores: string;
@@ -23,7 +30,11 @@ export interface NginxOptions {
   http?: string[];
   /** Extra directives in the location (e.g. `limit_conn`). */
   locationDirectives?: string[];
-}
+  /** Extra directives in the `upstream` block (e.g. `least_conn`). */
+  upstream?: string[];
+  /** Parameters after each upstream `server` address (e.g. `max_conns=1`). */
+  serverParameters?: string;
+};
 
 export interface NginxProcess {
   scoreUrl: string;
@@ -54,6 +65,7 @@ export async function startNginx(o: NginxOptions): Promise<NginxProcess> {
   const prefix = await mkdtemp(join(tmpdir(), 'edgeml-bench-nginx-'));
   await mkdir(join(prefix, 'tmp'));
   const port = await freePort();
+  const servers = ('upstreamPorts' in o ? o.upstreamPorts : [o.upstreamPort]).map((p) => `server 127.0.0.1:${p}${o.serverParameters ? ` ${o.serverParameters}` : ''};`);
   const config = [
     'daemon off;',
     'master_process off;',
@@ -67,7 +79,7 @@ export async function startNginx(o: NginxOptions): Promise<NginxProcess> {
     `  proxy_temp_path ${join(prefix, 'tmp', 'proxy')};`,
     '  keepalive_requests 100000;',
     ...(o.http ?? []).map((d) => `  ${d}`),
-    `  upstream scorer { server 127.0.0.1:${o.upstreamPort}; keepalive 64; keepalive_requests 100000; }`,
+    `  upstream scorer { ${[...(o.upstream ?? []), ...servers].join(' ')} keepalive 64; keepalive_requests 100000; }`,
     '  server {',
     `    listen 127.0.0.1:${port};`,
     '    server_name bench;',
