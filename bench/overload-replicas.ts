@@ -78,7 +78,7 @@ async function run(ctx: ScenarioContext): Promise<ScenarioResult> {
   const rows: Row[] = [
     { metric: `goodput (2xx/s), ${n} replicas, ${at}`, unit: 'req/s', edgeml: r.edgeml3.goodput, peer: r.nginx3.goodput, better: 'higher', note: `capacity ${n} × ${r.capacity.toFixed(1)}/s measured direct; nginx: ${n} servers, least_conn` },
     { metric: `goodput (2xx/s), 1 replica, ${at}`, unit: 'req/s', edgeml: r.edgeml1.goodput, peer: r.nginx1.goodput, better: 'higher', note: 'the overload scenario, again in this run' },
-    { metric: `goodput, ${n} replicas vs 1`, unit: '×', edgeml: r.edgeml3.goodput / r.edgeml1.goodput, peer: r.nginx3.goodput / r.nginx1.goodput, better: 'higher', note: `at most ${n}×` },
+    { metric: `goodput, ${n} replicas vs 1`, unit: '×', edgeml: r.edgeml3.goodput / r.edgeml1.goodput, peer: r.nginx3.goodput / r.nginx1.goodput, better: 'higher', note: `${n}× = each replica as busy as one alone` },
     { metric: `p99 latency of accepted requests, ${n} replicas`, unit: 'ms', edgeml: r.edgeml3.okP99, peer: r.nginx3.okP99, better: 'lower', note: `floor ≈ (1 + ${n} × ${LIMITS.maxQueue} / ${n}) × ${SERVICE_MS} ms` },
     { metric: 'p99 latency of accepted requests, 1 replica', unit: 'ms', edgeml: r.edgeml1.okP99, peer: r.nginx1.okP99, better: 'lower' },
     { metric: `share answered 429, ${n} replicas`, unit: '%', edgeml: r.edgeml3.rejectedShare * 100, peer: r.nginx3.rejectedShare * 100, better: 'lower', note: `limit ${r.limitConn.replicas} = ${n} × (1 + ${LIMITS.maxQueue}); offered = capacity` },
