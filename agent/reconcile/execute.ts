@@ -131,6 +131,8 @@ const executors: { [K in StepKind]: Executor<K> } = {
     for (const c of containers) x.pass.launched.delete(c.id);
     for (const p of rollout.previous) x.pass.retired.add(p.id);
     x.reports.setStatus(service, 'running', { servingRevision: service.revision });
+    // Other services' lanes may keep the pass going for long (a slow pull): the hub hears of this one now.
+    x.reports.reportSoon(x.generation);
     x.o.logger.info({ service: service.name, revision: service.revision, replicas: containers.map((c) => c.port) }, 'service switched to the new replicas');
   },
 
@@ -140,6 +142,7 @@ const executors: { [K in StepKind]: Executor<K> } = {
     for (const c of containers) x.pass.launched.delete(c.id);
     // Clears the error of an earlier replica that failed to join.
     x.reports.setStatus(service, 'running', { servingRevision: service.revision });
+    x.reports.reportSoon(x.generation);
     x.o.logger.info({ service: service.name, revision: service.revision, joined: containers.map((c) => c.port), replicas: replicas.length }, 'replicas joined the route');
   },
 

@@ -235,7 +235,7 @@ test.serial('two services on one agent: a pull held at the registry for one neve
   t.is((await s.cli('service', 'update', 'second', '--image', `${registry}/${repoPath}@${free.digest}`)).code, 0);
   await runningAtHub(s, id, 'second', (svc) => svc.servingRevision === 2 && svc.replicas?.ready === 1);
   const dev = await deviceOf(s.hub, id);
-  t.is(serviceOn(dev, 'first')?.phase, 'pulling', 'first is still pulling');
+  t.is(serviceOn(dev, 'first')?.phase, 'pulling', `first is still pulling: ${JSON.stringify(serviceOn(dev, 'first'))}`);
   t.is(serviceOn(dev, 'first')?.servingRevision, 1, 'and its revision 1 serves meanwhile');
 
   gate.release();

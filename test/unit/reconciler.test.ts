@@ -267,8 +267,8 @@ const scaled = (s: DesiredService, max = 3): DesiredService => ({ ...s, scale: {
 const named = (name: string, s: DesiredService): DesiredService => ({ ...s, name, image: s.image.replace('iris', name) });
 const ports = (routes: RouteTable, name = 'iris') => routes.get(name)?.replicas.map((r) => r.port) ?? [];
 
-test('two services: one held in its pull, the other rolls out a new revision meanwhile', async (t) => {
-  const { runtime, routes, want, stop } = await setup();
+test('two services: one held in its pull, the other rolls out a new revision meanwhile, and the hub hears of it', async (t) => {
+  const { runtime, routes, want, last, stop } = await setup();
   t.teardown(() => stop());
   const counter = (r: number) => named('counter', svc(r));
   want(svc(1), counter(1));
@@ -278,6 +278,9 @@ test('two services: one held in its pull, the other rolls out a new revision mea
   await waitFor('the iris pull to be held', () => runtime.held.has(image('2')));
   await waitFor('counter revision 2 to serve while iris waits', () => routes.get('counter')?.revision === 2, 5000);
   t.is(routes.get('iris')?.revision, 1, 'iris still serves revision 1');
+  // Reported while the pass goes on (iris still pulls), not only when it ends.
+  await waitFor('a report of counter at revision 2', () => last()?.services.find((x) => x.name === 'counter')?.servingRevision === 2, 5000);
+  t.is(last()?.services.find((x) => x.name === 'iris')?.phase, 'pulling');
   runtime.held.get(image('2'))!();
   await waitFor('iris revision 2 to serve', () => routes.get('iris')?.revision === 2, 5000);
 });
