@@ -143,6 +143,11 @@ export function isServed(service: DesiredService, current: Pick<Current, 'contai
   return current.containers.some((c) => c.service === service.name && matches(c, service) && trusted(c, current, ejected));
 }
 
+/** The trusted replicas of the service running now, of any revision. */
+export function runningReplicas(service: DesiredService, current: Pick<Current, 'containers' | 'promoted'>, ejected: ReadonlySet<string> = new Set()): number {
+  return current.containers.filter((c) => c.service === service.name && trusted(c, current, ejected)).length;
+}
+
 export function plan(current: Current, target: readonly DesiredService[], ctx: PlanContext): Step[] {
   const steps: Step[] = [];
   const wanted = new Set(target.map((s) => s.name));

@@ -19,7 +19,7 @@ import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js'
 import type { DesiredService, DesiredState, ReportedState } from '../../shared/protocol.js';
 import { execute, type ExecuteOptions, type PassProgress } from './execute.js';
 import { failure } from './failure.js';
-import { cleanupKey, isHousekeeping, isServed, laneOf, plan, rolloutKey, type Current, type Rollout, type Step, type StepKind } from './plan.js';
+import { cleanupKey, isHousekeeping, isServed, laneOf, plan, rolloutKey, runningReplicas, type Current, type Rollout, type Step, type StepKind } from './plan.js';
 import type { PromotedContainers } from './promoted-containers.js';
 import { clampReplicas, fixedReplicas, type ReplicaTarget } from './replica-target.js';
 import { Reports } from './reports.js';
@@ -185,7 +185,7 @@ export class Reconciler {
       const current = await this.readCurrent(services);
       if (this.#closed) return;
       for (const id of this.#ejected) if (!current.containers.some((c) => c.id === id)) this.#ejected.delete(id);
-      const replicas = new Map(services.map((s) => [s.name, clampReplicas(s, this.#replicas.desired(s))]));
+      const replicas = new Map(services.map((s) => [s.name, clampReplicas(s, this.#replicas.desired(s, runningReplicas(s, current, this.#ejected)))]));
       for (const s of services) {
         const status = this.#reports.status(s.name);
         if (isServed(s, current, this.#ejected) && (status?.phase !== 'running' || status.revision !== s.revision)) this.#reports.setStatus(s, 'running', { servingRevision: s.revision });

@@ -6,7 +6,11 @@
 import { scaleOf, type DesiredService, type ScaleDecision } from '../../shared/protocol.js';
 
 export interface ReplicaTarget {
-  desired(service: DesiredService): number;
+  /**
+   * `running`: the trusted replicas the device runs now, so a restarted agent carries on with the
+   * count it had instead of falling back to the minimum under load.
+   */
+  desired(service: DesiredService, running: number): number;
   /** What reports carry beside the counts: why the resource guard holds the count, and the last decision. */
   status(service: string): { capacity?: string; lastScale?: ScaleDecision };
 }

@@ -65,6 +65,8 @@ const round = (n: number) => Math.round(n * 100) / 100;
 export class Autoscaler implements ReplicaTarget {
   readonly #states = new Map<string, ServiceState>();
   #counts = new Map<string, ScalingCounts>();
+  /** Replicas running when the reconciler first asked about a service, before any sample. */
+  readonly #runningAtStart = new Map<string, number>();
   #timer: unknown = null;
   #running: Promise<void> | null = null;
   #closed = false;
@@ -82,9 +84,13 @@ export class Autoscaler implements ReplicaTarget {
     await this.#running;
   }
 
-  desired(service: DesiredService): number {
-    const state = autoscaled(service) ? this.#states.get(service.name) : undefined;
-    return clampReplicas(service, state?.count ?? scaleOf(service).minReplicas);
+  desired(service: DesiredService, running: number): number {
+    if (!autoscaled(service)) return clampReplicas(service, scaleOf(service).minReplicas);
+    const state = this.#states.get(service.name);
+    if (state) return clampReplicas(service, state.count);
+    // Not sampled yet (the agent just started): what runs stays until the load says otherwise.
+    this.#runningAtStart.set(service.name, running);
+    return clampReplicas(service, running);
   }
 
   status(name: string): { capacity?: string; lastScale?: ScaleDecision } {
@@ -116,6 +122,7 @@ export class Autoscaler implements ReplicaTarget {
     const services = this.o.desired().filter(autoscaled);
     const names = new Set(services.map((s) => s.name));
     for (const name of this.#states.keys()) if (!names.has(name)) this.#states.delete(name);
+    for (const name of this.#runningAtStart.keys()) if (this.#states.has(name) || !names.has(name)) this.#runningAtStart.delete(name);
     let changed = false;
     for (const service of services) {
       const state = this.#stateOf(service, now);
@@ -141,7 +148,8 @@ export class Autoscaler implements ReplicaTarget {
     if (!state) {
       // Each sample stands for the interval before it: ten samples of 500 ms fill a 5 s window.
       const since = now - (this.o.sampleMs ?? SAMPLE_MS);
-      state = { count: scaleOf(service).minReplicas, samples: [], since, changedAt: since };
+      const count = clampReplicas(service, this.#runningAtStart.get(service.name) ?? 0);
+      state = { count, samples: [], since, changedAt: since };
       this.#states.set(service.name, state);
     }
     return state;
@@ -210,6 +218,6 @@ export class Autoscaler implements ReplicaTarget {
 
   /** The memory limits of every replica the agent runs or is starting, all services. */
   #committedBytes(): number {
-    return this.o.desired().reduce((sum, s) => sum + this.desired(s) * (s.limits.memoryBytes ?? 0), 0);
+    return this.o.desired().reduce((sum, s) => sum + this.desired(s, this.#runningAtStart.get(s.name) ?? 0) * (s.limits.memoryBytes ?? 0), 0);
   }
 }

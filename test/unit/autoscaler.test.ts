@@ -73,10 +73,10 @@ test('scales up only once a full scale-up window asked for it, straight to ceil(
   const s = setup({ services: [iris] });
   s.setLoad('iris', 1, 10, 1);
   await s.run(UP_MS - SAMPLE_MS);
-  t.is(s.scaler.desired(iris), 1, 'a window not yet full decides nothing');
+  t.is(s.scaler.desired(iris, 1), 1, 'a window not yet full decides nothing');
   t.is(s.changes(), 0);
   await s.run(SAMPLE_MS);
-  t.is(s.scaler.desired(iris), 3, 'ceil(11 / 0.7) = 16, clamped to max 3, in one step');
+  t.is(s.scaler.desired(iris, 1), 3, 'ceil(11 / 0.7) = 16, clamped to max 3, in one step');
   t.is(s.changes(), 1);
   const [up] = s.decisions('scaled up');
   t.like(up, { service: 'iris', from: 1, to: 3, wanted: 3, avgLoad: 11, avgTotal: 11, target: 0.7, window: '5s' });
@@ -93,10 +93,22 @@ test('the count the average total load asks for, within the range', async (t) =>
   const s = setup({ services: [iris] });
   s.setLoad('iris', 1, 1, 1);
   await s.run(UP_MS);
-  t.is(s.scaler.desired(iris), 3, 'ceil(2 / 0.7)');
+  t.is(s.scaler.desired(iris, 1), 3, 'ceil(2 / 0.7)');
   s.setLoad('iris', 3, 2, 3);
   await s.run(UP_MS);
-  t.is(s.scaler.desired(iris), 5, 'ceil(5 / 0.7) = 8, clamped to 5');
+  t.is(s.scaler.desired(iris, 1), 5, 'ceil(5 / 0.7) = 8, clamped to 5');
+});
+
+test('a restarted agent carries on with the replicas it runs: no step down before a scale-down window without need', async (t) => {
+  const iris = service('iris', { maxReplicas: 3 });
+  const s = setup({ services: [iris] });
+  t.is(s.scaler.desired(iris, 3), 3, 'before any sample: what runs');
+  s.setLoad('iris', 0, 0, 3);
+  await s.run(DOWN_MS - SAMPLE_MS);
+  t.is(s.scaler.desired(iris, 3), 3, 'idle, but not yet for a whole scale-down window');
+  t.is(s.changes(), 0);
+  t.is(s.decisions('scaled down').length, 0);
+  t.is(s.scaler.desired(service('fresh', {}), 0), 1, 'a new service starts at min');
 });
 
 test('a short burst whose window average stays under the target does not scale', async (t) => {
@@ -107,7 +119,7 @@ test('a short burst whose window average stays under the target does not scale',
   await s.run(SAMPLE_MS * 2);
   s.setLoad('iris', 0, 0, 1);
   await s.run(UP_MS * 3);
-  t.is(s.scaler.desired(iris), 1, 'the average over 5s stayed at most 0.4 per replica');
+  t.is(s.scaler.desired(iris, 1), 1, 'the average over 5s stayed at most 0.4 per replica');
   t.is(s.changes(), 0);
 });
 
@@ -116,21 +128,21 @@ test('down one replica at a time once the scale-down window no longer needed the
   const s = setup({ services: [iris] });
   s.setLoad('iris', 3, 9, 3);
   await s.run(UP_MS);
-  t.is(s.scaler.desired(iris), 3);
+  t.is(s.scaler.desired(iris, 1), 3);
   const lastBusy = s.clock.ms;
   s.setLoad('iris', 0, 0, 3);
   await s.run(DOWN_MS - SAMPLE_MS);
-  t.is(s.scaler.desired(iris), 3, 'the busy sample is still inside the window');
+  t.is(s.scaler.desired(iris, 1), 3, 'the busy sample is still inside the window');
   await s.run(SAMPLE_MS);
   t.is(s.clock.ms, lastBusy + DOWN_MS);
-  t.is(s.scaler.desired(iris), 2, 'one replica, not straight to min');
+  t.is(s.scaler.desired(iris, 1), 2, 'one replica, not straight to min');
   t.like(s.scaler.status('iris').lastScale, { from: 3, to: 2, reason: 'load needed at most 1 replica(s) over 60s, below 3' });
   await s.run(1500);
-  t.is(s.scaler.desired(iris), 2);
+  t.is(s.scaler.desired(iris, 1), 2);
   await s.run(SAMPLE_MS);
-  t.is(s.scaler.desired(iris), 1, 'the next step 2s later');
+  t.is(s.scaler.desired(iris, 1), 1, 'the next step 2s later');
   await s.run(DOWN_MS * 2);
-  t.is(s.scaler.desired(iris), 1, 'never below min');
+  t.is(s.scaler.desired(iris, 1), 1, 'never below min');
   t.deepEqual(
     s.decisions('scaled down').map((d) => [d.from, d.to, d.need, d.window]),
     [
@@ -147,10 +159,10 @@ test('a load that still needs some replicas stops the steps down there', async (
   const s = setup({ services: [iris] });
   s.setLoad('iris', 4, 6, 4);
   await s.run(UP_MS);
-  t.is(s.scaler.desired(iris), 4);
+  t.is(s.scaler.desired(iris, 1), 4);
   s.setLoad('iris', 1, 0, 4);
   await s.run(DOWN_MS + 10_000);
-  t.is(s.scaler.desired(iris), 2, 'one request at a time asks ceil(1 / 0.7) = 2 replicas');
+  t.is(s.scaler.desired(iris, 1), 2, 'one request at a time asks ceil(1 / 0.7) = 2 replicas');
 });
 
 test('the guard holds the count where no replica fits, says why with the numbers, and logs and counts it once', async (t) => {
@@ -159,7 +171,7 @@ test('the guard holds the count where no replica fits, says why with the numbers
   const s = setup({ services: [iris], memory: assumedMemory(500 * MIB) });
   s.setLoad('iris', 1, 10, 1);
   await s.run(UP_MS * 4);
-  t.is(s.scaler.desired(iris), 1);
+  t.is(s.scaler.desired(iris, 1), 1);
   t.is(s.changes(), 0);
   const capacity = 'capacity: a replica of iris needs 256 MiB; 244 MiB available, 128 MiB kept free: 1 of the 3 replicas the load asks for fit';
   t.is(s.scaler.status('iris').capacity, capacity);
@@ -180,11 +192,11 @@ test('the guard lets the count go as far as fits, counting the refused rest', as
   const s = setup({ services: [iris], memory: assumedMemory(640 * MIB) });
   s.setLoad('iris', 1, 10, 1);
   await s.run(UP_MS);
-  t.is(s.scaler.desired(iris), 2);
+  t.is(s.scaler.desired(iris, 1), 2);
   t.regex(s.scaler.status('iris').capacity ?? '', /^capacity: a replica of iris needs 256 MiB; 384 MiB available, 128 MiB kept free: 2 of the 3/);
   t.like(s.decisions('scaled up')[0], { from: 1, to: 2, wanted: 3, available: 384 * MIB });
   await s.run(UP_MS * 2);
-  t.is(s.scaler.desired(iris), 2, 'the second replica is committed now: nothing more fits');
+  t.is(s.scaler.desired(iris, 1), 2, 'the second replica is committed now: nothing more fits');
   t.deepEqual(s.scaler.takeInterval(), { iris: { up: 1, down: 0, held: 1 } });
   t.is(s.decisions('scale-up held by capacity').length, 0, 'the partial step already said why');
 });
@@ -197,9 +209,9 @@ test('assumed memory is what remains after the limits of the replicas of every s
   const s = setup({ services: [iris, fixed, unguarded], memory: assumedMemory(1024 * MIB) });
   s.setLoad('iris', 1, 10, 1);
   await s.run(UP_MS);
-  t.is(s.scaler.desired(iris), 2);
+  t.is(s.scaler.desired(iris, 1), 2);
   t.regex(s.scaler.status('iris').capacity ?? '', /512 MiB available/);
-  t.is(s.scaler.desired(fixed), 2, 'a fixed count is simply that count');
+  t.is(s.scaler.desired(fixed, 1), 2, 'a fixed count is simply that count');
   t.false(s.asked.includes('fixed'), 'and is never sampled');
 });
 
@@ -216,12 +228,12 @@ test("host memory is the device's own figure; one it cannot read holds the count
   s.setLoad('iris', 1, 1, 1);
   available = new Error('ENOENT /proc/meminfo');
   await s.run(UP_MS);
-  t.is(s.scaler.desired(iris), 1);
+  t.is(s.scaler.desired(iris, 1), 1);
   t.is(s.scaler.status('iris').capacity, "capacity: the device's available memory could not be read (ENOENT /proc/meminfo)");
   // (640 - 128) / 256: two more fit; with the running replica subtracted again only one would.
   available = 640 * MIB;
   await s.run(SAMPLE_MS);
-  t.is(s.scaler.desired(iris), 3, 'the running replica is not subtracted: the host counts it already');
+  t.is(s.scaler.desired(iris, 1), 3, 'the running replica is not subtracted: the host counts it already');
   t.is(s.scaler.status('iris').capacity, undefined);
 });
 
@@ -230,7 +242,7 @@ test('a replica without a memory limit is not guarded', async (t) => {
   const s = setup({ services: [iris], memory: assumedMemory(0) });
   s.setLoad('iris', 1, 10, 1);
   await s.run(UP_MS);
-  t.is(s.scaler.desired(iris), 3);
+  t.is(s.scaler.desired(iris, 1), 3);
 });
 
 test('a new range moves the count into it at once; a service no longer desired is forgotten', async (t) => {
@@ -240,12 +252,12 @@ test('a new range moves the count into it at once; a service no longer desired i
   const narrowed = service('iris', { minReplicas: 2, maxReplicas: 4 });
   s.setServices([narrowed]);
   await s.run(SAMPLE_MS);
-  t.is(s.scaler.desired(narrowed), 2);
+  t.is(s.scaler.desired(narrowed, 1), 2);
   t.is(s.changes(), 1);
   s.setServices([]);
   await s.run(SAMPLE_MS);
   t.deepEqual(s.scaler.status('iris'), {});
-  t.is(s.scaler.desired(iris), 1, 'back to its minimum, as for a service never seen');
+  t.is(s.scaler.desired(iris, 1), 1, 'back to its minimum, as for a service never seen');
 });
 
 test('samples on its timer every 500 ms until closed, and leaves no timer', async (t) => {
@@ -268,8 +280,8 @@ test('an exact multiple of the target asks for that many replicas, not one more 
   const s = setup({ services: [iris] });
   s.setLoad('iris', 12, 28, 4);
   await s.run(UP_MS);
-  t.is(s.scaler.desired(iris), 12);
+  t.is(s.scaler.desired(iris, 1), 12);
   s.setLoad('iris', 12, 9, 12);
   await s.run(DOWN_MS + 10_000);
-  t.is(s.scaler.desired(iris), 10, '21 requests at 2.1 per replica');
+  t.is(s.scaler.desired(iris, 1), 10, '21 requests at 2.1 per replica');
 });
