@@ -230,7 +230,8 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
         batchesInvalid: messages.invalidByChannel.telemetry,
         outboxDropped: telemetry.ingest.fleet.outboxDropped(),
         services: telemetry.ingest.fleet.services(),
-        serviceReplicas: devices.serviceReplicas(),
+        // Only what the hub asks each device to run: a deleted or made-up service is no series.
+        serviceReplicas: devices.serviceReplicas().filter((g) => desired.wants(g.device, g.service)),
       };
     };
     const app = await buildHttpServer({

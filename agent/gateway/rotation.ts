@@ -11,10 +11,14 @@ import type { Rotation } from './limiter.js';
 export type ReplicaDown = (service: string, replica: Replica, reason: string) => void;
 
 const NO_ROTATION: Rotation = { limits: { maxConcurrent: 0, maxQueue: 0 }, replicas: [] };
+/** Containers remembered as failed after the route has dropped them (a bounded list, oldest out first). */
+const FAILED_KEPT = 256;
 
 export class ReplicaRotation {
   /** Ejected container ids, with the service they served. */
   readonly #ejected = new Map<string, string>();
+  /** Every container ejected lately, listed or not: its end was a failure, not a drain. */
+  readonly #failed = new Set<string>();
 
   constructor(
     private readonly routes: RouteTable,
@@ -34,10 +38,17 @@ export class ReplicaRotation {
     return this.routes.get(service)?.replicas.some((r) => r.container === container) ?? false;
   }
 
+  /** Whether the gateway ejected this container (lately): it failed, rather than being drained. */
+  failed(container: string): boolean {
+    return this.#failed.has(container);
+  }
+
   /** Takes a listed replica out of rotation; the first time, the reconciler hears of it. */
   eject(service: string, replica: Replica, reason: string): void {
     if (this.#ejected.has(replica.container) || !this.listed(service, replica.container)) return;
     this.#ejected.set(replica.container, service);
+    this.#failed.add(replica.container);
+    if (this.#failed.size > FAILED_KEPT) this.#failed.delete(this.#failed.values().next().value!);
     this.logger.warn({ service, container: replica.container, port: replica.port, reason }, 'replica left the rotation');
     try {
       this.onReplicaDown?.(service, replica, reason);

@@ -151,7 +151,12 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const poolFor = (port: number): Pool => {
     const known = pools.get(port);
     if (known) return known;
-    const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 64, headersTimeout: UPSTREAM_TIMEOUT_MS, bodyTimeout: UPSTREAM_TIMEOUT_MS });
+    // An idle connection is given up 2 s before the container's keep-alive timeout (undici's
+    // default margin is 1 s): on a busy device a late event loop would otherwise send a request on
+    // a connection the container is closing, and that request fails (it may have been read).
+    // No headersTimeout: undici's coarse timers sometimes fired it within seconds instead of minutes
+    // on a held request; `forward` keeps its own (UPSTREAM_TIMEOUT_MS).
+    const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 64, headersTimeout: 0, bodyTimeout: UPSTREAM_TIMEOUT_MS });
     pools.set(port, pool);
     // A new port means a route switched: pools of containers that are gone are closed now, not
     // checked on every request (the hot path).
@@ -207,9 +212,10 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     new GatewayError(503, GatewayCodes.QUEUE_TIMEOUT, `service ${name}: no slot within ${queueTimeoutMs / 1000} s (${capacity(rotation.of(name))})`, { 'retry-after': '1' });
 
   /**
-   * Sends the request to the replica it was admitted to; if the connection fails before any
-   * answer, that replica leaves the rotation, and a request that never reached it (or whose replica
-   * the route dropped meanwhile: a blue/green switch) waits at the head of the queue for another.
+   * Sends the request to the replica it was admitted to; if the connection fails and the replica's
+   * port is closed, that replica leaves the rotation. A request that never reached it (or that was
+   * sent to a replica the route had already dropped: a blue/green switch) waits at the head of the
+   * queue for another; one that may have reached it fails (502) rather than being scored twice.
    * `route` is the service's route as the request arrived; `tee`, for a sampled request, sees the
    * answer's body on its way to the client.
    */
@@ -222,15 +228,21 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
         // The route now: it may have switched (or its capture changed) while the request waited.
         const target = o.routes.get(name) ?? route;
         let upstream: Dispatcher.ResponseData;
+        const late = new AbortController();
+        const timer = o.clock.setTimeout(() => late.abort(new Error(`no answer within ${UPSTREAM_TIMEOUT_MS / 1000} s`)), UPSTREAM_TIMEOUT_MS);
         try {
-          upstream = await poolFor(replica.port).request({ path: '/score', method: 'POST', body, headers: { 'content-type': contentType }, signal: gone });
+          upstream = await poolFor(replica.port).request({ path: '/score', method: 'POST', body, headers: { 'content-type': contentType }, signal: AbortSignal.any([gone, late.signal]) });
         } catch (err) {
           if (gone.aborted) return { outcome: ABORTED, target };
-          const retired = !rotation.listed(name, replica.container);
           const unreached = neverReached(err);
-          // A reset is the replica's end only if its port is closed too: a healthy replica stays.
-          if (!retired && (unreached || !(await accepts(replica.port)))) rotation.eject(name, replica, `connection failed: ${(err as Error).message}`);
-          const retry = attempt < MAX_RETRIES && (retired || unreached) && rotation.of(name).replicas.length > 0;
+          // A failed connection is the replica's end only if its port is closed too: a reset of one
+          // connection, or the agent short of sockets, leaves a healthy replica in rotation.
+          if (rotation.listed(name, replica.container) && !(await accepts(replica.port))) rotation.eject(name, replica, `connection failed: ${(err as Error).message}`);
+          // A replica the route dropped in a switch or a scale-down drains what it took: a failure
+          // there is an idle connection it closed. One that failed may have scored the request:
+          // scoring twice is worse than a 502.
+          const drained = !rotation.listed(name, replica.container) && !rotation.failed(replica.container);
+          const retry = attempt < MAX_RETRIES && (unreached || drained) && rotation.of(name).replicas.length > 0;
           if (!retry) throw upstreamFailed(name, `did not answer: ${(err as Error).message}`, err);
           admission.release();
           const next = await limiterOf(name).acquire(queueTimeoutMs, { signal: gone, retry: true });
@@ -240,6 +252,8 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
           }
           admission = next;
           continue;
+        } finally {
+          o.clock.clearTimeout(timer);
         }
         res.writeHead(upstream.statusCode, { 'content-type': String(upstream.headers['content-type'] ?? 'application/json') });
         try {
@@ -309,9 +323,16 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       if (admission.reason === 'queue-timeout') throw queueTimedOut(name);
       return ABORTED;
     }
-    // Capture as the route says now: it may have changed while the request waited.
-    const capture = (o.routes.get(name) ?? route).capture;
-    const sampling: Sampling | undefined = o.capture && sampled(capture, random) ? { sink: o.capture, settings: capture, tee: new CaptureTee(CAPTURE_KEEP_BYTES) } : undefined;
+    let sampling: Sampling | undefined;
+    try {
+      // Capture as the route says now: it may have changed while the request waited.
+      const capture = (o.routes.get(name) ?? route).capture;
+      sampling = o.capture && sampled(capture, random) ? { sink: o.capture, settings: capture, tee: new CaptureTee(CAPTURE_KEEP_BYTES) } : undefined;
+    } catch (err) {
+      // From here on `forward` releases the slot; until then, this.
+      admission.release();
+      throw err;
+    }
     const forwarded = await forward(route, admission, body, String(req.headers['content-type'] ?? 'application/json'), res, gone, sampling?.tee);
     if (sampling) record(sampling, arrived, body, forwarded);
     return forwarded.outcome;

@@ -186,9 +186,12 @@ export class Deployments {
     const pinned = await this.pin(request);
     const { key, keyId, keyHash } = serviceKey(secret);
     const now = this.now();
+    // A name deployed again counts on from its deleted history: a device's late report of the old
+    // deployment's revision 1 must not pass for the new one's.
+    const revision = 1 + Math.max(0, ...(await this.deps.deployments.listDeleted()).filter((d) => d.service === request.service).map((d) => d.revision));
     const record: DeploymentRecord = {
       service: request.service,
-      revision: 1,
+      revision,
       ...pinned,
       target: request.target,
       limits,
@@ -197,10 +200,10 @@ export class Deployments {
       keyId,
       keyHash,
       stableRevision: null,
-      revisions: [{ revision: 1, ...pinned, limits, createdAt: now }],
+      revisions: [{ revision, ...pinned, limits, createdAt: now }],
       assignments: {},
       // Filled in by the rollout that creates it.
-      rollout: { id: 0, kind: 'create', revision: 1, strategy: 'all-at-once', phase: 'running', devices: [] },
+      rollout: { id: 0, kind: 'create', revision, strategy: 'all-at-once', phase: 'running', devices: [] },
       createdAt: now,
       createdBy: actor,
       updatedAt: now,
@@ -209,7 +212,7 @@ export class Deployments {
     // Before the write: a deployment devices would refuse must never be stored.
     await this.deps.desired.check(record, record.revision);
     const devices = this.targets(record);
-    const { deployment } = await this.deps.rollouts.begin({ kind: 'create', service: record.service, revision: 1, devices, fromRevision: null, request: request.rollout, actor, deployment: { add: record } });
+    const { deployment } = await this.deps.rollouts.begin({ kind: 'create', service: record.service, revision, devices, fromRevision: null, request: request.rollout, actor, deployment: { add: record } });
     this.deps.logger.info({ service: record.service, image: record.image, target: record.target, limits, scale, by: actor.keyId }, 'deployment created');
     return { ...publicDeployment(await this.current(deployment.service)), key };
   }
@@ -230,14 +233,21 @@ export class Deployments {
     }
     if (newImage && source.target !== undefined) throw invalid('body.target: change the target and the image in two updates (each is its own rollout)');
     const current = await this.current(service);
+    // Checked now (400 before anything), applied in the write against the stored record, so two
+    // updates of different settings at once both count.
     const settings = settingsOf(source, { limits: current.limits, scale: scaleOf(current) });
     const setSettings = (r: DeploymentRecord) => {
-      r.limits = settings.limits;
-      r.scale = settings.scale;
+      if (!newSettings) return;
+      const merged = settingsOf(source, { limits: r.limits, scale: scaleOf(r) });
+      r.limits = merged.limits;
+      r.scale = merged.scale;
     };
     if (newImage) return this.updateImage(current, source, setSettings, actor);
     if (source.target !== undefined && !isDeepStrictEqual(source.target, current.target)) return this.retarget(current, source.target, source, setSettings, actor);
     if (!newSettings) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${service} already targets ${formatSelector(current.target)}`, { httpStatus: 409 });
+    if (isDeepStrictEqual(settings, { limits: current.limits, scale: scaleOf(current) })) {
+      throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${service} already has these limits and replicas: nothing to change`, { httpStatus: 409 });
+    }
     return this.changeSettings(current, setSettings, actor);
   }
 

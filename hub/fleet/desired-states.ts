@@ -13,7 +13,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { matchesLabels } from '../../shared/api/devices.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { decodeMessage, DEFAULT_SCALE, DesiredService, PROTOCOL_VERSION } from '../../shared/protocol.js';
+import { decodeMessage, DesiredService, PROTOCOL_VERSION } from '../../shared/protocol.js';
 import { compileChecker, type Checker, type CheckResult } from '../../shared/schema.js';
 import { deviceTopic } from '../../shared/topics.js';
 import type { Broker } from '../broker/broker.js';
@@ -27,8 +27,9 @@ function serviceAt(d: DeploymentRecord, spec: DeploymentRecord['revisions'][numb
   // Keys a rotation replaced, during their grace; absent otherwise, so older agents' states stay as they were.
   if (d.previousKeys?.length) service.previousKeys = d.previousKeys;
   if (d.capture && d.capture.rate > 0) service.capture = d.capture;
-  // Absent at one replica: such a state is byte for byte what agents before replicas got.
-  if (d.scale && !isDeepStrictEqual(d.scale, DEFAULT_SCALE)) service.scale = d.scale;
+  // Absent at one replica (whatever its autoscaler settings, which then do nothing): such a state is
+  // byte for byte what agents before replicas got, and they refuse a field they do not know.
+  if (d.scale && d.scale.maxReplicas > 1) service.scale = d.scale;
   return service;
 }
 
@@ -106,6 +107,11 @@ export class DesiredStates {
     const states = new DesiredStates(deps.repo, deps.deployments, deps.devices, deps.broker, deps.problems, deps.logger);
     states.#states = await deps.repo.all();
     return states;
+  }
+
+  /** Whether the device's desired state names the service (no copy: for every series of a scrape). */
+  wants(deviceId: string, service: string): boolean {
+    return this.#states.get(deviceId)?.services.some((s) => s.name === service) ?? false;
   }
 
   get(deviceId: string): DesiredRecord | undefined {

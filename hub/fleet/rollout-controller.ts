@@ -83,7 +83,9 @@ export class RolloutController {
   /** A new rollout; an active one of the same service is superseded (its devices stay where they are). */
   async begin(s: RolloutStart): Promise<{ rollout: RolloutRecord; deployment: DeploymentRecord }> {
     const { strategy, options } = resolveOptions(s.request);
-    const batches = planBatches([...s.devices.keys()], strategy, options);
+    // A retarget adds devices before it takes any away: the service never runs nowhere in between.
+    const leaving = (id: string) => (s.to?.get(id) === null ? 1 : 0);
+    const batches = planBatches([...s.devices.keys()], strategy, options, leaving);
     const now = this.now();
     const devices: RolloutRecord['devices'] = {};
     batches.forEach((ids, batch) => {
@@ -315,7 +317,8 @@ export class RolloutController {
 
   /**
    * Drops the assignments that give a device what it gets without one (the stable revision inside
-   * the target, nothing outside it), and with `outside` every assignment outside the target.
+   * the target, nothing outside it), and with `outside` every assignment outside the target and
+   * every null one inside it.
    */
   private unpin(d: DeploymentRecord, opts: { outside: boolean }): void {
     for (const [id, revision] of Object.entries(d.assignments)) {
@@ -325,7 +328,9 @@ export class RolloutController {
       } catch {
         continue;
       }
-      if (inside ? revision === d.stableRevision : opts.outside || revision === null) delete d.assignments[id];
+      // Once settled (`outside`), a device inside the target gets the stable revision: a null pin there
+      // is one relabelled in while a retarget had planned it out.
+      if (inside ? revision === d.stableRevision || (opts.outside && revision === null) : opts.outside || revision === null) delete d.assignments[id];
     }
   }
 

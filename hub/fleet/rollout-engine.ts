@@ -60,9 +60,12 @@ export function shareOf(share: string, total: number): number {
   return Math.ceil((Number(share.slice(0, -1)) / 100) * total - 1e-9);
 }
 
-/** Devices in order (by id, so a plan is reproducible), cut into the strategy's batches. */
-export function planBatches(deviceIds: readonly string[], strategy: RolloutStrategy, options: RolloutOptions): string[][] {
-  const ids = [...deviceIds].sort();
+/**
+ * Devices in order (by `rank`, then by id, so a plan is reproducible), cut into the strategy's
+ * batches.
+ */
+export function planBatches(deviceIds: readonly string[], strategy: RolloutStrategy, options: RolloutOptions, rank: (id: string) => number = () => 0): string[][] {
+  const ids = [...deviceIds].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
   if (ids.length === 0) return [];
   if (strategy === 'all-at-once') return [ids];
   const batches: string[][] = [];

@@ -69,6 +69,11 @@ async function harness(timing: (revision: number) => Timing, failures: (revision
       }
       await settle();
     },
+    /** Advances 10 ms at a time until `done` holds, at most `ms`; false if it never did. */
+    async advanceUntil(done: () => boolean, ms: number): Promise<boolean> {
+      for (let t = 0; t < ms && !done(); t += 10) await this.advance(10);
+      return done();
+    },
   };
 }
 
@@ -108,8 +113,8 @@ test('a failed health check keeps the previous revision serving and is retried w
   t.is(shape(h.reports.at(-1)!), 'failed@2:failed');
   t.like(h.reports.at(-1)!.services[0], { revision: 2, servingRevision: 1, error: { code: ErrorCodes.AGENT_HEALTH_FAILED, message: '/health says failed: simulated health failure (fleet simulator)' } });
   h.reports.length = 0;
-  // The backoff is 0.5 to 1 s.
-  await h.advance(1500);
+  // The backoff is 0.5 to 1 s; then a start and a health check of 100 ms each.
+  t.true(await h.advanceUntil(() => h.failed.length === 2 && h.reports.at(-1) !== undefined && shape(h.reports.at(-1)!) === 'failed@2:failed', 3000), 'retried and failed again');
   t.false(shapes(h.reports).some((r) => r.includes('pulling')), 'the retry starts again from the image it has');
   t.true(shapes(h.reports).includes('reconciling@2:starting'));
   t.is(shape(h.reports.at(-1)!), 'failed@2:failed');

@@ -135,6 +135,8 @@ interface TestGatewayOptions {
   healthIntervalMs?: number;
   /** Replicas the gateway reported down, in order. */
   down?: Array<{ service: string; replica: Replica; reason: string }>;
+  /** As the reconciler's replicaFailed does: a replica reported down leaves the route at once. */
+  dropDown?: boolean;
 }
 
 /** A gateway with one route, for `iris`, to the upstreams on `upstreamPorts` (one replica each, in that order). */
@@ -149,7 +151,11 @@ async function startTestGateway(t: ExecutionContext, upstreamPorts: number | num
     clock: opts.clock ?? systemClock,
     health: opts.health,
     healthIntervalMs: opts.healthIntervalMs,
-    onReplicaDown: (service, replica, reason) => opts.down?.push({ service, replica, reason }),
+    onReplicaDown: (name, replica, reason) => {
+      opts.down?.push({ service: name, replica, reason });
+      const route = routes.get(name);
+      if (opts.dropDown && route) routes.set(service(route.limits), route.replicas.filter((r) => r.container !== replica.container));
+    },
     logger: pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as TestGateway['logs'][number]) }),
     queueTimeoutMs: opts.queueTimeoutMs,
     bodyTimeoutMs: opts.bodyTimeoutMs,
@@ -630,7 +636,7 @@ test.serial('3 replicas, maxConcurrent 1, maxQueue 10: 3 in flight and 30 waitin
     for (const h of holds) h.releaseOne();
     await sleep(1);
   }
-  t.true((await Promise.all(answers)).every((r) => r.status === 200));
+  t.deepEqual((await Promise.all(answers)).filter((r) => r.status !== 200), []);
   const order = holds.flatMap((h) => h.bodies.map((b) => (JSON.parse(b) as { i: number }).i));
   t.is(order.length, 33);
 });
@@ -686,6 +692,21 @@ test.serial('a replica killed mid-request: only the requests inside it get 502, 
   t.is(down.length, 1);
 });
 
+test.serial('requests inside a replica that dies are not scored again elsewhere, though the route drops it at once: 502 each', async (t) => {
+  const holds = [holdingEach(), holdingEach()];
+  const [a, b] = await Promise.all(holds.map((h) => startUpstream(t, h.handle)));
+  const down: NonNullable<TestGatewayOptions['down']> = [];
+  const g = await startTestGateway(t, [a!.port, b!.port], { limits: { maxConcurrent: 3, maxQueue: 0 }, down, dropDown: true });
+  const answers = Array.from({ length: 6 }, () => post(g, '{}', { key: KEY }));
+  await waitFor('three inside each replica', () => holds[0]!.held() === 3 && holds[1]!.held() === 3);
+  a!.kill();
+  await waitFor('the killed replica out of the route', () => g.routes.get('iris')?.replicas.length === 1);
+  for (let i = 0; i < 3; i++) holds[1]!.releaseOne();
+  t.deepEqual((await Promise.all(answers)).map((r) => r.status).sort(), [200, 200, 200, 502, 502, 502]);
+  t.is(b!.received.length, 3, "none of the dead replica's requests went to the other");
+  t.is(down.length, 1);
+});
+
 test('limits changed on the route apply to the next request, with no restart', async (t) => {
   const hold = holding();
   const upstream = await startUpstream(t, hold.handle);
@@ -738,6 +759,40 @@ test('health checks on the gateway clock: a replica that fails its probe leaves 
   clock.advance(2000);
   await waitFor('the next round', () => probed.length === 1);
   t.deepEqual(probed, [b.port], 'only replicas in rotation are probed');
+});
+
+test('a replica that misses health checks but still takes connections leaves the rotation only after 3 rounds in a row', async (t) => {
+  const a = await startUpstream(t, echo);
+  const b = await startUpstream(t, echo);
+  const clock = new ManualClock(Date.now());
+  let rounds = 0;
+  // Busy, not dead: no answer in time, no "failed".
+  const slow = new Set<number>([a.port]);
+  const health: HealthProbe = {
+    probe: async (port): Promise<HealthAnswer> => {
+      if (port === a.port) rounds += 1;
+      return slow.has(port) ? { healthy: false, failed: null } : { healthy: true };
+    },
+  };
+  const down: NonNullable<TestGatewayOptions['down']> = [];
+  const g = await startTestGateway(t, [a.port, b.port], { clock, health, healthIntervalMs: 1000, down });
+  const round = async (n: number) => {
+    await waitFor('the next round scheduled', () => clock.pending() === 1);
+    clock.advance(1000);
+    await waitFor(`round ${n}`, () => rounds === n);
+  };
+  await round(1);
+  await round(2);
+  slow.delete(a.port);
+  await round(3);
+  slow.add(a.port);
+  await round(4);
+  await round(5);
+  await waitFor('round 5 judged', () => clock.pending() === 1);
+  t.deepEqual(down, [], 'a healthy answer in between starts the count again');
+  await round(6);
+  await waitFor('the replica out', () => down.length === 1);
+  t.regex(down[0]!.reason, /no healthy answer 3 times in a row/);
 });
 
 test('a connection reset by a replica that still accepts connections is a 502, and the replica stays in rotation', async (t) => {
