@@ -195,7 +195,9 @@ test.serial('with a full queue the oldest batches are dropped and the next batch
   const arrived = new Set(batches.filter((b) => b.id.startsWith('fill-')).map((b) => b.id));
   const missing = fillers.filter((id) => !arrived.has(id));
   t.true(missing.length > 0, 'old batches were dropped');
-  t.deepEqual(missing, fillers.slice(0, missing.length), 'only the oldest are gone');
+  // The oldest go first; one whose publish was under way when the queue overflowed is not dropped
+  // (it is on its way), so the next oldest goes in its place: at most one hole among the oldest.
+  t.true(missing.every((id) => fillers.indexOf(id) <= missing.length), `only the oldest are gone: ${missing.join(', ')}`);
   t.is(missing.length, reported, 'as many missing as reported dropped');
   const own = batches.filter((b) => b.id.startsWith('m.')).map((b) => b.id);
   const all = counters(t, [...own, ...(await leftInOutbox(data, MIN_QUEUE_BYTES))]);
