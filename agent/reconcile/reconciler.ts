@@ -162,6 +162,7 @@ export class Reconciler {
 
   private schedule(ms: number): void {
     this.o.clock.clearTimeout(this.#timer);
+    if (this.#closed) return;
     this.#timer = this.o.clock.setTimeout(() => this.trigger(), ms);
   }
 
@@ -182,6 +183,9 @@ export class Reconciler {
       }
       const { services, generation } = desired;
       this.#reports.retain(services);
+      // A lane that finishes while the engine is read made changes the read may miss (a container
+      // created after the list): it is planned again from the next read, not this one.
+      const busyAtRead = new Set(this.#lanes.keys());
       const current = await this.readCurrent(services);
       if (this.#closed) return;
       for (const id of this.#ejected) if (!current.containers.some((c) => c.id === id)) this.#ejected.delete(id);
@@ -202,12 +206,19 @@ export class Reconciler {
         replicas,
         ejected: this.#ejected,
       });
+      let deferred = false;
       for (const [lane, laneSteps] of byLane(steps)) {
         if (this.#lanes.has(lane)) continue;
+        if (busyAtRead.has(lane)) {
+          deferred = true;
+          continue;
+        }
         const images = new Set(laneSteps.flatMap(imagesOf));
         if ([...this.#lanes.values()].some((l) => [...images].some((i) => l.images.has(i)))) continue;
         this.startLane(lane, laneSteps, images, generation);
       }
+      // A lane deferred above finished already: read again at once.
+      if (this.#lanes.size === 0 && deferred) continue;
       if (this.#lanes.size === 0) {
         // Nothing at work and nothing to do: the pass is over.
         this.#reports.report(generation, this.#reports.allRunning(services) ? 'converged' : 'failed');

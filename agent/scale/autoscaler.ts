@@ -9,7 +9,7 @@ import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
 import { scaleOf, type DesiredService, type ScaleDecision } from '../../shared/protocol.js';
 import { clampReplicas, type ReplicaTarget } from '../reconcile/replica-target.js';
-import type { MemoryGuard } from './memory-guard.js';
+import type { Commitments, MemoryGuard } from './memory-guard.js';
 import { decide, targetPerReplica, type LoadSample } from './scale-rule.js';
 
 /** What the gateway sees of a service now. */
@@ -125,8 +125,11 @@ export class Autoscaler implements ReplicaTarget {
     for (const name of this.#runningAtStart.keys()) if (this.#states.has(name) || !names.has(name)) this.#runningAtStart.delete(name);
     let changed = false;
     for (const service of services) {
-      const state = this.#stateOf(service, now);
       const { inFlight, queued, ready } = this.o.load.load(service.name);
+      // Nothing runs and the reconciler has not said what will (a restarted agent whose first pass
+      // is slow): a state made now would start from the minimum and scale a busy service down.
+      if (!this.#states.has(service.name) && !this.#runningAtStart.has(service.name) && ready === 0) continue;
+      const state = this.#stateOf(service, now);
       state.samples.push({ at: now, load: inFlight + queued, ready });
       const scale = scaleOf(service);
       const keep = now - Math.max(scale.scaleUpWindowMs, scale.scaleDownWindowMs);
@@ -178,7 +181,7 @@ export class Autoscaler implements ReplicaTarget {
     const load = `load ${round(want.avgLoad)} per replica > ${scale.targetUtilization} × maxConcurrent ${service.limits.maxConcurrent} over ${window}`;
     const numbers = { service: service.name, from, wanted: want.to, avgLoad: round(want.avgLoad), avgTotal: round(want.avgTotal), target, window };
     const fit = await this.o.guard
-      .fit({ service: service.name, memoryBytes: service.limits.memoryBytes, from, wanted: want.to, committedBytes: this.#committedBytes() })
+      .fit({ service: service.name, memoryBytes: service.limits.memoryBytes, from, wanted: want.to, commitments: this.#commitments() })
       // Nothing proves a replica fits: hold, and say why (logged once, below, like any hold).
       .catch((err: unknown) => ({
         to: from,
@@ -216,8 +219,17 @@ export class Autoscaler implements ReplicaTarget {
     c[kind] += n;
   }
 
-  /** The memory limits of every replica the agent runs or is starting, all services. */
-  #committedBytes(): number {
-    return this.o.desired().reduce((sum, s) => sum + this.desired(s, this.#runningAtStart.get(s.name) ?? 0) * (s.limits.memoryBytes ?? 0), 0);
+  /** The memory limits of every replica the agent runs or is starting, and of those not ready yet, all services. */
+  #commitments(): Commitments {
+    let committedBytes = 0;
+    let pendingBytes = 0;
+    for (const s of this.o.desired()) {
+      const limit = s.limits.memoryBytes ?? 0;
+      const count = this.desired(s, this.#runningAtStart.get(s.name) ?? 0);
+      const ready = this.#states.get(s.name)?.samples.at(-1)?.ready ?? count;
+      committedBytes += count * limit;
+      pendingBytes += Math.max(0, count - ready) * limit;
+    }
+    return { committedBytes, pendingBytes };
   }
 }

@@ -4,15 +4,24 @@
  * a memory limit is not guarded: nothing says how much it will take.
  */
 
-/**
- * Memory the device has for new replicas, in bytes. `committedBytes` is the sum of the memory
- * limits of the replicas the agent runs (or is starting), for sources that cannot see them.
- */
-export type AvailableMemory = (committedBytes: number) => Promise<number>;
+/** The memory limits of the replicas the agent has asked for, for sources that cannot see them. */
+export interface Commitments {
+  /** Every replica it runs or is starting, all services. */
+  committedBytes: number;
+  /** Those asked for and not ready yet: not using memory yet, but about to. */
+  pendingBytes: number;
+}
 
-/** What the host says is available (MemAvailable): running replicas are in that figure already. */
+/** Memory the device has for new replicas, in bytes. */
+export type AvailableMemory = (c: Commitments) => Promise<number>;
+
+/**
+ * What the host says is available (MemAvailable), less the replicas still starting: running ones
+ * are in the host's figure already, starting ones not yet, and counting them as free would let
+ * the next decision add replicas that do not fit.
+ */
 export function hostMemory(read: () => Promise<number>): AvailableMemory {
-  return () => read();
+  return async ({ pendingBytes }) => (await read()) - pendingBytes;
 }
 
 /**
@@ -20,7 +29,7 @@ export function hostMemory(read: () => Promise<number>): AvailableMemory {
  * left after the limits of the replicas already running.
  */
 export function assumedMemory(totalBytes: number): AvailableMemory {
-  return async (committedBytes) => totalBytes - committedBytes;
+  return async ({ committedBytes }) => totalBytes - committedBytes;
 }
 
 export interface Fit {
@@ -37,7 +46,7 @@ export interface FitRequest {
   memoryBytes: number | null;
   from: number;
   wanted: number;
-  committedBytes: number;
+  commitments: Commitments;
 }
 
 const MIB = 1024 * 1024;
@@ -53,7 +62,7 @@ export class MemoryGuard {
   /** Rejects when the available memory cannot be read: the caller holds, since nothing proves a replica fits. */
   async fit(r: FitRequest): Promise<Fit> {
     if (r.memoryBytes === null || r.wanted <= r.from) return { to: r.wanted };
-    const availableBytes = await this.o.available(r.committedBytes);
+    const availableBytes = await this.o.available(r.commitments);
     const room = Math.max(0, Math.floor((availableBytes - this.o.marginBytes) / r.memoryBytes));
     const to = Math.min(r.wanted, r.from + room);
     if (to === r.wanted) return { to, availableBytes };

@@ -102,7 +102,10 @@ test('the count the average total load asks for, within the range', async (t) =>
 test('a restarted agent carries on with the replicas it runs: no step down before a scale-down window without need', async (t) => {
   const iris = service('iris', { maxReplicas: 3 });
   const s = setup({ services: [iris] });
-  t.is(s.scaler.desired(iris, 3), 3, 'before any sample: what runs');
+  // The agent's first pass is slow: samples come before the reconciler says what runs.
+  s.setLoad('iris', 0, 0, 0);
+  await s.run(1000);
+  t.is(s.scaler.desired(iris, 3), 3, 'before the reconciler asked: what runs');
   s.setLoad('iris', 0, 0, 3);
   await s.run(DOWN_MS - SAMPLE_MS);
   t.is(s.scaler.desired(iris, 3), 3, 'idle, but not yet for a whole scale-down window');
@@ -235,6 +238,19 @@ test("host memory is the device's own figure; one it cannot read holds the count
   await s.run(SAMPLE_MS);
   t.is(s.scaler.desired(iris, 1), 3, 'the running replica is not subtracted: the host counts it already');
   t.is(s.scaler.status('iris').capacity, undefined);
+});
+
+test('host memory: replicas asked for but not ready yet count as taken, so the next decision does not add them twice', async (t) => {
+  const iris = service('iris', { maxReplicas: 5 }, 512 * MIB);
+  const s = setup({ services: [iris], memory: hostMemory(async () => 1228 * MIB) });
+  // 1 ready replica, and a load that asks for 5.
+  s.setLoad('iris', 1, 10, 1);
+  await s.run(UP_MS);
+  t.is(s.scaler.desired(iris, 1), 3, '(1228 − 128) / 512: two more fit');
+  // The two new ones are still starting: MemAvailable has not gone down yet.
+  await s.run(UP_MS);
+  t.is(s.scaler.desired(iris, 1), 3, 'no more: the starting ones will take that memory');
+  t.regex(s.scaler.status('iris').capacity ?? '', /^capacity: /);
 });
 
 test('a replica without a memory limit is not guarded', async (t) => {
