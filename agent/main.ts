@@ -154,7 +154,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
     clock: systemClock,
     logger: logger.child({ component: 'reconcile' }),
     health: httpHealthProbe,
-    ports: loopbackPorts,
+    ports: loopbackPorts(),
     replicas: autoscaler,
     healthTimeoutMs: parseDuration(config.healthTimeout),
     minFreeDiskBytes: parseSize(config.minFreeDisk),

@@ -20,4 +20,20 @@ async function freeLoopbackPort(): Promise<number> {
   return port;
 }
 
-export const loopbackPorts: PortAllocator = { next: freeLoopbackPort };
+/** Ports handed out lately are remembered: replicas created together must not get one that another has not bound yet. */
+const RECENT_KEPT = 256;
+
+export function loopbackPorts(): PortAllocator {
+  const recent: number[] = [];
+  return {
+    next: async () => {
+      for (let tries = 0; ; tries++) {
+        const port = await freeLoopbackPort();
+        if (recent.includes(port) && tries < 16) continue;
+        recent.push(port);
+        if (recent.length > RECENT_KEPT) recent.shift();
+        return port;
+      }
+    },
+  };
+}

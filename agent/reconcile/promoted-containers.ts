@@ -84,13 +84,14 @@ export class PromotedContainers {
    */
   async adoptOnce(running: ReadonlyArray<{ service: string; container: string; image: string }>): Promise<boolean> {
     if (!this.missing) return false;
-    this.missing = false;
     await this.change(() => {
       for (const r of running) {
         const containers = this.byService.get(r.service)?.containers ?? [];
         this.byService.set(r.service, { containers: [...containers, r.container], images: [r.image] });
       }
     });
+    // Only once the record is on disk: until then a restart must not adopt what this agent launches.
+    this.missing = false;
     return true;
   }
 

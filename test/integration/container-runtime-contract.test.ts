@@ -69,5 +69,5 @@ test.after.always(async () => {
 containerRuntimeContract({
   name: 'docker',
   platform: PLATFORM,
-  fixture: async () => ({ runtime: dockerRuntime(), health: httpHealthProbe, ports: loopbackPorts, images: await images() }),
+  fixture: async () => ({ runtime: dockerRuntime(), health: httpHealthProbe, ports: loopbackPorts(), images: await images() }),
 });
