@@ -82,6 +82,14 @@ test('replicas at deploy: fixed or autoscaled, in the view and the desired state
   t.regex(shown.stdout, /replicas:\s+1–3 per device, autoscaled at 50% of maxConcurrent \(up after 10s, down after 120s\)/);
   t.regex(shown.stdout, /limits:\s+per replica: maxConcurrent 1, maxQueue 10/);
 
+  // One replica at most: autoscaler settings do nothing, so the state is still what older agents got.
+  const single = jsonOf<DeploymentCreated>(t, await cli('deploy', 'single', '--image', IMAGE_1, '--target', 'site=lab', '--min-replicas', '1', '--max-replicas', '1', '--target-utilization', '0.5', '--json'));
+  t.like(single.scale, { minReplicas: 1, maxReplicas: 1, targetUtilization: 0.5 }, 'kept in the view');
+  const fourth = await device.generation(4);
+  t.deepEqual(Object.keys(fourth.services.find((s) => s.name === 'single')!), ['name', 'revision', 'image', 'limits', 'keyHash', 'models'], 'a 1..1 service with its own utilisation has no scale');
+  jsonOf(t, await cli('service', 'update', 'single', '--max-replicas', '2', '--json'));
+  t.deepEqual((await device.generation(5)).services.find((s) => s.name === 'single')?.scale, { minReplicas: 1, maxReplicas: 2, targetUtilization: 0.5, scaleUpWindowMs: 5000, scaleDownWindowMs: 60_000 });
+
   const refused = async (body: object, field: RegExp) => {
     const res = await api<ErrorAnswer>(hub, 'POST', '/api/v1/deployments', { key: hub.adminKey, json: { service: 'bad', image: IMAGE_1, target: { site: 'lab' }, ...body } });
     t.is(res.status, 400, JSON.stringify(body));
@@ -118,6 +126,14 @@ test('service update of limits and replicas: the same revision, no rollout, ever
   const second = await device.generation(2);
   t.like(second.services[0], { name: 'iris', revision: 1, image: IMAGE_1, limits: { maxConcurrent: 1, maxQueue: 2, memoryBytes: null, cpus: null } });
   t.false('scale' in second.services[0]!);
+
+  const unchanged = await cli('service', 'update', 'iris', '--max-queue', '2');
+  t.not(unchanged.code, 0);
+  t.regex(unchanged.stderr, /already has these limits and replicas: nothing to change.*\[HUB_E_CONFLICT\]/);
+  const sameByRest = await api<ErrorAnswer>(hub, 'POST', '/api/v1/deployments/iris/update', { key: hub.adminKey, json: { maxQueue: 2, maxConcurrent: 1 } });
+  t.is(sameByRest.status, 409);
+  t.is(sameByRest.body.error.code, 'HUB_E_CONFLICT');
+  t.is(jsonOf<Deployment>(t, await cli('service', 'show', 'iris', '--json')).updatedAt, queue.updatedAt, 'nothing written');
 
   const replicas = jsonOf<Deployment>(t, await cli('service', 'update', 'iris', '--replicas', '3', '--memory', '64m', '--json'));
   t.like(replicas, { revision: 1, scale: { minReplicas: 3, maxReplicas: 3 }, limits: { maxQueue: 2, memoryBytes: 64 * 1024 * 1024 } });
@@ -164,25 +180,26 @@ test('a new target moves devices in and out through a rollout, batch by batch', 
   t.like(retarget, { revision: 1, target: { site: 'field' }, limits: { maxQueue: 4 }, rollout: { kind: 'retarget', revision: 1, strategy: 'batches', phase: 'running' } });
   t.deepEqual(retarget.rollout.devices, ['tgt-a', 'tgt-b', 'tgt-c']);
 
-  // Batch 1: a leaves; b keeps it (with the new limits at once) and c has nothing yet.
-  await a.until('iris gone', (d) => !has(d, 'iris'));
-  await b.until('the new limits', (d) => d.services[0]?.limits.maxQueue === 4);
-  t.false(has(c.latest(), 'iris'));
-  await a.converge();
-  // Batch 2: b leaves, only once a reported it gone.
-  await b.until('iris gone', (d) => !has(d, 'iris'));
-  t.false(has(c.latest(), 'iris'), 'c joins in the last batch');
-  await b.converge();
+  // Batch 1: c joins (it adds before it takes away, though c sorts last); a and b keep it, with the new limits at once.
   const joined = await c.until('iris in', (d) => has(d, 'iris'));
   t.like(joined.services[0], { name: 'iris', revision: 1, image: IMAGE_1, limits: { maxQueue: 4 } });
+  await a.until('the new limits', (d) => d.services[0]?.limits.maxQueue === 4);
+  await b.until('the new limits', (d) => d.services[0]?.limits.maxQueue === 4);
+  t.true(has(a.latest(), 'iris') && has(b.latest(), 'iris'), 'nobody leaves before c runs it');
   await c.converge();
+  // Batch 2: a leaves, only once c reported it running; then b, once a reported it gone.
+  await a.until('iris gone', (d) => !has(d, 'iris'));
+  t.true(has(b.latest(), 'iris'));
+  await a.converge();
+  await b.until('iris gone', (d) => !has(d, 'iris'));
+  await b.converge();
 
   const rollout = await waitFor('the retarget to succeed', async () => {
     const r = (await api<Rollout>(hub, 'GET', `/api/v1/rollouts/${retarget.rollout.id}`, { key: hub.adminKey })).body;
     return r.phase === 'succeeded' ? r : undefined;
   });
   t.deepEqual(rollout.target, { from: { site: 'lab' }, to: { site: 'field' } });
-  t.deepEqual(rollout.devices.map((d) => [d.id, d.batch, d.phase]), [['tgt-a', 0, 'healthy'], ['tgt-b', 1, 'healthy'], ['tgt-c', 2, 'healthy']]);
+  t.deepEqual(rollout.devices.map((d) => [d.id, d.batch, d.phase]), [['tgt-a', 1, 'healthy'], ['tgt-b', 2, 'healthy'], ['tgt-c', 0, 'healthy']]);
   t.like(jsonOf<Deployment>(t, await cli('service', 'show', 'iris', '--json')), { target: { site: 'field' }, stableRevision: 1, rollout: { kind: 'retarget', phase: 'succeeded' } });
 
   // Settled: a relabel is decided by the target alone again, at once.
@@ -203,13 +220,39 @@ test('an aborted retarget puts the old target back and returns the moved devices
   await waitFor('the create rollout to succeed', async () => (await api<Rollout>(hub, 'GET', `/api/v1/rollouts/${created.rollout.id}`, { key: hub.adminKey })).body.phase === 'succeeded');
 
   const retarget = jsonOf<Deployment>(t, await cli('service', 'update', 'iris', '--target', 'site=field', '--strategy', 'batches', '--batch-size', '1', '--json'));
-  await a.until('iris gone', (d) => !has(d, 'iris'));
+  // b joins first; a would leave only once b runs it.
+  const joined = await b.until('iris in', (d) => has(d, 'iris'));
   const busy = await cli('service', 'update', 'iris', '--image', IMAGE_2);
   t.regex(busy.stderr, /moves devices to a new target: let it finish or abort it.*\[HUB_E_CONFLICT\]/);
   t.is((await cli('rollout', 'abort', String(retarget.rollout.id))).code, 0);
-  await a.until('iris back', (d) => d.generation > 2 && has(d, 'iris'));
-  t.false(has(b.latest(), 'iris'), 'b never got it');
+  await b.until('iris off again', (d) => d.generation > joined.generation && !has(d, 'iris'));
+  t.true(a.received.every((d) => has(d, 'iris')), 'a never lost it');
   t.like(jsonOf<Deployment>(t, await cli('service', 'show', 'iris', '--json')), { target: { site: 'lab' }, rollout: { kind: 'rollback' } });
+});
+
+test('a device a retarget planned out but relabelled back in before its turn ends the retarget with the service', async (t) => {
+  const hub = await startHub(t);
+  const cli = cliFor(hub);
+  const x = await playDevice(t, hub, 'back-x', { site: 'lab' });
+  const y = await playDevice(t, hub, 'back-y', { site: 'field' });
+  const created = jsonOf<DeploymentCreated>(t, await cli('deploy', 'iris', '--image', IMAGE_1, '--target', 'site=lab', '--json'));
+  await x.generation(1);
+  await x.converge();
+  await waitFor('the create rollout to succeed', async () => (await api<Rollout>(hub, 'GET', `/api/v1/rollouts/${created.rollout.id}`, { key: hub.adminKey })).body.phase === 'succeeded');
+
+  const retarget = jsonOf<Deployment>(t, await cli('service', 'update', 'iris', '--target', 'site=field', '--strategy', 'batches', '--batch-size', '1', '--json'));
+  // Batch 1 is y joining; x's turn to leave waits until y reports it running, so x is relabelled before it.
+  await y.until('iris in', (d) => has(d, 'iris'));
+  t.is((await cli('device', 'label', 'back-x', 'site=field')).code, 0);
+  await y.converge();
+  // The plan still takes x out in its batch (that is what the rollout says it does) ...
+  const gone = await x.until('iris gone in its batch', (d) => !has(d, 'iris'));
+  await x.converge();
+  await waitFor('the retarget to succeed', async () => (await api<Rollout>(hub, 'GET', `/api/v1/rollouts/${retarget.rollout.id}`, { key: hub.adminKey })).body.phase === 'succeeded');
+  // ... and once it settles, x is inside the target with no pin holding it out: it gets the service.
+  const back = await x.until('iris back once settled', (d) => d.generation > gone.generation && has(d, 'iris'));
+  t.like(back.services.find((s) => s.name === 'iris'), { revision: 1, image: IMAGE_1 });
+  t.true(has(y.latest(), 'iris'));
 });
 
 test('service delete: every device drops it, the hub keeps it as deleted, a retry is answered again, and the name can be deployed again', async (t) => {
@@ -252,11 +295,13 @@ test('service delete: every device drops it, the hub keeps it as deleted, a retr
   t.deepEqual(jsonOf<DeploymentList>(t, await cli('service', 'list', '--all', '--json')).deployments.map((d) => [d.service, d.deletedAt !== null]), [['other', false], ['iris', true]]);
   t.regex((await cli('service', 'list', '--all')).stdout, /iris \(deleted /);
 
-  // The same name again: a new deployment, revision 1, a new key; the old one stays in the history.
+  // The same name again: a new deployment and key, counting revisions on from the deleted one (a late
+  // report of the old revision 1 must not pass for the new one's); the old one stays in the history.
   const redeployed = jsonOf<DeploymentCreated>(t, await cli('deploy', 'iris', '--image', IMAGE_2, '--target', 'site=lab', '--json'));
-  t.like(redeployed, { service: 'iris', revision: 1, image: IMAGE_2, deletedAt: null });
+  t.like(redeployed, { service: 'iris', revision: 2, image: IMAGE_2, deletedAt: null, rollout: { kind: 'create', revision: 2 } });
+  t.deepEqual(redeployed.revisions.map((r) => r.revision), [2]);
   t.not(redeployed.keyId, created.keyId);
-  t.like((await device.generation(4)).services.find((s) => s.name === 'iris'), { revision: 1, image: IMAGE_2 });
+  t.like((await device.generation(4)).services.find((s) => s.name === 'iris'), { revision: 2, image: IMAGE_2 });
   t.like(jsonOf<Deployment>(t, await cli('service', 'show', 'iris', '--json')), { image: IMAGE_2, deletedAt: null });
 
   const byCli = jsonOf<Deployment>(t, await cli('service', 'delete', 'iris', '--yes', '--json'));
@@ -266,4 +311,9 @@ test('service delete: every device drops it, the hub keeps it as deleted, a retr
   const all = jsonOf<DeploymentList>(t, await cli('service', 'list', '--all', '--json')).deployments;
   t.deepEqual(all.map((d) => [d.service, d.image]), [['other', IMAGE_2], ['iris', IMAGE_1], ['iris', IMAGE_2]], 'both deleted ones, oldest deletion first');
   t.true(hub.logs.some((l) => l.msg === 'service deleted' && l.service === 'iris'), 'logged');
+
+  // On from the highest deleted revision, not from the number of deletions.
+  const third = jsonOf<DeploymentCreated>(t, await cli('deploy', 'iris', '--image', IMAGE_1, '--target', 'site=lab', '--json'));
+  t.like(third, { revision: 3, rollout: { revision: 3 } });
+  t.like((await device.generation(6)).services.find((s) => s.name === 'iris'), { revision: 3, image: IMAGE_1 });
 });

@@ -50,6 +50,16 @@ test('batches: a canary of at least one device, then the rest in batches; all-at
   t.deepEqual(planBatches([], 'canary', resolveOptions({ strategy: 'canary' }).options), []);
 });
 
+test('batches by rank, then by id: a retarget plans the devices it adds before the ones it takes away', (t) => {
+  const leaving = new Set(['d1', 'd3']);
+  const rank = (id: string) => (leaving.has(id) ? 1 : 0);
+  const one = resolveOptions({ strategy: 'batches', batchSize: '1' }).options;
+  // Given out of order: the plan does not depend on how the caller lists them.
+  t.deepEqual(planBatches(['d4', 'd3', 'd1', 'd2'], 'batches', one, rank), [['d2'], ['d4'], ['d1'], ['d3']]);
+  t.deepEqual(planBatches(['d4', 'd3', 'd1', 'd2'], 'batches', resolveOptions({ strategy: 'batches', batchSize: '3' }).options, rank), [['d2', 'd4', 'd1'], ['d3']]);
+  t.deepEqual(planBatches(['d4', 'd3', 'd1', 'd2'], 'batches', one), [['d1'], ['d2'], ['d3'], ['d4']], 'no rank: by id alone');
+});
+
 test('the next batch moves only once every device of the current one is healthy, in order', (t) => {
   const f = fleet(ids(4));
   const r = rollout(ids(4), { strategy: 'batches', batchSize: '2' });
