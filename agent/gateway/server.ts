@@ -154,9 +154,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     // An idle connection is given up 2 s before the container's keep-alive timeout (undici's
     // default margin is 1 s): on a busy device a late event loop would otherwise send a request on
     // a connection the container is closing, and that request fails (it may have been read).
-    // No headersTimeout: undici's coarse timers sometimes fired it within seconds instead of minutes
-    // on a held request; `forward` keeps its own (UPSTREAM_TIMEOUT_MS).
-    const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 64, headersTimeout: 0, bodyTimeout: UPSTREAM_TIMEOUT_MS });
+    const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 64, headersTimeout: UPSTREAM_TIMEOUT_MS, bodyTimeout: UPSTREAM_TIMEOUT_MS });
     pools.set(port, pool);
     // A new port means a route switched: pools of containers that are gone are closed now, not
     // checked on every request (the hot path).
@@ -228,10 +226,8 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
         // The route now: it may have switched (or its capture changed) while the request waited.
         const target = o.routes.get(name) ?? route;
         let upstream: Dispatcher.ResponseData;
-        const late = new AbortController();
-        const timer = o.clock.setTimeout(() => late.abort(new Error(`no answer within ${UPSTREAM_TIMEOUT_MS / 1000} s`)), UPSTREAM_TIMEOUT_MS);
         try {
-          upstream = await poolFor(replica.port).request({ path: '/score', method: 'POST', body, headers: { 'content-type': contentType }, signal: AbortSignal.any([gone, late.signal]) });
+          upstream = await poolFor(replica.port).request({ path: '/score', method: 'POST', body, headers: { 'content-type': contentType }, signal: gone });
         } catch (err) {
           if (gone.aborted) return { outcome: ABORTED, target };
           const unreached = neverReached(err);
@@ -252,8 +248,6 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
           }
           admission = next;
           continue;
-        } finally {
-          o.clock.clearTimeout(timer);
         }
         res.writeHead(upstream.statusCode, { 'content-type': String(upstream.headers['content-type'] ?? 'application/json') });
         try {
