@@ -15,7 +15,7 @@ import {
   type DeploymentList,
   type ServiceUpdate,
 } from '../../shared/api/deployments.js';
-import { DEFAULT_SCALE, LIMIT_BOUNDS, SERVICE_NAME_PATTERN } from '../../shared/protocol.js';
+import { DEFAULT_SCALE, LIMIT_BOUNDS, SERVICE_NAME_PATTERN, type ServiceScale } from '../../shared/protocol.js';
 import { formatBytes } from '../../shared/size.js';
 import { MAX_KEY_GRACE, type KeyRotated } from '../../shared/api/deployments.js';
 import { DURATION_PATTERN } from '../../shared/duration.js';
@@ -103,11 +103,14 @@ export function imageSource(flags: SourceFlags): ServiceUpdate {
 
 const SETTING_KEYS = ['maxConcurrent', 'maxQueue', 'memory', 'cpus', 'replicas', 'minReplicas', 'maxReplicas', 'targetUtilization', 'scaleUpWindow', 'scaleDownWindow'] as const;
 
-/** Only the flags given (the hub keeps or defaults the rest); the combinations the hub would refuse are refused here. */
-function settings(flags: SettingFlags): Partial<Pick<ServiceUpdate, (typeof SETTING_KEYS)[number]>> {
+/**
+ * Only the flags given (the hub keeps or defaults the rest); the combinations the hub would refuse
+ * are refused here, naming the flags. `base`: what the flags not given stand for (a new deployment's
+ * defaults; for an update, anything, since the hub merges with what is stored).
+ */
+function settings(flags: SettingFlags, base: ServiceScale): Partial<Pick<ServiceUpdate, (typeof SETTING_KEYS)[number]>> {
   const given = Object.fromEntries(SETTING_KEYS.filter((k) => flags[k] !== undefined).map((k) => [k, flags[k]]));
-  // Only the combination and the windows' range: the hub merges with what is stored, and refuses min above max then.
-  const checked = resolveScale(flags, { ...DEFAULT_SCALE, minReplicas: 1, maxReplicas: LIMIT_BOUNDS.replicas.maximum }, '--');
+  const checked = resolveScale(flags, base, '--');
   if (!checked.ok) throw inputError(checked.error);
   return given;
 }
@@ -117,7 +120,7 @@ export function deployRequest(service: string, flags: DeployFlags): DeploymentCr
     service,
     ...imageSource(flags),
     target: keyValueRecord('--target', flags.target),
-    ...settings(flags),
+    ...settings(flags, DEFAULT_SCALE),
     ...deployCapture(flags),
   };
 }
@@ -127,7 +130,7 @@ export function updateRequest(flags: UpdateFlags): ServiceUpdate {
   const newImage = flags.image !== undefined || flags.build !== undefined;
   const request: ServiceUpdate = {
     ...(newImage ? imageSource(flags) : {}),
-    ...settings(flags),
+    ...settings(flags, { ...DEFAULT_SCALE, minReplicas: 1, maxReplicas: LIMIT_BOUNDS.replicas.maximum }),
     ...(flags.target === undefined ? {} : { target: keyValueRecord('--target', flags.target) }),
   };
   if (Object.keys(request).length === 0) throw inputError('give at least one change: --image or --build, a limit, replicas, or --target');

@@ -7,6 +7,7 @@
 import test from 'ava';
 import { formatWindow, resolveScale } from '../../shared/api/deployments.js';
 import { DEFAULT_SCALE } from '../../shared/protocol.js';
+import { deployRequest, updateRequest } from '../../cli/commands/deployments.js';
 import { publicDeployment } from '../../hub/fleet/deployments.js';
 import { desiredService } from '../../hub/fleet/desired-states.js';
 import type { DeploymentRecord } from '../../hub/store/store.js';
@@ -79,4 +80,11 @@ test('devices get the deployment scale and its current limits whatever revision 
   t.like(onStable, { revision: 2, image: image(2), limits: scaled.limits, scale: scaled.scale });
   t.like(onOld, { revision: 1, image: image(1), limits: scaled.limits, scale: scaled.scale }, 'the old revision with the new limits');
   t.deepEqual(publicDeployment(scaled).scale, { minReplicas: 1, maxReplicas: 3, targetUtilization: 0.7, scaleUpWindow: '5s', scaleDownWindow: '60s' });
+});
+
+test('the CLI names its flags: deploy --min-replicas 2 alone is above the default maximum of 1; an update leaves the maximum to the hub', (t) => {
+  const flags = { build: 3, target: [{ key: 'site', value: 'lab' }], minReplicas: 2 };
+  t.throws(() => deployRequest('iris', flags), { message: /^--min-replicas: minReplicas \(2\) must not be above maxReplicas \(1\)/ });
+  t.like(deployRequest('iris', { ...flags, maxReplicas: 3 }), { minReplicas: 2, maxReplicas: 3 });
+  t.like(updateRequest({ minReplicas: 2 }), { minReplicas: 2 });
 });
