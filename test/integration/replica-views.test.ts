@@ -29,7 +29,7 @@ function iris(extra: Partial<ReportedService> = {}): ReportedService {
 
 /** A device as a bare MQTT client: online, then its report, then one metrics batch; resolves once the hub has the report. */
 async function playDevice(t: ExecutionContext, hub: HubProcess, id: string, service: ReportedService, interval: ReturnType<typeof serviceInterval>) {
-  const client = await mqtt.connectAsync(`mqtt://${hub.mqtt}`, { clientId: id, username: id, password: await enrollDevice(hub, id), reconnectPeriod: 0, connectTimeout: 5000 });
+  const client = await mqtt.connectAsync(`mqtt://${hub.mqtt}`, { clientId: id, username: id, password: await enrollDevice(hub, id, { site: 'views' }), reconnectPeriod: 0, connectTimeout: 5000 });
   t.teardown(() => client.endAsync(true));
   await client.publishAsync(deviceTopic(id, 'status'), JSON.stringify(onlineStatus(id)), { qos: 1, retain: true });
   const reported: ReportedState = { v: 1, observedGeneration: 1, phase: 'converged', services: [service] };
@@ -50,9 +50,12 @@ function promtool(text: string): Promise<{ code: number; output: string }> {
 test('device show, the device services route, /metrics and telemetry show the replicas devices report', async (t) => {
   t.timeout(120_000);
   const hub = await startHub(t);
+  const cli = cliFor(hub);
+  // The hub asks the devices to run iris: /metrics has series only for services it asks for.
+  const deployed = await cli('deploy', 'iris', '--image', iris().image, '--target', 'site=views', '--json');
+  t.is(deployed.code, 0, deployed.stderr);
   await playDevice(t, hub, 'gw-1', iris({ replicas: { desired: 3, ready: 2, capacity: CAPACITY }, lastScale: LAST_SCALE }), serviceInterval({ requests: 4, responses: { '2xx': 4, '3xx': 0, '4xx': 0, '5xx': 0 }, replicas: 2, scaling: { up: 2, down: 0, held: 1 } }));
   await playDevice(t, hub, 'gw-old', iris(), serviceInterval({ requests: 1, responses: { '2xx': 1, '3xx': 0, '4xx': 0, '5xx': 0 } }));
-  const cli = cliFor(hub);
 
   // device show --json: the hub's device record, each service with what its device reported.
   const shown = jsonOf<Device>(t, await cli('device', 'show', 'gw-1', '--json'));
