@@ -112,8 +112,8 @@ export function cleanupKey(step: Housekeeping): string {
   return step.kind === 'prune' ? `image:${step.image}` : step.kind === 'drain' || step.kind === 'remove' ? `container:${step.container.id}` : `${step.kind}:${step.container.id}`;
 }
 
-/** The lane a step runs in: its service's, or null for images (pruning). */
-export function laneOf(step: Step): string | null {
+/** The launch a step belongs to; null for the housekeeping steps, whose failures are only logged. */
+export function rolloutOf(step: Step): Rollout | null {
   switch (step.kind) {
     case 'pull':
     case 'create':
@@ -121,7 +121,17 @@ export function laneOf(step: Step): string | null {
     case 'waitHealthy':
     case 'switch':
     case 'join':
-      return step.rollout.service.name;
+      return step.rollout;
+    default:
+      return null;
+  }
+}
+
+/** The lane a step runs in: its service's, or null for images (pruning). */
+export function laneOf(step: Step): string | null {
+  const rollout = rolloutOf(step);
+  if (rollout) return rollout.service.name;
+  switch (step.kind) {
     case 'leave':
       return step.service.name;
     case 'route':
@@ -130,7 +140,7 @@ export function laneOf(step: Step): string | null {
     case 'drain':
     case 'remove':
       return step.container.service;
-    case 'prune':
+    default:
       return null;
   }
 }

@@ -19,7 +19,7 @@ import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js'
 import type { DesiredService, DesiredState, ReportedState } from '../../shared/protocol.js';
 import { execute, type ExecuteOptions, type PassProgress } from './execute.js';
 import { failure } from './failure.js';
-import { cleanupKey, isHousekeeping, isServed, laneOf, plan, rolloutKey, runningReplicas, type Current, type Rollout, type Step, type StepKind } from './plan.js';
+import { cleanupKey, isHousekeeping, isServed, laneOf, plan, rolloutKey, rolloutOf, runningReplicas, type Current, type Rollout, type Step, type StepKind } from './plan.js';
 import type { PromotedContainers } from './promoted-containers.js';
 import { clampReplicas, fixedReplicas, type ReplicaTarget } from './replica-target.js';
 import { Reports } from './reports.js';
@@ -368,20 +368,6 @@ function byLane(steps: readonly Step[]): Map<string | null, Step[]> {
   return lanes;
 }
 
-/** The launch a step belongs to; null for the housekeeping steps, whose failures are only logged. */
-function rolloutOf(step: Step): Rollout | null {
-  switch (step.kind) {
-    case 'pull':
-    case 'create':
-    case 'start':
-    case 'waitHealthy':
-    case 'switch':
-    case 'join':
-      return step.rollout;
-    default:
-      return null;
-  }
-}
 
 function housekeepingKey(step: Step): string | null {
   return isHousekeeping(step) ? cleanupKey(step) : null;
