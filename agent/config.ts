@@ -15,10 +15,20 @@ export const AgentConfigSchema = Type.Object(
     // No user:password@ in the URL: it would end up in logs and `ps`; the token has its own key.
     hub: Type.String({ pattern: '^mqtts?://[^/@]+$', examples: ['mqtt://127.0.0.1:1883', 'mqtts://hub.example:8883'], default: 'mqtt://127.0.0.1:1883', description: "hub's MQTT broker URL" }),
     deviceId: Type.String({ pattern: DEVICE_ID_PATTERN, examples: ['gateway-01'], description: 'this device id (as enrolled)' }),
-    token: Type.Optional(Type.String({ minLength: 1, description: 'the device token from `edgeml device enroll`' })),
+    token: Type.Optional(Type.String({ minLength: 1, description: 'the device token from `edgeml device enroll` (prefer tokenFile or the environment: flags show in ps)' })),
+    tokenFile: Type.Optional(Type.String({ minLength: 1, description: 'a file holding the device token; read again before every connection, so a rotated token can be put there without a restart' })),
+    auth: stringEnum(['token', 'cert'] as const, {
+      default: 'token',
+      description: 'how the agent authenticates to the broker: token, or cert (a client certificate from the hub, asked for with the token on first contact; needs mqtts://)',
+    }),
     hubCa: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA bundle that signed the hub broker certificate (for mqtts:// with a private CA)' })),
     data: Type.String({ minLength: 1, default: './.edgeml/agent', description: 'data directory' }),
     gateway: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:8090', description: 'scoring gateway listen address' }),
+    gatewayTls: stringEnum(['auto', 'off'] as const, {
+      default: 'auto',
+      description: "HTTPS for the gateway: auto gets a certificate from the hub's CA (key made on the device) and renews it; off only on a loopback address, or with allowPlainGateway",
+    }),
+    allowPlainGateway: Type.Boolean({ default: false, description: 'allow gatewayTls off on an address other than loopback (keys and inputs then cross the network in clear)' }),
     advertiseUrl: Type.Optional(
       Type.String({ pattern: '^https?://[^/@\\s]+$', examples: ['http://10.0.4.17:8090', 'https://cam-07.example:8443'], description: 'the gateway URL the hub hands to clients (default: the bound address)' }),
     ),

@@ -181,7 +181,7 @@ async function run(ctx: ScenarioContext) {
     const agentChild = spawnPinned(
       ctx.cores.sut,
       process.execPath,
-      [EDGEML_BIN, 'agent', 'start', '--hub', `mqtt://${h.mqtt}`, '--device-id', agentId, '--data', await dir('edgeml-bench-footprint-agent-'), '--gateway', '127.0.0.1:0', '--platform', 'linux/amd64', '--telemetry-interval', '10s'],
+      [EDGEML_BIN, 'agent', 'start', '--hub', `mqtt://${h.mqtt}`, '--device-id', agentId, '--data', await dir('edgeml-bench-footprint-agent-'), '--gateway', '127.0.0.1:0', '--gateway-tls', 'off', '--platform', 'linux/amd64', '--telemetry-interval', '10s'],
       { files: 1024, stdio: ['ignore', 'pipe', 'pipe'], env: { ...cleanEnv(), EDGEML_AGENT_TOKEN: agentCred!.token } },
     );
     agent = new EdgemlProcess(agentChild);

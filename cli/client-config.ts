@@ -14,6 +14,8 @@ export const ClientConfigSchema = Type.Object(
     hub: Type.String({ pattern: HUB_URL_PATTERN, examples: [DEFAULT_HUB_URL], default: DEFAULT_HUB_URL, description: "the hub's REST API" }),
     // Optional on purpose: the hub's 401 says what is missing better than a config error could.
     apiKey: Type.Optional(Type.String({ description: 'API key (Authorization: Bearer); empty means none' })),
+    apiKeyFile: Type.Optional(Type.String({ minLength: 1, description: 'a file holding the API key (keeps it out of the process list and shell history)' })),
+    ca: Type.Optional(Type.String({ minLength: 1, description: "PEM CA certificate to trust for the hub's HTTPS and device gateways (`edgeml hub ca` prints the hub's)" })),
   },
   { additionalProperties: false },
 );

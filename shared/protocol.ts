@@ -441,6 +441,44 @@ export const CommandAck = Type.Object(
 );
 export type CommandAck = Static<typeof CommandAck>;
 
+/** What a device asks a certificate for: its gateway's HTTPS, or its own MQTT identity (mTLS). */
+export const CERTIFICATE_PURPOSES = ['gateway', 'client'] as const;
+export type CertificatePurpose = (typeof CERTIFICATE_PURPOSES)[number];
+/** A PEM block of a P-256 CSR or certificate is well under this. */
+const MAX_PEM_CHARS = 16 * 1024;
+const Pem = Type.String({ minLength: 1, maxLength: MAX_PEM_CHARS, pattern: '^-----BEGIN [A-Z ]+-----' });
+
+/**
+ * A device's certificate signing request (PKCS #10, PEM). The key pair is made on the device and
+ * never leaves it. A `gateway` request names the DNS names and IP addresses the gateway serves
+ * under (subjectAltName in the CSR); a `client` request's subject CN is the device id.
+ */
+export const CertificateRequest = Type.Object(
+  {
+    v: V,
+    id: Type.String({ minLength: 1, maxLength: 128, description: 'chosen by the device; the answer carries it back' }),
+    purpose: stringEnum(CERTIFICATE_PURPOSES),
+    csr: Pem,
+  },
+  { additionalProperties: false },
+);
+export type CertificateRequest = Static<typeof CertificateRequest>;
+
+/** The hub's answer to a CertificateRequest: the certificate and the CA that signed it, or why not. */
+export const CertificateAnswer = Type.Object(
+  {
+    v: V,
+    id: Type.String({ minLength: 1, maxLength: 128 }),
+    purpose: stringEnum(CERTIFICATE_PURPOSES),
+    certificate: Type.Optional(Pem),
+    ca: Type.Optional(Pem),
+    notAfter: Type.Optional(Type.String({ format: 'date-time' })),
+    error: Type.Optional(Type.Object({ code: Type.String({ maxLength: 64 }), message: Type.String({ maxLength: 1024 }) }, { additionalProperties: false })),
+  },
+  { additionalProperties: false },
+);
+export type CertificateAnswer = Static<typeof CertificateAnswer>;
+
 export interface MessageTypes {
   desired: DesiredState;
   reported: ReportedState;
@@ -448,6 +486,8 @@ export interface MessageTypes {
   status: StatusMessage;
   cmd: Command;
   'cmd/ack': CommandAck;
+  csr: CertificateRequest;
+  cert: CertificateAnswer;
 }
 
 const schemas: Record<Channel, TSchema> = {
@@ -457,6 +497,8 @@ const schemas: Record<Channel, TSchema> = {
   status: StatusMessage,
   cmd: Command,
   'cmd/ack': CommandAck,
+  csr: CertificateRequest,
+  cert: CertificateAnswer,
 };
 
 type Checkers = { [C in Channel]: (value: unknown) => CheckResult<MessageTypes[C]> };

@@ -6,7 +6,7 @@ import { EdgemlError, ErrorCodes } from './errors.js';
 
 export const TOPIC_ROOT = 'edgeml/v1/dev';
 
-export const Channels = ['desired', 'reported', 'telemetry', 'status', 'cmd', 'cmd/ack'] as const;
+export const Channels = ['desired', 'reported', 'telemetry', 'status', 'cmd', 'cmd/ack', 'csr', 'cert'] as const;
 export type Channel = (typeof Channels)[number];
 
 /** Direction of each channel: who may publish it. Used by ACLs and by the hub's inbox. */
@@ -17,6 +17,8 @@ export const ChannelPublisher = {
   status: 'agent',
   cmd: 'hub',
   'cmd/ack': 'agent',
+  csr: 'agent',
+  cert: 'hub',
 } as const satisfies Record<Channel, 'hub' | 'agent'>;
 
 /**

@@ -95,7 +95,7 @@ export async function measureScaleUp(ctx: ScenarioContext, loadSeconds: number):
     const child = spawnPinned(
       ctx.cores.sut,
       process.execPath,
-      [EDGEML_BIN, 'agent', 'start', '--hub', `mqtt://${h.mqtt}`, '--device-id', deviceId, '--data', await dir('edgeml-bench-scale-agent-'), '--gateway', '127.0.0.1:0', '--platform', 'linux/amd64'],
+      [EDGEML_BIN, 'agent', 'start', '--hub', `mqtt://${h.mqtt}`, '--device-id', deviceId, '--data', await dir('edgeml-bench-scale-agent-'), '--gateway', '127.0.0.1:0', '--gateway-tls', 'off', '--platform', 'linux/amd64'],
       { files: 1024, stdio: ['ignore', 'pipe', 'pipe'], env: { ...cleanEnv(), EDGEML_AGENT_TOKEN: cred!.token } },
     );
     agent = new EdgemlProcess(child);

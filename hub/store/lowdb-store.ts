@@ -136,6 +136,13 @@ export class LowdbHubStore implements HubStore {
         if (d.apiKeys.some((k) => k.id === record.id)) throw conflict(`API key id ${record.id} exists`);
         d.apiKeys.push(record);
       }),
+    update: (id, change) =>
+      this.write((d) => {
+        const key = d.apiKeys.find((k) => k.id === id);
+        if (!key) throw notFound(ErrorCodes.HUB_APIKEY_NOT_FOUND, `API key ${id} not found`);
+        change(key);
+        return { ...key };
+      }),
     revoke: (id, at) =>
       this.write((d) => {
         const key = d.apiKeys.find((k) => k.id === id);
@@ -304,6 +311,14 @@ export class LowdbHubStore implements HubStore {
         const device = own(d.devices, id);
         if (!device) throw notFound(ErrorCodes.HUB_DEVICE_NOT_FOUND, `device ${id} not found`);
         device.revokedAt ??= at;
+        return structuredClone(device);
+      }),
+
+    update: (id, change) =>
+      this.write((d) => {
+        const device = own(d.devices, id);
+        if (!device) throw notFound(ErrorCodes.HUB_DEVICE_NOT_FOUND, `device ${id} not found`);
+        change(device);
         return structuredClone(device);
       }),
 

@@ -27,6 +27,25 @@ export type ActorRecord = Static<typeof Actor> & { idempotency?: IdempotencyMark
 export interface ApiKeyRecord extends ApiKeyInfo {
   /** sha256 of the key's secret part, hex. */
   hash: string;
+  /** Secrets a rotation replaced, valid until their time (the grace). Absent: none. */
+  previousHashes?: PreviousSecret[];
+}
+
+/** A replaced secret (device token, API key) during its grace. */
+export interface PreviousSecret {
+  hash: string;
+  validUntil: string;
+}
+
+/** A certificate the hub's CA issued to a device: kept so a revocation can list its serial. */
+export interface IssuedCertificate {
+  /** Hex, as in the certificate and the CRL. */
+  serial: string;
+  purpose: 'gateway' | 'client';
+  /** DNS names and IP addresses (gateway), or the device id (client). */
+  names: string[];
+  notBefore: string;
+  notAfter: string;
 }
 
 /** A stored model version; `aliases` is derived when read. */
@@ -48,6 +67,8 @@ export interface ApiKeyRepository {
   list(): Promise<ApiKeyRecord[]>;
   get(id: string): Promise<ApiKeyRecord | undefined>;
   add(record: ApiKeyRecord): Promise<void>;
+  /** Applies `change` to the stored record in one write; HUB_E_APIKEY_NOT_FOUND (404). */
+  update(id: string, change: (record: ApiKeyRecord) => void): Promise<ApiKeyRecord>;
   /** Refuses (409) to revoke the last active admin key: nobody could manage keys afterwards. */
   revoke(id: string, at: string): Promise<ApiKeyRecord>;
 }
@@ -108,6 +129,10 @@ export interface DeviceRecord {
   enrolledBy: ActorRecord;
   revokedAt: string | null;
   observed: DeviceObservation;
+  /** Tokens a rotation replaced, during their grace. Absent: none. */
+  previousTokens?: PreviousSecret[];
+  /** Unexpired certificates issued to the device, newest last. Absent: none. */
+  certificates?: IssuedCertificate[];
 }
 
 export interface DeviceRepository {
@@ -117,6 +142,8 @@ export interface DeviceRepository {
   /** Throws HUB_E_DEVICE_NOT_FOUND (404). */
   setLabels(id: string, labels: Labels): Promise<DeviceRecord>;
   revoke(id: string, at: string): Promise<DeviceRecord>;
+  /** Applies `change` to the stored record in one write; HUB_E_DEVICE_NOT_FOUND (404). */
+  update(id: string, change: (record: DeviceRecord) => void): Promise<DeviceRecord>;
   /** One write for many devices; unknown ids are skipped. */
   saveObservations(observations: ReadonlyMap<string, DeviceObservation>): Promise<void>;
 }

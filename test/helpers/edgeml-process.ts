@@ -110,7 +110,9 @@ export async function startAgent(t: ExecutionContext, opts: { mqttUrl: string; d
   const env = opts.token ? { EDGEML_AGENT_TOKEN: opts.token } : {};
   // Any free port for the gateway: several agents share this machine.
   const gateway = opts.extraArgs?.includes('--gateway') ? [] : ['--gateway', '127.0.0.1:0'];
-  const proc = spawnEdgeml(t, ['agent', 'start', '--hub', opts.mqttUrl, '--device-id', opts.deviceId, '--data', data, ...gateway, ...(opts.extraArgs ?? [])], env);
+  // Plain HTTP on loopback unless a test asks for the gateway's TLS (test/integration/gateway-tls*.test.ts do).
+  const tls = opts.extraArgs?.includes('--gateway-tls') ? [] : ['--gateway-tls', 'off'];
+  const proc = spawnEdgeml(t, ['agent', 'start', '--hub', opts.mqttUrl, '--device-id', opts.deviceId, '--data', data, ...gateway, ...tls, ...(opts.extraArgs ?? [])], env);
   await proc.waitForLog('agent connected', (l) => l.msg === 'connected to hub');
   return proc;
 }

@@ -65,6 +65,11 @@ const VALID: { [C in Channel]: Array<MessageTypes[C]> } = {
   status: [online, offlineLost, offlineShutdown, { ...online, facts: { ...facts, docker: null } }],
   cmd: [cmd, cmdWithArgs],
   'cmd/ack': [ack, ackError, { v: 1, id: 'a', ok: true }],
+  csr: [{ v: 1, id: 'r-1', purpose: 'gateway', csr: '-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n' }],
+  cert: [
+    { v: 1, id: 'r-1', purpose: 'client', certificate: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', ca: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', notAfter: '2026-12-07T12:00:00Z' },
+    { v: 1, id: 'r-2', purpose: 'gateway', error: { code: 'HUB_E_CERT_REFUSED', message: 'no' } },
+  ],
 };
 
 function first<C extends Channel>(channel: C): MessageTypes[C] {
