@@ -67,6 +67,12 @@ export const ErrorCodes = {
   CLI_INPUT_INVALID: 'CLI_E_INPUT_INVALID',
   /** Ctrl-C: the message says what was left running, if anything. */
   CLI_INTERRUPTED: 'CLI_E_INTERRUPTED',
+  /** The hub's CA in DATA/ca (or --ca-cert/--ca-key) is damaged, or its key does not match its certificate. */
+  HUB_CA_INVALID: 'HUB_E_CA_INVALID',
+  /** A device's certificate request the hub will not sign (policy, bad signature, revoked device). */
+  HUB_CSR_REFUSED: 'HUB_E_CSR_REFUSED',
+  /** A TLS connection to the hub or a gateway failed (unverified certificate, name mismatch, expired, HTTPS/HTTP mixed up). */
+  CLI_TLS: 'CLI_E_TLS',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
