@@ -71,8 +71,7 @@ export const ErrorCodes = {
   HUB_CA_INVALID: 'HUB_E_CA_INVALID',
   /** A device's certificate request the hub will not sign (policy, bad signature, revoked device). */
   HUB_CSR_REFUSED: 'HUB_E_CSR_REFUSED',
-  /** A TLS connection to the hub or a gateway failed (unverified certificate, name mismatch, expired, HTTPS/HTTP mixed up). */
-  CLI_TLS: 'CLI_E_TLS',
+  CLI_TLS: 'CLI_E_TLS', // a TLS connection to the hub or a gateway failed: unverified certificate, name mismatch, expired, HTTPS/HTTP mixed up
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
