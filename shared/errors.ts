@@ -72,6 +72,10 @@ export const ErrorCodes = {
   /** A device's certificate request the hub will not sign (policy, bad signature, revoked device). */
   HUB_CSR_REFUSED: 'HUB_E_CSR_REFUSED',
   CLI_TLS: 'CLI_E_TLS', // a TLS connection to the hub or a gateway failed: unverified certificate, name mismatch, expired, HTTPS/HTTP mixed up
+  /** The agent could not get a certificate from the hub (no answer, refused, or an answer that does not match its key). */
+  AGENT_CERTIFICATE_FAILED: 'AGENT_E_CERTIFICATE_FAILED',
+  /** The agent's --token-file cannot be read (or is empty) before a connection. */
+  AGENT_TOKEN_FILE_UNREADABLE: 'AGENT_E_TOKEN_FILE_UNREADABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
