@@ -1,14 +1,15 @@
 /**
- * `edgeml apikey …`: create, list and revoke API keys. The key itself is printed once, by create:
- * the hub keeps only its hash.
+ * `edgeml apikey …`: create, list, rotate and revoke API keys. The key itself is printed once, by
+ * create and rotate: the hub keeps only its hash.
  */
 import type { Command } from 'commander';
-import type { ApiKeyCreated, ApiKeyInfo, ApiKeyList } from '../../shared/api/apikeys.js';
+import type { ApiKeyCreated, ApiKeyInfo, ApiKeyList, ApiKeyRotated } from '../../shared/api/apikeys.js';
 import { SCOPES, type Scope } from '../../shared/api/common.js';
 import { parseApiKeyName, parseChoice } from '../args.js';
 import { apiPath } from '../hub-client.js';
 import { formatTime, renderTable } from '../output.js';
 import { addClientOptions, clientAction, type CliIo } from './client-command.js';
+import { addGraceOption, renderRotated } from './rotation-output.js';
 
 export function renderApiKeyList(keys: readonly ApiKeyInfo[]): string {
   return renderTable(
@@ -46,6 +47,19 @@ export function addApiKeyCommands(program: Command, io: CliIo): void {
         ctx.out.result(list, () => renderApiKeyList(list.keys));
       }),
     );
+
+  addGraceOption(
+    apikey
+      .command('rotate')
+      .description('give a key a new secret (same id, name and scope; printed once); the old one keeps working for --grace, then only the new one')
+      .argument('<id>', 'key id (from apikey list)'),
+    'key',
+  ).action(
+    clientAction<[string], { grace: string }>(io, async (ctx, [id], flags) => {
+      const k = await ctx.client.json<ApiKeyRotated>('POST', apiPath('apikeys', id, 'rotate'), { body: { grace: flags.grace } });
+      ctx.out.result({ id: k.id, key: k.key, previousValidUntil: k.previousValidUntil }, () => renderRotated(`API key ${k.id} (${k.name}, scope ${k.scope}): its new secret:`, k.key, 'key', k.previousValidUntil));
+    }),
+  );
 
   apikey
     .command('revoke')

@@ -17,7 +17,7 @@ import {
 } from '../../shared/api/deployments.js';
 import { DEFAULT_SCALE, LIMIT_BOUNDS, SERVICE_NAME_PATTERN, type ServiceScale } from '../../shared/protocol.js';
 import { formatBytes } from '../../shared/size.js';
-import { MAX_KEY_GRACE, type KeyRotated } from '../../shared/api/deployments.js';
+import type { KeyRotated } from '../../shared/api/deployments.js';
 import { DURATION_PATTERN } from '../../shared/duration.js';
 import { inputError, keyValueRecord, parseLabel, repeatable, type KeyValue } from '../args.js';
 import { apiPath } from '../hub-client.js';
@@ -27,6 +27,7 @@ import { parseImageId } from './images.js';
 import { captureSettings, formatCapture, parseMaxBody, parseRate, parseRedact, type CaptureFlags } from './capture-options.js';
 import { addRolloutOptions, rolloutRequest, type RolloutFlags } from './rollout-options.js';
 import { fetchServiceReplicas, renderServiceReplicas } from './replica-views.js';
+import { addGraceOption, renderRotated } from './rotation-output.js';
 
 interface SourceFlags extends RolloutFlags {
   image?: string;
@@ -280,23 +281,18 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
         ctx.out.result(d, () => `service ${d.service} deleted: it leaves every device; its history stays (edgeml service list --all)`);
       }),
     );
-  service
-    .command('rotate-key')
-    .description('give a service a new API key (printed once); the old one keeps working for --grace, then only the new one')
-    .argument('<service>', 'service name', parseService)
-    .option('--grace <duration>', `how long the old key stays valid beside the new one, at most ${MAX_KEY_GRACE}; 0s: not at all`, parsePattern('--grace', DURATION_PATTERN, '10m'), '10m')
-    .action(
+  addGraceOption(
+    service
+      .command('rotate-key')
+      .description('give a service a new API key (printed once); the old one keeps working for --grace, then only the new one')
+      .argument('<service>', 'service name', parseService),
+    'key',
+  ).action(
       clientAction<[string], { grace: string }>(io, async (ctx, [name], flags) => {
         const r = await ctx.client.json<KeyRotated>('POST', apiPath('deployments', name, 'rotate-key'), { body: { grace: flags.grace } });
         const summary = { service: r.service, key: r.key, keyId: r.keyId, previousKeyValidUntil: r.previousKeyValidUntil };
         ctx.out.result(summary, () =>
-          [
-            `service ${r.service}: new API key (shown once; clients send it as "Authorization: Bearer KEY"):`,
-            '',
-            `  ${r.key}`,
-            '',
-            r.previousKeyValidUntil ? `the old key works until ${r.previousKeyValidUntil}` : 'the old key no longer works',
-          ].join('\n'),
+          renderRotated(`service ${r.service}: new API key (clients send it as "Authorization: Bearer KEY"):`, r.key, 'key', r.previousKeyValidUntil),
         );
       }),
     );

@@ -4,7 +4,7 @@
  * need an admin key.
  */
 import type { Command } from 'commander';
-import { DEVICE_STATUSES, type Device, type DeviceEnrolled, type DeviceLabelsUpdate, type DeviceList, type DeviceStatus } from '../../shared/api/devices.js';
+import { DEVICE_STATUSES, type Device, type DeviceEnrolled, type DeviceLabelsUpdate, type DeviceList, type DeviceStatus, type DeviceTokenRotated } from '../../shared/api/devices.js';
 import type { DeviceServices, ServingService } from '../../shared/api/where.js';
 import { formatBytes } from '../../shared/size.js';
 import { inputError, keyValueRecord, keyValueText, parseChoice, parseDeviceId, parseLabel, repeatable, type KeyValue } from '../args.js';
@@ -12,6 +12,7 @@ import { apiPath } from '../hub-client.js';
 import { formatPairs, formatTime, renderFields, renderTable } from '../output.js';
 import { addClientOptions, clientAction, type CliIo } from './client-command.js';
 import { renderDeviceReplicas } from './replica-views.js';
+import { addGraceOption, renderRotated } from './rotation-output.js';
 import { renderServices } from './where-views.js';
 
 const seen = (d: Device) => (d.lastSeen ? formatTime(d.lastSeen) : '-');
@@ -132,6 +133,21 @@ export function addDeviceCommands(program: Command, io: CliIo): void {
         ctx.out.result(d, () => `device ${d.id}: ${formatPairs(d.labels) || '(no labels)'}`);
       }),
     );
+
+  addGraceOption(
+    device
+      .command('rotate-token')
+      .description('give a device a new token (printed once); the old one keeps working for --grace, then only the new one')
+      .argument('<id>', 'device id', parseDeviceId('device id')),
+    'token',
+  ).action(
+    clientAction<[string], { grace: string }>(io, async (ctx, [id], flags) => {
+      const d = await ctx.client.json<DeviceTokenRotated>('POST', apiPath('devices', id, 'rotate-token'), { body: { grace: flags.grace } });
+      ctx.out.result({ id: d.id, token: d.token, previousValidUntil: d.previousValidUntil }, () =>
+        renderRotated(`device ${d.id}: its new token (give it to the agent, e.g. in its --token-file):`, d.token, 'token', d.previousValidUntil),
+      );
+    }),
+  );
 
   device
     .command('revoke')

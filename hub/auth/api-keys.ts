@@ -1,14 +1,16 @@
 /**
  * API keys: `emk_<id>_<secret>`. The id finds the record; only a hash of the secret is stored
- * (secrets.ts). Scopes nest: admin ⊃ deploy ⊃ read.
+ * (secrets.ts). Scopes nest: admin ⊃ deploy ⊃ read. A rotation gives the same id a new secret; the
+ * old one keeps working for a grace (secret-rotation.ts).
  */
 import { randomBytes } from 'node:crypto';
-import type { ApiKeyCreated, ApiKeyInfo } from '../../shared/api/apikeys.js';
+import type { ApiKeyCreated, ApiKeyInfo, ApiKeyRotated } from '../../shared/api/apikeys.js';
 import type { Scope } from '../../shared/api/common.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { ActorRecord, ApiKeyRecord, ApiKeyRepository } from '../store/store.js';
-import { hashSecret, newSecret, secretMatches } from '../../shared/secrets.js';
+import { hashSecret, newSecret } from '../../shared/secrets.js';
+import { graceEnd, matchesCurrentOrPrevious, previousAfterRotation, recordRotation, rotationMadeBy, rotationViews } from './secret-rotation.js';
 
 const KEY_PATTERN = /^emk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 const SCOPE_RANK: Record<Scope, number> = { read: 0, deploy: 1, admin: 2 };
@@ -18,8 +20,8 @@ function unauthenticated(message: string): EdgemlError {
 }
 
 export function publicInfo(record: ApiKeyRecord): ApiKeyInfo {
-  const { hash: _hash, ...info } = record;
-  return info;
+  const { hash: _hash, previousHashes: _previous, rotations, ...info } = record;
+  return { ...info, rotations: rotationViews(rotations) };
 }
 
 function keyText(id: string, secret: string): string {
@@ -44,7 +46,7 @@ export class ApiKeyAuthority {
     const parts = KEY_PATTERN.exec(bearer[1]!);
     const record = parts ? await this.keys.get(parts[1]!) : undefined;
     // One message for malformed, unknown and wrong keys: no hint about which ids exist.
-    if (!secretMatches(record?.hash, parts?.[2] ?? '') || !record) throw unauthenticated('the API key is not valid');
+    if (!matchesCurrentOrPrevious(record?.hash, record?.previousHashes, parts?.[2] ?? '', this.clock.now()) || !record) throw unauthenticated('the API key is not valid');
     if (record.revokedAt) throw unauthenticated(`the API key ${record.id} (${record.name}) was revoked`);
     return record;
   }
@@ -77,6 +79,31 @@ export class ApiKeyAuthority {
   async createdBy(made: (actor: ActorRecord | null) => boolean, secret: string): Promise<{ by: ActorRecord; created: ApiKeyCreated } | undefined> {
     const record = (await this.keys.list()).find((k) => made(k.createdBy));
     return record?.createdBy ? { by: record.createdBy, created: { ...publicInfo(record), key: keyText(record.id, secret) } } : undefined;
+  }
+
+  /**
+   * Same id, a new secret; the old one keeps working until the grace ends (none: it stops at once).
+   * A revoked key stays revoked: 409. `secret` is random unless a retryable rotation derived it.
+   */
+  async rotate(id: string, grace: string, actor: ActorRecord, secret = newSecret()): Promise<ApiKeyRotated> {
+    const now = this.clock.now();
+    const until = graceEnd(grace, now);
+    const record = await this.keys.update(id, (r) => {
+      if (r.revokedAt) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `API key ${r.id} (${r.name}) is revoked: a revoked key cannot be rotated`, { httpStatus: 409 });
+      r.previousHashes = previousAfterRotation(r.previousHashes, r.hash, until, now);
+      r.hash = hashSecret(secret);
+      r.rotations = recordRotation(r.rotations, { at: new Date(now).toISOString(), by: actor, previousValidUntil: until }, now);
+    });
+    return { ...publicInfo(record), key: keyText(id, secret), previousValidUntil: until };
+  }
+
+  /** The rotation `made` marks, answered again with its (derived) secret. */
+  async rotatedBy(made: (actor: ActorRecord) => boolean, secret: string): Promise<{ by: ActorRecord; rotated: ApiKeyRotated } | undefined> {
+    for (const record of await this.keys.list()) {
+      const rotation = rotationMadeBy(record.rotations, made);
+      if (rotation) return { by: rotation.by, rotated: { ...publicInfo(record), key: keyText(record.id, secret), previousValidUntil: rotation.previousValidUntil } };
+    }
+    return undefined;
   }
 
   async revoke(id: string): Promise<ApiKeyInfo> {

@@ -14,7 +14,6 @@ import {
   captureOff,
   DEFAULT_MAX_CONCURRENT,
   DEFAULT_MAX_QUEUE,
-  MAX_KEY_GRACE,
   memoryLimit,
   resolveScale,
   scaleView,
@@ -29,8 +28,8 @@ import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { DEFAULT_SCALE, scaleOf, type CaptureSettings, type ServiceLimits, type ServiceScale } from '../../shared/protocol.js';
-import { parseDuration } from '../../shared/duration.js';
 import { hashSecret, newSecret } from '../../shared/secrets.js';
+import { graceEnd, MAX_PREVIOUS_SECRETS, recordRotation, RETRY_MEMORY_MS, rotationViews } from '../auth/secret-rotation.js';
 import type { ActorRecord, DeploymentChange, DeploymentRecord, DeploymentRepository, ImageRepository } from '../store/store.js';
 import { deploymentProblem, type DesiredStates } from './desired-states.js';
 import type { DeviceDirectory } from './device-directory.js';
@@ -38,10 +37,6 @@ import type { RolloutController } from './rollout-controller.js';
 
 /** Service keys carry a prefix so people and secret scanners can tell them apart. */
 const KEY_PREFIX = 'ems_';
-/** Changes made under an Idempotency-Key are answered again to retries for this long (at least 24 h). */
-const CHANGE_MEMORY_MS = 48 * 3_600_000;
-/** Rotations in a row within one grace each leave a key behind; a device need not accept more. */
-const MAX_PREVIOUS_KEYS = 8;
 
 export function serviceKey(secret: string): { key: string; keyId: string; keyHash: string } {
   const key = `${KEY_PREFIX}${secret}`;
@@ -77,13 +72,14 @@ function checkRollout(request: RolloutRequest | undefined): void {
 }
 
 export function publicDeployment(record: DeploymentRecord): Deployment {
-  const { keyHash: _hash, assignments: _assignments, previousKeys: _previous, changedBy: _changes, capture, scale, deletedAt, deletedBy, ...deployment } = record;
+  const { keyHash: _hash, assignments: _assignments, previousKeys: _previous, changedBy: _changes, rotations, capture, scale, deletedAt, deletedBy, ...deployment } = record;
   return {
     ...deployment,
     capture: capture ?? captureOff(),
     scale: scaleView(scale ?? DEFAULT_SCALE),
     deletedAt: deletedAt ?? null,
     deletedBy: deletedBy ? { keyId: deletedBy.keyId, keyName: deletedBy.keyName } : null,
+    rotations: rotationViews(rotations),
   };
 }
 
@@ -157,7 +153,7 @@ export class Deployments {
   /** Remembers a change made under an Idempotency-Key in the record, in the change's own write. */
   private remember(record: DeploymentRecord, change: DeploymentChange): void {
     if (!change.by.idempotency) return;
-    const since = this.deps.clock.now() - CHANGE_MEMORY_MS;
+    const since = this.deps.clock.now() - RETRY_MEMORY_MS;
     record.changedBy = [...(record.changedBy ?? []).filter((c) => Date.parse(c.at) > since), change];
   }
 
@@ -362,22 +358,22 @@ export class Deployments {
    * old one with its end), then only the new one. No new revision, no restart.
    */
   async rotateKey(service: string, grace: string, actor: ActorRecord, secret = newSecret()): Promise<KeyRotated> {
-    const graceMs = parseDuration(grace);
-    if (graceMs > parseDuration(MAX_KEY_GRACE)) throw invalid(`body.grace: at most ${MAX_KEY_GRACE} (got ${grace})`);
-    const { key, keyId, keyHash } = serviceKey(secret);
     const now = this.deps.clock.now();
-    const until = graceMs > 0 ? new Date(now + graceMs).toISOString() : null;
+    const until = graceEnd(grace, now);
+    const { key, keyId, keyHash } = serviceKey(secret);
     const record = await this.deps.deployments.update(service, (r) => {
       const live = (r.previousKeys ?? []).filter((p) => Date.parse(p.until) > now);
-      r.previousKeys = until ? [...live, { keyHash: r.keyHash, until }].slice(-MAX_PREVIOUS_KEYS) : live;
+      r.previousKeys = until ? [...live, { keyHash: r.keyHash, until }].slice(-MAX_PREVIOUS_SECRETS) : live;
       r.keyHash = keyHash;
       r.keyId = keyId;
       r.updatedAt = new Date(now).toISOString();
+      // The idempotency mark lives in changedBy (with the other changes), so the rotation record goes without it.
+      r.rotations = recordRotation(r.rotations, { at: r.updatedAt, by: { keyId: actor.keyId, keyName: actor.keyName }, previousValidUntil: until }, now);
       this.remember(r, { op: 'rotate-key', at: r.updatedAt, by: actor, previousKeyValidUntil: until ?? undefined });
     });
     await this.deps.desired.sync([...this.targets(record).keys()]);
-    if (until) this.dropExpiredKeysAfter(service, graceMs);
-    this.deps.logger.info({ service, keyId, previousKeyValidUntil: until, by: actor.keyId }, 'service key rotated');
+    if (until) this.dropExpiredKeysAfter(service, Date.parse(until) - now);
+    this.deps.logger.info({ service, keyId, previousValidUntil: until, by: actor.keyId }, 'service key rotated');
     return { ...publicDeployment(record), key, previousKeyValidUntil: until };
   }
 

@@ -4,15 +4,27 @@
  * their services) is applied in memory at once and saved in batches, because a fleet reconnecting
  * after a hub restart, or reporting every step of a rollout, would otherwise rewrite the store once
  * per message. Devices re-announce their status and state on every connect, so a crash between
- * batches loses nothing that does not come back.
+ * batches loses nothing that does not come back. A token rotation leaves the old token valid for a
+ * grace; when it ends, listeners hear `token-expired` so connections made with it can be dropped.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { matchesLabels, MAX_LABELS, type Device, type DeviceEnroll, type DeviceEnrolled, type DeviceLabelsUpdate, type DeviceStatus, type Labels } from '../../shared/api/devices.js';
+import {
+  matchesLabels,
+  MAX_LABELS,
+  type Device,
+  type DeviceEnroll,
+  type DeviceEnrolled,
+  type DeviceLabelsUpdate,
+  type DeviceStatus,
+  type DeviceTokenRotated,
+  type Labels,
+} from '../../shared/api/devices.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { PROTOCOL_VERSION, type ReplicaCounts, type ReportedState, type StatusMessage } from '../../shared/protocol.js';
-import { hashSecret, newSecret, secretMatches } from '../../shared/secrets.js';
+import { hashSecret, newSecret } from '../../shared/secrets.js';
+import { graceEnd, livePrevious, matchesCurrentOrPrevious, previousAfterRotation, recordRotation, rotationMadeBy, rotationViews } from '../auth/secret-rotation.js';
 import type { StoredProblems } from '../store/problems.js';
 import type { ActorRecord, DeviceObservation, DeviceRecord, DeviceRepository } from '../store/store.js';
 import { checkStoredDevice, emptyObservation } from './device-record-check.js';
@@ -30,15 +42,18 @@ export interface ServiceReplicaGauge {
   ready: number;
 }
 
-/** What an operator changed about a device (not what the device reported). */
-export type DeviceChange = 'enrolled' | 'labels' | 'revoked';
+/**
+ * What an operator changed about a device (not what the device reported). `token-expired`: a token
+ * a rotation replaced stopped working (its grace ended, or it had none).
+ */
+export type DeviceChange = 'enrolled' | 'labels' | 'revoked' | 'token-expired';
 
 function notFound(id: string): EdgemlError {
   return new EdgemlError(ErrorCodes.HUB_DEVICE_NOT_FOUND, `device ${id} not found`, { httpStatus: 404 });
 }
 
 export function deviceView(record: DeviceRecord, desiredGeneration: number | null): Device {
-  const { tokenHash: _hash, observed, ...rest } = record;
+  const { tokenHash: _hash, previousTokens: _previous, rotations, observed, ...rest } = record;
   const reported = observed.reported;
   const status: DeviceStatus = record.revokedAt ? 'revoked' : (observed.status ?? 'never-connected');
   return {
@@ -53,6 +68,7 @@ export function deviceView(record: DeviceRecord, desiredGeneration: number | nul
     observedGeneration: reported?.observedGeneration ?? null,
     phase: reported?.phase ?? null,
     services: structuredClone(reported?.services ?? []),
+    rotations: rotationViews(rotations),
   };
 }
 
@@ -68,6 +84,8 @@ export class DeviceDirectory {
   #flushTimer: unknown = null;
   #flushing: Promise<void> = Promise.resolve();
   #changeListeners: Array<(id: string, change: DeviceChange) => void> = [];
+  /** Per device, the timer of the next end of a replaced token's grace. */
+  readonly #expiryTimers = new Map<string, unknown>();
 
   private constructor(
     private readonly repo: DeviceRepository,
@@ -89,6 +107,7 @@ export class DeviceDirectory {
       // Nobody is connected to a hub that is just starting: whatever was online is now unknown.
       if (record.observed.status === 'online') record.observed = { ...record.observed, status: 'offline', offlineReason: 'lost', onlineSince: null };
       directory.#devices.set(record.id, record);
+      directory.armTokenExpiry(record.id);
     }
     return directory;
   }
@@ -151,9 +170,89 @@ export class DeviceDirectory {
     return record !== undefined && record.revokedAt === null;
   }
 
-  /** Whether `token` is this device's and the device may connect. */
+  /** Whether `token` is this device's (current, or replaced and within its grace) and the device may connect. */
   verifyToken(id: string, token: string): boolean {
-    return secretMatches(this.#devices.get(id)?.tokenHash, token) && this.isActive(id);
+    const record = this.#devices.get(id);
+    return matchesCurrentOrPrevious(record?.tokenHash, record?.previousTokens, token, this.clock.now()) && this.isActive(id);
+  }
+
+  /**
+   * A new token (shown once); the old one keeps working until the grace ends, then `token-expired`.
+   * A revoked device stays revoked: 409. `tokenSecret` is random unless a retryable rotation derived it.
+   */
+  async rotateToken(id: string, grace: string, actor: ActorRecord, tokenSecret = newSecret()): Promise<DeviceTokenRotated> {
+    const current = this.record(id);
+    const now = this.clock.now();
+    const until = graceEnd(grace, now);
+    const token = `${TOKEN_PREFIX}${tokenSecret}`;
+    let ended = until === null;
+    const stored = await this.repo.update(id, (r) => {
+      if (r.revokedAt) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `device ${id} is revoked: a revoked device's token cannot be rotated`, { httpStatus: 409 });
+      // A grace that ended before its timer fired ends here.
+      ended ||= livePrevious(r.previousTokens, now).length < (r.previousTokens ?? []).length;
+      r.previousTokens = previousAfterRotation(r.previousTokens, r.tokenHash, until, now);
+      r.tokenHash = hashSecret(token);
+      r.rotations = recordRotation(r.rotations, { at: new Date(now).toISOString(), by: actor, previousValidUntil: until }, now);
+    });
+    this.adoptSecrets(current, stored);
+    if (ended) this.changed(id, 'token-expired');
+    this.armTokenExpiry(id);
+    return { ...this.view(current), token, previousValidUntil: until };
+  }
+
+  /** The rotation `made` marks, answered again with its (derived) token. */
+  rotatedBy(made: (actor: ActorRecord) => boolean, tokenSecret: string): { by: ActorRecord; rotated: DeviceTokenRotated } | undefined {
+    for (const record of this.#devices.values()) {
+      const rotation = rotationMadeBy(record.rotations, made);
+      if (rotation) return { by: rotation.by, rotated: { ...this.view(record), token: `${TOKEN_PREFIX}${tokenSecret}`, previousValidUntil: rotation.previousValidUntil } };
+    }
+    return undefined;
+  }
+
+  /** The stored token fields, not the observation: the one in memory is newer than the store's. */
+  private adoptSecrets(current: DeviceRecord, stored: DeviceRecord): void {
+    current.tokenHash = stored.tokenHash;
+    current.previousTokens = stored.previousTokens;
+    current.rotations = stored.rotations;
+  }
+
+  /** Arms the device's timer for the next end of a grace (also ones that ended while the hub was down). */
+  private armTokenExpiry(id: string): void {
+    const pending = this.#expiryTimers.get(id);
+    if (pending !== undefined) this.clock.clearTimeout(pending);
+    this.#expiryTimers.delete(id);
+    const ends = (this.#devices.get(id)?.previousTokens ?? []).map((p) => Date.parse(p.validUntil));
+    if (ends.length === 0) return;
+    const handle = this.clock.setTimeout(() => {
+      this.#expiryTimers.delete(id);
+      void this.expireTokens(id);
+    }, Math.max(0, Math.min(...ends) - this.clock.now()));
+    // A pending grace must not keep a stopping hub alive.
+    (handle as { unref?: () => void } | undefined)?.unref?.();
+    this.#expiryTimers.set(id, handle);
+  }
+
+  /** Drops the replaced tokens whose grace ended from the store, tells the listeners, and waits for the next end. */
+  private async expireTokens(id: string): Promise<void> {
+    const current = this.#devices.get(id);
+    if (!current) return;
+    const now = this.clock.now();
+    const live = livePrevious(current.previousTokens, now);
+    // A timer that fires a little early finds nothing ended yet and waits again.
+    if (live.length < (current.previousTokens ?? []).length) {
+      try {
+        this.adoptSecrets(current, await this.repo.update(id, (r) => void (r.previousTokens = livePrevious(r.previousTokens, now))));
+      } catch (err) {
+        // verifyToken already refuses them by their time; the next write drops them.
+        this.logger.error({ err, deviceId: id }, 'cannot drop expired device tokens from the store');
+        current.previousTokens = live;
+      }
+      if (!current.revokedAt) {
+        this.logger.info({ deviceId: id }, 'a replaced device token expired');
+        this.changed(id, 'token-expired');
+      }
+    }
+    this.armTokenExpiry(id);
   }
 
   async updateLabels(id: string, update: DeviceLabelsUpdate): Promise<Device> {
@@ -246,6 +345,8 @@ export class DeviceDirectory {
   async close(): Promise<void> {
     if (this.#flushTimer !== null) this.clock.clearTimeout(this.#flushTimer);
     this.#flushTimer = null;
+    for (const handle of this.#expiryTimers.values()) this.clock.clearTimeout(handle);
+    this.#expiryTimers.clear();
     await this.flush();
   }
 

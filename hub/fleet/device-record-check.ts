@@ -1,6 +1,6 @@
 /**
  * Checks a device record read from the store before the hub relies on it. Its identity (id, token
- * hash, labels, enrollment, revocation) must hold, or the device is skipped and reported: guessing
+ * hashes, labels, enrollment, revocation, rotations, certificates) must hold, or the device is skipped and reported: guessing
  * at a damaged identity could admit the wrong client. What the device said about itself is only a
  * cache of what it re-announces on every connect, so a damaged observation is replaced by an empty
  * one instead.
@@ -12,16 +12,22 @@ import { compileChecker, stringEnum, type Checker } from '../../shared/schema.js
 import type { DeviceObservation, DeviceRecord } from '../store/store.js';
 
 const NullableText = Type.Union([Type.String(), Type.Null()]);
+const Hash = Type.String({ pattern: '^[0-9a-f]{64}$' });
+const Actor = Type.Object({ keyId: Type.String(), keyName: Type.String() });
 
 // Labels are checked for shape, not for today's bounds: a device enrolled under looser bounds keeps working.
 const StoredIdentity = Type.Object({
   id: DeviceId,
   labels: Type.Record(Type.String(), Type.String()),
-  tokenHash: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  tokenHash: Hash,
   enrolledAt: Type.String(),
-  enrolledBy: Type.Object({ keyId: Type.String(), keyName: Type.String() }),
+  enrolledBy: Actor,
   revokedAt: NullableText,
   observed: Type.Object({}),
+  previousTokens: Type.Optional(Type.Array(Type.Object({ hash: Hash, validUntil: Type.String({ format: 'date-time' }) }))),
+  rotations: Type.Optional(Type.Array(Type.Object({ at: Type.String(), by: Actor, previousValidUntil: NullableText }))),
+  // Their shape is the certificate authority's to check; a list of objects is all the identity needs.
+  certificates: Type.Optional(Type.Array(Type.Object({}))),
 });
 
 const StoredObservation = Type.Object({

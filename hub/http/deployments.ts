@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorBody } from '../../shared/api/common.js';
-import { Capture, Deployment, DeploymentCreate, DeploymentCreated, DeploymentList, DeploymentListQuery, KeyRotate, KeyRotated, PER_REPLICA, ServiceName, ServiceUpdate } from '../../shared/api/deployments.js';
+import { Capture, Deployment, DeploymentCreate, DeploymentCreated, DeploymentList, DeploymentListQuery, KeyRotated, PER_REPLICA, ServiceName, ServiceUpdate } from '../../shared/api/deployments.js';
+import { DEFAULT_GRACE, SecretRotate } from '../../shared/api/rotations.js';
 import { actorOf } from '../auth/api-keys.js';
 import { publicDeployment, serviceKey, type Deployments } from '../fleet/deployments.js';
 import { requestKey } from './auth.js';
@@ -117,14 +118,14 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
       },
       schema: {
         summary: 'Give a service a new API key (in this answer only); the old one stays valid for the grace, then only the new one',
-        description: 'Devices get the new key with their next desired state, with no restart. Without a body the grace is 10m.',
+        description: `Devices get the new key with their next desired state, with no restart. Without a body the grace is ${DEFAULT_GRACE}. Every rotation is listed in the deployment's \`rotations\`.`,
         tags,
         params,
-        body: Type.Optional(KeyRotate),
+        body: Type.Optional(SecretRotate),
         response: { 200: KeyRotated, 400: ErrorBody, 404: ErrorBody },
       },
     },
-    async (req) => deployments.rotateKey(req.params.service, req.body?.grace ?? '10m', requestActor(req), requestSecret(req)),
+    async (req) => deployments.rotateKey(req.params.service, req.body?.grace ?? DEFAULT_GRACE, requestActor(req), requestSecret(req)),
   );
   app.put(
     '/api/v1/deployments/:service/capture',

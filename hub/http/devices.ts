@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorBody } from '../../shared/api/common.js';
-import { Device, DeviceEnroll, DeviceEnrolled, DeviceId, DeviceLabelsUpdate, DeviceList, DeviceListQuery } from '../../shared/api/devices.js';
+import { Device, DeviceEnroll, DeviceEnrolled, DeviceId, DeviceLabelsUpdate, DeviceList, DeviceListQuery, DeviceTokenRotated } from '../../shared/api/devices.js';
+import { DEFAULT_GRACE, SecretRotate } from '../../shared/api/rotations.js';
 import type { DeviceDirectory } from '../fleet/device-directory.js';
 import { requestKey } from './auth.js';
 import { requestActor, requestSecret } from './idempotency.js';
@@ -70,6 +71,34 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceDirectory 
       const device = await devices.revoke(req.params.id);
       req.log.info({ device: device.id, by: requestKey(req).id }, 'device revoked');
       return device;
+    },
+  );
+  app.post(
+    '/api/v1/devices/:id/rotate-token',
+    {
+      config: {
+        scope: 'admin',
+        idempotent: {
+          status: 200,
+          find: async (made, secret) => {
+            const found = devices.rotatedBy(made, secret);
+            return found && { by: found.by, body: found.rotated };
+          },
+        },
+      },
+      schema: {
+        summary: 'Give a device a new token (in this answer only); the old one keeps working for the grace, then only the new one',
+        description: `Without a body the grace is ${DEFAULT_GRACE}. When the grace ends, a connection made with the old token is dropped; the agent reconnects with the new one. A revoked device cannot get a token (409).`,
+        tags,
+        params,
+        body: Type.Optional(SecretRotate),
+        response: { 200: DeviceTokenRotated, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+      },
+    },
+    async (req) => {
+      const rotated = await devices.rotateToken(req.params.id, req.body?.grace ?? DEFAULT_GRACE, requestActor(req), requestSecret(req));
+      req.log.info({ deviceId: rotated.id, previousValidUntil: rotated.previousValidUntil, by: requestKey(req).id }, 'device token rotated');
+      return rotated;
     },
   );
 };

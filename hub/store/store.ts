@@ -24,11 +24,24 @@ export interface IdempotencyMark {
 /** Who made a record; views leave `idempotency` out (the response schemas have no such field). */
 export type ActorRecord = Static<typeof Actor> & { idempotency?: IdempotencyMark };
 
-export interface ApiKeyRecord extends ApiKeyInfo {
+export interface ApiKeyRecord extends Omit<ApiKeyInfo, 'rotations'> {
   /** sha256 of the key's secret part, hex. */
   hash: string;
   /** Secrets a rotation replaced, valid until their time (the grace). Absent: none. */
   previousHashes?: PreviousSecret[];
+  /** Rotations of the secret, oldest first. Absent: none. */
+  rotations?: RotationRecord[];
+}
+
+/**
+ * One rotation of a secret (device token, API key, service key). `by` keeps its Idempotency-Key
+ * mark, so a retried rotation finds itself (views leave the mark out).
+ */
+export interface RotationRecord {
+  at: string;
+  by: ActorRecord;
+  /** Until when the replaced secret still works; null: it stopped at once. */
+  previousValidUntil: string | null;
 }
 
 /** A replaced secret (device token, API key) during its grace. */
@@ -133,6 +146,8 @@ export interface DeviceRecord {
   previousTokens?: PreviousSecret[];
   /** Unexpired certificates issued to the device, newest last. Absent: none. */
   certificates?: IssuedCertificate[];
+  /** Rotations of the token, oldest first. Absent: none. */
+  rotations?: RotationRecord[];
 }
 
 export interface DeviceRepository {
@@ -148,7 +163,7 @@ export interface DeviceRepository {
   saveObservations(observations: ReadonlyMap<string, DeviceObservation>): Promise<void>;
 }
 
-export interface DeploymentRecord extends Omit<Deployment, 'capture' | 'scale' | 'deletedAt' | 'deletedBy'> {
+export interface DeploymentRecord extends Omit<Deployment, 'capture' | 'scale' | 'deletedAt' | 'deletedBy' | 'rotations'> {
   /** Absent in deployments stored before capture existed: off (`captureOff()`). */
   capture?: Deployment['capture'];
   /** Replicas per device, like the limits the deployment's (not a revision's). Absent: DEFAULT_SCALE (1..1). */
@@ -168,6 +183,8 @@ export interface DeploymentRecord extends Omit<Deployment, 'capture' | 'scale' |
   previousKeys?: PreviousKey[];
   /** Changes made under an Idempotency-Key (update, rotate-key), kept a while for retries. Absent: none. */
   changedBy?: DeploymentChange[];
+  /** Rotations of the service key, oldest first. Absent: none. */
+  rotations?: RotationRecord[];
 }
 
 export type PreviousKey = NonNullable<DesiredService['previousKeys']>[number];

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Actor, ScopeSchema, Timestamp } from './common.js';
+import { PreviousValidUntil, Rotations } from './rotations.js';
 
 export const API_KEY_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$';
 
@@ -19,11 +20,15 @@ export const ApiKeyInfo = Type.Object({
   createdAt: Timestamp,
   createdBy: Type.Union([Actor, Type.Null()], { description: 'null for the admin key made at first start' }),
   revokedAt: Type.Union([Timestamp, Type.Null()]),
+  rotations: Rotations,
 });
 export type ApiKeyInfo = Static<typeof ApiKeyInfo>;
 
 export const ApiKeyCreated = Type.Composite([ApiKeyInfo, Type.Object({ key: Type.String({ description: 'shown only in this answer; the hub keeps a hash' }) })]);
 export type ApiKeyCreated = Static<typeof ApiKeyCreated>;
+
+export const ApiKeyRotated = Type.Composite([ApiKeyCreated, Type.Object({ previousValidUntil: PreviousValidUntil })]);
+export type ApiKeyRotated = Static<typeof ApiKeyRotated>;
 
 export const ApiKeyList = Type.Object({ keys: Type.Array(ApiKeyInfo) });
 export type ApiKeyList = Static<typeof ApiKeyList>;

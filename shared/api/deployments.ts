@@ -11,6 +11,7 @@ import { formatBytes, parseSize, SIZE_EXAMPLES, SIZE_PATTERN } from '../size.js'
 import { Actor, Digest, Timestamp } from './common.js';
 import { Labels } from './devices.js';
 import { ImageId } from './images.js';
+import { PreviousValidUntil, Rotations } from './rotations.js';
 import { ROLLOUT_KINDS, ROLLOUT_PHASES, ROLLOUT_STRATEGIES, RolloutRequest } from './rollouts.js';
 
 export const DEFAULT_MAX_CONCURRENT = 1;
@@ -237,27 +238,15 @@ export const Deployment = Type.Object({
   /** Set once `service delete` took it off every device; its history stays on the hub. */
   deletedAt: Type.Union([Timestamp, Type.Null()]),
   deletedBy: Type.Union([Actor, Type.Null()]),
+  /** Rotations of the service key (`rotate-key`). */
+  rotations: Rotations,
 });
 export type Deployment = Static<typeof Deployment>;
 
 export const DeploymentCreated = Type.Composite([Deployment, Type.Object({ key: Type.String({ description: 'the service API key, shown once' }) })]);
 export type DeploymentCreated = Static<typeof DeploymentCreated>;
 
-export const MAX_KEY_GRACE = '7d';
-export const KeyRotate = Type.Object(
-  {
-    grace: Type.Optional(
-      Type.String({ pattern: DURATION_PATTERN, default: '10m', examples: ['10m', '1h'], description: `how long the old key stays valid beside the new one (0s: not at all); at most ${MAX_KEY_GRACE}` }),
-    ),
-  },
-  { additionalProperties: false },
-);
-export type KeyRotate = Static<typeof KeyRotate>;
-
-export const KeyRotated = Type.Composite([
-  DeploymentCreated,
-  Type.Object({ previousKeyValidUntil: Type.Union([Timestamp, Type.Null()], { description: 'until when the replaced key still works; null: no grace' }) }),
-]);
+export const KeyRotated = Type.Composite([DeploymentCreated, Type.Object({ previousKeyValidUntil: PreviousValidUntil })]);
 export type KeyRotated = Static<typeof KeyRotated>;
 
 export const DeploymentList = Type.Object({ deployments: Type.Array(Deployment, { description: 'live deployments by service name; with include=deleted, then deleted ones, oldest deletion first' }) });

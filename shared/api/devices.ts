@@ -7,6 +7,7 @@ import { DeviceFacts, OfflineReasons, ReportedService } from '../protocol.js';
 import { stringEnum } from '../schema.js';
 import { DEVICE_ID_PATTERN } from '../topics.js';
 import { Actor, TAG_KEY_PATTERN, Timestamp } from './common.js';
+import { PreviousValidUntil, Rotations } from './rotations.js';
 
 export const DeviceId = Type.String({ pattern: DEVICE_ID_PATTERN, examples: ['gateway-01'], description: '1-64 letters, digits, `.`, `_`, `-`' });
 
@@ -66,11 +67,15 @@ export const Device = Type.Object({
     description:
       'each service as the device last reported it, with `replicas: {desired, ready, capacity?}` (ready: in the gateway rotation; capacity: why the resource guard holds the count below what the load asks) and the autoscaler’s `lastScale`; agents older than replicas leave both out',
   }),
+  rotations: Rotations,
 });
 export type Device = Static<typeof Device>;
 
 export const DeviceEnrolled = Type.Composite([Device, Type.Object({ token: Type.String({ description: 'shown once; the hub keeps only its hash' }) })]);
 export type DeviceEnrolled = Static<typeof DeviceEnrolled>;
+
+export const DeviceTokenRotated = Type.Composite([DeviceEnrolled, Type.Object({ previousValidUntil: PreviousValidUntil })]);
+export type DeviceTokenRotated = Static<typeof DeviceTokenRotated>;
 
 export const DeviceList = Type.Object({ devices: Type.Array(Device) });
 export type DeviceList = Static<typeof DeviceList>;
