@@ -160,3 +160,82 @@ test('authorize: scopes nest admin ⊃ deploy ⊃ read', async (t) => {
     t.true(err?.message.includes(`has ${has}`), err?.message);
   }
 });
+
+const ADMIN = { keyId: 'ffffffffffff', keyName: 'admin' };
+const bearer = (key: string) => `Bearer ${key}`;
+
+test('rotate: the old and the new secret both work during the grace, only the new one after; the rotation is recorded', async (t) => {
+  const { authority, clock, memory } = await setup();
+  const created = await authority.create('ci-pipeline', 'deploy', ADMIN);
+  clock.ms += 1000;
+  const rotated = await authority.rotate(created.id, '10m', ADMIN);
+  t.is(rotated.id, created.id);
+  t.regex(rotated.key, KEY_SHAPE);
+  t.not(rotated.key, created.key);
+  t.is(rotated.previousValidUntil, new Date(clock.ms + 600_000).toISOString());
+  t.deepEqual(rotated.rotations, [{ at: new Date(clock.ms).toISOString(), by: ADMIN, previousValidUntil: rotated.previousValidUntil }]);
+  t.false(JSON.stringify(await memory.read()).includes(KEY_SHAPE.exec(rotated.key)![2]!), 'the new secret is not stored');
+
+  t.is((await authority.authenticate(bearer(created.key))).id, created.id, 'the old key within its grace');
+  t.is((await authority.authenticate(bearer(rotated.key))).id, created.id);
+  clock.ms += 600_000 - 1;
+  t.is((await authority.authenticate(bearer(created.key))).id, created.id, 'the old key on the last millisecond of its grace');
+  clock.ms += 1;
+  await unauthenticated(t, authority.authenticate(bearer(created.key)));
+  t.is((await authority.authenticate(bearer(rotated.key))).id, created.id);
+  const [listed] = await authority.list();
+  t.deepEqual(listed!.rotations, rotated.rotations);
+  t.false('previousHashes' in listed!);
+});
+
+test('rotate with grace 0s: the old secret stops at once; expired previous secrets are dropped on the next rotation', async (t) => {
+  const { authority, clock, store } = await setup();
+  const created = await authority.create('ci', 'read', ADMIN);
+  const first = await authority.rotate(created.id, '1m', ADMIN);
+  clock.ms += 120_000;
+  const second = await authority.rotate(created.id, '0s', ADMIN);
+  t.is(second.previousValidUntil, null);
+  await unauthenticated(t, authority.authenticate(bearer(created.key)));
+  await unauthenticated(t, authority.authenticate(bearer(first.key)));
+  t.is((await authority.authenticate(bearer(second.key))).id, created.id);
+  t.deepEqual((await store.apiKeys.get(created.id))!.previousHashes, [], 'the expired one is gone');
+  t.deepEqual(
+    second.rotations!.map((r) => r.previousValidUntil),
+    [first.previousValidUntil, null],
+  );
+});
+
+test('rotate refuses a revoked key (409), an unknown one (404) and a grace over 7d (400), and changes nothing', async (t) => {
+  const { authority, store } = await setup();
+  await authority.create('admin', 'admin', null);
+  const created = await authority.create('ci', 'read', ADMIN);
+  await authority.revoke(created.id);
+  const before = await store.apiKeys.get(created.id);
+  const revoked = await t.throwsAsync(authority.rotate(created.id, '10m', ADMIN), { instanceOf: EdgemlError });
+  t.is(revoked?.code, ErrorCodes.HUB_CONFLICT);
+  t.is(revoked?.httpStatus, 409);
+  t.deepEqual(await store.apiKeys.get(created.id), before);
+  t.is((await t.throwsAsync(authority.rotate('0123456789ab', '10m', ADMIN), { instanceOf: EdgemlError }))?.httpStatus, 404);
+  const live = await authority.create('live', 'read', ADMIN);
+  const tooLong = await t.throwsAsync(authority.rotate(live.id, '8d', ADMIN), { instanceOf: EdgemlError });
+  t.is(tooLong?.httpStatus, 400);
+  t.regex(tooLong?.message ?? '', /at most 7d/);
+});
+
+test('rotations: the view shows the last 20; a retried rotation finds itself by its Idempotency-Key mark', async (t) => {
+  const { authority, clock } = await setup();
+  const created = await authority.create('ci', 'read', ADMIN);
+  const marked = { ...ADMIN, idempotency: { key: 'retry-me', fingerprint: 'f' } };
+  await authority.rotate(created.id, '0s', marked, 'x'.repeat(43));
+  for (let i = 0; i < 25; i++) {
+    clock.ms += 1000;
+    await authority.rotate(created.id, '0s', ADMIN);
+  }
+  const [listed] = await authority.list();
+  t.is(listed!.rotations!.length, 20);
+  t.is(listed!.rotations!.at(-1)!.at, new Date(clock.ms).toISOString());
+  t.false(JSON.stringify(listed).includes('retry-me'), 'views leave the mark out');
+  const found = await authority.rotatedBy((a) => a.idempotency?.key === 'retry-me', 'x'.repeat(43));
+  t.is(found?.rotated.key, `emk_${created.id}_${'x'.repeat(43)}`);
+  t.is(found?.by.idempotency?.fingerprint, 'f');
+});

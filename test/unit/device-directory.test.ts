@@ -38,6 +38,9 @@ const reported = (generation: number, phase: ReportedState['phase'] = 'converged
   services: [{ name: 'iris', revision: generation, image: `r/iris@sha256:${'1'.repeat(64)}`, phase: 'running', servingRevision: generation, progress: null, error: null }],
 });
 
+/** The expiry's store write (lowdb in memory) is done once the pending promise jobs have run. */
+const settled = () => new Promise((resolve) => setImmediate(resolve));
+
 async function setup(memory = new Memory<HubData>()) {
   const clock = new ManualClock(T0);
   const store = await LowdbHubStore.open(memory, 'memory');
@@ -267,4 +270,99 @@ test('a damaged stored device is reported and left out; a damaged observation is
   t.regex(again.problems.list().find((p) => p.id === 'no-hash')!.message, /tokenHash/);
   t.false(again.dir.verifyToken('no-hash', 'anything'));
   t.truthy((await memory.read())!.devices['no-hash'], 'the damaged record stays in the store for someone to fix');
+});
+
+test('rotateToken: the old and the new token both work during the grace; at its end only the new, and listeners hear token-expired', async (t) => {
+  const { clock, dir, memory } = await setup();
+  const enrolled = await dir.enroll({ id: 'gw-1' }, ACTOR);
+  const changes: string[] = [];
+  dir.onChange((id, change) => changes.push(`${id} ${change}`));
+  clock.advance(1000);
+  const rotated = await dir.rotateToken('gw-1', '10m', ACTOR);
+  t.regex(rotated.token, /^emd_[A-Za-z0-9_-]{43}$/);
+  t.not(rotated.token, enrolled.token);
+  t.is(rotated.previousValidUntil, new Date(T0 + 1000 + 600_000).toISOString());
+  t.deepEqual(rotated.rotations, [{ at: new Date(T0 + 1000).toISOString(), by: ACTOR, previousValidUntil: rotated.previousValidUntil }]);
+  t.false(JSON.stringify(await memory.read()).includes(rotated.token.slice(4)), 'the new token is not stored');
+  t.false('previousTokens' in dir.get('gw-1'));
+
+  t.true(dir.verifyToken('gw-1', enrolled.token), 'the old token within its grace');
+  t.true(dir.verifyToken('gw-1', rotated.token));
+  clock.advance(600_000 - 1);
+  t.true(dir.verifyToken('gw-1', enrolled.token), 'the old token on the last millisecond of its grace');
+  t.deepEqual(changes, []);
+  clock.advance(1);
+  t.false(dir.verifyToken('gw-1', enrolled.token), 'the old token after its grace');
+  t.true(dir.verifyToken('gw-1', rotated.token));
+  await settled();
+  t.deepEqual(changes, ['gw-1 token-expired']);
+  const stored = (await memory.read())?.devices['gw-1'];
+  t.deepEqual(stored?.previousTokens, [], 'the expired token is dropped from the store');
+  t.deepEqual(dir.get('gw-1').rotations, rotated.rotations);
+});
+
+test('rotateToken with grace 0s: the old token stops at once, token-expired at once; a revoked device cannot rotate (409)', async (t) => {
+  const { dir } = await setup();
+  const enrolled = await dir.enroll({ id: 'gw-1' }, ACTOR);
+  const changes: string[] = [];
+  dir.onChange((id, change) => changes.push(`${id} ${change}`));
+  const rotated = await dir.rotateToken('gw-1', '0s', ACTOR);
+  t.is(rotated.previousValidUntil, null);
+  t.false(dir.verifyToken('gw-1', enrolled.token));
+  t.true(dir.verifyToken('gw-1', rotated.token));
+  t.deepEqual(changes, ['gw-1 token-expired']);
+
+  await dir.revoke('gw-1');
+  const refused = await t.throwsAsync(dir.rotateToken('gw-1', '10m', ACTOR), { instanceOf: EdgemlError });
+  t.is((refused as EdgemlError).code, 'HUB_E_CONFLICT');
+  t.is((refused as EdgemlError).httpStatus, 409);
+  t.is(dir.get('gw-1').rotations?.length, 1, 'nothing recorded');
+  t.is(((await t.throwsAsync(dir.rotateToken('nobody', '10m', ACTOR), { instanceOf: EdgemlError })) as EdgemlError).httpStatus, 404);
+  t.is(((await t.throwsAsync(dir.enroll({ id: 'gw-2' }, ACTOR).then(() => dir.rotateToken('gw-2', '8d', ACTOR)), { instanceOf: EdgemlError })) as EdgemlError).httpStatus, 400);
+});
+
+test('a restarted hub keeps a pending grace: the old token works until its end, then token-expired; a grace that ended while it was down expires at once', async (t) => {
+  const memory = new Memory<HubData>();
+  const first = await setup(memory);
+  const a = await first.dir.enroll({ id: 'a' }, ACTOR);
+  const b = await first.dir.enroll({ id: 'b' }, ACTOR);
+  await first.dir.rotateToken('a', '10m', ACTOR);
+  await first.dir.rotateToken('b', '1s', ACTOR);
+  await first.dir.close();
+
+  const clock = new ManualClock(T0 + 5000);
+  const store = await LowdbHubStore.open(memory, 'memory');
+  const dir = await DeviceDirectory.load(store.devices, clock, pino({ level: 'silent' }), new StoredProblems(pino({ level: 'silent' })));
+  const changes: string[] = [];
+  dir.onChange((id, change) => changes.push(`${id} ${change}`));
+  t.true(dir.verifyToken('a', a.token), "a's old token, within its grace");
+  t.false(dir.verifyToken('b', b.token), "b's old token, after its grace");
+  clock.advance(0);
+  await settled();
+  t.deepEqual(changes, ['b token-expired']);
+  clock.advance(600_000);
+  await settled();
+  t.false(dir.verifyToken('a', a.token));
+  t.deepEqual(changes, ['b token-expired', 'a token-expired']);
+  t.is(clock.pending(), 0, 'no timer left once every grace ended');
+});
+
+test('stored records with previous tokens, rotations and certificates load; a damaged previous token leaves the device out', async (t) => {
+  const memory = new Memory<HubData>();
+  const first = await setup(memory);
+  await first.dir.enroll({ id: 'ok' }, ACTOR);
+  await first.dir.enroll({ id: 'bad' }, ACTOR);
+  await first.dir.rotateToken('ok', '10m', ACTOR);
+  await first.dir.close();
+  const data = structuredClone((await memory.read())!);
+  data.devices.ok!.certificates = [{ serial: '01', purpose: 'client', names: ['ok'], notBefore: '2026-11-24T12:00:00.000Z', notAfter: '2026-12-24T12:00:00.000Z' }];
+  data.devices.bad!.previousTokens = [{ hash: 'not hex', validUntil: '2026-11-24T12:10:00.000Z' }];
+  await memory.write(data);
+  const again = await setup(memory);
+  t.deepEqual(
+    again.dir.list().map((d) => d.id),
+    ['ok'],
+  );
+  t.is(again.dir.get('ok').rotations?.length, 1);
+  t.is(again.problems.list().length, 1);
 });
