@@ -11,6 +11,7 @@ import type { Dispatcher } from 'undici';
 import { API_PREFIX } from '../shared/api/common.js';
 import { backoffDelay, type BackoffPolicy } from '../shared/backoff.js';
 import { EdgemlError, ErrorCodes, isEdgemlError, type ErrorCode } from '../shared/errors.js';
+import { HUB_CA_HINT, plainHttpToTls, tlsFailure, trustingDispatcher, type TlsPeer } from './tls.js';
 
 export type Query = Record<string, string | number | readonly string[] | undefined>;
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -20,6 +21,8 @@ export interface HubClientOptions {
   /** e.g. `http://127.0.0.1:8080`; a path prefix (behind a proxy) is kept. */
   baseUrl: string;
   apiKey?: string | undefined;
+  /** PEM CA certificate: the only one trusted for an https:// hub (else Node's roots). */
+  ca?: string | undefined;
   /** Cancels whatever request is in flight (the CLI's Ctrl-C). */
   signal?: AbortSignal | undefined;
   /** How long a POST (or a request sent with `retry`) is retried on connection failures (default 30 s), and how it backs off. */
@@ -108,10 +111,19 @@ export class HubClient {
   private readonly signal: AbortSignal | undefined;
   private readonly retry: { forMs: number; backoff: BackoffPolicy };
   private readonly onRetry: ((line: string) => void) | undefined;
+  private readonly dispatcher: Promise<Dispatcher | undefined> | undefined;
+  private readonly peer: TlsPeer;
 
   constructor(opts: HubClientOptions) {
     this.base = opts.baseUrl.replace(/\/+$/, '');
+    this.peer = {
+      name: 'the hub',
+      url: this.base,
+      caHint: HUB_CA_HINT,
+      nameHint: 'use a name the certificate carries in --hub, or start the hub with --tls-san NAME',
+    };
     this.apiKey = opts.apiKey;
+    this.dispatcher = opts.ca === undefined ? undefined : trustingDispatcher(opts.ca);
     this.signal = opts.signal;
     this.retry = opts.retry ?? DEFAULT_RETRY;
     this.onRetry = opts.onRetry;
@@ -221,9 +233,10 @@ export class HubClient {
     // Loaded on first use: `edgeml --version` and `--help` should not pay for an HTTP client.
     const { request } = await import('undici');
     try {
-      return await request(this.url(path, query), { method, headers, body: opts.body, signal: this.signal });
+      const dispatcher = await this.dispatcher;
+      return await request(this.url(path, query), { method, headers, body: opts.body, signal: this.signal, ...(dispatcher ? { dispatcher } : {}) });
     } catch (err) {
-      throw this.transportError(err, CANNOT_REACH);
+      throw (await plainHttpToTls(err, this.peer)) ?? this.transportError(err, CANNOT_REACH);
     }
   }
 
@@ -270,7 +283,7 @@ export class HubClient {
       message = `the hub at ${this.base} answered ${status} ${STATUS_CODES[status] ?? ''}`.trimEnd() + (excerpt ? `: ${excerpt}` : '');
     }
     if (status === 401 && !this.apiKey) {
-      message += " (no API key: pass --api-key or set EDGEML_API_KEY; the hub's admin key is in DATA/admin.key)";
+      message += " (no API key: pass --api-key-file FILE or set EDGEML_API_KEY_FILE or EDGEML_API_KEY; the hub's admin key is in DATA/admin.key)";
     }
     return new EdgemlError(code ?? STATUS_CODE_FALLBACK[status] ?? ErrorCodes.INTERNAL, message, {
       httpStatus: status,
@@ -295,8 +308,10 @@ export class HubClient {
     }
   }
 
-  /** A socket failure becomes CLI_HUB_UNREACHABLE; anything else (an abort, a local read error) passes. */
+  /** A TLS failure becomes CLI_E_TLS, a socket failure CLI_HUB_UNREACHABLE; anything else (an abort, a local read error) passes. */
   private transportError(err: unknown, what: string): unknown {
+    const tls = tlsFailure(err, this.peer);
+    if (tls) return tls;
     const code = errorCodeOf(err);
     if (!code || !TRANSPORT_CODES.has(code)) return err;
     const hint = what === CANNOT_REACH ? ' (is `edgeml hub start` running? set --hub or EDGEML_HUB)' : '';

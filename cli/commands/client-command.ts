@@ -1,11 +1,15 @@
 /**
- * What every client command shares: the `--hub`, `--api-key`, `--config` and `--json` flags, and an
- * action wrapper that turns them into a HubClient and an Output before the command's own code runs.
+ * What every client command shares: the `--hub`, `--api-key`, `--api-key-file`, `--ca`, `--config`
+ * and `--json` flags, and an action wrapper that turns them into a HubClient and an Output before
+ * the command's own code runs.
  */
-import type { Command } from 'commander';
-import { loadClientConfig } from '../client-config.js';
+import { readFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import { loadClientConfig, type ClientConfig } from '../client-config.js';
+import { fileError, inputError } from '../args.js';
 import { HubClient } from '../hub-client.js';
 import { createOutput, type Output } from '../output.js';
+import { parseCaPem } from '../tls.js';
 
 /** The process's environment and streams, passed in once by main.ts. */
 export interface CliIo {
@@ -20,12 +24,16 @@ export interface CliIo {
 export interface ClientFlags {
   hub?: string;
   apiKey?: string;
+  apiKeyFile?: string;
+  ca?: string;
   config?: string;
   json?: boolean;
 }
 
 export interface ClientContext {
   client: HubClient;
+  /** The PEM CA from --ca / EDGEML_CA / the config file, if one was given. */
+  ca: string | undefined;
   out: Output;
   io: CliIo;
   /** Progress bars only for a person watching stderr, never around machine-readable output. */
@@ -40,8 +48,10 @@ export interface ClientContext {
 export function withClientOptions(command: Command): Command {
   return command
     .option('--hub <url>', "the hub's REST API (env EDGEML_HUB; default http://127.0.0.1:8080)")
-    .option('--api-key <key>', 'API key (prefer EDGEML_API_KEY: flags show in ps)')
-    .option('--config <file>', 'JSON config file with "hub" and "apiKey" (env EDGEML_CONFIG)')
+    .addOption(new Option('--api-key <key>', 'API key (prefer --api-key-file or EDGEML_API_KEY: flags show in ps)').conflicts('apiKeyFile'))
+    .option('--api-key-file <file>', 'a file holding the API key (env EDGEML_API_KEY_FILE)')
+    .option('--ca <file>', "PEM CA certificate, the only one trusted for an https:// hub and device gateways (env EDGEML_CA; `edgeml hub ca` prints the hub's)")
+    .option('--config <file>', 'JSON config file with "hub", "apiKey", "apiKeyFile" and "ca" (env EDGEML_CONFIG)')
     .option('--json', 'print one JSON document on stdout instead of text');
 }
 
@@ -58,12 +68,15 @@ export function clientAction<A extends unknown[], F extends object>(io: CliIo, r
   return async (...params: unknown[]): Promise<void> => {
     const command = params.at(-1) as Command;
     const flags = command.opts<F & ClientFlags>();
-    const config = loadClientConfig({ flags: { hub: flags.hub, apiKey: flags.apiKey }, env: io.env, file: flags.config });
+    const config = loadClientConfig({ flags: { hub: flags.hub, apiKey: flags.apiKey, apiKeyFile: flags.apiKeyFile, ca: flags.ca }, env: io.env, file: flags.config });
+    const ca = config.ca === undefined ? undefined : caOf(config.ca, where(flags.ca !== undefined, '--ca', 'EDGEML_CA', io.env, 'ca'));
+    const apiKey = apiKeyOf(config, flags, io.env);
     const json = flags.json === true;
     const signal = io.interruptSignal();
     await run(
       {
-        client: new HubClient({ baseUrl: config.hub, apiKey: config.apiKey, signal, onRetry: (line) => io.stderr.write(`${line}\n`) }),
+        client: new HubClient({ baseUrl: config.hub, apiKey, ca, signal, onRetry: (line) => io.stderr.write(`${line}\n`) }),
+        ca,
         out: createOutput({ json, stdout: io.stdout }),
         io,
         showProgress: !json && io.stderr.isTTY === true,
@@ -73,4 +86,48 @@ export function clientAction<A extends unknown[], F extends object>(io: CliIo, r
       flags,
     );
   };
+}
+
+/** How a setting was given, for messages: the flag, the environment variable, or the config file's key. */
+function where(fromFlag: boolean, flag: string, envName: string, env: CliIo['env'], key: keyof ClientConfig): string {
+  if (fromFlag) return flag;
+  return env[envName] !== undefined ? envName : `"${key}" in the config file`;
+}
+
+function caOf(path: string, setting: string): string {
+  return parseCaPem(readSetting(path, setting), `${setting} ${path}`);
+}
+
+/** The contents of a file a setting names; an unreadable one is the user's input error, naming the setting. */
+function readSetting(path: string, setting: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw fileError(path, err, `${setting} `);
+  }
+}
+
+/**
+ * The API key: given inline or read from a file. Both on the command line is a usage error
+ * (commander refuses it); a flag beats the environment and the config file; both set elsewhere is
+ * ambiguous, so refused rather than guessed.
+ */
+function apiKeyOf(config: Readonly<ClientConfig>, flags: ClientFlags, env: CliIo['env']): string | undefined {
+  const inline = config.apiKey || undefined;
+  if (flags.apiKey !== undefined || config.apiKeyFile === undefined) return checkApiKey(inline, where(flags.apiKey !== undefined, '--api-key', 'EDGEML_API_KEY', env, 'apiKey'));
+  if (flags.apiKeyFile === undefined && inline !== undefined) {
+    throw inputError('both an API key and an API key file are set (EDGEML_API_KEY / EDGEML_API_KEY_FILE or "apiKey" / "apiKeyFile" in the config file): keep one');
+  }
+  const setting = where(flags.apiKeyFile !== undefined, '--api-key-file', 'EDGEML_API_KEY_FILE', env, 'apiKeyFile');
+  const key = readSetting(config.apiKeyFile, setting).trim();
+  if (!key) throw inputError(`${setting} ${config.apiKeyFile}: the file is empty`);
+  return checkApiKey(key, `${setting} ${config.apiKeyFile}`);
+}
+
+/** Visible ASCII only, as a bearer token in a header; a refusal never repeats the key. */
+export function checkApiKey<K extends string | undefined>(key: K, setting: string): K {
+  if (key !== undefined && !/^[\x21-\x7e]+$/.test(key)) {
+    throw inputError(`the key from ${setting} has characters a key cannot have (spaces, line breaks or non-ASCII); it is not shown here`);
+  }
+  return key;
 }

@@ -4,7 +4,9 @@
  *
  * The gateway URL is what the device said about itself, and the service key goes with the request.
  * So the key is sent only to a device the hub itself targets with the service and that reports it
- * serving, and over plain http only to a loopback address unless the user says otherwise.
+ * serving, and over plain http only to a loopback address unless the user says otherwise. An https
+ * gateway must show a certificate from the hub's CA (`--ca`, else the hub's GET /api/v1/ca): that
+ * CA alone is trusted for it, as the hub signs every gateway's certificate.
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
@@ -12,11 +14,12 @@ import { request } from 'undici';
 import { isLoopbackHost } from '../../shared/address.js';
 import type { Deployment } from '../../shared/api/deployments.js';
 import type { Device } from '../../shared/api/devices.js';
-import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import { EdgemlError, ErrorCodes, isEdgemlError } from '../../shared/errors.js';
 import { matchesLabels } from '../../shared/api/devices.js';
 import { fileError, inputError, parseDeviceId } from '../args.js';
-import { apiPath } from '../hub-client.js';
-import { clientAction, withClientOptions, type CliIo } from './client-command.js';
+import { apiPath, type HubClient } from '../hub-client.js';
+import { HUB_CA_HINT, parseCaPem, plainHttpToTls, tlsFailure, trustingDispatcher, type TlsPeer } from '../tls.js';
+import { checkApiKey, clientAction, withClientOptions, type CliIo } from './client-command.js';
 import { parseService } from './deployments.js';
 
 interface ScoreFlags {
@@ -67,6 +70,35 @@ export function gatewayScoreUrl(opts: { deviceId: string; gateway: string; servi
   return `${gateway}/v1/services/${service}/score`;
 }
 
+const CA_PATH = apiPath('ca');
+
+/** The hub's CA as the hub serves it (public: no key needed). */
+export async function fetchHubCa(client: HubClient): Promise<string> {
+  let pem = '';
+  try {
+    const { body } = await client.download(CA_PATH);
+    for await (const chunk of body) pem += String(chunk);
+  } catch (err) {
+    if (!isEdgemlError(err, ErrorCodes.HUB_NOT_FOUND)) throw err;
+    throw new EdgemlError(ErrorCodes.CLI_TLS, `the hub does not serve its CA at ${CA_PATH}; ${HUB_CA_HINT}`, { cause: err });
+  }
+  try {
+    return parseCaPem(pem, `the hub's CA from ${CA_PATH}`);
+  } catch (err) {
+    throw new EdgemlError(ErrorCodes.CLI_TLS, `the hub's answer to ${CA_PATH} is not a PEM certificate; ${HUB_CA_HINT}`, { cause: err });
+  }
+}
+
+/** How a gateway's TLS failures are told. */
+export function gatewayPeer(deviceId: string, gateway: string): TlsPeer {
+  return {
+    name: `the gateway of ${deviceId}`,
+    url: gateway,
+    caHint: `gateways show certificates from the hub's CA: ${HUB_CA_HINT}`,
+    nameHint: `the agent's --advertise-url must name an address its certificate carries (the agent asks for one with its names)`,
+  };
+}
+
 export function addScoreCommand(program: Command, io: CliIo): void {
   const score = program
     .command('score')
@@ -78,7 +110,7 @@ export function addScoreCommand(program: Command, io: CliIo): void {
     .option('--allow-insecure-http', 'send the key to a gateway that is plain http on a non-loopback address')
     .action(
       clientAction<[string], ScoreFlags>(io, async (ctx, [service], flags) => {
-        const key = flags.key ?? io.env[SERVICE_KEY_ENV];
+        const key = checkApiKey(flags.key ?? io.env[SERVICE_KEY_ENV], flags.key !== undefined ? '--key' : SERVICE_KEY_ENV);
         if (!key) throw inputError(`give the service key: ${SERVICE_KEY_ENV}=… or --key`);
         const text = flags.input === '-' ? await readStdin() : await readFile(flags.input, 'utf8').catch((err: unknown) => Promise.reject(fileError(flags.input, err, '--input ')));
         try {
@@ -93,8 +125,19 @@ export function addScoreCommand(program: Command, io: CliIo): void {
         checkServiceOnDevice(device, deployment);
         if (!device.gateway) throw new EdgemlError(ErrorCodes.CLI_HUB_UNREACHABLE, `device ${device.id} has not reported a gateway (status ${device.status})`);
         const url = gatewayScoreUrl({ deviceId: device.id, gateway: device.gateway, service, allowInsecureHttp: flags.allowInsecureHttp === true });
-        const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: text, signal: ctx.signal }).catch((err: Error) => {
-          throw new EdgemlError(ErrorCodes.CLI_HUB_UNREACHABLE, `cannot reach the gateway of ${device.id} at ${device.gateway}: ${err.message}`);
+        const dispatcher = url.startsWith('https:') ? await trustingDispatcher(ctx.ca ?? (await fetchHubCa(ctx.client))) : undefined;
+        const peer = gatewayPeer(device.id, device.gateway);
+        const res = await request(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+          body: text,
+          signal: ctx.signal,
+          ...(dispatcher ? { dispatcher } : {}),
+        }).catch(async (err: Error) => {
+          const tls = tlsFailure(err, peer) ?? (await plainHttpToTls(err, peer));
+          if (tls) throw tls;
+          const code = (err as { code?: unknown }).code;
+          throw new EdgemlError(ErrorCodes.CLI_HUB_UNREACHABLE, `cannot reach the gateway of ${device.id} at ${device.gateway}: ${typeof code === 'string' ? code : err.message}`, { cause: err });
         });
         const answer = await res.body.text();
         if (res.statusCode !== 200) {
