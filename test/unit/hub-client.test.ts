@@ -1,16 +1,25 @@
 /**
  * The CLI's HubClient (cli/hub-client.ts) against a FakeHub: a tiny node:http server on 127.0.0.1
  * port 0 that answers canned responses. The real hub routes are tested elsewhere; this checks the
- * client's side: request shape, error mapping, streaming both ways, early answers to uploads.
+ * client's side: request shape, error mapping, streaming both ways, early answers to uploads; over
+ * HTTPS (a node:https FakeHub with certificates from a throwaway CA), the trust options and the one
+ * line a TLS failure becomes; and the key and CA settings of client commands.
  */
 import test, { type ExecutionContext } from 'ava';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
+import { clientAction, withClientOptions, type CliIo, type ClientContext } from '../../cli/commands/client-command.js';
 import { apiPath, HubClient } from '../../cli/hub-client.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import { issueServerCert, makeCa, type ServerCert } from '../helpers/tls-certs.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
@@ -124,7 +133,7 @@ test('a 401 without a key says how to give one; with a key it does not, and neve
   const url = await startFakeHub(t, (_req, res) => sendJson(res, 401, { error: { code: 'HUB_E_UNAUTHENTICATED', message: 'this route needs an API key' } }));
   const without = await rejection(t, new HubClient({ baseUrl: url }).json('GET', apiPath('models')));
   t.is(without.code, ErrorCodes.HUB_UNAUTHENTICATED);
-  t.is(without.message, "this route needs an API key (no API key: pass --api-key or set EDGEML_API_KEY; the hub's admin key is in DATA/admin.key)");
+  t.is(without.message, "this route needs an API key (no API key: pass --api-key-file FILE or set EDGEML_API_KEY_FILE or EDGEML_API_KEY; the hub's admin key is in DATA/admin.key)");
   const withKey = await rejection(t, new HubClient({ baseUrl: url, apiKey: 'emk_very_secret' }).json('GET', apiPath('models')));
   t.is(withKey.message, 'this route needs an API key');
   t.false(JSON.stringify({ m: withKey.message, d: withKey.details }).includes('emk_very_secret'));
@@ -287,4 +296,134 @@ test('the abort signal cancels a request with its reason, unmapped', async (t) =
   const pending = new HubClient({ baseUrl: url, signal: controller.signal }).json('GET', apiPath('models'));
   setTimeout(() => controller.abort(reason), 50);
   t.is(await t.throwsAsync(pending), reason);
+});
+
+/** An HTTPS FakeHub answering `{"items":[]}`; its URL uses `host` (the certificate may not name it). */
+async function startTlsHub(t: ExecutionContext, cert: ServerCert, host = '127.0.0.1'): Promise<string> {
+  const server = createHttpsServer({ cert: cert.cert, key: cert.key }, (_req, res) => sendJson(res, 200, { items: [] }));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return `https://${host}:${(server.address() as AddressInfo).port}`;
+}
+
+async function tlsSetup() {
+  const ca = await makeCa('edgeml test hub CA');
+  const other = await makeCa('some other CA');
+  return { ca, other, good: await issueServerCert(ca, { ip: ['127.0.0.1'], dns: ['localhost'] }) };
+}
+
+const FAST_FAIL = { forMs: 0, backoff: { initialMs: 1, maxMs: 1, factor: 1 } };
+
+test('https: the hub is trusted with its CA, and only with it', async (t) => {
+  const { ca, other, good } = await tlsSetup();
+  const url = await startTlsHub(t, good);
+  t.deepEqual(await new HubClient({ baseUrl: url, ca: ca.pem }).json('GET', apiPath('models')), { items: [] });
+  // A POST (retried on connection failures) fails at once: a certificate does not get better by retrying.
+  for (const client of [new HubClient({ baseUrl: url }), new HubClient({ baseUrl: url, ca: other.pem, retry: { forMs: 60_000, backoff: FAST_FAIL.backoff } })]) {
+    const err = await rejection(t, client.json('POST', apiPath('models'), { body: {} }));
+    t.is(err.code, ErrorCodes.CLI_TLS);
+    t.regex(err.message, new RegExp(`^cannot verify the hub's certificate at ${url}: unable to verify the first certificate; pass the hub's CA with --ca FILE or EDGEML_CA \\(\`edgeml hub ca\` prints it\\)$`));
+    t.truthy(err.cause, 'the TLS error is kept as the cause');
+  }
+});
+
+test('https: a certificate for other names, an expired one, and HTTP and HTTPS mixed up are one clear line each', async (t) => {
+  const { ca, good } = await tlsSetup();
+  const otherName = await startTlsHub(t, await issueServerCert(ca, { dns: ['hub.example'] }));
+  const mismatch = await rejection(t, new HubClient({ baseUrl: otherName, ca: ca.pem }).json('GET', apiPath('models')));
+  t.is(mismatch.code, ErrorCodes.CLI_TLS);
+  t.is(mismatch.message, `the hub's certificate at ${otherName} is not for 127.0.0.1 (it names DNS:hub.example); use a name the certificate carries in --hub, or start the hub with --tls-san NAME`);
+
+  const expiredUrl = await startTlsHub(t, await issueServerCert(ca, { ip: ['127.0.0.1'] }, { expired: true }));
+  const expired = await rejection(t, new HubClient({ baseUrl: expiredUrl, ca: ca.pem }).json('GET', apiPath('models')));
+  t.is(expired.code, ErrorCodes.CLI_TLS);
+  t.is(expired.message, `the hub's certificate at ${expiredUrl} has expired (check the clocks of this machine and of the hub)`);
+
+  const tlsUrl = await startTlsHub(t, good);
+  const plainUrl = tlsUrl.replace('https:', 'http:');
+  const plainToTls = await rejection(t, new HubClient({ baseUrl: plainUrl, retry: FAST_FAIL }).json('POST', apiPath('models'), { body: {} }));
+  t.is(plainToTls.code, ErrorCodes.CLI_TLS);
+  t.is(plainToTls.message, `the hub at ${plainUrl} speaks HTTPS: use ${tlsUrl}`);
+
+  const plainHub = await startFakeHub(t, (_req, res) => sendJson(res, 200, {}));
+  const httpsUrl = plainHub.replace('http:', 'https:');
+  const tlsToPlain = await rejection(t, new HubClient({ baseUrl: httpsUrl, ca: ca.pem }).json('GET', apiPath('models')));
+  t.is(tlsToPlain.code, ErrorCodes.CLI_TLS);
+  t.is(tlsToPlain.message, `the hub at ${httpsUrl} does not speak HTTPS (is it plain HTTP? then use http://)`);
+  for (const err of [mismatch, expired, plainToTls, tlsToPlain]) t.false(/error:|SSL routines|openssl/i.test(err.message), err.message);
+});
+
+/** Runs one client command through clientAction with `argv` and `env`; resolves to its context or the error. */
+async function clientContext(argv: string[], env: Record<string, string> = {}): Promise<ClientContext> {
+  let seen: ClientContext | undefined;
+  const io = { env, stdout: process.stdout, stderr: process.stderr, cwd: process.cwd(), interruptSignal: () => new AbortController().signal } as CliIo;
+  const program = new Command('edgeml').exitOverride().configureOutput({ writeErr: () => undefined });
+  withClientOptions(program.command('probe').action(clientAction(io, async (ctx) => void (seen = ctx))));
+  await program.parseAsync(['node', 'edgeml', 'probe', ...argv]);
+  return seen!;
+}
+
+async function scratch(t: ExecutionContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'edgeml-cli-trust-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('--api-key-file: the trimmed key goes as the bearer; unreadable, empty or unusable files are named, the key never shown', async (t) => {
+  let auth: string | undefined;
+  const url = await startFakeHub(t, (req, res) => {
+    auth = req.headers.authorization;
+    sendJson(res, 200, { items: [] });
+  });
+  const dir = await scratch(t);
+  const keyFile = join(dir, 'key');
+  await writeFile(keyFile, 'emk_from_the_file\n');
+  await (await clientContext(['--hub', url, '--api-key-file', keyFile])).client.json('GET', apiPath('models'));
+  t.is(auth, 'Bearer emk_from_the_file');
+  await (await clientContext(['--hub', url], { EDGEML_API_KEY_FILE: keyFile })).client.json('GET', apiPath('models'));
+  t.is(auth, 'Bearer emk_from_the_file', 'EDGEML_API_KEY_FILE');
+  await (await clientContext(['--hub', url, '--api-key-file', keyFile], { EDGEML_API_KEY: 'emk_from_env' })).client.json('GET', apiPath('models'));
+  t.is(auth, 'Bearer emk_from_the_file', 'the flag beats the environment');
+
+  const missing = await t.throwsAsync(clientContext(['--hub', url, '--api-key-file', join(dir, 'nope')]), { instanceOf: EdgemlError });
+  t.is(missing.code, ErrorCodes.CLI_INPUT_INVALID);
+  t.is(missing.message, `--api-key-file ${join(dir, 'nope')}: no such file or directory`);
+  const empty = join(dir, 'empty');
+  await writeFile(empty, '  \n');
+  const emptyErr = await t.throwsAsync(clientContext(['--hub', url], { EDGEML_API_KEY_FILE: empty }), { instanceOf: EdgemlError });
+  t.is(emptyErr.message, `EDGEML_API_KEY_FILE ${empty}: the file is empty`);
+  const spaced = join(dir, 'spaced');
+  await writeFile(spaced, 'emk_secret part two\n');
+  const spacedErr = await t.throwsAsync(clientContext(['--hub', url, '--api-key-file', spaced]), { instanceOf: EdgemlError });
+  t.is(spacedErr.code, ErrorCodes.CLI_INPUT_INVALID);
+  t.false(spacedErr.message.includes('emk_secret'), spacedErr.message);
+  const inline = await t.throwsAsync(clientContext(['--hub', url, '--api-key', 'emk_bad\nsecret']), { instanceOf: EdgemlError });
+  t.false(inline.message.includes('emk_bad'), inline.message);
+
+  const both = await t.throwsAsync(clientContext(['--hub', url, '--api-key', 'k', '--api-key-file', keyFile]));
+  t.is((both as { code?: string }).code, 'commander.conflictingOption', 'both flags: a usage error');
+  const bothEnv = await t.throwsAsync(clientContext(['--hub', url], { EDGEML_API_KEY: 'k', EDGEML_API_KEY_FILE: keyFile }), { instanceOf: EdgemlError });
+  t.is(bothEnv.code, ErrorCodes.CLI_INPUT_INVALID);
+  t.notRegex(bothEnv.message, /emk_|\bk\b:/);
+});
+
+test('--ca / EDGEML_CA: the CA file is read and checked before any request; the context carries it', async (t) => {
+  const { ca, good } = await tlsSetup();
+  const url = await startTlsHub(t, good);
+  const dir = await scratch(t);
+  const caFile = join(dir, 'ca.pem');
+  await writeFile(caFile, ca.pem);
+  const ctx = await clientContext(['--hub', url], { EDGEML_CA: caFile });
+  t.is(ctx.ca, ca.pem);
+  t.deepEqual(await ctx.client.json('GET', apiPath('models')), { items: [] });
+  const notPem = join(dir, 'key.pem');
+  await writeFile(notPem, good.key);
+  const bad = await t.throwsAsync(clientContext(['--hub', url, '--ca', notPem]), { instanceOf: EdgemlError });
+  t.is(bad.code, ErrorCodes.CLI_INPUT_INVALID);
+  t.regex(bad.message, new RegExp(`^--ca ${notPem}: not a PEM certificate`));
+  t.false(bad.message.includes('PRIVATE KEY'));
 });
