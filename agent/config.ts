@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { HOST_PORT_EXAMPLES, HOST_PORT_PATTERN } from '../shared/address.js';
+import { HOST_PORT_EXAMPLES, HOST_PORT_PATTERN, isLoopbackHost, parseHostPort } from '../shared/address.js';
 import { loadConfig, type ConfigSources } from '../shared/config-loader.js';
 import { DURATION_EXAMPLES, DURATION_PATTERN, parseDuration } from '../shared/duration.js';
 import { EdgemlError, ErrorCodes } from '../shared/errors.js';
@@ -92,6 +92,16 @@ export function loadAgentConfig(sources: ConfigSources): Readonly<AgentConfig> {
     if (parseSize(config[key]) < MIN_QUEUE_BYTES) {
       refuse(`${key} (${flag}) must be at least ${Math.ceil(MIN_QUEUE_BYTES / 1024)}k, room for one batch of the largest MQTT message (${formatBytes(MAX_MESSAGE_BYTES)}), not ${config[key]}`);
     }
+  }
+  if (config.token !== undefined && config.tokenFile !== undefined) {
+    refuse('token (--token, EDGEML_AGENT_TOKEN) and tokenFile (--token-file) both given: keep one');
+  }
+  if (config.auth === 'cert' && !config.hub.startsWith('mqtts://')) {
+    refuse(`auth cert (--auth cert) needs an mqtts:// hub (--hub), not ${config.hub}: a client certificate is shown in the TLS handshake`);
+  }
+  const { host } = parseHostPort(config.gateway);
+  if (config.gatewayTls === 'off' && !isLoopbackHost(host) && !config.allowPlainGateway) {
+    refuse(`the gateway on ${config.gateway} would be plain HTTP off loopback (--gateway-tls off): service keys and inputs would cross the network in clear; use --gateway-tls auto, or add --allow-plain-gateway if that is really meant`);
   }
   return config;
 }

@@ -1,8 +1,9 @@
 /**
- * Composition root of the agent: wires config, Docker, facts, target cache, gateway, reconciler,
- * autoscaler, telemetry and the hub link once.
+ * Composition root of the agent: wires config, Docker, facts, target cache, certificates, gateway,
+ * reconciler, autoscaler, telemetry and the hub link once.
  */
 import { mkdir, readFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseHostPort } from '../shared/address.js';
 import { systemClock } from '../shared/clock.js';
@@ -14,8 +15,14 @@ import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from '../shared/protocol.js';
 import { edgemlVersion } from '../shared/version.js';
 import type { AgentConfig } from './config.js';
 import { runCommand } from './commands.js';
+import { linkCredentials } from './link/credentials.js';
 import { connectHubLink } from './link/hub-link.js';
-import { startGateway } from './gateway/server.js';
+import { startGateway, type ServingCertificate } from './gateway/server.js';
+import { CertificateKeeper } from './pki/keeper.js';
+import type { TlsMaterial } from './pki/material.js';
+import { gatewayNames } from './pki/names.js';
+import { CertificateRequests } from './pki/requests.js';
+import { readStoredCa } from './pki/tls-files.js';
 import { loopbackPorts } from './reconcile/free-port.js';
 import { httpHealthProbe } from './reconcile/health-probe.js';
 import { PromotedContainers, recordFile } from './reconcile/promoted-containers.js';
@@ -33,6 +40,11 @@ import { collectFacts, nativePlatform } from './telemetry/facts.js';
 import { MetricsCollector } from './telemetry/metrics-collector.js';
 import { Outbox, type Batch } from './telemetry/outbox.js';
 import { TelemetrySender } from './telemetry/telemetry-sender.js';
+
+/** DATA/tls: the device's keys and certificates, and the hub's CA. */
+const TLS_DIR = 'tls';
+
+const serving = (m: TlsMaterial): ServingCertificate => ({ key: m.key, cert: m.certificate });
 
 export interface RunningAgent {
   close(): Promise<void>;
@@ -75,10 +87,65 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
     sender.wake();
   };
   const captures = new CaptureBuffer({ append: appendTelemetry, nextId: batchIds('c'), clock: systemClock, logger: telemetryLogger });
+  const tlsDir = join(dataDir, TLS_DIR);
+  const pkiLogger = logger.child({ component: 'pki' });
+  const requests = new CertificateRequests({
+    // Offline, a QoS 1 publish would wait for the broker: fail now, and the keeper asks again later.
+    send: async (request) => {
+      if (!link.connected()) throw new EdgemlError(ErrorCodes.AGENT_CERTIFICATE_FAILED, 'not connected to the hub', { retryable: true });
+      await link.publish('csr', request);
+    },
+    clock: systemClock,
+  });
+  const listen = parseHostPort(config.gateway);
+  const gatewayCertificates =
+    config.gatewayTls === 'auto'
+      ? new CertificateKeeper({
+          purpose: 'gateway',
+          dir: tlsDir,
+          subject: () => ({ commonName: config.deviceId, names: gatewayNames({ host: listen.host, advertiseUrl: config.advertiseUrl, interfaces: networkInterfaces() }) }),
+          requests,
+          onInstalled: (m) => gateway.setCertificate(serving(m)),
+          clock: systemClock,
+          logger: pkiLogger,
+        })
+      : undefined;
+  const storedGatewayCertificate = (await gatewayCertificates?.load()) ?? null;
+  const clientCertificates =
+    config.auth === 'cert'
+      ? new CertificateKeeper({
+          purpose: 'client',
+          dir: tlsDir,
+          subject: () => ({ commonName: config.deviceId, names: [] }),
+          requests,
+          // The first certificate is used at once; a renewed one from the next connection on.
+          onInstalled: () => {
+            if (!credentials.showsCertificate()) link.reconnect();
+          },
+          clock: systemClock,
+          logger: pkiLogger,
+        })
+      : undefined;
+  await clientCertificates?.load();
+  const keepers = [gatewayCertificates, clientCertificates].filter((k) => k !== undefined);
+  const credentials = linkCredentials({
+    deviceId: config.deviceId,
+    auth: config.auth,
+    token: config.token,
+    tokenFile: config.tokenFile,
+    hubCa: config.hubCa === undefined ? undefined : await readHubCa(config.hubCa),
+    storedCa: () => readStoredCa(tlsDir),
+    clientCertificate: () => clientCertificates?.current() ?? null,
+    onCertificateRefused: () => clientCertificates?.renew(),
+    readFile: (path) => readFile(path, 'utf8'),
+    logger: logger.child({ component: 'link' }),
+  });
+
   const routes = new RouteTable();
   const gatewayLogger = logger.child({ component: 'gateway' });
   const gateway = await startGateway({
-    listen: parseHostPort(config.gateway),
+    listen,
+    ...(gatewayCertificates ? { tls: { certificate: storedGatewayCertificate && serving(storedGatewayCertificate) } } : {}),
     routes,
     capture: captures,
     desired: () => target.get()?.services.map((s) => s.name) ?? [],
@@ -110,8 +177,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
   const link = connectHubLink({
     url: config.hub,
     deviceId: config.deviceId,
-    token: config.token,
-    ca: config.hubCa === undefined ? undefined : await readHubCa(config.hubCa),
+    credentials: credentials.next,
     logger: logger.child({ component: 'link' }),
     clock: systemClock,
     onlineStatus: async () => ({
@@ -122,6 +188,8 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
       gateway: gateway.url,
     }),
     onConnect: () => {
+      // A certificate request waiting out a backoff while the hub was away goes now.
+      for (const keeper of keepers) keeper.retryNow();
       reconciler.reportLatest();
       sender.connected();
     },
@@ -132,6 +200,9 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
         if (accepted) reconciler.trigger();
       },
       invalidDesired: (reason) => reconciler.reportError(ErrorCodes.MESSAGE_INVALID, `a desired state was dropped: ${reason}`),
+      certificate: (answer) => {
+        if (!requests.answer(answer)) pkiLogger.debug({ id: answer.id, purpose: answer.purpose }, 'a certificate answer no request waits for (late, or asked again since)');
+      },
       command: async (cmd) =>
         runCommand(cmd, {
           uptimeMs: () => systemClock.now() - startedAt,
@@ -179,11 +250,14 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
     logger: telemetryLogger,
   });
   collector.start();
+  for (const keeper of keepers) keeper.start();
   logger.info({ deviceId: config.deviceId, hub: config.hub, platform, data: dataDir, version: agentVersion }, 'agent started');
 
   return {
     close: async () => {
       // Before the reconciler: no pass is asked for while it winds down.
+      requests.close();
+      await Promise.all(keepers.map((k) => k.close()));
       await autoscaler.close();
       await reconciler.close();
       await gateway.close();

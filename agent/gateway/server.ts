@@ -8,8 +8,13 @@
  * A service's replicas share one queue (limiter.ts); a replica whose connection fails or whose
  * health check fails leaves the rotation at once (rotation.ts), and a request that never reached it
  * goes to another.
+ *
+ * With `tls` it is an HTTPS server that binds at once (its URL is known at start) and serves with
+ * the device's certificate from the hub's CA; until the first one is installed, handshakes fail.
+ * A renewed certificate replaces the TLS context: connections open and in flight keep going.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { Pool, type Dispatcher } from 'undici';
@@ -68,6 +73,14 @@ export interface GatewayOptions {
   /** Probes each replica in rotation every `healthIntervalMs`; without it there are no active health checks. */
   health?: HealthProbe;
   healthIntervalMs?: number;
+  /** HTTPS, with this certificate, or with none yet (set later with `setCertificate`). Without it: plain HTTP. */
+  tls?: { certificate: ServingCertificate | null };
+}
+
+/** PEM key and certificate (chain) the gateway serves with. */
+export interface ServingCertificate {
+  key: string;
+  cert: string;
 }
 
 /** A service's load now, for the autoscaler. */
@@ -85,6 +98,8 @@ export interface Gateway {
   readonly metrics: MetricsSource;
   /** A service's requests in flight and waiting, and its replicas in rotation, now (the autoscaler's input). */
   load(service: string): ServiceLoad;
+  /** Serves new handshakes with this certificate (HTTPS only); connections already open are not touched. */
+  setCertificate(certificate: ServingCertificate): void;
   close(): Promise<void>;
 }
 
@@ -393,7 +408,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     });
   };
 
-  const server: Server = createServer((req, res) => {
+  const listener: RequestListener = (req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     const m = /^\/v1\/services\/([a-z0-9][a-z0-9-]{0,62})\/(score|swagger\.json)$/.exec(path);
     if (m && m[2] === 'score' && req.method === 'POST') return void score(m[1]!, req, res);
@@ -403,7 +418,11 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       throw new GatewayError(404, GatewayCodes.NOT_FOUND, `no route for ${req.method} ${path}`);
     };
     handle().catch((err: unknown) => answerError(req, res, err));
-  });
+  };
+  const https: HttpsServer | undefined = o.tls ? createHttpsServer(o.tls.certificate ?? {}, listener) : undefined;
+  const server: Server = https ?? createServer(listener);
+  // A client that does not trust the CA, or speaks plain HTTP to this port: its own failure, not ours.
+  https?.on('tlsClientError', (err) => o.logger.debug({ err: err.message }, 'a TLS handshake failed'));
   server.keepAliveTimeout = 5000;
   try {
     await new Promise<void>((resolve, reject) => {
@@ -414,9 +433,10 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     throw new EdgemlError(ErrorCodes.AGENT_LISTEN_FAILED, `the scoring gateway cannot listen on ${formatHostPort(o.listen)}: ${(err as Error).message} (set --gateway)`, { cause: err });
   }
   const bound = server.address() as AddressInfo;
-  const boundUrl = `http://${formatHostPort({ host: bound.address, port: bound.port })}`;
+  const boundUrl = `${https ? 'https' : 'http'}://${formatHostPort({ host: bound.address, port: bound.port })}`;
   url = o.advertiseUrl ?? boundUrl;
   o.logger.info({ url: boundUrl, advertised: url }, 'gateway listening');
+  if (o.tls && !o.tls.certificate) o.logger.info('waiting for the gateway certificate');
   const health = o.health
     ? startHealthChecks({
         routes: o.routes,
@@ -436,6 +456,10 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     url,
     metrics,
     load,
+    setCertificate: (certificate) => {
+      if (!https) throw new Error('setCertificate on a plain HTTP gateway');
+      https.setSecureContext(certificate);
+    },
     close: async () => {
       health?.stop();
       await new Promise<void>((resolve) => {

@@ -1,28 +1,32 @@
 /**
  * The agent's connection to the hub's broker (mqtt.js): a persistent session with QoS 1, a retained
  * `online` status on every connect, a last will of `offline`, and reconnects with capped, jittered
- * backoff. Incoming messages are validated; invalid ones are dropped and counted.
+ * backoff. Incoming messages are validated; invalid ones are dropped and counted. Credentials are
+ * asked for before every connection attempt (a token file may have changed, a client certificate
+ * may have come), so connections are started here, never by mqtt.js itself.
  */
 import mqtt, { Store, type MqttClient } from 'mqtt';
 import { backoffDelay, defaultBackoff, type BackoffPolicy } from '../../shared/backoff.js';
 import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
-import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type Command, type CommandAck, type DesiredState, type MessageTypes, type StatusMessage } from '../../shared/protocol.js';
+import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type CertificateAnswer, type Command, type CommandAck, type DesiredState, type MessageTypes, type StatusMessage } from '../../shared/protocol.js';
 import { deviceTopic, parseDeviceTopic, type Channel } from '../../shared/topics.js';
+import type { ConnectionCredentials, CredentialsSource } from './credentials.js';
 
 export interface HubLinkHandlers {
   desired(message: DesiredState): Promise<void>;
   /** A desired state that failed validation: dropped, and the hub should hear why. */
   invalidDesired(reason: string): void;
   command(message: Command): Promise<CommandAck>;
+  /** The hub's answer to a certificate request (agent/pki/requests.ts). */
+  certificate(message: CertificateAnswer): void;
 }
 
 export interface HubLinkOptions {
   url: string;
   deviceId: string;
-  token?: string | undefined;
-  /** CA certificates to trust for an mqtts:// hub (a private CA, a self-signed hub). */
-  ca?: Buffer | undefined;
+  /** Asked before every connection attempt (agent/link/credentials.ts); none = the device id only. */
+  credentials?: CredentialsSource;
   /** Built fresh on each connect so the hub always sees current facts. */
   onlineStatus(): Promise<StatusMessage>;
   handlers: HubLinkHandlers;
@@ -37,11 +41,15 @@ export interface HubLink {
   connected(): boolean;
   invalidMessages(): number;
   publish<C extends Channel>(channel: C, message: MessageTypes[C], opts?: { retain?: boolean }): Promise<void>;
+  /** Connects again now with fresh credentials (a client certificate just came), after a clean disconnect. */
+  reconnect(): void;
   /** Publishes `offline` (shutdown) when connected, then disconnects. */
   close(): Promise<void>;
 }
 
-const SUBSCRIBED: Channel[] = ['desired', 'cmd'];
+const SUBSCRIBED: Channel[] = ['desired', 'cmd', 'cert'];
+/** TLS alerts the broker sends about our client certificate (bad, revoked, expired, unknown CA, missing). */
+const CERTIFICATE_ALERT = /^ERR_SSL_.*ALERT_(BAD_CERTIFICATE|CERTIFICATE_|UNKNOWN_CA|ACCESS_DENIED|UNSUPPORTED_CERTIFICATE)/;
 /** A clean stop waits this long for the broker to take the `offline` status, then just leaves. */
 const OFFLINE_PUBLISH_TIMEOUT_MS = 2000;
 
@@ -50,7 +58,8 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
   const policy = opts.backoff ?? defaultBackoff;
   const statusTopic = deviceTopic(deviceId, 'status');
   // Our own stores, handed back on every reconnect, so QoS 1 messages in flight survive a reconnect.
-  const stores = { incomingStore: new Store(), outgoingStore: new Store() };
+  // clean: false, so a clean disconnect (reconnect()) does not empty them.
+  const stores = { incomingStore: new Store({ clean: false }), outgoingStore: new Store({ clean: false }) };
   let invalid = 0;
   let attempt = 0;
   let closing = false;
@@ -58,12 +67,16 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
   let announceTimer: unknown = null;
   /** Bumped on every connect, so a retry scheduled for an old connection does nothing. */
   let connection = 0;
+  /** The last attempt was refused for who we said we were; told to the credentials source. */
+  let refused = false;
+  /** A clean disconnect under way to connect again with new credentials: its close schedules nothing. */
+  let restarting = false;
+  let started = false;
 
   const client: MqttClient = mqtt.connect(opts.url, {
     clientId: deviceId,
     username: deviceId,
-    ...(opts.token ? { password: opts.token } : {}),
-    ...(opts.ca ? { ca: [opts.ca] } : {}),
+    manualConnect: true,
     clean: false,
     protocolVersion: 4,
     keepalive: 30,
@@ -79,6 +92,37 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
     },
     ...stores,
   });
+
+  const apply = (c: ConnectionCredentials): void => {
+    const o = client.options;
+    o.username = c.username;
+    o.password = c.password;
+    // mqtt.js hands these options to tls.connect for each new connection.
+    Object.assign(o, { key: c.key, cert: c.cert, ca: c.ca });
+  };
+
+  const retryLater = (): void => {
+    const delay = backoffDelay(attempt++, policy);
+    clock.clearTimeout(retryTimer);
+    retryTimer = clock.setTimeout(() => void connectNow(), delay);
+  };
+
+  /** One connection attempt with the credentials of this moment. */
+  const connectNow = async (): Promise<void> => {
+    if (closing) return;
+    try {
+      if (opts.credentials) apply(await opts.credentials({ refused }));
+    } catch (err) {
+      logger.error({ err: (err as Error).message, code: (err as { code?: unknown }).code }, 'no credentials to connect to the hub with; trying again later');
+      if (!closing) retryLater();
+      return;
+    }
+    refused = false;
+    if (closing) return;
+    if (started) client.reconnect(stores);
+    else client.connect();
+    started = true;
+  };
 
   // async, so an invalid message (encodeMessage throws) is a rejection like any other publish failure.
   const publish = async <C extends Channel>(channel: C, message: MessageTypes[C], popts: { retain?: boolean } = {}): Promise<void> => {
@@ -115,18 +159,15 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
   });
 
   client.on('close', () => {
-    if (closing) return;
-    const delay = backoffDelay(attempt++, policy);
-    logger.info({ retryInMs: delay, attempt }, 'disconnected from hub');
-    clock.clearTimeout(retryTimer);
-    retryTimer = clock.setTimeout(() => {
-      if (!closing) client.reconnect(stores);
-    }, delay);
+    if (closing || restarting) return;
+    logger.info({ attempt }, 'disconnected from hub');
+    retryLater();
   });
 
   client.on('error', (err) => {
     const code = (err as { code?: unknown }).code;
     // CONNACK 4 and 5: the broker refused this device's credentials; retrying will not fix that.
+    if (code === 4 || code === 5 || (typeof code === 'string' && CERTIFICATE_ALERT.test(code))) refused = true;
     if (code === 4 || code === 5) {
       logger.error({ code }, 'the hub refused this device: check the device id and its token (EDGEML_AGENT_TOKEN), or whether it was revoked');
     } else {
@@ -155,6 +196,10 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
           const decoded = decodeMessage('cmd', payload);
           if (!decoded.ok) return dropInvalid(topic, decoded.error);
           await publish('cmd/ack', await opts.handlers.command(decoded.value));
+        } else if (parsed.channel === 'cert') {
+          const decoded = decodeMessage('cert', payload);
+          if (!decoded.ok) return dropInvalid(topic, decoded.error);
+          opts.handlers.certificate(decoded.value);
         }
       } catch (err) {
         logger.error({ err, topic }, 'handling a message failed');
@@ -162,10 +207,20 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
     })();
   });
 
+  void connectNow();
+
   return {
     connected: () => client.connected,
     invalidMessages: () => invalid,
     publish,
+    reconnect: () => {
+      if (closing || restarting || !client.connected) return;
+      restarting = true;
+      client.end(false, () => {
+        restarting = false;
+        void connectNow();
+      });
+    },
     close: async () => {
       closing = true;
       clock.clearTimeout(retryTimer);

@@ -6,7 +6,12 @@ import test from 'ava';
 import { pino } from 'pino';
 import { systemClock } from '../../shared/clock.js';
 import type { BackoffPolicy } from '../../shared/backoff.js';
-import { decodeMessage, PROTOCOL_VERSION, type CommandAck, type DesiredState, type StatusMessage } from '../../shared/protocol.js';
+import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type CertificateAnswer, type CertificateRequest, type CommandAck, type DesiredState, type StatusMessage } from '../../shared/protocol.js';
+import type { BrokerAuth } from '../../hub/broker/auth.js';
+import { linkCredentials, type CredentialsSource } from '../../agent/link/credentials.js';
 import { deviceTopic } from '../../shared/topics.js';
 import { openBrokerAuth } from '../helpers/open-broker-auth.js';
 import { startBroker, type Broker } from '../../hub/broker/broker.js';
@@ -32,14 +37,22 @@ function watch(broker: Broker, deviceId: string) {
   return { statuses, acks, ready };
 }
 
+interface LinkTestOptions {
+  backoff?: BackoffPolicy;
+  desired?: (d: DesiredState) => Promise<void>;
+  credentials?: CredentialsSource;
+  certificate?: (answer: CertificateAnswer) => void;
+}
+
 /** An agent link to `broker` with test facts; `desired` hears desired states. */
-function linkTo(broker: Broker, deviceId: string, opts: { backoff?: BackoffPolicy; desired?: (d: DesiredState) => Promise<void> } = {}) {
+function linkTo(broker: Broker, deviceId: string, opts: LinkTestOptions = {}) {
   return connectHubLink({
     url: `mqtt://${broker.address}`,
     deviceId,
     logger,
     clock: systemClock,
     ...(opts.backoff ? { backoff: opts.backoff } : {}),
+    ...(opts.credentials ? { credentials: opts.credentials } : {}),
     onlineStatus: async () => ({
       v: PROTOCOL_VERSION,
       state: 'online',
@@ -49,6 +62,7 @@ function linkTo(broker: Broker, deviceId: string, opts: { backoff?: BackoffPolic
     handlers: {
       desired: opts.desired ?? (async () => undefined),
       invalidDesired: () => undefined,
+      certificate: opts.certificate ?? (() => undefined),
       command: async (cmd) => runCommand(cmd, { uptimeMs: () => 1, invalidMessages: () => 0, generation: () => null }),
     },
   });
@@ -121,7 +135,7 @@ test('reconnect attempts are scheduled only through the clock, with growing capp
     onlineStatus: async () => {
       throw new Error('never connects');
     },
-    handlers: { desired: async () => undefined, invalidDesired: () => undefined, command: async () => ({ v: 1, id: 'x', ok: false }) },
+    handlers: { desired: async () => undefined, invalidDesired: () => undefined, command: async () => ({ v: 1, id: 'x', ok: false }), certificate: () => undefined },
   });
   t.teardown(() => link.close());
 
@@ -155,4 +169,91 @@ test('a link whose session the broker kept still gets the retained desired state
   t.teardown(() => again.close());
   await waitFor('the second link to get it too', () => second.length === 1, 10_000);
   t.deepEqual(second, [4]);
+});
+
+/** Accepts only `deviceId` with the password `accepted()` says now; records every CONNECT's password. */
+function tokenAuth(accepted: () => string, seen: string[]): BrokerAuth {
+  return {
+    ...openBrokerAuth,
+    authenticate: async (clientId, username, password) => {
+      seen.push(password?.toString('utf8') ?? '');
+      return username === clientId && password?.toString('utf8') === accepted() ? { deviceId: clientId } : null;
+    },
+  };
+}
+
+test('the token file is read again before every connection: a rotated token is used without a restart', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'edgeml-link-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const tokenFile = join(dir, 'token');
+  await writeFile(tokenFile, 'first-token\n');
+  let accepted = 'first-token';
+  const seen: string[] = [];
+  let broker = await startBroker({ listen: { host: '127.0.0.1', port: 0 }, auth: tokenAuth(() => accepted, seen), logger });
+  t.teardown(() => broker.close());
+  const port = Number(broker.address.split(':').pop());
+  const deviceId = 'token-file-1';
+  const credentials = linkCredentials({
+    deviceId,
+    auth: 'token',
+    tokenFile,
+    storedCa: async () => undefined,
+    clientCertificate: () => null,
+    readFile: (path) => readFile(path, 'utf8'),
+    logger,
+  });
+  const link = linkTo(broker, deviceId, { backoff: { initialMs: 50, maxMs: 200, factor: 2 }, credentials: credentials.next });
+  t.teardown(() => link.close());
+  await waitFor('connected with the first token', () => link.connected());
+  t.deepEqual(seen, ['first-token']);
+
+  // The hub rotated the token; the operator puts the new one in the file; the broker restarts.
+  accepted = 'second-token';
+  await writeFile(tokenFile, 'second-token\n');
+  await broker.close();
+  await waitFor('the link notices', () => !link.connected());
+  broker = await startBroker({ listen: { host: '127.0.0.1', port }, auth: tokenAuth(() => accepted, seen), logger });
+  await waitFor('connected again with the second token', () => link.connected(), 10_000);
+  t.is(seen.at(-1), 'second-token');
+  t.false(seen.includes('second-token\n'), 'the token is trimmed');
+});
+
+test('the link publishes csr, hands cert answers to its handler, and reconnect() connects again with fresh credentials', async (t) => {
+  const seen: string[] = [];
+  let accepted = 'one';
+  const broker = await startBroker({ listen: { host: '127.0.0.1', port: 0 }, auth: tokenAuth(() => accepted, seen), logger });
+  t.teardown(() => broker.close());
+  const deviceId = 'csr-1';
+  const requests: CertificateRequest[] = [];
+  await broker.subscribe(deviceTopic(deviceId, 'csr'), (_t, p) => {
+    const d = decodeMessage('csr', p);
+    if (d.ok) requests.push(d.value);
+  });
+  const answers: CertificateAnswer[] = [];
+  let password = 'one';
+  const link = linkTo(broker, deviceId, {
+    credentials: async () => ({ username: deviceId, password }),
+    certificate: (a) => answers.push(a),
+  });
+  t.teardown(() => link.close());
+  await waitFor('connected', () => link.connected());
+
+  const csr = '-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n';
+  await link.publish('csr', { v: 1, id: 'r-1', purpose: 'gateway', csr });
+  await waitFor('the hub side gets the csr', () => requests.length === 1);
+  t.deepEqual(requests[0], { v: 1, id: 'r-1', purpose: 'gateway', csr });
+  const answer: CertificateAnswer = { v: 1, id: 'r-1', purpose: 'gateway', error: { code: 'HUB_E_CSR_REFUSED', message: 'test' } };
+  // The subscription may land just after the connect: publish until the answer arrives.
+  await waitFor('the answer reaches the handler', async () => {
+    await broker.publish(deviceTopic(deviceId, 'cert'), encodeMessage('cert', answer), { qos: 1, retain: false });
+    await new Promise((r) => setTimeout(r, 100));
+    return answers.length > 0;
+  });
+  t.deepEqual(answers[0], answer);
+
+  accepted = 'two';
+  password = 'two';
+  link.reconnect();
+  await waitFor('a second connection with the new password', () => seen.at(-1) === 'two' && link.connected(), 10_000);
+  t.deepEqual(seen, ['one', 'two']);
 });
