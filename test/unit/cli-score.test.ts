@@ -1,9 +1,22 @@
 /**
  * `edgeml score` (cli/commands/score.ts): where the service key may be sent. Only to a device the
  * service targets and that reports it serving, and over plain http only to loopback unless allowed.
+ * An https gateway must show a certificate from the hub's CA (--ca, else GET /api/v1/ca): run
+ * through the real command against a FakeHub and a node:https gateway, the key reaches only that.
  */
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
+import type { CliIo } from '../../cli/commands/client-command.js';
 import { checkServiceOnDevice, gatewayScoreUrl } from '../../cli/commands/score.js';
+import { buildProgram } from '../../cli/main.js';
+import { issueServerCert, makeCa, type ServerCert } from '../helpers/tls-certs.js';
 import type { Deployment } from '../../shared/api/deployments.js';
 import type { Device } from '../../shared/api/devices.js';
 import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js';
@@ -95,4 +108,90 @@ test('the gateway: https anywhere, plain http on loopback, plain http elsewhere 
     t.is(url(gateway, true), `${gateway}/v1/services/iris/score`, `${gateway} with --allow-insecure-http`);
   }
   t.regex(refusal(t, ErrorCodes.CLI_GATEWAY_REFUSED, () => url('http://a:b:c')), /not a URL: "http:\/\/a:b:c"/);
+});
+
+async function listening(t: ExecutionContext, server: ReturnType<typeof createServer>): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+/** An https gateway that records the keys it was sent. */
+async function tlsGateway(t: ExecutionContext, cert: ServerCert): Promise<{ url: string; keys: (string | undefined)[] }> {
+  const keys: (string | undefined)[] = [];
+  const server = createHttpsServer({ cert: cert.cert, key: cert.key }, (req, res) => {
+    keys.push(req.headers.authorization);
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"class":"setosa"}'));
+  });
+  return { url: `https://127.0.0.1:${await listening(t, server)}`, keys };
+}
+
+/** A hub answering the device (with `gateway`), the deployment, and its CA (404 when `ca` is null). */
+async function fakeHub(t: ExecutionContext, gateway: string, ca: string | null): Promise<string> {
+  const server = createServer((req, res) => {
+    const json = (body: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    if (req.url === '/api/v1/devices/gw-1') return json(device({ gateway }));
+    if (req.url === '/api/v1/deployments/iris') return json(deployment);
+    if (req.url === '/api/v1/ca' && ca !== null) return res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(ca);
+    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'HUB_E_NOT_FOUND', message: `no route ${req.url}` } }));
+  });
+  return `http://127.0.0.1:${await listening(t, server)}`;
+}
+
+/** `edgeml score iris --device gw-1` through the real command; resolves to stdout, or rejects with its error. */
+async function score(t: ExecutionContext, hub: string, extra: string[] = []): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'edgeml-score-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const input = join(dir, 'input.json');
+  await writeFile(input, '{"features":[[5.1,3.5,1.4,0.2]]}');
+  let out = '';
+  const stdout = new Writable({ write: (chunk, _enc, done) => void ((out += String(chunk)), done()) });
+  const io = { env: { EDGEML_SERVICE_KEY: 'ems_the-service-key' }, stdout, stderr: stdout, cwd: dir, interruptSignal: () => new AbortController().signal } as unknown as CliIo;
+  const program = buildProgram(io).configureOutput({ writeErr: () => undefined });
+  await program.parseAsync(['node', 'edgeml', 'score', 'iris', '--device', 'gw-1', '--input', input, '--hub', hub, '--json', ...extra]);
+  return out;
+}
+
+async function caFile(t: ExecutionContext, pem: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'edgeml-score-ca-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'ca.pem'), pem);
+  return join(dir, 'ca.pem');
+}
+
+test('an https gateway is verified against the hub CA the hub serves, or the one given with --ca', async (t) => {
+  const ca = await makeCa('edgeml hub CA');
+  const gateway = await tlsGateway(t, await issueServerCert(ca, { ip: ['127.0.0.1'] }));
+  const hub = await fakeHub(t, gateway.url, ca.pem);
+  t.deepEqual(JSON.parse(await score(t, hub)), { class: 'setosa' });
+  t.deepEqual(JSON.parse(await score(t, hub, ['--ca', await caFile(t, ca.pem)])), { class: 'setosa' });
+  t.deepEqual(gateway.keys, ['Bearer ems_the-service-key', 'Bearer ems_the-service-key']);
+});
+
+test('an https gateway the CA does not vouch for, or not for its address, never gets the key', async (t) => {
+  const ca = await makeCa('edgeml hub CA');
+  const other = await makeCa('another CA');
+  const foreign = await tlsGateway(t, await issueServerCert(other, { ip: ['127.0.0.1'] }));
+  const viaHub = await t.throwsAsync(score(t, await fakeHub(t, foreign.url, ca.pem)), { instanceOf: EdgemlError });
+  t.is(viaHub.code, ErrorCodes.CLI_TLS);
+  t.is(viaHub.message, `cannot verify the gateway of gw-1's certificate at ${foreign.url}: unable to verify the first certificate; gateways show certificates from the hub's CA: pass the hub's CA with --ca FILE or EDGEML_CA (\`edgeml hub ca\` prints it)`);
+
+  const good = await tlsGateway(t, await issueServerCert(ca, { ip: ['127.0.0.1'] }));
+  const wrongCa = await t.throwsAsync(score(t, await fakeHub(t, good.url, ca.pem), ['--ca', await caFile(t, other.pem)]), { instanceOf: EdgemlError });
+  t.is(wrongCa.code, ErrorCodes.CLI_TLS, '--ca is the only CA trusted, even when the hub serves another');
+
+  const misnamed = await tlsGateway(t, await issueServerCert(ca, { dns: ['gw-2.example'] }));
+  const name = await t.throwsAsync(score(t, await fakeHub(t, misnamed.url, ca.pem)), { instanceOf: EdgemlError });
+  t.is(name.code, ErrorCodes.CLI_TLS);
+  t.regex(name.message, /^the gateway of gw-1's certificate at https:\/\/127\.0\.0\.1:\d+ is not for 127\.0\.0\.1 \(it names DNS:gw-2\.example\); the agent's --advertise-url/);
+
+  const noCa = await t.throwsAsync(score(t, await fakeHub(t, good.url, null)), { instanceOf: EdgemlError });
+  t.is(noCa.code, ErrorCodes.CLI_TLS);
+  t.is(noCa.message, "the hub does not serve its CA at /api/v1/ca; pass the hub's CA with --ca FILE or EDGEML_CA (`edgeml hub ca` prints it)");
+  t.deepEqual([...foreign.keys, ...good.keys, ...misnamed.keys], [], 'no key reached any gateway');
 });
