@@ -1,7 +1,13 @@
-/** Running the real `edgeml` CLI against a hub started by a test. */
+/**
+ * Running the real `edgeml` CLI against a hub started by a test. A secret a command answers with
+ * (`--json` of enroll, deploy, apikey create, rotations) goes to the secret ledger, and the
+ * command's output to the run's artefacts with that one answer's secrets masked: everywhere else,
+ * the secret-leak scan must not find them.
+ */
 import { execFile } from 'node:child_process';
 import type { ExecutionContext } from 'ava';
 import { EDGEML_BIN, type HubProcess } from './edgeml-process.js';
+import { recordedSecrets, recordSecret, redact, saveArtefact, secretsInAnswer } from './secret-ledger.js';
 
 export interface CliResult {
   code: number | null;
@@ -19,6 +25,12 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_00
   return new Promise((resolve) => {
     execFile(process.execPath, [EDGEML_BIN, ...args], { env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
+      const shown = answerSecrets(stdout);
+      for (const { kind, secret } of shown) recordSecret(kind, secret, `edgeml ${args.slice(0, 2).join(' ')}`);
+      const masked = shown.map((s) => s.secret);
+      // The arguments are the test's input, not edgeml's output: a key a test passes is masked there.
+      const known = recordedSecrets().map((e) => e.secret);
+      saveArtefact(`cli-${process.pid}.log`, `$ edgeml ${redact(args.join(' '), known)}\n[exit ${code}]\n${redact(stdout, masked)}${redact(stderr, masked)}\n`);
       resolve({ code, stdout, stderr });
     });
   });
@@ -35,4 +47,12 @@ export function cliFor(hub: HubProcess, key: string | null = hub.adminKey, timeo
 export function jsonOf<T>(t: ExecutionContext, r: CliResult): T {
   t.is(r.code, 0, `exit ${r.code}; stderr: ${r.stderr}`);
   return JSON.parse(r.stdout) as T;
+}
+
+function answerSecrets(stdout: string): ReturnType<typeof secretsInAnswer> {
+  try {
+    return secretsInAnswer(JSON.parse(stdout));
+  } catch {
+    return [];
+  }
 }

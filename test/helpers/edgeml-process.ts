@@ -1,6 +1,9 @@
 /**
  * Starts the real `bin/edgeml` as a child process and follows its JSON log lines, so tests can wait
  * for "hub ready" (which carries the ports it bound: tests pass port 0 and never pick fixed ports).
+ * Everything a process prints is also kept in the run's artefacts directory, with a `ps` snapshot
+ * once a hub or agent is ready and `docker inspect` of an agent's containers before they go, for
+ * the secret-leak scan (test/helpers/secret-ledger.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -8,6 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
+import { inspectDeviceContainers } from './docker.js';
+import { exec } from './exec.js';
+import { recordSecret, saveArtefact } from './secret-ledger.js';
 import { waitFor } from './wait.js';
 
 export const EDGEML_BIN = fileURLToPath(new URL('../../bin/edgeml', import.meta.url));
@@ -20,9 +26,15 @@ export class EdgemlProcess {
   readonly rawOutput: string[] = [];
   private exit: Promise<number | null>;
 
-  constructor(readonly child: ChildProcess) {
+  /** The artefact file with everything the process printed. */
+  readonly logFile: string;
+
+  constructor(readonly child: ChildProcess, name = 'edgeml') {
     let buffer = '';
+    const logName = `process-${name}-${child.pid ?? 'unspawned'}.log`;
+    this.logFile = saveArtefact(logName, '');
     const onData = (d: Buffer) => {
+      saveArtefact(logName, d.toString());
       buffer += d.toString();
       let nl: number;
       while ((nl = buffer.indexOf('\n')) >= 0) {
@@ -72,7 +84,7 @@ export function spawnEdgeml(t: ExecutionContext, args: string[], env: NodeJS.Pro
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const proc = new EdgemlProcess(child);
+  const proc = new EdgemlProcess(child, args.slice(0, 2).join('-'));
   t.teardown(async () => {
     await proc.kill('SIGKILL');
   });
@@ -101,12 +113,15 @@ export async function startHub(t: ExecutionContext, extraArgs: string[] = [], op
   // Generous: image builds and emulated containers in other test files can starve a starting hub.
   const ready = await proc.waitForLog('hub ready', (l) => l.msg === 'hub ready', 60_000);
   const adminKey = (await readFile(join(data, 'admin.key'), 'utf8')).trim();
+  recordSecret('admin-key', adminKey, 'startHub');
+  await snapshotProcesses(`hub-${proc.child.pid}`);
   return Object.assign(proc, { http: String(ready.http), mqtt: String(ready.mqtt), url: `http://${String(ready.http)}`, data, adminKey });
 }
 
 /** An agent process; `token` (from enrollment) goes in the environment, as a device would keep it. */
 export async function startAgent(t: ExecutionContext, opts: { mqttUrl: string; deviceId: string; token?: string; data?: string; extraArgs?: string[] }): Promise<EdgemlProcess> {
   const data = opts.data ?? (await tempDir(t, 'edgeml-agent-'));
+  if (opts.token) recordSecret('device-token', opts.token, `startAgent ${opts.deviceId}`);
   const env = opts.token ? { EDGEML_AGENT_TOKEN: opts.token } : {};
   // Any free port for the gateway: several agents share this machine.
   const gateway = opts.extraArgs?.includes('--gateway') ? [] : ['--gateway', '127.0.0.1:0'];
@@ -114,5 +129,17 @@ export async function startAgent(t: ExecutionContext, opts: { mqttUrl: string; d
   const tls = opts.extraArgs?.includes('--gateway-tls') ? [] : ['--gateway-tls', 'off'];
   const proc = spawnEdgeml(t, ['agent', 'start', '--hub', opts.mqttUrl, '--device-id', opts.deviceId, '--data', data, ...gateway, ...tls, ...(opts.extraArgs ?? [])], env);
   await proc.waitForLog('agent connected', (l) => l.msg === 'connected to hub');
+  await snapshotProcesses(`agent-${proc.child.pid}`);
+  // Registered after the test's own container cleanup, so it runs before it (teardowns run last first).
+  t.teardown(() => inspectDeviceContainers(opts.deviceId).then(() => undefined));
   return proc;
+}
+
+let snapshots = 0;
+
+/** Saves `ps -eo args` (every process's argument list) to the artefacts; returns it. */
+export async function snapshotProcesses(label: string): Promise<string> {
+  const ps = await exec('ps', ['-eo', 'args']);
+  saveArtefact(`ps-${process.pid}-${++snapshots}-${label}.txt`, ps.stdout);
+  return ps.stdout;
 }

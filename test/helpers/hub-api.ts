@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import type { Device } from '../../shared/api/devices.js';
 import type { HubProcess } from './edgeml-process.js';
+import { recordSecret, secretsInAnswer } from './secret-ledger.js';
 import { waitFor } from './wait.js';
 
 export interface ApiAnswer<T = unknown> {
@@ -43,6 +44,8 @@ export async function api<T = unknown>(
   const text = await res.body.text();
   let parsed: unknown = text;
   if ((res.headers['content-type'] ?? '').toString().includes('json') && text) parsed = JSON.parse(text);
+  // Enrollments, deployments, API keys and rotations answer their new secret: the leak scan looks for it.
+  for (const { kind, secret } of secretsInAnswer(parsed)) recordSecret(kind, secret, `${method} ${path}`);
   return { status: res.statusCode, body: parsed as T };
 }
 
