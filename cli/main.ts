@@ -10,6 +10,7 @@ import { edgemlVersion } from '../shared/version.js';
 import { loadHubConfig } from '../hub/config.js';
 import { loadAgentConfig } from '../agent/config.js';
 import type { CliIo } from './commands/client-command.js';
+import { createOutput } from './output.js';
 import { addApiKeyCommands } from './commands/apikeys.js';
 import { addDeploymentCommands } from './commands/deployments.js';
 import { addRolloutCommands } from './commands/rollouts.js';
@@ -136,6 +137,18 @@ export function buildProgram(io: CliIo): Command {
     .option('--config <file>', 'JSON config file (flags and EDGEML_HUB_* variables override it)')
     .addOption(logLevelOption())
     .action(processAction('hub', loadHubConfig, async (config, logger) => (await import('../hub/main.js')).startHub(config, logger)));
+
+  hub
+    .command('ca')
+    .description("print the hub's CA certificate (PEM), what clients and devices trust; made in DATA/ca if no hub has started there yet")
+    .option('--data <dir>', 'data directory (default ./.edgeml/hub)')
+    .option('--ca-cert <file>', "the operator's own CA certificate, if the hub runs with --ca-cert")
+    .option('--json', 'print {certificate, fingerprint256, subject, notAfter}')
+    .action(async (flags: { data?: string; caCert?: string; json?: boolean }) => {
+      const config = loadHubConfig({ flags: { data: flags.data, caCert: flags.caCert }, env: io.env });
+      const ca = await (await import('../hub/pki/ca.js')).caCertificateFor(config);
+      createOutput({ json: flags.json === true, stdout: io.stdout }).result(ca, () => ca.certificate);
+    });
 
   const agent = program.command('agent').description('the device agent: MQTT link, reconcile loop, scoring gateway, telemetry');
   agent

@@ -31,6 +31,11 @@ import { DeviceDirectory } from './fleet/device-directory.js';
 import { ModelLocator } from './fleet/model-locator.js';
 import { RolloutController } from './fleet/rollout-controller.js';
 import { buildHttpServer } from './http/server.js';
+import { caSummary, openHubCa } from './pki/ca.js';
+import { certificateRequests } from './pki/certificate-requests.js';
+import { CertificateIssuer } from './pki/issuer.js';
+import { listenNames, splitSan } from './pki/names.js';
+import { RevocationList } from './pki/revocation.js';
 import type { HubFigures } from './http/prometheus.js';
 import { ManifestRegistry } from './registry/manifest-registry.js';
 import { ModelRegistry } from './registry/model-registry.js';
@@ -81,6 +86,18 @@ async function readableFile(flag: string, path: string): Promise<string> {
     throw new EdgemlError(ErrorCodes.CONFIG_INVALID, `invalid configuration: ${flag} ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
   }
   return full;
+}
+
+/** The CA (made in DATA/ca at first start), and the revocation list it signs, kept current. */
+async function startPki(config: Readonly<HubConfig>, dataDir: string, store: HubStore, parts: ShutdownStack, logger: Logger) {
+  const ca = await openHubCa(config, dataDir);
+  const summary = caSummary(ca);
+  const facts = { source: ca.source, subject: summary.subject, fingerprint256: summary.fingerprint256, notAfter: summary.notAfter };
+  logger.info(facts, ca.created ? 'created the hub CA (key readable by this user only)' : 'hub CA');
+  const revocations = await RevocationList.open({ ca, devices: store.devices, clock: systemClock });
+  revocations.startRefresh((err) => logger.error({ err }, 'cannot renew the certificate revocation list (the current one stays)'));
+  parts.push(async () => revocations.close());
+  return { ca, summary, revocations };
 }
 
 async function startImageBuilder(config: Readonly<HubConfig>, dataDir: string, store: HubStore, blobs: BlobStore, logger: Logger) {
@@ -146,6 +163,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     const authority = new ApiKeyAuthority(store.apiKeys, systemClock);
     await announceAdminKey(await ensureAdminKey(dataDir, store.apiKeys, authority), logger);
     const hubSecret = await ensureHubSecret(dataDir);
+    const pki = await startPki(config, dataDir, store, parts, logger.child({ component: 'pki' }));
 
     const builder = await startImageBuilder(config, dataDir, store, blobs, logger.child({ component: 'builder' }));
     parts.push(() => builder.stop());
@@ -191,8 +209,18 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       deployments.deviceChanged(id).catch((err: unknown) => logger.error({ err, deviceId: id }, 'cannot update the desired state of a changed device'));
       if (change !== 'revoked') return;
       broker.disconnect(id);
+      pki.revocations.rebuild().catch((err: unknown) => logger.error({ err, deviceId: id }, "cannot list a revoked device's certificates in the revocation list"));
       desired.forget(id).catch((err: unknown) => logger.error({ err, deviceId: id }, "cannot clear a revoked device's retained desired state"));
     });
+    const issuer = new CertificateIssuer({
+      ca: pki.ca,
+      devices: store.devices,
+      isActive: (id) => devices.isActive(id),
+      clock: systemClock,
+      lifetimeMs: parseDuration(config.deviceCertLifetime),
+      hubNames: () => [...listenNames(httpListen.host, splitSan(config.tlsSan)), ...listenNames(mqttListen.host)],
+    });
+    const csr = certificateRequests({ issuer, broker, ca: pki.ca, logger: logger.child({ component: 'certificates' }) });
     const inbox = await startInbox(
       broker,
       {
@@ -205,6 +233,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
           logger.debug({ deviceId, observedGeneration: reported.observedGeneration, phase: reported.phase }, 'device reported');
         },
         telemetry: (deviceId, batch) => telemetry.ingest.accept(deviceId, batch),
+        csr: (deviceId, request) => csr.handle(deviceId, request),
       },
       logger.child({ component: 'inbox' }),
     );
@@ -253,6 +282,15 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       telemetry: { archive: telemetry.archive, devices, invalidByDevice: () => inbox.stats().invalidByDevice, clock: systemClock },
       hubFigures,
       problems,
+      pki: {
+        ca: pki.summary,
+        crl: () => pki.revocations.pem(),
+        certificatesOf: async (id) => {
+          const record = (await store.devices.list()).find((d) => d.id === id);
+          return record && (record.certificates ?? []);
+        },
+        now: () => systemClock.now(),
+      },
       health: {
         version,
         devicesOnline: () => devices.onlineCount(),

@@ -22,7 +22,10 @@ import type { ManifestRegistry } from '../registry/manifest-registry.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { HubStore } from '../store/store.js';
+import type { CaSummary } from '../pki/ca.js';
+import type { IssuedCertificate } from '../store/store.js';
 import { apiKeyRoutes } from './apikeys.js';
+import { caPublicRoutes, deviceCertificateRoutes } from './ca.js';
 import { installApiKeyAuth, SECURITY_SCHEME } from './auth.js';
 import { deploymentRoutes } from './deployments.js';
 import { rolloutRoutes } from './rollouts.js';
@@ -62,6 +65,8 @@ export interface HttpDeps {
   hubSecret: Buffer;
   /** What `/metrics` shows, read at each scrape. */
   hubFigures: () => HubFigures;
+  /** The hub's CA, its current revocation list, and what it signed for each device. */
+  pki: { ca: CaSummary; crl: () => string; certificatesOf: (id: string) => Promise<IssuedCertificate[] | undefined>; now: () => number };
 }
 
 /** Far deeper than any request of this API (a manifest's schema document is bounded at 64 inside it). */
@@ -137,11 +142,14 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // Public, so before the API key hook (which refuses an /api/v1 route without a scope).
+  await app.register(caPublicRoutes, { ca: deps.pki.ca, crl: deps.pki.crl });
   installApiKeyAuth(app, deps.authority);
   installIdempotency(app, deps.hubSecret);
   await app.register(healthRoutes, { source: deps.health });
   await app.register(problemRoutes, { problems: deps.problems });
   await app.register(deviceRoutes, { devices: deps.devices });
+  await app.register(deviceCertificateRoutes, { certificatesOf: deps.pki.certificatesOf, now: deps.pki.now });
   await app.register(apiKeyRoutes, { authority: deps.authority });
   await app.register(modelRoutes, { registry: deps.models, models: deps.store.models, blobs: deps.blobs, maxUploadBytes: deps.maxUploadBytes, uploadIdleTimeoutMs: deps.uploadIdleTimeoutMs });
   await app.register(manifestRoutes, { registry: deps.manifests, manifests: deps.store.manifests });

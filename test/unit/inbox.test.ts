@@ -96,11 +96,13 @@ const facts = {
   agentVersion: '0.1.0',
 };
 const onlineStatus: StatusMessage = { v: 1, state: 'online', since: '2024-05-01T12:00:00.000Z', facts };
-const VALID: { [C in 'reported' | 'telemetry' | 'status' | 'cmd/ack']: MessageTypes[C] } = {
+const CSR_PEM = '-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n';
+const VALID: { [C in 'reported' | 'telemetry' | 'status' | 'cmd/ack' | 'csr']: MessageTypes[C] } = {
   reported: { v: 1, observedGeneration: 1, phase: 'converged', services: [] },
   telemetry: metricsBatch({ id: 't1' }),
   status: onlineStatus,
   'cmd/ack': { v: 1, id: 'c1', ok: true, result: {} },
+  csr: { v: 1, id: 'r1', purpose: 'gateway', csr: CSR_PEM },
 };
 
 type Calls = Array<{ channel: Channel; deviceId: string; message: unknown }>;
@@ -111,6 +113,7 @@ function recordingHandlers(calls: Calls): Required<InboxHandlers> {
     telemetry: async (deviceId, message) => void calls.push({ channel: 'telemetry', deviceId, message }),
     status: (deviceId, message) => void calls.push({ channel: 'status', deviceId, message }),
     'cmd/ack': (deviceId, message) => void calls.push({ channel: 'cmd/ack', deviceId, message }),
+    csr: (deviceId, message) => void calls.push({ channel: 'csr', deviceId, message }),
   };
 }
 
@@ -124,10 +127,11 @@ async function setup(handlers?: InboxHandlers) {
 
 test('subscribes to the agent channels across all devices, and only those; telemetry through a publish gate', async (t) => {
   const { broker } = await setup();
-  t.deepEqual(broker.filters().sort(), [allDevices('cmd/ack'), allDevices('reported'), allDevices('status'), allDevices('telemetry')].sort());
+  t.deepEqual(broker.filters().sort(), [allDevices('cmd/ack'), allDevices('csr'), allDevices('reported'), allDevices('status'), allDevices('telemetry')].sort());
   t.deepEqual(broker.gates.map((g) => g.filter), [allDevices('telemetry')]);
   t.false(broker.filters().includes(allDevices('desired')));
   t.false(broker.filters().includes(allDevices('cmd')));
+  t.false(broker.filters().includes(allDevices('cert')));
   t.false(broker.filters().some((f) => f.includes('#')), 'no catch-all subscription');
 });
 
@@ -138,7 +142,7 @@ test('a valid status reaches the status handler with the device id parsed from t
   t.like(inbox.stats(), { received: 1, invalid: 0, invalidByDevice: {} });
 });
 
-for (const channel of ['reported', 'telemetry', 'status', 'cmd/ack'] as const) {
+for (const channel of ['reported', 'telemetry', 'status', 'cmd/ack', 'csr'] as const) {
   test(`a valid ${channel} message reaches only the ${channel} handler`, async (t) => {
     const { broker, calls, inbox } = await setup();
     broker.deliver(deviceTopic('dev-a', channel), encodeMessage(channel, VALID[channel]));
@@ -175,7 +179,7 @@ test('an invalid payload is dropped, counted per device and logged with the reas
   broker.deliver(deviceTopic('gw-02', 'reported'), JSON.stringify({ ...VALID.reported, phase: 'bogus' }));
   broker.deliver(deviceTopic('gw-02', 'status'), encodeMessage('status', onlineStatus));
   t.deepEqual(calls.map((c) => c.deviceId), ['gw-02'], 'only the valid message reached a handler');
-  t.like(inbox.stats(), { received: 4, invalid: 3, invalidByDevice: { 'gw-01': 2, 'gw-02': 1 }, invalidByChannel: { status: 1, telemetry: 1, reported: 1, 'cmd/ack': 0 } });
+  t.like(inbox.stats(), { received: 4, invalid: 3, invalidByDevice: { 'gw-01': 2, 'gw-02': 1 }, invalidByChannel: { status: 1, telemetry: 1, reported: 1, 'cmd/ack': 0, csr: 0 } });
 
   const warnings = log.lines().filter((l) => l.msg === 'dropped invalid mqtt message');
   t.is(warnings.length, 3);
@@ -247,7 +251,7 @@ test('stats() returns a copy', async (t) => {
   snapshot.invalid = 100;
   snapshot.invalidByDevice['gw-01'] = 100;
   snapshot.invalidByDevice['other'] = 5;
-  t.deepEqual(inbox.stats(), { received: 1, invalid: 1, invalidByDevice: { 'gw-01': 1 }, invalidByChannel: { reported: 0, telemetry: 0, status: 1, 'cmd/ack': 0 } });
+  t.deepEqual(inbox.stats(), { received: 1, invalid: 1, invalidByDevice: { 'gw-01': 1 }, invalidByChannel: { reported: 0, telemetry: 0, status: 1, 'cmd/ack': 0, csr: 0 } });
   t.not(inbox.stats(), inbox.stats());
 });
 
