@@ -4,6 +4,7 @@
  * container that breaks off does to the slot, backpressure, the counters, and balancing over replicas
  * (one queue, a replica that fails leaves the rotation).
  */
+import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,7 +12,13 @@ import { connect, type Socket } from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { Agent, request } from 'undici';
-import { GATEWAY_MAX_BODY_BYTES, startGateway, type Gateway } from '../../agent/gateway/server.js';
+import { GATEWAY_MAX_BODY_BYTES, startGateway, type Gateway, type ServingCertificate } from '../../agent/gateway/server.js';
+import { Agent as HttpsAgent, get as httpsGet } from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import { createCsr } from '../../agent/pki/csr.js';
+import { gatewayNames } from '../../agent/pki/names.js';
+import { generateKeyPair, privateKeyPem } from '../../shared/pki/x509.js';
+import { makeTestCa, servedSerial, signCsr, type TestCa } from '../helpers/gateway-tls.js';
 import { LATENCY_BOUNDS_MS } from '../../agent/gateway/metrics.js';
 import type { HealthAnswer, HealthProbe } from '../../agent/reconcile/health-probe.js';
 import { RouteTable, type Replica } from '../../agent/reconcile/routes.js';
@@ -137,6 +144,7 @@ interface TestGatewayOptions {
   down?: Array<{ service: string; replica: Replica; reason: string }>;
   /** As the reconciler's replicaFailed does: a replica reported down leaves the route at once. */
   dropDown?: boolean;
+  tls?: { certificate: ServingCertificate | null };
 }
 
 /** A gateway with one route, for `iris`, to the upstreams on `upstreamPorts` (one replica each, in that order). */
@@ -160,6 +168,7 @@ async function startTestGateway(t: ExecutionContext, upstreamPorts: number | num
     queueTimeoutMs: opts.queueTimeoutMs,
     bodyTimeoutMs: opts.bodyTimeoutMs,
     advertiseUrl: opts.advertiseUrl,
+    tls: opts.tls,
   });
   t.teardown(() => gateway.close());
   // A client that goes away can leave undici with a connection it opened but never used, which the
@@ -828,4 +837,55 @@ test('a replica that joins a quiet service takes the waiting requests at the nex
   t.is(b.received.length, 1);
   hold.release();
   t.is((await first).status, 200);
+});
+
+/** A certificate for 127.0.0.1 signed by `ca`, as the agent would get it. */
+async function loopbackCertificate(ca: TestCa): Promise<ServingCertificate & { serial: string }> {
+  const keys = await generateKeyPair();
+  const csr = await createCsr('gateway', keys, { commonName: 'dev-1', names: gatewayNames({ host: '127.0.0.1', interfaces: {} }) });
+  const now = Date.now();
+  const cert = await signCsr(ca, csr, new Date(now - 60_000), new Date(now + 3600_000));
+  return { key: privateKeyPem(keys.privateKey), cert, serial: new X509Certificate(cert).serialNumber };
+}
+
+/** GET /v1/services over `agent`; the status and the TLS socket it went over. */
+function listServices(url: string, agent: HttpsAgent): Promise<{ status: number; socket: TLSSocket }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsGet(`${url}/v1/services`, { agent, headers: { authorization: `Bearer ${KEY}` } }, (res) => {
+      res.resume();
+      res.once('end', () => resolve({ status: res.statusCode ?? 0, socket: req.socket as TLSSocket }));
+    });
+    req.once('error', reject);
+  });
+}
+
+test('an HTTPS gateway binds at once, refuses handshakes until it has a certificate, and swaps certificates without dropping open connections', async (t) => {
+  const ca = await makeTestCa(new Date(Date.now() - 3600_000));
+  const g = await startTestGateway(t, await deadPort(), { tls: { certificate: null } });
+  t.regex(g.gateway.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+  t.true(g.logs.some((l) => l.msg === 'waiting for the gateway certificate'));
+  const port = Number(new URL(g.gateway.url).port);
+  await t.throwsAsync(servedSerial('127.0.0.1', port, ca.pem), undefined, 'no certificate yet: the handshake fails');
+
+  const first = await loopbackCertificate(ca);
+  g.gateway.setCertificate(first);
+  const agent = new HttpsAgent({ keepAlive: true, maxSockets: 1, ca: ca.pem });
+  t.teardown(() => agent.destroy());
+  const before = await listServices(g.gateway.url, agent);
+  t.is(before.status, 200);
+  t.is(before.socket.getPeerCertificate().serialNumber, first.serial);
+
+  const second = await loopbackCertificate(ca);
+  g.gateway.setCertificate(second);
+  const after = await listServices(g.gateway.url, agent);
+  t.is(after.status, 200);
+  t.is(after.socket, before.socket, 'the keep-alive connection carried on');
+  t.is(await servedSerial('127.0.0.1', port, ca.pem), second.serial, 'a new connection gets the new certificate');
+});
+
+test('a plain HTTP request to the HTTPS gateway gets no answer', async (t) => {
+  const ca = await makeTestCa(new Date(Date.now() - 3600_000));
+  const g = await startTestGateway(t, await deadPort(), { tls: { certificate: await loopbackCertificate(ca) } });
+  const plain = g.gateway.url.replace('https://', 'http://');
+  await t.throwsAsync(request(`${plain}/v1/services`, { dispatcher: g.client, headers: { authorization: `Bearer ${KEY}` } }));
 });

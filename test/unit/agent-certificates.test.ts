@@ -1,0 +1,294 @@
+/**
+ * The agent's certificates (agent/pki): the names a gateway asks for, the CSRs, the keeper that
+ * asks the hub, checks and stores the answer, renews two-thirds into a certificate's life with the
+ * injected clock and asks again with backoff; the stored material reloaded, or discarded when its
+ * key does not match or it has expired. The hub is a fake that signs with a throwaway CA.
+ */
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import type { NetworkInterfaceInfo } from 'node:os';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { pino } from 'pino';
+import { createCsr } from '../../agent/pki/csr.js';
+import { CertificateKeeper } from '../../agent/pki/keeper.js';
+import { checkMaterial, renewalTime, type TlsMaterial } from '../../agent/pki/material.js';
+import { gatewayNames, MAX_GATEWAY_NAMES } from '../../agent/pki/names.js';
+import { CertificateRequests } from '../../agent/pki/requests.js';
+import { loadMaterial, tlsFiles } from '../../agent/pki/tls-files.js';
+import { ErrorCodes } from '../../shared/errors.js';
+import type { CertificateAnswer, CertificatePurpose, CertificateRequest } from '../../shared/protocol.js';
+import { generateKeyPair, privateKeyPem, x509 } from '../../shared/pki/x509.js';
+import { ManualClock } from '../helpers/fake-clock.js';
+import { makeTestCa, signCsr, type TestCa } from '../helpers/gateway-tls.js';
+
+const logger = pino({ level: 'silent' });
+const DAY = 24 * 3600 * 1000;
+/** Whole seconds: X.509 times have no milliseconds. */
+const T0 = Date.UTC(2026, 0, 10, 12, 0, 0);
+
+const iface = (address: string, family: 'IPv4' | 'IPv6', internal = false): NetworkInterfaceInfo =>
+  ({ address, family, internal, netmask: '', mac: '', cidr: null, ...(family === 'IPv6' ? { scopeid: 0 } : {}) }) as NetworkInterfaceInfo;
+const INTERFACES = {
+  lo: [iface('127.0.0.1', 'IPv4', true), iface('::1', 'IPv6', true)],
+  eth0: [iface('10.0.4.17', 'IPv4'), iface('fd00::17', 'IPv6'), iface('fe80::1', 'IPv6')],
+};
+/** Lets pending promises, key generation and signing run: no clock involved. */
+async function waitUntil(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 20_000 && !condition(); i++) await new Promise((r) => setImmediate(r));
+  if (!condition()) throw new Error('condition never held');
+}
+const values = (names: { value: string }[]) => names.map((n) => n.value);
+
+test('a gateway on loopback asks for the loopback names', (t) => {
+  t.deepEqual(gatewayNames({ host: '127.0.0.1', interfaces: INTERFACES }), [
+    { type: 'dns', value: 'localhost' },
+    { type: 'ip', value: '127.0.0.1' },
+    { type: 'ip', value: '::1' },
+  ]);
+  t.deepEqual(values(gatewayNames({ host: '127.0.0.5', interfaces: INTERFACES })), ['localhost', '127.0.0.1', '::1', '127.0.0.5']);
+  t.deepEqual(values(gatewayNames({ host: 'localhost', interfaces: INTERFACES })), ['localhost', '127.0.0.1', '::1']);
+});
+
+test('a gateway on all addresses asks for every interface address (IPv4 only on 0.0.0.0, no link-local) and the advertised host first', (t) => {
+  t.deepEqual(values(gatewayNames({ host: '0.0.0.0', interfaces: INTERFACES })), ['localhost', '127.0.0.1', '::1', '10.0.4.17']);
+  t.deepEqual(values(gatewayNames({ host: '::', interfaces: INTERFACES })), ['localhost', '127.0.0.1', '::1', '10.0.4.17', 'fd00::17']);
+  t.deepEqual(gatewayNames({ host: '0.0.0.0', advertiseUrl: 'https://cam-07.example:8443', interfaces: INTERFACES })[0], { type: 'dns', value: 'cam-07.example' });
+});
+
+test('a gateway on one address asks for it and the advertised host, IPv6 without brackets, no loopback names', (t) => {
+  t.deepEqual(gatewayNames({ host: '10.0.4.17', advertiseUrl: 'https://[fd00::17]:8443', interfaces: INTERFACES }), [
+    { type: 'ip', value: 'fd00::17' },
+    { type: 'ip', value: '10.0.4.17' },
+  ]);
+  t.deepEqual(gatewayNames({ host: 'cam.local', advertiseUrl: 'http://cam.local:8090', interfaces: INTERFACES }), [{ type: 'dns', value: 'cam.local' }]);
+});
+
+test('no more names than the hub takes', (t) => {
+  const many = { eth0: Array.from({ length: 40 }, (_, i) => iface(`10.1.0.${i + 1}`, 'IPv4')) };
+  const names = gatewayNames({ host: '0.0.0.0', interfaces: many });
+  t.is(names.length, MAX_GATEWAY_NAMES);
+  t.deepEqual(values(names).slice(0, 3), ['localhost', '127.0.0.1', '::1']);
+});
+
+test('a gateway CSR carries the names and verifies; a client CSR has CN = device id and no names', async (t) => {
+  const keys = await generateKeyPair();
+  const gateway = new x509.Pkcs10CertificateRequest(await createCsr('gateway', keys, { commonName: 'dev-1', names: gatewayNames({ host: '127.0.0.1', interfaces: {} }) }));
+  t.true(await gateway.verify());
+  const san = gateway.extensions.find((e) => e instanceof x509.SubjectAlternativeNameExtension);
+  t.deepEqual(san?.names.toJSON().map((n) => n.value), ['localhost', '127.0.0.1', '::1']);
+  const client = new x509.Pkcs10CertificateRequest(await createCsr('client', keys, { commonName: 'dev-1', names: [] }));
+  t.true(await client.verify());
+  t.is(client.subject, 'CN=dev-1');
+  t.is(client.extensions.find((e) => e instanceof x509.SubjectAlternativeNameExtension), undefined);
+});
+
+/** A hub that answers every request it is sent (or not, while `offline`), signing for `lifetimeMs` from the clock's now. */
+class FakeHub {
+  readonly asked: CertificateRequest[] = [];
+  /** Sends tried (offline ones too) and answers delivered. */
+  tried = 0;
+  answered = 0;
+  offline = false;
+  refuse = false;
+  #waiters: Array<() => boolean> = [];
+  constructor(
+    readonly ca: TestCa,
+    readonly clock: ManualClock,
+    readonly lifetimeMs: number,
+  ) {}
+
+  async answer(request: CertificateRequest): Promise<CertificateAnswer> {
+    const { id, purpose } = request;
+    if (this.refuse) return { v: 1, id, purpose, error: { code: 'HUB_E_CSR_REFUSED', message: 'no' } };
+    const notBefore = new Date(this.clock.now());
+    const certificate = await signCsr(this.ca, request.csr, notBefore, new Date(notBefore.getTime() + this.lifetimeMs));
+    return { v: 1, id, purpose, certificate, ca: this.ca.pem };
+  }
+
+  /** Resolves once `n` requests have been sent. */
+  requested(n: number): Promise<void> {
+    if (this.asked.length >= n) return Promise.resolve();
+    return new Promise((resolve) =>
+      this.#waiters.push(() => {
+        if (this.asked.length < n) return false;
+        resolve();
+        return true;
+      }),
+    );
+  }
+
+  requests(): CertificateRequests {
+    const requests: CertificateRequests = new CertificateRequests({
+      clock: this.clock,
+      send: async (request) => {
+        this.tried++;
+        if (this.offline) throw new Error('offline');
+        this.asked.push(request);
+        this.#waiters = this.#waiters.filter((w) => !w());
+        const answer = await this.answer(request);
+        queueMicrotask(() => {
+          this.answered++;
+          requests.answer(answer);
+        });
+      },
+    });
+    return requests;
+  }
+}
+
+async function setup(t: ExecutionContext, purpose: CertificatePurpose = 'gateway', opts: { dir?: string; lifetimeMs?: number } = {}) {
+  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'edgeml-agent-pki-')));
+  // Registered first, so it runs after the keepers of this test have stopped (teardowns run last-in first-out).
+  if (opts.dir === undefined) t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const clock = new ManualClock(T0);
+  const hub = new FakeHub(await makeTestCa(new Date(T0 - DAY)), clock, opts.lifetimeMs ?? 30 * DAY);
+  const requests = hub.requests();
+  const installed: TlsMaterial[] = [];
+  let onInstall: (() => void) | undefined;
+  const keeper = new CertificateKeeper({
+    purpose,
+    dir,
+    subject: () => ({ commonName: 'dev-1', names: purpose === 'gateway' ? gatewayNames({ host: '127.0.0.1', interfaces: {} }) : [] }),
+    requests,
+    onInstalled: (m) => {
+      installed.push(m);
+      onInstall?.();
+    },
+    clock,
+    logger,
+    random: () => 0,
+  });
+  t.teardown(() => {
+    requests.close();
+    return keeper.close();
+  });
+  const nextInstall = (n: number) => (installed.length >= n ? Promise.resolve() : new Promise<void>((resolve) => (onInstall = () => installed.length >= n && resolve())));
+  return { dir, clock, hub, keeper, installed, nextInstall };
+}
+
+test('with nothing stored the keeper asks at once, checks the answer, stores it (keys 0600) and renews at two-thirds of its life', async (t) => {
+  const { dir, clock, hub, keeper, installed, nextInstall } = await setup(t);
+  t.is(await keeper.load(), null);
+  keeper.start();
+  await nextInstall(1);
+  const first = installed[0]!;
+  t.is(hub.asked.length, 1);
+  t.is(hub.asked[0]!.purpose, 'gateway');
+  t.is(first.notAfter.getTime(), T0 + 30 * DAY);
+  t.deepEqual(first.names, ['DNS:localhost', 'IP Address:127.0.0.1', 'IP Address:0:0:0:0:0:0:0:1']);
+  t.is(keeper.current(), first);
+  const files = tlsFiles(dir, 'gateway');
+  t.is((await stat(files.key)).mode & 0o777, 0o600);
+  t.is(await readFile(files.certificate, 'utf8'), first.certificate);
+  t.is(await readFile(files.ca, 'utf8'), hub.ca.pem);
+  t.false((await readFile(files.certificate, 'utf8')).includes('PRIVATE KEY'));
+
+  t.is(renewalTime(first), T0 + 20 * DAY);
+  clock.advance(20 * DAY - 1000);
+  t.is(hub.asked.length, 1, 'not renewed before two-thirds');
+  clock.advance(1000);
+  await nextInstall(2);
+  t.is(hub.asked.length, 2);
+  const second = installed[1]!;
+  t.not(second.serial, first.serial);
+  t.not(second.key, first.key, 'a new key for each certificate');
+  t.is(second.notAfter.getTime(), T0 + 50 * DAY);
+  t.is(await readFile(files.certificate, 'utf8'), second.certificate);
+});
+
+test('offline or refused, the keeper asks again with backoff through the clock, and at once when told the hub is back', async (t) => {
+  const { clock, hub, keeper, installed, nextInstall } = await setup(t, 'client');
+  hub.offline = true;
+  keeper.start();
+  // random 0: the floor of the default backoff, half a second.
+  // Only the backoff timer: the request's own timer went with its failed send.
+  await waitUntil(() => hub.tried === 1 && clock.pending() === 1);
+  t.is(hub.asked.length, 0);
+  hub.offline = false;
+  hub.refuse = true;
+  clock.advance(499);
+  t.is(hub.asked.length, 0);
+  clock.advance(1);
+  await waitUntil(() => hub.answered === 1 && clock.pending() === 1);
+  t.is(hub.asked.length, 1);
+  t.is(installed.length, 0, 'a refusal installs nothing');
+  hub.refuse = false;
+  keeper.retryNow();
+  await nextInstall(1);
+  t.is(hub.asked.length, 2);
+  t.is(installed[0]!.purpose, 'client');
+});
+
+test('no answer in 30 s: the request fails and the keeper asks again with a new id; a late answer is ignored', async (t) => {
+  const clock = new ManualClock(T0);
+  const sent: CertificateRequest[] = [];
+  const requests = new CertificateRequests({ clock, send: async (r) => void sent.push(r) });
+  const first = requests.request('gateway', 'csr-pem');
+  await Promise.resolve();
+  clock.advance(29_999);
+  t.is(sent.length, 1);
+  clock.advance(1);
+  const err = await t.throwsAsync(first);
+  t.is((err as { code?: string }).code, ErrorCodes.AGENT_CERTIFICATE_FAILED);
+  t.false(requests.answer({ v: 1, id: sent[0]!.id, purpose: 'gateway', error: { code: 'X', message: 'late' } }));
+  const second = requests.request('gateway', 'csr-pem');
+  await Promise.resolve();
+  t.not(sent[1]!.id, sent[0]!.id);
+  t.true(requests.answer({ v: 1, id: sent[1]!.id, purpose: 'gateway', error: { code: 'X', message: 'on time' } }));
+  t.is((await second).error?.message, 'on time');
+  t.is(clock.pending(), 0, 'no timer left behind');
+});
+
+test('a stored certificate is taken up again; renewal is due at two-thirds of its life, at once if that has passed', async (t) => {
+  const first = await setup(t);
+  first.keeper.start();
+  await first.nextInstall(1);
+  const stored = first.installed[0]!;
+
+  const again = await setup(t, 'gateway', { dir: first.dir });
+  again.clock.ms = T0 + 10 * DAY;
+  const loaded = await again.keeper.load();
+  t.is(loaded?.serial, stored.serial);
+  again.keeper.start();
+  t.is(again.hub.asked.length, 0, 'nothing asked while the stored one is good');
+  t.is(again.installed.length, 0, 'onInstalled is for new certificates: the caller starts with the loaded one');
+  again.clock.advance(10 * DAY);
+  await again.hub.requested(1);
+
+  const late = await setup(t, 'gateway', { dir: first.dir });
+  late.clock.ms = T0 + 25 * DAY;
+  t.truthy(await late.keeper.load());
+  late.clock.advance(0);
+  await late.hub.requested(1);
+});
+
+test('a stored key that does not match its certificate, or an expired certificate, is discarded', async (t) => {
+  const { dir, keeper, nextInstall } = await setup(t);
+  keeper.start();
+  await nextInstall(1);
+  const files = tlsFiles(dir, 'gateway');
+  t.truthy(await loadMaterial(dir, 'gateway', T0, logger));
+  t.is(await loadMaterial(dir, 'gateway', T0 + 30 * DAY, logger), null, 'expired');
+
+  const good = await readFile(files.key, 'utf8');
+  await writeFile(files.key, privateKeyPem((await generateKeyPair()).privateKey));
+  t.is(await loadMaterial(dir, 'gateway', T0, logger), null, 'another key');
+  await writeFile(files.key, good);
+  await rm(files.certificate);
+  t.is(await loadMaterial(dir, 'gateway', T0, logger), null, 'no certificate');
+});
+
+test('an answer that does not hold our key, or is not signed by the answered CA, is refused', async (t) => {
+  const ca = await makeTestCa(new Date(T0 - DAY));
+  const other = await makeTestCa(new Date(T0 - DAY), 'CN=another CA');
+  const keys = await generateKeyPair();
+  const key = privateKeyPem(keys.privateKey);
+  const csr = await createCsr('client', keys, { commonName: 'dev-1', names: [] });
+  const certificate = await signCsr(ca, csr, new Date(T0), new Date(T0 + DAY));
+  t.is(checkMaterial('client', { key, certificate, ca: ca.pem }, T0).serial, new X509Certificate(certificate).serialNumber);
+  const otherKey = privateKeyPem((await generateKeyPair()).privateKey);
+  t.throws(() => checkMaterial('client', { key: otherKey, certificate, ca: ca.pem }, T0), { message: /does not hold this device key/ });
+  t.throws(() => checkMaterial('client', { key, certificate, ca: other.pem }, T0), { message: /was not signed by the CA/ });
+});
