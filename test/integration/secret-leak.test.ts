@@ -1,7 +1,7 @@
 /**
  * Nothing secret in clear, across a real run: a hub, a real agent running a real scoring container,
- * and the CLI enrolling, deploying, scoring and rotating every kind of secret (device token,
- * service key, API key). Every secret the run made must be absent from the hub's and agent's
+ * and the CLI enrolling, deploying, scoring (over the gateway's HTTPS, trusting the CA the hub
+ * serves) and rotating every kind of secret (device token, service key, API key). Every secret the run made must be absent from the hub's and agent's
  * output, the CLI's output (but for the one answer that shows it), `ps` snapshots taken while hub
  * and agent run, `docker inspect` of the device's containers, the hub's data files (hub.json keeps
  * hashes; admin.key alone holds the admin key) and the agent's data directory.
@@ -61,9 +61,10 @@ test('no secret of a run is in a log, a process list, a container or a data file
 
   const { token } = await answer<{ token: string }>('device', 'enroll', deviceId, '--label', 'site=leak');
   const agentData = await tempDir(t, 'edgeml-agent-');
-  const agent = await startAgent(t, { mqttUrl: `mqtt://${hub.mqtt}`, deviceId, token, data: agentData, extraArgs: ['--platform', 'linux/amd64'] });
+  const agent = await startAgent(t, { mqttUrl: `mqtt://${hub.mqtt}`, deviceId, token, data: agentData, extraArgs: ['--platform', 'linux/amd64', '--gateway-tls', 'auto'] });
   const { key } = await answer<DeploymentCreated>('deploy', 'scorer', '--build', String(image.id), '--target', 'site=leak');
-  await servingRevision(hub, deviceId, 1, LONG);
+  const serving = await servingRevision(hub, deviceId, 1, LONG);
+  t.regex(serving.gateway ?? '', /^https:\/\/127\.0\.0\.1:\d+$/, 'the service key only crosses HTTPS');
 
   // Scoring with the key in the environment, never on the command line.
   const input = join(await tempDir(t), 'input.json');
