@@ -37,8 +37,8 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_00
 }
 
 /** A CLI bound to one hub with one key (the admin key unless given; null for none at all). */
-export function cliFor(hub: HubProcess, key: string | null = hub.adminKey, timeoutMs?: number) {
-  const env: NodeJS.ProcessEnv = { ...cleanEnv(), EDGEML_HUB: hub.url };
+export function cliFor(hub: Pick<HubProcess, 'url' | 'caFile' | 'adminKey'>, key: string | null = hub.adminKey, timeoutMs?: number) {
+  const env: NodeJS.ProcessEnv = { ...cleanEnv(), EDGEML_HUB: hub.url, ...(hub.url.startsWith('https:') ? { EDGEML_CA: hub.caFile } : {}) };
   if (key !== null) env.EDGEML_API_KEY = key;
   return (...args: string[]) => runCli(args, env, timeoutMs);
 }

@@ -100,7 +100,10 @@ export async function tempDir(t: ExecutionContext, prefix = 'edgeml-test-'): Pro
 export interface HubProcess extends EdgemlProcess {
   http: string;
   mqtt: string;
+  /** http://HOST:PORT, or https:// when the hub's "hub ready" line says it serves TLS (`url` or `tls: true`). */
   url: string;
+  /** The hub's CA certificate file (DATA/ca/ca.crt), for EDGEML_CA and curl --cacert; present once the hub made its CA. */
+  caFile: string;
   data: string;
   /** The admin key the hub wrote to DATA/admin.key at its first start. */
   adminKey: string;
@@ -115,7 +118,8 @@ export async function startHub(t: ExecutionContext, extraArgs: string[] = [], op
   const adminKey = (await readFile(join(data, 'admin.key'), 'utf8')).trim();
   recordSecret('admin-key', adminKey, 'startHub');
   await snapshotProcesses(`hub-${proc.child.pid}`);
-  return Object.assign(proc, { http: String(ready.http), mqtt: String(ready.mqtt), url: `http://${String(ready.http)}`, data, adminKey });
+  const url = typeof ready.url === 'string' ? ready.url : `${ready.tls === true ? 'https' : 'http'}://${String(ready.http)}`;
+  return Object.assign(proc, { http: String(ready.http), mqtt: String(ready.mqtt), url, caFile: join(data, 'ca', 'ca.crt'), data, adminKey });
 }
 
 /** An agent process; `token` (from enrollment) goes in the environment, as a device would keep it. */

@@ -3,9 +3,10 @@
  * CLI, so a CLI bug cannot hide a hub bug (or the other way round).
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import type { Device } from '../../shared/api/devices.js';
 import type { HubProcess } from './edgeml-process.js';
 import { recordSecret, secretsInAnswer } from './secret-ledger.js';
@@ -24,8 +25,18 @@ export function sha256(bytes: Uint8Array): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
+const dispatchers = new Map<string, Dispatcher>();
+
+/** For an https hub, a dispatcher trusting only its CA (read once per CA file); undici's default otherwise. */
+export function hubDispatcher(hub: Pick<HubProcess, 'url'> & Partial<Pick<HubProcess, 'caFile'>>): { dispatcher?: Dispatcher } {
+  if (!hub.url.startsWith('https:') || !hub.caFile) return {};
+  let dispatcher = dispatchers.get(hub.caFile);
+  if (!dispatcher) dispatchers.set(hub.caFile, (dispatcher = new Agent({ connect: { ca: readFileSync(hub.caFile, 'utf8') } })));
+  return { dispatcher };
+}
+
 export async function api<T = unknown>(
-  hub: Pick<HubProcess, 'url'>,
+  hub: Pick<HubProcess, 'url'> & Partial<Pick<HubProcess, 'caFile'>>,
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
   path: string,
   opts: { key?: string | null; json?: unknown; body?: Uint8Array; contentType?: string } = {},
@@ -40,7 +51,7 @@ export async function api<T = unknown>(
     headers['content-type'] = opts.contentType ?? 'application/octet-stream';
     body = opts.body;
   }
-  const res = await request(`${hub.url}${path}`, { method, headers, body });
+  const res = await request(`${hub.url}${path}`, { method, headers, body, ...hubDispatcher(hub) });
   const text = await res.body.text();
   let parsed: unknown = text;
   if ((res.headers['content-type'] ?? '').toString().includes('json') && text) parsed = JSON.parse(text);
@@ -49,8 +60,8 @@ export async function api<T = unknown>(
   return { status: res.statusCode, body: parsed as T };
 }
 
-export async function download(hub: Pick<HubProcess, 'url'>, path: string, key: string): Promise<{ status: number; bytes: Buffer; headers: Record<string, unknown> }> {
-  const res = await request(`${hub.url}${path}`, { headers: { authorization: `Bearer ${key}` } });
+export async function download(hub: Pick<HubProcess, 'url'> & Partial<Pick<HubProcess, 'caFile'>>, path: string, key: string): Promise<{ status: number; bytes: Buffer; headers: Record<string, unknown> }> {
+  const res = await request(`${hub.url}${path}`, { headers: { authorization: `Bearer ${key}` }, ...hubDispatcher(hub) });
   return { status: res.statusCode, bytes: Buffer.from(await res.body.arrayBuffer()), headers: res.headers };
 }
 
