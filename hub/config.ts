@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { HOST_PORT_EXAMPLES, HOST_PORT_PATTERN } from '../shared/address.js';
+import { HOST_PORT_EXAMPLES, HOST_PORT_PATTERN, isLoopbackHost, parseHostPort } from '../shared/address.js';
 import { loadConfig, type ConfigSources } from '../shared/config-loader.js';
 import { LOG_LEVELS } from '../shared/logger.js';
 import { DURATION_PATTERN } from '../shared/duration.js';
@@ -89,5 +89,36 @@ export function loadHubConfig(sources: ConfigSources): Readonly<HubConfig> {
       `invalid configuration: mqttMaxPacket (--mqtt-max-packet) must be between ${formatBytes(DEFAULT_BROKER_LIMITS.maxPacketBytes)} (the largest telemetry message with its MQTT headers) and 256 MB, not ${config.mqttMaxPacket}`,
     );
   }
+  listenerTls(config, 'http');
+  listenerTls(config, 'mqtt');
   return config;
+}
+
+/** How a listener speaks TLS: not at all, with a certificate from the hub's CA, or with the operator's own. */
+export type ListenerTls = 'off' | 'auto' | 'operator';
+
+const TLS_KEYS = {
+  http: { listen: 'http', mode: 'tls', cert: 'tlsCert', key: 'tlsKey', flag: '--tls', certFlag: '--tls-cert', keyFlag: '--tls-key' },
+  mqtt: { listen: 'mqtt', mode: 'mqttTls', cert: 'mqttTlsCert', key: 'mqttTlsKey', flag: '--mqtt-tls', certFlag: '--mqtt-tls-cert', keyFlag: '--mqtt-tls-key' },
+} as const;
+
+/**
+ * TLS is the default off loopback, and may be turned off only on loopback: credentials and model
+ * inputs must not cross a network in clear because a flag was forgotten.
+ */
+export function listenerTls(config: Readonly<HubConfig>, listener: 'http' | 'mqtt'): ListenerTls {
+  const k = TLS_KEYS[listener];
+  const listen = config[k.listen];
+  const loopback = isLoopbackHost(parseHostPort(listen).host);
+  const mode = config[k.mode];
+  const hasCert = config[k.cert] !== undefined;
+  if (hasCert !== (config[k.key] !== undefined)) {
+    throw new EdgemlError(ErrorCodes.CONFIG_INVALID, `invalid configuration: ${k.certFlag} and ${k.keyFlag} go together: give both, or neither for a certificate from the hub's CA`);
+  }
+  if (mode === 'off' && !loopback) {
+    throw new EdgemlError(ErrorCodes.CONFIG_INVALID, `invalid configuration: ${k.flag} off is allowed on a loopback address only, and ${listen} is not one: leave ${k.flag} out (auto) or listen on 127.0.0.1`);
+  }
+  if (mode === 'off' && hasCert) throw new EdgemlError(ErrorCodes.CONFIG_INVALID, `invalid configuration: ${k.flag} off contradicts ${k.certFlag}: give one or the other`);
+  if (hasCert) return 'operator';
+  return (mode ?? (loopback ? 'off' : 'auto')) === 'auto' ? 'auto' : 'off';
 }

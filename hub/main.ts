@@ -5,6 +5,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
 import { formatHostPort, parseHostPort } from '../shared/address.js';
 import { systemClock } from '../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../shared/errors.js';
@@ -21,7 +22,7 @@ import { dockerBuildSteps } from './builds/build-steps.js';
 import { hubInstanceId, ImageBuilder } from './builds/image-builder.js';
 import { markBuildProcesses } from './builds/leftovers.js';
 import { ApiKeyAuthority } from './auth/api-keys.js';
-import { retentionDays, type HubConfig } from './config.js';
+import { listenerTls, retentionDays, type HubConfig } from './config.js';
 import { deviceBrokerAuth } from './broker/auth.js';
 import { createBroker, type BrokerTls } from './broker/broker.js';
 import { startInbox } from './broker/inbox.js';
@@ -31,7 +32,8 @@ import { DeviceDirectory } from './fleet/device-directory.js';
 import { ModelLocator } from './fleet/model-locator.js';
 import { RolloutController } from './fleet/rollout-controller.js';
 import { buildHttpServer } from './http/server.js';
-import { caSummary, openHubCa } from './pki/ca.js';
+import { caSummary, openHubCa, type HubCa } from './pki/ca.js';
+import { startHubCertificate, type ServerKeyPair } from './pki/hub-certificate.js';
 import { certificateRequests } from './pki/certificate-requests.js';
 import { CertificateIssuer } from './pki/issuer.js';
 import { listenNames, splitSan } from './pki/names.js';
@@ -50,19 +52,42 @@ import { startTelemetryJobs } from './telemetry/jobs.js';
 
 export interface RunningHub {
   http: string;
+  /** https://HOST:PORT or http://HOST:PORT */
+  url: string;
   mqtt: string;
   dataDir: string;
   close(): Promise<void>;
 }
 
-/** The broker's certificate and key: both or neither, read at start so a typo fails fast. */
-async function brokerTls(config: Readonly<HubConfig>): Promise<BrokerTls | undefined> {
-  const { mqttTlsCert: cert, mqttTlsKey: key } = config;
-  if (cert === undefined && key === undefined) return undefined;
-  if (cert === undefined || key === undefined) {
-    throw new EdgemlError(ErrorCodes.CONFIG_INVALID, 'invalid configuration: --mqtt-tls-cert and --mqtt-tls-key go together: give both, or neither for plain MQTT');
+/**
+ * The certificate a listener serves: none (TLS off), the operator's files, or one from the hub's CA
+ * in DATA/tls, renewed while the hub runs (`onRenew` swaps it into the listening server).
+ */
+async function listenerCertificate(
+  config: Readonly<HubConfig>,
+  listener: 'http' | 'mqtt',
+  pki: { dataDir: string; ca: HubCa; parts: ShutdownStack; logger: Logger },
+  onRenew: (pair: ServerKeyPair) => void,
+): Promise<ServerKeyPair | undefined> {
+  const mode = listenerTls(config, listener);
+  if (mode === 'off') return undefined;
+  const [certFlag, keyFlag, cert, key] = listener === 'http' ? ['--tls-cert', '--tls-key', config.tlsCert, config.tlsKey] : ['--mqtt-tls-cert', '--mqtt-tls-key', config.mqttTlsCert, config.mqttTlsKey];
+  if (mode === 'operator' && cert !== undefined && key !== undefined) {
+    return { cert: await readFile(await readableFile(certFlag, cert), 'utf8'), key: await readFile(await readableFile(keyFlag, key), 'utf8') };
   }
-  return { cert: await readFile(await readableFile('--mqtt-tls-cert', cert)), key: await readFile(await readableFile('--mqtt-tls-key', key)) };
+  const names = listenNames(parseHostPort(listener === 'http' ? config.http : config.mqtt).host, splitSan(config.tlsSan));
+  const { logger } = pki;
+  const running = await startHubCertificate(
+    { dataDir: pki.dataDir, name: listener === 'http' ? 'hub' : 'mqtt', ca: pki.ca, names, clock: systemClock },
+    (pair) => {
+      onRenew(pair);
+      logger.info({ listener, names }, 'renewed the server certificate');
+    },
+    (err) => logger.error({ err, listener }, 'cannot renew the server certificate (retrying in an hour)'),
+  );
+  pki.parts.push(async () => running.close());
+  logger.info({ listener, names }, running.issued ? 'issued a server certificate from the hub CA' : 'server certificate from the hub CA');
+  return running.current;
 }
 
 /**
@@ -145,7 +170,6 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
   const startedAt = systemClock.now();
   const mqttListen = parseHostPort(config.mqtt);
   const httpListen = parseHostPort(config.http);
-  const tls = await brokerTls(config);
   const dataDir = resolve(config.data);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const maxUploadBytes = parseSize(config.maxUpload);
@@ -164,6 +188,14 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     await announceAdminKey(await ensureAdminKey(dataDir, store.apiKeys, authority), logger);
     const hubSecret = await ensureHubSecret(dataDir);
     const pki = await startPki(config, dataDir, store, parts, logger.child({ component: 'pki' }));
+    const pkiParts = { dataDir, ca: pki.ca, parts, logger: logger.child({ component: 'pki' }) };
+    // Bound late: the servers are made after their certificates.
+    let renewHttps = (_pair: ServerKeyPair): void => undefined;
+    let renewMqtts = (_pair: ServerKeyPair): void => undefined;
+    const https = await listenerCertificate(config, 'http', pkiParts, (pair) => renewHttps(pair));
+    let mqttPair = await listenerCertificate(config, 'mqtt', pkiParts, (pair) => renewMqtts(pair));
+    // Client certificates from the hub's CA, checked against its current CRL.
+    const brokerTls = (): BrokerTls | undefined => mqttPair && { ...mqttPair, clientAuth: { ca: pki.ca.certificatePem, crl: pki.revocations.pem() } };
 
     const builder = await startImageBuilder(config, dataDir, store, blobs, logger.child({ component: 'builder' }));
     parts.push(() => builder.stop());
@@ -180,11 +212,20 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     const broker = await createBroker({
       listen: mqttListen,
       auth: deviceBrokerAuth(devices),
-      tls,
+      tls: brokerTls(),
       limits: { maxPacketBytes: parseSize(config.mqttMaxPacket), maxConnectingPerAddress: config.mqttMaxConnecting },
       logger: logger.child({ component: 'broker' }),
     });
     parts.push(() => broker.close());
+    const refreshBrokerTls = () => {
+      const tls = brokerTls();
+      if (tls) broker.setTls(tls);
+    };
+    renewMqtts = (pair) => {
+      mqttPair = pair;
+      refreshBrokerTls();
+    };
+    pki.revocations.onChange(refreshBrokerTls);
     logger.info({ epoch: await store.desired.renewEpoch() }, 'a new epoch for desired states');
     const desired = await DesiredStates.load({ repo: store.desired, deployments: store.deployments, devices, broker, problems, logger: logger.child({ component: 'desired' }) });
     // The broker starts without retained messages: devices get their stored state back, and
@@ -265,6 +306,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     };
     const app = await buildHttpServer({
       logger,
+      https,
       devices,
       store,
       blobs,
@@ -302,6 +344,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       },
     });
     parts.push(() => app.close());
+    renewHttps = (pair) => (app.server as unknown as TlsServer).setSecureContext(pair);
     // Runs before app.close (the stack unwinds newest first): log followers end and no build starts
     // while the hub is stopping. (The earlier push covers a start that fails before this point.)
     parts.push(() => builder.stop());
@@ -312,10 +355,12 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     }
     const bound = app.server.address() as AddressInfo;
     const http = formatHostPort({ host: bound.address, port: bound.port });
-    logger.info({ http, mqtt: broker.address, data: dataDir, version }, 'hub ready');
+    const url = `${https ? 'https' : 'http'}://${http}`;
+    logger.info({ http, url, tls: https !== undefined, mqtt: broker.address, mqttTls: mqttPair !== undefined, data: dataDir, version }, 'hub ready');
 
     return {
       http,
+      url,
       mqtt: broker.address,
       dataDir,
       close: async () => {

@@ -1,6 +1,7 @@
 /**
  * Who may connect to the broker and what each connection may touch. A device connects as itself
- * (client id = username = device id, password = its token) and may publish only the channels
+ * (client id = username = device id, password = its token; or client id = the CN of a client
+ * certificate from the hub's CA, verified at the handshake, and no password) and may publish only the channels
  * agents publish, and subscribe only to the channels the hub publishes, under its own
  * `edgeml/v1/dev/{id}/` prefix. Exact topics only: a wildcard could reach past the prefix.
  *
@@ -14,8 +15,12 @@ export interface BrokerIdentity {
 }
 
 export interface BrokerAuth {
-  /** Resolves the identity for a CONNECT, or null to refuse it (bad username or password). */
-  authenticate(clientId: string, username: string | undefined, password: Buffer | undefined): Promise<BrokerIdentity | null>;
+  /**
+   * Resolves the identity for a CONNECT, or null to refuse it (bad username or password).
+   * `certificateId`: the subject CN of the connection's client certificate, verified at the TLS
+   * handshake against the hub's CA and CRL.
+   */
+  authenticate(clientId: string, username: string | undefined, password: Buffer | undefined, certificateId?: string): Promise<BrokerIdentity | null>;
   /** Whether an identity authenticated earlier may still use the broker (false once revoked). */
   admitted(identity: BrokerIdentity): boolean;
   canPublish(identity: BrokerIdentity, topic: string): boolean;
@@ -35,7 +40,12 @@ export function deviceBrokerAuth(devices: DeviceCredentials): BrokerAuth {
     return parsed !== null && parsed.deviceId === identity.deviceId && ChannelPublisher[parsed.channel] === publisher && admitted(identity);
   };
   return {
-    authenticate: async (clientId, username, password) => {
+    authenticate: async (clientId, username, password, certificateId) => {
+      // A connection is one device: a certificate for one id does not carry another id's session or token.
+      if (certificateId !== undefined) {
+        const sameDevice = clientId === certificateId && (username === undefined || username === certificateId);
+        return sameDevice && devices.isActive(certificateId) ? { deviceId: certificateId } : null;
+      }
       if (!username || !password) return null;
       // Checked even when the ids differ, so a refusal takes the same time whatever was wrong.
       const valid = devices.verifyToken(username, password.toString('utf8'));

@@ -21,7 +21,7 @@
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { finished } from 'node:stream';
-import { createServer as createTlsServer } from 'node:tls';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
 import type { Logger } from '../../shared/logger.js';
 import { formatHostPort, type HostPort } from '../../shared/address.js';
@@ -49,6 +49,8 @@ export interface Broker {
    */
   gate(filter: string, gate: PublishGate): void;
   publish(topic: string, payload: Buffer, opts: { qos: 0 | 1; retain: boolean }): Promise<void>;
+  /** New certificate, key or CRL for connections from now on (a TLS broker only; open connections keep theirs). */
+  setTls(tls: BrokerTls): void;
   /**
    * Drops the connection of this client id, if any (a revoked device). One still connecting is
    * dropped once connected if `auth` no longer admits it.
@@ -81,8 +83,17 @@ export const PRE_CONNECT_MAX_PACKET_BYTES = 64 * 1024;
 export const CONNECT_TIMEOUT_MS = 10_000;
 
 export interface BrokerTls {
-  cert: Buffer;
-  key: Buffer;
+  cert: Buffer | string;
+  key: Buffer | string;
+  /**
+   * Client certificates signed by this CA (PEM) authenticate a device, and those in `crl` are refused
+   * at the handshake. Devices without a certificate still connect (and authenticate with a token).
+   */
+  clientAuth?: { ca: string; crl: string };
+}
+
+function secureContextOptions(tls: BrokerTls) {
+  return { cert: tls.cert, key: tls.key, ...(tls.clientAuth ? { ca: tls.clientAuth.ca, crl: tls.clientAuth.crl } : {}) };
 }
 
 // aedes' AuthErrorCode is a const enum we cannot import under isolatedModules.
@@ -135,6 +146,8 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
   /** Streams whose CONNECT was accepted: their packets may be up to `limits.maxPacketBytes`. */
   const authenticated = new WeakSet<object>();
   const gates: Array<{ filter: string; gate: PublishGate }> = [];
+  /** The device id (subject CN) of a connection's verified client certificate. */
+  const certificateIds = new WeakMap<Socket, string>();
   const passGates = async (packet: { topic: string; payload: Buffer | string }): Promise<void> => {
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     for (const g of gates) if (topicMatches(g.filter, packet.topic)) await g.gate(packet.topic, payload);
@@ -161,7 +174,7 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
   const aedes = await Aedes.createBroker({
     connectTimeout: CONNECT_TIMEOUT_MS,
     authenticate: (client, username, password, done) => {
-      auth.authenticate(client.id, username, password).then(
+      auth.authenticate(client.id, username, password, certificateIds.get(client.conn as Socket)).then(
         (identity) => {
           if (!identity) {
             logger.warn({ clientId: client.id, username }, 'mqtt connection refused: bad credentials');
@@ -243,8 +256,26 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
       stream.destroy();
     });
   };
+  /**
+   * A certificate that does not verify (another CA, expired, revoked) closes the connection at once:
+   * presenting one is a claim to be a device, not a detail to ignore. rejectUnauthorized stays false
+   * only so that devices without a certificate get as far as their token.
+   */
+  const handleTls = (socket: TLSSocket): void => {
+    const peer = opts.tls?.clientAuth ? socket.getPeerCertificate() : undefined;
+    if (peer && Object.keys(peer).length > 0) {
+      const cn = peer.subject?.CN;
+      if (!socket.authorized || typeof cn !== 'string') {
+        logger.warn({ remote: socket.remoteAddress, subject: typeof cn === 'string' ? cn : undefined, reason: String(socket.authorizationError ?? 'no subject CN') }, 'mqtt connection closed: client certificate refused');
+        socket.destroy();
+        return;
+      }
+      certificateIds.set(socket, cn);
+    }
+    handle(socket);
+  };
   const server: Server = opts.tls
-    ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key, handshakeTimeout: CONNECT_TIMEOUT_MS }, handle)
+    ? createTlsServer({ ...secureContextOptions(opts.tls), requestCert: opts.tls.clientAuth !== undefined, rejectUnauthorized: false, handshakeTimeout: CONNECT_TIMEOUT_MS }, handleTls)
     : createServer(handle);
   if (opts.tls) {
     // A client that fails the handshake (wrong CA, plain TCP) is its problem, not the broker's.
@@ -307,6 +338,10 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
       new Promise<void>((resolve, reject) => {
         aedes.publish({ cmd: 'publish', topic, payload, qos, retain, dup: false }, (err) => (err ? reject(err) : resolve()));
       }),
+    setTls: (tls) => {
+      if (!opts.tls) throw new EdgemlError(ErrorCodes.INTERNAL, 'the mqtt broker speaks plain MQTT: it has no TLS context to change');
+      (server as TlsServer).setSecureContext(secureContextOptions(tls));
+    },
     disconnect: (clientId) => {
       const client = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[clientId];
       client?.close();

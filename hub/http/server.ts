@@ -41,7 +41,15 @@ import { whereRoutes } from './where.js';
 import { telemetryRoutes, type TelemetryRoutesOptions } from './telemetry.js';
 import { prometheusRoutes, type HubFigures } from './prometheus.js';
 
+/** PEM; a running server takes new ones with `(app.server as tls.Server).setSecureContext`. */
+export interface HttpsKeyPair {
+  key: string;
+  cert: string;
+}
+
 export interface HttpDeps {
+  /** Serve HTTPS with this certificate; absent: plain HTTP. */
+  https?: HttpsKeyPair | undefined;
   logger: Logger;
   health: HealthSource;
   /** Stored records skipped because they no longer validate. */
@@ -92,8 +100,10 @@ function formatSchemaErrors(errors: ErrorObject[], dataVar: string): Error {
  * The server every route runs in: how requests are parsed, validated and refused, before any route.
  * Apart from the routes so that tests can hold it to its error contract with routes of their own.
  */
-export function createHubFastify(logger: Logger): FastifyInstance {
+export function createHubFastify(logger: Logger, https?: HttpsKeyPair): FastifyInstance {
   const app = Fastify({
+    // HTTPS only: plain HTTP to this port fails its handshake (no redirect to follow with a key in it).
+    ...(https ? { https: { key: https.key, cert: https.cert } } : {}),
     loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger,
     logController: new DebugRequestLog(),
     // A large model over a slow link takes a while; Node's default would cut it after 5 minutes.
@@ -101,7 +111,7 @@ export function createHubFastify(logger: Logger): FastifyInstance {
     schemaErrorFormatter: formatSchemaErrors,
     clientErrorHandler: answerClientError,
     frameworkErrors: answerFrameworkError,
-  });
+  }) as unknown as FastifyInstance;
   // JSON is the API's only body (uploads register their own types): fastify's default text/plain
   // parser would hand a route a string, refused as a 400 "must be object" instead of a 415.
   app.removeContentTypeParser('text/plain');
@@ -128,7 +138,7 @@ export function createHubFastify(logger: Logger): FastifyInstance {
 }
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
-  const app = createHubFastify(deps.logger);
+  const app = createHubFastify(deps.logger, deps.https);
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.0.3',

@@ -4,6 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { isLoopbackHost } from '../../shared/address.js';
 
 export interface CertificateName {
   type: 'dns' | 'ip';
@@ -17,8 +18,7 @@ export function certificateName(value: string): CertificateName {
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '']);
 
 export function isLoopbackName(name: string): boolean {
-  const lower = name.toLowerCase();
-  return lower === 'localhost' || lower.endsWith('.localhost') || lower === '::1' || /^127\.\d+\.\d+\.\d+$/.test(lower);
+  return isLoopbackHost(name.toLowerCase());
 }
 
 /** The names a server listening on `host` is reached under, plus `extra` (--tls-san). */

@@ -49,6 +49,9 @@ class FakeBroker implements Broker {
   async close(): Promise<void> {
     throw new Error('FakeBroker.close is not implemented (the inbox does not own the broker)');
   }
+  setTls(): void {
+    throw new Error('FakeBroker.setTls is not implemented (the inbox does not own the broker)');
+  }
   disconnect(): void {
     throw new Error('FakeBroker.disconnect is not implemented (the inbox disconnects nobody)');
   }
