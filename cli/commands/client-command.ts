@@ -108,15 +108,19 @@ function readSetting(path: string, setting: string): string {
 }
 
 /**
- * The API key: given inline or read from a file. Both on the command line is a usage error
- * (commander refuses it); a flag beats the environment and the config file; both set elsewhere is
- * ambiguous, so refused rather than guessed.
+ * The API key: given inline or read from a file. Each may come from a flag, the environment or the
+ * config file, and the nearer source wins as for every setting; both from the same source is
+ * ambiguous (on the command line commander refuses it as a usage error).
  */
 function apiKeyOf(config: Readonly<ClientConfig>, flags: ClientFlags, env: CliIo['env']): string | undefined {
   const inline = config.apiKey || undefined;
-  if (flags.apiKey !== undefined || config.apiKeyFile === undefined) return checkApiKey(inline, where(flags.apiKey !== undefined, '--api-key', 'EDGEML_API_KEY', env, 'apiKey'));
-  if (flags.apiKeyFile === undefined && inline !== undefined) {
-    throw inputError('both an API key and an API key file are set (EDGEML_API_KEY / EDGEML_API_KEY_FILE or "apiKey" / "apiKeyFile" in the config file): keep one');
+  const source = (flag: string | undefined, envName: string) => (flag !== undefined ? 0 : env[envName] !== undefined ? 1 : 2);
+  const [inlineFrom, fileFrom] = [source(flags.apiKey, 'EDGEML_API_KEY'), source(flags.apiKeyFile, 'EDGEML_API_KEY_FILE')];
+  if (inline !== undefined && config.apiKeyFile !== undefined && inlineFrom === fileFrom) {
+    throw inputError('both an API key and an API key file are set (EDGEML_API_KEY and EDGEML_API_KEY_FILE, or "apiKey" and "apiKeyFile" in the config file): keep one');
+  }
+  if (config.apiKeyFile === undefined || (inline !== undefined && inlineFrom < fileFrom)) {
+    return checkApiKey(inline, where(flags.apiKey !== undefined, '--api-key', 'EDGEML_API_KEY', env, 'apiKey'));
   }
   const setting = where(flags.apiKeyFile !== undefined, '--api-key-file', 'EDGEML_API_KEY_FILE', env, 'apiKeyFile');
   const key = readSetting(config.apiKeyFile, setting).trim();

@@ -388,6 +388,10 @@ test('--api-key-file: the trimmed key goes as the bearer; unreadable, empty or u
   t.is(auth, 'Bearer emk_from_the_file', 'EDGEML_API_KEY_FILE');
   await (await clientContext(['--hub', url, '--api-key-file', keyFile], { EDGEML_API_KEY: 'emk_from_env' })).client.json('GET', apiPath('models'));
   t.is(auth, 'Bearer emk_from_the_file', 'the flag beats the environment');
+  const dir2 = await scratch(t);
+  await writeFile(join(dir2, 'client.json'), JSON.stringify({ apiKeyFile: keyFile }));
+  await (await clientContext(['--hub', url, '--config', join(dir2, 'client.json')], { EDGEML_API_KEY: 'emk_from_env' })).client.json('GET', apiPath('models'));
+  t.is(auth, 'Bearer emk_from_env', 'the environment beats the config file');
 
   const missing = await t.throwsAsync(clientContext(['--hub', url, '--api-key-file', join(dir, 'nope')]), { instanceOf: EdgemlError });
   t.is(missing.code, ErrorCodes.CLI_INPUT_INVALID);
