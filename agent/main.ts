@@ -90,9 +90,10 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
   const tlsDir = join(dataDir, TLS_DIR);
   const pkiLogger = logger.child({ component: 'pki' });
   const requests = new CertificateRequests({
-    // Offline, a QoS 1 publish would wait for the broker: fail now, and the keeper asks again later.
+    // Offline, a QoS 1 publish would wait for the broker, and before the subscription the answer would
+    // be lost: fail now, and the keeper asks again once the link is subscribed.
     send: async (request) => {
-      if (!link.connected()) throw new EdgemlError(ErrorCodes.AGENT_CERTIFICATE_FAILED, 'not connected to the hub', { retryable: true });
+      if (!link.subscribed()) throw new EdgemlError(ErrorCodes.AGENT_CERTIFICATE_FAILED, 'not connected to the hub', { retryable: true });
       await link.publish('csr', request);
     },
     clock: systemClock,
@@ -187,9 +188,14 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
       facts: await collectFacts({ platform, agentVersion, docker: runtime.facts }),
       gateway: gateway.url,
     }),
+    // Certificates are asked for once an answer can reach us; one waiting out a backoff while the hub was away goes now.
+    onSubscribed: () => {
+      for (const keeper of keepers) {
+        keeper.start();
+        keeper.retryNow();
+      }
+    },
     onConnect: () => {
-      // A certificate request waiting out a backoff while the hub was away goes now.
-      for (const keeper of keepers) keeper.retryNow();
       reconciler.reportLatest();
       sender.connected();
     },
@@ -250,7 +256,6 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
     logger: telemetryLogger,
   });
   collector.start();
-  for (const keeper of keepers) keeper.start();
   logger.info({ deviceId: config.deviceId, hub: config.hub, platform, data: dataDir, version: agentVersion }, 'agent started');
 
   return {

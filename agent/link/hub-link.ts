@@ -32,6 +32,8 @@ export interface HubLinkOptions {
   handlers: HubLinkHandlers;
   /** After each (re)connect: the place to resend what could not be sent while offline. */
   onConnect?: () => void;
+  /** Once a connection's subscriptions are in place: from then on answers to requests reach us. */
+  onSubscribed?: () => void;
   logger: Logger;
   clock: Clock;
   backoff?: BackoffPolicy;
@@ -39,6 +41,8 @@ export interface HubLinkOptions {
 
 export interface HubLink {
   connected(): boolean;
+  /** Connected with its subscriptions in place: a request sent now gets its answer (answers are not retained). */
+  subscribed(): boolean;
   invalidMessages(): number;
   publish<C extends Channel>(channel: C, message: MessageTypes[C], opts?: { retain?: boolean }): Promise<void>;
   /** Connects again now with fresh credentials (a client certificate just came), after a clean disconnect. */
@@ -67,6 +71,8 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
   let announceTimer: unknown = null;
   /** Bumped on every connect, so a retry scheduled for an old connection does nothing. */
   let connection = 0;
+  /** The connection whose subscriptions are in place. */
+  let subscribedConnection = -1;
   /** The last attempt was refused for who we said we were; told to the credentials source. */
   let refused = false;
   /** A clean disconnect under way to connect again with new credentials: its close schedules nothing. */
@@ -137,6 +143,11 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
   const announce = async (conn: number, tries: number): Promise<void> => {
     try {
       await client.subscribeAsync(SUBSCRIBED.map((c) => deviceTopic(deviceId, c)), { qos: 1 });
+      if (closing || conn !== connection) return;
+      if (subscribedConnection !== conn) {
+        subscribedConnection = conn;
+        opts.onSubscribed?.();
+      }
       const status = await opts.onlineStatus();
       // A stop that began meanwhile must not be followed by a late `online`.
       if (closing || conn !== connection) return;
@@ -211,6 +222,7 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
 
   return {
     connected: () => client.connected,
+    subscribed: () => client.connected && subscribedConnection === connection,
     invalidMessages: () => invalid,
     publish,
     reconnect: () => {

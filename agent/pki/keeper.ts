@@ -58,7 +58,7 @@ export class CertificateKeeper {
     return stored;
   }
 
-  /** Asks now when there is no certificate (the stored one's renewal is already scheduled). */
+  /** Asks now when there is no certificate and no request under way (a stored one's renewal is already scheduled). */
   start(): void {
     if (!this.#current) this.renew();
   }

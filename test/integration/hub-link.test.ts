@@ -1,14 +1,25 @@
 /**
  * The agent's MQTT link against the hub's real aedes broker, in-process: reconnect with backoff
- * after the broker restarts, re-announce `online`, and resubscribe so commands reach it again.
+ * after the broker restarts, re-announce `online`, and resubscribe so commands reach it again;
+ * credentials asked for before every connection (a token file, a client certificate over mqtts).
  */
 import test from 'ava';
 import { pino } from 'pino';
 import { systemClock } from '../../shared/clock.js';
 import type { BackoffPolicy } from '../../shared/backoff.js';
+import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { createCsr } from '../../agent/pki/csr.js';
+import { CertificateKeeper } from '../../agent/pki/keeper.js';
+import { gatewayNames } from '../../agent/pki/names.js';
+import { CertificateRequests } from '../../agent/pki/requests.js';
+import { readStoredCa } from '../../agent/pki/tls-files.js';
+import { generateKeyPair, privateKeyPem } from '../../shared/pki/x509.js';
+import { makeTestCa, signCsr } from '../helpers/gateway-tls.js';
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type CertificateAnswer, type CertificateRequest, type CommandAck, type DesiredState, type StatusMessage } from '../../shared/protocol.js';
 import type { BrokerAuth } from '../../hub/broker/auth.js';
 import { linkCredentials, type CredentialsSource } from '../../agent/link/credentials.js';
@@ -38,6 +49,8 @@ function watch(broker: Broker, deviceId: string) {
 }
 
 interface LinkTestOptions {
+  url?: string;
+  onSubscribed?: () => void;
   backoff?: BackoffPolicy;
   desired?: (d: DesiredState) => Promise<void>;
   credentials?: CredentialsSource;
@@ -47,10 +60,11 @@ interface LinkTestOptions {
 /** An agent link to `broker` with test facts; `desired` hears desired states. */
 function linkTo(broker: Broker, deviceId: string, opts: LinkTestOptions = {}) {
   return connectHubLink({
-    url: `mqtt://${broker.address}`,
+    url: opts.url ?? `mqtt://${broker.address}`,
     deviceId,
     logger,
     clock: systemClock,
+    ...(opts.onSubscribed ? { onSubscribed: opts.onSubscribed } : {}),
     ...(opts.backoff ? { backoff: opts.backoff } : {}),
     ...(opts.credentials ? { credentials: opts.credentials } : {}),
     onlineStatus: async () => ({
@@ -256,4 +270,128 @@ test('the link publishes csr, hands cert answers to its handler, and reconnect()
   link.reconnect();
   await waitFor('a second connection with the new password', () => seen.at(-1) === 'two' && link.connected(), 10_000);
   t.deepEqual(seen, ['one', 'two']);
+});
+
+/**
+ * An mqtts:// front for `brokerPort` that asks for client certificates from `ca` and records what
+ * each connection showed; the broker behind it trusts the front's word (a CONNECT without user name
+ * is the certificate's device), as a broker that checks certificates itself would.
+ */
+async function mutualTlsFront(t: import('ava').ExecutionContext, brokerPort: number, ca: Awaited<ReturnType<typeof makeTestCa>>) {
+  const keys = await generateKeyPair();
+  const csr = await createCsr('gateway', keys, { commonName: 'broker', names: gatewayNames({ host: '127.0.0.1', interfaces: {} }) });
+  const now = Date.now();
+  const shown: Array<string | null> = [];
+  const server = createTlsServer({ key: privateKeyPem(keys.privateKey), cert: await signCsr(ca, csr, new Date(now - 60_000), new Date(now + 3600_000)), ca: ca.pem, requestCert: true, rejectUnauthorized: false }, (socket: TLSSocket) => {
+    const peer = socket.getPeerCertificate();
+    shown.push(socket.authorized && peer.subject ? String(peer.subject.CN) : null);
+    const upstream = netConnect(brokerPort, '127.0.0.1');
+    socket.pipe(upstream).pipe(socket);
+    socket.on('error', () => upstream.destroy());
+    upstream.on('error', () => socket.destroy());
+    socket.on('close', () => upstream.destroy());
+    upstream.on('close', () => socket.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { port: (server.address() as { port: number }).port, shown };
+}
+
+test('auth cert: first contact with the token asks for a client certificate and reconnects with it; a refused certificate falls back to the token', async (t) => {
+  const deviceId = 'mtls-1';
+  const token = 'the-device-token';
+  const ca = await makeTestCa(new Date(Date.now() - 3600_000));
+  /** Each CONNECT: with the token, or with the certificate (no user name). */
+  const connects: Array<'token' | 'certificate' | 'refused'> = [];
+  let refuseCertificates = false;
+  const auth: BrokerAuth = {
+    ...openBrokerAuth,
+    authenticate: async (clientId, username, password) => {
+      const kind = username === undefined ? 'certificate' : password?.toString('utf8') === token && username === clientId ? 'token' : 'refused';
+      const ok = kind === 'token' || (kind === 'certificate' && !refuseCertificates);
+      connects.push(ok ? kind : 'refused');
+      return ok ? { deviceId: clientId } : null;
+    },
+  };
+  const broker = await startBroker({ listen: { host: '127.0.0.1', port: 0 }, auth, logger });
+  t.teardown(() => broker.close());
+  const front = await mutualTlsFront(t, Number(broker.address.split(':').pop()), ca);
+
+  // The hub's side of csr → cert, signing with the test CA.
+  const issued: string[] = [];
+  await broker.subscribe(deviceTopic(deviceId, 'csr'), (_t, payload) => {
+    const d = decodeMessage('csr', payload);
+    if (!d.ok) return;
+    void (async () => {
+      const now = Date.now();
+      const certificate = await signCsr(ca, d.value.csr, new Date(now - 60_000), new Date(now + 3600_000));
+      issued.push(new X509Certificate(certificate).serialNumber);
+      await broker.publish(deviceTopic(deviceId, 'cert'), encodeMessage('cert', { v: 1, id: d.value.id, purpose: d.value.purpose, certificate, ca: ca.pem }), { qos: 1, retain: false });
+    })();
+  });
+
+  const dir = await mkdtemp(join(tmpdir(), 'edgeml-link-tls-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // As agent/main.ts: asked only once the answer can reach us.
+  const requests = new CertificateRequests({
+    send: async (request) => {
+      if (!link.subscribed()) throw new Error('not subscribed');
+      await link.publish('csr', request);
+    },
+    clock: systemClock,
+  });
+  const keeper: CertificateKeeper = new CertificateKeeper({
+    purpose: 'client',
+    dir,
+    subject: () => ({ commonName: deviceId, names: [] }),
+    requests,
+    onInstalled: () => {
+      if (!credentials.showsCertificate()) link.reconnect();
+    },
+    clock: systemClock,
+    logger,
+    backoff: { initialMs: 50, maxMs: 200, factor: 2 },
+  });
+  const credentials = linkCredentials({
+    deviceId,
+    auth: 'cert',
+    token,
+    hubCa: Buffer.from(ca.pem),
+    storedCa: () => readStoredCa(dir),
+    clientCertificate: () => keeper.current(),
+    onCertificateRefused: () => keeper.renew(),
+    readFile: (path) => readFile(path, 'utf8'),
+    logger,
+  });
+  const link = linkTo(broker, deviceId, {
+    url: `mqtts://127.0.0.1:${front.port}`,
+    backoff: { initialMs: 50, maxMs: 200, factor: 2 },
+    credentials: credentials.next,
+    certificate: (answer) => void requests.answer(answer),
+    onSubscribed: () => {
+      keeper.start();
+      keeper.retryNow();
+    },
+  });
+  t.teardown(async () => {
+    requests.close();
+    await keeper.close();
+    await link.close();
+  });
+
+  await waitFor('a connection with the client certificate', () => connects.includes('certificate') && link.connected(), 10_000)
+  t.deepEqual(connects.slice(0, 2), ['token', 'certificate'], 'the token first, then the certificate');
+  t.is(front.shown[0], null, 'no certificate on first contact');
+  t.is(front.shown.at(-1), deviceId, 'the certificate names the device');
+  t.is(issued.length, 1);
+  t.is(keeper.current()?.serial, issued[0]);
+
+  // The broker stops taking the certificate (a revoked one): the link falls back to the token and asks for a new certificate.
+  refuseCertificates = true;
+  const before = connects.length;
+  broker.disconnect(deviceId);
+  await waitFor('a refused certificate, then the token', () => connects.slice(before).join(',').includes('refused,token'), 10_000);
+  await waitFor('a new certificate asked for', () => issued.length >= 2, 10_000);
+  refuseCertificates = false;
+  await waitFor('the new certificate in use', () => connects.at(-1) === 'certificate' && link.connected() && keeper.current()?.serial === issued.at(-1), 10_000);
 });
