@@ -19,9 +19,20 @@ test('a device connects as itself: client id = username = device id, password = 
   t.is(await auth.authenticate('nobody', 'nobody', Buffer.from('secret-1')), null, 'not enrolled');
 });
 
+test('a verified client certificate (its CN) admits its device without a password, only as itself and only while active', async (t) => {
+  t.deepEqual(await auth.authenticate('gw-1', undefined, undefined, 'gw-1'), me);
+  t.deepEqual(await auth.authenticate('gw-1', 'gw-1', undefined, 'gw-1'), me, 'a username that names the same device');
+  t.is(await auth.authenticate('gw-2', undefined, undefined, 'gw-1'), null, "another device's session");
+  t.is(await auth.authenticate('gw-2', 'gw-2', Buffer.from('secret-2'), 'gw-1'), null, "a certificate for gw-1 does not carry gw-2's token");
+  t.is(await auth.authenticate('gw-1', 'gw-2', undefined, 'gw-1'), null, 'another username');
+  t.is(await auth.authenticate('nobody', undefined, undefined, 'nobody'), null, 'not enrolled');
+  const revoked = deviceBrokerAuth(credentials(new Set(['gw-1'])));
+  t.is(await revoked.authenticate('gw-1', undefined, undefined, 'gw-1'), null, 'revoked');
+});
+
 test('publish: only the agent channels under its own prefix', (t) => {
-  for (const channel of ['status', 'reported', 'telemetry', 'cmd/ack']) t.true(auth.canPublish(me, `edgeml/v1/dev/gw-1/${channel}`), channel);
-  for (const channel of ['desired', 'cmd']) t.false(auth.canPublish(me, `edgeml/v1/dev/gw-1/${channel}`), `${channel} is the hub's`);
+  for (const channel of ['status', 'reported', 'telemetry', 'cmd/ack', 'csr']) t.true(auth.canPublish(me, `edgeml/v1/dev/gw-1/${channel}`), channel);
+  for (const channel of ['desired', 'cmd', 'cert']) t.false(auth.canPublish(me, `edgeml/v1/dev/gw-1/${channel}`), `${channel} is the hub's`);
   t.false(auth.canPublish(me, 'edgeml/v1/dev/gw-2/status'), "another device's topic");
   t.false(auth.canPublish(me, 'edgeml/v1/dev/gw-1/other'));
   t.false(auth.canPublish(me, 'elsewhere/topic'));
