@@ -2,7 +2,9 @@
  * Certificate requests in flight over the hub link: each `csr` message has its own id, and the
  * `cert` answer with that id settles it. Answers are not retained, so one that is lost (hub away,
  * broker restart) is never coming: after `timeoutMs` the request fails and the caller asks again
- * with a new id; a late answer to an old id is ignored.
+ * with a new id; a late answer to an old id is ignored. One request at a time: the hub takes one
+ * per device and ignores what comes on top (a gateway and a client request at once would cost
+ * the second one a timeout).
  */
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../shared/clock.js';
@@ -28,6 +30,9 @@ interface Pending {
 export class CertificateRequests {
   readonly #o: CertificateRequestsOptions;
   readonly #pending = new Map<string, Pending>();
+  /** Settles when the request before is settled: the next one waits for it. */
+  #previous: Promise<unknown> = Promise.resolve();
+  #closed = false;
 
   constructor(o: CertificateRequestsOptions) {
     this.#o = o;
@@ -35,6 +40,13 @@ export class CertificateRequests {
 
   /** The hub's answer (which may carry an error: the caller judges it), or AGENT_E_CERTIFICATE_FAILED when none came in time. */
   request(purpose: CertificatePurpose, csr: string): Promise<CertificateAnswer> {
+    const answer = this.#previous.then(() => this.#send(purpose, csr));
+    this.#previous = answer.catch(() => undefined);
+    return answer;
+  }
+
+  #send(purpose: CertificatePurpose, csr: string): Promise<CertificateAnswer> {
+    if (this.#closed) return Promise.reject(new EdgemlError(ErrorCodes.AGENT_CERTIFICATE_FAILED, 'the agent is stopping'));
     const id = this.#o.nextId?.() ?? randomUUID();
     const timeoutMs = this.#o.timeoutMs ?? DEFAULT_ANSWER_TIMEOUT_MS;
     return new Promise<CertificateAnswer>((resolve, reject) => {
@@ -60,6 +72,7 @@ export class CertificateRequests {
 
   /** Fails whatever still waits (the agent is stopping). */
   close(): void {
+    this.#closed = true;
     for (const [id, pending] of [...this.#pending]) {
       this.#settle(id);
       pending.reject(new EdgemlError(ErrorCodes.AGENT_CERTIFICATE_FAILED, 'the agent is stopping'));

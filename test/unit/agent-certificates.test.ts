@@ -226,7 +226,7 @@ test('no answer in 30 s: the request fails and the keeper asks again with a new 
   const sent: CertificateRequest[] = [];
   const requests = new CertificateRequests({ clock, send: async (r) => void sent.push(r) });
   const first = requests.request('gateway', 'csr-pem');
-  await Promise.resolve();
+  await waitUntil(() => sent.length === 1);
   clock.advance(29_999);
   t.is(sent.length, 1);
   clock.advance(1);
@@ -234,7 +234,7 @@ test('no answer in 30 s: the request fails and the keeper asks again with a new 
   t.is((err as { code?: string }).code, ErrorCodes.AGENT_CERTIFICATE_FAILED);
   t.false(requests.answer({ v: 1, id: sent[0]!.id, purpose: 'gateway', error: { code: 'X', message: 'late' } }));
   const second = requests.request('gateway', 'csr-pem');
-  await Promise.resolve();
+  await waitUntil(() => sent.length === 2);
   t.not(sent[1]!.id, sent[0]!.id);
   t.true(requests.answer({ v: 1, id: sent[1]!.id, purpose: 'gateway', error: { code: 'X', message: 'on time' } }));
   t.is((await second).error?.message, 'on time');
@@ -291,4 +291,24 @@ test('an answer that does not hold our key, or is not signed by the answered CA,
   const otherKey = privateKeyPem((await generateKeyPair()).privateKey);
   t.throws(() => checkMaterial('client', { key: otherKey, certificate, ca: ca.pem }, T0), { message: /does not hold this device key/ });
   t.throws(() => checkMaterial('client', { key, certificate, ca: other.pem }, T0), { message: /was not signed by the CA/ });
+});
+
+test('one request at a time: the next is sent once the one before is answered (the hub takes one per device)', async (t) => {
+  const clock = new ManualClock(T0);
+  const sent: CertificateRequest[] = [];
+  const requests = new CertificateRequests({ clock, send: async (r) => void sent.push(r) });
+  const gateway = requests.request('gateway', 'gateway-csr');
+  const client = requests.request('client', 'client-csr');
+  await waitUntil(() => sent.length === 1);
+  for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+  t.is(sent.length, 1, 'the client request waits');
+  t.true(requests.answer({ v: 1, id: sent[0]!.id, purpose: 'gateway', error: { code: 'X', message: 'g' } }));
+  await waitUntil(() => sent.length === 2);
+  t.is(sent[1]!.purpose, 'client');
+  t.true(requests.answer({ v: 1, id: sent[1]!.id, purpose: 'client', error: { code: 'X', message: 'c' } }));
+  t.is((await gateway).purpose, 'gateway');
+  t.is((await client).purpose, 'client');
+  requests.close();
+  await t.throwsAsync(requests.request('gateway', 'late'), { code: ErrorCodes.AGENT_CERTIFICATE_FAILED });
+  t.is(sent.length, 2);
 });
