@@ -1,7 +1,7 @@
 /**
- * Nothing secret in clear, across a real run: a hub, a real agent running a real scoring container,
- * and the CLI enrolling, deploying, scoring (over the gateway's HTTPS, trusting the CA the hub
- * serves) and rotating every kind of secret (device token, service key, API key). Every secret the run made must be absent from the hub's and agent's
+ * Nothing secret in clear, across a real run: a hub serving HTTPS, a real agent running a real
+ * scoring container behind its HTTPS gateway, and the CLI (trusting the hub's CA) enrolling,
+ * deploying, scoring and rotating every kind of secret (device token, service key, API key). Every secret the run made must be absent from the hub's and agent's
  * output, the CLI's output (but for the one answer that shows it), `ps` snapshots taken while hub
  * and agent run, `docker inspect` of the device's containers, the hub's data files (hub.json keeps
  * hashes; admin.key alone holds the admin key) and the agent's data directory.
@@ -37,7 +37,8 @@ test('no secret of a run is in a log, a process list, a container or a data file
   const { registry } = rig();
   const prefix = `edgeml-test-${randomBytes(4).toString('hex')}`;
   const deviceId = `leak-${randomBytes(3).toString('hex')}`;
-  const hub = await startHub(t, ['--registry', registry], { env: { EDGEML_HUB_IMAGE_PREFIX: prefix } });
+  const hub = await startHub(t, ['--registry', registry, '--tls', 'auto'], { env: { EDGEML_HUB_IMAGE_PREFIX: prefix } });
+  t.regex(hub.url, /^https:/);
   t.teardown(async () => {
     const listed = await exec('docker', ['ps', '-aq', '--filter', `label=io.edgeml.device=${deviceId}`]);
     for (const id of listed.stdout.split('\n').filter(Boolean)) await exec('docker', ['rm', '-f', id]);
@@ -46,7 +47,7 @@ test('no secret of a run is in a log, a process list, a container or a data file
 
   // Every CLI run, and which of them is the one answer that shows a secret.
   const runs: Array<{ result: CliResult; shows: boolean }> = [];
-  const env = (extra: Record<string, string> = {}) => ({ ...cleanEnv(), EDGEML_HUB: hub.url, EDGEML_API_KEY: hub.adminKey, ...extra });
+  const env = (extra: Record<string, string> = {}) => ({ ...cleanEnv(), EDGEML_HUB: hub.url, EDGEML_CA: hub.caFile, EDGEML_API_KEY: hub.adminKey, ...extra });
   const cli = async (args: string[], opts: { env?: NodeJS.ProcessEnv; shows?: boolean } = {}) => {
     const result = await runCli(args, opts.env ?? env(), LONG);
     runs.push({ result, shows: opts.shows === true });
@@ -82,7 +83,7 @@ test('no secret of a run is in a log, a process list, a container or a data file
   // The rotated API key, from a file.
   const keyFile = join(await tempDir(t), 'api-key');
   await writeFile(keyFile, `${newApiKey}\n`, { mode: 0o600 });
-  const listed = await cli(['device', 'list', '--json'], { env: { ...cleanEnv(), EDGEML_HUB: hub.url, EDGEML_API_KEY_FILE: keyFile } });
+  const listed = await cli(['device', 'list', '--json'], { env: { ...cleanEnv(), EDGEML_HUB: hub.url, EDGEML_CA: hub.caFile, EDGEML_API_KEY_FILE: keyFile } });
   t.is(listed.code, 0, listed.stderr);
 
   // While hub and agent run: their argument lists, and the container as the agent made it.
