@@ -107,10 +107,11 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
     Object.assign(o, { key: c.key, cert: c.cert, ca: c.ca });
   };
 
-  const retryLater = (): void => {
+  const retryLater = (): number => {
     const delay = backoffDelay(attempt++, policy);
     clock.clearTimeout(retryTimer);
     retryTimer = clock.setTimeout(() => void connectNow(), delay);
+    return delay;
   };
 
   /** One connection attempt with the credentials of this moment. */
@@ -171,8 +172,7 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
 
   client.on('close', () => {
     if (closing || restarting) return;
-    logger.info({ attempt }, 'disconnected from hub');
-    retryLater();
+    logger.info({ retryInMs: retryLater(), attempt }, 'disconnected from hub');
   });
 
   client.on('error', (err) => {
@@ -180,7 +180,7 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
     // CONNACK 4 and 5: the broker refused this device's credentials; retrying will not fix that.
     if (code === 4 || code === 5 || (typeof code === 'string' && CERTIFICATE_ALERT.test(code))) refused = true;
     if (code === 4 || code === 5) {
-      logger.error({ code }, 'the hub refused this device: check the device id and its token (EDGEML_AGENT_TOKEN), or whether it was revoked');
+      logger.error({ code }, 'the hub refused this device: check the device id and its token (EDGEML_AGENT_TOKEN, --token-file) or client certificate, or whether it was revoked');
     } else {
       logger.warn({ err: err.message, code }, 'mqtt error');
     }
