@@ -16,24 +16,6 @@ export const HubConfigSchema = Type.Object(
     data: Type.String({ minLength: 1, default: './.edgeml/hub', description: 'data directory' }),
     http: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:8080', description: 'REST API listen address' }),
     mqtt: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:1883', description: 'MQTT broker listen address' }),
-    caCert: Type.Optional(Type.String({ minLength: 1, description: "an operator's own CA certificate (PEM) for the hub to sign with, with caKey; default: a CA the hub makes at first start in DATA/ca" })),
-    caKey: Type.Optional(Type.String({ minLength: 1, description: "the private key (PEM) of caCert; it stays in this file" })),
-    tls: Type.Optional(
-      stringEnum(['auto', 'off'] as const, {
-        description: "HTTPS for the REST API: auto signs a certificate with the hub's CA for the listen address and tlsSan names; off only on a loopback address (default: off on loopback, auto otherwise)",
-      }),
-    ),
-    tlsCert: Type.Optional(Type.String({ minLength: 1, description: "an operator's own PEM certificate for the REST API (with tlsKey), instead of one the hub's CA signs" })),
-    tlsKey: Type.Optional(Type.String({ minLength: 1, description: 'the PEM private key of tlsCert' })),
-    tlsSan: Type.Optional(
-      Type.String({ pattern: '^[A-Za-z0-9.:*-]+(,[A-Za-z0-9.:*-]+)*$', examples: ['hub.example,10.0.4.2'], description: 'more DNS names and IP addresses (comma-separated) for the certificates the hub signs for itself (REST API and MQTT)' }),
-    ),
-    mqttTls: Type.Optional(
-      stringEnum(['auto', 'off'] as const, {
-        description: "MQTT over TLS: auto signs a certificate with the hub's CA (devices may then also authenticate with client certificates); off only on a loopback address (default: off on loopback, auto otherwise; mqttTlsCert/mqttTlsKey give an operator's own)",
-      }),
-    ),
-    deviceCertLifetime: Type.String({ pattern: DURATION_PATTERN, examples: ['30d', '7d'], default: '30d', description: 'lifetime of the certificates the hub signs for devices (gateway HTTPS, MQTT client); agents renew at two thirds' }),
     mqttTlsCert: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate for the MQTT listener: with mqttTlsKey, the broker speaks MQTT over TLS' })),
     mqttTlsKey: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key for the MQTT listener' })),
     mqttMaxPacket: Type.String({
@@ -63,6 +45,24 @@ export const HubConfigSchema = Type.Object(
     uploadIdleTimeout: Type.String({ pattern: DURATION_PATTERN, default: '60s', description: 'a model upload with no byte for this long is ended (408) and nothing is stored' }),
     telemetryDir: Type.Optional(Type.String({ minLength: 1, description: "where telemetry and captures are stored (the user's storage directory; default DATA/telemetry)" })),
     telemetryRetention: Type.String({ pattern: RETENTION_PATTERN, examples: ['30d', '7d'], default: '30d', description: 'days of telemetry and captures kept; older days are deleted' }),
+    caCert: Type.Optional(Type.String({ minLength: 1, description: "an operator's own CA certificate (PEM) for the hub to sign with, with caKey; default: a CA the hub makes at first start in DATA/ca" })),
+    caKey: Type.Optional(Type.String({ minLength: 1, description: "the private key (PEM) of caCert; it stays in this file" })),
+    tls: Type.Optional(
+      stringEnum(['auto', 'off'] as const, {
+        description: "HTTPS for the REST API: auto signs a certificate with the hub's CA for the listen address and tlsSan names; off only on a loopback address (default: off on loopback, auto otherwise)",
+      }),
+    ),
+    tlsCert: Type.Optional(Type.String({ minLength: 1, description: "an operator's own PEM certificate for the REST API (with tlsKey), instead of one the hub's CA signs" })),
+    tlsKey: Type.Optional(Type.String({ minLength: 1, description: 'the PEM private key of tlsCert' })),
+    tlsSan: Type.Optional(
+      Type.String({ pattern: '^[A-Za-z0-9.:*-]+(,[A-Za-z0-9.:*-]+)*$', examples: ['hub.example,10.0.4.2'], description: 'more DNS names and IP addresses (comma-separated) for the certificates the hub signs for itself (REST API and MQTT)' }),
+    ),
+    mqttTls: Type.Optional(
+      stringEnum(['auto', 'off'] as const, {
+        description: "MQTT over TLS: auto signs a certificate with the hub's CA (devices may then also authenticate with client certificates); off only on a loopback address (default: off on loopback, auto otherwise; mqttTlsCert/mqttTlsKey give an operator's own)",
+      }),
+    ),
+    deviceCertLifetime: Type.String({ pattern: DURATION_PATTERN, examples: ['30d', '7d'], default: '30d', description: 'lifetime of the certificates the hub signs for devices (gateway HTTPS, MQTT client); agents renew at two thirds' }),
     logLevel: stringEnum(LOG_LEVELS, { default: 'info' }),
   },
   { additionalProperties: false },

@@ -247,6 +247,8 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       logger: logger.child({ component: 'deployments' }),
     });
     devices.onChange((id, change) => {
+      // The broker cannot tell which token a connection used: every connection of the device goes, and it comes back with its current token.
+      if (change === 'token-expired') return void broker.disconnect(id);
       deployments.deviceChanged(id).catch((err: unknown) => logger.error({ err, deviceId: id }, 'cannot update the desired state of a changed device'));
       if (change !== 'revoked') return;
       broker.disconnect(id);

@@ -56,13 +56,18 @@ test('every agent key can be set through the env var envName names', (t) => {
     assumeMemory: '1.5g',
     memoryMargin: '256m',
     pullStallTimeout: '5m',
+    tokenFile: '/etc/edgeml/device.token',
+    auth: 'token',
+    gatewayTls: 'off',
+    allowPlainGateway: 'true',
     logLevel: 'debug',
   };
   t.deepEqual(Object.keys(values).sort(), Object.keys(AgentConfigSchema.properties).sort(), 'test covers every key');
   for (const [key, value] of Object.entries(values)) {
     const env = { [envName(AGENT_ENV_PREFIX, key)]: value, EDGEML_AGENT_DEVICE_ID: key === 'deviceId' ? value : 'dev-1' };
     const config = loadAgentConfig({ flags: {}, env }) as Record<string, unknown>;
-    t.is(config[key], value, `env ${envName(AGENT_ENV_PREFIX, key)}`);
+    // Booleans arrive as strings from the environment and are coerced.
+    t.is(typeof config[key] === 'boolean' ? String(config[key]) : config[key], value, `env ${envName(AGENT_ENV_PREFIX, key)}`);
   }
 });
 
@@ -86,11 +91,23 @@ test('every hub key can be set through the env var envName names', (t) => {
     uploadIdleTimeout: '5s',
     telemetryDir: '/srv/telemetry',
     telemetryRetention: '7d',
+    caCert: '/etc/edgeml/ca.crt',
+    caKey: '/etc/edgeml/ca.key',
+    tls: 'auto',
+    tlsCert: '/etc/edgeml/hub.crt',
+    tlsKey: '/etc/edgeml/hub.key',
+    tlsSan: 'hub.example,10.0.4.2',
+    mqttTls: 'auto',
+    deviceCertLifetime: '7d',
     logLevel: 'trace',
   };
   t.deepEqual(Object.keys(values).sort(), Object.keys(HubConfigSchema.properties).sort(), 'test covers every key');
+  // A certificate goes with its key: each is set with its partner.
+  const partner: Record<string, string> = { caCert: 'caKey', caKey: 'caCert', tlsCert: 'tlsKey', tlsKey: 'tlsCert', mqttTlsCert: 'mqttTlsKey', mqttTlsKey: 'mqttTlsCert' };
   for (const [key, value] of Object.entries(values)) {
-    const config = loadHubConfig({ flags: {}, env: { [envName(HUB_ENV_PREFIX, key)]: value } }) as Record<string, unknown>;
+    const other = partner[key];
+    const env = { [envName(HUB_ENV_PREFIX, key)]: value, ...(other ? { [envName(HUB_ENV_PREFIX, other)]: values[other] } : {}) };
+    const config = loadHubConfig({ flags: {}, env }) as Record<string, unknown>;
     // Numbers arrive as strings from the environment and are coerced.
     t.is(String(config[key]), value, `env ${envName(HUB_ENV_PREFIX, key)}`);
   }
@@ -114,6 +131,7 @@ test('hub defaults are filled when nothing is given', (t) => {
       smokeTimeout: '5m',
       uploadIdleTimeout: '60s',
       telemetryRetention: '30d',
+      deviceCertLifetime: '30d',
       logLevel: 'info',
     },
     'the base images, the extra CA and the telemetry directory stay absent: the hub derives or skips them',
@@ -136,6 +154,9 @@ test('agent defaults are filled around the required device id; optional keys sta
       minFreeDisk: '512m',
       memoryMargin: '128m',
       pullStallTimeout: '2m',
+      auth: 'token',
+      gatewayTls: 'auto',
+      allowPlainGateway: false,
       logLevel: 'info',
     },
   );
