@@ -40,7 +40,10 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_00
 export function cliFor(hub: Pick<HubProcess, 'url' | 'caFile' | 'adminKey'>, key: string | null = hub.adminKey, timeoutMs?: number) {
   const env: NodeJS.ProcessEnv = { ...cleanEnv(), EDGEML_HUB: hub.url, ...(hub.url.startsWith('https:') ? { EDGEML_CA: hub.caFile } : {}) };
   if (key !== null) env.EDGEML_API_KEY = key;
-  return (...args: string[]) => runCli(args, env, timeoutMs);
+  const cli = (...args: string[]) => runCli(args, env, timeoutMs);
+  /** The same CLI with more environment, e.g. EDGEML_SERVICE_KEY: secrets never go on a command line (ps shows it). */
+  cli.withEnv = (extra: NodeJS.ProcessEnv) => (...args: string[]) => runCli(args, { ...env, ...extra }, timeoutMs);
+  return cli;
 }
 
 /** Asserts exit 0 and parses stdout, which must be exactly one JSON document. */

@@ -286,7 +286,10 @@ test('client config: --config and EDGEML_CONFIG files, flags over env, unreachab
   t.deepEqual(names(await runCli(['model', 'list', '--json'], { ...base, EDGEML_CONFIG: config })), ['cfg:1']);
 
   // Flags beat variables, variables beat the file.
-  const flagsWin = await runCli(['model', 'list', '--hub', hub.url, '--api-key', hub.adminKey, '--json'], { ...base, EDGEML_HUB: dead, EDGEML_API_KEY: 'wrong' });
+  // The key from a file: on the command line it would show in ps.
+  const keyFile = join(work, 'admin.key');
+  await writeFile(keyFile, hub.adminKey, { mode: 0o600 });
+  const flagsWin = await runCli(['model', 'list', '--hub', hub.url, '--api-key-file', keyFile, '--json'], { ...base, EDGEML_HUB: dead, EDGEML_API_KEY: 'wrong' });
   t.deepEqual(names(flagsWin), ['cfg:1']);
   const badFile = join(work, 'bad.json');
   await writeFile(badFile, JSON.stringify({ hub: dead, apiKey: 'wrong' }));

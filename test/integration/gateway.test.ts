@@ -97,7 +97,7 @@ test('the gateway checks the key, enforces limits, serves swagger, and keeps ser
   // The same through the CLI: the hub says where the device's gateway is.
   const inputFile = join(await tempDir(t), 'input.json');
   await writeFile(inputFile, JSON.stringify(sample));
-  const scored = await cli('score', 'scorer', '--device', deviceId, '--input', inputFile, '--key', deployed.key, '--json');
+  const scored = await cli.withEnv({ EDGEML_SERVICE_KEY: deployed.key })('score', 'scorer', '--device', deviceId, '--input', inputFile, '--json');
   t.is(scored.code, 0, scored.stderr);
   t.is((JSON.parse(scored.stdout) as { class: string }).class, 'setosa');
   const badKey = await cli('score', 'scorer', '--device', deviceId, '--input', inputFile, '--key', 'nope');

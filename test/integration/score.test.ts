@@ -63,7 +63,7 @@ test('score sends the key only to a targeted device that serves the service, ove
   const { key } = jsonOf<DeploymentCreated>(t, await cli('deploy', 'iris', '--image', IMAGE, '--target', 'site=lab', '--json'));
   const input = join(await tempDir(t), 'input.json');
   await writeFile(input, '{"features":[[5.1,3.5,1.4,0.2]]}');
-  const score = (id: string, ...extra: string[]) => cli('score', 'iris', '--device', id, '--input', input, '--key', key, ...extra);
+  const score = (id: string, ...extra: string[]) => cli.withEnv({ EDGEML_SERVICE_KEY: key })('score', 'iris', '--device', id, '--input', input, ...extra);
 
   // Outside the selector, though it claims to serve iris.
   await device(t, hub, 'field-1', { site: 'field' }, loopback, SERVING);
@@ -93,7 +93,7 @@ test('score sends the key only to a targeted device that serves the service, ove
   t.deepEqual(jsonOf(t, await score('lab-3', '--json')), { class: 'setosa' });
   t.like(gateway.requests[1], { url: '/v1/services/iris/score', headers: { authorization: `Bearer ${key}` } });
 
-  const undeployed = await cli('score', 'nope', '--device', 'lab-3', '--input', input, '--key', key);
+  const undeployed = await cli.withEnv({ EDGEML_SERVICE_KEY: key })('score', 'nope', '--device', 'lab-3', '--input', input);
   t.regex(undeployed.stderr, /service nope is not deployed.*\[HUB_E_DEPLOYMENT_NOT_FOUND\]/);
   t.is(gateway.requests.length, 2);
 });
