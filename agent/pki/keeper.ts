@@ -9,7 +9,7 @@ import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { CertificateAnswer, CertificatePurpose } from '../../shared/protocol.js';
-import { generateKeyPair, privateKeyPem } from '../../shared/pki/x509.js';
+import { generateKeyPair, privateKeyPem, x509 } from '../../shared/pki/x509.js';
 import { createCsr, type CsrSubject } from './csr.js';
 import { checkMaterial, renewalTime, type TlsMaterial } from './material.js';
 import { loadMaterial, saveMaterial } from './tls-files.js';
@@ -38,6 +38,8 @@ export class CertificateKeeper {
   #wake: (() => void) | null = null;
   #running: Promise<void> | null = null;
   #closed = false;
+  /** The stored certificate does not name what is asked for now (an address changed): renew at start. */
+  #outdated = false;
 
   constructor(o: CertificateKeeperOptions) {
     this.#o = o;
@@ -54,13 +56,26 @@ export class CertificateKeeper {
    */
   async load(): Promise<TlsMaterial | null> {
     const stored = await loadMaterial(this.#o.dir, this.#o.purpose, this.#o.clock.now(), this.#o.logger);
-    if (stored) this.#install(stored, 'stored');
+    if (!stored) return null;
+    this.#install(stored, 'stored');
+    // A client certificate names the device (its CN), whatever addresses it has.
+    if (this.#o.purpose !== 'gateway') return stored;
+    const wanted = nameKeys(this.#o.subject().names);
+    const has = nameKeys(sanOf(stored.certificate));
+    if (wanted.join() !== has.join()) {
+      this.#outdated = true;
+      this.#o.logger.info({ purpose: this.#o.purpose, wanted, has }, 'the stored certificate does not name what is served now; serving it until a new one comes');
+    }
     return stored;
   }
 
-  /** Asks now when there is no certificate and no request under way (a stored one's renewal is already scheduled). */
+  /**
+   * Asks now when there is no certificate, or the stored one names other addresses, and no request
+   * is under way (a stored one's renewal is already scheduled).
+   */
   start(): void {
-    if (!this.#current) this.renew();
+    if (!this.#current || this.#outdated) this.renew();
+    this.#outdated = false;
   }
 
   /** Asks the hub for a new certificate now (unless a request is under way). */
@@ -153,4 +168,13 @@ export class CertificateKeeper {
       };
     });
   }
+}
+
+function sanOf(pem: string): Array<{ type: string; value: string }> {
+  return new x509.X509Certificate(pem).getExtension(x509.SubjectAlternativeNameExtension)?.names.toJSON() ?? [];
+}
+
+/** Comparable, order-free: `dns:localhost`, `ip:::1`. */
+function nameKeys(names: Array<{ type: string; value: string }>): string[] {
+  return names.map((n) => `${n.type}:${n.value.toLowerCase()}`).sort();
 }

@@ -138,7 +138,7 @@ class FakeHub {
   }
 }
 
-async function setup(t: ExecutionContext, purpose: CertificatePurpose = 'gateway', opts: { dir?: string; lifetimeMs?: number } = {}) {
+async function setup(t: ExecutionContext, purpose: CertificatePurpose = 'gateway', opts: { dir?: string; lifetimeMs?: number; host?: string } = {}) {
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'edgeml-agent-pki-')));
   // Registered first, so it runs after the keepers of this test have stopped (teardowns run last-in first-out).
   if (opts.dir === undefined) t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -150,7 +150,7 @@ async function setup(t: ExecutionContext, purpose: CertificatePurpose = 'gateway
   const keeper = new CertificateKeeper({
     purpose,
     dir,
-    subject: () => ({ commonName: 'dev-1', names: purpose === 'gateway' ? gatewayNames({ host: '127.0.0.1', interfaces: {} }) : [] }),
+    subject: () => ({ commonName: 'dev-1', names: purpose === 'gateway' ? gatewayNames({ host: opts.host ?? '127.0.0.1', interfaces: {} }) : [] }),
     requests,
     onInstalled: (m) => {
       installed.push(m);
@@ -311,4 +311,21 @@ test('one request at a time: the next is sent once the one before is answered (t
   requests.close();
   await t.throwsAsync(requests.request('gateway', 'late'), { code: ErrorCodes.AGENT_CERTIFICATE_FAILED });
   t.is(sent.length, 2);
+});
+
+test('a stored gateway certificate for other names is served until a new one for the names of now comes', async (t) => {
+  const first = await setup(t);
+  first.keeper.start();
+  await first.nextInstall(1);
+
+  const moved = await setup(t, 'gateway', { dir: first.dir, host: '127.0.0.9' });
+  t.truthy(await moved.keeper.load(), 'the stored one is still used');
+  moved.keeper.start();
+  await moved.nextInstall(1);
+  t.true(moved.installed[0]!.names.includes('IP Address:127.0.0.9'));
+
+  const same = await setup(t, 'gateway', { dir: first.dir, host: '127.0.0.9' });
+  t.truthy(await same.keeper.load());
+  same.keeper.start();
+  t.is(same.hub.asked.length, 0, 'the names match: nothing asked');
 });
