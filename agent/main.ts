@@ -15,14 +15,11 @@ import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from '../shared/protocol.js';
 import { edgemlVersion } from '../shared/version.js';
 import type { AgentConfig } from './config.js';
 import { runCommand } from './commands.js';
-import { linkCredentials } from './link/credentials.js';
 import { connectHubLink } from './link/hub-link.js';
 import { startGateway, type ServingCertificate } from './gateway/server.js';
-import { CertificateKeeper } from './pki/keeper.js';
+import { deviceCertificates } from './pki/device-certificates.js';
 import type { TlsMaterial } from './pki/material.js';
 import { gatewayNames } from './pki/names.js';
-import { CertificateRequests } from './pki/requests.js';
-import { readStoredCa } from './pki/tls-files.js';
 import { loopbackPorts } from './reconcile/free-port.js';
 import { httpHealthProbe } from './reconcile/health-probe.js';
 import { PromotedContainers, recordFile } from './reconcile/promoted-containers.js';
@@ -86,67 +83,35 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
     await outbox.append(batch);
     sender.wake();
   };
-  const captures = new CaptureBuffer({ append: appendTelemetry, nextId: batchIds('c'), clock: systemClock, logger: telemetryLogger });
-  const tlsDir = join(dataDir, TLS_DIR);
-  const pkiLogger = logger.child({ component: 'pki' });
-  const requests = new CertificateRequests({
-    // Offline, a QoS 1 publish would wait for the broker, and before the subscription the answer would
-    // be lost: fail now, and the keeper asks again once the link is subscribed.
-    send: async (request) => {
-      if (!link.subscribed()) throw new EdgemlError(ErrorCodes.AGENT_CERTIFICATE_FAILED, 'not connected to the hub', { retryable: true });
-      await link.publish('csr', request);
-    },
-    clock: systemClock,
-  });
   const listen = parseHostPort(config.gateway);
-  const gatewayCertificates =
-    config.gatewayTls === 'auto'
-      ? new CertificateKeeper({
-          purpose: 'gateway',
-          dir: tlsDir,
-          subject: () => ({ commonName: config.deviceId, names: gatewayNames({ host: listen.host, advertiseUrl: config.advertiseUrl, interfaces: networkInterfaces() }) }),
-          requests,
-          onInstalled: (m) => gateway.setCertificate(serving(m)),
-          clock: systemClock,
-          logger: pkiLogger,
-        })
-      : undefined;
-  const storedGatewayCertificate = (await gatewayCertificates?.load()) ?? null;
-  const clientCertificates =
-    config.auth === 'cert'
-      ? new CertificateKeeper({
-          purpose: 'client',
-          dir: tlsDir,
-          subject: () => ({ commonName: config.deviceId, names: [] }),
-          requests,
-          // The first certificate is used at once; a renewed one from the next connection on.
-          onInstalled: () => {
-            if (!credentials.showsCertificate()) link.reconnect();
-          },
-          clock: systemClock,
-          logger: pkiLogger,
-        })
-      : undefined;
-  await clientCertificates?.load();
-  const keepers = [gatewayCertificates, clientCertificates].filter((k) => k !== undefined);
-  const credentials = linkCredentials({
+  const captures = new CaptureBuffer({ append: appendTelemetry, nextId: batchIds('c'), clock: systemClock, logger: telemetryLogger });
+  const certificates = await deviceCertificates({
     deviceId: config.deviceId,
-    auth: config.auth,
-    token: config.token,
-    tokenFile: config.tokenFile,
-    hubCa: config.hubCa === undefined ? undefined : await readHubCa(config.hubCa),
-    storedCa: () => readStoredCa(tlsDir),
-    clientCertificate: () => clientCertificates?.current() ?? null,
-    onCertificateRefused: () => clientCertificates?.renew(),
-    readFile: (path) => readFile(path, 'utf8'),
-    logger: logger.child({ component: 'link' }),
+    dir: join(dataDir, TLS_DIR),
+    gateway:
+      config.gatewayTls === 'auto'
+        ? {
+            names: () => gatewayNames({ host: listen.host, advertiseUrl: config.advertiseUrl, interfaces: networkInterfaces() }),
+            onInstalled: (m) => gateway.setCertificate(serving(m)),
+          }
+        : undefined,
+    login: {
+      auth: config.auth,
+      token: config.token,
+      tokenFile: config.tokenFile,
+      hubCa: config.hubCa === undefined ? undefined : await readHubCa(config.hubCa),
+      readFile: (path) => readFile(path, 'utf8'),
+    },
+    link: () => link,
+    clock: systemClock,
+    logger: logger.child({ component: 'pki' }),
   });
 
   const routes = new RouteTable();
   const gatewayLogger = logger.child({ component: 'gateway' });
   const gateway = await startGateway({
     listen,
-    ...(gatewayCertificates ? { tls: { certificate: storedGatewayCertificate && serving(storedGatewayCertificate) } } : {}),
+    ...(config.gatewayTls === 'auto' ? { tls: { certificate: certificates.storedGateway && serving(certificates.storedGateway) } } : {}),
     routes,
     capture: captures,
     desired: () => target.get()?.services.map((s) => s.name) ?? [],
@@ -178,7 +143,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
   const link = connectHubLink({
     url: config.hub,
     deviceId: config.deviceId,
-    credentials: credentials.next,
+    credentials: certificates.credentials,
     logger: logger.child({ component: 'link' }),
     clock: systemClock,
     onlineStatus: async () => ({
@@ -189,12 +154,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
       gateway: gateway.url,
     }),
     // Certificates are asked for once an answer can reach us; one waiting out a backoff while the hub was away goes now.
-    onSubscribed: () => {
-      for (const keeper of keepers) {
-        keeper.start();
-        keeper.retryNow();
-      }
-    },
+    onSubscribed: () => certificates.subscribed(),
     onConnect: () => {
       reconciler.reportLatest();
       sender.connected();
@@ -206,9 +166,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
         if (accepted) reconciler.trigger();
       },
       invalidDesired: (reason) => reconciler.reportError(ErrorCodes.MESSAGE_INVALID, `a desired state was dropped: ${reason}`),
-      certificate: (answer) => {
-        if (!requests.answer(answer)) pkiLogger.debug({ id: answer.id, purpose: answer.purpose }, 'a certificate answer no request waits for (late, or asked again since)');
-      },
+      certificate: (answer) => certificates.answer(answer),
       command: async (cmd) =>
         runCommand(cmd, {
           uptimeMs: () => systemClock.now() - startedAt,
@@ -261,8 +219,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
   return {
     close: async () => {
       // Before the reconciler: no pass is asked for while it winds down.
-      requests.close();
-      await Promise.all(keepers.map((k) => k.close()));
+      await certificates.close();
       await autoscaler.close();
       await reconciler.close();
       await gateway.close();

@@ -14,10 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { createCsr } from '../../agent/pki/csr.js';
-import { CertificateKeeper } from '../../agent/pki/keeper.js';
+import { deviceCertificates } from '../../agent/pki/device-certificates.js';
 import { gatewayNames } from '../../agent/pki/names.js';
-import { CertificateRequests } from '../../agent/pki/requests.js';
-import { readStoredCa } from '../../agent/pki/tls-files.js';
+import { loadMaterial } from '../../agent/pki/tls-files.js';
 import { generateKeyPair, privateKeyPem } from '../../shared/pki/x509.js';
 import { makeTestCa, signCsr } from '../helpers/gateway-tls.js';
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION, type CertificateAnswer, type CertificateRequest, type CommandAck, type DesiredState, type StatusMessage } from '../../shared/protocol.js';
@@ -332,59 +331,33 @@ test('auth cert: first contact with the token asks for a client certificate and 
 
   const dir = await mkdtemp(join(tmpdir(), 'edgeml-link-tls-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  // As agent/main.ts: asked only once the answer can reach us.
-  const requests = new CertificateRequests({
-    send: async (request) => {
-      if (!link.subscribed()) throw new Error('not subscribed');
-      await link.publish('csr', request);
-    },
-    clock: systemClock,
-  });
-  const keeper: CertificateKeeper = new CertificateKeeper({
-    purpose: 'client',
-    dir,
-    subject: () => ({ commonName: deviceId, names: [] }),
-    requests,
-    onInstalled: () => {
-      if (!credentials.showsCertificate()) link.reconnect();
-    },
-    clock: systemClock,
-    logger,
-    backoff: { initialMs: 50, maxMs: 200, factor: 2 },
-  });
-  const credentials = linkCredentials({
+  const certificates = await deviceCertificates({
     deviceId,
-    auth: 'cert',
-    token,
-    hubCa: Buffer.from(ca.pem),
-    storedCa: () => readStoredCa(dir),
-    clientCertificate: () => keeper.current(),
-    onCertificateRefused: () => keeper.renew(),
-    readFile: (path) => readFile(path, 'utf8'),
+    dir,
+    login: { auth: 'cert', token, hubCa: Buffer.from(ca.pem), readFile: (path) => readFile(path, 'utf8') },
+    link: () => link,
+    clock: systemClock,
     logger,
   });
   const link = linkTo(broker, deviceId, {
     url: `mqtts://127.0.0.1:${front.port}`,
     backoff: { initialMs: 50, maxMs: 200, factor: 2 },
-    credentials: credentials.next,
-    certificate: (answer) => void requests.answer(answer),
-    onSubscribed: () => {
-      keeper.start();
-      keeper.retryNow();
-    },
+    credentials: certificates.credentials,
+    certificate: (answer) => certificates.answer(answer),
+    onSubscribed: () => certificates.subscribed(),
   });
   t.teardown(async () => {
-    requests.close();
-    await keeper.close();
+    await certificates.close();
     await link.close();
   });
+  const stored = async () => (await loadMaterial(dir, 'client', Date.now(), logger))?.serial;
 
   await waitFor('a connection with the client certificate', () => connects.includes('certificate') && link.connected(), 10_000)
   t.deepEqual(connects.slice(0, 2), ['token', 'certificate'], 'the token first, then the certificate');
   t.is(front.shown[0], null, 'no certificate on first contact');
   t.is(front.shown.at(-1), deviceId, 'the certificate names the device');
   t.is(issued.length, 1);
-  t.is(keeper.current()?.serial, issued[0]);
+  t.is(await stored(), issued[0], 'stored in DATA/tls');
 
   // The broker stops taking the certificate (a revoked one): the link falls back to the token and asks for a new certificate.
   refuseCertificates = true;
@@ -393,5 +366,5 @@ test('auth cert: first contact with the token asks for a client certificate and 
   await waitFor('a refused certificate, then the token', () => connects.slice(before).join(',').includes('refused,token'), 10_000);
   await waitFor('a new certificate asked for', () => issued.length >= 2, 10_000);
   refuseCertificates = false;
-  await waitFor('the new certificate in use', () => connects.at(-1) === 'certificate' && link.connected() && keeper.current()?.serial === issued.at(-1), 10_000);
+  await waitFor('the new certificate in use', async () => connects.at(-1) === 'certificate' && link.connected() && front.shown.at(-1) === deviceId && (await stored()) === issued.at(-1), 10_000);
 });
