@@ -6,7 +6,7 @@
  * request: keep-alive connections carry on, new connections get the new certificate.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
@@ -58,6 +58,8 @@ test('a real agent serves HTTPS with a certificate from the hub and renews it un
 
   const ca = await readFile(join(hub.data, 'ca', 'ca.crt'), 'utf8');
   t.is(await readFile(join(agentData, 'tls', 'ca.crt'), 'utf8'), ca, 'the agent stored the CA that signed its certificate');
+  t.is((await stat(join(agentData, 'tls', 'gateway.key'))).mode & 0o777, 0o600, 'the key is readable by its owner only');
+  t.truthy(await readFile(join(agentData, 'tls', 'gateway.crt'), 'utf8'));
 
   const { key } = jsonOf<DeploymentCreated>(t, await cli('deploy', 'tls-iris', '--build', String(image.id), '--target', `dev=${id}`, '--json'));
   const device = await waitFor(
