@@ -52,7 +52,11 @@ export interface HubLink {
 }
 
 const SUBSCRIBED: Channel[] = ['desired', 'cmd', 'cert'];
-/** TLS alerts the broker sends about our client certificate (bad, revoked, expired, unknown CA, missing). */
+/**
+ * TLS alerts the broker sends about our client certificate (bad, revoked, expired, unknown CA,
+ * missing). A broker may also close the connection right after the handshake, before any CONNACK
+ * (the hub's does): that counts as a refusal too.
+ */
 const CERTIFICATE_ALERT = /^ERR_SSL_.*ALERT_(BAD_CERTIFICATE|CERTIFICATE_|UNKNOWN_CA|ACCESS_DENIED|UNSUPPORTED_CERTIFICATE)/;
 /** A clean stop waits this long for the broker to take the `offline` status, then just leaves. */
 const OFFLINE_PUBLISH_TIMEOUT_MS = 2000;
@@ -78,6 +82,8 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
   /** A clean disconnect under way to connect again with new credentials: its close schedules nothing. */
   let restarting = false;
   let started = false;
+  /** This attempt's TLS handshake completed, and the broker has not answered CONNECT yet. */
+  let awaitingConnack = false;
 
   const client: MqttClient = mqtt.connect(opts.url, {
     clientId: deviceId,
@@ -129,6 +135,10 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
     if (started) client.reconnect(stores);
     else client.connect();
     started = true;
+    awaitingConnack = false;
+    client.stream?.once('secureConnect', () => {
+      awaitingConnack = true;
+    });
   };
 
   // async, so an invalid message (encodeMessage throws) is a rejection like any other publish failure.
@@ -162,6 +172,7 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
   };
 
   client.on('connect', (connack) => {
+    awaitingConnack = false;
     attempt = 0;
     connection++;
     clock.clearTimeout(announceTimer);
@@ -171,6 +182,8 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
   });
 
   client.on('close', () => {
+    if (awaitingConnack) refused = true;
+    awaitingConnack = false;
     if (closing || restarting) return;
     logger.info({ retryInMs: retryLater(), attempt }, 'disconnected from hub');
   });

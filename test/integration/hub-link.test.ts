@@ -274,16 +274,20 @@ test('the link publishes csr, hands cert answers to its handler, and reconnect()
 /**
  * An mqtts:// front for `brokerPort` that asks for client certificates from `ca` and records what
  * each connection showed; the broker behind it trusts the front's word (a CONNECT without user name
- * is the certificate's device), as a broker that checks certificates itself would.
+ * is the certificate's device), as a broker that checks certificates itself would. While `refuse()`,
+ * a connection with a certificate is closed right after the handshake, as the hub's broker does.
  */
-async function mutualTlsFront(t: import('ava').ExecutionContext, brokerPort: number, ca: Awaited<ReturnType<typeof makeTestCa>>) {
+async function mutualTlsFront(t: import('ava').ExecutionContext, brokerPort: number, ca: Awaited<ReturnType<typeof makeTestCa>>, refuse: () => boolean) {
   const keys = await generateKeyPair();
   const csr = await createCsr('gateway', keys, { commonName: 'broker', names: gatewayNames({ host: '127.0.0.1', interfaces: {} }) });
   const now = Date.now();
+  /** Per connection: the certificate's CN, null without one, `refused`. */
   const shown: Array<string | null> = [];
   const server = createTlsServer({ key: privateKeyPem(keys.privateKey), cert: await signCsr(ca, csr, new Date(now - 60_000), new Date(now + 3600_000)), ca: ca.pem, requestCert: true, rejectUnauthorized: false }, (socket: TLSSocket) => {
     const peer = socket.getPeerCertificate();
-    shown.push(socket.authorized && peer.subject ? String(peer.subject.CN) : null);
+    const cn = socket.authorized && peer.subject ? String(peer.subject.CN) : null;
+    shown.push(cn !== null && refuse() ? 'refused' : cn);
+    if (cn !== null && refuse()) return void socket.destroy();
     const upstream = netConnect(brokerPort, '127.0.0.1');
     socket.pipe(upstream).pipe(socket);
     socket.on('error', () => upstream.destroy());
@@ -300,21 +304,20 @@ test('auth cert: first contact with the token asks for a client certificate and 
   const deviceId = 'mtls-1';
   const token = 'the-device-token';
   const ca = await makeTestCa(new Date(Date.now() - 3600_000));
-  /** Each CONNECT: with the token, or with the certificate (no user name). */
+  /** Each CONNECT that got past the front: with the token, or with the certificate (no user name). */
   const connects: Array<'token' | 'certificate' | 'refused'> = [];
   let refuseCertificates = false;
   const auth: BrokerAuth = {
     ...openBrokerAuth,
     authenticate: async (clientId, username, password) => {
       const kind = username === undefined ? 'certificate' : password?.toString('utf8') === token && username === clientId ? 'token' : 'refused';
-      const ok = kind === 'token' || (kind === 'certificate' && !refuseCertificates);
-      connects.push(ok ? kind : 'refused');
-      return ok ? { deviceId: clientId } : null;
+      connects.push(kind);
+      return kind === 'refused' ? null : { deviceId: clientId };
     },
   };
   const broker = await startBroker({ listen: { host: '127.0.0.1', port: 0 }, auth, logger });
   t.teardown(() => broker.close());
-  const front = await mutualTlsFront(t, Number(broker.address.split(':').pop()), ca);
+  const front = await mutualTlsFront(t, Number(broker.address.split(':').pop()), ca, () => refuseCertificates);
 
   // The hub's side of csr → cert, signing with the test CA.
   const issued: string[] = [];
@@ -362,8 +365,9 @@ test('auth cert: first contact with the token asks for a client certificate and 
   // The broker stops taking the certificate (a revoked one): the link falls back to the token and asks for a new certificate.
   refuseCertificates = true;
   const before = connects.length;
+  const shownBefore = front.shown.length;
   broker.disconnect(deviceId);
-  await waitFor('a refused certificate, then the token', () => connects.slice(before).join(',').includes('refused,token'), 10_000);
+  await waitFor('a refused certificate, then the token', () => front.shown.slice(shownBefore).join(',').startsWith('refused,') && connects.slice(before).includes('token'), 10_000);
   await waitFor('a new certificate asked for', () => issued.length >= 2, 10_000);
   refuseCertificates = false;
   await waitFor('the new certificate in use', async () => connects.at(-1) === 'certificate' && link.connected() && front.shown.at(-1) === deviceId && (await stored()) === issued.at(-1), 10_000);
