@@ -27,6 +27,8 @@ import { openBrokerAuth } from '../helpers/open-broker-auth.js';
 import { startBroker, type Broker } from '../../hub/broker/broker.js';
 import { connectHubLink } from '../../agent/link/hub-link.js';
 import { runCommand } from '../../agent/commands.js';
+import { startAgent, startHub, tempDir } from '../helpers/edgeml-process.js';
+import { enrollDevice } from '../helpers/hub-api.js';
 import { waitFor } from '../helpers/wait.js';
 
 const logger = pino({ level: 'silent' });
@@ -371,4 +373,24 @@ test('auth cert: first contact with the token asks for a client certificate and 
   await waitFor('a new certificate asked for', () => issued.length >= 2, 10_000);
   refuseCertificates = false;
   await waitFor('the new certificate in use', async () => connects.at(-1) === 'certificate' && link.connected() && front.shown.at(-1) === deviceId && (await stored()) === issued.at(-1), 10_000);
+});
+
+test('a real agent with --auth cert against a real hub with MQTT TLS: the token once, then the client certificate alone', async (t) => {
+  const hub = await startHub(t, ['--mqtt-tls', 'auto']);
+  const id = 'mtls-agent-1';
+  const token = await enrollDevice(hub, id);
+  const data = await tempDir(t, 'edgeml-agent-');
+  const args = { mqttUrl: `mqtts://${hub.mqtt}`, deviceId: id, data, extraArgs: ['--auth', 'cert', '--hub-ca', join(hub.data, 'ca', 'ca.crt')] };
+  const first = await startAgent(t, { ...args, token });
+  const installed = await first.waitForLog('the client certificate', (l) => l.msg === 'client certificate installed', 30_000);
+  await first.waitForLog('a second connection, with the certificate', (l) => l.msg === 'connected to hub' && first.logs.indexOf(l) > first.logs.indexOf(installed));
+  const stored = new X509Certificate(await readFile(join(data, 'tls', 'client.crt'), 'utf8'));
+  t.is(stored.serialNumber, String(installed.serial));
+  t.regex(stored.subject, new RegExp(`CN=${id}`));
+  await first.kill('SIGTERM');
+
+  // No token at all now: the stored certificate is the device's identity.
+  const second = await startAgent(t, args);
+  t.like(second.logs.find((l) => l.msg === 'client certificate installed'), { source: 'stored', serial: installed.serial });
+  t.false(second.logs.some((l) => l.level === 'error'), second.tail());
 });
