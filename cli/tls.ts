@@ -7,6 +7,7 @@
 import { X509Certificate } from 'node:crypto';
 import { connect } from 'node:tls';
 import type { Dispatcher } from 'undici';
+import { unbracket } from '../shared/address.js';
 import { EdgemlError, ErrorCodes } from '../shared/errors.js';
 import { inputError } from './args.js';
 
@@ -113,7 +114,6 @@ export async function plainHttpToTls(err: unknown, peer: Pick<TlsPeer, 'name' | 
   if ((err as { code?: unknown } | null)?.code !== 'UND_ERR_SOCKET') return undefined;
   const url = new URL(peer.url);
   if (url.protocol !== 'http:') return undefined;
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  if (!(await speaksTls(host, Number(url.port || 80)))) return undefined;
+  if (!(await speaksTls(unbracket(url.hostname), Number(url.port || 80)))) return undefined;
   return tlsError(`${peer.name} at ${peer.url} speaks HTTPS: use ${peer.url.replace(/^http:/, 'https:')}`, err);
 }

@@ -11,7 +11,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { request } from 'undici';
-import { isLoopbackHost } from '../../shared/address.js';
+import { isLoopbackHost, unbracket } from '../../shared/address.js';
 import type { Deployment } from '../../shared/api/deployments.js';
 import type { Device } from '../../shared/api/devices.js';
 import { EdgemlError, ErrorCodes, isEdgemlError } from '../../shared/errors.js';
@@ -59,9 +59,7 @@ export function gatewayScoreUrl(opts: { deviceId: string; gateway: string; servi
   } catch (err) {
     throw new EdgemlError(ErrorCodes.CLI_GATEWAY_REFUSED, `device ${deviceId} reported a gateway that is not a URL: ${JSON.stringify(gateway)}`, { cause: err });
   }
-  // URL keeps the brackets of an IPv6 host.
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  if (url.protocol === 'http:' && !isLoopbackHost(host) && !opts.allowInsecureHttp) {
+  if (url.protocol === 'http:' && !isLoopbackHost(unbracket(url.hostname)) && !opts.allowInsecureHttp) {
     throw new EdgemlError(
       ErrorCodes.CLI_GATEWAY_REFUSED,
       `device ${deviceId} reported a plain-http gateway (${gateway}): the service key would cross the network unencrypted; pass --allow-insecure-http to send it anyway`,
