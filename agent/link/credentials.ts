@@ -5,6 +5,7 @@
  * on first contact). A broker that refuses the certificate gets the token again, if there is one,
  * until a new certificate is installed.
  */
+import { rootCertificates } from 'node:tls';
 import type { Logger } from '../../shared/logger.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { TlsMaterial } from '../pki/material.js';
@@ -15,8 +16,8 @@ export interface ConnectionCredentials {
   /** Client certificate and its key (PEM), for mutual TLS. */
   key?: string;
   cert?: string;
-  /** CAs trusted for an mqtts:// broker; none = the system's. */
-  ca?: Buffer[];
+  /** CAs trusted for an mqtts:// broker (PEM); none = the system's. */
+  ca?: Array<string | Buffer>;
 }
 
 /** How the previous attempt ended. */
@@ -30,7 +31,7 @@ export interface LinkCredentialsOptions {
   auth: 'token' | 'cert';
   token?: string | undefined;
   tokenFile?: string | undefined;
-  /** --hub-ca, read at start; without it the CA stored in DATA/tls is trusted. */
+  /** --hub-ca, read at start; without it the system's CAs and the CA stored in DATA/tls are trusted. */
   hubCa?: Buffer | undefined;
   storedCa(): Promise<string | undefined>;
   /** The client certificate in use (auth cert), if any. */
@@ -68,10 +69,12 @@ export function linkCredentials(o: LinkCredentialsOptions): LinkCredentials {
     return token;
   };
 
-  const trusted = async (): Promise<Buffer[] | undefined> => {
+  const trusted = async (): Promise<Array<string | Buffer> | undefined> => {
     if (o.hubCa) return [o.hubCa];
     const stored = await o.storedCa();
-    return stored === undefined ? undefined : [Buffer.from(stored)];
+    // Beside the system's, not instead: a broker with an operator's certificate from a public CA
+    // must still be trusted once the hub has sent its own CA for the gateway.
+    return stored === undefined ? undefined : [...rootCertificates, stored];
   };
 
   const next: CredentialsSource = async (previous) => {
