@@ -76,6 +76,7 @@ export const ErrorCodes = {
   AGENT_CERTIFICATE_FAILED: 'AGENT_E_CERTIFICATE_FAILED',
   /** The agent's --token-file cannot be read (or is empty) before a connection. */
   AGENT_TOKEN_FILE_UNREADABLE: 'AGENT_E_TOKEN_FILE_UNREADABLE',
+  CLI_INSECURE_HUB: 'CLI_E_INSECURE_HUB', // an API key would go to a plain-http hub off loopback: refused unless --allow-insecure-http
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
