@@ -90,7 +90,7 @@ export class ApiKeyAuthority {
     const until = graceEnd(grace, now);
     const record = await this.keys.update(id, (r) => {
       if (r.revokedAt) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `API key ${r.id} (${r.name}) is revoked: a revoked key cannot be rotated`, { httpStatus: 409 });
-      r.previousHashes = previousAfterRotation(r.previousHashes, r.hash, until, now);
+      r.previousHashes = previousAfterRotation(r.previousHashes, r.hash, until, now).previous;
       r.hash = hashSecret(secret);
       r.rotations = recordRotation(r.rotations, { at: new Date(now).toISOString(), by: actor, previousValidUntil: until }, now);
     });

@@ -25,10 +25,25 @@ export function livePrevious(previous: readonly PreviousSecret[] | undefined, no
   return (previous ?? []).filter((p) => Date.parse(p.validUntil) > now);
 }
 
-/** The replaced secrets after a rotation: the live ones, and `hash` until `until` if it has a grace. */
-export function previousAfterRotation(previous: readonly PreviousSecret[] | undefined, hash: string, until: string | null, now: number): PreviousSecret[] {
-  const live = livePrevious(previous, now);
-  return (until ? [...live, { hash, validUntil: until }] : live).slice(-MAX_PREVIOUS_SECRETS);
+/** What a rotation leaves of the replaced secrets, and whether one that worked until now stopped. */
+export interface RotatedSecrets {
+  previous: PreviousSecret[];
+  /** The replaced current secret had no grace, or an earlier one was dropped: connections made with it must go. */
+  ended: boolean;
+}
+
+/**
+ * The replaced secrets after a rotation: `hash` until `until` if it has a grace, and the earlier
+ * ones, none valid beyond the new grace (a rotation with a shorter grace, or none, also ends the
+ * older secrets: whoever rotates at once because a secret leaked means all of them), at most
+ * MAX_PREVIOUS_SECRETS. The one function for device tokens, API keys and service keys.
+ */
+export function previousAfterRotation(previous: readonly PreviousSecret[] | undefined, hash: string, until: string | null, now: number): RotatedSecrets {
+  const cap = until === null ? now : Date.parse(until);
+  const capped = (previous ?? []).map((p) => (Date.parse(p.validUntil) > cap ? { hash: p.hash, validUntil: new Date(cap).toISOString() } : p));
+  const kept = (until ? [...livePrevious(capped, now), { hash, validUntil: until }] : livePrevious(capped, now)).slice(-MAX_PREVIOUS_SECRETS);
+  // Everything that was listed, and the current secret: fewer kept means one of them stopped here.
+  return { previous: kept, ended: kept.length < (previous ?? []).length + 1 };
 }
 
 /** The current secret, or a replaced one within its grace; every hash is compared, so the time does not tell which. */

@@ -29,7 +29,7 @@ import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { DEFAULT_SCALE, scaleOf, type CaptureSettings, type ServiceLimits, type ServiceScale } from '../../shared/protocol.js';
 import { hashSecret, newSecret } from '../../shared/secrets.js';
-import { graceEnd, MAX_PREVIOUS_SECRETS, recordRotation, RETRY_MEMORY_MS, rotationViews } from '../auth/secret-rotation.js';
+import { graceEnd, previousAfterRotation, recordRotation, RETRY_MEMORY_MS, rotationViews } from '../auth/secret-rotation.js';
 import type { ActorRecord, DeploymentChange, DeploymentRecord, DeploymentRepository, ImageRepository } from '../store/store.js';
 import { deploymentProblem, type DesiredStates } from './desired-states.js';
 import type { DeviceDirectory } from './device-directory.js';
@@ -108,6 +108,9 @@ function captureSettings(capture: CaptureSettings): CaptureSettings {
 }
 
 export class Deployments {
+  /** Per service, the timer of the next end of a replaced key's grace. */
+  readonly #keyExpiryTimers = new Map<string, unknown>();
+
   constructor(
     private readonly deps: {
       deployments: DeploymentRepository;
@@ -355,15 +358,17 @@ export class Deployments {
 
   /**
    * A new service key; the old one stays valid for `grace` beside it (devices get both hashes, each
-   * old one with its end), then only the new one. No new revision, no restart.
+   * old one with its end), then only the new one. No new revision, no restart. Keys replaced
+   * earlier end no later than this grace (secret-rotation.ts).
    */
   async rotateKey(service: string, grace: string, actor: ActorRecord, secret = newSecret()): Promise<KeyRotated> {
     const now = this.deps.clock.now();
     const until = graceEnd(grace, now);
     const { key, keyId, keyHash } = serviceKey(secret);
     const record = await this.deps.deployments.update(service, (r) => {
-      const live = (r.previousKeys ?? []).filter((p) => Date.parse(p.until) > now);
-      r.previousKeys = until ? [...live, { keyHash: r.keyHash, until }].slice(-MAX_PREVIOUS_SECRETS) : live;
+      // The desired state's names (keyHash, until) are the protocol's; the rule is the one every secret follows.
+      const asSecrets = (r.previousKeys ?? []).map((p) => ({ hash: p.keyHash, validUntil: p.until }));
+      r.previousKeys = previousAfterRotation(asSecrets, r.keyHash, until, now).previous.map((p) => ({ keyHash: p.hash, until: p.validUntil }));
       r.keyHash = keyHash;
       r.keyId = keyId;
       r.updatedAt = new Date(now).toISOString();
@@ -372,28 +377,49 @@ export class Deployments {
       this.remember(r, { op: 'rotate-key', at: r.updatedAt, by: actor, previousKeyValidUntil: until ?? undefined });
     });
     await this.deps.desired.sync([...this.targets(record).keys()]);
-    if (until) this.dropExpiredKeysAfter(service, Date.parse(until) - now);
+    this.armKeyExpiry(record);
     this.deps.logger.info({ service, keyId, previousValidUntil: until, by: actor.keyId }, 'service key rotated');
     return { ...publicDeployment(record), key, previousKeyValidUntil: until };
   }
 
   /**
-   * Devices stop taking an old key at its end by their own clock; this also takes its hash out of
-   * their desired state. A hub restarted meanwhile leaves it there until the next change: harmless.
+   * Arms the drop of every stored replaced key at its end, also of those that ended while the hub
+   * was down (their timers went with it). Called once as the hub starts.
    */
-  private dropExpiredKeysAfter(service: string, ms: number): void {
-    const drop = async () => {
-      const now = this.deps.clock.now();
-      const record = await this.deps.deployments.update(service, (r) => {
-        r.previousKeys = (r.previousKeys ?? []).filter((p) => Date.parse(p.until) > now);
-      });
-      await this.deps.desired.sync([...this.targets(record).keys()]);
-    };
-    const timer = this.deps.clock.setTimeout(() => {
-      drop().catch((err: unknown) => this.deps.logger.info({ err, service }, 'expired service keys not dropped (the service is gone?)'));
-    }, ms + 1000);
+  async start(): Promise<void> {
+    for (const record of await this.deps.deployments.list()) this.armKeyExpiry(record);
+  }
+
+  /**
+   * Devices stop taking an old key at its end by their own clock; this also takes its hash out of
+   * their desired state and the store, at the next end of a grace (one timer per service).
+   */
+  private armKeyExpiry(record: DeploymentRecord): void {
+    const { service } = record;
+    const pending = this.#keyExpiryTimers.get(service);
+    if (pending !== undefined) this.deps.clock.clearTimeout(pending);
+    this.#keyExpiryTimers.delete(service);
+    const ends = (record.previousKeys ?? []).map((p) => Date.parse(p.until));
+    if (ends.length === 0) return;
+    const timer = this.deps.clock.setTimeout(
+      () => {
+        this.#keyExpiryTimers.delete(service);
+        this.dropExpiredKeys(service).catch((err: unknown) => this.deps.logger.info({ err, service }, 'expired service keys not dropped (the service is gone?)'));
+      },
+      Math.max(0, Math.min(...ends) - this.deps.clock.now()),
+    );
     // A pending expiry must not keep a stopping hub alive.
     (timer as { unref?: () => void } | undefined)?.unref?.();
+    this.#keyExpiryTimers.set(service, timer);
+  }
+
+  private async dropExpiredKeys(service: string): Promise<void> {
+    const now = this.deps.clock.now();
+    const record = await this.deps.deployments.update(service, (r) => {
+      r.previousKeys = (r.previousKeys ?? []).filter((p) => Date.parse(p.until) > now);
+    });
+    await this.deps.desired.sync([...this.targets(record).keys()]);
+    this.armKeyExpiry(record);
   }
 
   /** The whole settings replace the old ones; the targeted devices get them with their next desired state. */

@@ -11,6 +11,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { matchesLabels } from '../../shared/api/devices.js';
+import { systemClock, type Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { decodeMessage, DesiredService, PROTOCOL_VERSION } from '../../shared/protocol.js';
@@ -21,11 +22,13 @@ import type { StoredProblems } from '../store/problems.js';
 import type { DeploymentRecord, DeploymentRepository, DesiredRecord, DesiredRepository } from '../store/store.js';
 import type { DeviceDirectory } from './device-directory.js';
 
-function serviceAt(d: DeploymentRecord, spec: DeploymentRecord['revisions'][number]): DesiredService {
+/** `now` (ms) leaves out replaced keys whose grace ended: the store keeps them until their drop (Deployments), which a restart can delay. */
+function serviceAt(d: DeploymentRecord, spec: DeploymentRecord['revisions'][number], now: number): DesiredService {
   // Limits are the deployment's: changing them moves no device to another revision.
   const service: DesiredService = { name: d.service, revision: spec.revision, image: spec.image, limits: d.limits, keyHash: d.keyHash, models: spec.models };
   // Keys a rotation replaced, during their grace; absent otherwise, so older agents' states stay as they were.
-  if (d.previousKeys?.length) service.previousKeys = d.previousKeys;
+  const previousKeys = (d.previousKeys ?? []).filter((p) => Date.parse(p.until) > now);
+  if (previousKeys.length) service.previousKeys = previousKeys;
   if (d.capture && d.capture.rate > 0) service.capture = d.capture;
   // Absent at one replica (whatever its autoscaler settings, which then do nothing): such a state is
   // byte for byte what agents before replicas got, and they refuse a field they do not know.
@@ -40,12 +43,12 @@ function serviceAt(d: DeploymentRecord, spec: DeploymentRecord['revisions'][numb
  * revision, only when it is on: a device with capture off gets the state it got before capture
  * existed, and turning capture on or off is a new generation without a new revision.
  */
-export function desiredService(d: DeploymentRecord, deviceId: string): DesiredService | null {
+export function desiredService(d: DeploymentRecord, deviceId: string, now: number): DesiredService | null {
   const r = d.rollout;
   const creating = r.kind === 'create' && r.strategy === 'all-at-once' && (r.phase === 'running' || r.phase === 'paused') ? r.revision : null;
   const revision = Object.hasOwn(d.assignments, deviceId) ? d.assignments[deviceId]! : (d.stableRevision ?? creating);
   const spec = revision === null ? undefined : d.revisions.find((r) => r.revision === revision);
-  return spec ? serviceAt(d, spec) : null;
+  return spec ? serviceAt(d, spec, now) : null;
 }
 
 /**
@@ -65,7 +68,8 @@ export function deploymentProblem(d: DeploymentRecord): string | null {
   serviceChecker ??= compileChecker(DesiredService);
   try {
     for (const spec of d.revisions) {
-      const checked = serviceChecker(JSON.parse(JSON.stringify(serviceAt(d, spec))));
+      // Every replaced key, ended or not: the check is of the record, whenever it is read.
+      const checked = serviceChecker(JSON.parse(JSON.stringify(serviceAt(d, spec, -Infinity))));
       if (!checked.ok) return `revision ${spec.revision}: ${checked.error}`;
     }
   } catch (err) {
@@ -93,6 +97,7 @@ export class DesiredStates {
     private readonly devices: DeviceDirectory,
     private readonly broker: Pick<Broker, 'publish'>,
     private readonly problems: StoredProblems,
+    private readonly clock: Clock,
     private readonly logger: Logger,
   ) {}
 
@@ -102,9 +107,11 @@ export class DesiredStates {
     devices: DeviceDirectory;
     broker: Pick<Broker, 'publish'>;
     problems: StoredProblems;
+    /** Absent: the system's. */
+    clock?: Clock;
     logger: Logger;
   }): Promise<DesiredStates> {
-    const states = new DesiredStates(deps.repo, deps.deployments, deps.devices, deps.broker, deps.problems, deps.logger);
+    const states = new DesiredStates(deps.repo, deps.deployments, deps.devices, deps.broker, deps.problems, deps.clock ?? systemClock, deps.logger);
     states.#states = await deps.repo.all();
     return states;
   }
@@ -182,9 +189,10 @@ export class DesiredStates {
   private servicesOf(deviceId: string, deployments: readonly DeploymentRecord[]): DesiredService[] {
     const device = this.devices.get(deviceId);
     if (device.status === 'revoked') return [];
+    const now = this.clock.now();
     return deployments
       .filter((d) => matchesLabels(device.labels, d.target) || heldOutsideTarget(d, deviceId))
-      .flatMap((d) => desiredService(d, deviceId) ?? [])
+      .flatMap((d) => desiredService(d, deviceId, now) ?? [])
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 

@@ -185,12 +185,12 @@ export class DeviceDirectory {
     const now = this.clock.now();
     const until = graceEnd(grace, now);
     const token = `${TOKEN_PREFIX}${tokenSecret}`;
-    let ended = until === null;
+    let ended = false;
     const stored = await this.repo.update(id, (r) => {
       if (r.revokedAt) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `device ${id} is revoked: a revoked device's token cannot be rotated`, { httpStatus: 409 });
-      // A grace that ended before its timer fired ends here.
-      ended ||= livePrevious(r.previousTokens, now).length < (r.previousTokens ?? []).length;
-      r.previousTokens = previousAfterRotation(r.previousTokens, r.tokenHash, until, now);
+      const rotated = previousAfterRotation(r.previousTokens, r.tokenHash, until, now);
+      ended = rotated.ended;
+      r.previousTokens = rotated.previous;
       r.tokenHash = hashSecret(token);
       r.rotations = recordRotation(r.rotations, { at: new Date(now).toISOString(), by: actor, previousValidUntil: until }, now);
     });

@@ -205,6 +205,18 @@ test('rotate with grace 0s: the old secret stops at once; expired previous secre
   );
 });
 
+test('rotate 1h then 0s: the first secret is refused at once too', async (t) => {
+  const { authority, store } = await setup();
+  const created = await authority.create('ci', 'read', ADMIN);
+  const first = await authority.rotate(created.id, '1h', ADMIN);
+  t.is((await authority.authenticate(bearer(created.key))).id, created.id);
+  const second = await authority.rotate(created.id, '0s', ADMIN);
+  await unauthenticated(t, authority.authenticate(bearer(created.key)));
+  await unauthenticated(t, authority.authenticate(bearer(first.key)));
+  t.is((await authority.authenticate(bearer(second.key))).id, created.id);
+  t.deepEqual((await store.apiKeys.get(created.id))!.previousHashes, []);
+});
+
 test('rotate refuses a revoked key (409), an unknown one (404) and a grace over 7d (400), and changes nothing', async (t) => {
   const { authority, store } = await setup();
   await authority.create('admin', 'admin', null);

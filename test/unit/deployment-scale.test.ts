@@ -13,6 +13,7 @@ import { desiredService } from '../../hub/fleet/desired-states.js';
 import type { DeploymentRecord } from '../../hub/store/store.js';
 
 const AT = '2026-12-01T00:00:00.000Z';
+const NOW = Date.parse(AT);
 const image = (n: number) => `reg/iris@sha256:${String(n).repeat(64)}`;
 const LIMITS = { maxConcurrent: 1, maxQueue: 10, memoryBytes: null, cpus: null };
 
@@ -68,15 +69,15 @@ test('windows are shown as durations parseDuration reads back', (t) => {
 test('a deployment stored without scale reads as one replica, and its devices get no scale key at all', (t) => {
   t.deepEqual(publicDeployment(stored).scale, { minReplicas: 1, maxReplicas: 1, targetUtilization: 0.7, scaleUpWindow: '5s', scaleDownWindow: '60s' });
   t.like(publicDeployment(stored), { deletedAt: null, deletedBy: null });
-  const service = desiredService(stored, 'gw-1')!;
+  const service = desiredService(stored, 'gw-1', NOW)!;
   t.deepEqual(Object.keys(service), ['name', 'revision', 'image', 'limits', 'keyHash', 'models'], 'what agents before replicas got, key for key');
-  t.false('scale' in desiredService({ ...stored, scale: { ...DEFAULT_SCALE } }, 'gw-1')!, 'an explicit 1..1 is still no key');
+  t.false('scale' in desiredService({ ...stored, scale: { ...DEFAULT_SCALE } }, 'gw-1', NOW)!, 'an explicit 1..1 is still no key');
 });
 
 test('devices get the deployment scale and its current limits whatever revision they are on', (t) => {
   const scaled: DeploymentRecord = { ...stored, scale: { ...DEFAULT_SCALE, minReplicas: 1, maxReplicas: 3 }, limits: { ...LIMITS, maxQueue: 2, memoryBytes: 64 * 1024 * 1024 } };
-  const onStable = desiredService(scaled, 'gw-1')!;
-  const onOld = desiredService(scaled, 'gw-old')!;
+  const onStable = desiredService(scaled, 'gw-1', NOW)!;
+  const onOld = desiredService(scaled, 'gw-old', NOW)!;
   t.like(onStable, { revision: 2, image: image(2), limits: scaled.limits, scale: scaled.scale });
   t.like(onOld, { revision: 1, image: image(1), limits: scaled.limits, scale: scaled.scale }, 'the old revision with the new limits');
   t.deepEqual(publicDeployment(scaled).scale, { minReplicas: 1, maxReplicas: 3, targetUtilization: 0.7, scaleUpWindow: '5s', scaleDownWindow: '60s' });

@@ -5,6 +5,7 @@
 import test from 'ava';
 import { Memory } from 'lowdb';
 import { pino } from 'pino';
+import { MAX_PREVIOUS_SECRETS } from '../../hub/auth/secret-rotation.js';
 import { DeviceDirectory, OBSERVATION_FLUSH_MS } from '../../hub/fleet/device-directory.js';
 import type { HubData } from '../../hub/store/hub-data.js';
 import { LowdbHubStore } from '../../hub/store/lowdb-store.js';
@@ -319,6 +320,45 @@ test('rotateToken with grace 0s: the old token stops at once, token-expired at o
   t.is(dir.get('gw-1').rotations?.length, 1, 'nothing recorded');
   t.is(((await t.throwsAsync(dir.rotateToken('nobody', '10m', ACTOR), { instanceOf: EdgemlError })) as EdgemlError).httpStatus, 404);
   t.is(((await t.throwsAsync(dir.enroll({ id: 'gw-2' }, ACTOR).then(() => dir.rotateToken('gw-2', '8d', ACTOR)), { instanceOf: EdgemlError })) as EdgemlError).httpStatus, 400);
+});
+
+test('rotateToken 1h then 0s: the first token is refused at once too, and token-expired is heard at once', async (t) => {
+  const { dir, memory } = await setup();
+  const enrolled = await dir.enroll({ id: 'gw-1' }, ACTOR);
+  const changes: string[] = [];
+  dir.onChange((id, change) => changes.push(`${id} ${change}`));
+  const first = await dir.rotateToken('gw-1', '1h', ACTOR);
+  t.deepEqual(changes, []);
+  const second = await dir.rotateToken('gw-1', '0s', ACTOR);
+  t.false(dir.verifyToken('gw-1', enrolled.token), 'the token replaced first, though its own grace runs for an hour');
+  t.false(dir.verifyToken('gw-1', first.token));
+  t.true(dir.verifyToken('gw-1', second.token));
+  t.deepEqual(changes, ['gw-1 token-expired']);
+  t.deepEqual((await memory.read())?.devices['gw-1']?.previousTokens, []);
+});
+
+test('rotateToken 1h then 10m: the first token ends with the second grace; a token pushed out by MAX_PREVIOUS_SECRETS is token-expired', async (t) => {
+  const { clock, dir } = await setup();
+  const enrolled = await dir.enroll({ id: 'gw-1' }, ACTOR);
+  const changes: string[] = [];
+  dir.onChange((id, change) => changes.push(`${id} ${change}`));
+  const first = await dir.rotateToken('gw-1', '1h', ACTOR);
+  const second = await dir.rotateToken('gw-1', '10m', ACTOR);
+  clock.advance(600_000 - 1);
+  t.true(dir.verifyToken('gw-1', enrolled.token));
+  clock.advance(1);
+  t.false(dir.verifyToken('gw-1', enrolled.token), 'capped at the end of the shorter grace');
+  t.false(dir.verifyToken('gw-1', first.token));
+  await settled();
+  t.deepEqual(changes, ['gw-1 token-expired']);
+
+  const tokens = [];
+  for (let i = 0; i < MAX_PREVIOUS_SECRETS; i++) tokens.push((await dir.rotateToken('gw-1', '1h', ACTOR)).token);
+  t.deepEqual(changes, ['gw-1 token-expired'], 'MAX_PREVIOUS_SECRETS replaced tokens all fit');
+  await dir.rotateToken('gw-1', '1h', ACTOR);
+  t.deepEqual(changes, ['gw-1 token-expired', 'gw-1 token-expired'], 'the oldest was pushed out within its grace');
+  t.false(dir.verifyToken('gw-1', second.token), 'the oldest replaced token');
+  t.true(dir.verifyToken('gw-1', tokens[0]!));
 });
 
 test('a restarted hub keeps a pending grace: the old token works until its end, then token-expired; a grace that ended while it was down expires at once', async (t) => {
