@@ -53,7 +53,8 @@ function notFound(id: string): EdgemlError {
 }
 
 export function deviceView(record: DeviceRecord, desiredGeneration: number | null): Device {
-  const { tokenHash: _hash, previousTokens: _previous, rotations, observed, ...rest } = record;
+  // Certificates are left out: the issuer writes them to the store, so the copy here is stale (DeviceRepository.get).
+  const { tokenHash: _hash, previousTokens: _previous, certificates: _certificates, rotations, observed, ...rest } = record;
   const reported = observed.reported;
   const status: DeviceStatus = record.revokedAt ? 'revoked' : (observed.status ?? 'never-connected');
   return {

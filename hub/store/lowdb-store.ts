@@ -298,6 +298,11 @@ export class LowdbHubStore implements HubStore {
         .sort()
         .map((id) => structuredClone(this.data.devices[id]!)),
 
+    get: async (id) => {
+      const device = own(this.data.devices, id);
+      return device && structuredClone(device);
+    },
+
     setLabels: (id, labels) =>
       this.write((d) => {
         const device = own(d.devices, id);

@@ -154,6 +154,8 @@ export interface DeviceRepository {
   /** Refuses (409) an id that exists, revoked or not: a device id is never reused. */
   add(record: DeviceRecord): Promise<DeviceRecord>;
   list(): Promise<DeviceRecord[]>;
+  /** One device as stored (a copy), or undefined: for what only the store has, like its certificates. */
+  get(id: string): Promise<DeviceRecord | undefined>;
   /** Throws HUB_E_DEVICE_NOT_FOUND (404). */
   setLabels(id: string, labels: Labels): Promise<DeviceRecord>;
   revoke(id: string, at: string): Promise<DeviceRecord>;

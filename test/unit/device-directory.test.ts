@@ -53,7 +53,7 @@ async function setup(memory = new Memory<HubData>()) {
   };
   const problems = new StoredProblems(pino({ level: 'silent' }));
   const dir = await DeviceDirectory.load(store.devices, clock, pino({ level: 'silent' }), problems);
-  return { clock, dir, memory, problems, writes: () => writes };
+  return { clock, dir, memory, problems, store, writes: () => writes };
 }
 
 test('enroll gives a token once; the store keeps only its hash; the device has never connected', async (t) => {
@@ -320,6 +320,16 @@ test('rotateToken with grace 0s: the old token stops at once, token-expired at o
   t.is(dir.get('gw-1').rotations?.length, 1, 'nothing recorded');
   t.is(((await t.throwsAsync(dir.rotateToken('nobody', '10m', ACTOR), { instanceOf: EdgemlError })) as EdgemlError).httpStatus, 404);
   t.is(((await t.throwsAsync(dir.enroll({ id: 'gw-2' }, ACTOR).then(() => dir.rotateToken('gw-2', '8d', ACTOR)), { instanceOf: EdgemlError })) as EdgemlError).httpStatus, 400);
+});
+
+test('the device view carries no certificates (the issuer writes them to the store: a copy here would be stale)', async (t) => {
+  const { dir, store } = await setup();
+  await dir.enroll({ id: 'gw-1' }, ACTOR);
+  await store.devices.update('gw-1', (r) => void (r.certificates = [{ serial: '0a', purpose: 'client', names: ['gw-1'], notBefore: new Date(T0).toISOString(), notAfter: new Date(T0 + 86_400_000).toISOString() }]));
+  const again = await DeviceDirectory.load(store.devices, new ManualClock(T0), pino({ level: 'silent' }), new StoredProblems(pino({ level: 'silent' })));
+  t.false('certificates' in again.get('gw-1'));
+  t.false('certificates' in again.list()[0]!);
+  t.is((await store.devices.get('gw-1'))?.certificates?.length, 1, 'the store has them');
 });
 
 test('rotateToken 1h then 0s: the first token is refused at once too, and token-expired is heard at once', async (t) => {

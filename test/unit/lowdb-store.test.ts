@@ -682,6 +682,19 @@ test('devices: an id is enrolled once, even after it was revoked; labels and rev
   t.deepEqual((await store.devices.list()).map((d) => d.id), ['constructor', 'gw-1']);
 });
 
+test('devices.get: one device as stored, a copy; undefined for an unknown id (also one named like an Object member)', async (t) => {
+  const { store } = await freshStore();
+  await store.devices.add(deviceRecord('gw-1'));
+  await store.devices.update('gw-1', (r) => void (r.certificates = [{ serial: '0a', purpose: 'client', names: ['gw-1'], notBefore: '2026-11-24T00:00:00.000Z', notAfter: '2026-12-24T00:00:00.000Z' }]));
+  const one = await store.devices.get('gw-1');
+  t.deepEqual(one, (await store.devices.list())[0]);
+  t.is(one?.certificates?.[0]?.serial, '0a');
+  one!.labels.site = 'changed';
+  t.is((await store.devices.get('gw-1'))?.labels.site, 'lab', 'the caller got a copy');
+  t.is(await store.devices.get('nope'), undefined);
+  t.is(await store.devices.get('constructor'), undefined);
+});
+
 test('devices: observations, reported states included, are saved in one write for many devices; unknown ids are skipped', async (t) => {
   const { store, memory } = await freshStore();
   await store.devices.add(deviceRecord('a'));
