@@ -11,7 +11,7 @@ import type { Dispatcher } from 'undici';
 import { API_PREFIX } from '../shared/api/common.js';
 import { backoffDelay, type BackoffPolicy } from '../shared/backoff.js';
 import { EdgemlError, ErrorCodes, isEdgemlError, type ErrorCode } from '../shared/errors.js';
-import { HUB_CA_HINT, plainHttpToTls, tlsFailure, trustingDispatcher, type TlsPeer } from './tls.js';
+import { HUB_CA_HINT, inClearOffLoopback, tlsError, trustingDispatcher, type TlsPeer } from './tls.js';
 
 export type Query = Record<string, string | number | readonly string[] | undefined>;
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -23,6 +23,8 @@ export interface HubClientOptions {
   apiKey?: string | undefined;
   /** PEM CA certificate: the only one trusted for an https:// hub (else Node's roots). */
   ca?: string | undefined;
+  /** Send the API key to a plain http:// hub off loopback (refused otherwise, before any request). */
+  allowInsecureHttp?: boolean | undefined;
   /** Cancels whatever request is in flight (the CLI's Ctrl-C). */
   signal?: AbortSignal | undefined;
   /** How long a POST (or a request sent with `retry`) is retried on connection failures (default 30 s), and how it backs off. */
@@ -113,6 +115,8 @@ export class HubClient {
   private readonly onRetry: ((line: string) => void) | undefined;
   private readonly dispatcher: Promise<Dispatcher | undefined> | undefined;
   private readonly peer: TlsPeer;
+  /** Why no request may be sent, if the key would cross the network unencrypted. */
+  private readonly refusal: EdgemlError | undefined;
 
   constructor(opts: HubClientOptions) {
     this.base = opts.baseUrl.replace(/\/+$/, '');
@@ -123,6 +127,13 @@ export class HubClient {
       nameHint: 'use a name the certificate carries in --hub, or start the hub with --tls-san NAME',
     };
     this.apiKey = opts.apiKey;
+    this.refusal =
+      this.apiKey && !opts.allowInsecureHttp && inClearOffLoopback(new URL(this.base))
+        ? new EdgemlError(
+            ErrorCodes.CLI_INSECURE_HUB,
+            `the hub at ${this.base} is plain http on a non-loopback address: the API key would cross the network unencrypted; use https:// with --ca FILE (\`edgeml hub ca\` prints it), or pass --allow-insecure-http`,
+          )
+        : undefined;
     this.dispatcher = opts.ca === undefined ? undefined : trustingDispatcher(opts.ca);
     this.signal = opts.signal;
     this.retry = opts.retry ?? DEFAULT_RETRY;
@@ -228,6 +239,7 @@ export class HubClient {
     query: Query | undefined,
     opts: { body?: string | Readable | undefined; headers: Record<string, string> },
   ): Promise<Dispatcher.ResponseData> {
+    if (this.refusal) throw this.refusal;
     const headers: Record<string, string> = { accept: 'application/json', ...opts.headers };
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
     // Loaded on first use: `edgeml --version` and `--help` should not pay for an HTTP client.
@@ -236,7 +248,7 @@ export class HubClient {
       const dispatcher = await this.dispatcher;
       return await request(this.url(path, query), { method, headers, body: opts.body, signal: this.signal, ...(dispatcher ? { dispatcher } : {}) });
     } catch (err) {
-      throw (await plainHttpToTls(err, this.peer)) ?? this.transportError(err, CANNOT_REACH);
+      throw await this.transportError(err, CANNOT_REACH);
     }
   }
 
@@ -296,7 +308,7 @@ export class HubClient {
     try {
       return await body.text();
     } catch (err) {
-      throw this.transportError(err, CONNECTION_LOST);
+      throw await this.transportError(err, CONNECTION_LOST);
     }
   }
 
@@ -304,13 +316,13 @@ export class HubClient {
     try {
       for await (const chunk of body) yield chunk as Buffer;
     } catch (err) {
-      throw this.transportError(err, CONNECTION_LOST);
+      throw await this.transportError(err, CONNECTION_LOST);
     }
   }
 
   /** A TLS failure becomes CLI_E_TLS, a socket failure CLI_HUB_UNREACHABLE; anything else (an abort, a local read error) passes. */
-  private transportError(err: unknown, what: string): unknown {
-    const tls = tlsFailure(err, this.peer);
+  private async transportError(err: unknown, what: string): Promise<unknown> {
+    const tls = await tlsError(err, this.peer);
     if (tls) return tls;
     const code = errorCodeOf(err);
     if (!code || !TRANSPORT_CODES.has(code)) return err;

@@ -1,6 +1,6 @@
 /**
- * What every client command shares: the `--hub`, `--api-key`, `--api-key-file`, `--ca`, `--config`
- * and `--json` flags, and an action wrapper that turns them into a HubClient and an Output before
+ * What every client command shares: the `--hub`, `--api-key`, `--api-key-file`, `--ca`,
+ * `--allow-insecure-http`, `--config` and `--json` flags, and an action wrapper that turns them into a HubClient and an Output before
  * the command's own code runs.
  */
 import { readFileSync } from 'node:fs';
@@ -26,6 +26,7 @@ export interface ClientFlags {
   apiKey?: string;
   apiKeyFile?: string;
   ca?: string;
+  allowInsecureHttp?: boolean;
   config?: string;
   json?: boolean;
 }
@@ -51,6 +52,7 @@ export function withClientOptions(command: Command): Command {
     .addOption(new Option('--api-key <key>', 'API key (prefer --api-key-file or EDGEML_API_KEY: flags show in ps)').conflicts('apiKeyFile'))
     .option('--api-key-file <file>', 'a file holding the API key (env EDGEML_API_KEY_FILE)')
     .option('--ca <file>', "PEM CA certificate, the only one trusted for an https:// hub and device gateways (env EDGEML_CA; `edgeml hub ca` prints the hub's)")
+    .option('--allow-insecure-http', 'send keys to a plain http:// hub or device gateway on a non-loopback address (they cross the network unencrypted)')
     .option('--config <file>', 'JSON config file with "hub", "apiKey", "apiKeyFile" and "ca" (env EDGEML_CONFIG)')
     .option('--json', 'print one JSON document on stdout instead of text');
 }
@@ -70,12 +72,20 @@ export function clientAction<A extends unknown[], F extends object>(io: CliIo, r
     const flags = command.opts<F & ClientFlags>();
     const config = loadClientConfig({ flags: { hub: flags.hub, apiKey: flags.apiKey, apiKeyFile: flags.apiKeyFile, ca: flags.ca }, env: io.env, file: flags.config });
     const ca = config.ca === undefined ? undefined : caOf(config.ca, where(flags.ca !== undefined, '--ca', 'EDGEML_CA', io.env, 'ca'));
+    if (flags.apiKey !== undefined) warnSecretFlag(io, '--api-key', '--api-key-file or EDGEML_API_KEY');
     const apiKey = apiKeyOf(config, flags, io.env);
     const json = flags.json === true;
     const signal = io.interruptSignal();
     await run(
       {
-        client: new HubClient({ baseUrl: config.hub, apiKey, ca, signal, onRetry: (line) => io.stderr.write(`${line}\n`) }),
+        client: new HubClient({
+          baseUrl: config.hub,
+          apiKey,
+          ca,
+          allowInsecureHttp: flags.allowInsecureHttp === true,
+          signal,
+          onRetry: (line) => io.stderr.write(`${line}\n`),
+        }),
         ca,
         out: createOutput({ json, stdout: io.stdout }),
         io,
@@ -122,10 +132,19 @@ function apiKeyOf(config: Readonly<ClientConfig>, flags: ClientFlags, env: CliIo
   if (config.apiKeyFile === undefined || (inline !== undefined && inlineFrom < fileFrom)) {
     return checkApiKey(inline, where(flags.apiKey !== undefined, '--api-key', 'EDGEML_API_KEY', env, 'apiKey'));
   }
-  const setting = where(flags.apiKeyFile !== undefined, '--api-key-file', 'EDGEML_API_KEY_FILE', env, 'apiKeyFile');
-  const key = readSetting(config.apiKeyFile, setting).trim();
-  if (!key) throw inputError(`${setting} ${config.apiKeyFile}: the file is empty`);
-  return checkApiKey(key, `${setting} ${config.apiKeyFile}`);
+  return keyFromFile(config.apiKeyFile, where(flags.apiKeyFile !== undefined, '--api-key-file', 'EDGEML_API_KEY_FILE', env, 'apiKeyFile'));
+}
+
+/** The key in the file `path` names (surrounding whitespace dropped); `setting` says where the path came from. */
+export function keyFromFile(path: string, setting: string): string {
+  const key = readSetting(path, setting).trim();
+  if (!key) throw inputError(`${setting} ${path}: the file is empty`);
+  return checkApiKey(key, `${setting} ${path}`);
+}
+
+/** A secret given as a flag is in every process listing while the command runs: said once, on stderr (stdout may be JSON). */
+export function warnSecretFlag(io: Pick<CliIo, 'stderr'>, flag: string, prefer: string): void {
+  io.stderr.write(`edgeml: warning: ${flag} shows in the process list; prefer ${prefer}\n`);
 }
 
 /** Visible ASCII only, as a bearer token in a header; a refusal never repeats the key. */

@@ -6,30 +6,45 @@
  * So the key is sent only to a device the hub itself targets with the service and that reports it
  * serving, and over plain http only to a loopback address unless the user says otherwise. An https
  * gateway must show a certificate from the hub's CA (`--ca`, else the hub's GET /api/v1/ca): that
- * CA alone is trusted for it, as the hub signs every gateway's certificate.
+ * CA alone is trusted for it, as the hub signs every gateway's certificate; and as it signs every
+ * device's, the certificate must also be the one issued to that device (CN=device id).
  */
 import { readFile } from 'node:fs/promises';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { request } from 'undici';
-import { isLoopbackHost, unbracket } from '../../shared/address.js';
 import type { Deployment } from '../../shared/api/deployments.js';
 import type { Device } from '../../shared/api/devices.js';
 import { EdgemlError, ErrorCodes, isEdgemlError } from '../../shared/errors.js';
 import { matchesLabels } from '../../shared/api/devices.js';
 import { fileError, inputError, parseDeviceId } from '../args.js';
 import { apiPath, type HubClient } from '../hub-client.js';
-import { HUB_CA_HINT, parseCaPem, plainHttpToTls, tlsFailure, trustingDispatcher, type TlsPeer } from '../tls.js';
-import { checkApiKey, clientAction, withClientOptions, type CliIo } from './client-command.js';
+import { deviceIdentity, HUB_CA_HINT, inClearOffLoopback, parseCaPem, tlsError, trustingDispatcher, type TlsPeer } from '../tls.js';
+import { checkApiKey, clientAction, keyFromFile, warnSecretFlag, withClientOptions, type CliIo } from './client-command.js';
 import { parseService } from './deployments.js';
 
 interface ScoreFlags {
   device: string;
   input: string;
   key?: string;
-  allowInsecureHttp?: boolean;
+  keyFile?: string;
 }
 
 export const SERVICE_KEY_ENV = 'EDGEML_SERVICE_KEY';
+export const SERVICE_KEY_FILE_ENV = 'EDGEML_SERVICE_KEY_FILE';
+
+/** The service key: --key, --key-file, then the environment (the key or a file holding it, not both). */
+export function serviceKeyOf(flags: { key?: string | undefined; keyFile?: string | undefined }, io: Pick<CliIo, 'env' | 'stderr'>): string {
+  if (flags.key !== undefined) {
+    warnSecretFlag(io, '--key', `--key-file or ${SERVICE_KEY_ENV}`);
+    return checkApiKey(flags.key, '--key');
+  }
+  if (flags.keyFile !== undefined) return keyFromFile(flags.keyFile, '--key-file');
+  const [inline, file] = [io.env[SERVICE_KEY_ENV], io.env[SERVICE_KEY_FILE_ENV]];
+  if (inline !== undefined && file !== undefined) throw inputError(`both ${SERVICE_KEY_ENV} and ${SERVICE_KEY_FILE_ENV} are set: keep one`);
+  if (file !== undefined) return keyFromFile(file, SERVICE_KEY_FILE_ENV);
+  if (!inline) throw inputError(`give the service key: --key-file FILE, ${SERVICE_KEY_FILE_ENV}=FILE or ${SERVICE_KEY_ENV}=…`);
+  return checkApiKey(inline, SERVICE_KEY_ENV);
+}
 
 function notOnDevice(message: string): EdgemlError {
   return new EdgemlError(ErrorCodes.CLI_SERVICE_NOT_ON_DEVICE, message);
@@ -59,7 +74,7 @@ export function gatewayScoreUrl(opts: { deviceId: string; gateway: string; servi
   } catch (err) {
     throw new EdgemlError(ErrorCodes.CLI_GATEWAY_REFUSED, `device ${deviceId} reported a gateway that is not a URL: ${JSON.stringify(gateway)}`, { cause: err });
   }
-  if (url.protocol === 'http:' && !isLoopbackHost(unbracket(url.hostname)) && !opts.allowInsecureHttp) {
+  if (inClearOffLoopback(url) && !opts.allowInsecureHttp) {
     throw new EdgemlError(
       ErrorCodes.CLI_GATEWAY_REFUSED,
       `device ${deviceId} reported a plain-http gateway (${gateway}): the service key would cross the network unencrypted; pass --allow-insecure-http to send it anyway`,
@@ -104,12 +119,11 @@ export function addScoreCommand(program: Command, io: CliIo): void {
     .argument('<service>', 'service name', parseService)
     .requiredOption('--device <id>', 'the device to score on', parseDeviceId('--device'))
     .requiredOption('--input <file>', 'JSON input, or - for stdin')
-    .option('--key <key>', `the service API key from \`edgeml deploy\` (prefer ${SERVICE_KEY_ENV}: flags show in ps)`)
-    .option('--allow-insecure-http', 'send the key to a gateway that is plain http on a non-loopback address')
+    .addOption(new Option('--key <key>', `the service API key from \`edgeml deploy\` (prefer --key-file or ${SERVICE_KEY_ENV}: flags show in ps)`).conflicts('keyFile'))
+    .option('--key-file <file>', `a file holding the service key (env ${SERVICE_KEY_FILE_ENV})`)
     .action(
       clientAction<[string], ScoreFlags>(io, async (ctx, [service], flags) => {
-        const key = checkApiKey(flags.key ?? io.env[SERVICE_KEY_ENV], flags.key !== undefined ? '--key' : SERVICE_KEY_ENV);
-        if (!key) throw inputError(`give the service key: ${SERVICE_KEY_ENV}=… or --key`);
+        const key = serviceKeyOf(flags, io);
         const text = flags.input === '-' ? await readStdin() : await readFile(flags.input, 'utf8').catch((err: unknown) => Promise.reject(fileError(flags.input, err, '--input ')));
         try {
           JSON.parse(text);
@@ -123,8 +137,8 @@ export function addScoreCommand(program: Command, io: CliIo): void {
         checkServiceOnDevice(device, deployment);
         if (!device.gateway) throw new EdgemlError(ErrorCodes.CLI_HUB_UNREACHABLE, `device ${device.id} has not reported a gateway (status ${device.status})`);
         const url = gatewayScoreUrl({ deviceId: device.id, gateway: device.gateway, service, allowInsecureHttp: flags.allowInsecureHttp === true });
-        const dispatcher = url.startsWith('https:') ? await trustingDispatcher(ctx.ca ?? (await fetchHubCa(ctx.client))) : undefined;
         const peer = gatewayPeer(device.id, device.gateway);
+        const dispatcher = url.startsWith('https:') ? await trustingDispatcher(ctx.ca ?? (await fetchHubCa(ctx.client)), deviceIdentity(device.id, peer)) : undefined;
         const res = await request(url, {
           method: 'POST',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
@@ -132,7 +146,7 @@ export function addScoreCommand(program: Command, io: CliIo): void {
           signal: ctx.signal,
           ...(dispatcher ? { dispatcher } : {}),
         }).catch(async (err: Error) => {
-          const tls = tlsFailure(err, peer) ?? (await plainHttpToTls(err, peer));
+          const tls = await tlsError(err, peer);
           if (tls) throw tls;
           const code = (err as { code?: unknown }).code;
           throw new EdgemlError(ErrorCodes.CLI_HUB_UNREACHABLE, `cannot reach the gateway of ${device.id} at ${device.gateway}: ${typeof code === 'string' ? code : err.message}`, { cause: err });

@@ -14,9 +14,11 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
 import type { CliIo } from '../../cli/commands/client-command.js';
-import { checkServiceOnDevice, gatewayScoreUrl } from '../../cli/commands/score.js';
+import { checkServiceOnDevice, gatewayScoreUrl, serviceKeyOf } from '../../cli/commands/score.js';
 import { buildProgram } from '../../cli/main.js';
-import { issueServerCert, makeCa, type ServerCert } from '../helpers/tls-certs.js';
+import { signCsr } from '../helpers/gateway-tls.js';
+import { makeCa, type ServerCert, type TestCa } from '../helpers/tls-certs.js';
+import { generateKeyPair, privateKeyPem, SIGNING_ALGORITHM, x509 } from '../../shared/pki/x509.js';
 import type { Deployment } from '../../shared/api/deployments.js';
 import type { Device } from '../../shared/api/devices.js';
 import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js';
@@ -120,6 +122,22 @@ async function listening(t: ExecutionContext, server: ReturnType<typeof createSe
   return (server.address() as AddressInfo).port;
 }
 
+const DAY = 86_400_000;
+
+/** A gateway certificate as the hub issues it: CN=the device id, the names the device asked for. */
+async function deviceCert(ca: TestCa, deviceId: string, names: { ip?: string[]; dns?: string[] }): Promise<ServerCert> {
+  const keys = await generateKeyPair();
+  const san = [...(names.ip ?? []).map((value) => ({ type: 'ip' as const, value })), ...(names.dns ?? []).map((value) => ({ type: 'dns' as const, value }))];
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: `CN=${deviceId}`,
+    keys,
+    signingAlgorithm: SIGNING_ALGORITHM,
+    extensions: [new x509.SubjectAlternativeNameExtension(san)],
+  });
+  const cert = await signCsr(ca, csr.toString('pem'), new Date(Date.now() - DAY), new Date(Date.now() + DAY));
+  return { cert, key: privateKeyPem(keys.privateKey) };
+}
+
 /** An https gateway that records the keys it was sent. */
 async function tlsGateway(t: ExecutionContext, cert: ServerCert): Promise<{ url: string; keys: (string | undefined)[] }> {
   const keys: (string | undefined)[] = [];
@@ -144,48 +162,53 @@ async function fakeHub(t: ExecutionContext, gateway: string, ca: string | null):
 }
 
 /** `edgeml score iris --device gw-1` through the real command; resolves to stdout, or rejects with its error. */
-async function score(t: ExecutionContext, hub: string, extra: string[] = []): Promise<string> {
+async function score(t: ExecutionContext, hub: string, extra: string[] = [], env: Record<string, string> = { EDGEML_SERVICE_KEY: 'ems_the-service-key' }): Promise<string> {
+  return (await scoreIo(t, hub, extra, env)).stdout;
+}
+
+/** The same, keeping stderr apart. */
+async function scoreIo(t: ExecutionContext, hub: string, extra: string[], env: Record<string, string>): Promise<{ stdout: string; stderr: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'edgeml-score-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const input = join(dir, 'input.json');
   await writeFile(input, '{"features":[[5.1,3.5,1.4,0.2]]}');
-  let out = '';
-  const stdout = new Writable({ write: (chunk, _enc, done) => void ((out += String(chunk)), done()) });
-  const io = { env: { EDGEML_SERVICE_KEY: 'ems_the-service-key' }, stdout, stderr: stdout, cwd: dir, interruptSignal: () => new AbortController().signal } as unknown as CliIo;
+  const out = { stdout: '', stderr: '' };
+  const sink = (name: keyof typeof out) => new Writable({ write: (chunk, _enc, done) => void ((out[name] += String(chunk)), done()) });
+  const io = { env, stdout: sink('stdout'), stderr: sink('stderr'), cwd: dir, interruptSignal: () => new AbortController().signal } as unknown as CliIo;
   const program = buildProgram(io).configureOutput({ writeErr: () => undefined });
   await program.parseAsync(['node', 'edgeml', 'score', 'iris', '--device', 'gw-1', '--input', input, '--hub', hub, '--json', ...extra]);
   return out;
 }
 
-async function caFile(t: ExecutionContext, pem: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'edgeml-score-ca-'));
+async function tempFile(t: ExecutionContext, pem: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'edgeml-score-file-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  await writeFile(join(dir, 'ca.pem'), pem);
-  return join(dir, 'ca.pem');
+  await writeFile(join(dir, 'file'), pem);
+  return join(dir, 'file');
 }
 
 test('an https gateway is verified against the hub CA the hub serves, or the one given with --ca', async (t) => {
   const ca = await makeCa('edgeml hub CA');
-  const gateway = await tlsGateway(t, await issueServerCert(ca, { ip: ['127.0.0.1'] }));
+  const gateway = await tlsGateway(t, await deviceCert(ca, 'gw-1', { ip: ['127.0.0.1'] }));
   const hub = await fakeHub(t, gateway.url, ca.pem);
   t.deepEqual(JSON.parse(await score(t, hub)), { class: 'setosa' });
-  t.deepEqual(JSON.parse(await score(t, hub, ['--ca', await caFile(t, ca.pem)])), { class: 'setosa' });
+  t.deepEqual(JSON.parse(await score(t, hub, ['--ca', await tempFile(t, ca.pem)])), { class: 'setosa' });
   t.deepEqual(gateway.keys, ['Bearer ems_the-service-key', 'Bearer ems_the-service-key']);
 });
 
 test('an https gateway the CA does not vouch for, or not for its address, never gets the key', async (t) => {
   const ca = await makeCa('edgeml hub CA');
   const other = await makeCa('another CA');
-  const foreign = await tlsGateway(t, await issueServerCert(other, { ip: ['127.0.0.1'] }));
+  const foreign = await tlsGateway(t, await deviceCert(other, 'gw-1', { ip: ['127.0.0.1'] }));
   const viaHub = await t.throwsAsync(score(t, await fakeHub(t, foreign.url, ca.pem)), { instanceOf: EdgemlError });
   t.is(viaHub.code, ErrorCodes.CLI_TLS);
   t.is(viaHub.message, `cannot verify the gateway of gw-1's certificate at ${foreign.url}: unable to verify the first certificate; gateways show certificates from the hub's CA: pass the hub's CA with --ca FILE or EDGEML_CA (\`edgeml hub ca\` prints it)`);
 
-  const good = await tlsGateway(t, await issueServerCert(ca, { ip: ['127.0.0.1'] }));
-  const wrongCa = await t.throwsAsync(score(t, await fakeHub(t, good.url, ca.pem), ['--ca', await caFile(t, other.pem)]), { instanceOf: EdgemlError });
+  const good = await tlsGateway(t, await deviceCert(ca, 'gw-1', { ip: ['127.0.0.1'] }));
+  const wrongCa = await t.throwsAsync(score(t, await fakeHub(t, good.url, ca.pem), ['--ca', await tempFile(t, other.pem)]), { instanceOf: EdgemlError });
   t.is(wrongCa.code, ErrorCodes.CLI_TLS, '--ca is the only CA trusted, even when the hub serves another');
 
-  const misnamed = await tlsGateway(t, await issueServerCert(ca, { dns: ['gw-2.example'] }));
+  const misnamed = await tlsGateway(t, await deviceCert(ca, 'gw-1', { dns: ['gw-2.example'] }));
   const name = await t.throwsAsync(score(t, await fakeHub(t, misnamed.url, ca.pem)), { instanceOf: EdgemlError });
   t.is(name.code, ErrorCodes.CLI_TLS);
   t.regex(name.message, /^the gateway of gw-1's certificate at https:\/\/127\.0\.0\.1:\d+ is not for 127\.0\.0\.1 \(it names DNS:gw-2\.example\); the agent's --advertise-url/);
@@ -194,4 +217,44 @@ test('an https gateway the CA does not vouch for, or not for its address, never 
   t.is(noCa.code, ErrorCodes.CLI_TLS);
   t.is(noCa.message, "the hub does not serve its CA at /api/v1/ca; pass the hub's CA with --ca FILE or EDGEML_CA (`edgeml hub ca` prints it)");
   t.deepEqual([...foreign.keys, ...good.keys, ...misnamed.keys], [], 'no key reached any gateway');
+});
+
+test("an https gateway showing another device's certificate from the same CA never gets the key", async (t) => {
+  const ca = await makeCa('edgeml hub CA');
+  // gw-2's certificate names the address gw-1 reported: the name check alone would pass.
+  const impostor = await tlsGateway(t, await deviceCert(ca, 'gw-2', { ip: ['127.0.0.1'] }));
+  const err = await t.throwsAsync(score(t, await fakeHub(t, impostor.url, ca.pem)), { instanceOf: EdgemlError });
+  t.is(err.code, ErrorCodes.CLI_TLS);
+  t.is(err.message, `the gateway of gw-1 at ${impostor.url} shows the certificate of device gw-2, not one of gw-1: another device may be answering at its address`);
+  t.deepEqual(impostor.keys, []);
+
+  const own = await tlsGateway(t, await deviceCert(ca, 'gw-1', { ip: ['127.0.0.1'] }));
+  t.deepEqual(JSON.parse(await score(t, await fakeHub(t, own.url, ca.pem))), { class: 'setosa' });
+  t.deepEqual(own.keys, ['Bearer ems_the-service-key']);
+});
+
+test('the service key: --key warns on stderr (stdout stays JSON); --key-file and EDGEML_SERVICE_KEY_FILE read a file', async (t) => {
+  const ca = await makeCa('edgeml hub CA');
+  const gateway = await tlsGateway(t, await deviceCert(ca, 'gw-1', { ip: ['127.0.0.1'] }));
+  const hub = await fakeHub(t, gateway.url, ca.pem);
+  const keyFile = await tempFile(t, '  ems_from-a-file\n');
+
+  const flagged = await scoreIo(t, hub, ['--key', 'ems_from-the-flag'], {});
+  t.deepEqual(JSON.parse(flagged.stdout), { class: 'setosa' });
+  t.is(flagged.stderr, 'edgeml: warning: --key shows in the process list; prefer --key-file or EDGEML_SERVICE_KEY\n');
+  const filed = await scoreIo(t, hub, ['--key-file', keyFile], {});
+  t.is(filed.stderr, '');
+  await score(t, hub, [], { EDGEML_SERVICE_KEY_FILE: keyFile });
+  t.deepEqual(gateway.keys, ['Bearer ems_from-the-flag', 'Bearer ems_from-a-file', 'Bearer ems_from-a-file']);
+});
+
+test('serviceKeyOf: flags before the environment; both variables, an unreadable file or no key at all are refused without the key', (t) => {
+  const stderr = { write: () => true } as unknown as CliIo['stderr'];
+  const keyOf = (flags: { key?: string; keyFile?: string }, env: Record<string, string>) => () => serviceKeyOf(flags, { env, stderr });
+  t.is(keyOf({}, { EDGEML_SERVICE_KEY: 'ems_env' })(), 'ems_env');
+  t.is(keyOf({ key: 'ems_flag' }, { EDGEML_SERVICE_KEY: 'ems_env' })(), 'ems_flag');
+  const both = refusal(t, ErrorCodes.CLI_INPUT_INVALID, keyOf({}, { EDGEML_SERVICE_KEY: 'ems_secret', EDGEML_SERVICE_KEY_FILE: '/nonexistent' }));
+  t.is(both, 'both EDGEML_SERVICE_KEY and EDGEML_SERVICE_KEY_FILE are set: keep one');
+  t.regex(refusal(t, ErrorCodes.CLI_INPUT_INVALID, keyOf({}, {})), /give the service key: --key-file FILE, EDGEML_SERVICE_KEY_FILE=FILE or EDGEML_SERVICE_KEY=/);
+  t.regex(refusal(t, ErrorCodes.CLI_INPUT_INVALID, keyOf({ keyFile: '/nonexistent/key' }, {})), /--key-file \/nonexistent\/key/);
 });

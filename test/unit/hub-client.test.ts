@@ -15,9 +15,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { clientAction, withClientOptions, type CliIo, type ClientContext } from '../../cli/commands/client-command.js';
 import { apiPath, HubClient } from '../../cli/hub-client.js';
+import { tlsError } from '../../cli/tls.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { issueServerCert, makeCa, type ServerCert } from '../helpers/tls-certs.js';
 
@@ -358,9 +359,14 @@ test('https: a certificate for other names, an expired one, and HTTP and HTTPS m
 });
 
 /** Runs one client command through clientAction with `argv` and `env`; resolves to its context or the error. */
-async function clientContext(argv: string[], env: Record<string, string> = {}): Promise<ClientContext> {
+async function clientContext(
+  argv: string[],
+  env: Record<string, string> = {},
+  opts: { stderr?: NodeJS.WriteStream; signal?: AbortSignal } = {},
+): Promise<ClientContext> {
   let seen: ClientContext | undefined;
-  const io = { env, stdout: process.stdout, stderr: process.stderr, cwd: process.cwd(), interruptSignal: () => new AbortController().signal } as CliIo;
+  const signal = opts.signal ?? new AbortController().signal;
+  const io = { env, stdout: process.stdout, stderr: opts.stderr ?? process.stderr, cwd: process.cwd(), interruptSignal: () => signal } as CliIo;
   const program = new Command('edgeml').exitOverride().configureOutput({ writeErr: () => undefined });
   withClientOptions(program.command('probe').action(clientAction(io, async (ctx) => void (seen = ctx))));
   await program.parseAsync(['node', 'edgeml', 'probe', ...argv]);
@@ -430,4 +436,68 @@ test('--ca / EDGEML_CA: the CA file is read and checked before any request; the 
   t.is(bad.code, ErrorCodes.CLI_INPUT_INVALID);
   t.regex(bad.message, new RegExp(`^--ca ${notPem}: not a PEM certificate`));
   t.false(bad.message.includes('PRIVATE KEY'));
+});
+
+/** A stderr that keeps what is written to it. */
+function capture(): { stream: NodeJS.WriteStream; text: () => string } {
+  let text = '';
+  const stream = new Writable({ write: (chunk, _enc, done) => void ((text += String(chunk)), done()) }) as unknown as NodeJS.WriteStream;
+  return { stream, text: () => text };
+}
+
+test('--api-key works but warns once on stderr; --api-key-file and EDGEML_API_KEY do not', async (t) => {
+  let auth: string | undefined;
+  const url = await startFakeHub(t, (req, res) => {
+    auth = req.headers.authorization;
+    sendJson(res, 200, { items: [] });
+  });
+  const flagged = capture();
+  await (await clientContext(['--hub', url, '--api-key', 'emk_on_the_line', '--json'], {}, { stderr: flagged.stream })).client.json('GET', apiPath('models'));
+  t.is(auth, 'Bearer emk_on_the_line');
+  t.is(flagged.text(), 'edgeml: warning: --api-key shows in the process list; prefer --api-key-file or EDGEML_API_KEY\n');
+  const fromEnv = capture();
+  await (await clientContext(['--hub', url], { EDGEML_API_KEY: 'emk_env' }, { stderr: fromEnv.stream })).client.json('GET', apiPath('models'));
+  t.is(fromEnv.text(), '');
+});
+
+// TEST-NET-1: no machine answers there, so a request that got as far as connecting would not fail at once with this code.
+const REMOTE_HUB = 'http://192.0.2.10:8080';
+
+test('an API key is never sent to a plain-http hub off loopback, unless --allow-insecure-http', async (t) => {
+  const refused = await rejection(t, new HubClient({ baseUrl: REMOTE_HUB, apiKey: 'emk_secret', retry: FAST_FAIL }).json('POST', apiPath('models'), { body: {} }));
+  t.is(refused.code, ErrorCodes.CLI_INSECURE_HUB);
+  t.is(
+    refused.message,
+    `the hub at ${REMOTE_HUB} is plain http on a non-loopback address: the API key would cross the network unencrypted; use https:// with --ca FILE (\`edgeml hub ca\` prints it), or pass --allow-insecure-http`,
+  );
+  for (const hub of ['http://hub.example:8080', 'http://[2001:db8::1]:8080']) {
+    const err = await rejection(t, new HubClient({ baseUrl: hub, apiKey: 'emk_secret' }).json('GET', apiPath('models')));
+    t.is(err.code, ErrorCodes.CLI_INSECURE_HUB, hub);
+  }
+  const dir = await scratch(t);
+  const keyFile = join(dir, 'key');
+  await writeFile(keyFile, 'emk_secret\n');
+  const viaCli = await rejection(t, (await clientContext(['--hub', REMOTE_HUB, '--api-key-file', keyFile])).client.json('GET', apiPath('models')));
+  t.is(viaCli.code, ErrorCodes.CLI_INSECURE_HUB);
+
+  // Allowed, or with no key to protect, the request is made: it fails for want of a hub (unreachable, or cut short by the signal).
+  const allowed = await clientContext(['--hub', REMOTE_HUB, '--api-key-file', keyFile, '--allow-insecure-http'], {}, { signal: AbortSignal.timeout(500) });
+  const tried = [
+    await t.throwsAsync(allowed.client.json('GET', apiPath('models'))),
+    await t.throwsAsync(new HubClient({ baseUrl: REMOTE_HUB, signal: AbortSignal.timeout(500) }).json('GET', apiPath('models'))),
+  ];
+  for (const err of tried) t.not((err as { code?: unknown }).code, ErrorCodes.CLI_INSECURE_HUB, String(err));
+});
+
+test('tlsError: EPROTO is "does not speak HTTPS" only when OpenSSL says so; a handshake alert is a failed handshake', async (t) => {
+  const peer = { name: 'the gateway of dev-1', url: 'https://127.0.0.1:8443', caHint: '', nameHint: '' };
+  const openssl = (reason: string) => Object.assign(new Error(`write EPROTO 40F7A1E3:error:0A000410:SSL routines:ssl3_read_bytes:${reason}:../deps/openssl/openssl/ssl/record/rec_layer_s3.c:1605:`), { code: 'EPROTO' });
+  const alert = await tlsError(openssl('sslv3 alert handshake failure'), peer);
+  t.is(alert?.code, ErrorCodes.CLI_TLS);
+  t.is(alert?.message, 'the TLS handshake with the gateway of dev-1 at https://127.0.0.1:8443 failed (sslv3 alert handshake failure)');
+  for (const reason of ['wrong version number', 'http request', 'packet length too long']) {
+    t.is((await tlsError(openssl(reason), peer))?.message, 'the gateway of dev-1 at https://127.0.0.1:8443 does not speak HTTPS (is it plain HTTP? then use http://)', reason);
+  }
+  t.is((await tlsError(Object.assign(new Error('write EPROTO'), { code: 'EPROTO' }), peer))?.message, 'the TLS handshake with the gateway of dev-1 at https://127.0.0.1:8443 failed (EPROTO)');
+  t.is(await tlsError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), peer), undefined);
 });
