@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
-import { isLoopbackHost } from '../../shared/address.js';
+import { isLoopbackHost, unbracket } from '../../shared/address.js';
 
 export interface SubjectName {
   type: 'dns' | 'ip';
@@ -29,6 +29,11 @@ export interface GatewayNameSources {
   interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>;
 }
 
+/** Comparable: `dns:localhost`, `ip:::1` (DNS names are case-free). */
+export function nameKey(name: { type: string; value: string }): string {
+  return `${name.type}:${name.value.toLowerCase()}`;
+}
+
 function nameOf(host: string): SubjectName {
   return { type: isIP(host) === 0 ? 'dns' : 'ip', value: host };
 }
@@ -44,14 +49,14 @@ function interfaceAddresses(interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>, ipv
 /** In order of importance (advertised first), without repeats, at most MAX_GATEWAY_NAMES. */
 export function gatewayNames({ host, advertiseUrl, interfaces }: GatewayNameSources): SubjectName[] {
   const names: SubjectName[] = [];
-  if (advertiseUrl !== undefined) names.push(nameOf(new URL(advertiseUrl).hostname.replace(/^\[(.*)\]$/, '$1')));
+  if (advertiseUrl !== undefined) names.push(nameOf(unbracket(new URL(advertiseUrl).hostname)));
   const all = host === '0.0.0.0' || host === '::';
   if (all || isLoopbackHost(host)) names.push(...LOOPBACK_NAMES);
   names.push(...(all ? interfaceAddresses(interfaces, host === '0.0.0.0') : [nameOf(host)]));
   const seen = new Set<string>();
   return names
     .filter((n) => {
-      const key = `${n.type}:${n.value.toLowerCase()}`;
+      const key = nameKey(n);
       if (seen.has(key)) return false;
       seen.add(key);
       return true;

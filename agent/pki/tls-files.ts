@@ -1,9 +1,11 @@
 /**
- * DATA/tls/: `gateway.key` + `gateway.crt`, `client.key` + `client.crt` (keys 0600) and `ca.crt`,
- * the CA of the last answer. Each write is durable; a crash between the key and its certificate
- * leaves a pair that does not match, which `loadMaterial` discards (and the keeper asks again).
+ * DATA/tls/: `gateway.pem` and `client.pem` (mode 600), each holding the device key, its
+ * certificate and the CA that signed it, written in one durable write: a crash leaves the old set
+ * or the new one, never a key without its certificate. `ca.crt` is the CA of the last answer
+ * (public), trusted for an mqtts:// broker without --hub-ca. The earlier layout (`gateway.key` +
+ * `gateway.crt` + `ca.crt`) is read once and moved into the one file.
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileDurably } from '../../shared/durable-file.js';
 import type { Logger } from '../../shared/logger.js';
@@ -12,8 +14,9 @@ import { checkMaterial, type TlsMaterial } from './material.js';
 
 export const CA_FILE = 'ca.crt';
 
-export function tlsFiles(dir: string, purpose: CertificatePurpose): { key: string; certificate: string; ca: string } {
-  return { key: join(dir, `${purpose}.key`), certificate: join(dir, `${purpose}.crt`), ca: join(dir, CA_FILE) };
+/** The one file of a purpose: key, certificate, CA. */
+export function materialFile(dir: string, purpose: CertificatePurpose): string {
+  return join(dir, `${purpose}.pem`);
 }
 
 async function readIfThere(path: string): Promise<string | undefined> {
@@ -30,24 +33,46 @@ export async function readStoredCa(dir: string): Promise<string | undefined> {
   return readIfThere(join(dir, CA_FILE));
 }
 
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g;
+
+/** Key, certificate and CA out of one file; a missing part is an empty string (checkMaterial refuses it). */
+function splitMaterial(text: string): { key: string; certificate: string; ca: string } {
+  const blocks = [...text.matchAll(PEM_BLOCK)].map((m) => ({ type: m[1], pem: `${m[0]}\n` }));
+  const certificates = blocks.filter((b) => b.type === 'CERTIFICATE').map((b) => b.pem);
+  return { key: blocks.find((b) => b.type === 'PRIVATE KEY')?.pem ?? '', certificate: certificates[0] ?? '', ca: certificates[1] ?? '' };
+}
+
+const withNewline = (pem: string): string => (pem.endsWith('\n') ? pem : `${pem}\n`);
+
+/** The earlier layout's parts, when all of them are there. */
+async function readLegacy(dir: string, purpose: CertificatePurpose): Promise<{ key: string; certificate: string; ca: string } | undefined> {
+  const [key, certificate, ca] = await Promise.all([`${purpose}.key`, `${purpose}.crt`, CA_FILE].map((name) => readIfThere(join(dir, name))));
+  return key === undefined || certificate === undefined || ca === undefined ? undefined : { key, certificate, ca };
+}
+
 /** The stored material if it is whole, matches and is not expired; otherwise null (and why is logged). */
 export async function loadMaterial(dir: string, purpose: CertificatePurpose, now: number, logger: Logger): Promise<TlsMaterial | null> {
-  const files = tlsFiles(dir, purpose);
-  const [key, certificate, ca] = await Promise.all([readIfThere(files.key), readIfThere(files.certificate), readIfThere(files.ca)]);
-  if (key === undefined || certificate === undefined || ca === undefined) return null;
+  const text = await readIfThere(materialFile(dir, purpose));
+  const parts = text === undefined ? await readLegacy(dir, purpose) : splitMaterial(text);
+  if (parts === undefined) return null;
+  let material: TlsMaterial;
   try {
-    return checkMaterial(purpose, { key, certificate, ca }, now);
+    material = checkMaterial(purpose, parts, now);
   } catch (err) {
     logger.warn({ purpose, reason: (err as Error).message }, 'discarded the stored certificate; asking the hub for a new one');
     return null;
   }
+  if (text === undefined) {
+    await saveMaterial(dir, material);
+    await Promise.all([`${purpose}.key`, `${purpose}.crt`].map((name) => rm(join(dir, name), { force: true })));
+    logger.info({ purpose, file: materialFile(dir, purpose) }, 'moved the stored certificate and its key into one file');
+  }
+  return material;
 }
 
 export async function saveMaterial(dir: string, material: TlsMaterial): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const files = tlsFiles(dir, material.purpose);
-  // Key first: a crash before the certificate lands leaves a mismatch, never a certificate without its key.
-  await writeFileDurably(files.key, material.key, 0o600);
-  await writeFileDurably(files.certificate, material.certificate, 0o644);
-  await writeFileDurably(files.ca, material.ca, 0o644);
+  // One write: the key never lands without its certificate.
+  await writeFileDurably(materialFile(dir, material.purpose), [material.key, material.certificate, material.ca].map(withNewline).join(''), 0o600);
+  await writeFileDurably(join(dir, CA_FILE), material.ca, 0o644);
 }
