@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // After the test suite: looks for every secret the tests recorded (test/helpers/secret-ledger.ts)
-// in every artefact they left (process output, `ps` snapshots, `docker inspect`), and exits 1
-// naming each file a secret is in. A secret is named by its start and length, never printed whole.
+// in every artefact they left (process output, `ps` snapshots, `docker inspect`), and for any
+// private key in PEM (no artefact has a reason to hold one), and exits 1 naming each file a secret is in. A secret is named by its start and length, never printed whole.
 // Usage: node scripts/check-secret-leaks.mjs [DIR]   (default: $EDGEML_TEST_ARTEFACTS)
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -14,6 +14,8 @@ if (!dir) {
 }
 
 const fingerprint = (secret) => `${secret.slice(0, 6)}…(${secret.length} chars)`;
+// Keys the run made are not in the ledger (devices and the hub's CA make their own): any one is a leak.
+const PRIVATE_KEY_PEM = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
 
 let ledger;
 try {
@@ -41,6 +43,10 @@ let scanned = 0;
 for (const path of files(dir)) {
   scanned++;
   const text = readFileSync(path, 'latin1');
+  if (PRIVATE_KEY_PEM.test(text)) {
+    leaks++;
+    process.stdout.write(`LEAK ${relative(dir, path)}: a private key in PEM (${PRIVATE_KEY_PEM.exec(text)[0]})\n`);
+  }
   for (const [secret, { kind, source }] of secrets) {
     if (!text.includes(secret)) continue;
     leaks++;

@@ -1,13 +1,14 @@
 /**
  * Running the real `edgeml` CLI against a hub started by a test. A secret a command answers with
- * (`--json` of enroll, deploy, apikey create, rotations) goes to the secret ledger, and the
+ * (enroll, deploy, apikey create, rotations; `--json` or text) goes to the secret ledger, and the
  * command's output to the run's artefacts with that one answer's secrets masked: everywhere else,
- * the secret-leak scan must not find them.
+ * the secret-leak scan must not find them. The command line is saved as it is: a secret there
+ * would be in every process listing, so the scan must find it.
  */
 import { execFile } from 'node:child_process';
 import type { ExecutionContext } from 'ava';
 import { EDGEML_BIN, type HubProcess } from './edgeml-process.js';
-import { recordedSecrets, recordSecret, redact, saveArtefact, secretsInAnswer } from './secret-ledger.js';
+import { recordSecret, redact, saveArtefact, secretsInAnswer, secretsInText } from './secret-ledger.js';
 
 export interface CliResult {
   code: number | null;
@@ -28,9 +29,7 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_00
       const shown = answerSecrets(stdout);
       for (const { kind, secret } of shown) recordSecret(kind, secret, `edgeml ${args.slice(0, 2).join(' ')}`);
       const masked = shown.map((s) => s.secret);
-      // The arguments are the test's input, not edgeml's output: a key a test passes is masked there.
-      const known = recordedSecrets().map((e) => e.secret);
-      saveArtefact(`cli-${process.pid}.log`, `$ edgeml ${redact(args.join(' '), known)}\n[exit ${code}]\n${redact(stdout, masked)}${redact(stderr, masked)}\n`);
+      saveArtefact(`cli-${process.pid}.log`, `$ edgeml ${args.join(' ')}\n[exit ${code}]\n${redact(stdout, masked)}${redact(stderr, masked)}\n`);
       resolve({ code, stdout, stderr });
     });
   });
@@ -56,6 +55,6 @@ function answerSecrets(stdout: string): ReturnType<typeof secretsInAnswer> {
   try {
     return secretsInAnswer(JSON.parse(stdout));
   } catch {
-    return [];
+    return secretsInText(stdout);
   }
 }

@@ -2,7 +2,8 @@
  * Starts the real `bin/edgeml` as a child process and follows its JSON log lines, so tests can wait
  * for "hub ready" (which carries the ports it bound: tests pass port 0 and never pick fixed ports).
  * Everything a process prints is also kept in the run's artefacts directory, with a `ps` snapshot
- * once a hub or agent is ready and `docker inspect` of an agent's containers before they go, for
+ * once a hub or agent is ready, `ps` samples every few seconds while a hub runs (short-lived
+ * children: builds, docker, curl) and `docker inspect` of an agent's containers before they go, for
  * the secret-leak scan (test/helpers/secret-ledger.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -118,6 +119,7 @@ export async function startHub(t: ExecutionContext, extraArgs: string[] = [], op
   const adminKey = (await readFile(join(data, 'admin.key'), 'utf8')).trim();
   recordSecret('admin-key', adminKey, 'startHub');
   await snapshotProcesses(`hub-${proc.child.pid}`);
+  sampleProcessesWhileRunning(t);
   const url = typeof ready.url === 'string' ? ready.url : `${ready.tls === true ? 'https' : 'http'}://${String(ready.http)}`;
   return Object.assign(proc, { http: String(ready.http), mqtt: String(ready.mqtt), url, caFile: join(data, 'ca', 'ca.crt'), data, adminKey });
 }
@@ -146,4 +148,39 @@ export async function snapshotProcesses(label: string): Promise<string> {
   const ps = await exec('ps', ['-eo', 'args']);
   saveArtefact(`ps-${process.pid}-${++snapshots}-${label}.txt`, ps.stdout);
   return ps.stdout;
+}
+
+const SAMPLE_EVERY_MS = 2000;
+
+/**
+ * One sampler per test process, running while any hub it started runs: every few seconds,
+ * `ps -eo args` lines not seen before go to one artefact (a process that lives between samples is
+ * missed; one that runs for seconds, like a build or a curl, is not).
+ */
+const sampler = { users: 0, timer: undefined as NodeJS.Timeout | undefined, busy: false, seen: new Set<string>() };
+
+function sampleProcessesWhileRunning(t: ExecutionContext): void {
+  if (sampler.users++ === 0) {
+    sampler.timer = setInterval(() => void sampleOnce(), SAMPLE_EVERY_MS);
+    // Never what keeps a test process alive.
+    sampler.timer.unref();
+  }
+  t.teardown(() => {
+    if (--sampler.users === 0) clearInterval(sampler.timer);
+  });
+}
+
+async function sampleOnce(): Promise<void> {
+  if (sampler.busy) return;
+  sampler.busy = true;
+  try {
+    const { stdout } = await exec('ps', ['-eo', 'args'], { timeoutMs: SAMPLE_EVERY_MS });
+    const fresh = stdout.split('\n').filter((line) => line && !sampler.seen.has(line));
+    for (const line of fresh) sampler.seen.add(line);
+    if (fresh.length > 0) saveArtefact(`ps-${process.pid}-samples.txt`, `${fresh.join('\n')}\n`);
+  } catch {
+    // A sample that could not be taken is a gap, not a test failure.
+  } finally {
+    sampler.busy = false;
+  }
 }

@@ -30,7 +30,7 @@ export function artefactsDir(): string {
   return dir;
 }
 
-/** This process's record of the secrets it saw; the file has every test process's. */
+/** This process's record of the secrets it saw (so each is written once); the file has every test process's. */
 const recorded: LedgerEntry[] = [];
 
 /** Too short a value would be found by chance everywhere; real secrets are far longer. */
@@ -41,10 +41,6 @@ export function recordSecret(kind: SecretKind, secret: string, source: string): 
   const entry = { kind, secret, source };
   recorded.push(entry);
   appendFileSync(join(artefactsDir(), LEDGER_FILE), `${JSON.stringify(entry)}\n`, { mode: 0o600 });
-}
-
-export function recordedSecrets(): readonly LedgerEntry[] {
-  return recorded;
 }
 
 /** How a secret is named in reports: its start and length, never the whole of it. */
@@ -62,6 +58,19 @@ export function saveArtefact(name: string, text: string): string {
   const path = join(artefactsDir(), name);
   appendFileSync(path, text);
   return path;
+}
+
+/** What each kind of secret starts with, as the hub makes them. */
+const KIND_OF_PREFIX: Record<string, SecretKind> = { emk_: 'api-key', ems_: 'service-key', emd_: 'device-token' };
+
+/**
+ * Secrets in a CLI answer in text mode: enroll, deploy, apikey create and the rotations print the
+ * new secret alone on an indented line.
+ */
+export function secretsInText(text: string): Array<{ kind: SecretKind; secret: string }> {
+  const found: Array<{ kind: SecretKind; secret: string }> = [];
+  for (const m of text.matchAll(/^ +((em[kds]_)[\x21-\x7e]+) *$/gm)) found.push({ kind: KIND_OF_PREFIX[m[2]!]!, secret: m[1]! });
+  return found;
 }
 
 /** Secrets in a CLI or REST answer: top-level `key` and `token` strings (deploy, enroll, apikey create, rotations). */

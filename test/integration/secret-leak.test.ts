@@ -114,6 +114,9 @@ test('no secret of a run is in a log, a process list, a container or a data file
       .map(([name, secret]) => `${name} ${fingerprint(secret)} in ${where}`),
   );
   t.deepEqual(leaks, []);
+  // Private keys belong in DATA (the hub's CA, the agent's gateway and client keys), nowhere else.
+  const keysShown = places.filter(({ where, text }) => !/^(hub|agent) DATA\//.test(where) && /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)).map((p) => p.where);
+  t.deepEqual(keysShown, []);
   // The scan is not vacuous: each secret is where it was meant to be shown.
   for (const [name, secret] of Object.entries(secrets)) {
     if (name === 'adminKey') continue;
