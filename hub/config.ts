@@ -1,12 +1,16 @@
+import { constants } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { HOST_PORT_EXAMPLES, HOST_PORT_PATTERN, isLoopbackHost, parseHostPort } from '../shared/address.js';
 import { loadConfig, type ConfigSources } from '../shared/config-loader.js';
 import { LOG_LEVELS } from '../shared/logger.js';
-import { DURATION_PATTERN } from '../shared/duration.js';
+import { DURATION_PATTERN, parseDuration } from '../shared/duration.js';
 import { stringEnum } from '../shared/schema.js';
 import { EdgemlError, ErrorCodes } from '../shared/errors.js';
 import { formatBytes, parseSize, SIZE_EXAMPLES, SIZE_PATTERN } from '../shared/size.js';
 import { DEFAULT_BROKER_LIMITS } from './broker/broker.js';
+import { isHubCertificateName, splitSan } from './pki/names.js';
 
 /** Whole days: the archive keeps and deletes whole (UTC) days. */
 const RETENTION_PATTERN = '^[1-9][0-9]{0,4}d$';
@@ -89,9 +93,50 @@ export function loadHubConfig(sources: ConfigSources): Readonly<HubConfig> {
       `invalid configuration: mqttMaxPacket (--mqtt-max-packet) must be between ${formatBytes(DEFAULT_BROKER_LIMITS.maxPacketBytes)} (the largest telemetry message with its MQTT headers) and 256 MB, not ${config.mqttMaxPacket}`,
     );
   }
+  const lifetime = parseDuration(config.deviceCertLifetime);
+  if (lifetime < MIN_DEVICE_CERT_LIFETIME_MS || lifetime > MAX_DEVICE_CERT_LIFETIME_MS) {
+    throw new EdgemlError(
+      ErrorCodes.CONFIG_INVALID,
+      `invalid configuration: deviceCertLifetime (--device-cert-lifetime) must be between 10s and 397d (what browsers and TLS clients accept), not ${config.deviceCertLifetime}`,
+    );
+  }
+  for (const name of splitSan(config.tlsSan)) {
+    if (!isHubCertificateName(name)) {
+      throw new EdgemlError(ErrorCodes.CONFIG_INVALID, `invalid configuration: tlsSan (--tls-san) ${JSON.stringify(name)} is neither a DNS name (a leading *. allowed) nor an IP address`);
+    }
+  }
   listenerTls(config, 'http');
   listenerTls(config, 'mqtt');
   return config;
+}
+
+/** Below it an agent renews all the time; tests use 15s. */
+export const MIN_DEVICE_CERT_LIFETIME_MS = 10_000;
+/** The longest a TLS server certificate may live for browsers and Apple's TLS stack. */
+export const MAX_DEVICE_CERT_LIFETIME_MS = 397 * 24 * 3600 * 1000;
+
+function unreadable(flag: string, path: string, err: unknown): EdgemlError {
+  return new EdgemlError(ErrorCodes.CONFIG_INVALID, `invalid configuration: ${flag} ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+}
+
+/** The absolute path of a file named in the config, checked readable now: a typo should not surface as a failure hours later. */
+export async function readableConfigFile(flag: string, path: string): Promise<string> {
+  const full = resolve(path);
+  try {
+    await access(full, constants.R_OK);
+  } catch (err) {
+    throw unreadable(flag, path, err);
+  }
+  return full;
+}
+
+/** The text of a file named in the config (`flag` names it in the error). */
+export async function readConfigFile(flag: string, path: string): Promise<string> {
+  try {
+    return await readFile(resolve(path), 'utf8');
+  } catch (err) {
+    throw unreadable(flag, path, err);
+  }
 }
 
 /** How a listener speaks TLS: not at all, with a certificate from the hub's CA, or with the operator's own. */

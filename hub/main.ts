@@ -1,8 +1,7 @@
 /**
  * Composition root of the hub: wires config, broker, inbox, fleet state and HTTP once.
  */
-import { constants } from 'node:fs';
-import { access, mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
@@ -22,7 +21,7 @@ import { dockerBuildSteps } from './builds/build-steps.js';
 import { hubInstanceId, ImageBuilder } from './builds/image-builder.js';
 import { markBuildProcesses } from './builds/leftovers.js';
 import { ApiKeyAuthority } from './auth/api-keys.js';
-import { listenerTls, retentionDays, type HubConfig } from './config.js';
+import { listenerTls, readableConfigFile, readConfigFile, retentionDays, type HubConfig } from './config.js';
 import { deviceBrokerAuth } from './broker/auth.js';
 import { createBroker, type BrokerTls } from './broker/broker.js';
 import { startInbox } from './broker/inbox.js';
@@ -32,11 +31,12 @@ import { DeviceDirectory } from './fleet/device-directory.js';
 import { ModelLocator } from './fleet/model-locator.js';
 import { RolloutController } from './fleet/rollout-controller.js';
 import { buildHttpServer } from './http/server.js';
-import { caSummary, openHubCa, type HubCa } from './pki/ca.js';
+import { CA_DIR, CA_KEY_FILE, caSummary, openHubCa, type HubCa } from './pki/ca.js';
 import { startHubCertificate, type ServerKeyPair } from './pki/hub-certificate.js';
 import { certificateRequests } from './pki/certificate-requests.js';
 import { CertificateIssuer } from './pki/issuer.js';
-import { listenNames, splitSan } from './pki/names.js';
+import { IssuedCertificates, validIssuedCertificates } from './pki/issued-certificates.js';
+import { listenNames, splitSan, subjectAltNames } from './pki/names.js';
 import { RevocationList } from './pki/revocation.js';
 import type { HubFigures } from './http/prometheus.js';
 import { ManifestRegistry } from './registry/manifest-registry.js';
@@ -61,21 +61,29 @@ export interface RunningHub {
 
 /**
  * The certificate a listener serves: none (TLS off), the operator's files, or one from the hub's CA
- * in DATA/tls, renewed while the hub runs (`onRenew` swaps it into the listening server).
+ * in DATA/tls, renewed while the hub runs (`onRenew` swaps it into the listening server). `names`:
+ * what the listener is reached under (its certificate's subjectAltName), which no device may get.
  */
 async function listenerCertificate(
   config: Readonly<HubConfig>,
   listener: 'http' | 'mqtt',
   pki: { dataDir: string; ca: HubCa; parts: ShutdownStack; logger: Logger },
   onRenew: (pair: ServerKeyPair) => void,
-): Promise<ServerKeyPair | undefined> {
+): Promise<{ pair: ServerKeyPair | undefined; names: string[] }> {
   const mode = listenerTls(config, listener);
-  if (mode === 'off') return undefined;
+  const names = listenNames(parseHostPort(listener === 'http' ? config.http : config.mqtt).host, splitSan(config.tlsSan));
+  if (mode === 'off') return { pair: undefined, names };
   const [certFlag, keyFlag, cert, key] = listener === 'http' ? ['--tls-cert', '--tls-key', config.tlsCert, config.tlsKey] : ['--mqtt-tls-cert', '--mqtt-tls-key', config.mqttTlsCert, config.mqttTlsKey];
   if (mode === 'operator' && cert !== undefined && key !== undefined) {
-    return { cert: await readFile(await readableFile(certFlag, cert), 'utf8'), key: await readFile(await readableFile(keyFlag, key), 'utf8') };
+    const pair = { cert: await readConfigFile(certFlag, cert), key: await readConfigFile(keyFlag, key) };
+    let operatorNames: string[];
+    try {
+      operatorNames = subjectAltNames(pair.cert);
+    } catch (err) {
+      throw new EdgemlError(ErrorCodes.CONFIG_INVALID, `invalid configuration: ${certFlag} ${cert} is not a PEM certificate: ${(err as Error).message}`, { cause: err });
+    }
+    return { pair, names: [...new Set([...names, ...operatorNames])] };
   }
-  const names = listenNames(parseHostPort(listener === 'http' ? config.http : config.mqtt).host, splitSan(config.tlsSan));
   const { logger } = pki;
   const running = await startHubCertificate(
     { dataDir: pki.dataDir, name: listener === 'http' ? 'hub' : 'mqtt', ca: pki.ca, names, clock: systemClock },
@@ -87,7 +95,7 @@ async function listenerCertificate(
   );
   pki.parts.push(async () => running.close());
   logger.info({ listener, names }, running.issued ? 'issued a server certificate from the hub CA' : 'server certificate from the hub CA');
-  return running.current;
+  return { pair: running.current, names };
 }
 
 /**
@@ -102,27 +110,28 @@ async function announceAdminKey(result: Awaited<ReturnType<typeof ensureAdminKey
   }
 }
 
-/** Files named in the config are checked at start: a typo should not surface as a failure hours later. */
-async function readableFile(flag: string, path: string): Promise<string> {
-  const full = resolve(path);
-  try {
-    await access(full, constants.R_OK);
-  } catch (err) {
-    throw new EdgemlError(ErrorCodes.CONFIG_INVALID, `invalid configuration: ${flag} ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
-  }
-  return full;
-}
-
-/** The CA (made in DATA/ca at first start), and the revocation list it signs, kept current. */
+/**
+ * The CA (made in DATA/ca at first start), the revocation list it signs, kept current, and the index
+ * of the certificates it issued to devices (from the store; damaged entries are left out and reported).
+ */
 async function startPki(config: Readonly<HubConfig>, dataDir: string, store: HubStore, parts: ShutdownStack, logger: Logger) {
   const ca = await openHubCa(config, dataDir);
   const summary = caSummary(ca);
   const facts = { source: ca.source, subject: summary.subject, fingerprint256: summary.fingerprint256, notAfter: summary.notAfter };
   logger.info(facts, ca.created ? 'created the hub CA (key readable by this user only)' : 'hub CA');
+  if (ca.keyReadableByOthers) logger.warn({ file: join(dataDir, CA_DIR, CA_KEY_FILE) }, 'the hub CA key is readable by other users: chmod 600 it');
+  const stored = await store.devices.list();
+  const issued = IssuedCertificates.fromDevices(
+    stored.map((d) => {
+      const { valid, dropped } = validIssuedCertificates(d.certificates);
+      if (dropped.length > 0) logger.warn({ deviceId: d.id, dropped }, 'damaged stored certificate entries of a device are left out');
+      return { id: d.id, certificates: valid };
+    }),
+  );
   const revocations = await RevocationList.open({ ca, devices: store.devices, clock: systemClock });
   revocations.startRefresh((err) => logger.error({ err }, 'cannot renew the certificate revocation list (the current one stays)'));
   parts.push(async () => revocations.close());
-  return { ca, summary, revocations };
+  return { ca, summary, revocations, issued };
 }
 
 async function startImageBuilder(config: Readonly<HubConfig>, dataDir: string, store: HubStore, blobs: BlobStore, logger: Logger) {
@@ -145,7 +154,7 @@ async function startImageBuilder(config: Readonly<HubConfig>, dataDir: string, s
         node: config.baseImageNode ?? defaultBaseImage(config.registry, 'node'),
         python: config.baseImagePython ?? defaultBaseImage(config.registry, 'python'),
       },
-      extraCaFile: config.extraCa === undefined ? undefined : await readableFile('--extra-ca', config.extraCa),
+      extraCaFile: config.extraCa === undefined ? undefined : await readableConfigFile('--extra-ca', config.extraCa),
       smokeTimeoutMs: parseDuration(config.smokeTimeout),
       workDir: join(dataDir, 'builds', 'work'),
       instance,
@@ -192,8 +201,11 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     // Bound late: the servers are made after their certificates.
     let renewHttps = (_pair: ServerKeyPair): void => undefined;
     let renewMqtts = (_pair: ServerKeyPair): void => undefined;
-    const https = await listenerCertificate(config, 'http', pkiParts, (pair) => renewHttps(pair));
-    let mqttPair = await listenerCertificate(config, 'mqtt', pkiParts, (pair) => renewMqtts(pair));
+    const httpListener = await listenerCertificate(config, 'http', pkiParts, (pair) => renewHttps(pair));
+    const mqttListener = await listenerCertificate(config, 'mqtt', pkiParts, (pair) => renewMqtts(pair));
+    const https = httpListener.pair;
+    let mqttPair = mqttListener.pair;
+    const hubNames = [...new Set([...httpListener.names, ...mqttListener.names])];
     // Client certificates from the hub's CA, checked against its current CRL.
     const brokerTls = (): BrokerTls | undefined => mqttPair && { ...mqttPair, clientAuth: { ca: pki.ca.certificatePem, crl: pki.revocations.pem() } };
 
@@ -211,7 +223,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     // Not listening yet: devices are admitted once every handler below is wired (broker.open()).
     const broker = await createBroker({
       listen: mqttListen,
-      auth: deviceBrokerAuth(devices),
+      auth: deviceBrokerAuth(devices, { clientDevice: (serial) => pki.issued.clientDevice(serial, systemClock.now()) }),
       tls: brokerTls(),
       limits: { maxPacketBytes: parseSize(config.mqttMaxPacket), maxConnectingPerAddress: config.mqttMaxConnecting },
       logger: logger.child({ component: 'broker' }),
@@ -261,7 +273,8 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       isActive: (id) => devices.isActive(id),
       clock: systemClock,
       lifetimeMs: parseDuration(config.deviceCertLifetime),
-      hubNames: () => [...listenNames(httpListen.host, splitSan(config.tlsSan)), ...listenNames(mqttListen.host)],
+      issued: pki.issued,
+      hubNames: () => hubNames,
     });
     const csr = certificateRequests({ issuer, broker, ca: pki.ca, logger: logger.child({ component: 'certificates' }) });
     const inbox = await startInbox(

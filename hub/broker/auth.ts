@@ -1,7 +1,9 @@
 /**
  * Who may connect to the broker and what each connection may touch. A device connects as itself
  * (client id = username = device id, password = its token; or client id = the CN of a client
- * certificate from the hub's CA, verified at the handshake, and no password) and may publish only the channels
+ * certificate from the hub's CA, verified at the handshake, and no password; the certificate must
+ * be one the hub issued to that device for MQTT, by its serial, so neither a device's gateway
+ * certificate nor anything else an operator's CA signed is an MQTT identity) and may publish only the channels
  * agents publish, and subscribe only to the channels the hub publishes, under its own
  * `edgeml/v1/dev/{id}/` prefix. Exact topics only: a wildcard could reach past the prefix.
  *
@@ -14,13 +16,23 @@ export interface BrokerIdentity {
   deviceId: string;
 }
 
+/** A connection's client certificate, verified at the TLS handshake against the hub's CA and CRL. */
+export interface PeerCertificate {
+  /** Subject CN. */
+  commonName: string;
+  /** Hex, as node:tls prints it. */
+  serial: string;
+}
+
 export interface BrokerAuth {
+  /** Resolves the identity for a CONNECT, or null to refuse it (bad username or password, or certificate). */
+  authenticate(clientId: string, username: string | undefined, password: Buffer | undefined, certificate?: PeerCertificate): Promise<BrokerIdentity | null>;
   /**
-   * Resolves the identity for a CONNECT, or null to refuse it (bad username or password).
-   * `certificateId`: the subject CN of the connection's client certificate, verified at the TLS
-   * handshake against the hub's CA and CRL.
+   * Whether a verified client certificate may go on to CONNECT: checked at the handshake, so a
+   * certificate that is no MQTT identity is refused the way a revoked one is. Absent: every
+   * verified certificate goes on to CONNECT, where `authenticate` decides.
    */
-  authenticate(clientId: string, username: string | undefined, password: Buffer | undefined, certificateId?: string): Promise<BrokerIdentity | null>;
+  certificateAdmitted?(certificate: PeerCertificate): boolean;
   /** Whether an identity authenticated earlier may still use the broker (false once revoked). */
   admitted(identity: BrokerIdentity): boolean;
   canPublish(identity: BrokerIdentity, topic: string): boolean;
@@ -33,18 +45,31 @@ export interface DeviceCredentials {
   isActive(deviceId: string): boolean;
 }
 
-export function deviceBrokerAuth(devices: DeviceCredentials): BrokerAuth {
+export interface ClientCertificateRecords {
+  /** The device the hub issued a client certificate with this serial to, while it is unexpired. */
+  clientDevice(serial: string): string | undefined;
+}
+
+const NO_CLIENT_CERTIFICATES: ClientCertificateRecords = { clientDevice: () => undefined };
+
+export function deviceBrokerAuth(devices: DeviceCredentials, certificates: ClientCertificateRecords = NO_CLIENT_CERTIFICATES): BrokerAuth {
   const admitted = (identity: BrokerIdentity) => devices.isActive(identity.deviceId);
   const ownTopic = (identity: BrokerIdentity, topic: string, publisher: 'agent' | 'hub'): boolean => {
     const parsed = parseDeviceTopic(topic);
     return parsed !== null && parsed.deviceId === identity.deviceId && ChannelPublisher[parsed.channel] === publisher && admitted(identity);
   };
+  const certificateAdmitted = (certificate: PeerCertificate): boolean => {
+    const id = certificates.clientDevice(certificate.serial);
+    return id !== undefined && id === certificate.commonName && devices.isActive(id);
+  };
   return {
-    authenticate: async (clientId, username, password, certificateId) => {
+    certificateAdmitted,
+    authenticate: async (clientId, username, password, certificate) => {
       // A connection is one device: a certificate for one id does not carry another id's session or token.
-      if (certificateId !== undefined) {
-        const sameDevice = clientId === certificateId && (username === undefined || username === certificateId);
-        return sameDevice && devices.isActive(certificateId) ? { deviceId: certificateId } : null;
+      if (certificate !== undefined) {
+        const id = certificate.commonName;
+        const sameDevice = clientId === id && (username === undefined || username === id);
+        return sameDevice && certificateAdmitted(certificate) ? { deviceId: id } : null;
       }
       if (!username || !password) return null;
       // Checked even when the ids differ, so a refusal takes the same time whatever was wrong.

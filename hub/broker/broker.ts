@@ -27,7 +27,7 @@ import type { Logger } from '../../shared/logger.js';
 import { formatHostPort, type HostPort } from '../../shared/address.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { MAX_MESSAGE_BYTES } from '../../shared/protocol.js';
-import type { BrokerAuth, BrokerIdentity } from './auth.js';
+import type { BrokerAuth, BrokerIdentity, PeerCertificate } from './auth.js';
 import { ConnectingLimit } from './connecting-limit.js';
 import { PacketSizeReader } from './packet-size.js';
 
@@ -146,8 +146,8 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
   /** Streams whose CONNECT was accepted: their packets may be up to `limits.maxPacketBytes`. */
   const authenticated = new WeakSet<object>();
   const gates: Array<{ filter: string; gate: PublishGate }> = [];
-  /** The device id (subject CN) of a connection's verified client certificate. */
-  const certificateIds = new WeakMap<Socket, string>();
+  /** A connection's verified client certificate. */
+  const peerCertificates = new WeakMap<Socket, PeerCertificate>();
   const passGates = async (packet: { topic: string; payload: Buffer | string }): Promise<void> => {
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     for (const g of gates) if (topicMatches(g.filter, packet.topic)) await g.gate(packet.topic, payload);
@@ -174,7 +174,7 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
   const aedes = await Aedes.createBroker({
     connectTimeout: CONNECT_TIMEOUT_MS,
     authenticate: (client, username, password, done) => {
-      auth.authenticate(client.id, username, password, certificateIds.get(client.conn as Socket)).then(
+      auth.authenticate(client.id, username, password, peerCertificates.get(client.conn as Socket)).then(
         (identity) => {
           if (!identity) {
             logger.warn({ clientId: client.id, username }, 'mqtt connection refused: bad credentials');
@@ -257,7 +257,8 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
     });
   };
   /**
-   * A certificate that does not verify (another CA, expired, revoked) closes the connection at once:
+   * A certificate that does not verify (another CA, expired, revoked), or that the hub did not issue
+   * to its CN's device for MQTT, closes the connection at once:
    * presenting one is a claim to be a device, not a detail to ignore. rejectUnauthorized stays false
    * only so that devices without a certificate get as far as their token.
    */
@@ -265,12 +266,14 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
     const peer = opts.tls?.clientAuth ? socket.getPeerCertificate() : undefined;
     if (peer && Object.keys(peer).length > 0) {
       const cn = peer.subject?.CN;
-      if (!socket.authorized || typeof cn !== 'string') {
-        logger.warn({ remote: socket.remoteAddress, subject: typeof cn === 'string' ? cn : undefined, reason: String(socket.authorizationError ?? 'no subject CN') }, 'mqtt connection closed: client certificate refused');
+      const certificate = typeof cn === 'string' ? { commonName: cn, serial: peer.serialNumber } : undefined;
+      const reason = !socket.authorized ? String(socket.authorizationError) : !certificate ? 'no subject CN' : auth.certificateAdmitted?.(certificate) === false ? 'not a client certificate the hub issued to this device, or the device is revoked' : undefined;
+      if (reason !== undefined || !certificate) {
+        logger.warn({ remote: socket.remoteAddress, subject: certificate?.commonName, serial: peer.serialNumber, reason }, 'mqtt connection closed: client certificate refused');
         socket.destroy();
         return;
       }
-      certificateIds.set(socket, cn);
+      peerCertificates.set(socket, certificate);
     }
     handle(socket);
   };

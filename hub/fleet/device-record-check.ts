@@ -9,6 +9,7 @@ import { Type } from '@sinclair/typebox';
 import { DeviceId } from '../../shared/api/devices.js';
 import { DeviceFacts, OfflineReasons, ReportedState } from '../../shared/protocol.js';
 import { compileChecker, stringEnum, type Checker } from '../../shared/schema.js';
+import { validIssuedCertificates } from '../pki/issued-certificates.js';
 import type { DeviceObservation, DeviceRecord } from '../store/store.js';
 
 const NullableText = Type.Union([Type.String(), Type.Null()]);
@@ -26,8 +27,8 @@ const StoredIdentity = Type.Object({
   observed: Type.Object({}),
   previousTokens: Type.Optional(Type.Array(Type.Object({ hash: Hash, validUntil: Type.String({ format: 'date-time' }) }))),
   rotations: Type.Optional(Type.Array(Type.Object({ at: Type.String(), by: Actor, previousValidUntil: NullableText }))),
-  // Their shape is the certificate authority's to check; a list of objects is all the identity needs.
-  certificates: Type.Optional(Type.Array(Type.Object({}))),
+  // Checked entry by entry below: a damaged one is dropped, never the device.
+  certificates: Type.Optional(Type.Unknown()),
 });
 
 const StoredObservation = Type.Object({
@@ -46,14 +47,21 @@ export function emptyObservation(): DeviceObservation {
 
 let checkers: { identity: Checker<unknown>; observation: Checker<unknown> } | undefined;
 
-export type StoredDeviceCheck = { ok: true; record: DeviceRecord; observationReset: string | null } | { ok: false; error: string };
+/**
+ * `observationReset`: why the observation was replaced by an empty one. `certificatesDropped`: why
+ * each damaged certificate entry was left out (the CA lists only well-formed ones; an entry it
+ * cannot read would otherwise stop the revocation list being built).
+ */
+export type StoredDeviceCheck = { ok: true; record: DeviceRecord; observationReset: string | null; certificatesDropped: string[] } | { ok: false; error: string };
 
 export function checkStoredDevice(stored: unknown): StoredDeviceCheck {
   checkers ??= { identity: compileChecker(StoredIdentity), observation: compileChecker(StoredObservation) };
   const identity = checkers.identity(stored);
   if (!identity.ok) return { ok: false, error: identity.error };
-  const record = stored as DeviceRecord;
+  let record = stored as DeviceRecord;
+  const certificates = validIssuedCertificates(record.certificates);
+  if (certificates.dropped.length > 0) record = { ...record, certificates: certificates.valid };
   const observation = checkers.observation(record.observed);
-  if (observation.ok) return { ok: true, record, observationReset: null };
-  return { ok: true, record: { ...record, observed: emptyObservation() }, observationReset: observation.error };
+  if (observation.ok) return { ok: true, record, observationReset: null, certificatesDropped: certificates.dropped };
+  return { ok: true, record: { ...record, observed: emptyObservation() }, observationReset: observation.error, certificatesDropped: certificates.dropped };
 }

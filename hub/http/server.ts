@@ -18,6 +18,7 @@ import type { Deployments } from '../fleet/deployments.js';
 import type { RolloutController } from '../fleet/rollout-controller.js';
 import type { DeviceDirectory } from '../fleet/device-directory.js';
 import type { ModelLocator } from '../fleet/model-locator.js';
+import type { ServerKeyPair } from '../pki/hub-certificate.js';
 import type { ManifestRegistry } from '../registry/manifest-registry.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import type { BlobStore } from '../store/blob-store.js';
@@ -41,15 +42,9 @@ import { whereRoutes } from './where.js';
 import { telemetryRoutes, type TelemetryRoutesOptions } from './telemetry.js';
 import { prometheusRoutes, type HubFigures } from './prometheus.js';
 
-/** PEM; a running server takes new ones with `(app.server as tls.Server).setSecureContext`. */
-export interface HttpsKeyPair {
-  key: string;
-  cert: string;
-}
-
 export interface HttpDeps {
-  /** Serve HTTPS with this certificate; absent: plain HTTP. */
-  https?: HttpsKeyPair | undefined;
+  /** Serve HTTPS with this certificate (a running server takes new ones with `(app.server as tls.Server).setSecureContext`); absent: plain HTTP. */
+  https?: ServerKeyPair | undefined;
   logger: Logger;
   health: HealthSource;
   /** Stored records skipped because they no longer validate. */
@@ -100,7 +95,7 @@ function formatSchemaErrors(errors: ErrorObject[], dataVar: string): Error {
  * The server every route runs in: how requests are parsed, validated and refused, before any route.
  * Apart from the routes so that tests can hold it to its error contract with routes of their own.
  */
-export function createHubFastify(logger: Logger, https?: HttpsKeyPair): FastifyInstance {
+export function createHubFastify(logger: Logger, https?: ServerKeyPair): FastifyInstance {
   const app = Fastify({
     // HTTPS only: plain HTTP to this port fails its handshake (no redirect to follow with a key in it).
     ...(https ? { https: { key: https.key, cert: https.cert } } : {}),

@@ -7,11 +7,12 @@
  * every client that trusts the CA, would silently stop working.
  */
 import { createPrivateKey, createPublicKey, randomBytes, webcrypto, X509Certificate as NodeX509Certificate } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { writeFileDurably } from '../../shared/durable-file.js';
+import { writeFileDurably, fsyncDir } from '../../shared/durable-file.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
-import { generateKeyPair, privateKeyPem, SIGNING_ALGORITHM, x509, type CryptoKey } from '../../shared/pki/x509.js';
+import { generateKeyPair, importPrivateKeyPem, privateKeyPem, SIGNING_ALGORITHM, x509, type CryptoKey, type KeyImportAlgorithm } from '../../shared/pki/x509.js';
+import { readConfigFile } from '../config.js';
 
 export const CA_DIR = 'ca';
 export const CA_KEY_FILE = 'ca.key';
@@ -50,7 +51,7 @@ function caError(message: string, cause?: unknown): EdgemlError {
 }
 
 /** The algorithm a CA key signs with: the hub's own are P-256, an operator's may be RSA or another curve. */
-function signingAlgorithmOf(keyPem: string): { algorithm: SigningAlgorithm; importAs: { name: string; hash: string } | { name: string; namedCurve: string } } {
+function signingAlgorithmOf(keyPem: string): { algorithm: SigningAlgorithm; importAs: KeyImportAlgorithm } {
   const key = createPrivateKey(keyPem);
   if (key.asymmetricKeyType === 'rsa') {
     return { algorithm: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, importAs: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } };
@@ -61,8 +62,13 @@ function signingAlgorithmOf(keyPem: string): { algorithm: SigningAlgorithm; impo
   return { algorithm: { name: 'ECDSA', hash }, importAs: { name: 'ECDSA', namedCurve: curve } };
 }
 
-/** Parses and checks a CA pair; `where` names the files in the error. */
-export async function caFromPem(certificatePem: string, keyPem: string, source: HubCa['source'], where: string): Promise<HubCa> {
+/**
+ * Parses and checks a CA pair; `where` names the files in the error. Only a self-signed root that
+ * has not expired: the CA certificate is all clients are given to trust (GET /api/v1/ca, the
+ * broker's client check), and OpenSSL verifies a chain only up to a self-signed root, so an
+ * intermediate's certificates would verify nowhere.
+ */
+export async function caFromPem(certificatePem: string, keyPem: string, source: HubCa['source'], where: string, now: Date = new Date()): Promise<HubCa> {
   let certificate: x509.X509Certificate;
   let node: NodeX509Certificate;
   try {
@@ -72,10 +78,10 @@ export async function caFromPem(certificatePem: string, keyPem: string, source: 
     throw caError(`the CA certificate ${where} is not a PEM certificate: ${(err as Error).message}`, err);
   }
   let signing: ReturnType<typeof signingAlgorithmOf>;
-  let der: Buffer;
+  let pkcs8: string;
   try {
     signing = signingAlgorithmOf(keyPem);
-    der = createPrivateKey(keyPem).export({ type: 'pkcs8', format: 'der' });
+    pkcs8 = createPrivateKey(keyPem).export({ type: 'pkcs8', format: 'pem' }).toString();
   } catch (err) {
     throw caError(`the CA key ${where} is not a usable private key: ${(err as Error).message}`, err);
   }
@@ -84,7 +90,14 @@ export async function caFromPem(certificatePem: string, keyPem: string, source: 
     throw caError(`the CA key ${where} does not belong to its certificate (${node.subject.replace(/\n/g, ', ')})`);
   }
   if (!node.ca) throw caError(`the certificate ${where} is not a CA certificate (basicConstraints CA:FALSE)`);
-  const signingKey = (await webcrypto.subtle.importKey('pkcs8', new Uint8Array(der), signing.importAs, false, ['sign'])) as CryptoKey;
+  if (!node.checkIssued(node) || !node.verify(node.publicKey)) {
+    throw caError(
+      `the CA certificate ${where} is not a self-signed root (it was issued by ${node.issuer.replace(/\n/g, ', ')}): give a root CA, since clients given only an intermediate cannot verify what it signs`,
+    );
+  }
+  const notAfter = new Date(node.validTo);
+  if (notAfter.getTime() <= now.getTime()) throw caError(`the CA certificate ${where} expired at ${notAfter.toISOString()}`);
+  const signingKey = await importPrivateKeyPem(pkcs8, signing.importAs);
   return { certificatePem: certificate.toString('pem') + '\n', certificate, signingKey, signingAlgorithm: signing.algorithm, source };
 }
 
@@ -124,10 +137,32 @@ async function readIfThere(path: string): Promise<string | undefined> {
 }
 
 /**
+ * Writes `data` at `path` unless something is there already, and returns what is there then: two
+ * processes making the CA at once (`edgeml hub ca` and a first `hub start`) agree on one file.
+ * The content is made durable under a temp name and linked into place: link fails if the name
+ * exists, where a rename would replace it.
+ */
+async function publishOnce(path: string, data: string, mode: number): Promise<{ content: string; created: boolean }> {
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  await writeFileDurably(tmp, data, mode);
+  try {
+    await link(tmp, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw caError(`cannot create ${path}: ${(err as Error).message}`, err);
+    return { content: (await readIfThere(path)) ?? data, created: false };
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  await fsyncDir(resolve(path, '..'));
+  return { content: data, created: true };
+}
+
+/**
  * The hub's own CA in DATA/ca, made if absent. The key is written (durably) before the certificate:
  * a start interrupted between the two finds the key alone and signs its certificate then.
+ * `keyReadableByOthers`: the key file's mode lets its group or others read it (the caller warns).
  */
-export async function ensureDataCa(dataDir: string, now: Date = new Date()): Promise<HubCa & { created: boolean }> {
+export async function ensureDataCa(dataDir: string, now: Date = new Date()): Promise<HubCa & { created: boolean; keyReadableByOthers: boolean }> {
   const dir = join(dataDir, CA_DIR);
   const keyPath = join(dir, CA_KEY_FILE);
   const certPath = join(dir, CA_CERT_FILE);
@@ -139,46 +174,38 @@ export async function ensureDataCa(dataDir: string, now: Date = new Date()): Pro
   }
   let created = false;
   if (keyPem === undefined) {
-    const keys = await generateKeyPair();
-    keyPem = privateKeyPem(keys.privateKey);
-    await writeFileDurably(keyPath, keyPem, 0o600);
-    created = true;
+    const published = await publishOnce(keyPath, privateKeyPem((await generateKeyPair()).privateKey), 0o600);
+    keyPem = published.content;
+    created ||= published.created;
   }
   if (certPem === undefined) {
     const privateKey = createPrivateKey(keyPem);
-    const subtle = webcrypto.subtle;
     const keys = {
-      privateKey: (await subtle.importKey('pkcs8', new Uint8Array(privateKey.export({ type: 'pkcs8', format: 'der' })), SIGNING_ALGORITHM, false, ['sign'])) as CryptoKey,
-      publicKey: (await subtle.importKey('spki', new Uint8Array(createPublicKey(privateKey).export({ type: 'spki', format: 'der' })), SIGNING_ALGORITHM, true, ['verify'])) as CryptoKey,
+      privateKey: await importPrivateKeyPem(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()),
+      publicKey: (await webcrypto.subtle.importKey('spki', new Uint8Array(createPublicKey(privateKey).export({ type: 'spki', format: 'der' })), SIGNING_ALGORITHM, true, ['verify'])) as CryptoKey,
     };
-    certPem = await selfSign(keys, now);
-    await writeFileDurably(certPath, certPem, 0o644);
-    created = true;
+    const published = await publishOnce(certPath, await selfSign(keys, now), 0o644);
+    certPem = published.content;
+    created ||= published.created;
   }
-  return { ...(await caFromPem(certPem, keyPem, 'hub', `in ${dir}`)), created };
+  const keyReadableByOthers = ((await stat(keyPath)).mode & 0o044) !== 0;
+  return { ...(await caFromPem(certPem, keyPem, 'hub', `in ${dir}`, now)), created, keyReadableByOthers };
 }
 
 /** The operator's CA from --ca-cert/--ca-key: both or neither, readable, and the key must match. */
 export async function loadOperatorCa(certPath: string, keyPath: string): Promise<HubCa> {
-  const read = async (flag: string, path: string) => {
-    try {
-      return await readFile(resolve(path), 'utf8');
-    } catch (err) {
-      throw new EdgemlError(ErrorCodes.CONFIG_INVALID, `invalid configuration: ${flag} ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
-    }
-  };
-  const certPem = await read('--ca-cert', certPath);
-  const keyPem = await read('--ca-key', keyPath);
+  const certPem = await readConfigFile('--ca-cert', certPath);
+  const keyPem = await readConfigFile('--ca-key', keyPath);
   return caFromPem(certPem, keyPem, 'operator', `(--ca-cert ${certPath}, --ca-key ${keyPath})`);
 }
 
 /** The CA the configuration asks for: the operator's, or the hub's own in DATA/ca. */
-export async function openHubCa(config: { caCert?: string | undefined; caKey?: string | undefined }, dataDir: string): Promise<HubCa & { created: boolean }> {
+export async function openHubCa(config: { caCert?: string | undefined; caKey?: string | undefined }, dataDir: string): Promise<HubCa & { created: boolean; keyReadableByOthers: boolean }> {
   const { caCert, caKey } = config;
   if ((caCert === undefined) !== (caKey === undefined)) {
     throw new EdgemlError(ErrorCodes.CONFIG_INVALID, `invalid configuration: --ca-cert and --ca-key go together: give both, or neither for the hub's own CA in DATA/${CA_DIR}`);
   }
-  if (caCert !== undefined && caKey !== undefined) return { ...(await loadOperatorCa(caCert, caKey)), created: false };
+  if (caCert !== undefined && caKey !== undefined) return { ...(await loadOperatorCa(caCert, caKey)), created: false, keyReadableByOthers: false };
   return ensureDataCa(dataDir);
 }
 
@@ -188,12 +215,7 @@ export async function openHubCa(config: { caCert?: string | undefined; caKey?: s
  */
 export async function caCertificateFor(config: { data: string; caCert?: string | undefined }): Promise<CaSummary> {
   if (config.caCert === undefined) return caSummary(await ensureDataCa(resolve(config.data)));
-  let pem: string;
-  try {
-    pem = await readFile(resolve(config.caCert), 'utf8');
-  } catch (err) {
-    throw new EdgemlError(ErrorCodes.CONFIG_INVALID, `invalid configuration: --ca-cert ${config.caCert}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
-  }
+  const pem = await readConfigFile('--ca-cert', config.caCert);
   try {
     return caSummary({ certificatePem: new x509.X509Certificate(pem).toString('pem') + '\n' });
   } catch (err) {

@@ -14,7 +14,7 @@ import type { Broker } from '../broker/broker.js';
 import type { HubCa } from './ca.js';
 import type { CertificateIssuer } from './issuer.js';
 
-export const MAX_IN_FLIGHT = 64;
+const MAX_IN_FLIGHT = 64;
 /** CertificateAnswer's error message bound (protocol.ts). */
 const MAX_ANSWER_MESSAGE = 1024;
 

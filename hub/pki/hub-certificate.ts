@@ -11,7 +11,7 @@ import type { Clock } from '../../shared/clock.js';
 import { writeFileDurably } from '../../shared/durable-file.js';
 import { generateKeyPair, privateKeyPem } from '../../shared/pki/x509.js';
 import type { HubCa } from './ca.js';
-import { certificateName } from './names.js';
+import { certificateName, normalName, subjectAltNames } from './names.js';
 import { signLeaf, wholeSecond } from './sign.js';
 
 export const TLS_DIR = 'tls';
@@ -32,14 +32,8 @@ export interface HubCertificateOptions {
   lifetimeMs?: number;
 }
 
-/** One spelling per name: DNS names lowercase, IP addresses compressed (Node prints IPv6 SANs expanded). */
-function normalName(name: string): string {
-  const n = certificateName(name.toLowerCase());
-  return n.type === 'dns' ? n.value : new URL(`http://${n.value.includes(':') ? `[${n.value}]` : n.value}/`).hostname.replace(/^\[|\]$/g, '');
-}
-
-function sameNames(cert: X509Certificate, wanted: readonly string[]): boolean {
-  const have = new Set((cert.subjectAltName ?? '').split(', ').filter((e) => e.length > 0).map((e) => normalName(e.replace(/^(DNS|IP Address):/, ''))));
+function sameNames(certPem: string, wanted: readonly string[]): boolean {
+  const have = new Set(subjectAltNames(certPem));
   const want = new Set(wanted.map(normalName));
   return have.size === want.size && [...want].every((n) => have.has(n));
 }
@@ -60,7 +54,7 @@ async function reusable(opts: HubCertificateOptions, keyPath: string, certPath: 
     const ca = new X509Certificate(opts.ca.certificatePem);
     const matches = createPublicKey(createPrivateKey(key)).export({ type: 'spki', format: 'der' }).equals(cert.publicKey.export({ type: 'spki', format: 'der' }));
     const fresh = notAfter - now > (notAfter - notBefore) / 3;
-    if (matches && fresh && cert.checkIssued(ca) && cert.verify(ca.publicKey) && sameNames(cert, opts.names)) return { key, cert: certPem, notBefore, notAfter };
+    if (matches && fresh && cert.checkIssued(ca) && cert.verify(ca.publicKey) && sameNames(certPem, opts.names)) return { key, cert: certPem, notBefore, notAfter };
   } catch {
     // Damaged files are simply replaced: the hub made them, and nothing else refers to them.
   }
@@ -78,7 +72,8 @@ export async function ensureHubCertificate(opts: HubCertificateOptions): Promise
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const keys = await generateKeyPair();
   const notBefore = wholeSecond(now);
-  const notAfter = wholeSecond(now + (opts.lifetimeMs ?? HUB_CERTIFICATE_LIFETIME_MS));
+  // Nothing the CA signs outlives it.
+  const notAfter = wholeSecond(Math.min(now + (opts.lifetimeMs ?? HUB_CERTIFICATE_LIFETIME_MS), opts.ca.certificate.notAfter.getTime()));
   const signed = await signLeaf(opts.ca, {
     commonName: opts.names[0] ?? 'edgeml hub',
     names: opts.names.map(certificateName),

@@ -2,6 +2,7 @@
  * Names in certificates: which the hub's own certificates carry, and which are loopback (the same
  * on every machine, so no device can take them from the hub elsewhere).
  */
+import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { isLoopbackHost } from '../../shared/address.js';
@@ -13,6 +14,54 @@ export interface CertificateName {
 
 export function certificateName(value: string): CertificateName {
   return { type: isIP(value) === 0 ? 'dns' : 'ip', value };
+}
+
+const DNS_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+/** A DNS name as certificates carry it (lowercase letters, digits, hyphens; no wildcard). */
+export function isDnsName(name: string): boolean {
+  return DNS_NAME.test(name);
+}
+
+/** A name the hub may put in its own certificates: a DNS name, `*.` and a DNS name, or an IP address. */
+export function isHubCertificateName(name: string): boolean {
+  const n = name.toLowerCase();
+  return isIP(n) !== 0 || isDnsName(n.startsWith('*.') ? n.slice(2) : n);
+}
+
+/**
+ * One spelling per name, so names from configs, CSRs and parsed certificates compare equal: DNS
+ * names lowercase without a final dot, IP addresses in canonical form (IPv6 compressed; Node prints
+ * IPv6 SANs expanded).
+ */
+export function normalName(name: string): string {
+  const n = name.trim().toLowerCase();
+  if (isIP(n) === 0) return n.replace(/\.$/, '');
+  return new URL(`http://${n.includes(':') ? `[${n}]` : n}/`).hostname.replace(/^\[|\]$/g, '');
+}
+
+/**
+ * The entry of `hubNames` that covers `name`, if any: the same name, or a wildcard `*.x` for a name
+ * with exactly one label before `.x` (as TLS clients match it).
+ */
+export function hubNameCovering(name: string, hubNames: readonly string[]): string | undefined {
+  const n = normalName(name);
+  const dot = n.indexOf('.');
+  const parent = isIP(n) === 0 && dot > 0 ? n.slice(dot + 1) : undefined;
+  return hubNames.find((h) => {
+    const hub = normalName(h);
+    return hub === n || (parent !== undefined && hub === `*.${parent}`);
+  });
+}
+
+/** The DNS names and IP addresses in a certificate's subjectAltName, as node:crypto prints it. */
+export function subjectAltNames(certificatePem: string): string[] {
+  const san = new X509Certificate(certificatePem).subjectAltName ?? '';
+  return san
+    .split(', ')
+    .map((entry) => /^(?:DNS|IP Address):(.+)$/.exec(entry)?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(normalName);
 }
 
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '']);
@@ -33,7 +82,7 @@ export function listenNames(host: string, extra: readonly string[] = []): string
     names.push(host);
   }
   names.push(...extra);
-  return [...new Set(names.map((n) => n.toLowerCase()))];
+  return [...new Set(names.map(normalName))];
 }
 
 /** `a,b` of --tls-san as a list. */

@@ -8,6 +8,7 @@ import type { Clock } from '../../shared/clock.js';
 import { x509 } from '../../shared/pki/x509.js';
 import type { DeviceRecord, DeviceRepository } from '../store/store.js';
 import type { HubCa } from './ca.js';
+import { validIssuedCertificates } from './issued-certificates.js';
 import { wholeSecond } from './sign.js';
 
 export const CRL_VALIDITY_MS = 7 * 24 * 3600 * 1000;
@@ -19,7 +20,7 @@ export interface RevokedCertificate {
 }
 
 export function revokedCertificates(devices: readonly DeviceRecord[], now: number): RevokedCertificate[] {
-  return devices.flatMap((d) => (d.revokedAt ? (d.certificates ?? []).filter((c) => Date.parse(c.notAfter) > now).map((c) => ({ serial: c.serial, revokedAt: d.revokedAt! })) : []));
+  return devices.flatMap((d) => (d.revokedAt ? validIssuedCertificates(d.certificates).valid.filter((c) => Date.parse(c.notAfter) > now).map((c) => ({ serial: c.serial, revokedAt: d.revokedAt! })) : []));
 }
 
 export async function buildCrl(ca: HubCa, revoked: readonly RevokedCertificate[], now: number): Promise<string> {

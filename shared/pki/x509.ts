@@ -26,10 +26,13 @@ export function privateKeyPem(key: CryptoKey): string {
   return KeyObject.from(key).export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 
-/** A PKCS #8 PEM key back as a WebCrypto signing key. */
-export async function importPrivateKeyPem(pem: string): Promise<CryptoKey> {
+/** Import parameters of a signing key: SIGNING_ALGORITHM's, or an operator CA's (RSA, another curve). */
+export type KeyImportAlgorithm = { name: string; namedCurve: string } | { name: string; hash: string };
+
+/** A PKCS #8 PEM key back as a WebCrypto signing key (SIGNING_ALGORITHM unless `algorithm` says otherwise). */
+export async function importPrivateKeyPem(pem: string, algorithm: KeyImportAlgorithm = SIGNING_ALGORITHM): Promise<CryptoKey> {
   const der = new Uint8Array(Buffer.from(pem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64'));
-  return webcrypto.subtle.importKey('pkcs8', der, SIGNING_ALGORITHM, true, ['sign']) as Promise<CryptoKey>;
+  return webcrypto.subtle.importKey('pkcs8', der, algorithm, true, ['sign']) as Promise<CryptoKey>;
 }
 
 /** What callers need of a PEM certificate, parsed by Node (fingerprints as openssl prints them). */

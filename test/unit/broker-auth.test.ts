@@ -19,15 +19,28 @@ test('a device connects as itself: client id = username = device id, password = 
   t.is(await auth.authenticate('nobody', 'nobody', Buffer.from('secret-1')), null, 'not enrolled');
 });
 
-test('a verified client certificate (its CN) admits its device without a password, only as itself and only while active', async (t) => {
-  t.deepEqual(await auth.authenticate('gw-1', undefined, undefined, 'gw-1'), me);
-  t.deepEqual(await auth.authenticate('gw-1', 'gw-1', undefined, 'gw-1'), me, 'a username that names the same device');
-  t.is(await auth.authenticate('gw-2', undefined, undefined, 'gw-1'), null, "another device's session");
-  t.is(await auth.authenticate('gw-2', 'gw-2', Buffer.from('secret-2'), 'gw-1'), null, "a certificate for gw-1 does not carry gw-2's token");
-  t.is(await auth.authenticate('gw-1', 'gw-2', undefined, 'gw-1'), null, 'another username');
-  t.is(await auth.authenticate('nobody', undefined, undefined, 'nobody'), null, 'not enrolled');
-  const revoked = deviceBrokerAuth(credentials(new Set(['gw-1'])));
-  t.is(await revoked.authenticate('gw-1', undefined, undefined, 'gw-1'), null, 'revoked');
+test('a verified client certificate admits its device without a password, only as itself, only while active, and only if the hub issued that serial to it for MQTT', async (t) => {
+  const clientCertificates = { clientDevice: (serial: string) => ({ C1: 'gw-1', C2: 'gw-2' })[serial] };
+  const certAuth = deviceBrokerAuth(credentials(new Set()), clientCertificates);
+  const mine = { commonName: 'gw-1', serial: 'C1' };
+  t.deepEqual(await certAuth.authenticate('gw-1', undefined, undefined, mine), me);
+  t.true(certAuth.certificateAdmitted?.(mine));
+  t.deepEqual(await certAuth.authenticate('gw-1', 'gw-1', undefined, mine), me, 'a username that names the same device');
+  t.is(await certAuth.authenticate('gw-2', undefined, undefined, mine), null, "another device's session");
+  t.is(await certAuth.authenticate('gw-2', 'gw-2', Buffer.from('secret-2'), mine), null, "a certificate for gw-1 does not carry gw-2's token");
+  t.is(await certAuth.authenticate('gw-1', 'gw-2', undefined, mine), null, 'another username');
+  for (const [certificate, why] of [
+    [{ commonName: 'gw-1', serial: 'C9' }, 'a serial the hub never issued (a gateway certificate, or another of an operator CA)'],
+    [{ commonName: 'gw-1', serial: 'C2' }, "a serial issued to another device"],
+    [{ commonName: 'nobody', serial: 'C1' }, 'not enrolled'],
+  ] as const) {
+    t.is(await certAuth.authenticate(certificate.commonName, undefined, undefined, certificate), null, why);
+    t.false(certAuth.certificateAdmitted?.(certificate), why);
+  }
+  const revoked = deviceBrokerAuth(credentials(new Set(['gw-1'])), clientCertificates);
+  t.is(await revoked.authenticate('gw-1', undefined, undefined, mine), null, 'revoked');
+  t.false(revoked.certificateAdmitted?.(mine), 'revoked');
+  t.is(await auth.authenticate('gw-1', undefined, undefined, mine), null, 'without records of issued certificates, none is admitted');
 });
 
 test('publish: only the agent channels under its own prefix', (t) => {

@@ -4,17 +4,18 @@
  * it is stored before it is answered. A real CA in a temp directory, a fake repository and clock.
  */
 import test from 'ava';
-import { X509Certificate } from 'node:crypto';
+import { webcrypto, X509Certificate } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { ensureDataCa, type HubCa } from '../../hub/pki/ca.js';
 import { certificateRequests } from '../../hub/pki/certificate-requests.js';
-import { CertificateIssuer, MAX_GATEWAY_NAMES, MAX_UNEXPIRED_PER_DEVICE } from '../../hub/pki/issuer.js';
+import { IssuedCertificates } from '../../hub/pki/issued-certificates.js';
+import { CertificateIssuer, MAX_GATEWAY_NAMES, MAX_UNEXPIRED_PER_PURPOSE } from '../../hub/pki/issuer.js';
 import type { DeviceRecord, DeviceRepository } from '../../hub/store/store.js';
 import { EdgemlError, ErrorCodes, isEdgemlError } from '../../shared/errors.js';
-import { generateKeyPair, SIGNING_ALGORITHM, x509 } from '../../shared/pki/x509.js';
+import { generateKeyPair, SIGNING_ALGORITHM, x509, type CryptoKeyPair } from '../../shared/pki/x509.js';
 import { decodeMessage } from '../../shared/protocol.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
@@ -51,21 +52,24 @@ class FakeDevices implements Pick<DeviceRepository, 'update'> {
   }
 }
 
-async function setup(opts: { hubNames?: string[] } = {}) {
+async function setup(opts: { hubNames?: string[]; lifetimeMs?: number } = {}) {
   const ca = await sharedCa();
   const devices = new FakeDevices();
   devices.records.set('dev-1', record('dev-1'));
+  devices.records.set('dev-2', record('dev-2'));
   devices.records.set('gone', record('gone', new Date(T0).toISOString()));
   const clock = new FakeClock(T0 + 400);
-  const issuer = new CertificateIssuer({
+  const issued = new IssuedCertificates();
+  const deps = {
     ca,
     devices,
-    isActive: (id) => devices.records.get(id)?.revokedAt === null,
+    issued,
+    isActive: (id: string) => devices.records.get(id)?.revokedAt === null,
     clock,
-    lifetimeMs: LIFETIME_MS,
+    lifetimeMs: opts.lifetimeMs ?? LIFETIME_MS,
     hubNames: () => opts.hubNames ?? ['hub.example', '10.0.0.1', 'localhost', '127.0.0.1'],
-  });
-  return { ca, devices, clock, issuer };
+  };
+  return { ca, devices, clock, issued, deps, issuer: new CertificateIssuer(deps) };
 }
 
 type Name = { type: 'dns' | 'ip'; value: string };
@@ -169,14 +173,81 @@ test('unknown and revoked devices are refused, also one revoked while its certif
   t.is(devices.records.get('dev-1')?.certificates, undefined);
 });
 
-test('expired certificates are dropped from the record; a device holding too many unexpired ones is refused', async (t) => {
-  const { issuer, devices, clock } = await setup();
+test('expired certificates are dropped from the record; a device holding too many unexpired ones of a purpose is refused before anything is signed', async (t) => {
+  const { issuer, devices, clock, deps, ca } = await setup();
   await issuer.issue('dev-1', { purpose: 'client', csr: await makeCsr('CN=dev-1') });
   clock.ms += LIFETIME_MS + 1000;
   const csr = await makeCsr('CN=dev-1');
-  for (let i = 0; i < MAX_UNEXPIRED_PER_DEVICE; i++) await issuer.issue('dev-1', { purpose: 'client', csr });
-  t.is(devices.records.get('dev-1')?.certificates?.length, MAX_UNEXPIRED_PER_DEVICE, 'the expired one is gone');
-  t.regex(await refusal(t, issuer.issue('dev-1', { purpose: 'client', csr })), /unexpired certificates already/);
+  for (let i = 0; i < MAX_UNEXPIRED_PER_PURPOSE; i++) await issuer.issue('dev-1', { purpose: 'client', csr });
+  t.is(devices.records.get('dev-1')?.certificates?.length, MAX_UNEXPIRED_PER_PURPOSE, 'the expired one is gone');
+  // A CA that cannot sign: a refusal that came after signing would be its error instead.
+  const unsigning = new CertificateIssuer({ ...deps, ca: { ...ca, signingKey: {} as typeof ca.signingKey } });
+  t.regex(await refusal(t, unsigning.issue('dev-1', { purpose: 'client', csr })), /8 unexpired client certificates already/);
+  // The bound is per purpose: gateway certificates are counted apart.
+  await t.notThrowsAsync(issuer.issue('dev-1', { purpose: 'gateway', csr: await makeCsr('CN=dev-1', [dns('gw.example')]) }));
+});
+
+test('a gateway name another active device holds in an unexpired certificate is refused, naming the name and the device; loopback names are everyone’s', async (t) => {
+  const { issuer, devices } = await setup();
+  await issuer.issue('dev-1', { purpose: 'gateway', csr: await makeCsr('CN=dev-1', [dns('gw.example'), ip('10.0.4.17'), dns('localhost'), ip('::1')]) });
+  const gateway = (names: Name[]) => makeCsr('CN=dev-2', names).then((csr) => issuer.issue('dev-2', { purpose: 'gateway', csr }));
+  t.regex(await refusal(t, gateway([dns('other.example'), dns('GW.example')])), /gw\.example is in a gateway certificate of device dev-1/);
+  t.regex(await refusal(t, gateway([ip('10.0.4.17')])), /10\.0\.4\.17 .*dev-1/);
+  t.is(devices.records.get('dev-2')?.certificates, undefined);
+  await t.notThrowsAsync(gateway([dns('localhost'), ip('127.0.0.1'), ip('::1'), dns('other.example')]), 'loopback names and free names');
+  await t.notThrowsAsync(issuer.issue('dev-1', { purpose: 'gateway', csr: await makeCsr('CN=dev-1', [dns('gw.example')]) }), 'a renewal of its own name');
+  // Free again once the holder is revoked, or its certificates expired.
+  devices.records.set('dev-1', { ...devices.records.get('dev-1')!, revokedAt: new Date(T0).toISOString() });
+  await t.notThrowsAsync(gateway([dns('gw.example')]));
+  const later = await setup();
+  await later.issuer.issue('dev-1', { purpose: 'gateway', csr: await makeCsr('CN=dev-1', [dns('gw.example')]) });
+  later.clock.ms += LIFETIME_MS;
+  await t.notThrowsAsync(later.issuer.issue('dev-2', { purpose: 'gateway', csr: await makeCsr('CN=dev-2', [dns('gw.example')]) }));
+});
+
+test('two devices asking for the same name at once: exactly one gets it (checked in the store write)', async (t) => {
+  const { issuer, devices } = await setup();
+  const [a, b] = await Promise.allSettled([
+    makeCsr('CN=dev-1', [dns('shared.example')]).then((csr) => issuer.issue('dev-1', { purpose: 'gateway', csr })),
+    makeCsr('CN=dev-2', [dns('shared.example')]).then((csr) => issuer.issue('dev-2', { purpose: 'gateway', csr })),
+  ]);
+  t.is([a, b].filter((r) => r.status === 'fulfilled').length, 1);
+  const lost = [a, b].find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  t.true(isEdgemlError(lost?.reason, ErrorCodes.HUB_CSR_REFUSED));
+  t.is([devices.records.get('dev-1'), devices.records.get('dev-2')].filter((r) => r?.certificates?.length === 1).length, 1);
+});
+
+test('the hub’s names compare normalised: IPv6 in any spelling, DNS in any case, and a wildcard covers exactly one label', async (t) => {
+  const { issuer } = await setup({ hubNames: ['*.hub.example', '2001:db8::1', 'Plain.Example'] });
+  const gateway = (names: Name[]) => makeCsr('CN=dev-1', names).then((csr) => issuer.issue('dev-1', { purpose: 'gateway', csr }));
+  t.regex(await refusal(t, gateway([ip('2001:0db8:0:0:0:0:0:1')])), /2001:db8::1 is one of the hub's own names/);
+  t.regex(await refusal(t, gateway([dns('plain.EXAMPLE')])), /hub's own names/);
+  t.regex(await refusal(t, gateway([dns('api.hub.example')])), /api\.hub\.example is one of the hub's own names \(\*\.hub\.example\)/);
+  await t.notThrowsAsync(gateway([dns('a.b.hub.example'), dns('hub.example'), ip('2001:db8::2')]), 'two labels, the bare parent, another address');
+});
+
+test('keys: EC P-256/P-384 and RSA ≥ 2048 bits only; a CSR whose parts do not parse is a refusal', async (t) => {
+  const { issuer } = await setup();
+  type KeyParams = Parameters<typeof webcrypto.subtle.generateKey>[0];
+  const csrWith = async (algorithm: object, signing: object, extensions: x509.Extension[] = []) => {
+    const keys = (await webcrypto.subtle.generateKey(algorithm as KeyParams, true, ['sign', 'verify'])) as CryptoKeyPair;
+    return (await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=dev-1', keys, signingAlgorithm: signing as { name: string }, extensions })).toString('pem');
+  };
+  const rsa = (bits: number) => ({ name: 'RSASSA-PKCS1-v1_5', modulusLength: bits, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' });
+  await t.notThrowsAsync(issuer.issue('dev-1', { purpose: 'client', csr: await csrWith({ name: 'ECDSA', namedCurve: 'P-384' }, { name: 'ECDSA', hash: 'SHA-384' }) }));
+  await t.notThrowsAsync(issuer.issue('dev-1', { purpose: 'client', csr: await csrWith(rsa(2048), rsa(2048)) }));
+  t.regex(await refusal(t, issuer.issue('dev-1', { purpose: 'client', csr: await csrWith(rsa(1024), rsa(1024)) })), /RSA 1024 bits/);
+  t.regex(await refusal(t, issuer.issue('dev-1', { purpose: 'client', csr: await csrWith({ name: 'ECDSA', namedCurve: 'P-521' }, { name: 'ECDSA', hash: 'SHA-512' }) })), /secp521r1/);
+  // A subjectAltName whose value is not one: the CSR parses and verifies, its extension does not.
+  const broken = await csrWith({ name: 'ECDSA', namedCurve: 'P-256' }, SIGNING_ALGORITHM, [new x509.Extension('2.5.29.17', false, new Uint8Array([0x04, 0x01, 0x00]))]);
+  t.regex(await refusal(t, issuer.issue('dev-1', { purpose: 'gateway', csr: broken })), /malformed/);
+});
+
+test('no certificate outlives the CA', async (t) => {
+  const { issuer, ca } = await setup({ lifetimeMs: 100 * 365 * 24 * 3600 * 1000 });
+  const issued = await issuer.issue('dev-1', { purpose: 'client', csr: await makeCsr('CN=dev-1') });
+  t.is(issued.notAfter.getTime(), ca.certificate.notAfter.getTime());
+  t.is(new Date(new X509Certificate(issued.certificate).validTo).getTime(), ca.certificate.notAfter.getTime());
 });
 
 test('the csr handler answers on the device’s cert topic (QoS 1, not retained) with the CA, or with the refusal; one request in flight per device', async (t) => {
