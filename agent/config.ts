@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { HOST_PORT_EXAMPLES, HOST_PORT_PATTERN, isLoopbackHost, parseHostPort } from '../shared/address.js';
+import { HOST_PORT_EXAMPLES, HOST_PORT_PATTERN, isLoopbackHost, parseHostPort, unbracket } from '../shared/address.js';
 import { loadConfig, type ConfigSources } from '../shared/config-loader.js';
 import { DURATION_EXAMPLES, DURATION_PATTERN, parseDuration } from '../shared/duration.js';
 import { EdgemlError, ErrorCodes } from '../shared/errors.js';
@@ -29,6 +29,7 @@ export const AgentConfigSchema = Type.Object(
       description: "HTTPS for the gateway: auto gets a certificate from the hub's CA (key made on the device) and renews it; off only on a loopback address, or with allowPlainGateway",
     }),
     allowPlainGateway: Type.Boolean({ default: false, description: 'allow gatewayTls off on an address other than loopback (keys and inputs then cross the network in clear)' }),
+    allowPlainMqtt: Type.Boolean({ default: false, description: 'allow a plain mqtt:// hub on an address other than loopback (the device token then crosses the network in clear)' }),
     advertiseUrl: Type.Optional(
       Type.String({ pattern: '^https?://[^/@\\s]+$', examples: ['http://10.0.4.17:8090', 'https://cam-07.example:8443'], description: 'the gateway URL the hub hands to clients (default: the bound address)' }),
     ),
@@ -102,6 +103,19 @@ export function loadAgentConfig(sources: ConfigSources): Readonly<AgentConfig> {
   const { host } = parseHostPort(config.gateway);
   if (config.gatewayTls === 'off' && !isLoopbackHost(host) && !config.allowPlainGateway) {
     refuse(`the gateway on ${config.gateway} would be plain HTTP off loopback (--gateway-tls off): service keys and inputs would cross the network in clear; use --gateway-tls auto, or add --allow-plain-gateway if that is really meant`);
+  }
+  if (config.advertiseUrl !== undefined) {
+    const scheme = new URL(config.advertiseUrl).protocol;
+    if (config.gatewayTls === 'auto' && scheme === 'http:') {
+      refuse(`advertiseUrl (--advertise-url) ${config.advertiseUrl} is http:// but the gateway serves HTTPS (--gateway-tls auto): advertise https://, or use --gateway-tls off`);
+    }
+    if (config.gatewayTls === 'off' && scheme === 'https:') {
+      refuse(`advertiseUrl (--advertise-url) ${config.advertiseUrl} is https:// but the gateway serves plain HTTP (--gateway-tls off): advertise http://, or use --gateway-tls auto`);
+    }
+  }
+  const hub = new URL(config.hub);
+  if (hub.protocol === 'mqtt:' && !isLoopbackHost(unbracket(hub.hostname)) && !config.allowPlainMqtt) {
+    refuse(`the hub ${config.hub} is plain MQTT off loopback (--hub mqtt://): the device token would cross the network in clear; use mqtts://, or add --allow-plain-mqtt if that is really meant`);
   }
   return config;
 }

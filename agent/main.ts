@@ -15,9 +15,10 @@ import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from '../shared/protocol.js';
 import { edgemlVersion } from '../shared/version.js';
 import type { AgentConfig } from './config.js';
 import { runCommand } from './commands.js';
-import { connectHubLink } from './link/hub-link.js';
+import { StartedParts } from './started-parts.js';
+import { connectHubLink, type HubLink } from './link/hub-link.js';
 import { startGateway, type ServingCertificate } from './gateway/server.js';
-import { deviceCertificates } from './pki/device-certificates.js';
+import { deviceCertificates, type DeviceCertificates } from './pki/device-certificates.js';
 import type { TlsMaterial } from './pki/material.js';
 import { gatewayNames } from './pki/names.js';
 import { loopbackPorts } from './reconcile/free-port.js';
@@ -55,7 +56,23 @@ async function readHubCa(path: string): Promise<Buffer> {
   }
 }
 
-export async function startAgent(config: Readonly<AgentConfig>, logger: Logger): Promise<RunningAgent> {
+export interface StartAgentOptions {
+  /** The token came with --token, which every user of the machine sees in `ps`. */
+  tokenOnCommandLine?: boolean;
+}
+
+export async function startAgent(config: Readonly<AgentConfig>, logger: Logger, options: StartAgentOptions = {}): Promise<RunningAgent> {
+  if (options.tokenOnCommandLine) logger.warn('the device token was given with --token, which shows in ps: prefer --token-file or EDGEML_AGENT_TOKEN');
+  const started = new StartedParts();
+  try {
+    return await startParts(config, logger, started);
+  } catch (err) {
+    await started.closeAll(logger);
+    throw err;
+  }
+}
+
+async function startParts(config: Readonly<AgentConfig>, logger: Logger, started: StartedParts): Promise<RunningAgent> {
   const dataDir = resolve(config.data);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const startedAt = systemClock.now();
@@ -70,22 +87,22 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
   const promoted = await PromotedContainers.load(recordFile(dataDir), logger);
 
   const telemetryLogger = logger.child({ component: 'telemetry' });
-  const outbox = await Outbox.open(join(dataDir, 'telemetry', 'outbox'), {
+  const outbox = started.add(await Outbox.open(join(dataDir, 'telemetry', 'outbox'), {
     limits: { metrics: parseSize(config.telemetryQueue), capture: parseSize(config.captureQueue) },
     // Anything larger the broker would refuse: better refused at append, where the caller can split it.
     maxBatchBytes: MAX_MESSAGE_BYTES,
     logger: telemetryLogger,
-  });
+  }));
   // Ready before the gateway and the link, so anything may queue batches from the start.
-  const sender = new TelemetrySender({ outbox, clock: systemClock, logger: telemetryLogger });
+  const sender = started.add(new TelemetrySender({ outbox, clock: systemClock, logger: telemetryLogger }));
   /** The one way into the outbox (metrics and captures): it wakes the sender. */
   const appendTelemetry = async (batch: Batch): Promise<void> => {
     await outbox.append(batch);
     sender.wake();
   };
   const listen = parseHostPort(config.gateway);
-  const captures = new CaptureBuffer({ append: appendTelemetry, nextId: batchIds('c'), clock: systemClock, logger: telemetryLogger });
-  const certificates = await deviceCertificates({
+  const captures = started.add(new CaptureBuffer({ append: appendTelemetry, nextId: batchIds('c'), clock: systemClock, logger: telemetryLogger }));
+  const certificates: DeviceCertificates = started.add(await deviceCertificates({
     deviceId: config.deviceId,
     dir: join(dataDir, TLS_DIR),
     gateway:
@@ -105,11 +122,11 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
     link: () => link,
     clock: systemClock,
     logger: logger.child({ component: 'pki' }),
-  });
+  }));
 
   const routes = new RouteTable();
   const gatewayLogger = logger.child({ component: 'gateway' });
-  const gateway = await startGateway({
+  const gateway = started.add(await startGateway({
     listen,
     ...(config.gatewayTls === 'auto' ? { tls: { certificate: certificates.storedGateway && serving(certificates.storedGateway) } } : {}),
     routes,
@@ -125,7 +142,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
       gatewayLogger.warn({ service, container: replica.container, port: replica.port, reason }, 'a replica failed; replacing it');
       reconciler.replicaFailed(replica.container);
     },
-  });
+  }));
 
   const probes = systemProbes(dataDir);
   const autoscaler = new Autoscaler({
@@ -140,7 +157,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
     logger: logger.child({ component: 'autoscaler' }),
   });
 
-  const link = connectHubLink({
+  const link: HubLink = started.add(connectHubLink({
     url: config.hub,
     deviceId: config.deviceId,
     credentials: certificates.credentials,
@@ -174,8 +191,8 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
           generation: () => target.get()?.generation ?? null,
         }),
     },
-  });
-  const reconciler = new Reconciler({
+  }));
+  const reconciler = started.add(new Reconciler({
     deviceId: config.deviceId,
     platform,
     runtime,
@@ -196,10 +213,10 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
     // The runtime drains requests in flight for up to 30 s on SIGTERM; docker stop must wait that long.
     stopTimeoutSeconds: 35,
     resyncMs: 30_000,
-  });
+  }));
   // The cached target is converged to at once, hub or no hub.
   reconciler.trigger();
-  autoscaler.start();
+  started.add(autoscaler).start();
   sender.start(link);
   const collector = new MetricsCollector({
     intervalMs: parseDuration(config.telemetryInterval),
@@ -213,7 +230,7 @@ export async function startAgent(config: Readonly<AgentConfig>, logger: Logger):
     clock: systemClock,
     logger: telemetryLogger,
   });
-  collector.start();
+  started.add(collector).start();
   logger.info({ deviceId: config.deviceId, hub: config.hub, platform, data: dataDir, version: agentVersion }, 'agent started');
 
   return {

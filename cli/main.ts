@@ -160,6 +160,7 @@ export function buildProgram(io: CliIo): Command {
     .option('--token-file <file>', 'a file holding the device token, read before every connection (a rotated token can be put there without a restart)')
     .option('--auth <mode>', 'token (default), or cert: a client certificate from the hub, asked for with the token on first contact (needs mqtts://)')
     .option('--hub-ca <file>', "PEM CA bundle for an mqtts:// hub: `edgeml hub ca` prints the hub's")
+    .option('--allow-plain-mqtt', 'allow a plain mqtt:// hub on an address other than loopback (the token then crosses the network in clear)')
     .option('--data <dir>', 'data directory (default ./.edgeml/agent)')
     .option('--gateway <host:port>', 'scoring gateway listen address (default 127.0.0.1:8090)')
     .option('--advertise-url <url>', 'the gateway URL the hub gives to clients, e.g. https://10.0.4.17:8090 (default: the bound address)')
@@ -176,7 +177,10 @@ export function buildProgram(io: CliIo): Command {
     .option('--assume-memory <size>', 'assume the device has this much memory for replicas, instead of reading it (for tests and capacity planning); the limits of running replicas are taken from it')
     .option('--config <file>', 'JSON config file (flags and EDGEML_AGENT_* variables override it)')
     .addOption(logLevelOption())
-    .action(processAction('agent', loadAgentConfig, async (config, logger) => (await import('../agent/main.js')).startAgent(config, logger)));
+    // Only a flag shows in ps: the agent warns about that one (not about the environment or a config file).
+    .action((flags: Record<string, string | undefined>) =>
+      processAction('agent', loadAgentConfig, async (config, logger) => (await import('../agent/main.js')).startAgent(config, logger, { tokenOnCommandLine: flags.token !== undefined }))(flags),
+    );
 
   addModelCommands(program, io);
   addManifestCommands(program, io);

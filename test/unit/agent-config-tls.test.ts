@@ -38,3 +38,21 @@ test('certificate auth needs an mqtts:// hub', (t) => {
   t.regex(err?.message ?? '', /--auth cert.*mqtts:\/\//);
   t.is(load({ auth: 'cert', hub: 'mqtts://hub.example:8883' }).auth, 'cert');
 });
+
+test('an advertised URL must speak what the gateway serves: https:// with --gateway-tls auto, http:// with off', (t) => {
+  const plain = t.throws(() => load({ advertiseUrl: 'http://10.0.4.17:8090' }), invalid);
+  t.regex(plain?.message ?? '', /--advertise-url.*--gateway-tls auto/s);
+  t.is(load({ advertiseUrl: 'https://10.0.4.17:8090' }).advertiseUrl, 'https://10.0.4.17:8090');
+  const tls = t.throws(() => load({ advertiseUrl: 'https://127.0.0.1:8090', gatewayTls: 'off' }), invalid);
+  t.regex(tls?.message ?? '', /--advertise-url.*--gateway-tls off/s);
+  t.is(load({ advertiseUrl: 'http://127.0.0.1:8090', gatewayTls: 'off' }).gatewayTls, 'off');
+});
+
+test('a plain mqtt:// hub off loopback is refused (the token would cross in clear) unless --allow-plain-mqtt', (t) => {
+  for (const hub of ['mqtt://10.0.0.2:1883', 'mqtt://hub.example:1883', 'mqtt://[fd00::2]:1883']) {
+    const err = t.throws(() => load({ hub }), invalid);
+    t.regex(err?.message ?? '', /--hub.*--allow-plain-mqtt/s, hub);
+    t.is(load({ hub, allowPlainMqtt: true }).hub, hub);
+  }
+  for (const hub of ['mqtt://127.0.0.1:1883', 'mqtt://localhost:1883', 'mqtt://[::1]:1883', 'mqtts://hub.example:8883']) t.is(load({ hub }).hub, hub);
+});
