@@ -432,3 +432,17 @@ test('telemetry retention is whole days', (t) => {
     t.throws(() => loadHubConfig({ flags: { telemetryRetention: bad }, env: {} }), { code: 'EDGEML_E_CONFIG_INVALID' }, bad);
   }
 });
+
+test('deviceCertLifetime is between 10s and 397d, naming --device-cert-lifetime', (t) => {
+  for (const ok of ['10s', '15s', '30d', '397d']) t.is(loadHubConfig({ flags: { deviceCertLifetime: ok }, env: {} }).deviceCertLifetime, ok);
+  for (const bad of ['9s', '500ms', '398d']) {
+    t.regex(configErrorMessage(t, () => loadHubConfig({ flags: { deviceCertLifetime: bad }, env: {} })), new RegExp(`--device-cert-lifetime.*between 10s and 397d.*not ${bad}`));
+  }
+});
+
+test('each --tls-san entry is a DNS name (a leading *. allowed) or an IP address', (t) => {
+  t.is(loadHubConfig({ flags: { tlsSan: 'hub.example,*.edge.example,10.0.4.2,fd00::1' }, env: {} }).tlsSan, 'hub.example,*.edge.example,10.0.4.2,fd00::1');
+  for (const bad of ['hub..example', 'a.*.example', '-hub.example', '1:2:3', '*']) {
+    t.regex(configErrorMessage(t, () => loadHubConfig({ flags: { tlsSan: `ok.example,${bad}` }, env: {} })), new RegExp(`--tls-san.*${JSON.stringify(bad).replace(/[.*]/g, '\\$&')}`), bad);
+  }
+});

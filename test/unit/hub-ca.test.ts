@@ -5,7 +5,7 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { caCertificateFor, caFromPem, ensureDataCa, openHubCa, CA_CERT_FILE, CA_DIR, CA_KEY_FILE } from '../../hub/pki/ca.js';
@@ -120,4 +120,46 @@ test('`edgeml hub ca` prints the CA in DATA (made if absent), or the --ca-cert f
   await writeFile(other, ca.certificatePem);
   t.is((await caCertificateFor({ data: join(data, 'unused'), caCert: other })).certificate, ca.certificatePem);
   t.true(code(ErrorCodes.CONFIG_INVALID).is(await t.throwsAsync(caCertificateFor({ data, caCert: join(data, 'nope.crt') }))));
+});
+
+test("an operator's CA must be a self-signed root that has not expired", async (t) => {
+  const dir = await tempDir(t);
+  const p = (name: string) => join(dir, name);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  const caExt = ['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'];
+  execFileSync('openssl', ['req', '-x509', ...ec, '-keyout', p('root.key'), '-out', p('root.crt'), '-days', '30', '-subj', '/CN=Root CA', ...caExt], { stdio: 'ignore' });
+  execFileSync('openssl', ['req', '-new', ...ec, '-keyout', p('int.key'), '-out', p('int.csr'), '-subj', '/CN=Intermediate CA'], { stdio: 'ignore' });
+  await writeFile(p('int.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n');
+  execFileSync('openssl', ['x509', '-req', '-in', p('int.csr'), '-CA', p('root.crt'), '-CAkey', p('root.key'), '-CAcreateserial', '-out', p('int.crt'), '-days', '30', '-extfile', p('int.ext')], { stdio: 'ignore' });
+
+  const intermediate = await t.throwsAsync(openHubCa({ caCert: p('int.crt'), caKey: p('int.key') }, dir));
+  t.true(code(ErrorCodes.HUB_CA_INVALID).is(intermediate));
+  t.regex(intermediate!.message, /not a self-signed root \(it was issued by CN=Root CA\).*intermediate/);
+
+  const root = await openHubCa({ caCert: p('root.crt'), caKey: p('root.key') }, dir);
+  t.is(root.signingAlgorithm.name, 'ECDSA');
+  const rootPem = await readFile(p('root.crt'), 'utf8');
+  const keyPem = await readFile(p('root.key'), 'utf8');
+  const later = new Date(Date.now() + 31 * 24 * 3600 * 1000);
+  const expired = await t.throwsAsync(caFromPem(rootPem, keyPem, 'operator', '(here)', later));
+  t.true(code(ErrorCodes.HUB_CA_INVALID).is(expired));
+  t.regex(expired!.message, /expired at/);
+});
+
+test('two processes making the CA at once (edgeml hub ca and a first hub start) end up with one matching pair', async (t) => {
+  const data = await tempDir(t);
+  const made = await Promise.all([ensureDataCa(data), ensureDataCa(data), ensureDataCa(data), ensureDataCa(data)]);
+  const onDisk = await readFile(join(data, CA_DIR, CA_CERT_FILE), 'utf8');
+  for (const ca of made) t.is(ca.certificatePem, onDisk);
+  t.true(made.some((ca) => ca.created));
+  // The pair on disk loads (key matches certificate), and no temp file is left behind.
+  await t.notThrowsAsync(ensureDataCa(data));
+  t.deepEqual((await readdir(join(data, CA_DIR))).sort(), [CA_CERT_FILE, CA_KEY_FILE].sort());
+});
+
+test('a CA key readable by group or others is flagged for a warning', async (t) => {
+  const data = await tempDir(t);
+  t.false((await ensureDataCa(data)).keyReadableByOthers);
+  await chmod(join(data, CA_DIR, CA_KEY_FILE), 0o640);
+  t.true((await ensureDataCa(data)).keyReadableByOthers);
 });

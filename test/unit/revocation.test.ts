@@ -8,6 +8,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureDataCa } from '../../hub/pki/ca.js';
+import { checkStoredDevice } from '../../hub/fleet/device-record-check.js';
+import { IssuedCertificates } from '../../hub/pki/issued-certificates.js';
 import { CRL_VALIDITY_MS, RevocationList, revokedCertificates } from '../../hub/pki/revocation.js';
 import type { DeviceRecord, IssuedCertificate } from '../../hub/store/store.js';
 import { x509 } from '../../shared/pki/x509.js';
@@ -51,4 +53,53 @@ test('the CRL is signed by the CA, lists the serials, is valid a week, and opens
   await list.rebuild();
   t.is(heard.length, 1);
   t.is(new x509.X509Crl(list.pem().replace(/X509 CRL/g, 'CRL')).entries.length, 2);
+});
+
+test('damaged stored certificate entries are left out of the CRL, and dropped from the device with a reason, never failing either', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'edgeml-crl-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const ca = await ensureDataCa(dir);
+  const good = cert('4A0102030405060708090A0B0C0D0E0F', T0 + 5000);
+  const damaged = [{ ...good, serial: 'not hex' }, { ...good, purpose: 'server' }, { ...good, names: 'x' }, { serial: 'AB' }, null] as unknown as IssuedCertificate[];
+  const gone = device('gone', iso(T0 - 10), [...damaged, good]);
+  t.deepEqual(revokedCertificates([gone], T0), [{ serial: good.serial, revokedAt: iso(T0 - 10) }]);
+  const list = await RevocationList.open({ ca, devices: { list: async () => [gone] }, clock: new FakeClock(T0) });
+  t.is(new x509.X509Crl(list.pem().replace(/X509 CRL/g, 'CRL')).entries.length, 1);
+
+  const stored = {
+    id: 'gone',
+    labels: {},
+    tokenHash: 'a'.repeat(64),
+    enrolledAt: iso(T0),
+    enrolledBy: { keyId: 'k', keyName: 'admin' },
+    revokedAt: null,
+    observed: { status: null, offlineReason: null, onlineSince: null, lastSeen: null, facts: null },
+    certificates: [...damaged, good],
+  };
+  const checked = checkStoredDevice(stored);
+  if (!checked.ok) return t.fail(checked.error);
+  t.deepEqual(checked.record.certificates, [good]);
+  t.is(checked.certificatesDropped.length, damaged.length);
+  t.regex(checked.certificatesDropped[0]!, /^certificates\[0\]: .*serial/);
+  t.is(checked.observationReset, null);
+  const notAList = checkStoredDevice({ ...stored, certificates: 'x' });
+  t.true(notAList.ok && notAList.certificatesDropped.length === 1 && notAList.record.certificates?.length === 0);
+});
+
+test('the index of issued certificates: a client serial names its device while unexpired; gateway certificates are no client identity', (t) => {
+  const index = IssuedCertificates.fromDevices([
+    { id: 'dev-1', certificates: [cert('4A01', T0 + 5000), { ...cert('4A02', T0 + 5000), purpose: 'gateway', names: ['gw.example'] }] },
+    { id: 'dev-2', certificates: [cert('4A03', T0 - 1)] },
+  ]);
+  t.is(index.clientDevice('4a01', T0), 'dev-1', 'any case');
+  t.is(index.clientDevice('004A01', T0), 'dev-1', 'leading zeros');
+  t.is(index.clientDevice('4A02', T0), undefined, 'a gateway certificate');
+  t.is(index.clientDevice('4A03', T0), undefined, 'expired');
+  t.is(index.clientDevice('4A04', T0), undefined, 'never issued');
+  t.is(index.gatewayNameHolder('GW.example', 'dev-2', T0, () => true), 'dev-1');
+  t.is(index.gatewayNameHolder('gw.example', 'dev-1', T0, () => true), undefined, 'its own');
+  t.is(index.gatewayNameHolder('gw.example', 'dev-2', T0, () => false), undefined, 'holder revoked');
+  index.setDevice('dev-1', []);
+  t.is(index.clientDevice('4A01', T0), undefined, 'replaced');
+  t.is(index.gatewayNameHolder('gw.example', 'dev-2', T0, () => true), undefined);
 });
