@@ -55,9 +55,14 @@ const SUBSCRIBED: Channel[] = ['desired', 'cmd', 'cert'];
 /**
  * TLS alerts the broker sends about our client certificate (bad, revoked, expired, unknown CA,
  * missing). A broker may also close the connection right after the handshake, before any CONNACK
- * (the hub's does): that counts as a refusal too.
+ * (the hub's does): that counts as a refusal too, but only when it comes quickly, without a socket
+ * error, twice in a row (a hub restarting or timing out closes that way once in a while too).
  */
 const CERTIFICATE_ALERT = /^ERR_SSL_.*ALERT_(BAD_CERTIFICATE|CERTIFICATE_|UNKNOWN_CA|ACCESS_DENIED|UNSUPPORTED_CERTIFICATE)/;
+/** A close this soon after the TLS handshake, before CONNACK, looks like a refused certificate. */
+const REFUSAL_CLOSE_MS = 1000;
+/** ... and this many of them in a row are taken as one. */
+const REFUSAL_CLOSES = 2;
 /** A clean stop waits this long for the broker to take the `offline` status, then just leaves. */
 const OFFLINE_PUBLISH_TIMEOUT_MS = 2000;
 
@@ -82,8 +87,12 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
   /** A clean disconnect under way to connect again with new credentials: its close schedules nothing. */
   let restarting = false;
   let started = false;
-  /** This attempt's TLS handshake completed, and the broker has not answered CONNECT yet. */
-  let awaitingConnack = false;
+  /** When this attempt's TLS handshake completed, while the broker has not answered CONNECT yet. */
+  let handshakeAt: number | null = null;
+  /** This attempt saw a socket or protocol error: its close is not a refusal. */
+  let attemptFailed = false;
+  /** Quick closes after the handshake in a row. */
+  let quickCloses = 0;
 
   const client: MqttClient = mqtt.connect(opts.url, {
     clientId: deviceId,
@@ -135,9 +144,10 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
     if (started) client.reconnect(stores);
     else client.connect();
     started = true;
-    awaitingConnack = false;
+    handshakeAt = null;
+    attemptFailed = false;
     client.stream?.once('secureConnect', () => {
-      awaitingConnack = true;
+      handshakeAt = clock.now();
     });
   };
 
@@ -172,7 +182,8 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
   };
 
   client.on('connect', (connack) => {
-    awaitingConnack = false;
+    handshakeAt = null;
+    quickCloses = 0;
     attempt = 0;
     connection++;
     clock.clearTimeout(announceTimer);
@@ -182,13 +193,19 @@ export function connectHubLink(opts: HubLinkOptions): HubLink {
   });
 
   client.on('close', () => {
-    if (awaitingConnack) refused = true;
-    awaitingConnack = false;
+    const quick = handshakeAt !== null && !attemptFailed && clock.now() - handshakeAt < REFUSAL_CLOSE_MS;
+    quickCloses = quick ? quickCloses + 1 : 0;
+    if (quickCloses >= REFUSAL_CLOSES) {
+      refused = true;
+      quickCloses = 0;
+    }
+    handshakeAt = null;
     if (closing || restarting) return;
     logger.info({ retryInMs: retryLater(), attempt }, 'disconnected from hub');
   });
 
   client.on('error', (err) => {
+    attemptFailed = true;
     const code = (err as { code?: unknown }).code;
     // CONNACK 4 and 5: the broker refused this device's credentials; retrying will not fix that.
     if (code === 4 || code === 5 || (typeof code === 'string' && CERTIFICATE_ALERT.test(code))) refused = true;

@@ -57,9 +57,11 @@ test('a real agent serves HTTPS with a certificate from the hub and renews it un
   t.deepEqual(first.names, ['DNS:localhost', 'IP Address:127.0.0.1', 'IP Address:0:0:0:0:0:0:0:1']);
 
   const ca = await readFile(join(hub.data, 'ca', 'ca.crt'), 'utf8');
-  t.is(await readFile(join(agentData, 'tls', 'ca.crt'), 'utf8'), ca, 'the agent stored the CA that signed its certificate');
-  t.is((await stat(join(agentData, 'tls', 'gateway.key'))).mode & 0o777, 0o600, 'the key is readable by its owner only');
-  t.truthy(await readFile(join(agentData, 'tls', 'gateway.crt'), 'utf8'));
+  // Stored once in use: key, certificate and CA in one file (one write: a crash never splits them), then the CA alone.
+  await waitFor('the agent stored the CA that signed its certificate', async () => (await readFile(join(agentData, 'tls', 'ca.crt'), 'utf8').catch(() => '')) === ca, 10_000, 100);
+  const stored = await readFile(join(agentData, 'tls', 'gateway.pem'), 'utf8');
+  t.true(stored.includes('PRIVATE KEY') && stored.includes(ca.trim()));
+  t.is((await stat(join(agentData, 'tls', 'gateway.pem'))).mode & 0o777, 0o600, 'the key is readable by its owner only');
 
   const { key } = jsonOf<DeploymentCreated>(t, await cli('deploy', 'tls-iris', '--build', String(image.id), '--target', `dev=${id}`, '--json'));
   const device = await waitFor(
@@ -134,6 +136,12 @@ test('a real agent serves HTTPS with a certificate from the hub and renews it un
   t.true(outcomes.length > 100, `${outcomes.length} requests`);
   t.deepEqual(failed.slice(0, 5), [], `${failed.length} of ${outcomes.length} requests failed`);
   t.not(after, before, 'new connections get the renewed certificate');
-  t.is(after.toLowerCase(), installs().at(-1)!.serial!.toString().toLowerCase(), 'the certificate served is the last one installed');
+  // Another renewal may land between the load's end and this look: any certificate installed since will do.
+  t.true(
+    installs()
+      .slice(installsBefore)
+      .some((l) => String(l.serial).toLowerCase() === after.toLowerCase()),
+    'the certificate served is one installed under the load or since',
+  );
   t.false(agent.logs.some((l) => JSON.stringify(l).includes('PRIVATE KEY')), 'no private key in a log line');
 });
