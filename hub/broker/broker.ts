@@ -267,7 +267,7 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
     if (peer && Object.keys(peer).length > 0) {
       const cn = peer.subject?.CN;
       const certificate = typeof cn === 'string' ? { commonName: cn, serial: peer.serialNumber } : undefined;
-      const reason = !socket.authorized ? String(socket.authorizationError) : !certificate ? 'no subject CN' : auth.certificateAdmitted?.(certificate) === false ? 'not a client certificate the hub issued to this device, or the device is revoked' : undefined;
+      const reason = !socket.authorized ? String(socket.authorizationError) : !certificate ? 'no subject CN' : auth.certificateAdmitted?.(certificate) === false ? 'not a client certificate the hub issued to an active device of that CN' : undefined;
       if (reason !== undefined || !certificate) {
         logger.warn({ remote: socket.remoteAddress, subject: certificate?.commonName, serial: peer.serialNumber, reason }, 'mqtt connection closed: client certificate refused');
         socket.destroy();

@@ -2,16 +2,19 @@
  * Mutual TLS at the hub's broker (`--mqtt-tls auto`): a device asks for a client certificate over
  * MQTT with its token (csr → cert), then connects with the certificate alone; once revoked, its
  * certificate is in the CRL and a new connection with it is closed before any CONNACK; a token-only
- * device still connects.
+ * device still connects. Only a client certificate the hub recorded for the device is an MQTT
+ * identity: not its gateway certificate, not one from another CA, not one the hub's CA key signed
+ * that the hub never recorded.
  */
 import test from 'ava';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { X509Certificate } from 'node:crypto';
 import { cliFor, jsonOf } from '../helpers/cli.js';
 import { startHub } from '../helpers/edgeml-process.js';
 import { waitFor } from '../helpers/wait.js';
-import { generateKeyPair, privateKeyPem, SIGNING_ALGORITHM, x509 } from '../../shared/pki/x509.js';
+import { generateKeyPair, importPrivateKeyPem, privateKeyPem, SIGNING_ALGORITHM, x509, type CryptoKey } from '../../shared/pki/x509.js';
 import { decodeMessage, encodeMessage, type CertificateAnswer } from '../../shared/protocol.js';
 import { deviceTopic } from '../../shared/topics.js';
 
@@ -26,6 +29,23 @@ function connect(url: string, opts: IClientOptions): Promise<MqttClient> {
     });
     client.once('close', () => reject(new Error('closed before CONNACK')));
   });
+}
+
+/** A clientAuth certificate CN=`cn` for `publicKey`, signed by `issuer` with `signingKey`. */
+async function clientCertificate(cn: string, publicKey: CryptoKey, issuer: string, signingKey: CryptoKey): Promise<string> {
+  const now = Date.now();
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: '4A' + Buffer.from(cn).toString('hex').toUpperCase().padEnd(30, '0'),
+    subject: `CN=${cn}`,
+    issuer,
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + 3600_000),
+    publicKey,
+    signingKey,
+    signingAlgorithm: SIGNING_ALGORITHM,
+    extensions: [new x509.BasicConstraintsExtension(false, undefined, true), new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
+  });
+  return cert.toString('pem');
 }
 
 test('a device gets a client certificate over MQTT, connects with it alone, and is refused at the handshake once revoked', async (t) => {
@@ -67,6 +87,50 @@ test('a device gets a client certificate over MQTT, connects with it alone, and 
   t.true(byCert.connected);
   // It cannot pose as another device.
   await t.throwsAsync(connect(url, { ...tls, clientId: 'mt-2', cert: certificate, key }));
+  await byCert.endAsync();
+
+  // Its gateway (serverAuth) certificate is no MQTT identity.
+  const gatewayKeys = await generateKeyPair();
+  const gatewayCsr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: 'CN=mt-1',
+    keys: gatewayKeys,
+    signingAlgorithm: SIGNING_ALGORITHM,
+    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'mt-1.devices.test' }])],
+  });
+  const again = await connect(url, { ...tls, clientId: 'mt-1', cert: certificate, key });
+  const gatewayAnswer = new Promise<CertificateAnswer>((resolve) => {
+    again.on('message', (_topic, payload) => {
+      const decoded = decodeMessage('cert', payload);
+      if (decoded.ok && decoded.value.id === 'q2') resolve(decoded.value);
+    });
+  });
+  await again.subscribeAsync(deviceTopic('mt-1', 'cert'), { qos: 1 });
+  await again.publishAsync(deviceTopic('mt-1', 'csr'), encodeMessage('csr', { v: 1, id: 'q2', purpose: 'gateway', csr: gatewayCsr.toString('pem') }), { qos: 1 });
+  const gateway = await gatewayAnswer;
+  t.is(gateway.error, undefined, JSON.stringify(gateway.error));
+  await again.endAsync();
+  await t.throwsAsync(connect(url, { ...tls, clientId: 'mt-1', cert: gateway.certificate!, key: privateKeyPem(gatewayKeys.privateKey) }), undefined, 'a gateway certificate');
+
+  // A certificate from another CA, with the right CN.
+  const otherCaKeys = await generateKeyPair();
+  const otherCa = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name: 'CN=Other CA',
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 3600_000),
+    keys: otherCaKeys,
+    signingAlgorithm: SIGNING_ALGORITHM,
+    extensions: [new x509.BasicConstraintsExtension(true, 0, true)],
+  });
+  const foreign = await clientCertificate('mt-1', keys.publicKey, otherCa.subject, otherCaKeys.privateKey);
+  await t.throwsAsync(connect(url, { ...tls, clientId: 'mt-1', cert: foreign, key }), undefined, 'another CA');
+
+  // Signed with the hub's CA key, but never issued (so never recorded) by the hub.
+  const caKey = await importPrivateKeyPem(await readFile(join(hub.data, 'ca', 'ca.key'), 'utf8'));
+  const unrecorded = await clientCertificate('mt-1', keys.publicKey, new X509Certificate(ca).subject.replace(/\n/g, ', '), caKey);
+  t.true(new X509Certificate(unrecorded).verify(new X509Certificate(ca).publicKey), 'a valid signature of the hub CA');
+  await t.throwsAsync(connect(url, { ...tls, clientId: 'mt-1', cert: unrecorded, key }), undefined, 'a certificate the hub never recorded');
+  await hub.waitForLog('the unrecorded certificate refused', (l) => l.msg === 'mqtt connection closed: client certificate refused' && /not a client certificate the hub issued to an active device/.test(String(l.reason)));
 
   t.is((await cli('device', 'revoke', 'mt-1')).code, 0);
   await waitFor('the CRL lists the revoked certificate', async () => {
@@ -74,8 +138,7 @@ test('a device gets a client certificate over MQTT, connects with it alone, and 
     const parsed = new x509.X509Crl(crl.replace(/X509 CRL/g, 'CRL'));
     return parsed.entries.some((e) => e.serialNumber.toUpperCase() === serial);
   });
-  const refused = await t.throwsAsync(connect(url, { ...tls, clientId: 'mt-1', cert: certificate, key }));
-  t.truthy(refused);
+  await t.throwsAsync(connect(url, { ...tls, clientId: 'mt-1', cert: certificate, key }));
   await hub.waitForLog('the handshake refusal', (l) => l.msg === 'mqtt connection closed: client certificate refused' && /revoked/i.test(String(l.reason)));
 
   // A device with a token only is not affected.
