@@ -5,7 +5,8 @@
  */
 import test from 'ava';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureDataCa } from '../../hub/pki/ca.js';
@@ -73,4 +74,12 @@ test('names: one spelling each, and a wildcard covers exactly one label', (t) =>
   t.is(hubNameCovering('a.b.edge.example', hub), undefined, 'two labels');
   t.is(hubNameCovering('edge.example', hub), undefined, 'the parent itself');
   t.is(hubNameCovering('2001:db8:0::1', hub), '2001:db8::1');
+});
+
+test("an operator's certificate's subjectAltName is read as the hub's names (DNS, IPv4, IPv6 canonical)", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'edgeml-op-cert-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const [key, cert] = [join(dir, 'op.key'), join(dir, 'op.crt')];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=op', '-addext', 'subjectAltName=DNS:Op.Example,DNS:*.edge.example,IP:10.1.2.3,IP:2001:db8:0:0:0:0:0:7'], { stdio: 'ignore' });
+  t.deepEqual(subjectAltNames(await readFile(cert, 'utf8')), ['op.example', '*.edge.example', '10.1.2.3', '2001:db8::7']);
 });
