@@ -46,7 +46,7 @@ test('every agent key can be set through the env var envName names', (t) => {
     hubCa: '/etc/edgeml/hub-ca.pem',
     data: '/var/lib/edgeml',
     gateway: '0.0.0.0:9000',
-    advertiseUrl: 'http://10.0.4.17:9000',
+    advertiseUrl: 'https://10.0.4.17:9000',
     platform: 'linux/arm/v7',
     telemetryInterval: '1m',
     telemetryQueue: '8m',
@@ -60,6 +60,7 @@ test('every agent key can be set through the env var envName names', (t) => {
     auth: 'token',
     gatewayTls: 'off',
     allowPlainGateway: 'true',
+    allowPlainMqtt: 'true',
     logLevel: 'debug',
   };
   t.deepEqual(Object.keys(values).sort(), Object.keys(AgentConfigSchema.properties).sort(), 'test covers every key');
@@ -157,6 +158,7 @@ test('agent defaults are filled around the required device id; optional keys sta
       auth: 'token',
       gatewayTls: 'auto',
       allowPlainGateway: false,
+      allowPlainMqtt: false,
       logLevel: 'info',
     },
   );
