@@ -63,9 +63,14 @@ export async function loadMaterial(dir: string, purpose: CertificatePurpose, now
     return null;
   }
   if (text === undefined) {
-    await saveMaterial(dir, material);
-    await Promise.all([`${purpose}.key`, `${purpose}.crt`].map((name) => rm(join(dir, name), { force: true })));
-    logger.info({ purpose, file: materialFile(dir, purpose) }, 'moved the stored certificate and its key into one file');
+    // Good as it is: a move that fails is tried again at the next start.
+    try {
+      await saveMaterial(dir, material);
+      await Promise.all([`${purpose}.key`, `${purpose}.crt`].map((name) => rm(join(dir, name), { force: true })));
+      logger.info({ purpose, file: materialFile(dir, purpose) }, 'moved the stored certificate and its key into one file');
+    } catch (err) {
+      logger.warn({ purpose, err: (err as Error).message }, 'could not move the stored certificate into one file; using it as it is');
+    }
   }
   return material;
 }
