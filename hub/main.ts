@@ -258,6 +258,8 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       clock: systemClock,
       logger: logger.child({ component: 'deployments' }),
     });
+    // Replaced service keys whose grace ended while the hub was down go now; the others at their end.
+    await deployments.start();
     devices.onChange((id, change) => {
       // The broker cannot tell which token a connection used: every connection of the device goes, and it comes back with its current token.
       if (change === 'token-expired') return void broker.disconnect(id);

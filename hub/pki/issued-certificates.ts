@@ -9,7 +9,7 @@
 import { Type } from '@sinclair/typebox';
 import { compileChecker, stringEnum, type Checker } from '../../shared/schema.js';
 import type { DeviceRecord, IssuedCertificate } from '../store/store.js';
-import { isLoopbackName, normalName } from './names.js';
+import { isSharedName, normalName } from './names.js';
 
 const StoredCertificate = Type.Object({
   serial: Type.String({ pattern: '^[0-9A-F]+$' }),
@@ -106,7 +106,7 @@ export class IssuedCertificates {
    */
   gatewayNameHolder(name: string, deviceId: string, now: number, isActive: (id: string) => boolean): string | undefined {
     const n = normalName(name);
-    if (isLoopbackName(n)) return undefined;
+    if (isSharedName(n)) return undefined;
     for (const serial of this.#gatewayNames.get(n) ?? []) {
       const entry = this.#bySerial.get(serial);
       if (entry && entry.deviceId !== deviceId && entry.notAfter > now && isActive(entry.deviceId)) return entry.deviceId;

@@ -5,8 +5,8 @@
  * - `gateway` (the device's HTTPS scoring endpoint): the names are the CSR's subjectAltName, usage
  *   serverAuth; refused are wildcards, more than MAX_GATEWAY_NAMES, none, and the hub's own names
  *   (loopback names excepted: they mean the same machine wherever they are used).
- * - both: no name another active device holds in an unexpired gateway certificate (loopback names
- *   excepted), at most MAX_UNEXPIRED_PER_PURPOSE unexpired per purpose, keys EC P-256/P-384 or
+ * - both: no name another active device holds in an unexpired gateway certificate (loopback and
+ *   private addresses excepted: names.ts isSharedName), at most MAX_UNEXPIRED_PER_PURPOSE unexpired per purpose, keys EC P-256/P-384 or
  *   RSA of at least 2048 bits, and no later notAfter than the CA's own.
  * The CSR's signature must verify (the device holds the key). Each certificate is stored with the
  * device before it is answered, so a revocation lists it in the CRL; the per-device and per-name

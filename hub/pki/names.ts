@@ -3,7 +3,7 @@
  * on every machine, so no device can take them from the hub elsewhere).
  */
 import { X509Certificate } from 'node:crypto';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { isLoopbackHost } from '../../shared/address.js';
 
@@ -68,6 +68,23 @@ const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '']);
 
 export function isLoopbackName(name: string): boolean {
   return isLoopbackHost(name.toLowerCase());
+}
+
+// Private, shared-address-space and link-local ranges: every site's LAN reuses them.
+const LOCAL_ADDRESSES = new BlockList();
+for (const [net, prefix] of [['10.0.0.0', 8], ['172.16.0.0', 12], ['192.168.0.0', 16], ['100.64.0.0', 10], ['169.254.0.0', 16]] as const) LOCAL_ADDRESSES.addSubnet(net, prefix, 'ipv4');
+for (const [net, prefix] of [['fc00::', 7], ['fe80::', 10]] as const) LOCAL_ADDRESSES.addSubnet(net, prefix, 'ipv6');
+
+/**
+ * A name that cannot belong to one device: loopback, and private or link-local addresses, which
+ * devices on different networks share (two sites' gateways may both be 192.168.1.20). Clients that
+ * reach a device by such a name learn which device answered from the certificate's CN (`edgeml
+ * score` checks it).
+ */
+export function isSharedName(name: string): boolean {
+  if (isLoopbackName(name)) return true;
+  const family = isIP(name);
+  return family !== 0 && LOCAL_ADDRESSES.check(name, family === 4 ? 'ipv4' : 'ipv6');
 }
 
 /** The names a server listening on `host` is reached under, plus `extra` (--tls-san). */

@@ -88,7 +88,7 @@ test('damaged stored certificate entries are left out of the CRL, and dropped fr
 
 test('the index of issued certificates: a client serial names its device while unexpired; gateway certificates are no client identity', (t) => {
   const index = IssuedCertificates.fromDevices([
-    { id: 'dev-1', certificates: [cert('4A01', T0 + 5000), { ...cert('4A02', T0 + 5000), purpose: 'gateway', names: ['gw.example'] }] },
+    { id: 'dev-1', certificates: [cert('4A01', T0 + 5000), { ...cert('4A02', T0 + 5000), purpose: 'gateway', names: ['gw.example', '203.0.113.7', '192.168.1.20', 'fd00::20'] }] },
     { id: 'dev-2', certificates: [cert('4A03', T0 - 1)] },
   ]);
   t.is(index.clientDevice('4a01', T0), 'dev-1', 'any case');
@@ -99,6 +99,9 @@ test('the index of issued certificates: a client serial names its device while u
   t.is(index.gatewayNameHolder('GW.example', 'dev-2', T0, () => true), 'dev-1');
   t.is(index.gatewayNameHolder('gw.example', 'dev-1', T0, () => true), undefined, 'its own');
   t.is(index.gatewayNameHolder('gw.example', 'dev-2', T0, () => false), undefined, 'holder revoked');
+  t.is(index.gatewayNameHolder('203.0.113.7', 'dev-2', T0, () => true), 'dev-1', 'a public address belongs to one device');
+  t.is(index.gatewayNameHolder('192.168.1.20', 'dev-2', T0, () => true), undefined, 'private addresses repeat across sites');
+  t.is(index.gatewayNameHolder('fd00::20', 'dev-2', T0, () => true), undefined, 'unique local IPv6 too');
   index.setDevice('dev-1', []);
   t.is(index.clientDevice('4A01', T0), undefined, 'replaced');
   t.is(index.gatewayNameHolder('gw.example', 'dev-2', T0, () => true), undefined);
