@@ -67,7 +67,9 @@ if [ ! -s "$TOKEN_FILE" ]; then
   (umask 077 && bin/edgeml device enroll "$DEVICE" --label site=demo --json |
     node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).token))' >"$TOKEN_FILE")
 fi
-EDGEML_AGENT_TOKEN=$(cat "$TOKEN_FILE") setsid bin/edgeml agent start --hub "mqtt://$MQTT" --device-id "$DEVICE" --data "$WORK/agent" >"$WORK/agent.log" 2>&1 &
+# The token from a file (never on a command line, where ps shows it). The gateway serves HTTPS with a
+# certificate the agent gets from the hub's CA (its key is made on the device and stays there).
+setsid bin/edgeml agent start --hub "mqtt://$MQTT" --device-id "$DEVICE" --data "$WORK/agent" --token-file "$TOKEN_FILE" >"$WORK/agent.log" 2>&1 &
 pids+=($!)
 wait_log "$WORK/agent.log" "connected to hub" hub >/dev/null
 echo "agent: $DEVICE   log $WORK/agent.log"
@@ -117,7 +119,9 @@ for _ in $(seq 1 600); do
 done
 [ -n "$GATEWAY" ] || { echo "quickstart: the device did not report iris running:" >&2; get "http://$HTTP/api/v1/devices/$DEVICE" >&2; tail -n 20 "$WORK/agent.log" >&2; exit 1; }
 SAMPLE=$(node -e 'console.log(JSON.stringify(require("./examples/iris-onnx/schema.json").sample))')
-ANSWER=$(node -e '
+# The client trusts the hub's CA (`edgeml hub ca` prints it), which signed the gateway's certificate.
+bin/edgeml hub ca --data "$WORK/hub" >"$WORK/hub-ca.pem"
+ANSWER=$(NODE_EXTRA_CA_CERTS="$WORK/hub-ca.pem" node -e '
   fetch(process.argv[1], { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${process.argv[3]}` }, body: process.argv[2] })
     .then(async (r) => { process.stdout.write(await r.text()); process.exit(r.ok ? 0 : 1); }, (e) => { console.error(e.message); process.exit(1); })' \
   "$GATEWAY/v1/services/iris/score" "$SAMPLE" "$(cat "$SERVICE_KEY_FILE")")
@@ -142,6 +146,7 @@ if [ "$CHECK" = 1 ]; then
   [ "$REQUESTS" -ge 1 ] || { echo "quickstart: the hub shows no requests for iris" >&2; exit 1; }
   [ "$SAMPLES" -ge 1 ] || { echo "quickstart: no captured request reached the hub" >&2; exit 1; }
   echo "$ANSWER" | grep -q '"label":"setosa"' || { echo "quickstart: the sample did not score as setosa" >&2; exit 1; }
+  case "$GATEWAY" in https://*) ;; *) echo "quickstart: the gateway is not HTTPS: $GATEWAY" >&2; exit 1 ;; esac
   echo "quickstart: ok"
   exit 0
 fi

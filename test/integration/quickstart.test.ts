@@ -20,7 +20,7 @@ test('scripts/quickstart.sh --check: hub and enrolled agent online, the example 
   t.regex(r.stdout, /created manifest iris-scorer:1 +sha256:[0-9a-f]{64}/);
   t.regex(r.stdout, /iris +1 +[0-9a-f]{12} .* onnx +production +example=iris/);
   t.regex(r.stdout, /service iris on qs-device: key in /);
-  t.regex(r.stdout, /POST http:\/\/127\.0\.0\.1:\d+\/v1\/services\/iris\/score \{"features":\[\[5\.1,3\.5,1\.4,0\.2\]\]\} -> \{"predictions":\[\{"label":"setosa"/);
+  t.regex(r.stdout, /POST https:\/\/127\.0\.0\.1:\d+\/v1\/services\/iris\/score \{"features":\[\[5\.1,3\.5,1\.4,0\.2\]\]\} -> \{"predictions":\[\{"label":"setosa"/);
   t.regex(r.stdout, /fleet: +[1-9]\d* requests/, 'the hub shows the service telemetry');
   t.regex(r.stdout, /captured requests: [1-9]\d* in /);
   t.regex(r.stdout, /quickstart: ok/);
