@@ -21,7 +21,7 @@ import { dockerBuildSteps } from './builds/build-steps.js';
 import { hubInstanceId, ImageBuilder } from './builds/image-builder.js';
 import { markBuildProcesses } from './builds/leftovers.js';
 import { ApiKeyAuthority } from './auth/api-keys.js';
-import { listenerTls, readableConfigFile, readConfigFile, retentionDays, type HubConfig } from './config.js';
+import { readableConfigFile, retentionDays, type HubConfig } from './config.js';
 import { deviceBrokerAuth } from './broker/auth.js';
 import { createBroker, type BrokerTls } from './broker/broker.js';
 import { startInbox } from './broker/inbox.js';
@@ -31,13 +31,10 @@ import { DeviceDirectory } from './fleet/device-directory.js';
 import { ModelLocator } from './fleet/model-locator.js';
 import { RolloutController } from './fleet/rollout-controller.js';
 import { buildHttpServer } from './http/server.js';
-import { CA_DIR, CA_KEY_FILE, caSummary, openHubCa, type HubCa } from './pki/ca.js';
-import { startHubCertificate, type ServerKeyPair } from './pki/hub-certificate.js';
 import { certificateRequests } from './pki/certificate-requests.js';
+import type { ServerKeyPair } from './pki/hub-certificate.js';
+import { listenerCertificate, startPki } from './pki/start-pki.js';
 import { CertificateIssuer } from './pki/issuer.js';
-import { IssuedCertificates, validIssuedCertificates } from './pki/issued-certificates.js';
-import { listenNames, splitSan, subjectAltNames } from './pki/names.js';
-import { RevocationList } from './pki/revocation.js';
 import type { HubFigures } from './http/prometheus.js';
 import { ManifestRegistry } from './registry/manifest-registry.js';
 import { ModelRegistry } from './registry/model-registry.js';
@@ -60,45 +57,6 @@ export interface RunningHub {
 }
 
 /**
- * The certificate a listener serves: none (TLS off), the operator's files, or one from the hub's CA
- * in DATA/tls, renewed while the hub runs (`onRenew` swaps it into the listening server). `names`:
- * what the listener is reached under (its certificate's subjectAltName), which no device may get.
- */
-async function listenerCertificate(
-  config: Readonly<HubConfig>,
-  listener: 'http' | 'mqtt',
-  pki: { dataDir: string; ca: HubCa; parts: ShutdownStack; logger: Logger },
-  onRenew: (pair: ServerKeyPair) => void,
-): Promise<{ pair: ServerKeyPair | undefined; names: string[] }> {
-  const mode = listenerTls(config, listener);
-  const names = listenNames(parseHostPort(listener === 'http' ? config.http : config.mqtt).host, splitSan(config.tlsSan));
-  if (mode === 'off') return { pair: undefined, names };
-  const [certFlag, keyFlag, cert, key] = listener === 'http' ? ['--tls-cert', '--tls-key', config.tlsCert, config.tlsKey] : ['--mqtt-tls-cert', '--mqtt-tls-key', config.mqttTlsCert, config.mqttTlsKey];
-  if (mode === 'operator' && cert !== undefined && key !== undefined) {
-    const pair = { cert: await readConfigFile(certFlag, cert), key: await readConfigFile(keyFlag, key) };
-    let operatorNames: string[];
-    try {
-      operatorNames = subjectAltNames(pair.cert);
-    } catch (err) {
-      throw new EdgemlError(ErrorCodes.CONFIG_INVALID, `invalid configuration: ${certFlag} ${cert} is not a PEM certificate: ${(err as Error).message}`, { cause: err });
-    }
-    return { pair, names: [...new Set([...names, ...operatorNames])] };
-  }
-  const { logger } = pki;
-  const running = await startHubCertificate(
-    { dataDir: pki.dataDir, name: listener === 'http' ? 'hub' : 'mqtt', ca: pki.ca, names, clock: systemClock },
-    (pair) => {
-      onRenew(pair);
-      logger.info({ listener, names }, 'renewed the server certificate');
-    },
-    (err) => logger.error({ err, listener }, 'cannot renew the server certificate (retrying in an hour)'),
-  );
-  pki.parts.push(async () => running.close());
-  logger.info({ listener, names }, running.issued ? 'issued a server certificate from the hub CA' : 'server certificate from the hub CA');
-  return { pair: running.current, names };
-}
-
-/**
  * The admin key is shown once, on an interactive terminal only: a service manager would copy
  * stderr into its journal, and the key must not sit in a log. It is always in DATA/admin.key.
  */
@@ -108,30 +66,6 @@ async function announceAdminKey(result: Awaited<ReturnType<typeof ensureAdminKey
   if (process.stderr.isTTY) {
     process.stderr.write(`\nadmin API key (shown once; also in ${result.file}):\n  ${result.key}\n\n`);
   }
-}
-
-/**
- * The CA (made in DATA/ca at first start), the revocation list it signs, kept current, and the index
- * of the certificates it issued to devices (from the store; damaged entries are left out and reported).
- */
-async function startPki(config: Readonly<HubConfig>, dataDir: string, store: HubStore, parts: ShutdownStack, logger: Logger) {
-  const ca = await openHubCa(config, dataDir);
-  const summary = caSummary(ca);
-  const facts = { source: ca.source, subject: summary.subject, fingerprint256: summary.fingerprint256, notAfter: summary.notAfter };
-  logger.info(facts, ca.created ? 'created the hub CA (key readable by this user only)' : 'hub CA');
-  if (ca.keyReadableByOthers) logger.warn({ file: join(dataDir, CA_DIR, CA_KEY_FILE) }, 'the hub CA key is readable by other users: chmod 600 it');
-  const stored = await store.devices.list();
-  const issued = IssuedCertificates.fromDevices(
-    stored.map((d) => {
-      const { valid, dropped } = validIssuedCertificates(d.certificates);
-      if (dropped.length > 0) logger.warn({ deviceId: d.id, dropped }, 'damaged stored certificate entries of a device are left out');
-      return { id: d.id, certificates: valid };
-    }),
-  );
-  const revocations = await RevocationList.open({ ca, devices: store.devices, clock: systemClock });
-  revocations.startRefresh((err) => logger.error({ err }, 'cannot renew the certificate revocation list (the current one stays)'));
-  parts.push(async () => revocations.close());
-  return { ca, summary, revocations, issued };
 }
 
 async function startImageBuilder(config: Readonly<HubConfig>, dataDir: string, store: HubStore, blobs: BlobStore, logger: Logger) {
@@ -345,7 +279,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
         ca: pki.summary,
         crl: () => pki.revocations.pem(),
         certificatesOf: async (id) => {
-          const record = (await store.devices.list()).find((d) => d.id === id);
+          const record = await store.devices.get(id);
           return record && (record.certificates ?? []);
         },
         now: () => systemClock.now(),

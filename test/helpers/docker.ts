@@ -12,6 +12,7 @@ export interface InspectedContainer {
   Id: string;
   Config: { Env: string[] | null; Cmd: string[] | null; Entrypoint: string[] | null; Labels: Record<string, string> | null };
   Args: string[];
+  State: { StartedAt: string };
 }
 
 /**

@@ -74,9 +74,13 @@ test('no secret of a run is in a log, a process list, a container or a data file
   const score = (serviceKey: string) => cli(['score', 'scorer', '--device', deviceId, '--input', input, '--json'], { env: env({ EDGEML_SERVICE_KEY: serviceKey }) });
   t.like(jsonOf<{ class: string }>(t, await score(key)), { class: 'setosa' });
 
+  const running = async () => (await inspectDeviceContainers(deviceId)).map((c) => `${c.Id} started ${c.State.StartedAt}`).sort();
+  const before = await running();
   const { key: newKey } = await answer<{ key: string }>('service', 'rotate-key', 'scorer', '--grace', '10m');
-  // The device learns the new key's hash without a restart.
+  // The device learns the new key's hash without a restart: the same containers, started when they were.
   await waitFor('the rotated service key to score', async () => (await score(newKey)).code === 0, 60_000, 500);
+  t.deepEqual(await running(), before, 'no container was replaced or restarted for the new key');
+  t.is((await score(key)).code, 0, 'the old key still scores during its grace');
   const { token: newToken } = await answer<{ token: string }>('device', 'rotate-token', deviceId, '--grace', '10m');
   const apiKey = await answer<{ id: string; key: string }>('apikey', 'create', '--name', 'leak-test', '--scope', 'read');
   const { key: newApiKey } = await answer<{ key: string }>('apikey', 'rotate', apiKey.id, '--grace', '10m');
