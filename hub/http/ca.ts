@@ -15,6 +15,9 @@ import type { IssuedCertificate } from '../store/store.js';
 const tags = ['ca'];
 const Pem = Type.String({ description: 'PEM' });
 
+/** OpenAPI's way to say that an operation needs no credentials (absent would mean the document's default). */
+const PUBLIC: Array<Record<string, string[]>> = [];
+
 /** Must be registered before the API key hook, which demands a scope of every /api/v1 route. */
 export const caPublicRoutes: FastifyPluginAsyncTypebox<{ ca: CaSummary; crl: () => string }> = async (app, { ca, crl }) => {
   app.get(
@@ -22,8 +25,9 @@ export const caPublicRoutes: FastifyPluginAsyncTypebox<{ ca: CaSummary; crl: () 
     {
       schema: {
         summary: "The hub's CA certificate (no API key)",
-        description: `PEM (${PEM_MEDIA_TYPE}) by default; JSON with \`Accept: application/json\`. Devices' gateway certificates and the hub's own HTTPS and MQTT certificates are signed by it.`,
+        description: `Public: no API key, no scope. PEM (${PEM_MEDIA_TYPE}) by default; JSON with \`Accept: application/json\`. Devices' gateway certificates and the hub's own HTTPS and MQTT certificates are signed by it.`,
         tags,
+        security: PUBLIC,
         response: { 200: { content: { [PEM_MEDIA_TYPE]: { schema: Pem }, 'application/json': { schema: CaCertificate } } } },
       },
     },
@@ -37,8 +41,9 @@ export const caPublicRoutes: FastifyPluginAsyncTypebox<{ ca: CaSummary; crl: () 
     {
       schema: {
         summary: "The hub's certificate revocation list, PEM (no API key)",
-        description: 'Every unexpired certificate of a revoked device. The broker checks client certificates against it at the TLS handshake.',
+        description: 'Public: no API key, no scope. Every unexpired certificate of a revoked device. The broker checks client certificates against it at the TLS handshake.',
         tags,
+        security: PUBLIC,
         response: { 200: { content: { [PEM_MEDIA_TYPE]: { schema: Pem } } } },
       },
     },
