@@ -368,9 +368,15 @@ export const CapturedBody = Type.Object(
 );
 export type CapturedBody = Static<typeof CapturedBody>;
 
+/** The gateway's id of one scoring request: the client's own `x-request-id` when it is this, else one the gateway made. */
+export const REQUEST_ID_PATTERN = '^[\\x21-\\x7e]+$';
+export const REQUEST_ID_MAX_LENGTH = 128;
+
 export const CaptureSample = Type.Object(
   {
     ts: Timestamp,
+    /** Optional: samples from agents older than request ids still validate. */
+    requestId: Type.Optional(Type.String({ minLength: 1, maxLength: REQUEST_ID_MAX_LENGTH, pattern: REQUEST_ID_PATTERN })),
     service: Type.String({ pattern: SERVICE_NAME_PATTERN }),
     revision: Type.Integer({ minimum: 1 }),
     models: Type.Array(Type.Object({ name: Type.String({ pattern: NAME_PATTERN }), version: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }), { maxItems: 64 }),

@@ -4,6 +4,7 @@
  * the key stay the same across revisions. `GET /v1/services`, with the key of any service the
  * device serves, lists what is served, with its counters, and `GET /v1/services/NAME/swagger.json`
  * is the container's document pointing at the gateway. Answers of a service with capture on are sampled at its rate, with their requests.
+ * Every scoring answer, the gateway's own refusals included, carries the request's `x-request-id`.
  *
  * A service's replicas share one queue (limiter.ts); a replica whose connection fails or whose
  * health check fails leaves the rotation at once (rotation.ts), and a request that never reached it
@@ -35,6 +36,7 @@ import { DEFAULT_HEALTH_INTERVAL_MS, startHealthChecks } from './health-checks.j
 import { ServiceLimiter, type Admission, type Rotation } from './limiter.js';
 import { GatewayMetrics, type MetricsSource, type Outcome } from './metrics.js';
 import { accepts } from './port-check.js';
+import { requestIdOf } from './request-id.js';
 import { ReplicaRotation, type ReplicaDown } from './rotation.js';
 
 export const GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -229,10 +231,10 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
    * port is closed, that replica leaves the rotation. A request that never reached it (or that was
    * sent to a replica the route had already dropped: a blue/green switch) waits at the head of the
    * queue for another; one that may have reached it fails (502) rather than being scored twice.
-   * `route` is the service's route as the request arrived; `tee`, for a sampled request, sees the
-   * answer's body on its way to the client.
+   * `route` is the service's route as the request arrived; `headers` go to the container; `tee`, for
+   * a sampled request, sees the answer's body on its way to the client.
    */
-  const forward = async (route: Route, admitted: Granted, body: Buffer, contentType: string, res: ServerResponse, gone: AbortSignal, tee?: CaptureTee): Promise<Forwarded> => {
+  const forward = async (route: Route, admitted: Granted, body: Buffer, headers: Record<string, string>, res: ServerResponse, gone: AbortSignal, tee?: CaptureTee): Promise<Forwarded> => {
     const name = route.service;
     let admission = admitted;
     try {
@@ -242,7 +244,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
         const target = o.routes.get(name) ?? route;
         let upstream: Dispatcher.ResponseData;
         try {
-          upstream = await poolFor(replica.port).request({ path: '/score', method: 'POST', body, headers: { 'content-type': contentType }, signal: gone });
+          upstream = await poolFor(replica.port).request({ path: '/score', method: 'POST', body, headers, signal: gone });
         } catch (err) {
           if (gone.aborted) return { outcome: ABORTED, target };
           const unreached = neverReached(err);
@@ -286,7 +288,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
    * bodies are parsed and redacted after the request has been counted (its latency taken first),
    * and a failure is logged (without the bodies) and the sample dropped.
    */
-  const record = ({ sink, settings, tee }: Sampling, arrived: number, body: Buffer, { outcome, target }: Forwarded): void => {
+  const record = ({ sink, settings, tee }: Sampling, arrived: number, requestId: string, body: Buffer, { outcome, target }: Forwarded): void => {
     // Only what the container answered; a status outside the protocol's range would spoil a whole batch.
     if (outcome.kind !== 'answered' || outcome.status > 599) return;
     // A clock stepped back (NTP) must not make a latency negative.
@@ -295,6 +297,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       try {
         sink.add({
           ts: new Date(arrived).toISOString(),
+          requestId,
           service: target.service,
           revision: target.revision,
           models: target.models.map(({ name, version }) => ({ name, version })),
@@ -310,7 +313,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   };
 
   /** Cheap refusals first (key, a full queue), so they cost no upload; the body then, and only then a slot. */
-  const serve = async (name: string, req: IncomingMessage, res: ServerResponse, gone: AbortSignal): Promise<Outcome> => {
+  const serve = async (name: string, requestId: string, req: IncomingMessage, res: ServerResponse, gone: AbortSignal): Promise<Outcome> => {
     const arrived = o.clock.now();
     const route = routeOf(name);
     if (!keyFits(route, bearer(req))) {
@@ -342,12 +345,16 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
       admission.release();
       throw err;
     }
-    const forwarded = await forward(route, admission, body, String(req.headers['content-type'] ?? 'application/json'), res, gone, sampling?.tee);
-    if (sampling) record(sampling, arrived, body, forwarded);
+    const headers = { 'content-type': String(req.headers['content-type'] ?? 'application/json'), 'x-request-id': requestId };
+    const forwarded = await forward(route, admission, body, headers, res, gone, sampling?.tee);
+    if (sampling) record(sampling, arrived, requestId, body, forwarded);
     return forwarded.outcome;
   };
 
   const score = async (name: string, req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const requestId = requestIdOf(req);
+    // Set on the response itself, so the gateway's own answers and the container's passed on carry it alike.
+    res.setHeader('x-request-id', requestId);
     // Not counted: any name can be made up, and each would be a new series.
     if (!known(name)) {
       answerError(req, res, noService(name));
@@ -358,7 +365,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     res.once('close', () => {
       if (!res.writableFinished) gone.abort();
     });
-    const outcome = await serve(name, req, res, gone.signal).catch((err: unknown): Outcome => {
+    const outcome = await serve(name, requestId, req, res, gone.signal).catch((err: unknown): Outcome => {
       if (gone.signal.aborted || err instanceof ClientGone) return ABORTED;
       const { status, code } = answerError(req, res, err);
       return { kind: 'gateway-error', status, code };

@@ -75,11 +75,11 @@ async function setup(t: ExecutionContext, handle: Handler, capture: CaptureSetti
   const client = new Agent();
   t.teardown(() => client.destroy());
   /** The answer's head; its body is read at the caller's pace. */
-  const post = (body: string, key = KEY) =>
-    request(`${gateway.url}/v1/services/iris/score`, { dispatcher: client, method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body });
-  const score = async (body: string, key = KEY) => {
-    const res = await post(body, key);
-    return { status: res.statusCode, text: await res.body.text() };
+  const post = (body: string, key = KEY, headers: Record<string, string> = {}) =>
+    request(`${gateway.url}/v1/services/iris/score`, { dispatcher: client, method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, ...headers }, body });
+  const score = async (body: string, key = KEY, headers: Record<string, string> = {}) => {
+    const res = await post(body, key, headers);
+    return { status: res.statusCode, text: await res.body.text(), requestId: res.headers['x-request-id'] };
   };
   /** The gateway records a sample once the answer is out, which may be just after the client read it. */
   const captured = (n: number) => waitFor(`${n} capture samples`, () => samples.length >= n && samples, 5000, 5);
@@ -100,6 +100,22 @@ test('at rate 1 every request is captured with its answer, as sent and as answer
     t.true(Date.parse(s.ts) >= before - 1 && Date.parse(s.ts) <= Date.now());
     t.true(s.latencyMs >= 0);
   });
+});
+
+test("a sample carries its request's id: the client's own, or the one the gateway made and answered with", async (t) => {
+  const { captured, score } = await setup(t, answerWith, ON);
+  const own = await score('{"a":1}', KEY, { 'x-request-id': 'client-7' });
+  const made = await score('{"a":2}');
+  const samples = await captured(2);
+  t.is(own.requestId, 'client-7');
+  t.truthy(made.requestId);
+  t.deepEqual(
+    samples.map((s) => [(s.request.json as { a: number }).a, s.requestId]),
+    [
+      [1, 'client-7'],
+      [2, made.requestId],
+    ],
+  );
 });
 
 test('at rate 0, or without capture settings, nothing is captured; a rate in between follows random()', async (t) => {

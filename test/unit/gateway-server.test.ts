@@ -178,11 +178,11 @@ async function startTestGateway(t: ExecutionContext, upstreamPorts: number | num
   return { gateway, routes, logs, client };
 }
 
-async function post(g: TestGateway, body: string, opts: { key?: string; path?: string; signal?: AbortSignal } = {}) {
+async function post(g: TestGateway, body: string, opts: { key?: string; path?: string; signal?: AbortSignal; headers?: Record<string, string> } = {}) {
   const res = await request(`${g.gateway.url}${opts.path ?? SCORE}`, {
     dispatcher: g.client,
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...(opts.key === undefined ? {} : { authorization: `Bearer ${opts.key}` }) },
+    headers: { 'content-type': 'application/json', ...(opts.key === undefined ? {} : { authorization: `Bearer ${opts.key}` }), ...opts.headers },
     body,
     signal: opts.signal,
   });
@@ -272,6 +272,64 @@ test('scores through the route, passes the answer on, and lists the service with
   const report = gateway.metrics.snapshot();
   t.deepEqual(Object.keys(report.services), ['iris', 'wine'], 'a made-up name is not counted; a desired one is');
   t.like(report.services.wine, { requests: 1, responses: { '5xx': 1 } });
+});
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+test("every scoring answer carries x-request-id: the client's own, forwarded to the container, or a new one in place of none or a malformed one", async (t) => {
+  // The container refuses what it cannot score: its error is passed on with the id too.
+  const upstream = await startUpstream(t, (req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => {
+      res.writeHead(body === '{}' ? 200 : 422, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  const g = await startTestGateway(t, upstream.port);
+  const sent = async (id?: string, body = '{}') => {
+    const answer = await post(g, body, { key: KEY, headers: id === undefined ? {} : { 'x-request-id': id } });
+    return { status: answer.status, id: answer.headers['x-request-id'], forwarded: upstream.received.at(-1)!.headers['x-request-id'] };
+  };
+
+  const own = 'trace-0af7651916cd43dd8448eb211c80319c';
+  t.deepEqual(await sent(own), { status: 200, id: own, forwarded: own });
+  t.deepEqual(await sent('x'.repeat(128)), { status: 200, id: 'x'.repeat(128), forwarded: 'x'.repeat(128) });
+  t.deepEqual(await sent(own, '{"features":"none"}'), { status: 422, id: own, forwarded: own });
+
+  const made = new Set<unknown>();
+  for (const id of [undefined, '', 'has space', 'x'.repeat(129), 'tab	here', 'é']) {
+    const answer = await sent(id);
+    t.is(answer.status, 200);
+    t.regex(String(answer.id), UUID, `in place of ${JSON.stringify(id)}`);
+    t.is(answer.forwarded, answer.id);
+    made.add(answer.id);
+  }
+  t.is(made.size, 6, 'a new id for each request');
+});
+
+test("the gateway's own refusals of a scoring request carry its x-request-id too", async (t) => {
+  const hold = holding();
+  const upstream = await startUpstream(t, hold.handle);
+  const g = await startTestGateway(t, upstream.port, { limits: { maxConcurrent: 1, maxQueue: 0 }, desired: ['wine'] });
+  const first = post(g, '{}', { key: KEY });
+  await waitFor('the first request at the container', () => hold.held() === 1);
+  const refusals = [
+    { status: 401, opts: { key: 'wrong' } },
+    { status: 404, opts: { key: KEY, path: '/v1/services/nope/score' } },
+    { status: 503, opts: { key: KEY, path: '/v1/services/wine/score' } },
+    { status: 429, opts: { key: KEY } },
+  ];
+  for (const { status, opts } of refusals) {
+    const id = `refused-${status}`;
+    const answer = await post(g, '{}', { ...opts, headers: { 'x-request-id': id } });
+    t.is(answer.status, status);
+    t.is(answer.headers['x-request-id'], id, `the ${status}`);
+  }
+  const anonymous = await post(g, '{}', { key: 'wrong' });
+  t.regex(String(anonymous.headers['x-request-id']), UUID);
+  hold.release();
+  t.is((await first).status, 200);
 });
 
 test('the service list needs the key of a service the device serves; any of them will do', async (t) => {

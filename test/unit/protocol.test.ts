@@ -232,6 +232,10 @@ test('telemetry: ids, timestamps, histograms and capture bodies are checked', (t
   t.regex(rejection('telemetry', capturesBatch({ samples: [] })), /^samples: /);
   const sample = capturesBatch().samples[0]!;
   t.regex(rejection('telemetry', capturesBatch({ samples: [{ ...sample, request: { ...sample.request, bytes: 'many' as unknown as number } }] })), /^samples\.0\.request\.bytes: /);
+  t.true(decodeMessage('telemetry', JSON.stringify(capturesBatch({ samples: [{ ...sample, requestId: `r-${'x'.repeat(126)}` }] }))).ok, 'a request id of up to 128 visible characters');
+  for (const requestId of ['', 'a b', 'x'.repeat(129), 'é']) {
+    t.regex(rejection('telemetry', capturesBatch({ samples: [{ ...sample, requestId }] })), /^samples\.0\.requestId: /, JSON.stringify(requestId));
+  }
 });
 
 test('cmd: unknown command names and bad args are rejected', (t) => {

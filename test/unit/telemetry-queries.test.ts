@@ -231,9 +231,9 @@ test('device report: latest batch by time whatever the read order, and a series 
   t.like(await deviceReport(archive, { device: 'gw-3', invalidMessages: 0, since, until: NOW }), { samples: 0, latest: null, series: [] });
 });
 
-test('capture export: one line per sample with its device, filtered by model name and version', async (t) => {
+test('capture export: one line per sample with its device and request id, filtered by model name and version', async (t) => {
   const { archive, ingest } = setup();
-  await ingest.accept('gw-1', capturesBatch({ id: 'a', samples: [captureSample({ models: [{ name: 'iris', version: 1 }] }), captureSample({ models: [{ name: 'iris', version: 2 }] })] }));
+  await ingest.accept('gw-1', capturesBatch({ id: 'a', samples: [captureSample({ models: [{ name: 'iris', version: 1 }], requestId: 'req-1' }), captureSample({ models: [{ name: 'iris', version: 2 }] })] }));
   await ingest.accept('gw-2', capturesBatch({ id: 'a', samples: [captureSample({ models: [{ name: 'rose', version: 1 }] })] }));
   const since = NOW - 86_400_000;
   const lines = async (filter: { model?: string; device?: string }) => {
@@ -246,7 +246,7 @@ test('capture export: one line per sample with its device, filtered by model nam
   };
   const all = await lines({});
   t.is(all.length, 3);
-  t.like(all[0], { ...captureSample(), models: [{ name: 'iris', version: 1 }], device: 'gw-1' });
+  t.like(all[0], { ...captureSample(), models: [{ name: 'iris', version: 1 }], requestId: 'req-1', device: 'gw-1' });
   t.is((await lines({ model: 'iris' })).length, 2);
   t.deepEqual((await lines({ model: 'iris:2' })).map((s) => s.models), [[{ name: 'iris', version: 2 }]]);
   t.deepEqual((await lines({ device: 'gw-2' })).map((s) => s.device), ['gw-2']);
