@@ -195,8 +195,8 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     // Replaced service keys whose grace ended while the hub was down go now; the others at their end.
     await deployments.start();
     devices.onChange((id, change) => {
-      // The broker cannot tell which token a connection used: every connection of the device goes, and it comes back with its current token.
-      if (change === 'token-expired') return void broker.disconnect(id);
+      // Only a connection made with the replaced token goes; the agent comes back with its current one.
+      if (change === 'token-expired') return void broker.dropIfUnadmitted(id);
       deployments.deviceChanged(id).catch((err: unknown) => logger.error({ err, deviceId: id }, 'cannot update the desired state of a changed device'));
       if (change !== 'revoked') return;
       broker.disconnect(id);

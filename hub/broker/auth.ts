@@ -10,10 +10,17 @@
  * Every check after CONNECT asks again whether the device is still admitted: a revocation must
  * hold even for a connection the broker failed to drop (one still connecting when it happened).
  */
+import { hashSecret } from '../../shared/secrets.js';
 import { ChannelPublisher, parseDeviceTopic } from '../../shared/topics.js';
 
 export interface BrokerIdentity {
   deviceId: string;
+  /**
+   * sha256 of the token the connection authenticated with (absent: a client certificate). Once a
+   * rotation's grace ends, a connection made with the replaced token is no longer admitted, while
+   * one made with the new token carries on.
+   */
+  tokenHash?: string;
 }
 
 /** A connection's client certificate, verified at the TLS handshake against the hub's CA and CRL. */
@@ -41,6 +48,8 @@ export interface BrokerAuth {
 
 export interface DeviceCredentials {
   verifyToken(deviceId: string, token: string): boolean;
+  /** Whether the token with this hash is still the device's (current, or replaced and within its grace). */
+  tokenHashValid(deviceId: string, tokenHash: string): boolean;
   /** Enrolled and not revoked. */
   isActive(deviceId: string): boolean;
 }
@@ -53,7 +62,8 @@ export interface ClientCertificateRecords {
 const NO_CLIENT_CERTIFICATES: ClientCertificateRecords = { clientDevice: () => undefined };
 
 export function deviceBrokerAuth(devices: DeviceCredentials, certificates: ClientCertificateRecords = NO_CLIENT_CERTIFICATES): BrokerAuth {
-  const admitted = (identity: BrokerIdentity) => devices.isActive(identity.deviceId);
+  const admitted = (identity: BrokerIdentity) =>
+    devices.isActive(identity.deviceId) && (identity.tokenHash === undefined || devices.tokenHashValid(identity.deviceId, identity.tokenHash));
   const ownTopic = (identity: BrokerIdentity, topic: string, publisher: 'agent' | 'hub'): boolean => {
     const parsed = parseDeviceTopic(topic);
     return parsed !== null && parsed.deviceId === identity.deviceId && ChannelPublisher[parsed.channel] === publisher && admitted(identity);
@@ -75,7 +85,7 @@ export function deviceBrokerAuth(devices: DeviceCredentials, certificates: Clien
       // Checked even when the ids differ, so a refusal takes the same time whatever was wrong.
       const valid = devices.verifyToken(username, password.toString('utf8'));
       // The client id names the MQTT session: a device must not resume another device's.
-      return valid && clientId === username ? { deviceId: username } : null;
+      return valid && clientId === username ? { deviceId: username, tokenHash: hashSecret(password.toString('utf8')) } : null;
     },
     admitted,
     canPublish: (identity, topic) => ownTopic(identity, topic, 'agent'),

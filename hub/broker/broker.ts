@@ -56,6 +56,8 @@ export interface Broker {
    * dropped once connected if `auth` no longer admits it.
    */
   disconnect(clientId: string): void;
+  /** Drops the connection of this client id if `auth` no longer admits it (made with a token whose grace ended). */
+  dropIfUnadmitted(clientId: string): void;
   /**
    * Called when a device's connection ends (closed, dropped, keepalive expired), last will or not;
    * not when a newer connection of the same device took over its session.
@@ -236,11 +238,13 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
   aedes.on('clientReady', (client) => {
     const identity = identities.get(client);
     if (identity && !auth.admitted(identity)) {
-      logger.warn({ clientId: client.id }, 'mqtt client dropped: revoked while it was connecting');
+      logger.warn({ clientId: client.id }, 'mqtt client dropped: revoked (or its token expired) while it was connecting');
       client.close();
     }
   });
   aedes.on('clientDisconnect', (client) => logger.debug({ clientId: client.id }, 'mqtt client disconnected'));
+
+  const registered = (clientId: string): Client | undefined => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[clientId];
 
   /** Hands a connection (TCP, or TLS once its handshake is done) to aedes, behind the packet size cap. */
   const handle = (stream: Socket): void => {
@@ -345,9 +349,14 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
       if (!opts.tls) throw new EdgemlError(ErrorCodes.INTERNAL, 'the mqtt broker speaks plain MQTT: it has no TLS context to change');
       (server as TlsServer).setSecureContext(secureContextOptions(tls));
     },
-    disconnect: (clientId) => {
-      const client = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[clientId];
-      client?.close();
+    disconnect: (clientId) => registered(clientId)?.close(),
+    dropIfUnadmitted: (clientId) => {
+      const client = registered(clientId);
+      const identity = client && identities.get(client);
+      if (client && identity && !auth.admitted(identity)) {
+        logger.info({ clientId }, 'mqtt client dropped: its token is no longer valid');
+        client.close();
+      }
     },
     onConnectionClosed: (listener) => void closedListeners.push(listener),
     close: async () => {

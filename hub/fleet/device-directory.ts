@@ -177,6 +177,12 @@ export class DeviceDirectory {
     return matchesCurrentOrPrevious(record?.tokenHash, record?.previousTokens, token, this.clock.now()) && this.isActive(id);
   }
 
+  tokenHashValid(id: string, tokenHash: string): boolean {
+    const record = this.#devices.get(id);
+    if (record === undefined || !this.isActive(id)) return false;
+    return record.tokenHash === tokenHash || livePrevious(record.previousTokens, this.clock.now()).some((p) => p.hash === tokenHash);
+  }
+
   /**
    * A new token (shown once); the old one keeps working until the grace ends, then `token-expired`.
    * A revoked device stays revoked: 409. `tokenSecret` is random unless a retryable rotation derived it.

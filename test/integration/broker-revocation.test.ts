@@ -6,6 +6,7 @@
 import test from 'ava';
 import mqtt, { type MqttClient } from 'mqtt';
 import { pino } from 'pino';
+import { hashSecret } from '../../shared/secrets.js';
 import { deviceBrokerAuth, type BrokerAuth } from '../../hub/broker/auth.js';
 import { startBroker, type Broker } from '../../hub/broker/broker.js';
 import { waitFor } from '../helpers/wait.js';
@@ -16,7 +17,7 @@ const TOKEN = 'emd_token-of-gw-1';
 function fleet() {
   const revoked = new Set<string>();
   const isActive = (id: string) => id === 'gw-1' && !revoked.has(id);
-  return { revoked, auth: deviceBrokerAuth({ isActive, verifyToken: (id, token) => isActive(id) && token === TOKEN }) };
+  return { revoked, auth: deviceBrokerAuth({ isActive, verifyToken: (id, token) => isActive(id) && token === TOKEN, tokenHashValid: (id, hash) => isActive(id) && hash === hashSecret(TOKEN) }) };
 }
 
 function started(auth: BrokerAuth): Promise<Broker> {

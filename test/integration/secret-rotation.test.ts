@@ -109,10 +109,22 @@ test('device rotate-token: the broker takes the old and the new token during the
   t.true(await accepted(url, 'gw-1', rotated.token), 'the new token, after the grace');
   held.end(true);
 
+
   const view = (await api<Device>(hub, 'GET', '/api/v1/devices/gw-1', { key: hub.adminKey })).body;
   t.is(view.rotations?.length, 1);
   t.like(view.rotations![0], { by: { keyName: 'admin (first start)' }, previousValidUntil: rotated.previousValidUntil });
   t.false('previousTokens' in view);
+
+  // Another rotation: a connection made with the new token outlives the end of the grace.
+  const expiries = () => hub.logs.filter((l) => l.msg === 'a replaced device token expired' && l.deviceId === 'gw-1').length;
+  const second = jsonOf<{ token: string }>(t, await cli('device', 'rotate-token', 'gw-1', '--grace', '3s', '--json'));
+  const fresh = await tryConnect(url, 'gw-1', second.token);
+  if (typeof fresh === 'number') return t.fail(`the new token was refused (${fresh})`);
+  t.teardown(() => fresh.end(true));
+  await waitFor('the second grace to end', () => expiries() >= 2, PAST_GRACE_MS, 100);
+  const [granted] = await fresh.subscribeAsync('edgeml/v1/dev/gw-1/desired', { qos: 1 });
+  t.not(granted?.qos, 128, 'still admitted: it connected with the current token');
+  t.true(fresh.connected);
   const logged = await hub.waitForLog('device token rotated', (l) => l.msg === 'device token rotated');
   t.like(logged, { deviceId: 'gw-1', previousValidUntil: rotated.previousValidUntil });
   for (const secret of [oldToken, rotated.token]) t.false(hub.logs.some((l) => JSON.stringify(l).includes(secret.slice(4))), 'no token in the logs');

@@ -1,17 +1,22 @@
 /** The broker's device identity and per-device topic ACL (hub/broker/auth.ts). */
 import test from 'ava';
 import { deviceBrokerAuth } from '../../hub/broker/auth.js';
+import { hashSecret } from '../../shared/secrets.js';
 
 const tokens: Record<string, string> = { 'gw-1': 'secret-1', 'gw-2': 'secret-2' };
 const credentials = (revoked: ReadonlySet<string>) => {
   const isActive = (id: string) => Object.hasOwn(tokens, id) && !revoked.has(id);
-  return { isActive, verifyToken: (id: string, token: string) => isActive(id) && tokens[id] === token };
+  return {
+    isActive,
+    verifyToken: (id: string, token: string) => isActive(id) && tokens[id] === token,
+    tokenHashValid: (id: string, hash: string) => isActive(id) && hashSecret(tokens[id] ?? '') === hash,
+  };
 };
 const auth = deviceBrokerAuth(credentials(new Set()));
 const me = { deviceId: 'gw-1' };
 
 test('a device connects as itself: client id = username = device id, password = its token', async (t) => {
-  t.deepEqual(await auth.authenticate('gw-1', 'gw-1', Buffer.from('secret-1')), me);
+  t.deepEqual(await auth.authenticate('gw-1', 'gw-1', Buffer.from('secret-1')), { ...me, tokenHash: hashSecret('secret-1') });
   t.is(await auth.authenticate('gw-1', 'gw-1', Buffer.from('secret-2')), null, "another device's token");
   t.is(await auth.authenticate('gw-2', 'gw-1', Buffer.from('secret-1')), null, "another device's session (client id)");
   t.is(await auth.authenticate('gw-1', 'gw-1', undefined), null, 'no password');
@@ -80,4 +85,18 @@ test('a device revoked after it connected may no longer publish or subscribe, ev
   for (const channel of ['status', 'reported', 'telemetry', 'cmd/ack']) t.false(live.canPublish(me, `edgeml/v1/dev/gw-1/${channel}`), channel);
   for (const channel of ['desired', 'cmd']) t.false(live.canSubscribe(me, `edgeml/v1/dev/gw-1/${channel}`), channel);
   t.true(live.canPublish({ deviceId: 'gw-2' }, 'edgeml/v1/dev/gw-2/status'), 'other devices are not affected');
+});
+
+test('a connection made with a token stays admitted while that token is valid; once a rotation replaced it and its grace ended, only that connection loses it', async (t) => {
+  const live = deviceBrokerAuth(credentials(new Set()));
+  const identity = await live.authenticate('gw-1', 'gw-1', Buffer.from('secret-1'));
+  t.truthy(identity);
+  t.true(live.admitted(identity!));
+  tokens['gw-1'] = 'secret-1-rotated';
+  t.teardown(() => (tokens['gw-1'] = 'secret-1'));
+  t.false(live.admitted(identity!), 'the replaced token, its grace over');
+  t.false(live.canPublish(identity!, 'edgeml/v1/dev/gw-1/reported'));
+  const renewed = await live.authenticate('gw-1', 'gw-1', Buffer.from('secret-1-rotated'));
+  t.true(live.admitted(renewed!), 'a connection with the new token');
+  t.true(live.admitted(me), 'a certificate identity carries no token');
 });

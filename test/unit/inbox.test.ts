@@ -55,6 +55,10 @@ class FakeBroker implements Broker {
   disconnect(): void {
     throw new Error('FakeBroker.disconnect is not implemented (the inbox disconnects nobody)');
   }
+
+  dropIfUnadmitted(): void {
+    throw new Error('FakeBroker.dropIfUnadmitted is not implemented (the inbox disconnects nobody)');
+  }
   async open(): Promise<void> {
     throw new Error('FakeBroker.open is not implemented (the inbox does not own the broker)');
   }
