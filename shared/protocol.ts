@@ -344,8 +344,9 @@ export type ContainerMetrics = Static<typeof ContainerMetrics>;
 /** The agent's telemetry queue, so the hub sees what a long cut-off cost. Cumulative since the queue was made. */
 export const OutboxStatus = Type.Object(
   {
-    dropped: Type.Object({ metrics: Count, capture: Count }, { additionalProperties: false }),
-    queued: Type.Object({ metrics: Count, capture: Count }, { additionalProperties: false }),
+    /** `feedback` is absent from agents older than the feedback lane. */
+    dropped: Type.Object({ metrics: Count, capture: Count, feedback: Type.Optional(Count) }, { additionalProperties: false }),
+    queued: Type.Object({ metrics: Count, capture: Count, feedback: Type.Optional(Count) }, { additionalProperties: false }),
   },
   { additionalProperties: false },
 );
@@ -372,6 +373,9 @@ export type CapturedBody = Static<typeof CapturedBody>;
 export const REQUEST_ID_PATTERN = '^[\\x21-\\x7e]+$';
 export const REQUEST_ID_MAX_LENGTH = 128;
 
+/** The model versions a revision carries. */
+const ModelRefs = Type.Array(Type.Object({ name: Type.String({ pattern: NAME_PATTERN }), version: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }), { maxItems: 64 });
+
 export const CaptureSample = Type.Object(
   {
     ts: Timestamp,
@@ -379,7 +383,7 @@ export const CaptureSample = Type.Object(
     requestId: Type.Optional(Type.String({ minLength: 1, maxLength: REQUEST_ID_MAX_LENGTH, pattern: REQUEST_ID_PATTERN })),
     service: Type.String({ pattern: SERVICE_NAME_PATTERN }),
     revision: Type.Integer({ minimum: 1 }),
-    models: Type.Array(Type.Object({ name: Type.String({ pattern: NAME_PATTERN }), version: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }), { maxItems: 64 }),
+    models: ModelRefs,
     status: Type.Integer({ minimum: 100, maximum: 599 }),
     latencyMs: Type.Number({ minimum: 0 }),
     request: CapturedBody,
@@ -388,6 +392,31 @@ export const CaptureSample = Type.Object(
   { additionalProperties: false },
 );
 export type CaptureSample = Static<typeof CaptureSample>;
+
+/**
+ * One label a client gave the gateway (`POST /v1/services/NAME/feedback`): for a captured request
+ * (`requestId` of the request, `input` absent: the hub joins it to the captured sample), or an
+ * example given directly (`input` present, `requestId` one the gateway made for it).
+ */
+export const FeedbackItem = Type.Object(
+  {
+    /** When the gateway accepted it (device clock). */
+    ts: Timestamp,
+    requestId: Type.String({ minLength: 1, maxLength: REQUEST_ID_MAX_LENGTH, pattern: REQUEST_ID_PATTERN }),
+    service: Type.String({ pattern: SERVICE_NAME_PATTERN }),
+    /** The revision and models that answered the request (by request id), or that served the service when an inline example came. */
+    revision: Type.Integer({ minimum: 1 }),
+    models: ModelRefs,
+    /** Inline examples only: the input, valid against the service's input schema. */
+    input: Type.Optional(Type.Unknown()),
+    label: Type.Unknown(),
+  },
+  { additionalProperties: false },
+);
+export type FeedbackItem = Static<typeof FeedbackItem>;
+
+/** A feedback item's encoded size is at most this (input and label included). */
+export const MAX_FEEDBACK_ITEM_BYTES = MAX_CAPTURE_BODY_BYTES + 4 * 1024;
 
 /**
  * A telemetry batch: `metrics` once per interval, `captures` when enough samples gathered. The
@@ -418,10 +447,20 @@ export const TelemetryBatch = taggedUnion('kind', [
     },
     { additionalProperties: false },
   ),
+  Type.Object(
+    {
+      v: V,
+      kind: Type.Literal('feedback'),
+      id: Type.String({ pattern: TELEMETRY_BATCH_ID_PATTERN }),
+      items: Type.Array(FeedbackItem, { minItems: 1, maxItems: 1000 }),
+    },
+    { additionalProperties: false },
+  ),
 ]);
 export type TelemetryBatch = Static<typeof TelemetryBatch>;
 export type MetricsBatch = Extract<TelemetryBatch, { kind: 'metrics' }>;
 export type CapturesBatch = Extract<TelemetryBatch, { kind: 'captures' }>;
+export type FeedbackBatch = Extract<TelemetryBatch, { kind: 'feedback' }>;
 
 export const CommandNames = ['ping'] as const;
 export const Command = Type.Object(

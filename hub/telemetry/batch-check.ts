@@ -30,8 +30,10 @@ function metricsProblem(batch: MetricsBatch): string | undefined {
 /** Why the hub refuses `batch`, or undefined when it can be stored. */
 export function batchProblem(batch: TelemetryBatch): string | undefined {
   if (batch.kind === 'metrics') return metricsProblem(batch);
-  for (const [i, sample] of batch.samples.entries()) {
-    const problem = timeProblem(`samples[${i}].ts`, sample.ts);
+  const entries = batch.kind === 'captures' ? batch.samples : batch.items;
+  const field = batch.kind === 'captures' ? 'samples' : 'items';
+  for (const [i, sample] of entries.entries()) {
+    const problem = timeProblem(`${field}[${i}].ts`, sample.ts);
     if (problem) return problem;
   }
   return undefined;

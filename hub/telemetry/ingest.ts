@@ -26,6 +26,10 @@ export type ServicesOf = (device: string) => ReadonlySet<string>;
 
 /** The batch without what concerns other services, and how many services' figures or samples were left out. */
 function ownPart(batch: TelemetryBatch, own: ReadonlySet<string>): { kept: TelemetryBatch; leftOut: number } {
+  if (batch.kind === 'feedback') {
+    const items = batch.items.filter((s) => own.has(s.service));
+    return { kept: { ...batch, items }, leftOut: batch.items.length - items.length };
+  }
   if (batch.kind === 'captures') {
     const samples = batch.samples.filter((s) => own.has(s.service));
     return { kept: { ...batch, samples }, leftOut: batch.samples.length - samples.length };
