@@ -77,6 +77,8 @@ export const ErrorCodes = {
   /** The agent's --token-file cannot be read (or is empty) before a connection. */
   AGENT_TOKEN_FILE_UNREADABLE: 'AGENT_E_TOKEN_FILE_UNREADABLE',
   CLI_INSECURE_HUB: 'CLI_E_INSECURE_HUB', // an API key would go to a plain-http hub off loopback: refused unless --allow-insecure-http
+  HUB_EVALUATION_FAILED: 'HUB_E_EVALUATION_FAILED', // a model's image could not be evaluated: it did not start healthy, or no eval row scored
+  HUB_MODEL_UPDATE_NOT_FOUND: 'HUB_E_MODEL_UPDATE_NOT_FOUND', // GET /api/v1/model-updates/{id} of an id the hub never made
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
