@@ -79,6 +79,9 @@ export const ErrorCodes = {
   CLI_INSECURE_HUB: 'CLI_E_INSECURE_HUB', // an API key would go to a plain-http hub off loopback: refused unless --allow-insecure-http
   HUB_EVALUATION_FAILED: 'HUB_E_EVALUATION_FAILED', // a model's image could not be evaluated: it did not start healthy, or no eval row scored
   HUB_MODEL_UPDATE_NOT_FOUND: 'HUB_E_MODEL_UPDATE_NOT_FOUND', // GET /api/v1/model-updates/{id} of an id the hub never made
+  HUB_RETRAINING_JOB_NOT_FOUND: 'HUB_E_RETRAINING_JOB_NOT_FOUND', // a retraining job name the hub does not have
+  HUB_RETRAINING_RUN_NOT_FOUND: 'HUB_E_RETRAINING_RUN_NOT_FOUND', // a retraining run id the hub never made
+  HUB_RETRAINING_FAILED: 'HUB_E_RETRAINING_FAILED', // a retraining run could not go on: no labelled rows, no model to replace, the trainer failed
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
