@@ -82,6 +82,7 @@ export const ErrorCodes = {
   HUB_RETRAINING_JOB_NOT_FOUND: 'HUB_E_RETRAINING_JOB_NOT_FOUND', // a retraining job name the hub does not have
   HUB_RETRAINING_RUN_NOT_FOUND: 'HUB_E_RETRAINING_RUN_NOT_FOUND', // a retraining run id the hub never made
   HUB_RETRAINING_FAILED: 'HUB_E_RETRAINING_FAILED', // a retraining run could not go on: no labelled rows, no model to replace, the trainer failed
+  AGENT_TELEMETRY_LANE_FULL: 'AGENT_E_TELEMETRY_LANE_FULL', // an outbox lane that never drops (feedback) is at its quota: new batches are refused until the hub takes some
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
