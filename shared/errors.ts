@@ -83,6 +83,8 @@ export const ErrorCodes = {
   HUB_RETRAINING_RUN_NOT_FOUND: 'HUB_E_RETRAINING_RUN_NOT_FOUND', // a retraining run id the hub never made
   HUB_RETRAINING_FAILED: 'HUB_E_RETRAINING_FAILED', // a retraining run could not go on: no labelled rows, no model to replace, the trainer failed
   AGENT_TELEMETRY_LANE_FULL: 'AGENT_E_TELEMETRY_LANE_FULL', // an outbox lane that never drops (feedback) is at its quota: new batches are refused until the hub takes some
+  HUB_TRAINER_NOT_FOUND: 'HUB_E_TRAINER_NOT_FOUND', // a trainer name or version the hub does not have
+  HUB_TRAINER_INVALID: 'HUB_E_TRAINER_INVALID', // a trainer recipe the hub refuses: wrong file kind for the runtime, empty script, reserved env
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
