@@ -6,6 +6,7 @@
 import { Low, type Adapter } from 'lowdb';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
 import { ACTIVE_ROLLOUT_PHASES } from '../../shared/api/rollouts.js';
+import { ACTIVE_RUN_STATUSES } from '../../shared/api/retraining.js';
 import type { ModelVersion } from '../../shared/api/models.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { DurableJsonFile, removeStaleTemps } from './durable-json-file.js';
@@ -29,6 +30,9 @@ import type {
   NewModelVersion,
   RolloutRecord,
   RolloutRepository,
+  RetrainingJobRecord,
+  RetrainingRepository,
+  RetrainingRunRecord,
   VersionSelector,
 } from './store.js';
 
@@ -53,7 +57,9 @@ function notFound(
     | typeof ErrorCodes.HUB_IMAGE_NOT_FOUND
     | typeof ErrorCodes.HUB_DEVICE_NOT_FOUND
     | typeof ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND
-    | typeof ErrorCodes.HUB_ROLLOUT_NOT_FOUND,
+    | typeof ErrorCodes.HUB_ROLLOUT_NOT_FOUND
+    | typeof ErrorCodes.HUB_RETRAINING_JOB_NOT_FOUND
+    | typeof ErrorCodes.HUB_RETRAINING_RUN_NOT_FOUND,
   message: string,
 ) {
   return new EdgemlError(code, message, { httpStatus: 404 });
@@ -80,6 +86,24 @@ function withAliases(entry: ModelEntry, record: ModelVersionRecord): ModelVersio
 function pick<T extends { version: number }>(versions: T[], selector: { version: number } | { latest: true }): T | undefined {
   if ('version' in selector) return versions.find((v) => v.version === selector.version);
   return versions.at(-1);
+}
+
+/**
+ * Retraining jobs and runs: an optional part of the document (absent reads as none), so stores
+ * written before it need no migration.
+ */
+interface RetrainingData {
+  jobs: Record<string, RetrainingJobRecord>;
+  runs: { nextId: number; records: RetrainingRunRecord[] };
+}
+
+function storedRetraining(data: HubData): RetrainingData | undefined {
+  return (data as HubData & { retraining?: RetrainingData }).retraining;
+}
+
+/** In a write: the part, made if absent. */
+function retrainingOf(draft: HubData): RetrainingData {
+  return ((draft as HubData & { retraining?: RetrainingData }).retraining ??= { jobs: {}, runs: { nextId: 1, records: [] } });
 }
 
 /** The caller holds the data directory lock, so leftover temp files are a crash's, not a writer's. */
@@ -438,6 +462,66 @@ export class LowdbHubStore implements HubStore {
     save: (changes) =>
       this.write((d) => {
         for (const [id, record] of changes) d.desired[id] = structuredClone(record);
+      }),
+  };
+
+  readonly retraining: RetrainingRepository = {
+    addJob: (job) =>
+      this.write((d) => {
+        const jobs = retrainingOf(d).jobs;
+        if (own(jobs, job.name)) throw conflict(`retraining job ${job.name} exists`);
+        jobs[job.name] = structuredClone(job);
+        return structuredClone(job);
+      }),
+
+    getJob: async (name) => {
+      const job = own(storedRetraining(this.data)?.jobs ?? {}, name);
+      return job && structuredClone(job);
+    },
+
+    listJobs: async () => {
+      const jobs = storedRetraining(this.data)?.jobs ?? {};
+      return Object.keys(jobs)
+        .sort()
+        .map((n) => structuredClone(jobs[n]!));
+    },
+
+    addRun: (run, labelsSince) =>
+      this.write((d) => {
+        const data = retrainingOf(d);
+        const job = own(data.jobs, run.job);
+        if (!job) throw notFound(ErrorCodes.HUB_RETRAINING_JOB_NOT_FOUND, `retraining job ${run.job} not found`);
+        job.labelsSince = labelsSince;
+        const record: RetrainingRunRecord = { ...structuredClone(run), id: data.runs.nextId };
+        data.runs.nextId += 1;
+        data.runs.records.push(record);
+        return structuredClone(record);
+      }),
+
+    updateRun: (id, change) =>
+      this.write((d) => {
+        const run = retrainingOf(d).runs.records.find((r) => r.id === id);
+        if (!run) throw notFound(ErrorCodes.HUB_RETRAINING_RUN_NOT_FOUND, `retraining run ${id} not found`);
+        change(run);
+        return structuredClone(run);
+      }),
+
+    getRun: async (id) => {
+      const run = storedRetraining(this.data)?.runs.records.find((r) => r.id === id);
+      return run && structuredClone(run);
+    },
+
+    listRuns: async ({ job, active }) =>
+      (storedRetraining(this.data)?.runs.records ?? [])
+        .filter((r) => (job === undefined || r.job === job) && (active === undefined || ACTIVE_RUN_STATUSES.includes(r.status) === active))
+        .reverse()
+        .map((r) => structuredClone(r)),
+
+    addLineageMetrics: (model, metrics) =>
+      this.write((d) => {
+        const record = own(d.models, model.name)?.versions.find((v) => v.version === model.version);
+        if (!record) throw notFound(ErrorCodes.HUB_MODEL_NOT_FOUND, `model ${model.name}:${model.version} not found`);
+        Object.assign(record.lineage.metrics, metrics);
       }),
   };
 

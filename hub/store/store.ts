@@ -7,6 +7,7 @@ import type { ApiKeyInfo } from '../../shared/api/apikeys.js';
 import type { Actor, Scope } from '../../shared/api/common.js';
 import type { Deployment } from '../../shared/api/deployments.js';
 import type { Rollout } from '../../shared/api/rollouts.js';
+import type { RetrainingJob, RetrainingRun } from '../../shared/api/retraining.js';
 import type { Labels } from '../../shared/api/devices.js';
 import type { Image, ImageStatus } from '../../shared/api/images.js';
 import type { DesiredService, DeviceFacts, ReportedState, ServiceScale } from '../../shared/protocol.js';
@@ -232,6 +233,8 @@ export interface RolloutRecord {
   rolledBackBy: number | null;
   rollbackOf: number | null;
   devices: Record<string, RolloutDeviceRecord>;
+  /** Each gate's last figures, measured by the controller after a batch's soak (hub/fleet/rollout-gates*.ts); absent: none yet. */
+  gates?: Rollout['gates'];
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;
@@ -293,6 +296,27 @@ export interface DesiredRepository {
   save(changes: ReadonlyMap<string, DesiredRecord>): Promise<void>;
 }
 
+/** A retraining job as stored; views add its last run. */
+export type RetrainingJobRecord = Omit<RetrainingJob, 'lastRun' | 'createdBy'> & { createdBy: ActorRecord };
+export type RetrainingRunRecord = Omit<RetrainingRun, 'createdBy'> & { createdBy: ActorRecord | null };
+
+export interface RetrainingRepository {
+  /** Refuses (409) a job name that exists. */
+  addJob(job: RetrainingJobRecord): Promise<RetrainingJobRecord>;
+  getJob(name: string): Promise<RetrainingJobRecord | undefined>;
+  /** By name. */
+  listJobs(): Promise<RetrainingJobRecord[]>;
+  /** Stores a new run (its id given here) and, in the same write, the job's new `labelsSince`; HUB_E_RETRAINING_JOB_NOT_FOUND (404). */
+  addRun(run: Omit<RetrainingRunRecord, 'id'>, labelsSince: string): Promise<RetrainingRunRecord>;
+  /** Applies `change` to the stored run in one write; HUB_E_RETRAINING_RUN_NOT_FOUND (404). */
+  updateRun(id: number, change: (run: RetrainingRunRecord) => void): Promise<RetrainingRunRecord>;
+  getRun(id: number): Promise<RetrainingRunRecord | undefined>;
+  /** Newest first. */
+  listRuns(filter: { job?: string; active?: boolean }): Promise<RetrainingRunRecord[]>;
+  /** Adds the evaluation's figures to the lineage of the candidate a run registered (its other fields never change). */
+  addLineageMetrics(model: { name: string; version: number }, metrics: Record<string, number>): Promise<void>;
+}
+
 export interface HubStore {
   readonly apiKeys: ApiKeyRepository;
   readonly models: ModelRepository;
@@ -302,6 +326,7 @@ export interface HubStore {
   readonly deployments: DeploymentRepository;
   readonly desired: DesiredRepository;
   readonly rollouts: RolloutRepository;
+  readonly retraining: RetrainingRepository;
   /** Every blob digest some record points at; blobs outside it are garbage. */
   referencedBlobs(): Promise<Set<string>>;
 }
