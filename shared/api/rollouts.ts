@@ -20,6 +20,40 @@ const Share = (description: string, examples: string[]) => Type.String({ pattern
 export const MAX_ROLLOUT_DURATION = '30d';
 const Duration = (description: string) => Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, description: `${description}; at most ${MAX_ROLLOUT_DURATION}` });
 
+/** DEFAULT_ROLLOUT.gateMinRequests (declared before it: the schema's description names it). */
+const DEFAULT_GATE_MIN_REQUESTS = 20;
+
+/** A share of requests: `1%`, `0.5%`. */
+export const ERROR_RATE_PATTERN = '^(?:100|[1-9]?[0-9])(?:\\.[0-9]+)?%$';
+/**
+ * `METRIC OP NUMBER`, e.g. `accuracy>=0.9`, `mae<=0.4`. The names are hub/evaluation/metrics.ts's
+ * EVAL_METRICS (a unit test holds the two together): the API layer does not import the hub.
+ */
+export const GATE_METRIC_PATTERN = '^(accuracy|mae|rmse)(>=|<=|>|<)(-?[0-9]+(?:\\.[0-9]+)?)$';
+/** An RFC 6901 JSON pointer into the service's answer; empty: the whole answer. */
+export const JSON_POINTER_PATTERN = '^(?:/.*)?$';
+/** The gates, in the order they are checked and shown. */
+export const ROLLOUT_GATE_NAMES = ['error-rate', 'p95', 'p95-ratio', 'metric'] as const;
+export type RolloutGateName = (typeof ROLLOUT_GATE_NAMES)[number];
+
+/**
+ * Thresholds a batch must meet after its soak, from the telemetry of exactly the devices it moved
+ * (each since it became healthy on the new revision) and, for `metric`, the labels that came back
+ * for their answers. A breach aborts the rollout and rolls it back.
+ */
+export const RolloutGates = Type.Object(
+  {
+    errorRate: Type.Optional(Type.String({ pattern: ERROR_RATE_PATTERN, examples: ['1%', '0.5%'], description: 'highest share of 5xx answers on the new revision' })),
+    p95: Type.Optional(Type.String({ pattern: DURATION_PATTERN, examples: ['250ms', '1s'], description: 'highest p95 latency on the new revision' })),
+    p95Ratio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000, examples: [1.5], description: "highest p95 of the new revision over the old revision's, on the devices still running it in the same window" })),
+    minRequests: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: `requests (labelled answers for metric) a gate needs before it judges; below it the gate waits, up to the device timeout, then fails; default ${DEFAULT_GATE_MIN_REQUESTS}` })),
+    metric: Type.Optional(Type.String({ pattern: GATE_METRIC_PATTERN, examples: ['accuracy>=0.9', 'mae<=0.4'], description: 'a model metric over the labels sent back for the new revision\'s answers' })),
+    metricOutput: Type.Optional(Type.String({ pattern: JSON_POINTER_PATTERN, maxLength: 512, examples: ['/y', '/predictions/0/label'], description: 'JSON pointer to the answer\'s field the metric compares with the label; default the whole answer' })),
+  },
+  { additionalProperties: false },
+);
+export type RolloutGates = Static<typeof RolloutGates>;
+
 /** What a caller may give; every field has a default (see DEFAULT_ROLLOUT). */
 export const RolloutRequest = Type.Object(
   {
@@ -31,6 +65,7 @@ export const RolloutRequest = Type.Object(
     deviceTimeout: Type.Optional(Duration('a device online this long without reaching healthy counts as failed (one that reported a failure is retried by its agent until then; a rejected one fails at once); default 10m')),
     maxFailures: Type.Optional(Share('failed devices the rollout tolerates; one more aborts it and rolls back; default 0 (100% for all-at-once)', ['0', '2', '5%'])),
     offlineWait: Type.Optional(Duration('how long a batch waits for a device that is offline before going on without it (it converges when back); default 0s')),
+    gates: Type.Optional(RolloutGates),
   },
   { additionalProperties: false },
 );
@@ -42,8 +77,17 @@ export function rolloutRequestProblem(request: RolloutRequest, field: string): s
     const text = request[key];
     if (text !== undefined && parseDuration(text) > parseDuration(MAX_ROLLOUT_DURATION)) return `${field}.${key}: must be at most ${MAX_ROLLOUT_DURATION}, not ${text}`;
   }
+  const gates = request.gates;
+  if (gates) {
+    if (!ROLLOUT_GATE_FIELDS.some((k) => gates[k] !== undefined)) return `${field}.gates: give at least one of ${ROLLOUT_GATE_FIELDS.join(', ')}`;
+    if (gates.metricOutput !== undefined && gates.metric === undefined) return `${field}.gates.metricOutput: only with gates.metric`;
+    if (gates.p95 !== undefined && parseDuration(gates.p95) > parseDuration(MAX_ROLLOUT_DURATION)) return `${field}.gates.p95: must be at most ${MAX_ROLLOUT_DURATION}, not ${gates.p95}`;
+  }
   return null;
 }
+
+/** The fields of RolloutGates that are gates (the others tune them), in ROLLOUT_GATE_NAMES order. */
+export const ROLLOUT_GATE_FIELDS = ['errorRate', 'p95', 'p95Ratio', 'metric'] as const;
 
 export const DEFAULT_ROLLOUT = {
   strategy: 'all-at-once',
@@ -55,6 +99,7 @@ export const DEFAULT_ROLLOUT = {
   maxFailures: '0',
   allAtOnceMaxFailures: '100%',
   offlineWait: '0s',
+  gateMinRequests: DEFAULT_GATE_MIN_REQUESTS,
 } as const;
 
 /**
@@ -91,6 +136,23 @@ export const RolloutDevice = Type.Object({
 });
 export type RolloutDevice = Static<typeof RolloutDevice>;
 
+/**
+ * A gate's last figures: `value` is the error rate (0–1), the p95 in ms, the p95 ratio, or the
+ * metric; `baseline` the old revision's p95 on the devices still running it, same window (p95,
+ * p95-ratio); `ok` null while it waits for `minRequests` (or for data at all).
+ */
+export const RolloutGate = Type.Object({
+  name: stringEnum(ROLLOUT_GATE_NAMES),
+  threshold: Type.String({ description: 'as given: 1%, 250ms, 1.5, accuracy>=0.9' }),
+  value: Type.Union([Type.Number(), Type.Null()]),
+  baseline: Type.Union([Type.Number(), Type.Null()]),
+  ok: Type.Union([Type.Boolean(), Type.Null()]),
+  requests: Type.Integer({ minimum: 0, description: 'requests the value is from (labelled answers, for metric)' }),
+  checkedAt: Timestamp,
+  batch: Type.Integer({ minimum: 0, description: 'the batch (0-based) whose soak it checked' }),
+});
+export type RolloutGate = Static<typeof RolloutGate>;
+
 export const Rollout = Type.Object({
   id: Type.Integer({ minimum: 1 }),
   service: Type.String(),
@@ -109,6 +171,8 @@ export const Rollout = Type.Object({
     deviceTimeout: Type.String(),
     maxFailures: Type.String(),
     offlineWait: Type.String(),
+    /** As requested, with minRequests filled in; absent: no gates beyond device health. */
+    gates: Type.Optional(RolloutGates),
   }),
   phase: stringEnum(ROLLOUT_PHASES, { description: 'running | paused | succeeded (every device healthy) | completed-with-failures (done, some devices failed: see reason) | aborted (rolled back) | superseded' }),
   /** Why it stopped (aborted, superseded, completed with failures), or why it exists (a rollback). */
@@ -123,6 +187,8 @@ export const Rollout = Type.Object({
   /** Share of targeted devices done (healthy, failed or rolled back), 0–1. */
   progress: Type.Number({ minimum: 0, maximum: 1 }),
   devices: Type.Array(RolloutDevice),
+  /** Each gate's last figures (empty without gates, or before the first batch's soak ended). */
+  gates: Type.Array(RolloutGate),
   createdAt: Timestamp,
   updatedAt: Timestamp,
   finishedAt: Type.Union([Timestamp, Type.Null()]),
