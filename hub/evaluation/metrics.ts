@@ -1,0 +1,79 @@
+/**
+ * How a model's answers are compared with labels: the value at a JSON pointer in each answer
+ * (RFC 6901) against the label, summed up as accuracy (share of exact matches) or as the mean
+ * absolute or root mean squared error of numbers.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+
+export const EVAL_METRICS = ['accuracy', 'mae', 'rmse'] as const;
+export type EvalMetric = (typeof EVAL_METRICS)[number];
+
+export interface Pair {
+  predicted: unknown;
+  label: unknown;
+}
+
+function invalid(message: string): EdgemlError {
+  return new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, message, { httpStatus: 400 });
+}
+
+/** The reference tokens of a pointer, unescaped (`~1` is `/`, `~0` is `~`, in that order). */
+export function pointerTokens(pointer: string): string[] {
+  if (pointer === '') return [];
+  if (!pointer.startsWith('/')) throw invalid(`${JSON.stringify(pointer)} is not a JSON pointer: it must be empty or start with /`);
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((token) => {
+      if (/~[^01]|~$/.test(token)) throw invalid(`${JSON.stringify(pointer)} is not a JSON pointer: ~ must be followed by 0 or 1`);
+      return token.replaceAll('~1', '/').replaceAll('~0', '~');
+    });
+}
+
+/** An array index: `0` or digits without a leading zero (RFC 6901 §4). */
+const ARRAY_INDEX = /^(0|[1-9][0-9]*)$/;
+
+/** The value `pointer` names in `document`; undefined when the path does not exist. */
+export function valueAt(document: unknown, pointer: string): unknown {
+  let at: unknown = document;
+  for (const token of pointerTokens(pointer)) {
+    if (Array.isArray(at)) {
+      if (!ARRAY_INDEX.test(token)) return undefined;
+      at = at[Number(token)];
+    } else if (typeof at === 'object' && at !== null && Object.hasOwn(at, token)) {
+      at = (at as Record<string, unknown>)[token];
+    } else {
+      return undefined;
+    }
+  }
+  return at;
+}
+
+function number(value: unknown, what: string): number {
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  throw invalid(`${what} ${JSON.stringify(value) ?? 'undefined'} is not a number: mae and rmse compare numbers`);
+}
+
+/**
+ * The metric over every pair; accuracy compares JSON values (a `"setosa"` answer matches a
+ * `"setosa"` label, `1` matches `1`). No pairs is an error: there is nothing to measure.
+ */
+export function computeMetric(metric: EvalMetric, pairs: readonly Pair[]): number {
+  if (pairs.length === 0) throw invalid(`no rows to compute ${metric} on`);
+  if (metric === 'accuracy') return pairs.filter((p) => isDeepStrictEqual(p.predicted, p.label)).length / pairs.length;
+  const errors = pairs.map((p) => number(p.predicted, 'the answer') - number(p.label, 'the label'));
+  if (metric === 'mae') return errors.reduce((sum, e) => sum + Math.abs(e), 0) / errors.length;
+  return Math.sqrt(errors.reduce((sum, e) => sum + e * e, 0) / errors.length);
+}
+
+/** Accuracy: higher is better; errors: lower is better. */
+export function higherIsBetter(metric: EvalMetric): boolean {
+  return metric === 'accuracy';
+}
+
+/** Whether `candidate` beats `current` by at least `minImprovement` (0: any strict improvement). */
+export function better(metric: EvalMetric, candidate: number, current: number, minImprovement: number): boolean {
+  const gain = higherIsBetter(metric) ? candidate - current : current - candidate;
+  return minImprovement > 0 ? gain >= minImprovement : gain > 0;
+}
