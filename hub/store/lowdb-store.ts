@@ -23,6 +23,8 @@ import type {
   ImageRepository,
   ManifestRepository,
   ModelRepository,
+  ModelUpdateRecord,
+  ModelUpdateRepository,
   ModelSummaryView,
   ModelVersionRecord,
   NewImage,
@@ -104,6 +106,21 @@ function storedRetraining(data: HubData): RetrainingData | undefined {
 /** In a write: the part, made if absent. */
 function retrainingOf(draft: HubData): RetrainingData {
   return ((draft as HubData & { retraining?: RetrainingData }).retraining ??= { jobs: {}, runs: { nextId: 1, records: [] } });
+}
+
+/**
+ * Model updates: an optional part of the document (absent reads as none), so stores written
+ * before it need no migration.
+ */
+type ModelUpdateData = { nextId: number; records: ModelUpdateRecord[] };
+
+function storedModelUpdates(data: HubData): ModelUpdateData {
+  return (data as HubData & { modelUpdates?: ModelUpdateData }).modelUpdates ?? { nextId: 1, records: [] };
+}
+
+/** In a write: the part, made if absent. */
+function modelUpdatesOf(draft: HubData): ModelUpdateData {
+  return ((draft as HubData & { modelUpdates?: ModelUpdateData }).modelUpdates ??= { nextId: 1, records: [] });
 }
 
 /** The caller holds the data directory lock, so leftover temp files are a crash's, not a writer's. */
@@ -523,6 +540,32 @@ export class LowdbHubStore implements HubStore {
         if (!record) throw notFound(ErrorCodes.HUB_MODEL_NOT_FOUND, `model ${model.name}:${model.version} not found`);
         Object.assign(record.lineage.metrics, metrics);
       }),
+  };
+
+  readonly modelUpdates: ModelUpdateRepository = {
+    add: (draft) =>
+      this.write((d) => {
+        const part = modelUpdatesOf(d);
+        const record: ModelUpdateRecord = { ...structuredClone(draft), id: part.nextId };
+        part.nextId += 1;
+        part.records.push(record);
+        return structuredClone(record);
+      }),
+
+    update: (id, change) =>
+      this.write((d) => {
+        const record = modelUpdatesOf(d).records.find((r) => r.id === id);
+        if (!record) throw new EdgemlError(ErrorCodes.HUB_MODEL_UPDATE_NOT_FOUND, `model update ${id} not found`, { httpStatus: 404 });
+        change(record);
+        return structuredClone(record);
+      }),
+
+    get: async (id) => {
+      const found = storedModelUpdates(this.data).records.find((r) => r.id === id);
+      return found && structuredClone(found);
+    },
+
+    list: async () => structuredClone(storedModelUpdates(this.data).records),
   };
 
   async referencedBlobs(): Promise<Set<string>> {

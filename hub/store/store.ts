@@ -7,6 +7,7 @@ import type { ApiKeyInfo } from '../../shared/api/apikeys.js';
 import type { Actor, Scope } from '../../shared/api/common.js';
 import type { Deployment } from '../../shared/api/deployments.js';
 import type { Rollout } from '../../shared/api/rollouts.js';
+import type { ModelUpdate } from '../../shared/api/model-updates.js';
 import type { RetrainingJob, RetrainingRun } from '../../shared/api/retraining.js';
 import type { Labels } from '../../shared/api/devices.js';
 import type { Image, ImageStatus } from '../../shared/api/images.js';
@@ -317,6 +318,19 @@ export interface RetrainingRepository {
   addLineageMetrics(model: { name: string; version: number }, metrics: Record<string, number>): Promise<void>;
 }
 
+/** A stored one-command model update (hub/fleet/model-update.ts). */
+export type ModelUpdateRecord = Omit<ModelUpdate, 'createdBy'> & { createdBy: ActorRecord };
+
+export interface ModelUpdateRepository {
+  /** Assigns the next id. */
+  add(draft: Omit<ModelUpdateRecord, 'id'>): Promise<ModelUpdateRecord>;
+  /** Applies `change` in one write; HUB_E_MODEL_UPDATE_NOT_FOUND (404). */
+  update(id: number, change: (record: ModelUpdateRecord) => void): Promise<ModelUpdateRecord>;
+  get(id: number): Promise<ModelUpdateRecord | undefined>;
+  /** Oldest first. */
+  list(): Promise<ModelUpdateRecord[]>;
+}
+
 export interface HubStore {
   readonly apiKeys: ApiKeyRepository;
   readonly models: ModelRepository;
@@ -326,6 +340,7 @@ export interface HubStore {
   readonly deployments: DeploymentRepository;
   readonly desired: DesiredRepository;
   readonly rollouts: RolloutRepository;
+  readonly modelUpdates: ModelUpdateRepository;
   readonly retraining: RetrainingRepository;
   /** Every blob digest some record points at; blobs outside it are garbage. */
   referencedBlobs(): Promise<Set<string>>;
