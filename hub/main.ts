@@ -45,6 +45,7 @@ import { StoredProblems } from './store/problems.js';
 import type { HubStore } from './store/store.js';
 import { TelemetryArchive } from './telemetry/archive.js';
 import { TelemetryIngest, type ServicesOf } from './telemetry/ingest.js';
+import { ArchiveLabelledData } from './datasets/labelled-data.js';
 import { startTelemetryJobs } from './telemetry/jobs.js';
 
 export interface RunningHub {
@@ -273,6 +274,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       uploadIdleTimeoutMs: parseDuration(config.uploadIdleTimeout),
       hubSecret,
       telemetry: { archive: telemetry.archive, devices, invalidByDevice: () => inbox.stats().invalidByDevice, clock: systemClock },
+      datasets: { labelled: new ArchiveLabelledData(telemetry.archive), clock: systemClock },
       hubFigures,
       problems,
       pki: {

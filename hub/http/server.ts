@@ -40,6 +40,7 @@ import { manifestRoutes } from './manifests.js';
 import { modelRoutes } from './models.js';
 import { whereRoutes } from './where.js';
 import { telemetryRoutes, type TelemetryRoutesOptions } from './telemetry.js';
+import { datasetRoutes, type DatasetRoutesOptions } from './datasets.js';
 import { prometheusRoutes, type HubFigures } from './prometheus.js';
 
 export interface HttpDeps {
@@ -64,6 +65,7 @@ export interface HttpDeps {
   /** A model upload with no byte for this long is ended. */
   uploadIdleTimeoutMs: number;
   telemetry: TelemetryRoutesOptions;
+  datasets: DatasetRoutesOptions;
   /** Derives the secrets of creates made under an Idempotency-Key (hub-secret.ts). */
   hubSecret: Buffer;
   /** What `/metrics` shows, read at each scrape. */
@@ -163,6 +165,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(imageRoutes, { builder: deps.builder, images: deps.store.images, logs: deps.buildLogs });
   await app.register(whereRoutes, { locator: deps.locator });
   await app.register(telemetryRoutes, deps.telemetry);
+  await app.register(datasetRoutes, deps.datasets);
   await app.register(prometheusRoutes, { figures: deps.hubFigures, rolloutsByPhase: () => deps.rollouts.countByPhase() });
   return app;
 }

@@ -327,7 +327,7 @@ export class TelemetryArchive {
   /** Journal paths are trusted no more than device names: a tampered journal must not truncate files elsewhere. */
   #safePath(file: string): string {
     const abs = resolve(this.#dir, file);
-    if (!/^(metrics|captures)\//.test(file) || !abs.startsWith(this.#dir + sep)) {
+    if (!KIND_ROOTS.some((kind) => file.startsWith(`${kind}/`)) || !abs.startsWith(this.#dir + sep)) {
       throw new TelemetryArchiveError(TelemetryArchiveCodes.ARCHIVE_FAILED, `the telemetry journal names a file outside the archive: ${JSON.stringify(file)}`);
     }
     return abs;

@@ -10,7 +10,7 @@
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes, isEdgemlError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import type { CapturesBatch, MetricsBatch, TelemetryBatch } from '../../shared/protocol.js';
+import type { CapturesBatch, FeedbackBatch, MetricsBatch, TelemetryBatch } from '../../shared/protocol.js';
 import type { AppendResult, TelemetryArchive } from './archive.js';
 import { batchProblem } from './batch-check.js';
 import { TelemetryArchiveCodes } from './errors.js';
@@ -50,6 +50,26 @@ function captureRecords(device: string, batch: CapturesBatch, window: FilingWind
   });
 }
 
+/**
+ * Filed by the hub's time of arrival, not the device's: "labels since the last run" counts what
+ * arrived since, and a label's request time is in the item itself (labelled-data.ts joins on it).
+ */
+function feedbackRecords(device: string, batch: FeedbackBatch, now: number): ArchiveRecord[] {
+  return batch.items.map((item) => ({ kind: 'feedback', device, service: item.service, ts: now, data: item }));
+}
+
+function records(device: string, batch: TelemetryBatch, window: FilingWindow, now: number): ArchiveRecord[] {
+  if (batch.kind === 'metrics') return metricsRecords(device, batch, window);
+  if (batch.kind === 'captures') return captureRecords(device, batch, window);
+  return feedbackRecords(device, batch, now);
+}
+
+/** The device times the batch is filed by (feedback is filed by hub time). */
+function deviceTimes(batch: TelemetryBatch): string[] {
+  if (batch.kind === 'metrics') return [batch.to];
+  return batch.kind === 'captures' ? batch.samples.map((s) => s.ts) : [];
+}
+
 /** Archive refusals that are about the batch itself, not the disk: retrying would not help. */
 function refusal(message: string, cause?: unknown): EdgemlError {
   return new EdgemlError(ErrorCodes.MESSAGE_INVALID, message, cause === undefined ? {} : { cause });
@@ -81,11 +101,11 @@ export class TelemetryIngest {
     // service's last batch, or a device making things up): counted, not refused, so the rest is kept.
     const { kept, leftOut } = ownPart(batch, this.o.servicesOf(device));
     if (leftOut > 0) this.o.logger.warn({ deviceId: device, batch: batch.id, leftOut }, 'telemetry about services the device does not run was left out');
-    if (kept.kind === 'captures' && kept.samples.length === 0) return 'stored';
-    const window = filingWindow(this.o.clock.now(), this.o.retentionDays);
-    const records = kept.kind === 'metrics' ? metricsRecords(device, kept, window) : captureRecords(device, kept, window);
+    if ((kept.kind === 'captures' && kept.samples.length === 0) || (kept.kind === 'feedback' && kept.items.length === 0)) return 'stored';
+    const now = this.o.clock.now();
+    const window = filingWindow(now, this.o.retentionDays);
     if (!this.#skewed.has(device)) {
-      const offBy = (kept.kind === 'metrics' ? [kept.to] : kept.samples.map((s) => s.ts)).find((ts) => filingTime(Date.parse(ts), window) !== Date.parse(ts));
+      const offBy = deviceTimes(kept).find((ts) => filingTime(Date.parse(ts), window) !== Date.parse(ts));
       if (offBy !== undefined) {
         this.#skewed.add(device);
         this.o.logger.warn({ deviceId: device, batch: batch.id, deviceTime: offBy }, "the device's clock is far off: its telemetry is filed at the time the hub received it");
@@ -93,7 +113,7 @@ export class TelemetryIngest {
     }
     let result: AppendResult;
     try {
-      result = await this.o.archive.append(`${device}/${batch.id}`, records);
+      result = await this.o.archive.append(`${device}/${batch.id}`, records(device, kept, window, now));
     } catch (err) {
       if (isEdgemlError(err) && UNSTORABLE.includes(err.code)) throw refusal(err.message, err);
       throw err;

@@ -5,6 +5,7 @@
  *
  *   metrics/YYYY-MM-DD/DEVICE.jsonl                   one device's metrics of one day
  *   captures/YYYY-MM-DD/SERVICE/MODEL@VERSION.jsonl   one model version's samples of one day
+ *   feedback/YYYY-MM-DD/SERVICE/DEVICE.jsonl          labels one device sent for a service, by the (hub) day they arrived
  *   journal/YYYY-MM-DD.jsonl                          commit log of the writes of that (hub) day
  *
  * Day-first under each kind so retention deletes whole directories and a time-range query opens
@@ -19,7 +20,7 @@ export const DAY_MS = 86_400_000;
 /** Year 9999: beyond it a day no longer has the YYYY-MM-DD form. */
 export const MAX_TS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
-export const KIND_ROOTS = ['metrics', 'captures'] as const;
+export const KIND_ROOTS = ['metrics', 'captures', 'feedback'] as const;
 export type RecordKind = (typeof KIND_ROOTS)[number];
 export const JOURNAL_ROOT = 'journal';
 
@@ -54,12 +55,17 @@ export function metricsFile(day: string, device: string): string {
   return `metrics/${day}/${checkSegment('device id', device)}.jsonl`;
 }
 
-export function capturesDir(day: string, service: string): string {
-  return `captures/${day}/${checkSegment('service name', service)}`;
+/** The directory of one service's records of one day, for the kinds stored per service. */
+export function serviceDir(kind: 'captures' | 'feedback', day: string, service: string): string {
+  return `${kind}/${day}/${checkSegment('service name', service)}`;
 }
 
 export function capturesFile(day: string, service: string, model: string, version: string): string {
-  return `${capturesDir(day, service)}/${checkSegment('model name', model)}@${checkSegment('model version', version)}.jsonl`;
+  return `${serviceDir('captures', day, service)}/${checkSegment('model name', model)}@${checkSegment('model version', version)}.jsonl`;
+}
+
+export function feedbackFile(day: string, service: string, device: string): string {
+  return `${serviceDir('feedback', day, service)}/${checkSegment('device id', device)}.jsonl`;
 }
 
 export function journalFile(day: string): string {

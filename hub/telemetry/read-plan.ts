@@ -7,14 +7,14 @@
 import { join } from 'node:path';
 import { TelemetryArchiveCodes, TelemetryArchiveError } from './errors.js';
 import { readableFiles } from './compaction.js';
-import { capturesDir, checkSegment, dayOf, isSegment, parseDay, type RecordKind } from './layout.js';
+import { checkSegment, dayOf, isSegment, KIND_ROOTS, parseDay, serviceDir, type RecordKind } from './layout.js';
 import { asStoredRecord, type StoredRecord } from './records.js';
 import { listDir } from './list-dir.js';
 
 export interface ReadQuery {
   kind: RecordKind;
   device?: string | undefined;
-  /** Captures only: one service's files instead of every service's. */
+  /** Captures and feedback only: one service's files instead of every service's. */
   service?: string | undefined;
   /** Inclusive. */
   since: Date;
@@ -39,14 +39,14 @@ function time(what: string, date: Date | undefined): number | undefined {
 
 /** Checks the query at once (names like record names, dates), so a bad query fails before any reading. */
 export function planRead(dir: string, query: ReadQuery): ReadPlan {
-  if (query.kind !== 'metrics' && query.kind !== 'captures') {
-    throw new TelemetryArchiveError(TelemetryArchiveCodes.RECORD_INVALID, `query kind must be 'metrics' or 'captures', not ${JSON.stringify(query.kind)}`);
+  if (!(KIND_ROOTS as readonly string[]).includes(query.kind)) {
+    throw new TelemetryArchiveError(TelemetryArchiveCodes.RECORD_INVALID, `query kind must be one of ${KIND_ROOTS.join(', ')}, not ${JSON.stringify(query.kind)}`);
   }
   const { kind } = query;
   const device = query.device === undefined ? undefined : checkSegment('device id', query.device);
   const service = query.service === undefined ? undefined : checkSegment('service name', query.service);
   if (service !== undefined && kind === 'metrics') {
-    throw new TelemetryArchiveError(TelemetryArchiveCodes.RECORD_INVALID, 'metrics are stored per device, not per service: query captures for a service');
+    throw new TelemetryArchiveError(TelemetryArchiveCodes.RECORD_INVALID, 'metrics are stored per device, not per service: query captures or feedback for a service');
   }
   const since = time('since', query.since)!;
   const until = time('until', query.until) ?? Infinity;
@@ -63,8 +63,9 @@ export function planRead(dir: string, query: ReadQuery): ReadPlan {
       // Stray entries (an editor's `.swp`, a `.DS_Store`) are not services; skip them.
       const services = service !== undefined ? [service] : (await listDir(join(dir, kind, day))).filter(isSegment);
       for (const s of services) {
-        const sub = capturesDir(day, s);
-        for (const name of readableFiles(await listDir(join(dir, sub)))) yield `${sub}/${name}`;
+        const sub = serviceDir(kind, day, s);
+        // Feedback files are named by device, so one device's read opens only its own.
+        for (const name of readableFiles(await listDir(join(dir, sub)), kind === 'feedback' ? device : undefined)) yield `${sub}/${name}`;
       }
     }
   }
@@ -74,7 +75,7 @@ export function planRead(dir: string, query: ReadQuery): ReadPlan {
     if (!record || record.ts < since || record.ts >= until) return undefined;
     // Checked on the record too: on a case-insensitive disk `Dev-1` and `dev-1` share a file.
     if (device !== undefined && record.device !== device) return undefined;
-    if (service !== undefined && record.kind === 'captures' && record.service !== service) return undefined;
+    if (service !== undefined && record.kind !== 'metrics' && record.service !== service) return undefined;
     return record;
   }
 

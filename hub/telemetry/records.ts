@@ -4,7 +4,7 @@
  * refused whole.
  */
 import { TelemetryArchiveCodes, TelemetryArchiveError } from './errors.js';
-import { capturesFile, dayOf, MAX_TS, metricsFile, type RecordKind } from './layout.js';
+import { capturesFile, dayOf, feedbackFile, MAX_TS, metricsFile, type RecordKind } from './layout.js';
 
 export interface MetricsRecord {
   kind: 'metrics';
@@ -24,7 +24,17 @@ export interface CaptureRecord {
   data: unknown;
 }
 
-export type ArchiveRecord = MetricsRecord | CaptureRecord;
+/** Labels a device's gateway took for one service (shared/protocol.ts FeedbackItem in `data`). */
+export interface FeedbackRecord {
+  kind: 'feedback';
+  device: string;
+  service: string;
+  /** When the hub received it, not the device's time: new labels are counted by arrival (labelled-data.ts). */
+  ts: number;
+  data: unknown;
+}
+
+export type ArchiveRecord = MetricsRecord | CaptureRecord | FeedbackRecord;
 
 /** A record as read back: with the id of the batch that brought it. */
 export type StoredRecord = ArchiveRecord & { batch: string };
@@ -57,8 +67,11 @@ export function placeRecord(record: ArchiveRecord, batchId: string): { file: str
     case 'captures':
       file = capturesFile(day, record.service, record.model, String(record.version));
       break;
+    case 'feedback':
+      file = feedbackFile(day, record.service, record.device);
+      break;
     default:
-      throw new TelemetryArchiveError(TelemetryArchiveCodes.RECORD_INVALID, `record kind must be 'metrics' or 'captures', not ${JSON.stringify((record as { kind: unknown }).kind)}`);
+      throw new TelemetryArchiveError(TelemetryArchiveCodes.RECORD_INVALID, `record kind must be 'metrics', 'captures' or 'feedback', not ${JSON.stringify((record as { kind: unknown }).kind)}`);
   }
   let line: string;
   try {
@@ -74,6 +87,7 @@ export function asStoredRecord(value: unknown, kind: RecordKind): StoredRecord |
   if (typeof value !== 'object' || value === null) return undefined;
   const v = value as Record<string, unknown>;
   if (v.kind !== kind || typeof v.ts !== 'number' || typeof v.device !== 'string' || typeof v.batch !== 'string') return undefined;
-  if (kind === 'captures' && (typeof v.service !== 'string' || typeof v.model !== 'string')) return undefined;
+  if (kind !== 'metrics' && typeof v.service !== 'string') return undefined;
+  if (kind === 'captures' && typeof v.model !== 'string') return undefined;
   return value as StoredRecord;
 }

@@ -1,0 +1,193 @@
+/**
+ * `edgeml dataset …`: a service's labelled data exported to JSONL (`dataset export`), and base
+ * datasets — JSONL files stored on the hub as immutable versions (`register`, `list`, `show`).
+ *
+ * An export streams into a hidden file next to FILE, renamed into place only once it is complete
+ * (an interrupted export leaves nothing behind), or to stdout with `--out -`.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { Transform, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Command } from 'commander';
+import { DATASET_UPLOAD_TYPE, type DatasetList, type DatasetVersion, type DatasetVersionList } from '../../shared/api/datasets.js';
+import { MODEL_FILTER_PATTERN } from '../../shared/api/telemetry.js';
+import { formatBytes } from '../../shared/size.js';
+import { fileError, inputError, parseName } from '../args.js';
+import { apiPath } from '../hub-client.js';
+import { formatTime, renderFields, renderTable, shortDigest } from '../output.js';
+import { createTransferProgress } from '../progress.js';
+import { addClientOptions, clientAction, type ClientContext, type CliIo } from './client-command.js';
+import { parseService } from './deployments.js';
+import { withWindowOptions, type WindowFlags } from './telemetry.js';
+
+export interface DatasetExportSummary {
+  service: string;
+  rows: number;
+  bytes: number;
+  out: string;
+}
+
+interface ExportFlags extends WindowFlags {
+  labelled?: boolean;
+  model?: string;
+  out: string;
+}
+
+const PROGRESS_EVERY_MS = 500;
+
+function parseModelFilter(text: string): string {
+  if (!new RegExp(MODEL_FILTER_PATTERN).test(text)) throw inputError(`--model ${JSON.stringify(text)}: expected NAME or NAME:VERSION, e.g. iris or iris:3`);
+  return text;
+}
+
+/** `NAME` (latest) or `NAME:VERSION`. */
+function parseDatasetRef(text: string): { name: string; version: string } {
+  const [name = '', version = 'latest', extra] = text.split(':');
+  if (extra !== undefined || !/^(?:[1-9][0-9]{0,8}|latest)$/.test(version)) throw inputError(`${JSON.stringify(text)}: expected NAME or NAME:VERSION, e.g. iris-base or iris-base:2`);
+  return { name: parseName('dataset name')(name), version };
+}
+
+/** Counts rows (lines) and bytes as they pass, reporting them now and then. */
+function rowMeter(report: (rows: number, bytes: number) => void) {
+  const counts = { rows: 0, bytes: 0 };
+  let last = 0;
+  const stream = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      counts.bytes += chunk.length;
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) counts.rows++;
+      if (Date.now() - last >= PROGRESS_EVERY_MS) {
+        last = Date.now();
+        report(counts.rows, counts.bytes);
+      }
+      done(null, chunk);
+    },
+  });
+  return { stream, counts };
+}
+
+async function exportTo(ctx: ClientContext, service: string, flags: ExportFlags, sink: Writable): Promise<{ rows: number; bytes: number }> {
+  const query = new URLSearchParams();
+  for (const key of ['since', 'until', 'model'] as const) if (flags[key] !== undefined) query.set(key, flags[key]);
+  if (flags.labelled) query.set('labelled', 'true');
+  const download = await ctx.client.download(`${apiPath('datasets', 'export', service)}?${query}`);
+  const report = (rows: number, bytes: number) => {
+    if (ctx.showProgress) ctx.io.stderr.write(`\rexporting ${service}: ${rows} rows written, ${formatBytes(bytes)}`);
+  };
+  const { stream, counts } = rowMeter(report);
+  try {
+    await pipeline(download.body, stream, sink, { signal: ctx.signal });
+  } finally {
+    report(counts.rows, counts.bytes);
+    if (ctx.showProgress) ctx.io.stderr.write('\n');
+  }
+  return counts;
+}
+
+/** Writes into a hidden sibling of `target` (same filesystem: the rename is atomic), replacing `target` at the end. */
+async function exportToFile(ctx: ClientContext, service: string, flags: ExportFlags): Promise<DatasetExportSummary> {
+  const target = resolve(ctx.io.cwd, flags.out);
+  const partial = join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.partial`);
+  try {
+    const counts = await exportTo(ctx, service, flags, createWriteStream(partial, { flags: 'wx' }));
+    await rename(partial, target);
+    return { service, ...counts, out: target };
+  } catch (err) {
+    await rm(partial, { force: true });
+    throw fileError(target, err);
+  }
+}
+
+async function registerDataset(ctx: ClientContext, name: string, path: string, description: string | undefined): Promise<DatasetVersion> {
+  const info = await stat(path).catch((err: unknown) => {
+    throw fileError(path, err);
+  });
+  if (!info.isFile()) throw inputError(`${path}: not a regular file (a dataset is one JSONL file)`);
+  const progress = await createTransferProgress({ enabled: ctx.showProgress, label: `uploading ${name}`, total: info.size, stream: ctx.io.stderr });
+  try {
+    return await ctx.client.upload<DatasetVersion>(apiPath('datasets', name, 'versions'), { description }, DATASET_UPLOAD_TYPE, () => createReadStream(path), info.size, progress.update);
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') throw inputError(`${path} changed while it was being uploaded; register it again`, err);
+    throw fileError(path, err);
+  } finally {
+    progress.stop();
+  }
+}
+
+function renderVersion(v: DatasetVersion): string {
+  return renderFields([
+    ['Dataset', `${v.name}:${v.version}`],
+    ['Digest', v.digest],
+    ['Rows', String(v.rows)],
+    ['Size', formatBytes(v.size)],
+    ['Description', v.description || undefined],
+    ['Created', `${formatTime(v.createdAt)} by ${v.createdBy.keyName}`],
+  ]);
+}
+
+const versionRow = (v: DatasetVersion) => [`${v.name}:${v.version}`, String(v.rows), formatBytes(v.size), shortDigest(v.digest), formatTime(v.createdAt), v.description];
+
+export function addDatasetCommands(program: Command, io: CliIo): void {
+  const dataset = program.command('dataset').description('labelled data of a service (captures joined with feedback) and base datasets (immutable JSONL versions)');
+  const exportCommand = dataset
+    .command('export')
+    .description('write a service’s labelled data to a JSONL file: {"requestId","time","device","model","input","output","label"} per line')
+    .argument('<service>', 'service name', parseService)
+    .requiredOption('--out <file>', 'the JSONL file to write (replaced if it exists), or - for stdout')
+    .option('--labelled', 'only rows with a label')
+    .option('--model <name[:version]>', 'only rows of this model, or this version of it', parseModelFilter);
+  // No default start: the whole archive (its retention bounds it).
+  withWindowOptions(exportCommand, undefined).action(
+    clientAction<[string], ExportFlags>(io, async (ctx, [service], flags) => {
+      if (flags.out !== '-') {
+        const summary = await exportToFile(ctx, service, flags);
+        ctx.out.result(summary, () => `exported ${summary.rows} rows (${formatBytes(summary.bytes)}) of ${service} to ${summary.out}`);
+        return;
+      }
+      // stdout carries the rows: the summary goes to stderr.
+      const counts = await exportTo(ctx, service, flags, ctx.io.stdout);
+      const summary: DatasetExportSummary = { service, ...counts, out: '-' };
+      ctx.io.stderr.write(ctx.out.json ? `${JSON.stringify(summary)}\n` : `exported ${summary.rows} rows (${formatBytes(summary.bytes)}) of ${service}\n`);
+    }),
+  );
+  dataset
+    .command('register')
+    .description('store a JSONL file (each line a JSON object with "input" and "label") as the next immutable version NAME:N')
+    .argument('<name>', 'dataset name', parseName('dataset name'))
+    .argument('<path>', 'the JSONL file')
+    .option('--description <text>', 'what the data is')
+    .action(
+      clientAction<[string, string], { description?: string }>(io, async (ctx, [name, path], flags) => {
+        const v = await registerDataset(ctx, name, resolve(ctx.io.cwd, path), flags.description);
+        ctx.out.result(v, () => `registered ${v.name}:${v.version} (${v.rows} rows, ${formatBytes(v.size)}, ${shortDigest(v.digest)})`);
+      }),
+    );
+  dataset
+    .command('list')
+    .description('every dataset with its latest version, or the versions of one')
+    .argument('[name]', 'dataset name', parseName('dataset name'))
+    .action(
+      clientAction<[string | undefined], object>(io, async (ctx, [name]) => {
+        if (name === undefined) {
+          const list = await ctx.client.json<DatasetList>('GET', apiPath('datasets'));
+          ctx.out.result(list, () => renderTable(['DATASET', 'VERSIONS', 'ROWS', 'SIZE', 'DIGEST', 'CREATED', 'DESCRIPTION'], list.datasets.map((d) => [...versionRow(d.latest).slice(0, 1), String(d.versions), ...versionRow(d.latest).slice(1)])));
+          return;
+        }
+        const list = await ctx.client.json<DatasetVersionList>('GET', apiPath('datasets', name, 'versions'));
+        ctx.out.result(list, () => renderTable(['VERSION', 'ROWS', 'SIZE', 'DIGEST', 'CREATED', 'DESCRIPTION'], list.versions.map(versionRow)));
+      }),
+    );
+  dataset
+    .command('show')
+    .description('one dataset version (default the latest)')
+    .argument('<name[:version]>', 'NAME or NAME:VERSION', parseDatasetRef)
+    .action(
+      clientAction<[{ name: string; version: string }], object>(io, async (ctx, [ref]) => {
+        const v = await ctx.client.json<DatasetVersion>('GET', apiPath('datasets', ref.name, 'versions', ref.version));
+        ctx.out.result(v, () => renderVersion(v));
+      }),
+    );
+  addClientOptions(dataset);
+}

@@ -1,0 +1,118 @@
+/**
+ * Feedback ingest and the labelled-data join (hub/telemetry/ingest.ts, hub/datasets/labelled-data.ts)
+ * on a real archive in a temp dir: labels join their captured request by (device, request id),
+ * inline examples are rows without an answer, the latest label wins, and labels are counted by the
+ * hub's time of arrival.
+ */
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { ArchiveLabelledData, type LabelledRow } from '../../hub/datasets/labelled-data.js';
+import { TelemetryArchive } from '../../hub/telemetry/archive.js';
+import { TelemetryIngest } from '../../hub/telemetry/ingest.js';
+import type { Clock } from '../../shared/clock.js';
+import type { FeedbackBatch, FeedbackItem } from '../../shared/protocol.js';
+import { archiveDir, archiveLogger, ARCHIVE_NOW } from '../helpers/telemetry-archive.js';
+import { captureSample, capturesBatch } from '../helpers/telemetry-batches.js';
+
+/** Hub time the test moves by hand; real timers, so the archive's fsync rounds happen. */
+function movableClock(): Clock & { ms: number } {
+  return { ms: ARCHIVE_NOW, now() { return this.ms; }, setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
+}
+
+async function setUp(t: ExecutionContext, services: Record<string, string[]> = { 'dev-1': ['iris'], 'dev-2': ['iris'] }) {
+  const dir = await archiveDir(t);
+  const clock = movableClock();
+  const archive = await TelemetryArchive.open(dir, { clock, logger: archiveLogger, fsyncEveryMs: 5 });
+  t.teardown(() => archive.close());
+  const ingest = new TelemetryIngest({ archive, servicesOf: (d) => new Set(services[d] ?? []), clock, retentionDays: 30, logger: archiveLogger });
+  return { dir, clock, archive, ingest, data: new ArchiveLabelledData(archive) };
+}
+
+const label = (requestId: string, value: unknown, overrides: Partial<FeedbackItem> = {}): FeedbackItem => ({
+  ts: '2024-05-02T10:00:00.000Z',
+  requestId,
+  service: 'iris',
+  revision: 1,
+  models: [{ name: 'iris', version: 1 }],
+  label: value,
+  ...overrides,
+});
+
+const feedback = (id: string, items: FeedbackItem[]): FeedbackBatch => ({ v: 1, kind: 'feedback', id, items });
+
+async function rows(iterable: AsyncIterable<LabelledRow>): Promise<LabelledRow[]> {
+  const out: LabelledRow[] = [];
+  for await (const row of iterable) out.push(row);
+  return out;
+}
+
+test('a label joins the captured request of the same device and request id; the other device’s same id stays unlabelled', async (t) => {
+  const { ingest, data, dir } = await setUp(t);
+  await ingest.accept('dev-1', capturesBatch({ id: 'c-1', samples: [captureSample({ requestId: 'r-1', ts: '2024-05-01T12:00:01.000Z' })] }));
+  await ingest.accept('dev-2', capturesBatch({ id: 'c-1', samples: [captureSample({ requestId: 'r-1', ts: '2024-05-01T12:00:02.000Z', request: { json: { x: [9] }, bytes: 8, truncated: false } })] }));
+  t.is(await ingest.accept('dev-1', feedback('f-1', [label('r-1', 'setosa')])), 'stored');
+
+  t.deepEqual(await readdir(join(dir, 'feedback', '2024-05-03', 'iris')), ['dev-1.jsonl']);
+  const all = await rows(data.rows({ service: 'iris' }));
+  t.deepEqual(all, [
+    { requestId: 'r-1', time: '2024-05-01T12:00:01.000Z', device: 'dev-1', model: 'iris:1', revision: 1, input: { x: [1, 2] }, output: { y: 1 }, label: 'setosa' },
+    { requestId: 'r-1', time: '2024-05-01T12:00:02.000Z', device: 'dev-2', model: 'iris:1', revision: 1, input: { x: [9] }, output: { y: 1 }, label: null },
+  ]);
+  t.deepEqual((await rows(data.rows({ service: 'iris', labelled: true }))).map((r) => r.device), ['dev-1']);
+  t.deepEqual((await rows(data.rows({ service: 'iris', labelled: false }))).map((r) => r.device), ['dev-2']);
+  t.deepEqual((await rows(data.rows({ service: 'iris', devices: ['dev-2'] }))).map((r) => r.device), ['dev-2']);
+});
+
+test('an inline example is a row with its own input, no answer, and the model that served the service', async (t) => {
+  const { ingest, data } = await setUp(t);
+  await ingest.accept('dev-1', feedback('f-1', [label('g-1', 7, { input: { x: [3, 4] }, revision: 2, models: [{ name: 'iris', version: 2 }] })]));
+  t.deepEqual(await rows(data.rows({ service: 'iris', labelled: true })), [
+    { requestId: 'g-1', time: '2024-05-02T10:00:00.000Z', device: 'dev-1', model: 'iris:2', revision: 2, input: { x: [3, 4] }, output: null, label: 7 },
+  ]);
+  t.deepEqual(await rows(data.rows({ service: 'iris', revision: 1 })), []);
+  t.is((await rows(data.rows({ service: 'iris', revision: 2 }))).length, 1);
+});
+
+test('the latest label of a request wins, whatever order the batches arrive in', async (t) => {
+  const { ingest, data } = await setUp(t);
+  await ingest.accept('dev-1', capturesBatch({ samples: [captureSample({ requestId: 'r-1' })] }));
+  await ingest.accept('dev-1', feedback('f-2', [label('r-1', 'second', { ts: '2024-05-02T11:00:00.000Z' })]));
+  await ingest.accept('dev-1', feedback('f-1', [label('r-1', 'first', { ts: '2024-05-02T10:00:00.000Z' })]));
+  t.deepEqual((await rows(data.rows({ service: 'iris' }))).map((r) => r.label), ['second']);
+  await ingest.accept('dev-1', feedback('f-3', [label('r-1', 'third', { ts: '2024-05-02T12:00:00.000Z' })]));
+  t.deepEqual((await rows(data.rows({ service: 'iris' }))).map((r) => r.label), ['third']);
+});
+
+test('since and until select by the time of the request, since inclusive and until exclusive', async (t) => {
+  const { ingest, data } = await setUp(t);
+  const at = ['2024-05-01T10:00:00.000Z', '2024-05-01T11:00:00.000Z', '2024-05-02T09:00:00.000Z'];
+  await ingest.accept('dev-1', capturesBatch({ samples: at.map((ts, i) => captureSample({ ts, requestId: `r-${i}` })) }));
+  await ingest.accept('dev-1', feedback('f-1', [label('r-0', 'a'), label('r-2', 'c'), label('g-1', 'i', { ts: '2024-05-01T11:30:00.000Z', input: { x: [0] } })]));
+  const ids = async (since?: string, until?: string) =>
+    (await rows(data.rows({ service: 'iris', ...(since && { since }), ...(until && { until }) }))).map((r) => r.requestId).sort();
+  t.deepEqual(await ids('2024-05-01T11:00:00.000Z'), ['g-1', 'r-1', 'r-2']);
+  t.deepEqual(await ids(undefined, '2024-05-01T11:00:00.000Z'), ['r-0']);
+  t.deepEqual(await ids('2024-05-01T11:00:00.000Z', '2024-05-02T00:00:00.000Z'), ['g-1', 'r-1']);
+});
+
+test('feedback is kept only for the device’s own services, stored once per batch id, and counted by hub arrival time', async (t) => {
+  const { ingest, data, clock } = await setUp(t, { 'dev-1': ['iris'] });
+  await ingest.accept('dev-1', capturesBatch({ samples: [captureSample({ requestId: 'r-1' })] }));
+  const batch = feedback('f-1', [label('r-1', 'a'), label('x-1', 'b', { service: 'other', input: { x: [1] } })]);
+  t.is(await ingest.accept('dev-1', batch), 'stored');
+  t.is(await ingest.accept('dev-1', batch), 'duplicate');
+  // A device that runs no service at all adds nothing.
+  t.is(await ingest.accept('dev-9', feedback('f-1', [label('r-1', 'z')])), 'stored');
+  t.deepEqual((await rows(data.rows({ service: 'iris' }))).map((r) => [r.device, r.label]), [['dev-1', 'a']]);
+  t.deepEqual(await rows(data.rows({ service: 'other' })), []);
+
+  const first = new Date(clock.ms).toISOString();
+  t.is(await data.countLabels('iris', first), 1);
+  clock.ms += 60_000;
+  const later = new Date(clock.ms).toISOString();
+  t.is(await data.countLabels('iris', later), 0);
+  await ingest.accept('dev-1', feedback('f-2', [label('r-1', 'b'), label('g-2', 3, { input: { x: [2] } })]));
+  t.is(await data.countLabels('iris', later), 2);
+  t.is(await data.countLabels('iris', first), 3);
+});
