@@ -1,0 +1,282 @@
+/**
+ * One retraining run, step by step: labelled rows (and base datasets) → a stable train/eval split
+ * in JSONL files → the current model laid out → the trainer → the candidate registered with its
+ * lineage → the candidate's scoring image → both images scored on the eval split → promoted
+ * (rolled out with the job's rollout and gates) or rejected with the numbers.
+ *
+ * Everything the run touches is behind `RunPorts`, so the order and the decisions are tested with
+ * fakes; hub/retraining/ports.ts binds the real modules.
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Lineage, ModelVersion } from '../../shared/api/models.js';
+import type { RolloutRequest } from '../../shared/api/rollouts.js';
+import type { EvalMetricName, RunStage } from '../../shared/api/retraining.js';
+import { parseDuration } from '../../shared/duration.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import type { LabelledRow, LabelledRowFilter } from '../datasets/labelled-data.js';
+import { better } from '../evaluation/metrics.js';
+import type { ActorRecord, RetrainingJobRecord, RetrainingRunRecord } from '../store/store.js';
+import { datasetRowKey, inEvalSplit } from './split.js';
+
+export interface TrainingOutcome {
+  status: 'succeeded' | 'failed' | 'timed-out' | 'cancelled';
+  exitCode: number | null;
+  message: string;
+}
+
+export interface TrainingCall {
+  runId: string;
+  image: string;
+  trainData: string;
+  evalData: string;
+  modelDir: string;
+  outputDir: string;
+  params: Record<string, unknown>;
+  memory: string;
+  cpus: number;
+  timeoutMs: number;
+  log: (line: string) => void;
+  signal: AbortSignal;
+}
+
+export interface EvaluationCall {
+  ref: string;
+  rows: ReadonlyArray<{ input: unknown; label: unknown }>;
+  pointer: string;
+  metric: EvalMetricName;
+  containerName: string;
+  log: (line: string) => void;
+  signal: AbortSignal;
+}
+
+export interface RunPorts {
+  labelled: { rows(filter: LabelledRowFilter): AsyncIterable<LabelledRow> };
+  datasets: {
+    resolve(name: string, version: number): Promise<{ name: string; version: number; digest: string }>;
+    rows(name: string, version: number): AsyncIterable<{ input: unknown; label: unknown }>;
+  };
+  /** `NAME` or `NAME:V` → the trainer version and its built image (`repository@digest`). */
+  trainer(ref: string): Promise<{ name: string; version: number; image: string }>;
+  /** What the service runs now: its image and models. Undefined: not deployed. */
+  deployment(service: string): Promise<{ image: string; models: ReadonlyArray<{ name: string; version: number }> } | undefined>;
+  model(name: string, version: number): Promise<ModelVersion>;
+  layOutModel(model: ModelVersion, dir: string): Promise<void>;
+  runTraining(call: TrainingCall): Promise<TrainingOutcome>;
+  /** Registers what the trainer wrote in `dir` as the next version of `name`, with this lineage. */
+  registerCandidate(name: string, dir: string, lineage: Omit<Lineage, 'metrics' | 'runId' | 'dataset'> & { runId: string }, actor: ActorRecord): Promise<ModelVersion>;
+  addLineageMetrics(model: { name: string; version: number }, metrics: Record<string, number>): Promise<void>;
+  /** The service's image with `model` (NAME:V) in place of its namesake; resolves once built. */
+  prepare(service: string, model: string, actor: ActorRecord): Promise<{ image: { id: number; ref: string | null } }>;
+  evaluate(call: EvaluationCall): Promise<{ value: number; rows: number; failed: number }>;
+  rollOut(service: string, imageId: number, rollout: RolloutRequest | undefined, actor: ActorRecord): Promise<{ rollout: { id: number } }>;
+}
+
+export interface RunContext {
+  job: RetrainingJobRecord;
+  run: RetrainingRunRecord;
+  /** Empty, the run's own: the JSONL files, the laid-out model and the trainer's output go there. */
+  workDir: string;
+  /** Names containers: unique to this hub's data directory. */
+  instance: string;
+  log: (line: string) => void;
+  signal: AbortSignal;
+  /** Stores a change of the run (stage, figures) so `retrain show` sees it. */
+  update: (change: (run: RetrainingRunRecord) => void) => Promise<void>;
+}
+
+export type RunEnd = { status: 'promoted'; rollout: number } | { status: 'rejected'; reason: string };
+
+function failed(message: string, cause?: unknown): EdgemlError {
+  return new EdgemlError(ErrorCodes.HUB_RETRAINING_FAILED, message, cause === undefined ? {} : { cause });
+}
+
+/** The model a run replaces: the job's `--model`, else the service's only one. */
+function currentModelRef(job: RetrainingJobRecord, models: ReadonlyArray<{ name: string; version: number }>): { name: string; version: number } {
+  if (job.model !== null) {
+    const named = models.find((m) => m.name === job.model);
+    if (!named) throw failed(`service ${job.service} runs no model named ${job.model} (it runs ${models.map((m) => `${m.name}:${m.version}`).join(', ') || 'none'})`);
+    return named;
+  }
+  if (models.length !== 1) throw failed(`service ${job.service} runs ${models.length} models: name the one to retrain with --model`);
+  return models[0]!;
+}
+
+function parseRef(ref: string): { name: string; version: number } {
+  const at = ref.lastIndexOf(':');
+  return { name: ref.slice(0, at), version: Number(ref.slice(at + 1)) };
+}
+
+async function closeFile(file: WriteStream): Promise<void> {
+  await new Promise<void>((resolve, reject) => file.end((err?: Error | null) => (err ? reject(err) : resolve())));
+}
+
+function writeLine(file: WriteStream, row: unknown): Promise<void> | void {
+  if (!file.write(`${JSON.stringify(row)}\n`)) return new Promise((resolve) => file.once('drain', () => resolve()));
+}
+
+interface Exported {
+  trainFile: string;
+  evalFile: string;
+  evalRows: Array<{ input: unknown; label: unknown }>;
+  train: number;
+  labels: { since: string | null; until: string; count: number };
+  datasets: Array<{ name: string; version: number; digest: string }>;
+}
+
+/** Writes both splits in the export format (`{requestId, time, device, model, input, output, label}`). */
+async function exportRows(ports: RunPorts, ctx: RunContext, until: string): Promise<Exported> {
+  const { job } = ctx;
+  const trainFile = join(ctx.workDir, 'train.jsonl');
+  const evalFile = join(ctx.workDir, 'eval.jsonl');
+  const files = { train: createWriteStream(trainFile, { mode: 0o644 }), eval: createWriteStream(evalFile, { mode: 0o644 }) };
+  const evalRows: Exported['evalRows'] = [];
+  let train = 0;
+  let since: string | null = null;
+  let count = 0;
+  const add = async (key: string, row: Record<string, unknown> & { input: unknown; label: unknown }) => {
+    ctx.signal.throwIfAborted();
+    if (inEvalSplit(key, job.evalFraction)) {
+      evalRows.push({ input: row.input, label: row.label });
+      await writeLine(files.eval, row);
+    } else {
+      train += 1;
+      await writeLine(files.train, row);
+    }
+  };
+  try {
+    for await (const row of ports.labelled.rows({ service: job.service, labelled: true, until })) {
+      count += 1;
+      if (since === null || row.time < since) since = row.time;
+      await add(row.requestId, { requestId: row.requestId, time: row.time, device: row.device, model: row.model, input: row.input, output: row.output, label: row.label });
+    }
+    const datasets: Exported['datasets'] = [];
+    for (const ref of job.datasets) {
+      const { name, version } = parseRef(ref);
+      const resolved = await ports.datasets.resolve(name, version);
+      datasets.push({ name: resolved.name, version: resolved.version, digest: resolved.digest });
+      let index = 0;
+      for await (const row of ports.datasets.rows(name, version)) {
+        const key = datasetRowKey(name, version, index++);
+        await add(key, { requestId: key, time: until, device: null, model: null, input: row.input, output: null, label: row.label });
+      }
+    }
+    return { trainFile, evalFile, evalRows, train, labels: { since, until, count }, datasets };
+  } finally {
+    await Promise.all([closeFile(files.train), closeFile(files.eval)]);
+  }
+}
+
+async function stage(ctx: RunContext, name: RunStage, change: (run: RetrainingRunRecord) => void = () => undefined): Promise<void> {
+  ctx.signal.throwIfAborted();
+  ctx.log(`edgeml: ${name}`);
+  await ctx.update((run) => {
+    run.stage = name;
+    change(run);
+  });
+}
+
+/** Runs the pipeline; throws on failure (an abort of `ctx.signal` throws its reason). */
+export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunEnd> {
+  const { job, run } = ctx;
+  const actor = run.createdBy ?? job.createdBy;
+  const metric = job.evalMetric;
+
+  await stage(ctx, 'exporting');
+  const deployment = await ports.deployment(job.service);
+  if (!deployment) throw failed(`service ${job.service} is not deployed`);
+  const currentRef = currentModelRef(job, deployment.models);
+  const current = await ports.model(currentRef.name, currentRef.version);
+  const exported = await exportRows(ports, ctx, run.startedAt ?? run.createdAt);
+  ctx.log(`edgeml: ${exported.labels.count} labelled rows, ${exported.train} to train on, ${exported.evalRows.length} to evaluate on`);
+  await ctx.update((r) => {
+    r.current = { name: current.name, version: current.version };
+    r.rows = { train: exported.train, eval: exported.evalRows.length, labels: exported.labels.count };
+    r.labels = exported.labels;
+  });
+  if (exported.train === 0) throw failed('no rows to train on: send labels to the service (POST /v1/services/NAME/feedback on a gateway) or give --dataset');
+  if (exported.evalRows.length === 0) throw failed(`no rows to evaluate on: the eval split (${job.evalFraction}) of ${exported.train} rows is empty`);
+
+  await stage(ctx, 'training');
+  const trainer = await ports.trainer(job.trainer);
+  const modelDir = join(ctx.workDir, 'model');
+  const outputDir = join(ctx.workDir, 'output');
+  await mkdir(modelDir);
+  await mkdir(outputDir, { mode: 0o777 });
+  await ports.layOutModel(current, modelDir);
+  ctx.log(`edgeml: training with ${trainer.name}:${trainer.version} (${trainer.image}) from ${current.name}:${current.version}`);
+  const trained = await ports.runTraining({
+    runId: `${ctx.instance}-${run.id}`,
+    image: trainer.image,
+    trainData: exported.trainFile,
+    evalData: exported.evalFile,
+    modelDir,
+    outputDir,
+    params: job.params,
+    memory: job.memory,
+    cpus: job.cpus,
+    timeoutMs: parseDuration(job.timeout),
+    log: ctx.log,
+    signal: ctx.signal,
+  });
+  ctx.signal.throwIfAborted();
+  if (trained.status !== 'succeeded') throw failed(`training ${trained.status}: ${trained.message}`);
+
+  await stage(ctx, 'registering');
+  const candidate = await ports.registerCandidate(
+    current.name,
+    outputDir,
+    {
+      runId: `${job.name}/${run.id}`,
+      parent: { name: current.name, version: current.version },
+      datasets: exported.datasets,
+      labels: exported.labels,
+      trainer: { name: trainer.name, version: trainer.version, image: trainer.image },
+      job: job.name,
+      run: run.id,
+    },
+    actor,
+  );
+  ctx.log(`edgeml: registered the candidate ${candidate.name}:${candidate.version} (${candidate.digest})`);
+
+  await stage(ctx, 'building', (r) => {
+    r.candidate = { name: candidate.name, version: candidate.version };
+  });
+  const { image } = await ports.prepare(job.service, `${candidate.name}:${candidate.version}`, actor);
+  if (image.ref === null) throw failed(`the candidate's image ${image.id} has no reference`);
+  ctx.log(`edgeml: the candidate's image is build ${image.id} (${image.ref})`);
+
+  await stage(ctx, 'evaluating', (r) => {
+    r.image = image.id;
+  });
+  const evaluation = async (which: 'current' | 'candidate', ref: string) => {
+    const result = await ports.evaluate({
+      ref,
+      rows: exported.evalRows,
+      pointer: job.evalOutput,
+      metric,
+      containerName: `edgeml-eval-${ctx.instance}-${run.id}-${which}`,
+      log: (line) => ctx.log(`${which}: ${line}`),
+      signal: ctx.signal,
+    });
+    ctx.log(`edgeml: ${which} ${metric} = ${result.value} on ${result.rows} rows (${result.failed} without an answer)`);
+    return result;
+  };
+  const before = await evaluation('current', deployment.image);
+  const after = await evaluation('candidate', image.ref);
+  await ports.addLineageMetrics(candidate, { [metric]: after.value, [`current.${metric}`]: before.value });
+  await ctx.update((r) => {
+    r.evaluation = { metric, current: before.value, candidate: after.value, minImprovement: job.minImprovement, rows: exported.evalRows.length, failed: { current: before.failed, candidate: after.failed } };
+  });
+
+  if (!better(metric, after.value, before.value, job.minImprovement)) {
+    const reason = `the candidate's ${metric} ${after.value} does not beat the current model's ${before.value}${job.minImprovement > 0 ? ` by ${job.minImprovement}` : ''}`;
+    ctx.log(`edgeml: rejected: ${reason}`);
+    return { status: 'rejected', reason };
+  }
+  await stage(ctx, 'rolling-out');
+  const deployed = await ports.rollOut(job.service, image.id, job.rollout ?? undefined, actor);
+  ctx.log(`edgeml: promoted: ${metric} ${before.value} → ${after.value}; rollout ${deployed.rollout.id}`);
+  return { status: 'promoted', rollout: deployed.rollout.id };
+}

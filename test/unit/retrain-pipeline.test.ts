@@ -1,0 +1,367 @@
+import test from 'ava';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Memory } from 'lowdb';
+import pino from 'pino';
+import type { ModelVersion } from '../../shared/api/models.js';
+import type { RetrainingJobCreate } from '../../shared/api/retraining.js';
+import { BuildLogs } from '../../hub/builds/build-log.js';
+import type { LabelledRow } from '../../hub/datasets/labelled-data.js';
+import { Retraining } from '../../hub/retraining/retraining.js';
+import type { RunPorts, TrainingCall } from '../../hub/retraining/run-pipeline.js';
+import type { Scheduler } from '../../hub/retraining/scheduler.js';
+import { inEvalSplit } from '../../hub/retraining/split.js';
+import type { HubData } from '../../hub/store/hub-data.js';
+import { LowdbHubStore } from '../../hub/store/lowdb-store.js';
+import { ManualClock } from '../helpers/fake-clock.js';
+import { waitFor } from '../helpers/wait.js';
+
+const logger = pino({ level: 'silent' });
+const actor = { keyId: 'k1', keyName: 'admin' };
+const T0 = Date.parse('2026-12-01T00:00:00Z');
+
+function rowsOf(n: number): LabelledRow[] {
+  return Array.from({ length: n }, (_, i) => ({
+    requestId: `req-${i}`,
+    time: new Date(T0 + i * 1000).toISOString(),
+    device: 'dev-1',
+    model: 'linear:1',
+    revision: 1,
+    input: { x: i },
+    output: { y: i },
+    label: 2 * i + 1,
+  }));
+}
+
+class FakeScheduler implements Scheduler {
+  readonly tasks = new Map<string, () => void>();
+  validate(expression: string): boolean {
+    return expression.split(' ').length === 5;
+  }
+  schedule(expression: string, fire: () => void) {
+    this.tasks.set(expression, fire);
+    return { stop: () => void this.tasks.delete(expression) };
+  }
+}
+
+interface Harness {
+  store: LowdbHubStore;
+  memory: Memory<HubData>;
+  retraining: Retraining;
+  clock: ManualClock;
+  scheduler: FakeScheduler;
+  calls: { trainings: TrainingCall[]; trainFiles: string[]; evalFiles: string[]; rollOuts: unknown[]; evaluated: string[]; leftovers: number; labelCounts: string[] };
+  options: { training: 'ok' | 'crash' | 'hang'; values: Record<string, number>; rows: LabelledRow[]; labels: number };
+}
+
+async function harness(memory = new Memory<HubData>(), clock = new ManualClock(T0)): Promise<Harness> {
+  const store = await LowdbHubStore.open(memory, 'memory');
+  const dir = await mkdtemp(join(tmpdir(), 'retrain-'));
+  const options: Harness['options'] = { training: 'ok', values: { 'cur@sha256:1': 0.9, 'cand@sha256:2': 0.1 }, rows: rowsOf(40), labels: 0 };
+  const calls: Harness['calls'] = { trainings: [], trainFiles: [], evalFiles: [], rollOuts: [], evaluated: [], leftovers: 0, labelCounts: [] };
+  const parent = (await store.models.list({ name: 'linear' }))[0];
+  const current: ModelVersion =
+    parent ??
+    (await store.models.addVersion({
+      name: 'linear',
+      kind: 'directory',
+      digest: 'sha256:0',
+      size: 1,
+      files: [],
+      framework: 'custom',
+      description: '',
+      tags: {},
+      lineage: { runId: null, dataset: null, metrics: {} },
+      createdAt: new Date(T0).toISOString(),
+      createdBy: actor,
+    }));
+  const ports: RunPorts = {
+    labelled: {
+      async *rows() {
+        yield* options.rows;
+      },
+    },
+    datasets: {
+      resolve: async (name, version) => ({ name, version, digest: `sha256:${name}` }),
+      async *rows() {
+        yield { input: { x: 100 }, label: 201 };
+      },
+    },
+    trainer: async (ref) => ({ name: ref.split(':')[0]!, version: 1, image: 'trainer@sha256:t' }),
+    deployment: async (service) => (service === 'lin' ? { image: 'cur@sha256:1', models: [{ name: 'linear', version: current.version }] } : undefined),
+    model: async (name, version) => store.models.resolve(name, { version }),
+    layOutModel: async (_model, dir) => writeFile(join(dir, 'model.json'), '{"a":1,"b":0}'),
+    runTraining: async (call) => {
+      calls.trainings.push(call);
+      calls.trainFiles.push(await readFile(call.trainData, 'utf8'));
+      calls.evalFiles.push(await readFile(call.evalData, 'utf8'));
+      call.log('trainer: fitting');
+      if (options.training === 'crash') return { status: 'failed', exitCode: 3, message: 'the trainer exited with code 3' };
+      if (options.training === 'hang') {
+        await new Promise((resolve) => call.signal.addEventListener('abort', resolve, { once: true }));
+        return { status: 'cancelled', exitCode: null, message: 'cancelled' };
+      }
+      await writeFile(join(call.outputDir, 'model.json'), '{"a":2,"b":1}');
+      return { status: 'succeeded', exitCode: 0, message: 'exited 0' };
+    },
+    registerCandidate: async (name, _dir, lineage, by) =>
+      store.models.addVersion({
+        name,
+        kind: 'directory',
+        digest: 'sha256:c',
+        size: 1,
+        files: [],
+        framework: 'custom',
+        description: '',
+        tags: {},
+        lineage: { ...lineage, dataset: null, metrics: {} },
+        createdAt: new Date(T0).toISOString(),
+        createdBy: by,
+      }),
+    addLineageMetrics: (model, metrics) => store.retraining.addLineageMetrics(model, metrics),
+    prepare: async () => ({ image: { id: 7, ref: 'cand@sha256:2' } }),
+    evaluate: async (call) => {
+      calls.evaluated.push(call.ref);
+      return { value: options.values[call.ref]!, rows: call.rows.length, failed: 0 };
+    },
+    rollOut: async (service, imageId, rollout) => {
+      calls.rollOuts.push({ service, imageId, rollout });
+      return { rollout: { id: 12 } };
+    },
+  };
+  const scheduler = new FakeScheduler();
+  const retraining = new Retraining({
+    repo: store.retraining,
+    ports,
+    check: { service: async (s) => s === 'lin', trainer: async () => undefined, dataset: async () => undefined },
+    countLabels: async (_service, since) => {
+      calls.labelCounts.push(since);
+      return options.labels;
+    },
+    removeLeftovers: async () => {
+      calls.leftovers += 1;
+      return 0;
+    },
+    logs: await BuildLogs.open(join(dir, 'logs'), logger),
+    scheduler,
+    clock,
+    workDir: join(dir, 'work'),
+    instance: 'abcd1234',
+    logger,
+    labelPollMs: 1000,
+  });
+  return { store, memory, retraining, clock, scheduler, calls, options };
+}
+
+const JOB: RetrainingJobCreate = { name: 'lin-job', service: 'lin', trainer: 'lin-trainer', evalMetric: 'mae', evalOutput: '/y', rollout: { strategy: 'canary' } };
+
+async function settled(h: Harness, id: number) {
+  return waitFor(`run ${id} over`, async () => {
+    const run = await h.retraining.getRun(id);
+    return run.status !== 'queued' && run.status !== 'running' && run;
+  });
+}
+
+async function logOf(h: Harness, id: number): Promise<string> {
+  let text = '';
+  for await (const chunk of await h.retraining.log(id, false)) text += String(chunk);
+  return text;
+}
+
+test('the eval split is stable per request id, and grows with the fraction', (t) => {
+  const ids = Array.from({ length: 2000 }, (_, i) => `r${i}`);
+  const at20 = ids.filter((id) => inEvalSplit(id, 0.2));
+  t.deepEqual(
+    ids.filter((id) => inEvalSplit(id, 0.2)),
+    at20,
+  );
+  t.true(at20.length > 300 && at20.length < 500, `${at20.length} of 2000 in a 0.2 split`);
+  t.true(at20.every((id) => inEvalSplit(id, 0.5)));
+});
+
+test('a better candidate is registered with its lineage and both metrics, then rolled out with the job rollout', async (t) => {
+  const h = await harness();
+  await h.retraining.start();
+  await h.retraining.createJob({ ...JOB, datasets: ['base:1'], params: { lr: 0.1 } }, actor);
+  const queued = await h.retraining.runNow('lin-job', actor);
+  const run = await settled(h, queued.id);
+  t.is(run.status, 'promoted', run.reason ?? '');
+  t.is(run.rollout, 12);
+  t.deepEqual(run.candidate, { name: 'linear', version: 2 });
+  t.deepEqual(run.evaluation, { metric: 'mae', current: 0.9, candidate: 0.1, minImprovement: 0, rows: run.rows!.eval, failed: { current: 0, candidate: 0 } });
+  t.deepEqual(h.calls.rollOuts, [{ service: 'lin', imageId: 7, rollout: { strategy: 'canary' } }]);
+  t.deepEqual(h.calls.evaluated, ['cur@sha256:1', 'cand@sha256:2']);
+  // Every labelled row and the dataset row went to exactly one side, in the export format.
+  const train = h.calls.trainFiles[0]!.trim().split('\n').map((l) => JSON.parse(l));
+  const evalRows = h.calls.evalFiles[0]!.trim().split('\n').map((l) => JSON.parse(l));
+  t.is(train.length + evalRows.length, 41);
+  t.is(run.rows!.labels, 40);
+  t.deepEqual(Object.keys(train[0]).sort(), ['device', 'input', 'label', 'model', 'output', 'requestId', 'time']);
+  t.true(evalRows.every((r) => inEvalSplit(r.requestId, 0.2)) && train.every((r) => !inEvalSplit(r.requestId, 0.2)));
+  t.deepEqual(h.calls.trainings[0]!.params, { lr: 0.1 });
+  t.is(h.calls.trainings[0]!.timeoutMs, 30 * 60 * 1000);
+  const model = await h.store.models.resolve('linear', { version: 2 });
+  t.like(model.lineage, {
+    parent: { name: 'linear', version: 1 },
+    datasets: [{ name: 'base', version: 1, digest: 'sha256:base' }],
+    labels: { since: new Date(T0).toISOString(), count: 40 },
+    trainer: { name: 'lin-trainer', version: 1, image: 'trainer@sha256:t' },
+    job: 'lin-job',
+    run: queued.id,
+    metrics: { mae: 0.1, 'current.mae': 0.9 },
+  });
+  const log = await logOf(h, queued.id);
+  t.regex(log, /trainer: fitting/);
+  t.regex(log, /promoted: mae 0\.9 → 0\.1; rollout 12/);
+  t.is((await h.retraining.getJob('lin-job')).lastRun?.status, 'promoted');
+  await h.retraining.close();
+});
+
+test('a candidate that is not better by --min-improvement is registered, rejected with the numbers, and not rolled out', async (t) => {
+  const h = await harness();
+  h.options.values = { 'cur@sha256:1': 0.5, 'cand@sha256:2': 0.45 };
+  await h.retraining.start();
+  await h.retraining.createJob({ ...JOB, minImprovement: 0.1 }, actor);
+  const run = await settled(h, (await h.retraining.runNow('lin-job', actor)).id);
+  t.is(run.status, 'rejected');
+  t.is(run.reason, "the candidate's mae 0.45 does not beat the current model's 0.5 by 0.1");
+  t.deepEqual(h.calls.rollOuts, []);
+  t.like((await h.store.models.resolve('linear', { version: 2 })).lineage.metrics, { mae: 0.45, 'current.mae': 0.5 });
+  await h.retraining.close();
+});
+
+test('a crashing trainer fails the run with its log; nothing is registered or rolled out', async (t) => {
+  const h = await harness();
+  h.options.training = 'crash';
+  await h.retraining.start();
+  await h.retraining.createJob(JOB, actor);
+  const run = await settled(h, (await h.retraining.runNow('lin-job', actor)).id);
+  t.is(run.status, 'failed');
+  t.is(run.reason, 'training failed: the trainer exited with code 3');
+  t.is(run.candidate, null);
+  t.is((await h.store.models.list({ name: 'linear' })).length, 1);
+  t.deepEqual(h.calls.rollOuts, []);
+  t.regex(await logOf(h, run.id), /trainer: fitting[\s\S]*edgeml: failed: training failed/);
+  await h.retraining.close();
+});
+
+test('no labelled rows: the run fails saying so, before any training', async (t) => {
+  const h = await harness();
+  h.options.rows = [];
+  await h.retraining.start();
+  await h.retraining.createJob(JOB, actor);
+  const run = await settled(h, (await h.retraining.runNow('lin-job', actor)).id);
+  t.is(run.status, 'failed');
+  t.regex(run.reason!, /no rows to train on/);
+  t.is(h.calls.trainings.length, 0);
+  await h.retraining.close();
+});
+
+test('cancel stops a run in training (the trainer sees the abort); a second manual run while one is active is refused', async (t) => {
+  const h = await harness();
+  h.options.training = 'hang';
+  await h.retraining.start();
+  await h.retraining.createJob(JOB, actor);
+  const queued = await h.retraining.runNow('lin-job', actor);
+  await waitFor('training', () => h.calls.trainings.length === 1);
+  const conflict = await t.throwsAsync(h.retraining.runNow('lin-job', actor));
+  t.is((conflict as { code?: string }).code, 'HUB_E_CONFLICT');
+  const cancelled = await h.retraining.cancel(queued.id);
+  t.is(cancelled.status, 'cancelled');
+  t.is(cancelled.reason, 'cancelled by request');
+  t.true(h.calls.trainings[0]!.signal.aborted);
+  await h.retraining.close();
+});
+
+test('a run the hub was in the middle of is failed at the next start, leftovers removed; a queued run still runs', async (t) => {
+  const memory = new Memory<HubData>();
+  const first = await harness(memory);
+  await first.retraining.createJob(JOB, actor);
+  await first.retraining.createJob({ ...JOB, name: 'other' }, actor);
+  // As a kill -9 leaves it: one run marked running, one queued, nothing in this process any more.
+  const running = await first.store.retraining.addRun({ ...(await stubRun('lin-job')), status: 'running', stage: 'training' }, new Date(T0).toISOString());
+  const queued = await first.store.retraining.addRun(await stubRun('other'), new Date(T0).toISOString());
+  const second = await harness(memory);
+  await second.retraining.start();
+  t.is(second.calls.leftovers, 1);
+  const failed = await second.retraining.getRun(running.id);
+  t.is(failed.status, 'failed');
+  t.is(failed.reason, 'the hub stopped during the run');
+  t.truthy(failed.finishedAt);
+  t.is((await settled(second, queued.id)).status, 'promoted');
+  await second.retraining.close();
+});
+
+async function stubRun(job: string) {
+  return {
+    job,
+    service: 'lin',
+    trigger: 'manual' as const,
+    status: 'queued' as const,
+    stage: null,
+    rows: null,
+    labels: null,
+    current: null,
+    candidate: null,
+    image: null,
+    evaluation: null,
+    rollout: null,
+    reason: null,
+    createdAt: new Date(T0).toISOString(),
+    startedAt: null,
+    finishedAt: null,
+    createdBy: actor,
+  };
+}
+
+test('a schedule fires a run; a bad cron expression is refused', async (t) => {
+  const h = await harness();
+  await h.retraining.start();
+  const bad = await t.throwsAsync(h.retraining.createJob({ ...JOB, schedule: 'every minute' }, actor));
+  t.is((bad as { code?: string }).code, 'HUB_E_INVALID_REQUEST');
+  await h.retraining.createJob({ ...JOB, schedule: '* * * * *' }, actor);
+  h.scheduler.tasks.get('* * * * *')!();
+  const [run] = await waitFor('a scheduled run', async () => {
+    const runs = await h.retraining.listRuns('lin-job');
+    return runs.length > 0 && runs;
+  });
+  t.is(run!.trigger, 'schedule');
+  t.is(run!.createdBy, null);
+  t.is((await settled(h, run!.id)).status, 'promoted');
+  await h.retraining.close();
+  t.is(h.scheduler.tasks.size, 0);
+});
+
+test('--min-new-labels: a poll below the threshold starts nothing; at it, a run counted from the last one', async (t) => {
+  const h = await harness();
+  await h.retraining.start();
+  await h.retraining.createJob({ ...JOB, minNewLabels: 5 }, actor);
+  h.options.labels = 4;
+  h.clock.advance(1000);
+  await waitFor('a poll', () => h.calls.labelCounts.length >= 1);
+  t.deepEqual(await h.retraining.listRuns('lin-job'), []);
+  h.options.labels = 5;
+  h.clock.ms += 60_000;
+  await waitFor('the next poll armed', () => h.clock.pending() === 1);
+  h.clock.advance(1000);
+  const [run] = await waitFor('a labels run', async () => {
+    const runs = await h.retraining.listRuns('lin-job');
+    return runs.length > 0 && runs;
+  });
+  t.is(run!.trigger, 'labels');
+  await settled(h, run!.id);
+  // The next count starts at that run.
+  t.is((await h.retraining.getJob('lin-job')).labelsSince, run!.createdAt);
+  t.is(run!.createdAt, new Date(T0 + 62_000).toISOString());
+  await h.retraining.close();
+});
+
+test('a job for a service that is not deployed is refused; unknown job and run are 404', async (t) => {
+  const h = await harness();
+  const err = await t.throwsAsync(h.retraining.createJob({ ...JOB, service: 'nope' }, actor));
+  t.is((err as { code?: string }).code, 'HUB_E_DEPLOYMENT_NOT_FOUND');
+  t.is(((await t.throwsAsync(h.retraining.getJob('x'))) as { code?: string }).code, 'HUB_E_RETRAINING_JOB_NOT_FOUND');
+  t.is(((await t.throwsAsync(h.retraining.getRun(99))) as { code?: string }).code, 'HUB_E_RETRAINING_RUN_NOT_FOUND');
+  t.is(((await t.throwsAsync(h.retraining.createJob(JOB, actor).then(() => h.retraining.createJob(JOB, actor)))) as { code?: string }).code, 'HUB_E_CONFLICT');
+});
