@@ -85,6 +85,8 @@ export const ErrorCodes = {
   AGENT_TELEMETRY_LANE_FULL: 'AGENT_E_TELEMETRY_LANE_FULL', // an outbox lane that never drops (feedback) is at its quota: new batches are refused until the hub takes some
   HUB_TRAINER_NOT_FOUND: 'HUB_E_TRAINER_NOT_FOUND', // a trainer name or version the hub does not have
   HUB_TRAINER_INVALID: 'HUB_E_TRAINER_INVALID', // a trainer recipe the hub refuses: wrong file kind for the runtime, empty script, reserved env
+  HUB_DATASET_NOT_FOUND: 'HUB_E_DATASET_NOT_FOUND', // a dataset name or version the hub does not have
+  HUB_DATASET_INVALID: 'HUB_E_DATASET_INVALID', // a dataset file the hub refuses: a line that is not a JSON object with input and label (the error names the line)
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
