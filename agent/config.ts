@@ -49,6 +49,14 @@ export const AgentConfigSchema = Type.Object(
       default: '64m',
       description: 'disk space for captured requests waiting for the hub, apart from metrics so capture never pushes them out',
     }),
+    // Optional rather than defaulted here: the outbox applies its default (DEFAULT_FEEDBACK_QUOTA_BYTES).
+    feedbackQuota: Type.Optional(
+      Type.String({
+        pattern: SIZE_PATTERN,
+        examples: ['16m', '256m'],
+        description: 'disk space for labels (POST /v1/services/NAME/feedback) waiting for the hub, default 16m; when full, new labels are refused (503) and none accepted is dropped',
+      }),
+    ),
     healthTimeout: Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, default: '3m', description: 'how long a new container may take to answer /health (emulated platforms are slow)' }),
     minFreeDisk: Type.String({ pattern: SIZE_PATTERN, examples: SIZE_EXAMPLES, default: '512m', description: "pre-flight: the free space that must remain on Docker's data root after a pull" }),
     assumeMemory: Type.Optional(
@@ -89,9 +97,10 @@ export function loadAgentConfig(sources: ConfigSources): Readonly<AgentConfig> {
   if (parseDuration(config.telemetryInterval) < MIN_TELEMETRY_INTERVAL_MS) {
     refuse(`telemetryInterval (--telemetry-interval) must be at least 1s, not ${config.telemetryInterval}`);
   }
-  for (const [key, flag] of [['telemetryQueue', '--telemetry-queue'], ['captureQueue', '--capture-queue']] as const) {
-    if (parseSize(config[key]) < MIN_QUEUE_BYTES) {
-      refuse(`${key} (${flag}) must be at least ${Math.ceil(MIN_QUEUE_BYTES / 1024)}k, room for one batch of the largest MQTT message (${formatBytes(MAX_MESSAGE_BYTES)}), not ${config[key]}`);
+  for (const [key, flag] of [['telemetryQueue', '--telemetry-queue'], ['captureQueue', '--capture-queue'], ['feedbackQuota', '--feedback-quota']] as const) {
+    const size = config[key];
+    if (size !== undefined && parseSize(size) < MIN_QUEUE_BYTES) {
+      refuse(`${key} (${flag}) must be at least ${Math.ceil(MIN_QUEUE_BYTES / 1024)}k, room for one batch of the largest MQTT message (${formatBytes(MAX_MESSAGE_BYTES)}), not ${size}`);
     }
   }
   if (config.token !== undefined && config.tokenFile !== undefined) {

@@ -37,6 +37,10 @@ import { deviceSampler, systemProbes } from './telemetry/device-metrics.js';
 import { collectFacts, nativePlatform } from './telemetry/facts.js';
 import { MetricsCollector } from './telemetry/metrics-collector.js';
 import { Outbox, type Batch } from './telemetry/outbox.js';
+import { FeedbackQueue } from './feedback/feedback-queue.js';
+import { InputSchemas } from './feedback/input-schema.js';
+import { RequestIndex } from './feedback/request-index.js';
+import { feedbackHandler } from './gateway/feedback.js';
 import { TelemetrySender } from './telemetry/telemetry-sender.js';
 
 /** DATA/tls: the device's keys and certificates, and the hub's CA. */
@@ -88,7 +92,11 @@ async function startParts(config: Readonly<AgentConfig>, logger: Logger, started
 
   const telemetryLogger = logger.child({ component: 'telemetry' });
   const outbox = started.add(await Outbox.open(join(dataDir, 'telemetry', 'outbox'), {
-    limits: { metrics: parseSize(config.telemetryQueue), capture: parseSize(config.captureQueue) },
+    limits: {
+      metrics: parseSize(config.telemetryQueue),
+      capture: parseSize(config.captureQueue),
+      ...(config.feedbackQuota === undefined ? {} : { feedback: parseSize(config.feedbackQuota) }),
+    },
     // Anything larger the broker would refuse: better refused at append, where the caller can split it.
     maxBatchBytes: MAX_MESSAGE_BYTES,
     logger: telemetryLogger,
@@ -102,6 +110,9 @@ async function startParts(config: Readonly<AgentConfig>, logger: Logger, started
   };
   const listen = parseHostPort(config.gateway);
   const captures = started.add(new CaptureBuffer({ append: appendTelemetry, nextId: batchIds('c'), clock: systemClock, logger: telemetryLogger }));
+  // Request ids of captured samples, so labels sent later by request id can be checked (kept 7 days, across restarts).
+  const requests = started.add(await RequestIndex.open(join(dataDir, 'feedback', 'requests'), { clock: systemClock, logger: logger.child({ component: 'feedback' }) }));
+  const labels = new FeedbackQueue({ append: appendTelemetry, nextId: batchIds('f'), logger: telemetryLogger });
   const certificates: DeviceCertificates = started.add(await deviceCertificates({
     deviceId: config.deviceId,
     dir: join(dataDir, TLS_DIR),
@@ -130,7 +141,8 @@ async function startParts(config: Readonly<AgentConfig>, logger: Logger, started
     listen,
     ...(config.gatewayTls === 'auto' ? { tls: { certificate: certificates.storedGateway && serving(certificates.storedGateway) } } : {}),
     routes,
-    capture: captures,
+    capture: requests.indexing(captures),
+    feedback: feedbackHandler({ index: requests, queue: labels, schemas: new InputSchemas(), clock: systemClock }),
     desired: () => target.get()?.services.map((s) => s.name) ?? [],
     // A gateway bound to 0.0.0.0 cannot say how clients reach it.
     advertiseUrl: config.advertiseUrl,
@@ -242,6 +254,7 @@ async function startParts(config: Readonly<AgentConfig>, logger: Logger, started
       await gateway.close();
       // After the gateway: no sample comes later. Before the sender and outbox close: the last ones are kept.
       await captures.close();
+      await requests.close();
       // After the gateway: the last interval's counts are final. Before the outbox closes: they are kept.
       await collector.close();
       await sender.close();

@@ -4,6 +4,7 @@
  * the key stay the same across revisions. `GET /v1/services`, with the key of any service the
  * device serves, lists what is served, with its counters, and `GET /v1/services/NAME/swagger.json`
  * is the container's document pointing at the gateway. Answers of a service with capture on are sampled at its rate, with their requests.
+ * `POST /v1/services/NAME/feedback`, with the service's key, takes a label (feedback.ts).
  * Every scoring answer, the gateway's own refusals included, carries the request's `x-request-id`.
  *
  * A service's replicas share one queue (limiter.ts); a replica whose connection fails or whose
@@ -32,6 +33,8 @@ import { readBody } from './body.js';
 import { CAPTURE_KEEP_BYTES, capturedBody, sampled } from './capture.js';
 import { CaptureTee } from './capture-tee.js';
 import { ClientGone, GatewayCodes, GatewayError } from './errors.js';
+import { FEEDBACK_MAX_BODY_BYTES, type FeedbackHandler } from './feedback.js';
+import { bearer, sendJson } from './http-util.js';
 import { DEFAULT_HEALTH_INTERVAL_MS, startHealthChecks } from './health-checks.js';
 import { ServiceLimiter, type Admission, type Rotation } from './limiter.js';
 import { GatewayMetrics, type MetricsSource, type Outcome } from './metrics.js';
@@ -68,6 +71,8 @@ export interface GatewayOptions {
   advertiseUrl?: string;
   /** Where sampled requests and answers go (data capture); without it nothing is sampled. */
   capture?: CaptureSink;
+  /** Takes labels (`POST /v1/services/NAME/feedback`); without it that route is unknown (404). */
+  feedback?: FeedbackHandler;
   /** Uniform in [0, 1), for sampling; default Math.random. */
   random?: () => number;
   /** Told once per replica that leaves the rotation (connection failed, health check failed), so it is replaced. */
@@ -120,16 +125,6 @@ interface Sampling {
   sink: CaptureSink;
   settings: CaptureSettings;
   tee: CaptureTee;
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-}
-
-function bearer(req: IncomingMessage): string {
-  return /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
 }
 
 function upstreamFailed(service: string, what: string, cause?: unknown): GatewayError {
@@ -221,6 +216,15 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     discardRestOfBody(req);
     if (!res.headersSent) sendJson(res, failure.status, { error: { code: failure.code, message: failure.message } }, failure.headers);
     return failure;
+  };
+
+  /** The service's route, if the request carries its key (or one still in its grace period). */
+  const authorized = (name: string, req: IncomingMessage): Route => {
+    const route = routeOf(name);
+    if (!keyFits(route, bearer(req))) {
+      throw new GatewayError(401, GatewayCodes.UNAUTHENTICATED, `service ${name} needs its API key: send "Authorization: Bearer KEY"`, { 'www-authenticate': 'Bearer' });
+    }
+    return route;
   };
 
   const queueTimedOut = (name: string) =>
@@ -315,10 +319,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   /** Cheap refusals first (key, a full queue), so they cost no upload; the body then, and only then a slot. */
   const serve = async (name: string, requestId: string, req: IncomingMessage, res: ServerResponse, gone: AbortSignal): Promise<Outcome> => {
     const arrived = o.clock.now();
-    const route = routeOf(name);
-    if (!keyFits(route, bearer(req))) {
-      throw new GatewayError(401, GatewayCodes.UNAUTHENTICATED, `service ${name} needs its API key: send "Authorization: Bearer KEY"`, { 'www-authenticate': 'Bearer' });
-    }
+    const route = authorized(name, req);
     if (rotation.of(name).replicas.length === 0) {
       throw new GatewayError(503, GatewayCodes.NOT_READY, `service ${name} has no replica ready on this device`, { 'retry-after': '1' });
     }
@@ -373,6 +374,12 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     exchange.finish(outcome);
   };
 
+  const feedback = async (take: FeedbackHandler, name: string, req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const route = authorized(name, req);
+    const body = await readBody(req, { ...bodyLimits, maxBytes: FEEDBACK_MAX_BODY_BYTES }, o.clock);
+    sendJson(res, 202, await take({ route, replica: rotation.of(name).replicas[0], body }));
+  };
+
   const swagger = async (name: string, res: ServerResponse): Promise<void> => {
     const route = routeOf(name);
     const replica: Replica = rotation.of(name).replicas[0] ?? route.replicas[0]!;
@@ -417,14 +424,15 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
 
   const listener: RequestListener = (req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
-    const m = /^\/v1\/services\/([a-z0-9][a-z0-9-]{0,62})\/(score|swagger\.json)$/.exec(path);
+    const m = /^\/v1\/services\/([a-z0-9][a-z0-9-]{0,62})\/(score|swagger\.json|feedback)$/.exec(path);
     if (m && m[2] === 'score' && req.method === 'POST') return void score(m[1]!, req, res);
     const handle = async () => {
       if (path === '/v1/services' && req.method === 'GET') return services(req, res);
       if (m && m[2] === 'swagger.json' && req.method === 'GET') return swagger(m[1]!, res);
+      if (m && m[2] === 'feedback' && req.method === 'POST' && o.feedback) return feedback(o.feedback, m[1]!, req, res);
       throw new GatewayError(404, GatewayCodes.NOT_FOUND, `no route for ${req.method} ${path}`);
     };
-    handle().catch((err: unknown) => answerError(req, res, err));
+    handle().catch((err: unknown) => err instanceof ClientGone || answerError(req, res, err));
   };
   const https: HttpsServer | undefined = o.tls ? createHttpsServer(o.tls.certificate ?? {}, listener) : undefined;
   const server: Server = https ?? createServer(listener);

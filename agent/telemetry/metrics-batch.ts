@@ -25,7 +25,7 @@ export function serviceIntervalMetrics(m: ServiceMetrics): ServiceIntervalMetric
 
 export function outboxStatus(outbox: Pick<Outbox, 'dropped' | 'size'>): OutboxStatus {
   const size = outbox.size();
-  return { dropped: outbox.dropped(), queued: { metrics: size.metrics.count, capture: size.capture.count } };
+  return { dropped: outbox.dropped(), queued: { metrics: size.metrics.count, capture: size.capture.count, feedback: size.feedback.count } };
 }
 
 export function metricsBatch(o: { id: string; report: MetricsReport; device: DeviceMetrics; containers: ContainerMetrics[]; outbox: OutboxStatus }): MetricsBatch {

@@ -24,7 +24,10 @@
  * Each lane has its own byte quota (file bytes: payload plus a small header), so captures can never
  * push metrics out, and a count bound, because every small file also costs a filesystem block and
  * an inode. Room for a new batch is made before it is written, so the disk never holds more than
- * the quota. Not safe for two processes on one directory: the agent's data directory is its own.
+ * the quota. The feedback lane is the exception: its batches are labels a client was told were
+ * accepted, so it never drops one; when it is full, `append` refuses (LaneFullError) and the
+ * gateway refuses new labels until the hub has taken some. Not safe for two processes on one
+ * directory: the agent's data directory is its own.
  */
 import { mkdir, open as openFile, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -46,9 +49,19 @@ export interface Batch {
 
 export type PerLane<T> = Record<Lane, T>;
 
+/** Lanes whose oldest batches make room for new ones; the feedback lane refuses instead. */
+export type DroppingLane = Exclude<Lane, 'feedback'>;
+const keeps = (lane: Lane): boolean => lane === 'feedback';
+
+/** Metrics first (the hub's view of the device), then labels (small, and each one promised), then captures. */
+const DELIVERY_ORDER: readonly Lane[] = ['metrics', 'feedback', 'capture'];
+
+/** The feedback lane's quota when none is given (agent config `feedbackQuota`). */
+export const DEFAULT_FEEDBACK_QUOTA_BYTES = 16 * 1024 * 1024;
+
 export interface OutboxOptions {
-  /** Bytes on disk per lane (payload plus a header of 16 bytes and the id). */
-  limits: PerLane<number>;
+  /** Bytes on disk per lane (payload plus a header of 16 bytes and the id); feedback defaults to DEFAULT_FEEDBACK_QUOTA_BYTES. */
+  limits: Record<DroppingLane, number> & { feedback?: number };
   logger: Logger;
   /** Largest payload `append` takes; default 1 MiB. Each lane's limit must hold at least one. */
   maxBatchBytes?: number;
@@ -58,6 +71,17 @@ export interface OutboxOptions {
 
 export const DEFAULT_MAX_BATCH_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_BATCHES = 100_000;
+
+/** The feedback lane is at its quota: nothing was written; the caller refuses what it would have held. */
+export class LaneFullError extends EdgemlError {
+  constructor(
+    readonly lane: Lane,
+    readonly limit: number,
+  ) {
+    super(ErrorCodes.AGENT_TELEMETRY_LANE_FULL, `telemetry outbox: the ${lane} lane is full (${limit} bytes waiting for the hub)`, { retryable: true });
+    this.name = 'LaneFullError';
+  }
+}
 
 /** A payload over `maxBatchBytes`: the caller should split it (or truncate captures) before appending. */
 export class BatchTooLargeError extends EdgemlError {
@@ -78,6 +102,7 @@ interface Entry {
 }
 
 interface Counters {
+  /** The feedback lane's stays 0: it refuses rather than drops. */
   dropped: PerLane<number>;
   corrupt: PerLane<number>;
   /** The highest sequence ever dropped per lane: a file at or below it was counted already. */
@@ -92,7 +117,7 @@ const isTemp = (name: string) => name.startsWith('.') && name.endsWith('.tmp');
 /** Header reads at open run this many at a time: parallel enough for flash, few file handles. */
 const OPEN_CONCURRENCY = 16;
 
-const perLane = <T>(make: () => T): PerLane<T> => ({ metrics: make(), capture: make() });
+const perLane = <T>(make: () => T): PerLane<T> => ({ metrics: make(), capture: make(), feedback: make() });
 const fileName = (seq: number) => `${String(seq).padStart(SEQ_DIGITS, '0')}.batch`;
 
 export class Outbox {
@@ -110,7 +135,7 @@ export class Outbox {
 
   private constructor(
     private readonly dir: string,
-    private readonly opts: Required<Pick<OutboxOptions, 'limits' | 'maxBatchBytes' | 'maxBatches'>> & { logger: Logger },
+    private readonly opts: Options,
     lanes: PerLane<Map<string, Entry>>,
     counters: Counters,
     lastSeq: PerLane<number>,
@@ -123,7 +148,12 @@ export class Outbox {
   }
 
   static async open(dir: string, options: OutboxOptions): Promise<Outbox> {
-    const opts = { ...options, maxBatchBytes: options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES, maxBatches: options.maxBatches ?? DEFAULT_MAX_BATCHES };
+    const opts: Options = {
+      ...options,
+      limits: { ...options.limits, feedback: options.limits.feedback ?? DEFAULT_FEEDBACK_QUOTA_BYTES },
+      maxBatchBytes: options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES,
+      maxBatches: options.maxBatches ?? DEFAULT_MAX_BATCHES,
+    };
     validate(opts);
     const { logger } = opts;
     await mkdir(dir, { recursive: true });
@@ -183,14 +213,14 @@ export class Outbox {
   }
 
   /**
-   * The oldest waiting batch not already out for delivery, metrics before capture; null when none.
+   * The oldest waiting batch not already out for delivery, lanes in DELIVERY_ORDER; null when none.
    * It is out until its publish settles: `ack` removes it, `release` offers it again, so a caller can
    * keep several publishes going. A batch that fails its checksum is removed, counted as corrupt,
    * and the next one is returned.
    */
   next(): Promise<Batch | null> {
     return this.serial(async () => {
-      for (const lane of LANES) {
+      for (const lane of DELIVERY_ORDER) {
         for (const e of [...this.#lanes[lane].values()]) {
           if (this.#leases.isOut(e.id)) continue;
           const batch = await this.read(lane, e);
@@ -229,17 +259,19 @@ export class Outbox {
   }
 
   size(): PerLane<{ count: number; bytes: number }> {
-    return { metrics: this.laneSize('metrics'), capture: this.laneSize('capture') };
+    return { metrics: this.laneSize('metrics'), capture: this.laneSize('capture'), feedback: this.laneSize('feedback') };
   }
 
-  /** Batches dropped to stay within the quotas, since the outbox was first created (survives restarts). */
-  dropped(): PerLane<number> {
-    return { ...this.#counters.dropped };
+  /** Batches dropped to stay within the quotas, since the outbox was first created (survives restarts); the feedback lane never drops. */
+  dropped(): Record<DroppingLane, number> {
+    const { metrics, capture } = this.#counters.dropped;
+    return { metrics, capture };
   }
 
-  /** Batches found corrupt and removed, since the outbox was first created (survives restarts). */
-  corrupt(): PerLane<number> {
-    return { ...this.#counters.corrupt };
+  /** Batches found corrupt and removed, since the outbox was first created (survives restarts); feedback only once one was. */
+  corrupt(): Record<DroppingLane, number> & { feedback?: number } {
+    const { metrics, capture, feedback } = this.#counters.corrupt;
+    return { metrics, capture, ...(feedback > 0 ? { feedback } : {}) };
   }
 
   /** Waits for the operations already asked for; later calls are refused. */
@@ -261,11 +293,18 @@ export class Outbox {
     this.#bytes[lane] -= e.size;
   }
 
-  /** Drops the oldest batches of the lane until `incoming` more bytes (and one more batch, if any) fit. */
+  /**
+   * Drops the oldest batches of the lane until `incoming` more bytes (and one more batch, if any)
+   * fit; in the feedback lane, throws LaneFullError instead (and at open, over a lowered quota, keeps all).
+   */
   private async makeRoom(lane: Lane, incoming: number): Promise<void> {
     const entries = this.#lanes[lane];
     const limit = this.opts.limits[lane];
     const maxCount = incoming > 0 ? this.opts.maxBatches - 1 : this.opts.maxBatches;
+    if (keeps(lane)) {
+      if (incoming > 0 && (this.#bytes[lane] + incoming > limit || entries.size > maxCount)) throw new LaneFullError(lane, limit);
+      return;
+    }
     const victims: Entry[] = [];
     let bytes = this.#bytes[lane];
     let count = entries.size;
@@ -320,7 +359,9 @@ export class Outbox {
   }
 }
 
-function validate(opts: Required<Pick<OutboxOptions, 'limits' | 'maxBatchBytes' | 'maxBatches'>>): void {
+type Options = { limits: PerLane<number>; maxBatchBytes: number; maxBatches: number; logger: Logger };
+
+function validate(opts: Options): void {
   const positiveInt = (n: unknown) => typeof n === 'number' && Number.isSafeInteger(n) && n > 0;
   const fail = (message: string) => {
     throw new EdgemlError(ErrorCodes.CONFIG_INVALID, `telemetry outbox: ${message}`, { details: { limits: opts.limits, maxBatchBytes: opts.maxBatchBytes, maxBatches: opts.maxBatches } });

@@ -5,8 +5,8 @@
  * each id once, so sending one twice costs bandwidth, never a double count.
  *
  * Nothing polls: a pass runs when a batch is appended, when the link (re)connects, when a publish
- * settles, and when a backoff after a failure ends. Metrics cannot be starved by captures: the
- * outbox hands out metrics first, and captures never take the last publish slot.
+ * settles, and when a backoff after a failure ends. Metrics cannot be starved by captures or labels:
+ * the outbox hands out metrics first, and the other lanes never take the last publish slot.
  */
 import { backoffDelay, type BackoffPolicy } from '../../shared/backoff.js';
 import type { Clock } from '../../shared/clock.js';
@@ -117,8 +117,8 @@ export class TelemetrySender {
     while (!this.#closed && link.connected() && this.#retryTimer === null && this.#inFlight.size < this.#maxInFlight) {
       const batch = await this.o.outbox.next();
       if (!batch) return;
-      // Only a capture can come after the metrics lane is empty, but it must not take the last slot.
-      if (batch.lane === 'capture' && this.inFlightOf('capture') >= this.#maxInFlight - 1) return;
+      // Captures and labels come once the metrics lane is empty, but they must not take the last slot.
+      if (batch.lane !== 'metrics' && this.inFlightBesideMetrics() >= this.#maxInFlight - 1) return;
       // What the broker runs on receipt: a batch that fails it would be refused on every attempt.
       const decoded = decodeMessage('telemetry', batch.bytes);
       if (!decoded.ok) {
@@ -190,9 +190,10 @@ export class TelemetrySender {
     }, delay);
   }
 
-  private inFlightOf(lane: Lane): number {
+  private inFlightBesideMetrics(): number {
     let n = 0;
-    for (const a of this.#inFlight.values()) if (a.lane === lane) n += 1;
+    for (const a of this.#inFlight.values()) if (a.lane !== 'metrics') n += 1;
     return n;
   }
+
 }

@@ -4,7 +4,7 @@
  * succeed, so CI can wait on it.
  */
 import type { Command } from 'commander';
-import type { Rollout, RolloutList } from '../../shared/api/rollouts.js';
+import type { Rollout, RolloutGate, RolloutList } from '../../shared/api/rollouts.js';
 import { ACTIVE_ROLLOUT_PHASES, ROLLOUT_DEVICE_PHASES } from '../../shared/api/rollouts.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { inputError } from '../args.js';
@@ -38,12 +38,29 @@ function batchText(r: Pick<Rollout, 'batch' | 'batches' | 'soakUntil'>): string 
   return `${at}/${r.batches}${r.soakUntil ? ` (soaking until ${r.soakUntil})` : ''}`;
 }
 
+/** A gate's value in its own unit: error rate in %, latencies in ms, ratios and metrics as numbers. */
+function gateValue(g: RolloutGate, value: number | null): string {
+  if (value === null) return '-';
+  if (g.name === 'error-rate') return `${(value * 100).toFixed(1)}%`;
+  if (g.name === 'p95') return `${Math.round(value)}ms`;
+  return String(Number(value.toPrecision(4)));
+}
+
+export function renderGates(gates: readonly RolloutGate[]): string {
+  return renderTable(
+    ['GATE', 'THRESHOLD', 'VALUE', 'OLD REVISION', 'REQUESTS', 'RESULT', 'BATCH', 'CHECKED'],
+    gates.map((g) => [g.name, g.threshold, gateValue(g, g.value), g.baseline === null ? '-' : `${Math.round(g.baseline)}ms`, String(g.requests), g.ok === null ? 'waiting' : g.ok ? 'ok' : 'failed', String(g.batch + 1), g.checkedAt]),
+    '(no figures yet)',
+  );
+}
+
 export function renderRollout(r: Rollout): string {
   const fields = renderFields([
     ['rollout', `${r.id} (${r.kind})`],
     ['service', r.service],
     ['revision', `${r.fromRevision ?? '-'} → ${r.revision ?? '-'}`],
     ['strategy', `${r.strategy}${r.strategy === 'all-at-once' ? '' : `, batch ${r.options.batchSize}${r.strategy === 'canary' ? `, canary ${r.options.canary}` : ''}, soak ${r.options.soak}`}, max failures ${r.options.maxFailures}, device timeout ${r.options.deviceTimeout}`],
+    ['gates', r.options.gates ? gatesText(r.options.gates) : undefined],
     ['phase', r.phase],
     ['reason', r.reason ?? undefined],
     ['batch', batchText(r)],
@@ -58,7 +75,18 @@ export function renderRollout(r: Rollout): string {
     r.devices.map((d) => [d.id, String(d.batch + 1), d.phase, d.previousRevision === null ? '-' : String(d.previousRevision), d.error ?? '']),
     '(no devices)',
   );
-  return `${fields}\n\n${table}`;
+  return `${fields}\n\n${r.options.gates ? `${renderGates(r.gates)}\n\n` : ''}${table}`;
+}
+
+function gatesText(g: NonNullable<Rollout['options']['gates']>): string {
+  const parts = [
+    g.errorRate && `error rate ≤ ${g.errorRate}`,
+    g.p95 && `p95 ≤ ${g.p95}`,
+    g.p95Ratio !== undefined && `p95 ≤ ${g.p95Ratio}× old revision`,
+    g.metric && `${g.metric}${g.metricOutput ? ` at ${g.metricOutput}` : ''}`,
+    g.minRequests !== undefined && `min ${g.minRequests} requests`,
+  ];
+  return parts.filter(Boolean).join(', ');
 }
 
 export function renderRolloutList(list: RolloutList['rollouts']): string {

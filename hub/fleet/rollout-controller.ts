@@ -16,6 +16,7 @@ import type { ActorRecord, DeploymentRecord, RolloutRecord, RolloutRepository } 
 import type { DesiredStates } from './desired-states.js';
 import type { DeviceDirectory } from './device-directory.js';
 import { advance, devicePhase, isSettled, namesOf, planBatches, resolveOptions, type DeviceView, type HealthGate } from './rollout-engine.js';
+import type { GateMeter } from './rollout-gates-measure.js';
 
 const TICK_MS = 500;
 /** After a hub start, devices get this long to reconnect before "offline" lets a batch go on without them. */
@@ -61,6 +62,8 @@ export class RolloutController {
       clock: Clock;
       logger: Logger;
       gates?: readonly HealthGate[];
+      /** Measures a rollout's own gates (options.gates) when the engine asks; absent: they wait, then fail. */
+      measure?: GateMeter;
     },
   ) {}
 
@@ -210,7 +213,7 @@ export class RolloutController {
     });
     const settled = ids.filter((id) => isSettled(r.devices[id]!)).length;
     const { batchCount, devices: _d, createdBy: _c, ...rest } = r;
-    return { ...rest, batches: batchCount, counts, progress: ids.length === 0 ? 1 : settled / ids.length, devices };
+    return { ...rest, batches: batchCount, counts, progress: ids.length === 0 ? 1 : settled / ids.length, devices, gates: r.gates ?? [] };
   }
 
   private deviceView(id: string, service: string): DeviceView {
@@ -266,7 +269,26 @@ export class RolloutController {
     }
     const { updatedAt: _a, ...now } = r;
     const { updatedAt: _b, ...then } = before;
-    if (isDeepStrictEqual(now, then)) return;
+    if (!isDeepStrictEqual(now, then) && !(await this.save(before, r, result.assign))) return;
+    if (result.measure !== null) await this.measure(r, result.measure);
+  }
+
+  /**
+   * The figures a waiting gate asked for, stored in the record for the next step to judge. Kept
+   * only if the rollout is still on that batch and active: a measurement takes a while.
+   */
+  private async measure(r: RolloutRecord, batch: number): Promise<void> {
+    if (!this.deps.measure) return;
+    const figures = await this.deps.measure(r, this.deps.clock.now());
+    await this.deps.rollouts.update(r.id, (stored) => {
+      if (stored.batch !== batch || (stored.phase !== 'running' && stored.phase !== 'paused')) return;
+      stored.gates = figures;
+    });
+    this.deps.logger.debug({ rollout: r.id, batch, gates: figures }, 'rollout gates measured');
+  }
+
+  /** Stores a step's changes and makes what follows from them; false when the step was stale. */
+  private async save(before: RolloutRecord, r: RolloutRecord, assign: ReadonlyMap<string, number | null>): Promise<boolean> {
     const completed = COMPLETED_ROLLOUT_PHASES.includes(r.phase);
     let stale = false;
     await this.deps.rollouts.update(r.id, (stored, d) => {
@@ -276,20 +298,21 @@ export class RolloutController {
         return;
       }
       Object.assign(stored, r);
-      for (const [id, revision] of result.assign) d.assignments[id] = revision;
+      for (const [id, revision] of assign) d.assignments[id] = revision;
       if (d.rollout.id === r.id) d.rollout.phase = r.phase;
       if (completed) this.settle(r, d);
     });
-    if (stale) return;
+    if (stale) return false;
     if (r.kind === 'rollback' && r.rollbackOf !== null) await this.markRolledBack(r);
     // A new stable revision reaches every device not moved by the rollout (enrolled since, relabelled).
     if (completed) await this.deps.desired.sync();
-    else if (result.assign.size) await this.deps.desired.sync([...result.assign.keys()]);
+    else if (assign.size) await this.deps.desired.sync([...assign.keys()]);
     if (r.phase === 'succeeded') this.deps.logger.info({ rollout: r.id, service: r.service, revision: r.revision, kind: r.kind }, 'rollout succeeded');
     if (r.phase === 'completed-with-failures') {
       const failed = Object.keys(r.devices).filter((id) => r.devices[id]!.state === 'failed').sort();
       this.deps.logger.warn({ rollout: r.id, service: r.service, revision: r.revision, kind: r.kind, failed: namesOf(failed) }, 'rollout completed with failed devices');
     }
+    return true;
   }
 
   /** Devices back on their old revision show as rolled back in the rollout that failed too. */
@@ -343,13 +366,15 @@ export class RolloutController {
     const moved = Object.entries(r.devices).filter(([, d]) => d.state !== 'waiting');
     const devices: RolloutRecord['devices'] = {};
     for (const [id, d] of moved) devices[id] = { batch: 0, from: d.to, to: d.from, state: 'waiting', movedAt: null, deadline: null, doneAt: null, error: null };
+    // A rollback is not gated: it restores what ran before.
+    const { gates: _gates, ...options } = r.options;
     const rollback: Omit<RolloutRecord, 'id'> = {
       service: r.service,
       kind: 'rollback',
       revision: r.fromRevision,
       fromRevision: r.revision,
       strategy: 'all-at-once',
-      options: { ...r.options, maxUnavailable: null, offlineWait: '0s' },
+      options: { ...options, maxUnavailable: null, offlineWait: '0s' },
       phase: moved.length ? 'running' : 'succeeded',
       reason: `rollback of rollout ${r.id}: ${reason}`,
       batchCount: moved.length ? 1 : 0,

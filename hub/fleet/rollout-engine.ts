@@ -12,6 +12,7 @@ import { DEFAULT_ROLLOUT } from '../../shared/api/rollouts.js';
 import { parseDuration } from '../../shared/duration.js';
 import type { ReportedService } from '../../shared/protocol.js';
 import type { RolloutDeviceRecord, RolloutOptions, RolloutRecord } from '../store/store.js';
+import { recordedGates } from './rollout-gates.js';
 
 /** What the hub knows about one device, for one service. */
 export interface DeviceView {
@@ -22,11 +23,18 @@ export interface DeviceView {
 
 /**
  * A check a batch must pass before the rollout goes on (after its soak): device health is built in;
- * metric thresholds (error rate, p95 latency) plug in here once telemetry exists.
+ * the rollout's own gates (error rate, latency, model metric: rollout-gates.ts) judge from figures
+ * stored in the record. `ok: null` waits; with `measure` it asks the caller for fresh figures.
  */
 export interface HealthGate {
   readonly name: string;
-  check(rollout: Readonly<RolloutRecord>, batch: number): { ok: true } | { ok: false; reason: string };
+  check(
+    rollout: Readonly<RolloutRecord>,
+    batch: number,
+    now: number,
+    /** When the batch's soak ended (or, without a soak, when the batch was done). */
+    since: number,
+  ): { ok: true } | { ok: false; reason: string } | { ok: null; measure: boolean };
 }
 
 export interface Advance {
@@ -34,6 +42,8 @@ export interface Advance {
   assign: Map<string, number | null>;
   /** Set when the failures crossed the threshold or a gate failed: the caller aborts and rolls back. */
   abort: string | null;
+  /** A gate waits for figures of this batch: the caller measures them and stores them in the record. */
+  measure: number | null;
 }
 
 /** Defaults filled in and validated, as stored with the rollout. */
@@ -50,6 +60,7 @@ export function resolveOptions(request: RolloutRequest = {}): { strategy: Rollou
       // All at once moves every device before anything is learnt: aborting it would only undo it all.
       maxFailures: request.maxFailures ?? (strategy === 'all-at-once' ? DEFAULT_ROLLOUT.allAtOnceMaxFailures : DEFAULT_ROLLOUT.maxFailures),
       offlineWait: request.offlineWait ?? DEFAULT_ROLLOUT.offlineWait,
+      ...(request.gates ? { gates: { ...request.gates, minRequests: request.gates.minRequests ?? DEFAULT_ROLLOUT.gateMinRequests } } : {}),
     },
   };
 }
@@ -117,6 +128,11 @@ export function devicePhase(d: RolloutDeviceRecord, v: DeviceView, rollback: boo
   return 'pending';
 }
 
+/** When the last device of a batch became healthy or failed (one it went on without, offline: when it was moved). */
+function batchDoneAt(r: RolloutRecord, inBatch: readonly string[]): number {
+  return Math.max(...inBatch.map((id) => ms(r.devices[id]!.doneAt ?? r.devices[id]!.movedAt ?? r.createdAt)));
+}
+
 /** A device counts as done for progress once it is healthy, failed or rolled back. */
 export function isSettled(d: RolloutDeviceRecord): boolean {
   return d.state === 'healthy' || d.state === 'failed' || d.state === 'rolled-back';
@@ -135,7 +151,7 @@ export function advance(
   /** Before this, "offline" may only mean "not reconnected yet" (the hub just started): it holds batches. */
   offlineTrustedFrom = 0,
 ): Advance {
-  const out: Advance = { assign: new Map(), abort: null };
+  const out: Advance = { assign: new Map(), abort: null, measure: null };
   if (r.phase !== 'running' && r.phase !== 'paused') return out;
   const deviceTimeout = parseDuration(r.options.deviceTimeout);
   const offlineWait = parseDuration(r.options.offlineWait);
@@ -201,20 +217,29 @@ export function advance(
     });
     if (!done) break;
 
+    const checks = [...gates, ...recordedGates(r)];
     const last = r.batch === r.batchCount - 1;
     const soak = parseDuration(r.options.soak);
-    const soaks = !last && soak > 0 && (r.strategy === 'batches' || (r.strategy === 'canary' && r.batch === 0));
+    // With gates of its own the last batch soaks too: they watch it like the others. A canary soaks once.
+    const soaks = soak > 0 && (!last || r.options.gates !== undefined) && (r.strategy !== 'canary' || r.batch === 0) && r.kind !== 'rollback';
     if (soaks) {
       if (r.soakUntil === null) r.soakUntil = iso(now + soak);
       if (now < ms(r.soakUntil)) break;
     }
-    for (const gate of gates) {
-      const verdict = gate.check(r, r.batch);
-      if (!verdict.ok) {
+    const since = r.soakUntil !== null ? ms(r.soakUntil) : batchDoneAt(r, inBatch);
+    let waiting = false;
+    for (const gate of checks) {
+      const verdict = gate.check(r, r.batch, now, since);
+      if (verdict.ok === false) {
         out.abort = `gate ${gate.name} failed after batch ${r.batch + 1}: ${verdict.reason}`;
         return out;
       }
+      if (verdict.ok === null) {
+        waiting = true;
+        if (verdict.measure) out.measure = r.batch;
+      }
     }
+    if (waiting) break;
     r.soakUntil = null;
     r.batch += 1;
   }
