@@ -30,6 +30,7 @@ import { DesiredStates } from './fleet/desired-states.js';
 import { DeviceDirectory } from './fleet/device-directory.js';
 import { ModelLocator } from './fleet/model-locator.js';
 import { RolloutController } from './fleet/rollout-controller.js';
+import { gateMeter } from './fleet/rollout-gates-measure.js';
 import { buildHttpServer } from './http/server.js';
 import { certificateRequests } from './pki/certificate-requests.js';
 import type { ServerKeyPair } from './pki/hub-certificate.js';
@@ -181,7 +182,14 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     await desired.republish();
     await desired.sync();
     // Active rollouts resume where the store says they were.
-    const rollouts = new RolloutController({ rollouts: store.rollouts, devices, desired, clock: systemClock, logger: logger.child({ component: 'rollouts' }) });
+    const rollouts = new RolloutController({
+      rollouts: store.rollouts,
+      devices,
+      desired,
+      clock: systemClock,
+      logger: logger.child({ component: 'rollouts' }),
+      measure: gateMeter({ archive: telemetry.archive, labelled: new ArchiveLabelledData(telemetry.archive) }),
+    });
     rollouts.start();
     parts.push(() => rollouts.close());
     const deployments = new Deployments({
