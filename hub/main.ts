@@ -30,6 +30,7 @@ import { DesiredStates } from './fleet/desired-states.js';
 import { DeviceDirectory } from './fleet/device-directory.js';
 import { ModelLocator } from './fleet/model-locator.js';
 import { RolloutController } from './fleet/rollout-controller.js';
+import { ModelUpdates } from './fleet/model-update.js';
 import { gateMeter } from './fleet/rollout-gates-measure.js';
 import { buildHttpServer } from './http/server.js';
 import { certificateRequests } from './pki/certificate-requests.js';
@@ -203,6 +204,21 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     });
     // Replaced service keys whose grace ended while the hub was down go now; the others at their end.
     await deployments.start();
+    // Model updates a stop left building or rolling out carry on (the builder queued their builds again).
+    const modelUpdates = new ModelUpdates({
+      updates: store.modelUpdates,
+      deployments,
+      images: store.images,
+      manifests: store.manifests,
+      models: store.models,
+      registry: new ManifestRegistry({ manifests: store.manifests, models: store.models, blobs, clock: systemClock }),
+      builder: builder.queue,
+      blobs,
+      clock: systemClock,
+      logger: logger.child({ component: 'model-updates' }),
+    });
+    await modelUpdates.resume();
+    parts.push(() => modelUpdates.stop());
     devices.onChange((id, change) => {
       // Only a connection made with the replaced token goes; the agent comes back with its current one.
       if (change === 'token-expired') return void broker.dropIfUnadmitted(id);
@@ -275,6 +291,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       manifests: new ManifestRegistry({ manifests: store.manifests, models: store.models, blobs, clock: systemClock }),
       builder: builder.queue,
       deployments,
+      modelUpdates,
       rollouts,
       locator: new ModelLocator({ devices, images: store.images, models: store.models, deployments: store.deployments }),
       buildLogs: builder.logs,
