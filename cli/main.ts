@@ -21,6 +21,7 @@ import { addManifestCommands } from './commands/manifests.js';
 import { addModelCommands } from './commands/models.js';
 import { addTelemetryCommands } from './commands/telemetry.js';
 import { addCaptureCommands } from './commands/captures.js';
+import { addRetrainingCommands } from './commands/retraining.js';
 import { addDatasetCommands } from './commands/datasets.js';
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration. */
@@ -194,6 +195,7 @@ export function buildProgram(io: CliIo): Command {
   addApiKeyCommands(program, io);
   addTelemetryCommands(program, io);
   addCaptureCommands(program, io);
+  addRetrainingCommands(program, io);
   addDatasetCommands(program, io);
   return program;
 }

@@ -7,6 +7,7 @@ import type { ApiKeyInfo } from '../../shared/api/apikeys.js';
 import type { Actor, Scope } from '../../shared/api/common.js';
 import type { Deployment } from '../../shared/api/deployments.js';
 import type { Rollout } from '../../shared/api/rollouts.js';
+import type { TrainerImage, TrainerVersion } from '../../shared/api/trainers.js';
 import type { ModelUpdate } from '../../shared/api/model-updates.js';
 import type { RetrainingJob, RetrainingRun } from '../../shared/api/retraining.js';
 import type { Labels } from '../../shared/api/devices.js';
@@ -331,6 +332,21 @@ export interface ModelUpdateRepository {
   list(): Promise<ModelUpdateRecord[]>;
 }
 
+/** A stored trainer version; `image` is the state of its (one) image build. */
+export type TrainerVersionRecord = Omit<TrainerVersion, 'createdBy'> & { createdBy: ActorRecord };
+export type NewTrainerVersion = Omit<TrainerVersionRecord, 'version'>;
+
+export interface TrainerRepository {
+  /** Assigns the next version of `draft.name`. */
+  addVersion(draft: NewTrainerVersion): Promise<TrainerVersionRecord>;
+  /** By name, then version. */
+  list(filter: { name?: string | undefined }): Promise<TrainerVersionRecord[]>;
+  /** Throws HUB_E_TRAINER_NOT_FOUND (404) naming what was asked for (trainers have no aliases). */
+  resolve(name: string, selector: VersionSelector): Promise<TrainerVersionRecord>;
+  /** Applies `change` to the version's image state in one write; HUB_E_TRAINER_NOT_FOUND (404). */
+  updateImage(name: string, version: number, change: (image: TrainerImage) => void): Promise<TrainerVersionRecord>;
+}
+
 export interface HubStore {
   readonly apiKeys: ApiKeyRepository;
   readonly models: ModelRepository;
@@ -342,6 +358,7 @@ export interface HubStore {
   readonly rollouts: RolloutRepository;
   readonly modelUpdates: ModelUpdateRepository;
   readonly retraining: RetrainingRepository;
+  readonly trainers: TrainerRepository;
   /** Every blob digest some record points at; blobs outside it are garbage. */
   referencedBlobs(): Promise<Set<string>>;
 }
