@@ -20,6 +20,7 @@ import { BuildLogs } from './builds/build-log.js';
 import { dockerBuildSteps } from './builds/build-steps.js';
 import { hubInstanceId, ImageBuilder } from './builds/image-builder.js';
 import { markBuildProcesses } from './builds/leftovers.js';
+import { startTrainers } from './training/start-trainers.js';
 import { ApiKeyAuthority } from './auth/api-keys.js';
 import { readableConfigFile, retentionDays, type HubConfig } from './config.js';
 import { deviceBrokerAuth } from './broker/auth.js';
@@ -71,6 +72,17 @@ async function announceAdminKey(result: Awaited<ReturnType<typeof ensureAdminKey
   }
 }
 
+/** What scoring and trainer images are built from. */
+async function buildBase(config: Readonly<HubConfig>) {
+  return {
+    baseImages: {
+      node: config.baseImageNode ?? defaultBaseImage(config.registry, 'node'),
+      python: config.baseImagePython ?? defaultBaseImage(config.registry, 'python'),
+    },
+    extraCaFile: config.extraCa === undefined ? undefined : await readableConfigFile('--extra-ca', config.extraCa),
+  };
+}
+
 async function startImageBuilder(config: Readonly<HubConfig>, dataDir: string, store: HubStore, blobs: BlobStore, logger: Logger) {
   const logs = await BuildLogs.open(join(dataDir, 'builds', 'logs'), logger);
   const instance = hubInstanceId(dataDir);
@@ -87,11 +99,7 @@ async function startImageBuilder(config: Readonly<HubConfig>, dataDir: string, s
     options: {
       registry: config.registry,
       imagePrefix: config.imagePrefix,
-      baseImages: {
-        node: config.baseImageNode ?? defaultBaseImage(config.registry, 'node'),
-        python: config.baseImagePython ?? defaultBaseImage(config.registry, 'python'),
-      },
-      extraCaFile: config.extraCa === undefined ? undefined : await readableConfigFile('--extra-ca', config.extraCa),
+      ...(await buildBase(config)),
       smokeTimeoutMs: parseDuration(config.smokeTimeout),
       workDir: join(dataDir, 'builds', 'work'),
       instance,
@@ -148,6 +156,15 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
 
     const builder = await startImageBuilder(config, dataDir, store, blobs, logger.child({ component: 'builder' }));
     parts.push(() => builder.stop());
+    // After the image builder's start, which kills what a crash left building (trainer builds too).
+    const trainers = await startTrainers(store, blobs, systemClock, logger.child({ component: 'trainers' }), {
+      dataDir,
+      instance: hubInstanceId(dataDir),
+      registry: config.registry,
+      imagePrefix: config.imagePrefix,
+      ...(await buildBase(config)),
+    });
+    parts.push(() => trainers.stop());
 
     // Stored records that no longer validate are reported and skipped: they never stop the hub.
     const problems = new StoredProblems(logger.child({ component: 'store' }));
@@ -300,6 +317,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       hubSecret,
       telemetry: { archive: telemetry.archive, devices, invalidByDevice: () => inbox.stats().invalidByDevice, clock: systemClock },
       datasets: { labelled: new ArchiveLabelledData(telemetry.archive), clock: systemClock },
+      trainers: { registry: trainers.registry, trainers: store.trainers, logs: trainers.logs },
       hubFigures,
       problems,
       pki: {
@@ -326,6 +344,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     // Runs before app.close (the stack unwinds newest first): log followers end and no build starts
     // while the hub is stopping. (The earlier push covers a start that fails before this point.)
     parts.push(() => builder.stop());
+    parts.push(() => trainers.stop());
     try {
       await app.listen({ host: httpListen.host, port: httpListen.port });
     } catch (err) {

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { chmod, cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
-import type { ManifestVersion } from '../../shared/api/manifests.js';
+import type { ManifestVersion, Runtime } from '../../shared/api/manifests.js';
 import type { ModelVersion } from '../../shared/api/models.js';
 import { extractArchive } from '../../shared/archive/index.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
@@ -35,7 +35,7 @@ export interface ContextInputs {
   signal?: AbortSignal;
 }
 
-function run(command: string, args: string[], cwd: string, log: (line: string) => void, signal?: AbortSignal): Promise<void> {
+function run(command: string, args: string[], cwd: string, log: (line: string) => void, signal?: AbortSignal | undefined): Promise<void> {
   log(`$ ${command} ${args.join(' ')}`);
   return new Promise((resolve, reject) => {
     execFile(command, args, { cwd, signal, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, npm_config_update_notifier: 'false' } }, (err, stdout, stderr) => {
@@ -92,11 +92,23 @@ async function pruneForeignBinaries(nodeModules: string, cpu: string): Promise<v
   await walk(nodeModules, 0);
 }
 
-async function writeDeps(dir: string, inputs: ContextInputs): Promise<void> {
-  const { manifest, blobs, log, signal } = inputs;
+/** A recipe's dependency list (scoring manifest or trainer), installed into a build context. */
+export interface DepsInputs {
+  runtime: Runtime;
+  /** package.json or requirements.txt in the blob store; null: none. */
+  deps: { digest: string } | null;
+  platforms: string[];
+  blobs: BlobStore;
+  log: (line: string) => void;
+  signal?: AbortSignal | undefined;
+}
+
+/** `deps/<TARGETARCH>/node_modules` for each platform, or `deps/requirements.txt` (see depsLayers). */
+export async function writeDeps(dir: string, inputs: DepsInputs): Promise<void> {
+  const { runtime, blobs, log, signal } = inputs;
   const depsDir = join(dir, CONTEXT.deps);
-  const content = manifest.deps ? await readFile(blobs.path(manifest.deps.digest)) : undefined;
-  if (manifest.runtime === 'python') {
+  const content = inputs.deps ? await readFile(blobs.path(inputs.deps.digest)) : undefined;
+  if (runtime === 'python') {
     await mkdir(depsDir, { recursive: true });
     await writeFile(join(depsDir, 'requirements.txt'), content ?? '');
     return;
@@ -125,26 +137,29 @@ async function writeApp(dir: string, inputs: ContextInputs): Promise<void> {
   await writeFile(join(appDir, 'schema.json'), `${JSON.stringify(manifest.schema, null, 2)}\n`);
 }
 
+/** One model's files in `modelsDir/NAME/`, as the scoring runtime finds them under EDGEML_MODEL_DIR. */
+export async function writeModel(blobs: BlobStore, model: ModelVersion, modelsDir: string): Promise<void> {
+  const target = join(modelsDir, model.name);
+  if (model.kind === 'file') {
+    await mkdir(target, { recursive: true });
+    await cp(blobs.path(model.digest), join(target, model.files[0]!.path));
+  } else {
+    // The hub checked this archive entry by entry at upload; extraction applies the same rules.
+    await extractArchive(blobs.openRead(model.digest), target, { maxFiles: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER });
+  }
+}
+
 async function writeModels(dir: string, inputs: ContextInputs): Promise<void> {
   const modelsDir = join(dir, CONTEXT.models);
   await mkdir(modelsDir, { recursive: true });
-  for (const model of inputs.models) {
-    const target = join(modelsDir, model.name);
-    if (model.kind === 'file') {
-      await mkdir(target);
-      await cp(inputs.blobs.path(model.digest), join(target, model.files[0]!.path));
-    } else {
-      // The hub checked this archive entry by entry at upload; extraction applies the same rules.
-      await extractArchive(inputs.blobs.openRead(model.digest), target, { maxFiles: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER });
-    }
-  }
+  for (const model of inputs.models) await writeModel(inputs.blobs, model, modelsDir);
 }
 
 /**
  * Blobs are private to the hub (0600); in the image everything must be readable by the
  * unprivileged user the server runs as. Executable bits are kept.
  */
-async function makeWorldReadable(dir: string): Promise<void> {
+export async function makeWorldReadable(dir: string): Promise<void> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) {
@@ -160,7 +175,7 @@ async function makeWorldReadable(dir: string): Promise<void> {
 export async function writeBuildContext(dir: string, inputs: ContextInputs): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeRuntime(dir, inputs.manifest);
-  await writeDeps(dir, inputs);
+  await writeDeps(dir, { runtime: inputs.manifest.runtime, deps: inputs.manifest.deps, platforms: inputs.platforms, blobs: inputs.blobs, log: inputs.log, signal: inputs.signal });
   await writeApp(dir, inputs);
   await writeModels(dir, inputs);
   await makeWorldReadable(dir);

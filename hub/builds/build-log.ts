@@ -19,6 +19,9 @@ const MAX_FOLLOWER_BACKLOG = 1024 * 1024;
 
 type Listener = (line: string | null) => void;
 
+/** An image build number, or another build's key (a trainer's `NAME-VERSION`): names the log file. */
+export type BuildLogId = number | string;
+
 export class LiveBuildLog {
   readonly #lines: string[] = [];
   readonly #listeners = new Set<Listener>();
@@ -98,9 +101,9 @@ export class LiveBuildLog {
 }
 
 export class BuildLogs {
-  readonly #live = new Map<number, LiveBuildLog>();
+  readonly #live = new Map<BuildLogId, LiveBuildLog>();
   /** Followers of builds that have not started yet. */
-  readonly #waiting = new Map<number, Set<PassThrough>>();
+  readonly #waiting = new Map<BuildLogId, Set<PassThrough>>();
 
   private constructor(
     private readonly dir: string,
@@ -112,12 +115,12 @@ export class BuildLogs {
     return new BuildLogs(dir, logger);
   }
 
-  private path(id: number): string {
+  private path(id: BuildLogId): string {
     return join(this.dir, `${id}.log`);
   }
 
   /** Starts the log of build `id` afresh (a restarted build rewrites it). */
-  begin(id: number): LiveBuildLog {
+  begin(id: BuildLogId): LiveBuildLog {
     const log = new LiveBuildLog(this.path(id), createWriteStream(this.path(id), { flags: 'w', mode: 0o600 }), this.logger);
     this.#live.set(id, log);
     for (const out of this.#waiting.get(id) ?? []) log.attach(out, true);
@@ -126,7 +129,7 @@ export class BuildLogs {
   }
 
   /** Ends the log; it is read from the file only once the file is complete. */
-  async end(id: number): Promise<void> {
+  async end(id: BuildLogId): Promise<void> {
     const log = this.#live.get(id);
     if (!log) return;
     try {
@@ -137,7 +140,7 @@ export class BuildLogs {
   }
 
   /** A queued build that will never start (cancelled): its followers get the end of the log. */
-  abandon(id: number): void {
+  abandon(id: BuildLogId): void {
     for (const out of this.#waiting.get(id) ?? []) out.end();
     this.#waiting.delete(id);
   }
@@ -151,7 +154,7 @@ export class BuildLogs {
    * The log as it stands. With `follow`, a running build's log stays open until the build ends,
    * and so does a queued build's (`pending`), which starts empty.
    */
-  async read(id: number, opts: { follow: boolean; pending: boolean }): Promise<Readable> {
+  async read(id: BuildLogId, opts: { follow: boolean; pending: boolean }): Promise<Readable> {
     const out = new PassThrough();
     const live = this.#live.get(id);
     if (live) {

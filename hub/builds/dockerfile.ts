@@ -52,27 +52,42 @@ export function imageLabels(manifest: ManifestVersion): Record<string, string> {
   };
 }
 
-function runtimeLayers(runtime: Runtime): string[] {
-  if (runtime === 'node') {
-    return [
-      `COPY ${CONTEXT.runtime}/ ${IMAGE_PATHS.runtime}/`,
-      // Installed on the build host for each target platform (native addons differ per arch).
-      `COPY ${CONTEXT.deps}/\${TARGETARCH}/ ${IMAGE_PATHS.app}/`,
-    ];
-  }
+/**
+ * The layers that put a recipe's dependencies into `appDir`: node_modules installed on the build
+ * host for each target platform (native addons differ per arch), or a pip install inside the build.
+ * Shared by scoring images and trainer images.
+ */
+export function depsLayers(runtime: Runtime, appDir: string): string[] {
+  if (runtime === 'node') return [`COPY ${CONTEXT.deps}/\${TARGETARCH}/ ${appDir}/`];
   return [
-    `COPY ${CONTEXT.runtime}/ ${IMAGE_PATHS.runtime}/`,
-    `COPY ${CONTEXT.deps}/requirements.txt ${IMAGE_PATHS.app}/requirements.txt`,
+    `COPY ${CONTEXT.deps}/requirements.txt ${appDir}/requirements.txt`,
     // pip needs an index: the extra CA (a proxy's, a company's) is mounted for this step only.
     `RUN --mount=type=secret,id=${EXTRA_CA_SECRET},required=false \\`,
-    `    if [ -s ${IMAGE_PATHS.app}/requirements.txt ]; then \\`,
+    `    if [ -s ${appDir}/requirements.txt ]; then \\`,
     // The extra CA is added to the system bundle (PIP_CERT alone would replace it); the combined
     // file is removed in the same step, so it is in no layer.
     `      if [ -s /run/secrets/${EXTRA_CA_SECRET} ]; then cat /etc/ssl/certs/ca-certificates.crt /run/secrets/${EXTRA_CA_SECRET} > /tmp/edgeml-ca.pem; export PIP_CERT=/tmp/edgeml-ca.pem; fi; \\`,
-    `      python3 -m pip install --no-cache-dir --disable-pip-version-check --target ${IMAGE_PATHS.pythonLib} -r ${IMAGE_PATHS.app}/requirements.txt; \\`,
+    `      python3 -m pip install --no-cache-dir --disable-pip-version-check --target ${IMAGE_PATHS.pythonLib} -r ${appDir}/requirements.txt; \\`,
     `      rm -f /tmp/edgeml-ca.pem; \\`,
     `    fi`,
   ];
+}
+
+/** ENV lines in a stable order. */
+export function envLines(vars: Record<string, string>): string[] {
+  return Object.entries(vars)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `ENV ${k}=${dockerfileString(v)}`);
+}
+
+/** Labels are descriptive: a multi-line value is folded onto one line. */
+export function labelLines(labels: Record<string, string>): string[] {
+  return Object.entries(labels).map(([k, v]) => `LABEL ${k}=${dockerfileString(v.replace(/\s*[\r\n]+\s*/g, ' '))}`);
+}
+
+/** What every runtime needs in the environment: Python finds the pip-installed dependencies. */
+export function runtimeEnv(runtime: Runtime): Record<string, string> {
+  return runtime === 'node' ? { NODE_ENV: 'production' } : { PYTHONPATH: IMAGE_PATHS.pythonLib, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' };
 }
 
 export function renderDockerfile(recipe: ImageRecipe): string {
@@ -82,23 +97,19 @@ export function renderDockerfile(recipe: ImageRecipe): string {
     HOST: '127.0.0.1',
     EDGEML_APP_DIR: IMAGE_PATHS.app,
     EDGEML_MODEL_DIR: IMAGE_PATHS.models,
-    ...(recipe.runtime === 'node' ? { NODE_ENV: 'production' } : { PYTHONPATH: IMAGE_PATHS.pythonLib, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' }),
+    ...runtimeEnv(recipe.runtime),
   };
-  const env = (vars: Record<string, string>) =>
-    Object.entries(vars)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([k, v]) => `ENV ${k}=${dockerfileString(v)}`);
   return [
     `ARG BASE_IMAGE=${recipe.baseImage}`,
     'FROM ${BASE_IMAGE}',
     'ARG TARGETARCH',
-    ...env(baseEnv),
-    ...runtimeLayers(recipe.runtime),
+    ...envLines(baseEnv),
+    `COPY ${CONTEXT.runtime}/ ${IMAGE_PATHS.runtime}/`,
+    ...depsLayers(recipe.runtime, IMAGE_PATHS.app),
     `COPY ${CONTEXT.app}/ ${IMAGE_PATHS.app}/`,
     `COPY ${CONTEXT.models}/ ${IMAGE_PATHS.models}/`,
-    ...env(recipe.env),
-    // Labels are descriptive: a multi-line description is folded onto one line.
-    ...Object.entries(recipe.labels).map(([k, v]) => `LABEL ${k}=${dockerfileString(v.replace(/\s*[\r\n]+\s*/g, ' '))}`),
+    ...envLines(recipe.env),
+    ...labelLines(recipe.labels),
     // Exec form: the server is PID 1 and gets SIGTERM to drain.
     `CMD ${JSON.stringify(command)}`,
     // An unprivileged user: nothing in the image needs root at run time.

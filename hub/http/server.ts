@@ -43,6 +43,7 @@ import { modelRoutes } from './models.js';
 import { whereRoutes } from './where.js';
 import { telemetryRoutes, type TelemetryRoutesOptions } from './telemetry.js';
 import { datasetRoutes, type DatasetRoutesOptions } from './datasets.js';
+import { trainerRoutes, type TrainerRoutesOptions } from './trainers.js';
 import { prometheusRoutes, type HubFigures } from './prometheus.js';
 
 export interface HttpDeps {
@@ -69,6 +70,7 @@ export interface HttpDeps {
   uploadIdleTimeoutMs: number;
   telemetry: TelemetryRoutesOptions;
   datasets: DatasetRoutesOptions;
+  trainers: TrainerRoutesOptions;
   /** Derives the secrets of creates made under an Idempotency-Key (hub-secret.ts). */
   hubSecret: Buffer;
   /** What `/metrics` shows, read at each scrape. */
@@ -170,6 +172,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(whereRoutes, { locator: deps.locator });
   await app.register(telemetryRoutes, deps.telemetry);
   await app.register(datasetRoutes, deps.datasets);
+  await app.register(trainerRoutes, deps.trainers);
   await app.register(prometheusRoutes, { figures: deps.hubFigures, rolloutsByPhase: () => deps.rollouts.countByPhase() });
   return app;
 }

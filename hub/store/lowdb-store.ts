@@ -32,6 +32,9 @@ import type {
   NewModelVersion,
   RolloutRecord,
   RolloutRepository,
+  NewTrainerVersion,
+  TrainerRepository,
+  TrainerVersionRecord,
   RetrainingJobRecord,
   RetrainingRepository,
   RetrainingRunRecord,
@@ -60,6 +63,7 @@ function notFound(
     | typeof ErrorCodes.HUB_DEVICE_NOT_FOUND
     | typeof ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND
     | typeof ErrorCodes.HUB_ROLLOUT_NOT_FOUND
+    | typeof ErrorCodes.HUB_TRAINER_NOT_FOUND
     | typeof ErrorCodes.HUB_RETRAINING_JOB_NOT_FOUND
     | typeof ErrorCodes.HUB_RETRAINING_RUN_NOT_FOUND,
   message: string,
@@ -121,6 +125,21 @@ function storedModelUpdates(data: HubData): ModelUpdateData {
 /** In a write: the part, made if absent. */
 function modelUpdatesOf(draft: HubData): ModelUpdateData {
   return ((draft as HubData & { modelUpdates?: ModelUpdateData }).modelUpdates ??= { nextId: 1, records: [] });
+}
+
+/**
+ * Trainer versions by name: an optional part of the document (absent reads as none), so stores
+ * written before it need no migration.
+ */
+type TrainerData = Record<string, { nextVersion: number; versions: TrainerVersionRecord[] }>;
+
+function storedTrainers(data: HubData): TrainerData {
+  return (data as HubData & { trainers?: TrainerData }).trainers ?? {};
+}
+
+/** In a write: the part, made if absent. */
+function trainersOf(draft: HubData): TrainerData {
+  return ((draft as HubData & { trainers?: TrainerData }).trainers ??= {});
 }
 
 /** The caller holds the data directory lock, so leftover temp files are a crash's, not a writer's. */
@@ -568,6 +587,40 @@ export class LowdbHubStore implements HubStore {
     list: async () => structuredClone(storedModelUpdates(this.data).records),
   };
 
+  readonly trainers: TrainerRepository = {
+    addVersion: (draft: NewTrainerVersion) =>
+      this.write((d) => {
+        const entry = ownOrSet(trainersOf(d), draft.name, () => ({ nextVersion: 1, versions: [] as TrainerVersionRecord[] }));
+        const record: TrainerVersionRecord = { ...structuredClone(draft), version: entry.nextVersion };
+        entry.nextVersion += 1;
+        entry.versions.push(record);
+        return structuredClone(record);
+      }),
+
+    list: async ({ name }) => {
+      const all = storedTrainers(this.data);
+      const names = name ? [name] : Object.keys(all).sort();
+      return names.flatMap((n) => own(all, n)?.versions ?? []).map((v) => structuredClone(v));
+    },
+
+    resolve: async (name, selector) => {
+      const entry = own(storedTrainers(this.data), name);
+      if (!entry || entry.versions.length === 0) throw notFound(ErrorCodes.HUB_TRAINER_NOT_FOUND, `trainer ${name} not found`);
+      if ('alias' in selector) throw notFound(ErrorCodes.HUB_TRAINER_NOT_FOUND, `trainers have no aliases (asked for ${name}@${selector.alias})`);
+      const record = pick(entry.versions, selector);
+      if (!record) throw notFound(ErrorCodes.HUB_TRAINER_NOT_FOUND, `trainer ${describeSelector(name, selector)} not found`);
+      return structuredClone(record);
+    },
+
+    updateImage: (name, version, change) =>
+      this.write((d) => {
+        const record = own(trainersOf(d), name)?.versions.find((v) => v.version === version);
+        if (!record) throw notFound(ErrorCodes.HUB_TRAINER_NOT_FOUND, `trainer ${name}:${version} not found`);
+        change(record.image);
+        return structuredClone(record);
+      }),
+  };
+
   async referencedBlobs(): Promise<Set<string>> {
     const refs = new Set<string>();
     for (const entry of Object.values(this.data.models)) for (const v of entry.versions) refs.add(v.digest);
@@ -575,6 +628,12 @@ export class LowdbHubStore implements HubStore {
       for (const m of entry.versions) {
         refs.add(m.score.digest);
         if (m.deps) refs.add(m.deps.digest);
+      }
+    }
+    for (const entry of Object.values(storedTrainers(this.data))) {
+      for (const t of entry.versions) {
+        refs.add(t.train.digest);
+        if (t.deps) refs.add(t.deps.digest);
       }
     }
     return refs;
