@@ -1,9 +1,11 @@
 /**
  * `edgeml deploy` and `edgeml service …`: put a service on the devices a label selector matches,
  * change its image, limits, replicas or target, set its data capture, delete it, and look at
- * deployments. `deploy` prints the service API key once.
+ * deployments. `deploy` prints the service API key once. `service update --model` swaps one model
+ * of the service's manifest for another version, builds and rolls out in one command.
  */
 import { createInterface } from 'node:readline/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import {
   IMAGE_REF_PATTERN,
@@ -19,11 +21,15 @@ import { DEFAULT_SCALE, LIMIT_BOUNDS, SERVICE_NAME_PATTERN, type ServiceScale } 
 import { formatBytes } from '../../shared/size.js';
 import type { KeyRotated } from '../../shared/api/deployments.js';
 import { DURATION_PATTERN } from '../../shared/duration.js';
-import { inputError, keyValueRecord, parseLabel, repeatable, type KeyValue } from '../args.js';
+import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js';
+import type { Image } from '../../shared/api/images.js';
+import { FINISHED_MODEL_UPDATE_STATUSES, type ModelUpdate, type ModelUpdateRequest } from '../../shared/api/model-updates.js';
+import { formatModelRef, inputError, keyValueRecord, parseLabel, parseModelRef, repeatable, type KeyValue, type ModelRef } from '../args.js';
 import { apiPath } from '../hub-client.js';
 import { formatList, formatPairs, renderFields, renderTable, shortDigest } from '../output.js';
-import { addClientOptions, clientAction, withClientOptions, type CliIo } from './client-command.js';
-import { parseImageId } from './images.js';
+import { addClientOptions, clientAction, withClientOptions, type CliIo, type ClientContext } from './client-command.js';
+import { outcomeError, renderFailedChecks } from './image-views.js';
+import { parseImageId, pollInterval, waitForImage } from './images.js';
 import { captureSettings, formatCapture, parseMaxBody, parseRate, parseRedact, type CaptureFlags } from './capture-options.js';
 import { addRolloutOptions, rolloutRequest, type RolloutFlags } from './rollout-options.js';
 import { fetchServiceReplicas, renderServiceReplicas } from './replica-views.js';
@@ -50,6 +56,7 @@ interface SettingFlags {
 
 interface UpdateFlags extends SourceFlags, SettingFlags {
   target?: KeyValue[];
+  model?: ModelRef;
 }
 
 interface DeployFlags extends SourceFlags, SettingFlags {
@@ -141,6 +148,42 @@ export function updateRequest(flags: UpdateFlags): ServiceUpdate {
     request.rollout = rollout;
   }
   return request;
+}
+
+/** `--model` makes its own image, so it goes with rollout flags only. */
+export function modelUpdateRequest(flags: UpdateFlags & { model: ModelRef }): ModelUpdateRequest {
+  const others = ['image', 'build', 'target', ...SETTING_KEYS].filter((k) => flags[k as keyof UpdateFlags] !== undefined);
+  if (others.length) {
+    const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    throw inputError(`--model builds and rolls out its own image: give ${others.map(flag).join(', ')} in another service update`);
+  }
+  const rollout = rolloutRequest(flags);
+  return { model: formatModelRef(flags.model), ...(rollout ? { rollout } : {}) };
+}
+
+/**
+ * Starts the model update, follows its image build (the progress `image build` shows), then waits
+ * for the hub to update the service to it. Returns the service as updated.
+ */
+async function updateModel(ctx: ClientContext, service: string, body: ModelUpdateRequest): Promise<{ update: ModelUpdate; deployment: Deployment }> {
+  const pollMs = pollInterval(ctx.io.env);
+  let update = await ctx.client.json<ModelUpdate>('POST', apiPath('deployments', service, 'model'), { body });
+  if (!ctx.out.json) ctx.io.stderr.write(`model update ${update.id}: manifest ${update.manifest.name}:${update.manifest.version} with ${update.model}, image ${update.image}\n`);
+  const image = await waitForImage(ctx, await ctx.client.json<Image>('GET', apiPath('images', update.image)), { logs: false, pollMs });
+  const failure = outcomeError(image);
+  if (failure) {
+    ctx.io.stderr.write(renderFailedChecks(image));
+    throw failure;
+  }
+  while (!FINISHED_MODEL_UPDATE_STATUSES.includes(update.status)) {
+    await sleep(pollMs, undefined, { signal: ctx.signal });
+    update = await ctx.client.json<ModelUpdate>('GET', apiPath('model-updates', update.id));
+  }
+  if (update.status === 'failed') {
+    // The hub's own code, as for error answers: a newer hub may use one not listed here.
+    throw new EdgemlError((update.error?.code ?? ErrorCodes.HUB_CONFLICT) as ErrorCode, `model update ${update.id} failed: ${update.error?.message ?? 'the hub gave no reason'}`);
+  }
+  return { update, deployment: await ctx.client.json<Deployment>('GET', apiPath('deployments', service)) };
 }
 
 /** Capture stays off (the hub's default) unless --capture-rate is given. */
@@ -254,13 +297,24 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
       service
         .command('update')
         .description(
-          'change a service; its URL and key stay. A new --image/--build is rolled out; limits and replicas apply on every device at once, in place (no new revision, no rollout); a new --target moves devices in and out by a rollout (not together with a new image)',
+          'change a service; its URL and key stay. A new --image/--build is rolled out; --model NAME:VERSION builds the current manifest with that model version and rolls the image out; limits and replicas apply on every device at once, in place (no new revision, no rollout); a new --target moves devices in and out by a rollout (not together with a new image)',
         )
         .argument('<service>', 'service name', parseService),
-    ).option('--target <key=value>', 'a new label selector (repeat to require several): devices that newly match get the service, the others lose it', repeatable(parseLabel('--target'))),
+    )
+      .option('--target <key=value>', 'a new label selector (repeat to require several): devices that newly match get the service, the others lose it', repeatable(parseLabel('--target')))
+      .option(
+        '--model <ref>',
+        "NAME:VERSION or NAME@ALIAS: a new manifest version from the service's current one with this model in place of the one of the same name, built for the current image's platforms (progress shown) and rolled out",
+        parseModelRef('--model', ['number', 'alias']),
+      ),
     false,
   ).action(
     clientAction<[string], UpdateFlags>(io, async (ctx, [name], flags) => {
+      if (flags.model !== undefined) {
+        const { update, deployment } = await updateModel(ctx, name, modelUpdateRequest({ ...flags, model: flags.model }));
+        ctx.out.result({ ...deployment, modelUpdate: update }, () => renderDeployment(deployment));
+        return;
+      }
       const d = await ctx.client.json<Deployment>('POST', apiPath('deployments', name, 'update'), { body: updateRequest(flags) });
       ctx.out.result(d, () => renderDeployment(d));
     }),
