@@ -49,6 +49,7 @@ import type { HubStore } from './store/store.js';
 import { TelemetryArchive } from './telemetry/archive.js';
 import { TelemetryIngest, type ServicesOf } from './telemetry/ingest.js';
 import { ArchiveLabelledData } from './datasets/labelled-data.js';
+import { DatasetRegistry } from './datasets/dataset-registry.js';
 import { startTelemetryJobs } from './telemetry/jobs.js';
 
 export interface RunningHub {
@@ -316,7 +317,14 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       uploadIdleTimeoutMs: parseDuration(config.uploadIdleTimeout),
       hubSecret,
       telemetry: { archive: telemetry.archive, devices, invalidByDevice: () => inbox.stats().invalidByDevice, clock: systemClock },
-      datasets: { labelled: new ArchiveLabelledData(telemetry.archive), clock: systemClock },
+      datasets: {
+        labelled: new ArchiveLabelledData(telemetry.archive),
+        registry: new DatasetRegistry({ datasets: store.datasets, blobs, clock: systemClock, maxUploadBytes }),
+        datasets: store.datasets,
+        blobs,
+        maxUploadBytes,
+        clock: systemClock,
+      },
       trainers: { registry: trainers.registry, trainers: store.trainers, logs: trainers.logs },
       hubFigures,
       problems,

@@ -17,6 +17,8 @@ import type {
   DeploymentRecord,
   DeploymentRepository,
   DesiredRepository,
+  DatasetRepository,
+  DatasetVersionRecord,
   DeviceRepository,
   HubStore,
   ImageRecord,
@@ -110,6 +112,16 @@ function storedRetraining(data: HubData): RetrainingData | undefined {
 /** In a write: the part, made if absent. */
 function retrainingOf(draft: HubData): RetrainingData {
   return ((draft as HubData & { retraining?: RetrainingData }).retraining ??= { jobs: {}, runs: { nextId: 1, records: [] } });
+}
+
+/**
+ * Base dataset versions by name: an optional part of the document (absent reads as none), so
+ * stores written before it need no migration.
+ */
+type DatasetData = Record<string, { nextVersion: number; versions: DatasetVersionRecord[] }>;
+
+function storedDatasets(data: HubData): DatasetData {
+  return (data as HubData & { datasets?: DatasetData }).datasets ?? {};
 }
 
 /**
@@ -561,6 +573,31 @@ export class LowdbHubStore implements HubStore {
       }),
   };
 
+  readonly datasets: DatasetRepository = {
+    addVersion: (draft) =>
+      this.write((d) => {
+        const all = ((d as HubData & { datasets?: DatasetData }).datasets ??= {});
+        const entry = ownOrSet(all, draft.name, () => ({ nextVersion: 1, versions: [] as DatasetVersionRecord[] }));
+        const record: DatasetVersionRecord = { ...structuredClone(draft), version: entry.nextVersion };
+        entry.nextVersion += 1;
+        entry.versions.push(record);
+        return structuredClone(record);
+      }),
+
+    list: async ({ name }) => {
+      const all = storedDatasets(this.data);
+      const names = name !== undefined ? [name] : Object.keys(all).sort();
+      return names.flatMap((n) => own(all, n)?.versions ?? []).map((v) => structuredClone(v));
+    },
+
+    resolve: async (name, selector) => {
+      const versions = own(storedDatasets(this.data), name)?.versions ?? [];
+      const record = 'alias' in selector ? undefined : pick(versions, selector);
+      if (!record) throw new EdgemlError(ErrorCodes.HUB_DATASET_NOT_FOUND, `dataset ${describeSelector(name, selector)} not found`, { httpStatus: 404 });
+      return structuredClone(record);
+    },
+  };
+
   readonly modelUpdates: ModelUpdateRepository = {
     add: (draft) =>
       this.write((d) => {
@@ -636,6 +673,7 @@ export class LowdbHubStore implements HubStore {
         if (t.deps) refs.add(t.deps.digest);
       }
     }
+    for (const entry of Object.values(storedDatasets(this.data))) for (const v of entry.versions) refs.add(v.digest);
     return refs;
   }
 }

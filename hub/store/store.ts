@@ -9,6 +9,7 @@ import type { Deployment } from '../../shared/api/deployments.js';
 import type { Rollout } from '../../shared/api/rollouts.js';
 import type { TrainerImage, TrainerVersion } from '../../shared/api/trainers.js';
 import type { ModelUpdate } from '../../shared/api/model-updates.js';
+import type { DatasetVersion } from '../../shared/api/datasets.js';
 import type { RetrainingJob, RetrainingRun } from '../../shared/api/retraining.js';
 import type { Labels } from '../../shared/api/devices.js';
 import type { Image, ImageStatus } from '../../shared/api/images.js';
@@ -319,6 +320,19 @@ export interface RetrainingRepository {
   addLineageMetrics(model: { name: string; version: number }, metrics: Record<string, number>): Promise<void>;
 }
 
+/** A stored base dataset version: the JSONL file is the blob `digest`. */
+export type DatasetVersionRecord = Omit<DatasetVersion, 'createdBy'> & { createdBy: ActorRecord };
+export type NewDatasetVersion = Omit<DatasetVersionRecord, 'version'>;
+
+export interface DatasetRepository {
+  /** Assigns the next version of `draft.name` (immutable once made). */
+  addVersion(draft: NewDatasetVersion): Promise<DatasetVersionRecord>;
+  /** By name, then version. */
+  list(filter: { name?: string | undefined }): Promise<DatasetVersionRecord[]>;
+  /** Throws HUB_E_DATASET_NOT_FOUND (404) naming what was asked for (datasets have no aliases). */
+  resolve(name: string, selector: VersionSelector): Promise<DatasetVersionRecord>;
+}
+
 /** A stored one-command model update (hub/fleet/model-update.ts). */
 export type ModelUpdateRecord = Omit<ModelUpdate, 'createdBy'> & { createdBy: ActorRecord };
 
@@ -356,6 +370,7 @@ export interface HubStore {
   readonly deployments: DeploymentRepository;
   readonly desired: DesiredRepository;
   readonly rollouts: RolloutRepository;
+  readonly datasets: DatasetRepository;
   readonly modelUpdates: ModelUpdateRepository;
   readonly retraining: RetrainingRepository;
   readonly trainers: TrainerRepository;
