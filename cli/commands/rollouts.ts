@@ -75,7 +75,7 @@ export function renderRollout(r: Rollout): string {
     r.devices.map((d) => [d.id, String(d.batch + 1), d.phase, d.previousRevision === null ? '-' : String(d.previousRevision), d.error ?? '']),
     '(no devices)',
   );
-  return `${fields}\n\n${r.options.gates ? `${renderGates(r.gates)}\n\n` : ''}${table}`;
+  return `${fields}\n\n${r.options.gates ? `${renderGates(r.gates ?? [])}\n\n` : ''}${table}`;
 }
 
 function gatesText(g: NonNullable<Rollout['options']['gates']>): string {

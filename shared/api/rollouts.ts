@@ -187,8 +187,8 @@ export const Rollout = Type.Object({
   /** Share of targeted devices done (healthy, failed or rolled back), 0–1. */
   progress: Type.Number({ minimum: 0, maximum: 1 }),
   devices: Type.Array(RolloutDevice),
-  /** Each gate's last figures (empty without gates, or before the first batch's soak ended). */
-  gates: Type.Array(RolloutGate),
+  /** Each gate's last figures (empty without gates, or before the first batch's soak ended); always given by this hub. */
+  gates: Type.Optional(Type.Array(RolloutGate)),
   createdAt: Timestamp,
   updatedAt: Timestamp,
   finishedAt: Type.Union([Timestamp, Type.Null()]),
