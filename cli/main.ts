@@ -23,6 +23,7 @@ import { addTelemetryCommands } from './commands/telemetry.js';
 import { addCaptureCommands } from './commands/captures.js';
 import { addRetrainingCommands } from './commands/retraining.js';
 import { addDatasetCommands } from './commands/datasets.js';
+import { addTrainerCommands } from './commands/trainers.js';
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration. */
 const EXIT_FAILURE = 1;
@@ -197,6 +198,7 @@ export function buildProgram(io: CliIo): Command {
   addCaptureCommands(program, io);
   addRetrainingCommands(program, io);
   addDatasetCommands(program, io);
+  addTrainerCommands(program, io);
   return program;
 }
 
