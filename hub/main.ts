@@ -50,6 +50,7 @@ import { TelemetryArchive } from './telemetry/archive.js';
 import { TelemetryIngest, type ServicesOf } from './telemetry/ingest.js';
 import { ArchiveLabelledData } from './datasets/labelled-data.js';
 import { DatasetRegistry } from './datasets/dataset-registry.js';
+import { startRetraining } from './retraining/start-retraining.js';
 import { startTelemetryJobs } from './telemetry/jobs.js';
 
 export interface RunningHub {
@@ -237,6 +238,21 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     });
     await modelUpdates.resume();
     parts.push(() => modelUpdates.stop());
+    // Runs a stop left running end failed now; queued ones and the triggers carry on.
+    const retraining = await startRetraining({
+      store,
+      blobs,
+      clock: systemClock,
+      labelled: new ArchiveLabelledData(telemetry.archive),
+      datasets: new DatasetRegistry({ datasets: store.datasets, blobs, clock: systemClock, maxUploadBytes }),
+      trainers: trainers.registry,
+      updates: modelUpdates,
+      dataDir,
+      instance: hubInstanceId(dataDir),
+      limits: { maxUploadBytes, maxArchiveFiles: config.maxArchiveFiles },
+      logger: logger.child({ component: 'retraining' }),
+    });
+    parts.push(() => retraining.close());
     devices.onChange((id, change) => {
       // Only a connection made with the replaced token goes; the agent comes back with its current one.
       if (change === 'token-expired') return void broker.dropIfUnadmitted(id);
@@ -326,6 +342,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
         clock: systemClock,
       },
       trainers: { registry: trainers.registry, trainers: store.trainers, logs: trainers.logs },
+      retraining,
       hubFigures,
       problems,
       pki: {

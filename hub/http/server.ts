@@ -44,6 +44,8 @@ import { whereRoutes } from './where.js';
 import { telemetryRoutes, type TelemetryRoutesOptions } from './telemetry.js';
 import { datasetRoutes, type DatasetRoutesOptions } from './datasets.js';
 import { trainerRoutes, type TrainerRoutesOptions } from './trainers.js';
+import { retrainingRoutes } from './retraining.js';
+import type { Retraining } from '../retraining/retraining.js';
 import { prometheusRoutes, type HubFigures } from './prometheus.js';
 
 export interface HttpDeps {
@@ -71,6 +73,7 @@ export interface HttpDeps {
   telemetry: TelemetryRoutesOptions;
   datasets: DatasetRoutesOptions;
   trainers: TrainerRoutesOptions;
+  retraining: Retraining;
   /** Derives the secrets of creates made under an Idempotency-Key (hub-secret.ts). */
   hubSecret: Buffer;
   /** What `/metrics` shows, read at each scrape. */
@@ -173,6 +176,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(telemetryRoutes, deps.telemetry);
   await app.register(datasetRoutes, deps.datasets);
   await app.register(trainerRoutes, deps.trainers);
+  await app.register(retrainingRoutes, { retraining: deps.retraining });
   await app.register(prometheusRoutes, { figures: deps.hubFigures, rolloutsByPhase: () => deps.rollouts.countByPhase() });
   return app;
 }
