@@ -56,6 +56,8 @@ function runView(run: RetrainingRunRecord): RetrainingRun {
 
 const CANCELLED = 'cancelled by request';
 const STOPPED = 'the hub stopped during the run';
+/** How long a stopping hub waits for the running run to end. */
+const CLOSE_WAIT_MS = 10_000;
 
 export class Retraining {
   readonly #schedules = new Map<string, ScheduledTask>();
@@ -93,10 +95,13 @@ export class Retraining {
     this.#schedules.clear();
     if (this.#pollTimer !== null) this.deps.clock.clearTimeout(this.#pollTimer);
     const running = this.#running;
-    if (running) {
-      running.controller.abort(new Error(STOPPED));
-      await running.done;
-    }
+    if (!running) return;
+    running.controller.abort(new Error(STOPPED));
+    // A run waiting on an image build cannot stop at once: the stop does not wait for it, and the
+    // next start ends the run as it would after a crash.
+    let timer: unknown;
+    await Promise.race([running.done, new Promise<void>((resolve) => (timer = this.deps.clock.setTimeout(resolve, CLOSE_WAIT_MS)))]);
+    this.deps.clock.clearTimeout(timer);
   }
 
   async createJob(body: RetrainingJobCreate, actor: ActorRecord): Promise<RetrainingJob> {
