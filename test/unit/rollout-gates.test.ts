@@ -1,0 +1,186 @@
+/**
+ * Rollout gates: thresholds, breach reasons, the HealthGates that judge stored figures
+ * (hub/fleet/rollout-gates.ts), the measurement from a fake archive and fake labelled data
+ * (hub/fleet/rollout-gates-measure.ts), and the CLI flags (cli/commands/rollout-options.ts).
+ */
+import test from 'ava';
+import { Command } from 'commander';
+import { addRolloutOptions, rolloutRequest, type RolloutFlags } from '../../cli/commands/rollout-options.js';
+import { EVAL_METRICS } from '../../hub/evaluation/metrics.js';
+import { planBatches, resolveOptions } from '../../hub/fleet/rollout-engine.js';
+import { gateMeter, type GateSources } from '../../hub/fleet/rollout-gates-measure.js';
+import { breachReason, configuredGates, MEASURE_EVERY_MS, parseMetricGate, recordedGates } from '../../hub/fleet/rollout-gates.js';
+import type { RolloutRecord } from '../../hub/store/store.js';
+import { GATE_METRIC_PATTERN, rolloutRequestProblem, type RolloutGate, type RolloutRequest } from '../../shared/api/rollouts.js';
+import { emptyHistogram } from '../../shared/latency-histogram.js';
+
+const T0 = Date.parse('2026-11-24T00:00:00.000Z');
+const S = 1000;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function rollout(ids: string[], request: RolloutRequest): RolloutRecord {
+  const { strategy, options } = resolveOptions(request);
+  const devices: RolloutRecord['devices'] = {};
+  planBatches(ids, strategy, options).forEach((b, batch) => b.forEach((id) => (devices[id] = { batch, from: 1, to: 2, state: 'waiting', movedAt: null, deadline: null, doneAt: null, error: null })));
+  return {
+    id: 1, service: 'iris', kind: 'update', revision: 2, fromRevision: 1, strategy, options, phase: 'running', reason: null,
+    batchCount: Object.values(devices).reduce((n, d) => Math.max(n, d.batch + 1), 0), batch: 0, soakUntil: null, rolledBackBy: null, rollbackOf: null, devices,
+    createdAt: iso(T0), updatedAt: iso(T0), finishedAt: null, createdBy: null,
+  };
+}
+
+const figure = (g: Partial<RolloutGate> & Pick<RolloutGate, 'name' | 'threshold'>): RolloutGate => ({ value: null, baseline: null, ok: null, requests: 0, checkedAt: iso(T0), batch: 0, ...g });
+
+test('metric gates: the schema names exactly the evaluation metrics; thresholds parse', (t) => {
+  for (const m of EVAL_METRICS) t.regex(`${m}>=0.5`, new RegExp(GATE_METRIC_PATTERN));
+  t.notRegex('f1>=0.5', new RegExp(GATE_METRIC_PATTERN));
+  t.deepEqual(parseMetricGate('accuracy>=0.9'), { metric: 'accuracy', op: '>=', threshold: 0.9 });
+  t.deepEqual(parseMetricGate('mae<1.25'), { metric: 'mae', op: '<', threshold: 1.25 });
+  t.throws(() => parseMetricGate('accuracy=0.9'));
+});
+
+test('the configured gates in check order, thresholds as given; minRequests defaults at the hub', (t) => {
+  const { options } = resolveOptions({ gates: { metric: 'accuracy>=0.9', p95: '250ms', errorRate: '1%', p95Ratio: 1.5 } });
+  t.is(options.gates?.minRequests, 20);
+  t.deepEqual(configuredGates(options.gates), [
+    { name: 'error-rate', threshold: '1%' },
+    { name: 'p95', threshold: '250ms' },
+    { name: 'p95-ratio', threshold: '1.5' },
+    { name: 'metric', threshold: 'accuracy>=0.9' },
+  ]);
+  t.deepEqual(configuredGates(undefined), []);
+  t.is(resolveOptions({}).options.gates, undefined);
+});
+
+test('request problems: no gate at all, an output without a metric, a p95 beyond the longest duration', (t) => {
+  t.is(rolloutRequestProblem({ gates: { minRequests: 5 } }, 'body.rollout'), 'body.rollout.gates: give at least one of errorRate, p95, p95Ratio, metric');
+  t.is(rolloutRequestProblem({ gates: { p95: '1s', metricOutput: '/y' } }, 'body.rollout'), 'body.rollout.gates.metricOutput: only with gates.metric');
+  t.is(rolloutRequestProblem({ gates: { p95: '31d' } }, 'r'), 'r.gates.p95: must be at most 30d, not 31d');
+  t.is(rolloutRequestProblem({ gates: { metric: 'mae<=0.5', metricOutput: '/y' } }, 'r'), null);
+});
+
+test('breach reasons name the metric, the threshold and the measured value', (t) => {
+  t.is(breachReason(figure({ name: 'p95', threshold: '250ms', value: 812.4, baseline: 80, ok: false, requests: 40 })), 'p95 812ms > 250ms (old revision 80ms)');
+  t.is(breachReason(figure({ name: 'p95', threshold: '250ms', value: 812.4, ok: false })), 'p95 812ms > 250ms');
+  t.is(breachReason(figure({ name: 'error-rate', threshold: '1%', value: 0.3, ok: false, requests: 40 })), 'error rate 30.0% > 1% (40 requests)');
+  t.is(breachReason(figure({ name: 'p95-ratio', threshold: '1.5', value: 10, baseline: 80, ok: false })), 'p95 ratio 10 > 1.5 (new revision 800ms, old revision 80ms)');
+  t.is(breachReason(figure({ name: 'metric', threshold: 'accuracy>=0.9', value: 0.8235, ok: false, requests: 17 })), 'accuracy 0.8235 < 0.9 (17 labelled answers)');
+  t.is(breachReason(figure({ name: 'metric', threshold: 'mae<0.5', value: 0.5, ok: false, requests: 3 })), 'mae 0.5 >= 0.5 (3 labelled answers)');
+});
+
+test('recorded gates judge only the batch\'s figures measured after its soak; they wait, ask again now and then, and fail at the device timeout', (t) => {
+  const r = rollout(['d1', 'd2'], { strategy: 'canary', canary: '1', deviceTimeout: '60s', gates: { p95: '250ms' } });
+  const [gate] = recordedGates(r);
+  const since = T0 + 10 * S;
+  t.deepEqual(gate!.check(r, 0, since, since), { ok: null, measure: true }, 'no figures yet');
+  r.gates = [figure({ name: 'p95', threshold: '250ms', value: 100, ok: true, checkedAt: iso(since - 1) })];
+  t.deepEqual(gate!.check(r, 0, since, since), { ok: null, measure: true }, 'measured before the soak ended');
+  r.gates = [figure({ name: 'p95', threshold: '250ms', value: 100, ok: true, checkedAt: iso(since), batch: 1 })];
+  t.deepEqual(gate!.check(r, 0, since, since), { ok: null, measure: true }, 'another batch');
+  r.gates = [figure({ name: 'p95', threshold: '250ms', value: 100, ok: true, checkedAt: iso(since) })];
+  t.deepEqual(gate!.check(r, 0, since, since), { ok: true });
+  r.gates = [figure({ name: 'p95', threshold: '250ms', value: 400, ok: false, checkedAt: iso(since) })];
+  t.deepEqual(gate!.check(r, 0, since, since), { ok: false, reason: 'p95 400ms > 250ms' });
+  r.gates = [figure({ name: 'p95', threshold: '250ms', value: 90, requests: 3, checkedAt: iso(since) })];
+  t.deepEqual(gate!.check(r, 0, since + 1, since), { ok: null, measure: false }, 'just measured');
+  t.deepEqual(gate!.check(r, 0, since + MEASURE_EVERY_MS, since), { ok: null, measure: true });
+  t.deepEqual(gate!.check(r, 0, since + 60 * S, since), { ok: false, reason: '3 requests within 60s after the soak, fewer than the 20 it needs' });
+  t.deepEqual(recordedGates({ ...r, kind: 'rollback' }), [], 'a rollback is never gated');
+  t.deepEqual(recordedGates(rollout(['d1'], {})), []);
+});
+
+/** A metrics record: `n` requests of `ms` each on one device, `errors` of them 5xx, in the interval ending at `ts`. */
+function metrics(device: string, ts: number, n: number, ms: number, errors = 0, service = 'iris') {
+  const h = emptyHistogram();
+  const bucket = h.boundsMs.findIndex((b) => ms <= b);
+  h.counts[bucket === -1 ? h.boundsMs.length : bucket] = n;
+  h.sumMs = n * ms;
+  const responses = { '2xx': n - errors, '3xx': 0, '4xx': 0, '5xx': errors };
+  return { kind: 'metrics', ts, device, batch: `${device}/${ts}`, data: { services: { [service]: { requests: n, responses, latencyMs: h } } } };
+}
+
+function fakeArchive(records: ReturnType<typeof metrics>[]): GateSources['archive'] {
+  return {
+    read: (q) =>
+      (async function* () {
+        for (const r of records) if (r.kind === q.kind && (q.device === undefined || r.device === q.device) && r.ts >= q.since.getTime() && (q.until === undefined || r.ts < q.until.getTime())) yield r as never;
+      })(),
+  };
+}
+
+test('measured: exactly the moved healthy devices, each since it became healthy; the old revision from the devices not moved, same window', async (t) => {
+  const r = rollout(['d1', 'd2', 'd3'], { strategy: 'batches', batchSize: '1', gates: { errorRate: '5%', p95: '250ms', p95Ratio: 2, minRequests: 10 } });
+  Object.assign(r.devices.d1!, { state: 'healthy', movedAt: iso(T0), doneAt: iso(T0 + 10 * S) });
+  const archive = fakeArchive([
+    metrics('d1', T0 + 5 * S, 100, 1000, 100), // before d1 was healthy on the new revision: not counted
+    metrics('d1', T0 + 11 * S, 30, 400, 3),
+    metrics('d1', T0 + 12 * S, 10, 400, 0, 'other'), // another service
+    metrics('d2', T0 + 11 * S, 40, 40), // not moved: the old revision
+    metrics('d2', T0 + 9 * S, 40, 2000), // before the window
+    metrics('d3', T0 + 12 * S, 20, 40),
+    metrics('d1', T0 + 30 * S, 30, 400), // after `now`
+  ]);
+  const figures = await gateMeter({ archive })(r, T0 + 20 * S);
+  const at = iso(T0 + 20 * S);
+  t.is(figures.length, 3);
+  t.like(figures[0], { name: 'error-rate', threshold: '5%', value: 0.1, ok: false, requests: 30, checkedAt: at, batch: 0, baseline: null });
+  t.like(figures[1], { name: 'p95', threshold: '250ms', ok: false, requests: 30 });
+  t.true(figures[1]!.value! > 250 && figures[1]!.value! <= 500, `p95 ${figures[1]!.value} is in the 250–500 ms bucket`);
+  t.true(figures[1]!.baseline! > 25 && figures[1]!.baseline! <= 50, `old revision ${figures[1]!.baseline}`);
+  t.like(figures[2], { name: 'p95-ratio', threshold: '2', ok: false });
+  t.is(figures[2]!.value, figures[1]!.value! / figures[1]!.baseline!);
+});
+
+test('measured: fewer requests than minRequests wait (ok null); no device left on the old revision passes the ratio', async (t) => {
+  const r = rollout(['d1'], { gates: { errorRate: '5%', p95Ratio: 2, minRequests: 10 } });
+  Object.assign(r.devices.d1!, { state: 'healthy', movedAt: iso(T0), doneAt: iso(T0) });
+  const few = await gateMeter({ archive: fakeArchive([metrics('d1', T0 + S, 4, 10, 4)]) })(r, T0 + 2 * S);
+  t.like(few[0], { name: 'error-rate', value: 1, ok: null, requests: 4 });
+  t.like(few[1], { name: 'p95-ratio', value: null, ok: null });
+  const enough = await gateMeter({ archive: fakeArchive([metrics('d1', T0 + S, 40, 10)]) })(r, T0 + 2 * S);
+  t.like(enough[0], { value: 0, ok: true });
+  t.like(enough[1], { name: 'p95-ratio', value: null, ok: true });
+});
+
+test('measured: the metric gate compares the answer at the pointer with the label, for the moved devices and the new revision only', async (t) => {
+  const r = rollout(['d1', 'd2'], { strategy: 'canary', canary: '1', gates: { metric: 'accuracy>=0.75', metricOutput: '/class', minRequests: 4 } });
+  Object.assign(r.devices.d1!, { state: 'healthy', movedAt: iso(T0), doneAt: iso(T0 + 10 * S) });
+  const asked: unknown[] = [];
+  const row = (time: number, predicted: string | null, label: string) => ({ requestId: 'x', time: iso(time), device: 'd1', model: 'iris:2', revision: 2, input: {}, output: predicted === null ? null : { class: predicted }, label });
+  const labelled = {
+    rows(filter: unknown) {
+      asked.push(filter);
+      return (async function* () {
+        yield row(T0 + 5 * S, 'a', 'b'); // before the device was healthy
+        yield row(T0 + 11 * S, null, 'a'); // an inline example: no answer to compare
+        for (const [p, l] of [['a', 'a'], ['b', 'b'], ['a', 'b'], ['c', 'c'], ['a', 'a']]) yield row(T0 + 12 * S, p!, l!);
+      })();
+    },
+  };
+  const [metric] = await gateMeter({ archive: fakeArchive([]), labelled })(r, T0 + 20 * S);
+  t.deepEqual(asked, [{ service: 'iris', since: iso(T0 + 10 * S), labelled: true, devices: ['d1'], revision: 2 }]);
+  t.like(metric, { name: 'metric', threshold: 'accuracy>=0.75', value: 0.8, ok: true, requests: 5 });
+  const strict = { ...r, options: { ...r.options, gates: { ...r.options.gates!, metric: 'accuracy>=0.9' } } };
+  t.like((await gateMeter({ archive: fakeArchive([]), labelled })(strict, T0 + 20 * S))[0], { value: 0.8, ok: false });
+  t.like((await gateMeter({ archive: fakeArchive([]) })(r, T0 + 20 * S))[0], { value: null, ok: null, requests: 0 }, 'no labelled data: it waits');
+});
+
+function parse(args: string[]): RolloutRequest | undefined {
+  const command = addRolloutOptions(new Command().exitOverride());
+  command.parse(args, { from: 'user' });
+  return rolloutRequest(command.opts<RolloutFlags>());
+}
+
+test('CLI: --gate-* flags make RolloutRequest.gates; bad values and tuning flags alone are refused', (t) => {
+  t.deepEqual(parse(['--gate-error-rate', '1%', '--gate-p95', '250ms', '--gate-p95-ratio', '1.5', '--gate-min-requests', '50', '--gate-metric', 'accuracy>=0.9', '--gate-output', '/y']), {
+    gates: { errorRate: '1%', p95: '250ms', p95Ratio: 1.5, minRequests: 50, metric: 'accuracy>=0.9', metricOutput: '/y' },
+  });
+  t.deepEqual(parse(['--strategy', 'canary', '--gate-p95', '1s']), { strategy: 'canary', gates: { p95: '1s' } });
+  t.is(parse([]), undefined);
+  t.throws(() => parse(['--gate-error-rate', '1']), { message: /--gate-error-rate "1": expected e\.g\. 1%/ });
+  t.throws(() => parse(['--gate-metric', 'f1>0.5']), { message: /--gate-metric/ });
+  t.throws(() => parse(['--gate-min-requests', '1.5', '--gate-p95', '1s']), { message: /whole number/ });
+  t.throws(() => parse(['--gate-p95-ratio', '0', '--gate-p95', '1s']), { message: /a number > 0/ });
+  t.throws(() => parse(['--gate-min-requests', '5']), { message: /give one of --gate-error-rate/ });
+  t.throws(() => parse(['--gate-p95', '1s', '--gate-output', '/y']), { message: /--gate-output is the field --gate-metric reads/ });
+});
