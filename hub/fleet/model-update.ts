@@ -23,13 +23,13 @@ import type { Deployments } from './deployments.js';
 
 export interface ModelUpdatesDeps {
   updates: ModelUpdateRepository;
-  deployments: Deployments;
-  images: ImageRepository;
-  manifests: ManifestRepository;
-  models: ModelRepository;
-  registry: ManifestRegistry;
+  deployments: Pick<Deployments, 'get' | 'update'>;
+  images: Pick<ImageRepository, 'get'>;
+  manifests: Pick<ManifestRepository, 'resolve'>;
+  models: Pick<ModelRepository, 'resolve'>;
+  registry: Pick<ManifestRegistry, 'create'>;
   builder: Pick<ImageBuilder, 'submit' | 'get'>;
-  blobs: BlobStore;
+  blobs: Pick<BlobStore, 'path'>;
   clock: Clock;
   logger: Logger;
   /** Between two reads of a build's record while waiting for it. */
