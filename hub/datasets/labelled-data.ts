@@ -3,8 +3,10 @@
  * labels clients sent for them, by (device, request id) — a request id is the gateway's, so only
  * unique per device — plus the examples clients gave inline (input and label, no answer).
  *
- * Labels are read whole first (a label can arrive long after its request, so it lies in another
- * day's file), then captures stream past them: memory grows with the labels, not the captures.
+ * Labels are read first (a label can arrive long after its request, so it lies in another day's
+ * file): those that arrived from a day before the window's start on, since a label arrives after
+ * its request unless the device clock runs ahead of the hub's by more than that. Captures then
+ * stream past them: memory grows with the labels, not the captures.
  * A request labelled twice keeps the label the gateway took last.
  */
 import type { CaptureSample, FeedbackItem } from '../../shared/protocol.js';
@@ -45,6 +47,8 @@ export interface LabelledData {
 type Archive = Pick<TelemetryArchive, 'read'>;
 
 const EPOCH = new Date(0);
+/** How far ahead of the hub a device clock may run before its labels are missed (see above). */
+const LABEL_CLOCK_SLACK_MS = 86_400_000;
 
 function modelOf(models: readonly { name: string; version: number }[]): string | null {
   const first = models[0];
@@ -59,9 +63,10 @@ function date(what: string, iso: string | undefined): Date | undefined {
 }
 
 /** The labels of one service by `device\nrequestId` (newline cannot be in either), the latest of each. */
-async function latestLabels(archive: Archive, service: string): Promise<Map<string, { device: string; item: FeedbackItem }>> {
+async function latestLabels(archive: Archive, service: string, since: Date): Promise<Map<string, { device: string; item: FeedbackItem }>> {
   const labels = new Map<string, { device: string; item: FeedbackItem }>();
-  for await (const record of archive.read({ kind: 'feedback', service, since: EPOCH })) {
+  const arrivedSince = new Date(Math.max(0, since.getTime() - LABEL_CLOCK_SLACK_MS));
+  for await (const record of archive.read({ kind: 'feedback', service, since: arrivedSince })) {
     const { device, data } = record as FeedbackRecord;
     const item = data as FeedbackItem;
     const key = `${device}\n${item.requestId}`;
@@ -88,7 +93,7 @@ export class ArchiveLabelledData implements LabelledData {
       return filter.labelled === undefined || filter.labelled === (row.label !== null);
     };
     return (async function* () {
-      const labels = await latestLabels(archive, filter.service);
+      const labels = await latestLabels(archive, filter.service, since);
       for await (const record of archive.read({ kind: 'captures', service: filter.service, since, until })) {
         const { device, data } = record as CaptureRecord;
         const sample = data as CaptureSample;

@@ -116,3 +116,17 @@ test('feedback is kept only for the device’s own services, stored once per bat
   t.is(await data.countLabels('iris', later), 2);
   t.is(await data.countLabels('iris', first), 3);
 });
+
+test('feedback days are compacted and expired with the rest of the archive, and read the same after compaction', async (t) => {
+  const { ingest, data, archive, dir, clock } = await setUp(t);
+  await ingest.accept('dev-1', capturesBatch({ samples: [captureSample({ requestId: 'r-1' })] }));
+  await ingest.accept('dev-1', feedback('f-1', [label('r-1', 'a'), label('g-1', 'b', { input: { x: [1] } })]));
+  const before = await rows(data.rows({ service: 'iris' }));
+  t.like(await archive.compact(new Date(clock.ms + 86_400_000)), { files: 2 });
+  t.deepEqual((await readdir(join(dir, 'feedback', '2024-05-03', 'iris'))).sort(), ['dev-1~1.jsonl.gz']);
+  t.deepEqual(await rows(data.rows({ service: 'iris' })), before);
+  clock.ms += 40 * 86_400_000;
+  const { removed } = await archive.expire(30);
+  t.true(removed.includes('feedback/2024-05-03'));
+  t.deepEqual(await rows(data.rows({ service: 'iris' })), []);
+});
