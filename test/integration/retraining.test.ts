@@ -92,7 +92,7 @@ test('feedback → job → evaluation → rollout; a worse candidate is rejected
     key: hub.adminKey,
     json: { runtime: 'node', train: { filename: 'train.js', content: await readFile(`${EXAMPLE}trainer/train.js`, 'utf8') } },
   });
-  t.is(trainer.status, 202, JSON.stringify(trainer.body));
+  t.is(trainer.status, 201, JSON.stringify(trainer.body));
 
   const job = await createJob(t, cli, 'lin-job', ['--min-new-labels', String(LABELS), '--strategy', 'canary', '--canary', '1', '--soak', '2s']);
   t.like(job, { name: 'lin-job', minNewLabels: LABELS, evalMetric: 'mae', evalOutput: '/y', lastRun: null });
