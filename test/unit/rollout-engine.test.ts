@@ -1,6 +1,6 @@
 /** The rollout state machine (hub/fleet/rollout-engine.ts): batches, soak, gates, thresholds, offline devices. */
 import test from 'ava';
-import { advance, devicePhase, planBatches, resolveOptions, shareOf, type DeviceView } from '../../hub/fleet/rollout-engine.js';
+import { advance, devicePhase, planBatches, resolveOptions, shareOf, type DeviceView, type HealthGate } from '../../hub/fleet/rollout-engine.js';
 import type { RolloutRecord } from '../../hub/store/store.js';
 import type { RolloutRequest } from '../../shared/api/rollouts.js';
 
@@ -240,4 +240,96 @@ test('defaults: all at once tolerates every failure (it has moved every device a
   f.healthy('d2');
   t.is(advance(r, f.view, T0 + 11 * 60 * S).abort, null);
   t.is(r.phase, 'completed-with-failures');
+});
+
+/** The figures the controller would store for the batch: each configured gate ok (or as given). */
+function measured(r: RolloutRecord, at: number, ok: Record<string, boolean | null> = {}): void {
+  const names = { errorRate: 'error-rate', p95: 'p95', p95Ratio: 'p95-ratio', metric: 'metric' } as const;
+  r.gates = Object.entries(names)
+    .filter(([field]) => r.options.gates?.[field as keyof typeof names] !== undefined)
+    .map(([field, name]) => ({ name, threshold: String(r.options.gates![field as keyof typeof names]), value: name === 'p95' ? 400 : 0, baseline: null, ok: name in ok ? (ok[name] as boolean | null) : true, requests: 50, checkedAt: new Date(at).toISOString(), batch: r.batch }));
+}
+
+test('gates: after the soak the engine asks for figures, goes on only once they pass, and judges from the record alone', (t) => {
+  const f = fleet(ids(3));
+  const r = rollout(ids(3), { strategy: 'canary', canary: '1', batchSize: '2', soak: '10s', gates: { p95: '250ms', errorRate: '1%' } });
+  t.deepEqual([...advance(r, f.view, T0).assign.keys()], ['d1']);
+  f.healthy('d1');
+  t.is(advance(r, f.view, T0 + S).measure, null, 'soaking: nothing to measure yet');
+  t.is(advance(r, f.view, T0 + 11 * S).measure, 0, 'the soak is over: figures for batch 0 wanted');
+  measured(r, T0 + 5 * S);
+  const early = advance(r, f.view, T0 + 12 * S);
+  t.is(early.measure, 0, 'figures from before the end of the soak do not count');
+  t.is(early.assign.size, 0);
+  measured(r, T0 + 12 * S);
+  t.deepEqual([...advance(r, f.view, T0 + 12 * S).assign.keys()], ['d2', 'd3']);
+  t.is(r.soakUntil, null);
+});
+
+test('gates: a breach in the stored figures aborts with the metric, threshold and value', (t) => {
+  const f = fleet(ids(2));
+  const r = rollout(ids(2), { strategy: 'canary', canary: '1', soak: '1s', gates: { p95: '250ms', errorRate: '1%' } });
+  advance(r, f.view, T0);
+  f.healthy('d1');
+  advance(r, f.view, T0 + S);
+  measured(r, T0 + 2 * S, { p95: false });
+  r.gates!.find((g) => g.name === 'p95')!.baseline = 80;
+  const out = advance(r, f.view, T0 + 2 * S);
+  t.is(out.abort, 'gate p95 failed after batch 1: p95 400ms > 250ms (old revision 80ms)');
+  t.is(out.assign.size, 0);
+});
+
+test('gates: too few requests wait, asking again now and then, and fail at the device timeout after the soak', (t) => {
+  const f = fleet(ids(2));
+  const r = rollout(ids(2), { strategy: 'batches', batchSize: '1', deviceTimeout: '60s', gates: { errorRate: '1%', minRequests: 100 } });
+  advance(r, f.view, T0);
+  f.healthy('d1');
+  t.is(advance(r, f.view, T0 + S).measure, 0, 'no soak: judged once the batch is healthy');
+  measured(r, T0 + S, { 'error-rate': null });
+  t.is(advance(r, f.view, T0 + 2 * S).measure, null, 'measured a moment ago');
+  t.is(advance(r, f.view, T0 + 5 * S).measure, 0);
+  t.is(r.batch, 0);
+  t.is(advance(r, f.view, T0 + 62 * S).abort, 'gate error-rate failed after batch 1: 50 requests within 60s after the soak, fewer than the 100 it needs');
+});
+
+test('gates: the last batch soaks and is gated too; without gates it is not', (t) => {
+  const f = fleet(['d1']);
+  const r = rollout(['d1'], { strategy: 'canary', soak: '5s', gates: { errorRate: '1%' } });
+  advance(r, f.view, T0);
+  f.healthy('d1');
+  advance(r, f.view, T0 + S);
+  t.is(r.soakUntil, new Date(T0 + 6 * S).toISOString());
+  t.is(r.phase, 'running');
+  t.is(advance(r, f.view, T0 + 6 * S).measure, 0);
+  measured(r, T0 + 6 * S);
+  advance(r, f.view, T0 + 6 * S);
+  t.is(r.phase, 'succeeded');
+  const plain = rollout(['d1'], { strategy: 'canary', soak: '5s' });
+  advance(plain, f.view, T0);
+  advance(plain, f.view, T0 + S);
+  t.is(plain.phase, 'succeeded', 'a lone canary without gates has nothing to soak for');
+});
+
+test('gates: a rollback carrying gate options is never held by them', (t) => {
+  const f = fleet(ids(1));
+  const r = { ...rollout(ids(1), { gates: { errorRate: '1%' } }, 1, 2), kind: 'rollback' as const };
+  advance(r, f.view, T0);
+  f.healthy('d1', 1);
+  const out = advance(r, f.view, T0 + S);
+  t.is(out.measure, null);
+  t.is(r.phase, 'succeeded');
+});
+
+test('gates: extra HealthGates plug in beside the recorded ones; one that waits holds the batch', (t) => {
+  const f = fleet(ids(2));
+  const r = rollout(ids(2), { strategy: 'batches', batchSize: '1' });
+  advance(r, f.view, T0);
+  f.healthy('d1');
+  let verdict: ReturnType<HealthGate['check']> = { ok: null, measure: false };
+  const seen: number[] = [];
+  const gate: HealthGate = { name: 'custom', check: (_r, batch, _now, since) => (seen.push(batch, since), verdict) };
+  t.is(advance(r, f.view, T0 + S, [gate]).assign.size, 0);
+  t.deepEqual(seen, [0, Date.parse(r.devices.d1!.doneAt!)], 'since: when the batch was done (no soak)');
+  verdict = { ok: true };
+  t.deepEqual([...advance(r, f.view, T0 + 2 * S, [gate]).assign.keys()], ['d2']);
 });
