@@ -63,7 +63,7 @@ export const RetrainingRun = Type.Object({
   service: ServiceName,
   trigger: stringEnum(RUN_TRIGGERS),
   status: stringEnum(RUN_STATUSES),
-  stage: Type.Union([stringEnum(RUN_STAGES), Type.Null()], { description: 'what a running run is doing' }),
+  stage: Type.Union([stringEnum(RUN_STAGES), Type.Null()], { description: 'what a running run is doing; where a failed or cancelled one stopped' }),
   rows: Type.Union([Type.Object({ train: Type.Integer(), eval: Type.Integer(), labels: Type.Integer() }), Type.Null()]),
   labels: Type.Union([Type.Object({ since: Type.Union([Timestamp, Type.Null()]), until: Timestamp, count: Type.Integer() }), Type.Null()]),
   current: Type.Union([ModelRef, Type.Null()], { description: 'the model the service ran when the run started' }),
