@@ -2,8 +2,7 @@
  * `edgeml dataset …`: a service's labelled data exported to JSONL (`dataset export`), and base
  * datasets — JSONL files stored on the hub as immutable versions (`register`, `list`, `show`).
  *
- * An export streams into a hidden file next to FILE, renamed into place only once it is complete
- * (an interrupted export leaves nothing behind), or to stdout with `--out -`.
+ * `downloadNdjson` is the streaming download to FILE or stdout that any NDJSON export can use.
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -50,17 +49,17 @@ function parseDatasetRef(text: string): { name: string; version: string } {
   return { name: parseName('dataset name')(name), version };
 }
 
-/** Counts rows (lines) and bytes as they pass, reporting them now and then. */
-function rowMeter(report: (rows: number, bytes: number) => void) {
-  const counts = { rows: 0, bytes: 0 };
+/** Counts lines and bytes as they pass, reporting them now and then. */
+function lineMeter(report: (lines: number, bytes: number) => void) {
+  const counts = { lines: 0, bytes: 0 };
   let last = 0;
   const stream = new Transform({
     transform(chunk: Buffer, _enc, done) {
       counts.bytes += chunk.length;
-      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) counts.rows++;
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) counts.lines++;
       if (Date.now() - last >= PROGRESS_EVERY_MS) {
         last = Date.now();
-        report(counts.rows, counts.bytes);
+        report(counts.lines, counts.bytes);
       }
       done(null, chunk);
     },
@@ -68,36 +67,54 @@ function rowMeter(report: (rows: number, bytes: number) => void) {
   return { stream, counts };
 }
 
-async function exportTo(ctx: ClientContext, service: string, flags: ExportFlags, sink: Writable): Promise<{ rows: number; bytes: number }> {
-  const query = new URLSearchParams();
-  for (const key of ['since', 'until', 'model'] as const) if (flags[key] !== undefined) query.set(key, flags[key]);
-  if (flags.labelled) query.set('labelled', 'true');
-  const download = await ctx.client.download(`${apiPath('datasets', 'export', service)}?${query}`);
-  const report = (rows: number, bytes: number) => {
-    if (ctx.showProgress) ctx.io.stderr.write(`\rexporting ${service}: ${rows} rows written, ${formatBytes(bytes)}`);
+/** What an NDJSON download is: the hub path with its query, and how progress names it ("exporting iris", "rows"). */
+export interface NdjsonDownload {
+  path: string;
+  label: string;
+  unit: string;
+}
+
+/** Streams an NDJSON answer into `sink`, with progress (lines written, bytes) on stderr. */
+async function downloadTo(ctx: ClientContext, what: NdjsonDownload, sink: Writable): Promise<{ lines: number; bytes: number }> {
+  const download = await ctx.client.download(what.path);
+  const report = (lines: number, bytes: number) => {
+    if (ctx.showProgress) ctx.io.stderr.write(`\r${what.label}: ${lines} ${what.unit} written, ${formatBytes(bytes)}`);
   };
-  const { stream, counts } = rowMeter(report);
+  const { stream, counts } = lineMeter(report);
   try {
     await pipeline(download.body, stream, sink, { signal: ctx.signal });
   } finally {
-    report(counts.rows, counts.bytes);
+    report(counts.lines, counts.bytes);
     if (ctx.showProgress) ctx.io.stderr.write('\n');
   }
   return counts;
 }
 
-/** Writes into a hidden sibling of `target` (same filesystem: the rename is atomic), replacing `target` at the end. */
-async function exportToFile(ctx: ClientContext, service: string, flags: ExportFlags): Promise<DatasetExportSummary> {
-  const target = resolve(ctx.io.cwd, flags.out);
+/**
+ * Downloads NDJSON into FILE (relative to the working directory) through a hidden sibling on the
+ * same filesystem, renamed into place once complete (an interrupted download leaves nothing), or
+ * to stdout for `-` (`out` is then '-').
+ */
+export async function downloadNdjson(ctx: ClientContext, what: NdjsonDownload, out: string): Promise<{ lines: number; bytes: number; out: string }> {
+  if (out === '-') return { ...(await downloadTo(ctx, what, ctx.io.stdout)), out };
+  const target = resolve(ctx.io.cwd, out);
   const partial = join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.partial`);
   try {
-    const counts = await exportTo(ctx, service, flags, createWriteStream(partial, { flags: 'wx' }));
+    const counts = await downloadTo(ctx, what, createWriteStream(partial, { flags: 'wx' }));
     await rename(partial, target);
-    return { service, ...counts, out: target };
+    return { ...counts, out: target };
   } catch (err) {
     await rm(partial, { force: true });
     throw fileError(target, err);
   }
+}
+
+async function exportRows(ctx: ClientContext, service: string, flags: ExportFlags): Promise<DatasetExportSummary> {
+  const query = new URLSearchParams();
+  for (const key of ['since', 'until', 'model'] as const) if (flags[key] !== undefined) query.set(key, flags[key]);
+  if (flags.labelled) query.set('labelled', 'true');
+  const { lines, bytes, out } = await downloadNdjson(ctx, { path: `${apiPath('datasets', 'export', service)}?${query}`, label: `exporting ${service}`, unit: 'rows' }, flags.out);
+  return { service, rows: lines, bytes, out };
 }
 
 async function registerDataset(ctx: ClientContext, name: string, path: string, description: string | undefined): Promise<DatasetVersion> {
@@ -141,15 +158,14 @@ export function addDatasetCommands(program: Command, io: CliIo): void {
   // No default start: the whole archive (its retention bounds it).
   withWindowOptions(exportCommand, undefined).action(
     clientAction<[string], ExportFlags>(io, async (ctx, [service], flags) => {
-      if (flags.out !== '-') {
-        const summary = await exportToFile(ctx, service, flags);
-        ctx.out.result(summary, () => `exported ${summary.rows} rows (${formatBytes(summary.bytes)}) of ${service} to ${summary.out}`);
+      const summary = await exportRows(ctx, service, flags);
+      const text = `exported ${summary.rows} rows (${formatBytes(summary.bytes)}) of ${service}`;
+      if (summary.out !== '-') {
+        ctx.out.result(summary, () => `${text} to ${summary.out}`);
         return;
       }
       // stdout carries the rows: the summary goes to stderr.
-      const counts = await exportTo(ctx, service, flags, ctx.io.stdout);
-      const summary: DatasetExportSummary = { service, ...counts, out: '-' };
-      ctx.io.stderr.write(ctx.out.json ? `${JSON.stringify(summary)}\n` : `exported ${summary.rows} rows (${formatBytes(summary.bytes)}) of ${service}\n`);
+      ctx.io.stderr.write(ctx.out.json ? `${JSON.stringify(summary)}\n` : `${text}\n`);
     }),
   );
   dataset
