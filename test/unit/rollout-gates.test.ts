@@ -73,6 +73,7 @@ test('recorded gates judge only the batch\'s figures measured after its soak; th
   const [gate] = recordedGates(r);
   const since = T0 + 10 * S;
   t.deepEqual(gate!.check(r, 0, since, since), { ok: null, measure: true }, 'no figures yet');
+  t.deepEqual(gate!.check(r, 0, since + 60 * S, since), { ok: false, reason: 'no figures within 60s after the soak' }, 'never measured: it fails at the device timeout too');
   r.gates = [figure({ name: 'p95', threshold: '250ms', value: 100, ok: true, checkedAt: iso(since - 1) })];
   t.deepEqual(gate!.check(r, 0, since, since), { ok: null, measure: true }, 'measured before the soak ended');
   r.gates = [figure({ name: 'p95', threshold: '250ms', value: 100, ok: true, checkedAt: iso(since), batch: 1 })];
