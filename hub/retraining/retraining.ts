@@ -56,8 +56,8 @@ function runView(run: RetrainingRunRecord): RetrainingRun {
 
 const CANCELLED = 'cancelled by request';
 const STOPPED = 'the hub stopped during the run';
-/** How long a stopping hub waits for the running run to end. */
-const CLOSE_WAIT_MS = 10_000;
+/** How long a cancel or a stopping hub waits for the running run to end. */
+const STOP_WAIT_MS = 10_000;
 
 export class Retraining {
   readonly #schedules = new Map<string, ScheduledTask>();
@@ -94,13 +94,20 @@ export class Retraining {
     for (const task of this.#schedules.values()) task.stop();
     this.#schedules.clear();
     if (this.#pollTimer !== null) this.deps.clock.clearTimeout(this.#pollTimer);
+    // The next start ends a run the stop could not wait for, as it would after a crash.
+    await this.stopRunning(STOPPED);
+  }
+
+  /**
+   * Aborts the running run and waits a while for it to end. A run waiting on its candidate's image
+   * build stops only once the build is over: nobody waits that long.
+   */
+  private async stopRunning(reason: string): Promise<void> {
     const running = this.#running;
     if (!running) return;
-    running.controller.abort(new Error(STOPPED));
-    // A run waiting on an image build cannot stop at once: the stop does not wait for it, and the
-    // next start ends the run as it would after a crash.
+    running.controller.abort(new Error(reason));
     let timer: unknown;
-    await Promise.race([running.done, new Promise<void>((resolve) => (timer = this.deps.clock.setTimeout(resolve, CLOSE_WAIT_MS)))]);
+    await Promise.race([running.done, new Promise<void>((resolve) => (timer = this.deps.clock.setTimeout(resolve, STOP_WAIT_MS)))]);
     this.deps.clock.clearTimeout(timer);
   }
 
@@ -176,8 +183,7 @@ export class Retraining {
     if (!run) throw runNotFound(id);
     if (!ACTIVE_RUN_STATUSES.includes(run.status)) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `retraining run ${id} is over (${run.status})`, { httpStatus: 409 });
     if (this.#running?.id === id) {
-      this.#running.controller.abort(new Error(CANCELLED));
-      await this.#running.done;
+      await this.stopRunning(CANCELLED);
       return this.getRun(id);
     }
     const index = this.#queue.indexOf(id);

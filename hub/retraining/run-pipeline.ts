@@ -270,8 +270,10 @@ export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunE
     r.evaluation = { metric, current: before.value, candidate: after.value, minImprovement: job.minImprovement, rows: exported.evalRows.length, failed: { current: before.failed, candidate: after.failed } };
   });
 
-  if (!better(metric, after.value, before.value, job.minImprovement)) {
-    const reason = `the candidate's ${metric} ${after.value} does not beat the current model's ${before.value}${job.minImprovement > 0 ? ` by ${job.minImprovement}` : ''}`;
+  // The metric counts answered rows only: a candidate that answers fewer of them is not better.
+  const unanswered = after.failed > before.failed ? `the candidate answered ${after.failed - before.failed} fewer eval rows than the current model (${after.failed} of ${exported.evalRows.length} without an answer)` : null;
+  if (unanswered !== null || !better(metric, after.value, before.value, job.minImprovement)) {
+    const reason = unanswered ?? `the candidate's ${metric} ${after.value} does not beat the current model's ${before.value}${job.minImprovement > 0 ? ` by ${job.minImprovement}` : ''}`;
     ctx.log(`edgeml: rejected: ${reason}`);
     return { status: 'rejected', reason };
   }

@@ -52,13 +52,13 @@ interface Harness {
   clock: ManualClock;
   scheduler: FakeScheduler;
   calls: { trainings: TrainingCall[]; trainFiles: string[]; evalFiles: string[]; rollOuts: unknown[]; evaluated: string[]; leftovers: number; labelCounts: string[] };
-  options: { training: 'ok' | 'crash' | 'hang'; values: Record<string, number>; rows: LabelledRow[]; labels: number };
+  options: { training: 'ok' | 'crash' | 'hang'; values: Record<string, number>; unanswered: Record<string, number>; rows: LabelledRow[]; labels: number };
 }
 
 async function harness(memory = new Memory<HubData>(), clock = new ManualClock(T0)): Promise<Harness> {
   const store = await LowdbHubStore.open(memory, 'memory');
   const dir = await mkdtemp(join(tmpdir(), 'retrain-'));
-  const options: Harness['options'] = { training: 'ok', values: { 'cur@sha256:1': 0.9, 'cand@sha256:2': 0.1 }, rows: rowsOf(40), labels: 0 };
+  const options: Harness['options'] = { training: 'ok', values: { 'cur@sha256:1': 0.9, 'cand@sha256:2': 0.1 }, unanswered: {}, rows: rowsOf(40), labels: 0 };
   const calls: Harness['calls'] = { trainings: [], trainFiles: [], evalFiles: [], rollOuts: [], evaluated: [], leftovers: 0, labelCounts: [] };
   const parent = (await store.models.list({ name: 'linear' }))[0];
   const current: ModelVersion =
@@ -123,7 +123,8 @@ async function harness(memory = new Memory<HubData>(), clock = new ManualClock(T
     prepare: async () => ({ image: { id: 7, ref: 'cand@sha256:2' } }),
     evaluate: async (call) => {
       calls.evaluated.push(call.ref);
-      return { value: options.values[call.ref]!, rows: call.rows.length, failed: 0 };
+      const failed = options.unanswered[call.ref] ?? 0;
+      return { value: options.values[call.ref]!, rows: call.rows.length - failed, failed };
     },
     rollOut: async (service, imageId, rollout) => {
       calls.rollOuts.push({ service, imageId, rollout });
@@ -228,6 +229,19 @@ test('a candidate that is not better by --min-improvement is registered, rejecte
   t.is(run.reason, "the candidate's mae 0.45 does not beat the current model's 0.5 by 0.1");
   t.deepEqual(h.calls.rollOuts, []);
   t.like((await h.store.models.resolve('linear', { version: 2 })).lineage.metrics, { mae: 0.45, 'current.mae': 0.5 });
+  await h.retraining.close();
+});
+
+test('a candidate that answers fewer eval rows than the current model is rejected, whatever its metric on the rest', async (t) => {
+  const h = await harness();
+  h.options.unanswered = { 'cand@sha256:2': 2 };
+  await h.retraining.start();
+  await h.retraining.createJob(JOB, actor);
+  const run = await settled(h, (await h.retraining.runNow('lin-job', actor)).id);
+  t.is(run.status, 'rejected');
+  t.regex(run.reason!, /^the candidate answered 2 fewer eval rows than the current model \(2 of \d+ without an answer\)$/);
+  t.deepEqual(run.evaluation!.failed, { current: 0, candidate: 2 });
+  t.deepEqual(h.calls.rollOuts, []);
   await h.retraining.close();
 });
 
