@@ -87,12 +87,12 @@ async function setup(t: ExecutionContext, opts: { feedbackQuota?: number } = {})
     await index.close();
     await outbox.close();
   });
-  const score = async (name: Name) => {
+  const score = async (name: Name, { waitForIndex = true } = {}) => {
     const res = await request(`${gateway.url}/v1/services/${name}/score`, { method: 'POST', headers: { authorization: `Bearer ${KEYS[name]}`, 'content-type': 'application/json' }, body: '{"features":[1,2]}' });
     await res.body.dump();
     const id = String(res.headers['x-request-id']);
     // The sample is taken just after the answer went out.
-    await waitFor(`request ${id} indexed`, () => index.get(id) !== undefined, 5000, 2);
+    if (waitForIndex) await waitFor(`request ${id} indexed`, () => index.get(id) !== undefined, 5000, 2);
     return id;
   };
   const label = async (name: Name, body: unknown, key: string = KEYS[name]) => {
@@ -186,4 +186,14 @@ test('when the feedback lane is full new labels get 503 with Retry-After; those 
   t.is(full!.json.error.code, 'GATEWAY_E_FEEDBACK_FULL');
   t.is(full!.headers['retry-after'], '60');
   t.is((await queued()).length, statuses.filter((s) => s === 202).length, 'every accepted label is still queued');
+});
+
+// The gateway takes the sample on the setImmediate after the answer went out, which runs before it
+// reads any new request: a label can never arrive before its request is indexed.
+test('a label sent the instant its answer arrived is taken', async (t) => {
+  const { score, label } = await setup(t);
+  for (let i = 0; i < 20; i++) {
+    const id = await score('iris', { waitForIndex: false });
+    t.is((await label('iris', { requestId: id, label: i })).status, 202);
+  }
 });
