@@ -8,10 +8,14 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ACTIVE_RUN_STATUSES, RETRAINING_DEFAULTS, type RetrainingJob, type RetrainingJobCreate, type RetrainingRun, type RunTrigger } from '../../shared/api/retraining.js';
+import { rolloutRequestProblem } from '../../shared/api/rollouts.js';
 import type { Clock } from '../../shared/clock.js';
+import { parseDuration } from '../../shared/duration.js';
+import { parseSize } from '../../shared/size.js';
 import { EdgemlError, ErrorCodes, isEdgemlError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { BuildLogs, LiveBuildLog } from '../builds/build-log.js';
+import { pointerTokens } from '../evaluation/metrics.js';
 import type { ActorRecord, RetrainingJobRecord, RetrainingRepository, RetrainingRunRecord } from '../store/store.js';
 import { executeRun, type RunPorts } from './run-pipeline.js';
 import type { ScheduledTask, Scheduler } from './scheduler.js';
@@ -47,6 +51,25 @@ function runNotFound(id: number): EdgemlError {
 
 function invalid(message: string): EdgemlError {
   return new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, message, { httpStatus: 400 });
+}
+
+/** Docker's smallest --memory. */
+const MIN_MEMORY = 6 * 1024 * 1024;
+/** Far past any training, and within a timer's range. */
+const MAX_TIMEOUT = '7d';
+
+function checkLimits(body: RetrainingJobCreate): void {
+  if (body.timeout !== undefined && (parseDuration(body.timeout) <= 0 || parseDuration(body.timeout) > parseDuration(MAX_TIMEOUT))) {
+    throw invalid(`body.timeout: must be above 0 and at most ${MAX_TIMEOUT}, not ${body.timeout}`);
+  }
+  if (body.memory !== undefined && parseSize(body.memory) < MIN_MEMORY) throw invalid(`body.memory: must be at least 6m (Docker's smallest limit), not ${body.memory}`);
+  if (body.evalOutput !== undefined) {
+    try {
+      pointerTokens(body.evalOutput);
+    } catch (err) {
+      throw invalid(`body.evalOutput: ${(err as Error).message}`);
+    }
+  }
 }
 
 function runView(run: RetrainingRunRecord): RetrainingRun {
@@ -114,6 +137,10 @@ export class Retraining {
   async createJob(body: RetrainingJobCreate, actor: ActorRecord): Promise<RetrainingJob> {
     const { check, scheduler } = this.deps;
     if (body.schedule !== undefined && !scheduler.validate(body.schedule)) throw invalid(`schedule ${JSON.stringify(body.schedule)}: not a cron expression (e.g. "0 3 * * *")`);
+    // Checked now, not when a run needs them hours later.
+    const rolloutProblem = body.rollout && rolloutRequestProblem(body.rollout, 'body.rollout');
+    if (rolloutProblem) throw invalid(rolloutProblem);
+    checkLimits(body);
     if (!(await check.service(body.service))) throw new EdgemlError(ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND, `service ${body.service} is not deployed`, { httpStatus: 404 });
     await check.trainer(body.trainer);
     for (const ref of body.datasets ?? []) {

@@ -93,15 +93,21 @@ async function harness(memory = new Memory<HubData>(), clock = new ManualClock(T
     model: async (name, version) => store.models.resolve(name, { version }),
     layOutModel: async (_model, dir) => writeFile(join(dir, 'model.json'), '{"a":1,"b":0}'),
     runTraining: async (call) => {
-      calls.trainings.push(call);
       calls.trainFiles.push(await readFile(call.trainData, 'utf8'));
       calls.evalFiles.push(await readFile(call.evalData, 'utf8'));
       call.log('trainer: fitting');
-      if (options.training === 'crash') return { status: 'failed', exitCode: 3, message: 'the trainer exited with code 3' };
+      if (options.training === 'crash') {
+        calls.trainings.push(call);
+        return { status: 'failed', exitCode: 3, message: 'the trainer exited with code 3' };
+      }
       if (options.training === 'hang') {
-        await new Promise((resolve) => call.signal.addEventListener('abort', resolve, { once: true }));
+        // Listening before the test sees the call, so its cancel cannot come first.
+        const aborted = new Promise((resolve) => call.signal.addEventListener('abort', resolve, { once: true }));
+        calls.trainings.push(call);
+        await aborted;
         return { status: 'cancelled', exitCode: null, message: 'cancelled' };
       }
+      calls.trainings.push(call);
       await writeFile(join(call.outputDir, 'model.json'), '{"a":2,"b":1}');
       return { status: 'succeeded', exitCode: 0, message: 'exited 0' };
     },
@@ -369,6 +375,17 @@ test('--min-new-labels: a poll below the threshold starts nothing; at it, a run 
   t.is((await h.retraining.getJob('lin-job')).labelsSince, run!.createdAt);
   t.is(run!.createdAt, new Date(T0 + 62_000).toISOString());
   await h.retraining.close();
+});
+
+test('limits, the eval pointer and the rollout are checked when the job is created', async (t) => {
+  const h = await harness();
+  const refused = async (body: Partial<RetrainingJobCreate>) => ((await t.throwsAsync(h.retraining.createJob({ ...JOB, ...body }, actor))) as Error).message;
+  t.is(await refused({ timeout: '8d' }), 'body.timeout: must be above 0 and at most 7d, not 8d');
+  t.is(await refused({ timeout: '0s' }), 'body.timeout: must be above 0 and at most 7d, not 0s');
+  t.regex(await refused({ memory: '1m' }), /^body\.memory: must be at least 6m/);
+  t.regex(await refused({ evalOutput: '/a~2' }), /^body\.evalOutput: .*~ must be followed by 0 or 1/);
+  t.regex(await refused({ rollout: { soak: '31d' } }), /^body\.rollout\.soak: must be at most 30d/);
+  t.deepEqual(await h.retraining.listJobs(), []);
 });
 
 test('a job for a service that is not deployed is refused; unknown job and run are 404', async (t) => {
