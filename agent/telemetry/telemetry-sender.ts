@@ -117,8 +117,12 @@ export class TelemetrySender {
     while (!this.#closed && link.connected() && this.#retryTimer === null && this.#inFlight.size < this.#maxInFlight) {
       const batch = await this.o.outbox.next();
       if (!batch) return;
-      // Captures and labels come once the metrics lane is empty, but they must not take the last slot.
-      if (batch.lane !== 'metrics' && this.inFlightBesideMetrics() >= this.#maxInFlight - 1) return;
+      // Captures and labels come once the metrics lane is empty, but they must not take the last
+      // slot: this one is offered again (released, or it would stay out until a restart).
+      if (batch.lane !== 'metrics' && this.inFlightBesideMetrics() >= this.#maxInFlight - 1) {
+        await this.o.outbox.release(batch.id);
+        return;
+      }
       // What the broker runs on receipt: a batch that fails it would be refused on every attempt.
       const decoded = decodeMessage('telemetry', batch.bytes);
       if (!decoded.ok) {
