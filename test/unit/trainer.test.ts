@@ -5,6 +5,8 @@
  * again, and a build interrupted too often that is failed rather than left stuck. The real Docker
  * path is in test/integration/trainers.test.ts.
  */
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { Memory } from 'lowdb';
 import { pino } from 'pino';
@@ -20,8 +22,10 @@ import { LowdbHubStore } from '../../hub/store/lowdb-store.js';
 import { TrainerBuilder, type TrainerBuildSteps } from '../../hub/training/trainer-builder.js';
 import { hubPlatform, renderTrainerDockerfile, trainScriptName } from '../../hub/training/trainer-image.js';
 import { checkTrainerRecipe, TrainerRegistry } from '../../hub/training/trainer-registry.js';
-import { containerName, TRAINING_LABEL, trainingRunArgs, type TrainingRequest } from '../../hub/training/training-runner.js';
+import { containerName, layOutModel, TRAINING_LABEL, trainingRunArgs, type TrainingRequest } from '../../hub/training/training-runner.js';
+import type { ModelVersion } from '../../shared/api/models.js';
 import { tempDir } from '../helpers/edgeml-process.js';
+import { tarOf } from '../helpers/tar.js';
 import { waitFor } from '../helpers/wait.js';
 
 const ACTOR = { keyId: 'aaaaaaaaaaaa', keyName: 'ci' };
@@ -250,4 +254,37 @@ test('resolve: unknown trainers and versions are 404 HUB_E_TRAINER_NOT_FOUND; wa
   controller.abort();
   const err = await t.throwsAsync(waiting);
   t.true(err instanceof EdgemlError && err.code === ErrorCodes.HUB_BUILD_CANCELLED);
+});
+
+// --- model layout ----------------------------------------------------------------------------
+
+test('layOutModel: NAME/… exactly as in a scoring image (a single-file model keeps its name, a directory model its tree), readable by the container', async (t) => {
+  const dir = await tempDir(t, 'edgeml-layout-');
+  const blobs = await BlobStore.open(join(dir, 'blobs'));
+  const version = (over: Partial<ModelVersion>): ModelVersion => ({
+    name: 'm',
+    version: 1,
+    kind: 'file',
+    digest: DIGEST('0'),
+    size: 0,
+    files: [],
+    framework: 'onnx',
+    description: '',
+    tags: {},
+    aliases: [],
+    lineage: { runId: null, dataset: null, metrics: {} },
+    createdAt: '2026-11-24T00:00:00.000Z',
+    createdBy: ACTOR,
+    ...over,
+  });
+  const file = await blobs.putBytes(Buffer.from('weights'));
+  await layOutModel(blobs, version({ name: 'linear', ...file, files: [{ path: 'weights.bin', size: file.size, digest: file.digest }] }), join(dir, 'a'));
+  t.deepEqual(await readdir(join(dir, 'a')), ['linear']);
+  t.is(await readFile(join(dir, 'a', 'linear', 'weights.bin'), 'utf8'), 'weights');
+  t.is((await stat(join(dir, 'a', 'linear', 'weights.bin'))).mode & 0o777, 0o644, 'blobs are 0600; the laid-out copy is world-readable');
+
+  const tar = await blobs.putBytes(await tarOf([{ name: 'iris.onnx', content: 'onnx' }, { name: 'sub/labels.json', content: '[]' }]));
+  await layOutModel(blobs, version({ name: 'iris', kind: 'directory', ...tar }), join(dir, 'b'));
+  t.is(await readFile(join(dir, 'b', 'iris', 'iris.onnx'), 'utf8'), 'onnx');
+  t.is(await readFile(join(dir, 'b', 'iris', 'sub', 'labels.json'), 'utf8'), '[]');
 });
