@@ -86,7 +86,7 @@ export class RequestIndex {
 
   static async open(dir: string, o: RequestIndexOptions): Promise<RequestIndex> {
     await mkdir(dir, { recursive: true });
-    const seqs = (await readdir(dir)).flatMap((n) => (SEGMENT_NAME.exec(n) ? [Number(SEGMENT_NAME.exec(n)![1])] : [])).sort((a, b) => a - b);
+    const seqs = (await readdir(dir)).flatMap((n) => SEGMENT_NAME.exec(n)?.slice(1, 2).map(Number) ?? []).sort((a, b) => a - b);
     const index = new RequestIndex(dir, o, []);
     let skipped = 0;
     for (const seq of seqs) {

@@ -3,7 +3,7 @@
  * survives a kill or a power cut until the hub's broker has acknowledged it, and the queue never
  * outgrows its quotas while the device is cut off.
  *
- * One file per batch (DIR/metrics/, DIR/capture/) rather than an append-only log with an ack log:
+ * One file per batch (DIR/metrics/, DIR/capture/, DIR/feedback/) rather than an append-only log with an ack log:
  * - acks and drops are both "forget one batch", which here is one unlink. A log needs an ack record
  *   and a compaction, and an interrupted compaction is where such queues lose or resurrect data.
  *   Acks may also arrive out of order (several QoS 1 publishes in flight), which costs nothing here.
