@@ -4,18 +4,12 @@
  * command: into a hidden file next to FILE, renamed into place only once the export is complete
  * (an interrupted export leaves nothing behind), or to stdout with `--out -`.
  */
-import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { Transform, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { MODEL_FILTER_PATTERN } from '../../shared/api/telemetry.js';
 import { formatBytes } from '../../shared/size.js';
-import { fileError, inputError, parseDeviceId } from '../args.js';
+import { parseDeviceId } from '../args.js';
 import { apiPath } from '../hub-client.js';
 import { addClientOptions, clientAction, type ClientContext, type CliIo } from './client-command.js';
+import { downloadNdjson, parseModelFilter } from './ndjson-download.js';
 import { parseService } from './deployments.js';
 import { withWindowOptions, type WindowFlags } from './telemetry.js';
 
@@ -32,61 +26,11 @@ interface ExportFlags extends WindowFlags {
   out: string;
 }
 
-const PROGRESS_EVERY_MS = 500;
-
-function parseModelFilter(text: string): string {
-  if (!new RegExp(MODEL_FILTER_PATTERN).test(text)) throw inputError(`--model ${JSON.stringify(text)}: expected NAME or NAME:VERSION, e.g. iris or iris:3`);
-  return text;
-}
-
-/** Counts lines and bytes as they pass, and reports them now and then. */
-function meter(onProgress: (samples: number, bytes: number) => void) {
-  const counts = { samples: 0, bytes: 0 };
-  let last = 0;
-  const stream = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      counts.bytes += chunk.length;
-      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) counts.samples++;
-      const now = Date.now();
-      if (now - last >= PROGRESS_EVERY_MS) {
-        last = now;
-        onProgress(counts.samples, counts.bytes);
-      }
-      done(null, chunk);
-    },
-  });
-  return { stream, counts };
-}
-
-async function exportTo(ctx: ClientContext, service: string, flags: ExportFlags, sink: Writable): Promise<{ samples: number; bytes: number }> {
+async function exportSamples(ctx: ClientContext, service: string, flags: ExportFlags): Promise<ExportSummary> {
   const query = new URLSearchParams();
   for (const key of ['since', 'until', 'device', 'model'] as const) if (flags[key] !== undefined) query.set(key, flags[key]);
-  const download = await ctx.client.download(`${apiPath('captures', service)}?${query}`);
-  const progress = (samples: number, bytes: number) => {
-    if (ctx.showProgress) ctx.io.stderr.write(`\rexporting ${service}: ${samples} samples, ${formatBytes(bytes)}`);
-  };
-  const { stream, counts } = meter(progress);
-  try {
-    await pipeline(download.body, stream, sink, { signal: ctx.signal });
-  } finally {
-    progress(counts.samples, counts.bytes);
-    if (ctx.showProgress) ctx.io.stderr.write('\n');
-  }
-  return counts;
-}
-
-/** Writes into a hidden sibling of `target` (same filesystem: the rename is atomic), replacing `target` at the end. */
-async function exportToFile(ctx: ClientContext, service: string, flags: ExportFlags): Promise<ExportSummary> {
-  const target = resolve(ctx.io.cwd, flags.out);
-  const partial = join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.partial`);
-  try {
-    const counts = await exportTo(ctx, service, flags, createWriteStream(partial, { flags: 'wx' }));
-    await rename(partial, target);
-    return { service, ...counts, out: target };
-  } catch (err) {
-    await rm(partial, { force: true });
-    throw fileError(target, err);
-  }
+  const { lines, bytes, out } = await downloadNdjson(ctx, { path: `${apiPath('captures', service)}?${query}`, label: `exporting ${service}`, unit: 'samples' }, flags.out);
+  return { service, samples: lines, bytes, out };
 }
 
 export function addCaptureCommands(program: Command, io: CliIo): void {
@@ -100,14 +44,12 @@ export function addCaptureCommands(program: Command, io: CliIo): void {
     .option('--model <name[:version]>', 'only samples scored by this model, or this version of it', parseModelFilter);
   withWindowOptions(exportCommand).action(
     clientAction<[string], ExportFlags>(io, async (ctx, [service], flags) => {
+      const summary = await exportSamples(ctx, service, flags);
       if (flags.out !== '-') {
-        const summary = await exportToFile(ctx, service, flags);
         ctx.out.result(summary, () => `exported ${summary.samples} samples (${formatBytes(summary.bytes)}) of ${service} to ${summary.out}`);
         return;
       }
       // stdout carries the samples: the summary goes to stderr.
-      const counts = await exportTo(ctx, service, flags, ctx.io.stdout);
-      const summary: ExportSummary = { service, ...counts, out: '-' };
       ctx.io.stderr.write(ctx.out.json ? `${JSON.stringify(summary)}\n` : `exported ${summary.samples} samples (${formatBytes(summary.bytes)}) of ${service}\n`);
     }),
   );

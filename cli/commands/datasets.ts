@@ -1,24 +1,19 @@
 /**
  * `edgeml dataset …`: a service's labelled data exported to JSONL (`dataset export`), and base
  * datasets — JSONL files stored on the hub as immutable versions (`register`, `list`, `show`).
- *
- * `downloadNdjson` is the streaming download to FILE or stdout that any NDJSON export can use.
  */
-import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { Transform, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DATASET_UPLOAD_TYPE, type DatasetList, type DatasetVersion, type DatasetVersionList } from '../../shared/api/datasets.js';
-import { MODEL_FILTER_PATTERN } from '../../shared/api/telemetry.js';
 import { formatBytes } from '../../shared/size.js';
 import { fileError, inputError, parseName } from '../args.js';
 import { apiPath } from '../hub-client.js';
 import { formatTime, renderFields, renderTable, shortDigest } from '../output.js';
 import { createTransferProgress } from '../progress.js';
 import { addClientOptions, clientAction, type ClientContext, type CliIo } from './client-command.js';
+import { downloadNdjson, parseModelFilter } from './ndjson-download.js';
 import { parseService } from './deployments.js';
 import { withWindowOptions, type WindowFlags } from './telemetry.js';
 
@@ -35,78 +30,11 @@ interface ExportFlags extends WindowFlags {
   out: string;
 }
 
-const PROGRESS_EVERY_MS = 500;
-
-function parseModelFilter(text: string): string {
-  if (!new RegExp(MODEL_FILTER_PATTERN).test(text)) throw inputError(`--model ${JSON.stringify(text)}: expected NAME or NAME:VERSION, e.g. iris or iris:3`);
-  return text;
-}
-
 /** `NAME` (latest) or `NAME:VERSION`. */
 function parseDatasetRef(text: string): { name: string; version: string } {
   const [name = '', version = 'latest', extra] = text.split(':');
   if (extra !== undefined || !/^(?:[1-9][0-9]{0,8}|latest)$/.test(version)) throw inputError(`${JSON.stringify(text)}: expected NAME or NAME:VERSION, e.g. iris-base or iris-base:2`);
   return { name: parseName('dataset name')(name), version };
-}
-
-/** Counts lines and bytes as they pass, reporting them now and then. */
-function lineMeter(report: (lines: number, bytes: number) => void) {
-  const counts = { lines: 0, bytes: 0 };
-  let last = 0;
-  const stream = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      counts.bytes += chunk.length;
-      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) counts.lines++;
-      if (Date.now() - last >= PROGRESS_EVERY_MS) {
-        last = Date.now();
-        report(counts.lines, counts.bytes);
-      }
-      done(null, chunk);
-    },
-  });
-  return { stream, counts };
-}
-
-/** What an NDJSON download is: the hub path with its query, and how progress names it ("exporting iris", "rows"). */
-export interface NdjsonDownload {
-  path: string;
-  label: string;
-  unit: string;
-}
-
-/** Streams an NDJSON answer into `sink`, with progress (lines written, bytes) on stderr. */
-async function downloadTo(ctx: ClientContext, what: NdjsonDownload, sink: Writable): Promise<{ lines: number; bytes: number }> {
-  const download = await ctx.client.download(what.path);
-  const report = (lines: number, bytes: number) => {
-    if (ctx.showProgress) ctx.io.stderr.write(`\r${what.label}: ${lines} ${what.unit} written, ${formatBytes(bytes)}`);
-  };
-  const { stream, counts } = lineMeter(report);
-  try {
-    await pipeline(download.body, stream, sink, { signal: ctx.signal });
-  } finally {
-    report(counts.lines, counts.bytes);
-    if (ctx.showProgress) ctx.io.stderr.write('\n');
-  }
-  return counts;
-}
-
-/**
- * Downloads NDJSON into FILE (relative to the working directory) through a hidden sibling on the
- * same filesystem, renamed into place once complete (an interrupted download leaves nothing), or
- * to stdout for `-` (`out` is then '-').
- */
-export async function downloadNdjson(ctx: ClientContext, what: NdjsonDownload, out: string): Promise<{ lines: number; bytes: number; out: string }> {
-  if (out === '-') return { ...(await downloadTo(ctx, what, ctx.io.stdout)), out };
-  const target = resolve(ctx.io.cwd, out);
-  const partial = join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.partial`);
-  try {
-    const counts = await downloadTo(ctx, what, createWriteStream(partial, { flags: 'wx' }));
-    await rename(partial, target);
-    return { ...counts, out: target };
-  } catch (err) {
-    await rm(partial, { force: true });
-    throw fileError(target, err);
-  }
 }
 
 async function exportRows(ctx: ClientContext, service: string, flags: ExportFlags): Promise<DatasetExportSummary> {

@@ -28,6 +28,7 @@ import type { BlobStore } from '../store/blob-store.js';
 import type { DatasetRepository } from '../store/store.js';
 import { requestKey } from './auth.js';
 import { requestActor } from './idempotency.js';
+import { uploadBody } from './upload-body.js';
 
 export interface DatasetRoutesOptions {
   labelled: LabelledData;
@@ -35,6 +36,8 @@ export interface DatasetRoutesOptions {
   datasets: DatasetRepository;
   blobs: Pick<BlobStore, 'openRead'>;
   maxUploadBytes: number;
+  /** A client that sends nothing this long fails its upload with 408. */
+  uploadIdleTimeoutMs: number;
   clock: Clock;
 }
 
@@ -67,7 +70,6 @@ const versionOf = (ref: string): number | 'latest' => (ref === 'latest' ? 'lates
  * The upload body, read so that a refusal part-way (a bad line, too large) leaves the request
  * open: the error handler answers with the line's error instead of the socket being reset.
  */
-const uploadBody = (raw: IncomingMessage): AsyncIterable<Uint8Array> => raw.iterator({ destroyOnReturn: false });
 
 
 export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRoutesOptions> = async (app, o) => {
@@ -107,7 +109,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRoutesOptions> = as
       if (Number.isFinite(length) && length > o.maxUploadBytes) {
         throw new EdgemlError(ErrorCodes.HUB_PAYLOAD_TOO_LARGE, `upload of ${formatBytes(length)} is larger than the limit of ${formatBytes(o.maxUploadBytes)}`, { httpStatus: 413 });
       }
-      const version = await o.registry.register({ name: req.params.name, description: req.query.description, source: uploadBody(req.raw), actor: requestActor(req) });
+      const version = await o.registry.register({ name: req.params.name, description: req.query.description, source: uploadBody(req.raw, o.uploadIdleTimeoutMs), actor: requestActor(req) });
       req.log.info({ dataset: version.name, version: version.version, digest: version.digest, rows: version.rows, by: requestKey(req).id }, 'dataset version registered');
       return reply.code(201).send(version);
     },

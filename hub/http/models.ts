@@ -11,6 +11,7 @@ import type { BlobStore } from '../store/blob-store.js';
 import type { ModelRepository } from '../store/store.js';
 import { requestKey } from './auth.js';
 import { requestActor } from './idempotency.js';
+import { uploadBody } from './upload-body.js';
 import { selectorFromRef } from './version-ref.js';
 
 export interface ModelRouteDeps {
@@ -24,32 +25,6 @@ export interface ModelRouteDeps {
 const tags = ['models'];
 const binary = { type: 'string', format: 'binary' };
 const uploadTypes = Object.values(MODEL_UPLOAD_TYPES);
-
-/**
- * The upload body, read so that a refusal part-way (too large, a bad archive entry) leaves the
- * request open: the error handler answers and discards the rest instead of resetting the socket.
- * A client that sends nothing for `idleMs` fails it with 408: the request timeout is an hour (for
- * large models on slow links), too long to hold a socket and a temp file for a stalled one. Only
- * the wait for the client counts, not the time the store takes with a chunk.
- */
-async function* bodyOf(raw: IncomingMessage, idleMs: number): AsyncGenerator<Uint8Array> {
-  const chunks = raw.iterator({ destroyOnReturn: false });
-  try {
-    for (;;) {
-      let timer: NodeJS.Timeout | undefined;
-      const stalled = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new EdgemlError(ErrorCodes.HUB_REQUEST_TIMEOUT, `the upload stopped: no data for ${idleMs / 1000} s`, { httpStatus: 408 })), idleMs);
-      });
-      // race() subscribes to the pending read, so its later failure (the socket closing) is handled.
-      const next = await Promise.race([chunks.next(), stalled]).finally(() => clearTimeout(timer));
-      if (next.done) return;
-      yield next.value;
-    }
-  } finally {
-    // Not awaited: after a stall the read is still pending, and the return waits for it.
-    chunks.return?.().catch(() => {});
-  }
-}
 
 function uploadKind(contentType: string | undefined): ModelKind {
   const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
@@ -98,7 +73,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteDeps> = async (app
           httpStatus: 413,
         });
       }
-      const version = await deps.registry.register({ name: req.params.name, kind, meta: req.query, source: bodyOf(req.raw, deps.uploadIdleTimeoutMs), actor: requestActor(req) });
+      const version = await deps.registry.register({ name: req.params.name, kind, meta: req.query, source: uploadBody(req.raw, deps.uploadIdleTimeoutMs), actor: requestActor(req) });
       req.log.info({ model: version.name, version: version.version, digest: version.digest, size: version.size, by: requestKey(req).id }, 'model version registered');
       return reply.code(201).send(version);
     },
