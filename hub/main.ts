@@ -176,6 +176,8 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     // What a device may send figures about: what it should run, and what it says it runs.
     const servicesOf: ServicesOf = (id) => new Set([...(desired.get(id)?.services.map((s) => s.name) ?? []), ...devices.reportedServices(id)]);
     const telemetry = await startTelemetry(config, dataDir, parts, servicesOf, logger.child({ component: 'telemetry' }));
+    // Captures joined with their labels: what retraining trains on and what the metric gate measures.
+    const labelled = new ArchiveLabelledData(telemetry.archive);
     // Not listening yet: devices are admitted once every handler below is wired (broker.open()).
     const broker = await createBroker({
       listen: mqttListen,
@@ -208,7 +210,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       desired,
       clock: systemClock,
       logger: logger.child({ component: 'rollouts' }),
-      measure: gateMeter({ archive: telemetry.archive, labelled: new ArchiveLabelledData(telemetry.archive) }),
+      measure: gateMeter({ archive: telemetry.archive, labelled }),
     });
     rollouts.start();
     parts.push(() => rollouts.close());
@@ -238,13 +240,14 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     });
     await modelUpdates.resume();
     parts.push(() => modelUpdates.stop());
+    const datasetRegistry = new DatasetRegistry({ datasets: store.datasets, blobs, clock: systemClock, maxUploadBytes });
     // Runs a stop left running end failed now; queued ones and the triggers carry on.
     const retraining = await startRetraining({
       store,
       blobs,
       clock: systemClock,
-      labelled: new ArchiveLabelledData(telemetry.archive),
-      datasets: new DatasetRegistry({ datasets: store.datasets, blobs, clock: systemClock, maxUploadBytes }),
+      labelled,
+      datasets: datasetRegistry,
       trainers: trainers.registry,
       updates: modelUpdates,
       dataDir,
@@ -334,11 +337,12 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       hubSecret,
       telemetry: { archive: telemetry.archive, devices, invalidByDevice: () => inbox.stats().invalidByDevice, clock: systemClock },
       datasets: {
-        labelled: new ArchiveLabelledData(telemetry.archive),
-        registry: new DatasetRegistry({ datasets: store.datasets, blobs, clock: systemClock, maxUploadBytes }),
+        labelled,
+        registry: datasetRegistry,
         datasets: store.datasets,
         blobs,
         maxUploadBytes,
+        uploadIdleTimeoutMs: parseDuration(config.uploadIdleTimeout),
         clock: systemClock,
       },
       trainers: { registry: trainers.registry, trainers: store.trainers, logs: trainers.logs },
