@@ -20,6 +20,7 @@ import type { ManifestRegistry } from '../registry/manifest-registry.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { ActorRecord, ImageRepository, ManifestRepository, ModelRepository, ModelUpdateRecord, ModelUpdateRepository } from '../store/store.js';
 import type { Deployments } from './deployments.js';
+import { parseModelRef } from '../registry/model-ref.js';
 
 export interface ModelUpdatesDeps {
   updates: ModelUpdateRepository;
@@ -52,15 +53,6 @@ function conflict(message: string): EdgemlError {
 function errorOf(err: unknown): { code: string; message: string } {
   if (err instanceof EdgemlError) return { code: err.code, message: err.message };
   return { code: ErrorCodes.INTERNAL, message: (err as Error).message ?? String(err) };
-}
-
-/** `iris:2` or `iris@production`; the route's schema already holds the pattern. */
-function parseModelRef(ref: string): { name: string; selector: { version: number } | { alias: string } } {
-  const at = ref.indexOf('@');
-  if (at > 0) return { name: ref.slice(0, at), selector: { alias: ref.slice(at + 1) } };
-  const colon = ref.indexOf(':');
-  if (colon <= 0) throw new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, `model ${JSON.stringify(ref)}: expected NAME:VERSION or NAME@ALIAS`, { httpStatus: 400 });
-  return { name: ref.slice(0, colon), selector: { version: Number(ref.slice(colon + 1)) } };
 }
 
 /** Records made on behalf of an update are not themselves the answer to its Idempotency-Key. */

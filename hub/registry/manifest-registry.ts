@@ -11,6 +11,7 @@ import type { BlobStore } from '../store/blob-store.js';
 import type { ActorRecord, ManifestRepository, ModelRepository } from '../store/store.js';
 import { canonicalJson } from './canonical-json.js';
 import { checkScoringSchemaIsolated } from './scoring-schema-worker.js';
+import { parseModelRef } from './model-ref.js';
 
 /** Generous for any honest schema; a backtracking pattern gets cut off. */
 const SCHEMA_CHECK_TIMEOUT_MS = 5000;
@@ -43,14 +44,6 @@ function checkDeps(runtime: Runtime, deps: ManifestCreate['deps']): void {
   if (dependencies !== undefined && (typeof dependencies !== 'object' || dependencies === null || Array.isArray(dependencies))) {
     throw invalid('deps: package.json "dependencies" must be an object of name → version');
   }
-}
-
-/** `resnet:3` or `resnet@production`. The pattern in the request schema already holds. */
-function parseModelRef(ref: string): { name: string; selector: { version: number } | { alias: string } } {
-  const at = ref.indexOf('@');
-  if (at > 0) return { name: ref.slice(0, at), selector: { alias: ref.slice(at + 1) } };
-  const colon = ref.indexOf(':');
-  return { name: ref.slice(0, colon), selector: { version: Number(ref.slice(colon + 1)) } };
 }
 
 export interface ManifestRegistryDeps {
