@@ -12,6 +12,7 @@ import type { GateMeter } from '../../hub/fleet/rollout-gates-measure.js';
 import type { DeploymentRecord, RolloutRecord, RolloutRepository } from '../../hub/store/store.js';
 import type { RolloutGate } from '../../shared/api/rollouts.js';
 import { ManualClock } from '../helpers/fake-clock.js';
+import { waitFor } from '../helpers/wait.js';
 
 const T0 = Date.parse('2026-12-07T12:00:00.000Z');
 const S = 1000;
@@ -111,9 +112,9 @@ test('figures measured while the rollout stopped are not stored', async (t) => {
   clock.ms += 5 * S;
   const ticking = controller.tick();
   // Measuring takes a while; meanwhile the rollout is aborted.
+  await waitFor('the controller to measure', () => asked.length === 1);
   await repo.update(1, (r) => (r.phase = 'aborted'));
   release();
   await ticking;
-  t.is(asked.length, 1, 'it was measuring');
   t.is(repo.records[0]!.gates, undefined);
 });
