@@ -45,6 +45,7 @@ test('every agent key can be set through the env var envName names', (t) => {
     token: 'tok-123',
     hubCa: '/etc/edgeml/hub-ca.pem',
     data: '/var/lib/edgeml',
+    feedbackQuota: '32m',
     gateway: '0.0.0.0:9000',
     advertiseUrl: 'https://10.0.4.17:9000',
     platform: 'linux/arm/v7',

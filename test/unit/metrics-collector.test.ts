@@ -30,7 +30,7 @@ function setup(opts: { append?: (b: Batch) => Promise<void>; scaling?: () => Rec
     gateway,
     device: async () => DEVICE,
     containers: async () => [{ service: 'iris', revision: 2, cpuPercent: 1.5, memoryBytes: 100, memoryLimitBytes: null }],
-    outbox: { dropped: () => ({ metrics: 4, capture: 0 }), size: () => ({ metrics: { count: 7, bytes: 7000 }, capture: { count: 1, bytes: 10 } }) },
+    outbox: { dropped: () => ({ metrics: 4, capture: 0 }), size: () => ({ metrics: { count: 7, bytes: 7000 }, capture: { count: 1, bytes: 10 }, feedback: { count: 2, bytes: 20 } }) },
     append: opts.append ?? (async (b) => void appended.push(b)),
     ...(opts.scaling ? { scaling: { takeInterval: opts.scaling } } : {}),
     nextId: batchIds('m'),
@@ -86,7 +86,7 @@ test('one valid batch per interval, with the gateway counts mapped and the inter
   t.deepEqual(second!.services.iris!.latencyMs.counts, [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
   t.deepEqual(first!.device, DEVICE);
   t.deepEqual(first!.containers, [{ service: 'iris', revision: 2, cpuPercent: 1.5, memoryBytes: 100, memoryLimitBytes: null }]);
-  t.deepEqual(first!.outbox, { dropped: { metrics: 4, capture: 0 }, queued: { metrics: 7, capture: 1 } });
+  t.deepEqual(first!.outbox, { dropped: { metrics: 4, capture: 0 }, queued: { metrics: 7, capture: 1, feedback: 2 } });
   t.not(first!.id, second!.id);
   for (const b of batches()) t.regex(b.id, new RegExp(TELEMETRY_BATCH_ID_PATTERN));
   await collector.close();
@@ -166,7 +166,7 @@ test('a slow tick is followed at once, never overlapped', async (t) => {
       return calls === 1 ? new Promise((r) => (release = () => r(DEVICE))) : Promise.resolve(DEVICE);
     },
     containers: async () => [],
-    outbox: { dropped: () => ({ metrics: 0, capture: 0 }), size: () => ({ metrics: { count: 0, bytes: 0 }, capture: { count: 0, bytes: 0 } }) },
+    outbox: { dropped: () => ({ metrics: 0, capture: 0 }), size: () => ({ metrics: { count: 0, bytes: 0 }, capture: { count: 0, bytes: 0 }, feedback: { count: 0, bytes: 0 } }) },
     append: async (b) => void appended.push(b),
     nextId: batchIds('m'),
     clock,
