@@ -53,7 +53,7 @@ test('sends oldest first, metrics before captures, one batch out at a time, and 
   t.false(await outbox.ack('never-appended'));
   t.deepEqual(await drain(outbox), ['m2', 'c1', 'c2']);
   t.is(await outbox.next(), null);
-  t.deepEqual(outbox.size(), { metrics: { count: 0, bytes: 0 }, capture: { count: 0, bytes: 0 } });
+  t.deepEqual(outbox.size(), { metrics: { count: 0, bytes: 0 }, capture: { count: 0, bytes: 0 }, feedback: { count: 0, bytes: 0 } });
   t.deepEqual(await readdir(join(dir, 'metrics')), []);
   t.deepEqual(await readdir(join(dir, 'capture')), []);
 
