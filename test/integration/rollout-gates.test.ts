@@ -1,7 +1,7 @@
 /**
- * Model-aware rollout gates with a real hub, two real agents (telemetry every second) and real
+ * Model-aware rollout gates with a real hub, two real agents (telemetry every 2 s) and real
  * Docker. One scoring image, pushed again with other settings: the deployed one answers in about
- * 20 ms; a candidate like it passes the gates; one 10× slower is stopped by --gate-p95 after the
+ * 50 ms; a candidate like it passes the gates; one 10× slower is stopped by --gate-p95 after the
  * canary's soak and rolled back, the reason naming p95, the threshold, its value and the old
  * revision's; one that answers 500 for 30 % of inputs is stopped by --gate-error-rate. Clients
  * score on both devices throughout, so the canary has requests and the old revision a p95.
@@ -26,12 +26,12 @@ const FIXTURES = fileURLToPath(new URL('../fixtures/runtimes/', import.meta.url)
 const LONG = 10 * 60_000;
 const HEALTH_TIMEOUT = '2m';
 
-/** Answers after GATE_DELAY_MS (default 20); with GATE_FAIL_PERCENT=N, throws (a 500) for inputs whose first feature is below N/10. */
+/** Answers after GATE_DELAY_MS (default 50); with GATE_FAIL_PERCENT=N, throws (a 500) for inputs whose first feature is below N/10. */
 const SCORE_JS = `
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function init() {}
 export async function run(input) {
-  await sleep(Number(process.env.GATE_DELAY_MS || 20));
+  await sleep(Number(process.env.GATE_DELAY_MS || 50));
   if (input.features[0] < Number(process.env.GATE_FAIL_PERCENT || 0) / 10) throw new Error('gate test: this candidate fails here');
   return { class: 'setosa', scores: { setosa: 1, versicolor: 0, virginica: 0 } };
 }
@@ -60,7 +60,8 @@ function traffic(gateways: readonly string[], key: string) {
       }
     }
   };
-  const running = Promise.all(gateways.flatMap((g) => [client(g), client(g)]));
+  // One client a device: enough requests for the gates, little load on a machine that runs other tests too.
+  const running = Promise.all(gateways.map(client));
   return {
     sent: () => sent,
     stop: async () => {
@@ -70,8 +71,12 @@ function traffic(gateways: readonly string[], key: string) {
   };
 }
 
+/**
+ * A canary of one device; a 10 s soak and 40 requests at least, so that the first answers of a
+ * fresh container (slower) are not what the p95 is made of, and the old revision has a p95 too.
+ */
 async function update(t: ExecutionContext, cli: ReturnType<typeof cliFor>, image: string, gates: string[]): Promise<Rollout> {
-  const updated = jsonOf<Deployment>(t, await cli('service', 'update', 'scorer', '--image', image, '--strategy', 'canary', '--canary', '1', '--soak', '3s', '--gate-min-requests', '20', ...gates, '--json'));
+  const updated = jsonOf<Deployment>(t, await cli('service', 'update', 'scorer', '--image', image, '--strategy', 'canary', '--canary', '1', '--soak', '10s', '--gate-min-requests', '40', ...gates, '--json'));
   const watched = await cli('rollout', 'status', String(updated.rollout.id), '--watch', '--json');
   return JSON.parse(watched.stdout) as Rollout;
 }
@@ -98,13 +103,14 @@ test('gates: a like candidate passes; 10× slower is stopped by --gate-p95 and 3
   t.is(base.status, 'succeeded');
   const repo = `${registry}/${prefix}/gated`;
   const variant = async (env: string) => `${repo}@${(await pushVariant(registry, base.ref!, 'linux/amd64', { env: [env] })).digest}`;
-  const alike = await variant('GATE_DELAY_MS=20');
-  const slow = await variant('GATE_DELAY_MS=200');
+  const alike = await variant('GATE_DELAY_MS=50');
+  // Every answer takes 500 ms at least, the lower bound of a latency bucket: its p95 is above the gate's whatever the load.
+  const slow = await variant('GATE_DELAY_MS=500');
   const failing = await variant('GATE_FAIL_PERCENT=30');
 
-  for (const id of ids) {
-    await startAgent(t, { mqttUrl: `mqtt://${hub.mqtt}`, deviceId: id, token: await enrollDevice(hub, id, { fleet: suffix }), extraArgs: ['--platform', 'linux/amd64', '--health-timeout', HEALTH_TIMEOUT, '--telemetry-interval', '1s'] });
-  }
+  const tokens = await Promise.all(ids.map((id) => enrollDevice(hub, id, { fleet: suffix })));
+  // Together: an agent already sending telemetry every second slows the start of the next one on a busy machine.
+  await Promise.all(ids.map((id, i) => startAgent(t, { mqttUrl: `mqtt://${hub.mqtt}`, deviceId: id, token: tokens[i]!, extraArgs: ['--platform', 'linux/amd64', '--health-timeout', HEALTH_TIMEOUT, '--telemetry-interval', '2s'] })));
   const created = jsonOf<DeploymentCreated>(t, await cli('deploy', 'scorer', '--build', String(base.id), '--target', `fleet=${suffix}`, '--json'));
   t.is(jsonOf<Rollout>(t, await cli('rollout', 'status', String(created.rollout.id), '--watch', '--json')).phase, 'succeeded');
   const gateways = await Promise.all(ids.map(async (id) => (await servingRevision(hub, id, 1, LONG)).gateway!));
@@ -112,34 +118,33 @@ test('gates: a like candidate passes; 10× slower is stopped by --gate-p95 and 3
   t.teardown(() => load.stop());
 
   // 1. Like the deployed image: every gate holds, the rollout goes on to the second device.
-  const passed = await update(t, cli, alike, ['--gate-p95', '150ms', '--gate-error-rate', '10%', '--gate-p95-ratio', '3']);
+  const passed = await update(t, cli, alike, ['--gate-error-rate', '10%', '--gate-p95-ratio', '4']);
   t.is(passed.phase, 'succeeded', passed.reason ?? '');
-  t.deepEqual(passed.gates!.map((g) => [g.name, g.ok, g.batch]), [['error-rate', true, 1], ['p95', true, 1], ['p95-ratio', true, 1]], 'the last batch was gated too');
-  t.true(passed.gates!.every((g) => g.requests >= 20));
+  t.deepEqual(passed.gates!.map((g) => [g.name, g.ok, g.batch]), [['error-rate', true, 1], ['p95-ratio', true, 1]], 'the last batch was gated too');
+  t.true(passed.gates!.every((g) => g.requests >= 40));
 
   // 2. Ten times slower: the canary's p95 breaks the gate after its soak; it is rolled back.
-  const slowed = await update(t, cli, slow, ['--gate-p95', '150ms']);
+  const slowed = await update(t, cli, slow, ['--gate-p95', '400ms']);
   t.is(slowed.phase, 'aborted');
-  const reason = /^gate p95 failed after batch 1: p95 (\d+)ms > 150ms \(old revision (\d+)ms\)$/.exec(slowed.reason ?? '');
+  const reason = /^gate p95 failed after batch 1: p95 (\d+)ms > 400ms \(old revision (\d+)ms\)$/.exec(slowed.reason ?? '');
   t.truthy(reason, slowed.reason ?? '(no reason)');
-  t.true(Number(reason![1]) > 150 && Number(reason![2]) < 150, slowed.reason!);
-  t.like(slowed.gates?.[0], { name: 'p95', threshold: '150ms', ok: false, batch: 0 });
+  t.true(Number(reason![1]) >= 500 && Number(reason![2]) < 400, slowed.reason!);
+  t.like(slowed.gates?.[0], { name: 'p95', threshold: '400ms', ok: false, batch: 0 });
   t.is(slowed.devices.filter((d) => d.movedAt !== null).map((d) => d.id).join(), ids[0]!, 'only the canary moved');
   const shown = await cli('rollout', 'status', String(slowed.id));
   t.regex(shown.stdout, /GATE\s+THRESHOLD\s+VALUE\s+OLD REVISION/);
-  t.regex(shown.stdout, /p95\s+150ms\s+\d+ms\s+\d+ms\s+\d+\s+failed/);
+  t.regex(shown.stdout, /p95\s+400ms\s+\d+ms\s+\d+ms\s+\d+\s+failed/);
   const rollback = jsonOf<Rollout>(t, await cli('rollout', 'status', String(slowed.rolledBackBy), '--watch', '--json'));
   t.like(rollback, { kind: 'rollback', phase: 'succeeded', rollbackOf: slowed.id });
   const stable = jsonOf<Deployment>(t, await cli('service', 'show', 'scorer', '--json')).stableRevision!;
   await servingRevision(hub, ids[0]!, stable, LONG);
 
   // 3. A 500 for 30 % of inputs: the error-rate gate stops it.
-  const erring = await update(t, cli, failing, ['--gate-error-rate', '5%', '--gate-p95', '150ms']);
+  const erring = await update(t, cli, failing, ['--gate-error-rate', '5%']);
   t.is(erring.phase, 'aborted');
   const rate = /^gate error-rate failed after batch 1: error rate (\d+\.\d)% > 5% \((\d+) requests\)$/.exec(erring.reason ?? '');
   t.truthy(rate, erring.reason ?? '(no reason)');
   t.true(Number(rate![1]) >= 15 && Number(rate![1]) <= 50, erring.reason!);
-  t.like(erring.gates?.find((g) => g.name === 'p95'), { ok: true });
   t.like(jsonOf<Rollout>(t, await cli('rollout', 'status', String(erring.rolledBackBy), '--watch', '--json')), { kind: 'rollback', phase: 'succeeded' });
   t.true(load.sent() > 0);
 });
