@@ -3,6 +3,8 @@
  * before anything is sent, and a refusal names the flag or argument and the form it expects, so a
  * typo is caught locally with a better message than the hub's 400 could give.
  */
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { ALIAS_PATTERN, NAME_PATTERN, TAG_KEY_PATTERN } from '../shared/api/common.js';
 import { API_KEY_NAME_PATTERN } from '../shared/api/apikeys.js';
 import { LABEL_VALUE_PATTERN } from '../shared/api/devices.js';
@@ -194,4 +196,16 @@ export function fileError(path: string, err: unknown, what = ''): unknown {
   const code = (err as NodeJS.ErrnoException | null)?.code;
   if (err instanceof EdgemlError || typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return err;
   return inputError(`${what}${path}: ${FS_PROBLEMS[code] ?? code}`, err);
+}
+
+/** A text file a flag names; an unreadable one is an error naming the flag and the path. */
+export async function readText(flag: string, path: string): Promise<string> {
+  return readFile(path, 'utf8').catch((err: unknown) => {
+    throw fileError(path, err, `${flag} `);
+  });
+}
+
+/** A text file as the API takes it: its base name (checked) and its content. */
+export async function textFile(flag: string, path: string): Promise<{ filename: string; content: string }> {
+  return { filename: checkFilename(path, basename(path)), content: await readText(flag, path) };
 }

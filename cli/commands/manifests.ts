@@ -2,13 +2,9 @@
  * `edgeml manifest …`: the recipe for a scoring image (models, runtime, scoring script, schema,
  * dependencies, env), versioned like models.
  */
-import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { RUNTIMES, type ManifestCreate, type ManifestVersion, type ManifestVersionList, type Runtime } from '../../shared/api/manifests.js';
 import {
-  checkFilename,
-  fileError,
   formatModelRef,
   inputError,
   keyValueRecord,
@@ -16,7 +12,9 @@ import {
   parseEnvVar,
   parseModelRef,
   parseName,
+  readText,
   repeatable,
+  textFile,
   type KeyValue,
   type ModelRef,
 } from '../args.js';
@@ -33,16 +31,6 @@ interface CreateFlags {
   deps?: string;
   env?: KeyValue[];
   description?: string;
-}
-
-async function readText(flag: string, path: string): Promise<string> {
-  return readFile(path, 'utf8').catch((err: unknown) => {
-    throw fileError(path, err, `${flag} `);
-  });
-}
-
-async function textFile(flag: string, path: string): Promise<{ filename: string; content: string }> {
-  return { filename: checkFilename(path, basename(path)), content: await readText(flag, path) };
 }
 
 async function schemaFile(path: string): Promise<unknown> {

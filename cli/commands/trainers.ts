@@ -3,16 +3,14 @@
  * like manifests. The hub builds each version into an image for its own platform; `create` waits
  * for that build (showing its progress) unless --no-wait.
  */
-import { readFile } from 'node:fs/promises';
 import { once } from 'node:events';
-import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { RUNTIMES, type Runtime } from '../../shared/api/manifests.js';
 import type { TrainerCreate, TrainerVersion, TrainerVersionList } from '../../shared/api/trainers.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/size.js';
-import { checkFilename, fileError, keyValueRecord, parseChoice, parseEnvVar, parseModelRef, parseName, repeatable, type KeyValue, type ModelRef } from '../args.js';
+import { keyValueRecord, parseChoice, parseEnvVar, parseModelRef, parseName, repeatable, type KeyValue, type ModelRef, textFile } from '../args.js';
 import { apiPath } from '../hub-client.js';
 import { formatPairs, formatTime, renderFields, renderTable, shortDigest } from '../output.js';
 import { addClientOptions, clientAction, type ClientContext, type CliIo } from './client-command.js';
@@ -26,13 +24,6 @@ interface CreateFlags {
   description?: string;
   wait: boolean;
   logs?: boolean;
-}
-
-async function textFile(flag: string, path: string): Promise<{ filename: string; content: string }> {
-  const content = await readFile(path, 'utf8').catch((err: unknown) => {
-    throw fileError(path, err, `${flag} `);
-  });
-  return { filename: checkFilename(path, basename(path)), content };
 }
 
 export async function trainerBody(flags: Omit<CreateFlags, 'wait' | 'logs'>): Promise<TrainerCreate> {

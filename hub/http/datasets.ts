@@ -2,7 +2,6 @@
  * Datasets over HTTP: a service's labelled data as an NDJSON stream (rows go out as they are
  * joined; nothing is buffered whole), and base datasets.
  */
-import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Alias, ErrorBody, Name, Version, VersionRef } from '../../shared/api/common.js';

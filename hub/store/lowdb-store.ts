@@ -12,7 +12,6 @@ import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { DurableJsonFile, removeStaleTemps } from './durable-json-file.js';
 import { emptyHubData, loadHubData, newEpoch, type HubData, type ModelEntry } from './hub-data.js';
 import type {
-  ApiKeyRecord,
   ApiKeyRepository,
   DeploymentRecord,
   DeploymentRepository,
@@ -115,6 +114,21 @@ function retrainingOf(draft: HubData): RetrainingData {
 }
 
 /**
+ * Trainer versions by name: an optional part of the document (absent reads as none), so stores
+ * written before it need no migration.
+ */
+type TrainerData = Record<string, { nextVersion: number; versions: TrainerVersionRecord[] }>;
+
+function storedTrainers(data: HubData): TrainerData {
+  return (data as HubData & { trainers?: TrainerData }).trainers ?? {};
+}
+
+/** In a write: the part, made if absent. */
+function trainersOf(draft: HubData): TrainerData {
+  return ((draft as HubData & { trainers?: TrainerData }).trainers ??= {});
+}
+
+/**
  * Base dataset versions by name: an optional part of the document (absent reads as none), so
  * stores written before it need no migration.
  */
@@ -137,21 +151,6 @@ function storedModelUpdates(data: HubData): ModelUpdateData {
 /** In a write: the part, made if absent. */
 function modelUpdatesOf(draft: HubData): ModelUpdateData {
   return ((draft as HubData & { modelUpdates?: ModelUpdateData }).modelUpdates ??= { nextId: 1, records: [] });
-}
-
-/**
- * Trainer versions by name: an optional part of the document (absent reads as none), so stores
- * written before it need no migration.
- */
-type TrainerData = Record<string, { nextVersion: number; versions: TrainerVersionRecord[] }>;
-
-function storedTrainers(data: HubData): TrainerData {
-  return (data as HubData & { trainers?: TrainerData }).trainers ?? {};
-}
-
-/** In a write: the part, made if absent. */
-function trainersOf(draft: HubData): TrainerData {
-  return ((draft as HubData & { trainers?: TrainerData }).trainers ??= {});
 }
 
 /** The caller holds the data directory lock, so leftover temp files are a crash's, not a writer's. */
@@ -573,6 +572,40 @@ export class LowdbHubStore implements HubStore {
       }),
   };
 
+  readonly trainers: TrainerRepository = {
+    addVersion: (draft: NewTrainerVersion) =>
+      this.write((d) => {
+        const entry = ownOrSet(trainersOf(d), draft.name, () => ({ nextVersion: 1, versions: [] as TrainerVersionRecord[] }));
+        const record: TrainerVersionRecord = { ...structuredClone(draft), version: entry.nextVersion };
+        entry.nextVersion += 1;
+        entry.versions.push(record);
+        return structuredClone(record);
+      }),
+
+    list: async ({ name }) => {
+      const all = storedTrainers(this.data);
+      const names = name ? [name] : Object.keys(all).sort();
+      return names.flatMap((n) => own(all, n)?.versions ?? []).map((v) => structuredClone(v));
+    },
+
+    resolve: async (name, selector) => {
+      const entry = own(storedTrainers(this.data), name);
+      if (!entry || entry.versions.length === 0) throw notFound(ErrorCodes.HUB_TRAINER_NOT_FOUND, `trainer ${name} not found`);
+      if ('alias' in selector) throw notFound(ErrorCodes.HUB_TRAINER_NOT_FOUND, `trainers have no aliases (asked for ${name}@${selector.alias})`);
+      const record = pick(entry.versions, selector);
+      if (!record) throw notFound(ErrorCodes.HUB_TRAINER_NOT_FOUND, `trainer ${describeSelector(name, selector)} not found`);
+      return structuredClone(record);
+    },
+
+    updateImage: (name, version, change) =>
+      this.write((d) => {
+        const record = own(trainersOf(d), name)?.versions.find((v) => v.version === version);
+        if (!record) throw notFound(ErrorCodes.HUB_TRAINER_NOT_FOUND, `trainer ${name}:${version} not found`);
+        change(record.image);
+        return structuredClone(record);
+      }),
+  };
+
   readonly datasets: DatasetRepository = {
     addVersion: (draft) =>
       this.write((d) => {
@@ -622,40 +655,6 @@ export class LowdbHubStore implements HubStore {
     },
 
     list: async () => structuredClone(storedModelUpdates(this.data).records),
-  };
-
-  readonly trainers: TrainerRepository = {
-    addVersion: (draft: NewTrainerVersion) =>
-      this.write((d) => {
-        const entry = ownOrSet(trainersOf(d), draft.name, () => ({ nextVersion: 1, versions: [] as TrainerVersionRecord[] }));
-        const record: TrainerVersionRecord = { ...structuredClone(draft), version: entry.nextVersion };
-        entry.nextVersion += 1;
-        entry.versions.push(record);
-        return structuredClone(record);
-      }),
-
-    list: async ({ name }) => {
-      const all = storedTrainers(this.data);
-      const names = name ? [name] : Object.keys(all).sort();
-      return names.flatMap((n) => own(all, n)?.versions ?? []).map((v) => structuredClone(v));
-    },
-
-    resolve: async (name, selector) => {
-      const entry = own(storedTrainers(this.data), name);
-      if (!entry || entry.versions.length === 0) throw notFound(ErrorCodes.HUB_TRAINER_NOT_FOUND, `trainer ${name} not found`);
-      if ('alias' in selector) throw notFound(ErrorCodes.HUB_TRAINER_NOT_FOUND, `trainers have no aliases (asked for ${name}@${selector.alias})`);
-      const record = pick(entry.versions, selector);
-      if (!record) throw notFound(ErrorCodes.HUB_TRAINER_NOT_FOUND, `trainer ${describeSelector(name, selector)} not found`);
-      return structuredClone(record);
-    },
-
-    updateImage: (name, version, change) =>
-      this.write((d) => {
-        const record = own(trainersOf(d), name)?.versions.find((v) => v.version === version);
-        if (!record) throw notFound(ErrorCodes.HUB_TRAINER_NOT_FOUND, `trainer ${name}:${version} not found`);
-        change(record.image);
-        return structuredClone(record);
-      }),
   };
 
   async referencedBlobs(): Promise<Set<string>> {

@@ -4,12 +4,12 @@
  * resolves only once the change is durable ("write, then answer").
  */
 import type { ApiKeyInfo } from '../../shared/api/apikeys.js';
-import type { Actor, Scope } from '../../shared/api/common.js';
+import type { Actor } from '../../shared/api/common.js';
 import type { Deployment } from '../../shared/api/deployments.js';
 import type { Rollout } from '../../shared/api/rollouts.js';
-import type { TrainerImage, TrainerVersion } from '../../shared/api/trainers.js';
 import type { ModelUpdate } from '../../shared/api/model-updates.js';
 import type { DatasetVersion } from '../../shared/api/datasets.js';
+import type { TrainerImage, TrainerVersion } from '../../shared/api/trainers.js';
 import type { RetrainingJob, RetrainingRun } from '../../shared/api/retraining.js';
 import type { Labels } from '../../shared/api/devices.js';
 import type { Image, ImageStatus } from '../../shared/api/images.js';
@@ -320,6 +320,21 @@ export interface RetrainingRepository {
   addLineageMetrics(model: { name: string; version: number }, metrics: Record<string, number>): Promise<void>;
 }
 
+/** A stored trainer version; `image` is the state of its (one) image build. */
+export type TrainerVersionRecord = Omit<TrainerVersion, 'createdBy'> & { createdBy: ActorRecord };
+export type NewTrainerVersion = Omit<TrainerVersionRecord, 'version'>;
+
+export interface TrainerRepository {
+  /** Assigns the next version of `draft.name`. */
+  addVersion(draft: NewTrainerVersion): Promise<TrainerVersionRecord>;
+  /** By name, then version. */
+  list(filter: { name?: string | undefined }): Promise<TrainerVersionRecord[]>;
+  /** Throws HUB_E_TRAINER_NOT_FOUND (404) naming what was asked for (trainers have no aliases). */
+  resolve(name: string, selector: VersionSelector): Promise<TrainerVersionRecord>;
+  /** Applies `change` to the version's image state in one write; HUB_E_TRAINER_NOT_FOUND (404). */
+  updateImage(name: string, version: number, change: (image: TrainerImage) => void): Promise<TrainerVersionRecord>;
+}
+
 /** A stored base dataset version: the JSONL file is the blob `digest`. */
 export type DatasetVersionRecord = Omit<DatasetVersion, 'createdBy'> & { createdBy: ActorRecord };
 export type NewDatasetVersion = Omit<DatasetVersionRecord, 'version'>;
@@ -344,21 +359,6 @@ export interface ModelUpdateRepository {
   get(id: number): Promise<ModelUpdateRecord | undefined>;
   /** Oldest first. */
   list(): Promise<ModelUpdateRecord[]>;
-}
-
-/** A stored trainer version; `image` is the state of its (one) image build. */
-export type TrainerVersionRecord = Omit<TrainerVersion, 'createdBy'> & { createdBy: ActorRecord };
-export type NewTrainerVersion = Omit<TrainerVersionRecord, 'version'>;
-
-export interface TrainerRepository {
-  /** Assigns the next version of `draft.name`. */
-  addVersion(draft: NewTrainerVersion): Promise<TrainerVersionRecord>;
-  /** By name, then version. */
-  list(filter: { name?: string | undefined }): Promise<TrainerVersionRecord[]>;
-  /** Throws HUB_E_TRAINER_NOT_FOUND (404) naming what was asked for (trainers have no aliases). */
-  resolve(name: string, selector: VersionSelector): Promise<TrainerVersionRecord>;
-  /** Applies `change` to the version's image state in one write; HUB_E_TRAINER_NOT_FOUND (404). */
-  updateImage(name: string, version: number, change: (image: TrainerImage) => void): Promise<TrainerVersionRecord>;
 }
 
 export interface HubStore {

@@ -8,12 +8,12 @@ import { chmod, lstat, mkdir, readdir, readFile, readlink, stat, symlink, writeF
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import type { ApiKeyCreated, ApiKeyInfo, ApiKeyList } from '../../shared/api/apikeys.js';
 import type { ManifestVersion, ManifestVersionList } from '../../shared/api/manifests.js';
 import type { AliasResult, ModelVersion, ModelVersionList } from '../../shared/api/models.js';
 import { cleanEnv, cliFor, jsonOf, runCli, type CliResult } from '../helpers/cli.js';
-import { EDGEML_BIN, startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js';
+import { startHub, tempDir } from '../helpers/edgeml-process.js';
 import { api, blobFiles, sha256 } from '../helpers/hub-api.js';
 
 const IRIS = fileURLToPath(new URL('../../examples/iris-onnx/', import.meta.url));

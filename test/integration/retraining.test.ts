@@ -21,7 +21,7 @@ import type { Rollout } from '../../shared/api/rollouts.js';
 import { hubInstanceId } from '../../hub/builds/image-builder.js';
 import { TRAINING_LABEL } from '../../hub/training/training-runner.js';
 import { cliFor, jsonOf } from '../helpers/cli.js';
-import { startAgent, startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js';
+import { startAgent, startHub, type HubProcess } from '../helpers/edgeml-process.js';
 import { exec } from '../helpers/exec.js';
 import { api, enrollDevice, servingRevision } from '../helpers/hub-api.js';
 import { deleteFromRegistry, rig } from '../helpers/rig.js';

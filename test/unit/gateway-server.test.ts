@@ -843,7 +843,7 @@ test('a replica that misses health checks but still takes connections leaves the
     },
   };
   const down: NonNullable<TestGatewayOptions['down']> = [];
-  const g = await startTestGateway(t, [a.port, b.port], { clock, health, healthIntervalMs: 1000, down });
+  await startTestGateway(t, [a.port, b.port], { clock, health, healthIntervalMs: 1000, down });
   const round = async (n: number) => {
     await waitFor('the next round scheduled', () => clock.pending() === 1);
     clock.advance(1000);
