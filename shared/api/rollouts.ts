@@ -188,7 +188,7 @@ export const Rollout = Type.Object({
   progress: Type.Number({ minimum: 0, maximum: 1 }),
   devices: Type.Array(RolloutDevice),
   /** Each gate's last figures (empty without gates, or before the first batch's soak ended); always given by this hub. */
-  gates: Type.Optional(Type.Array(RolloutGate)),
+  gates: Type.Array(RolloutGate),
   createdAt: Timestamp,
   updatedAt: Timestamp,
   finishedAt: Type.Union([Timestamp, Type.Null()]),

@@ -13,7 +13,7 @@ function rollout(phase: Rollout['phase'], failed: string[], healthy: string[]): 
     options: { batchSize: '25%', canary: '10%', soak: '0s', maxUnavailable: null, deviceTimeout: '10m', maxFailures: '100%', offlineWait: '0s' },
     phase, reason: failed.length ? `${failed.length} of ${devices.length} devices failed (the rollout tolerates ${devices.length}): ${failed.join(', ')}` : null,
     batches: 1, batch: 1, soakUntil: null, rolledBackBy: null, rollbackOf: null,
-    counts: { healthy: healthy.length, failed: failed.length }, progress: 1, devices, createdAt: AT, updatedAt: AT, finishedAt: AT,
+    counts: { healthy: healthy.length, failed: failed.length }, progress: 1, devices, gates: [], createdAt: AT, updatedAt: AT, finishedAt: AT,
   };
 }
 
