@@ -26,42 +26,76 @@ function rowProblem(text: string): string | undefined {
   return undefined;
 }
 
-export class DatasetLineChecker {
+/**
+ * Splits a byte stream into lines at LF only, for registering and for reading alike: a CR is part
+ * of its line (JSON takes it as whitespace), so a file reads back exactly as it was checked.
+ */
+class LfLineSplitter {
   #pending: Buffer[] = [];
   #pendingBytes = 0;
-  #line = 0;
-  rows = 0;
 
-  /** Checks the lines `chunk` completes; throws HUB_E_DATASET_INVALID naming the first bad one. */
-  write(chunk: Uint8Array): void {
+  /** `tooLong` is thrown when the line being gathered exceeds MAX_DATASET_LINE_BYTES. */
+  constructor(private readonly tooLong: () => Error) {}
+
+  /** The lines `chunk` completes, without their LF. */
+  *write(chunk: Uint8Array): Generator<string> {
     let buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     for (let nl = buf.indexOf(10); nl !== -1; nl = buf.indexOf(10)) {
       this.#take(buf.subarray(0, nl));
-      this.#end();
+      yield this.#end();
       buf = buf.subarray(nl + 1);
     }
     this.#take(buf);
   }
 
-  /** Checks the last line (one without a newline); returns the number of rows. */
-  finish(): number {
-    if (this.#pendingBytes > 0) this.#end();
-    return this.rows;
+  /** The last line when it has no LF. */
+  finish(): string | undefined {
+    return this.#pendingBytes > 0 ? this.#end() : undefined;
   }
 
   #take(part: Buffer): void {
     if (part.length === 0) return;
     this.#pendingBytes += part.length;
-    if (this.#pendingBytes > MAX_DATASET_LINE_BYTES) throw refused(this.#line + 1, `longer than ${formatBytes(MAX_DATASET_LINE_BYTES)}`);
+    if (this.#pendingBytes > MAX_DATASET_LINE_BYTES) throw this.tooLong();
     // Copied: the chunk's memory may be reused by the stream once this returns.
     this.#pending.push(Buffer.from(part));
   }
 
-  #end(): void {
-    this.#line += 1;
+  #end(): string {
     const text = Buffer.concat(this.#pending).toString('utf8');
     this.#pending = [];
     this.#pendingBytes = 0;
+    return text;
+  }
+}
+
+/** The lines of a stored dataset file, split as DatasetLineChecker split them when it was registered. */
+export async function* datasetLines(source: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
+  const lines = new LfLineSplitter(() => new RangeError(`a dataset line is longer than ${formatBytes(MAX_DATASET_LINE_BYTES)}`));
+  for await (const chunk of source) yield* lines.write(chunk);
+  const last = lines.finish();
+  if (last !== undefined) yield last;
+}
+
+export class DatasetLineChecker {
+  #line = 0;
+  readonly #lines = new LfLineSplitter(() => refused(this.#line + 1, `longer than ${formatBytes(MAX_DATASET_LINE_BYTES)}`));
+  rows = 0;
+
+  /** Checks the lines `chunk` completes; throws HUB_E_DATASET_INVALID naming the first bad one. */
+  write(chunk: Uint8Array): void {
+    for (const text of this.#lines.write(chunk)) this.#check(text);
+  }
+
+  /** Checks the last line (one without a newline); returns the number of rows. */
+  finish(): number {
+    const last = this.#lines.finish();
+    if (last !== undefined) this.#check(last);
+    return this.rows;
+  }
+
+  #check(text: string): void {
+    this.#line += 1;
     if (text.trim() === '') return;
     const problem = rowProblem(text);
     if (problem) throw refused(this.#line, problem);

@@ -3,13 +3,12 @@
  * version `NAME:N` (the file is the blob of its sha256, like a model). The upload streams into the
  * blob store while every line is checked; a file with one bad line stores nothing.
  */
-import { createInterface } from 'node:readline';
 import type { DatasetVersion } from '../../shared/api/datasets.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { ActorRecord, DatasetRepository } from '../store/store.js';
-import { DatasetLineChecker } from './dataset-lines.js';
+import { DatasetLineChecker, datasetLines } from './dataset-lines.js';
 
 export interface RegisterDatasetRequest {
   name: string;
@@ -72,7 +71,6 @@ export class DatasetRegistry {
   /** The version's rows, read from its blob as they are used (checked when it was registered). */
   async *rows(name: string, version: number | 'latest'): AsyncIterable<DatasetRow> {
     const { digest } = await this.resolve(name, version);
-    const lines = createInterface({ input: this.deps.blobs.openRead(digest), crlfDelay: Infinity });
-    for await (const line of lines) if (line.trim() !== '') yield JSON.parse(line) as DatasetRow;
+    for await (const line of datasetLines(this.deps.blobs.openRead(digest))) if (line.trim() !== '') yield JSON.parse(line) as DatasetRow;
   }
 }

@@ -106,6 +106,17 @@ test('a registered file is a content-addressed, numbered version; its rows read 
   await t.throwsAsync(registry.resolve('iris-base', 3), { code: ErrorCodes.HUB_DATASET_NOT_FOUND });
 });
 
+test('rows read back split as they were checked: at LF only, a bare CR inside a line and CRLF endings included', async (t) => {
+  const { registry } = await setUp(t);
+  const text = '{"input":1,\r"label":2}\n{"input":3,"label":4}\r\n{"input":5,"label":6}';
+  t.like(await registry.register({ name: 'cr', source: chunks(text, 5), actor }), { rows: 3 });
+  t.deepEqual(await collect(registry.rows('cr', 1)), [
+    { input: 1, label: 2 },
+    { input: 3, label: 4 },
+    { input: 5, label: 6 },
+  ]);
+});
+
 test('a file with a bad line, an empty file, a reserved name or one over the size limit stores nothing', async (t) => {
   const { registry, datasets, storedBlobs } = await setUp(t, 64);
   await t.throwsAsync(registry.register({ name: 'bad', source: chunks('{"input":1,"label":1}\n{"input":2}\n'), actor }), { code: ErrorCodes.HUB_DATASET_INVALID, message: /^line 2: has no "label"/ });
