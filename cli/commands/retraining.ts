@@ -103,9 +103,13 @@ function renderJob(job: RetrainingJob, runs: RetrainingRun[]): string {
   return `${fields}\n\n${table}`;
 }
 
-/** The run asked for, or the job's last one. */
+/** The run asked for (it must be one of the job's: run ids are the hub's, not the job's), or the job's last one. */
 async function runOf(ctx: ClientContext, job: string, id: number | undefined): Promise<RetrainingRun> {
-  if (id !== undefined) return ctx.client.json<RetrainingRun>('GET', apiPath('retraining', 'runs', id));
+  if (id !== undefined) {
+    const run = await ctx.client.json<RetrainingRun>('GET', apiPath('retraining', 'runs', id));
+    if (run.job !== job) throw new EdgemlError(ErrorCodes.HUB_RETRAINING_RUN_NOT_FOUND, `run ${id} is a run of job ${run.job}, not of ${job}: see edgeml retrain show ${run.job} ${id}`);
+    return run;
+  }
   const last = (await ctx.client.json<RetrainingJob>('GET', apiPath('retraining', 'jobs', job))).lastRun;
   if (!last) throw new EdgemlError(ErrorCodes.HUB_RETRAINING_RUN_NOT_FOUND, `retraining job ${job} has no runs yet: start one with edgeml retrain run ${job}`);
   return last;
@@ -189,7 +193,7 @@ export function addRetrainingCommands(program: Command, io: CliIo): void {
     .action(
       clientAction<[string, number | undefined], object>(io, async (ctx, [name, id]) => {
         if (id !== undefined) {
-          const run = await ctx.client.json<RetrainingRun>('GET', apiPath('retraining', 'runs', id));
+          const run = await runOf(ctx, name, id);
           return ctx.out.result(run, () => renderRun(run));
         }
         const job = await ctx.client.json<RetrainingJob>('GET', apiPath('retraining', 'jobs', name));

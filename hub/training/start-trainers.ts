@@ -1,8 +1,8 @@
 /**
- * The hub's trainer part: the registry, the image builder of trainers (its logs in
- * DATA/training/logs) and, once, the removal of training containers a crashed run left.
- * Started after the image builder, whose start kills the processes a crash left (both builders'
- * processes carry the same marker).
+ * The hub's trainer part: the registry and the image builder of trainers (its logs in
+ * DATA/training/logs). Started after the image builder, whose start kills the processes a crash
+ * left (both builders' processes carry the same marker). Training containers a crash left are the
+ * retraining part's to remove: it owns the training runs (hub/retraining/start-retraining.ts).
  */
 import { join } from 'node:path';
 import type { Runtime } from '../../shared/api/manifests.js';
@@ -16,7 +16,6 @@ import type { HubStore } from '../store/store.js';
 import { TrainerBuilder, type TrainerBuildSteps } from './trainer-builder.js';
 import { hubPlatform, writeTrainerContext } from './trainer-image.js';
 import { TrainerRegistry } from './trainer-registry.js';
-import { removeTrainingLeftovers } from './training-runner.js';
 
 export const dockerTrainerSteps: TrainerBuildSteps = { checkTools: checkBuildTools, writeContext: writeTrainerContext, buildx: buildxBuild };
 
@@ -37,8 +36,6 @@ export interface TrainerPart {
 }
 
 export async function startTrainers(store: HubStore, blobs: BlobStore, clock: Clock, logger: Logger, options: TrainerPartOptions): Promise<TrainerPart> {
-  const removed = await removeTrainingLeftovers(options.instance);
-  if (removed) logger.info({ containers: removed }, 'removed training containers an earlier run of this hub left');
   const logs = await BuildLogs.open(join(options.dataDir, 'training', 'logs'), logger);
   const builder = new TrainerBuilder({
     trainers: store.trainers,

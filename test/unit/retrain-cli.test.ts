@@ -1,5 +1,8 @@
-/** `edgeml retrain show JOB RUN`: how a run reads; flags refused before any request. */
-import test from 'ava';
+/** `edgeml retrain show JOB RUN`: how a run reads; flags refused before any request; a run of another job refused. */
+import test, { type ExecutionContext } from 'ava';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { buildProgram } from '../../cli/main.js';
 import { renderRun } from '../../cli/commands/retraining.js';
@@ -53,4 +56,33 @@ test('bad flag values are refused before anything is sent', async (t) => {
   t.regex(await usage(['retrain', 'create', 'j', '--service', 's', '--trainer', 't', '--min-new-labels', '2.5']), /--min-new-labels "2.5": expected a whole number ≥ 1/);
   t.regex(await usage(['retrain', 'create', 'j', '--trainer', 't']), /required option '--service <name>'/);
   t.regex(await usage(['retrain', 'show', 'j', 'x']), /run "x": expected a run id/);
+});
+
+/** A hub that has run 3 (of job lin-job) and records what it was asked. */
+async function fakeHub(t: ExecutionContext): Promise<{ url: string; asked: string[] }> {
+  const asked: string[] = [];
+  const server = createServer((req, res) => {
+    asked.push(`${req.method} ${req.url}`);
+    if (req.method === 'GET' && req.url === '/api/v1/retraining/runs/3') return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(run({})));
+    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'HUB_E_NOT_FOUND', message: `no route ${req.url}` } }));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, asked };
+}
+
+test('show, logs and cancel of JOB RUN refuse a run of another job (nothing cancelled)', async (t) => {
+  const hub = await fakeHub(t);
+  const sink = new Writable({ write: (_chunk, _enc, done) => done() });
+  const io = { env: { EDGEML_API_KEY: 'emk_test' }, stdout: sink, stderr: sink, cwd: '/', interruptSignal: () => new AbortController().signal } as never;
+  for (const command of ['show', 'logs', 'cancel']) {
+    const program = buildProgram(io).configureOutput({ writeErr: () => undefined });
+    const err = await t.throwsAsync(program.parseAsync(['node', 'edgeml', 'retrain', command, 'other-job', '3', '--hub', hub.url]));
+    t.is(err?.message, 'run 3 is a run of job lin-job, not of other-job: see edgeml retrain show lin-job 3', command);
+  }
+  t.deepEqual(hub.asked, ['GET /api/v1/retraining/runs/3', 'GET /api/v1/retraining/runs/3', 'GET /api/v1/retraining/runs/3']);
 });
