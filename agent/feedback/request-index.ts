@@ -5,9 +5,11 @@
  *   written with one write() as soon as the sample is taken, without an fsync: it survives a kill
  *   of the agent (the page cache keeps it), and a power cut costs at most the last ids, whose
  *   labels can still be sent inline. An fsync per captured request would cost the scoring path.
- * - a segment is closed at `segmentBytes`; whole segments are removed once their newest id is older
- *   than the retention (7 days by default), or while the index holds over `maxEntries` ids (so it
- *   may hold one segment's worth more, and ids are kept 7 days unless over 500,000 were captured).
+ * - a segment is closed by the id that takes it to `segmentBytes` (4 MiB): the next id goes in the
+ *   next segment, whenever their lines are written. Whole segments are removed once their newest id
+ *   is older than the retention (7 days by default), or while the index holds over `maxEntries` ids
+ *   or its files over `maxBytes` (64 MiB), oldest first (so it may hold one segment's worth more;
+ *   ids are kept 7 days unless over 500,000, or 64 MiB of lines, were captured).
  * - all ids are held in memory (the lookup is on a client's request): the route part of an entry
  *   (service, revision, models) is shared between the entries of one revision.
  * A torn or unreadable line (a power cut mid-write) is skipped at open.
@@ -37,12 +39,15 @@ export interface RequestIndexOptions {
   retentionMs?: number;
   /** Default 500,000 (about 60 MiB of memory at most). */
   maxEntries?: number;
+  /** Bytes of all segment files; default 64 MiB (a line takes up to about 5 KiB: 64 models, a 128-character id). */
+  maxBytes?: number;
   /** Default 4 MiB. */
   segmentBytes?: number;
 }
 
 export const DEFAULT_REQUEST_RETENTION_MS = 7 * 24 * 3600_000;
 export const DEFAULT_MAX_INDEXED_REQUESTS = 500_000;
+export const DEFAULT_MAX_INDEX_BYTES = 64 * 1024 * 1024;
 const DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024;
 const SEGMENT_NAME = /^(\d{12})\.jsonl$/;
 const segmentName = (seq: number) => `${String(seq).padStart(12, '0')}.jsonl`;
@@ -55,9 +60,13 @@ interface Entry {
 }
 interface Segment {
   seq: number;
-  count: number;
   bytes: number;
   newest: number;
+}
+/** A line not written yet, and the segment it belongs to. */
+interface Pending {
+  seq: number;
+  line: string;
 }
 /** One line: id, service, revision, models as [name, version] pairs, ts. */
 type Line = [string, string, number, [string, number][], number];
@@ -65,13 +74,15 @@ type Line = [string, string, number, [string, number][], number];
 export class RequestIndex {
   readonly #entries = new Map<string, Entry>();
   readonly #routes = new Map<string, RouteRef>();
-  #lines: string[] = [];
+  #pending: Pending[] = [];
   #writing: Promise<void> = Promise.resolve();
-  #handle: FileHandle | null = null;
+  /** The open segment file, and which segment it is. */
+  #file: { seq: number; handle: FileHandle } | null = null;
   #closed = false;
   #warned = false;
   readonly #retentionMs: number;
   readonly #maxEntries: number;
+  readonly #maxBytes: number;
   readonly #segmentBytes: number;
 
   private constructor(
@@ -81,6 +92,7 @@ export class RequestIndex {
   ) {
     this.#retentionMs = o.retentionMs ?? DEFAULT_REQUEST_RETENTION_MS;
     this.#maxEntries = o.maxEntries ?? DEFAULT_MAX_INDEXED_REQUESTS;
+    this.#maxBytes = o.maxBytes ?? DEFAULT_MAX_INDEX_BYTES;
     this.#segmentBytes = o.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
   }
 
@@ -91,7 +103,7 @@ export class RequestIndex {
     let skipped = 0;
     for (const seq of seqs) {
       const text = await readFile(join(dir, segmentName(seq)), 'utf8');
-      const segment: Segment = { seq, count: 0, bytes: Buffer.byteLength(text), newest: 0 };
+      const segment: Segment = { seq, bytes: Buffer.byteLength(text), newest: 0 };
       for (const line of text.split('\n')) {
         if (!line) continue;
         const parsed = parseLine(line);
@@ -105,7 +117,7 @@ export class RequestIndex {
     }
     if (skipped > 0) o.logger.warn({ skipped }, 'request index: unreadable lines skipped');
     // Every run writes a segment of its own: a torn last line of the previous run stays on its own line.
-    index.segments.push({ seq: (seqs.at(-1) ?? 0) + 1, count: 0, bytes: 0, newest: 0 });
+    index.segments.push({ seq: (seqs.at(-1) ?? 0) + 1, bytes: 0, newest: 0 });
     await index.prune();
     o.logger.info({ requests: index.#entries.size, segments: index.segments.length }, 'request index loaded');
     return index;
@@ -124,8 +136,10 @@ export class RequestIndex {
     const line = `${JSON.stringify([requestId, route.service, route.revision, route.models.map((m) => [m.name, m.version]), request.ts] satisfies Line)}\n`;
     this.remember(requestId, route, request.ts, current);
     current.bytes += Buffer.byteLength(line);
-    this.#lines.push(line);
-    if (this.#lines.length === 1) this.#writing = this.#writing.then(() => this.flush());
+    this.#pending.push({ seq: current.seq, line });
+    // Closed here, not when written: the ids recorded meanwhile belong to the next one, where their lines go.
+    if (current.bytes >= this.#segmentBytes) this.segments.push({ seq: current.seq + 1, bytes: 0, newest: 0 });
+    if (this.#pending.length === 1) this.#writing = this.#writing.then(() => this.flush());
   }
 
   get(requestId: string): CapturedRequest | undefined {
@@ -133,11 +147,15 @@ export class RequestIndex {
     return e && { ...e.route, ts: e.ts };
   }
 
-  /** A capture sink that indexes each sample's request id, then hands the sample on. */
+  /**
+   * A capture sink that indexes each sample's request id, then hands the sample on. A sample whose
+   * request body was not kept as JSON (too large, not JSON, withheld for redaction) is not indexed:
+   * a label for it would never join an input at the hub, so the client is told to send {input, label}.
+   */
   indexing(sink: CaptureSink): CaptureSink {
     return {
       add: (sample: CaptureSample) => {
-        if (sample.requestId !== undefined) this.record(sample.requestId, { service: sample.service, revision: sample.revision, models: sample.models, ts: Date.parse(sample.ts) });
+        if (sample.requestId !== undefined && sample.request.json !== undefined) this.record(sample.requestId, { service: sample.service, revision: sample.revision, models: sample.models, ts: Date.parse(sample.ts) });
         sink.add(sample);
       },
     };
@@ -147,8 +165,8 @@ export class RequestIndex {
   async close(): Promise<void> {
     this.#closed = true;
     await this.#writing;
-    await this.#handle?.close();
-    this.#handle = null;
+    await this.#file?.handle.close();
+    this.#file = null;
   }
 
   private routeOf(service: string, revision: number, models: readonly ModelRef[]): RouteRef {
@@ -160,40 +178,57 @@ export class RequestIndex {
 
   private remember(requestId: string, route: RouteRef, ts: number, segment: Segment): void {
     this.#entries.set(requestId, { route, ts, segment: segment.seq });
-    segment.count += 1;
     segment.newest = Math.max(segment.newest, ts);
   }
 
-  /** Appends the pending lines with one write; closes the segment once it is full. */
+  /** Appends the pending lines, one write per segment they belong to; then removes what is over the bounds. */
   private async flush(): Promise<void> {
-    const lines = this.#lines;
-    this.#lines = [];
-    const current = this.segments.at(-1)!;
+    const pending = this.#pending;
+    this.#pending = [];
     try {
-      this.#handle ??= await openFile(join(this.dir, segmentName(current.seq)), 'a');
-      await this.#handle.write(lines.join(''));
-      if (current.bytes >= this.#segmentBytes) {
-        await this.#handle.close();
-        this.#handle = null;
-        this.segments.push({ seq: current.seq + 1, count: 0, bytes: 0, newest: 0 });
-        await this.prune();
+      for (let i = 0; i < pending.length; ) {
+        const seq = pending[i]!.seq;
+        let end = i;
+        while (end < pending.length && pending[end]!.seq === seq) end++;
+        await this.write(seq, pending.slice(i, end).map((p) => p.line).join(''));
+        i = end;
       }
     } catch (err) {
       if (!this.#warned) this.o.logger.error({ err }, 'request index: cannot write captured request ids; labels for them are refused after a restart');
       this.#warned = true;
     }
+    await this.prune().catch((err: unknown) => this.o.logger.warn({ err }, 'request index: cannot remove an old segment'));
   }
 
-  /** Removes whole closed segments that are past the retention, or beyond the bound. */
+  private async write(seq: number, text: string): Promise<void> {
+    if (this.#file?.seq !== seq) {
+      await this.#file?.handle.close();
+      this.#file = null;
+      this.#file = { seq, handle: await openFile(join(this.dir, segmentName(seq)), 'a') };
+    }
+    await this.#file.handle.write(text);
+  }
+
+  /**
+   * Removes whole closed segments that are past the retention, or beyond a bound, oldest first; never
+   * one with lines still to write (its file would come back).
+   */
   private async prune(): Promise<void> {
     const oldest = this.o.clock.now() - this.#retentionMs;
-    while (this.segments.length > 1) {
+    const unwritten = this.#pending[0]?.seq ?? Infinity;
+    let bytes = this.segments.reduce((sum, s) => sum + s.bytes, 0);
+    while (this.segments.length > 1 && this.segments[0]!.seq < unwritten) {
       const first = this.segments[0]!;
       const expired = first.newest < oldest;
-      const over = this.#entries.size > this.#maxEntries;
+      const over = this.#entries.size > this.#maxEntries || bytes > this.#maxBytes;
       if (!expired && !over) return;
       this.segments.shift();
+      bytes -= first.bytes;
       for (const [id, e] of this.#entries) if (e.segment === first.seq) this.#entries.delete(id);
+      if (this.#file?.seq === first.seq) {
+        await this.#file.handle.close();
+        this.#file = null;
+      }
       await rm(join(this.dir, segmentName(first.seq)), { force: true });
     }
   }

@@ -79,9 +79,9 @@ test('segments whose newest id is past the retention are removed; ids within it 
   const d = await dir(t);
   const clock = new FakeClock(100 * DAY);
   const index = await RequestIndex.open(d, { clock, logger, segmentBytes: 100 });
-  // Old ids fill one segment (each line is about 42 bytes: 4 lines pass 100 bytes).
-  for (let i = 0; i < 4; i++) index.record(`old-${i}`, req('iris', clock.ms - 8 * DAY));
-  // Ids recorded at once are written at once, into the same segment; once it is full it is closed, and pruned.
+  // Old ids fill one segment (each line is 42 bytes: the third passes 100 bytes and closes it).
+  for (let i = 0; i < 3; i++) index.record(`old-${i}`, req('iris', clock.ms - 8 * DAY));
+  // Once written, the closed segment is pruned.
   await waitFor('the old segment removed', () => index.get('old-0') === undefined, 5000, 2);
   for (let i = 0; i < 4; i++) index.record(`new-${i}`, req('iris', clock.ms - 6 * DAY));
   await index.close();
@@ -142,4 +142,67 @@ test('unreadable lines are skipped with a warning', async (t) => {
   t.is(index.size, 1);
   t.deepEqual(index.get('ok'), req('iris', 5));
   t.true(logs.some((l) => l.includes('"skipped":2')));
+});
+
+test('the id that fills a segment closes it: ids recorded with it or after go to the next file, where they are credited', async (t) => {
+  const d = await dir(t);
+  const clock = new FakeClock(100 * DAY);
+  // Each line is about 42 bytes: the third passes 100.
+  const index = await RequestIndex.open(d, { clock, logger, segmentBytes: 100 });
+  for (const id of ['a', 'b', 'c', 'd']) index.record(id, req('iris', clock.ms));
+  await index.close();
+  const files = (await readdir(d)).sort();
+  const ids = async (name: string) => (await readFile(join(d, name), 'utf8')).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as string[])[0]);
+  t.deepEqual(await ids(files[0]!), ['a', 'b', 'c']);
+  t.deepEqual(await ids(files[1]!), ['d']);
+});
+
+test('ids recorded while lines are being written: pruning drops from memory exactly what it drops from disk', async (t) => {
+  const d = await dir(t);
+  const clock = new FakeClock(100 * DAY);
+  const index = await RequestIndex.open(d, { clock, logger, segmentBytes: 150, maxEntries: 12 });
+  for (let round = 0; round < 40; round++) {
+    for (let i = 0; i < 3; i++) index.record(`r-${round}-${i}`, req('iris', clock.ms));
+    // Let the write of this round start, so the next round's ids arrive while it runs.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await index.close();
+  const reopened = await RequestIndex.open(d, { clock, logger, segmentBytes: 150, maxEntries: 12 });
+  t.teardown(() => reopened.close());
+  const onDisk = new Set((await linesOnDisk(d)).map((l) => (JSON.parse(l) as string[])[0]));
+  const inMemory = Array.from({ length: 40 }, (_, round) => [0, 1, 2].map((i) => `r-${round}-${i}`)).flat().filter((id) => index.get(id) !== undefined);
+  t.deepEqual(inMemory, [...onDisk], 'the running index knows exactly the ids on disk');
+  t.truthy(index.get('r-39-2'));
+});
+
+test('the files are bounded in bytes too (maxBytes): the oldest segments go first', async (t) => {
+  const d = await dir(t);
+  const clock = new FakeClock(100 * DAY);
+  const index = await RequestIndex.open(d, { clock, logger, segmentBytes: 200, maxBytes: 600 });
+  t.teardown(() => index.close());
+  const long = 'x'.repeat(100);
+  for (let i = 0; i < 40; i++) {
+    index.record(`${long}-${i}`, req('iris', clock.ms));
+    await waitFor(`line ${i} on disk`, async () => (await linesOnDisk(d)).at(-1)?.includes(`"${long}-${i}"`) === true, 5000, 2);
+  }
+  const bytes = (await linesOnDisk(d)).reduce((sum, l) => sum + Buffer.byteLength(l) + 1, 0);
+  t.true(bytes <= 600 + 200 + 200, `bounded (${bytes} bytes)`);
+  t.is(index.get(`${long}-0`), undefined);
+  t.truthy(index.get(`${long}-39`));
+});
+
+test('a sample whose request body was not kept as JSON is not indexed (a label could never join its input)', async (t) => {
+  const clock = new FakeClock(10 * DAY);
+  const index = await RequestIndex.open(await dir(t), { clock, logger });
+  t.teardown(() => index.close());
+  const got: CaptureSample[] = [];
+  const sink = index.indexing({ add: (s) => void got.push(s) });
+  const base = { ts: new Date(clock.ms).toISOString(), service: 'iris', revision: 2, models: [{ name: 'iris', version: 4 }], status: 200, latencyMs: 3, response: { bytes: 2, truncated: false, json: {} } };
+  sink.add({ ...base, requestId: 'withheld', request: { bytes: 20, truncated: false, withheld: true } });
+  sink.add({ ...base, requestId: 'cut', request: { bytes: 2_000_000, truncated: true, text: '{"features":[1,' } });
+  sink.add({ ...base, requestId: 'kept', request: { bytes: 2, truncated: false, json: {} } });
+  t.is(got.length, 3, 'every sample still goes to capture');
+  t.is(index.get('withheld'), undefined);
+  t.is(index.get('cut'), undefined);
+  t.truthy(index.get('kept'));
 });
