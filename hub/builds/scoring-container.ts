@@ -22,6 +22,10 @@ export interface ScoringContainerRequest {
   signal?: AbortSignal | undefined;
   /** What an abort through `signal` throws (a build's cancel, an evaluation's). */
   cancelled: () => Error;
+  /** Docker's --memory (and --memory-swap: no swap beyond it), e.g. `1g`; absent: no limit. */
+  memory?: string | undefined;
+  /** Docker's --cpus; absent: no limit. */
+  cpus?: number | undefined;
 }
 
 /** A healthy container; `remove` must be called whatever happens next. */
@@ -80,8 +84,14 @@ export async function startScoringContainer(req: ScoringContainerRequest): Promi
   let healthy = false;
   try {
     const runOutput: string[] = [];
+    // Trust boundary: the scoring code (and, for an evaluation, the model a trainer wrote) comes from
+    // users with the deploy scope, who may already run code on the hub's Docker through builds and
+    // trainers. Host networking is how it is reached here (this Docker has no bridge network; the
+    // runtime listens on 127.0.0.1), so it can reach the hub's loopback services like any build
+    // step; memory and CPU limits keep one run from starving the hub.
+    const limits = [...(req.memory ? ['--memory', req.memory, '--memory-swap', req.memory] : []), ...(req.cpus ? ['--cpus', String(req.cpus)] : [])];
     const code = await docker(
-      ['run', '--detach', '--network', 'host', '--platform', platform, '--name', name, '--label', `${SMOKE_TEST_LABEL}=${req.hubInstance}`, '-e', 'PORT=0', '-e', 'HOST=127.0.0.1', req.ref],
+      ['run', '--detach', '--network', 'host', ...limits, '--platform', platform, '--name', name, '--label', `${SMOKE_TEST_LABEL}=${req.hubInstance}`, '-e', 'PORT=0', '-e', 'HOST=127.0.0.1', req.ref],
       (line) => {
         runOutput.push(cut(line, MAX_LINE_CHARS));
         log(`[${platform}] ${line}`);

@@ -1,12 +1,14 @@
 /**
  * Evaluation of a model as it would serve: its real scoring image runs on the hub's Docker (the
  * smoke test's mechanism) and scores every eval input, a few at a time; each answer's value at the
- * pointer is compared with the row's label. Rows whose input got no 200 answer, or whose answer
- * has nothing at the pointer, count as failed and stay out of the metric.
+ * pointer is compared with the row's label. Rows whose input got no 200 answer, whose answer has
+ * nothing (or null) at the pointer, or whose answer or label is not a number under mae/rmse, count
+ * as failed and stay out of the metric. Each row's prediction is returned too, so a caller comparing
+ * two models can measure both on the rows both answered (`answeredByAll`, `metricOn`).
  */
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { startScoringContainer, type ScoringContainer } from '../builds/scoring-container.js';
-import { computeMetric, pointerTokens, valueAt, type EvalMetric, type Pair } from './metrics.js';
+import { computeMetric, pairProblem, pointerTokens, valueAt, type EvalMetric, type Pair } from './metrics.js';
 
 export interface EvaluateRequest {
   /** `repository@sha256:…` */
@@ -22,6 +24,17 @@ export interface EvaluateRequest {
   timeoutMs: number;
   log: (line: string) => void;
   signal?: AbortSignal | undefined;
+  /** Docker's --memory for the container, e.g. `1g` (absent: no limit). */
+  memory?: string | undefined;
+  /** Docker's --cpus for the container (absent: no limit). */
+  cpus?: number | undefined;
+}
+
+/** One eval row's value at the pointer; `predicted` is null when the row failed (no usable answer). */
+export interface RowPrediction {
+  /** The row's index in the request's `rows`. */
+  index: number;
+  predicted: unknown;
 }
 
 export interface EvaluateResult {
@@ -31,6 +44,8 @@ export interface EvaluateResult {
   rows: number;
   /** Rows with no usable answer. */
   failed: number;
+  /** One per request row, in the same order (`predictions[i].index === i`). */
+  predictions: RowPrediction[];
 }
 
 /** Scoring requests in flight at once: the image's own default concurrency is small. */
@@ -46,9 +61,26 @@ function cancelled(): EdgemlError {
   return evaluationFailed('the evaluation was cancelled');
 }
 
+/** The indexes of the rows every one of these prediction lists has a usable answer for. */
+export function answeredByAll(...lists: ReadonlyArray<readonly RowPrediction[]>): number[] {
+  const [first = [], ...rest] = lists;
+  const usable = (list: readonly RowPrediction[]) => new Set(list.filter((p) => p.predicted !== null).map((p) => p.index));
+  const others = rest.map(usable);
+  return [...usable(first)].filter((index) => others.every((set) => set.has(index))).sort((a, b) => a - b);
+}
+
+/** The metric over the chosen rows' predictions (each must be usable: see `answeredByAll`). */
+export function metricOn(metric: EvalMetric, predictions: readonly RowPrediction[], rows: ReadonlyArray<{ label: unknown }>, indexes: readonly number[]): number {
+  const byIndex = new Map(predictions.map((p) => [p.index, p.predicted]));
+  return computeMetric(
+    metric,
+    indexes.map((index) => ({ predicted: byIndex.get(index) ?? null, label: rows[index]!.label })),
+  );
+}
+
 /** One row's predicted value, or why there is none. */
-async function scoreRow(container: ScoringContainer, input: unknown, pointer: string, timeoutMs: number): Promise<{ predicted: unknown } | { error: string }> {
-  const res = await container.score(input, timeoutMs);
+async function scoreRow(container: ScoringContainer, row: { input: unknown; label: unknown }, pointer: string, metric: EvalMetric, timeoutMs: number): Promise<{ predicted: unknown } | { error: string }> {
+  const res = await container.score(row.input, timeoutMs);
   if (res instanceof Error) return { error: `no answer: ${res.message}` };
   const text = await res.text();
   if (res.status !== 200) return { error: `HTTP ${res.status}: ${text.slice(0, 200)}` };
@@ -59,7 +91,9 @@ async function scoreRow(container: ScoringContainer, input: unknown, pointer: st
     return { error: 'the answer is not JSON' };
   }
   const predicted = valueAt(answer, pointer);
-  return predicted === undefined ? { error: `the answer has nothing at ${pointer}: ${text.slice(0, 200)}` } : { predicted };
+  if (predicted === undefined || predicted === null) return { error: `the answer has ${predicted === null ? 'null' : 'nothing'} at ${pointer}: ${text.slice(0, 200)}` };
+  const problem = pairProblem(metric, { predicted, label: row.label });
+  return problem ? { error: problem } : { predicted };
 }
 
 export async function evaluateImage(req: EvaluateRequest): Promise<EvaluateResult> {
@@ -73,6 +107,7 @@ export async function evaluateImage(req: EvaluateRequest): Promise<EvaluateResul
   const { container } = started;
   try {
     const pairs: Pair[] = [];
+    const predictions: RowPrediction[] = req.rows.map((_row, index) => ({ index, predicted: null }));
     let failed = 0;
     let next = 0;
     const worker = async (): Promise<void> => {
@@ -80,10 +115,12 @@ export async function evaluateImage(req: EvaluateRequest): Promise<EvaluateResul
         if (signal?.aborted) throw cancelled();
         const left = deadline - Date.now();
         if (left <= 0) throw evaluationFailed(`not done within ${Math.round(req.timeoutMs / 1000)} s (${pairs.length + failed} of ${req.rows.length} rows scored)`);
-        const row = req.rows[next++]!;
-        const outcome = await scoreRow(container, row.input, pointer, left);
+        const index = next++;
+        const row = req.rows[index]!;
+        const outcome = await scoreRow(container, row, pointer, req.metric, left);
         if ('predicted' in outcome) {
           pairs.push({ predicted: outcome.predicted, label: row.label });
+          predictions[index]!.predicted = outcome.predicted;
         } else {
           failed += 1;
           if (failed <= LOGGED_FAILURES) log(`row failed: ${outcome.error}`);
@@ -95,7 +132,7 @@ export async function evaluateImage(req: EvaluateRequest): Promise<EvaluateResul
     if (pairs.length === 0) throw evaluationFailed(`none of the ${req.rows.length} eval rows got a usable answer from ${req.ref}`);
     const value = computeMetric(req.metric, pairs);
     log(`${req.metric} = ${value} over ${pairs.length} rows (${failed} failed)`);
-    return { metric: req.metric, value, rows: pairs.length, failed };
+    return { metric: req.metric, value, rows: pairs.length, failed, predictions };
   } finally {
     await container.remove();
   }

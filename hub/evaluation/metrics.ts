@@ -50,19 +50,39 @@ export function valueAt(document: unknown, pointer: string): unknown {
   return at;
 }
 
-function number(value: unknown, what: string): number {
-  if (typeof value === 'number' && Number.isFinite(value)) return value;
-  throw invalid(`${what} ${JSON.stringify(value) ?? 'undefined'} is not a number: mae and rmse compare numbers`);
+const isNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
+
+/**
+ * Why `pair` cannot count under `metric`, or null when it can: mae and rmse need a number on both
+ * sides; accuracy compares any two values. Callers that score many rows count such a row as failed
+ * instead of losing the whole measurement to it.
+ */
+export function pairProblem(metric: EvalMetric, pair: Pair): string | null {
+  if (metric === 'accuracy') return null;
+  for (const [what, value] of [['the answer', pair.predicted], ['the label', pair.label]] as const) {
+    if (!isNumber(value)) return `${what} ${JSON.stringify(value) ?? 'undefined'} is not a number: ${metric} compares numbers`;
+  }
+  return null;
+}
+
+function number(metric: EvalMetric, pair: Pair): [number, number] {
+  const problem = pairProblem(metric, pair);
+  if (problem) throw invalid(problem);
+  return [pair.predicted as number, pair.label as number];
 }
 
 /**
  * The metric over every pair; accuracy compares JSON values (a `"setosa"` answer matches a
- * `"setosa"` label, `1` matches `1`). No pairs is an error: there is nothing to measure.
+ * `"setosa"` label, `1` matches `1`). No pairs is an error: there is nothing to measure; so is a
+ * pair `pairProblem` refuses (leave those out first).
  */
 export function computeMetric(metric: EvalMetric, pairs: readonly Pair[]): number {
   if (pairs.length === 0) throw invalid(`no rows to compute ${metric} on`);
   if (metric === 'accuracy') return pairs.filter((p) => isDeepStrictEqual(p.predicted, p.label)).length / pairs.length;
-  const errors = pairs.map((p) => number(p.predicted, 'the answer') - number(p.label, 'the label'));
+  const errors = pairs.map((p) => {
+    const [predicted, label] = number(metric, p);
+    return predicted - label;
+  });
   if (metric === 'mae') return errors.reduce((sum, e) => sum + Math.abs(e), 0) / errors.length;
   return Math.sqrt(errors.reduce((sum, e) => sum + e * e, 0) / errors.length);
 }

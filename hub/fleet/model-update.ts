@@ -29,7 +29,7 @@ export interface ModelUpdatesDeps {
   manifests: Pick<ManifestRepository, 'resolve'>;
   models: Pick<ModelRepository, 'resolve'>;
   registry: Pick<ManifestRegistry, 'create'>;
-  builder: Pick<ImageBuilder, 'submit' | 'get'>;
+  builder: Pick<ImageBuilder, 'submit' | 'get' | 'cancel'>;
   blobs: Pick<BlobStore, 'path'>;
   clock: Clock;
   logger: Logger;
@@ -48,6 +48,11 @@ class Stopping extends Error {
 
 function conflict(message: string): EdgemlError {
   return new EdgemlError(ErrorCodes.HUB_CONFLICT, message, { httpStatus: 409 });
+}
+
+/** What a prepare whose caller gave up throws (the candidate's build is cancelled). */
+function prepareCancelled(image?: number): EdgemlError {
+  return new EdgemlError(ErrorCodes.HUB_BUILD_CANCELLED, image === undefined ? 'the model update was cancelled' : `the model update was cancelled (image ${image} cancelled)`);
 }
 
 function errorOf(err: unknown): { code: string; message: string } {
@@ -144,10 +149,24 @@ export class ModelUpdates {
     }
   }
 
-  /** A new manifest version with `model` (NAME:V or NAME@ALIAS) and its image, built; throws when the build fails. */
-  async prepare(service: string, model: string, actor: ActorRecord): Promise<{ manifest: { name: string; version: number }; image: Image }> {
+  /**
+   * A new manifest version with `model` (NAME:V or NAME@ALIAS) and its image, built; throws when the
+   * build fails. When `signal` fires, the build (queued or running) is cancelled and this throws
+   * HUB_E_BUILD_CANCELLED; a hub stop throws too, leaving the build for the next start.
+   */
+  async prepare(service: string, model: string, actor: ActorRecord, signal?: AbortSignal): Promise<{ manifest: { name: string; version: number }; image: Image }> {
+    if (signal?.aborted) throw prepareCancelled();
     const { manifest, image } = await this.submit(service, model, actor);
-    return { manifest: { name: manifest.name, version: manifest.version }, image: await this.built(image.id, this.#stop.signal) };
+    const done = { manifest: { name: manifest.name, version: manifest.version } };
+    const waiting = signal ? AbortSignal.any([this.#stop.signal, signal]) : this.#stop.signal;
+    try {
+      if (!signal?.aborted) return { ...done, image: await this.built(image.id, waiting) };
+    } catch (err) {
+      if (!(err instanceof Stopping) || !signal?.aborted) throw err;
+    }
+    // The caller gave up: the build goes too (one that has just finished cannot be, and that is fine).
+    await this.deps.builder.cancel(image.id).catch((err: unknown) => this.deps.logger.info({ image: image.id, err: errorOf(err).message }, 'model update: the cancelled candidate build could not be cancelled'));
+    throw prepareCancelled(image.id);
   }
 
   /** The service update to a built image (a new revision, rolled out); URL and key stay. */

@@ -48,14 +48,37 @@ test('evaluateImage scores eval rows with the real image: accuracy at /class, re
       { input: { features: [1] }, label: 'setosa' },
     ],
   });
-  t.deepEqual(result, { metric: 'accuracy', value: 0.75, rows: 4, failed: 1 });
+  t.deepEqual({ ...result, predictions: undefined }, { metric: 'accuracy', value: 0.75, rows: 4, failed: 1, predictions: undefined });
+  t.deepEqual(
+    result.predictions,
+    ['setosa', 'versicolor', 'virginica', 'setosa', null].map((predicted, index) => ({ index, predicted })),
+  );
   t.true(lines.some((l) => /^row failed: HTTP 400/.test(l)), lines.join('\n'));
   t.is(await leftovers(instance), '', 'the container is removed');
 
   // A pointer into the scores: the error of one score against a number, here exactly 0.
   const setosa = 5.006 * 5.006 + 3.428 * 3.428 + 1.462 * 1.462 + 0.246 * 0.246 - 19.50459;
-  const mae = await evaluateImage({ ...base, ref: image.ref!, pointer: '/scores/setosa', metric: 'mae', rows: [{ input: { features: [5.006, 3.428, 1.462, 0.246] }, label: setosa }] });
+  // A label that is not a number fails its row, not the run; the container runs with memory and CPU limits.
+  const features = [5.006, 3.428, 1.462, 0.246];
+  const mae = await evaluateImage({
+    ...base,
+    ref: image.ref!,
+    pointer: '/scores/setosa',
+    metric: 'mae',
+    memory: '256m',
+    cpus: 1,
+    rows: [
+      { input: { features }, label: setosa },
+      { input: { features }, label: 'n/a' },
+    ],
+  });
   t.true(mae.value < 1e-9, `mae ${mae.value}`);
+  t.like(mae, { rows: 1, failed: 1 });
+  t.is(mae.predictions[1]!.predicted, null);
+  t.true(lines.some((l) => /^row failed: the label "n\/a" is not a number: mae/.test(l)), lines.join('\n'));
+  // An answer that is not a number (the class) under mae: every row fails, and that is an evaluation error.
+  const strings = await t.throwsAsync(evaluateImage({ ...base, ref: image.ref!, pointer: '/class', metric: 'mae', rows: [{ input: { features }, label: 1 }] }));
+  t.is((strings as { code?: string }).code, ErrorCodes.HUB_EVALUATION_FAILED);
 
   const missing = `${registry}/${prefix}/nope@sha256:${'0'.repeat(64)}`;
   const err = await t.throwsAsync(evaluateImage({ ...base, ref: missing, pointer: '/class', metric: 'accuracy', rows: [{ input: {}, label: 'x' }] }));

@@ -1,7 +1,8 @@
 /** Evaluation metrics and RFC 6901 pointers into scoring answers. */
 import test from 'ava';
 import { ErrorCodes } from '../../shared/errors.js';
-import { better, computeMetric, EVAL_METRICS, valueAt } from '../../hub/evaluation/metrics.js';
+import { better, computeMetric, EVAL_METRICS, pairProblem, valueAt } from '../../hub/evaluation/metrics.js';
+import { answeredByAll, metricOn } from '../../hub/evaluation/evaluate.js';
 
 // RFC 6901 §5, the example document.
 const doc = { foo: ['bar', 'baz'], '': 0, 'a/b': 1, 'c%d': 2, 'e^f': 3, 'g|h': 4, 'i\\j': 5, 'k"l': 6, ' ': 7, 'm~n': 8 };
@@ -93,4 +94,34 @@ test('better: accuracy higher, errors lower, by at least the minimum improvement
   t.false(better('mae', 1.5, 0.5, 0));
   t.true(better('rmse', 1, 2, 1));
   t.false(better('rmse', 1.5, 2, 1));
+});
+
+test('pairProblem: a non-number under mae or rmse is one row\'s problem, named; accuracy takes any value', (t) => {
+  t.is(pairProblem('mae', { predicted: 1, label: 2 }), null);
+  t.regex(pairProblem('mae', { predicted: 'a', label: 2 }) ?? '', /the answer "a" is not a number: mae/);
+  t.regex(pairProblem('rmse', { predicted: 1, label: 'n/a' }) ?? '', /the label "n\/a" is not a number: rmse/);
+  t.regex(pairProblem('mae', { predicted: 1, label: Number.NaN }) ?? '', /the label null is not a number/);
+  t.is(pairProblem('accuracy', { predicted: 'a', label: 2 }), null);
+});
+
+test('answeredByAll and metricOn: two models measured on the rows both answered', (t) => {
+  const rows = [{ label: 1 }, { label: 2 }, { label: 3 }, { label: 4 }];
+  const current = [
+    { index: 0, predicted: 1 },
+    { index: 1, predicted: null },
+    { index: 2, predicted: 5 },
+    { index: 3, predicted: 4 },
+  ];
+  const candidate = [
+    { index: 0, predicted: 2 },
+    { index: 1, predicted: 2 },
+    { index: 2, predicted: 3 },
+    { index: 3, predicted: null },
+  ];
+  const both = answeredByAll(current, candidate);
+  t.deepEqual(both, [0, 2]);
+  t.is(metricOn('mae', current, rows, both), (0 + 2) / 2);
+  t.is(metricOn('mae', candidate, rows, both), (1 + 0) / 2);
+  t.deepEqual(answeredByAll(current), [0, 2, 3]);
+  t.throws(() => metricOn('mae', current, rows, []), { message: /no rows/ });
 });

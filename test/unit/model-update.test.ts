@@ -31,6 +31,7 @@ interface Fixture {
   clock: ManualClock;
   created: Array<{ name: string; body: ManifestCreate; actor: ActorRecord }>;
   submitted: ImageBuildRequest[];
+  cancelled: number[];
   serviceUpdates: Array<{ service: string; source: ServiceUpdate; actor: ActorRecord }>;
   builds: Map<number, Image>;
   deployment: Deployment;
@@ -72,7 +73,7 @@ async function fixture(t: ExecutionContext, opts: { build?: number | null } = {}
     'other:1': { name: 'other', version: 1, digest: digest('4') } as ModelVersion,
   };
   const deployment = { service: 'iris', build: opts.build === undefined ? 7 : opts.build, image: 'r/js@sha256:x', deletedAt: null, rollout: { id: 1 } } as Deployment;
-  const f: Fixture = { store, clock, created: [], submitted: [], serviceUpdates: [], builds, deployment, updates: undefined as unknown as ModelUpdates, make: () => undefined as unknown as ModelUpdates };
+  const f: Fixture = { store, clock, created: [], submitted: [], cancelled: [], serviceUpdates: [], builds, deployment, updates: undefined as unknown as ModelUpdates, make: () => undefined as unknown as ModelUpdates };
   f.make = () =>
     new ModelUpdates({
       updates: store.modelUpdates,
@@ -110,6 +111,12 @@ async function fixture(t: ExecutionContext, opts: { build?: number | null } = {}
           return queued;
         },
         get: async (id) => builds.get(id)!,
+        cancel: async (id) => {
+          f.cancelled.push(id);
+          const cancelled = { ...builds.get(id)!, status: 'cancelled' as const };
+          builds.set(id, cancelled);
+          return cancelled;
+        },
       },
       blobs,
       clock,
@@ -198,6 +205,29 @@ test('prepare waits for the build and throws when it fails; rollOut is the servi
   await flush();
   await finish(g, 101, { status: 'cancelled', error: null });
   await t.throwsAsync(failing, { instanceOf: EdgemlError, message: 'image 101 cancelled' });
+});
+
+test('prepare with a signal: an abort while it waits cancels the candidate build and throws a cancellation', async (t) => {
+  const f = await fixture(t);
+  const abort = new AbortController();
+  const prepared = f.updates.prepare('iris', 'iris:2', ACTOR, abort.signal);
+  await finish(f, 101, { status: 'building' });
+  t.deepEqual(f.cancelled, []);
+  abort.abort();
+  const err = await t.throwsAsync(prepared, { instanceOf: EdgemlError });
+  t.like(err, { code: ErrorCodes.HUB_BUILD_CANCELLED, message: 'the model update was cancelled (image 101 cancelled)' });
+  t.deepEqual(f.cancelled, [101]);
+  t.deepEqual(f.serviceUpdates, []);
+
+  // Aborted while the manifest is being made: the build just queued is cancelled too; aborted before: nothing is made.
+  const g = await fixture(t);
+  const early = new AbortController();
+  const racing = g.updates.prepare('iris', 'iris:2', ACTOR, early.signal);
+  early.abort();
+  await t.throwsAsync(racing, { instanceOf: EdgemlError, message: /cancelled \(image 101 cancelled\)/ });
+  t.deepEqual(g.cancelled, [101]);
+  await t.throwsAsync(g.updates.prepare('iris', 'iris:2', ACTOR, early.signal), { instanceOf: EdgemlError, message: 'the model update was cancelled' });
+  t.is(g.submitted.length, 1);
 });
 
 test('a stopped hub leaves the update building; the next start carries it on, and a service update already made is not made twice', async (t) => {
