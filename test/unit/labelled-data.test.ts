@@ -7,6 +7,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
+import { pino } from 'pino';
 import { ArchiveLabelledData, type LabelledRow } from '../../hub/datasets/labelled-data.js';
 import { TelemetryArchive } from '../../hub/telemetry/archive.js';
 import { TelemetryIngest } from '../../hub/telemetry/ingest.js';
@@ -84,16 +85,23 @@ test('the latest label of a request wins, whatever order the batches arrive in',
   t.deepEqual((await rows(data.rows({ service: 'iris' }))).map((r) => r.label), ['third']);
 });
 
-test('since and until select by the time of the request, since inclusive and until exclusive', async (t) => {
-  const { ingest, data } = await setUp(t);
+test('since and until select captures by their filing time, inline examples by their arrival; since inclusive, until exclusive', async (t) => {
+  const { ingest, data, clock } = await setUp(t);
   const at = ['2024-05-01T10:00:00.000Z', '2024-05-01T11:00:00.000Z', '2024-05-02T09:00:00.000Z'];
   await ingest.accept('dev-1', capturesBatch({ samples: at.map((ts, i) => captureSample({ ts, requestId: `r-${i}` })) }));
-  await ingest.accept('dev-1', feedback('f-1', [label('r-0', 'a'), label('r-2', 'c'), label('g-1', 'i', { ts: '2024-05-01T11:30:00.000Z', input: { x: [0] } })]));
+  await ingest.accept('dev-1', feedback('f-1', [label('r-0', 'a'), label('r-2', 'c')]));
+  const hubNow = clock.ms;
+  clock.ms = Date.parse('2024-05-01T11:30:00.000Z');
+  await ingest.accept('dev-1', feedback('f-2', [label('g-1', 'i', { ts: '2024-05-01T11:29:00.000Z', input: { x: [0] } })]));
+  clock.ms = hubNow;
+  // Given at the gateway on the 1st, it reached the hub on the 3rd.
+  await ingest.accept('dev-1', feedback('f-3', [label('g-2', 'j', { ts: '2024-05-01T11:29:00.000Z', input: { x: [1] } })]));
   const ids = async (since?: string, until?: string) =>
     (await rows(data.rows({ service: 'iris', ...(since && { since }), ...(until && { until }) }))).map((r) => r.requestId).sort();
-  t.deepEqual(await ids('2024-05-01T11:00:00.000Z'), ['g-1', 'r-1', 'r-2']);
+  t.deepEqual(await ids('2024-05-01T11:00:00.000Z'), ['g-1', 'g-2', 'r-1', 'r-2']);
   t.deepEqual(await ids(undefined, '2024-05-01T11:00:00.000Z'), ['r-0']);
   t.deepEqual(await ids('2024-05-01T11:00:00.000Z', '2024-05-02T00:00:00.000Z'), ['g-1', 'r-1']);
+  t.deepEqual(await ids('2024-05-03T00:00:00.000Z'), ['g-2']);
 });
 
 test('feedback is kept only for the device’s own services, stored once per batch id, and counted by hub arrival time', async (t) => {
@@ -129,4 +137,41 @@ test('feedback days are compacted and expired with the rest of the archive, and 
   const { removed } = await archive.expire(30);
   t.true(removed.includes('feedback/2024-05-03'));
   t.deepEqual(await rows(data.rows({ service: 'iris' })), []);
+});
+
+test('a capture from a device whose clock is far off is filed, and selected, by the hub’s receive time', async (t) => {
+  const { ingest, data } = await setUp(t);
+  await ingest.accept('dev-1', capturesBatch({ samples: [captureSample({ requestId: 'r-old', ts: '2001-01-01T00:00:00.000Z' })] }));
+  await ingest.accept('dev-1', feedback('f-1', [label('r-old', 'a')]));
+  t.deepEqual(await rows(data.rows({ service: 'iris', since: '2024-05-03T00:00:00.000Z', labelled: true })), [
+    { requestId: 'r-old', time: '2001-01-01T00:00:00.000Z', device: 'dev-1', model: 'iris:1', revision: 1, input: { x: [1, 2] }, output: { y: 1 }, label: 'a' },
+  ]);
+  t.deepEqual(await rows(data.rows({ service: 'iris', until: '2024-05-03T00:00:00.000Z' })), []);
+});
+
+test('a captured request whose body was withheld is no row, labelled or not; its label still counts as arrived', async (t) => {
+  const { ingest, data, clock, archive } = await setUp(t);
+  const since = new Date(clock.ms).toISOString();
+  await ingest.accept('dev-1', capturesBatch({ samples: [
+    captureSample({ requestId: 'r-big', request: { bytes: 1_000_000, truncated: true } }),
+    captureSample({ requestId: 'r-ok' }),
+  ] }));
+  await ingest.accept('dev-1', feedback('f-1', [label('r-big', 'a'), label('r-ok', 'b')]));
+  t.deepEqual((await rows(data.rows({ service: 'iris' }))).map((r) => [r.requestId, r.label]), [['r-ok', 'b']]);
+  t.deepEqual(await rows(data.rows({ service: 'iris', labelled: false })), []);
+  t.is(await data.countLabels('iris', since), 2);
+  const logged: Array<{ msg: string; rows: number }> = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void logged.push(JSON.parse(line) as { msg: string; rows: number }) });
+  await rows(new ArchiveLabelledData(archive, logger).rows({ service: 'iris' }));
+  t.like(logged, [{ msg: 'labelled data: rows without an input left out', rows: 1 }]);
+});
+
+test('an inline example never labels a captured request of the same id, nor is replaced by a label for it', async (t) => {
+  const { ingest, data } = await setUp(t);
+  await ingest.accept('dev-1', capturesBatch({ samples: [captureSample({ requestId: 'r-1' })] }));
+  await ingest.accept('dev-1', feedback('f-1', [label('r-1', 'inline', { ts: '2024-05-02T11:00:00.000Z', input: { x: [5] } }), label('r-1', 'by-id')]));
+  t.deepEqual((await rows(data.rows({ service: 'iris' }))).map((r) => [r.requestId, r.input, r.output, r.label]), [
+    ['r-1', { x: [1, 2] }, { y: 1 }, 'by-id'],
+    ['r-1', { x: [5] }, null, 'inline'],
+  ]);
 });
