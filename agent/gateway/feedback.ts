@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../shared/clock.js';
 import { ErrorCodes, isEdgemlError } from '../../shared/errors.js';
 import { tooDeepAt } from '../../shared/json-depth.js';
-import { REQUEST_ID_MAX_LENGTH, REQUEST_ID_PATTERN, type FeedbackItem } from '../../shared/protocol.js';
+import { MAX_FEEDBACK_ITEM_BYTES, REQUEST_ID_MAX_LENGTH, REQUEST_ID_PATTERN, type FeedbackItem } from '../../shared/protocol.js';
 import type { InputSchemas } from '../feedback/input-schema.js';
 import type { RequestIndex } from '../feedback/request-index.js';
 import type { Replica, Route } from '../reconcile/routes.js';
@@ -54,6 +54,20 @@ const invalid = (message: string) => new GatewayError(400, GatewayCodes.FEEDBACK
 
 type Parsed = { requestId: string; label: unknown } | { input: unknown; label: unknown };
 
+/**
+ * The path of the first number JSON cannot carry (`1e400` parses as Infinity and would be sent
+ * as null), or null. Recursive: called only once the depth is known to be bounded.
+ */
+function nonFiniteAt(value: unknown, path: string): string | null {
+  if (typeof value === 'number') return Number.isFinite(value) ? null : path;
+  if (value === null || typeof value !== 'object') return null;
+  for (const [key, child] of Object.entries(value)) {
+    const found = nonFiniteAt(child, `${path}.${key}`);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
 /** The body as one of the two shapes, or a 400 naming what is wrong. */
 export function parseFeedback(body: Buffer): Parsed {
   let value: unknown;
@@ -68,6 +82,10 @@ export function parseFeedback(body: Buffer): Parsed {
   const fields = value as Record<string, unknown>;
   const unknown = Object.keys(fields).find((k) => !FIELDS.has(k));
   if (unknown !== undefined) throw invalid(`${unknown}: is not a known field (send requestId or input, and label)`);
+  for (const [key, field] of Object.entries(fields)) {
+    const huge = nonFiniteAt(field, key);
+    if (huge !== null) throw invalid(`${huge}: must be a finite number (JSON has no Infinity)`);
+  }
   if (!('label' in fields) || fields.label === null) throw invalid('label: is required (any JSON value but null)');
   const { requestId, input, label } = fields;
   if (requestId !== undefined && input !== undefined) throw invalid('send either requestId or input, not both');
@@ -108,6 +126,11 @@ export function feedbackHandler(o: FeedbackOptions): FeedbackHandler {
   return async (request) => {
     const parsed = parseFeedback(request.body);
     const item = 'requestId' in parsed ? labelled(request.route.service, parsed.requestId, parsed.label) : await example(request, parsed.input, parsed.label);
+    // The body's bound nearly bounds the item; the models of a revision (up to 64) add the rest.
+    const bytes = Buffer.byteLength(JSON.stringify(item));
+    if (bytes > MAX_FEEDBACK_ITEM_BYTES) {
+      throw new GatewayError(413, GatewayCodes.TOO_LARGE, `the label's item would be ${bytes} bytes, over MAX_FEEDBACK_ITEM_BYTES (${MAX_FEEDBACK_ITEM_BYTES}): send a smaller input or label`);
+    }
     try {
       await o.queue.add(item);
     } catch (err) {

@@ -374,9 +374,15 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     exchange.finish(outcome);
   };
 
+  /**
+   * The key is checked before the body is read (a refusal costs no upload), and the route and the
+   * replica are taken together after it: a revision switch meanwhile must not file the label under
+   * one revision and check it against another's schema.
+   */
   const feedback = async (take: FeedbackHandler, name: string, req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const route = authorized(name, req);
+    authorized(name, req);
     const body = await readBody(req, { ...bodyLimits, maxBytes: FEEDBACK_MAX_BODY_BYTES }, o.clock);
+    const route = authorized(name, req);
     sendJson(res, 202, await take({ route, replica: rotation.of(name).replicas[0], body }));
   };
 

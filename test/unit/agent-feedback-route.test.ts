@@ -6,7 +6,7 @@
  */
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,11 +61,11 @@ const service = (name: Name, revision: number): DesiredService => ({
   capture: { rate: 1, maxBodyBytes: 4096, redact: [] },
 });
 
-async function setup(t: ExecutionContext, opts: { feedbackQuota?: number } = {}) {
+async function setup(t: ExecutionContext, opts: { feedbackQuota?: number; routes?: RouteTable } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'feedback-route-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const port = await startContainer(t);
-  const routes = new RouteTable();
+  const routes = opts.routes ?? new RouteTable();
   routes.set(service('iris', 3), [{ container: 'c-iris', port }]);
   routes.set(service('other', 1), [{ container: 'c-other', port }]);
   const outboxOptions = { limits: { metrics: 1 << 20, capture: 1 << 20, feedback: opts.feedbackQuota ?? 1 << 20 }, maxBatchBytes: MAX_MESSAGE_BYTES, logger };
@@ -114,7 +114,7 @@ async function setup(t: ExecutionContext, opts: { feedbackQuota?: number } = {})
     await copy.close();
     return items;
   };
-  return { score, label, queued, index };
+  return { score, label, queued, index, routes, port, url: gateway.url };
 }
 
 test('a label for a captured request is accepted (202) once it is in the outbox on disk, with the revision and models that answered', async (t) => {
@@ -196,4 +196,49 @@ test('a label sent the instant its answer arrived is taken', async (t) => {
     const id = await score('iris', { waitForIndex: false });
     t.is((await label('iris', { requestId: id, label: i })).status, 202);
   }
+});
+
+test('a label whose body is still coming while the revision switches is filed under the revision serving once it is read', async (t) => {
+  /** Counts lookups, to know when the gateway has the request's headers. */
+  class WatchedRoutes extends RouteTable {
+    lookups = 0;
+    override get(name: string) {
+      this.lookups += 1;
+      return super.get(name);
+    }
+  }
+  const routes = new WatchedRoutes();
+  const { url, port, queued } = await setup(t, { routes });
+  const body = JSON.stringify({ input: { features: [1, 2] }, label: 'late' });
+  const req = httpRequest(`${url}/v1/services/iris/feedback`, { method: 'POST', headers: { authorization: `Bearer ${KEYS.iris}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } });
+  const answered = new Promise<{ status: number; text: string }>((resolve, reject) => {
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+  });
+  const before = routes.lookups;
+  req.write(body.slice(0, 10));
+  await waitFor('the gateway checked the key', () => routes.lookups > before, 5000, 2);
+  routes.set(service('iris', 4), [{ container: 'c-iris-4', port }]);
+  req.end(body.slice(10));
+  const res = await answered;
+  t.is(res.status, 202, res.text);
+  t.like((await queued())[0], { service: 'iris', revision: 4, models: [{ name: 'iris-model', version: 4 }], label: 'late' });
+});
+
+test('an item over MAX_FEEDBACK_ITEM_BYTES (a label near the body bound, for a revision with many models) is refused with 413 naming the limit', async (t) => {
+  const routes = new RouteTable();
+  const { url, port, queued } = await setup(t, { routes });
+  const many = Array.from({ length: 64 }, (_, i) => ({ name: `m${String(i).padStart(2, '0')}-${'n'.repeat(56)}`, version: 1, digest: `sha256:${'1'.repeat(64)}` }));
+  routes.set({ ...service('iris', 5), models: many }, [{ container: 'c-iris-5', port }]);
+  const body = JSON.stringify({ input: { features: [1, 2] }, label: '' });
+  const label = 'x'.repeat(FEEDBACK_MAX_BODY_BYTES - Buffer.byteLength(body) - 10);
+  const res = await request(`${url}/v1/services/iris/feedback`, { method: 'POST', headers: { authorization: `Bearer ${KEYS.iris}`, 'content-type': 'application/json' }, body: JSON.stringify({ input: { features: [1, 2] }, label }) });
+  const json = (await res.body.json()) as { error: { code: string; message: string } };
+  t.is(res.statusCode, 413);
+  t.is(json.error.code, 'GATEWAY_E_TOO_LARGE');
+  t.regex(json.error.message, /MAX_FEEDBACK_ITEM_BYTES \(\d+\)/);
+  t.deepEqual(await queued(), []);
 });

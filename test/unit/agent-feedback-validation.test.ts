@@ -189,3 +189,10 @@ test('the outbox hands out metrics, then labels, then captures', async (t) => {
   for (let b = await outbox.next(); b; b = await outbox.next()) order.push(b.id);
   t.deepEqual(order, ['m', 'f', 'c']);
 });
+
+test('a number JSON cannot carry (1e400 parses as Infinity) is refused anywhere in the body, naming the field', (t) => {
+  refusal(t, () => parseFeedback(body('{"requestId":"r-1","label":1e400}')), /^label: must be a finite number/);
+  refusal(t, () => parseFeedback(body('{"requestId":"r-1","label":{"scores":[1,-1e999]}}')), /^label\.scores\.1: must be a finite number/);
+  refusal(t, () => parseFeedback(body('{"input":{"x":1e400},"label":1}')), /^input\.x: must be a finite number/);
+  t.deepEqual(parseFeedback(body('{"input":{"x":1e300},"label":-0.5}')), { input: { x: 1e300 }, label: -0.5 });
+});
