@@ -17,7 +17,7 @@ import {
   type DatasetSummary,
 } from '../../shared/api/datasets.js';
 import { ServiceName } from '../../shared/api/deployments.js';
-import { NDJSON, parseTimeBound } from '../../shared/api/telemetry.js';
+import { NDJSON } from '../../shared/api/telemetry.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/size.js';
@@ -27,6 +27,7 @@ import type { BlobStore } from '../store/blob-store.js';
 import type { DatasetRepository } from '../store/store.js';
 import { requestKey } from './auth.js';
 import { requestActor } from './idempotency.js';
+import { timeBound } from './time-bounds.js';
 import { uploadBody } from './upload-body.js';
 
 export interface DatasetRoutesOptions {
@@ -42,14 +43,6 @@ export interface DatasetRoutesOptions {
 
 const tags = ['datasets'];
 
-function isoBound(name: string, text: string | undefined, now: number): string | undefined {
-  if (text === undefined) return undefined;
-  const ms = parseTimeBound(text, now);
-  // Beyond ±8.64e15 ms a Date is invalid: `since=99999999999d` is a bad request, not a crash.
-  if (ms === undefined || Math.abs(ms) > 8.64e15) throw new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, `${name} ${JSON.stringify(text)} is not a duration (7d) or a date-time`, { httpStatus: 400 });
-  return new Date(ms).toISOString();
-}
-
 /** `NAME` matches every version of the model, `NAME:V` that one. */
 function modelMatch(filter: string | undefined): (row: LabelledRow) => boolean {
   if (filter === undefined) return () => true;
@@ -64,12 +57,6 @@ async function* exportLines(rows: AsyncIterable<LabelledRow>, match: (row: Label
 }
 
 const versionOf = (ref: string): number | 'latest' => (ref === 'latest' ? 'latest' : Number(ref));
-
-/**
- * The upload body, read so that a refusal part-way (a bad line, too large) leaves the request
- * open: the error handler answers with the line's error instead of the socket being reset.
- */
-
 
 export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRoutesOptions> = async (app, o) => {
   // Uploads stream straight from the socket into the blob store: the parser leaves the body unread.
@@ -186,9 +173,11 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRoutesOptions> = as
     },
     async (req, reply) => {
       const now = o.clock.now();
-      const since = isoBound('since', req.query.since, now);
-      const until = isoBound('until', req.query.until, now);
-      if (since !== undefined && until !== undefined && until <= since) throw new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, `until must be after since (${since})`, { httpStatus: 400 });
+      const sinceMs = req.query.since === undefined ? undefined : timeBound('since', req.query.since, now);
+      const untilMs = req.query.until === undefined ? undefined : timeBound('until', req.query.until, now);
+      const since = sinceMs === undefined ? undefined : new Date(sinceMs).toISOString();
+      const until = untilMs === undefined ? undefined : new Date(untilMs).toISOString();
+      if (sinceMs !== undefined && untilMs !== undefined && untilMs <= sinceMs) throw new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, `until must be after since (${since})`, { httpStatus: 400 });
       const rows = o.labelled.rows({ service: req.params.service, ...(since && { since }), ...(until && { until }), ...(req.query.labelled !== undefined && { labelled: req.query.labelled }) });
       const stream = Readable.from(exportLines(rows, modelMatch(req.query.model)));
       // A client that hangs up mid-export stops the reading.

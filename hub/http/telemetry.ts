@@ -12,7 +12,6 @@ import {
   CaptureExportQuery,
   DeviceTelemetry,
   NDJSON,
-  parseTimeBound,
   ServiceTelemetry,
   ServiceTelemetryQuery,
   TelemetryWindowQuery,
@@ -24,6 +23,7 @@ import type { TelemetryArchive } from '../telemetry/archive.js';
 import { captureLines } from '../telemetry/capture-export.js';
 import { deviceReport } from '../telemetry/device-report.js';
 import { serviceReport, type TimeWindow } from '../telemetry/service-report.js';
+import { timeBound } from './time-bounds.js';
 
 export interface TelemetryRoutesOptions {
   archive: Pick<TelemetryArchive, 'read'>;
@@ -36,13 +36,7 @@ export interface TelemetryRoutesOptions {
 const tags = ['telemetry'];
 
 function windowOf(query: { since: string; until?: string | undefined }, now: number): TimeWindow {
-  const bound = (name: string, text: string) => {
-    const ms = parseTimeBound(text, now);
-    // Beyond ±8.64e15 ms a Date is invalid: `since=99999999999d` is a bad request, not a crash.
-    if (ms === undefined || Math.abs(ms) > 8.64e15) throw new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, `${name} ${JSON.stringify(text)} is not a duration (1h) or a date-time`, { httpStatus: 400 });
-    return ms;
-  };
-  const window = { since: bound('since', query.since), until: query.until === undefined ? now : bound('until', query.until) };
+  const window = { since: timeBound('since', query.since, now), until: query.until === undefined ? now : timeBound('until', query.until, now) };
   if (window.until <= window.since) throw new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, `until must be after since (${new Date(window.since).toISOString()})`, { httpStatus: 400 });
   return window;
 }
