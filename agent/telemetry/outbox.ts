@@ -53,8 +53,12 @@ export type PerLane<T> = Record<Lane, T>;
 export type DroppingLane = Exclude<Lane, 'feedback'>;
 const keeps = (lane: Lane): boolean => lane === 'feedback';
 
-/** Metrics first (the hub's view of the device), then labels (small, and each one promised), then captures. */
-const DELIVERY_ORDER: readonly Lane[] = ['metrics', 'feedback', 'capture'];
+/**
+ * Metrics first (the hub's view of the device); labels and captures then take turns: a label
+ * joins its captured request only if the capture arrives too, so steady labels must not starve
+ * captures (which the capture quota would then drop).
+ */
+type TurnLane = Exclude<Lane, 'metrics'>;
 
 /** The feedback lane's quota when none is given (agent config `feedbackQuota`). */
 export const DEFAULT_FEEDBACK_QUOTA_BYTES = 16 * 1024 * 1024;
@@ -132,6 +136,8 @@ export class Outbox {
   #closed = false;
   /** One warning per lane per run when it starts dropping; the counts carry the rest. */
   readonly #warnedDrop = perLane(() => false);
+  /** Of the lanes taking turns, the one `next` handed a batch from last: the other goes first next time. */
+  #lastTurn: TurnLane = 'capture';
 
   private constructor(
     private readonly dir: string,
@@ -213,19 +219,22 @@ export class Outbox {
   }
 
   /**
-   * The oldest waiting batch not already out for delivery, lanes in DELIVERY_ORDER; null when none.
+   * The oldest waiting batch not already out for delivery: metrics first, then feedback and capture
+   * in turn; null when none.
    * It is out until its publish settles: `ack` removes it, `release` offers it again, so a caller can
    * keep several publishes going. A batch that fails its checksum is removed, counted as corrupt,
    * and the next one is returned.
    */
   next(): Promise<Batch | null> {
     return this.serial(async () => {
-      for (const lane of DELIVERY_ORDER) {
+      const turns: readonly TurnLane[] = this.#lastTurn === 'capture' ? ['feedback', 'capture'] : ['capture', 'feedback'];
+      for (const lane of ['metrics', ...turns] as const) {
         for (const e of [...this.#lanes[lane].values()]) {
           if (this.#leases.isOut(e.id)) continue;
           const batch = await this.read(lane, e);
           if (!batch) continue;
           this.#leases.take(batch.id);
+          if (lane !== 'metrics') this.#lastTurn = lane;
           return batch;
         }
       }
