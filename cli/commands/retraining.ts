@@ -239,7 +239,7 @@ export function addRetrainingCommands(program: Command, io: CliIo): void {
     .action(
       clientAction<[string, number | undefined], object>(io, async (ctx, [name, id]) => {
         const run = await ctx.client.json<RetrainingRun>('POST', apiPath('retraining', 'runs', (await runOf(ctx, name, id)).id, 'cancel'));
-        ctx.out.result(run, () => `run ${run.id} of job ${run.job}: ${run.status}`);
+        ctx.out.result(run, () => (run.status === 'running' ? `run ${run.id} of job ${run.job}: cancel requested; still running (${run.stage ?? 'starting'}), it ends cancelled once that step stops` : `run ${run.id} of job ${run.job}: ${run.status}`));
       }),
     );
 

@@ -5,7 +5,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorBody } from '../../shared/api/common.js';
-import { JobName, RetrainingJob, RetrainingJobCreate, RetrainingJobList, RetrainingRun, RetrainingRunList, RunLogQuery } from '../../shared/api/retraining.js';
+import { ACTIVE_RUN_STATUSES, JobName, RetrainingJob, RetrainingJobCreate, RetrainingJobList, RetrainingRun, RetrainingRunList, RunLogQuery } from '../../shared/api/retraining.js';
 import type { Retraining } from '../retraining/retraining.js';
 import { requestKey } from './auth.js';
 import { requestActor } from './idempotency.js';
@@ -83,11 +83,21 @@ export const retrainingRoutes: FastifyPluginAsyncTypebox<{ retraining: Retrainin
   );
   app.post(
     '/api/v1/retraining/runs/:id/cancel',
-    { config: { scope: 'deploy' }, schema: { summary: 'Cancel a queued or running run', tags, params: runParams, response: { 200: RetrainingRun, 404: ErrorBody, 409: ErrorBody } } },
-    async (req) => {
+    {
+      config: { scope: 'deploy' },
+      schema: {
+        summary: 'Cancel a queued or running run',
+        description:
+          '200: the run has ended (cancelled, or another end it reached first). 202: the run is still running (a step that stops only once it is over, such as the candidate image build): it ends cancelled when that step stops; follow it with GET /api/v1/retraining/runs/{id}.',
+        tags,
+        params: runParams,
+        response: { 200: RetrainingRun, 202: RetrainingRun, 404: ErrorBody, 409: ErrorBody },
+      },
+    },
+    async (req, reply) => {
       const run = await retraining.cancel(req.params.id);
-      req.log.info({ run: run.id, by: requestKey(req).id }, 'retraining run cancel requested');
-      return run;
+      req.log.info({ run: run.id, status: run.status, by: requestKey(req).id }, 'retraining run cancel requested');
+      return reply.code(ACTIVE_RUN_STATUSES.includes(run.status) ? 202 : 200).send(run);
     },
   );
 };

@@ -29,7 +29,8 @@ export interface DatasetSource {
 
 /** What the pipeline needs of the one-command model update (hub/fleet/model-update.ts). */
 export interface ModelUpdater {
-  prepare(service: string, model: string, actor: ActorRecord): Promise<{ image: { id: number; ref: string | null } }>;
+  /** `signal` cancels the wait for (and the build of) the candidate's image. */
+  prepare(service: string, model: string, actor: ActorRecord, signal?: AbortSignal): Promise<{ image: { id: number; ref: string | null } }>;
   rollOut(service: string, imageId: number, rollout: RolloutRequest | undefined, actor: ActorRecord): Promise<{ rollout: { id: number } }>;
 }
 
@@ -70,15 +71,19 @@ export function hubRunPorts(deps: HubRunPortsDeps): RunPorts {
   return {
     labelled: deps.labelled,
     datasets: deps.datasets,
-    trainer: async (ref) => {
+    trainer: async (ref, signal) => {
       const { name, selector } = trainerSelector(ref);
       const version = await deps.trainers.resolve(name, selector);
-      const built = await deps.trainers.waitForImage(version.name, version.version);
+      const built = await deps.trainers.waitForImage(version.name, version.version, signal);
       if (!built.image.ref) throw new EdgemlError(ErrorCodes.HUB_RETRAINING_FAILED, `trainer ${built.name}:${built.version} has no image`);
       return { name: built.name, version: built.version, image: built.image.ref };
     },
     deployment: async (service) => store.deployments.get(service),
     model: (name, version) => store.models.resolve(name, { version }),
+    registered: async (name, job, run) => {
+      const found = (await store.models.list({ name })).find((m) => m.lineage.job === job && m.lineage.run === run);
+      return found && { name: found.name, version: found.version };
+    },
     layOutModel: (model, dir) => layOutModel(deps.blobs, model, dir),
     runTraining: (call) => runTraining(call),
     registerCandidate: async (name, dir, lineage, actor): Promise<ModelVersion> => {
@@ -108,7 +113,7 @@ export function hubRunPorts(deps: HubRunPortsDeps): RunPorts {
       });
     },
     addLineageMetrics: (model, metrics) => store.retraining.addLineageMetrics(model, metrics),
-    prepare: (service, model, actor) => deps.updates.prepare(service, model, actor),
+    prepare: (service, model, actor, signal) => deps.updates.prepare(service, model, actor, signal),
     evaluate: (call) =>
       evaluateImage({
         ref: call.ref,

@@ -2,7 +2,8 @@
  * Retraining jobs: stored, triggered (a cron schedule, a count of new labels, by hand) and run one
  * run at a time on the hub's Docker. A run's status and stage are stored as it goes; its log is
  * kept like a build log and can be followed. A run the hub was in the middle of when it stopped
- * (or was killed) ends `failed` at the next start, never stays `running`; a queued one still runs.
+ * (or was killed) ends `failed` at the next start, never stays `running` (or `promoted`, when the
+ * service runs its candidate's image already: the rollout had started); a queued one still runs.
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -101,15 +102,29 @@ export class Retraining {
     });
     if (removed > 0) logger.info({ removed }, 'removed training containers a stopped hub left');
     for (const run of await repo.listRuns({ active: true })) {
-      if (run.status === 'running') {
-        await this.finish(run.id, { status: 'failed', reason: STOPPED });
-        logger.warn({ run: run.id, job: run.job }, 'retraining run failed: the hub stopped during it');
-      }
+      if (run.status === 'running') await this.endStopped(run);
     }
     for (const job of await repo.listJobs()) this.arm(job);
     for (const run of (await repo.listRuns({ active: true })).reverse()) this.#queue.push(run.id);
     this.pollSoon();
     this.pump();
+  }
+
+  /** A run a stopped hub was in the middle of: promoted if its rollout had started, else failed. */
+  private async endStopped(run: RetrainingRunRecord): Promise<void> {
+    const { ports, logger } = this.deps;
+    // A stop between registering the candidate and storing it in the run: its lineage names the run.
+    const candidate = run.candidate ?? (run.current && (await ports.registered(run.current.name, run.job, run.id))) ?? null;
+    if (run.stage === 'rolling-out' && run.image !== null) {
+      const deployment = await ports.deployment(run.service);
+      if (deployment?.build === run.image) {
+        await this.finish(run.id, { status: 'promoted', rollout: deployment.rollout.id, stage: null, candidate });
+        logger.info({ run: run.id, job: run.job, rollout: deployment.rollout.id }, 'retraining run promoted: the hub stopped once its rollout had started');
+        return;
+      }
+    }
+    await this.finish(run.id, { status: 'failed', reason: STOPPED, candidate });
+    logger.warn({ run: run.id, job: run.job }, 'retraining run failed: the hub stopped during it');
   }
 
   async close(): Promise<void> {
@@ -195,16 +210,18 @@ export class Retraining {
     return runView(run);
   }
 
-  /** `retrain run JOB`: a run queued now; 409 while the job has one queued or running. */
+  /** `retrain run JOB`: a run queued now; 409 while the job has one queued or running (the store checks it). */
   async runNow(name: string, actor: ActorRecord): Promise<RetrainingRun> {
     const job = await this.deps.repo.getJob(name);
     if (!job) throw jobNotFound(name);
-    const run = await this.enqueue(job, 'manual', actor);
-    if (!run) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `retraining job ${name} has a run queued or running already`, { httpStatus: 409 });
-    return runView(run);
+    return runView(await this.enqueue(job, 'manual', actor));
   }
 
-  /** A queued run ends at once; a running one is stopped (its training container killed). */
+  /**
+   * A queued run ends at once; a running one is stopped (its training container killed). A run
+   * that has not ended after the wait (a step that stops only when it is over) comes back still
+   * `running`: it ends `cancelled` when that step stops.
+   */
   async cancel(id: number): Promise<RetrainingRun> {
     const run = await this.deps.repo.getRun(id);
     if (!run) throw runNotFound(id);
@@ -244,15 +261,15 @@ export class Retraining {
     try {
       const job = await this.deps.repo.getJob(name);
       if (!job || this.#closed) return;
-      const run = await this.enqueue(job, trigger, null);
-      if (!run) this.deps.logger.info({ job: name, trigger }, 'retraining trigger skipped: the job has a run queued or running');
+      await this.enqueue(job, trigger, null);
     } catch (err) {
+      if (isEdgemlError(err, ErrorCodes.HUB_CONFLICT)) return void this.deps.logger.info({ job: name, trigger }, 'retraining trigger skipped: the job has a run queued or running');
       this.deps.logger.error({ err, job: name, trigger }, 'cannot start a retraining run');
     }
   }
 
-  private async enqueue(job: RetrainingJobRecord, trigger: RunTrigger, actor: ActorRecord | null): Promise<RetrainingRunRecord | null> {
-    if ((await this.deps.repo.listRuns({ job: job.name, active: true })).length > 0) return null;
+  /** HUB_E_CONFLICT (409) while the job has a run queued or running. */
+  private async enqueue(job: RetrainingJobRecord, trigger: RunTrigger, actor: ActorRecord | null): Promise<RetrainingRunRecord> {
     const now = new Date(this.deps.clock.now()).toISOString();
     const run = await this.deps.repo.addRun(
       {
@@ -339,11 +356,17 @@ export class Retraining {
     const job = await repo.getJob(queued.job);
     if (!job) return void (await this.finish(id, { status: 'failed', reason: `job ${queued.job} no longer exists` }));
     const startedAt = new Date(this.deps.clock.now()).toISOString();
-    const run = await repo.updateRun(id, (r) => {
-      r.status = 'running';
-      r.startedAt = startedAt;
-    });
+    // Live before the run shows `running`: a follower of a running run finds its log open.
     const log: LiveBuildLog = logs.begin(id);
+    const run = await repo
+      .updateRun(id, (r) => {
+        r.status = 'running';
+        r.startedAt = startedAt;
+      })
+      .catch(async (err: unknown) => {
+        await logs.end(id);
+        throw err;
+      });
     const workDir = join(this.deps.workDir, String(id));
     logger.info({ job: job.name, run: id, trigger: run.trigger }, 'retraining run started');
     try {

@@ -57,20 +57,29 @@ export interface RunPorts {
     resolve(name: string, version: number): Promise<{ name: string; version: number; digest: string }>;
     rows(name: string, version: number): AsyncIterable<{ input: unknown; label: unknown }>;
   };
-  /** `NAME` or `NAME:V` → the trainer version and its built image (`repository@digest`). */
-  trainer(ref: string): Promise<{ name: string; version: number; image: string }>;
-  /** What the service runs now: its image and models. Undefined: not deployed. */
-  deployment(service: string): Promise<{ image: string; models: ReadonlyArray<{ name: string; version: number }> } | undefined>;
+  /** `NAME` or `NAME:V` → the trainer version and its built image (`repository@digest`), once built. */
+  trainer(ref: string, signal: AbortSignal): Promise<{ name: string; version: number; image: string }>;
+  /** What the service runs now: its image (and the hub build it came from), models and last rollout. Undefined: not deployed. */
+  deployment(service: string): Promise<DeployedService | undefined>;
   model(name: string, version: number): Promise<ModelVersion>;
+  /** The version of `name` a run registered (its lineage names the job and run), if any. */
+  registered(name: string, job: string, run: number): Promise<{ name: string; version: number } | undefined>;
   layOutModel(model: ModelVersion, dir: string): Promise<void>;
   runTraining(call: TrainingCall): Promise<TrainingOutcome>;
   /** Registers what the trainer wrote in `dir` as the next version of `name`, with this lineage. */
   registerCandidate(name: string, dir: string, lineage: Omit<Lineage, 'metrics' | 'runId' | 'dataset'> & { runId: string }, actor: ActorRecord): Promise<ModelVersion>;
   addLineageMetrics(model: { name: string; version: number }, metrics: Record<string, number>): Promise<void>;
   /** The service's image with `model` (NAME:V) in place of its namesake; resolves once built. */
-  prepare(service: string, model: string, actor: ActorRecord): Promise<{ image: { id: number; ref: string | null } }>;
+  prepare(service: string, model: string, actor: ActorRecord, signal: AbortSignal): Promise<{ image: { id: number; ref: string | null } }>;
   evaluate(call: EvaluationCall): Promise<{ value: number; rows: number; failed: number }>;
   rollOut(service: string, imageId: number, rollout: RolloutRequest | undefined, actor: ActorRecord): Promise<{ rollout: { id: number } }>;
+}
+
+export interface DeployedService {
+  image: string;
+  build: number | null;
+  models: ReadonlyArray<{ name: string; version: number }>;
+  rollout: { id: number };
 }
 
 export interface RunContext {
@@ -101,6 +110,13 @@ function currentModelRef(job: RetrainingJobRecord, models: ReadonlyArray<{ name:
   }
   if (models.length !== 1) throw failed(`service ${job.service} runs ${models.length} models: name the one to retrain with --model`);
   return models[0]!;
+}
+
+/** How the service differs from what a run evaluated against, or null when it runs that still. */
+function serviceChange(before: DeployedService, now: DeployedService | undefined): string | null {
+  if (now === undefined) return 'it is no longer deployed';
+  if (now.image !== before.image || now.build !== before.build) return `it ran ${before.image} (build ${before.build ?? 'none'}), now ${now.image} (build ${now.build ?? 'none'})`;
+  return null;
 }
 
 function parseRef(ref: string): { name: string; version: number } {
@@ -199,7 +215,7 @@ export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunE
   if (exported.evalRows.length === 0) throw failed(`no rows to evaluate on: the eval split (${job.evalFraction}) of ${exported.train} rows is empty`);
 
   await stage(ctx, 'training');
-  const trainer = await ports.trainer(job.trainer);
+  const trainer = await ports.trainer(job.trainer, ctx.signal);
   const modelDir = join(ctx.workDir, 'model');
   const outputDir = join(ctx.workDir, 'output');
   await mkdir(modelDir);
@@ -238,12 +254,20 @@ export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunE
     },
     actor,
   );
-  ctx.log(`edgeml: registered the candidate ${candidate.name}:${candidate.version} (${candidate.digest})`);
-
-  await stage(ctx, 'building', (r) => {
+  // Stored at once: a hub stopping from here on leaves a run that names its registered candidate.
+  await ctx.update((r) => {
     r.candidate = { name: candidate.name, version: candidate.version };
   });
-  const { image } = await ports.prepare(job.service, `${candidate.name}:${candidate.version}`, actor);
+  ctx.log(`edgeml: registered the candidate ${candidate.name}:${candidate.version} (${candidate.digest})`);
+  if (candidate.digest === current.digest) {
+    // The same files make the same image: the service update would refuse it as what runs already.
+    const reason = `the candidate has the current model's files (${candidate.digest})`;
+    ctx.log(`edgeml: rejected: ${reason}`);
+    return { status: 'rejected', reason };
+  }
+
+  await stage(ctx, 'building');
+  const { image } = await ports.prepare(job.service, `${candidate.name}:${candidate.version}`, actor, ctx.signal);
   if (image.ref === null) throw failed(`the candidate's image ${image.id} has no reference`);
   ctx.log(`edgeml: the candidate's image is build ${image.id} (${image.ref})`);
 
@@ -274,6 +298,14 @@ export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunE
   const unanswered = after.failed > before.failed ? `the candidate answered ${after.failed - before.failed} fewer eval rows than the current model (${after.failed} of ${exported.evalRows.length} without an answer)` : null;
   if (unanswered !== null || !better(metric, after.value, before.value, job.minImprovement)) {
     const reason = unanswered ?? `the candidate's ${metric} ${after.value} does not beat the current model's ${before.value}${job.minImprovement > 0 ? ` by ${job.minImprovement}` : ''}`;
+    ctx.log(`edgeml: rejected: ${reason}`);
+    return { status: 'rejected', reason };
+  }
+  // Promoting replaces what runs now: only what the candidate was measured against.
+  const now = await ports.deployment(job.service);
+  const changed = serviceChange(deployment, now);
+  if (changed !== null) {
+    const reason = `the service changed during the run: ${changed}`;
     ctx.log(`edgeml: rejected: ${reason}`);
     return { status: 'rejected', reason };
   }

@@ -538,6 +538,8 @@ export class LowdbHubStore implements HubStore {
         const data = retrainingOf(d);
         const job = own(data.jobs, run.job);
         if (!job) throw notFound(ErrorCodes.HUB_RETRAINING_JOB_NOT_FOUND, `retraining job ${run.job} not found`);
+        // In the write: two triggers at once cannot both find the job idle.
+        if (data.runs.records.some((r) => r.job === run.job && ACTIVE_RUN_STATUSES.includes(r.status))) throw conflict(`retraining job ${run.job} has a run queued or running already`);
         job.labelsSince = labelsSince;
         const record: RetrainingRunRecord = { ...structuredClone(run), id: data.runs.nextId };
         data.runs.nextId += 1;

@@ -309,7 +309,10 @@ export interface RetrainingRepository {
   getJob(name: string): Promise<RetrainingJobRecord | undefined>;
   /** By name. */
   listJobs(): Promise<RetrainingJobRecord[]>;
-  /** Stores a new run (its id given here) and, in the same write, the job's new `labelsSince`; HUB_E_RETRAINING_JOB_NOT_FOUND (404). */
+  /**
+   * Stores a new run (its id given here) and, in the same write, the job's new `labelsSince`;
+   * HUB_E_RETRAINING_JOB_NOT_FOUND (404), HUB_E_CONFLICT (409) while the job has a run queued or running.
+   */
   addRun(run: Omit<RetrainingRunRecord, 'id'>, labelsSince: string): Promise<RetrainingRunRecord>;
   /** Applies `change` to the stored run in one write; HUB_E_RETRAINING_RUN_NOT_FOUND (404). */
   updateRun(id: number, change: (run: RetrainingRunRecord) => void): Promise<RetrainingRunRecord>;

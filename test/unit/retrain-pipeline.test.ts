@@ -9,7 +9,7 @@ import type { RetrainingJobCreate } from '../../shared/api/retraining.js';
 import { BuildLogs } from '../../hub/builds/build-log.js';
 import type { LabelledRow } from '../../hub/datasets/labelled-data.js';
 import { Retraining } from '../../hub/retraining/retraining.js';
-import type { RunPorts, TrainingCall } from '../../hub/retraining/run-pipeline.js';
+import type { DeployedService, RunPorts, TrainingCall } from '../../hub/retraining/run-pipeline.js';
 import type { Scheduler } from '../../hub/retraining/scheduler.js';
 import { inEvalSplit } from '../../hub/retraining/split.js';
 import type { HubData } from '../../hub/store/hub-data.js';
@@ -51,15 +51,24 @@ interface Harness {
   retraining: Retraining;
   clock: ManualClock;
   scheduler: FakeScheduler;
-  calls: { trainings: TrainingCall[]; trainFiles: string[]; evalFiles: string[]; rollOuts: unknown[]; evaluated: string[]; leftovers: number; labelCounts: string[] };
-  options: { training: 'ok' | 'crash' | 'hang'; values: Record<string, number>; unanswered: Record<string, number>; rows: LabelledRow[]; labels: number };
+  calls: { trainings: TrainingCall[]; trainFiles: string[]; evalFiles: string[]; rollOuts: unknown[]; evaluated: string[]; prepared: number; leftovers: number; labelCounts: string[] };
+  options: {
+    training: 'ok' | 'crash' | 'hang';
+    values: Record<string, number>;
+    unanswered: Record<string, number>;
+    rows: LabelledRow[];
+    labels: number;
+    /** What the service runs; the evaluation's `onEvaluate` may change it. */
+    deployment: DeployedService;
+    candidateDigest: string;
+    onEvaluate: () => void;
+  };
 }
 
 async function harness(memory = new Memory<HubData>(), clock = new ManualClock(T0)): Promise<Harness> {
   const store = await LowdbHubStore.open(memory, 'memory');
   const dir = await mkdtemp(join(tmpdir(), 'retrain-'));
-  const options: Harness['options'] = { training: 'ok', values: { 'cur@sha256:1': 0.9, 'cand@sha256:2': 0.1 }, unanswered: {}, rows: rowsOf(40), labels: 0 };
-  const calls: Harness['calls'] = { trainings: [], trainFiles: [], evalFiles: [], rollOuts: [], evaluated: [], leftovers: 0, labelCounts: [] };
+  const calls: Harness['calls'] = { trainings: [], trainFiles: [], evalFiles: [], rollOuts: [], evaluated: [], prepared: 0, leftovers: 0, labelCounts: [] };
   const parent = (await store.models.list({ name: 'linear' }))[0];
   const current: ModelVersion =
     parent ??
@@ -76,6 +85,16 @@ async function harness(memory = new Memory<HubData>(), clock = new ManualClock(T
       createdAt: new Date(T0).toISOString(),
       createdBy: actor,
     }));
+  const options: Harness['options'] = {
+    training: 'ok',
+    values: { 'cur@sha256:1': 0.9, 'cand@sha256:2': 0.1 },
+    unanswered: {},
+    rows: rowsOf(40),
+    labels: 0,
+    deployment: { image: 'cur@sha256:1', build: 3, models: [{ name: 'linear', version: current.version }], rollout: { id: 4 } },
+    candidateDigest: 'sha256:c',
+    onEvaluate: () => undefined,
+  };
   const ports: RunPorts = {
     labelled: {
       async *rows() {
@@ -89,8 +108,12 @@ async function harness(memory = new Memory<HubData>(), clock = new ManualClock(T
       },
     },
     trainer: async (ref) => ({ name: ref.split(':')[0]!, version: 1, image: 'trainer@sha256:t' }),
-    deployment: async (service) => (service === 'lin' ? { image: 'cur@sha256:1', models: [{ name: 'linear', version: current.version }] } : undefined),
+    deployment: async (service) => (service === 'lin' ? structuredClone(options.deployment) : undefined),
     model: async (name, version) => store.models.resolve(name, { version }),
+    registered: async (name, job, run) => {
+      const found = (await store.models.list({ name })).find((m) => m.lineage.job === job && m.lineage.run === run);
+      return found && { name: found.name, version: found.version };
+    },
     layOutModel: async (_model, dir) => writeFile(join(dir, 'model.json'), '{"a":1,"b":0}'),
     runTraining: async (call) => {
       calls.trainFiles.push(await readFile(call.trainData, 'utf8'));
@@ -115,7 +138,7 @@ async function harness(memory = new Memory<HubData>(), clock = new ManualClock(T
       store.models.addVersion({
         name,
         kind: 'directory',
-        digest: 'sha256:c',
+        digest: options.candidateDigest,
         size: 1,
         files: [],
         framework: 'custom',
@@ -126,9 +149,13 @@ async function harness(memory = new Memory<HubData>(), clock = new ManualClock(T
         createdBy: by,
       }),
     addLineageMetrics: (model, metrics) => store.retraining.addLineageMetrics(model, metrics),
-    prepare: async () => ({ image: { id: 7, ref: 'cand@sha256:2' } }),
+    prepare: async () => {
+      calls.prepared += 1;
+      return { image: { id: 7, ref: 'cand@sha256:2' } };
+    },
     evaluate: async (call) => {
       calls.evaluated.push(call.ref);
+      options.onEvaluate();
       const failed = options.unanswered[call.ref] ?? 0;
       return { value: options.values[call.ref]!, rows: call.rows.length - failed, failed };
     },
@@ -310,6 +337,87 @@ test('a run the hub was in the middle of is failed at the next start, leftovers 
   t.is(failed.reason, 'the hub stopped during the run');
   t.truthy(failed.finishedAt);
   t.is((await settled(second, queued.id)).status, 'promoted');
+  await second.retraining.close();
+});
+
+test('a candidate with the current model\'s files is registered and rejected before any image build', async (t) => {
+  const h = await harness();
+  h.options.candidateDigest = 'sha256:0';
+  await h.retraining.start();
+  await h.retraining.createJob(JOB, actor);
+  const run = await settled(h, (await h.retraining.runNow('lin-job', actor)).id);
+  t.is(run.status, 'rejected');
+  t.is(run.reason, "the candidate has the current model's files (sha256:0)");
+  t.deepEqual(run.candidate, { name: 'linear', version: 2 });
+  t.is(h.calls.prepared, 0);
+  t.deepEqual(h.calls.rollOuts, []);
+  await h.retraining.close();
+});
+
+test('a service updated while the run evaluated is not replaced: the run ends rejected saying what changed', async (t) => {
+  const h = await harness();
+  h.options.onEvaluate = () => {
+    h.options.deployment = { ...h.options.deployment, image: 'other@sha256:9', build: 5 };
+  };
+  await h.retraining.start();
+  await h.retraining.createJob(JOB, actor);
+  const run = await settled(h, (await h.retraining.runNow('lin-job', actor)).id);
+  t.is(run.status, 'rejected');
+  t.is(run.reason, 'the service changed during the run: it ran cur@sha256:1 (build 3), now other@sha256:9 (build 5)');
+  t.deepEqual(h.calls.rollOuts, []);
+  await h.retraining.close();
+});
+
+test('runs started at once for one job: one is stored, the other refused with 409', async (t) => {
+  const h = await harness();
+  h.options.training = 'hang';
+  await h.retraining.start();
+  await h.retraining.createJob(JOB, actor);
+  const both = await Promise.allSettled([h.retraining.runNow('lin-job', actor), h.retraining.runNow('lin-job', actor)]);
+  t.deepEqual(both.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+  const refused = both.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+  t.is(refused.reason.code, 'HUB_E_CONFLICT');
+  t.is((await h.retraining.listRuns('lin-job')).length, 1);
+  await h.retraining.close();
+});
+
+test('at start, a run stopped while rolling out the image the service now runs ends promoted with that rollout', async (t) => {
+  const memory = new Memory<HubData>();
+  const first = await harness(memory);
+  await first.retraining.createJob(JOB, actor);
+  await first.retraining.createJob({ ...JOB, name: 'other' }, actor);
+  const stage = { status: 'running' as const, stage: 'rolling-out' as const, current: { name: 'linear', version: 1 }, image: 3 };
+  const rolledOut = await first.store.retraining.addRun({ ...(await stubRun('lin-job')), ...stage, candidate: { name: 'linear', version: 2 } }, new Date(T0).toISOString());
+  // Not what the service runs (build 3 runs): the rollout never started.
+  const notRolledOut = await first.store.retraining.addRun({ ...(await stubRun('other')), ...stage, image: 8 }, new Date(T0).toISOString());
+  const second = await harness(memory);
+  await second.retraining.start();
+  t.like(await second.retraining.getRun(rolledOut.id), { status: 'promoted', rollout: 4, stage: null, reason: null, candidate: { name: 'linear', version: 2 } });
+  t.like(await second.retraining.getRun(notRolledOut.id), { status: 'failed', reason: 'the hub stopped during the run' });
+  await second.retraining.close();
+});
+
+test('at start, a run stopped right after registering its candidate names it (found by its lineage)', async (t) => {
+  const memory = new Memory<HubData>();
+  const first = await harness(memory);
+  await first.retraining.createJob(JOB, actor);
+  const run = await first.store.retraining.addRun({ ...(await stubRun('lin-job')), status: 'running', stage: 'registering', current: { name: 'linear', version: 1 } }, new Date(T0).toISOString());
+  await first.store.models.addVersion({
+    name: 'linear',
+    kind: 'directory',
+    digest: 'sha256:c',
+    size: 1,
+    files: [],
+    framework: 'custom',
+    description: '',
+    tags: {},
+    lineage: { runId: null, dataset: null, metrics: {}, job: 'lin-job', run: run.id },
+    createdAt: new Date(T0).toISOString(),
+    createdBy: actor,
+  });
+  const second = await harness(memory);
+  await second.retraining.start();
+  t.like(await second.retraining.getRun(run.id), { status: 'failed', candidate: { name: 'linear', version: 2 } });
   await second.retraining.close();
 });
 
