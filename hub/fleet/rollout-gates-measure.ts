@@ -9,12 +9,12 @@
  * so its first interval on the new revision may hold a few requests the old one answered.
  */
 import type { RolloutGate, RolloutGates } from '../../shared/api/rollouts.js';
-import { emptyHistogram, mergeHistograms, percentile, type LatencyHistogram } from '../../shared/latency-histogram.js';
-import type { MetricsBatch } from '../../shared/protocol.js';
+import { percentile } from '../../shared/latency-histogram.js';
 import type { LabelledData } from '../datasets/labelled-data.js';
 import { computeMetric, valueAt } from '../evaluation/metrics.js';
 import type { RolloutRecord } from '../store/store.js';
 import type { TelemetryArchive } from '../telemetry/archive.js';
+import { addRequests, intervalRequests, noRequests, serviceIntervalOf, type RequestTotals } from '../telemetry/request-totals.js';
 import { configuredGates, meets, minRequestsOf, parseMetricGate } from './rollout-gates.js';
 
 export interface GateSources {
@@ -25,30 +25,20 @@ export interface GateSources {
 
 export type GateMeter = (rollout: Readonly<RolloutRecord>, now: number) => Promise<RolloutGate[]>;
 
-interface Totals {
-  requests: number;
-  errors: number;
-  latencyMs: LatencyHistogram;
-}
-
 /** One service's requests, 5xx answers and latency over several devices, each over its own window up to `until`. */
-async function totals(archive: GateSources['archive'], service: string, windows: ReadonlyMap<string, number>, until: number): Promise<Totals> {
-  const sum: Totals = { requests: 0, errors: 0, latencyMs: emptyHistogram() };
+async function totals(archive: GateSources['archive'], service: string, windows: ReadonlyMap<string, number>, until: number): Promise<RequestTotals> {
+  let sum = noRequests();
   for (const [device, since] of windows) {
     if (since >= until) continue;
     for await (const record of archive.read({ kind: 'metrics', device, since: new Date(since), until: new Date(until) })) {
-      const { services } = record.data as MetricsBatch;
-      const m = Object.hasOwn(services, service) ? services[service] : undefined;
-      if (!m) continue;
-      sum.requests += m.requests;
-      sum.errors += m.responses['5xx'];
-      sum.latencyMs = mergeHistograms(sum.latencyMs, m.latencyMs);
+      const m = serviceIntervalOf(record, service);
+      if (m) sum = addRequests(sum, intervalRequests(m));
     }
   }
   return sum;
 }
 
-const p95 = (t: Totals) => percentile(t.latencyMs, 95) ?? null;
+const p95 = (t: RequestTotals) => percentile(t.latencyMs, 95) ?? null;
 
 async function metricFigures(sources: GateSources, r: Readonly<RolloutRecord>, gates: RolloutGates, moved: ReadonlyMap<string, number>): Promise<{ value: number | null; count: number }> {
   if (!sources.labelled || moved.size === 0 || r.revision === null) return { value: null, count: 0 };

@@ -6,9 +6,10 @@
  * sum for the fleet; the autoscaler's decisions are counts like the requests.
  */
 import type { PercentileName, ServiceFigures, ServiceTelemetry } from '../../shared/api/telemetry.js';
-import { emptyHistogram, histogramCount, mergeHistograms, percentile, type LatencyHistogram } from '../../shared/latency-histogram.js';
-import type { MetricsBatch, ServiceIntervalMetrics } from '../../shared/protocol.js';
+import { histogramCount, percentile, type LatencyHistogram } from '../../shared/latency-histogram.js';
+import type { ServiceIntervalMetrics } from '../../shared/protocol.js';
 import type { TelemetryArchive } from './archive.js';
+import { addRequests, intervalRequests, noRequests, serviceIntervalOf, type RequestTotals } from './request-totals.js';
 import { addScaling, noScaling, type ScalingCounts } from './scaling-counts.js';
 
 export interface TimeWindow {
@@ -17,28 +18,23 @@ export interface TimeWindow {
   until: number;
 }
 
-interface Totals {
-  requests: number;
-  errors: number;
+interface Totals extends RequestTotals {
   rejected: number;
   queueTimeouts: number;
-  latencyMs: LatencyHistogram;
   scaling: ScalingCounts;
   /** A gauge, not a sum: a device's ready replicas at the end of its latest interval; for the fleet, the devices' added up. */
   replicas: number | null;
 }
 
 function emptyTotals(): Totals {
-  return { requests: 0, errors: 0, rejected: 0, queueTimeouts: 0, latencyMs: emptyHistogram(), scaling: noScaling(), replicas: null };
+  return { ...noRequests(), rejected: 0, queueTimeouts: 0, scaling: noScaling(), replicas: null };
 }
 
 function sumCounts(a: Totals, b: Totals): Omit<Totals, 'replicas'> {
   return {
-    requests: a.requests + b.requests,
-    errors: a.errors + b.errors,
+    ...addRequests(a, b),
     rejected: a.rejected + b.rejected,
     queueTimeouts: a.queueTimeouts + b.queueTimeouts,
-    latencyMs: mergeHistograms(a.latencyMs, b.latencyMs),
     scaling: addScaling(a.scaling, b.scaling),
   };
 }
@@ -55,7 +51,7 @@ interface DeviceTotals {
 }
 
 function addInterval(d: DeviceTotals, m: ServiceIntervalMetrics, ts: number): DeviceTotals {
-  const interval: Totals = { requests: m.requests, errors: m.responses['5xx'], rejected: m.rejected, queueTimeouts: m.queueTimeouts, latencyMs: m.latencyMs, scaling: m.scaling ?? noScaling(), replicas: m.replicas ?? null };
+  const interval: Totals = { ...intervalRequests(m), rejected: m.rejected, queueTimeouts: m.queueTimeouts, scaling: m.scaling ?? noScaling(), replicas: m.replicas ?? null };
   // Files are read in write order, not time order: a batch redelivered late must not take the count back.
   const newer = interval.replicas !== null && (d.totals.replicas === null || ts >= d.replicasAt);
   return {
@@ -97,10 +93,7 @@ export async function serviceReport(
   const byDevice = new Map<string, DeviceTotals>();
   const records = archive.read({ kind: 'metrics', device: query.device, since: new Date(query.since), until: new Date(query.until) });
   for await (const record of records) {
-    // Stored only after ingest checked them against the protocol and the fleet's histogram bounds.
-    const { services } = record.data as MetricsBatch;
-    // hasOwn: `constructor` is a valid service name and must not find Object's.
-    const figures = Object.hasOwn(services, query.service) ? services[query.service] : undefined;
+    const figures = serviceIntervalOf(record, query.service);
     if (!figures) continue;
     byDevice.set(record.device, addInterval(byDevice.get(record.device) ?? { totals: emptyTotals(), replicasAt: -Infinity }, figures, record.ts));
   }
