@@ -9,9 +9,9 @@
 import { readFile } from 'node:fs/promises';
 import type { Deployment } from '../../shared/api/deployments.js';
 import { FINISHED_STATUSES, type Image, type Platform } from '../../shared/api/images.js';
-import type { ManifestCreate, ManifestVersion } from '../../shared/api/manifests.js';
+import type { ManifestCreate } from '../../shared/api/manifests.js';
 import type { ModelUpdate } from '../../shared/api/model-updates.js';
-import type { RolloutRequest } from '../../shared/api/rollouts.js';
+import { rolloutRequestProblem, type RolloutRequest } from '../../shared/api/rollouts.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
@@ -25,7 +25,7 @@ import { parseModelRef } from '../registry/model-ref.js';
 export interface ModelUpdatesDeps {
   updates: ModelUpdateRepository;
   deployments: Pick<Deployments, 'get' | 'update'>;
-  images: Pick<ImageRepository, 'get'>;
+  images: Pick<ImageRepository, 'get' | 'list'>;
   manifests: Pick<ManifestRepository, 'resolve'>;
   models: Pick<ModelRepository, 'resolve'>;
   registry: Pick<ManifestRegistry, 'create'>;
@@ -70,10 +70,18 @@ export function publicModelUpdate(record: ModelUpdateRecord): ModelUpdate {
   return { ...record, createdBy: plain(record.createdBy) };
 }
 
-interface Submitted {
+/** An update whose manifest version is made and whose build is queued. */
+type MadeUpdate = ModelUpdateRecord & { manifest: NonNullable<ModelUpdateRecord['manifest']>; image: number };
+
+const isMade = (record: ModelUpdateRecord): record is MadeUpdate => record.manifest !== null && record.image !== null;
+
+/** What an update makes, worked out before anything is made. */
+interface Plan {
+  /** The version it resolved to, `NAME:VERSION`. */
   model: string;
-  manifest: ManifestVersion;
-  image: Image;
+  manifestName: string;
+  body: ManifestCreate;
+  platforms: Platform[];
 }
 
 export class ModelUpdates {
@@ -87,12 +95,12 @@ export class ModelUpdates {
   }
 
   /**
-   * The new manifest version and its queued build. 404 when the service or model is unknown; 409
-   * when the service runs an image this hub did not build (no manifest to start from), when its
-   * manifest has no model of that name, or when it already runs that version.
+   * The new manifest version's content and the platforms to build, from reads only. 404 when the
+   * service or model is unknown; 409 when the service runs an image this hub did not build (no
+   * manifest to start from), when its manifest has no model of that name, or when it already runs that version.
    */
-  private async submit(service: string, model: string, actor: ActorRecord): Promise<Submitted> {
-    const { deployments, images, manifests, models, registry, builder, blobs } = this.deps;
+  private async plan(service: string, model: string): Promise<Plan> {
+    const { deployments, images, manifests, models, blobs } = this.deps;
     const current = await deployments.get(service);
     if (current.deletedAt !== null) throw new EdgemlError(ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND, `service ${service} is not deployed (deleted ${current.deletedAt})`, { httpStatus: 404 });
     const built = current.build === null ? undefined : await images.get(current.build);
@@ -119,10 +127,48 @@ export class ModelUpdates {
       env: manifest.env,
       description: `${manifest.name}:${manifest.version} with ${resolved} (model update of service ${service})`,
     };
-    const next = await registry.create(manifest.name, body, plain(actor));
-    const image = await builder.submit({ manifest: next.name, version: next.version, platforms: Object.keys(built.platforms) as Platform[] }, plain(actor));
-    this.deps.logger.info({ service, model: resolved, manifest: `${next.name}:${next.version}`, image: image.id, by: actor.keyId }, 'model update: image build queued');
-    return { model: resolved, manifest: next, image };
+    return { model: resolved, manifestName: manifest.name, body, platforms: Object.keys(built.platforms) as Platform[] };
+  }
+
+  private async createManifest(plan: Plan, actor: ActorRecord): Promise<{ name: string; version: number }> {
+    const next = await this.deps.registry.create(plan.manifestName, plan.body, plain(actor));
+    return { name: next.name, version: next.version };
+  }
+
+  private async queueBuild(service: string, plan: Plan, manifest: { name: string; version: number }, actor: ActorRecord): Promise<Image> {
+    const image = await this.deps.builder.submit({ manifest: manifest.name, version: manifest.version, platforms: plan.platforms }, plain(actor));
+    this.deps.logger.info({ service, model: plan.model, manifest: `${manifest.name}:${manifest.version}`, image: image.id, by: actor.keyId }, 'model update: image build queued');
+    return image;
+  }
+
+  private set(id: number, change: Partial<ModelUpdateRecord>): Promise<ModelUpdateRecord> {
+    return this.deps.updates.update(id, (r) => {
+      Object.assign(r, change, { updatedAt: this.now() });
+    });
+  }
+
+  /**
+   * Makes what a recorded update still lacks (its manifest version, then its build), recording
+   * each as it is made; on an error the update fails and the error is thrown. A hub that stopped
+   * after queueing the build but before recording it finds that build instead of queueing another.
+   */
+  private async make(record: ModelUpdateRecord, plan?: Plan): Promise<MadeUpdate> {
+    try {
+      const planned = plan ?? (await this.plan(record.service, record.model));
+      let made = record;
+      if (made.manifest === null) made = await this.set(made.id, { manifest: await this.createManifest(planned, made.createdBy) });
+      if (made.image === null) {
+        const manifest = made.manifest!;
+        const earlier = (await this.deps.images.list({ manifest: manifest.name })).find((i) => i.manifest.version === manifest.version);
+        made = await this.set(made.id, { image: earlier?.id ?? (await this.queueBuild(made.service, planned, manifest, made.createdBy)).id });
+      }
+      if (!isMade(made)) throw new Error(`model update ${made.id} has no manifest or image after they were made`);
+      return made;
+    } catch (err) {
+      await this.set(record.id, { status: 'failed', error: errorOf(err) });
+      this.deps.logger.warn({ update: record.id, service: record.service, model: record.model, err: errorOf(err).message }, 'model update failed before its build was queued');
+      throw err;
+    }
   }
 
   /** Resolves once the build is over: the image when it succeeded, else throws its error. */
@@ -156,8 +202,10 @@ export class ModelUpdates {
    */
   async prepare(service: string, model: string, actor: ActorRecord, signal?: AbortSignal): Promise<{ manifest: { name: string; version: number }; image: Image }> {
     if (signal?.aborted) throw prepareCancelled();
-    const { manifest, image } = await this.submit(service, model, actor);
-    const done = { manifest: { name: manifest.name, version: manifest.version } };
+    const plan = await this.plan(service, model);
+    const manifest = await this.createManifest(plan, actor);
+    const image = await this.queueBuild(service, plan, manifest, actor);
+    const done = { manifest };
     const waiting = signal ? AbortSignal.any([this.#stop.signal, signal]) : this.#stop.signal;
     try {
       if (!signal?.aborted) return { ...done, image: await this.built(image.id, waiting) };
@@ -174,15 +222,22 @@ export class ModelUpdates {
     return this.deps.deployments.update(service, { build: imageId, ...(rollout ? { rollout } : {}) }, plain(actor));
   }
 
-  /** The manifest and the build now (errors answer the request); the wait for the build and the rollout in the background, recorded. */
+  /**
+   * Checks the request, records the update, then makes the manifest and queues the build (errors
+   * answer the request; the record fails with them); the wait for the build and the rollout go on
+   * in the background. Recorded before anything is made, so a hub stop in between leaves a record
+   * the next start finishes, and a retry with the same Idempotency-Key finds it.
+   */
   async start(service: string, model: string, rollout: RolloutRequest | undefined, actor: ActorRecord): Promise<ModelUpdate> {
-    const submitted = await this.submit(service, model, actor);
+    const problem = rollout && rolloutRequestProblem(rollout, 'body.rollout');
+    if (problem) throw new EdgemlError(ErrorCodes.HUB_INVALID_REQUEST, problem, { httpStatus: 400 });
+    const plan = await this.plan(service, model);
     const now = this.now();
-    const record = await this.deps.updates.add({
+    const recorded = await this.deps.updates.add({
       service,
-      model: submitted.model,
-      manifest: { name: submitted.manifest.name, version: submitted.manifest.version },
-      image: submitted.image.id,
+      model: plan.model,
+      manifest: null,
+      image: null,
       status: 'building',
       rollout: null,
       error: null,
@@ -191,6 +246,7 @@ export class ModelUpdates {
       createdBy: actor,
       updatedAt: now,
     });
+    const record = await this.make(recorded, plan);
     this.carryOn(record);
     return publicModelUpdate(record);
   }
@@ -211,12 +267,16 @@ export class ModelUpdates {
     return record && publicModelUpdate(record);
   }
 
-  /** Carries on with the updates a stopped hub left building or rolling out. Called once as the hub starts. */
+  /**
+   * Carries on with the updates a stopped hub left building or rolling out; one stopped before its
+   * build was queued gets its manifest and build made now (or fails). Called once as the hub starts.
+   */
   async resume(): Promise<void> {
     for (const record of await this.deps.updates.list()) {
       if (record.status !== 'building' && record.status !== 'rolling-out') continue;
       this.deps.logger.info({ update: record.id, service: record.service, status: record.status }, 'model update interrupted by a hub stop; carrying on');
-      this.carryOn(record);
+      const made = isMade(record) ? record : await this.make(record).catch(() => undefined);
+      if (made) this.carryOn(made);
     }
   }
 
@@ -226,18 +286,16 @@ export class ModelUpdates {
     await Promise.all([...this.#running]);
   }
 
-  private carryOn(record: ModelUpdateRecord): void {
+  private carryOn(record: MadeUpdate): void {
     const task = this.run(record).catch((err: unknown) => this.deps.logger.error({ err, update: record.id }, 'model update bookkeeping failed'));
     this.#running.add(task);
     void task.finally(() => this.#running.delete(task));
   }
 
-  private async run(record: ModelUpdateRecord): Promise<void> {
-    const { updates, logger } = this.deps;
-    const set = (change: Partial<ModelUpdateRecord>) =>
-      updates.update(record.id, (r) => {
-        Object.assign(r, change, { updatedAt: this.now() });
-      });
+  /** Waits for the build of a made update (`image` set), then rolls it out. */
+  private async run(record: MadeUpdate): Promise<void> {
+    const { logger } = this.deps;
+    const set = (change: Partial<ModelUpdateRecord>) => this.set(record.id, change);
     try {
       if (record.status === 'building') {
         await this.built(record.image, this.#stop.signal);
@@ -254,7 +312,7 @@ export class ModelUpdates {
   }
 
   /** A hub that stopped after the service update but before recording it finds the update made. */
-  private async rollOutOnce(record: ModelUpdateRecord): Promise<Deployment> {
+  private async rollOutOnce(record: MadeUpdate): Promise<Deployment> {
     const current = await this.deps.deployments.get(record.service);
     if (current.deletedAt === null && current.build === record.image) return current;
     return this.rollOut(record.service, record.image, record.request.rollout ?? undefined, record.createdBy);

@@ -11,7 +11,7 @@ import { ImageId } from './images.js';
 import { MODEL_REF_PATTERN } from './manifests.js';
 import { RolloutRequest } from './rollouts.js';
 
-/** building: the image is queued or building; rolling-out: it succeeded and the service update is being made; done: the rollout started. */
+/** building: the manifest and image are being made, or the image is queued or building; rolling-out: it succeeded and the service update is being made; done: the rollout started. */
 export const MODEL_UPDATE_STATUSES = ['building', 'rolling-out', 'done', 'failed'] as const;
 export type ModelUpdateStatus = (typeof MODEL_UPDATE_STATUSES)[number];
 export const FINISHED_MODEL_UPDATE_STATUSES: readonly ModelUpdateStatus[] = ['done', 'failed'];
@@ -32,10 +32,13 @@ export const ModelUpdate = Type.Object({
   service: ServiceName,
   /** The version it resolved to, `NAME:VERSION` (an alias is resolved when the update starts). */
   model: Type.String(),
-  /** The new manifest version. */
-  manifest: Type.Object({ name: Name, version: Version }),
-  /** The image build of that manifest. */
-  image: ImageId,
+  /**
+   * The new manifest version and its image build. The update is recorded before they are made, so
+   * both are null until then: a hub stopped in between makes them at its next start; an update
+   * that could not make them fails with them null.
+   */
+  manifest: Type.Union([Type.Object({ name: Name, version: Version }), Type.Null()]),
+  image: Type.Union([ImageId, Type.Null()]),
   status: stringEnum(MODEL_UPDATE_STATUSES),
   /** The rollout of the service update, once made. */
   rollout: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),

@@ -32,6 +32,8 @@ interface Fixture {
   created: Array<{ name: string; body: ManifestCreate; actor: ActorRecord }>;
   submitted: ImageBuildRequest[];
   cancelled: number[];
+  /** builder.submit throws. */
+  refuseBuilds?: boolean;
   serviceUpdates: Array<{ service: string; source: ServiceUpdate; actor: ActorRecord }>;
   builds: Map<number, Image>;
   deployment: Deployment;
@@ -88,7 +90,7 @@ async function fixture(t: ExecutionContext, opts: { build?: number | null } = {}
           return structuredClone(f.deployment);
         },
       },
-      images: { get: async (id) => builds.get(id) },
+      images: { get: async (id) => builds.get(id), list: async ({ manifest }) => [...builds.values()].filter((i) => i.manifest.name === manifest) },
       manifests: { resolve: async (name, sel) => (name === 'js' && 'version' in sel && sel.version === 1 ? manifest : Promise.reject(new Error('unexpected manifest'))) },
       models: {
         resolve: async (name, sel) => {
@@ -105,6 +107,7 @@ async function fixture(t: ExecutionContext, opts: { build?: number | null } = {}
       },
       builder: {
         submit: async (request) => {
+          if (f.refuseBuilds) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, 'no registry configured', { httpStatus: 409 });
           f.submitted.push(request);
           const queued = image(100 + f.submitted.length, { status: 'queued', manifest: { name: 'js', version: request.version!, digest: digest('d') } });
           builds.set(queued.id, queued);
@@ -249,4 +252,58 @@ test('a stopped hub leaves the update building; the next start carries it on, an
   await flush();
   t.like(await f.updates.get(1), { status: 'done', rollout: 2 });
   t.is(f.serviceUpdates.length, 1, 'the service already runs the build');
+});
+
+test('a rollout request JSON Schema cannot judge is refused with a 400 before anything is made', async (t) => {
+  const f = await fixture(t);
+  const err = await t.throwsAsync(f.updates.start('iris', 'iris:2', { strategy: 'canary', gates: { minRequests: 5 } }, ACTOR), { instanceOf: EdgemlError });
+  t.like(err, { code: ErrorCodes.HUB_INVALID_REQUEST, httpStatus: 400 });
+  t.regex(err!.message, /^body\.rollout\.gates: give at least one of/);
+  t.deepEqual([f.created, f.submitted, await f.updates.list()], [[], [], []]);
+});
+
+test('recorded before anything is made: a build that cannot be queued fails the record (found by its Idempotency-Key), and the error answers', async (t) => {
+  const f = await fixture(t);
+  f.refuseBuilds = true;
+  await t.throwsAsync(f.updates.start('iris', 'iris:2', undefined, ACTOR), { instanceOf: EdgemlError, message: 'no registry configured' });
+  t.like(await f.updates.get(1), { status: 'failed', manifest: { name: 'js', version: 2 }, image: null, error: { code: ErrorCodes.HUB_CONFLICT, message: 'no registry configured' } });
+  t.like(await f.updates.madeBy((a) => a.idempotency?.key === 'retry-1'), { id: 1, status: 'failed' });
+});
+
+test('a hub stopped before the build was queued: the next start makes what the record lacks, reusing a build already queued', async (t) => {
+  const f = await fixture(t);
+  const draft = {
+    service: 'iris',
+    model: 'iris:2',
+    manifest: null,
+    image: null,
+    status: 'building' as const,
+    rollout: null,
+    error: null,
+    request: { rollout: null },
+    createdAt: '2026-01-01T00:00:00.000Z',
+    createdBy: ACTOR,
+    updatedAt: '2026-01-01T00:00:00.000Z',
+  };
+  // Stopped before its manifest was made.
+  await f.store.modelUpdates.add(draft);
+  await f.updates.resume();
+  t.like(await f.updates.get(1), { status: 'building', manifest: { name: 'js', version: 2 }, image: 101 });
+  t.deepEqual(f.submitted, [{ manifest: 'js', version: 2, platforms: ['linux/amd64', 'linux/arm64'] }]);
+  await finish(f, 101, { status: 'succeeded' });
+  t.like(await f.updates.get(1), { status: 'done', rollout: 2 });
+
+  // Stopped after its build was queued, before that was recorded: the queued build is the update's.
+  const g = await fixture(t);
+  g.builds.set(55, { ...g.builds.get(7)!, id: 55, status: 'queued', manifest: { name: 'js', version: 4, digest: digest('e') } });
+  await g.store.modelUpdates.add({ ...draft, manifest: { name: 'js', version: 4 } });
+  await g.updates.resume();
+  t.like(await g.updates.get(1), { status: 'building', manifest: { name: 'js', version: 4 }, image: 55 });
+  t.deepEqual([g.created, g.submitted], [[], []]);
+
+  // One that can no longer be made (the model is gone) fails.
+  const h = await fixture(t);
+  await h.store.modelUpdates.add({ ...draft, model: 'iris:9' });
+  await h.updates.resume();
+  t.like(await h.updates.get(1), { status: 'failed', manifest: null, image: null, error: { code: ErrorCodes.HUB_MODEL_NOT_FOUND } });
 });
