@@ -63,7 +63,8 @@ function parseRunId(text: string): number {
 
 function evaluationText(run: RetrainingRun): string | undefined {
   const e = run.evaluation;
-  return e ? `${e.metric}: current ${e.current}, candidate ${e.candidate} (on ${e.rows} rows${e.minImprovement > 0 ? `, min improvement ${e.minImprovement}` : ''})` : undefined;
+  const rows = e && (e.compared === e.rows ? `${e.rows} rows` : `the ${e.compared} of ${e.rows} rows both answered`);
+  return e ? `${e.metric}: current ${e.current}, candidate ${e.candidate} (on ${rows}${e.minImprovement > 0 ? `, min improvement ${e.minImprovement}` : ''})` : undefined;
 }
 
 export function renderRun(run: RetrainingRun): string {

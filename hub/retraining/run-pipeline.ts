@@ -12,13 +12,14 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lineage, ModelVersion } from '../../shared/api/models.js';
 import type { RolloutRequest } from '../../shared/api/rollouts.js';
-import type { EvalMetricName, RunStage } from '../../shared/api/retraining.js';
+import { MAX_EVAL_ROWS, type EvalMetricName, type RunStage } from '../../shared/api/retraining.js';
 import { parseDuration } from '../../shared/duration.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { LabelledRow, LabelledRowFilter } from '../datasets/labelled-data.js';
+import { answeredByAll, metricOn, type RowPrediction } from '../evaluation/evaluate.js';
 import { better } from '../evaluation/metrics.js';
 import type { ActorRecord, RetrainingJobRecord, RetrainingRunRecord } from '../store/store.js';
-import { datasetRowKey, inEvalSplit } from './split.js';
+import { datasetRowKey, splitPoint } from './split.js';
 
 export interface TrainingOutcome {
   status: 'succeeded' | 'failed' | 'timed-out' | 'cancelled';
@@ -71,7 +72,8 @@ export interface RunPorts {
   addLineageMetrics(model: { name: string; version: number }, metrics: Record<string, number>): Promise<void>;
   /** The service's image with `model` (NAME:V) in place of its namesake; resolves once built. */
   prepare(service: string, model: string, actor: ActorRecord, signal: AbortSignal): Promise<{ image: { id: number; ref: string | null } }>;
-  evaluate(call: EvaluationCall): Promise<{ value: number; rows: number; failed: number }>;
+  /** `predictions`: one per call row, in order (`predicted` null: no usable answer). */
+  evaluate(call: EvaluationCall): Promise<{ value: number; rows: number; failed: number; predictions: readonly RowPrediction[] }>;
   rollOut(service: string, imageId: number, rollout: RolloutRequest | undefined, actor: ActorRecord): Promise<{ rollout: { id: number } }>;
 }
 
@@ -132,10 +134,38 @@ function writeLine(file: WriteStream, row: unknown): Promise<void> | void {
   if (!file.write(`${JSON.stringify(row)}\n`)) return new Promise((resolve) => file.once('drain', () => resolve()));
 }
 
+interface EvalRow {
+  input: unknown;
+  label: unknown;
+}
+
+/** The `MAX_EVAL_ROWS` rows of lowest split point seen so far, held in at most twice that. */
+class EvalSample {
+  #rows: Array<EvalRow & { point: number }> = [];
+  count = 0;
+
+  add(point: number, row: EvalRow): void {
+    this.count += 1;
+    this.#rows.push({ point, input: row.input, label: row.label });
+    if (this.#rows.length >= 2 * MAX_EVAL_ROWS) this.#trim();
+  }
+
+  rows(): EvalRow[] {
+    this.#trim();
+    return this.#rows.map(({ input, label }) => ({ input, label }));
+  }
+
+  #trim(): void {
+    this.#rows = this.#rows.sort((a, b) => a.point - b.point).slice(0, MAX_EVAL_ROWS);
+  }
+}
+
 interface Exported {
   trainFile: string;
   evalFile: string;
-  evalRows: Array<{ input: unknown; label: unknown }>;
+  /** Every eval row's count; `evalRows` holds at most `MAX_EVAL_ROWS` of them. */
+  evalCount: number;
+  evalRows: EvalRow[];
   train: number;
   labels: { since: string | null; until: string; count: number };
   datasets: Array<{ name: string; version: number; digest: string }>;
@@ -147,14 +177,15 @@ async function exportRows(ports: RunPorts, ctx: RunContext, until: string): Prom
   const trainFile = join(ctx.workDir, 'train.jsonl');
   const evalFile = join(ctx.workDir, 'eval.jsonl');
   const files = { train: createWriteStream(trainFile, { mode: 0o644 }), eval: createWriteStream(evalFile, { mode: 0o644 }) };
-  const evalRows: Exported['evalRows'] = [];
+  const sample = new EvalSample();
   let train = 0;
   let since: string | null = null;
   let count = 0;
   const add = async (key: string, row: Record<string, unknown> & { input: unknown; label: unknown }) => {
     ctx.signal.throwIfAborted();
-    if (inEvalSplit(key, job.evalFraction)) {
-      evalRows.push({ input: row.input, label: row.label });
+    const point = splitPoint(key);
+    if (point < job.evalFraction) {
+      sample.add(point, row);
       await writeLine(files.eval, row);
     } else {
       train += 1;
@@ -178,7 +209,7 @@ async function exportRows(ports: RunPorts, ctx: RunContext, until: string): Prom
         await add(key, { requestId: key, time: until, device: null, model: null, input: row.input, output: null, label: row.label });
       }
     }
-    return { trainFile, evalFile, evalRows, train, labels: { since, until, count }, datasets };
+    return { trainFile, evalFile, evalCount: sample.count, evalRows: sample.rows(), train, labels: { since, until, count }, datasets };
   } finally {
     await Promise.all([closeFile(files.train), closeFile(files.eval)]);
   }
@@ -205,14 +236,15 @@ export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunE
   const currentRef = currentModelRef(job, deployment.models);
   const current = await ports.model(currentRef.name, currentRef.version);
   const exported = await exportRows(ports, ctx, run.startedAt ?? run.createdAt);
-  ctx.log(`edgeml: ${exported.labels.count} labelled rows, ${exported.train} to train on, ${exported.evalRows.length} to evaluate on`);
+  const sampled = exported.evalRows.length < exported.evalCount ? ` (both models score ${exported.evalRows.length} of them, at most ${MAX_EVAL_ROWS})` : '';
+  ctx.log(`edgeml: ${exported.labels.count} labelled rows, ${exported.train} to train on, ${exported.evalCount} to evaluate on${sampled}`);
   await ctx.update((r) => {
     r.current = { name: current.name, version: current.version };
-    r.rows = { train: exported.train, eval: exported.evalRows.length, labels: exported.labels.count };
+    r.rows = { train: exported.train, eval: exported.evalCount, labels: exported.labels.count };
     r.labels = exported.labels;
   });
   if (exported.train === 0) throw failed('no rows to train on: send labels to the service (POST /v1/services/NAME/feedback on a gateway) or give --dataset');
-  if (exported.evalRows.length === 0) throw failed(`no rows to evaluate on: the eval split (${job.evalFraction}) of ${exported.train} rows is empty`);
+  if (exported.evalCount === 0) throw failed(`no rows to evaluate on: the eval split (${job.evalFraction}) of ${exported.train} rows is empty`);
 
   await stage(ctx, 'training');
   const trainer = await ports.trainer(job.trainer, ctx.signal);
@@ -284,20 +316,33 @@ export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunE
       log: (line) => ctx.log(`${which}: ${line}`),
       signal: ctx.signal,
     });
-    ctx.log(`edgeml: ${which} ${metric} = ${result.value} on ${result.rows} rows (${result.failed} without an answer)`);
+    ctx.log(`edgeml: ${which} answered ${result.rows} of ${exported.evalRows.length} eval rows (${result.failed} without an answer)`);
     return result;
   };
   const before = await evaluation('current', deployment.image);
   const after = await evaluation('candidate', image.ref);
-  await ports.addLineageMetrics(candidate, { [metric]: after.value, [`current.${metric}`]: before.value });
+  // Both measured on the same rows: a row only one of them answered would tilt the comparison.
+  const common = answeredByAll(before.predictions, after.predictions);
+  if (common.length === 0) throw failed(`no eval row got a usable answer from both the current model and the candidate (of ${exported.evalRows.length})`);
+  const value = { current: metricOn(metric, before.predictions, exported.evalRows, common), candidate: metricOn(metric, after.predictions, exported.evalRows, common) };
+  ctx.log(`edgeml: on the ${common.length} eval rows both answered: current ${metric} = ${value.current}, candidate ${metric} = ${value.candidate}`);
+  await ports.addLineageMetrics(candidate, { [metric]: value.candidate, [`current.${metric}`]: value.current });
   await ctx.update((r) => {
-    r.evaluation = { metric, current: before.value, candidate: after.value, minImprovement: job.minImprovement, rows: exported.evalRows.length, failed: { current: before.failed, candidate: after.failed } };
+    r.evaluation = {
+      metric,
+      current: value.current,
+      candidate: value.candidate,
+      minImprovement: job.minImprovement,
+      rows: exported.evalRows.length,
+      compared: common.length,
+      failed: { current: before.failed, candidate: after.failed },
+    };
   });
 
-  // The metric counts answered rows only: a candidate that answers fewer of them is not better.
+  // A candidate that answers fewer rows is not better, whatever its metric on the rows it answered.
   const unanswered = after.failed > before.failed ? `the candidate answered ${after.failed - before.failed} fewer eval rows than the current model (${after.failed} of ${exported.evalRows.length} without an answer)` : null;
-  if (unanswered !== null || !better(metric, after.value, before.value, job.minImprovement)) {
-    const reason = unanswered ?? `the candidate's ${metric} ${after.value} does not beat the current model's ${before.value}${job.minImprovement > 0 ? ` by ${job.minImprovement}` : ''}`;
+  if (unanswered !== null || !better(metric, value.candidate, value.current, job.minImprovement)) {
+    const reason = unanswered ?? `the candidate's ${metric} ${value.candidate} does not beat the current model's ${value.current}${job.minImprovement > 0 ? ` by ${job.minImprovement}` : ''}`;
     ctx.log(`edgeml: rejected: ${reason}`);
     return { status: 'rejected', reason };
   }
@@ -311,6 +356,6 @@ export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunE
   }
   await stage(ctx, 'rolling-out');
   const deployed = await ports.rollOut(job.service, image.id, job.rollout ?? undefined, actor);
-  ctx.log(`edgeml: promoted: ${metric} ${before.value} → ${after.value}; rollout ${deployed.rollout.id}`);
+  ctx.log(`edgeml: promoted: ${metric} ${value.current} → ${value.candidate}; rollout ${deployed.rollout.id}`);
   return { status: 'promoted', rollout: deployed.rollout.id };
 }

@@ -20,6 +20,12 @@ export const DATASET_REF_PATTERN = '^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?:[1-9
 /** RFC 6901: empty (the whole answer) or `/`-separated tokens. */
 export const JSON_POINTER_PATTERN = '^(?:/[^/]*)*$';
 
+/**
+ * Eval rows both images score, at most: the eval split's rows with the lowest split points, so
+ * the same rows from run to run (the trainer's eval file has all of them).
+ */
+export const MAX_EVAL_ROWS = 10_000;
+
 export const RETRAINING_DEFAULTS = { evalMetric: 'accuracy', evalOutput: '', evalFraction: 0.2, minImprovement: 0, timeout: '30m', memory: '1g', cpus: 1 } as const;
 
 export const JobName = Type.String({ pattern: '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$', examples: ['linear-nightly'], description: 'lowercase letters, digits and `-`; 1–63 characters' });
@@ -76,7 +82,8 @@ export const RetrainingRun = Type.Object({
         current: Type.Number(),
         candidate: Type.Number(),
         minImprovement: Type.Number(),
-        rows: Type.Integer(),
+        rows: Type.Integer({ description: `eval rows both images scored: the eval split, or at most ${MAX_EVAL_ROWS} of it (the same ones from run to run)` }),
+        compared: Type.Integer({ description: 'rows both models answered: both metrics are computed on these' }),
         failed: Type.Object({ current: Type.Integer(), candidate: Type.Integer() }),
       }),
       Type.Null(),

@@ -14,7 +14,7 @@ const run = (change: Partial<RetrainingRun>): RetrainingRun => ({
   id: 3, job: 'lin-job', service: 'lin', trigger: 'labels', status: 'rejected', stage: null,
   rows: { train: 32, eval: 8, labels: 40 }, labels: { since: AT, until: AT, count: 40 },
   current: { name: 'linear', version: 1 }, candidate: { name: 'linear', version: 2 }, image: 5,
-  evaluation: { metric: 'mae', current: 0.5, candidate: 0.45, minImprovement: 0.1, rows: 8, failed: { current: 0, candidate: 0 } },
+  evaluation: { metric: 'mae', current: 0.5, candidate: 0.45, minImprovement: 0.1, rows: 8, compared: 8, failed: { current: 0, candidate: 0 } },
   rollout: null, reason: "the candidate's mae 0.45 does not beat the current model's 0.5 by 0.1",
   createdAt: AT, startedAt: AT, finishedAt: AT, createdBy: null, ...change,
 });
@@ -26,6 +26,7 @@ test('a rejected run shows both numbers, the rows and the candidate', (t) => {
   t.regex(text, /rows:\s+40 labelled; 32 train, 8 eval/);
   t.regex(text, /evaluation:\s+mae: current 0\.5, candidate 0\.45 \(on 8 rows, min improvement 0\.1\)/);
   t.regex(text, /candidate:\s+linear:2/);
+  t.regex(renderRun(run({ evaluation: { ...run({}).evaluation!, compared: 6, failed: { current: 2, candidate: 1 } } })), /evaluation:\s+mae: current 0\.5, candidate 0\.45 \(on the 6 of 8 rows both answered, min improvement 0\.1\)/);
   t.notRegex(text, /rollout:/);
 });
 

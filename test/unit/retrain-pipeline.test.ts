@@ -11,7 +11,8 @@ import type { LabelledRow } from '../../hub/datasets/labelled-data.js';
 import { Retraining } from '../../hub/retraining/retraining.js';
 import type { DeployedService, RunPorts, TrainingCall } from '../../hub/retraining/run-pipeline.js';
 import type { Scheduler } from '../../hub/retraining/scheduler.js';
-import { inEvalSplit } from '../../hub/retraining/split.js';
+import { inEvalSplit, splitPoint } from '../../hub/retraining/split.js';
+import { MAX_EVAL_ROWS } from '../../shared/api/retraining.js';
 import type { HubData } from '../../hub/store/hub-data.js';
 import { LowdbHubStore } from '../../hub/store/lowdb-store.js';
 import { ManualClock } from '../helpers/fake-clock.js';
@@ -51,11 +52,15 @@ interface Harness {
   retraining: Retraining;
   clock: ManualClock;
   scheduler: FakeScheduler;
-  calls: { trainings: TrainingCall[]; trainFiles: string[]; evalFiles: string[]; rollOuts: unknown[]; evaluated: string[]; prepared: number; leftovers: number; labelCounts: string[] };
+  calls: { trainings: TrainingCall[]; trainFiles: string[]; evalFiles: string[]; rollOuts: unknown[]; evaluated: string[]; evalRows: unknown[][]; prepared: number; leftovers: number; labelCounts: string[] };
   options: {
     training: 'ok' | 'crash' | 'hang';
+    /** Each image's error on every row it answers (dyadic, so the mean is exact). */
     values: Record<string, number>;
+    /** How many of the first eval rows get no answer from the image. */
     unanswered: Record<string, number>;
+    /** How many of the first eval rows (after the unanswered ones) the image answers 1000 off. */
+    outliers: Record<string, number>;
     rows: LabelledRow[];
     labels: number;
     /** What the service runs; the evaluation's `onEvaluate` may change it. */
@@ -68,7 +73,7 @@ interface Harness {
 async function harness(memory = new Memory<HubData>(), clock = new ManualClock(T0)): Promise<Harness> {
   const store = await LowdbHubStore.open(memory, 'memory');
   const dir = await mkdtemp(join(tmpdir(), 'retrain-'));
-  const calls: Harness['calls'] = { trainings: [], trainFiles: [], evalFiles: [], rollOuts: [], evaluated: [], prepared: 0, leftovers: 0, labelCounts: [] };
+  const calls: Harness['calls'] = { trainings: [], trainFiles: [], evalFiles: [], rollOuts: [], evaluated: [], evalRows: [], prepared: 0, leftovers: 0, labelCounts: [] };
   const parent = (await store.models.list({ name: 'linear' }))[0];
   const current: ModelVersion =
     parent ??
@@ -87,8 +92,9 @@ async function harness(memory = new Memory<HubData>(), clock = new ManualClock(T
     }));
   const options: Harness['options'] = {
     training: 'ok',
-    values: { 'cur@sha256:1': 0.9, 'cand@sha256:2': 0.1 },
+    values: { 'cur@sha256:1': 0.75, 'cand@sha256:2': 0.25 },
     unanswered: {},
+    outliers: {},
     rows: rowsOf(40),
     labels: 0,
     deployment: { image: 'cur@sha256:1', build: 3, models: [{ name: 'linear', version: current.version }], rollout: { id: 4 } },
@@ -155,9 +161,12 @@ async function harness(memory = new Memory<HubData>(), clock = new ManualClock(T
     },
     evaluate: async (call) => {
       calls.evaluated.push(call.ref);
+      calls.evalRows.push(call.rows.map((r) => r.input));
       options.onEvaluate();
       const failed = options.unanswered[call.ref] ?? 0;
-      return { value: options.values[call.ref]!, rows: call.rows.length - failed, failed };
+      const outliers = failed + (options.outliers[call.ref] ?? 0);
+      const predictions = call.rows.map((row, index) => ({ index, predicted: index < failed ? null : (row.label as number) + (index < outliers ? 1000 : options.values[call.ref]!) }));
+      return { value: -1, rows: call.rows.length - failed, failed, predictions };
     },
     rollOut: async (service, imageId, rollout) => {
       calls.rollOuts.push({ service, imageId, rollout });
@@ -223,7 +232,7 @@ test('a better candidate is registered with its lineage and both metrics, then r
   t.is(run.status, 'promoted', run.reason ?? '');
   t.is(run.rollout, 12);
   t.deepEqual(run.candidate, { name: 'linear', version: 2 });
-  t.deepEqual(run.evaluation, { metric: 'mae', current: 0.9, candidate: 0.1, minImprovement: 0, rows: run.rows!.eval, failed: { current: 0, candidate: 0 } });
+  t.deepEqual(run.evaluation, { metric: 'mae', current: 0.75, candidate: 0.25, minImprovement: 0, rows: run.rows!.eval, compared: run.rows!.eval, failed: { current: 0, candidate: 0 } });
   t.deepEqual(h.calls.rollOuts, [{ service: 'lin', imageId: 7, rollout: { strategy: 'canary' } }]);
   t.deepEqual(h.calls.evaluated, ['cur@sha256:1', 'cand@sha256:2']);
   // Every labelled row and the dataset row went to exactly one side, in the export format.
@@ -243,25 +252,25 @@ test('a better candidate is registered with its lineage and both metrics, then r
     trainer: { name: 'lin-trainer', version: 1, image: 'trainer@sha256:t' },
     job: 'lin-job',
     run: queued.id,
-    metrics: { mae: 0.1, 'current.mae': 0.9 },
+    metrics: { mae: 0.25, 'current.mae': 0.75 },
   });
   const log = await logOf(h, queued.id);
   t.regex(log, /trainer: fitting/);
-  t.regex(log, /promoted: mae 0\.9 → 0\.1; rollout 12/);
+  t.regex(log, /promoted: mae 0\.75 → 0\.25; rollout 12/);
   t.is((await h.retraining.getJob('lin-job')).lastRun?.status, 'promoted');
   await h.retraining.close();
 });
 
 test('a candidate that is not better by --min-improvement is registered, rejected with the numbers, and not rolled out', async (t) => {
   const h = await harness();
-  h.options.values = { 'cur@sha256:1': 0.5, 'cand@sha256:2': 0.45 };
+  h.options.values = { 'cur@sha256:1': 0.5, 'cand@sha256:2': 0.375 };
   await h.retraining.start();
-  await h.retraining.createJob({ ...JOB, minImprovement: 0.1 }, actor);
+  await h.retraining.createJob({ ...JOB, minImprovement: 0.25 }, actor);
   const run = await settled(h, (await h.retraining.runNow('lin-job', actor)).id);
   t.is(run.status, 'rejected');
-  t.is(run.reason, "the candidate's mae 0.45 does not beat the current model's 0.5 by 0.1");
+  t.is(run.reason, "the candidate's mae 0.375 does not beat the current model's 0.5 by 0.25");
   t.deepEqual(h.calls.rollOuts, []);
-  t.like((await h.store.models.resolve('linear', { version: 2 })).lineage.metrics, { mae: 0.45, 'current.mae': 0.5 });
+  t.like((await h.store.models.resolve('linear', { version: 2 })).lineage.metrics, { mae: 0.375, 'current.mae': 0.5 });
   await h.retraining.close();
 });
 
@@ -419,6 +428,38 @@ test('at start, a run stopped right after registering its candidate names it (fo
   await second.retraining.start();
   t.like(await second.retraining.getRun(run.id), { status: 'failed', candidate: { name: 'linear', version: 2 } });
   await second.retraining.close();
+});
+
+test('both models are measured on the rows both answered: rows only the candidate answered do not count', async (t) => {
+  const h = await harness();
+  // The current model fails the first 2 rows; the candidate answers them badly, the rest better.
+  h.options.unanswered = { 'cur@sha256:1': 2 };
+  h.options.outliers = { 'cand@sha256:2': 2 };
+  await h.retraining.start();
+  await h.retraining.createJob(JOB, actor);
+  const run = await settled(h, (await h.retraining.runNow('lin-job', actor)).id);
+  t.is(run.status, 'promoted', run.reason ?? '');
+  t.like(run.evaluation, { current: 0.75, candidate: 0.25, rows: run.rows!.eval, compared: run.rows!.eval - 2, failed: { current: 2, candidate: 0 } });
+  await h.retraining.close();
+});
+
+test(`at most ${MAX_EVAL_ROWS} eval rows are scored, the same ones by both images`, async (t) => {
+  const h = await harness();
+  h.options.rows = rowsOf(12_000);
+  await h.retraining.start();
+  await h.retraining.createJob({ ...JOB, evalFraction: 0.9 }, actor);
+  const run = await settled(h, (await h.retraining.runNow('lin-job', actor)).id);
+  t.is(run.status, 'promoted', run.reason ?? '');
+  t.true(run.rows!.eval > MAX_EVAL_ROWS, `${run.rows!.eval} eval rows`);
+  t.is(h.calls.evalFiles[0]!.trim().split('\n').length, run.rows!.eval);
+  t.is(run.evaluation!.rows, MAX_EVAL_ROWS);
+  t.is(h.calls.evalRows[0]!.length, MAX_EVAL_ROWS);
+  t.deepEqual(h.calls.evalRows[1], h.calls.evalRows[0]);
+  // The rows of lowest split point: the same from run to run.
+  const points = h.calls.evalRows[0]!.map((input) => splitPoint(`req-${(input as { x: number }).x}`));
+  const highest = Math.max(...points);
+  t.is(h.options.rows.filter((r) => splitPoint(r.requestId) <= highest).length, MAX_EVAL_ROWS);
+  await h.retraining.close();
 });
 
 async function stubRun(job: string) {
