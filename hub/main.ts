@@ -177,7 +177,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     const servicesOf: ServicesOf = (id) => new Set([...(desired.get(id)?.services.map((s) => s.name) ?? []), ...devices.reportedServices(id)]);
     const telemetry = await startTelemetry(config, dataDir, parts, servicesOf, logger.child({ component: 'telemetry' }));
     // Captures joined with their labels: what retraining trains on and what the metric gate measures.
-    const labelled = new ArchiveLabelledData(telemetry.archive);
+    const labelled = new ArchiveLabelledData(telemetry.archive, logger.child({ component: 'datasets' }));
     // Not listening yet: devices are admitted once every handler below is wired (broker.open()).
     const broker = await createBroker({
       listen: mqttListen,
