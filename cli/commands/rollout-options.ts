@@ -8,13 +8,15 @@ import {
   ERROR_RATE_PATTERN,
   GATE_METRIC_PATTERN,
   JSON_POINTER_PATTERN,
+  MAX_GATE_P95_MS,
+  pointerProblem,
   ROLLOUT_STRATEGIES,
   SHARE_PATTERN,
   type RolloutGates,
   type RolloutRequest,
   type RolloutStrategy,
 } from '../../shared/api/rollouts.js';
-import { DURATION_PATTERN } from '../../shared/duration.js';
+import { DURATION_PATTERN, parseDuration } from '../../shared/duration.js';
 import { inputError } from '../args.js';
 
 export interface RolloutFlags {
@@ -45,6 +47,20 @@ const positive = (flag: string, whole: boolean) => (text: string) => {
   return n;
 };
 
+function gateP95(text: string): string {
+  matching('--gate-p95', DURATION_PATTERN, '250ms')(text);
+  // The latency histogram ends at this bound: a p95 above it reads as the bound, never as a breach.
+  if (parseDuration(text) >= MAX_GATE_P95_MS) throw inputError(`--gate-p95 ${JSON.stringify(text)}: must be below ${MAX_GATE_P95_MS}ms, the latency histogram's last finite bound`);
+  return text;
+}
+
+function gateOutput(text: string): string {
+  matching('--gate-output', JSON_POINTER_PATTERN, '/y or /predictions/0/label')(text);
+  const problem = pointerProblem(text);
+  if (problem) throw inputError(`--gate-output: ${problem}`);
+  return text;
+}
+
 function parseStrategy(text: string): RolloutStrategy {
   if (!(ROLLOUT_STRATEGIES as readonly string[]).includes(text)) throw inputError(`--strategy ${JSON.stringify(text)}: expected one of ${ROLLOUT_STRATEGIES.join(', ')}`);
   return text as RolloutStrategy;
@@ -63,11 +79,11 @@ export function addRolloutOptions(command: Command): Command {
     .option('--max-failures <n|p%>', 'failed devices tolerated; one more aborts and rolls back (default 0; 100% for all-at-once)', share('--max-failures'))
     .option('--offline-wait <duration>', 'how long a batch waits for an offline device (default 0s: it converges when back)', duration('--offline-wait'))
     .option('--gate-error-rate <p%>', 'after each batch\'s soak: abort and roll back if the moved devices answer more 5xx than this (e.g. 1%)', matching('--gate-error-rate', ERROR_RATE_PATTERN, '1%'))
-    .option('--gate-p95 <duration>', 'abort and roll back if the new revision\'s p95 latency is above this (e.g. 250ms)', duration('--gate-p95'))
+    .option('--gate-p95 <duration>', `abort and roll back if the new revision's p95 latency is above this (e.g. 250ms; below ${MAX_GATE_P95_MS}ms)`, gateP95)
     .option('--gate-p95-ratio <x>', 'abort and roll back if the new revision\'s p95 is above x times the old revision\'s (devices not moved yet)', positive('--gate-p95-ratio', false))
     .option('--gate-min-requests <n>', 'requests (labelled answers for --gate-metric) a gate needs to judge; it waits for them up to the device timeout, then fails (default 20)', positive('--gate-min-requests', true))
     .option('--gate-metric <metric>', 'abort and roll back unless the labels sent back for the new revision\'s answers give e.g. accuracy>=0.9 (accuracy, mae, rmse)', matching('--gate-metric', GATE_METRIC_PATTERN, 'accuracy>=0.9 or mae<=0.5'))
-    .option('--gate-output <json-pointer>', 'the answer\'s field --gate-metric compares with the label, e.g. /y (default the whole answer)', matching('--gate-output', JSON_POINTER_PATTERN, '/y or /predictions/0/label'));
+    .option('--gate-output <json-pointer>', 'the answer\'s field --gate-metric compares with the label, e.g. /y (required with --gate-metric)', gateOutput);
 }
 
 const GATE_FLAGS = { errorRate: 'gateErrorRate', p95: 'gateP95', p95Ratio: 'gateP95Ratio', minRequests: 'gateMinRequests', metric: 'gateMetric', metricOutput: 'gateOutput' } as const;
@@ -82,6 +98,7 @@ export function rolloutRequest(flags: RolloutFlags): RolloutRequest | undefined 
       throw inputError('--gate-min-requests and --gate-output tune gates: give one of --gate-error-rate, --gate-p95, --gate-p95-ratio, --gate-metric');
     }
     if (gates.metricOutput !== undefined && gates.metric === undefined) throw inputError('--gate-output is the field --gate-metric reads: give --gate-metric too');
+    if (gates.metric !== undefined && gates.metricOutput === undefined) throw inputError('--gate-metric needs --gate-output: the JSON pointer to the answer\'s field compared with the label, e.g. /y');
     given.gates = gates;
   }
   return Object.keys(given).length ? (given as RolloutRequest) : undefined;

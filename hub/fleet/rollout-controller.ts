@@ -15,12 +15,15 @@ import type { Logger } from '../../shared/logger.js';
 import type { ActorRecord, DeploymentRecord, RolloutRecord, RolloutRepository } from '../store/store.js';
 import type { DesiredStates } from './desired-states.js';
 import type { DeviceDirectory } from './device-directory.js';
-import { advance, devicePhase, isSettled, namesOf, planBatches, resolveOptions, type DeviceView, type HealthGate } from './rollout-engine.js';
+import { advance, devicePhase, isSettled, namesOf, planBatches, resolveOptions, resume, type DeviceView, type HealthGate } from './rollout-engine.js';
+import { MEASURE_EVERY_MS } from './rollout-gates.js';
 import type { GateMeter } from './rollout-gates-measure.js';
 
 const TICK_MS = 500;
 /** After a hub start, devices get this long to reconnect before "offline" lets a batch go on without them. */
 export const RECONNECT_GRACE_MS = 30_000;
+/** A failed gate measurement is tried again after MEASURE_EVERY_MS, doubling per failure up to this. */
+export const MEASURE_BACKOFF_MAX_MS = 30_000;
 
 export interface RolloutStart {
   kind: 'create' | 'update' | 'retarget';
@@ -53,6 +56,10 @@ export class RolloutController {
   #ticking: Promise<void> = Promise.resolve();
   #closed = false;
   #offlineTrustedFrom = 0;
+  /** Gate measurements in flight, one per rollout: they read the archive, so ticks never wait for them. */
+  readonly #measuring = new Map<number, Promise<void>>();
+  /** After failed measurements: how many in a row, and not before when the next one may start. */
+  readonly #measureBackoff = new Map<number, { failures: number; notBefore: number }>();
 
   constructor(
     private readonly deps: {
@@ -81,6 +88,7 @@ export class RolloutController {
     this.#closed = true;
     this.deps.clock.clearTimeout(this.#timer);
     await this.#ticking;
+    await Promise.all(this.#measuring.values());
   }
 
   /** A new rollout; an active one of the same service is superseded (its devices stay where they are). */
@@ -159,7 +167,7 @@ export class RolloutController {
   async resume(id: number): Promise<Rollout> {
     await this.change(id, (r) => {
       if (r.phase !== 'paused') throw conflict(`rollout ${id} is ${r.phase}: only a paused rollout can be resumed`);
-      r.phase = 'running';
+      resume(r, this.deps.clock.now());
     });
     this.deps.logger.info({ rollout: id }, 'rollout resumed');
     await this.tick();
@@ -261,30 +269,56 @@ export class RolloutController {
     const r = structuredClone(before);
     const result = advance(r, (id) => this.deviceView(id, r.service), this.deps.clock.now(), this.deps.gates, this.#offlineTrustedFrom);
     if (result.abort) {
+      // What the engine saw (failed devices) goes in with the abort, unless the record changed
+      // meanwhile (paused, superseded, aborted, new figures): then the next tick judges it again.
+      let stale = false;
+      await this.deps.rollouts.update(r.id, (stored) => {
+        if (!isDeepStrictEqual(stored, before)) stale = true;
+        else Object.assign(stored, r);
+      });
+      if (stale) return;
       this.deps.logger.warn({ rollout: r.id, service: r.service, reason: result.abort }, 'rollout aborted; rolling back');
-      // What the engine saw (failed devices) goes in with the abort.
-      await this.deps.rollouts.update(r.id, (stored) => Object.assign(stored, r));
       await this.rollBack(r, result.abort);
       return;
     }
     const { updatedAt: _a, ...now } = r;
     const { updatedAt: _b, ...then } = before;
     if (!isDeepStrictEqual(now, then) && !(await this.save(before, r, result.assign))) return;
-    if (result.measure !== null) await this.measure(r, result.measure);
+    if (result.measure !== null) this.measure(r, result.measure);
   }
 
   /**
-   * The figures a waiting gate asked for, stored in the record for the next step to judge. Kept
-   * only if the rollout is still on that batch and active: a measurement takes a while.
+   * Starts measuring the figures a waiting gate asked for, unless a measurement of this rollout is
+   * in flight or backing off after a failure; the next steps judge from the stored figures. The
+   * cost left: each measurement reads the archive's metrics of the batch's devices (and of a
+   * sample of the old revision's) since the batch was done, every MEASURE_EVERY_MS while a gate waits.
    */
-  private async measure(r: RolloutRecord, batch: number): Promise<void> {
-    if (!this.deps.measure) return;
-    const figures = await this.deps.measure(r, this.deps.clock.now());
-    await this.deps.rollouts.update(r.id, (stored) => {
-      if (stored.batch !== batch || (stored.phase !== 'running' && stored.phase !== 'paused')) return;
-      stored.gates = figures;
-    });
-    this.deps.logger.debug({ rollout: r.id, batch, gates: figures }, 'rollout gates measured');
+  private measure(r: RolloutRecord, batch: number): void {
+    const meter = this.deps.measure;
+    if (!meter || this.#closed || this.#measuring.has(r.id)) return;
+    const started = this.deps.clock.now();
+    const backoff = this.#measureBackoff.get(r.id);
+    if (backoff && started < backoff.notBefore) return;
+    const run = async () => {
+      try {
+        const figures = await meter(r, started);
+        await this.deps.rollouts.update(r.id, (stored) => {
+          // Kept only for the same batch and soak of a running rollout: a resume moves the soak, and nothing measured before it decides.
+          if (stored.batch !== batch || stored.phase !== 'running' || stored.soakUntil !== r.soakUntil) return;
+          stored.gates = figures;
+        });
+        this.#measureBackoff.delete(r.id);
+        this.deps.logger.debug({ rollout: r.id, batch, gates: figures }, 'rollout gates measured');
+      } catch (err) {
+        const failures = (backoff?.failures ?? 0) + 1;
+        const wait = Math.min(MEASURE_EVERY_MS * 2 ** (failures - 1), MEASURE_BACKOFF_MAX_MS);
+        this.#measureBackoff.set(r.id, { failures, notBefore: this.deps.clock.now() + wait });
+        this.deps.logger.warn({ err, rollout: r.id, batch, failures, retryInMs: wait }, 'rollout gate measurement failed');
+      } finally {
+        this.#measuring.delete(r.id);
+      }
+    };
+    this.#measuring.set(r.id, run());
   }
 
   /** Stores a step's changes and makes what follows from them; false when the step was stale. */
@@ -403,6 +437,8 @@ export class RolloutController {
       {
         id: r.id,
         change: (stored, id) => {
+          // Superseded or aborted by someone else meanwhile: a second rollback would leave two rollouts active.
+          if (stored.phase !== 'running' && stored.phase !== 'paused') throw conflict(`rollout ${r.id} is ${stored.phase}: only a running or paused rollout can be aborted`);
           stored.phase = 'aborted';
           stored.reason = reason;
           stored.rolledBackBy = id;

@@ -32,8 +32,10 @@ export interface HealthGate {
     rollout: Readonly<RolloutRecord>,
     batch: number,
     now: number,
-    /** When the batch's soak ended (or, without a soak, when the batch was done). */
+    /** When the batch's soak ended (or, without a soak, when the batch was done), paused time left out. */
     since: number,
+    /** Before this the hub had just started: agents may not have delivered the telemetry they buffered. */
+    trustedFrom: number,
   ): { ok: true } | { ok: false; reason: string } | { ok: null; measure: boolean };
 }
 
@@ -138,6 +140,32 @@ export function isSettled(d: RolloutDeviceRecord): boolean {
   return d.state === 'healthy' || d.state === 'failed' || d.state === 'rolled-back';
 }
 
+/** Whether the current batch soaks once done: with gates of its own the last batch soaks too (they watch it like the others); a canary soaks once. */
+function soaks(r: Readonly<RolloutRecord>): boolean {
+  const last = r.batch === r.batchCount - 1;
+  return parseDuration(r.options.soak) > 0 && (!last || r.options.gates !== undefined) && (r.strategy !== 'canary' || r.batch === 0) && r.kind !== 'rollback';
+}
+
+/**
+ * Resumes a paused rollout at `now`. The time it was paused (from `updatedAt`, which a paused
+ * rollout's steps leave as the pause set it) does not count: the soak, and the gates' wait up to
+ * the device timeout, move forward by it (a batch done while paused is judged from `now`). Nothing
+ * was measured while paused, so the batch's stored figures no longer decide: they wait for fresh ones.
+ */
+export function resume(r: RolloutRecord, now: number): void {
+  const pausedFor = Math.max(0, now - ms(r.updatedAt));
+  const inBatch = Object.values(r.devices).filter((d) => d.batch === r.batch);
+  if (r.soakUntil !== null) {
+    r.soakUntil = iso(ms(r.soakUntil) + pausedFor);
+  } else if (r.options.gates !== undefined && r.kind !== 'rollback' && !soaks(r) && inBatch.length && inBatch.every(isSettled)) {
+    // Judged from when it was done (no soak): the gates' wait starts over, less what it had waited before the pause.
+    const doneAt = Math.max(...inBatch.map((d) => ms(d.doneAt ?? d.movedAt ?? r.createdAt)));
+    r.soakUntil = iso(doneAt + Math.min(pausedFor, now - doneAt));
+  }
+  r.gates = r.gates?.map((g) => (g.batch === r.batch ? { ...g, ok: null } : g));
+  r.phase = 'running';
+}
+
 /**
  * One step: updates the record in place from what devices report, moves the next devices, ends
  * batches (and soaks), and finishes the rollout. Paused rollouts still watch the devices already
@@ -218,18 +246,14 @@ export function advance(
     if (!done) break;
 
     const checks = [...gates, ...recordedGates(r)];
-    const last = r.batch === r.batchCount - 1;
-    const soak = parseDuration(r.options.soak);
-    // With gates of its own the last batch soaks too: they watch it like the others. A canary soaks once.
-    const soaks = soak > 0 && (!last || r.options.gates !== undefined) && (r.strategy !== 'canary' || r.batch === 0) && r.kind !== 'rollback';
-    if (soaks) {
-      if (r.soakUntil === null) r.soakUntil = iso(now + soak);
+    if (soaks(r)) {
+      if (r.soakUntil === null) r.soakUntil = iso(now + parseDuration(r.options.soak));
       if (now < ms(r.soakUntil)) break;
     }
     const since = r.soakUntil !== null ? ms(r.soakUntil) : batchDoneAt(r, inBatch);
     let waiting = false;
     for (const gate of checks) {
-      const verdict = gate.check(r, r.batch, now, since);
+      const verdict = gate.check(r, r.batch, now, since, offlineTrustedFrom);
       if (verdict.ok === false) {
         out.abort = `gate ${gate.name} failed after batch ${r.batch + 1}: ${verdict.reason}`;
         return out;

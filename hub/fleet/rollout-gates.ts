@@ -92,10 +92,25 @@ export function breachReason(g: RolloutGate): string {
   }
 }
 
+/** Why a gate still waiting at the device timeout fails: what it had, and what it needed. */
+export function shortReason(g: RolloutGate, gates: RolloutGates, deviceTimeout: string): string {
+  const min = minRequestsOf(gates);
+  const within = `within ${deviceTimeout} after the soak`;
+  if (g.name === 'metric') {
+    const misses = g.misses ? ` (and ${g.misses} without a usable value at ${gates.metricOutput})` : '';
+    return `${g.requests} labelled answers${misses} ${within}, fewer than the ${min} it needs`;
+  }
+  // The new revision had enough: the old one, which p95-ratio compares with, did not.
+  if (g.name === 'p95-ratio' && g.requests >= min) return `old revision: ${g.baselineRequests ?? 0} requests ${within}, fewer than the ${min} it needs to compare with`;
+  return `${g.requests} requests ${within}, fewer than the ${min} it needs`;
+}
+
 /**
  * The rollout's own gates (from `options.gates`) as HealthGates reading the stored figures of the
  * batch, measured at or after `since` (the end of the batch's soak). None for a rollback: it
- * restores what ran before and must not be stopped.
+ * restores what ran before and must not be stopped. A gate short of requests fails at the device
+ * timeout only from figures measured after it (and after `trustedFrom`, when agents have had time
+ * to deliver what they buffered while the hub was down): stored figures may be old.
  */
 export function recordedGates(r: Readonly<RolloutRecord>): HealthGate[] {
   const gates = r.options.gates;
@@ -103,17 +118,17 @@ export function recordedGates(r: Readonly<RolloutRecord>): HealthGate[] {
   const deviceTimeout = parseDuration(r.options.deviceTimeout);
   return configuredGates(gates).map(({ name }) => ({
     name,
-    check(rollout, batch, now, since) {
+    check(rollout, batch, now, since, trustedFrom) {
+      const timedOut = now - since >= deviceTimeout && now >= trustedFrom;
       const f = rollout.gates?.find((g) => g.name === name && g.batch === batch && Date.parse(g.checkedAt) >= since);
       // None stored (a measurement that keeps failing): the wait ends at the device timeout all the same.
-      if (!f) return now - since >= deviceTimeout ? { ok: false, reason: `no figures within ${rollout.options.deviceTimeout} after the soak` } : { ok: null, measure: true };
+      if (!f) return timedOut ? { ok: false, reason: `no figures within ${rollout.options.deviceTimeout} after the soak` } : { ok: null, measure: true };
       if (f.ok === true) return { ok: true };
       if (f.ok === false) return { ok: false, reason: breachReason(f) };
-      if (now - since >= deviceTimeout) {
-        const what = name === 'metric' ? 'labelled answers' : 'requests';
-        return { ok: false, reason: `${f.requests} ${what} within ${rollout.options.deviceTimeout} after the soak, fewer than the ${minRequestsOf(gates)} it needs` };
-      }
-      return { ok: null, measure: now - Date.parse(f.checkedAt) >= MEASURE_EVERY_MS };
+      const checkedAt = Date.parse(f.checkedAt);
+      if (timedOut && checkedAt >= Math.max(since + deviceTimeout, trustedFrom)) return { ok: false, reason: shortReason(f, gates, rollout.options.deviceTimeout) };
+      // At the timeout, figures from before it do not decide: one more measurement does.
+      return { ok: null, measure: timedOut || now - checkedAt >= MEASURE_EVERY_MS };
     },
   }));
 }

@@ -5,7 +5,9 @@
  * the OpenAPI document.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { pointerTokens } from '../../hub/evaluation/metrics.js';
 import { DURATION_EXAMPLES, DURATION_PATTERN, parseDuration } from '../duration.js';
+import { LATENCY_BOUNDS_MS } from '../latency-histogram.js';
 import { stringEnum } from '../schema.js';
 import { Timestamp } from './common.js';
 import { Labels } from './devices.js';
@@ -23,15 +25,20 @@ const Duration = (description: string) => Type.String({ pattern: DURATION_PATTER
 /** DEFAULT_ROLLOUT.gateMinRequests (declared before it: the schema's description names it). */
 const DEFAULT_GATE_MIN_REQUESTS = 20;
 
-/** A share of requests: `1%`, `0.5%`. */
-export const ERROR_RATE_PATTERN = '^(?:100|[1-9]?[0-9])(?:\\.[0-9]+)?%$';
+/** A share of requests, at most 100%: `1%`, `0.5%`. */
+export const ERROR_RATE_PATTERN = '^(?:100(?:\\.0+)?|[1-9]?[0-9](?:\\.[0-9]+)?)%$';
 /**
  * `METRIC OP NUMBER`, e.g. `accuracy>=0.9`, `mae<=0.4`. The names are hub/evaluation/metrics.ts's
- * EVAL_METRICS (a unit test holds the two together): the API layer does not import the hub.
+ * EVAL_METRICS (a unit test holds the two together): a pattern is what the schema can carry.
  */
 export const GATE_METRIC_PATTERN = '^(accuracy|mae|rmse)(>=|<=|>|<)(-?[0-9]+(?:\\.[0-9]+)?)$';
-/** An RFC 6901 JSON pointer into the service's answer; empty: the whole answer. */
+/** An RFC 6901 JSON pointer into the service's answer (rolloutRequestProblem checks its escapes). */
 export const JSON_POINTER_PATTERN = '^(?:/.*)?$';
+/**
+ * The p95 of merged histograms is known only up to the last finite bucket bound (10s): a threshold
+ * at or above it could never be crossed.
+ */
+export const MAX_GATE_P95_MS = LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.length - 1]!;
 /** The gates, in the order they are checked and shown. */
 export const ROLLOUT_GATE_NAMES = ['error-rate', 'p95', 'p95-ratio', 'metric'] as const;
 export type RolloutGateName = (typeof ROLLOUT_GATE_NAMES)[number];
@@ -48,7 +55,7 @@ export const RolloutGates = Type.Object(
     p95Ratio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000, examples: [1.5], description: "highest p95 of the new revision over the old revision's, on the devices still running it in the same window" })),
     minRequests: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: `requests (labelled answers for metric) a gate needs before it judges; below it the gate waits, up to the device timeout, then fails; default ${DEFAULT_GATE_MIN_REQUESTS}` })),
     metric: Type.Optional(Type.String({ pattern: GATE_METRIC_PATTERN, examples: ['accuracy>=0.9', 'mae<=0.4'], description: 'a model metric over the labels sent back for the new revision\'s answers' })),
-    metricOutput: Type.Optional(Type.String({ pattern: JSON_POINTER_PATTERN, maxLength: 512, examples: ['/y', '/predictions/0/label'], description: 'JSON pointer to the answer\'s field the metric compares with the label; default the whole answer' })),
+    metricOutput: Type.Optional(Type.String({ pattern: JSON_POINTER_PATTERN, maxLength: 512, examples: ['/y', '/predictions/0/label'], description: 'RFC 6901 JSON pointer to the answer\'s field the metric compares with the label; required with metric' })),
   },
   { additionalProperties: false },
 );
@@ -81,9 +88,24 @@ export function rolloutRequestProblem(request: RolloutRequest, field: string): s
   if (gates) {
     if (!ROLLOUT_GATE_FIELDS.some((k) => gates[k] !== undefined)) return `${field}.gates: give at least one of ${ROLLOUT_GATE_FIELDS.join(', ')}`;
     if (gates.metricOutput !== undefined && gates.metric === undefined) return `${field}.gates.metricOutput: only with gates.metric`;
-    if (gates.p95 !== undefined && parseDuration(gates.p95) > parseDuration(MAX_ROLLOUT_DURATION)) return `${field}.gates.p95: must be at most ${MAX_ROLLOUT_DURATION}, not ${gates.p95}`;
+    if (gates.metric !== undefined && gates.metricOutput === undefined) return `${field}.gates.metricOutput: required with gates.metric (the JSON pointer to the answer's field compared with the label, e.g. /y)`;
+    if (gates.metricOutput !== undefined) {
+      const problem = pointerProblem(gates.metricOutput);
+      if (problem) return `${field}.gates.metricOutput: ${problem}`;
+    }
+    if (gates.p95 !== undefined && parseDuration(gates.p95) >= MAX_GATE_P95_MS) return `${field}.gates.p95: must be below ${MAX_GATE_P95_MS}ms (the latency histogram's last finite bound), not ${gates.p95}`;
   }
   return null;
+}
+
+/** Why `pointer` is not an RFC 6901 JSON pointer, or null (the parser evaluation uses: a leaf module). */
+export function pointerProblem(pointer: string): string | null {
+  try {
+    pointerTokens(pointer);
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 /** The fields of RolloutGates that are gates (the others tune them), in ROLLOUT_GATE_NAMES order. */
@@ -146,6 +168,10 @@ export const RolloutGate = Type.Object({
   threshold: Type.String({ description: 'as given: 1%, 250ms, 1.5, accuracy>=0.9' }),
   value: Type.Union([Type.Number(), Type.Null()]),
   baseline: Type.Union([Type.Number(), Type.Null()]),
+  /** Requests of the old revision the baseline is from (p95, p95-ratio). */
+  baselineRequests: Type.Optional(Type.Integer({ minimum: 0 })),
+  /** Metric: labelled answers without a usable value at metricOutput (not a number, for mae/rmse): left out of `value` and `requests`. */
+  misses: Type.Optional(Type.Integer({ minimum: 0 })),
   ok: Type.Union([Type.Boolean(), Type.Null()]),
   requests: Type.Integer({ minimum: 0, description: 'requests the value is from (labelled answers, for metric)' }),
   checkedAt: Timestamp,

@@ -1,6 +1,6 @@
 /** The rollout state machine (hub/fleet/rollout-engine.ts): batches, soak, gates, thresholds, offline devices. */
 import test from 'ava';
-import { advance, devicePhase, planBatches, resolveOptions, shareOf, type DeviceView, type HealthGate } from '../../hub/fleet/rollout-engine.js';
+import { advance, devicePhase, planBatches, resolveOptions, resume, shareOf, type DeviceView, type HealthGate } from '../../hub/fleet/rollout-engine.js';
 import type { RolloutRecord } from '../../hub/store/store.js';
 import type { RolloutRequest } from '../../shared/api/rollouts.js';
 
@@ -289,7 +289,58 @@ test('gates: too few requests wait, asking again now and then, and fail at the d
   t.is(advance(r, f.view, T0 + 2 * S).measure, null, 'measured a moment ago');
   t.is(advance(r, f.view, T0 + 5 * S).measure, 0);
   t.is(r.batch, 0);
+  const timedOut = advance(r, f.view, T0 + 62 * S);
+  t.is(timedOut.abort, null, 'figures from before the timeout do not decide it');
+  t.is(timedOut.measure, 0, 'one more measurement does');
+  measured(r, T0 + 62 * S, { 'error-rate': null });
   t.is(advance(r, f.view, T0 + 62 * S).abort, 'gate error-rate failed after batch 1: 50 requests within 60s after the soak, fewer than the 100 it needs');
+});
+
+test('gates: paused time does not count; figures from before the pause wait for fresh ones at resume', (t) => {
+  const f = fleet(ids(2));
+  const r = rollout(ids(2), { strategy: 'canary', canary: '1', soak: '10s', deviceTimeout: '60s', gates: { errorRate: '1%', minRequests: 100 } });
+  advance(r, f.view, T0);
+  f.healthy('d1');
+  advance(r, f.view, T0 + S);
+  t.is(r.soakUntil, new Date(T0 + 11 * S).toISOString());
+  measured(r, T0 + 20 * S, { 'error-rate': null });
+  // Paused at +30s (the pause sets updatedAt), resumed at +1000s: long after the device timeout.
+  r.phase = 'paused';
+  r.updatedAt = new Date(T0 + 30 * S).toISOString();
+  advance(r, f.view, T0 + 500 * S);
+  resume(r, T0 + 1000 * S);
+  t.is(r.phase, 'running');
+  t.is(r.soakUntil, new Date(T0 + 981 * S).toISOString(), 'the soak end moves by the paused time');
+  const out = advance(r, f.view, T0 + 1000 * S);
+  t.is(out.abort, null, 'the 19s waited before the pause count, the 970s paused do not');
+  t.is(out.measure, 0);
+  // Figures that passed before a pause do not let the batch go on at resume.
+  measured(r, T0 + 990 * S);
+  r.phase = 'paused';
+  r.updatedAt = new Date(T0 + 1001 * S).toISOString();
+  resume(r, T0 + 1002 * S);
+  t.is(r.gates![0]!.ok, null);
+  const again = advance(r, f.view, T0 + 1002 * S);
+  t.is(again.measure, 0);
+  t.is(r.batch, 0);
+  measured(r, T0 + 1010 * S);
+  t.deepEqual([...advance(r, f.view, T0 + 1010 * S).assign.keys()], ['d2']);
+});
+
+test('gates: resumed after a batch without a soak was done, the wait counts from the resume', (t) => {
+  const f = fleet(ids(2));
+  const r = rollout(ids(2), { strategy: 'batches', batchSize: '1', deviceTimeout: '60s', gates: { errorRate: '1%', minRequests: 100 } });
+  advance(r, f.view, T0);
+  r.phase = 'paused';
+  r.updatedAt = new Date(T0 + S).toISOString();
+  f.healthy('d1');
+  advance(r, f.view, T0 + 2 * S);
+  resume(r, T0 + 500 * S);
+  t.is(r.soakUntil, new Date(T0 + 500 * S).toISOString());
+  measured(r, T0 + 520 * S, { 'error-rate': null });
+  t.is(advance(r, f.view, T0 + 520 * S).abort, null);
+  measured(r, T0 + 560 * S, { 'error-rate': null });
+  t.regex(advance(r, f.view, T0 + 560 * S).abort!, /fewer than the 100 it needs/);
 });
 
 test('gates: the last batch soaks and is gated too; without gates it is not', (t) => {

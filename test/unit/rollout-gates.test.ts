@@ -9,9 +9,9 @@ import { addRolloutOptions, rolloutRequest, type RolloutFlags } from '../../cli/
 import { EVAL_METRICS } from '../../hub/evaluation/metrics.js';
 import { planBatches, resolveOptions } from '../../hub/fleet/rollout-engine.js';
 import { gateMeter, type GateSources } from '../../hub/fleet/rollout-gates-measure.js';
-import { breachReason, configuredGates, MEASURE_EVERY_MS, parseMetricGate, recordedGates } from '../../hub/fleet/rollout-gates.js';
+import { breachReason, configuredGates, MEASURE_EVERY_MS, parseMetricGate, recordedGates, shortReason } from '../../hub/fleet/rollout-gates.js';
 import type { RolloutRecord } from '../../hub/store/store.js';
-import { GATE_METRIC_PATTERN, rolloutRequestProblem, type RolloutGate, type RolloutRequest } from '../../shared/api/rollouts.js';
+import { ERROR_RATE_PATTERN, GATE_METRIC_PATTERN, rolloutRequestProblem, type RolloutGate, type RolloutRequest } from '../../shared/api/rollouts.js';
 import { emptyHistogram } from '../../shared/latency-histogram.js';
 
 const T0 = Date.parse('2026-11-24T00:00:00.000Z');
@@ -55,8 +55,21 @@ test('the configured gates in check order, thresholds as given; minRequests defa
 test('request problems: no gate at all, an output without a metric, a p95 beyond the longest duration', (t) => {
   t.is(rolloutRequestProblem({ gates: { minRequests: 5 } }, 'body.rollout'), 'body.rollout.gates: give at least one of errorRate, p95, p95Ratio, metric');
   t.is(rolloutRequestProblem({ gates: { p95: '1s', metricOutput: '/y' } }, 'body.rollout'), 'body.rollout.gates.metricOutput: only with gates.metric');
-  t.is(rolloutRequestProblem({ gates: { p95: '31d' } }, 'r'), 'r.gates.p95: must be at most 30d, not 31d');
+  t.is(rolloutRequestProblem({ gates: { p95: '31d' } }, 'r'), "r.gates.p95: must be below 10000ms (the latency histogram's last finite bound), not 31d");
   t.is(rolloutRequestProblem({ gates: { metric: 'mae<=0.5', metricOutput: '/y' } }, 'r'), null);
+});
+
+test('request problems: a metric without its output, an output that is no JSON pointer, a p95 the histogram cannot show, an error rate above 100%', (t) => {
+  t.regex(rolloutRequestProblem({ gates: { metric: 'mae<=0.5' } }, 'body.rollout')!, /^body\.rollout\.gates\.metricOutput: required with gates\.metric/);
+  t.regex(rolloutRequestProblem({ gates: { metric: 'mae<=0.5', metricOutput: '/a~2b' } }, 'body.rollout')!, /^body\.rollout\.gates\.metricOutput: "\/a~2b" is not a JSON pointer: ~ must be followed by 0 or 1$/);
+  t.is(rolloutRequestProblem({ gates: { metric: 'mae<=0.5', metricOutput: '/a~1b/0' } }, 'r'), null);
+  t.is(rolloutRequestProblem({ gates: { p95: '10s' } }, 'body.rollout'), "body.rollout.gates.p95: must be below 10000ms (the latency histogram's last finite bound), not 10s");
+  t.is(rolloutRequestProblem({ gates: { p95: '9999ms' } }, 'r'), null);
+  t.regex('100%', new RegExp(ERROR_RATE_PATTERN));
+  t.regex('99.5%', new RegExp(ERROR_RATE_PATTERN));
+  t.regex('100.0%', new RegExp(ERROR_RATE_PATTERN));
+  t.notRegex('100.5%', new RegExp(ERROR_RATE_PATTERN));
+  t.notRegex('101%', new RegExp(ERROR_RATE_PATTERN));
 });
 
 test('breach reasons name the metric, the threshold and the measured value', (t) => {
@@ -72,20 +85,24 @@ test('recorded gates judge only the batch\'s figures measured after its soak; th
   const r = rollout(['d1', 'd2'], { strategy: 'canary', canary: '1', deviceTimeout: '60s', gates: { p95: '250ms' } });
   const [gate] = recordedGates(r);
   const since = T0 + 10 * S;
-  t.deepEqual(gate!.check(r, 0, since, since), { ok: null, measure: true }, 'no figures yet');
-  t.deepEqual(gate!.check(r, 0, since + 60 * S, since), { ok: false, reason: 'no figures within 60s after the soak' }, 'never measured: it fails at the device timeout too');
+  t.deepEqual(gate!.check(r, 0, since, since, 0), { ok: null, measure: true }, 'no figures yet');
+  t.deepEqual(gate!.check(r, 0, since + 60 * S, since, 0), { ok: false, reason: 'no figures within 60s after the soak' }, 'never measured: it fails at the device timeout too');
+  t.deepEqual(gate!.check(r, 0, since + 60 * S, since, since + 70 * S), { ok: null, measure: true }, 'not while agents may still deliver what they buffered (the hub just started)');
   r.gates = [figure({ name: 'p95', threshold: '250ms', value: 100, ok: true, checkedAt: iso(since - 1) })];
-  t.deepEqual(gate!.check(r, 0, since, since), { ok: null, measure: true }, 'measured before the soak ended');
+  t.deepEqual(gate!.check(r, 0, since, since, 0), { ok: null, measure: true }, 'measured before the soak ended');
   r.gates = [figure({ name: 'p95', threshold: '250ms', value: 100, ok: true, checkedAt: iso(since), batch: 1 })];
-  t.deepEqual(gate!.check(r, 0, since, since), { ok: null, measure: true }, 'another batch');
+  t.deepEqual(gate!.check(r, 0, since, since, 0), { ok: null, measure: true }, 'another batch');
   r.gates = [figure({ name: 'p95', threshold: '250ms', value: 100, ok: true, checkedAt: iso(since) })];
-  t.deepEqual(gate!.check(r, 0, since, since), { ok: true });
+  t.deepEqual(gate!.check(r, 0, since, since, 0), { ok: true });
   r.gates = [figure({ name: 'p95', threshold: '250ms', value: 400, ok: false, checkedAt: iso(since) })];
-  t.deepEqual(gate!.check(r, 0, since, since), { ok: false, reason: 'p95 400ms > 250ms' });
+  t.deepEqual(gate!.check(r, 0, since, since, 0), { ok: false, reason: 'p95 400ms > 250ms' });
   r.gates = [figure({ name: 'p95', threshold: '250ms', value: 90, requests: 3, checkedAt: iso(since) })];
-  t.deepEqual(gate!.check(r, 0, since + 1, since), { ok: null, measure: false }, 'just measured');
-  t.deepEqual(gate!.check(r, 0, since + MEASURE_EVERY_MS, since), { ok: null, measure: true });
-  t.deepEqual(gate!.check(r, 0, since + 60 * S, since), { ok: false, reason: '3 requests within 60s after the soak, fewer than the 20 it needs' });
+  t.deepEqual(gate!.check(r, 0, since + 1, since, 0), { ok: null, measure: false }, 'just measured');
+  t.deepEqual(gate!.check(r, 0, since + MEASURE_EVERY_MS, since, 0), { ok: null, measure: true });
+  t.deepEqual(gate!.check(r, 0, since + 60 * S, since, 0), { ok: null, measure: true }, 'at the timeout, figures from before it ask for one more measurement');
+  r.gates = [figure({ name: 'p95', threshold: '250ms', value: 90, requests: 3, checkedAt: iso(since + 60 * S) })];
+  t.deepEqual(gate!.check(r, 0, since + 60 * S, since, 0), { ok: false, reason: '3 requests within 60s after the soak, fewer than the 20 it needs' }, 'measured at the timeout: it fails');
+  t.like(gate!.check(r, 0, since + 60 * S, since, since + 61 * S), { ok: null }, 'measured before agents could deliver buffered telemetry: not final');
   t.deepEqual(recordedGates({ ...r, kind: 'rollback' }), [], 'a rollback is never gated');
   t.deepEqual(recordedGates(rollout(['d1'], {})), []);
 });
@@ -184,4 +201,17 @@ test('CLI: --gate-* flags make RolloutRequest.gates; bad values and tuning flags
   t.throws(() => parse(['--gate-p95-ratio', '0', '--gate-p95', '1s']), { message: /a number > 0/ });
   t.throws(() => parse(['--gate-min-requests', '5']), { message: /give one of --gate-error-rate/ });
   t.throws(() => parse(['--gate-p95', '1s', '--gate-output', '/y']), { message: /--gate-output is the field --gate-metric reads/ });
+  t.throws(() => parse(['--gate-metric', 'mae<=0.5']), { message: /--gate-metric needs --gate-output/ });
+  t.throws(() => parse(['--gate-metric', 'mae<=0.5', '--gate-output', '/a~']), { message: /--gate-output: "\/a~" is not a JSON pointer/ });
+  t.throws(() => parse(['--gate-p95', '10s']), { message: /--gate-p95 "10s": must be below 10000ms/ });
+  t.throws(() => parse(['--gate-error-rate', '100.5%']), { message: /--gate-error-rate "100.5%"/ });
+  t.deepEqual(parse(['--gate-error-rate', '100%']), { gates: { errorRate: '100%' } });
+});
+
+test('breach and timeout reasons: a missing old-revision baseline names the old revision and its requests', (t) => {
+  const gates = resolveOptions({ gates: { p95Ratio: 1.5 } }).options.gates!;
+  t.is(shortReason(figure({ name: 'p95-ratio', threshold: '1.5', requests: 500, baselineRequests: 3 }), gates, '60s'), 'old revision: 3 requests within 60s after the soak, fewer than the 20 it needs to compare with');
+  t.is(shortReason(figure({ name: 'p95-ratio', threshold: '1.5', requests: 5, baselineRequests: 300 }), gates, '60s'), '5 requests within 60s after the soak, fewer than the 20 it needs');
+  const metric = resolveOptions({ gates: { metric: 'mae<=1', metricOutput: '/y' } }).options.gates!;
+  t.is(shortReason(figure({ name: 'metric', threshold: 'mae<=1', requests: 2, misses: 4 }), metric, '60s'), '2 labelled answers (and 4 without a usable value at /y) within 60s after the soak, fewer than the 20 it needs');
 });
