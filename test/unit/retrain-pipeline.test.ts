@@ -54,7 +54,9 @@ interface Harness {
   scheduler: FakeScheduler;
   calls: { trainings: TrainingCall[]; trainFiles: string[]; evalFiles: string[]; rollOuts: unknown[]; evaluated: string[]; evalRows: unknown[][]; prepared: number; leftovers: number; labelCounts: string[] };
   options: {
-    training: 'ok' | 'crash' | 'hang';
+    /** deaf: trains until `release` is called, whatever the signal says. */
+    training: 'ok' | 'crash' | 'hang' | 'deaf';
+    release: () => void;
     /** Each image's error on every row it answers (dyadic, so the mean is exact). */
     values: Record<string, number>;
     /** How many of the first eval rows get no answer from the image. */
@@ -92,6 +94,7 @@ async function harness(memory = new Memory<HubData>(), clock = new ManualClock(T
     }));
   const options: Harness['options'] = {
     training: 'ok',
+    release: () => undefined,
     values: { 'cur@sha256:1': 0.75, 'cand@sha256:2': 0.25 },
     unanswered: {},
     outliers: {},
@@ -136,7 +139,9 @@ async function harness(memory = new Memory<HubData>(), clock = new ManualClock(T
         await aborted;
         return { status: 'cancelled', exitCode: null, message: 'cancelled' };
       }
+      const released = options.training === 'deaf' && new Promise<void>((resolve) => (options.release = resolve));
       calls.trainings.push(call);
+      await released;
       await writeFile(join(call.outputDir, 'model.json'), '{"a":2,"b":1}');
       return { status: 'succeeded', exitCode: 0, message: 'exited 0' };
     },
@@ -459,6 +464,23 @@ test(`at most ${MAX_EVAL_ROWS} eval rows are scored, the same ones by both image
   const points = h.calls.evalRows[0]!.map((input) => splitPoint(`req-${(input as { x: number }).x}`));
   const highest = Math.max(...points);
   t.is(h.options.rows.filter((r) => splitPoint(r.requestId) <= highest).length, MAX_EVAL_ROWS);
+  await h.retraining.close();
+});
+
+test('a cancel the running step does not hear within the wait comes back running; the run ends cancelled when the step stops', async (t) => {
+  const h = await harness();
+  h.options.training = 'deaf';
+  await h.retraining.start();
+  await h.retraining.createJob(JOB, actor);
+  const queued = await h.retraining.runNow('lin-job', actor);
+  await waitFor('training', () => h.calls.trainings.length === 1 && h.clock.pending() === 1);
+  const cancelling = h.retraining.cancel(queued.id);
+  await waitFor('the cancel waiting', () => h.clock.pending() === 2);
+  h.clock.advance(10_000);
+  t.like(await cancelling, { status: 'running', stage: 'training' });
+  h.options.release();
+  t.like(await settled(h, queued.id), { status: 'cancelled', reason: 'cancelled by request' });
+  t.deepEqual(h.calls.rollOuts, []);
   await h.retraining.close();
 });
 
