@@ -12,8 +12,8 @@ import type { Logger } from '../../shared/logger.js';
 import { formatBytes } from '../../shared/size.js';
 
 export const MAX_LOG_BYTES = 8 * 1024 * 1024;
-/** The builder's own lines (`edgeml: …`) are kept past the limit: they say how the build ended. */
-const BUILDER_LINE = /^edgeml: /;
+/** How the hub's own lines start (`note`); other output starting so is written like any other line. */
+export const HUB_LINE_PREFIX = 'edgeml: ';
 /** What one follower may have waiting to be sent before it is ended. */
 const MAX_FOLLOWER_BACKLOG = 1024 * 1024;
 
@@ -42,13 +42,26 @@ export class LiveBuildLog {
     });
   }
 
+  /**
+   * A line of output (a build step's, a training script's): dropped once the log reached its
+   * limit, whatever it says, so what the hub does not write itself cannot fill the log.
+   */
   write(line: string): void {
+    if (this.#truncated) return;
+    this.append(line);
+  }
+
+  /** One of the hub's own lines, `edgeml: TEXT`: kept past the limit, as they say how the build or run ended. */
+  note(text: string): void {
+    this.append(`${HUB_LINE_PREFIX}${text}`);
+  }
+
+  private append(line: string): void {
     if (this.#closed) return;
-    if (this.#truncated && !BUILDER_LINE.test(line)) return;
     let text = line;
     if (!this.#truncated && this.#bytes + Buffer.byteLength(line) + 1 > MAX_LOG_BYTES) {
       this.#truncated = true;
-      text = `edgeml: the log is cut here: it reached ${formatBytes(MAX_LOG_BYTES)}`;
+      text = `${HUB_LINE_PREFIX}the log is cut here: it reached ${formatBytes(MAX_LOG_BYTES)}`;
     }
     this.#bytes += Buffer.byteLength(text) + 1;
     this.#lines.push(text);

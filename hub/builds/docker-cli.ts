@@ -3,7 +3,7 @@
  * and the up-front check that names whichever piece of the build toolchain is missing.
  */
 import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 
 export function buildFailed(message: string, cause?: unknown): EdgemlError {
@@ -20,6 +20,41 @@ export const QUICK_COMMAND_MS = 30_000;
 /** The build's signal, or a deadline for a quick command, whichever comes first. */
 export function quick(signal?: AbortSignal): AbortSignal {
   return signal ? AbortSignal.any([signal, AbortSignal.timeout(QUICK_COMMAND_MS)]) : AbortSignal.timeout(QUICK_COMMAND_MS);
+}
+
+/**
+ * The longest output line passed on: the rest of a longer one is dropped as it arrives, so a
+ * process printing without newlines cannot make the hub buffer its whole output.
+ */
+export const MAX_OUTPUT_LINE_CHARS = 64 * 1024;
+
+/** Calls `onLine` with each line of `input` (LF or CRLF), each cut to `max` characters and marked when cut. */
+export function eachLine(input: Readable, onLine: (line: string) => void, max = MAX_OUTPUT_LINE_CHARS): void {
+  let pending = '';
+  let cut = false;
+  const emit = () => onLine(pending.endsWith('\r') ? pending.slice(0, -1) : pending);
+  input.setEncoding('utf8');
+  input.on('data', (chunk: string) => {
+    for (let start = 0; ; ) {
+      const end = chunk.indexOf('\n', start);
+      if (!cut) {
+        pending += chunk.slice(start, end === -1 ? undefined : end);
+        if (pending.length > max) {
+          onLine(`${pending.slice(0, max)}… [line cut at ${max} characters]`);
+          pending = '';
+          cut = true;
+        }
+      }
+      if (end === -1) break;
+      if (!cut) emit();
+      pending = '';
+      cut = false;
+      start = end + 1;
+    }
+  });
+  input.on('end', () => {
+    if (pending !== '' && !cut) emit();
+  });
 }
 
 /** How long a cancelled docker command gets to stop after SIGINT before SIGKILL. */
@@ -51,8 +86,8 @@ export function docker(args: string[], onLine: (line: string, stream: 'stdout' |
       killTimer = setTimeout(() => signalGroup('SIGKILL'), CANCEL_GRACE_MS);
     };
     signal?.addEventListener('abort', onAbort, { once: true });
-    createInterface({ input: child.stdout }).on('line', (line) => onLine(line, 'stdout'));
-    createInterface({ input: child.stderr }).on('line', (line) => onLine(line, 'stderr'));
+    eachLine(child.stdout, (line) => onLine(line, 'stdout'));
+    eachLine(child.stderr, (line) => onLine(line, 'stderr'));
     child.once('error', (err: NodeJS.ErrnoException) => {
       signal?.removeEventListener('abort', onAbort);
       if (err.code === 'ENOENT') reject(buildFailed('the docker CLI is not installed on the hub: install Docker Engine with the buildx plugin (on a test machine: bash scripts/rig/setup.sh)', err));

@@ -246,7 +246,7 @@ export class ImageBuilder {
     const log = logs.begin(id);
     try {
       const platforms = Object.keys(record.platforms);
-      log.write(`edgeml: image ${id} from manifest ${record.manifest.name}:${record.manifest.version} for ${platforms.join(', ')} (attempt ${record.attempts})`);
+      log.note(`image ${id} from manifest ${record.manifest.name}:${record.manifest.version} for ${platforms.join(', ')} (attempt ${record.attempts})`);
       logger.info({ image: id, attempt: record.attempts }, 'image build started');
       const contextDir = join(options.workDir, String(id));
       let outcome: Pick<ImageRecord, 'status' | 'error'> | undefined;
@@ -255,7 +255,7 @@ export class ImageBuilder {
       } catch (err) {
         const reason = signal.reason as AbortReason | undefined;
         if (signal.aborted && reason === 'stop') {
-          log.write('edgeml: the hub is stopping; this build runs again at its next start');
+          log.note('the hub is stopping; this build runs again at its next start');
         } else if (signal.aborted) {
           outcome = { status: 'cancelled', error: { code: ErrorCodes.HUB_BUILD_CANCELLED, message: 'cancelled while it was running' } };
         } else {
@@ -267,7 +267,7 @@ export class ImageBuilder {
       if (!outcome) return;
       const finished = clock.now();
       const { status, error } = outcome;
-      log.write(`edgeml: image ${id} ${status}${error ? `: ${error.message}` : ''}`);
+      log.note(`image ${id} ${status}${error ? `: ${error.message}` : ''}`);
       // Recorded before the log ends: a follower that sees the end reads the outcome next.
       await images.update(id, (r) => {
         r.status = status;
@@ -291,7 +291,7 @@ export class ImageBuilder {
     const write = (line: string) => log.write(line);
     const phase = (text: string) => {
       progress.phase(text);
-      log.write(`edgeml: ${text}`);
+      log.note(`${text}`);
     };
 
     phase('checking Docker, buildx and the registry');
@@ -343,7 +343,7 @@ export class ImageBuilder {
         signal,
       });
       checks[platform] = check;
-      write(`edgeml: ${platform}: ${check.status}: ${check.message}`);
+      log.note(`${platform}: ${check.status}: ${check.message}`);
       await images.update(record.id, (r) => {
         r.checks = { ...checks };
       });

@@ -15,7 +15,7 @@ import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { buildCancelled } from '../builds/docker-cli.js';
-import type { BuildLogs } from '../builds/build-log.js';
+import type { BuildLogs, LiveBuildLog } from '../builds/build-log.js';
 import { BuildProgressTracker } from '../builds/build-progress.js';
 import type { BuildxRequest, BuildxResult } from '../builds/buildx.js';
 import { MAX_ATTEMPTS } from '../builds/image-builder.js';
@@ -198,15 +198,15 @@ export class TrainerBuilder {
     const log = logs.begin(key);
     const contextDir = join(options.workDir, key);
     try {
-      log.write(`edgeml: trainer ${name}:${version} image for ${options.platform} (attempt ${record.image.attempts})`);
+      log.note(`trainer ${name}:${version} image for ${options.platform} (attempt ${record.image.attempts})`);
       logger.info({ trainer: `${name}:${version}`, attempt: record.image.attempts }, 'trainer image build started');
       let outcome: Pick<TrainerImage, 'status' | 'error' | 'ref' | 'digest'> | undefined;
       try {
-        const built = await this.build(record, contextDir, signal, progress, (line) => log.write(line));
+        const built = await this.build(record, contextDir, signal, progress, log);
         outcome = { status: 'succeeded', error: null, ...built };
       } catch (err) {
         if (signal.aborted) {
-          log.write('edgeml: the hub is stopping; this build runs again at its next start');
+          log.note('the hub is stopping; this build runs again at its next start');
         } else {
           outcome = { status: 'failed', error: errorOf(err), ref: null, digest: null };
         }
@@ -215,7 +215,7 @@ export class TrainerBuilder {
       }
       if (!outcome) return;
       const { status, error } = outcome;
-      log.write(`edgeml: trainer ${name}:${version} image ${status}${error ? `: ${error.message}` : ` ${outcome.ref}`}`);
+      log.note(`trainer ${name}:${version} image ${status}${error ? `: ${error.message}` : ` ${outcome.ref}`}`);
       // Recorded before the log ends: a follower that sees the end reads the outcome next.
       const stored = await trainers.updateImage(name, version, (image) => {
         Object.assign(image, outcome);
@@ -233,12 +233,13 @@ export class TrainerBuilder {
     contextDir: string,
     signal: AbortSignal,
     progress: BuildProgressTracker,
-    write: (line: string) => void,
+    log: Pick<LiveBuildLog, 'write' | 'note'>,
   ): Promise<{ ref: string; digest: string }> {
     const { steps, options, blobs } = this.deps;
+    const write = (line: string) => log.write(line);
     const phase = (text: string) => {
       progress.phase(text);
-      write(`edgeml: ${text}`);
+      log.note(text);
     };
     const repository = `${options.registry}/${options.imagePrefix}/trainer-${record.name}`;
     const baseImage = options.baseImages[record.runtime];

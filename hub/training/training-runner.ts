@@ -34,9 +34,18 @@ export interface TrainingRequest {
   memory: string;
   cpus: number;
   timeoutMs: number;
+  /** Each line the script prints, prefixed with SCRIPT_LINE_PREFIX. */
   log: (line: string) => void;
+  /** The runner's own lines (a timeout, a cancel), without a prefix; default: `log('edgeml: ' + text)`. */
+  note?: (text: string) => void;
   signal: AbortSignal;
 }
+
+/**
+ * How a line of the script's output starts in the log, so that nothing a script prints reads as
+ * one of the hub's own `edgeml: …` lines.
+ */
+export const SCRIPT_LINE_PREFIX = '[train] ';
 
 export interface TrainingResult {
   status: 'succeeded' | 'failed' | 'timed-out' | 'cancelled';
@@ -125,7 +134,8 @@ export async function runTraining(req: TrainingRequest): Promise<TrainingResult>
   const stop = async (why: 'cancelled' | 'timed-out') => {
     if (stopped) return;
     stopped = why;
-    req.log(`edgeml: training ${why === 'cancelled' ? 'cancelled' : `timed out after ${Math.round(req.timeoutMs / 1000)} s`}; removing the container`);
+    const note = req.note ?? ((text: string) => req.log(`edgeml: ${text}`));
+    note(`training ${why === 'cancelled' ? 'cancelled' : `timed out after ${Math.round(req.timeoutMs / 1000)} s`}; removing the container`);
     // Until `docker run` returns: a stop that comes while the container is being created must still get it.
     while (!exited) {
       await removeContainer(name);
@@ -142,7 +152,7 @@ export async function runTraining(req: TrainingRequest): Promise<TrainingResult>
     const code = await docker(trainingRunArgs(req, hubInstance(), hubUser()), (line) => {
       tail.push(line);
       if (tail.length > 5) tail.shift();
-      req.log(line);
+      req.log(`${SCRIPT_LINE_PREFIX}${line}`);
     }).finally(() => {
       exited = true;
     });

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import type { TrainerVersion, TrainerVersionList } from '../../shared/api/trainers.js';
 import { BUILD_OWNER_ENV } from '../../hub/builds/leftovers.js';
-import { containerName, removeTrainingLeftovers, runTraining, TRAINING_LABEL, type TrainingRequest } from '../../hub/training/training-runner.js';
+import { containerName, removeTrainingLeftovers, runTraining, SCRIPT_LINE_PREFIX, TRAINING_LABEL, type TrainingRequest } from '../../hub/training/training-runner.js';
 import { cliFor, jsonOf } from '../helpers/cli.js';
 import { startHub, tempDir } from '../helpers/edgeml-process.js';
 import { exec } from '../helpers/exec.js';
@@ -167,8 +167,8 @@ test.serial('runTraining: the script reads the data and current model (read-only
   t.deepEqual(await readdir(dirs.outputDir), ['model.json']);
   const model = JSON.parse(await readFile(join(dirs.outputDir, 'model.json'), 'utf8')) as Record<string, unknown>;
   t.deepEqual(model, { rows: 2, evalRows: 1, first: { input: { x: 1 }, label: 2 }, parent: { a: 1 }, extra: [1, 'two'], readOnly: 'EROFS' });
-  t.true(lines.includes('wrote the model'));
-  const env = JSON.parse(lines.find((l) => l.startsWith('env '))!.slice(4)) as string[];
+  t.true(lines.includes(`${SCRIPT_LINE_PREFIX}wrote the model`), lines.join('\n'));
+  const env = JSON.parse(lines.find((l) => l.startsWith(`${SCRIPT_LINE_PREFIX}env `))!.slice(SCRIPT_LINE_PREFIX.length + 4)) as string[];
   for (const name of ['EDGEML_TRAIN_DATA', 'EDGEML_EVAL_DATA', 'EDGEML_MODEL_DIR', 'EDGEML_OUTPUT_DIR', 'EDGEML_PARAMS', 'LEARNING_RATE', 'TRAINER_FLAVOUR']) t.true(env.includes(name), name);
   t.false(env.includes('EDGEML_TEST_TRAINER_SECRET'));
   t.false(env.includes(BUILD_OWNER_ENV));
@@ -181,7 +181,7 @@ test.serial('runTraining: a script that exits 3 fails with its log', async (t) =
   const { req, lines } = request(t, await trainerRef(t), await runDirs(t), { mode: 'fail' });
   const result = await runTraining(req);
   t.deepEqual(result, { status: 'failed', exitCode: 3, message: 'the training script exited with code 3' });
-  t.true(lines.includes('something went wrong in training'), lines.join('\n'));
+  t.true(lines.includes(`${SCRIPT_LINE_PREFIX}something went wrong in training`), lines.join('\n'));
   t.false(await containerExists(req.runId));
 });
 
@@ -200,7 +200,7 @@ test.serial('runTraining: a cancel stops a running script and removes its contai
   const controller = new AbortController();
   const { req, lines } = request(t, await trainerRef(t), await runDirs(t), { mode: 'sleep' }, { signal: controller.signal });
   const running = runTraining(req);
-  await waitFor('the script to start', () => lines.includes('training for ever'), 60_000);
+  await waitFor('the script to start', () => lines.includes(`${SCRIPT_LINE_PREFIX}training for ever`), 60_000);
   t.true(await containerExists(req.runId));
   controller.abort();
   t.like(await running, { status: 'cancelled', exitCode: null });
@@ -216,7 +216,7 @@ test.serial('runTraining: no network inside the container (the registry on loopb
   const { req, lines } = request(t, await trainerRef(t), await runDirs(t), { mode: 'connect', target: registry });
   const result = await runTraining(req);
   t.is(result.status, 'succeeded', lines.join('\n'));
-  t.true(lines.some((l) => l.startsWith('connect failed: ')), lines.join('\n'));
+  t.true(lines.some((l) => l.startsWith(`${SCRIPT_LINE_PREFIX}connect failed: `)), lines.join('\n'));
 });
 
 test.serial('removeTrainingLeftovers removes the training containers of one hub instance only', async (t) => {
