@@ -253,7 +253,9 @@ export class RolloutController {
   /** One step of every active rollout; ticks never overlap. */
   tick(): Promise<void> {
     const run = async () => {
-      for (const r of await this.deps.rollouts.list({ active: true })) {
+      const active = await this.deps.rollouts.list({ active: true });
+      for (const id of this.#measureBackoff.keys()) if (!active.some((r) => r.id === id)) this.#measureBackoff.delete(id);
+      for (const r of active) {
         try {
           await this.step(r);
         } catch (err) {

@@ -309,7 +309,7 @@ test('gates: paused time does not count; figures from before the pause wait for 
   r.updatedAt = new Date(T0 + 30 * S).toISOString();
   advance(r, f.view, T0 + 500 * S);
   resume(r, T0 + 1000 * S);
-  t.is(r.phase, 'running');
+  t.is(r.phase as string, 'running');
   t.is(r.soakUntil, new Date(T0 + 981 * S).toISOString(), 'the soak end moves by the paused time');
   const out = advance(r, f.view, T0 + 1000 * S);
   t.is(out.abort, null, 'the 19s waited before the pause count, the 970s paused do not');

@@ -82,6 +82,7 @@ test('after the soak the controller measures, stores the figures in the record, 
   t.deepEqual(asked, [], 'soaking: nothing measured');
   await after(5 * S);
   t.is(asked.length, 1, 'the soak is over: measured once');
+  await waitFor('the figures to be stored', () => repo.records[0]!.gates !== undefined);
   t.like(repo.records[0]!.gates?.[0], { name: 'p95', value: 60, ok: true, batch: 0 });
   await after(S);
   const view = await controller.view(rollout.id);
@@ -93,6 +94,7 @@ test('a breach in the measured figures aborts, names the gate and the values, an
   const { controller, repo, rollout, after } = await setup((r, now) => [p95(812, false, now, r.batch)]);
   await after(S);
   await after(5 * S);
+  await waitFor('the figures to be stored', () => repo.records[0]!.gates !== undefined);
   await after(S);
   const aborted = await controller.view(rollout.id);
   t.is(aborted.phase, 'aborted');
@@ -116,5 +118,75 @@ test('figures measured while the rollout stopped are not stored', async (t) => {
   await repo.update(1, (r) => (r.phase = 'aborted'));
   release();
   await ticking;
+  await controller.close();
   t.is(repo.records[0]!.gates, undefined);
+});
+
+test('ticks do not wait for a measurement; one per rollout is in flight at a time', async (t) => {
+  let release: () => void = () => undefined;
+  const slow = new Promise<void>((resolve) => (release = resolve));
+  const { repo, after, asked, controller } = await setup(async (r, now) => (await slow, [p95(60, true, now, r.batch)]));
+  await after(S);
+  await after(5 * S);
+  t.is(asked.length, 1, 'the measurement started; the tick returned without it');
+  await after(500);
+  await after(5 * S);
+  t.is(asked.length, 1, 'no second measurement while the first is in flight');
+  t.is(repo.records[0]!.batch, 0);
+  release();
+  await waitFor('the figures to be stored', () => repo.records[0]!.gates !== undefined);
+  await after(500);
+  t.is(repo.records[0]!.batch, 1);
+  await controller.close();
+});
+
+test('a failing measurement backs off: 3 s, then doubling up to 30 s', async (t) => {
+  let failures = 0;
+  const { after, asked, controller } = await setup(async () => {
+    failures += 1;
+    throw new Error('archive unreadable');
+  });
+  await after(S);
+  await after(5 * S);
+  await waitFor('the first measurement to fail', () => failures === 1);
+  const tries: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    await after(500);
+    await waitFor('the measurement to settle', () => failures === asked.length);
+    if (tries.length < asked.length - 1) tries.push(asked.at(-1)! - asked.at(-2)!);
+  }
+  t.deepEqual(tries.slice(0, 5), [3000, 6000, 12_000, 24_000, 30_000]);
+  await controller.close();
+});
+
+test('a gate abort does not write over a rollout another actor ended meanwhile, and starts no rollback', async (t) => {
+  const { repo, after, controller } = await setup((r, now) => [p95(812, false, now, r.batch)]);
+  await after(S);
+  await after(5 * S);
+  await waitFor('the figures to be stored', () => repo.records[0]!.gates !== undefined);
+  // Between the step's read and its write, the rollout is superseded.
+  const update = repo.update.bind(repo);
+  repo.update = async (id, change) => {
+    repo.update = update;
+    repo.records[0]!.phase = 'superseded';
+    return update(id, change);
+  };
+  await after(S);
+  await after(S);
+  t.is(repo.records[0]!.phase, 'superseded');
+  t.is(repo.records.length, 1, 'no rollback of a superseded rollout');
+  await controller.close();
+});
+
+test('abort refuses a rollout that ended while it was being read', async (t) => {
+  const { repo, controller } = await setup((r, now) => [p95(60, true, now, r.batch)]);
+  const get = repo.get.bind(repo);
+  repo.get = async (id) => {
+    const r = await get(id);
+    repo.records[0]!.phase = 'aborted';
+    return r;
+  };
+  await t.throwsAsync(controller.abort(1, ACTOR), { message: /rollout 1 is aborted/ });
+  t.is(repo.records.length, 1);
+  await controller.close();
 });
