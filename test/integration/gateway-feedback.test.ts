@@ -3,8 +3,8 @@
  * scoring containers (node fixture app, linux/amd64): labels by request id and inline examples are
  * accepted (202); an unknown request id is 404, another service's request 409, an invalid inline
  * input 400 naming the field. Labels then reach the hub's archive exactly once: after the agent is
- * killed (-9) right after a 202, and when the hub is down while labels are sent (and the agent is
- * killed too before the hub comes back).
+ * killed (-9) right after a 202 while the hub is frozen (so the label was still waiting), and when
+ * the hub is down while labels are sent (and the agent is killed too before the hub comes back).
  */
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
@@ -129,10 +129,18 @@ test('labels by request id and inline are accepted, refusals say why, and every 
   t.like(stored.find((s) => s.label === 'inline'), { requestId: inlineId, input: { features: [6.3, 2.9, 5.6, 1.8] } });
   t.false(stored.some((s) => s.label === 'x'), 'nothing refused reached the hub');
 
-  // 3. kill -9 right after a 202: the label was on disk, so the restarted agent delivers it.
+  // 3. kill -9 right after a 202: the label was on disk, so the restarted agent delivers it. The hub
+  // is frozen (SIGSTOP) meanwhile, so the label cannot have been acknowledged before the kill; what it
+  // may have read before it froze it stores after it thaws, and the restarted agent's copy is deduped.
   const again = await score('scorer', scorer.key);
-  await accepted({ requestId: again, label: 'before-kill' });
-  await agent.kill('SIGKILL');
+  hub.child.kill('SIGSTOP');
+  try {
+    await accepted({ requestId: again, label: 'before-kill' });
+    t.is(await waitingLabels(data), 1, 'the label waits in the outbox when the agent is killed');
+    await agent.kill('SIGKILL');
+  } finally {
+    hub.child.kill('SIGCONT');
+  }
   agent = await startAgent(t, { mqttUrl: `mqtt://${hub.mqtt}`, deviceId, token, data, extraArgs: restartArgs });
   await deliveredOnce(['before-kill']);
   // The index of captured requests survived the kill too.
