@@ -76,6 +76,13 @@ test('service update --model rebuilds and rolls out in one command; same URL and
   const notThere = await cli()('service', 'update', 'iris', '--model', 'iris-linear:9');
   t.regex(notThere.stderr, /HUB_E_MODEL_NOT_FOUND/);
   t.is((await cli()('service', 'update', 'iris', '--model', 'iris-linear:2', '--replicas', '2')).code, 2, '--model goes alone');
+  // A rollout request JSON Schema passes but the hub cannot use: 400 before a manifest or a build.
+  const badRollout = await api<{ error: { code: string; message: string } }>(hub, 'POST', '/api/v1/deployments/iris/model', {
+    key: hub.adminKey,
+    json: { model: 'iris-linear:2', rollout: { strategy: 'canary', gates: { minRequests: 5 } } },
+  });
+  t.is(badRollout.status, 400, JSON.stringify(badRollout.body));
+  t.regex(badRollout.body.error.message, /body\.rollout\.gates: give at least one of/);
   t.is(jsonOf<{ versions: ManifestVersion[] }>(t, await cli()('manifest', 'list', '--name', 'js', '--json')).versions.length, 1);
 
   // One command: manifest js:2, image for linux/amd64 (the current image's platforms), rollout.
