@@ -87,6 +87,7 @@ export const ErrorCodes = {
   HUB_TRAINER_INVALID: 'HUB_E_TRAINER_INVALID', // a trainer recipe the hub refuses: wrong file kind for the runtime, empty script, reserved env
   HUB_DATASET_NOT_FOUND: 'HUB_E_DATASET_NOT_FOUND', // a dataset name or version the hub does not have
   HUB_DATASET_INVALID: 'HUB_E_DATASET_INVALID', // a dataset file the hub refuses: a line that is not a JSON object with input and label (the error names the line)
+  HUB_ROLLOUT_GATE_MEASURE_FAILED: 'HUB_E_ROLLOUT_GATE_MEASURE_FAILED', // some rollout gates could not be measured (archive, labels): retried with backoff, logged only
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -8,7 +8,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { RolloutSummary } from '../../shared/api/deployments.js';
 import { matchesLabels, type Labels } from '../../shared/api/devices.js';
-import { COMPLETED_ROLLOUT_PHASES, ROLLOUT_DEVICE_PHASES, ROLLOUT_PHASES, type Rollout, type RolloutPhase, type RolloutRequest } from '../../shared/api/rollouts.js';
+import { COMPLETED_ROLLOUT_PHASES, ROLLOUT_DEVICE_PHASES, ROLLOUT_GATE_NAMES, ROLLOUT_PHASES, type Rollout, type RolloutGate, type RolloutPhase, type RolloutRequest } from '../../shared/api/rollouts.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
@@ -17,7 +17,7 @@ import type { DesiredStates } from './desired-states.js';
 import type { DeviceDirectory } from './device-directory.js';
 import { advance, devicePhase, isSettled, namesOf, planBatches, resolveOptions, resume, type DeviceView, type HealthGate } from './rollout-engine.js';
 import { MEASURE_EVERY_MS } from './rollout-gates.js';
-import type { GateMeter } from './rollout-gates-measure.js';
+import { GateMeasureError, type GateMeter } from './rollout-gates-measure.js';
 
 const TICK_MS = 500;
 /** After a hub start, devices get this long to reconnect before "offline" lets a batch go on without them. */
@@ -292,8 +292,9 @@ export class RolloutController {
   /**
    * Starts measuring the figures a waiting gate asked for, unless a measurement of this rollout is
    * in flight or backing off after a failure; the next steps judge from the stored figures. The
-   * cost left: each measurement reads the archive's metrics of the batch's devices (and of a
-   * sample of the old revision's) since the batch was done, every MEASURE_EVERY_MS while a gate waits.
+   * cost left: each measurement re-reads the archive's metrics day files, per device of the batch
+   * and per sampled old-revision device (at most BASELINE_SAMPLE), from when the batch was done;
+   * every MEASURE_EVERY_MS while a gate waits, so a long wait on a large batch reads a lot.
    */
   private measure(r: RolloutRecord, batch: number): void {
     const meter = this.deps.measure;
@@ -301,14 +302,21 @@ export class RolloutController {
     const started = this.deps.clock.now();
     const backoff = this.#measureBackoff.get(r.id);
     if (backoff && started < backoff.notBefore) return;
+    const store = (figures: readonly RolloutGate[]) =>
+      this.deps.rollouts.update(r.id, (stored) => {
+        // Kept only for the same batch and soak of a running rollout: a resume moves the soak, and nothing measured before it decides.
+        if (stored.batch !== batch || stored.phase !== 'running' || stored.soakUntil !== r.soakUntil) return;
+        // A gate that could not be measured keeps its last figures.
+        const kept = (stored.gates ?? []).filter((g) => !figures.some((f) => f.name === g.name));
+        stored.gates = ROLLOUT_GATE_NAMES.flatMap((name) => [...figures, ...kept].filter((g) => g.name === name));
+      });
     const run = async () => {
       try {
-        const figures = await meter(r, started);
-        await this.deps.rollouts.update(r.id, (stored) => {
-          // Kept only for the same batch and soak of a running rollout: a resume moves the soak, and nothing measured before it decides.
-          if (stored.batch !== batch || stored.phase !== 'running' || stored.soakUntil !== r.soakUntil) return;
-          stored.gates = figures;
+        const figures = await meter(r, started).catch(async (err: unknown) => {
+          if (err instanceof GateMeasureError && err.figures.length) await store(err.figures);
+          throw err;
         });
+        await store(figures);
         this.#measureBackoff.delete(r.id);
         this.deps.logger.debug({ rollout: r.id, batch, gates: figures }, 'rollout gates measured');
       } catch (err) {

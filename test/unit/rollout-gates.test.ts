@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import { addRolloutOptions, rolloutRequest, type RolloutFlags } from '../../cli/commands/rollout-options.js';
 import { EVAL_METRICS } from '../../hub/evaluation/metrics.js';
 import { planBatches, resolveOptions } from '../../hub/fleet/rollout-engine.js';
-import { gateMeter, type GateSources } from '../../hub/fleet/rollout-gates-measure.js';
+import { BASELINE_SAMPLE, GateMeasureError, gateMeter, type GateSources } from '../../hub/fleet/rollout-gates-measure.js';
 import { breachReason, configuredGates, MEASURE_EVERY_MS, parseMetricGate, recordedGates, shortReason } from '../../hub/fleet/rollout-gates.js';
 import type { RolloutRecord } from '../../hub/store/store.js';
 import { ERROR_RATE_PATTERN, GATE_METRIC_PATTERN, rolloutRequestProblem, type RolloutGate, type RolloutRequest } from '../../shared/api/rollouts.js';
@@ -181,6 +181,55 @@ test('measured: the metric gate compares the answer at the pointer with the labe
   const strict = { ...r, options: { ...r.options, gates: { ...r.options.gates!, metric: 'accuracy>=0.9' } } };
   t.like((await gateMeter({ archive: fakeArchive([]), labelled })(strict, T0 + 20 * S))[0], { value: 0.8, ok: false });
   t.like((await gateMeter({ archive: fakeArchive([]) })(r, T0 + 20 * S))[0], { value: null, ok: null, requests: 0 }, 'no labelled data: it waits');
+});
+
+test('measured: only the current batch\'s devices, so a later batch must bring its own requests', async (t) => {
+  const r = rollout(['d1', 'd2', 'd3'], { strategy: 'canary', canary: '1', batchSize: '1', gates: { errorRate: '5%', minRequests: 10 } });
+  Object.assign(r.devices.d1!, { state: 'healthy', movedAt: iso(T0), doneAt: iso(T0 + S) });
+  Object.assign(r.devices.d2!, { state: 'healthy', movedAt: iso(T0 + 20 * S), doneAt: iso(T0 + 21 * S) });
+  r.batch = 1;
+  const archive = fakeArchive([metrics('d1', T0 + 25 * S, 500, 10), metrics('d2', T0 + 25 * S, 3, 10, 3)]);
+  const [errors] = await gateMeter({ archive })(r, T0 + 30 * S);
+  t.like(errors, { name: 'error-rate', value: 1, requests: 3, ok: null, batch: 1 }, 'the canary\'s 500 requests do not count for batch 2');
+});
+
+test('measured: the old revision\'s baseline from at most BASELINE_SAMPLE devices, its request count kept apart', async (t) => {
+  const ids = Array.from({ length: 30 }, (_, i) => `d${String(i).padStart(2, '0')}`);
+  const r = rollout(ids, { strategy: 'canary', canary: '1', gates: { p95Ratio: 2, minRequests: 10 } });
+  Object.assign(r.devices.d00!, { state: 'healthy', movedAt: iso(T0), doneAt: iso(T0) });
+  const records = ids.map((id) => metrics(id, T0 + S, id === 'd00' ? 50 : 1, 40));
+  const read: string[] = [];
+  const archive = fakeArchive(records);
+  const counting: GateSources['archive'] = { read: (q) => (read.push(q.device!), archive.read(q)) };
+  const [ratio] = await gateMeter({ archive: counting })(r, T0 + 2 * S);
+  t.is(read.filter((d) => d !== 'd00').length, BASELINE_SAMPLE);
+  t.like(ratio, { name: 'p95-ratio', value: 1, baselineRequests: BASELINE_SAMPLE, requests: 50, ok: true });
+  const few = await gateMeter({ archive })({ ...r, options: { ...r.options, gates: { ...r.options.gates!, minRequests: 40 } } }, T0 + 2 * S);
+  t.like(few[0], { value: null, ok: null, requests: 50, baselineRequests: BASELINE_SAMPLE, baseline: null }, 'an old revision with too few requests: no baseline, it waits');
+});
+
+test('measured: labels and answers mae cannot use do not stop the measurement; one gate\'s failure keeps the others', async (t) => {
+  const r = rollout(['d1'], { gates: { errorRate: '1%', metric: 'mae<=0.5', metricOutput: '/y', minRequests: 1 } });
+  Object.assign(r.devices.d1!, { state: 'healthy', movedAt: iso(T0), doneAt: iso(T0) });
+  const row = (output: unknown, label: unknown) => ({ requestId: 'x', time: iso(T0 + S), device: 'd1', model: 'm:2', revision: 2, input: {}, output, label });
+  const labelled = {
+    rows: () =>
+      (async function* () {
+        yield row({ y: 1 }, 1.5);
+        yield row({ y: 2 }, 'two'); // a label that is no number: left out
+        yield row({ z: 2 }, 2); // no answer at /y: a miss
+        yield row({ y: 'big' }, 2); // an answer that is no number: a miss
+      })(),
+  };
+  const broken: GateSources['archive'] = {
+    read: () =>
+      (async function* () {
+        throw new Error('day file unreadable');
+      })(),
+  };
+  const err = await t.throwsAsync(gateMeter({ archive: broken, labelled })(r, T0 + 2 * S), { instanceOf: GateMeasureError, message: /could not measure gate error-rate: day file unreadable/ });
+  t.deepEqual(err!.figures.map((f) => f.name), ['metric']);
+  t.like(err!.figures[0], { value: 0.5, requests: 1, misses: 2, ok: true });
 });
 
 function parse(args: string[]): RolloutRequest | undefined {
