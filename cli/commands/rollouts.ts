@@ -46,10 +46,22 @@ function gateValue(g: RolloutGate, value: number | null): string {
   return String(Number(value.toPrecision(4)));
 }
 
+/** The old revision's p95, and how many requests it is from (too few: no baseline yet). */
+function oldRevision(g: RolloutGate): string {
+  const from = g.baselineRequests === undefined ? '' : ` (${g.baselineRequests} requests)`;
+  if (g.baseline === null) return from ? `-${from}` : '-';
+  return `${Math.round(g.baseline)}ms${from}`;
+}
+
+/** Requests the value is from; for the metric, answers that had no usable value besides. */
+function requests(g: RolloutGate): string {
+  return g.misses ? `${g.requests} (+${g.misses} unusable)` : String(g.requests);
+}
+
 export function renderGates(gates: readonly RolloutGate[]): string {
   return renderTable(
     ['GATE', 'THRESHOLD', 'VALUE', 'OLD REVISION', 'REQUESTS', 'RESULT', 'BATCH', 'CHECKED'],
-    gates.map((g) => [g.name, g.threshold, gateValue(g, g.value), g.baseline === null ? '-' : `${Math.round(g.baseline)}ms`, String(g.requests), g.ok === null ? 'waiting' : g.ok ? 'ok' : 'failed', String(g.batch + 1), g.checkedAt]),
+    gates.map((g) => [g.name, g.threshold, gateValue(g, g.value), oldRevision(g), requests(g), g.ok === null ? 'waiting' : g.ok ? 'ok' : 'failed', String(g.batch + 1), g.checkedAt]),
     '(no figures yet)',
   );
 }

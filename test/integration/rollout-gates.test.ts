@@ -121,7 +121,9 @@ test('gates: a like candidate passes; 10× slower is stopped by --gate-p95 and 3
   const passed = await update(t, cli, alike, ['--gate-error-rate', '10%', '--gate-p95-ratio', '4']);
   t.is(passed.phase, 'succeeded', passed.reason ?? '');
   t.deepEqual(passed.gates!.map((g) => [g.name, g.ok, g.batch]), [['error-rate', true, 1], ['p95-ratio', true, 1]], 'the last batch was gated too');
-  t.true(passed.gates!.every((g) => g.requests >= 40));
+  // Figures are the batch's own: the second device's requests after it was healthy, not the canary's history.
+  const second = passed.devices.find((d) => d.batch === 1)!;
+  t.true(passed.gates!.every((g) => g.requests >= 40 && Date.parse(g.checkedAt) >= Date.parse(second.doneAt!)), JSON.stringify(passed.gates));
 
   // 2. Ten times slower: the canary's p95 breaks the gate after its soak; it is rolled back.
   const slowed = await update(t, cli, slow, ['--gate-p95', '400ms']);
