@@ -370,7 +370,7 @@ export class Retraining {
     const workDir = join(this.deps.workDir, String(id));
     logger.info({ job: job.name, run: id, trigger: run.trigger }, 'retraining run started');
     try {
-      log.write(`edgeml: run ${id} of job ${job.name} (${run.trigger}) on service ${job.service}`);
+      log.note(`run ${id} of job ${job.name} (${run.trigger}) on service ${job.service}`);
       await rm(workDir, { recursive: true, force: true });
       await mkdir(workDir, { recursive: true });
       const end = await executeRun(this.deps.ports, {
@@ -379,6 +379,7 @@ export class Retraining {
         workDir,
         instance: this.deps.instance,
         log: (line) => log.write(line),
+        note: (text) => log.note(text),
         signal,
         update: async (change) => void (await repo.updateRun(id, change)),
       });
@@ -387,7 +388,7 @@ export class Retraining {
     } catch (err) {
       const reason = signal.aborted ? ((signal.reason as Error)?.message ?? CANCELLED) : (err as Error).message;
       const status = signal.aborted && reason === CANCELLED ? 'cancelled' : 'failed';
-      log.write(`edgeml: ${status}: ${reason}`);
+      log.note(`${status}: ${reason}`);
       await this.finish(id, { status, reason });
       if (status === 'failed' && !signal.aborted && !isEdgemlError(err, ErrorCodes.HUB_RETRAINING_FAILED)) logger.error({ err, job: job.name, run: id }, 'retraining run failed');
       else logger.info({ job: job.name, run: id, status, reason }, 'retraining run ended');

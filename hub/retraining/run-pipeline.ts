@@ -39,6 +39,8 @@ export interface TrainingCall {
   cpus: number;
   timeoutMs: number;
   log: (line: string) => void;
+  /** The runner's own lines (a timeout, a cancel). */
+  note: (text: string) => void;
   signal: AbortSignal;
 }
 
@@ -91,7 +93,10 @@ export interface RunContext {
   workDir: string;
   /** Names containers: unique to this hub's data directory. */
   instance: string;
+  /** A line of the trainer's output: dropped once the log is full. */
   log: (line: string) => void;
+  /** One of the run's own lines (`edgeml: TEXT`): kept past the log's limit, as they say how the run went. */
+  note: (text: string) => void;
   signal: AbortSignal;
   /** Stores a change of the run (stage, figures) so `retrain show` sees it. */
   update: (change: (run: RetrainingRunRecord) => void) => Promise<void>;
@@ -217,7 +222,7 @@ async function exportRows(ports: RunPorts, ctx: RunContext, until: string): Prom
 
 async function stage(ctx: RunContext, name: RunStage, change: (run: RetrainingRunRecord) => void = () => undefined): Promise<void> {
   ctx.signal.throwIfAborted();
-  ctx.log(`edgeml: ${name}`);
+  ctx.note(name);
   await ctx.update((run) => {
     run.stage = name;
     change(run);
@@ -237,7 +242,7 @@ export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunE
   const current = await ports.model(currentRef.name, currentRef.version);
   const exported = await exportRows(ports, ctx, run.startedAt ?? run.createdAt);
   const sampled = exported.evalRows.length < exported.evalCount ? ` (both models score ${exported.evalRows.length} of them, at most ${MAX_EVAL_ROWS})` : '';
-  ctx.log(`edgeml: ${exported.labels.count} labelled rows, ${exported.train} to train on, ${exported.evalCount} to evaluate on${sampled}`);
+  ctx.note(`${exported.labels.count} labelled rows, ${exported.train} to train on, ${exported.evalCount} to evaluate on${sampled}`);
   await ctx.update((r) => {
     r.current = { name: current.name, version: current.version };
     r.rows = { train: exported.train, eval: exported.evalCount, labels: exported.labels.count };
@@ -253,7 +258,7 @@ export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunE
   await mkdir(modelDir);
   await mkdir(outputDir, { mode: 0o777 });
   await ports.layOutModel(current, modelDir);
-  ctx.log(`edgeml: training with ${trainer.name}:${trainer.version} (${trainer.image}) from ${current.name}:${current.version}`);
+  ctx.note(`training with ${trainer.name}:${trainer.version} (${trainer.image}) from ${current.name}:${current.version}`);
   const trained = await ports.runTraining({
     runId: `${ctx.instance}-${run.id}`,
     image: trainer.image,
@@ -266,6 +271,7 @@ export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunE
     cpus: job.cpus,
     timeoutMs: parseDuration(job.timeout),
     log: ctx.log,
+    note: ctx.note,
     signal: ctx.signal,
   });
   ctx.signal.throwIfAborted();
@@ -290,18 +296,18 @@ export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunE
   await ctx.update((r) => {
     r.candidate = { name: candidate.name, version: candidate.version };
   });
-  ctx.log(`edgeml: registered the candidate ${candidate.name}:${candidate.version} (${candidate.digest})`);
+  ctx.note(`registered the candidate ${candidate.name}:${candidate.version} (${candidate.digest})`);
   if (candidate.digest === current.digest) {
     // The same files make the same image: the service update would refuse it as what runs already.
     const reason = `the candidate has the current model's files (${candidate.digest})`;
-    ctx.log(`edgeml: rejected: ${reason}`);
+    ctx.note(`rejected: ${reason}`);
     return { status: 'rejected', reason };
   }
 
   await stage(ctx, 'building');
   const { image } = await ports.prepare(job.service, `${candidate.name}:${candidate.version}`, actor, ctx.signal);
   if (image.ref === null) throw failed(`the candidate's image ${image.id} has no reference`);
-  ctx.log(`edgeml: the candidate's image is build ${image.id} (${image.ref})`);
+  ctx.note(`the candidate's image is build ${image.id} (${image.ref})`);
 
   await stage(ctx, 'evaluating', (r) => {
     r.image = image.id;
@@ -313,10 +319,10 @@ export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunE
       pointer: job.evalOutput,
       metric,
       containerName: `edgeml-eval-${ctx.instance}-${run.id}-${which}`,
-      log: (line) => ctx.log(`${which}: ${line}`),
+      log: (line) => ctx.note(`${which}: ${line}`),
       signal: ctx.signal,
     });
-    ctx.log(`edgeml: ${which} answered ${result.rows} of ${exported.evalRows.length} eval rows (${result.failed} without an answer)`);
+    ctx.note(`${which} answered ${result.rows} of ${exported.evalRows.length} eval rows (${result.failed} without an answer)`);
     return result;
   };
   const before = await evaluation('current', deployment.image);
@@ -325,7 +331,7 @@ export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunE
   const common = answeredByAll(before.predictions, after.predictions);
   if (common.length === 0) throw failed(`no eval row got a usable answer from both the current model and the candidate (of ${exported.evalRows.length})`);
   const value = { current: metricOn(metric, before.predictions, exported.evalRows, common), candidate: metricOn(metric, after.predictions, exported.evalRows, common) };
-  ctx.log(`edgeml: on the ${common.length} eval rows both answered: current ${metric} = ${value.current}, candidate ${metric} = ${value.candidate}`);
+  ctx.note(`on the ${common.length} eval rows both answered: current ${metric} = ${value.current}, candidate ${metric} = ${value.candidate}`);
   await ports.addLineageMetrics(candidate, { [metric]: value.candidate, [`current.${metric}`]: value.current });
   await ctx.update((r) => {
     r.evaluation = {
@@ -343,7 +349,7 @@ export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunE
   const unanswered = after.failed > before.failed ? `the candidate answered ${after.failed - before.failed} fewer eval rows than the current model (${after.failed} of ${exported.evalRows.length} without an answer)` : null;
   if (unanswered !== null || !better(metric, value.candidate, value.current, job.minImprovement)) {
     const reason = unanswered ?? `the candidate's ${metric} ${value.candidate} does not beat the current model's ${value.current}${job.minImprovement > 0 ? ` by ${job.minImprovement}` : ''}`;
-    ctx.log(`edgeml: rejected: ${reason}`);
+    ctx.note(`rejected: ${reason}`);
     return { status: 'rejected', reason };
   }
   // Promoting replaces what runs now: only what the candidate was measured against.
@@ -351,11 +357,11 @@ export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunE
   const changed = serviceChange(deployment, now);
   if (changed !== null) {
     const reason = `the service changed during the run: ${changed}`;
-    ctx.log(`edgeml: rejected: ${reason}`);
+    ctx.note(`rejected: ${reason}`);
     return { status: 'rejected', reason };
   }
   await stage(ctx, 'rolling-out');
   const deployed = await ports.rollOut(job.service, image.id, job.rollout ?? undefined, actor);
-  ctx.log(`edgeml: promoted: ${metric} ${value.current} → ${value.candidate}; rollout ${deployed.rollout.id}`);
+  ctx.note(`promoted: ${metric} ${value.current} → ${value.candidate}; rollout ${deployed.rollout.id}`);
   return { status: 'promoted', rollout: deployed.rollout.id };
 }

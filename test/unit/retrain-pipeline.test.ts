@@ -55,7 +55,8 @@ interface Harness {
   calls: { trainings: TrainingCall[]; trainFiles: string[]; evalFiles: string[]; rollOuts: unknown[]; evaluated: string[]; evalRows: unknown[][]; prepared: number; leftovers: number; labelCounts: string[] };
   options: {
     /** deaf: trains until `release` is called, whatever the signal says. */
-    training: 'ok' | 'crash' | 'hang' | 'deaf';
+    /** flood: prints 9 MiB, then crashes. */
+    training: 'ok' | 'crash' | 'flood' | 'hang' | 'deaf';
     release: () => void;
     /** Each image's error on every row it answers (dyadic, so the mean is exact). */
     values: Record<string, number>;
@@ -128,7 +129,8 @@ async function harness(memory = new Memory<HubData>(), clock = new ManualClock(T
       calls.trainFiles.push(await readFile(call.trainData, 'utf8'));
       calls.evalFiles.push(await readFile(call.evalData, 'utf8'));
       call.log('trainer: fitting');
-      if (options.training === 'crash') {
+      if (options.training === 'flood') for (let i = 0; i < 9 * 1024; i++) call.log(`trainer: ${'x'.repeat(1024)}`);
+      if (options.training === 'crash' || options.training === 'flood') {
         calls.trainings.push(call);
         return { status: 'failed', exitCode: 3, message: 'the trainer exited with code 3' };
       }
@@ -304,6 +306,19 @@ test('a crashing trainer fails the run with its log; nothing is registered or ro
   t.is((await h.store.models.list({ name: 'linear' })).length, 1);
   t.deepEqual(h.calls.rollOuts, []);
   t.regex(await logOf(h, run.id), /trainer: fitting[\s\S]*edgeml: failed: training failed/);
+  await h.retraining.close();
+});
+
+test('a trainer printing past the log limit cannot hide how the run ended', async (t) => {
+  const h = await harness();
+  h.options.training = 'flood';
+  await h.retraining.start();
+  await h.retraining.createJob(JOB, actor);
+  const run = await settled(h, (await h.retraining.runNow('lin-job', actor)).id);
+  t.is(run.status, 'failed');
+  const log = await logOf(h, run.id);
+  t.true(log.length < 9 * 1024 * 1024, `${log.length} bytes`);
+  t.regex(log, /edgeml: the log is cut here[\s\S]*\nedgeml: failed: training failed: the trainer exited with code 3\n$/);
   await h.retraining.close();
 });
 
