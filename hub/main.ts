@@ -161,7 +161,6 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
     // After the image builder's start, which kills what a crash left building (trainer builds too).
     const trainers = await startTrainers(store, blobs, systemClock, logger.child({ component: 'trainers' }), {
       dataDir,
-      instance: hubInstanceId(dataDir),
       registry: config.registry,
       imagePrefix: config.imagePrefix,
       ...(await buildBase(config)),

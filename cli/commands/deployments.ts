@@ -168,6 +168,9 @@ export function modelUpdateRequest(flags: UpdateFlags & { model: ModelRef }): Mo
 async function updateModel(ctx: ClientContext, service: string, body: ModelUpdateRequest): Promise<{ update: ModelUpdate; deployment: Deployment }> {
   const pollMs = pollInterval(ctx.io.env);
   let update = await ctx.client.json<ModelUpdate>('POST', apiPath('deployments', service, 'model'), { body });
+  if (update.manifest === null || update.image === null) {
+    throw new EdgemlError((update.error?.code ?? ErrorCodes.HUB_CONFLICT) as ErrorCode, `model update ${update.id} failed: ${update.error?.message ?? 'its build was not queued'}`);
+  }
   if (!ctx.out.json) ctx.io.stderr.write(`model update ${update.id}: manifest ${update.manifest.name}:${update.manifest.version} with ${update.model}, image ${update.image}\n`);
   const image = await waitForImage(ctx, await ctx.client.json<Image>('GET', apiPath('images', update.image)), { logs: false, pollMs });
   const failure = outcomeError(image);

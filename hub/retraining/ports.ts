@@ -124,6 +124,8 @@ export function hubRunPorts(deps: HubRunPortsDeps): RunPorts {
         containerName: call.containerName,
         hubInstance: deps.instance,
         timeoutMs: deps.evalTimeoutMs,
+        memory: call.memory,
+        cpus: call.cpus,
         log: call.log,
         signal: call.signal,
       }),

@@ -50,6 +50,9 @@ export interface EvaluationCall {
   pointer: string;
   metric: EvalMetricName;
   containerName: string;
+  /** The job's limits: the candidate's model came from a trainer, and runs here like the trainer did. */
+  memory: string;
+  cpus: number;
   log: (line: string) => void;
   signal: AbortSignal;
 }
@@ -319,6 +322,8 @@ export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunE
       pointer: job.evalOutput,
       metric,
       containerName: `edgeml-eval-${ctx.instance}-${run.id}-${which}`,
+      memory: job.memory,
+      cpus: job.cpus,
       log: (line) => ctx.note(`${which}: ${line}`),
       signal: ctx.signal,
     });

@@ -21,8 +21,6 @@ export const dockerTrainerSteps: TrainerBuildSteps = { checkTools: checkBuildToo
 
 export interface TrainerPartOptions {
   dataDir: string;
-  /** The hub instance (hubInstanceId). */
-  instance: string;
   registry: string;
   imagePrefix: string;
   baseImages: Record<Runtime, string>;
