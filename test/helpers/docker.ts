@@ -26,3 +26,9 @@ export async function inspectDeviceContainers(deviceId: string): Promise<Inspect
   saveArtefact(`docker-inspect-${deviceId}-${Date.now()}.json`, inspected.stdout);
   return JSON.parse(inspected.stdout) as InspectedContainer[];
 }
+
+/** Removes every container an agent made for `deviceId`, whatever state it is in. */
+export async function removeDeviceContainers(deviceId: string): Promise<void> {
+  const ids = (await exec('docker', ['ps', '-aq', '--filter', `label=io.edgeml.device=${deviceId}`])).stdout.split('\n').filter(Boolean);
+  if (ids.length > 0) await exec('docker', ['rm', '-f', ...ids]);
+}

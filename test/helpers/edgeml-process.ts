@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
-import { inspectDeviceContainers } from './docker.js';
+import { inspectDeviceContainers, removeDeviceContainers } from './docker.js';
 import { exec } from './exec.js';
 import { recordSecret, saveArtefact } from './secret-ledger.js';
 import { waitFor } from './wait.js';
@@ -136,7 +136,12 @@ export async function startAgent(t: ExecutionContext, opts: { mqttUrl: string; d
   const proc = spawnEdgeml(t, ['agent', 'start', '--hub', opts.mqttUrl, '--device-id', opts.deviceId, '--data', data, ...gateway, ...tls, ...(opts.extraArgs ?? [])], env);
   await proc.waitForLog('agent connected', (l) => l.msg === 'connected to hub');
   await snapshotProcesses(`agent-${proc.child.pid}`);
-  // Registered after the test's own container cleanup, so it runs before it (teardowns run last first).
+  // Teardowns run last first: the containers are inspected (for the leak scan), then the agent is
+  // stopped and its containers removed (a stopped agent leaves its containers serving, by design).
+  t.teardown(async () => {
+    await proc.kill('SIGKILL');
+    await removeDeviceContainers(opts.deviceId);
+  });
   t.teardown(() => inspectDeviceContainers(opts.deviceId).then(() => undefined));
   return proc;
 }
