@@ -135,7 +135,7 @@ test('gates: a like candidate passes; 10× slower is stopped by --gate-p95 and 3
   t.is(slowed.devices.filter((d) => d.movedAt !== null).map((d) => d.id).join(), ids[0]!, 'only the canary moved');
   const shown = await cli('rollout', 'status', String(slowed.id));
   t.regex(shown.stdout, /GATE\s+THRESHOLD\s+VALUE\s+OLD REVISION/);
-  t.regex(shown.stdout, /p95\s+400ms\s+\d+ms\s+\d+ms\s+\d+\s+failed/);
+  t.regex(shown.stdout, /p95\s+400ms\s+\d+ms\s+\d+ms \(\d+ requests\)\s+\d+\s+failed/);
   const rollback = jsonOf<Rollout>(t, await cli('rollout', 'status', String(slowed.rolledBackBy), '--watch', '--json'));
   t.like(rollback, { kind: 'rollback', phase: 'succeeded', rollbackOf: slowed.id });
   const stable = jsonOf<Deployment>(t, await cli('service', 'show', 'scorer', '--json')).stableRevision!;
