@@ -8,9 +8,9 @@ import { pino } from 'pino';
 import type { DesiredStates } from '../../hub/fleet/desired-states.js';
 import type { DeviceDirectory } from '../../hub/fleet/device-directory.js';
 import { RolloutController } from '../../hub/fleet/rollout-controller.js';
-import type { GateMeter } from '../../hub/fleet/rollout-gates-measure.js';
+import { GateMeasureError, type GateMeter } from '../../hub/fleet/rollout-gates-measure.js';
 import type { DeploymentRecord, RolloutRecord, RolloutRepository } from '../../hub/store/store.js';
-import type { RolloutGate } from '../../shared/api/rollouts.js';
+import type { RolloutGate, RolloutGates } from '../../shared/api/rollouts.js';
 import { ManualClock } from '../helpers/fake-clock.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -56,14 +56,14 @@ function fleet(repo: ReturnType<typeof memoryRollouts>) {
   } as unknown as DeviceDirectory;
 }
 
-async function setup(figures: (r: RolloutRecord, now: number) => RolloutGate[] | Promise<RolloutGate[]>) {
+async function setup(figures: (r: RolloutRecord, now: number) => RolloutGate[] | Promise<RolloutGate[]>, gates: RolloutGates = { p95: '250ms', minRequests: 10 }) {
   const clock = new ManualClock(T0);
   const repo = memoryRollouts();
   const asked: number[] = [];
   const measure: GateMeter = async (r, now) => (asked.push(now), figures(structuredClone(r) as RolloutRecord, now));
   const controller = new RolloutController({ rollouts: repo, devices: fleet(repo), desired: { sync: async () => undefined } as unknown as DesiredStates, clock, logger: pino({ level: 'silent' }), measure });
   const { rollout } = await controller.begin({
-    kind: 'update', service: 'iris', revision: 2, fromRevision: 1, devices: new Map([['d1', 1], ['d2', 1]]), request: { strategy: 'canary', canary: '1', soak: '5s', gates: { p95: '250ms', minRequests: 10 } },
+    kind: 'update', service: 'iris', revision: 2, fromRevision: 1, devices: new Map([['d1', 1], ['d2', 1]]), request: { strategy: 'canary', canary: '1', soak: '5s', gates },
     actor: ACTOR, deployment: { update: () => undefined },
   });
   /** A tick `ms` later. */
@@ -188,5 +188,25 @@ test('abort refuses a rollout that ended while it was being read', async (t) => 
   };
   await t.throwsAsync(controller.abort(1, ACTOR), { message: /rollout 1 is aborted/ });
   t.is(repo.records.length, 1);
+  await controller.close();
+});
+
+test('a gate that could not be measured keeps its last figures; the others are stored', async (t) => {
+  let calls = 0;
+  const errorRate = (now: number): RolloutGate => ({ name: 'error-rate', threshold: '1%', value: 0, baseline: null, ok: null, requests: 3, checkedAt: new Date(now).toISOString(), batch: 0 });
+  const { repo, after, controller } = await setup(async (_r, now) => {
+    calls += 1;
+    if (calls === 1) return [errorRate(now), { ...p95(60, true, now, 0), ok: null }];
+    throw new GateMeasureError([errorRate(now)], [{ gate: 'p95', err: new Error('day file unreadable') }]);
+  }, { errorRate: '1%', p95: '250ms', minRequests: 10 });
+  await after(S);
+  await after(5 * S);
+  await waitFor('the first figures', () => repo.records[0]!.gates?.length === 2);
+  const first = structuredClone(repo.records[0]!.gates!);
+  await after(4 * S);
+  await waitFor('the second measurement', () => calls === 2 && repo.records[0]!.gates![0]!.checkedAt !== first[0]!.checkedAt);
+  t.deepEqual(repo.records[0]!.gates!.map((g) => g.name), ['error-rate', 'p95']);
+  t.is(repo.records[0]!.gates![0]!.checkedAt, new Date(T0 + 10 * S).toISOString(), 'error-rate measured again');
+  t.deepEqual(repo.records[0]!.gates![1], first[1], 'p95 kept from before');
   await controller.close();
 });
