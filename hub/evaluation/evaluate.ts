@@ -8,7 +8,8 @@
  */
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { startScoringContainer, type ScoringContainer } from '../builds/scoring-container.js';
-import { computeMetric, pairProblem, pointerTokens, valueAt, type EvalMetric, type Pair } from './metrics.js';
+import { pointerTokens, valueAt } from '../../shared/json-pointer.js';
+import { computeMetric, pairProblem, type EvalMetric, type Pair } from './metrics.js';
 
 export interface EvaluateRequest {
   /** `repository@sha256:…` */

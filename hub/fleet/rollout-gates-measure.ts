@@ -13,7 +13,8 @@ import type { RolloutGate, RolloutGateName, RolloutGates } from '../../shared/ap
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { percentile } from '../../shared/latency-histogram.js';
 import type { LabelledData } from '../datasets/labelled-data.js';
-import { computeMetric, valueAt } from '../evaluation/metrics.js';
+import { valueAt } from '../../shared/json-pointer.js';
+import { computeMetric } from '../evaluation/metrics.js';
 import type { RolloutRecord } from '../store/store.js';
 import type { TelemetryArchive } from '../telemetry/archive.js';
 import { addRequests, intervalRequests, noRequests, serviceIntervalOf, type RequestTotals } from '../telemetry/request-totals.js';

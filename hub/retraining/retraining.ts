@@ -16,7 +16,7 @@ import { parseSize } from '../../shared/size.js';
 import { EdgemlError, ErrorCodes, isEdgemlError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { BuildLogs, LiveBuildLog } from '../builds/build-log.js';
-import { pointerTokens } from '../evaluation/metrics.js';
+import { pointerTokens } from '../../shared/json-pointer.js';
 import type { ActorRecord, RetrainingJobRecord, RetrainingRepository, RetrainingRunRecord } from '../store/store.js';
 import { executeRun, type RunPorts } from './run-pipeline.js';
 import type { ScheduledTask, Scheduler } from './scheduler.js';

@@ -5,7 +5,7 @@
  * the OpenAPI document.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { pointerTokens } from '../../hub/evaluation/metrics.js';
+import { pointerTokens } from '../json-pointer.js';
 import { DURATION_EXAMPLES, DURATION_PATTERN, parseDuration } from '../duration.js';
 import { LATENCY_BOUNDS_MS } from '../latency-histogram.js';
 import { stringEnum } from '../schema.js';

@@ -1,7 +1,8 @@
 /** Evaluation metrics and RFC 6901 pointers into scoring answers. */
 import test from 'ava';
 import { ErrorCodes } from '../../shared/errors.js';
-import { better, computeMetric, EVAL_METRICS, pairProblem, valueAt } from '../../hub/evaluation/metrics.js';
+import { better, computeMetric, EVAL_METRICS, pairProblem } from '../../hub/evaluation/metrics.js';
+import { valueAt } from '../../shared/json-pointer.js';
 import { answeredByAll, metricOn } from '../../hub/evaluation/evaluate.js';
 
 // RFC 6901 §5, the example document.
