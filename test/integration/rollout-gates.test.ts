@@ -130,7 +130,7 @@ test('gates: a like candidate passes; 10× slower is stopped by --gate-p95 and 3
   t.is(slowed.phase, 'aborted');
   const reason = /^gate p95 failed after batch 1: p95 (\d+)ms > 400ms \(old revision (\d+)ms\)$/.exec(slowed.reason ?? '');
   t.truthy(reason, slowed.reason ?? '(no reason)');
-  t.true(Number(reason![1]) >= 500 && Number(reason![2]) < 400, slowed.reason!);
+  t.true(Number(reason![1]) >= 500 && Number(reason![2]) < Number(reason![1]), slowed.reason!); // the old revision is faster: not an absolute figure, which a loaded machine moves
   t.like(slowed.gates?.[0], { name: 'p95', threshold: '400ms', ok: false, batch: 0 });
   t.is(slowed.devices.filter((d) => d.movedAt !== null).map((d) => d.id).join(), ids[0]!, 'only the canary moved');
   const shown = await cli('rollout', 'status', String(slowed.id));
