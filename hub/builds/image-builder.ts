@@ -16,6 +16,7 @@ import type { Runtime } from '../../shared/api/manifests.js';
 import type { ModelVersion } from '../../shared/api/models.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import { errorOf } from '../errors-view.js';
 import type { Logger } from '../../shared/logger.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { ActorRecord, ImageRecord, ImageRepository, ManifestRepository, ModelRepository } from '../store/store.js';
@@ -79,11 +80,6 @@ interface RunningBuild {
 /** Short and stable per data directory, so a restarted hub finds its own leftovers. */
 export function hubInstanceId(dataDir: string): string {
   return createHash('sha256').update(dataDir).digest('hex').slice(0, 8);
-}
-
-function errorOf(err: unknown): { code: string; message: string } {
-  if (err instanceof EdgemlError) return { code: err.code, message: err.message };
-  return { code: ErrorCodes.INTERNAL, message: (err as Error).message ?? String(err) };
 }
 
 export class ImageBuilder {

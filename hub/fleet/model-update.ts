@@ -14,6 +14,7 @@ import type { ModelUpdate } from '../../shared/api/model-updates.js';
 import { rolloutRequestProblem, type RolloutRequest } from '../../shared/api/rollouts.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import { errorOf } from '../errors-view.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ImageBuilder } from '../builds/image-builder.js';
 import type { ManifestRegistry } from '../registry/manifest-registry.js';
@@ -53,11 +54,6 @@ function conflict(message: string): EdgemlError {
 /** What a prepare whose caller gave up throws (the candidate's build is cancelled). */
 function prepareCancelled(image?: number): EdgemlError {
   return new EdgemlError(ErrorCodes.HUB_BUILD_CANCELLED, image === undefined ? 'the model update was cancelled' : `the model update was cancelled (image ${image} cancelled)`);
-}
-
-function errorOf(err: unknown): { code: string; message: string } {
-  if (err instanceof EdgemlError) return { code: err.code, message: err.message };
-  return { code: ErrorCodes.INTERNAL, message: (err as Error).message ?? String(err) };
 }
 
 /** Records made on behalf of an update are not themselves the answer to its Idempotency-Key. */

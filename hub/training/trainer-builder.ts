@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import type { Runtime } from '../../shared/api/manifests.js';
 import type { TrainerImage, TrainerVersion } from '../../shared/api/trainers.js';
 import type { Clock } from '../../shared/clock.js';
-import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import { ErrorCodes } from '../../shared/errors.js';
+import { errorOf } from '../errors-view.js';
 import type { Logger } from '../../shared/logger.js';
 import { buildCancelled } from '../builds/docker-cli.js';
 import type { BuildLogs, LiveBuildLog } from '../builds/build-log.js';
@@ -56,11 +57,6 @@ const FINISHED: readonly TrainerImage['status'][] = ['succeeded', 'failed'];
 /** Names the version in the queue, the log file and the context directory. */
 export function trainerKey(name: string, version: number): string {
   return `${name}-${version}`;
-}
-
-function errorOf(err: unknown): { code: string; message: string } {
-  if (err instanceof EdgemlError) return { code: err.code, message: err.message };
-  return { code: ErrorCodes.INTERNAL, message: (err as Error).message ?? String(err) };
 }
 
 interface Queued {
