@@ -18,7 +18,7 @@ export const retrainingRoutes: FastifyPluginAsyncTypebox<{ retraining: Retrainin
   app.post(
     '/api/v1/retraining/jobs',
     {
-      config: { scope: 'deploy' },
+      config: { scope: 'deploy', idempotent: { status: 201, find: (made) => retraining.jobMadeBy(made) } },
       schema: {
         summary: 'Create a retraining job for a deployed service',
         description:
@@ -43,7 +43,7 @@ export const retrainingRoutes: FastifyPluginAsyncTypebox<{ retraining: Retrainin
   app.post(
     '/api/v1/retraining/jobs/:name/runs',
     {
-      config: { scope: 'deploy' },
+      config: { scope: 'deploy', idempotent: { status: 202, find: (made) => retraining.runMadeBy(made) } },
       schema: { summary: 'Start a run now (queued behind a running one)', tags, params: jobParams, response: { 202: RetrainingRun, 404: ErrorBody, 409: ErrorBody } },
     },
     async (req, reply) => reply.code(202).send(await retraining.runNow(req.params.name, requestActor(req))),

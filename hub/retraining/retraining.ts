@@ -210,6 +210,18 @@ export class Retraining {
     return runView(run);
   }
 
+  /** The job a create under an Idempotency-Key stored (its `createdBy` carries the mark), if any. */
+  async jobMadeBy(made: (actor: ActorRecord) => boolean): Promise<{ by: ActorRecord; body: RetrainingJob } | undefined> {
+    const job = (await this.deps.repo.listJobs()).find((j) => made(j.createdBy));
+    return job && { by: job.createdBy, body: await this.jobView(job) };
+  }
+
+  /** The run a start by hand under an Idempotency-Key stored, if any. */
+  async runMadeBy(made: (actor: ActorRecord) => boolean): Promise<{ by: ActorRecord; body: RetrainingRun } | undefined> {
+    const run = (await this.deps.repo.listRuns({})).find((r) => r.createdBy !== null && made(r.createdBy));
+    return run?.createdBy ? { by: run.createdBy, body: runView(run) } : undefined;
+  }
+
   /** `retrain run JOB`: a run queued now; 409 while the job has one queued or running (the store checks it). */
   async runNow(name: string, actor: ActorRecord): Promise<RetrainingRun> {
     const job = await this.deps.repo.getJob(name);

@@ -7,6 +7,12 @@ import pino from 'pino';
 import type { ModelVersion } from '../../shared/api/models.js';
 import type { RetrainingJobCreate } from '../../shared/api/retraining.js';
 import { BuildLogs } from '../../hub/builds/build-log.js';
+import type { ApiKeyAuthority } from '../../hub/auth/api-keys.js';
+import { installApiKeyAuth } from '../../hub/http/auth.js';
+import { installIdempotency } from '../../hub/http/idempotency.js';
+import { retrainingRoutes } from '../../hub/http/retraining.js';
+import { createHubFastify } from '../../hub/http/server.js';
+import type { ApiKeyRecord } from '../../hub/store/store.js';
 import type { LabelledRow } from '../../hub/datasets/labelled-data.js';
 import { Retraining } from '../../hub/retraining/retraining.js';
 import type { DeployedService, RunPorts, TrainingCall } from '../../hub/retraining/run-pipeline.js';
@@ -581,4 +587,36 @@ test('a job for a service that is not deployed is refused; unknown job and run a
   t.is(((await t.throwsAsync(h.retraining.getJob('x'))) as { code?: string }).code, 'HUB_E_RETRAINING_JOB_NOT_FOUND');
   t.is(((await t.throwsAsync(h.retraining.getRun(99))) as { code?: string }).code, 'HUB_E_RETRAINING_RUN_NOT_FOUND');
   t.is(((await t.throwsAsync(h.retraining.createJob(JOB, actor).then(() => h.retraining.createJob(JOB, actor)))) as { code?: string }).code, 'HUB_E_CONFLICT');
+});
+
+test('a retried POST under the same Idempotency-Key answers the job, and the run, the first attempt stored', async (t) => {
+  const h = await harness();
+  h.options.training = 'hang';
+  await h.retraining.start();
+  const app = createHubFastify(logger);
+  const key = { id: 'k1', name: 'admin' } as ApiKeyRecord;
+  installApiKeyAuth(app, { authenticate: async () => key, authorize: () => undefined } as unknown as ApiKeyAuthority);
+  installIdempotency(app, Buffer.alloc(32, 1));
+  await app.register(retrainingRoutes, { retraining: h.retraining });
+  const post = (url: string, idempotencyKey: string, body?: unknown) =>
+    app.inject({ method: 'POST', url, headers: { 'idempotency-key': idempotencyKey, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { payload: JSON.stringify(body) } : {}) });
+
+  const created = await post('/api/v1/retraining/jobs', 'job-1', JOB);
+  t.is(created.statusCode, 201);
+  const again = await post('/api/v1/retraining/jobs', 'job-1', JOB);
+  t.is(again.statusCode, 201);
+  t.is(again.headers['idempotent-replayed'], 'true');
+  t.is(again.json<{ name: string }>().name, 'lin-job');
+  t.is((await post('/api/v1/retraining/jobs', 'job-2', JOB)).statusCode, 409);
+
+  const started = await post('/api/v1/retraining/jobs/lin-job/runs', 'run-1');
+  t.is(started.statusCode, 202);
+  const retried = await post('/api/v1/retraining/jobs/lin-job/runs', 'run-1');
+  t.is(retried.statusCode, 202);
+  t.is(retried.headers['idempotent-replayed'], 'true');
+  t.is(retried.json<{ id: number }>().id, started.json<{ id: number }>().id);
+  t.is((await post('/api/v1/retraining/jobs/lin-job/runs', 'run-2')).statusCode, 409);
+  t.is((await h.retraining.listRuns('lin-job')).length, 1);
+  await app.close();
+  await h.retraining.close();
 });
