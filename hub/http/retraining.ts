@@ -43,7 +43,7 @@ export const retrainingRoutes: FastifyPluginAsyncTypebox<{ retraining: Retrainin
   app.post(
     '/api/v1/retraining/jobs/:name/runs',
     {
-      config: { scope: 'deploy', idempotent: { status: 202, find: (made) => retraining.runMadeBy(made) } },
+      config: { scope: 'deploy', idempotent: { status: 202, find: (made) => retraining.runMadeBy('createdBy', made) } },
       schema: { summary: 'Start a run now (queued behind a running one)', tags, params: jobParams, response: { 202: RetrainingRun, 404: ErrorBody, 409: ErrorBody } },
     },
     async (req, reply) => reply.code(202).send(await retraining.runNow(req.params.name, requestActor(req))),
@@ -84,7 +84,8 @@ export const retrainingRoutes: FastifyPluginAsyncTypebox<{ retraining: Retrainin
   app.post(
     '/api/v1/retraining/runs/:id/cancel',
     {
-      config: { scope: 'deploy' },
+      // A replay answers the run as it is now (200), ended by then in all but a step that stops only once over.
+      config: { scope: 'deploy', idempotent: { status: 200, find: (made) => retraining.runMadeBy('cancelledBy', made) } },
       schema: {
         summary: 'Cancel a queued or running run',
         description:
@@ -95,7 +96,7 @@ export const retrainingRoutes: FastifyPluginAsyncTypebox<{ retraining: Retrainin
       },
     },
     async (req, reply) => {
-      const run = await retraining.cancel(req.params.id);
+      const run = await retraining.cancel(req.params.id, requestActor(req));
       req.log.info({ run: run.id, status: run.status, by: requestKey(req).id }, 'retraining run cancel requested');
       return reply.code(ACTIVE_RUN_STATUSES.includes(run.status) ? 202 : 200).send(run);
     },

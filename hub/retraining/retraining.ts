@@ -73,9 +73,14 @@ function checkLimits(body: RetrainingJobCreate): void {
   }
 }
 
+/** An actor without its Idempotency-Key mark. */
+function actorView(actor: ActorRecord): ActorRecord {
+  return { keyId: actor.keyId, keyName: actor.keyName };
+}
+
 function runView(run: RetrainingRunRecord): RetrainingRun {
-  const { createdBy, ...rest } = run;
-  return { ...rest, createdBy: createdBy && { keyId: createdBy.keyId, keyName: createdBy.keyName } };
+  const { createdBy, cancelledBy, ...rest } = run;
+  return { ...rest, createdBy: createdBy && actorView(createdBy), ...(cancelledBy ? { cancelledBy: actorView(cancelledBy) } : {}) };
 }
 
 const CANCELLED = 'cancelled by request';
@@ -216,10 +221,13 @@ export class Retraining {
     return job && { by: job.createdBy, body: await this.jobView(job) };
   }
 
-  /** The run a start by hand under an Idempotency-Key stored, if any. */
-  async runMadeBy(made: (actor: ActorRecord) => boolean): Promise<{ by: ActorRecord; body: RetrainingRun } | undefined> {
-    const run = (await this.deps.repo.listRuns({})).find((r) => r.createdBy !== null && made(r.createdBy));
-    return run?.createdBy ? { by: run.createdBy, body: runView(run) } : undefined;
+  /** The run a start by hand (`by: 'createdBy'`) or a cancel (`'cancelledBy'`) under an Idempotency-Key stored, if any. */
+  async runMadeBy(by: 'createdBy' | 'cancelledBy', made: (actor: ActorRecord) => boolean): Promise<{ by: ActorRecord; body: RetrainingRun } | undefined> {
+    for (const run of await this.deps.repo.listRuns({})) {
+      const actor = run[by];
+      if (actor && made(actor)) return { by: actor, body: runView(run) };
+    }
+    return undefined;
   }
 
   /** `retrain run JOB`: a run queued now; 409 while the job has one queued or running (the store checks it). */
@@ -234,18 +242,22 @@ export class Retraining {
    * that has not ended after the wait (a step that stops only when it is over) comes back still
    * `running`: it ends `cancelled` when that step stops.
    */
-  async cancel(id: number): Promise<RetrainingRun> {
+  async cancel(id: number, actor: ActorRecord): Promise<RetrainingRun> {
     const run = await this.deps.repo.getRun(id);
     if (!run) throw runNotFound(id);
     if (!ACTIVE_RUN_STATUSES.includes(run.status)) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `retraining run ${id} is over (${run.status})`, { httpStatus: 409 });
     if (this.#running?.id === id) {
+      // Stored before the abort: a retried cancel finds it, whatever end the run reaches.
+      await this.deps.repo.updateRun(id, (r) => {
+        r.cancelledBy = actor;
+      });
       await this.stopRunning(CANCELLED);
       return this.getRun(id);
     }
     const index = this.#queue.indexOf(id);
     if (index >= 0) this.#queue.splice(index, 1);
     this.deps.logs.abandon(id);
-    return runView(await this.finish(id, { status: 'cancelled', reason: CANCELLED }));
+    return runView(await this.finish(id, { status: 'cancelled', reason: CANCELLED, cancelledBy: actor }));
   }
 
   /** The run's log; with `follow`, open until the run ends. */
@@ -257,7 +269,7 @@ export class Retraining {
   private async jobView(job: RetrainingJobRecord): Promise<RetrainingJob> {
     const [last] = await this.deps.repo.listRuns({ job: job.name });
     const { createdBy, ...rest } = job;
-    return { ...rest, lastRun: last ? runView(last) : null, createdBy: { keyId: createdBy.keyId, keyName: createdBy.keyName } };
+    return { ...rest, lastRun: last ? runView(last) : null, createdBy: actorView(createdBy) };
   }
 
   private arm(job: RetrainingJobRecord): void {

@@ -96,6 +96,7 @@ export const RetrainingRun = Type.Object({
   startedAt: Type.Union([Timestamp, Type.Null()]),
   finishedAt: Type.Union([Timestamp, Type.Null()]),
   createdBy: Type.Union([Actor, Type.Null()], { description: 'null: a trigger started it' }),
+  cancelledBy: Type.Optional(Type.Object(Actor.properties, { description: 'who asked to cancel it (absent: nobody)' })),
 });
 export type RetrainingRun = Static<typeof RetrainingRun>;
 

@@ -349,7 +349,7 @@ test('cancel stops a run in training (the trainer sees the abort); a second manu
   await waitFor('training', () => h.calls.trainings.length === 1);
   const conflict = await t.throwsAsync(h.retraining.runNow('lin-job', actor));
   t.is((conflict as { code?: string }).code, 'HUB_E_CONFLICT');
-  const cancelled = await h.retraining.cancel(queued.id);
+  const cancelled = await h.retraining.cancel(queued.id, actor);
   t.is(cancelled.status, 'cancelled');
   t.is(cancelled.reason, 'cancelled by request');
   t.true(h.calls.trainings[0]!.signal.aborted);
@@ -495,7 +495,7 @@ test('a cancel the running step does not hear within the wait comes back running
   await h.retraining.createJob(JOB, actor);
   const queued = await h.retraining.runNow('lin-job', actor);
   await waitFor('training', () => h.calls.trainings.length === 1 && h.clock.pending() === 1);
-  const cancelling = h.retraining.cancel(queued.id);
+  const cancelling = h.retraining.cancel(queued.id, actor);
   await waitFor('the cancel waiting', () => h.clock.pending() === 2);
   h.clock.advance(10_000);
   t.like(await cancelling, { status: 'running', stage: 'training' });
@@ -617,6 +617,17 @@ test('a retried POST under the same Idempotency-Key answers the job, and the run
   t.is(retried.json<{ id: number }>().id, started.json<{ id: number }>().id);
   t.is((await post('/api/v1/retraining/jobs/lin-job/runs', 'run-2')).statusCode, 409);
   t.is((await h.retraining.listRuns('lin-job')).length, 1);
+
+  const id = started.json<{ id: number }>().id;
+  await waitFor('training', () => h.calls.trainings.length === 1);
+  const cancelled = await post(`/api/v1/retraining/runs/${id}/cancel`, 'cancel-1');
+  t.is(cancelled.statusCode, 200);
+  t.is(cancelled.json<{ status: string }>().status, 'cancelled');
+  const cancelRetried = await post(`/api/v1/retraining/runs/${id}/cancel`, 'cancel-1');
+  t.is(cancelRetried.statusCode, 200);
+  t.is(cancelRetried.headers['idempotent-replayed'], 'true');
+  t.deepEqual(cancelRetried.json<{ status: string; cancelledBy: unknown }>().cancelledBy, { keyId: 'k1', keyName: 'admin' });
+  t.is((await post(`/api/v1/retraining/runs/${id}/cancel`, 'cancel-2')).statusCode, 409);
   await app.close();
   await h.retraining.close();
 });
