@@ -26,7 +26,7 @@ interface CreateFlags {
   logs?: boolean;
 }
 
-export async function trainerBody(flags: Omit<CreateFlags, 'wait' | 'logs'>): Promise<TrainerCreate> {
+async function trainerBody(flags: Omit<CreateFlags, 'wait' | 'logs'>): Promise<TrainerCreate> {
   return {
     runtime: flags.runtime,
     train: await textFile('--train', flags.train),
@@ -38,7 +38,7 @@ export async function trainerBody(flags: Omit<CreateFlags, 'wait' | 'logs'>): Pr
 
 const imageState = (t: TrainerVersion): string => (t.image.status === 'succeeded' ? 'built' : t.image.status);
 
-export function renderTrainerList(versions: readonly TrainerVersion[]): string {
+function renderTrainerList(versions: readonly TrainerVersion[]): string {
   return renderTable(
     ['NAME', 'VERSION', 'DIGEST', 'RUNTIME', 'IMAGE', 'CREATED'],
     versions.map((t) => [t.name, String(t.version), shortDigest(t.digest), t.runtime, imageState(t), formatTime(t.createdAt)]),
@@ -46,7 +46,7 @@ export function renderTrainerList(versions: readonly TrainerVersion[]): string {
   );
 }
 
-export function renderTrainer(t: TrainerVersion): string {
+function renderTrainer(t: TrainerVersion): string {
   const file = (f: { filename: string; size: number; digest: string }) => `${f.filename}  ${formatBytes(f.size)}  ${shortDigest(f.digest)}`;
   const progress = t.image.progress ? ` (${t.image.progress.stepsDone}/${t.image.progress.stepsTotal} steps: ${t.image.progress.current})` : '';
   return renderFields([

@@ -13,7 +13,7 @@ import { formatBytes } from '../../shared/size.js';
 
 export const MAX_LOG_BYTES = 8 * 1024 * 1024;
 /** How the hub's own lines start (`note`); other output starting so is written like any other line. */
-export const HUB_LINE_PREFIX = 'edgeml: ';
+const HUB_LINE_PREFIX = 'edgeml: ';
 /** What one follower may have waiting to be sent before it is ended. */
 const MAX_FOLLOWER_BACKLOG = 1024 * 1024;
 

@@ -6,7 +6,7 @@ import { writeBuildContext } from './build-context.js';
 import { buildxBuild } from './buildx.js';
 import { checkBuildTools, dockerOrFail, quick } from './docker-cli.js';
 import type { BuildSteps } from './image-builder.js';
-import { killLeftoverProcesses, removeLeftoverContainers } from './leftovers.js';
+import { killLeftoverProcesses, removeContainersLabelled, SMOKE_TEST_LABEL } from './leftovers.js';
 import { smokeTest } from './smoke-test.js';
 
 interface ImageManifest {
@@ -34,5 +34,5 @@ export const dockerBuildSteps: BuildSteps = {
     return out;
   },
   smokeTest,
-  removeLeftovers: async (instance) => ({ processes: await killLeftoverProcesses(instance), containers: await removeLeftoverContainers(instance) }),
+  removeLeftovers: async (instance) => ({ processes: await killLeftoverProcesses(instance), containers: await removeContainersLabelled(SMOKE_TEST_LABEL, instance) }),
 };

@@ -120,6 +120,11 @@ export async function dockerOrFail(args: string[], what: string, onLog: (line: s
   return stdout;
 }
 
+/** Removes a container whether it runs or not; one that is already gone (or a Docker that does not answer) is not an error. */
+export async function removeContainer(name: string): Promise<void> {
+  await docker(['rm', '--force', name], () => undefined, quick()).catch(() => 1);
+}
+
 /** Says which piece is missing (the docker CLI, the daemon, buildx, the registry) before a build starts. */
 export async function checkBuildTools(registry: string, signal?: AbortSignal): Promise<void> {
   const quiet = () => undefined;

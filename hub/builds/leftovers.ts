@@ -46,10 +46,13 @@ export async function killLeftoverProcesses(instance: string): Promise<number> {
   return killed;
 }
 
-/** Removes this hub's smoke-test containers; returns how many. Docker being absent is not an error here. */
-export async function removeLeftoverContainers(instance: string): Promise<number> {
+/**
+ * Removes the containers an earlier run of this hub instance left under `label` (smoke tests,
+ * training runs); returns how many. Docker being absent is not an error here.
+ */
+export async function removeContainersLabelled(label: string, instance: string): Promise<number> {
   const ids: string[] = [];
-  const listed = await docker(['ps', '--all', '--quiet', '--filter', `label=${SMOKE_TEST_LABEL}=${instance}`], (line, stream) => {
+  const listed = await docker(['ps', '--all', '--quiet', '--filter', `label=${label}=${instance}`], (line, stream) => {
     if (stream === 'stdout' && line.trim()) ids.push(line.trim());
   }, quick()).catch(() => 1);
   if (listed !== 0 || ids.length === 0) return 0;

@@ -5,7 +5,7 @@
  * the evaluation of a model both score through it.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { docker, dockerOrFail, quick } from './docker-cli.js';
+import { docker, dockerOrFail, quick, removeContainer } from './docker-cli.js';
 import { SMOKE_TEST_LABEL } from './leftovers.js';
 
 export interface ScoringContainerRequest {
@@ -43,7 +43,7 @@ export type ScoringContainerStart = { ok: true; container: ScoringContainer } | 
 
 const POLL_MS = 500;
 const OUTPUT_LINES = 40;
-export const MAX_LINE_CHARS = 500;
+const MAX_LINE_CHARS = 500;
 
 export function cut(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
@@ -59,10 +59,6 @@ async function containerState(name: string, signal?: AbortSignal): Promise<{ run
   const [line = ''] = await dockerOrFail(['inspect', '--format', '{{.State.Running}} {{.State.ExitCode}}', name], 'docker inspect', () => undefined, quick(signal));
   const [running, code] = line.split(' ');
   return { running: running === 'true', exitCode: Number(code) };
-}
-
-async function removeContainer(name: string): Promise<void> {
-  await docker(['rm', '--force', name], () => undefined, quick()).catch(() => 1);
 }
 
 /** A fetch bounded by the caller's signal and its own deadline; an Error when it got no answer. */

@@ -50,7 +50,7 @@ export interface EvaluateResult {
 }
 
 /** Scoring requests in flight at once: the image's own default concurrency is small. */
-export const EVAL_CONCURRENCY = 4;
+const EVAL_CONCURRENCY = 4;
 /** Failures written to the log, so a broken image does not flood it. */
 const LOGGED_FAILURES = 5;
 

@@ -56,7 +56,7 @@ export function computeMetric(metric: EvalMetric, pairs: readonly Pair[]): numbe
 }
 
 /** Accuracy: higher is better; errors: lower is better. */
-export function higherIsBetter(metric: EvalMetric): boolean {
+function higherIsBetter(metric: EvalMetric): boolean {
   return metric === 'accuracy';
 }
 

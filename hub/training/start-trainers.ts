@@ -17,7 +17,7 @@ import { TrainerBuilder, type TrainerBuildSteps } from './trainer-builder.js';
 import { hubPlatform, writeTrainerContext } from './trainer-image.js';
 import { TrainerRegistry } from './trainer-registry.js';
 
-export const dockerTrainerSteps: TrainerBuildSteps = { checkTools: checkBuildTools, writeContext: writeTrainerContext, buildx: buildxBuild };
+const dockerTrainerSteps: TrainerBuildSteps = { checkTools: checkBuildTools, writeContext: writeTrainerContext, buildx: buildxBuild };
 
 export interface TrainerPartOptions {
   dataDir: string;

@@ -12,7 +12,7 @@ import { CONTEXT, depsLayers, envLines, labelLines, runtimeEnv } from '../builds
 import type { BlobStore } from '../store/blob-store.js';
 
 /** Where the trainer lives in its image. */
-export const TRAINER_DIR = '/opt/edgeml/trainer';
+const TRAINER_DIR = '/opt/edgeml/trainer';
 
 /** Docker's name for the platform this hub runs on (its CPU), e.g. `linux/amd64`. */
 export function hubPlatform(arch: string = process.arch): string {
@@ -34,7 +34,7 @@ export interface TrainerRecipe {
   labels: Record<string, string>;
 }
 
-export function trainerLabels(trainer: Pick<TrainerVersion, 'name' | 'version' | 'digest' | 'runtime' | 'description'>): Record<string, string> {
+function trainerLabels(trainer: Pick<TrainerVersion, 'name' | 'version' | 'digest' | 'runtime' | 'description'>): Record<string, string> {
   return {
     'org.opencontainers.image.title': `trainer-${trainer.name}`,
     'org.opencontainers.image.version': String(trainer.version),

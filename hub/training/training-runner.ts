@@ -2,8 +2,9 @@
  * Runs a trainer image once on the hub's Docker (the trainer contract, images/README.md): no
  * network, memory and CPU limits, the data and the current model mounted read-only, an output
  * directory the script writes the new model into. The container gets only the contract's variables
- * and the request's own `env` — nothing from the hub's environment, so no secret. It runs as the
- * hub's user, so it reads the hub-private data files and what it writes is the hub's.
+ * (a trainer's own `--env` values are baked into its image) — nothing from the hub's environment,
+ * so no secret. It runs as the hub's user, so it reads the hub-private data files and what it
+ * writes is the hub's.
  *
  * Every container is labelled with the hub instance: a hub killed mid-training removes what it
  * left at its next start (removeTrainingLeftovers); the run itself is failed or re-run by its owner.
@@ -11,8 +12,8 @@
 import { mkdir } from 'node:fs/promises';
 import type { ModelVersion } from '../../shared/api/models.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { docker, quick } from '../builds/docker-cli.js';
-import { BUILD_OWNER_ENV } from '../builds/leftovers.js';
+import { docker, removeContainer } from '../builds/docker-cli.js';
+import { BUILD_OWNER_ENV, removeContainersLabelled } from '../builds/leftovers.js';
 import { makeWorldReadable, writeModel } from '../builds/build-context.js';
 import type { BlobStore } from '../store/blob-store.js';
 
@@ -29,7 +30,11 @@ export interface TrainingRequest {
   /** Host directory, empty, writable by the container. */
   outputDir: string;
   params: Record<string, unknown>;
-  env?: Record<string, string>;
+  /**
+   * The hub instance, as the container's label (removeTrainingLeftovers); absent: the one
+   * markBuildProcesses set for this process.
+   */
+  instance?: string;
   /** Docker's `--memory`, e.g. `1g`. */
   memory: string;
   cpus: number;
@@ -57,15 +62,12 @@ export interface TrainingResult {
 export const TRAINING_LABEL = 'io.edgeml.training.hub';
 
 /** Where the contract's files are inside the container. */
-export const TRAINING_PATHS = {
+const TRAINING_PATHS = {
   trainData: '/edgeml/data/train.jsonl',
   evalData: '/edgeml/data/eval.jsonl',
   modelDir: '/edgeml/model',
   outputDir: '/edgeml/output',
 } as const;
-
-/** The contract's variables; a request's `env` cannot replace them. */
-const CONTRACT_ENV = /^EDGEML_/;
 
 const STOP_RETRY_MS = 1000;
 
@@ -77,21 +79,19 @@ export function containerName(runId: string): string {
 }
 
 /** The `docker run` arguments of a request (without the leading `docker`). */
-export function trainingRunArgs(req: TrainingRequest, hubInstance: string, user: string): string[] {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(req.env ?? {})) if (!CONTRACT_ENV.test(k)) env[k] = v;
-  Object.assign(env, {
+export function trainingRunArgs(req: TrainingRequest, user: string): string[] {
+  const env = {
     EDGEML_TRAIN_DATA: TRAINING_PATHS.trainData,
     EDGEML_EVAL_DATA: TRAINING_PATHS.evalData,
     EDGEML_MODEL_DIR: TRAINING_PATHS.modelDir,
     EDGEML_OUTPUT_DIR: TRAINING_PATHS.outputDir,
     EDGEML_PARAMS: JSON.stringify(req.params),
-  });
+  };
   const mount = (source: string, target: string, readonly: boolean) => ['--mount', `type=bind,source=${source},target=${target}${readonly ? ',readonly' : ''}`];
   return [
     'run',
     '--name', containerName(req.runId),
-    '--label', `${TRAINING_LABEL}=${hubInstance}`,
+    '--label', `${TRAINING_LABEL}=${hubInstance(req)}`,
     '--network', 'none',
     '--memory', req.memory,
     // No swap beyond the memory limit: the limit is what the script gets.
@@ -110,17 +110,13 @@ export function trainingRunArgs(req: TrainingRequest, hubInstance: string, user:
   ];
 }
 
-async function removeContainer(name: string): Promise<void> {
-  await docker(['rm', '--force', name], () => undefined, quick()).catch(() => 1);
-}
-
 function hubUser(): string {
   return `${process.getuid?.() ?? 65534}:${process.getgid?.() ?? 65534}`;
 }
 
-/** The hub instance (markBuildProcesses sets it for everything the hub starts), as the container's label. */
-function hubInstance(): string {
-  return process.env[BUILD_OWNER_ENV] ?? 'unmarked';
+/** The request's hub instance, else the one markBuildProcesses set for everything the hub starts. */
+function hubInstance(req: TrainingRequest): string {
+  return req.instance ?? process.env[BUILD_OWNER_ENV] ?? 'unmarked';
 }
 
 /**
@@ -149,7 +145,7 @@ export async function runTraining(req: TrainingRequest): Promise<TrainingResult>
   const timer = setTimeout(() => void stop('timed-out'), req.timeoutMs);
   const tail: string[] = [];
   try {
-    const code = await docker(trainingRunArgs(req, hubInstance(), hubUser()), (line) => {
+    const code = await docker(trainingRunArgs(req, hubUser()), (line) => {
       tail.push(line);
       if (tail.length > 5) tail.shift();
       req.log(`${SCRIPT_LINE_PREFIX}${line}`);
@@ -169,14 +165,8 @@ export async function runTraining(req: TrainingRequest): Promise<TrainingResult>
 }
 
 /** Removes the training containers an earlier run of this hub instance left; returns how many. */
-export async function removeTrainingLeftovers(hubInstance: string): Promise<number> {
-  const ids: string[] = [];
-  const listed = await docker(['ps', '--all', '--quiet', '--filter', `label=${TRAINING_LABEL}=${hubInstance}`], (line, stream) => {
-    if (stream === 'stdout' && line.trim()) ids.push(line.trim());
-  }, quick()).catch(() => 1);
-  if (listed !== 0 || ids.length === 0) return 0;
-  await docker(['rm', '--force', ...ids], () => undefined, quick()).catch(() => 1);
-  return ids.length;
+export function removeTrainingLeftovers(hubInstance: string): Promise<number> {
+  return removeContainersLabelled(TRAINING_LABEL, hubInstance);
 }
 
 /** The model's files in `dir/NAME/…`, exactly as in a scoring image, readable by the container. */

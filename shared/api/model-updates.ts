@@ -12,8 +12,8 @@ import { MODEL_REF_PATTERN } from './manifests.js';
 import { RolloutRequest } from './rollouts.js';
 
 /** building: the manifest and image are being made, or the image is queued or building; rolling-out: it succeeded and the service update is being made; done: the rollout started. */
-export const MODEL_UPDATE_STATUSES = ['building', 'rolling-out', 'done', 'failed'] as const;
-export type ModelUpdateStatus = (typeof MODEL_UPDATE_STATUSES)[number];
+const MODEL_UPDATE_STATUSES = ['building', 'rolling-out', 'done', 'failed'] as const;
+type ModelUpdateStatus = (typeof MODEL_UPDATE_STATUSES)[number];
 export const FINISHED_MODEL_UPDATE_STATUSES: readonly ModelUpdateStatus[] = ['done', 'failed'];
 
 export const ModelUpdateRequest = Type.Object(

@@ -32,8 +32,7 @@ export const TrainerCreate = Type.Object(
 export type TrainerCreate = Static<typeof TrainerCreate>;
 
 /** `queued` → `building` (context, buildx, push) → `succeeded`, or `failed`. */
-export const TRAINER_IMAGE_STATUSES = ['queued', 'building', 'succeeded', 'failed'] as const;
-export type TrainerImageStatus = (typeof TRAINER_IMAGE_STATUSES)[number];
+const TRAINER_IMAGE_STATUSES = ['queued', 'building', 'succeeded', 'failed'] as const;
 
 export const TrainerImage = Type.Object({
   status: stringEnum(TRAINER_IMAGE_STATUSES),

@@ -94,14 +94,14 @@ test('trainingRunArgs: no network, limits, read-only data and model, writable ou
     modelDir: '/data/run/model',
     outputDir: '/data/run/output',
     params: { epochs: 3, note: 'a b' },
-    env: { LR: '0.1', EDGEML_OUTPUT_DIR: '/etc' },
+    instance: 'hub123',
     memory: '1g',
     cpus: 1.5,
     timeoutMs: 1000,
     log: () => undefined,
     signal: new AbortController().signal,
   };
-  const args = trainingRunArgs(req, 'hub123', '1000:1000');
+  const args = trainingRunArgs(req, '1000:1000');
   const after = (flag: string) => args.flatMap((a, i) => (a === flag ? [args[i + 1]!] : []));
   t.is(args[0], 'run');
   t.is(args.at(-1), req.image);
@@ -118,9 +118,8 @@ test('trainingRunArgs: no network, limits, read-only data and model, writable ou
     'type=bind,source=/data/run/model,target=/edgeml/model,readonly',
     'type=bind,source=/data/run/output,target=/edgeml/output',
   ]);
-  // The request's own variables, then the contract's, which the request cannot replace.
+  // The contract's variables only: nothing of the hub's environment.
   t.deepEqual(after('--env'), [
-    'LR=0.1',
     'EDGEML_TRAIN_DATA=/edgeml/data/train.jsonl',
     'EDGEML_EVAL_DATA=/edgeml/data/eval.jsonl',
     'EDGEML_MODEL_DIR=/edgeml/model',
