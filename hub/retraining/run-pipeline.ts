@@ -243,7 +243,9 @@ export async function executeRun(ports: RunPorts, ctx: RunContext): Promise<RunE
   if (!deployment) throw failed(`service ${job.service} is not deployed`);
   const currentRef = currentModelRef(job, deployment.models);
   const current = await ports.model(currentRef.name, currentRef.version);
-  const exported = await exportRows(ports, ctx, run.startedAt ?? run.createdAt);
+  // Up to when the run was queued, where the job's next label count (labelsSince) starts: no label
+  // is both trained on here and counted toward the next run.
+  const exported = await exportRows(ports, ctx, run.createdAt);
   const sampled = exported.evalRows.length < exported.evalCount ? ` (both models score ${exported.evalRows.length} of them, at most ${MAX_EVAL_ROWS})` : '';
   ctx.note(`${exported.labels.count} labelled rows, ${exported.train} to train on, ${exported.evalCount} to evaluate on${sampled}`);
   await ctx.update((r) => {

@@ -117,7 +117,7 @@ export const RetrainingJob = Type.Object({
   memory: Type.String(),
   cpus: Type.Number(),
   rollout: Type.Union([RolloutRequest, Type.Null()]),
-  /** Labels after this count toward --min-new-labels: the start of the last run (or the job's creation). */
+  /** Labels from this time on count toward --min-new-labels: when the last run was queued (its export ends there), or the job's creation. */
   labelsSince: Timestamp,
   lastRun: Type.Union([RetrainingRun, Type.Null()]),
   createdAt: Timestamp,

@@ -631,3 +631,22 @@ test('a retried POST under the same Idempotency-Key answers the job, and the run
   await app.close();
   await h.retraining.close();
 });
+
+test('a run queued behind another exports up to its queueing, where the next label count starts, not up to its start', async (t) => {
+  const h = await harness();
+  h.options.training = 'hang';
+  await h.retraining.start();
+  await h.retraining.createJob(JOB, actor);
+  await h.retraining.createJob({ ...JOB, name: 'lin-job-2' }, actor);
+  const first = await h.retraining.runNow('lin-job', actor);
+  await waitFor('training', () => h.calls.trainings.length === 1);
+  const queued = await h.retraining.runNow('lin-job-2', actor);
+  h.clock.ms += 60_000;
+  await h.retraining.cancel(first.id, actor);
+  await waitFor('the queued run training', () => h.calls.trainings.length === 2);
+  const run = await h.retraining.getRun(queued.id);
+  t.not(run.startedAt, run.createdAt);
+  t.is(run.labels?.until, run.createdAt);
+  t.is((await h.retraining.getJob('lin-job-2')).labelsSince, run.createdAt);
+  await h.retraining.close();
+});
