@@ -142,7 +142,19 @@ async function startParts(config: Readonly<AgentConfig>, logger: Logger, started
     ...(config.gatewayTls === 'auto' ? { tls: { certificate: certificates.storedGateway && serving(certificates.storedGateway) } } : {}),
     routes,
     capture: requests.indexing(captures),
-    feedback: feedbackHandler({ index: requests, queue: labels, schemas: new InputSchemas(), clock: systemClock }),
+    feedback: feedbackHandler({
+      index: requests,
+      // A label for a captured request goes to the outbox after the capture it labels, not up to
+      // 5 s before it: the hub can join them as soon as it counts the label (retraining triggers).
+      queue: {
+        add: async (item) => {
+          if (item.input === undefined) await captures.flush();
+          return labels.add(item);
+        },
+      },
+      schemas: new InputSchemas(),
+      clock: systemClock,
+    }),
     desired: () => target.get()?.services.map((s) => s.name) ?? [],
     // A gateway bound to 0.0.0.0 cannot say how clients reach it.
     advertiseUrl: config.advertiseUrl,

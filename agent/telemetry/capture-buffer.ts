@@ -88,6 +88,12 @@ export class CaptureBuffer {
     if (this.#current.samples.length >= this.#flushSamples) this.cut();
   }
 
+  /** Appends what is held now and waits for it (and for earlier batches); sampling goes on. */
+  async flush(): Promise<void> {
+    this.cut();
+    await this.#appends;
+  }
+
   /** Appends what is held and waits for it; later samples are dropped. */
   async close(): Promise<void> {
     this.#closed = true;

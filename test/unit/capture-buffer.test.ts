@@ -57,6 +57,20 @@ test('samples wait at most flushEveryMs, then go as one valid batch into the cap
   t.is(buffer.dropped(), 0);
 });
 
+test('flush appends what is held at once and resolves once it is appended; sampling goes on', async (t) => {
+  const { clock, buffer, batches } = setup();
+  buffer.add(captureSample({ latencyMs: 1 }));
+  await buffer.flush();
+  t.deepEqual(batches().map((b) => b.batch.samples.map((s) => s.latencyMs)), [[1]], 'appended without waiting for flushEveryMs');
+  t.is(clock.pending(), 0, 'no timer left for the flushed batch');
+  await buffer.flush();
+  t.is(batches().length, 1, 'an empty flush appends nothing');
+  buffer.add(captureSample({ latencyMs: 2 }));
+  clock.advance(5000);
+  await settle();
+  t.deepEqual(batches().map((b) => b.batch.samples.map((s) => s.latencyMs)), [[1], [2]]);
+});
+
 test('a batch is cut before it would pass flushBytes, and at flushSamples', async (t) => {
   const bySize = setup({ flushBytes: 10_000 });
   for (let i = 0; i < 7; i++) bySize.buffer.add(sized(3000, i));
