@@ -6,7 +6,8 @@
  *
  * A hub that stops (or crashes) mid-build leaves the record `building` or `testing`; the next start
  * removes what the crash left running and queues the build again (a half-finished build has nothing
- * worth keeping), up to MAX_ATTEMPTS, so a build that takes the hub down cannot do so forever.
+ * worth keeping), up to MAX_ATTEMPTS, so a build that takes the hub down cannot do so forever
+ * (the queue itself is BuildQueue, shared with trainer builds).
  */
 import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
@@ -21,7 +22,8 @@ import type { Logger } from '../../shared/logger.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { ActorRecord, ImageRecord, ImageRepository, ManifestRepository, ModelRepository } from '../store/store.js';
 import type { BuildLogs, LiveBuildLog } from './build-log.js';
-import { BuildProgressTracker } from './build-progress.js';
+import type { BuildProgressTracker } from './build-progress.js';
+import { BuildQueue, type AbortReason, type RunningBuild } from './build-queue.js';
 import type { ContextInputs } from './build-context.js';
 import type { BuildxRequest, BuildxResult } from './buildx.js';
 import type { SmokeTestRequest } from './smoke-test.js';
@@ -64,67 +66,56 @@ export interface ImageBuilderDeps {
   options: ImageBuilderOptions;
 }
 
-/** Starts of one build across hub restarts before it is failed instead. */
-export const MAX_ATTEMPTS = 3;
-
-/** Why a running build was aborted: a user's cancel ends it; a hub stop leaves it for the next start. */
-type AbortReason = 'cancel' | 'stop';
-
-interface RunningBuild {
-  id: number;
-  controller: AbortController;
-  progress: BuildProgressTracker;
-  done: Promise<void>;
-}
-
 /** Short and stable per data directory, so a restarted hub finds its own leftovers. */
 export function hubInstanceId(dataDir: string): string {
   return createHash('sha256').update(dataDir).digest('hex').slice(0, 8);
 }
 
 export class ImageBuilder {
-  readonly #queue: number[] = [];
-  #running: RunningBuild | undefined;
-  #stopping = false;
+  readonly #queue: BuildQueue<number, ImageRecord>;
 
-  constructor(private readonly deps: ImageBuilderDeps) {}
+  constructor(private readonly deps: ImageBuilderDeps) {
+    const { images, clock } = deps;
+    this.#queue = new BuildQueue<number, ImageRecord>(
+      {
+        what: 'image build',
+        list: () => images.list({}),
+        key: (record) => record.id,
+        id: (id) => id,
+        describe: (id) => ({ image: id }),
+        state: (record) => (record.status === 'queued' ? 'queued' : record.status === 'building' || record.status === 'testing' ? 'interrupted' : 'finished'),
+        attempts: (record) => record.attempts,
+        requeue: async (id) => {
+          await images.update(id, (r) => {
+            r.status = 'queued';
+          });
+        },
+        giveUp: async (id, message) => {
+          await images.update(id, (r) => {
+            r.status = 'failed';
+            r.error = { code: ErrorCodes.HUB_BUILD_FAILED, message };
+            r.finishedAt = new Date(clock.now()).toISOString();
+          });
+        },
+        run: (running) => this.run(running),
+      },
+      deps,
+    );
+  }
 
   /** Clears what a previous run left (processes, containers, scratch space) and queues its unfinished builds. */
   async start(): Promise<void> {
-    const { images, logger, options, clock } = this.deps;
+    const { logger, options } = this.deps;
     const { processes, containers } = await this.deps.steps.removeLeftovers(options.instance);
     if (processes || containers) logger.info({ processes, containers }, 'removed what an earlier run of this hub left building');
     await rm(options.workDir, { recursive: true, force: true });
     await mkdir(options.workDir, { recursive: true });
-    for (const record of await images.list({})) {
-      if (record.status === 'queued') {
-        this.#queue.push(record.id);
-      } else if ((record.status === 'building' || record.status === 'testing') && record.attempts >= MAX_ATTEMPTS) {
-        await images.update(record.id, (r) => {
-          r.status = 'failed';
-          r.error = { code: ErrorCodes.HUB_BUILD_FAILED, message: `the hub stopped during each of ${r.attempts} attempts; not started again` };
-          r.finishedAt = new Date(clock.now()).toISOString();
-        });
-        logger.warn({ image: record.id, attempts: record.attempts }, 'build interrupted too often; marked failed');
-      } else if (record.status === 'building' || record.status === 'testing') {
-        await images.update(record.id, (r) => {
-          r.status = 'queued';
-        });
-        logger.info({ image: record.id }, 'build interrupted by a hub stop; queued again');
-        this.#queue.push(record.id);
-      }
-    }
-    this.kick();
+    await this.#queue.start();
   }
 
   /** Stops the running build without recording an outcome (the next start runs it again); starts no other. */
-  async stop(): Promise<void> {
-    this.#stopping = true;
-    this.deps.logs.abandonAll();
-    const running = this.#running;
-    if (!running) return;
-    running.controller.abort('stop' satisfies AbortReason);
-    await running.done;
+  stop(): Promise<void> {
+    return this.#queue.stop();
   }
 
   async submit(request: ImageBuildRequest, actor: ActorRecord): Promise<Image> {
@@ -155,15 +146,15 @@ export class ImageBuilder {
       attempts: 0,
     });
     this.deps.logger.info({ image: record.id, manifest: `${manifest.name}:${manifest.version}`, platforms, by: actor.keyId }, 'image build queued');
-    this.#queue.push(record.id);
-    this.kick();
+    this.#queue.submit(record.id);
     return this.view(record);
   }
 
   /** The stored record with live progress when it is the running build. */
   view(record: ImageRecord): Image {
     // The outcome is stored a moment before the run lets go of the build: a finished image has no progress.
-    const live = this.#running?.id === record.id && !FINISHED_STATUSES.includes(record.status) ? this.#running.progress.snapshot() : null;
+    const running = this.#queue.running(record.id);
+    const live = running && !FINISHED_STATUSES.includes(record.status) ? running.progress.snapshot() : null;
     return { ...record, progress: live };
   }
 
@@ -179,8 +170,8 @@ export class ImageBuilder {
     if (FINISHED_STATUSES.includes(record.status)) {
       throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `image ${id} has already ${record.status === 'cancelled' ? 'been cancelled' : record.status}`, { httpStatus: 409 });
     }
-    const running = this.#running;
-    if (running?.id === id) {
+    const running = this.#queue.running(id);
+    if (running) {
       running.controller.abort('cancel' satisfies AbortReason);
       await running.done;
       const after = await this.get(id);
@@ -191,8 +182,7 @@ export class ImageBuilder {
       }
       return after;
     }
-    const at = this.#queue.indexOf(id);
-    if (at >= 0) this.#queue.splice(at, 1);
+    this.#queue.remove(id);
     const now = new Date(this.deps.clock.now()).toISOString();
     const cancelled = await this.deps.images.update(id, (r) => {
       r.status = 'cancelled';
@@ -204,27 +194,7 @@ export class ImageBuilder {
     return this.view(cancelled);
   }
 
-  private kick(): void {
-    if (this.#running || this.#stopping) return;
-    const id = this.#queue.shift();
-    if (id === undefined) return;
-    const controller = new AbortController();
-    const progress = new BuildProgressTracker();
-    const running: RunningBuild = { id, controller, progress, done: Promise.resolve() };
-    this.#running = running;
-    running.done = this.run(running)
-      .catch((err: unknown) => {
-        // The store refused a write: the record keeps its last stored state until the next start.
-        this.deps.logger.error({ err, image: id }, 'image build bookkeeping failed');
-        this.deps.logs.abandon(id);
-      })
-      .finally(() => {
-        this.#running = undefined;
-        this.kick();
-      });
-  }
-
-  private async run({ id, controller, progress }: RunningBuild): Promise<void> {
+  private async run({ key: id, controller, progress }: RunningBuild<number>): Promise<void> {
     const { images, logs, clock, logger, options } = this.deps;
     const signal = controller.signal;
     const started = clock.now();

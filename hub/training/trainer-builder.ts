@@ -5,7 +5,8 @@
  *
  * A hub that stops or crashes mid-build leaves the state `building`; the next start queues it again
  * (what a crash left running is killed by the image builder's start, which runs first: the same
- * process marker covers both), up to MAX_ATTEMPTS, then fails it, so a trainer is never left stuck.
+ * process marker covers both), up to MAX_ATTEMPTS, then fails it, so a trainer is never left stuck
+ * (the queue is BuildQueue, shared with image builds).
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,9 +18,9 @@ import { errorOf } from '../errors-view.js';
 import type { Logger } from '../../shared/logger.js';
 import { buildCancelled } from '../builds/docker-cli.js';
 import type { BuildLogs, LiveBuildLog } from '../builds/build-log.js';
-import { BuildProgressTracker } from '../builds/build-progress.js';
+import type { BuildProgressTracker } from '../builds/build-progress.js';
+import { BuildQueue, type RunningBuild } from '../builds/build-queue.js';
 import type { BuildxRequest, BuildxResult } from '../builds/buildx.js';
-import { MAX_ATTEMPTS } from '../builds/image-builder.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { TrainerRepository, TrainerVersionRecord } from '../store/store.js';
 import type { TrainerContextInputs } from './trainer-image.js';
@@ -65,12 +66,37 @@ interface Queued {
 }
 
 export class TrainerBuilder {
-  readonly #queue: Queued[] = [];
+  readonly #queue: BuildQueue<Queued, TrainerVersionRecord>;
   readonly #waiters = new Map<string, Set<(record: TrainerVersionRecord) => void>>();
-  #running: { key: string; controller: AbortController; progress: BuildProgressTracker; done: Promise<void> } | undefined;
-  #stopping = false;
 
-  constructor(private readonly deps: TrainerBuilderDeps) {}
+  constructor(private readonly deps: TrainerBuilderDeps) {
+    const { trainers, clock } = deps;
+    this.#queue = new BuildQueue<Queued, TrainerVersionRecord>(
+      {
+        what: 'trainer build',
+        list: () => trainers.list({}),
+        key: ({ name, version }) => ({ name, version }),
+        id: ({ name, version }) => trainerKey(name, version),
+        describe: ({ name, version }) => ({ trainer: `${name}:${version}` }),
+        state: ({ image }) => (image.status === 'queued' ? 'queued' : image.status === 'building' ? 'interrupted' : 'finished'),
+        attempts: ({ image }) => image.attempts,
+        requeue: async ({ name, version }) => {
+          await trainers.updateImage(name, version, (image) => {
+            image.status = 'queued';
+          });
+        },
+        giveUp: async ({ name, version }, message) => {
+          await trainers.updateImage(name, version, (image) => {
+            image.status = 'failed';
+            image.error = { code: ErrorCodes.HUB_BUILD_FAILED, message };
+            image.finishedAt = new Date(clock.now()).toISOString();
+          });
+        },
+        run: (running) => this.run(running),
+      },
+      deps,
+    );
+  }
 
   /** The image state of a new version. */
   queuedImage(): TrainerImage {
@@ -79,51 +105,27 @@ export class TrainerBuilder {
 
   /** Queues what an earlier run left queued or building (failing what was interrupted too often). */
   async start(): Promise<void> {
-    const { trainers, logger, options, clock } = this.deps;
+    const { options } = this.deps;
     await rm(options.workDir, { recursive: true, force: true });
     await mkdir(options.workDir, { recursive: true });
-    for (const record of await trainers.list({})) {
-      const { status, attempts } = record.image;
-      if (status === 'queued') {
-        this.#queue.push({ name: record.name, version: record.version });
-      } else if (status === 'building' && attempts >= MAX_ATTEMPTS) {
-        await trainers.updateImage(record.name, record.version, (image) => {
-          image.status = 'failed';
-          image.error = { code: ErrorCodes.HUB_BUILD_FAILED, message: `the hub stopped during each of ${attempts} attempts; not started again` };
-          image.finishedAt = new Date(clock.now()).toISOString();
-        });
-        logger.warn({ trainer: `${record.name}:${record.version}`, attempts }, 'trainer build interrupted too often; marked failed');
-      } else if (status === 'building') {
-        await trainers.updateImage(record.name, record.version, (image) => {
-          image.status = 'queued';
-        });
-        logger.info({ trainer: `${record.name}:${record.version}` }, 'trainer build interrupted by a hub stop; queued again');
-        this.#queue.push({ name: record.name, version: record.version });
-      }
-    }
-    this.kick();
+    await this.#queue.start();
   }
 
   /** Stops the running build without recording an outcome (the next start runs it again). */
-  async stop(): Promise<void> {
-    this.#stopping = true;
-    this.deps.logs.abandonAll();
-    const running = this.#running;
-    if (!running) return;
-    running.controller.abort('stop');
-    await running.done;
+  stop(): Promise<void> {
+    return this.#queue.stop();
   }
 
   submit(record: TrainerVersionRecord): void {
     this.deps.logger.info({ trainer: `${record.name}:${record.version}`, by: record.createdBy.keyId }, 'trainer image build queued');
-    this.#queue.push({ name: record.name, version: record.version });
-    this.kick();
+    this.#queue.submit({ name: record.name, version: record.version });
   }
 
   /** The stored record with live progress while its image builds. */
   view(record: TrainerVersionRecord): TrainerVersion {
     const { createdBy, ...rest } = record;
-    const live = this.#running?.key === trainerKey(record.name, record.version) && !FINISHED.includes(record.image.status) ? this.#running.progress.snapshot() : null;
+    const running = this.#queue.running(trainerKey(record.name, record.version));
+    const live = running && !FINISHED.includes(record.image.status) ? running.progress.snapshot() : null;
     return { ...rest, createdBy: { keyId: createdBy.keyId, keyName: createdBy.keyName }, image: { ...record.image, progress: live } };
   }
 
@@ -160,28 +162,9 @@ export class TrainerBuilder {
     for (const waiter of [...(this.#waiters.get(trainerKey(record.name, record.version)) ?? [])]) waiter(record);
   }
 
-  private kick(): void {
-    if (this.#running || this.#stopping) return;
-    const next = this.#queue.shift();
-    if (!next) return;
-    const key = trainerKey(next.name, next.version);
-    const running = { key, controller: new AbortController(), progress: new BuildProgressTracker(), done: Promise.resolve() };
-    this.#running = running;
-    running.done = this.run(next, running)
-      .catch((err: unknown) => {
-        // The store refused a write: the state stays as stored until the next start.
-        this.deps.logger.error({ err, trainer: `${next.name}:${next.version}` }, 'trainer build bookkeeping failed');
-        this.deps.logs.abandon(key);
-      })
-      .finally(() => {
-        this.#running = undefined;
-        this.kick();
-      });
-  }
-
-  private async run({ name, version }: Queued, running: { key: string; controller: AbortController; progress: BuildProgressTracker }): Promise<void> {
+  private async run({ key: { name, version }, controller, progress }: RunningBuild<Queued>): Promise<void> {
     const { trainers, logs, clock, logger, options } = this.deps;
-    const { key, controller, progress } = running;
+    const key = trainerKey(name, version);
     const signal = controller.signal;
     const record = await trainers.updateImage(name, version, (image) => {
       image.status = 'building';

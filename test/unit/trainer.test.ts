@@ -15,7 +15,7 @@ import { systemClock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { BuildLogs } from '../../hub/builds/build-log.js';
 import type { BuildxRequest, BuildxResult } from '../../hub/builds/buildx.js';
-import { MAX_ATTEMPTS } from '../../hub/builds/image-builder.js';
+import { MAX_ATTEMPTS } from '../../hub/builds/build-queue.js';
 import { BlobStore } from '../../hub/store/blob-store.js';
 import type { HubData } from '../../hub/store/hub-data.js';
 import { LowdbHubStore } from '../../hub/store/lowdb-store.js';
