@@ -21,6 +21,20 @@ export function pointerTokens(pointer: string): string[] {
     });
 }
 
+/** What a schema can check of a pointer: empty (the whole document) or `/`-prefixed; `pointerProblem` checks the escapes. */
+export const JSON_POINTER_PATTERN = '^(?:/.*)?$';
+export const MAX_JSON_POINTER_LENGTH = 512;
+
+/** Why `pointer` is not an RFC 6901 JSON pointer, or null. */
+export function pointerProblem(pointer: string): string | null {
+  try {
+    pointerTokens(pointer);
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 /** An array index: `0` or digits without a leading zero (RFC 6901 §4). */
 const ARRAY_INDEX = /^(0|[1-9][0-9]*)$/;
 

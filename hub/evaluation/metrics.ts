@@ -4,10 +4,12 @@
  * absolute or root mean squared error of numbers.
  */
 import { isDeepStrictEqual } from 'node:util';
+import { EVAL_METRIC_NAMES, type EvalMetricName } from '../../shared/api/retraining.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 
-export const EVAL_METRICS = ['accuracy', 'mae', 'rmse'] as const;
-export type EvalMetric = (typeof EVAL_METRICS)[number];
+// The one list is the API's; these names stay for the hub's callers.
+export { EVAL_METRIC_NAMES as EVAL_METRICS };
+export type EvalMetric = EvalMetricName;
 
 export interface Pair {
   predicted: unknown;

@@ -66,9 +66,11 @@ export const retrainingRoutes: FastifyPluginAsyncTypebox<{ retraining: Retrainin
   app.get(
     '/api/v1/retraining/runs/:id/log',
     {
-      config: { scope: 'read' },
+      // Not `read`: the log holds users' data (eval answers, the trainer's output), like the dataset export.
+      config: { scope: 'deploy' },
       schema: {
         summary: "The run's log as text; with follow=true it streams until the run ends",
+        description: "Deploy scope, not read: the log carries users' data (the models' answers in the evaluation, whatever the trainer prints).",
         tags,
         params: runParams,
         querystring: RunLogQuery,

@@ -16,13 +16,13 @@ import { parseSize } from '../../shared/size.js';
 import { EdgemlError, ErrorCodes, isEdgemlError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { BuildLogs, LiveBuildLog } from '../builds/build-log.js';
-import { pointerTokens } from '../../shared/json-pointer.js';
+import { pointerProblem } from '../../shared/json-pointer.js';
 import type { ActorRecord, RetrainingJobRecord, RetrainingRepository, RetrainingRunRecord } from '../store/store.js';
 import { executeRun, type RunPorts } from './run-pipeline.js';
 import type { ScheduledTask, Scheduler } from './scheduler.js';
 
 /** How often jobs with --min-new-labels count the labels that arrived since their last run. */
-export const LABEL_POLL_MS = 5_000;
+const LABEL_POLL_MS = 5_000;
 
 export interface RetrainingDeps {
   repo: RetrainingRepository;
@@ -64,13 +64,8 @@ function checkLimits(body: RetrainingJobCreate): void {
     throw invalid(`body.timeout: must be above 0 and at most ${MAX_TIMEOUT}, not ${body.timeout}`);
   }
   if (body.memory !== undefined && parseSize(body.memory) < MIN_MEMORY) throw invalid(`body.memory: must be at least 6m (Docker's smallest limit), not ${body.memory}`);
-  if (body.evalOutput !== undefined) {
-    try {
-      pointerTokens(body.evalOutput);
-    } catch (err) {
-      throw invalid(`body.evalOutput: ${(err as Error).message}`);
-    }
-  }
+  const pointer = body.evalOutput === undefined ? null : pointerProblem(body.evalOutput);
+  if (pointer) throw invalid(`body.evalOutput: ${pointer}`);
 }
 
 /** An actor without its Idempotency-Key mark. */

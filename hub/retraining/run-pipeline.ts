@@ -19,7 +19,7 @@ import type { LabelledRow, LabelledRowFilter } from '../datasets/labelled-data.j
 import { answeredByAll, metricOn, type RowPrediction } from '../evaluation/evaluate.js';
 import { better } from '../evaluation/metrics.js';
 import type { ActorRecord, RetrainingJobRecord, RetrainingRunRecord } from '../store/store.js';
-import { datasetRowKey, splitPoint } from './split.js';
+import { datasetRowKey, inEvalSplit, splitPoint } from './split.js';
 
 export interface TrainingOutcome {
   status: 'succeeded' | 'failed' | 'timed-out' | 'cancelled';
@@ -191,9 +191,8 @@ async function exportRows(ports: RunPorts, ctx: RunContext, until: string): Prom
   let count = 0;
   const add = async (key: string, row: Record<string, unknown> & { input: unknown; label: unknown }) => {
     ctx.signal.throwIfAborted();
-    const point = splitPoint(key);
-    if (point < job.evalFraction) {
-      sample.add(point, row);
+    if (inEvalSplit(key, job.evalFraction)) {
+      sample.add(splitPoint(key), row);
       await writeLine(files.eval, row);
     } else {
       train += 1;

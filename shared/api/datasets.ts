@@ -70,5 +70,5 @@ export const DatasetVersionList = Type.Object({ versions: Type.Array(DatasetVers
 export type DatasetVersionList = Static<typeof DatasetVersionList>;
 
 /** A version in a path: `3` or `latest`. */
-export const DATASET_VERSION_REF_PATTERN = '^(?:[1-9][0-9]{0,8}|latest)$';
+const DATASET_VERSION_REF_PATTERN = '^(?:[1-9][0-9]{0,8}|latest)$';
 export const DatasetVersionRef = Type.String({ pattern: DATASET_VERSION_REF_PATTERN, examples: ['1', 'latest'] });

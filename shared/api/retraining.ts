@@ -4,6 +4,7 @@
  * it against the current model with both scoring images, and promotes it or rejects it.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { JSON_POINTER_PATTERN, MAX_JSON_POINTER_LENGTH } from '../json-pointer.js';
 import { stringEnum } from '../schema.js';
 import { DURATION_EXAMPLES, DURATION_PATTERN } from '../duration.js';
 import { SIZE_EXAMPLES, SIZE_PATTERN } from '../size.js';
@@ -15,10 +16,8 @@ export const EVAL_METRIC_NAMES = ['accuracy', 'mae', 'rmse'] as const;
 export type EvalMetricName = (typeof EVAL_METRIC_NAMES)[number];
 
 /** `NAME` or `NAME:VERSION` (a trainer without a version: its latest). */
-export const TRAINER_REF_PATTERN = '^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?(?::[1-9][0-9]{0,8})?$';
-export const DATASET_REF_PATTERN = '^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?:[1-9][0-9]{0,8}$';
-/** RFC 6901: empty (the whole answer) or `/`-separated tokens. */
-export const JSON_POINTER_PATTERN = '^(?:/[^/]*)*$';
+const TRAINER_REF_PATTERN = '^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?(?::[1-9][0-9]{0,8})?$';
+const DATASET_REF_PATTERN = '^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?:[1-9][0-9]{0,8}$';
 
 /**
  * Eval rows both images score, at most: the eval split's rows with the lowest split points, so
@@ -39,7 +38,7 @@ export const RetrainingJobCreate = Type.Object(
     schedule: Type.Optional(Type.String({ minLength: 9, maxLength: 128, examples: ['0 3 * * *'], description: 'node-cron expression: a run at each match' })),
     minNewLabels: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000_000, description: 'a run once this many labels arrived since the last run' })),
     evalMetric: Type.Optional(stringEnum(EVAL_METRIC_NAMES, { default: RETRAINING_DEFAULTS.evalMetric })),
-    evalOutput: Type.Optional(Type.String({ pattern: JSON_POINTER_PATTERN, maxLength: 256, examples: ['/y', '/predictions/0/label'], description: 'JSON pointer into each answer compared with the label (default: the whole answer)' })),
+    evalOutput: Type.Optional(Type.String({ pattern: JSON_POINTER_PATTERN, maxLength: MAX_JSON_POINTER_LENGTH, examples: ['/y', '/predictions/0/label'], description: 'JSON pointer into each answer compared with the label (default: the whole answer)' })),
     evalFraction: Type.Optional(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, default: RETRAINING_DEFAULTS.evalFraction })),
     minImprovement: Type.Optional(Type.Number({ minimum: 0, default: RETRAINING_DEFAULTS.minImprovement, description: 'how much better (absolute) the candidate must be' })),
     params: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'EDGEML_PARAMS of the trainer' })),
@@ -53,12 +52,12 @@ export const RetrainingJobCreate = Type.Object(
 );
 export type RetrainingJobCreate = Static<typeof RetrainingJobCreate>;
 
-export const RUN_TRIGGERS = ['manual', 'schedule', 'labels'] as const;
+const RUN_TRIGGERS = ['manual', 'schedule', 'labels'] as const;
 export type RunTrigger = (typeof RUN_TRIGGERS)[number];
-export const RUN_STATUSES = ['queued', 'running', 'promoted', 'rejected', 'failed', 'cancelled'] as const;
+const RUN_STATUSES = ['queued', 'running', 'promoted', 'rejected', 'failed', 'cancelled'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 export const ACTIVE_RUN_STATUSES: readonly RunStatus[] = ['queued', 'running'];
-export const RUN_STAGES = ['exporting', 'training', 'registering', 'building', 'evaluating', 'rolling-out'] as const;
+const RUN_STAGES = ['exporting', 'training', 'registering', 'building', 'evaluating', 'rolling-out'] as const;
 export type RunStage = (typeof RUN_STAGES)[number];
 
 const ModelRef = Type.Object({ name: Name, version: Version });

@@ -5,7 +5,7 @@
  * the OpenAPI document.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { pointerTokens } from '../json-pointer.js';
+import { JSON_POINTER_PATTERN, MAX_JSON_POINTER_LENGTH, pointerProblem } from '../json-pointer.js';
 import { DURATION_EXAMPLES, DURATION_PATTERN, parseDuration } from '../duration.js';
 import { LATENCY_BOUNDS_MS } from '../latency-histogram.js';
 import { stringEnum } from '../schema.js';
@@ -32,8 +32,8 @@ export const ERROR_RATE_PATTERN = '^(?:100(?:\\.0+)?|[1-9]?[0-9](?:\\.[0-9]+)?)%
  * EVAL_METRICS (a unit test holds the two together): a pattern is what the schema can carry.
  */
 export const GATE_METRIC_PATTERN = '^(accuracy|mae|rmse)(>=|<=|>|<)(-?[0-9]+(?:\\.[0-9]+)?)$';
-/** An RFC 6901 JSON pointer into the service's answer (rolloutRequestProblem checks its escapes). */
-export const JSON_POINTER_PATTERN = '^(?:/.*)?$';
+// The CLI checks its flags with these too.
+export { JSON_POINTER_PATTERN, pointerProblem };
 /**
  * The p95 of merged histograms is known only up to the last finite bucket bound (10s): a threshold
  * at or above it could never be crossed.
@@ -55,7 +55,7 @@ export const RolloutGates = Type.Object(
     p95Ratio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000, examples: [1.5], description: "highest p95 of the new revision over the old revision's, on the devices still running it in the same window" })),
     minRequests: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: `requests (labelled answers for metric) a gate needs before it judges; below it the gate waits, up to the device timeout, then fails; default ${DEFAULT_GATE_MIN_REQUESTS}` })),
     metric: Type.Optional(Type.String({ pattern: GATE_METRIC_PATTERN, examples: ['accuracy>=0.9', 'mae<=0.4'], description: 'a model metric over the labels sent back for the new revision\'s answers' })),
-    metricOutput: Type.Optional(Type.String({ pattern: JSON_POINTER_PATTERN, maxLength: 512, examples: ['/y', '/predictions/0/label'], description: 'RFC 6901 JSON pointer to the answer\'s field the metric compares with the label; required with metric' })),
+    metricOutput: Type.Optional(Type.String({ pattern: JSON_POINTER_PATTERN, maxLength: MAX_JSON_POINTER_LENGTH, examples: ['/y', '/predictions/0/label'], description: 'RFC 6901 JSON pointer to the answer\'s field the metric compares with the label; required with metric' })),
   },
   { additionalProperties: false },
 );
@@ -96,16 +96,6 @@ export function rolloutRequestProblem(request: RolloutRequest, field: string): s
     if (gates.p95 !== undefined && parseDuration(gates.p95) >= MAX_GATE_P95_MS) return `${field}.gates.p95: must be below ${MAX_GATE_P95_MS}ms (the latency histogram's last finite bound), not ${gates.p95}`;
   }
   return null;
-}
-
-/** Why `pointer` is not an RFC 6901 JSON pointer, or null (the parser evaluation uses: a leaf module). */
-export function pointerProblem(pointer: string): string | null {
-  try {
-    pointerTokens(pointer);
-    return null;
-  } catch (err) {
-    return (err as Error).message;
-  }
 }
 
 /** The fields of RolloutGates that are gates (the others tune them), in ROLLOUT_GATE_NAMES order. */

@@ -589,15 +589,37 @@ test('a job for a service that is not deployed is refused; unknown job and run a
   t.is(((await t.throwsAsync(h.retraining.createJob(JOB, actor).then(() => h.retraining.createJob(JOB, actor)))) as { code?: string }).code, 'HUB_E_CONFLICT');
 });
 
+/** The REST routes over `h`; every request authenticated as one key, the scopes each asked for noted. */
+async function routesOf(h: Harness, scopes: string[] = []) {
+  const app = createHubFastify(logger);
+  const key = { id: 'k1', name: 'admin' } as ApiKeyRecord;
+  installApiKeyAuth(app, { authenticate: async () => key, authorize: (_key: unknown, scope: string) => void scopes.push(scope) } as unknown as ApiKeyAuthority);
+  installIdempotency(app, Buffer.alloc(32, 1));
+  await app.register(retrainingRoutes, { retraining: h.retraining });
+  return app;
+}
+
+test('a run log needs the deploy scope (users\' data), a run the read scope', async (t) => {
+  const h = await harness();
+  await h.retraining.start();
+  await h.retraining.createJob(JOB, actor);
+  const run = await h.retraining.runNow('lin-job', actor);
+  await settled(h, run.id);
+  const scopes: string[] = [];
+  const app = await routesOf(h, scopes);
+  t.is((await app.inject({ method: 'GET', url: `/api/v1/retraining/runs/${run.id}` })).statusCode, 200);
+  const log = await app.inject({ method: 'GET', url: `/api/v1/retraining/runs/${run.id}/log` });
+  t.is(log.statusCode, 200);
+  t.deepEqual(scopes, ['read', 'deploy']);
+  await app.close();
+  await h.retraining.close();
+});
+
 test('a retried POST under the same Idempotency-Key answers the job, and the run, the first attempt stored', async (t) => {
   const h = await harness();
   h.options.training = 'hang';
   await h.retraining.start();
-  const app = createHubFastify(logger);
-  const key = { id: 'k1', name: 'admin' } as ApiKeyRecord;
-  installApiKeyAuth(app, { authenticate: async () => key, authorize: () => undefined } as unknown as ApiKeyAuthority);
-  installIdempotency(app, Buffer.alloc(32, 1));
-  await app.register(retrainingRoutes, { retraining: h.retraining });
+  const app = await routesOf(h);
   const post = (url: string, idempotencyKey: string, body?: unknown) =>
     app.inject({ method: 'POST', url, headers: { 'idempotency-key': idempotencyKey, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { payload: JSON.stringify(body) } : {}) });
 
