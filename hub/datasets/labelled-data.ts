@@ -15,6 +15,7 @@
  * capture's device time (the hub's receive time when the device clock is far off), an inline
  * example's arrival at the hub.
  */
+import type { LabelledExportLine } from '../../shared/api/datasets.js';
 import type { Logger } from '../../shared/logger.js';
 import type { CaptureSample, FeedbackItem } from '../../shared/protocol.js';
 import type { TelemetryArchive } from '../telemetry/archive.js';
@@ -32,6 +33,11 @@ export interface LabelledRow {
   input: unknown;
   output: unknown | null;
   label: unknown | null;
+}
+
+/** A row as an export writes it, and as a trainer reads it: the fields of LabelledExportLine only. */
+export function exportLine(row: LabelledExportLine): LabelledExportLine {
+  return { requestId: row.requestId, time: row.time, device: row.device, model: row.model, input: row.input, output: row.output, label: row.label };
 }
 
 export interface LabelledRowFilter {

@@ -22,7 +22,7 @@ import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/size.js';
 import type { DatasetRegistry } from '../datasets/dataset-registry.js';
-import type { LabelledData, LabelledRow } from '../datasets/labelled-data.js';
+import { exportLine, type LabelledData, type LabelledRow } from '../datasets/labelled-data.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { DatasetRepository } from '../store/store.js';
 import { requestKey } from './auth.js';
@@ -52,7 +52,7 @@ function modelMatch(filter: string | undefined): (row: LabelledRow) => boolean {
 async function* exportLines(rows: AsyncIterable<LabelledRow>, match: (row: LabelledRow) => boolean): AsyncGenerator<string> {
   for await (const row of rows) {
     if (!match(row)) continue;
-    yield `${JSON.stringify({ requestId: row.requestId, time: row.time, device: row.device, model: row.model, input: row.input, output: row.output, label: row.label })}\n`;
+    yield `${JSON.stringify(exportLine(row))}\n`;
   }
 }
 

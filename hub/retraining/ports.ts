@@ -14,18 +14,13 @@ import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { LabelledData } from '../datasets/labelled-data.js';
 import { evaluateImage } from '../evaluation/evaluate.js';
 import { ModelRegistry } from '../registry/model-registry.js';
+import { parseVersionRef } from '../registry/model-ref.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { ActorRecord, HubStore } from '../store/store.js';
 import type { TrainerRegistry } from '../training/trainer-registry.js';
 import { hubPlatform } from '../training/trainer-image.js';
 import { layOutModel, runTraining } from '../training/training-runner.js';
 import type { RunPorts } from './run-pipeline.js';
-
-/** What the pipeline needs of the dataset registry (hub/datasets). */
-export interface DatasetSource {
-  resolve(name: string, version: number): Promise<{ name: string; version: number; digest: string }>;
-  rows(name: string, version: number): AsyncIterable<{ input: unknown; label: unknown }>;
-}
 
 /** What the pipeline needs of the one-command model update (hub/fleet/model-update.ts). */
 export interface ModelUpdater {
@@ -39,19 +34,14 @@ export interface HubRunPortsDeps {
   blobs: BlobStore;
   clock: Clock;
   labelled: LabelledData;
-  datasets: DatasetSource;
+  /** What the pipeline needs of the dataset registry (hub/datasets). */
+  datasets: RunPorts['datasets'];
   trainers: TrainerRegistry;
   updates: ModelUpdater;
   limits: { maxUploadBytes: number; maxArchiveFiles: number };
   instance: string;
   /** One evaluation: the image's start and every eval row. */
   evalTimeoutMs: number;
-}
-
-/** `NAME` or `NAME:V` (a name alone: the latest version). */
-export function trainerSelector(ref: string): { name: string; selector: { version: number } | { latest: true } } {
-  const at = ref.indexOf(':');
-  return at < 0 ? { name: ref, selector: { latest: true } } : { name: ref.slice(0, at), selector: { version: Number(ref.slice(at + 1)) } };
 }
 
 /**
@@ -72,7 +62,7 @@ export function hubRunPorts(deps: HubRunPortsDeps): RunPorts {
     labelled: deps.labelled,
     datasets: deps.datasets,
     trainer: async (ref, signal) => {
-      const { name, selector } = trainerSelector(ref);
+      const { name, selector } = parseVersionRef(ref);
       const version = await deps.trainers.resolve(name, selector);
       const built = await deps.trainers.waitForImage(version.name, version.version, signal);
       if (!built.image.ref) throw new EdgemlError(ErrorCodes.HUB_RETRAINING_FAILED, `trainer ${built.name}:${built.version} has no image`);

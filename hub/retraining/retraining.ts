@@ -17,6 +17,7 @@ import { EdgemlError, ErrorCodes, isEdgemlError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { BuildLogs, LiveBuildLog } from '../builds/build-log.js';
 import { pointerProblem } from '../../shared/json-pointer.js';
+import { parsePinnedRef } from '../registry/model-ref.js';
 import type { ActorRecord, RetrainingJobRecord, RetrainingRepository, RetrainingRunRecord } from '../store/store.js';
 import { executeRun, type RunPorts } from './run-pipeline.js';
 import type { ScheduledTask, Scheduler } from './scheduler.js';
@@ -159,8 +160,8 @@ export class Retraining {
     if (!(await check.service(body.service))) throw new EdgemlError(ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND, `service ${body.service} is not deployed`, { httpStatus: 404 });
     await check.trainer(body.trainer);
     for (const ref of body.datasets ?? []) {
-      const at = ref.lastIndexOf(':');
-      await check.dataset(ref.slice(0, at), Number(ref.slice(at + 1)));
+      const { name, version } = parsePinnedRef(ref);
+      await check.dataset(name, version);
     }
     const now = new Date(this.deps.clock.now()).toISOString();
     const job = await this.deps.repo.addJob({

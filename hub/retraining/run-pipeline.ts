@@ -10,39 +10,25 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { LabelledExportLine } from '../../shared/api/datasets.js';
 import type { Lineage, ModelVersion } from '../../shared/api/models.js';
 import type { RolloutRequest } from '../../shared/api/rollouts.js';
 import { MAX_EVAL_ROWS, type EvalMetricName, type RunStage } from '../../shared/api/retraining.js';
 import { parseDuration } from '../../shared/duration.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
-import type { LabelledRow, LabelledRowFilter } from '../datasets/labelled-data.js';
+import { exportLine, type LabelledRow, type LabelledRowFilter } from '../datasets/labelled-data.js';
 import { answeredByAll, metricOn, type RowPrediction } from '../evaluation/evaluate.js';
 import { better } from '../evaluation/metrics.js';
+import { parsePinnedRef } from '../registry/model-ref.js';
+import type { TrainingRequest, TrainingResult } from '../training/training-runner.js';
 import type { ActorRecord, RetrainingJobRecord, RetrainingRunRecord } from '../store/store.js';
 import { datasetRowKey, inEvalSplit, splitPoint } from './split.js';
 
-export interface TrainingOutcome {
-  status: 'succeeded' | 'failed' | 'timed-out' | 'cancelled';
-  exitCode: number | null;
-  message: string;
-}
-
-export interface TrainingCall {
-  runId: string;
-  image: string;
-  trainData: string;
-  evalData: string;
-  modelDir: string;
-  outputDir: string;
-  params: Record<string, unknown>;
-  memory: string;
-  cpus: number;
-  timeoutMs: number;
-  log: (line: string) => void;
-  /** The runner's own lines (a timeout, a cancel). */
-  note: (text: string) => void;
-  signal: AbortSignal;
-}
+/**
+ * The training runner's request as the pipeline makes it: the hub instance is the runner's own;
+ * the runner's notes always go to the run's log.
+ */
+export type TrainingCall = Omit<TrainingRequest, 'instance'> & Required<Pick<TrainingRequest, 'note'>>;
 
 export interface EvaluationCall {
   ref: string;
@@ -71,7 +57,7 @@ export interface RunPorts {
   /** The version of `name` a run registered (its lineage names the job and run), if any. */
   registered(name: string, job: string, run: number): Promise<{ name: string; version: number } | undefined>;
   layOutModel(model: ModelVersion, dir: string): Promise<void>;
-  runTraining(call: TrainingCall): Promise<TrainingOutcome>;
+  runTraining(call: TrainingCall): Promise<TrainingResult>;
   /** Registers what the trainer wrote in `dir` as the next version of `name`, with this lineage. */
   registerCandidate(name: string, dir: string, lineage: Omit<Lineage, 'metrics' | 'runId' | 'dataset'> & { runId: string }, actor: ActorRecord): Promise<ModelVersion>;
   addLineageMetrics(model: { name: string; version: number }, metrics: Record<string, number>): Promise<void>;
@@ -129,11 +115,6 @@ function serviceChange(before: DeployedService, now: DeployedService | undefined
   return null;
 }
 
-function parseRef(ref: string): { name: string; version: number } {
-  const at = ref.lastIndexOf(':');
-  return { name: ref.slice(0, at), version: Number(ref.slice(at + 1)) };
-}
-
 async function closeFile(file: WriteStream): Promise<void> {
   await new Promise<void>((resolve, reject) => file.end((err?: Error | null) => (err ? reject(err) : resolve())));
 }
@@ -189,7 +170,7 @@ async function exportRows(ports: RunPorts, ctx: RunContext, until: string): Prom
   let train = 0;
   let since: string | null = null;
   let count = 0;
-  const add = async (key: string, row: Record<string, unknown> & { input: unknown; label: unknown }) => {
+  const add = async (key: string, row: LabelledExportLine) => {
     ctx.signal.throwIfAborted();
     if (inEvalSplit(key, job.evalFraction)) {
       sample.add(splitPoint(key), row);
@@ -203,17 +184,17 @@ async function exportRows(ports: RunPorts, ctx: RunContext, until: string): Prom
     for await (const row of ports.labelled.rows({ service: job.service, labelled: true, until })) {
       count += 1;
       if (since === null || row.time < since) since = row.time;
-      await add(row.requestId, { requestId: row.requestId, time: row.time, device: row.device, model: row.model, input: row.input, output: row.output, label: row.label });
+      await add(row.requestId, exportLine(row));
     }
     const datasets: Exported['datasets'] = [];
     for (const ref of job.datasets) {
-      const { name, version } = parseRef(ref);
+      const { name, version } = parsePinnedRef(ref);
       const resolved = await ports.datasets.resolve(name, version);
       datasets.push({ name: resolved.name, version: resolved.version, digest: resolved.digest });
       let index = 0;
       for await (const row of ports.datasets.rows(name, version)) {
         const key = datasetRowKey(name, version, index++);
-        await add(key, { requestId: key, time: until, device: null, model: null, input: row.input, output: null, label: row.label });
+        await add(key, exportLine({ requestId: key, time: until, device: null, model: null, input: row.input, output: null, label: row.label }));
       }
     }
     return { trainFile, evalFile, evalCount: sample.count, evalRows: sample.rows(), train, labels: { since, until, count }, datasets };

@@ -8,12 +8,14 @@ import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
 import { BuildLogs } from '../builds/build-log.js';
 import type { LabelledData } from '../datasets/labelled-data.js';
+import { parseVersionRef } from '../registry/model-ref.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { HubStore } from '../store/store.js';
 import type { TrainerRegistry } from '../training/trainer-registry.js';
 import { removeTrainingLeftovers } from '../training/training-runner.js';
-import { hubRunPorts, trainerSelector, type DatasetSource, type ModelUpdater } from './ports.js';
+import { hubRunPorts, type ModelUpdater } from './ports.js';
 import { Retraining } from './retraining.js';
+import type { RunPorts } from './run-pipeline.js';
 import { cronScheduler } from './scheduler.js';
 
 /** One evaluation of one image: its start and every eval row. */
@@ -24,7 +26,7 @@ export interface RetrainingPartOptions {
   blobs: BlobStore;
   clock: Clock;
   labelled: LabelledData;
-  datasets: DatasetSource;
+  datasets: RunPorts['datasets'];
   trainers: TrainerRegistry;
   updates: ModelUpdater;
   dataDir: string;
@@ -41,7 +43,7 @@ export async function startRetraining(opts: RetrainingPartOptions): Promise<Retr
     check: {
       service: async (name) => (await store.deployments.get(name)) !== undefined,
       trainer: (ref) => {
-        const { name, selector } = trainerSelector(ref);
+        const { name, selector } = parseVersionRef(ref);
         return opts.trainers.resolve(name, selector);
       },
       dataset: (name, version) => opts.datasets.resolve(name, version),

@@ -25,7 +25,7 @@ export type LabelledExportQuery = Static<typeof LabelledExportQuery>;
 export const LabelledExportLine = Type.Object({
   requestId: Type.String(),
   time: Timestamp,
-  device: Type.String(),
+  device: Type.Union([Type.String(), Type.Null()], { description: "null for a base dataset's row (in a trainer's files)" }),
   model: Type.Union([Type.String({ description: 'NAME:VERSION' }), Type.Null()]),
   input: Type.Unknown(),
   output: Type.Unknown({ description: 'the answer; null for an inline example or an error answer' }),
