@@ -12,6 +12,7 @@ import { installApiKeyAuth } from '../../hub/http/auth.js';
 import { installIdempotency } from '../../hub/http/idempotency.js';
 import { retrainingRoutes } from '../../hub/http/retraining.js';
 import { createHubFastify } from '../../hub/http/server.js';
+import { parseModelRef, parsePinnedRef, parseVersionRef } from '../../hub/registry/model-ref.js';
 import type { ApiKeyRecord } from '../../hub/store/store.js';
 import type { LabelledRow } from '../../hub/datasets/labelled-data.js';
 import { Retraining } from '../../hub/retraining/retraining.js';
@@ -671,4 +672,13 @@ test('a run queued behind another exports up to its queueing, where the next lab
   t.is(run.labels?.until, run.createdAt);
   t.is((await h.retraining.getJob('lin-job-2')).labelsSince, run.createdAt);
   await h.retraining.close();
+});
+
+test('trainer and dataset refs: a name alone is the latest version, NAME:V that version; a dataset needs its version', (t) => {
+  t.deepEqual(parseVersionRef('lin-trainer'), { name: 'lin-trainer', selector: { latest: true } });
+  t.deepEqual(parseVersionRef('lin-trainer:12'), { name: 'lin-trainer', selector: { version: 12 } });
+  t.deepEqual(parsePinnedRef('linear-base:3'), { name: 'linear-base', version: 3 });
+  t.is(t.throws(() => parsePinnedRef('linear-base'))?.message, '"linear-base": expected NAME:VERSION');
+  t.deepEqual(parseModelRef('iris:2'), { name: 'iris', selector: { version: 2 } });
+  t.deepEqual(parseModelRef('iris@prod'), { name: 'iris', selector: { alias: 'prod' } });
 });
