@@ -20,8 +20,8 @@ import { exportLine, type LabelledRow, type LabelledRowFilter } from '../dataset
 import { answeredByAll, metricOn, type RowPrediction } from '../evaluation/evaluate.js';
 import { better } from '../evaluation/metrics.js';
 import { parsePinnedRef } from '../registry/model-ref.js';
-import type { TrainingRequest, TrainingResult } from '../training/training-runner.js';
 import type { ActorRecord, RetrainingJobRecord, RetrainingRunRecord } from '../store/store.js';
+import type { TrainingRequest, TrainingResult } from '../training/training-runner.js';
 import { datasetRowKey, inEvalSplit, splitPoint } from './split.js';
 
 /**
