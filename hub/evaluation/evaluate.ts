@@ -9,7 +9,8 @@
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { startScoringContainer, type ScoringContainer } from '../builds/scoring-container.js';
 import { pointerTokens, valueAt } from '../../shared/json-pointer.js';
-import { computeMetric, pairProblem, type EvalMetric, type Pair } from './metrics.js';
+import type { EvalMetricName } from '../../shared/api/retraining.js';
+import { computeMetric, pairProblem, type Pair } from './metrics.js';
 
 export interface EvaluateRequest {
   /** `repository@sha256:…` */
@@ -18,7 +19,7 @@ export interface EvaluateRequest {
   rows: ReadonlyArray<{ input: unknown; label: unknown }>;
   /** RFC 6901 pointer into each answer, e.g. `/y` or `/predictions/0/label`. */
   pointer: string;
-  metric: EvalMetric;
+  metric: EvalMetricName;
   containerName: string;
   hubInstance: string;
   /** The whole evaluation: the start until healthy and every row. */
@@ -39,7 +40,7 @@ export interface RowPrediction {
 }
 
 export interface EvaluateResult {
-  metric: EvalMetric;
+  metric: EvalMetricName;
   value: number;
   /** Rows the metric counts. */
   rows: number;
@@ -71,7 +72,7 @@ export function answeredByAll(...lists: ReadonlyArray<readonly RowPrediction[]>)
 }
 
 /** The metric over the chosen rows' predictions (each must be usable: see `answeredByAll`). */
-export function metricOn(metric: EvalMetric, predictions: readonly RowPrediction[], rows: ReadonlyArray<{ label: unknown }>, indexes: readonly number[]): number {
+export function metricOn(metric: EvalMetricName, predictions: readonly RowPrediction[], rows: ReadonlyArray<{ label: unknown }>, indexes: readonly number[]): number {
   const byIndex = new Map(predictions.map((p) => [p.index, p.predicted]));
   return computeMetric(
     metric,
@@ -80,7 +81,7 @@ export function metricOn(metric: EvalMetric, predictions: readonly RowPrediction
 }
 
 /** One row's predicted value, or why there is none. */
-async function scoreRow(container: ScoringContainer, row: { input: unknown; label: unknown }, pointer: string, metric: EvalMetric, timeoutMs: number): Promise<{ predicted: unknown } | { error: string }> {
+async function scoreRow(container: ScoringContainer, row: { input: unknown; label: unknown }, pointer: string, metric: EvalMetricName, timeoutMs: number): Promise<{ predicted: unknown } | { error: string }> {
   const res = await container.score(row.input, timeoutMs);
   if (res instanceof Error) return { error: `no answer: ${res.message}` };
   const text = await res.text();

@@ -4,12 +4,10 @@
  * absolute or root mean squared error of numbers.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { EVAL_METRIC_NAMES, type EvalMetricName } from '../../shared/api/retraining.js';
+import type { EvalMetricName } from '../../shared/api/retraining.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 
 // The one list is the API's; these names stay for the hub's callers.
-export { EVAL_METRIC_NAMES as EVAL_METRICS };
-export type EvalMetric = EvalMetricName;
 
 export interface Pair {
   predicted: unknown;
@@ -27,7 +25,7 @@ const isNumber = (value: unknown): value is number => typeof value === 'number' 
  * sides; accuracy compares any two values. Callers that score many rows count such a row as failed
  * instead of losing the whole measurement to it.
  */
-export function pairProblem(metric: EvalMetric, pair: Pair): string | null {
+export function pairProblem(metric: EvalMetricName, pair: Pair): string | null {
   if (metric === 'accuracy') return null;
   for (const [what, value] of [['the answer', pair.predicted], ['the label', pair.label]] as const) {
     if (!isNumber(value)) return `${what} ${JSON.stringify(value) ?? 'undefined'} is not a number: ${metric} compares numbers`;
@@ -35,7 +33,7 @@ export function pairProblem(metric: EvalMetric, pair: Pair): string | null {
   return null;
 }
 
-function number(metric: EvalMetric, pair: Pair): [number, number] {
+function number(metric: EvalMetricName, pair: Pair): [number, number] {
   const problem = pairProblem(metric, pair);
   if (problem) throw invalid(problem);
   return [pair.predicted as number, pair.label as number];
@@ -46,7 +44,7 @@ function number(metric: EvalMetric, pair: Pair): [number, number] {
  * `"setosa"` label, `1` matches `1`). No pairs is an error: there is nothing to measure; so is a
  * pair `pairProblem` refuses (leave those out first).
  */
-export function computeMetric(metric: EvalMetric, pairs: readonly Pair[]): number {
+export function computeMetric(metric: EvalMetricName, pairs: readonly Pair[]): number {
   if (pairs.length === 0) throw invalid(`no rows to compute ${metric} on`);
   if (metric === 'accuracy') return pairs.filter((p) => isDeepStrictEqual(p.predicted, p.label)).length / pairs.length;
   const errors = pairs.map((p) => {
@@ -58,12 +56,12 @@ export function computeMetric(metric: EvalMetric, pairs: readonly Pair[]): numbe
 }
 
 /** Accuracy: higher is better; errors: lower is better. */
-function higherIsBetter(metric: EvalMetric): boolean {
+function higherIsBetter(metric: EvalMetricName): boolean {
   return metric === 'accuracy';
 }
 
 /** Whether `candidate` beats `current` by at least `minImprovement` (0: any strict improvement). */
-export function better(metric: EvalMetric, candidate: number, current: number, minImprovement: number): boolean {
+export function better(metric: EvalMetricName, candidate: number, current: number, minImprovement: number): boolean {
   const gain = higherIsBetter(metric) ? candidate - current : current - candidate;
   return minImprovement > 0 ? gain >= minImprovement : gain > 0;
 }

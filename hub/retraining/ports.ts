@@ -75,7 +75,7 @@ export function hubRunPorts(deps: HubRunPortsDeps): RunPorts {
       return found && { name: found.name, version: found.version };
     },
     layOutModel: (model, dir) => layOutModel(deps.blobs, model, dir),
-    runTraining: (call) => runTraining(call),
+    runTraining: (call) => runTraining({ ...call, instance: deps.instance }),
     registerCandidate: async (name, dir, lineage, actor): Promise<ModelVersion> => {
       const parent = lineage.parent ? await store.models.resolve(lineage.parent.name, { version: lineage.parent.version }) : undefined;
       const source = await outputSource(dir);

@@ -13,7 +13,7 @@ import { mkdir } from 'node:fs/promises';
 import type { ModelVersion } from '../../shared/api/models.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { docker, removeContainer } from '../builds/docker-cli.js';
-import { BUILD_OWNER_ENV, removeContainersLabelled } from '../builds/leftovers.js';
+import { removeContainersLabelled } from '../builds/leftovers.js';
 import { makeWorldReadable, writeModel } from '../builds/build-context.js';
 import type { BlobStore } from '../store/blob-store.js';
 
@@ -30,11 +30,8 @@ export interface TrainingRequest {
   /** Host directory, empty, writable by the container. */
   outputDir: string;
   params: Record<string, unknown>;
-  /**
-   * The hub instance, as the container's label (removeTrainingLeftovers); absent: the one
-   * markBuildProcesses set for this process.
-   */
-  instance?: string;
+  /** The hub instance, as the container's label (removeTrainingLeftovers). */
+  instance: string;
   /** Docker's `--memory`, e.g. `1g`. */
   memory: string;
   cpus: number;
@@ -91,7 +88,7 @@ export function trainingRunArgs(req: TrainingRequest, user: string): string[] {
   return [
     'run',
     '--name', containerName(req.runId),
-    '--label', `${TRAINING_LABEL}=${hubInstance(req)}`,
+    '--label', `${TRAINING_LABEL}=${req.instance}`,
     '--network', 'none',
     '--memory', req.memory,
     // No swap beyond the memory limit: the limit is what the script gets.
@@ -115,9 +112,6 @@ function hubUser(): string {
 }
 
 /** The request's hub instance, else the one markBuildProcesses set for everything the hub starts. */
-function hubInstance(req: TrainingRequest): string {
-  return req.instance ?? process.env[BUILD_OWNER_ENV] ?? 'unmarked';
-}
 
 /**
  * Runs the script to its end, streaming its output line by line to `log`. A cancel (`signal`) or

@@ -29,7 +29,7 @@ const DEFAULT_GATE_MIN_REQUESTS = 20;
 export const ERROR_RATE_PATTERN = '^(?:100(?:\\.0+)?|[1-9]?[0-9](?:\\.[0-9]+)?)%$';
 /**
  * `METRIC OP NUMBER`, e.g. `accuracy>=0.9`, `mae<=0.4`. The names are hub/evaluation/metrics.ts's
- * EVAL_METRICS (a unit test holds the two together): a pattern is what the schema can carry.
+ * EVAL_METRIC_NAMES (a unit test holds the two together): a pattern is what the schema can carry.
  */
 export const GATE_METRIC_PATTERN = '^(accuracy|mae|rmse)(>=|<=|>|<)(-?[0-9]+(?:\\.[0-9]+)?)$';
 // The CLI checks its flags with these too.

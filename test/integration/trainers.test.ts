@@ -137,6 +137,7 @@ function request(t: ExecutionContext, ref: string, dirs: Awaited<ReturnType<type
     image: ref,
     ...dirs,
     params,
+    instance: 'trainers-test',
     memory: '256m',
     cpus: 1,
     timeoutMs: 120_000,

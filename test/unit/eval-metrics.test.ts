@@ -1,7 +1,8 @@
 /** Evaluation metrics and RFC 6901 pointers into scoring answers. */
 import test from 'ava';
 import { ErrorCodes } from '../../shared/errors.js';
-import { better, computeMetric, EVAL_METRICS, pairProblem } from '../../hub/evaluation/metrics.js';
+import { better, computeMetric, pairProblem } from '../../hub/evaluation/metrics.js';
+import { EVAL_METRIC_NAMES } from '../../shared/api/retraining.js';
 import { valueAt } from '../../shared/json-pointer.js';
 import { answeredByAll, metricOn } from '../../hub/evaluation/evaluate.js';
 
@@ -57,7 +58,7 @@ test('a pointer that is not one is refused with a 400 naming it', (t) => {
 });
 
 test('accuracy: the share of answers equal to their label as JSON values', (t) => {
-  t.deepEqual([...EVAL_METRICS], ['accuracy', 'mae', 'rmse']);
+  t.deepEqual([...EVAL_METRIC_NAMES], ['accuracy', 'mae', 'rmse']);
   const pairs = [
     { predicted: 'setosa', label: 'setosa' },
     { predicted: 'virginica', label: 'setosa' },

@@ -6,7 +6,7 @@
 import test from 'ava';
 import { Command } from 'commander';
 import { addRolloutOptions, rolloutRequest, type RolloutFlags } from '../../cli/commands/rollout-options.js';
-import { EVAL_METRICS } from '../../hub/evaluation/metrics.js';
+import { EVAL_METRIC_NAMES } from '../../shared/api/retraining.js';
 import { planBatches, resolveOptions } from '../../hub/fleet/rollout-engine.js';
 import { BASELINE_SAMPLE, GateMeasureError, gateMeter, type GateSources } from '../../hub/fleet/rollout-gates-measure.js';
 import { breachReason, configuredGates, MEASURE_EVERY_MS, parseMetricGate, recordedGates, shortReason } from '../../hub/fleet/rollout-gates.js';
@@ -32,7 +32,7 @@ function rollout(ids: string[], request: RolloutRequest): RolloutRecord {
 const figure = (g: Partial<RolloutGate> & Pick<RolloutGate, 'name' | 'threshold'>): RolloutGate => ({ value: null, baseline: null, ok: null, requests: 0, checkedAt: iso(T0), batch: 0, ...g });
 
 test('metric gates: the schema names exactly the evaluation metrics; thresholds parse', (t) => {
-  for (const m of EVAL_METRICS) t.regex(`${m}>=0.5`, new RegExp(GATE_METRIC_PATTERN));
+  for (const m of EVAL_METRIC_NAMES) t.regex(`${m}>=0.5`, new RegExp(GATE_METRIC_PATTERN));
   t.notRegex('f1>=0.5', new RegExp(GATE_METRIC_PATTERN));
   t.deepEqual(parseMetricGate('accuracy>=0.9'), { metric: 'accuracy', op: '>=', threshold: 0.9 });
   t.deepEqual(parseMetricGate('mae<1.25'), { metric: 'mae', op: '<', threshold: 1.25 });
