@@ -1,4 +1,4 @@
-// `npm ci` / `npm install` in a checkout builds dist/. With `--omit=dev` TypeScript is absent: then
+// `npm ci` / `npm install` in a checkout builds dist/ (the CLI, hub and agent, and the portal in dist/ui). With `--omit=dev` TypeScript is absent: then
 // say so instead of failing the install (a device should install the `npm pack` tarball, which
 // ships dist/).
 import { spawnSync } from 'node:child_process';
@@ -13,4 +13,7 @@ try {
   process.exit(0);
 }
 const result = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
-process.exit(result.status ?? 1);
+if (result.status !== 0) process.exit(result.status ?? 1);
+// The portal (dist/ui) is built with esbuild, a dev dependency like TypeScript.
+const portal = spawnSync(process.execPath, [new URL('./build-portal.mjs', import.meta.url).pathname], { stdio: 'inherit' });
+process.exit(portal.status ?? 1);

@@ -35,12 +35,14 @@ import { rolloutRoutes } from './rollouts.js';
 import { deviceRoutes } from './devices.js';
 import { answerClientError, answerFrameworkError, installErrorHandler } from './errors.js';
 import { healthRoutes, type HealthSource } from './health.js';
+import { portalRoutes, portalRoot } from './portal.js';
 import { problemRoutes } from './problems.js';
 import { installIdempotency } from './idempotency.js';
 import { imageRoutes } from './images.js';
 import { manifestRoutes } from './manifests.js';
 import { modelRoutes } from './models.js';
 import { whereRoutes } from './where.js';
+import { lineageRoutes } from './lineage.js';
 import { telemetryRoutes, type TelemetryRoutesOptions } from './telemetry.js';
 import { datasetRoutes, type DatasetRoutesOptions } from './datasets.js';
 import { trainerRoutes, type TrainerRoutesOptions } from './trainers.js';
@@ -157,6 +159,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(portalRoutes, { root: portalRoot() });
   // Public, so before the API key hook (which refuses an /api/v1 route without a scope).
   await app.register(caPublicRoutes, { ca: deps.pki.ca, crl: deps.pki.crl });
   installApiKeyAuth(app, deps.authority);
@@ -173,6 +176,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(rolloutRoutes, { rollouts: deps.rollouts });
   await app.register(imageRoutes, { builder: deps.builder, images: deps.store.images, logs: deps.buildLogs });
   await app.register(whereRoutes, { locator: deps.locator });
+  await app.register(lineageRoutes, { models: deps.store.models, manifests: deps.store.manifests, images: deps.store.images, locator: deps.locator });
   await app.register(telemetryRoutes, deps.telemetry);
   await app.register(datasetRoutes, deps.datasets);
   await app.register(trainerRoutes, deps.trainers);

@@ -1,0 +1,65 @@
+/**
+ * The operator portal: the static app built into dist/ui (scripts/build-portal.mjs), served at /ui.
+ * Every /ui path that is not a file answers index.html, so a bookmarked page loads the app, which
+ * routes in the browser. The app calls the same /api/v1 routes as the CLI; nothing here reads data.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+
+export const PORTAL_PATH = '/ui/';
+
+/** dist/ui beside the compiled hub, or under dist/ when the hub runs from its TypeScript sources. */
+export function portalRoot(): string | null {
+  for (const relative of ['../../ui/', '../../dist/ui/']) {
+    const dir = fileURLToPath(new URL(relative, import.meta.url));
+    if (existsSync(`${dir}index.html`)) return dir;
+  }
+  return null;
+}
+
+// Scripts only from the hub itself; styles may be set inline by the chart library.
+const SECURITY_HEADERS = {
+  'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+};
+
+function withHeaders(reply: FastifyReply): FastifyReply {
+  // Asset names carry no hash: revalidate each time so a hub upgrade shows the new portal.
+  return reply.headers({ ...SECURITY_HEADERS, 'cache-control': 'no-cache' });
+}
+
+export async function portalRoutes(app: FastifyInstance, { root }: { root: string | null }): Promise<void> {
+  app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.redirect(PORTAL_PATH, 302));
+  app.get('/ui', { schema: { hide: true } }, async (_req, reply) => reply.redirect(PORTAL_PATH, 302));
+  if (!root) {
+    const missing = async () => {
+      throw new EdgemlError(ErrorCodes.HUB_NOT_FOUND, 'the portal is not built in this install: run `npm run build` in the edgeml checkout', { httpStatus: 404 });
+    };
+    app.get('/ui/', { schema: { hide: true } }, missing);
+    app.get('/ui/*', { schema: { hide: true } }, missing);
+    return;
+  }
+  await app.register(fastifyStatic, {
+    root,
+    prefix: PORTAL_PATH,
+    // One route per file present at start, so /ui/* below can answer every other path.
+    wildcard: false,
+    index: false,
+    cacheControl: false,
+    setHeaders: (res) => {
+      for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value);
+      res.setHeader('cache-control', 'no-cache');
+    },
+  });
+  const page = async (req: FastifyRequest, reply: FastifyReply) => {
+    // A missing script or stylesheet is a 404, not the page (which the browser would refuse as a script).
+    if (req.url.startsWith(`${PORTAL_PATH}assets/`)) throw new EdgemlError(ErrorCodes.HUB_NOT_FOUND, `no such portal file: ${req.url}`, { httpStatus: 404 });
+    return withHeaders(reply).type('text/html; charset=utf-8').sendFile('index.html');
+  };
+  app.get('/ui/', { schema: { hide: true } }, page);
+  app.get('/ui/*', { schema: { hide: true } }, page);
+}

@@ -1,0 +1,86 @@
+/**
+ * The portal's only way to the hub: the same /api/v1 routes as the CLI, with the signed-in key as a
+ * bearer token. Every failure becomes an ApiError whose message a person can read.
+ */
+import { currentKey, expireSession } from './session-store.js';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export type Query = Record<string, string | number | boolean | undefined | null | readonly string[]>;
+
+function urlOf(path: string, query?: Query): string {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(query ?? {})) {
+    if (value === undefined || value === null || value === '') continue;
+    for (const v of Array.isArray(value) ? value : [value]) params.append(name, String(v));
+  }
+  const qs = params.toString();
+  return qs ? `${path}?${qs}` : path;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'the hub refused the request',
+  401: 'the API key was not accepted',
+  403: 'this API key may not do that',
+  404: 'not found',
+  409: 'conflict',
+  413: 'too large',
+  429: 'the hub is busy: try again shortly',
+  503: 'the hub is not ready',
+};
+
+async function errorOf(res: Response): Promise<ApiError> {
+  let code = `http_${res.status}`;
+  let message = STATUS_TEXT[res.status] ?? `the hub answered ${res.status} ${res.statusText}`;
+  try {
+    const body = (await res.json()) as { error?: { code?: unknown; message?: unknown } };
+    if (typeof body.error?.code === 'string') code = body.error.code;
+    if (typeof body.error?.message === 'string' && body.error.message) message = body.error.message;
+  } catch {
+    // Not JSON (a proxy's page, say): the status text above says enough.
+  }
+  return new ApiError(res.status, code, message);
+}
+
+async function call<T>(method: string, path: string, init: { query?: Query | undefined; body?: unknown; key?: string; idempotencyKey?: string }): Promise<T> {
+  const key = init.key ?? currentKey();
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (key) headers.authorization = `Bearer ${key}`;
+  if (init.body !== undefined) headers['content-type'] = 'application/json';
+  if (init.idempotencyKey) headers['idempotency-key'] = init.idempotencyKey;
+  let res: Response;
+  try {
+    res = await fetch(urlOf(path, init.query), { method, headers, body: init.body === undefined ? null : JSON.stringify(init.body) });
+  } catch {
+    throw new ApiError(0, 'network', 'The hub cannot be reached: check that it is running and this page’s address.');
+  }
+  if (!res.ok) {
+    const error = await errorOf(res);
+    // A key revoked or rotated away while the page is open: back to sign-in, with the reason.
+    if (res.status === 401 && init.key === undefined) expireSession(error.message);
+    throw error;
+  }
+  return (res.status === 204 ? undefined : await res.json()) as T;
+}
+
+export const api = {
+  get: <T>(path: string, query?: Query) => call<T>('GET', path, { query }),
+  /** POST with an Idempotency-Key, so a retried click does not act twice. */
+  post: <T>(path: string, body?: unknown) => call<T>('POST', path, { body, idempotencyKey: crypto.randomUUID() }),
+  put: <T>(path: string, body?: unknown) => call<T>('PUT', path, { body }),
+  patch: <T>(path: string, body?: unknown) => call<T>('PATCH', path, { body }),
+  /** Checks a key before it is kept (sign-in). */
+  getWithKey: <T>(path: string, key: string) => call<T>('GET', path, { key }),
+};
+
+/** Path segments are names and ids from the hub, but encode them anyway. */
+export const seg = (value: string | number) => encodeURIComponent(String(value));
