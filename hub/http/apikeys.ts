@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { ApiKeyCreate, ApiKeyCreated, ApiKeyInfo, ApiKeyList, ApiKeyRotated } from '../../shared/api/apikeys.js';
+import { ApiKeyCreate, ApiKeyCreated, ApiKeyInfo, ApiKeyList, ApiKeyRotated, WhoAmI } from '../../shared/api/apikeys.js';
 import { DEFAULT_GRACE, SecretRotate } from '../../shared/api/rotations.js';
 import { ErrorBody } from '../../shared/api/common.js';
 import type { ApiKeyAuthority } from '../auth/api-keys.js';
@@ -30,6 +30,14 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<{ authority: ApiKeyAuthorit
       const created = await authority.create(req.body.name, req.body.scope, requestActor(req), requestSecret(req));
       req.log.info({ keyId: created.id, name: created.name, scope: created.scope, by: requestKey(req).id }, 'API key created');
       return reply.code(201).send(created);
+    },
+  );
+  app.get(
+    '/api/v1/whoami',
+    { config: { scope: 'read' }, schema: { summary: "The calling API key's id, name and scope (never the key)", tags, response: { 200: WhoAmI } } },
+    async (req): Promise<WhoAmI> => {
+      const { id, name, scope } = requestKey(req);
+      return { id, name, scope };
     },
   );
   app.get('/api/v1/apikeys', { config: { scope: 'admin' }, schema: { summary: 'List API keys (never the keys themselves)', tags, response: { 200: ApiKeyList } } }, async () => ({

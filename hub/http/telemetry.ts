@@ -1,5 +1,5 @@
 /**
- * Telemetry queries: a service's figures per device and for the fleet, a device's own metrics, and
+ * Telemetry queries: a service's figures per device and for the fleet and over time, a device's own metrics, and
  * capture export as an NDJSON stream (rows go out as they are read; nothing is buffered whole).
  */
 import { Readable } from 'node:stream';
@@ -12,6 +12,8 @@ import {
   CaptureExportQuery,
   DeviceTelemetry,
   NDJSON,
+  ServiceSeries,
+  ServiceSeriesQuery,
   ServiceTelemetry,
   ServiceTelemetryQuery,
   TelemetryWindowQuery,
@@ -23,6 +25,7 @@ import type { TelemetryArchive } from '../telemetry/archive.js';
 import { captureLines } from '../telemetry/capture-export.js';
 import { deviceReport } from '../telemetry/device-report.js';
 import { serviceReport, type TimeWindow } from '../telemetry/service-report.js';
+import { serviceSeries } from '../telemetry/service-series.js';
 import { timeBound } from './time-bounds.js';
 
 export interface TelemetryRoutesOptions {
@@ -34,6 +37,7 @@ export interface TelemetryRoutesOptions {
 }
 
 const tags = ['telemetry'];
+const serviceParams = Type.Object({ service: ServiceName });
 
 function windowOf(query: { since: string; until?: string | undefined }, now: number): TimeWindow {
   const window = { since: timeBound('since', query.since, now), until: query.until === undefined ? now : timeBound('until', query.until, now) };
@@ -51,12 +55,29 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<TelemetryRoutesOptions> 
         description:
           'From the metrics batches whose interval ends in the window. Counts are exact; percentiles are merged from the devices’ latency histograms and known to one bucket. `replicas` is a gauge: each device’s ready replicas at the end of its latest interval in the window, summed for the fleet; `scaling` counts the autoscaler’s decisions in the window.',
         tags,
-        params: Type.Object({ service: ServiceName }),
+        params: serviceParams,
         querystring: ServiceTelemetryQuery,
         response: { 200: ServiceTelemetry, 400: ErrorBody },
       },
     },
     async (req) => serviceReport(o.archive, { service: req.params.service, device: req.query.device, ...windowOf(req.query, o.clock.now()) }),
+  );
+  app.get(
+    '/api/v1/telemetry/services/:service/series',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: "A service's requests, errors, rejections, request rate, error rate and latency percentiles over time, for the fleet or one device",
+        description:
+          'The window split into `points` equal buckets of whole seconds; each metrics batch counts in the bucket its interval ends in, so the buckets’ counts add up to the report of the same window (`/api/v1/telemetry/services/{service}`). Empty buckets are zeros with null percentiles.',
+        tags,
+        params: serviceParams,
+        querystring: ServiceSeriesQuery,
+        response: { 200: ServiceSeries, 400: ErrorBody },
+      },
+    },
+    async (req) =>
+      serviceSeries(o.archive, { service: req.params.service, device: req.query.device, points: req.query.points, ...windowOf(req.query, o.clock.now()) }),
   );
   app.get(
     '/api/v1/telemetry/devices/:id',
@@ -86,7 +107,7 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<TelemetryRoutesOptions> 
         summary: 'Export captured requests and answers of a service, one JSON sample per line (NDJSON), for retraining',
         description: 'Each line is a captured sample with the `device` that sent it. Samples come day by day, not sorted within a day.',
         tags,
-        params: Type.Object({ service: ServiceName }),
+        params: serviceParams,
         querystring: CaptureExportQuery,
         produces: [NDJSON],
         response: { 200: { content: { [NDJSON]: { schema: Type.String({ description: 'one sample per line' }) } } }, 400: ErrorBody },

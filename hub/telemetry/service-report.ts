@@ -3,7 +3,9 @@
  * batches whose interval ends in the window. Counts are exact sums; percentiles come from the
  * histograms merged bucket by bucket (shared/latency-histogram.ts), so they are known to the
  * resolution of one bucket. Replicas are a gauge: each device's latest count in the window, and their
- * sum for the fleet; the autoscaler's decisions are counts like the requests.
+ * sum for the fleet; the autoscaler's decisions are counts like the requests. The reading of the
+ * intervals and their sums are exported for the per-bucket series (service-series.ts), so a series
+ * adds up to the report over the same window.
  */
 import type { PercentileName, ServiceFigures, ServiceTelemetry } from '../../shared/api/telemetry.js';
 import { histogramCount, percentile, type LatencyHistogram } from '../../shared/latency-histogram.js';
@@ -18,19 +20,44 @@ export interface TimeWindow {
   until: number;
 }
 
-interface Totals extends RequestTotals {
+export interface ServiceQuery extends TimeWindow {
+  service: string;
+  device?: string | undefined;
+}
+
+/** One device's figures for the service from one stored metrics batch. */
+export interface ServiceInterval {
+  device: string;
+  /** ms since the epoch: the interval's end as filed (the time the window is matched against). */
+  ts: number;
+  metrics: ServiceIntervalMetrics;
+}
+
+/** The service's intervals in the batches whose interval ends in the window, in the archive's (write) order. */
+export async function* serviceIntervals(archive: Pick<TelemetryArchive, 'read'>, query: ServiceQuery): AsyncIterable<ServiceInterval> {
+  const records = archive.read({ kind: 'metrics', device: query.device, since: new Date(query.since), until: new Date(query.until) });
+  for await (const record of records) {
+    const metrics = serviceIntervalOf(record, query.service);
+    if (metrics) yield { device: record.device, ts: record.ts, metrics };
+  }
+}
+
+/** What any set of intervals adds up to: exact counts and the merged latency histogram. */
+export interface IntervalCounts extends RequestTotals {
   rejected: number;
   queueTimeouts: number;
   scaling: ScalingCounts;
-  /** A gauge, not a sum: a device's ready replicas at the end of its latest interval; for the fleet, the devices' added up. */
-  replicas: number | null;
 }
 
-function emptyTotals(): Totals {
-  return { ...noRequests(), rejected: 0, queueTimeouts: 0, scaling: noScaling(), replicas: null };
+export function noCounts(): IntervalCounts {
+  return { ...noRequests(), rejected: 0, queueTimeouts: 0, scaling: noScaling() };
 }
 
-function sumCounts(a: Totals, b: Totals): Omit<Totals, 'replicas'> {
+export function intervalCounts(m: ServiceIntervalMetrics): IntervalCounts {
+  return { ...intervalRequests(m), rejected: m.rejected, queueTimeouts: m.queueTimeouts, scaling: m.scaling ?? noScaling() };
+}
+
+export function addCounts(a: IntervalCounts, b: IntervalCounts): IntervalCounts {
   return {
     ...addRequests(a, b),
     rejected: a.rejected + b.rejected,
@@ -39,9 +66,18 @@ function sumCounts(a: Totals, b: Totals): Omit<Totals, 'replicas'> {
   };
 }
 
+interface Totals extends IntervalCounts {
+  /** A gauge, not a sum: a device's ready replicas at the end of its latest interval; for the fleet, the devices' added up. */
+  replicas: number | null;
+}
+
+function emptyTotals(): Totals {
+  return { ...noCounts(), replicas: null };
+}
+
 /** Two devices' figures: replicas on both are on the fleet. */
 function sumDevices(a: Totals, b: Totals): Totals {
-  return { ...sumCounts(a, b), replicas: a.replicas === null && b.replicas === null ? null : (a.replicas ?? 0) + (b.replicas ?? 0) };
+  return { ...addCounts(a, b), replicas: a.replicas === null && b.replicas === null ? null : (a.replicas ?? 0) + (b.replicas ?? 0) };
 }
 
 /** A device's figures so far and one more interval: its replicas are those of its latest interval that counted them. */
@@ -50,12 +86,12 @@ interface DeviceTotals {
   replicasAt: number;
 }
 
-function addInterval(d: DeviceTotals, m: ServiceIntervalMetrics, ts: number): DeviceTotals {
-  const interval: Totals = { ...intervalRequests(m), rejected: m.rejected, queueTimeouts: m.queueTimeouts, scaling: m.scaling ?? noScaling(), replicas: m.replicas ?? null };
+function addInterval(d: DeviceTotals, { metrics, ts }: ServiceInterval): DeviceTotals {
+  const replicas = metrics.replicas ?? null;
   // Files are read in write order, not time order: a batch redelivered late must not take the count back.
-  const newer = interval.replicas !== null && (d.totals.replicas === null || ts >= d.replicasAt);
+  const newer = replicas !== null && (d.totals.replicas === null || ts >= d.replicasAt);
   return {
-    totals: { ...sumCounts(d.totals, interval), replicas: newer ? interval.replicas : d.totals.replicas },
+    totals: { ...addCounts(d.totals, intervalCounts(metrics)), replicas: newer ? replicas : d.totals.replicas },
     replicasAt: newer ? ts : d.replicasAt,
   };
 }
@@ -68,34 +104,37 @@ function inOpenBucket(h: LatencyHistogram, p: number): boolean {
   return total > 0 && total - h.counts.at(-1)! < (p / 100) * total;
 }
 
-function figuresOf(t: Totals, seconds: number): ServiceFigures {
-  const pct = (name: PercentileName) => percentile(t.latencyMs, PERCENTILE_OF[name]) ?? null;
+export type CountFigures = Omit<ServiceFigures, 'replicas'>;
+
+/** The figures of summed intervals over `seconds`: rates, error rate and percentiles. */
+export function countFigures(c: IntervalCounts, seconds: number): CountFigures {
+  const pct = (name: PercentileName) => percentile(c.latencyMs, PERCENTILE_OF[name]) ?? null;
   return {
-    requests: t.requests,
-    errors: t.errors,
-    rejected: t.rejected,
-    queueTimeouts: t.queueTimeouts,
-    requestsPerSecond: seconds > 0 ? t.requests / seconds : 0,
-    errorRate: t.requests > 0 ? t.errors / t.requests : null,
+    requests: c.requests,
+    errors: c.errors,
+    rejected: c.rejected,
+    queueTimeouts: c.queueTimeouts,
+    requestsPerSecond: seconds > 0 ? c.requests / seconds : 0,
+    errorRate: c.requests > 0 ? c.errors / c.requests : null,
     p50: pct('p50'),
     p95: pct('p95'),
     p99: pct('p99'),
-    atLeast: (Object.keys(PERCENTILE_OF) as PercentileName[]).filter((name) => inOpenBucket(t.latencyMs, PERCENTILE_OF[name])),
-    replicas: t.replicas,
-    scaling: t.scaling,
+    atLeast: (Object.keys(PERCENTILE_OF) as PercentileName[]).filter((name) => inOpenBucket(c.latencyMs, PERCENTILE_OF[name])),
+    scaling: c.scaling,
   };
+}
+
+function figuresOf(t: Totals, seconds: number): ServiceFigures {
+  return { ...countFigures(t, seconds), replicas: t.replicas };
 }
 
 export async function serviceReport(
   archive: Pick<TelemetryArchive, 'read'>,
-  query: { service: string; device?: string | undefined } & TimeWindow,
+  query: ServiceQuery,
 ): Promise<ServiceTelemetry> {
   const byDevice = new Map<string, DeviceTotals>();
-  const records = archive.read({ kind: 'metrics', device: query.device, since: new Date(query.since), until: new Date(query.until) });
-  for await (const record of records) {
-    const figures = serviceIntervalOf(record, query.service);
-    if (!figures) continue;
-    byDevice.set(record.device, addInterval(byDevice.get(record.device) ?? { totals: emptyTotals(), replicasAt: -Infinity }, figures, record.ts));
+  for await (const interval of serviceIntervals(archive, query)) {
+    byDevice.set(interval.device, addInterval(byDevice.get(interval.device) ?? { totals: emptyTotals(), replicasAt: -Infinity }, interval));
   }
   const seconds = (query.until - query.since) / 1000;
   const devices = [...byDevice].sort(([a], [b]) => a.localeCompare(b)).map(([device, d]) => [device, d.totals] as const);

@@ -32,3 +32,11 @@ export type ApiKeyRotated = Static<typeof ApiKeyRotated>;
 
 export const ApiKeyList = Type.Object({ keys: Type.Array(ApiKeyInfo) });
 export type ApiKeyList = Static<typeof ApiKeyList>;
+
+/** The key a request was made with, as the portal's sign-in check shows it: never the key or its hash. */
+export const WhoAmI = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  scope: ScopeSchema,
+});
+export type WhoAmI = Static<typeof WhoAmI>;

@@ -91,6 +91,45 @@ export const ServiceTelemetry = Type.Composite([
 ]);
 export type ServiceTelemetry = Static<typeof ServiceTelemetry>;
 
+export const SERVICE_SERIES_POINTS = { min: 2, max: 240, default: 60 } as const;
+
+export const ServiceSeriesQuery = Type.Composite(
+  [
+    ServiceTelemetryQuery,
+    Type.Object({
+      points: Type.Integer({
+        minimum: SERVICE_SERIES_POINTS.min,
+        maximum: SERVICE_SERIES_POINTS.max,
+        default: SERVICE_SERIES_POINTS.default,
+        description: 'how many buckets to split the window into (fewer when the window is shorter than that many seconds)',
+      }),
+    }),
+  ],
+  { additionalProperties: false },
+);
+export type ServiceSeriesQuery = Static<typeof ServiceSeriesQuery>;
+
+export const ServiceSeriesPoint = Type.Composite(
+  [
+    Type.Object({ ts: Type.String({ format: 'date-time', description: 'start of the bucket' }) }),
+    Type.Pick(ServiceFigures, ['requests', 'errors', 'rejected', 'requestsPerSecond', 'errorRate', 'p50', 'p95', 'p99']),
+  ],
+  { description: 'figures of the batches whose interval ends in the bucket; requestsPerSecond over the bucket’s seconds (the last bucket ends at `until`)' },
+);
+export type ServiceSeriesPoint = Static<typeof ServiceSeriesPoint>;
+
+export const ServiceSeries = Type.Object({
+  service: Type.String(),
+  since: Timestamp,
+  until: Timestamp,
+  stepSeconds: Type.Integer({ minimum: 1, description: 'length of a bucket: the window divided by `points`, rounded up to whole seconds' }),
+  points: Type.Array(ServiceSeriesPoint, {
+    maxItems: SERVICE_SERIES_POINTS.max,
+    description: 'oldest first, one per bucket from `since`, empty buckets included (zeros, null percentiles); their counts add up to the report over the same window',
+  }),
+});
+export type ServiceSeries = Static<typeof ServiceSeries>;
+
 /** At most this many points in a device's series; a longer window keeps the last sample of each slot. */
 export const MAX_SERIES_POINTS = 120;
 
