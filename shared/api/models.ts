@@ -38,7 +38,10 @@ export const ModelFile = Type.Object({
 });
 export type ModelFile = Static<typeof ModelFile>;
 
-const ModelRef = Type.Object({ name: Type.String(), version: Type.Integer() });
+export const LineageParent = Type.Object({ name: Type.String(), version: Type.Integer() });
+export const LineageDataset = Type.Object({ name: Type.String(), version: Type.Integer(), digest: Type.String() });
+export const LineageLabels = Type.Object({ since: Type.Union([Type.String(), Type.Null()]), until: Type.String(), count: Type.Integer() }, { description: 'the feedback window trained on' });
+export const LineageTrainer = Type.Object({ name: Type.String(), version: Type.Integer(), image: Type.String({ description: 'repository@digest' }) });
 
 /** Where a version came from. The optional fields are set on a candidate a retraining run registered. */
 export const Lineage = Type.Object({
@@ -46,10 +49,10 @@ export const Lineage = Type.Object({
   dataset: Type.Union([Type.String(), Type.Null()]),
   /** A retrained candidate: its value under the metric's name, the current model's under `current.<metric>`. */
   metrics: Type.Record(Type.String(), Type.Number()),
-  parent: Type.Optional(Type.Union([ModelRef, Type.Null()], { description: 'the model version it was trained from' })),
-  datasets: Type.Optional(Type.Array(Type.Object({ name: Type.String(), version: Type.Integer(), digest: Type.String() }))),
-  labels: Type.Optional(Type.Object({ since: Type.Union([Type.String(), Type.Null()]), until: Type.String(), count: Type.Integer() }, { description: 'the feedback window trained on' })),
-  trainer: Type.Optional(Type.Object({ name: Type.String(), version: Type.Integer(), image: Type.String({ description: 'repository@digest' }) })),
+  parent: Type.Optional(Type.Union([LineageParent, Type.Null()], { description: 'the model version it was trained from' })),
+  datasets: Type.Optional(Type.Array(LineageDataset)),
+  labels: Type.Optional(LineageLabels),
+  trainer: Type.Optional(LineageTrainer),
   job: Type.Optional(Type.String({ description: 'the retraining job' })),
   run: Type.Optional(Type.Integer({ description: 'the retraining run' })),
 });
