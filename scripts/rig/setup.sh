@@ -58,6 +58,9 @@ install_packages() {
   command -v nginx >/dev/null || need+=(nginx)
   command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
   command -v update-binfmts >/dev/null || need+=(binfmt)
+  # The portal's browser tests drive Debian's chromium; the font is so screenshots show text.
+  command -v chromium >/dev/null || need+=(chromium)
+  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts)
   if [ ${#need[@]} -eq 0 ]; then log "packages already installed"; return; fi
 
   log "installing packages (missing: ${need[*]})"
@@ -98,7 +101,7 @@ PIN
   [ -z "$extra" ] || die "installing Docker from trixie would also take from trixie: $(echo $extra); refusing"
   "${apt_install[@]}" "${from_trixie[@]/%//trixie}" >/dev/null
   "${apt_install[@]}" qemu-user-static binfmt-support docker-registry mosquitto mmdebstrap \
-    nginx-light iproute2 procps ca-certificates curl openssl >/dev/null
+    nginx-light iproute2 procps ca-certificates curl openssl chromium fonts-dejavu-core >/dev/null
   log "packages installed: $(dockerd --version)"
 }
 

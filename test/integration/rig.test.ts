@@ -5,13 +5,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import test from 'ava';
 import { request } from 'undici';
+import { assertNoConsoleErrors, newPortalPage, openBrowser, pageProblems } from '../helpers/browser.js';
 import { dockerClient } from '../helpers/docker.js';
 import { tempDir } from '../helpers/edgeml-process.js';
 import { exec } from '../helpers/exec.js';
 import { deleteFromRegistry, rig } from '../helpers/rig.js';
+import { waitFor } from '../helpers/wait.js';
 
 interface IndexManifest {
   mediaType: string;
@@ -74,4 +78,40 @@ test('buildx builds linux/amd64 + linux/arm64 from the offline base, pushes an i
 
   const amd64 = await exec('docker', ['run', '--rm', '--platform', 'linux/amd64', '--network', 'host', ref]);
   t.is(amd64.stdout.trim(), 'x86_64');
+});
+
+/** Pages for the browser probe: one that works, one that breaks in each way the recorder watches. */
+const PROBE_PAGES: Record<string, string> = {
+  '/ok': `<!doctype html><link rel="icon" href="data:,"><title>ok</title><button>Press</button><p role="status">waiting</p>
+<script>document.querySelector('button').onclick = () => { document.querySelector('p').textContent = 'pressed'; };</script>`,
+  '/broken': `<!doctype html><link rel="icon" href="data:,"><title>broken</title><p>broken</p>
+<script>console.error('x'); fetch('/api/missing'); fetch('/api/boom'); setTimeout(() => { throw new Error('boom'); });</script>`,
+};
+
+test("Debian's chromium runs the pages through playwright-core, and the recorder catches console errors, page errors and failed API calls", async (t) => {
+  const server = createServer((req, res) => {
+    const page = PROBE_PAGES[req.url ?? ''];
+    if (page) res.writeHead(200, { 'content-type': 'text/html' }).end(page);
+    else res.writeHead(req.url === '/api/boom' ? 500 : 404, { 'content-type': 'application/json' }).end('{}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const browser = await openBrowser(t);
+  t.regex(browser.version(), /^\d+\./);
+
+  const ok = await newPortalPage(t, browser, base);
+  await ok.goto('/ok');
+  await ok.getByRole('button', { name: 'Press' }).click();
+  await ok.getByRole('status').filter({ hasText: 'pressed' }).waitFor({ timeout: 10_000 });
+  assertNoConsoleErrors(t, ok);
+
+  const broken = await newPortalPage(t, browser, base);
+  await broken.goto('/broken');
+  const problems = pageProblems(broken);
+  await waitFor('the broken page\'s errors', () => problems.consoleErrors.length >= 1 && problems.pageErrors.length >= 1 && problems.failedApi.length >= 1);
+  // The 404 is an API answer the portal shows itself, so only the 500 counts.
+  t.deepEqual(problems.consoleErrors, [`x (${base}/broken)`]);
+  t.regex(problems.pageErrors[0]!, /boom/);
+  t.deepEqual(problems.failedApi, [`GET ${base}/api/boom: 500`]);
 });
