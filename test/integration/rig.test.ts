@@ -1,7 +1,7 @@
 /**
  * Proves the rig: a multi-arch image built with buildx from the offline base (no internet pull),
  * pushed to the real local registry as an index with both platforms, and its arm64 variant run
- * under QEMU emulation.
+ * under QEMU emulation; and Debian's chromium driven by playwright-core, as the portal's tests use it.
  */
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
