@@ -141,14 +141,19 @@ bin/edgeml telemetry iris
 SAMPLES=$(bin/edgeml capture export iris --since 1h --out "$WORK/iris-captures.jsonl" --json | json_field samples)
 echo "captured requests: $SAMPLES in $WORK/iris-captures.jsonl"
 
+# The main job ends with the portal's address: the same hub, in a browser.
+portal_line() { echo "portal: http://$HTTP/ui/  (sign in with the admin API key in $WORK/hub/admin.key)"; }
 if [ "$CHECK" = 1 ]; then
   get "http://$HTTP/api/v1/devices/$DEVICE" | grep -q '"status":"online"' || { echo "quickstart: device not online" >&2; exit 1; }
   [ "$REQUESTS" -ge 1 ] || { echo "quickstart: the hub shows no requests for iris" >&2; exit 1; }
   [ "$SAMPLES" -ge 1 ] || { echo "quickstart: no captured request reached the hub" >&2; exit 1; }
   echo "$ANSWER" | grep -q '"label":"setosa"' || { echo "quickstart: the sample did not score as setosa" >&2; exit 1; }
   case "$GATEWAY" in https://*) ;; *) echo "quickstart: the gateway is not HTTPS: $GATEWAY" >&2; exit 1 ;; esac
+  get "http://$HTTP/ui/" | grep -q '<div id="app">' || { echo "quickstart: the hub does not serve the portal at /ui/" >&2; exit 1; }
   echo "quickstart: ok"
+  portal_line
   exit 0
 fi
 echo "running; Ctrl-C stops the hub and the agent (the scoring container keeps running: the agent adopts it next time)"
+portal_line
 wait
