@@ -51,9 +51,9 @@ async function errorOf(res: Response): Promise<ApiError> {
   return new ApiError(res.status, code, message);
 }
 
-async function call<T>(method: string, path: string, init: { query?: Query | undefined; body?: unknown; key?: string; idempotencyKey?: string }): Promise<T> {
+async function call<T>(method: string, path: string, init: { query?: Query | undefined; body?: unknown; key?: string; idempotencyKey?: string; text?: boolean }): Promise<T> {
   const key = init.key ?? currentKey();
-  const headers: Record<string, string> = { accept: 'application/json' };
+  const headers: Record<string, string> = { accept: init.text ? 'text/plain' : 'application/json' };
   if (key) headers.authorization = `Bearer ${key}`;
   if (init.body !== undefined) headers['content-type'] = 'application/json';
   if (init.idempotencyKey) headers['idempotency-key'] = init.idempotencyKey;
@@ -69,11 +69,14 @@ async function call<T>(method: string, path: string, init: { query?: Query | und
     if (res.status === 401 && init.key === undefined) expireSession(error.message);
     throw error;
   }
-  return (res.status === 204 ? undefined : await res.json()) as T;
+  if (res.status === 204) return undefined as T;
+  return (init.text ? await res.text() : await res.json()) as T;
 }
 
 export const api = {
   get: <T>(path: string, query?: Query) => call<T>('GET', path, { query }),
+  /** A text answer: build and run logs. */
+  text: (path: string, query?: Query) => call<string>('GET', path, { query, text: true }),
   /** POST with an Idempotency-Key, so a retried click does not act twice. */
   post: <T>(path: string, body?: unknown) => call<T>('POST', path, { body, idempotencyKey: crypto.randomUUID() }),
   put: <T>(path: string, body?: unknown) => call<T>('PUT', path, { body }),
