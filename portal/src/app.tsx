@@ -18,6 +18,8 @@ import DevicePage from './pages/device.js';
 import FleetPage from './pages/fleet.js';
 import ModelPage from './pages/model.js';
 import ModelsPage from './pages/models.js';
+import RetrainingPage from './pages/retraining.js';
+import RetrainingRunPage from './pages/retraining-run.js';
 import RolloutPage from './pages/rollout.js';
 import TelemetryPage from './pages/telemetry.js';
 
@@ -27,6 +29,7 @@ const NAV: { href: string; label: string; section: string }[] = [
   { href: '/ui/builds', label: 'Builds', section: 'builds' },
   { href: '/ui/deployments', label: 'Deployments', section: 'deployments' },
   { href: '/ui/telemetry', label: 'Telemetry', section: 'telemetry' },
+  { href: '/ui/retraining', label: 'Retraining', section: 'retraining' },
 ];
 
 /** Which nav entry a path belongs to (a rollout is part of Deployments, a device of Fleet). */
@@ -100,6 +103,8 @@ function Pages() {
           <Route path="/ui/deployments/:service" component={DeploymentPage} />
           <Route path="/ui/rollouts/:id" component={RolloutPage} />
           <Route path="/ui/telemetry" component={TelemetryPage} />
+          <Route path="/ui/retraining" component={RetrainingPage} />
+          <Route path="/ui/retraining/runs/:id" component={RetrainingRunPage} />
           <Route default component={NotFound} />
         </Router>
       </main>

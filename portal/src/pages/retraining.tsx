@@ -1,0 +1,130 @@
+/**
+ * Retraining: each job with its triggers and last run, and every run with its stage, live — the
+ * portal's view of the long operation that trains, evaluates and promotes models.
+ */
+import type { RetrainingJob, RetrainingJobList, RetrainingRun, RetrainingRunList } from '../../../shared/api/retraining.js';
+import { api, seg } from '../api.js';
+import { Ago } from '../components/ago.js';
+import { ErrorMessage } from '../components/error-message.js';
+import { Loading } from '../components/loading.js';
+import { PageHeader } from '../components/page-header.js';
+import { StatusBadge } from '../components/status-badge.js';
+import { usePoll } from '../poll.js';
+
+export function modelLink(ref: { name: string; version: number } | null) {
+  return ref ? <a href={`/ui/models/${seg(ref.name)}?version=${ref.version}`}>{`${ref.name}:${ref.version}`}</a> : <span class="muted">—</span>;
+}
+
+export function evaluationText(run: RetrainingRun): string | null {
+  const e = run.evaluation;
+  if (!e) return null;
+  const fmt = (n: number) => (Number.isInteger(n) ? String(n) : n.toPrecision(4));
+  return `${e.metric} ${fmt(e.current)} → ${fmt(e.candidate)} on ${e.compared} rows`;
+}
+
+function trigger(job: RetrainingJob): string {
+  const parts = [job.schedule ? `cron "${job.schedule}"` : null, job.minNewLabels ? `${job.minNewLabels} new labels` : null].filter(Boolean);
+  return parts.length > 0 ? parts.join(' or ') : 'by hand';
+}
+
+function JobsTable({ jobs }: { jobs: RetrainingJob[] }) {
+  if (jobs.length === 0) return <p class="muted">No retraining job yet: `edgeml retrain create` makes one.</p>;
+  return (
+    <div class="table-wrap">
+      <table>
+        <caption>Jobs</caption>
+        <thead>
+          <tr>
+            <th>job</th>
+            <th>service</th>
+            <th>trainer</th>
+            <th>runs when</th>
+            <th>metric</th>
+            <th>last run</th>
+          </tr>
+        </thead>
+        <tbody>
+          {jobs.map((j) => (
+            <tr key={j.name}>
+              <td>{j.name}</td>
+              <td>
+                <a href={`/ui/deployments/${seg(j.service)}`}>{j.service}</a>
+              </td>
+              <td>{j.trainer}</td>
+              <td>{trigger(j)}</td>
+              <td>
+                {j.evalMetric}
+                {j.minImprovement > 0 ? ` (+${j.minImprovement})` : ''}
+              </td>
+              <td>
+                {j.lastRun ? (
+                  <>
+                    <a href={`/ui/retraining/runs/${j.lastRun.id}`}>#{j.lastRun.id}</a> <StatusBadge status={j.lastRun.status} />
+                  </>
+                ) : (
+                  <span class="muted">none</span>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function RunsTable({ runs }: { runs: RetrainingRun[] }) {
+  if (runs.length === 0) return <p class="muted">No run yet.</p>;
+  return (
+    <div class="table-wrap">
+      <table>
+        <caption>Runs, newest first</caption>
+        <thead>
+          <tr>
+            <th>run</th>
+            <th>job</th>
+            <th>status</th>
+            <th>stage</th>
+            <th>candidate</th>
+            <th>evaluation</th>
+            <th>started</th>
+          </tr>
+        </thead>
+        <tbody>
+          {runs.map((r) => (
+            <tr key={r.id}>
+              <td>
+                <a href={`/ui/retraining/runs/${r.id}`}>#{r.id}</a>
+              </td>
+              <td>{r.job}</td>
+              <td>
+                <StatusBadge status={r.status} />
+              </td>
+              <td>{r.stage ?? <span class="muted">—</span>}</td>
+              <td>{modelLink(r.candidate)}</td>
+              <td>{evaluationText(r) ?? <span class="muted">—</span>}</td>
+              <td>
+                <Ago ts={r.startedAt ?? r.createdAt} />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+export default function RetrainingPage() {
+  const jobs = usePoll(() => api.get<RetrainingJobList>('/api/v1/retraining/jobs'), 5000, []);
+  const runs = usePoll(() => api.get<RetrainingRunList>('/api/v1/retraining/runs'), 2000, []);
+  return (
+    <section>
+      <PageHeader title="Retraining" />
+      <ErrorMessage error={jobs.error} what="Jobs" />
+      {jobs.data ? <JobsTable jobs={jobs.data.jobs} /> : jobs.error ? null : <Loading />}
+      <h2>Runs</h2>
+      <ErrorMessage error={runs.error} what="Runs" />
+      {runs.data ? <RunsTable runs={runs.data.runs.slice(0, 100)} /> : runs.error ? null : <Loading />}
+    </section>
+  );
+}
