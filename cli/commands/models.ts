@@ -1,8 +1,9 @@
 /**
  * `edgeml model …`: register, list, show, alias, unalias, delete and download model versions, and
- * find where they run.
+ * find where they run and where they came from.
  */
 import type { Command } from 'commander';
+import type { ModelLineage } from '../../shared/api/lineage.js';
 import type { AliasResult, ModelSummary, ModelVersion, ModelVersionList } from '../../shared/api/models.js';
 import type { ModelWhere } from '../../shared/api/where.js';
 import {
@@ -23,7 +24,7 @@ import { apiPath } from '../hub-client.js';
 import { addClientOptions, clientAction, type CliIo } from './client-command.js';
 import { downloadModel, renderDownloaded } from './model-download.js';
 import { registerModel } from './model-register.js';
-import { renderModelSummary, renderModelVersion, renderRegistered, renderVersionList } from './model-views.js';
+import { renderModelLineage, renderModelSummary, renderModelVersion, renderRegistered, renderVersionList } from './model-views.js';
 import { renderModelWhere } from './where-views.js';
 
 interface RegisterFlags {
@@ -151,6 +152,17 @@ export function addModelCommands(program: Command, io: CliIo): void {
       clientAction<[ModelRef], object>(io, async (ctx, [ref]) => {
         const where = await ctx.client.json<ModelWhere>('GET', apiPath('models', ref.name, 'where'), { query: { version: ref.ref } });
         ctx.out.result(where, () => renderModelWhere(where));
+      }),
+    );
+
+  model
+    .command('lineage')
+    .description('a version from dataset to devices: training, the manifests that include it, their image builds, the devices serving it')
+    .argument('<model>', 'NAME (latest), NAME:VERSION or NAME@ALIAS', parseModelRef('MODEL', ['bare', 'number', 'latest', 'alias']))
+    .action(
+      clientAction<[ModelRef], object>(io, async (ctx, [ref]) => {
+        const lineage = await ctx.client.json<ModelLineage>('GET', apiPath('models', ref.name, 'versions', ref.ref ?? 'latest', 'lineage'));
+        ctx.out.result(lineage, () => renderModelLineage(lineage));
       }),
     );
 
