@@ -20,6 +20,7 @@ import type { RetrainingJob, RetrainingRun } from '../../shared/api/retraining.j
 import type { Rollout } from '../../shared/api/rollouts.js';
 import { hubInstanceId } from '../../hub/builds/image-builder.js';
 import { TRAINING_LABEL } from '../../hub/training/training-runner.js';
+import { assertNoConsoleErrors, newPortalPage, openBrowser, screenshot, signIn } from '../helpers/browser.js';
 import { cliFor, jsonOf } from '../helpers/cli.js';
 import { startAgent, startHub, type HubProcess } from '../helpers/edgeml-process.js';
 import { exec } from '../helpers/exec.js';
@@ -174,4 +175,34 @@ test('feedback → job → evaluation → rollout; a worse candidate is rejected
   t.is((await score(gateway, created.key, 10)).y, 21);
   const listed = await cli('retrain', 'list');
   t.regex(listed.stdout, /lin-job\s+lin\s+linear-fit\s+40 labels\s+\d+\s+promoted/);
+
+  // The same runs in the portal: the job, each run's outcome, and the promoted run's stages, numbers and log.
+  const browser = await openBrowser(t);
+  const page = await newPortalPage(t, browser, hub.url);
+  await signIn(page, hub.url, hub.adminKey);
+  await page.goto('/ui/retraining');
+  const jobs = page.getByRole('table', { name: 'Jobs' });
+  await jobs.getByRole('row', { name: /lin-job/ }).getByText('promoted').waitFor();
+  const runs = page.getByRole('table', { name: /Runs/ });
+  await runs.getByRole('row', { name: new RegExp(`#${promoted.id}\\b`) }).getByText('promoted').waitFor();
+  await runs.getByRole('row', { name: new RegExp(`#${crashed.id}\\b`) }).getByText('failed').waitFor();
+  await screenshot(page, 'retraining');
+  await runs.getByRole('link', { name: `#${promoted.id}`, exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: `Retraining run #${promoted.id}` }).waitFor();
+  t.is(await page.locator('[aria-live=polite] .badge').innerText(), 'promoted');
+  await page.getByText(new RegExp(`^mae [0-9.e+-]+ → [0-9.e+-]+ on ${evaluation.compared} rows$`)).waitFor();
+  t.is(await page.getByRole('link', { name: 'linear:2' }).getAttribute('href'), '/ui/models/linear?version=2');
+  t.is(await page.getByRole('link', { name: `rollout ${promoted.rollout}` }).getAttribute('href'), `/ui/rollouts/${promoted.rollout}`);
+  t.regex(await page.getByLabel('Run log').innerText(), /\[train\]/, "the trainer's output is in the log");
+  assertNoConsoleErrors(t, page);
+
+  // A read key sees the run but not its log (users' data), and no cancel button.
+  const reader = jsonOf<{ key: string }>(t, await cli('apikey', 'create', '--name', 'portal-reader', '--scope', 'read', '--json'));
+  const readPage = await newPortalPage(t, browser, hub.url);
+  await signIn(readPage, hub.url, reader.key);
+  await readPage.goto(`/ui/retraining/runs/${promoted.id}`);
+  await readPage.getByText(/needs a key with the deploy scope/).waitFor();
+  t.is(await readPage.getByLabel('Run log').count(), 0);
+  t.is(await readPage.getByRole('button', { name: 'Cancel run' }).count(), 0);
+  assertNoConsoleErrors(t, readPage);
 });
