@@ -10,7 +10,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import mqtt, { type MqttClient } from 'mqtt';
-import type { DeviceTelemetry, ServiceTelemetry } from '../../shared/api/telemetry.js';
+import type { DeviceTelemetry, ServiceSeries, ServiceTelemetry } from '../../shared/api/telemetry.js';
 import { LATENCY_BOUNDS_MS } from '../../shared/latency-histogram.js';
 import type { MetricsBatch, ReportedState } from '../../shared/protocol.js';
 import { deviceTopic } from '../../shared/topics.js';
@@ -88,6 +88,32 @@ test('ingest, queries, /metrics and the CLI against a real hub and real MQTT cli
   t.is(fleet.p50 !== null && fleet.p50 > 5 && fleet.p50 <= 10, true, `p50 ${fleet.p50} in the 5-10 ms bucket`);
   t.deepEqual(fleet.devices.map((d) => [d.device, d.requests, d.errors]), [['gw-a', 60, 3], ['gw-b', 12, 0]]);
   t.like(await report(hub, '&device=gw-b'), { requests: 12 });
+
+  // The series over the same window: its buckets add up to the report, for the fleet and one device.
+  const until = new Date().toISOString();
+  const sinceIso = new Date(Date.parse(until) - 3_600_000).toISOString();
+  const seriesOf = async (query: string) => {
+    const answer = await api<ServiceSeries>(hub, 'GET', `/api/v1/telemetry/services/iris/series?since=${sinceIso}&until=${until}${query}`, { key: hub.adminKey });
+    t.is(answer.status, 200);
+    return answer.body;
+  };
+  const sums = (s: ServiceSeries) => [s.points.reduce((n, p) => n + p.requests, 0), s.points.reduce((n, p) => n + p.errors, 0)];
+  const series = await seriesOf('');
+  t.like(series, { service: 'iris', since: sinceIso, until, stepSeconds: 60 });
+  t.is(series.points.length, 60, 'points=60 by default');
+  const windowReport = (await api<ServiceTelemetry>(hub, 'GET', `/api/v1/telemetry/services/iris?since=${sinceIso}&until=${until}`, { key: hub.adminKey })).body;
+  t.deepEqual(sums(series), [windowReport.requests, windowReport.errors]);
+  t.deepEqual(sums(series), [72, 3]);
+  t.true(series.points.some((p) => p.p50 !== null && p.p50 > 5 && p.p50 <= 10), 'the busy bucket has its latency');
+  const seriesB = await seriesOf('&device=gw-b&points=12');
+  t.is(seriesB.stepSeconds, 300);
+  t.deepEqual(sums(seriesB), [12, 0]);
+  const unknown = await api<ServiceSeries>(hub, 'GET', '/api/v1/telemetry/services/wine/series?since=1h&points=3', { key: hub.adminKey });
+  t.is(unknown.status, 200, 'as the report: a service nobody sent figures for has none');
+  t.deepEqual(unknown.body.points.map((p) => [p.requests, p.p99]), [[0, null], [0, null], [0, null]]);
+  for (const bad of ['points=1', 'points=241', 'since=yesterday', `since=${until}&until=${sinceIso}`]) {
+    t.is((await api(hub, 'GET', `/api/v1/telemetry/services/iris/series?${bad}`, { key: hub.adminKey })).status, 400, bad);
+  }
 
   const devB = (await api<DeviceTelemetry>(hub, 'GET', '/api/v1/telemetry/devices/gw-b?since=1h', { key: hub.adminKey })).body;
   t.like(devB, { device: 'gw-b', samples: 2, invalidMessages: 3 });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { request } from 'undici';
-import type { ApiKeyCreated, ApiKeyList } from '../../shared/api/apikeys.js';
+import type { ApiKeyCreated, ApiKeyList, WhoAmI } from '../../shared/api/apikeys.js';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
 import type { AliasResult, ModelSummary, ModelVersion, ModelVersionList } from '../../shared/api/models.js';
 import { spawnEdgeml, startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js';
@@ -154,7 +154,7 @@ test('aliases move; a referenced version cannot be deleted; versions are never r
   t.is((await upload(hub, 'fraud', Buffer.from('v4'))).body.version, 4);
 });
 
-test('API key scopes: 401 without a key, 403 for a read key, revoked keys stop working', async (t) => {
+test('API key scopes: 401 without a key, 403 for a read key, whoami names the key, revoked keys stop working', async (t) => {
   const hub = await startHub(t);
   const mode = (await stat(join(hub.data, 'admin.key'))).mode & 0o777;
   t.is(mode, 0o600, 'admin.key is readable by its owner only');
@@ -181,13 +181,21 @@ test('API key scopes: 401 without a key, 403 for a read key, revoked keys stop w
   t.deepEqual(listed.body.keys.map((k) => [k.name, k.scope]).sort(), [['admin (first start)', 'admin'], ['dashboard', 'read']]);
   t.false(JSON.stringify(listed.body).includes(readKey.slice(17)), 'listing never shows key secrets');
 
+  // whoami: the calling key's id, name and scope, and nothing of its secret.
+  const adminInfo = listed.body.keys.find((k) => k.scope === 'admin')!;
+  const asAdmin = await api<WhoAmI>(hub, 'GET', '/api/v1/whoami', { key: hub.adminKey });
+  t.is(asAdmin.status, 200);
+  t.deepEqual(asAdmin.body, { id: adminInfo.id, name: 'admin (first start)', scope: 'admin' });
+  const asReader = await api<WhoAmI>(hub, 'GET', '/api/v1/whoami', { key: readKey });
+  t.deepEqual(asReader.body, { id: created.body.id, name: 'dashboard', scope: 'read' });
+  t.is((await api(hub, 'GET', '/api/v1/whoami')).status, 401);
+
   t.is((await api(hub, 'DELETE', `/api/v1/apikeys/${created.body.id}`, { key: hub.adminKey })).status, 200);
   const revoked = await api<ErrorAnswer>(hub, 'GET', '/api/v1/models', { key: readKey });
   t.is(revoked.status, 401);
   t.regex(revoked.body.error.message, /revoked/);
 
-  const adminId = listed.body.keys.find((k) => k.scope === 'admin')!.id;
-  const last = await api<ErrorAnswer>(hub, 'DELETE', `/api/v1/apikeys/${adminId}`, { key: hub.adminKey });
+  const last = await api<ErrorAnswer>(hub, 'DELETE', `/api/v1/apikeys/${adminInfo.id}`, { key: hub.adminKey });
   t.is(last.status, 409, 'the last admin key cannot be revoked');
 });
 
