@@ -1,5 +1,5 @@
 /**
- * `edgeml model where` and the services of `edgeml device show` against a real hub, with devices
+ * `edgeml model where`, `edgeml model lineage` and the services of `edgeml device show` against a real hub, with devices
  * that are raw mqtt.js clients reporting what they serve, as an agent does.
  *
  * The images are hub builds without a build: building needs Docker, buildx and a registry, and what
@@ -9,12 +9,15 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
 import mqtt from 'mqtt';
 import type { Deployment, DeploymentCreated } from '../../shared/api/deployments.js';
 import type { Device } from '../../shared/api/devices.js';
 import type { Image } from '../../shared/api/images.js';
+import type { ModelLineage } from '../../shared/api/lineage.js';
+import type { ManifestVersion } from '../../shared/api/manifests.js';
 import type { ModelVersion } from '../../shared/api/models.js';
 import type { DeviceServices, ModelVersionRef, ModelWhere } from '../../shared/api/where.js';
 import type { ReportedService, ReportedState } from '../../shared/protocol.js';
@@ -23,6 +26,7 @@ import { startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js
 import { api, enrollDevice } from '../helpers/hub-api.js';
 import { waitFor } from '../helpers/wait.js';
 
+const IRIS_EXAMPLE = fileURLToPath(new URL('../../examples/iris-onnx/', import.meta.url));
 const REPOSITORY = '127.0.0.1:5000/edgeml-test/iris-scorer';
 const hex = (c: string) => `sha256:${c.repeat(64)}`;
 const FOREIGN = `127.0.0.1:5000/edgeml-test/counter@${hex('f')}`;
@@ -194,4 +198,75 @@ test('model where and device show follow what devices report serving, through th
   const doc = await api<{ paths: Record<string, unknown> }>(hub, 'GET', '/openapi.json');
   t.truthy(doc.body.paths['/api/v1/models/{name}/where']);
   t.truthy(doc.body.paths['/api/v1/devices/{id}/services']);
+});
+
+test('model lineage: from the registered run and dataset through the manifests and their builds to the devices serving the version', async (t) => {
+  const data = await tempDir(t, 'edgeml-hub-');
+  const first = await startHub(t, [], { data });
+  const setupCli = cliFor(first);
+  const files = await tempDir(t);
+  const register = async (content: string) => {
+    const file = join(files, `iris-${content}.onnx`);
+    await writeFile(file, content);
+    return jsonOf<ModelVersion>(t, await setupCli('model', 'register', 'iris', file, '--run-id', 'mlflow-42', '--dataset', 's3://lab/iris.csv', '--metric', 'accuracy=0.93', '--tag', 'team=vision', '--json'));
+  };
+  const iris1 = await register('one');
+  const iris2 = await register('two');
+  jsonOf(t, await setupCli('model', 'alias', 'iris', 'production', '2', '--json'));
+  const manifest = (model: string) =>
+    setupCli('manifest', 'create', 'iris-scorer', '--model', model, '--runtime', 'node', '--score', join(IRIS_EXAMPLE, 'score.js'), '--schema', join(IRIS_EXAMPLE, 'schema.json'), '--json');
+  t.is(jsonOf<ManifestVersion>(t, await manifest('iris:2')).version, 1);
+  t.is(jsonOf<ManifestVersion>(t, await manifest('iris:1')).version, 2);
+  await first.kill('SIGTERM');
+  // Build 1 of iris-scorer:1 (iris:2), build 2 of iris-scorer:2 (iris:1), build 3 of iris-scorer:1 failed.
+  const failed = { ...builtImage(3, hex('c'), [ref(iris2)]), manifest: { name: 'iris-scorer', version: 1, digest: hex('1') }, status: 'failed' as const, ref: null, digest: null, platforms: { 'linux/amd64': null } };
+  await addBuilds(data, [builtImage(1, hex('a'), [ref(iris2)]), builtImage(2, hex('b'), [ref(iris1)]), failed]);
+
+  const hub = await startHub(t, [], { data });
+  const cli = cliFor(hub);
+  const lab1 = await reportingDevice(t, hub, 'lab-1');
+  const image = jsonOf<DeploymentCreated>(t, await cli('deploy', 'iris', '--build', '1', '--target', 'site=lab', '--json')).image;
+  await lab1.report(1, service('iris', 1, image, 'running', 1));
+
+  const lineage = await api<ModelLineage>(hub, 'GET', '/api/v1/models/iris/versions/@production/lineage', { key: hub.adminKey });
+  t.is(lineage.status, 200);
+  t.deepEqual(lineage.body, {
+    model: { name: 'iris', version: 2, digest: iris2.digest, aliases: ['production'], tags: { team: 'vision' }, createdAt: iris2.createdAt },
+    parent: null,
+    datasets: [],
+    training: { runId: 'mlflow-42', dataset: 's3://lab/iris.csv', job: null, run: null, trainer: null, labels: null, metrics: { accuracy: 0.93 } },
+    manifests: [{ name: 'iris-scorer', version: 1 }],
+    images: [
+      { id: 1, manifest: { name: 'iris-scorer', version: 1 }, status: 'succeeded', platforms: { 'linux/amd64': hex('a') }, digest: hex('a') },
+      { id: 3, manifest: { name: 'iris-scorer', version: 1 }, status: 'failed', platforms: { 'linux/amd64': null }, digest: null },
+    ],
+    placements: jsonOf<ModelWhere>(t, await cli('model', 'where', 'iris:2', '--json')).placements,
+  });
+  t.is(lineage.body.placements.length, 1, 'lab-1 serves iris:2 through build 1');
+  t.deepEqual(jsonOf<ModelLineage>(t, await cli('model', 'lineage', 'iris:2', '--json')), lineage.body, 'the CLI asks the same route');
+  const older = jsonOf<ModelLineage>(t, await cli('model', 'lineage', 'iris:1', '--json'));
+  t.deepEqual([older.manifests, older.images.map((i) => i.id), older.placements], [[{ name: 'iris-scorer', version: 2 }], [2], []]);
+
+  const text = await cli('model', 'lineage', 'iris@production');
+  t.is(text.code, 0, text.stderr);
+  t.regex(
+    text.stdout,
+    /^training +run mlflow-42 +dataset s3:\/\/lab\/iris\.csv +accuracy=0\.93\nmodel +iris:2 +[0-9a-f]{12} +aliases production +tags team=vision +created [^\n]+\n {2}manifest iris-scorer:1\n {4}image 1 +succeeded +aaaaaaaaaaaa +linux\/amd64\n {6}device lab-1 \(never-connected\) +service iris +serving revision 1 +running\n {4}image 3 +failed +linux\/amd64\n$/,
+  );
+  t.regex((await cli('model', 'lineage', 'iris:1')).stdout, /\n {2}manifest iris-scorer:2\n {4}image 2 +succeeded +bbbbbbbbbbbb +linux\/amd64\n\(no device runs iris:1\)\n$/);
+
+  // Unknown versions, aliases and models are the registry's 404; reading is enough.
+  for (const missing of ['9', '@staging']) {
+    const r = await api<{ error: { code: string } }>(hub, 'GET', `/api/v1/models/iris/versions/${missing}/lineage`, { key: hub.adminKey });
+    t.is(r.status, 404);
+    t.is(r.body.error.code, 'HUB_E_MODEL_NOT_FOUND');
+  }
+  const unknown = await cli('model', 'lineage', 'iris:9');
+  t.is(unknown.code, 1);
+  t.regex(unknown.stderr, /model iris:9 not found.*\[HUB_E_MODEL_NOT_FOUND\]/);
+  t.is((await cli('model', 'lineage', 'nope')).code, 1);
+  const readKey = jsonOf<{ key: string }>(t, await cli('apikey', 'create', '--name', 'viewer', '--scope', 'read', '--json')).key;
+  t.is((await api(hub, 'GET', '/api/v1/models/iris/versions/latest/lineage', { key: readKey })).status, 200);
+  const doc = await api<{ paths: Record<string, unknown> }>(hub, 'GET', '/openapi.json');
+  t.truthy(doc.body.paths['/api/v1/models/{name}/versions/{ref}/lineage']);
 });
