@@ -2,15 +2,18 @@
  * `edgeml telemetry SERVICE` and `edgeml telemetry device ID`: what the fleet's gateways measured
  * (requests per second, error rate, latency percentiles, rejections, ready replicas and the
  * autoscaler's decisions) per device and for the fleet,
- * and a device's own metrics, over a window (`--since 1h`, `--until`).
+ * or over time in buckets (`--series [--points N]`), and a device's own metrics, over a window
+ * (`--since 1h`, `--until`).
  */
 import type { Command } from 'commander';
 import {
   DEFAULT_SINCE,
+  SERVICE_SERIES_POINTS,
   TIME_BOUND_PATTERN,
   type DeviceTelemetry,
   type PercentileName,
   type ServiceFigures,
+  type ServiceSeries,
   type ServiceTelemetry,
 } from '../../shared/api/telemetry.js';
 import { formatBytes } from '../../shared/size.js';
@@ -41,10 +44,10 @@ export function withWindowOptions(command: Command, defaultSince: string | undef
 }
 
 /** A latency in ms as a table shows it; one in the open top bucket is only known to be above it. */
-function formatMs(figures: ServiceFigures, p: PercentileName): string {
+function formatMs(figures: Pick<ServiceFigures, PercentileName> & { atLeast?: ServiceFigures['atLeast'] }, p: PercentileName): string {
   const v = figures[p];
   if (v === null) return '-';
-  if (figures.atLeast.includes(p)) return `> ${v} ms`;
+  if (figures.atLeast?.includes(p)) return `> ${v} ms`;
   return `${v < 10 ? v.toFixed(1) : Math.round(v)} ms`;
 }
 
@@ -92,6 +95,37 @@ export function renderServiceTelemetry(r: ServiceTelemetry): string {
   return `${head}\n${table}`;
 }
 
+export function renderServiceSeries(r: ServiceSeries): string {
+  const head = renderFields([
+    ['service', r.service],
+    ['window', `${formatTime(r.since)} → ${formatTime(r.until)}, ${r.points.length} buckets of ${r.stepSeconds} s`],
+  ]);
+  // Buckets shorter than a minute would share formatTime's minutes.
+  const time = r.stepSeconds < 60 ? (iso: string) => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : formatTime;
+  const table = renderTable(
+    ['TIME', 'REQUESTS', 'REQ/S', 'ERRORS', 'ERROR RATE', 'REJECTED', 'P50', 'P95', 'P99'],
+    r.points.map((p) => [
+      time(p.ts),
+      String(p.requests),
+      formatRate(p.requestsPerSecond),
+      String(p.errors),
+      formatShare(p.errorRate),
+      String(p.rejected),
+      formatMs(p, 'p50'),
+      formatMs(p, 'p95'),
+      formatMs(p, 'p99'),
+    ]),
+    '(no buckets)',
+  );
+  return `${head}\n${table}`;
+}
+
+function parsePoints(text: string): number {
+  const { min, max } = SERVICE_SERIES_POINTS;
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw inputError(`--points ${JSON.stringify(text)}: expected a whole number from ${min} to ${max}`);
+  return Number(text);
+}
+
 const usedOf = (used: number | null, total: number | null) => (used === null || total === null ? '-' : `${formatBytes(used)} / ${formatBytes(total)}`);
 
 export function renderDeviceTelemetry(r: DeviceTelemetry): string {
@@ -136,11 +170,20 @@ export function addTelemetryCommands(program: Command, io: CliIo): void {
     .description("a service's requests/s, error rate, latency percentiles, rejections, ready replicas and scaling decisions per device and for the fleet; `telemetry device ID` for a device's own metrics")
     .argument('<service>', 'service name', parseService)
     .option('--device <id>', 'only this device', parseDeviceId('--device'))
+    .option('--series', 'the figures over time: one row per bucket of the window')
+    .option('--points <n>', `with --series: how many buckets (${SERVICE_SERIES_POINTS.min}–${SERVICE_SERIES_POINTS.max}, default ${SERVICE_SERIES_POINTS.default})`, parsePoints)
     // Its flags stay its own, so `telemetry device ID --since 2h` reaches the subcommand.
     .enablePositionalOptions();
   withClientOptions(withWindowOptions(telemetry)).action(
-    clientAction<[string], WindowFlags & { device?: string }>(io, async (ctx, [service], flags) => {
-      const report = await ctx.client.json<ServiceTelemetry>('GET', apiPath('telemetry', 'services', service), { query: { ...windowQuery(flags), device: flags.device } });
+    clientAction<[string], WindowFlags & { device?: string; series?: boolean; points?: number }>(io, async (ctx, [service], flags) => {
+      const query = { ...windowQuery(flags), device: flags.device };
+      if (flags.series) {
+        const series = await ctx.client.json<ServiceSeries>('GET', apiPath('telemetry', 'services', service, 'series'), { query: { ...query, points: flags.points } });
+        ctx.out.result(series, () => renderServiceSeries(series));
+        return;
+      }
+      if (flags.points !== undefined) throw inputError('--points goes with --series');
+      const report = await ctx.client.json<ServiceTelemetry>('GET', apiPath('telemetry', 'services', service), { query });
       ctx.out.result(report, () => renderServiceTelemetry(report));
     }),
   );

@@ -156,6 +156,14 @@ test('ingest, queries, /metrics and the CLI against a real hub and real MQTT cli
   t.is(human.code, 0, human.stderr);
   t.regex(human.stdout, /fleet: +72 requests/);
   t.regex(human.stdout, /^gw-a +60 /m);
+  const seriesViaCli = jsonOf<ServiceSeries>(t, await cli('telemetry', 'iris', '--series', '--points', '6', '--since', '1h', '--json'));
+  t.like(seriesViaCli, { service: 'iris', stepSeconds: 600 });
+  t.deepEqual(sums(seriesViaCli), [72, 3]);
+  const seriesTable = await cli('telemetry', 'iris', '--series', '--points', '6', '--device', 'gw-b');
+  t.is(seriesTable.code, 0, seriesTable.stderr);
+  t.regex(seriesTable.stdout, /6 buckets of 600 s/);
+  t.is(seriesTable.stdout.split('\n').filter((l) => /^\d{4}-\d{2}-\d{2}.* 12 /.test(l)).length, 1, `one bucket with gw-b's 12 requests in:\n${seriesTable.stdout}`);
+  t.not((await cli('telemetry', 'iris', '--series', '--points', '1')).code, 0);
   t.like(jsonOf<DeviceTelemetry>(t, await cli('telemetry', 'device', 'gw-a', '--since', '2h', '--json')), { device: 'gw-a', samples: 3 });
   const out = join(await tempDir(t), 'iris.jsonl');
   t.like(jsonOf(t, await cli('capture', 'export', 'iris', '--since', '1h', '--out', out, '--json')), { service: 'iris', samples: 2, out });
