@@ -1,5 +1,172 @@
+/**
+ * /ui/builds/:id: one image build: its facts, each platform's image and smoke test, its progress
+ * and its log, followed live while it builds. Cancel needs the deploy scope.
+ */
+import { useState } from 'preact/hooks';
+import { useRoute } from 'preact-iso';
+import type { Image, ImageStatus } from '../../../shared/api/images.js';
+import { formatBytes } from '../../../shared/size.js';
+import { api } from '../api.js';
+import { Ago } from '../components/ago.js';
+import { BuildProgress } from '../components/build-progress.js';
+import { Digest } from '../components/digest.js';
+import { ErrorMessage } from '../components/error-message.js';
+import { KeyValue } from '../components/key-value.js';
+import { modelHref } from '../components/lineage-chain.js';
+import { LiveLog } from '../components/live-log.js';
+import { Loading } from '../components/loading.js';
 import { PageHeader } from '../components/page-header.js';
+import { StatusBadge } from '../components/status-badge.js';
+import { usePoll } from '../poll.js';
+import { useSession } from '../session.js';
+import './builds.css';
+
+/** shared/api/images.ts FINISHED_STATUSES (a runtime import would bundle typebox). */
+const FINISHED: ImageStatus[] = ['succeeded', 'failed', 'cancelled'];
+
+function Facts({ image }: { image: Image }) {
+  return (
+    <KeyValue
+      rows={[
+        ['Status', <StatusBadge status={image.status} />],
+        ['Manifest', `${image.manifest.name}:${image.manifest.version}`],
+        ['Runtime', image.runtime],
+        [
+          'Models',
+          image.models.length === 0
+            ? null
+            : image.models.map((m, i) => (
+                <span key={`${m.name}:${m.version}`}>
+                  {i > 0 ? ', ' : null}
+                  <a href={modelHref(m.name, m.version)}>
+                    {m.name}:{m.version}
+                  </a>
+                </span>
+              )),
+        ],
+        ['Repository', <code>{image.repository}</code>],
+        ['Tags', image.tags.join(', ') || null],
+        ['Digest', <Digest value={image.digest} />],
+        ['Base image', <code>{image.baseImage}</code>],
+        ['Created by', image.createdBy.keyName],
+        ['Created', <Ago ts={image.createdAt} />],
+        ['Started', <Ago ts={image.startedAt} />],
+        ['Finished', image.finishedAt ? <Ago ts={image.finishedAt} /> : null],
+        ['Duration', image.durationMs === null ? null : `${(image.durationMs / 1000).toFixed(1)} s`],
+        ['Attempts', String(image.attempts)],
+      ]}
+    />
+  );
+}
+
+function Platforms({ image }: { image: Image }) {
+  return (
+    <div class="table-wrap">
+      <table>
+        <caption>Platforms and smoke tests</caption>
+        <thead>
+          <tr>
+            <th>Platform</th>
+            <th>Image digest</th>
+            <th class="num">Size</th>
+            <th>Smoke test</th>
+            <th>Result</th>
+          </tr>
+        </thead>
+        <tbody>
+          {Object.entries(image.platforms).map(([platform, digest]) => {
+            const check = image.checks[platform];
+            const size = image.sizes[platform];
+            return (
+              <tr key={platform}>
+                <td>{platform}</td>
+                <td>
+                  <Digest value={digest} />
+                </td>
+                <td class="num">{size === undefined ? <span class="muted">—</span> : formatBytes(size)}</td>
+                <td>{check ? <StatusBadge status={check.status} /> : <span class="muted">not tested yet</span>}</td>
+                <td>
+                  {check ? (
+                    <>
+                      {check.message}
+                      {check.output ? (
+                        <details class="check-output">
+                          <summary>Output of the {platform} smoke test</summary>
+                          <pre class="log">{check.output}</pre>
+                        </details>
+                      ) : null}
+                    </>
+                  ) : null}
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function CancelButton({ id, onDone }: { id: number; onDone: () => void }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<Error | undefined>();
+  const cancel = async () => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await api.post<Image>(`/api/v1/images/${id}/cancel`);
+      onDone();
+    } catch (e) {
+      setError(e as Error);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <>
+      <button type="button" class="danger" disabled={busy} onClick={cancel}>
+        {busy ? 'Cancelling…' : 'Cancel build'}
+      </button>
+      <ErrorMessage error={error} what="The build could not be cancelled" />
+    </>
+  );
+}
 
 export default function BuildPage() {
-  return <PageHeader title="Build" />;
+  const { params } = useRoute();
+  const id = Number(params.id);
+  const session = useSession();
+  const { data: image, error, reload } = usePoll(() => api.get<Image>(`/api/v1/images/${id}`), 2000, [id]);
+  const done = image ? FINISHED.includes(image.status) : false;
+
+  return (
+    <section>
+      <PageHeader title={`Build ${params.id}`}>
+        {image && !done && session.can('deploy') ? <CancelButton id={id} onDone={reload} /> : null}
+      </PageHeader>
+      <ErrorMessage error={error} what={`Build ${params.id} could not be loaded`} />
+      {!image ? (
+        error ? null : <Loading what="Loading the build" />
+      ) : (
+        <>
+          {image.error ? (
+            <p class="error">
+              {image.status === 'cancelled' ? 'Cancelled' : 'Failed'}: {image.error.message} ({image.error.code})
+            </p>
+          ) : null}
+          <Facts image={image} />
+          {image.progress ? (
+            <>
+              <h2>Progress</h2>
+              <BuildProgress progress={image.progress} />
+            </>
+          ) : null}
+          <h2>Platforms</h2>
+          <Platforms image={image} />
+        </>
+      )}
+      <h2>Log</h2>
+      {Number.isInteger(id) && id > 0 ? <LiveLog path={`/api/v1/images/${id}/log`} label={`Log of build ${id}`} /> : null}
+    </section>
+  );
 }
