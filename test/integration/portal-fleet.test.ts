@@ -127,6 +127,8 @@ test.serial('sign-in: admin key, wrong key, sign-out, a read key, and a bookmark
   bookmark.on('request', (req) => urls.push(req.url()));
   bookmark.on('framenavigated', (frame) => urls.push(frame.url()));
   await bookmark.goto('/ui/?label=site=a');
+  await bookmark.getByLabel('API key').waitFor();
+  t.is(await bookmark.locator('nav[aria-label="Main"]').count(), 0, 'the bookmark asks for a key first');
   await bookmark.getByLabel('API key').fill(hub.adminKey);
   await bookmark.getByRole('button', { name: 'Sign in' }).click();
   await until('the bookmarked view to list site a only', () => tableIds(bookmark), () => ['gw-a1']);
