@@ -1,0 +1,62 @@
+/**
+ * A service's requests/s, error rate and latency percentiles over a window, for the fleet or one
+ * device. Each chart's caption gives the window's totals from the report route, the same figures
+ * the CLI's `telemetry` prints.
+ */
+import { api, seg } from '../api.js';
+import { usePoll } from '../poll.js';
+import type { ServiceSeries, ServiceTelemetry } from '../../../shared/api/telemetry.js';
+import { ErrorMessage } from './error-message.js';
+import { fmtCount, fmtErrorRate, fmtPercentile, unixSeconds } from './figures.js';
+import { Loading } from './loading.js';
+import type { Range } from './range-picker.js';
+import { TimeChart } from './time-chart.js';
+import './service-charts.css';
+
+export const TELEMETRY_POLL_MS = 5000;
+const POINTS = 60;
+
+export function ServiceCharts({ service, device, range }: { service: string; device?: string | undefined; range: Range }) {
+  const polled = usePoll(
+    async () => {
+      const query = { since: range, device };
+      const [series, totals] = await Promise.all([
+        api.get<ServiceSeries>(`/api/v1/telemetry/services/${seg(service)}/series`, { ...query, points: POINTS }),
+        api.get<ServiceTelemetry>(`/api/v1/telemetry/services/${seg(service)}`, query),
+      ]);
+      return { series, totals };
+    },
+    TELEMETRY_POLL_MS,
+    [service, device, range],
+  );
+  if (!polled.data) return polled.error ? <ErrorMessage error={polled.error} what={`Figures of ${service}`} /> : <Loading what={`Loading the figures of ${service}`} />;
+
+  const { series, totals } = polled.data;
+  const x = series.points.map((p) => unixSeconds(p.ts));
+  const where = device ? ` on ${device}` : '';
+  return (
+    <>
+      <ErrorMessage error={polled.error} what="The figures could not be refreshed" />
+      <div class="grid-3">
+        <TimeChart
+          title={`${service}${where}: requests/s`}
+          caption={`${fmtCount(totals.requests)} requests · ${fmtCount(totals.errors)} errors · p95 ${fmtPercentile(totals, 'p95')}`}
+          x={x}
+          series={[{ label: 'requests/s', values: series.points.map((p) => p.requestsPerSecond) }]}
+        />
+        <TimeChart
+          title={`${service}${where}: error rate (%)`}
+          caption={`${fmtErrorRate(totals.errorRate)} (${fmtCount(totals.errors)} of ${fmtCount(totals.requests)})${totals.rejected ? ` · ${fmtCount(totals.rejected)} rejected` : ''}`}
+          x={x}
+          series={[{ label: 'errors %', values: series.points.map((p) => (p.errorRate === null ? null : p.errorRate * 100)) }]}
+        />
+        <TimeChart
+          title={`${service}${where}: latency (ms)`}
+          caption={`p50 ${fmtPercentile(totals, 'p50')} · p95 ${fmtPercentile(totals, 'p95')} · p99 ${fmtPercentile(totals, 'p99')}`}
+          x={x}
+          series={(['p50', 'p95', 'p99'] as const).map((p) => ({ label: p, values: series.points.map((point) => point[p]) }))}
+        />
+      </div>
+    </>
+  );
+}
