@@ -172,6 +172,17 @@ function Devices({ r }: { r: Rollout }) {
   );
 }
 
+/** A time ahead (a soak's end): Ago reads only the past. */
+function Until({ ts }: { ts: string }) {
+  const s = Math.max(0, Math.round((Date.parse(ts) - Date.now()) / 1000));
+  const text = s < 60 ? `${s} s` : s < 3600 ? `${Math.ceil(s / 60)} min` : `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+  return (
+    <time dateTime={ts} title={new Date(ts).toISOString()}>
+      in {text}
+    </time>
+  );
+}
+
 function Facts({ r }: { r: Rollout }) {
   const rows: [string, ComponentChildren][] = [
         ['Service', <a href={`/ui/deployments/${seg(r.service)}`}>{r.service}</a>],
@@ -181,7 +192,7 @@ function Facts({ r }: { r: Rollout }) {
         ['Max failures', r.options.maxFailures],
         ['Device timeout', r.options.deviceTimeout],
         ['Target', r.target ? <code>{`${targetText(r.target.from)} → ${targetText(r.target.to)}`}</code> : null],
-        ['Soak until', r.soakUntil ? <Ago ts={r.soakUntil} /> : null],
+        ['Soak until', r.soakUntil ? <Until ts={r.soakUntil} /> : null],
         ['Started', <Ago ts={r.createdAt} />],
         ['Finished', r.finishedAt ? <Ago ts={r.finishedAt} /> : null],
         ['Rolled back by', r.rolledBackBy ? <a href={`/ui/rollouts/${r.rolledBackBy}`}>Rollout {r.rolledBackBy}</a> : null],
