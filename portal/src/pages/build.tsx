@@ -85,7 +85,7 @@ function Platforms({ image }: { image: Image }) {
                 </td>
                 <td class="num">{size === undefined ? <span class="muted">—</span> : formatBytes(size)}</td>
                 <td>{check ? <StatusBadge status={check.status} /> : <span class="muted">not tested yet</span>}</td>
-                <td>
+                <td class="check-result">
                   {check ? (
                     <>
                       {check.message}

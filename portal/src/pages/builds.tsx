@@ -40,7 +40,7 @@ export default function BuildsPage() {
             ))}
           </select>
         </label>
-        {data ? <span class="muted">{images.length} builds</span> : null}
+        {data ? <span class="muted">{images.length === 1 ? '1 build' : `${images.length} builds`}</span> : null}
       </div>
       {!data ? (
         error ? null : <Loading what="Loading the builds" />

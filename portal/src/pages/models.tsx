@@ -47,7 +47,7 @@ export default function ModelsPage() {
         </label>
         {data ? (
           <span class="muted">
-            {shown.length} of {models.length} models
+            {shown.length} of {models.length} {models.length === 1 ? 'model' : 'models'}
           </span>
         ) : null}
       </div>
