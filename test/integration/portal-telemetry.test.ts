@@ -179,9 +179,10 @@ test('telemetry and device pages show what a real agent serving a real container
   await page.getByRole('alert').waitFor({ state: 'detached' });
   assertNoConsoleErrors(t, page);
 
-  // A read key sees the labels and no editor.
+  // A read key, on a phone: the labels and no editor, and neither page wider than the screen.
   const readKey = (await api<{ key: string }>(hub, 'POST', '/api/v1/apikeys', { key: hub.adminKey, json: { name: 'viewer', scope: 'read' } })).body.key;
-  const reader = await newPortalPage(t, browser, hub.url);
+  const reader = await newPortalPage(t, browser, hub.url, { viewport: { width: 390, height: 844 } });
+  const pageWidth = () => reader.evaluate<number>('document.documentElement.scrollWidth');
   await signIn(reader, hub.url, readKey);
   await reader.goto(`/ui/devices/${deviceId}`);
   await waitForText('the labels', reader.getByRole('list', { name: 'Labels' }), new RegExp(`^site=${site}$`));
@@ -189,5 +190,10 @@ test('telemetry and device pages show what a real agent serving a real container
   await chart(reader, 'CPU');
   t.is(await reader.getByRole('button', { name: 'Save labels' }).count(), 0);
   t.is(await reader.getByLabel('Key').count(), 0);
+  t.is(await pageWidth(), 390, 'the device page fits a phone');
+  await reader.goto(`/ui/telemetry?service=scorer&range=1h`);
+  await waitForText('the phone caption', (await chart(reader, 'scorer: requests/s')).locator('figcaption'), new RegExp(`\\b${REQUESTS} requests`));
+  await reader.getByRole('table', { name: /Devices serving scorer/ }).waitFor();
+  t.is(await pageWidth(), 390, 'the telemetry page fits a phone');
   assertNoConsoleErrors(t, reader);
 });
