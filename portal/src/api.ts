@@ -38,7 +38,8 @@ const STATUS_TEXT: Record<number, string> = {
   503: 'the hub is not ready',
 };
 
-async function errorOf(res: Response): Promise<ApiError> {
+/** The hub's error answer as an ApiError (also for routes read with a plain fetch, like a followed log). */
+export async function errorOf(res: Response): Promise<ApiError> {
   let code = `http_${res.status}`;
   let message = STATUS_TEXT[res.status] ?? `the hub answered ${res.status} ${res.statusText}`;
   try {

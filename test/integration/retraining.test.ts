@@ -193,6 +193,7 @@ test('feedback → job → evaluation → rollout; a worse candidate is rejected
   await page.getByText(new RegExp(`^mae [0-9.e+-]+ → [0-9.e+-]+ on ${evaluation.compared} rows$`)).waitFor();
   t.is(await page.getByRole('link', { name: 'linear:2' }).getAttribute('href'), '/ui/models/linear?version=2');
   t.is(await page.getByRole('link', { name: `rollout ${promoted.rollout}` }).getAttribute('href'), `/ui/rollouts/${promoted.rollout}`);
+  await page.getByText(/^End of the log · \d+ lines$/).waitFor();
   t.regex(await page.getByLabel('Run log').innerText(), /\[train\]/, "the trainer's output is in the log");
   assertNoConsoleErrors(t, page);
 

@@ -1,10 +1,10 @@
 /**
- * A build log, followed as the hub writes it: one `?follow=true` request whose text arrives as the
- * build goes and ends when the build does (at once for a finished build). The log is plain text,
- * not JSON, hence a fetch of its own beside api.ts, with the same bearer key.
+ * A log followed as the hub writes it (a build's, a retraining run's): one `?follow=true` request
+ * whose text arrives as the work goes and ends when it does (at once for finished work). The text
+ * streams, so this is a fetch of its own beside api.ts, with the same bearer key and error reading.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError } from '../api.js';
+import { ApiError, errorOf } from '../api.js';
 import { currentKey } from '../session-store.js';
 import { ErrorMessage } from './error-message.js';
 
@@ -28,7 +28,8 @@ export function LiveLog({ path, label }: { path: string; label: string }) {
     const follow = async () => {
       const key = currentKey();
       const res = await fetch(`${path}?follow=true`, { headers: key ? { authorization: `Bearer ${key}` } : {}, signal: abort.signal });
-      if (!res.ok || !res.body) throw new ApiError(res.status, `http_${res.status}`, `the hub answered ${res.status} for the log`);
+      if (!res.ok) throw await errorOf(res);
+      if (!res.body) throw new ApiError(res.status, 'empty', 'the hub sent no log');
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       for (;;) {
         const { done, value } = await reader.read();
@@ -55,7 +56,7 @@ export function LiveLog({ path, label }: { path: string; label: string }) {
   return (
     <div class="live-log">
       <p class="muted">
-        {state.phase === 'following' ? `Following the log as the build writes it · ${lines} lines` : `End of the log · ${lines} lines`}
+        {state.phase === 'following' ? `Following the log as it is written · ${lines} lines` : `End of the log · ${lines} lines`}
       </p>
       <ErrorMessage error={state.error} what="The log could not be read" />
       <pre
@@ -67,7 +68,7 @@ export function LiveLog({ path, label }: { path: string; label: string }) {
           stick.current = atBottom(e.currentTarget);
         }}
       >
-        {text || (state.phase === 'following' ? 'Waiting for the build to write…' : '(the log is empty)')}
+        {text || (state.phase === 'following' ? 'Waiting for the first line…' : '(the log is empty)')}
       </pre>
     </div>
   );

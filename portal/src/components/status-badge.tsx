@@ -1,6 +1,6 @@
 const TONE: Record<string, string> = {
-  online: 'good', converged: 'good', succeeded: 'good', healthy: 'good', ready: 'good', promoted: 'good', serving: 'good',
-  offline: 'warn', paused: 'warn', reconciling: 'info', running: 'info', building: 'info', queued: 'info', pending: 'info', moving: 'info', 'rolling-back': 'warn',
+  online: 'good', passed: 'good', converged: 'good', succeeded: 'good', healthy: 'good', ready: 'good', promoted: 'good', serving: 'good',
+  offline: 'warn', paused: 'warn', testing: 'info', reconciling: 'info', running: 'info', building: 'info', queued: 'info', pending: 'info', moving: 'info', 'rolling-back': 'warn',
   failed: 'bad', revoked: 'bad', aborted: 'bad', 'rolled-back': 'bad', rejected: 'bad', cancelled: 'muted', 'never-connected': 'muted', idle: 'muted',
 };
 

@@ -6,6 +6,7 @@ import { api, seg } from '../api.js';
 import { Ago } from '../components/ago.js';
 import { ErrorMessage } from '../components/error-message.js';
 import { KeyValue } from '../components/key-value.js';
+import { LiveLog } from '../components/live-log.js';
 import { Loading } from '../components/loading.js';
 import { PageHeader } from '../components/page-header.js';
 import { StatusBadge } from '../components/status-badge.js';
@@ -26,17 +27,6 @@ function Stages({ run }: { run: RetrainingRun }) {
         </li>
       ))}
     </ol>
-  );
-}
-
-function RunLog({ id, active }: { id: string; active: boolean }) {
-  const log = usePoll(() => api.text(`/api/v1/retraining/runs/${seg(id)}/log`), active ? 2000 : 0, [id, active]);
-  return (
-    <>
-      <h2>Log</h2>
-      <ErrorMessage error={log.error} what="Log" />
-      {log.data !== undefined ? <pre class="log" aria-label="Run log">{log.data || '(empty)'}</pre> : log.error ? null : <Loading />}
-    </>
   );
 }
 
@@ -95,7 +85,8 @@ export default function RetrainingRunPage() {
               ['by', r.createdBy?.keyName ?? 'a trigger'],
             ]}
           />
-          {session.can('deploy') ? <RunLog id={id} active={active} /> : <p class="muted">The run's log holds users' data: it needs a key with the deploy scope.</p>}
+          <h2>Log</h2>
+          {session.can('deploy') ? <LiveLog path={`/api/v1/retraining/runs/${seg(id)}/log`} label="Run log" /> : <p class="muted">The run's log holds users' data: it needs a key with the deploy scope.</p>}
         </>
       )}
     </section>
