@@ -14,7 +14,7 @@ export interface ChartSeries {
 
 const COLOURS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2'];
 
-export function TimeChart({ title, caption, x, series, height = 180, unit = '' }: { title: string; caption?: ComponentChildren; x: number[]; series: ChartSeries[]; height?: number; unit?: string }) {
+export function TimeChart({ title, caption, x, series, height = 180, unit = '', yRange }: { title: string; caption?: ComponentChildren; x: number[]; series: ChartSeries[]; height?: number; unit?: string; /** A fixed scale (percentages: [0, 100]) instead of one fitted to the data. */ yRange?: [number, number] }) {
   const holder = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const shape = series.map((s) => s.label).join('|');
@@ -25,10 +25,12 @@ export function TimeChart({ title, caption, x, series, height = 180, unit = '' }
     const opts: uPlot.Options = {
       width: Math.max(240, el.clientWidth),
       height,
-      legend: { show: true },
+      // A one-line chart's legend says nothing its title does not.
+      legend: { show: series.length > 1 },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true } },
-      axes: [{}, { values: (_u, ticks) => ticks.map((v) => `${v}${unit}`) }],
+      scales: { x: { time: true }, ...(yRange ? { y: { range: yRange } } : {}) },
+      // Wide enough for the longest tick label, or "1000 ms" is cut to "00 ms".
+      axes: [{}, { size: (_u, values) => (values ? Math.max(...values.map((v) => v.length)) * 7 + 18 : 50), values: (_u, ticks) => ticks.map((v) => `${v}${unit}`) }],
       series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: false }))],
     };
     plot.current = new uPlot(opts, [x, ...series.map((s) => s.values)] as uPlot.AlignedData, el);
@@ -39,7 +41,7 @@ export function TimeChart({ title, caption, x, series, height = 180, unit = '' }
       plot.current?.destroy();
       plot.current = null;
     };
-  }, [shape, height, unit]);
+  }, [shape, height, unit, yRange?.[0], yRange?.[1]]);
 
   useEffect(() => {
     plot.current?.setData([x, ...series.map((s) => s.values)] as uPlot.AlignedData);

@@ -171,10 +171,11 @@ function DeviceMetricsCharts({ report }: { report: DeviceTelemetry }) {
         title="CPU (%)"
         caption={last?.cpuPercent == null ? 'no figure' : `now ${last.cpuPercent.toFixed(1)} %`}
         x={x}
+        yRange={[0, 100]}
         series={[{ label: 'CPU %', values: report.series.map((p) => p.cpuPercent) }]}
       />
-      <TimeChart title="Memory used (%)" caption={usage(last?.memory)} x={x} series={[{ label: 'memory used %', values: report.series.map((p) => percentOf(p.memoryUsedBytes, p.memoryTotalBytes)) }]} />
-      <TimeChart title="Disk used (%)" caption={usage(last?.disk)} x={x} series={[{ label: 'disk used %', values: report.series.map((p) => percentOf(p.diskUsedBytes, p.diskTotalBytes)) }]} />
+      <TimeChart title="Memory used (%)" caption={usage(last?.memory)} x={x} yRange={[0, 100]} series={[{ label: 'memory used %', values: report.series.map((p) => percentOf(p.memoryUsedBytes, p.memoryTotalBytes)) }]} />
+      <TimeChart title="Disk used (%)" caption={usage(last?.disk)} x={x} yRange={[0, 100]} series={[{ label: 'disk used %', values: report.series.map((p) => percentOf(p.diskUsedBytes, p.diskTotalBytes)) }]} />
       <TimeChart
         title="Temperature (°C)"
         caption={last?.temperatureC == null ? 'no sensor reading' : `now ${last.temperatureC.toFixed(1)} °C`}
