@@ -195,6 +195,16 @@ test('feedback → job → evaluation → rollout; a worse candidate is rejected
   t.is(await page.getByRole('link', { name: `rollout ${promoted.rollout}` }).getAttribute('href'), `/ui/rollouts/${promoted.rollout}`);
   await page.getByText(/^End of the log · \d+ lines$/).waitFor();
   t.regex(await page.getByLabel('Run log').innerText(), /\[train\]/, "the trainer's output is in the log");
+
+  // The candidate's lineage: trained by this job's run from labels, then built and running on the device.
+  await page.getByRole('link', { name: 'linear:2' }).click();
+  const chain = page.getByRole('list', { name: 'Lineage of linear:2, from data to devices' });
+  await chain.getByRole('link', { name: device }).waitFor();
+  const lineage = (await chain.innerText()).replace(/\s+/g, ' ');
+  t.regex(lineage, new RegExp(`lin-job run ${promoted.id}\\b`));
+  t.regex(lineage, /trainer linear-fit:1/);
+  t.is(await chain.getByRole('link', { name: `lin-job run ${promoted.id}` }).getAttribute('href'), `/ui/retraining/runs/${promoted.id}`);
+  await screenshot(page, 'lineage');
   assertNoConsoleErrors(t, page);
 
   // A read key sees the run but not its log (users' data), and no cancel button.

@@ -41,10 +41,14 @@ function Training({ lineage }: { lineage: ModelLineage }) {
     const metrics = Object.entries(training.metrics);
     boxes.push(
       <li class="node" key="run">
-        {training.job ? (
+        {training.job && training.run ? (
           <strong>
-            {training.job} run {training.run ?? '?'}
+            <a href={`/ui/retraining/runs/${training.run}`}>
+              {training.job} run {training.run}
+            </a>
           </strong>
+        ) : training.job ? (
+          <strong>{training.job}</strong>
         ) : training.runId ? (
           <strong>run {training.runId}</strong>
         ) : (
