@@ -3,6 +3,7 @@
 // ships dist/).
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
 let tsc;
@@ -15,5 +16,5 @@ try {
 const result = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
 if (result.status !== 0) process.exit(result.status ?? 1);
 // The portal (dist/ui) is built with esbuild, a dev dependency like TypeScript.
-const portal = spawnSync(process.execPath, [new URL('./build-portal.mjs', import.meta.url).pathname], { stdio: 'inherit' });
+const portal = spawnSync(process.execPath, [fileURLToPath(new URL('./build-portal.mjs', import.meta.url))], { stdio: 'inherit' });
 process.exit(portal.status ?? 1);

@@ -20,9 +20,9 @@ export function portalRoot(): string | null {
   return null;
 }
 
-// Scripts only from the hub itself; styles may be set inline by the chart library.
+// Everything from the hub itself; pages and the chart library set styles through the DOM, which CSP allows.
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
 };
@@ -33,8 +33,13 @@ function withHeaders(reply: FastifyReply): FastifyReply {
 }
 
 export async function portalRoutes(app: FastifyInstance, { root }: { root: string | null }): Promise<void> {
-  app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.redirect(PORTAL_PATH, 302));
-  app.get('/ui', { schema: { hide: true } }, async (_req, reply) => reply.redirect(PORTAL_PATH, 302));
+  // A shared `/ui?label=site=a` keeps its filter on the way to `/ui/`.
+  const toPortal = async (req: FastifyRequest, reply: FastifyReply) => {
+    const query = req.url.indexOf('?');
+    return reply.redirect(PORTAL_PATH + (query < 0 ? '' : req.url.slice(query)), 302);
+  };
+  app.get('/', { schema: { hide: true } }, toPortal);
+  app.get('/ui', { schema: { hide: true } }, toPortal);
   if (!root) {
     const missing = async () => {
       throw new EdgemlError(ErrorCodes.HUB_NOT_FOUND, 'the portal is not built in this install: run `npm run build` in the edgeml checkout', { httpStatus: 404 });

@@ -15,6 +15,8 @@ export class ApiError extends Error {
   }
 }
 
+const REQUEST_TIMEOUT_MS = 20_000;
+
 export type Query = Record<string, string | number | boolean | undefined | null | readonly string[]>;
 
 function urlOf(path: string, query?: Query): string {
@@ -60,8 +62,10 @@ async function call<T>(method: string, path: string, init: { query?: Query | und
   if (init.idempotencyKey) headers['idempotency-key'] = init.idempotencyKey;
   let res: Response;
   try {
-    res = await fetch(urlOf(path, init.query), { method, headers, body: init.body === undefined ? null : JSON.stringify(init.body) });
-  } catch {
+    // A stalled hub or a half-open connection must end in a message, not a page that stops updating.
+    res = await fetch(urlOf(path, init.query), { method, headers, body: init.body === undefined ? null : JSON.stringify(init.body), signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  } catch (e) {
+    if (e instanceof DOMException && e.name === 'TimeoutError') throw new ApiError(0, 'timeout', `The hub did not answer within ${REQUEST_TIMEOUT_MS / 1000} s.`);
     throw new ApiError(0, 'network', 'The hub cannot be reached: check that it is running and this page’s address.');
   }
   if (!res.ok) {
@@ -71,14 +75,19 @@ async function call<T>(method: string, path: string, init: { query?: Query | und
     throw error;
   }
   if (res.status === 204) return undefined as T;
-  return (init.text ? await res.text() : await res.json()) as T;
+  if (init.text) return (await res.text()) as T;
+  try {
+    return (await res.json()) as T;
+  } catch {
+    throw new ApiError(res.status, 'bad_response', 'The hub’s answer is not JSON: is something else answering at this address?');
+  }
 }
 
 export const api = {
   get: <T>(path: string, query?: Query) => call<T>('GET', path, { query }),
   /** A text answer: build and run logs. */
   text: (path: string, query?: Query) => call<string>('GET', path, { query, text: true }),
-  /** POST with an Idempotency-Key, so a retried click does not act twice. */
+  /** POST with an Idempotency-Key (one per call: what it guards is the browser's own retry of a request). */
   post: <T>(path: string, body?: unknown) => call<T>('POST', path, { body, idempotencyKey: crypto.randomUUID() }),
   put: <T>(path: string, body?: unknown) => call<T>('PUT', path, { body }),
   patch: <T>(path: string, body?: unknown) => call<T>('PATCH', path, { body }),

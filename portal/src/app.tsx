@@ -2,13 +2,14 @@
  * The portal's shell: the sign-in gate, the main navigation and the route table. Every page is a URL
  * under /ui that can be bookmarked; a bookmarked page opened without a key signs in first, then shows it.
  */
-import { useEffect, useState } from 'preact/hooks';
+import type { ComponentChildren } from 'preact';
+import { useEffect, useErrorBoundary, useRef, useState } from 'preact/hooks';
 import { LocationProvider, Route, Router, useLocation } from 'preact-iso';
 import { api } from './api.js';
 import { ErrorMessage } from './components/error-message.js';
 import { Loading } from './components/loading.js';
 import { SessionProvider, sessionOf, useSession, type Identity } from './session.js';
-import { currentKey, onSessionChange } from './session-store.js';
+import { currentKey, expireSession, onSessionChange } from './session-store.js';
 import { SignIn } from './sign-in.js';
 import BuildPage from './pages/build.js';
 import BuildsPage from './pages/builds.js';
@@ -53,7 +54,7 @@ function Nav() {
         <ul>
           {NAV.map((n) => (
             <li key={n.href}>
-              <a href={n.href} aria-current={n.section === current ? 'page' : undefined}>
+              <a href={n.href} aria-current={n.section === current ? (path === n.href ? 'page' : 'true') : undefined}>
                 {n.label}
               </a>
             </li>
@@ -83,14 +84,30 @@ function NotFound() {
   );
 }
 
+/** A page that throws while it renders shows why, and the nav stays (instead of a blank tab). */
+function PageBoundary({ children }: { children: ComponentChildren }) {
+  const [error] = useErrorBoundary();
+  return error ? <ErrorMessage error={error instanceof Error ? error : new Error(String(error))} what="This page failed" /> : <>{children}</>;
+}
+
 function Pages() {
+  const { path } = useLocation();
+  const main = useRef<HTMLElement>(null);
+  const first = useRef(true);
+  // A new page moves focus to its content, as a page load would, so keyboard and screen-reader
+  // users learn that it changed (the first page keeps the browser's own start).
+  useEffect(() => {
+    if (first.current) first.current = false;
+    else main.current?.focus();
+  }, [path]);
   return (
     <>
       <a class="skip" href="#main">
         Skip to content
       </a>
       <Nav />
-      <main id="main" tabIndex={-1}>
+      <main id="main" tabIndex={-1} ref={main}>
+        <PageBoundary key={path}>
         <Router>
           <Route path="/ui" component={FleetPage} />
           <Route path="/ui/" component={FleetPage} />
@@ -107,6 +124,7 @@ function Pages() {
           <Route path="/ui/retraining/runs/:id" component={RetrainingRunPage} />
           <Route default component={NotFound} />
         </Router>
+        </PageBoundary>
       </main>
     </>
   );
@@ -132,9 +150,14 @@ export function App() {
     return (
       <main class="sign-in">
         <ErrorMessage error={gate.error} what="The hub could not be asked who you are" />
-        <button type="button" onClick={() => setGate({ state: 'checking' })}>
-          Try again
-        </button>
+        <div class="actions">
+          <button type="button" onClick={() => setGate({ state: 'checking' })}>
+            Try again
+          </button>
+          <button type="button" class="secondary" onClick={() => expireSession(null)}>
+            Sign in with another key
+          </button>
+        </div>
       </main>
     );
   if (gate.state === 'signed-out') return <SignIn reason={gate.reason} onSignedIn={(identity) => setGate({ state: 'signed-in', identity })} />;

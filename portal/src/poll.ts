@@ -1,6 +1,7 @@
 /**
  * Live pages: load now, then again every interval while the tab is visible (and at once when it
- * becomes visible again). A failed reload keeps the last data and reports the error beside it.
+ * becomes visible again). One load at a time per page: a wake-up during a load waits for it rather
+ * than starting a second loop. A failed reload keeps the last data and reports the error beside it.
  */
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 
@@ -10,33 +11,52 @@ export interface Polled<T> {
   reload(): void;
 }
 
+interface Loaded<T> {
+  /** Which inputs the data belongs to: another device's data is never shown as this one's. */
+  key: string;
+  data?: T | undefined;
+  error?: Error | undefined;
+}
+
 export function usePoll<T>(load: () => Promise<T>, intervalMs: number, deps: unknown[]): Polled<T> {
-  const [state, setState] = useState<{ data?: T | undefined; error?: Error | undefined }>({});
+  const key = JSON.stringify(deps);
+  const [state, setState] = useState<Loaded<T>>({ key });
   const [tick, setTick] = useState(0);
   const loadRef = useRef(load);
   loadRef.current = load;
   const reload = useCallback(() => setTick((n) => n + 1), []);
 
-  // New inputs (another device, another range): old data is not shown as if it were theirs.
-  useEffect(() => setState({}), deps);
-
   useEffect(() => {
     let live = true;
+    let inFlight = false;
+    let again = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const run = async () => {
+    const run = async (): Promise<void> => {
+      clearTimeout(timer);
+      timer = undefined;
+      if (inFlight) {
+        again = true;
+        return;
+      }
+      inFlight = true;
       try {
         const data = await loadRef.current();
-        if (live) setState({ data });
+        if (live) setState({ key, data });
       } catch (e) {
-        if (live) setState((s) => ({ data: s.data, error: e instanceof Error ? e : new Error(String(e)) }));
+        const error = e instanceof Error ? e : new Error(String(e));
+        if (live) setState((s) => ({ key, data: s.key === key ? s.data : undefined, error }));
+      } finally {
+        inFlight = false;
       }
-      if (live && intervalMs > 0) timer = setTimeout(() => (document.hidden ? undefined : run()), intervalMs);
+      if (!live) return;
+      if (again) {
+        again = false;
+        return run();
+      }
+      if (intervalMs > 0) timer = setTimeout(() => (document.hidden ? undefined : void run()), intervalMs);
     };
     const onVisible = () => {
-      if (!document.hidden && live) {
-        clearTimeout(timer);
-        void run();
-      }
+      if (!document.hidden && live) void run();
     };
     void run();
     document.addEventListener('visibilitychange', onVisible);
@@ -45,7 +65,7 @@ export function usePoll<T>(load: () => Promise<T>, intervalMs: number, deps: unk
       clearTimeout(timer);
       document.removeEventListener('visibilitychange', onVisible);
     };
-  }, [...deps, tick, intervalMs]);
+  }, [key, tick, intervalMs]);
 
-  return { ...state, reload };
+  return state.key === key ? { data: state.data, error: state.error, reload } : { reload };
 }

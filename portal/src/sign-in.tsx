@@ -30,12 +30,13 @@ export function SignIn({ reason, onSignedIn }: { reason: string | null; onSigned
 
   return (
     <main class="sign-in">
-      <form onSubmit={submit} aria-labelledby="sign-in-title">
+      {/* POST, and no field name: should this script ever not run, a native submit cannot put the key in a URL. */}
+      <form method="post" onSubmit={submit} aria-labelledby="sign-in-title">
         <h1 id="sign-in-title">edgeml</h1>
         <p class="muted">Sign in with an API key. It is kept in this tab only and sent to the hub as a bearer token.</p>
         {reason ? <p class="notice" role="status">{reason}</p> : null}
         <label for="api-key">API key</label>
-        <input id="api-key" name="api-key" type="password" autocomplete="off" spellcheck={false} value={key} onInput={(e) => setKey((e.currentTarget as HTMLInputElement).value)} required />
+        <input id="api-key" type="password" autocomplete="off" spellcheck={false} value={key} onInput={(e) => setKey((e.currentTarget as HTMLInputElement).value)} required />
         <button type="submit" disabled={busy}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>

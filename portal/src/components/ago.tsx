@@ -10,5 +10,12 @@ export function ago(ts: string | null | undefined, now = Date.now()): string {
 }
 
 export function Ago({ ts }: { ts: string | null | undefined }) {
-  return ts ? <time dateTime={ts} title={new Date(ts).toISOString()}>{ago(ts)}</time> : <span class="muted">never</span>;
+  if (!ts) return <span class="muted">never</span>;
+  // A time the page cannot read is shown as sent rather than breaking the page.
+  if (Number.isNaN(Date.parse(ts))) return <span>{ts}</span>;
+  return (
+    <time dateTime={ts} title={new Date(ts).toISOString()}>
+      {ago(ts)}
+    </time>
+  );
 }
