@@ -44,10 +44,10 @@ export function withWindowOptions(command: Command, defaultSince: string | undef
 }
 
 /** A latency in ms as a table shows it; one in the open top bucket is only known to be above it. */
-function formatMs(figures: Pick<ServiceFigures, PercentileName> & { atLeast?: ServiceFigures['atLeast'] }, p: PercentileName): string {
+function formatMs(figures: Pick<ServiceFigures, PercentileName | 'atLeast'>, p: PercentileName): string {
   const v = figures[p];
   if (v === null) return '-';
-  if (figures.atLeast?.includes(p)) return `> ${v} ms`;
+  if (figures.atLeast.includes(p)) return `> ${v} ms`;
   return `${v < 10 ? v.toFixed(1) : Math.round(v)} ms`;
 }
 

@@ -23,8 +23,8 @@ export async function serviceSeries(archive: Pick<TelemetryArchive, 'read'>, que
     stepSeconds: stepMs / 1000,
     points: buckets.map((counts, i) => {
       const start = query.since + i * stepMs;
-      const { requests, errors, rejected, requestsPerSecond, errorRate, p50, p95, p99 } = countFigures(counts, Math.min(stepMs, query.until - start) / 1000);
-      return { ts: new Date(start).toISOString(), requests, errors, rejected, requestsPerSecond, errorRate, p50, p95, p99 };
+      const { requests, errors, rejected, queueTimeouts, requestsPerSecond, errorRate, p50, p95, p99, atLeast } = countFigures(counts, Math.min(stepMs, query.until - start) / 1000);
+      return { ts: new Date(start).toISOString(), requests, errors, rejected, queueTimeouts, requestsPerSecond, errorRate, p50, p95, p99, atLeast };
     }),
   };
 }

@@ -111,10 +111,10 @@ export type ServiceSeriesQuery = Static<typeof ServiceSeriesQuery>;
 
 export const ServiceSeriesPoint = Type.Composite(
   [
-    Type.Object({ ts: Type.String({ format: 'date-time', description: 'start of the bucket' }) }),
-    Type.Pick(ServiceFigures, ['requests', 'errors', 'rejected', 'requestsPerSecond', 'errorRate', 'p50', 'p95', 'p99']),
+    Type.Object({ ts: Timestamp }),
+    Type.Pick(ServiceFigures, ['requests', 'errors', 'rejected', 'queueTimeouts', 'requestsPerSecond', 'errorRate', 'p50', 'p95', 'p99', 'atLeast']),
   ],
-  { description: 'figures of the batches whose interval ends in the bucket; requestsPerSecond over the bucket’s seconds (the last bucket ends at `until`)' },
+  { description: '`ts` is the start of the bucket; figures of the batches whose interval ends in the bucket; requestsPerSecond over the bucket’s seconds (the last bucket ends at `until`)' },
 );
 export type ServiceSeriesPoint = Static<typeof ServiceSeriesPoint>;
 

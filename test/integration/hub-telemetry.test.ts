@@ -105,6 +105,8 @@ test('ingest, queries, /metrics and the CLI against a real hub and real MQTT cli
   t.deepEqual(sums(series), [windowReport.requests, windowReport.errors]);
   t.deepEqual(sums(series), [72, 3]);
   t.true(series.points.some((p) => p.p50 !== null && p.p50 > 5 && p.p50 <= 10), 'the busy bucket has its latency');
+  t.is(series.points.reduce((n, p) => n + p.queueTimeouts, 0), windowReport.queueTimeouts, 'queue timeouts per bucket too');
+  t.true(series.points.every((p) => Array.isArray(p.atLeast) && p.atLeast.every((name) => p[name] !== null)), 'each point says which of its percentiles are lower bounds');
   const seriesB = await seriesOf('&device=gw-b&points=12');
   t.is(seriesB.stepSeconds, 300);
   t.deepEqual(sums(seriesB), [12, 0]);

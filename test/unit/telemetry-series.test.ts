@@ -4,6 +4,7 @@
  * device filter.
  */
 import test from 'ava';
+import { renderServiceSeries } from '../../cli/commands/telemetry.js';
 import type { TelemetryArchive } from '../../hub/telemetry/archive.js';
 import type { ReadQuery } from '../../hub/telemetry/read-plan.js';
 import type { StoredRecord } from '../../hub/telemetry/records.js';
@@ -32,8 +33,13 @@ function archiveOf(records: StoredRecord[]): Pick<TelemetryArchive, 'read'> & { 
   };
 }
 
-/** `requests` answers of `device` for iris in an interval ending at `to`: `err5` 5xx, `rejected` 429, latencies in the given histogram buckets. */
-function batch(device: string, to: string, requests: number, opts: { err5?: number; rejected?: number; buckets?: Record<number, number>; service?: string } = {}): StoredRecord {
+/** `requests` answers of `device` for iris in an interval ending at `to`: `err5` 5xx (`queueTimeouts` of them 503), `rejected` 429, latencies in the given histogram buckets. */
+function batch(
+  device: string,
+  to: string,
+  requests: number,
+  opts: { err5?: number; queueTimeouts?: number; rejected?: number; buckets?: Record<number, number>; service?: string } = {},
+): StoredRecord {
   const counts = new Array<number>(LATENCY_BOUNDS_MS.length + 1).fill(0);
   for (const [i, n] of Object.entries(opts.buckets ?? {})) counts[Number(i)] = n;
   const err5 = opts.err5 ?? 0;
@@ -42,6 +48,7 @@ function batch(device: string, to: string, requests: number, opts: { err5?: numb
     requests,
     responses: { '2xx': requests - err5 - rejected, '3xx': 0, '4xx': rejected, '5xx': err5 },
     rejected,
+    queueTimeouts: opts.queueTimeouts ?? 0,
     latencyMs: { boundsMs: [...LATENCY_BOUNDS_MS], counts, sumMs: 0 },
   });
   const data = metricsBatch({ id: `${device}-${to}`, from: new Date(Date.parse(to) - 10_000).toISOString(), to, services: { [opts.service ?? 'iris']: interval } });
@@ -86,7 +93,19 @@ test('each bucket has its own rates and percentiles; an empty bucket is zeros an
   // First bucket: 10 answers at 0-5 ms and 25 at 50-100 ms; second: 20 at 0-5 ms and 19 at 50-100 ms.
   t.like(points[0], { requestsPerSecond: 40 / 600, errorRate: 3 / 40, p50: 50 + (50 * (17.5 - 10)) / 25 });
   t.like(points[1], { requestsPerSecond: 40 / 600, errorRate: 1 / 40, p50: 5 * (19.5 / 20), p99: 50 + (50 * (38.61 - 20)) / 19 });
-  t.deepEqual(points[2], { ts: '2024-05-01T12:20:00.000Z', requests: 0, errors: 0, rejected: 0, requestsPerSecond: 0, errorRate: null, p50: null, p95: null, p99: null });
+  t.deepEqual(points[2], {
+    ts: '2024-05-01T12:20:00.000Z',
+    requests: 0,
+    errors: 0,
+    rejected: 0,
+    queueTimeouts: 0,
+    requestsPerSecond: 0,
+    errorRate: null,
+    p50: null,
+    p95: null,
+    p99: null,
+    atLeast: [],
+  });
   t.like(points[5], { requests: 7, errorRate: 0, p50: null }, 'rejected requests have no latency in the histogram');
 });
 
@@ -120,4 +139,25 @@ test('a window that does not divide into whole seconds: fewer points when short,
     uneven.points.reduce((n, p) => n + p.requests, 0),
     (await serviceReport(archive, { service: 'iris', since: SINCE, until: UNTIL + 500 })).requests,
   );
+});
+
+test('a percentile in the open bucket above the last bound is marked atLeast in its bucket, and the table shows it as "> N ms"', async (t) => {
+  const open = LATENCY_BOUNDS_MS.length;
+  const last = LATENCY_BOUNDS_MS.at(-1)!;
+  const archive = archiveOf([
+    // 98 answers under 5 ms and 2 past the last bound: p99 is only known to be above it, p50 and p95 are not.
+    batch('gw-1', '2024-05-01T12:05:00.000Z', 100, { err5: 4, queueTimeouts: 3, buckets: { 0: 98, [open]: 2 } }),
+    batch('gw-1', '2024-05-01T12:15:00.000Z', 10, { buckets: { 0: 10 } }),
+  ]);
+  const series = await serviceSeries(archive, { service: 'iris', since: SINCE, until: UNTIL, points: 6 });
+  t.like(series.points[0], { requests: 100, errors: 4, queueTimeouts: 3, p99: last, atLeast: ['p99'] });
+  t.true(series.points[0]!.p95! < 5);
+  t.like(series.points[1], { requests: 10, queueTimeouts: 0, atLeast: [] });
+  const report = await serviceReport(archive, { service: 'iris', since: SINCE, until: SINCE + 600_000 });
+  t.deepEqual([report.atLeast, report.queueTimeouts], [series.points[0]!.atLeast, series.points[0]!.queueTimeouts], 'the bucket reads like the report of its window');
+
+  const row = renderServiceSeries(series).split('\n').find((l) => l.startsWith('2024-05-01 12:00'));
+  t.truthy(row);
+  t.regex(row!, new RegExp(`> ${last} ms\\s*$`));
+  t.is(row!.split('>').length, 2, `only p99 is a lower bound: ${row}`);
 });
