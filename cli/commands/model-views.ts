@@ -3,7 +3,7 @@
  */
 import type { ModelLineage } from '../../shared/api/lineage.js';
 import type { ModelSummary, ModelVersion } from '../../shared/api/models.js';
-import type { ModelPlacement } from '../../shared/api/where.js';
+import type { UnresolvedService } from '../../shared/api/where.js';
 import { formatBytes } from '../../shared/size.js';
 import { formatList, formatPairs, formatTime, renderFields, renderTable, shortDigest } from '../output.js';
 import { servicePhase } from './where-views.js';
@@ -83,11 +83,14 @@ function trainingText(t: NonNullable<ModelLineage['training']>, withDataset: boo
   ]);
 }
 
-function placementText(p: ModelPlacement): string {
+function placementText(p: UnresolvedService): string {
   return `device ${p.device} (${p.deviceStatus})  service ${p.service}  serving revision ${p.servingRevision}  ${servicePhase(p)}`;
 }
 
-/** The chain upstream of the version, then downstream: manifests, their builds, the devices each build serves. */
+/**
+ * The chain upstream of the version, then downstream: manifests, their builds, the devices each build
+ * serves, and the services whose serving image the hub cannot attribute.
+ */
 export function renderModelLineage(l: ModelLineage): string {
   const { model, training } = l;
   const lines = [
@@ -115,6 +118,7 @@ export function renderModelLineage(l: ModelLineage): string {
   if (l.manifests.length === 0) lines.push('  (in no manifest)');
   // Only a build record made outside a manifest could serve the version without being listed above.
   lines.push(...l.placements.filter((p) => !shown.has(p.build)).map((p) => `  image ${p.build}: ${placementText(p)}`));
-  if (l.placements.length === 0) lines.push(`(no device runs ${model.name}:${model.version})`);
+  lines.push(...l.unresolved.map((u) => `may run it (the hub cannot tell): ${placementText(u)}`));
+  if (l.placements.length === 0 && l.unresolved.length === 0) lines.push(`(no device runs ${model.name}:${model.version})`);
   return `${lines.join('\n')}\n`;
 }

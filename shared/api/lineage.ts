@@ -1,13 +1,13 @@
 /**
  * A model version's lineage as one chain: dataset → training run → model → manifest → image →
- * devices running it (the portal's "which model runs where" picture, `edgeml model lineage`).
+ * devices running it, or that may (the portal's "which model runs where" picture, `edgeml model lineage`).
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { stringEnum } from '../schema.js';
 import { Alias, Digest, Name, Tags, Timestamp, Version } from './common.js';
 import { IMAGE_STATUSES, ImageId, Image } from './images.js';
 import { LineageDataset, LineageLabels, LineageParent, LineageTrainer } from './models.js';
-import { ModelPlacement } from './where.js';
+import { ModelPlacement, UnresolvedService } from './where.js';
 
 /** What the version's stored lineage says about how it was trained. */
 export const ModelTraining = Type.Object({
@@ -41,5 +41,8 @@ export const ModelLineage = Type.Object({
   manifests: Type.Array(ManifestRef, { description: 'manifest versions that include this model version, by name then version' }),
   images: Type.Array(LineageImage, { description: 'image builds of those manifests, oldest first' }),
   placements: Type.Array(ModelPlacement, { description: 'as `GET /api/v1/models/{name}/where?version=V`' }),
+  unresolved: Type.Array(UnresolvedService, {
+    description: 'services that may run it: their serving image is one the hub cannot attribute (as `unresolved` of `/where?version=V`)',
+  }),
 });
 export type ModelLineage = Static<typeof ModelLineage>;

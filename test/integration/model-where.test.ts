@@ -241,6 +241,7 @@ test('model lineage: from the registered run and dataset through the manifests a
       { id: 3, manifest: { name: 'iris-scorer', version: 1 }, status: 'failed', platforms: { 'linux/amd64': null }, digest: null },
     ],
     placements: jsonOf<ModelWhere>(t, await cli('model', 'where', 'iris:2', '--json')).placements,
+    unresolved: [],
   });
   t.is(lineage.body.placements.length, 1, 'lab-1 serves iris:2 through build 1');
   t.deepEqual(jsonOf<ModelLineage>(t, await cli('model', 'lineage', 'iris:2', '--json')), lineage.body, 'the CLI asks the same route');
@@ -254,6 +255,18 @@ test('model lineage: from the registered run and dataset through the manifests a
     /^training +run mlflow-42 +dataset s3:\/\/lab\/iris\.csv +accuracy=0\.93\nmodel +iris:2 +[0-9a-f]{12} +aliases production +tags team=vision +created [^\n]+\n {2}manifest iris-scorer:1\n {4}image 1 +succeeded +aaaaaaaaaaaa +linux\/amd64\n {6}device lab-1 \(never-connected\) +service iris +serving revision 1 +running\n {4}image 3 +failed +linux\/amd64\n$/,
   );
   t.regex((await cli('model', 'lineage', 'iris:1')).stdout, /\n {2}manifest iris-scorer:2\n {4}image 2 +succeeded +bbbbbbbbbbbb +linux\/amd64\n\(no device runs iris:1\)\n$/);
+
+  // A service no deployment knows, serving a revision no device reports: the hub cannot tell what it runs, so it may run either version.
+  const lab2 = await reportingDevice(t, hub, 'lab-2');
+  await lab2.report(1, service('legacy', 2, FOREIGN, 'failed', 1));
+  const maybe = { device: 'lab-2', deviceStatus: 'never-connected', service: 'legacy', revision: 2, phase: 'failed', servingRevision: 1 };
+  const withUnresolved = jsonOf<ModelLineage>(t, await cli('model', 'lineage', 'iris:1', '--json'));
+  t.deepEqual([withUnresolved.placements, withUnresolved.unresolved], [[], [maybe]]);
+  t.deepEqual(withUnresolved.unresolved, jsonOf<ModelWhere>(t, await cli('model', 'where', 'iris:1', '--json')).unresolved, 'as model where has them');
+  t.regex(
+    (await cli('model', 'lineage', 'iris:1')).stdout,
+    /\n {4}image 2 +succeeded +bbbbbbbbbbbb +linux\/amd64\nmay run it \(the hub cannot tell\): device lab-2 \(never-connected\) +service legacy +serving revision 1 +failed \(revision 2\)\n$/,
+  );
 
   // Unknown versions, aliases and models are the registry's 404; reading is enough.
   for (const missing of ['9', '@staging']) {

@@ -9,6 +9,7 @@ import type { ManifestVersion } from '../../shared/api/manifests.js';
 import type { Lineage, ModelVersion } from '../../shared/api/models.js';
 import type { ReportedService } from '../../shared/protocol.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import { renderModelLineage } from '../../cli/commands/model-views.js';
 import { ModelLocator, type DeviceReport } from '../../hub/fleet/model-locator.js';
 import { ModelLineages, trainingOf } from '../../hub/registry/model-lineage.js';
 import type { ImageRecord, VersionSelector } from '../../hub/store/store.js';
@@ -101,6 +102,8 @@ function running(name: string, image: ImageRecord): ReportedService {
 const DEVICES: DeviceReport[] = [
   { id: 'lab-2', status: 'online', services: [running('iris', IMAGES[2]!)] },
   { id: 'lab-1', status: 'offline', services: [running('iris', IMAGES[2]!), running('old', IMAGES[0]!)] },
+  // Revision 3 failed and revision 2 still serves: no device reports revision 2's image, so the hub cannot tell what it runs.
+  { id: 'lab-3', status: 'online', services: [{ ...running('canary', IMAGES[2]!), revision: 3, phase: 'failed', servingRevision: 2 }] },
 ];
 
 function resolve(name: string, selector: VersionSelector): Promise<ModelVersion> {
@@ -112,7 +115,13 @@ function resolve(name: string, selector: VersionSelector): Promise<ModelVersion>
 
 function setup() {
   const models = { resolve };
-  const images = { list: (filter: { status?: string | undefined }) => Promise.resolve(IMAGES.filter((i) => !filter.status || i.status === filter.status)) };
+  const imageQueries: { manifest?: string | undefined; status?: string | undefined }[] = [];
+  const images = {
+    list: (filter: { manifest?: string | undefined; status?: string | undefined }) => {
+      imageQueries.push(filter);
+      return Promise.resolve(IMAGES.filter((i) => (!filter.manifest || i.manifest.name === filter.manifest) && (!filter.status || i.status === filter.status)));
+    },
+  };
   const locator = new ModelLocator({
     devices: { list: () => DEVICES, get: () => { throw new Error('not used'); } },
     images,
@@ -120,7 +129,7 @@ function setup() {
     deployments: { list: () => Promise.resolve([]) },
   });
   const lineages = new ModelLineages({ models, manifests: { list: () => Promise.resolve(MANIFESTS as ManifestVersion[]) }, images, locator });
-  return { lineages, locator };
+  return { lineages, locator, imageQueries };
 }
 
 test('a retrained version: parent, datasets, training, the manifests that pin it, their builds, and where it runs', async (t) => {
@@ -149,7 +158,10 @@ test('a retrained version: parent, datasets, training, the manifests that pin it
     'every build of those manifests, oldest first, whatever its status',
   );
   t.deepEqual(lineage.images[1], { id: 3, manifest: { name: 'scorer', version: 2 }, status: 'succeeded', platforms: { 'linux/amd64': hex('c'), 'linux/arm64': hex('c') }, digest: hex('c') });
-  t.deepEqual(lineage.placements, (await locator.where('iris', 2)).placements, 'exactly what model where gives');
+  const where = await locator.where('iris', 2);
+  t.deepEqual(lineage.placements, where.placements, 'exactly what model where gives');
+  t.deepEqual(lineage.unresolved, where.unresolved, 'and the services that may run it, as model where gives them');
+  t.deepEqual(lineage.unresolved, [{ device: 'lab-3', deviceStatus: 'online', service: 'canary', revision: 3, phase: 'failed', servingRevision: 2 }]);
   t.deepEqual(
     lineage.placements.map((p) => [p.device, p.service, p.build]),
     [
@@ -169,6 +181,33 @@ test('a version registered by hand: no parent, no datasets, training from its ru
   t.deepEqual(lineage.images.map((i) => i.id), [1, 4]);
   t.deepEqual(lineage.placements.map((p) => [p.device, p.service, p.model.version]), [['lab-1', 'old', 1]]);
   t.is((await lineages.of('iris', { latest: true })).model.version, 2);
+});
+
+test('builds are asked for by the names of the manifests that pin the version, and not at all when none does', async (t) => {
+  const { lineages, imageQueries } = setup();
+  await lineages.of('iris', { version: 2 });
+  // The locator reads the succeeded builds for itself.
+  t.deepEqual(imageQueries.filter((q) => q.status === undefined).map((q) => q.manifest).sort(), ['bundle', 'scorer']);
+
+  const lone = modelVersion('lone', 1, PLAIN);
+  const unpinned = new ModelLineages({
+    models: { resolve: () => Promise.resolve(lone) },
+    manifests: { list: () => Promise.resolve(MANIFESTS as ManifestVersion[]) },
+    images: { list: () => Promise.reject(new Error('no manifest pins it: no builds to read')) },
+    locator: { where: () => Promise.resolve({ placements: [], unresolved: [] }) },
+  });
+  t.like(await unpinned.of('lone', { version: 1 }), { manifests: [], images: [], placements: [], unresolved: [] });
+});
+
+test('the CLI shows the services that may run the version, and says no device runs it only when none may', async (t) => {
+  const { lineages } = setup();
+  const text = renderModelLineage(await lineages.of('iris', { version: 1 }));
+  t.regex(text, /\n {6}device lab-1 \(offline\) {2}service old {2}serving revision 1 {2}running\n/);
+  t.regex(text, /\nmay run it \(the hub cannot tell\): device lab-3 \(online\) {2}service canary {2}serving revision 2 {2}failed \(revision 3\)\n$/);
+
+  const lone = renderModelLineage({ ...(await lineages.of('iris', { version: 1 })), placements: [], unresolved: [] });
+  t.regex(lone, /\n\(no device runs iris:1\)\n$/);
+  t.notRegex(lone, /may run it/);
 });
 
 test('training is null only when the stored lineage says nothing about it', (t) => {
