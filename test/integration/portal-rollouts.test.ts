@@ -10,7 +10,7 @@ import type { ApiKeyCreated } from '../../shared/api/apikeys.js';
 import type { Deployment, DeploymentCreated } from '../../shared/api/deployments.js';
 import { ACTIVE_ROLLOUT_PHASES, type Rollout } from '../../shared/api/rollouts.js';
 import { startFleet, type FleetOptions } from '../../bench/simulator/fleet-simulator.js';
-import { assertNoConsoleErrors, newPortalPage, openBrowser, screenshot, signIn } from '../helpers/browser.js';
+import { assertNoConsoleErrors, newPortalPage, openBrowser, screenshot, signIn, UI_MS } from '../helpers/browser.js';
 import { cliFor, jsonOf } from '../helpers/cli.js';
 import { startHub, type HubProcess } from '../helpers/edgeml-process.js';
 import { api } from '../helpers/hub-api.js';
@@ -18,8 +18,6 @@ import { waitFor } from '../helpers/wait.js';
 
 const SERVICE = 'x';
 const image = (hexDigit: string) => `127.0.0.1:5000/sim/x@sha256:${hexDigit.repeat(64)}`;
-/** Playwright's own waits, generous: two cores are shared with other test files. */
-const UI_MS = 30_000;
 
 async function fleetAndService(t: ExecutionContext, count: number, timing: FleetOptions['timing']): Promise<{ hub: HubProcess; serviceKey: string }> {
   const hub = await startHub(t);
@@ -41,17 +39,32 @@ async function update(t: ExecutionContext, hub: HubProcess, img: string, ...flag
 }
 
 const statusLine = (page: Page) => page.getByRole('status');
-const waitForPhase = (page: Page, id: number, phase: string) => statusLine(page).filter({ hasText: `Rollout ${id} of ${SERVICE} is ${phase}` }).waitFor({ timeout: UI_MS });
 
-/** Each device row's phase as the page shows it now. */
-function shownPhases(page: Page): Promise<Record<string, string>> {
-  return page.locator('tr[data-device]').evaluateAll((rows) => Object.fromEntries(rows.map((r) => [r.getAttribute('data-device'), r.querySelector('.badge')?.textContent ?? ''])));
+/** Waits for the status line to say the rollout is in `phase`; a timeout says what it read instead. */
+async function waitForPhase(page: Page, id: number, phase: string): Promise<void> {
+  const wanted = `Rollout ${id} of ${SERVICE} is ${phase}`;
+  try {
+    await statusLine(page).filter({ hasText: wanted }).waitFor();
+  } catch (err) {
+    const last = await statusLine(page).allInnerTexts().catch((e: Error) => [`(unreadable: ${e.message})`]);
+    throw new Error(`${(err as Error).message}\nwaiting for “${wanted}”; the status line last read ${JSON.stringify(last)}`);
+  }
 }
 
-test('a staged rollout started with the CLI: paused and resumed from the page, followed to succeeded', async (t) => {
-  t.timeout(150_000);
-  // Slow pulls: each batch of two takes a couple of seconds, long enough to pause in the first ones.
-  const { hub, serviceKey } = await fleetAndService(t, 8, { pullMs: { min: 1500, max: 2200 }, startMs: 100, healthMs: 100 });
+/**
+ * Each device row's phase as the page shows it now. A row's innerText has its cells apart by tabs:
+ * Device, Batch, Phase, ….
+ */
+async function shownPhases(page: Page): Promise<Record<string, string>> {
+  const rows = await page.getByRole('table', { name: /^Devices \(\d+\)$/ }).locator('tbody').getByRole('row').allInnerTexts();
+  return Object.fromEntries(rows.map((row) => row.split('\t').map((cell) => cell.trim())).map((cells) => [cells[0], cells[2] ?? '']));
+}
+
+test.serial('a staged rollout started with the CLI: paused and resumed from the page, followed to succeeded', async (t) => {
+  t.timeout(240_000);
+  // Slow pulls: each batch of two takes 4–5 s, so on a loaded machine Pause still comes before the
+  // last of the four batches starts (about 12 s after the update).
+  const { hub, serviceKey } = await fleetAndService(t, 8, { pullMs: { min: 4000, max: 5000 }, startMs: 100, healthMs: 100 });
   const browser = await openBrowser(t);
   const page = await newPortalPage(t, browser, hub.url);
   await signIn(page, hub.url, hub.adminKey);
@@ -63,7 +76,7 @@ test('a staged rollout started with the CLI: paused and resumed from the page, f
   await page.getByRole('button', { name: 'Pause' }).click();
   await waitForPhase(page, id, 'paused');
   t.is(await page.getByRole('button', { name: 'Pause' }).count(), 0, 'no Pause on a paused rollout');
-  await page.getByRole('button', { name: 'Resume' }).waitFor({ timeout: UI_MS });
+  await page.getByRole('button', { name: 'Resume' }).waitFor();
 
   const cli = cliFor(hub);
   t.is(jsonOf<Rollout>(t, await cli('rollout', 'status', String(id), '--json')).phase, 'paused', 'the CLI sees the pause made in the page');
@@ -77,7 +90,7 @@ test('a staged rollout started with the CLI: paused and resumed from the page, f
   const done = Object.keys(paused).filter((d) => paused[d] === 'healthy');
   t.true(done.length >= 2 && done.length % 2 === 0, `whole batches done while paused: ${done.join(', ')}`);
   t.true(waiting.length >= 2, `devices still waiting while paused: ${waiting.join(', ')}`);
-  await page.getByText(`${done.length} of 8 devices done`).waitFor({ timeout: UI_MS });
+  await page.getByText(`${done.length} of 8 devices done`).waitFor();
   await screenshot(page, 'rollout');
 
   // The list shows the paused rollout as the service's active one.
@@ -85,23 +98,25 @@ test('a staged rollout started with the CLI: paused and resumed from the page, f
   await signIn(list, hub.url, hub.adminKey);
   await list.goto('/ui/deployments');
   const row = list.getByRole('row').filter({ has: list.getByRole('link', { name: SERVICE, exact: true }) });
-  await row.getByRole('link', { name: `Rollout ${id}`, exact: true }).waitFor({ timeout: UI_MS });
+  await row.getByRole('link', { name: `Rollout ${id}`, exact: true }).waitFor();
   t.regex((await row.textContent()) ?? '', /paused/);
   await screenshot(list, 'deployments');
 
   // The deployment: its revisions, the devices serving it, its rollouts; never its key.
   await row.getByRole('link', { name: SERVICE, exact: true }).click();
-  await list.getByRole('heading', { level: 1, name: `Deployment ${SERVICE}` }).waitFor({ timeout: UI_MS });
-  await list.getByRole('table', { name: 'Devices serving (8)' }).waitFor({ timeout: UI_MS });
-  await list.getByRole('table', { name: 'Rollouts, newest first' }).getByRole('link', { name: `Rollout ${id}`, exact: true }).waitFor({ timeout: UI_MS });
-  t.is(await list.getByRole('table', { name: 'Revisions, newest first' }).locator('tbody tr').count(), 2);
+  await list.getByRole('heading', { level: 1, name: `Deployment ${SERVICE}` }).waitFor();
+  await list.getByRole('table', { name: 'Devices serving (8)' }).waitFor();
+  await list.getByRole('table', { name: 'Rollouts, newest first' }).getByRole('link', { name: `Rollout ${id}`, exact: true }).waitFor();
+  const revisions = list.getByRole('table', { name: 'Revisions, newest first' }).locator('tbody').getByRole('row');
+  await revisions.nth(1).waitFor();
+  t.is(await revisions.count(), 2, 'the first deploy and the update');
   t.false((await list.content()).includes(serviceKey), 'the service key is not in the page');
   await screenshot(list, 'deployment');
   assertNoConsoleErrors(t, list);
 
   await page.getByRole('button', { name: 'Resume' }).click();
   await waitForPhase(page, id, 'succeeded');
-  await page.getByText('8 of 8 devices done').waitFor({ timeout: UI_MS });
+  await page.getByText('8 of 8 devices done').waitFor();
   const after = await shownPhases(page);
   t.deepEqual(
     waiting.map((d) => after[d]),
@@ -113,8 +128,8 @@ test('a staged rollout started with the CLI: paused and resumed from the page, f
   assertNoConsoleErrors(t, page);
 });
 
-test('a read key sees no buttons; a page behind the hub shows its refusal; Abort asks first, then rolls back', async (t) => {
-  t.timeout(150_000);
+test.serial('a read key sees no buttons; a page behind the hub shows its refusal; Abort asks first, then rolls back', async (t) => {
+  t.timeout(240_000);
   const { hub } = await fleetAndService(t, 4, { pullMs: { min: 100, max: 300 }, startMs: 50, healthMs: 50 });
   // A soak of an hour holds the rollout after its first batch: running, for as long as the test needs.
   const id = await update(t, hub, image('2'), '--strategy', 'batches', '--batch-size', '2', '--soak', '1h');
@@ -126,7 +141,7 @@ test('a read key sees no buttons; a page behind the hub shows its refusal; Abort
   await signIn(reader, hub.url, viewer.key);
   await reader.goto(`/ui/rollouts/${id}`);
   await waitForPhase(reader, id, 'running');
-  await reader.getByText('2 of 4 devices done').waitFor({ timeout: UI_MS });
+  await reader.getByText('2 of 4 devices done').waitFor();
   t.is(await reader.getByRole('button', { name: /^(Pause|Resume|Abort)/ }).count(), 0, 'a read key gets no action button');
   assertNoConsoleErrors(t, reader);
 
@@ -143,7 +158,7 @@ test('a read key sees no buttons; a page behind the hub shows its refusal; Abort
   t.is((await cli('rollout', 'pause', String(id))).code, 0);
   await page.getByRole('button', { name: 'Pause' }).click();
   const alert = page.getByRole('alert').filter({ hasText: 'Pause failed' });
-  await alert.waitFor({ timeout: UI_MS });
+  await alert.waitFor();
   t.regex((await alert.textContent()) ?? '', new RegExp(`^Pause failed: rollout ${id} is paused: only a running rollout can be paused \\(409 `));
   holding = false;
   await Promise.all(held.map((r) => r.continue()));
@@ -163,5 +178,5 @@ test('a read key sees no buttons; a page behind the hub shows its refusal; Abort
   await page.waitForURL(`**/ui/rollouts/${rollback}`);
   await waitForPhase(page, rollback!, 'succeeded');
   t.is(await page.getByRole('button', { name: 'Abort' }).count(), 0, 'a rollback offers no Abort');
-  assertNoConsoleErrors(t, page);
+  assertNoConsoleErrors(t, page, { refusals: [new RegExp(`^POST \\S+/api/v1/rollouts/${id}/pause: 409$`)] });
 });
