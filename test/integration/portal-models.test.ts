@@ -23,7 +23,6 @@ import { waitFor } from '../helpers/wait.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/runtimes/', import.meta.url));
 const LONG = 10 * 60_000;
-const UI_TIMEOUT = 15_000;
 
 test('models and builds pages: the lineage from model version to the device serving it, the build with its log and smoke test', async (t) => {
   t.timeout(LONG);
@@ -57,21 +56,21 @@ test('models and builds pages: the lineage from model version to the device serv
 
   // Models list → the model page.
   await page.getByRole('link', { name: 'Models', exact: true }).click();
-  const modelRow = page.getByRole('row').filter({ has: page.getByRole('link', { name: 'iris-linear' }) });
-  await modelRow.waitFor({ timeout: UI_TIMEOUT });
+  const modelRow = page.getByRole('row').filter({ has: page.getByRole('link', { name: 'iris-linear', exact: true }) });
+  await modelRow.waitFor();
   t.regex(await modelRow.innerText(), /team=vision/);
-  await modelRow.getByRole('link', { name: 'iris-linear' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Model iris-linear' }).waitFor({ timeout: UI_TIMEOUT });
+  await modelRow.getByRole('link', { name: 'iris-linear', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Model iris-linear' }).waitFor();
 
   const chain = page.getByRole('list', { name: 'Lineage of iris-linear:1, from data to devices' });
-  const deviceLink = chain.getByRole('link', { name: deviceId });
-  await deviceLink.waitFor({ timeout: UI_TIMEOUT });
+  const deviceLink = chain.getByRole('link', { name: deviceId, exact: true });
+  await deviceLink.waitFor();
   t.is(await deviceLink.getAttribute('href'), `/ui/devices/${deviceId}`);
   // The device's stage and its box both hold the link; the box is the innermost, last in document order.
-  const deviceBox = chain.getByRole('listitem').filter({ has: page.getByRole('link', { name: deviceId }) }).last();
+  const deviceBox = chain.getByRole('listitem').filter({ has: page.getByRole('link', { name: deviceId, exact: true }) }).last();
   t.regex(await deviceBox.innerText(), new RegExp(`${deviceId}[\\s\\S]*scorer revision 1[\\s\\S]*from build ${image.id}`));
-  t.is(await deviceBox.getByRole('link', { name: 'scorer' }).getAttribute('href'), '/ui/deployments/scorer');
-  const buildLink = chain.getByRole('link', { name: `build ${image.id}` });
+  t.is(await deviceBox.getByRole('link', { name: 'scorer', exact: true }).getAttribute('href'), '/ui/deployments/scorer');
+  const buildLink = chain.getByRole('link', { name: `build ${image.id}`, exact: true });
   t.is(await buildLink.getAttribute('href'), `/ui/builds/${image.id}`);
   // Stage titles are styled in capitals, which innerText follows.
   const stages = (await chain.locator(':scope > li').allInnerTexts()).map((text) => text.replace(/\s+/g, ' ').trim());
@@ -89,12 +88,12 @@ test('models and builds pages: the lineage from model version to the device serv
   // Builds list → the build page.
   await page.getByRole('link', { name: 'Builds', exact: true }).click();
   const buildRow = page.getByRole('row').filter({ has: page.getByRole('link', { name: String(image.id), exact: true }) });
-  await buildRow.waitFor({ timeout: UI_TIMEOUT });
+  await buildRow.waitFor();
   t.regex((await buildRow.innerText()).replace(/\s+/g, ' '), /js:1 succeeded linux\/amd64 passed/);
   await buildRow.getByRole('link', { name: String(image.id), exact: true }).click();
-  await page.getByRole('heading', { level: 1, name: `Build ${image.id}` }).waitFor({ timeout: UI_TIMEOUT });
+  await page.getByRole('heading', { level: 1, name: `Build ${image.id}` }).waitFor();
 
-  await page.getByText(/^End of the log · \d+ lines$/).waitFor({ timeout: UI_TIMEOUT });
+  await page.getByText(/^End of the log · \d+ lines$/).waitFor();
   const logText = await page.getByLabel(`Log of build ${image.id}`).innerText();
   t.true(logText.includes(`edgeml: image ${image.id} from manifest js:1 for linux/amd64 (attempt 1)`), logText.slice(0, 2000));
   t.regex(logText, /edgeml: linux\/amd64: passed: /);
