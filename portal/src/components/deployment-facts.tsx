@@ -55,12 +55,22 @@ export const limitsText = (d: Pick<Deployment, 'limits'>) => `${d.limits.maxConc
 
 export const captureText = (d: Pick<Deployment, 'capture'>) => (d.capture.rate === 0 ? 'off' : `${+(d.capture.rate * 100).toFixed(2)}% of requests`);
 
-/** Devices whose last report has the service behind their gateway (any revision). */
+/**
+ * Devices whose last report has the service behind their gateway (any revision). A revoked device
+ * serves nobody any more; an offline one may, or may not: callers say how many are offline.
+ */
 export function servingDevices(devices: readonly Device[], service: string): { device: Device; revision: number }[] {
   const serving: { device: Device; revision: number }[] = [];
   for (const device of devices) {
+    if (device.status === 'revoked') continue;
     const s = device.services.find((x) => x.name === service);
     if (s?.servingRevision != null) serving.push({ device, revision: s.servingRevision });
   }
   return serving;
+}
+
+/** "3", "3 (1 offline)": how many devices serve it, and how many of those were last heard of offline. */
+export function servingText(serving: readonly { device: Device }[]): string {
+  const offline = serving.filter((s) => s.device.status === 'offline').length;
+  return offline ? `${serving.length} (${offline} offline)` : String(serving.length);
 }

@@ -34,6 +34,7 @@ export function LabelEditor({ device, onSaved }: { device: Pick<Device, 'id' | '
   const [value, setValue] = useState('');
   const [error, setError] = useState<Error | undefined>();
   const [busy, setBusy] = useState(false);
+  const [saved, setSaved] = useState(false);
 
   const shown = { ...device.labels, ...set };
   const keys = Object.keys(shown).sort((a, b) => a.localeCompare(b));
@@ -43,6 +44,7 @@ export function LabelEditor({ device, onSaved }: { device: Pick<Device, 'id' | '
     e.preventDefault();
     const k = key.trim();
     if (!k) return setError(new Error('Enter the label’s key (and its value).'));
+    setSaved(false);
     setSet({ ...set, [k]: value.trim() });
     setRemove(remove.filter((r) => r !== k));
     setKey('');
@@ -51,6 +53,7 @@ export function LabelEditor({ device, onSaved }: { device: Pick<Device, 'id' | '
   };
 
   const toggle = (k: string) => {
+    setSaved(false);
     if (remove.includes(k)) return setRemove(remove.filter((r) => r !== k));
     // Removing drops a change not saved yet; a label the device does not have needs nothing more.
     const rest = { ...set };
@@ -61,15 +64,17 @@ export function LabelEditor({ device, onSaved }: { device: Pick<Device, 'id' | '
 
   const save = async () => {
     setBusy(true);
+    setSaved(false);
     setError(undefined);
     const body: DeviceLabelsUpdate = {};
     if (Object.keys(set).length) body.set = set;
     if (remove.length) body.remove = remove;
     try {
-      const saved = await api.patch<Device>(`/api/v1/devices/${seg(device.id)}/labels`, body);
+      const updated = await api.patch<Device>(`/api/v1/devices/${seg(device.id)}/labels`, body);
       setSet({});
       setRemove([]);
-      onSaved(saved);
+      setSaved(true);
+      onSaved(updated);
     } catch (err) {
       setError(err as Error);
     } finally {
@@ -137,6 +142,10 @@ export function LabelEditor({ device, onSaved }: { device: Pick<Device, 'id' | '
           {busy ? 'Saving…' : 'Save labels'}
         </button>
       </form>
+      {/* Always in the page, so a screen reader hears it when the text appears. */}
+      <p class="saved" role="status">
+        {saved ? 'Labels saved' : ''}
+      </p>
       <ErrorMessage error={error} what="The labels were not saved" />
     </div>
   );

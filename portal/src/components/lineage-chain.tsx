@@ -43,7 +43,7 @@ function Training({ lineage }: { lineage: ModelLineage }) {
       <li class="node" key="run">
         {training.job && training.run ? (
           <strong>
-            <a href={`/ui/retraining/runs/${training.run}`}>
+            <a href={`/ui/retraining/runs/${seg(training.run)}`}>
               {training.job} run {training.run}
             </a>
           </strong>
@@ -124,7 +124,7 @@ export function LineageChain({ lineage }: { lineage: ModelLineage }) {
       <Stage title="Image builds" count={lineage.images.length} empty="not built">
         {lineage.images.map((i) => (
           <li class="node" key={i.id}>
-            <a href={`/ui/builds/${i.id}`}>
+            <a href={`/ui/builds/${seg(i.id)}`}>
               <strong>build {i.id}</strong>
             </a>
             <span>
@@ -142,7 +142,10 @@ export function LineageChain({ lineage }: { lineage: ModelLineage }) {
             </a>
             <StatusBadge status={p.deviceStatus} />
             <span>
-              <a href={`/ui/deployments/${seg(p.service)}`}>{p.service}</a> revision {p.revision} · <StatusBadge status={p.phase} />
+              <a href={`/ui/deployments/${seg(p.service)}`}>{p.service}</a> revision {p.servingRevision} ·{' '}
+              {/* As the CLI's where: the phase belongs to the revision being rolled out; name it when it is not the serving one. */}
+              {p.servingRevision === p.revision ? null : `r${p.revision} `}
+              <StatusBadge status={p.phase} />
             </span>
             <span class="muted">from build {p.build}</span>
           </li>

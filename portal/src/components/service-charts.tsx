@@ -1,11 +1,13 @@
 /**
  * A service's requests/s, error rate and latency percentiles over a window, for the fleet or one
  * device. Each chart's caption gives the window's totals from the report route, the same figures
- * the CLI's `telemetry` prints.
+ * the CLI's `telemetry` prints. A page that polls that report already passes its figures as
+ * `totals` (null: none in the window), so the same report is not fetched twice; otherwise the
+ * charts fetch it with the series.
  */
 import { api, seg } from '../api.js';
 import { usePoll } from '../poll.js';
-import type { ServiceSeries, ServiceTelemetry } from '../../../shared/api/telemetry.js';
+import type { ServiceFigures, ServiceSeries, ServiceTelemetry } from '../../../shared/api/telemetry.js';
 import { ErrorMessage } from './error-message.js';
 import { fmtCount, fmtErrorRate, fmtPercentile, unixSeconds } from './figures.js';
 import { Loading } from './loading.js';
@@ -16,22 +18,29 @@ import './service-charts.css';
 export const TELEMETRY_POLL_MS = 5000;
 const POINTS = 60;
 
-export function ServiceCharts({ service, device, range }: { service: string; device?: string | undefined; range: Range }) {
+type Totals = Pick<ServiceFigures, 'requests' | 'errors' | 'rejected' | 'errorRate' | 'p50' | 'p95' | 'p99' | 'atLeast'>;
+
+/** What a window without figures reads as: nothing counted, no percentile. */
+const NONE: Totals = { requests: 0, errors: 0, rejected: 0, errorRate: null, p50: null, p95: null, p99: null, atLeast: [] };
+
+export function ServiceCharts({ service, device, range, totals: given }: { service: string; device?: string | undefined; range: Range; totals?: Totals | null }) {
+  const fetchTotals = given === undefined;
   const polled = usePoll(
     async () => {
       const query = { since: range, device };
       const [series, totals] = await Promise.all([
         api.get<ServiceSeries>(`/api/v1/telemetry/services/${seg(service)}/series`, { ...query, points: POINTS }),
-        api.get<ServiceTelemetry>(`/api/v1/telemetry/services/${seg(service)}`, query),
+        fetchTotals ? api.get<ServiceTelemetry>(`/api/v1/telemetry/services/${seg(service)}`, query) : undefined,
       ]);
       return { series, totals };
     },
     TELEMETRY_POLL_MS,
-    [service, device, range],
+    [service, device, range, fetchTotals],
   );
   if (!polled.data) return polled.error ? <ErrorMessage error={polled.error} what={`Figures of ${service}`} /> : <Loading what={`Loading the figures of ${service}`} />;
 
-  const { series, totals } = polled.data;
+  const { series } = polled.data;
+  const totals = polled.data.totals ?? given ?? NONE;
   const x = series.points.map((p) => unixSeconds(p.ts));
   const where = device ? ` on ${device}` : '';
   return (

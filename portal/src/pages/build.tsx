@@ -5,8 +5,10 @@
 import { useState } from 'preact/hooks';
 import { useRoute } from 'preact-iso';
 import type { Image, ImageStatus } from '../../../shared/api/images.js';
+// The CLI's wording of a size (`12.3 MB`), so a model or image reads as `edgeml model ls` prints it.
+// A value import from shared/: size.ts brings errors.ts (no dependency), never typebox.
 import { formatBytes } from '../../../shared/size.js';
-import { api } from '../api.js';
+import { api, seg } from '../api.js';
 import { Ago } from '../components/ago.js';
 import { BuildProgress } from '../components/build-progress.js';
 import { Digest } from '../components/digest.js';
@@ -19,6 +21,7 @@ import { PageHeader } from '../components/page-header.js';
 import { StatusBadge } from '../components/status-badge.js';
 import { usePoll } from '../poll.js';
 import { useSession } from '../session.js';
+import { DETAIL_POLL_MS } from './intervals.js';
 import './builds.css';
 
 /** shared/api/images.ts FINISHED_STATUSES (a runtime import would bundle typebox). */
@@ -136,7 +139,7 @@ export default function BuildPage() {
   const { params } = useRoute();
   const id = Number(params.id);
   const session = useSession();
-  const { data: image, error, reload } = usePoll(() => api.get<Image>(`/api/v1/images/${id}`), 2000, [id]);
+  const { data: image, error, reload } = usePoll(() => api.get<Image>(`/api/v1/images/${seg(id)}`), DETAIL_POLL_MS, [id]);
   const done = image ? FINISHED.includes(image.status) : false;
 
   return (
@@ -158,7 +161,7 @@ export default function BuildPage() {
           {image.progress ? (
             <>
               <h2>Progress</h2>
-              <BuildProgress progress={image.progress} />
+              <BuildProgress id={image.id} progress={image.progress} />
             </>
           ) : null}
           <h2>Platforms</h2>

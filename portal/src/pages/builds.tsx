@@ -1,7 +1,7 @@
 /** /ui/builds (?status=S): the hub's image builds, newest first, live. */
 import { useLocation } from 'preact-iso';
 import type { ImageList, ImageStatus } from '../../../shared/api/images.js';
-import { api } from '../api.js';
+import { api, seg } from '../api.js';
 import { Ago } from '../components/ago.js';
 import { BuildProgress } from '../components/build-progress.js';
 import { ErrorMessage } from '../components/error-message.js';
@@ -10,7 +10,7 @@ import { PageHeader } from '../components/page-header.js';
 import { SmokeChecks } from '../components/smoke-checks.js';
 import { StatusBadge } from '../components/status-badge.js';
 import { usePoll } from '../poll.js';
-import './builds.css';
+import { LIST_POLL_MS } from './intervals.js';
 
 /** The API's statuses (shared/api/images.ts IMAGE_STATUSES; a runtime import would bundle typebox). */
 const STATUSES: ImageStatus[] = ['queued', 'building', 'testing', 'succeeded', 'failed', 'cancelled'];
@@ -19,7 +19,7 @@ const isStatus = (s: string | undefined): s is ImageStatus => STATUSES.includes(
 export default function BuildsPage() {
   const { query, route } = useLocation();
   const status = isStatus(query.status) ? query.status : undefined;
-  const { data, error } = usePoll(() => api.get<ImageList>('/api/v1/images', { status }), 2000, [status]);
+  const { data, error } = usePoll(() => api.get<ImageList>('/api/v1/images', { status }), LIST_POLL_MS, [status]);
   // The filter is in the URL, so a filtered list can be bookmarked.
   const choose = (value: string) => route(value ? `/ui/builds?status=${value}` : '/ui/builds', true);
   const images = data ? [...data.images].sort((a, b) => b.id - a.id) : [];
@@ -69,7 +69,7 @@ export default function BuildsPage() {
                 images.map((i) => (
                   <tr key={i.id}>
                     <td class="num">
-                      <a href={`/ui/builds/${i.id}`}>{i.id}</a>
+                      <a href={`/ui/builds/${seg(i.id)}`}>{i.id}</a>
                     </td>
                     <td>
                       {i.manifest.name}:{i.manifest.version}
@@ -81,7 +81,7 @@ export default function BuildsPage() {
                       <SmokeChecks image={i} />
                     </td>
                     <td>
-                      <BuildProgress progress={i.progress} />
+                      <BuildProgress id={i.id} progress={i.progress} />
                     </td>
                     <td>
                       <Ago ts={i.createdAt} />

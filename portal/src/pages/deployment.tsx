@@ -9,13 +9,14 @@ import type { DeviceList } from '../../../shared/api/devices.js';
 import type { RolloutList } from '../../../shared/api/rollouts.js';
 import { api, seg } from '../api.js';
 import { Ago } from '../components/ago.js';
-import { bytesText, captureText, isActive, replicasText, servingDevices, ShortImage, Target } from '../components/deployment-facts.js';
+import { bytesText, captureText, isActive, replicasText, servingDevices, servingText, ShortImage, Target } from '../components/deployment-facts.js';
 import { ErrorMessage } from '../components/error-message.js';
 import { KeyValue } from '../components/key-value.js';
 import { Loading } from '../components/loading.js';
 import { PageHeader } from '../components/page-header.js';
 import { StatusBadge } from '../components/status-badge.js';
 import { usePoll } from '../poll.js';
+import { LIST_POLL_MS } from './intervals.js';
 
 async function load(service: string) {
   const [deployment, rollouts, devices] = await Promise.all([
@@ -101,7 +102,7 @@ function Serving({ data }: { data: Loaded }) {
   return (
     <div class="table-wrap">
       <table>
-        <caption>Devices serving ({serving.length})</caption>
+        <caption>Devices serving ({servingText(serving)})</caption>
         <thead>
           <tr>
             <th>Device</th>
@@ -218,7 +219,7 @@ function Rollouts({ rollouts }: { rollouts: Loaded['rollouts'] }) {
 export default function DeploymentPage() {
   const { params } = useRoute();
   const service = params.service ?? '';
-  const { data, error } = usePoll(() => load(service), 2000, [service]);
+  const { data, error } = usePoll(() => load(service), LIST_POLL_MS, [service]);
   const d = data?.deployment;
   return (
     <section>

@@ -5,12 +5,13 @@
 import type { DeploymentList } from '../../../shared/api/deployments.js';
 import type { DeviceList } from '../../../shared/api/devices.js';
 import { api, seg } from '../api.js';
-import { captureText, limitsText, replicasText, servingDevices, ShortImage, Target } from '../components/deployment-facts.js';
+import { captureText, limitsText, replicasText, servingDevices, servingText, ShortImage, Target } from '../components/deployment-facts.js';
 import { ErrorMessage } from '../components/error-message.js';
 import { Loading } from '../components/loading.js';
 import { PageHeader } from '../components/page-header.js';
 import { StatusBadge } from '../components/status-badge.js';
 import { usePoll } from '../poll.js';
+import { LIST_POLL_MS } from './intervals.js';
 
 async function load() {
   const [deployments, devices] = await Promise.all([api.get<DeploymentList>('/api/v1/deployments'), api.get<DeviceList>('/api/v1/devices')]);
@@ -18,7 +19,7 @@ async function load() {
 }
 
 export default function DeploymentsPage() {
-  const { data, error } = usePoll(load, 2000, []);
+  const { data, error } = usePoll(load, LIST_POLL_MS, []);
   return (
     <section>
       <PageHeader title="Deployments" />
@@ -72,7 +73,7 @@ export default function DeploymentsPage() {
                       <StatusBadge status={d.rollout.phase} />
                     </td>
                     <td class="num" title={`${onCurrent} on revision ${d.revision}`}>
-                      {serving.length}
+                      {servingText(serving)}
                       {onCurrent !== serving.length ? <span class="muted"> ({onCurrent} on r{d.revision})</span> : null}
                     </td>
                   </tr>

@@ -21,9 +21,9 @@ import { useSession } from '../session.js';
 import type { Device } from '../../../shared/api/devices.js';
 import type { DeviceTelemetry } from '../../../shared/api/telemetry.js';
 import type { DeviceServices, ServingService } from '../../../shared/api/where.js';
+import { isLagging } from './fleet-summary.js';
+import { DETAIL_POLL_MS } from './intervals.js';
 import './device.css';
-
-const DETAIL_POLL_MS = 2000;
 
 function Facts({ device }: { device: Device }) {
   const f = device.facts;
@@ -33,7 +33,7 @@ function Facts({ device }: { device: Device }) {
         ['Status', <StatusBadge status={device.status} />],
         ['Labels', <LabelList labels={device.labels} />],
         ['Reconcile', device.phase ? <StatusBadge status={device.phase} /> : null],
-        ['Generation', device.desiredGeneration === null ? null : `${device.observedGeneration ?? '—'} of ${device.desiredGeneration}${device.observedGeneration !== null && device.observedGeneration < device.desiredGeneration ? ' (behind)' : ''}`],
+        ['Generation', device.desiredGeneration === null ? null : `${device.observedGeneration ?? '—'} of ${device.desiredGeneration}${isLagging(device) ? ' (behind)' : ''}`],
         ['Online since', device.status === 'online' ? <Ago ts={device.onlineSince} /> : null],
         ['Last seen', <Ago ts={device.lastSeen} />],
         ['Offline reason', device.offlineReason],
@@ -196,8 +196,15 @@ export default function DevicePage() {
   const setRange = (r: string) => route(`/ui/devices/${seg(id)}?range=${r}`);
 
   const device = usePoll(() => api.get<Device>(`/api/v1/devices/${seg(id)}`), DETAIL_POLL_MS, [id]);
-  const services = usePoll(() => api.get<DeviceServices>(`/api/v1/devices/${seg(id)}/services`), DETAIL_POLL_MS, [id]);
-  const metrics = usePoll(() => api.get<DeviceTelemetry>(`/api/v1/telemetry/devices/${seg(id)}`, { since: range }), TELEMETRY_POLL_MS, [id, range]);
+  // Only for a device the hub knows: an unknown id would otherwise cost a 404 per route every poll.
+  const known = device.data !== undefined;
+  const whenKnown = <T,>(load: () => Promise<T>) => (known ? load() : Promise.resolve(undefined));
+  const services = usePoll(() => whenKnown(() => api.get<DeviceServices>(`/api/v1/devices/${seg(id)}/services`)), known ? DETAIL_POLL_MS : 0, [id, known]);
+  const metrics = usePoll(
+    () => whenKnown(() => api.get<DeviceTelemetry>(`/api/v1/telemetry/devices/${seg(id)}`, { since: range })),
+    known ? TELEMETRY_POLL_MS : 0,
+    [id, range, known],
+  );
 
   const d = device.data;
   return (
@@ -232,7 +239,8 @@ export default function DevicePage() {
           {session.can('admin') ? (
             <>
               <h2>Edit labels</h2>
-              <LabelEditor device={d} onSaved={() => device.reload()} />
+              {/* Keyed by device: the router keeps this page from /ui/devices/a to b, and a's unsaved edits must not go to b. */}
+              <LabelEditor key={d.id} device={d} onSaved={() => device.reload()} />
             </>
           ) : null}
           {services.data?.services.map((s) => (

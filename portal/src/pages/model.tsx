@@ -1,10 +1,12 @@
 /**
- * /ui/models/:name (?version=V): a model's versions, and for one of them (the latest unless the URL
+ * /ui/models/:name (?version=V or ?version=@ALIAS): a model's versions, and for one of them (the latest unless the URL
  * names one) its facts and its lineage from data to the devices running it.
  */
 import { useRoute } from 'preact-iso';
 import type { ModelLineage } from '../../../shared/api/lineage.js';
 import type { ModelSummary, ModelVersion } from '../../../shared/api/models.js';
+// The CLI's wording of a size (`12.3 MB`), so a model or image reads as `edgeml model ls` prints it.
+// A value import from shared/: size.ts brings errors.ts (no dependency), never typebox.
 import { formatBytes } from '../../../shared/size.js';
 import { api, seg } from '../api.js';
 import { Ago } from '../components/ago.js';
@@ -16,6 +18,7 @@ import { Loading } from '../components/loading.js';
 import { PageHeader } from '../components/page-header.js';
 import { Tags } from '../components/tags.js';
 import { usePoll } from '../poll.js';
+import { DETAIL_POLL_MS } from './intervals.js';
 
 /** Where a version came from, in a few words, for the versions table. */
 function lineageSummary(lineage: ModelVersion['lineage']): string {
@@ -92,9 +95,10 @@ function VersionFacts({ version }: { version: ModelVersion }) {
 export default function ModelPage() {
   const { params, query } = useRoute();
   const name = params.name ?? '';
-  const ref = query.version && /^[0-9]+$/.test(query.version) ? query.version : 'latest';
-  const summary = usePoll(() => api.get<ModelSummary>(`/api/v1/models/${seg(name)}`), 2000, [name]);
-  const lineage = usePoll(() => api.get<ModelLineage>(`/api/v1/models/${seg(name)}/versions/${seg(ref)}/lineage`), 2000, [name, ref]);
+  // A version number or an alias (the lineage route resolves `@ALIAS`); anything else: the latest.
+  const ref = query.version && /^([0-9]+|@[^\s/]+)$/.test(query.version) ? query.version : 'latest';
+  const summary = usePoll(() => api.get<ModelSummary>(`/api/v1/models/${seg(name)}`), DETAIL_POLL_MS, [name]);
+  const lineage = usePoll(() => api.get<ModelLineage>(`/api/v1/models/${seg(name)}/versions/${seg(ref)}/lineage`), DETAIL_POLL_MS, [name, ref]);
   const shown = lineage.data?.model.version;
   const version = summary.data?.versions.find((v) => v.version === shown);
 
@@ -113,8 +117,9 @@ export default function ModelPage() {
       <h2>
         {shown === undefined ? 'Version' : `Version ${shown}`}
         {ref === 'latest' && shown !== undefined ? <span class="muted"> (latest)</span> : null}
+        {ref.startsWith('@') && shown !== undefined ? <span class="muted"> ({ref})</span> : null}
       </h2>
-      <ErrorMessage error={lineage.error} what={`The lineage of ${name}:${ref} could not be loaded`} />
+      <ErrorMessage error={lineage.error} what={`The lineage of ${name}${ref.startsWith('@') ? '' : ':'}${ref} could not be loaded`} />
       {version ? <VersionFacts version={version} /> : null}
       {lineage.data ? (
         <>

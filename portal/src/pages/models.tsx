@@ -1,5 +1,8 @@
-/** /ui/models: every registered model with its latest version, aliases, tags and how many versions it has. */
-import { useState } from 'preact/hooks';
+/**
+ * /ui/models (?q=TEXT): every registered model with its latest version, aliases, tags and how many
+ * versions it has. The name filter is in the URL, as on Fleet, so a filtered list can be shared.
+ */
+import { useLocation } from 'preact-iso';
 import type { ModelVersion, ModelVersionList } from '../../../shared/api/models.js';
 import { api, seg } from '../api.js';
 import { Ago } from '../components/ago.js';
@@ -7,6 +10,7 @@ import { ErrorMessage } from '../components/error-message.js';
 import { Loading } from '../components/loading.js';
 import { PageHeader } from '../components/page-header.js';
 import { usePoll } from '../poll.js';
+import { LIST_POLL_MS } from './intervals.js';
 import { Tags } from '../components/tags.js';
 
 interface ModelRow {
@@ -31,10 +35,14 @@ function modelsOf(versions: ModelVersion[]): ModelRow[] {
 }
 
 export default function ModelsPage() {
-  const [filter, setFilter] = useState('');
-  const { data, error } = usePoll(() => api.get<ModelVersionList>('/api/v1/models'), 2000, []);
+  const { query, route } = useLocation();
+  const filter = query.q ?? '';
+  // Replacing the URL: typing is not a trail of pages for Back to walk through.
+  const setFilter = (q: string) => route(q ? `/ui/models?q=${encodeURIComponent(q)}` : '/ui/models', true);
+  const { data, error } = usePoll(() => api.get<ModelVersionList>('/api/v1/models'), LIST_POLL_MS, []);
   const models = data ? modelsOf(data.versions) : [];
-  const shown = models.filter((m) => m.name.includes(filter.trim()));
+  const needle = filter.trim().toLowerCase();
+  const shown = models.filter((m) => m.name.toLowerCase().includes(needle));
 
   return (
     <section>

@@ -10,6 +10,7 @@ import { Loading } from '../components/loading.js';
 import { PageHeader } from '../components/page-header.js';
 import { StatusBadge } from '../components/status-badge.js';
 import { usePoll } from '../poll.js';
+import { LIST_POLL_MS } from './intervals.js';
 
 export function modelLink(ref: { name: string; version: number } | null) {
   return ref ? <a href={`/ui/models/${seg(ref.name)}?version=${ref.version}`}>{`${ref.name}:${ref.version}`}</a> : <span class="muted">—</span>;
@@ -28,19 +29,19 @@ function trigger(job: RetrainingJob): string {
 }
 
 function JobsTable({ jobs }: { jobs: RetrainingJob[] }) {
-  if (jobs.length === 0) return <p class="muted">No retraining job yet: `edgeml retrain create` makes one.</p>;
+  if (jobs.length === 0) return <p class="muted">No retraining job yet: <code>edgeml retrain create</code> makes one.</p>;
   return (
     <div class="table-wrap">
       <table>
         <caption>Jobs</caption>
         <thead>
           <tr>
-            <th>job</th>
-            <th>service</th>
-            <th>trainer</th>
-            <th>runs when</th>
-            <th>metric</th>
-            <th>last run</th>
+            <th>Job</th>
+            <th>Service</th>
+            <th>Trainer</th>
+            <th>Runs when</th>
+            <th>Metric</th>
+            <th>Last run</th>
           </tr>
         </thead>
         <tbody>
@@ -59,7 +60,7 @@ function JobsTable({ jobs }: { jobs: RetrainingJob[] }) {
               <td>
                 {j.lastRun ? (
                   <>
-                    <a href={`/ui/retraining/runs/${j.lastRun.id}`}>#{j.lastRun.id}</a> <StatusBadge status={j.lastRun.status} />
+                    <a href={`/ui/retraining/runs/${seg(j.lastRun.id)}`}>#{j.lastRun.id}</a> <StatusBadge status={j.lastRun.status} />
                   </>
                 ) : (
                   <span class="muted">none</span>
@@ -81,20 +82,20 @@ function RunsTable({ runs }: { runs: RetrainingRun[] }) {
         <caption>Runs, newest first</caption>
         <thead>
           <tr>
-            <th>run</th>
-            <th>job</th>
-            <th>status</th>
-            <th>stage</th>
-            <th>candidate</th>
-            <th>evaluation</th>
-            <th>started</th>
+            <th>Run</th>
+            <th>Job</th>
+            <th>Status</th>
+            <th>Stage</th>
+            <th>Candidate</th>
+            <th>Evaluation</th>
+            <th>Started</th>
           </tr>
         </thead>
         <tbody>
           {runs.map((r) => (
             <tr key={r.id}>
               <td>
-                <a href={`/ui/retraining/runs/${r.id}`}>#{r.id}</a>
+                <a href={`/ui/retraining/runs/${seg(r.id)}`}>#{r.id}</a>
               </td>
               <td>{r.job}</td>
               <td>
@@ -115,15 +116,15 @@ function RunsTable({ runs }: { runs: RetrainingRun[] }) {
 }
 
 export default function RetrainingPage() {
-  const jobs = usePoll(() => api.get<RetrainingJobList>('/api/v1/retraining/jobs'), 5000, []);
-  const runs = usePoll(() => api.get<RetrainingRunList>('/api/v1/retraining/runs'), 2000, []);
+  const jobs = usePoll(() => api.get<RetrainingJobList>('/api/v1/retraining/jobs'), LIST_POLL_MS, []);
+  const runs = usePoll(() => api.get<RetrainingRunList>('/api/v1/retraining/runs'), LIST_POLL_MS, []);
   return (
     <section>
       <PageHeader title="Retraining" />
-      <ErrorMessage error={jobs.error} what="Jobs" />
+      <ErrorMessage error={jobs.error} what="Retraining jobs could not be loaded" />
       {jobs.data ? <JobsTable jobs={jobs.data.jobs} /> : jobs.error ? null : <Loading />}
       <h2>Runs</h2>
-      <ErrorMessage error={runs.error} what="Runs" />
+      <ErrorMessage error={runs.error} what="Retraining runs could not be loaded" />
       {runs.data ? <RunsTable runs={runs.data.runs.slice(0, 100)} /> : runs.error ? null : <Loading />}
     </section>
   );

@@ -25,10 +25,11 @@ const DEVICE_PHASES: readonly RolloutDevicePhase[] = ['pending', 'pulling', 'sta
 const LIVE_MS = 1000;
 const FINISHED_MS = 10_000;
 
-/** "batch 2 of 4" (1-based); once over, "4 batches". */
+/** "batch 2 of 4" (1-based) while it runs; once over, "4 batches done", or where it stopped. */
 function batchText(r: Rollout): string {
-  if (r.batch >= r.batches) return `${r.batches} batch${r.batches === 1 ? '' : 'es'}`;
-  return `batch ${r.batch + 1} of ${r.batches}`;
+  if (r.batch >= r.batches || r.phase === 'succeeded') return `${r.batches} batch${r.batches === 1 ? '' : 'es'}${isActive(r.phase) ? '' : ' done'}`;
+  const at = `batch ${r.batch + 1} of ${r.batches}`;
+  return isActive(r.phase) ? at : `stopped in ${at}`;
 }
 
 function strategyText(r: Rollout): string {
@@ -38,12 +39,17 @@ function strategyText(r: Rollout): string {
   return parts.filter(Boolean).join(', ');
 }
 
+const ms = (v: number | null) => (v === null ? '—' : `${Math.round(v)} ms`);
+
 function gateValue(g: Pick<RolloutGate, 'name'>, v: number | null): string {
   if (v === null) return '—';
   if (g.name === 'error-rate') return `${+(v * 100).toFixed(3)}%`;
-  if (g.name === 'p95') return `${Math.round(v)} ms`;
+  if (g.name === 'p95') return ms(v);
   return String(+v.toFixed(3));
 }
+
+/** The old revision's p95 (p95 and p95-ratio gates): a latency, whatever the gate's own value is. */
+const gateBaseline = (g: Pick<RolloutGate, 'name' | 'baseline'>): string => (g.name === 'p95' || g.name === 'p95-ratio' ? ms(g.baseline) : gateValue(g, g.baseline));
 
 function Progress({ r }: { r: Rollout }) {
   const total = r.devices.length;
@@ -114,7 +120,7 @@ function Gates({ r }: { r: Rollout }) {
                   <code>{g.threshold}</code>
                 </td>
                 <td class="num">{gateValue(g, g.value)}</td>
-                <td class="num">{gateValue(g, g.baseline)}</td>
+                <td class="num">{gateBaseline(g)}</td>
                 <td class="num">{g.requests}</td>
                 <td class="num">{g.batch + 1}</td>
                 <td>
@@ -220,7 +226,7 @@ export default function RolloutPage() {
         {r ? (
           <>
             <StatusBadge status={r.phase} /> Rollout {r.id} of <strong>{r.service}</strong> is {r.phase}
-            {isActive(r.phase) ? ` · ${batchText(r)}` : ` · ${batchText(r)} done`}
+            {` · ${batchText(r)}`}
             {r.reason ? ` · ${r.reason}` : ''}
           </>
         ) : null}

@@ -174,7 +174,8 @@ export default function TelemetryPage() {
           </h2>
           <ErrorMessage error={report.error} what={`The figures of ${view.service} could not be read`} />
           {figures ? <Cards figures={figures} /> : report.data ? <p class="muted">{view.device} sent no figures for {view.service} in the last {view.range}.</p> : null}
-          <ServiceCharts service={view.service} device={view.device || undefined} range={view.range} />
+          {/* The charts' captions use this page's report: fetched once, not again by the charts. */}
+          {report.data ? <ServiceCharts service={view.service} device={view.device || undefined} range={view.range} totals={figures ?? null} /> : null}
           {report.data ? <DeviceTable report={report.data} view={view} /> : report.error ? null : <Loading what="Loading the devices" />}
         </>
       )}
