@@ -134,23 +134,38 @@ export function LineageChain({ lineage }: { lineage: ModelLineage }) {
           </li>
         ))}
       </Stage>
-      <Stage title="Devices" count={lineage.placements.length} empty="no device runs it">
+      <Stage title="Devices" count={lineage.placements.length} empty={lineage.unresolved.length > 0 ? 'none for certain' : 'no device runs it'}>
         {lineage.placements.map((p) => (
-          <li class="node" key={`${p.device}/${p.service}`}>
-            <a href={`/ui/devices/${seg(p.device)}`}>
-              <strong>{p.device}</strong>
-            </a>
-            <StatusBadge status={p.deviceStatus} />
-            <span>
-              <a href={`/ui/deployments/${seg(p.service)}`}>{p.service}</a> revision {p.servingRevision} ·{' '}
-              {/* As the CLI's where: the phase belongs to the revision being rolled out; name it when it is not the serving one. */}
-              {p.servingRevision === p.revision ? null : `r${p.revision} `}
-              <StatusBadge status={p.phase} />
-            </span>
-            <span class="muted">from build {p.build}</span>
-          </li>
+          <DeviceNode key={`${p.device}/${p.service}`} service={p} note={`from build ${p.build}`} />
         ))}
       </Stage>
+      {lineage.unresolved.length > 0 ? (
+        <Stage title="May run it" count={lineage.unresolved.length} empty="">
+          {lineage.unresolved.map((u) => (
+            <DeviceNode key={`${u.device}/${u.service}`} service={u} note="its serving image is not one the hub built: the hub cannot tell" />
+          ))}
+        </Stage>
+      ) : null}
     </ol>
+  );
+}
+
+type ServiceOnDevice = Pick<ModelLineage['placements'][number], 'device' | 'deviceStatus' | 'service' | 'revision' | 'servingRevision' | 'phase'>;
+
+function DeviceNode({ service: p, note }: { service: ServiceOnDevice; note: string }) {
+  return (
+    <li class="node">
+      <a href={`/ui/devices/${seg(p.device)}`}>
+        <strong>{p.device}</strong>
+      </a>
+      <StatusBadge status={p.deviceStatus} />
+      <span>
+        <a href={`/ui/deployments/${seg(p.service)}`}>{p.service}</a> revision {p.servingRevision} ·{' '}
+        {/* As the CLI's where: the phase belongs to the revision being rolled out; name it when it is not the serving one. */}
+        {p.servingRevision === p.revision ? null : `r${p.revision} `}
+        <StatusBadge status={p.phase} />
+      </span>
+      <span class="muted">{note}</span>
+    </li>
   );
 }

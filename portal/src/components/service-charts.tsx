@@ -21,6 +21,11 @@ const POINTS = 60;
 type Totals = Pick<ServiceFigures, 'requests' | 'errors' | 'rejected' | 'errorRate' | 'p50' | 'p95' | 'p99' | 'atLeast'>;
 
 /** What a window without figures reads as: nothing counted, no percentile. */
+/** Percentiles that, in some bucket, lay above the histogram's last bound (plotted at the bound). */
+function capped(series: ServiceSeries): ('p50' | 'p95' | 'p99')[] {
+  return (['p50', 'p95', 'p99'] as const).filter((p) => series.points.some((point) => point.atLeast.includes(p)));
+}
+
 const NONE: Totals = { requests: 0, errors: 0, rejected: 0, errorRate: null, p50: null, p95: null, p99: null, atLeast: [] };
 
 export function ServiceCharts({ service, device, range, totals: given }: { service: string; device?: string | undefined; range: Range; totals?: Totals | null }) {
@@ -61,7 +66,7 @@ export function ServiceCharts({ service, device, range, totals: given }: { servi
         />
         <TimeChart
           title={`${service}${where}: latency (ms)`}
-          caption={`p50 ${fmtPercentile(totals, 'p50')} · p95 ${fmtPercentile(totals, 'p95')} · p99 ${fmtPercentile(totals, 'p99')}`}
+          caption={`p50 ${fmtPercentile(totals, 'p50')} · p95 ${fmtPercentile(totals, 'p95')} · p99 ${fmtPercentile(totals, 'p99')}${capped(series).length > 0 ? ` · ${capped(series).join(', ')} above the top bucket in some intervals: drawn at its bound` : ''}`}
           x={x}
           series={(['p50', 'p95', 'p99'] as const).map((p) => ({ label: p, values: series.points.map((point) => point[p]) }))}
         />

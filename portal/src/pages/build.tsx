@@ -169,7 +169,7 @@ export default function BuildPage() {
         </>
       )}
       <h2>Log</h2>
-      {Number.isInteger(id) && id > 0 ? <LiveLog path={`/api/v1/images/${id}/log`} label={`Log of build ${id}`} /> : null}
+      {Number.isInteger(id) && id > 0 ? <LiveLog path={`/api/v1/images/${id}/log`} label={`Log of build ${id}`} active={image !== undefined && !done} /> : null}
     </section>
   );
 }

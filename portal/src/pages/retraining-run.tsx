@@ -143,7 +143,7 @@ export default function RetrainingRunPage() {
             ]}
           />
           <h2>Log</h2>
-          {session.can('deploy') ? <LiveLog path={`/api/v1/retraining/runs/${seg(id)}/log`} label="Run log" /> : <p class="muted">The run's log holds users' data: it needs a key with the deploy scope.</p>}
+          {session.can('deploy') ? <LiveLog path={`/api/v1/retraining/runs/${seg(id)}/log`} label="Run log" active={active} /> : <p class="muted">The run's log holds users' data: it needs a key with the deploy scope.</p>}
         </>
       )}
     </section>
