@@ -50,6 +50,9 @@ test('the hub serves the portal at /ui: redirects, deep links, assets, headers, 
 
   for (const path of ['/ui/%2e%2e/%2e%2e/package.json', '/ui/..%2f..%2fpackage.json', '/ui/assets/..%2f..%2f..%2fpackage.json']) {
     const res = await get(`${hub.url}${path}`);
+    // Refused, or read as a page path under /ui (the app shell): never a file from outside dist/ui.
+    const shell = res.status === 200 && /^text\/html/.test(res.type) && res.text.includes('<div id="app">');
+    t.true(res.status === 404 || shell, `${path}: ${res.status} ${res.type} ${res.text.slice(0, 200)}`);
     t.false(res.text.includes('"devDependencies"'), `${path} does not reach files outside dist/ui`);
   }
 
