@@ -189,7 +189,8 @@ test('feedback → job → evaluation → rollout; a worse candidate is rejected
   await screenshot(page, 'retraining');
   await runs.getByRole('link', { name: `#${promoted.id}`, exact: true }).click();
   await page.getByRole('heading', { level: 1, name: `Retraining run #${promoted.id}` }).waitFor();
-  t.is(await page.locator('[aria-live=polite] .badge').innerText(), 'promoted');
+  // The status line under the heading starts with the run's status.
+  await page.locator('[aria-live=polite]').filter({ hasText: /^\s*promoted\b/ }).waitFor();
   await page.getByText(new RegExp(`^mae [0-9.e+-]+ → [0-9.e+-]+ on ${evaluation.compared} rows$`)).waitFor();
   t.is(await page.getByRole('link', { name: 'linear:2' }).getAttribute('href'), '/ui/models/linear?version=2');
   t.is(await page.getByRole('link', { name: `rollout ${promoted.rollout}` }).getAttribute('href'), `/ui/rollouts/${promoted.rollout}`);
