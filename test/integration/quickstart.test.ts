@@ -24,5 +24,5 @@ test('scripts/quickstart.sh --check: hub and enrolled agent online, the example 
   t.regex(r.stdout, /fleet: +[1-9]\d* requests/, 'the hub shows the service telemetry');
   t.regex(r.stdout, /captured requests: [1-9]\d* in /);
   t.regex(r.stdout, /quickstart: ok/);
-  t.regex(r.stdout.trimEnd().split('\n').at(-1) ?? '', /^portal: http:\/\/127\.0\.0\.1:\d+\/ui\/ +\(sign in with the admin API key in \S+admin\.key\)$/, 'the main job ends with the portal URL');
+  t.regex(r.stdout.trimEnd().split('\n').at(-1) ?? '', /^portal: http:\/\/127\.0\.0\.1:[1-9]\d*\/ui\/ +\(sign in with the admin API key in \S+admin\.key\)$/, 'the main job ends with the portal URL');
 });
