@@ -35,10 +35,11 @@ function checkInputs(metafile) {
 if (process.argv.includes('--watch')) {
   await mkdir(out, { recursive: true });
   await copyFile(`${root}portal/index.html`, `${out}/index.html`);
-  const context = await esbuild.context({
-    ...options(out),
-    plugins: [{ name: 'index-html', setup: (build) => build.onEnd(() => copyFile(`${root}portal/index.html`, `${out}/index.html`)) }],
-  });
+  const onEnd = async (result) => {
+    await copyFile(`${root}portal/index.html`, `${out}/index.html`);
+    if (result.metafile) checkInputs(result.metafile);
+  };
+  const context = await esbuild.context({ ...options(out), plugins: [{ name: 'index-html', setup: (build) => build.onEnd(onEnd) }] });
   await context.watch();
   console.log('portal: watching portal/ and rebuilding dist/ui');
 } else {
@@ -47,7 +48,13 @@ if (process.argv.includes('--watch')) {
   await rm(next, { recursive: true, force: true });
   await mkdir(next, { recursive: true });
   await copyFile(`${root}portal/index.html`, `${next}/index.html`);
-  checkInputs((await esbuild.build(options(next))).metafile);
+  try {
+    checkInputs((await esbuild.build(options(next))).metafile);
+  } catch (e) {
+    // Nothing half-built is left where `npm pack` would ship it.
+    await rm(next, { recursive: true, force: true });
+    throw e;
+  }
   await rm(out, { recursive: true, force: true });
   await rename(next, out);
 }

@@ -20,17 +20,14 @@ export function portalRoot(): string | null {
   return null;
 }
 
-// Everything from the hub itself; pages and the chart library set styles through the DOM, which CSP allows.
-const SECURITY_HEADERS = {
+const HEADERS = {
+  // Everything from the hub itself; pages and the chart library set styles through the DOM, which CSP allows.
   'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
-};
-
-function withHeaders(reply: FastifyReply): FastifyReply {
   // Asset names carry no hash: revalidate each time so a hub upgrade shows the new portal.
-  return reply.headers({ ...SECURITY_HEADERS, 'cache-control': 'no-cache' });
-}
+  'cache-control': 'no-cache',
+};
 
 export async function portalRoutes(app: FastifyInstance, { root }: { root: string | null }): Promise<void> {
   // A shared `/ui?label=site=a` keeps its filter on the way to `/ui/`.
@@ -55,15 +52,15 @@ export async function portalRoutes(app: FastifyInstance, { root }: { root: strin
     wildcard: false,
     index: false,
     cacheControl: false,
+    // Also for index.html sent by the routes below (sendFile goes through the same options).
     setHeaders: (res) => {
-      for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value);
-      res.setHeader('cache-control', 'no-cache');
+      for (const [name, value] of Object.entries(HEADERS)) res.setHeader(name, value);
     },
   });
   const page = async (req: FastifyRequest, reply: FastifyReply) => {
     // A missing script or stylesheet is a 404, not the page (which the browser would refuse as a script).
     if (req.url.startsWith(`${PORTAL_PATH}assets/`)) throw new EdgemlError(ErrorCodes.HUB_NOT_FOUND, `no such portal file: ${req.url}`, { httpStatus: 404 });
-    return withHeaders(reply).type('text/html; charset=utf-8').sendFile('index.html');
+    return reply.type('text/html; charset=utf-8').sendFile('index.html');
   };
   app.get('/ui/', { schema: { hide: true } }, page);
   app.get('/ui/*', { schema: { hide: true } }, page);

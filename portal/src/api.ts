@@ -1,6 +1,7 @@
 /**
  * The portal's only way to the hub: the same /api/v1 routes as the CLI, with the signed-in key as a
- * bearer token. Every failure becomes an ApiError whose message a person can read.
+ * bearer token. Every failure becomes an ApiError whose message a person can read. (The CLI's client,
+ * cli/hub-client.ts, is built on undici and Node streams; this is its browser counterpart over fetch.)
  */
 import { currentKey, expireSession } from './session-store.js';
 
@@ -40,8 +41,8 @@ const STATUS_TEXT: Record<number, string> = {
   503: 'the hub is not ready',
 };
 
-/** The hub's error answer as an ApiError (also for routes read with a plain fetch, like a followed log). */
-export async function errorOf(res: Response): Promise<ApiError> {
+/** The hub's error answer as an ApiError. */
+async function errorOf(res: Response): Promise<ApiError> {
   let code = `http_${res.status}`;
   let message = STATUS_TEXT[res.status] ?? `the hub answered ${res.status} ${res.statusText}`;
   try {
@@ -54,18 +55,31 @@ export async function errorOf(res: Response): Promise<ApiError> {
   return new ApiError(res.status, code, message);
 }
 
-async function call<T>(method: string, path: string, init: { query?: Query | undefined; body?: unknown; key?: string; idempotencyKey?: string; text?: boolean }): Promise<T> {
+interface Request {
+  query?: Query | undefined;
+  body?: unknown;
+  /** A key being checked (sign-in) instead of the signed-in one. */
+  key?: string;
+  idempotencyKey?: string;
+  accept?: string;
+  /** A stream's reader stops it; other requests end after REQUEST_TIMEOUT_MS. */
+  signal?: AbortSignal;
+}
+
+/** The hub's answer when it is a success; every other outcome is thrown as an ApiError. */
+async function send(method: string, path: string, init: Request): Promise<Response> {
   const key = init.key ?? currentKey();
-  const headers: Record<string, string> = { accept: init.text ? 'text/plain' : 'application/json' };
+  const headers: Record<string, string> = { accept: init.accept ?? 'application/json' };
   if (key) headers.authorization = `Bearer ${key}`;
   if (init.body !== undefined) headers['content-type'] = 'application/json';
   if (init.idempotencyKey) headers['idempotency-key'] = init.idempotencyKey;
   let res: Response;
   try {
     // A stalled hub or a half-open connection must end in a message, not a page that stops updating.
-    res = await fetch(urlOf(path, init.query), { method, headers, body: init.body === undefined ? null : JSON.stringify(init.body), signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    res = await fetch(urlOf(path, init.query), { method, headers, body: init.body === undefined ? null : JSON.stringify(init.body), signal: init.signal ?? AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
   } catch (e) {
     if (e instanceof DOMException && e.name === 'TimeoutError') throw new ApiError(0, 'timeout', `The hub did not answer within ${REQUEST_TIMEOUT_MS / 1000} s.`);
+    if (e instanceof DOMException && e.name === 'AbortError') throw e;
     throw new ApiError(0, 'network', 'The hub cannot be reached: check that it is running and this page’s address.');
   }
   if (!res.ok) {
@@ -74,8 +88,12 @@ async function call<T>(method: string, path: string, init: { query?: Query | und
     if (res.status === 401 && init.key === undefined) expireSession(error.message);
     throw error;
   }
+  return res;
+}
+
+async function call<T>(method: string, path: string, init: Request): Promise<T> {
+  const res = await send(method, path, init);
   if (res.status === 204) return undefined as T;
-  if (init.text) return (await res.text()) as T;
   try {
     return (await res.json()) as T;
   } catch {
@@ -85,8 +103,12 @@ async function call<T>(method: string, path: string, init: { query?: Query | und
 
 export const api = {
   get: <T>(path: string, query?: Query) => call<T>('GET', path, { query }),
-  /** A text answer: build and run logs. */
-  text: (path: string, query?: Query) => call<string>('GET', path, { query, text: true }),
+  /** A text answer that streams until the work ends (a followed log), read until `signal` aborts. */
+  stream: async (path: string, query: Query, signal: AbortSignal): Promise<ReadableStream<string>> => {
+    const res = await send('GET', path, { query, signal, accept: 'text/plain' });
+    if (!res.body) throw new ApiError(res.status, 'empty', 'The hub sent an empty answer.');
+    return res.body.pipeThrough(new TextDecoderStream());
+  },
   /** POST with an Idempotency-Key (one per call: what it guards is the browser's own retry of a request). */
   post: <T>(path: string, body?: unknown) => call<T>('POST', path, { body, idempotencyKey: crypto.randomUUID() }),
   put: <T>(path: string, body?: unknown) => call<T>('PUT', path, { body }),

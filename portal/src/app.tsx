@@ -108,22 +108,22 @@ function Pages() {
       <Nav />
       <main id="main" tabIndex={-1} ref={main}>
         <PageBoundary key={path}>
-        <Router>
-          <Route path="/ui" component={FleetPage} />
-          <Route path="/ui/" component={FleetPage} />
-          <Route path="/ui/devices/:id" component={DevicePage} />
-          <Route path="/ui/models" component={ModelsPage} />
-          <Route path="/ui/models/:name" component={ModelPage} />
-          <Route path="/ui/builds" component={BuildsPage} />
-          <Route path="/ui/builds/:id" component={BuildPage} />
-          <Route path="/ui/deployments" component={DeploymentsPage} />
-          <Route path="/ui/deployments/:service" component={DeploymentPage} />
-          <Route path="/ui/rollouts/:id" component={RolloutPage} />
-          <Route path="/ui/telemetry" component={TelemetryPage} />
-          <Route path="/ui/retraining" component={RetrainingPage} />
-          <Route path="/ui/retraining/runs/:id" component={RetrainingRunPage} />
-          <Route default component={NotFound} />
-        </Router>
+          <Router>
+            <Route path="/ui" component={FleetPage} />
+            <Route path="/ui/" component={FleetPage} />
+            <Route path="/ui/devices/:id" component={DevicePage} />
+            <Route path="/ui/models" component={ModelsPage} />
+            <Route path="/ui/models/:name" component={ModelPage} />
+            <Route path="/ui/builds" component={BuildsPage} />
+            <Route path="/ui/builds/:id" component={BuildPage} />
+            <Route path="/ui/deployments" component={DeploymentsPage} />
+            <Route path="/ui/deployments/:service" component={DeploymentPage} />
+            <Route path="/ui/rollouts/:id" component={RolloutPage} />
+            <Route path="/ui/telemetry" component={TelemetryPage} />
+            <Route path="/ui/retraining" component={RetrainingPage} />
+            <Route path="/ui/retraining/runs/:id" component={RetrainingRunPage} />
+            <Route default component={NotFound} />
+          </Router>
         </PageBoundary>
       </main>
     </>

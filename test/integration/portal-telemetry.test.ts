@@ -152,7 +152,7 @@ test('telemetry and device pages show what a real agent serving a real container
   t.regex(await textOf(scorerRow), /iris-linear:1/);
   t.regex(await textOf(scorerRow), /1 ready of 1/);
   await waitForText('the CPU caption', (await chart(page, 'CPU')).locator('figcaption'), /now \d+\.\d %/);
-  await waitForText('the memory caption', (await chart(page, 'Memory')).locator('figcaption'), /iB of \d/);
+  await waitForText('the memory caption', (await chart(page, 'Memory')).locator('figcaption'), /[KMG]?B of \d/);
   await chart(page, 'Disk');
   await waitForText('the service chart on the device page', (await chart(page, `scorer on ${deviceId}: requests/s`)).locator('figcaption'), new RegExp(`\\b${REQUESTS} requests`));
   await page.getByText('No errors in the device’s last report.').waitFor();

@@ -20,16 +20,5 @@ export function fmtPercentile(figures: Pick<ServiceFigures, PercentileName | 'at
   return `${figures.atLeast.includes(p) ? '> ' : ''}${ms < 10 ? ms.toFixed(1) : ms.toFixed(0)} ms`;
 }
 
-export function fmtBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v >= 100 || i === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
-}
-
 /** Unix seconds, as uPlot's time axis takes them. */
 export const unixSeconds = (iso: string) => Date.parse(iso) / 1000;

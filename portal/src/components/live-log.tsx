@@ -1,13 +1,11 @@
 /**
  * A log followed as the hub writes it (a build's, a retraining run's): one `?follow=true` request
- * whose text arrives as the work goes and ends when it does (at once for finished work). The text
- * streams, so this is a fetch of its own beside api.ts, with the same bearer key and error reading.
- * A stream cut while the work still runs (a hub restart, a proxy's idle timeout) is followed again
- * from the start; only the last MAX_SHOWN characters are kept on the page.
+ * whose text arrives as the work goes and ends when it does (at once for finished work). A stream
+ * that ends or is cut while the work still runs (a hub restart, a proxy's idle timeout) is followed
+ * again from the start; only the last MAX_SHOWN characters are kept on the page.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, errorOf } from '../api.js';
-import { currentKey, expireSession } from '../session-store.js';
+import { api, ApiError } from '../api.js';
 import { ErrorMessage } from './error-message.js';
 
 const MAX_SHOWN = 256 * 1024;
@@ -51,16 +49,11 @@ export function LiveLog({ path, label, active = false }: { path: string; label: 
     setState({ phase: 'following' });
     const abort = new AbortController();
     let retry: ReturnType<typeof setTimeout> | undefined;
+    const again = () => {
+      retry = setTimeout(() => setAttempt((n) => n + 1), RETRY_MS);
+    };
     const follow = async () => {
-      const key = currentKey();
-      const res = await fetch(`${path}?follow=true`, { headers: key ? { authorization: `Bearer ${key}` } : {}, signal: abort.signal });
-      if (!res.ok) {
-        const error = await errorOf(res);
-        if (res.status === 401) expireSession(error.message);
-        throw error;
-      }
-      if (!res.body) throw new ApiError(res.status, 'empty', 'the hub sent no log');
-      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      const reader = (await api.stream(path, { follow: true }, abort.signal)).getReader();
       for (;;) {
         const { done, value } = await reader.read();
         if (done || abort.signal.aborted) break;
@@ -68,14 +61,19 @@ export function LiveLog({ path, label, active = false }: { path: string; label: 
       }
     };
     follow().then(
-      () => setState({ phase: 'ended' }),
+      () => {
+        if (abort.signal.aborted) return;
+        // The hub ends a followed log when the work ends; an end while the page still sees it running was a cut.
+        if (activeRef.current) again();
+        else setState({ phase: 'ended' });
+      },
       (error: unknown) => {
         if (abort.signal.aborted) return;
         const err = error instanceof Error ? error : new Error(String(error));
         const cut = !(err instanceof ApiError) || err.status === 0 || err.status >= 500;
         if (cut && activeRef.current) {
           setState({ phase: 'following', error: new Error(`the log stream was cut (${err.message}); following it again`) });
-          retry = setTimeout(() => setAttempt((n) => n + 1), RETRY_MS);
+          again();
         } else {
           setState({ phase: 'ended', error: err });
         }

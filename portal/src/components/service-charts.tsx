@@ -20,12 +20,12 @@ const POINTS = 60;
 
 type Totals = Pick<ServiceFigures, 'requests' | 'errors' | 'rejected' | 'errorRate' | 'p50' | 'p95' | 'p99' | 'atLeast'>;
 
-/** What a window without figures reads as: nothing counted, no percentile. */
 /** Percentiles that, in some bucket, lay above the histogram's last bound (plotted at the bound). */
 function capped(series: ServiceSeries): ('p50' | 'p95' | 'p99')[] {
   return (['p50', 'p95', 'p99'] as const).filter((p) => series.points.some((point) => point.atLeast.includes(p)));
 }
 
+/** What a window without figures reads as: nothing counted, no percentile. */
 const NONE: Totals = { requests: 0, errors: 0, rejected: 0, errorRate: null, p50: null, p95: null, p99: null, atLeast: [] };
 
 export function ServiceCharts({ service, device, range, totals: given }: { service: string; device?: string | undefined; range: Range; totals?: Totals | null }) {

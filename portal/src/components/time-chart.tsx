@@ -12,6 +12,10 @@ export interface ChartSeries {
   values: (number | null)[];
 }
 
+function sparse(u: uPlot, seriesIdx: number): boolean {
+  return (u.data[seriesIdx] ?? []).filter((v) => v !== null && v !== undefined).length < 10;
+}
+
 const COLOURS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2'];
 
 export function TimeChart({ title, caption, x, series, height = 180, unit = '', yRange }: { title: string; caption?: ComponentChildren; x: number[]; series: ChartSeries[]; height?: number; unit?: string; /** A fixed scale (percentages: [0, 100]) instead of one fitted to the data. */ yRange?: [number, number] }) {
@@ -31,7 +35,8 @@ export function TimeChart({ title, caption, x, series, height = 180, unit = '', 
       scales: { x: { time: true }, ...(yRange ? { y: { range: yRange } } : {}) },
       // Wide enough for the longest tick label, or "1000 ms" is cut to "00 ms".
       axes: [{}, { size: (_u, values) => (values ? Math.max(...values.map((v) => v.length)) * 7 + 18 : 50), values: (_u, ticks) => ticks.map((v) => `${v}${unit}`) }],
-      series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: false }))],
+      // A line needs two neighbouring figures: mark each figure while they are few, or a lone one is invisible.
+      series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: false, points: { show: sparse } }))],
     };
     plot.current = new uPlot(opts, [x, ...series.map((s) => s.values)] as uPlot.AlignedData, el);
     const resize = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(240, el.clientWidth), height }));

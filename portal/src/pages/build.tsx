@@ -2,7 +2,6 @@
  * /ui/builds/:id: one image build: its facts, each platform's image and smoke test, its progress
  * and its log, followed live while it builds. Cancel needs the deploy scope.
  */
-import { useState } from 'preact/hooks';
 import { useRoute } from 'preact-iso';
 import type { Image, ImageStatus } from '../../../shared/api/images.js';
 // The CLI's wording of a size (`12.3 MB`), so a model or image reads as `edgeml model ls` prints it.
@@ -15,6 +14,7 @@ import { Digest } from '../components/digest.js';
 import { ErrorMessage } from '../components/error-message.js';
 import { KeyValue } from '../components/key-value.js';
 import { modelHref } from '../components/lineage-chain.js';
+import { ConfirmAction } from '../components/confirm-action.js';
 import { LiveLog } from '../components/live-log.js';
 import { Loading } from '../components/loading.js';
 import { PageHeader } from '../components/page-header.js';
@@ -111,27 +111,17 @@ function Platforms({ image }: { image: Image }) {
 }
 
 function CancelButton({ id, onDone }: { id: number; onDone: () => void }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<Error | undefined>();
-  const cancel = async () => {
-    setBusy(true);
-    setError(undefined);
-    try {
-      await api.post<Image>(`/api/v1/images/${id}/cancel`);
-      onDone();
-    } catch (e) {
-      setError(e as Error);
-    } finally {
-      setBusy(false);
-    }
-  };
   return (
-    <>
-      <button type="button" class="danger" disabled={busy} onClick={cancel}>
-        {busy ? 'Cancelling…' : 'Cancel build'}
-      </button>
-      <ErrorMessage error={error} what="The build could not be cancelled" />
-    </>
+    <ConfirmAction
+      label="Cancel build"
+      question={`Cancel build ${id}? Its platforms stop where they are and nothing is pushed.`}
+      confirm="Cancel the build"
+      failure="The build could not be cancelled"
+      act={async () => {
+        await api.post<Image>(`/api/v1/images/${seg(id)}/cancel`);
+        onDone();
+      }}
+    />
   );
 }
 
@@ -169,7 +159,7 @@ export default function BuildPage() {
         </>
       )}
       <h2>Log</h2>
-      {Number.isInteger(id) && id > 0 ? <LiveLog path={`/api/v1/images/${id}/log`} label={`Log of build ${id}`} active={image !== undefined && !done} /> : null}
+      {image ? <LiveLog path={`/api/v1/images/${seg(id)}/log`} label={`Log of build ${id}`} active={!done} /> : null}
     </section>
   );
 }

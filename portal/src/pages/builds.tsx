@@ -2,6 +2,7 @@
 import { useLocation } from 'preact-iso';
 import type { ImageList, ImageStatus } from '../../../shared/api/images.js';
 import { api, seg } from '../api.js';
+import { everyMember } from '../every-member.js';
 import { Ago } from '../components/ago.js';
 import { BuildProgress } from '../components/build-progress.js';
 import { ErrorMessage } from '../components/error-message.js';
@@ -13,7 +14,7 @@ import { usePoll } from '../poll.js';
 import { LIST_POLL_MS } from './intervals.js';
 
 /** The API's statuses (shared/api/images.ts IMAGE_STATUSES; a runtime import would bundle typebox). */
-const STATUSES: ImageStatus[] = ['queued', 'building', 'testing', 'succeeded', 'failed', 'cancelled'];
+const STATUSES = everyMember<ImageStatus>()(['queued', 'building', 'testing', 'succeeded', 'failed', 'cancelled']);
 const isStatus = (s: string | undefined): s is ImageStatus => STATUSES.includes(s as ImageStatus);
 
 export default function BuildsPage() {

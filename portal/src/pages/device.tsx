@@ -7,7 +7,8 @@ import { useLocation, useRoute } from 'preact-iso';
 import { api, seg } from '../api.js';
 import { Ago } from '../components/ago.js';
 import { ErrorMessage } from '../components/error-message.js';
-import { fmtBytes, unixSeconds } from '../components/figures.js';
+import { formatBytes } from '../../../shared/size.js';
+import { unixSeconds } from '../components/figures.js';
 import { KeyValue } from '../components/key-value.js';
 import { LabelEditor, LabelList } from '../components/label-editor.js';
 import { Loading } from '../components/loading.js';
@@ -44,7 +45,7 @@ function Facts({ device }: { device: Device }) {
         ['OS', f ? `${f.os.distro} ${f.os.release}` : null],
         ['Kernel', f?.os.kernel],
         ['CPUs', f ? String(f.cpus) : null],
-        ['Memory', f ? fmtBytes(f.memoryBytes) : null],
+        ['Memory', f ? formatBytes(f.memoryBytes) : null],
         ['Docker', f?.docker ? `${f.docker.version} (API ${f.docker.apiVersion})` : f ? 'not reported' : null],
         ['Enrolled', <span>
           <Ago ts={device.enrolledAt} /> by {device.enrolledBy.keyName}
@@ -164,7 +165,7 @@ const percentOf = (used: number | null, total: number | null) => (used === null 
 function DeviceMetricsCharts({ report }: { report: DeviceTelemetry }) {
   const x = report.series.map((p) => unixSeconds(p.ts));
   const last = report.latest?.device;
-  const usage = (u: { usedBytes: number; totalBytes: number } | null | undefined) => (u ? `${fmtBytes(u.usedBytes)} of ${fmtBytes(u.totalBytes)}` : 'no figure');
+  const usage = (u: { usedBytes: number; totalBytes: number } | null | undefined) => (u ? `${formatBytes(u.usedBytes)} of ${formatBytes(u.totalBytes)}` : 'no figure');
   return (
     <div class="grid-4">
       <TimeChart

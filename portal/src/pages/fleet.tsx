@@ -15,6 +15,7 @@ import { Loading } from '../components/loading.js';
 import { PageHeader } from '../components/page-header.js';
 import { StatusBadge } from '../components/status-badge.js';
 import { usePoll } from '../poll.js';
+import { LIST_POLL_MS } from './intervals.js';
 import {
   STATUSES,
   attentionReasons,
@@ -277,7 +278,7 @@ function FilterForm({ filters, go }: { filters: Filters; go: (f: Filters, replac
 export default function FleetPage() {
   const { query, route } = useLocation();
   const filters = filtersOf(query);
-  const polled = usePoll(() => api.get<DeviceList>('/api/v1/devices'), 2000, []);
+  const polled = usePoll(() => api.get<DeviceList>('/api/v1/devices'), LIST_POLL_MS, []);
   const go = (f: Filters, replace = false) => route(fleetHref(f), replace);
 
   const parsed = parseSelector(filters.label);

@@ -1,10 +1,11 @@
 /** One retraining run, live: its stage, rows, evaluation, candidate and rollout, and its log (deploy scope). */
-import { useEffect, useRef, useState } from 'preact/hooks';
 import { useRoute } from 'preact-iso';
-import type { RetrainingRun, RunStatus } from '../../../shared/api/retraining.js';
+import type { RetrainingRun, RunStage, RunStatus } from '../../../shared/api/retraining.js';
 import { api, seg } from '../api.js';
+import { everyMember } from '../every-member.js';
 import { Ago } from '../components/ago.js';
 import { ErrorMessage } from '../components/error-message.js';
+import { ConfirmAction } from '../components/confirm-action.js';
 import { KeyValue } from '../components/key-value.js';
 import { LiveLog } from '../components/live-log.js';
 import { Loading } from '../components/loading.js';
@@ -19,7 +20,8 @@ import { evaluationText, modelLink } from './retraining.js';
 /** shared/api/retraining.ts ACTIVE_RUN_STATUSES (a value import would pull typebox into the bundle). */
 const ACTIVE: readonly RunStatus[] = ['queued', 'running'];
 
-const STAGES = ['exporting', 'training', 'registering', 'building', 'evaluating', 'rolling-out'] as const;
+/** shared/api/retraining.ts RUN_STAGES, in their order. */
+const STAGES = everyMember<RunStage>()(['exporting', 'training', 'registering', 'building', 'evaluating', 'rolling-out']);
 
 function Stages({ run }: { run: RetrainingRun }) {
   const at = run.stage ? STAGES.indexOf(run.stage) : -1;
@@ -40,66 +42,18 @@ function Stages({ run }: { run: RetrainingRun }) {
  * until the run says who asked: then the page says so instead of offering the button again.
  */
 function CancelRun({ run, onDone }: { run: RetrainingRun; onDone: () => void }) {
-  const [confirming, setConfirming] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<Error | undefined>();
-  const cancelButton = useRef<HTMLButtonElement>(null);
-  const refocus = useRef(false);
-  useEffect(() => {
-    if (!confirming && refocus.current) {
-      refocus.current = false;
-      cancelButton.current?.focus();
-    }
-  }, [confirming]);
-
   if (run.cancelledBy) return <span class="muted">cancel requested by {run.cancelledBy.keyName}</span>;
-
-  const cancel = async () => {
-    setBusy(true);
-    setError(undefined);
-    try {
-      await api.post(`/api/v1/retraining/runs/${seg(run.id)}/cancel`);
-      // Busy until the reload shows cancelledBy (this component then shows who asked).
-      onDone();
-    } catch (e) {
-      setError(e instanceof Error ? e : new Error(String(e)));
-      setBusy(false);
-      refocus.current = true;
-      setConfirming(false);
-    }
-  };
-
   return (
-    <div class="page-actions">
-      {confirming ? (
-        <div class="confirm" role="group" aria-label="Confirm cancel">
-          <p>Cancel run #{run.id}? Its work so far is dropped and no candidate is promoted.</p>
-          <div class="actions">
-            <button type="button" class="danger" onClick={cancel} disabled={busy} autoFocus>
-              {busy ? 'Cancelling…' : 'Cancel the run'}
-            </button>
-            <button
-              type="button"
-              class="secondary"
-              disabled={busy}
-              onClick={() => {
-                refocus.current = true;
-                setConfirming(false);
-              }}
-            >
-              Keep it
-            </button>
-          </div>
-        </div>
-      ) : (
-        <div class="actions">
-          <button type="button" class="danger" ref={cancelButton} onClick={() => setConfirming(true)}>
-            Cancel run
-          </button>
-        </div>
-      )}
-      <ErrorMessage error={error} what="Cancel failed" />
-    </div>
+    <ConfirmAction
+      label="Cancel run"
+      question={`Cancel run #${run.id}? Its work so far is dropped and no candidate is promoted.`}
+      confirm="Cancel the run"
+      failure="Cancel failed"
+      act={async () => {
+        await api.post(`/api/v1/retraining/runs/${seg(run.id)}/cancel`);
+        onDone();
+      }}
+    />
   );
 }
 
@@ -127,19 +81,19 @@ export default function RetrainingRunPage() {
           <Stages run={r} />
           <KeyValue
             rows={[
-              ['job', <a href="/ui/retraining">{r.job}</a>],
-              ['service', <a href={`/ui/deployments/${seg(r.service)}`}>{r.service}</a>],
-              ['trigger', r.trigger],
-              ['current model', modelLink(r.current)],
-              ['candidate', modelLink(r.candidate)],
-              ['rows', r.rows ? `${r.rows.train} train · ${r.rows.eval} eval · ${r.rows.labels} labels` : null],
-              ['labels', r.labels ? `${r.labels.count} (until ${new Date(r.labels.until).toLocaleString()})` : null],
-              ['evaluation', evaluationText(r)],
-              ['image', r.image ? <a href={`/ui/builds/${seg(r.image)}`}>build {r.image}</a> : null],
-              ['rollout', r.rollout ? <a href={`/ui/rollouts/${seg(r.rollout)}`}>rollout {r.rollout}</a> : null],
-              ['created', <Ago ts={r.createdAt} />],
-              ['finished', r.finishedAt ? <Ago ts={r.finishedAt} /> : null],
-              ['by', r.createdBy?.keyName ?? 'a trigger'],
+              ['Job', <a href="/ui/retraining">{r.job}</a>],
+              ['Service', <a href={`/ui/deployments/${seg(r.service)}`}>{r.service}</a>],
+              ['Trigger', r.trigger],
+              ['Current model', modelLink(r.current)],
+              ['Candidate', modelLink(r.candidate)],
+              ['Rows', r.rows ? `${r.rows.train} train · ${r.rows.eval} eval · ${r.rows.labels} labels` : null],
+              ['Labels', r.labels ? `${r.labels.count} (until ${new Date(r.labels.until).toLocaleString()})` : null],
+              ['Evaluation', evaluationText(r)],
+              ['Image', r.image ? <a href={`/ui/builds/${seg(r.image)}`}>build {r.image}</a> : null],
+              ['Rollout', r.rollout ? <a href={`/ui/rollouts/${seg(r.rollout)}`}>rollout {r.rollout}</a> : null],
+              ['Created', <Ago ts={r.createdAt} />],
+              ['Finished', r.finishedAt ? <Ago ts={r.finishedAt} /> : null],
+              ['By', r.createdBy?.keyName ?? 'a trigger'],
             ]}
           />
           <h2>Log</h2>

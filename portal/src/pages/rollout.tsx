@@ -8,6 +8,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { useRoute } from 'preact-iso';
 import type { Rollout, RolloutDevicePhase, RolloutGate } from '../../../shared/api/rollouts.js';
 import { api, seg } from '../api.js';
+import { everyMember } from '../every-member.js';
 import { Ago } from '../components/ago.js';
 import { isActive, targetText } from '../components/deployment-facts.js';
 import { ErrorMessage } from '../components/error-message.js';
@@ -20,7 +21,7 @@ import { usePoll } from '../poll.js';
 import './rollout.css';
 
 /** shared/api/rollouts.ts ROLLOUT_DEVICE_PHASES, in its order (a value import would pull typebox in). */
-const DEVICE_PHASES: readonly RolloutDevicePhase[] = ['pending', 'pulling', 'starting', 'retrying', 'healthy', 'failed', 'rolled-back', 'offline'];
+const DEVICE_PHASES = everyMember<RolloutDevicePhase>()(['pending', 'pulling', 'starting', 'retrying', 'healthy', 'failed', 'rolled-back', 'offline']);
 
 const LIVE_MS = 1000;
 const FINISHED_MS = 10_000;
