@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import type { ApiKeyCreated, ApiKeyInfo, ApiKeyList, ApiKeyRotated } from '../../shared/api/apikeys.js';
 import { SCOPES, type Scope } from '../../shared/api/common.js';
 import { parseApiKeyName, parseChoice } from '../args.js';
-import { apiPath } from '../hub-client.js';
+import { apiPath } from '../../client/hub-client.js';
 import { formatTime, renderTable } from '../output.js';
 import { addClientOptions, clientAction, type CliIo } from './client-command.js';
 import { addGraceOption, renderRotated } from './rotation-output.js';

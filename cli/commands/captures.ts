@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { formatBytes } from '../../shared/size.js';
 import { parseDeviceId } from '../args.js';
-import { apiPath } from '../hub-client.js';
+import { apiPath } from '../../client/hub-client.js';
 import { addClientOptions, clientAction, type ClientContext, type CliIo } from './client-command.js';
 import { downloadNdjson, parseModelFilter } from './ndjson-download.js';
 import { parseService } from './deployments.js';

@@ -7,9 +7,9 @@ import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { loadClientConfig, type ClientConfig } from '../client-config.js';
 import { fileError, inputError } from '../args.js';
-import { HubClient } from '../hub-client.js';
+import { HubClient } from '../../client/hub-client.js';
 import { createOutput, type Output } from '../output.js';
-import { parseCaPem } from '../tls.js';
+import { parseCaPem } from '../../client/tls.js';
 
 /** The process's environment and streams, passed in once by main.ts. */
 export interface CliIo {

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { DATASET_UPLOAD_TYPE, type DatasetList, type DatasetVersion, type DatasetVersionList } from '../../shared/api/datasets.js';
 import { formatBytes } from '../../shared/size.js';
 import { fileError, inputError, parseName } from '../args.js';
-import { apiPath } from '../hub-client.js';
+import { apiPath } from '../../client/hub-client.js';
 import { formatTime, renderFields, renderTable, shortDigest } from '../output.js';
 import { createTransferProgress } from '../progress.js';
 import { addClientOptions, clientAction, type ClientContext, type CliIo } from './client-command.js';

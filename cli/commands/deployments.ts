@@ -25,7 +25,7 @@ import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js'
 import type { Image } from '../../shared/api/images.js';
 import { FINISHED_MODEL_UPDATE_STATUSES, type ModelUpdate, type ModelUpdateRequest } from '../../shared/api/model-updates.js';
 import { formatModelRef, inputError, keyValueRecord, parseLabel, parseModelRef, repeatable, type KeyValue, type ModelRef } from '../args.js';
-import { apiPath } from '../hub-client.js';
+import { apiPath } from '../../client/hub-client.js';
 import { formatList, formatPairs, renderFields, renderTable, shortDigest } from '../output.js';
 import { addClientOptions, clientAction, withClientOptions, type CliIo, type ClientContext } from './client-command.js';
 import { outcomeError, renderFailedChecks } from './image-views.js';

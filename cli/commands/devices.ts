@@ -8,7 +8,7 @@ import { DEVICE_STATUSES, type Device, type DeviceEnrolled, type DeviceLabelsUpd
 import type { DeviceServices, ServingService } from '../../shared/api/where.js';
 import { formatBytes } from '../../shared/size.js';
 import { inputError, keyValueRecord, keyValueText, parseChoice, parseDeviceId, parseLabel, repeatable, type KeyValue } from '../args.js';
-import { apiPath } from '../hub-client.js';
+import { apiPath } from '../../client/hub-client.js';
 import { formatPairs, formatTime, renderFields, renderTable } from '../output.js';
 import { addClientOptions, clientAction, type CliIo } from './client-command.js';
 import { renderDeviceReplicas } from './replica-views.js';

@@ -20,7 +20,7 @@ import {
 } from '../../shared/api/images.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { inputError, parseChoice, parseModelRef, parseName, repeatable } from '../args.js';
-import { apiPath } from '../hub-client.js';
+import { apiPath } from '../../client/hub-client.js';
 import { addClientOptions, clientAction, type CliIo, type ClientContext } from './client-command.js';
 import { describeActivity, outcomeError, renderFailedChecks, renderImage, renderImageList } from './image-views.js';
 

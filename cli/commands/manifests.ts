@@ -18,7 +18,7 @@ import {
   type KeyValue,
   type ModelRef,
 } from '../args.js';
-import { apiPath } from '../hub-client.js';
+import { apiPath } from '../../client/hub-client.js';
 import { formatBytes } from '../../shared/size.js';
 import { formatList, formatPairs, formatTime, renderFields, renderTable, shortDigest } from '../output.js';
 import { addClientOptions, clientAction, type CliIo } from './client-command.js';

@@ -12,7 +12,7 @@ import type { ModelVersion } from '../../shared/api/models.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/size.js';
 import { fileError, formatModelRef, inputError, type ModelRef } from '../args.js';
-import { apiPath } from '../hub-client.js';
+import { apiPath } from '../../client/hub-client.js';
 import { createTransferProgress } from '../progress.js';
 import type { ClientContext } from './client-command.js';
 import { DigestMeter } from './digest.js';

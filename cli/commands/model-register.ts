@@ -8,7 +8,7 @@ import { basename, extname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { MODEL_UPLOAD_TYPES, type ModelUploadQuery, type ModelVersion } from '../../shared/api/models.js';
 import { checkFilename, fileError, inputError } from '../args.js';
-import { apiPath } from '../hub-client.js';
+import { apiPath } from '../../client/hub-client.js';
 import { createTransferProgress } from '../progress.js';
 import type { ClientContext } from './client-command.js';
 import { digestOf } from './digest.js';

@@ -20,7 +20,7 @@ import {
   type KeyValue,
   type ModelRef,
 } from '../args.js';
-import { apiPath } from '../hub-client.js';
+import { apiPath } from '../../client/hub-client.js';
 import { addClientOptions, clientAction, type CliIo } from './client-command.js';
 import { downloadModel, renderDownloaded } from './model-download.js';
 import { registerModel } from './model-register.js';

@@ -5,7 +5,7 @@
  */
 import type { Device, DeviceList, DeviceStatus } from '../../shared/api/devices.js';
 import type { ReplicaCounts, ReportedService } from '../../shared/protocol.js';
-import { apiPath, type HubClient } from '../hub-client.js';
+import { apiPath, type HubClient } from '../../client/hub-client.js';
 import { formatTime, renderTable } from '../output.js';
 
 /** `2/3`: ready of desired. */

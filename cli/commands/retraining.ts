@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { EVAL_METRIC_NAMES, type RetrainingJob, type RetrainingJobCreate, type RetrainingJobList, type RetrainingRun, type RetrainingRunList } from '../../shared/api/retraining.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { inputError } from '../args.js';
-import { apiPath } from '../hub-client.js';
+import { apiPath } from '../../client/hub-client.js';
 import { renderFields, renderTable } from '../output.js';
 import { addClientOptions, clientAction, type CliIo, type ClientContext } from './client-command.js';
 import { addRolloutOptions, rolloutRequest, type RolloutFlags } from './rollout-options.js';

@@ -8,7 +8,7 @@ import type { Rollout, RolloutGate, RolloutList } from '../../shared/api/rollout
 import { ACTIVE_ROLLOUT_PHASES, ROLLOUT_DEVICE_PHASES } from '../../shared/api/rollouts.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { inputError } from '../args.js';
-import { apiPath } from '../hub-client.js';
+import { apiPath } from '../../client/hub-client.js';
 import { renderFields, renderTable } from '../output.js';
 import { parseService } from './deployments.js';
 import { addClientOptions, clientAction, type CliIo, type ClientContext } from './client-command.js';

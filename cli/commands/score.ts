@@ -17,8 +17,8 @@ import type { Device } from '../../shared/api/devices.js';
 import { EdgemlError, ErrorCodes, isEdgemlError } from '../../shared/errors.js';
 import { matchesLabels } from '../../shared/api/devices.js';
 import { fileError, inputError, parseDeviceId } from '../args.js';
-import { apiPath, type HubClient } from '../hub-client.js';
-import { deviceIdentity, HUB_CA_HINT, inClearOffLoopback, parseCaPem, tlsError, trustingDispatcher, type TlsPeer } from '../tls.js';
+import { apiPath, type HubClient } from '../../client/hub-client.js';
+import { deviceIdentity, HUB_CA_HINT, inClearOffLoopback, parseCaPem, tlsError, trustingDispatcher, type TlsPeer } from '../../client/tls.js';
 import { checkApiKey, clientAction, keyFromFile, warnSecretFlag, withClientOptions, type CliIo } from './client-command.js';
 import { parseService } from './deployments.js';
 

@@ -18,7 +18,7 @@ import {
 } from '../../shared/api/telemetry.js';
 import { formatBytes } from '../../shared/size.js';
 import { inputError, parseDeviceId } from '../args.js';
-import { apiPath, type Query } from '../hub-client.js';
+import { apiPath, type Query } from '../../client/hub-client.js';
 import { formatTime, renderFields, renderTable } from '../output.js';
 import { addClientOptions, clientAction, withClientOptions, type CliIo } from './client-command.js';
 import { parseService } from './deployments.js';

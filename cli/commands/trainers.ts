@@ -11,7 +11,7 @@ import type { TrainerCreate, TrainerVersion, TrainerVersionList } from '../../sh
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/size.js';
 import { keyValueRecord, parseChoice, parseEnvVar, parseModelRef, parseName, repeatable, type KeyValue, type ModelRef, textFile } from '../args.js';
-import { apiPath } from '../hub-client.js';
+import { apiPath } from '../../client/hub-client.js';
 import { formatPairs, formatTime, renderFields, renderTable, shortDigest } from '../output.js';
 import { addClientOptions, clientAction, type ClientContext, type CliIo } from './client-command.js';
 import { pollInterval } from './images.js';

@@ -1,7 +1,7 @@
 /**
  * The portal's only way to the hub: the same /api/v1 routes as the CLI, with the signed-in key as a
  * bearer token. Every failure becomes an ApiError whose message a person can read. (The CLI's client,
- * cli/hub-client.ts, is built on undici and Node streams; this is its browser counterpart over fetch.)
+ * client/hub-client.ts, is built on undici and Node streams; this is its browser counterpart over fetch.)
  */
 import { currentKey, expireSession } from './session-store.js';
 

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
-import { HubClient } from '../../cli/hub-client.js';
+import { HubClient } from '../../client/hub-client.js';
 import { ErrorCodes, isEdgemlError } from '../../shared/errors.js';
 
 const FAST = { forMs: 5_000, backoff: { initialMs: 1, maxMs: 5, factor: 2 } };

@@ -1,5 +1,5 @@
 /**
- * The CLI's HubClient (cli/hub-client.ts) against a FakeHub: a tiny node:http server on 127.0.0.1
+ * The CLI's HubClient (client/hub-client.ts) against a FakeHub: a tiny node:http server on 127.0.0.1
  * port 0 that answers canned responses. The real hub routes are tested elsewhere; this checks the
  * client's side: request shape, error mapping, streaming both ways, early answers to uploads; over
  * HTTPS (a node:https FakeHub with certificates from a throwaway CA), the trust options and the one
@@ -17,8 +17,8 @@ import { Command } from 'commander';
 import type { AddressInfo } from 'node:net';
 import { Readable, Writable } from 'node:stream';
 import { clientAction, withClientOptions, type CliIo, type ClientContext } from '../../cli/commands/client-command.js';
-import { apiPath, HubClient } from '../../cli/hub-client.js';
-import { tlsError } from '../../cli/tls.js';
+import { apiPath, HubClient } from '../../client/hub-client.js';
+import { tlsError } from '../../client/tls.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { issueServerCert, makeCa, type ServerCert } from '../helpers/tls-certs.js';
 

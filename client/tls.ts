@@ -9,7 +9,6 @@ import { checkServerIdentity, connect, type PeerCertificate } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { isLoopbackHost, unbracket } from '../shared/address.js';
 import { EdgemlError, ErrorCodes, isEdgemlError } from '../shared/errors.js';
-import { inputError } from './args.js';
 
 /** What to tell the user when the hub's CA is missing or wrong. */
 export const HUB_CA_HINT = "pass the hub's CA with --ca FILE or EDGEML_CA (`edgeml hub ca` prints it)";
@@ -19,7 +18,7 @@ export function parseCaPem(pem: string, label: string): string {
   try {
     new X509Certificate(pem);
   } catch (err) {
-    throw inputError(`${label}: not a PEM certificate (\`edgeml hub ca\` prints the hub's)`, err);
+    throw new EdgemlError(ErrorCodes.CLI_INPUT_INVALID, `${label}: not a PEM certificate (\`edgeml hub ca\` prints the hub's)`, { cause: err });
   }
   return pem;
 }
