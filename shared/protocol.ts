@@ -287,6 +287,23 @@ export const WireHistogram = Type.Object(
   { additionalProperties: false },
 );
 
+/** Names scoring code gives its own figures (`metrics.count`/`metrics.observe` in images/runtime-*). */
+export const CUSTOM_METRIC_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_.]{0,63}$';
+/** Distinct custom names per service and interval, counters and observations together. */
+export const MAX_CUSTOM_METRICS = 100;
+const CustomName = Type.String({ pattern: CUSTOM_METRIC_NAME_PATTERN });
+export const CustomObservation = Type.Object({ count: Count, sum: Type.Number(), min: Type.Number(), max: Type.Number() }, { additionalProperties: false });
+export type CustomObservation = Static<typeof CustomObservation>;
+/** Scoring code's own figures for one interval, summed over the service's replicas (agent/telemetry/custom-metrics.ts). */
+export const CustomIntervalMetrics = Type.Object(
+  {
+    counters: Type.Optional(Type.Record(CustomName, Type.Number({ minimum: 0 }), { additionalProperties: false, maxProperties: MAX_CUSTOM_METRICS })),
+    observations: Type.Optional(Type.Record(CustomName, CustomObservation, { additionalProperties: false, maxProperties: MAX_CUSTOM_METRICS })),
+  },
+  { additionalProperties: false },
+);
+export type CustomIntervalMetrics = Static<typeof CustomIntervalMetrics>;
+
 /** A service's gateway counts for one interval (agent/gateway/metrics.ts). */
 export const ServiceIntervalMetrics = Type.Object(
   {
@@ -307,6 +324,8 @@ export const ServiceIntervalMetrics = Type.Object(
     replicas: Type.Optional(Count),
     /** The autoscaler's decisions in the interval: replicas added, removed, and additions the resource guard refused. */
     scaling: Type.Optional(Type.Object({ up: Count, down: Count, held: Count }, { additionalProperties: false })),
+    /** Scoring code's own figures in the interval; absent when it counted nothing (and from older agents). */
+    custom: Type.Optional(CustomIntervalMetrics),
   },
   { additionalProperties: false },
 );
