@@ -24,7 +24,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<{ authority: ApiKeyAuthorit
           },
         },
       },
-      schema: { summary: 'Create an API key (the key is in this answer only)', tags, body: ApiKeyCreate, response: { 201: ApiKeyCreated, 400: ErrorBody } },
+      schema: { operationId: 'createApiKey', summary: 'Create an API key (the key is in this answer only)', tags, body: ApiKeyCreate, response: { 201: ApiKeyCreated, 400: ErrorBody } },
     },
     async (req, reply) => {
       const created = await authority.create(req.body.name, req.body.scope, requestActor(req), requestSecret(req));
@@ -34,13 +34,13 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<{ authority: ApiKeyAuthorit
   );
   app.get(
     '/api/v1/whoami',
-    { config: { scope: 'read' }, schema: { summary: "The calling API key's id, name and scope (never the key)", tags, response: { 200: WhoAmI } } },
+    { config: { scope: 'read' }, schema: { operationId: 'getWhoami', summary: "The calling API key's id, name and scope (never the key)", tags, response: { 200: WhoAmI } } },
     async (req): Promise<WhoAmI> => {
       const { id, name, scope } = requestKey(req);
       return { id, name, scope };
     },
   );
-  app.get('/api/v1/apikeys', { config: { scope: 'admin' }, schema: { summary: 'List API keys (never the keys themselves)', tags, response: { 200: ApiKeyList } } }, async () => ({
+  app.get('/api/v1/apikeys', { config: { scope: 'admin' }, schema: { operationId: 'listApiKeys', summary: 'List API keys (never the keys themselves)', tags, response: { 200: ApiKeyList } } }, async () => ({
     keys: await authority.list(),
   }));
   app.delete(
@@ -48,6 +48,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<{ authority: ApiKeyAuthorit
     {
       config: { scope: 'admin' },
       schema: {
+        operationId: 'revokeApiKey',
         summary: 'Revoke an API key (kept, marked revoked)',
         tags,
         params,
@@ -74,6 +75,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<{ authority: ApiKeyAuthorit
         },
       },
       schema: {
+        operationId: 'rotateApiKey',
         summary: 'Give an API key a new secret (in this answer only); the old one keeps working for the grace, then only the new one',
         description: `Same id, name and scope. Without a body the grace is ${DEFAULT_GRACE}. A revoked key cannot be rotated (409).`,
         tags,

@@ -24,6 +24,7 @@ export const caPublicRoutes: FastifyPluginAsyncTypebox<{ ca: CaSummary; crl: () 
     '/api/v1/ca',
     {
       schema: {
+        operationId: 'getCaCertificate',
         summary: "The hub's CA certificate (no API key)",
         description: `Public: no API key, no scope. PEM (${PEM_MEDIA_TYPE}) by default; JSON with \`Accept: application/json\`. Devices' gateway certificates and the hub's own HTTPS and MQTT certificates are signed by it.`,
         tags,
@@ -40,6 +41,7 @@ export const caPublicRoutes: FastifyPluginAsyncTypebox<{ ca: CaSummary; crl: () 
     '/api/v1/ca/crl',
     {
       schema: {
+        operationId: 'getCaCrl',
         summary: "The hub's certificate revocation list, PEM (no API key)",
         description: 'Public: no API key, no scope. Every unexpired certificate of a revoked device. The broker checks client certificates against it at the TLS handshake.',
         tags,
@@ -60,6 +62,7 @@ export const deviceCertificateRoutes: FastifyPluginAsyncTypebox<{ certificatesOf
     {
       config: { scope: 'read' },
       schema: {
+        operationId: 'listDeviceCertificates',
         summary: 'The unexpired certificates the hub signed for a device',
         tags: ['devices'],
         params: Type.Object({ id: DeviceId }),

@@ -67,7 +67,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRoutesOptions> = as
     {
       config: {
         scope: 'deploy',
-        docBody: { content: { [DATASET_UPLOAD_TYPE]: { schema: { type: 'string', description: 'JSONL: one {"input": …, "label": …} object per line' } } } },
+        docBody: { content: { [DATASET_UPLOAD_TYPE]: { schema: { operationId: 'registerDatasetVersion', type: 'string', description: 'JSONL: one {"input": …, "label": …} object per line' } } } },
         idempotent: {
           status: 201,
           find: async (made) => {
@@ -103,7 +103,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRoutesOptions> = as
 
   app.get(
     '/api/v1/datasets',
-    { config: { scope: 'read' }, schema: { summary: 'Base datasets, each with its latest version', tags, response: { 200: DatasetList } } },
+    { config: { scope: 'read' }, schema: { operationId: 'listDatasets', summary: 'Base datasets, each with its latest version', tags, response: { 200: DatasetList } } },
     async () => {
       const byName = new Map<string, DatasetSummary>();
       for (const v of await o.datasets.list({})) byName.set(v.name, { name: v.name, versions: (byName.get(v.name)?.versions ?? 0) + 1, latest: v });
@@ -115,7 +115,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRoutesOptions> = as
     '/api/v1/datasets/:name/versions',
     {
       config: { scope: 'read' },
-      schema: { summary: 'The versions of a base dataset', tags, params: Type.Object({ name: Name }), response: { 200: DatasetVersionList, 404: ErrorBody } },
+      schema: { operationId: 'listDatasetVersions', summary: 'The versions of a base dataset', tags, params: Type.Object({ name: Name }), response: { 200: DatasetVersionList, 404: ErrorBody } },
     },
     async (req) => {
       const versions = await o.datasets.list({ name: req.params.name });
@@ -130,7 +130,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRoutesOptions> = as
     '/api/v1/datasets/:name/versions/:version',
     {
       config: { scope: 'read' },
-      schema: { summary: 'One base dataset version (`3` or `latest`)', tags, params: versionParams, response: { 200: DatasetVersion, 404: ErrorBody } },
+      schema: { operationId: 'getDatasetVersion', summary: 'One base dataset version (`3` or `latest`)', tags, params: versionParams, response: { 200: DatasetVersion, 404: ErrorBody } },
     },
     async (req) => o.registry.resolve(req.params.name, versionOf(req.params.version)),
   );
@@ -141,6 +141,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRoutesOptions> = as
       // Not `read`: the rows are users' data, like captures.
       config: { scope: 'deploy' },
       schema: {
+        operationId: 'getDatasetRows',
         summary: 'The rows of a base dataset version: the registered JSONL file, as it was uploaded',
         tags,
         params: versionParams,
@@ -161,6 +162,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRoutesOptions> = as
       // Not `read`: these are users' inputs, answers and labels (like capture export).
       config: { scope: 'deploy' },
       schema: {
+        operationId: 'exportDataset',
         summary: "Export a service's labelled data, one JSON row per line (NDJSON): captured requests joined with their labels, and inline examples",
         description:
           'Each line is `{"requestId","time","device","model","input","output","label"}`. A captured request carries the latest label sent for it (null when none); an inline example has `output` null. Captures come day by day, then inline examples.',

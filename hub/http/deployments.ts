@@ -26,6 +26,7 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
         },
       },
       schema: {
+        operationId: 'createDeployment',
         summary: 'Deploy a service to the devices a label selector matches; the answer carries its API key, once',
         description:
           `Give exactly one of \`image\` (pinned by digest) and \`build\` (a hub image that succeeded). Each device runs \`replicas\` containers (fixed), or between \`minReplicas\` and \`maxReplicas\` moved by its autoscaler (default 1..1). Limits are ${PER_REPLICA}: \`maxConcurrent\` requests in flight per replica (default 1), \`maxQueue\` waiting per ready replica (default 10), then 429; \`memory\` and \`cpus\` bound each replica's container. \`rollout\` chooses how devices get it (default all at once). \`capture\` is off unless given.`,
@@ -38,7 +39,7 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
   );
   app.get(
     '/api/v1/deployments',
-    { config: { scope: 'read' }, schema: { summary: 'Deployments (with include=deleted, deleted ones too)', tags, querystring: DeploymentListQuery, response: { 200: DeploymentList } } },
+    { config: { scope: 'read' }, schema: { operationId: 'listDeployments', summary: 'Deployments (with include=deleted, deleted ones too)', tags, querystring: DeploymentListQuery, response: { 200: DeploymentList } } },
     async (req) => ({ deployments: await deployments.list({ deleted: req.query.include === 'deleted' }) }),
   );
   app.get(
@@ -46,6 +47,7 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
     {
       config: { scope: 'read' },
       schema: {
+        operationId: 'getDeployment',
         summary: 'One deployment and its current rollout',
         description: 'A name with no live deployment answers its latest deleted one (`deletedAt` set), if any.',
         tags,
@@ -69,6 +71,7 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
         },
       },
       schema: {
+        operationId: 'deleteDeployment',
         summary: 'Delete a service: it leaves every device; its history stays on the hub, shown as deleted',
         description:
           "An active rollout of it is aborted (not rolled back). Every device's desired state drops it at once: agents drain and remove its containers and prune its images, and the gateway answers 404 for it. The hub keeps the record (`deletedAt`, `deletedBy`), its revisions and rollouts: `GET /api/v1/deployments?include=deleted`. The name can be deployed again. The answer is the deleted deployment; a retry under the same Idempotency-Key answers it again.",
@@ -93,6 +96,7 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
         },
       },
       schema: {
+        operationId: 'updateDeployment',
         summary: 'Change a service: its image (a rollout), its limits and replicas (in place), or its target (a rollout); its name, device URL and key stay',
         description: `Give at least one change. A new \`image\` or \`build\` is a new revision, rolled out with \`rollout\`. Limits (${PER_REPLICA}) and replicas are the deployment's, not a revision's: every targeted device gets them at once, with no new revision and no rollout, and applies them to its running containers. A new \`target\` is a rollout (kind \`retarget\`, with \`rollout\`'s strategy): devices that newly match get the service, devices that no longer match lose it; give a new target and a new image in two updates. Fields not given keep their values.`,
         tags,
@@ -117,6 +121,7 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
         },
       },
       schema: {
+        operationId: 'rotateDeploymentKey',
         summary: 'Give a service a new API key (in this answer only); the old one stays valid for the grace, then only the new one',
         description: `Devices get the new key with their next desired state, with no restart. Without a body the grace is ${DEFAULT_GRACE}. Every rotation is listed in the deployment's \`rotations\`.`,
         tags,
@@ -132,6 +137,7 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
     {
       config: { scope: 'deploy' },
       schema: {
+        operationId: 'setDeploymentCapture',
         summary: "Set a service's data capture; devices apply it at once, with no new revision and no restart",
         description: 'The whole settings replace the old ones; `rate` 0 turns capture off.',
         tags,

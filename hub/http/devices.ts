@@ -26,6 +26,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceDirectory 
         },
       },
       schema: {
+        operationId: 'enrollDevice',
         summary: 'Enroll a device: the answer carries its token, once',
         description: 'The agent connects to the broker with username = device id and password = this token. The hub keeps only a hash of it.',
         tags,
@@ -41,19 +42,19 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceDirectory 
   );
   app.get(
     '/api/v1/devices',
-    { config: { scope: 'read' }, schema: { summary: 'Enrolled devices, filtered by labels and status', tags, querystring: DeviceListQuery, response: { 200: DeviceList } } },
+    { config: { scope: 'read' }, schema: { operationId: 'listDevices', summary: 'Enrolled devices, filtered by labels and status', tags, querystring: DeviceListQuery, response: { 200: DeviceList } } },
     async (req) => ({ devices: devices.list({ labels: keyValues('label', req.query.label), ...(req.query.status ? { status: req.query.status } : {}) }) }),
   );
   app.get(
     '/api/v1/devices/:id',
-    { config: { scope: 'read' }, schema: { summary: 'One device: status, labels, facts, and its services with their replicas', tags, params, response: { 200: Device, 404: ErrorBody } } },
+    { config: { scope: 'read' }, schema: { operationId: 'getDevice', summary: 'One device: status, labels, facts, and its services with their replicas', tags, params, response: { 200: Device, 404: ErrorBody } } },
     async (req) => devices.get(req.params.id),
   );
   app.patch(
     '/api/v1/devices/:id/labels',
     {
       config: { scope: 'admin' },
-      schema: { summary: 'Set and remove labels', tags, params, body: DeviceLabelsUpdate, response: { 200: Device, 400: ErrorBody, 404: ErrorBody } },
+      schema: { operationId: 'updateDeviceLabels', summary: 'Set and remove labels', tags, params, body: DeviceLabelsUpdate, response: { 200: Device, 400: ErrorBody, 404: ErrorBody } },
     },
     async (req) => {
       const device = await devices.updateLabels(req.params.id, req.body);
@@ -65,7 +66,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceDirectory 
     '/api/v1/devices/:id/revoke',
     {
       config: { scope: 'admin' },
-      schema: { summary: 'Revoke a device: its token stops working and its connection is dropped', tags, params, response: { 200: Device, 404: ErrorBody } },
+      schema: { operationId: 'revokeDevice', summary: 'Revoke a device: its token stops working and its connection is dropped', tags, params, response: { 200: Device, 404: ErrorBody } },
     },
     async (req) => {
       const device = await devices.revoke(req.params.id);
@@ -87,6 +88,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceDirectory 
         },
       },
       schema: {
+        operationId: 'rotateDeviceToken',
         summary: 'Give a device a new token (in this answer only); the old one keeps working for the grace, then only the new one',
         description: `Without a body the grace is ${DEFAULT_GRACE}. When the grace ends, a connection made with the old token is dropped; the agent reconnects with the new one. A revoked device cannot get a token (409).`,
         tags,

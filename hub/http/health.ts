@@ -25,7 +25,7 @@ const Health = Type.Object({
 
 /** Open (no API key): load balancers, scripts and the CLI probe it. */
 export const healthRoutes: FastifyPluginAsyncTypebox<{ source: HealthSource }> = async (app, { source }) => {
-  app.get('/healthz', { schema: { summary: 'Liveness and fleet headline', tags: ['hub'], response: { 200: Health } } }, async () => {
+  app.get('/healthz', { schema: { operationId: 'getHealth', summary: 'Liveness and fleet headline', tags: ['hub'], response: { 200: Health } } }, async () => {
     const problems = source.problems();
     return { status: problems > 0 ? ('degraded' as const) : ('ok' as const), version: source.version, devicesOnline: source.devicesOnline(), problems, mqtt: source.mqtt() };
   });

@@ -26,6 +26,7 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ builder: ImageBuilder; ima
         },
       },
       schema: {
+        operationId: 'buildImage',
         summary: 'Build a scoring image from a manifest version (queued; follow it with GET /images/{id} and its log)',
         description:
           'The hub builds the image for each platform with docker buildx, pushes one multi-arch index to its registry, then runs each platform once and scores the manifest sample. Builds run one at a time.',
@@ -38,12 +39,12 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ builder: ImageBuilder; ima
   );
   app.get(
     '/api/v1/images',
-    { config: { scope: 'read' }, schema: { summary: 'Images, oldest first, filtered by manifest and status', tags, querystring: ImageListQuery, response: { 200: ImageList } } },
+    { config: { scope: 'read' }, schema: { operationId: 'listImages', summary: 'Images, oldest first, filtered by manifest and status', tags, querystring: ImageListQuery, response: { 200: ImageList } } },
     async (req) => ({ images: (await deps.images.list(req.query)).map((r) => deps.builder.view(r)) }),
   );
   app.get(
     '/api/v1/images/:id',
-    { config: { scope: 'read' }, schema: { summary: 'One image: status, digests, smoke checks, live progress', tags, params, response: { 200: Image, 404: ErrorBody } } },
+    { config: { scope: 'read' }, schema: { operationId: 'getImage', summary: 'One image: status, digests, smoke checks, live progress', tags, params, response: { 200: Image, 404: ErrorBody } } },
     async (req) => deps.builder.get(req.params.id),
   );
   app.get(
@@ -51,6 +52,7 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ builder: ImageBuilder; ima
     {
       config: { scope: 'read' },
       schema: {
+        operationId: 'getImageBuildLog',
         summary: 'The build log as text; with follow=true it streams until the build finishes',
         tags,
         params,
@@ -71,7 +73,7 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ builder: ImageBuilder; ima
     '/api/v1/images/:id/cancel',
     {
       config: { scope: 'deploy' },
-      schema: { summary: 'Cancel a queued or running build', tags, params, response: { 200: Image, 404: ErrorBody, 409: ErrorBody } },
+      schema: { operationId: 'cancelImageBuild', summary: 'Cancel a queued or running build', tags, params, response: { 200: Image, 404: ErrorBody, 409: ErrorBody } },
     },
     async (req) => {
       const image = await deps.builder.cancel(req.params.id);

@@ -15,6 +15,7 @@ export const lineageRoutes: FastifyPluginAsyncTypebox<ModelLineagePorts> = async
     {
       config: { scope: 'read' },
       schema: {
+        operationId: 'getModelLineage',
         summary: 'A model version (`3`, `latest` or `@ALIAS`) from dataset to devices',
         description:
           'Its parent, datasets and training (from the lineage stored with it), the manifest versions that include it, the image builds of those manifests, the devices serving it, and the services that may (their serving image is one the hub cannot attribute), as `/where?version=`.',

@@ -28,6 +28,7 @@ export const manifestRoutes: FastifyPluginAsyncTypebox<{ registry: ManifestRegis
         },
       },
       schema: {
+        operationId: 'registerManifestVersion',
         summary: 'Create a new manifest version: how a model is served',
         description: 'Model references (`NAME:VERSION` or `NAME@ALIAS`) are resolved and pinned by digest. The schema document is checked, and its sample must match its input schema.',
         tags,
@@ -44,7 +45,7 @@ export const manifestRoutes: FastifyPluginAsyncTypebox<{ registry: ManifestRegis
   );
   app.get(
     '/api/v1/manifests',
-    { config: { scope: 'read' }, schema: { summary: 'Manifest versions, optionally of one name', tags, querystring: ManifestListQuery, response: { 200: ManifestVersionList } } },
+    { config: { scope: 'read' }, schema: { operationId: 'listManifestVersions', summary: 'Manifest versions, optionally of one name', tags, querystring: ManifestListQuery, response: { 200: ManifestVersionList } } },
     async (req) => ({ versions: await deps.manifests.list({ name: req.query.name }) }),
   );
   app.get(
@@ -52,6 +53,7 @@ export const manifestRoutes: FastifyPluginAsyncTypebox<{ registry: ManifestRegis
     {
       config: { scope: 'read' },
       schema: {
+        operationId: 'getManifestVersion',
         summary: 'One manifest version (`3` or `latest`)',
         tags,
         params: Type.Object({ name: Name, ref: Type.String({ pattern: '^(?:[1-9][0-9]{0,8}|latest)$', examples: ['2', 'latest'] }) }),

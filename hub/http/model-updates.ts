@@ -23,6 +23,7 @@ export const modelUpdateRoutes: FastifyPluginAsyncTypebox<{ modelUpdates: ModelU
         },
       },
       schema: {
+        operationId: 'updateDeploymentModel',
         summary: "Update a service to another version of one of its models: new manifest version, image build, rollout; its URL and key stay",
         description:
           "The manifest of the image the service runs, with the model of the same name replaced by `model` (NAME:VERSION, or NAME@ALIAS resolved now), becomes a new manifest version; it is built for the current image's platforms and, once the build succeeded, the service is updated to it with `rollout` (a new revision). Answers once the update is recorded and its build queued (`status` building); follow it with GET /api/v1/model-updates/{id} and the image's log. 400 when the rollout request cannot be used (checked before anything is made); 409 when the service runs an image this hub did not build, when its manifest has no model of that name, or when it already runs that version.",
@@ -39,6 +40,7 @@ export const modelUpdateRoutes: FastifyPluginAsyncTypebox<{ modelUpdates: ModelU
     {
       config: { scope: 'read' },
       schema: {
+        operationId: 'getModelUpdate',
         summary: 'One model update: building, rolling-out, done (its rollout started) or failed',
         tags,
         params: Type.Object({ id: ModelUpdateId }),

@@ -55,6 +55,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteDeps> = async (app
         },
       },
       schema: {
+        operationId: 'registerModelVersion',
         summary: 'Register a new version of a model (upload a file, or a directory as a tar stream)',
         description:
           'The body is the model: `application/octet-stream` for one file (give `filename`), `application/x-tar` for a directory (as `edgeml model register` packs it; entries must stay inside the directory). The version is the next number for this name; `digest` is the sha256 of the body.',
@@ -80,7 +81,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteDeps> = async (app
 
   app.get(
     '/api/v1/models',
-    { config: { scope: 'read' }, schema: { summary: 'Model versions, filtered by name and tags', tags, querystring: ModelListQuery, response: { 200: ModelVersionList } } },
+    { config: { scope: 'read' }, schema: { operationId: 'listModelVersions', summary: 'Model versions, filtered by name and tags', tags, querystring: ModelListQuery, response: { 200: ModelVersionList } } },
     async (req) => ({ versions: await deps.models.list({ name: req.query.name, tags: keyValues('tag', req.query.tag) }) }),
   );
 
@@ -88,7 +89,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteDeps> = async (app
     '/api/v1/models/:name',
     {
       config: { scope: 'read' },
-      schema: { summary: 'A model: its versions and aliases', tags, params: Type.Object({ name: Name }), response: { 200: ModelSummary, 404: ErrorBody } },
+      schema: { operationId: 'getModel', summary: 'A model: its versions and aliases', tags, params: Type.Object({ name: Name }), response: { 200: ModelSummary, 404: ErrorBody } },
     },
     async (req) => {
       const summary = await deps.models.summary(req.params.name);
@@ -103,7 +104,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteDeps> = async (app
     '/api/v1/models/:name/versions/:ref',
     {
       config: { scope: 'read' },
-      schema: { summary: 'One model version (`3`, `latest` or `@ALIAS`)', tags, params: versionParams, response: { 200: ModelVersion, 404: ErrorBody } },
+      schema: { operationId: 'getModelVersion', summary: 'One model version (`3`, `latest` or `@ALIAS`)', tags, params: versionParams, response: { 200: ModelVersion, 404: ErrorBody } },
     },
     async (req) => deps.models.resolve(req.params.name, selectorFromRef(req.params.ref)),
   );
@@ -114,6 +115,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteDeps> = async (app
     url: '/api/v1/models/:name/versions/:ref/content',
     config: { scope: 'read' },
     schema: {
+      operationId: 'getModelContent',
       summary: 'Download the bytes of a model version',
       description: 'The uploaded bytes: the file, or the tar stream of a directory. `x-edgeml-digest` carries the digest to verify against.',
       tags,
@@ -134,19 +136,21 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteDeps> = async (app
   });
 
   app.delete(
-    '/api/v1/models/:name/versions/:version',
+    // `:ref` like the GET beside it (OpenAPI forbids paths that differ only in a parameter's name), but only a number.
+    '/api/v1/models/:name/versions/:ref',
     {
       config: { scope: 'deploy' },
       schema: {
+        operationId: 'deleteModelVersion',
         summary: 'Delete a model version that nothing references',
         tags,
-        params: Type.Object({ name: Name, version: Version }),
+        params: Type.Object({ name: Name, ref: Version }),
         response: { 204: Type.Null(), 404: ErrorBody, 409: ErrorBody },
       },
     },
     async (req, reply) => {
-      await deps.models.deleteVersion(req.params.name, req.params.version);
-      req.log.info({ model: req.params.name, version: req.params.version, by: requestKey(req).id }, 'model version deleted');
+      await deps.models.deleteVersion(req.params.name, req.params.ref);
+      req.log.info({ model: req.params.name, version: req.params.ref, by: requestKey(req).id }, 'model version deleted');
       return reply.code(204).send(null);
     },
   );
@@ -157,7 +161,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteDeps> = async (app
     '/api/v1/models/:name/aliases/:alias',
     {
       config: { scope: 'deploy' },
-      schema: { summary: 'Point an alias at a version (creates or moves it)', tags, params: aliasParams, body: AliasSet, response: { 200: AliasResult, 404: ErrorBody } },
+      schema: { operationId: 'setModelAlias', summary: 'Point an alias at a version (creates or moves it)', tags, params: aliasParams, body: AliasSet, response: { 200: AliasResult, 404: ErrorBody } },
     },
     async (req) => {
       const { previous } = await deps.models.setAlias(req.params.name, req.params.alias, req.body.version);
@@ -168,7 +172,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteDeps> = async (app
 
   app.delete(
     '/api/v1/models/:name/aliases/:alias',
-    { config: { scope: 'deploy' }, schema: { summary: 'Remove an alias', tags, params: aliasParams, response: { 204: Type.Null(), 404: ErrorBody } } },
+    { config: { scope: 'deploy' }, schema: { operationId: 'deleteModelAlias', summary: 'Remove an alias', tags, params: aliasParams, response: { 204: Type.Null(), 404: ErrorBody } } },
     async (req, reply) => {
       await deps.models.deleteAlias(req.params.name, req.params.alias);
       return reply.code(204).send(null);

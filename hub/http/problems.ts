@@ -7,6 +7,7 @@ export const problemRoutes: FastifyPluginAsyncTypebox<{ problems: { list(): Prob
     {
       config: { scope: 'read' },
       schema: {
+        operationId: 'listProblems',
         summary: 'Stored records the hub skips because they no longer validate',
         description:
           'A deployment whose limits devices would refuse, a desired state that cannot be sent, a damaged device record: the hub keeps serving the rest of the fleet, reports each here (and `/healthz` says `degraded`), and leaves the record in the store to be fixed.',

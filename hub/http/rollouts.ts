@@ -16,6 +16,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<{ rollouts: RolloutControl
     {
       config: { scope: 'read' },
       schema: {
+        operationId: 'listRollouts',
         summary: 'Rollouts, newest first: the history of every deployment',
         tags,
         querystring: Type.Object({ service: Type.Optional(ServiceName), active: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
@@ -26,16 +27,16 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<{ rollouts: RolloutControl
   );
   app.get(
     '/api/v1/rollouts/:id',
-    { config: { scope: 'read' }, schema: { summary: 'One rollout: phase, batch, counts per device phase, and every device', tags, params, response: { 200: Rollout, 404: ErrorBody } } },
+    { config: { scope: 'read' }, schema: { operationId: 'getRollout', summary: 'One rollout: phase, batch, counts per device phase, and every device', tags, params, response: { 200: Rollout, 404: ErrorBody } } },
     async (req) => rollouts.view(req.params.id),
   );
-  const action = (name: 'pause' | 'resume' | 'abort', summary: string) =>
+  const action = (name: 'pause' | 'resume' | 'abort', operationId: string, summary: string) =>
     app.post(
       `/api/v1/rollouts/:id/${name}`,
-      { config: { scope: 'deploy' }, schema: { summary, tags, params, response: { 200: Rollout, 404: ErrorBody, 409: ErrorBody } } },
+      { config: { scope: 'deploy' }, schema: { operationId, summary, tags, params, response: { 200: Rollout, 404: ErrorBody, 409: ErrorBody } } },
       async (req) => (name === 'abort' ? rollouts.abort(req.params.id, actorOf(requestKey(req))) : rollouts[name](req.params.id)),
     );
-  action('pause', 'Pause: devices already moving finish; no new device is moved');
-  action('resume', 'Resume a paused rollout');
-  action('abort', 'Abort: stop, and roll back every device the rollout moved (a rollback rollout, all at once)');
+  action('pause', 'pauseRollout', 'Pause: devices already moving finish; no new device is moved');
+  action('resume', 'resumeRollout', 'Resume a paused rollout');
+  action('abort', 'abortRollout', 'Abort: stop, and roll back every device the rollout moved (a rollback rollout, all at once)');
 };

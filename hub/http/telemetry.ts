@@ -51,6 +51,7 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<TelemetryRoutesOptions> 
     {
       config: { scope: 'read' },
       schema: {
+        operationId: 'getServiceTelemetry',
         summary: "A service's requests, errors, rejections, latency percentiles, ready replicas and scaling decisions per device and for the fleet",
         description:
           'From the metrics batches whose interval ends in the window. Counts are exact; percentiles are merged from the devices’ latency histograms and known to one bucket. `replicas` is a gauge: each device’s ready replicas at the end of its latest interval in the window, summed for the fleet; `scaling` counts the autoscaler’s decisions in the window.',
@@ -67,6 +68,7 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<TelemetryRoutesOptions> 
     {
       config: { scope: 'read' },
       schema: {
+        operationId: 'getServiceTelemetrySeries',
         summary: "A service's requests, errors, rejections, request rate, error rate and latency percentiles over time, for the fleet or one device",
         description:
           'The window split into `points` equal buckets of whole seconds; each metrics batch counts in the bucket its interval ends in, so the buckets’ counts add up to the report of the same window (`/api/v1/telemetry/services/{service}`). Empty buckets are zeros with null percentiles.',
@@ -84,6 +86,7 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<TelemetryRoutesOptions> 
     {
       config: { scope: 'read' },
       schema: {
+        operationId: 'getDeviceTelemetry',
         summary: "A device's latest metrics, containers and outbox drops, and a short series of CPU, memory, disk and temperature",
         tags,
         params: Type.Object({ id: DeviceId }),
@@ -104,6 +107,7 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<TelemetryRoutesOptions> 
       // Not `read`: captures are users' inputs and answers, and a read key sits in dashboards' scrape configs.
       config: { scope: 'deploy' },
       schema: {
+        operationId: 'exportCaptures',
         summary: 'Export captured requests and answers of a service, one JSON sample per line (NDJSON), for retraining',
         description: 'Each line is a captured sample with the `device` that sent it. Samples come day by day, not sorted within a day.',
         tags,

@@ -37,6 +37,7 @@ export const trainerRoutes: FastifyPluginAsyncTypebox<TrainerRoutesOptions> = as
         },
       },
       schema: {
+        operationId: 'registerTrainerVersion',
         summary: 'Create a new trainer version: a training recipe, built into an image for the hub platform',
         description:
           'The recipe (runtime, training script, dependency file, env) is stored as NAME:N and its image is queued at once: built with docker buildx for the hub platform only and pushed to REGISTRY/PREFIX/trainer-NAME. Follow it with GET …/versions/{v} (image.status) and …/log.',
@@ -54,14 +55,14 @@ export const trainerRoutes: FastifyPluginAsyncTypebox<TrainerRoutesOptions> = as
   );
   app.get(
     '/api/v1/trainers',
-    { config: { scope: 'read' }, schema: { summary: 'Trainer versions, optionally of one name', tags, querystring: TrainerListQuery, response: { 200: TrainerVersionList } } },
+    { config: { scope: 'read' }, schema: { operationId: 'listTrainers', summary: 'Trainer versions, optionally of one name', tags, querystring: TrainerListQuery, response: { 200: TrainerVersionList } } },
     async (req) => ({ versions: await deps.registry.list(req.query.name) }),
   );
   app.get(
     '/api/v1/trainers/:name/versions',
     {
       config: { scope: 'read' },
-      schema: { summary: "One trainer's versions", tags, params: Type.Object({ name: Name }), response: { 200: TrainerVersionList, 404: ErrorBody } },
+      schema: { operationId: 'listTrainerVersions', summary: "One trainer's versions", tags, params: Type.Object({ name: Name }), response: { 200: TrainerVersionList, 404: ErrorBody } },
     },
     async (req) => {
       // A name with no version is a 404 like any unknown trainer.
@@ -73,7 +74,7 @@ export const trainerRoutes: FastifyPluginAsyncTypebox<TrainerRoutesOptions> = as
     '/api/v1/trainers/:name/versions/:ref',
     {
       config: { scope: 'read' },
-      schema: { summary: 'One trainer version (`3` or `latest`) with its image state', tags, params: versionParams, response: { 200: TrainerVersion, 404: ErrorBody } },
+      schema: { operationId: 'getTrainerVersion', summary: 'One trainer version (`3` or `latest`) with its image state', tags, params: versionParams, response: { 200: TrainerVersion, 404: ErrorBody } },
     },
     async (req) => deps.registry.resolve(req.params.name, selectorFromRef(req.params.ref)),
   );
@@ -82,6 +83,7 @@ export const trainerRoutes: FastifyPluginAsyncTypebox<TrainerRoutesOptions> = as
     {
       config: { scope: 'read' },
       schema: {
+        operationId: 'getTrainerLog',
         summary: "The trainer image's build log as text; with follow=true it streams until the build finishes",
         tags,
         params: versionParams,

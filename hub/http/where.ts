@@ -17,6 +17,7 @@ export const whereRoutes: FastifyPluginAsyncTypebox<{ locator: ModelLocator }> =
     {
       config: { scope: 'read' },
       schema: {
+        operationId: 'getModelWhere',
         summary: 'The devices and services running a model (any version, or `version`)',
         description: `${HOW} \`unresolved\` lists services serving an older revision whose image no device reports any more: the hub cannot tell what they run.`,
         tags: ['models'],
@@ -32,6 +33,7 @@ export const whereRoutes: FastifyPluginAsyncTypebox<{ locator: ModelLocator }> =
     {
       config: { scope: 'read' },
       schema: {
+        operationId: 'listDeviceServices',
         summary: "A device's services: the revision each serves, its image and model versions",
         description: HOW,
         tags: ['devices'],

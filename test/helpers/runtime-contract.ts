@@ -19,8 +19,12 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const FIXTURES = join(ROOT, 'test/fixtures/runtimes');
 export const MODELS = join(FIXTURES, 'models');
 
-/** Fixture apps: `linear` (iris linear classifier with test hooks), and the variants. */
-export type FixtureApp = 'linear' | 'syntax-error' | 'commonjs' | 'esm-bare';
+/**
+ * Fixture apps: `linear` (iris linear classifier with test hooks), and the variants. `extras`
+ * (and `extras-cjs`) use custom metrics and decoded inputs, `dataframe` pandas; those bring their
+ * own schema.json.
+ */
+export type FixtureApp = 'linear' | 'syntax-error' | 'commonjs' | 'esm-bare' | 'extras' | 'extras-cjs' | 'dataframe';
 
 export interface RuntimeInstance {
   /** e.g. `http://127.0.0.1:41234`. */
@@ -356,6 +360,20 @@ export function contractSuite(runtime: RuntimeDescriptor): void {
     }
   });
 
+  if (runtime.apps.includes('extras')) extrasSuite(runtime, 'extras');
+  if (runtime.apps.includes('extras-cjs')) extrasSuite(runtime, 'extras-cjs');
+  if (runtime.apps.includes('dataframe')) {
+    test(name('a schema asking for a DataFrame when pandas is missing: /health says failed naming the package'), async (t) => {
+      const rt = await runtime.start(t, 'dataframe', { PYTHONPATH: join(FIXTURES, 'python/no-pandas') });
+      const health = await waitFor('/health failed', async () => {
+        const reply = await call(rt.baseUrl, 'GET', '/health');
+        return reply.body?.status === 'failed' ? reply : undefined;
+      });
+      t.regex(health.body.error, /"x-edgeml-decode": "dataframe", which needs the Python package pandas: .*\(install python3-pandas, or list pandas in requirements\.txt\)/);
+      expectError(t, await score(rt.baseUrl, { rows: [] }), 503, 'RUNTIME_E_NOT_READY', /pandas/);
+    });
+  }
+
   if (runtime.apps.includes('commonjs')) {
     test(name('a CommonJS score.js (module.exports, sync init and run) works'), async (t) => {
       const rt = await runtime.start(t, 'commonjs');
@@ -373,4 +391,57 @@ export function contractSuite(runtime: RuntimeDescriptor): void {
       for (const [features, expected] of FLOWERS) t.is((await score(rt.baseUrl, { features })).body.class, expected);
     });
   }
+}
+
+/** PNG magic number, then four more bytes. */
+const PNG_HEAD = Buffer.from('89504e470d0a1a0a00000000', 'hex');
+
+function extrasSuite(runtime: RuntimeDescriptor, app: 'extras' | 'extras-cjs'): void {
+  const name = (what: string) => `${runtime.name} (${app}): ${what}`;
+
+  test(name('custom metrics: count and observe from run() show in GET /metrics; bad names and values are a 500 naming them'), async (t) => {
+    const rt = await runtime.start(t, app);
+    await waitReady(rt);
+    const first = await call(rt.baseUrl, 'GET', '/metrics');
+    t.is(first.status, 200);
+    t.regex(first.headers.get('content-type') ?? '', /^application\/json/);
+    t.deepEqual({ ...first.body, startedAt: 'x' }, { startedAt: 'x', counters: {}, observations: {}, dropped: 0 });
+    t.false(Number.isNaN(Date.parse(first.body.startedAt)), first.body.startedAt);
+    const calls = [['count', 'images'], ['count', 'pixels', 300], ['observe', 'confidence', 0.5], ['observe', 'confidence', 0.25], ['observe', 'confidence', 2]];
+    t.is((await score(rt.baseUrl, { metrics: calls })).status, 200);
+    t.is((await score(rt.baseUrl, { metrics: [['count', 'images'], ['count', 'a.b_c', 0]] })).status, 200);
+    const after = (await call(rt.baseUrl, 'GET', '/metrics')).body;
+    t.is(after.startedAt, first.body.startedAt);
+    t.deepEqual(after.counters, { images: 2, pixels: 300, 'a.b_c': 0 });
+    t.deepEqual(after.observations, { confidence: { count: 3, sum: 2.75, min: 0.25, max: 2 } });
+    expectError(t, await score(rt.baseUrl, { metrics: [['count', '9bad']] }), 500, 'RUNTIME_E_RUN_FAILED', /invalid name "9bad"|invalid name '9bad'/);
+    expectError(t, await score(rt.baseUrl, { metrics: [['count', 'neg', -1]] }), 500, 'RUNTIME_E_RUN_FAILED', /n must be a finite number >= 0/);
+    expectError(t, await score(rt.baseUrl, { metrics: [['observe', 'str', 'x']] }), 500, 'RUNTIME_E_RUN_FAILED', /value must be a finite number/);
+    // At most 100 distinct names: 4 are in use, 96 more fit, the rest are dropped and counted.
+    const many = Array.from({ length: 100 }, (_, i) => ['count', `n${i}`]);
+    t.is((await score(rt.baseUrl, { metrics: many })).status, 200);
+    const full = (await call(rt.baseUrl, 'GET', '/metrics')).body;
+    t.is(Object.keys(full.counters).length + Object.keys(full.observations).length, 100);
+    t.is(full.dropped, 4);
+    t.is(full.counters.n95, 1);
+    t.is(full.counters.n96, undefined);
+  });
+
+  test(name('base64 image fields (and x-edgeml-decode: bytes) reach run() as bytes; other base64 strings stay strings; bad base64 is a 400'), async (t) => {
+    const rt = await runtime.start(t, app);
+    await waitReady(rt);
+    const b64 = PNG_HEAD.toString('base64');
+    const reply = await score(rt.baseUrl, { image: b64, raw: b64, blob: 'AAEC', kept: b64, images: [b64, 'AA=='] });
+    t.is(reply.status, 200, JSON.stringify(reply.body));
+    t.deepEqual(reply.body.image, { type: 'bytes', length: 12, hex: '89504e470d0a1a0a' });
+    t.deepEqual(reply.body.raw, { type: 'string' });
+    t.deepEqual(reply.body.blob, { type: 'bytes', length: 3, hex: '000102' });
+    t.deepEqual(reply.body.kept, { type: 'string' });
+    t.deepEqual(reply.body.images, [{ type: 'bytes', length: 12, hex: '89504e470d0a1a0a' }, { type: 'bytes', length: 1, hex: '00' }]);
+    expectError(t, await score(rt.baseUrl, { image: 'not base64!' }), 400, 'RUNTIME_E_INVALID_INPUT', 'image: must be base64');
+    expectError(t, await score(rt.baseUrl, { images: [b64, 'abc'] }), 400, 'RUNTIME_E_INVALID_INPUT', 'images.1: must be base64');
+    const matrix = (await score(rt.baseUrl, { matrix: [[1, 2], [3, 4], [5, 6]] })).body.matrix;
+    // numpy for score.py; plain JSON for score.js.
+    t.deepEqual(matrix, runtime.name === 'python' ? { type: 'ndarray', dtype: 'float32', shape: [3, 2] } : { type: 'array' });
+  });
 }

@@ -4,7 +4,7 @@
  * images in runtime-contract-images.test.ts.
  */
 import { spawn } from 'node:child_process';
-import { cp } from 'node:fs/promises';
+import { access, cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { limitConcurrency } from '../helpers/concurrency.js';
 import { EdgemlProcess, tempDir } from '../helpers/edgeml-process.js';
@@ -24,7 +24,8 @@ function hostRuntime(opts: Omit<RuntimeDescriptor, 'start'> & { command: string;
       // Outside the repository (whose package.json says "type": "module"), like /opt/edgeml/app.
       const appDir = join(await tempDir(t, `edgeml-runtime-${opts.name}-`), 'app');
       await cp(join(opts.fixtureDir, app), appDir, { recursive: true });
-      await cp(join(FIXTURES, 'schema.json'), join(appDir, 'schema.json'));
+      // An app without its own schema.json gets the shared one.
+      if (!(await access(join(appDir, 'schema.json')).then(() => true, () => false))) await cp(join(FIXTURES, 'schema.json'), join(appDir, 'schema.json'));
       const { proc, listening } = await startups(async () => {
         const child = spawn(opts.command, opts.args, {
           env: { ...process.env, ...opts.env, HOST: '127.0.0.1', PORT: '0', EDGEML_APP_DIR: appDir, EDGEML_MODEL_DIR: MODELS, ...env },
@@ -48,7 +49,7 @@ const NODE18_FLAGS = ['--no-experimental-detect-module', '--no-experimental-requ
 const RUNTIMES: RuntimeDescriptor[] = [
   hostRuntime({
     name: 'node',
-    apps: ['linear', 'syntax-error', 'commonjs', 'esm-bare'],
+    apps: ['linear', 'syntax-error', 'commonjs', 'esm-bare', 'extras', 'extras-cjs'],
     ...FIXTURE_FILES.node,
     command: process.execPath,
     args: [...NODE18_FLAGS, join(ROOT, 'images/runtime-node/server.mjs')],
@@ -56,7 +57,7 @@ const RUNTIMES: RuntimeDescriptor[] = [
   }),
   hostRuntime({
     name: 'python',
-    apps: ['linear', 'syntax-error'],
+    apps: ['linear', 'syntax-error', 'extras', 'dataframe'],
     ...FIXTURE_FILES.python,
     command: 'python3',
     args: [join(ROOT, 'images/runtime-python/server.py')],

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import * as nodeModule from 'node:module';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const CANDIDATES = ['score.js', 'score.mjs', 'score.cjs'];
 
@@ -36,6 +36,26 @@ export function describeLoadError(file, err) {
   return `cannot load ${file}: ${name}: ${message}${where ? ` (at ${where})` : ''}`;
 }
 
+/** The scoring code's `edgeml-runtime` (custom metrics), the same instance for both module kinds. */
+const RUNTIME_API = 'edgeml-runtime';
+const RUNTIME_API_FILE = fileURLToPath(new URL('./edgeml-runtime.cjs', import.meta.url));
+let runtimeApiInstalled = false;
+
+function installRuntimeApi() {
+  if (runtimeApiInstalled) return;
+  runtimeApiInstalled = true;
+  // require(): Node has no public resolver hook for CommonJS, so its resolver is wrapped.
+  const Module = nodeModule.Module;
+  const resolveFilename = Module._resolveFilename;
+  Module._resolveFilename = function resolveWithRuntimeApi(request, ...rest) {
+    return request === RUNTIME_API ? RUNTIME_API_FILE : resolveFilename.call(this, request, ...rest);
+  };
+  // import: a resolve hook (Node >= 18.19; the images run 18.20).
+  if (typeof nodeModule.register === 'function') {
+    nodeModule.register(new URL('./resolve-hooks.mjs', import.meta.url).href, import.meta.url, { data: { runtimeUrl: pathToFileURL(RUNTIME_API_FILE).href } });
+  }
+}
+
 let hooksRegistered = false;
 
 async function importAsModule(file, appDir) {
@@ -62,6 +82,7 @@ function pick(mod, name) {
  */
 export async function loadScoringModule(appDir) {
   const file = findScoreFile(appDir);
+  installRuntimeApi();
   let mod;
   try {
     mod = await import(pathToFileURL(file).href);

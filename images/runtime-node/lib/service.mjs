@@ -3,13 +3,18 @@
 // load or init() is reported by /health, a failed run() by a 500.
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { createRequire } from 'node:module';
+import { compileDecoder, DecodeError } from './decode.mjs';
 import { errorBody, readBody, sendJson } from './http-util.mjs';
 import { loadScoringModule } from './load-app.mjs';
 import { messageOf } from './log.mjs';
 import { openApiDocument } from './openapi.mjs';
 import { compileCheck, readScoringSchema } from './schema.mjs';
 
-const ROUTES = 'POST /score, GET /health, GET /swagger.json';
+// Loaded through require so it is the very instance the scoring code's `edgeml-runtime` resolves to.
+const { metricsSnapshot } = createRequire(import.meta.url)('./edgeml-runtime.cjs');
+
+const ROUTES = 'POST /score, GET /health, GET /swagger.json, GET /metrics';
 const MAX_OUTPUT_WARNINGS = 50;
 
 /**
@@ -23,6 +28,7 @@ export function createScoringService(config, log) {
   let schema;
   let checkInput;
   let checkOutput;
+  let decode;
   let openapi;
   let draining = false;
   let inFlight = 0;
@@ -41,6 +47,7 @@ export function createScoringService(config, log) {
     try {
       schema = readScoringSchema(join(config.appDir, 'schema.json'));
       checkInput = compileCheck(schema.input, 'input');
+      decode = compileDecoder(schema.input);
       openapi = openApiDocument({ ...schema, title: config.title, version: config.version });
     } catch (err) {
       fail('schema failed to load', err);
@@ -125,6 +132,15 @@ export function createScoringService(config, log) {
       answer(req, res, 400, errorBody('RUNTIME_E_INVALID_INPUT', invalid));
       return;
     }
+    if (decode) {
+      try {
+        input = decode(input);
+      } catch (err) {
+        if (!(err instanceof DecodeError)) throw err;
+        answer(req, res, 400, errorBody('RUNTIME_E_INVALID_INPUT', err.message));
+        return;
+      }
+    }
     let result;
     try {
       result = await app.run(input);
@@ -157,6 +173,7 @@ export function createScoringService(config, log) {
     const path = pathOf(req);
     if (req.method === 'POST' && path === '/score') return score(req, res);
     if (req.method === 'GET' && path === '/health') return health(req, res);
+    if (req.method === 'GET' && path === '/metrics') return sendJson(res, 200, metricsSnapshot(), draining ? { connection: 'close' } : {});
     if (req.method === 'GET' && path === '/swagger.json') {
       if (!openapi) return fail503(req, res);
       return sendJson(res, 200, openapi, draining ? { connection: 'close' } : {});

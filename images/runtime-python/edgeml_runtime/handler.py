@@ -8,9 +8,11 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import log
+from .custom_metrics import metrics
+from .decode import DecodeError
 from .service import dump_json
 
-ROUTES = "POST /score, GET /health, GET /swagger.json"
+ROUTES = "POST /score, GET /health, GET /swagger.json, GET /metrics"
 # Past the limit the rest of a body is read and dropped (so the client gets to read the 413 rather
 # than a reset), but only up to this much; beyond it the connection is closed at once.
 DISCARD_CAP = 16 * 1024 * 1024
@@ -228,6 +230,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._score()
         if self.command == "GET" and path == "/health":
             return self._health()
+        if self.command == "GET" and path == "/metrics":
+            return self._send(200, metrics.snapshot())
         if self.command == "GET" and path == "/swagger.json":
             if self.server.service.openapi is None:
                 return self._not_ready()
@@ -265,6 +269,11 @@ class Handler(BaseHTTPRequestHandler):
         problem = service.check_input(value)
         if problem is not None:
             return self._error(400, "RUNTIME_E_INVALID_INPUT", problem)
+        if service.decode is not None:
+            try:
+                value = service.decode(value)
+            except DecodeError as err:
+                return self._error(400, "RUNTIME_E_INVALID_INPUT", str(err))
         try:
             result = service.app.run(value)
         except Exception as err:  # noqa: BLE001 - run()'s failure is the client's 500

@@ -11,6 +11,7 @@ import traceback
 
 from . import log
 from .app import LoadError, load_scoring_module
+from .decode import compile_decoder
 from .openapi import openapi_document
 from .schema import compile_check, read_scoring_schema
 
@@ -40,6 +41,8 @@ class Service:
         self.app = None
         self.check_input = None
         self.check_output = None
+        self.decode = None
+        self._input_schema = None
         self.openapi = None
         self._output_warnings = set()
         self._lock = threading.Lock()
@@ -54,6 +57,7 @@ class Service:
         try:
             schema = read_scoring_schema(os.path.join(self.config.app_dir, "schema.json"))
             self.check_input = compile_check(schema["input"], "input")
+            self._input_schema = schema["input"]
             self.openapi = openapi_document(schema, self.config.title, self.config.version)
         except ValueError as err:
             self._fail("schema failed to load", str(err))
@@ -68,6 +72,12 @@ class Service:
         if self.phase == "failed":
             return
         started = time.monotonic()
+        try:
+            # On this thread, not before listening: importing pandas takes a while.
+            self.decode = compile_decoder(self._input_schema)
+        except ValueError as err:
+            self._fail("schema failed to load", str(err))
+            return
         try:
             app = load_scoring_module(self.config.app_dir)
         except LoadError as err:
