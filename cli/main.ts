@@ -7,8 +7,6 @@ import { EdgemlError, ErrorCodes, isEdgemlError } from '../shared/errors.js';
 import type { ConfigSources } from '../shared/config-loader.js';
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../shared/logger.js';
 import { edgemlVersion } from '../shared/version.js';
-import { loadHubConfig } from '../hub/config.js';
-import { loadAgentConfig } from '../agent/config.js';
 import type { CliIo } from './commands/client-command.js';
 import { createOutput } from './output.js';
 import { addApiKeyCommands } from './commands/apikeys.js';
@@ -24,6 +22,7 @@ import { addCaptureCommands } from './commands/captures.js';
 import { addRetrainingCommands } from './commands/retraining.js';
 import { addDatasetCommands } from './commands/datasets.js';
 import { addTrainerCommands } from './commands/trainers.js';
+import { addServiceClientCommand } from './commands/service-client.js';
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration. */
 const EXIT_FAILURE = 1;
@@ -80,20 +79,24 @@ function runUntilSignal(logger: Logger, close: () => Promise<void>): Promise<voi
 
 /**
  * The action of a long-running process command: configuration, logger, start, run until a signal.
- * `start` imports its process lazily so client commands do not pay for fastify, aedes and mqtt.
+ * `load` and `start` import their modules lazily: the process configs compile their schemas and pull
+ * in the broker (aedes) at import, which every client command would otherwise pay for at start-up.
  */
 function processAction<C extends { logLevel: LogLevel }>(
   name: 'hub' | 'agent',
-  load: (sources: ConfigSources) => C,
+  load: () => Promise<(sources: ConfigSources) => C>,
   start: (config: C, logger: Logger) => Promise<{ close(): Promise<void> }>,
 ) {
   return async (flags: Record<string, string | undefined>): Promise<void> => {
-    const config = load({ flags, env: process.env, file: flags.config });
+    const config = (await load())({ flags, env: process.env, file: flags.config });
     const logger = createLogger({ name, level: config.logLevel });
     const running = await start(config, logger);
     await runUntilSignal(logger, running.close);
   };
 }
+
+const hubConfigLoader = async () => (await import('../hub/config.js')).loadHubConfig;
+const agentConfigLoader = async () => (await import('../agent/config.js')).loadAgentConfig;
 
 const logLevelOption = () => new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as unknown as string[]);
 
@@ -139,7 +142,7 @@ export function buildProgram(io: CliIo): Command {
     .option('--telemetry-retention <days>', 'days of telemetry and captures kept, e.g. 30d (default 30d)')
     .option('--config <file>', 'JSON config file (flags and EDGEML_HUB_* variables override it)')
     .addOption(logLevelOption())
-    .action(processAction('hub', loadHubConfig, async (config, logger) => (await import('../hub/main.js')).startHub(config, logger)));
+    .action(processAction('hub', hubConfigLoader, async (config, logger) => (await import('../hub/main.js')).startHub(config, logger)));
 
   hub
     .command('ca')
@@ -148,7 +151,7 @@ export function buildProgram(io: CliIo): Command {
     .option('--ca-cert <file>', "the operator's own CA certificate, if the hub runs with --ca-cert")
     .option('--json', 'print {certificate, fingerprint256, subject, notAfter}')
     .action(async (flags: { data?: string; caCert?: string; json?: boolean }) => {
-      const config = loadHubConfig({ flags: { data: flags.data, caCert: flags.caCert }, env: io.env });
+      const config = (await hubConfigLoader())({ flags: { data: flags.data, caCert: flags.caCert }, env: io.env });
       const ca = await (await import('../hub/pki/ca.js')).caCertificateFor(config);
       createOutput({ json: flags.json === true, stdout: io.stdout }).result(ca, () => ca.certificate);
     });
@@ -183,7 +186,7 @@ export function buildProgram(io: CliIo): Command {
     .addOption(logLevelOption())
     // Only a flag shows in ps: the agent warns about that one (not about the environment or a config file).
     .action((flags: Record<string, string | undefined>) =>
-      processAction('agent', loadAgentConfig, async (config, logger) => (await import('../agent/main.js')).startAgent(config, logger, { tokenOnCommandLine: flags.token !== undefined }))(flags),
+      processAction('agent', agentConfigLoader, async (config, logger) => (await import('../agent/main.js')).startAgent(config, logger, { tokenOnCommandLine: flags.token !== undefined }))(flags),
     );
 
   addModelCommands(program, io);
@@ -199,6 +202,7 @@ export function buildProgram(io: CliIo): Command {
   addRetrainingCommands(program, io);
   addDatasetCommands(program, io);
   addTrainerCommands(program, io);
+  addServiceClientCommand(program, io);
   return program;
 }
 
