@@ -88,6 +88,9 @@ export const ErrorCodes = {
   HUB_DATASET_NOT_FOUND: 'HUB_E_DATASET_NOT_FOUND', // a dataset name or version the hub does not have
   HUB_DATASET_INVALID: 'HUB_E_DATASET_INVALID', // a dataset file the hub refuses: a line that is not a JSON object with input and label (the error names the line)
   HUB_ROLLOUT_GATE_MEASURE_FAILED: 'HUB_E_ROLLOUT_GATE_MEASURE_FAILED', // some rollout gates could not be measured (archive, labels): retried with backoff, logged only
+  HUB_DEVICE_OFFLINE: 'HUB_E_DEVICE_OFFLINE', // device logs asked of a device that is not online, or that did not answer (409)
+  HUB_LOG_SESSIONS_FULL: 'HUB_E_LOG_SESSIONS_FULL', // a device already streams the most log sessions at once (409)
+  AGENT_LOG_SESSIONS_FULL: 'AGENT_E_LOG_SESSIONS_FULL', // the agent already streams the most log sessions at once
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
