@@ -4,12 +4,13 @@
  * life without gaps or overlaps, however long the probes take; on close the last partial interval
  * goes in too, so a clean stop loses no counts. Each batch is checked against the protocol before
  * it is queued: one the broker would refuse must not wait on disk to be refused later. The
- * autoscaler's decisions of the interval ride along as each service's `scaling`.
+ * autoscaler's decisions of the interval ride along as each service's `scaling`, and the scoring
+ * code's own figures (read from the replicas at the tick: custom-metrics-reader.ts) as its `custom`.
  */
 import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
 import { LATENCY_BOUNDS_MS } from '../../shared/latency-histogram.js';
-import { encodeMessage, type ContainerMetrics, type DeviceMetrics, type ServiceIntervalMetrics } from '../../shared/protocol.js';
+import { encodeMessage, type ContainerMetrics, type CustomIntervalMetrics, type DeviceMetrics, type ServiceIntervalMetrics } from '../../shared/protocol.js';
 import type { MetricsSource } from '../gateway/metrics.js';
 import type { ScalingCounts } from '../scale/autoscaler.js';
 import { metricsBatch, outboxStatus } from './metrics-batch.js';
@@ -23,6 +24,8 @@ export interface MetricsCollectorOptions {
   containers: () => Promise<ContainerMetrics[]>;
   /** The autoscaler's decisions since the previous call, per service that had any. */
   scaling?: { takeInterval(): Record<string, ScalingCounts> };
+  /** Scoring code's own figures since the previous call, per service that counted any; never rejects. */
+  custom?: { takeInterval(): Promise<Record<string, CustomIntervalMetrics>> };
   /** The queue's counts, reported in each batch. */
   outbox: Pick<Outbox, 'dropped' | 'size'>;
   append: (batch: Batch) => Promise<void>;
@@ -52,6 +55,11 @@ function withScaling(services: Record<string, ServiceIntervalMetrics>, scaling: 
   for (const [name, counts] of Object.entries(scaling)) {
     services[name] = { ...(services[name] ?? idleService()), scaling: { up: counts.up, down: counts.down, held: counts.held } };
   }
+}
+
+/** A service whose code counted something carries `custom`, even in an interval without requests (a background job). */
+function withCustom(services: Record<string, ServiceIntervalMetrics>, custom: Record<string, CustomIntervalMetrics>): void {
+  for (const [name, figures] of Object.entries(custom)) services[name] = { ...(services[name] ?? idleService()), custom: figures };
 }
 
 export class MetricsCollector {
@@ -91,9 +99,10 @@ export class MetricsCollector {
     const report = this.o.gateway.takeInterval();
     const scaling = this.o.scaling?.takeInterval() ?? {};
     try {
-      const [device, containers] = await Promise.all([this.o.device(), this.o.containers()]);
+      const [device, containers, custom] = await Promise.all([this.o.device(), this.o.containers(), this.o.custom?.takeInterval() ?? {}]);
       const batch = metricsBatch({ id: this.o.nextId(), report, device, containers, outbox: outboxStatus(this.o.outbox) });
       withScaling(batch.services, scaling);
+      withCustom(batch.services, custom);
       await this.o.append({ id: batch.id, lane: 'metrics', bytes: encodeMessage('telemetry', batch) });
     } catch (err) {
       // A full disk, or a bug: the interval's counts are gone, and the log must say which ones.
