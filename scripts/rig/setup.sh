@@ -61,6 +61,10 @@ install_packages() {
   # The portal's browser tests drive Debian's chromium; the font is so screenshots show text.
   command -v chromium >/dev/null || need+=(chromium)
   [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts)
+  # `edgeml service client` tests run its Python client and compile (and run) its Java and C# ones.
+  command -v python3 >/dev/null || need+=(python3)
+  command -v javac >/dev/null || need+=(jdk)
+  { command -v mcs >/dev/null && [ -f /usr/lib/mono/4.5/System.Net.Http.dll ]; } || need+=(mono)
   if [ ${#need[@]} -eq 0 ]; then log "packages already installed"; return; fi
 
   log "installing packages (missing: ${need[*]})"
@@ -101,7 +105,8 @@ PIN
   [ -z "$extra" ] || die "installing Docker from trixie would also take from trixie: $(echo $extra); refusing"
   "${apt_install[@]}" "${from_trixie[@]/%//trixie}" >/dev/null
   "${apt_install[@]}" qemu-user-static binfmt-support docker-registry mosquitto mmdebstrap \
-    nginx-light iproute2 procps ca-certificates curl openssl chromium fonts-dejavu-core >/dev/null
+    nginx-light iproute2 procps ca-certificates curl openssl chromium fonts-dejavu-core \
+    python3 default-jdk-headless mono-mcs libmono-system-net-http4.0-cil >/dev/null
   log "packages installed: $(dockerd --version)"
 }
 
