@@ -67,7 +67,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRoutesOptions> = as
     {
       config: {
         scope: 'deploy',
-        docBody: { content: { [DATASET_UPLOAD_TYPE]: { schema: { operationId: 'registerDatasetVersion', type: 'string', description: 'JSONL: one {"input": …, "label": …} object per line' } } } },
+        docBody: { content: { [DATASET_UPLOAD_TYPE]: { schema: { type: 'string', description: 'JSONL: one {"input": …, "label": …} object per line' } } } },
         idempotent: {
           status: 201,
           find: async (made) => {
@@ -77,6 +77,7 @@ export const datasetRoutes: FastifyPluginAsyncTypebox<DatasetRoutesOptions> = as
         },
       },
       schema: {
+        operationId: 'registerDatasetVersion',
         summary: 'Register a new version of a base dataset (a JSONL file of {"input", "label"} rows)',
         description:
           'The body is the file, `application/x-ndjson`. Every line must be a JSON object with `input` and a non-null `label` (blank lines are skipped); the first bad line is refused with its number and nothing is stored. The version is the next number for this name, immutable; `digest` is the sha256 of the file.',

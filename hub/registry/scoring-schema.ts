@@ -45,6 +45,29 @@ function validatorFor(schema: unknown): Ajv {
   return ajv as Ajv;
 }
 
+/** `x-edgeml-decode`: how the runtimes hand a field to run() (images/README.md, "Decoded inputs"). */
+export const DECODE_MODES = ['bytes', 'ndarray', 'dataframe', 'none'] as const;
+
+/** The runtimes' own keywords, anywhere in the input schema; JSON Schema itself ignores them. */
+function checkDecodeKeywords(node: unknown, path: string): void {
+  if (Array.isArray(node)) {
+    node.forEach((v, i) => checkDecodeKeywords(v, `${path}.${i}`));
+    return;
+  }
+  if (typeof node !== 'object' || node === null) return;
+  const record = node as Record<string, unknown>;
+  const mode = record['x-edgeml-decode'];
+  // An object there is a property of that name (its schema), not the keyword.
+  if (mode !== undefined && typeof mode !== 'object' && !(DECODE_MODES as readonly unknown[]).includes(mode)) {
+    throw invalid(`${path}.x-edgeml-decode: must be one of ${DECODE_MODES.map((m) => JSON.stringify(m)).join(', ')}`);
+  }
+  const dtype = record['x-edgeml-dtype'];
+  if (dtype !== undefined && typeof dtype !== 'object' && (typeof dtype !== 'string' || !/^[A-Za-z0-9_<>|]{1,32}$/.test(dtype))) {
+    throw invalid(`${path}.x-edgeml-dtype: must be a numpy dtype name such as "float32"`);
+  }
+  for (const [key, value] of Object.entries(record)) checkDecodeKeywords(value, `${path}.${key}`);
+}
+
 export function checkScoringSchema(doc: unknown): ScoringSchema {
   checkSchemaDepth(doc);
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw invalid('schema: must be a JSON object {"input": …, "output": …, "sample": …}');
@@ -67,6 +90,7 @@ export function checkScoringSchema(doc: unknown): ScoringSchema {
       throw invalid(`schema.${part}: is not a valid JSON Schema: ${(err as Error).message}`);
     }
   }
+  checkDecodeKeywords(parts.input, 'schema.input');
   const validateInput = compiled.input!;
   if (!validateInput(parts.sample)) {
     const first = validateInput.errors?.[0];
