@@ -10,7 +10,8 @@ import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
 import type { CustomIntervalMetrics } from '../../shared/protocol.js';
 import type { RouteTable } from '../reconcile/routes.js';
-import { addCustom, CustomMetricsDeltas, isEmptyCustom, parseContainerMetrics } from './custom-metrics.js';
+import { CustomSum } from '../../shared/custom-metrics.js';
+import { CustomMetricsDeltas, parseContainerMetrics } from './custom-metrics.js';
 
 export interface ReadyReplica {
   service: string;
@@ -96,21 +97,15 @@ export class CustomMetricsReader {
     const replicas = this.o.replicas();
     const readings = await Promise.all(replicas.map(async (r) => ({ r, figures: await this.#read(r) })));
     this.#deltas.keepOnly(new Set(replicas.map((r) => r.container)));
-    const sums = new Map<string, Required<CustomIntervalMetrics>>();
+    const sums = new Map<string, CustomSum>();
     for (const { r, figures } of readings) {
       if (!figures) continue;
       let sum = sums.get(r.service);
-      if (!sum) sums.set(r.service, (sum = { counters: {}, observations: {} }));
-      this.#leftOut += addCustom(sum, figures);
+      if (!sum) sums.set(r.service, (sum = new CustomSum()));
+      this.#leftOut += sum.add(figures);
     }
     const out: Record<string, CustomIntervalMetrics> = {};
-    for (const [service, sum] of sums) {
-      if (isEmptyCustom(sum)) continue;
-      out[service] = {
-        ...(Object.keys(sum.counters).length > 0 ? { counters: sum.counters } : {}),
-        ...(Object.keys(sum.observations).length > 0 ? { observations: sum.observations } : {}),
-      };
-    }
+    for (const [service, sum] of sums) if (!sum.empty()) out[service] = sum.toWire();
     return out;
   }
 

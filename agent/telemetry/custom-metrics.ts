@@ -36,75 +36,50 @@ function observationOf(v: unknown): CustomObservation | undefined {
 export function parseContainerMetrics(body: unknown): { ok: true; value: ContainerCustomMetrics; leftOut: number } | { ok: false; error: string } {
   if (!isRecord(body)) return { ok: false, error: 'not a JSON object' };
   if (typeof body.startedAt !== 'string' || Number.isNaN(Date.parse(body.startedAt))) return { ok: false, error: 'startedAt is not a date' };
-  const counters: Record<string, number> = {};
-  const observations: Record<string, CustomObservation> = {};
-  let names = 0;
+  const counters: Array<[string, number]> = [];
+  const observations: Array<[string, CustomObservation]> = [];
+  const names = new Set<string>();
   let leftOut = 0;
   const take = (name: string): boolean => {
-    if (!NAME.test(name) || names >= MAX_CUSTOM_METRICS) return false;
-    names++;
+    if (!NAME.test(name) || names.has(name) || names.size >= MAX_CUSTOM_METRICS) return false;
+    names.add(name);
     return true;
   };
   for (const [name, v] of Object.entries(isRecord(body.counters) ? body.counters : {})) {
-    if (finite(v) && v >= 0 && take(name)) counters[name] = v;
+    if (finite(v) && v >= 0 && take(name)) counters.push([name, v]);
     else leftOut++;
   }
   for (const [name, v] of Object.entries(isRecord(body.observations) ? body.observations : {})) {
     const o = observationOf(v);
-    if (o && !Object.hasOwn(counters, name) && take(name)) observations[name] = o;
+    if (o && take(name)) observations.push([name, o]);
     else leftOut++;
   }
-  return { ok: true, value: { startedAt: body.startedAt, counters, observations }, leftOut };
+  // fromEntries defines own properties: a `__proto__` name stays a name.
+  return { ok: true, value: { startedAt: body.startedAt, counters: Object.fromEntries(counters), observations: Object.fromEntries(observations) }, leftOut };
 }
+
+const own = <T>(record: Record<string, T>, name: string): T | undefined => (Object.hasOwn(record, name) ? record[name] : undefined);
 
 /** `b` less `a`, or undefined when `b` is not a continuation of `a` (a counter fell). */
 function difference(a: ContainerCustomMetrics, b: ContainerCustomMetrics): CustomIntervalMetrics | undefined {
-  const counters: Record<string, number> = {};
-  const observations: Record<string, CustomObservation> = {};
+  const counters: Array<[string, number]> = [];
+  const observations: Array<[string, CustomObservation]> = [];
   for (const [name, v] of Object.entries(b.counters)) {
-    const before = Object.hasOwn(a.counters, name) ? a.counters[name]! : 0;
+    const before = own(a.counters, name) ?? 0;
     if (v < before) return undefined;
-    if (v > before) counters[name] = v - before;
+    if (v > before) counters.push([name, v - before]);
   }
   for (const [name, o] of Object.entries(b.observations)) {
-    const before = Object.hasOwn(a.observations, name) ? a.observations[name]! : undefined;
+    const before = own(a.observations, name);
     const count = o.count - (before?.count ?? 0);
     if (count < 0) return undefined;
-    if (count > 0) observations[name] = { count, sum: o.sum - (before?.sum ?? 0), min: o.min, max: o.max };
+    if (count > 0) observations.push([name, { count, sum: o.sum - (before?.sum ?? 0), min: o.min, max: o.max }]);
   }
-  return { counters, observations };
+  return { counters: Object.fromEntries(counters), observations: Object.fromEntries(observations) };
 }
 
 function whole(m: ContainerCustomMetrics): CustomIntervalMetrics {
   return difference({ startedAt: m.startedAt, counters: {}, observations: {} }, m)!;
-}
-
-/** Adds `b` into `sum`, keeping at most MAX_CUSTOM_METRICS names; returns how many names did not fit. */
-export function addCustom(sum: Required<CustomIntervalMetrics>, b: CustomIntervalMetrics): number {
-  let names = Object.keys(sum.counters).length + Object.keys(sum.observations).length;
-  let leftOut = 0;
-  const room = (known: boolean): boolean => {
-    if (known) return true;
-    if (names >= MAX_CUSTOM_METRICS) {
-      leftOut++;
-      return false;
-    }
-    names++;
-    return true;
-  };
-  for (const [name, v] of Object.entries(b.counters ?? {})) {
-    const known = Object.hasOwn(sum.counters, name);
-    // A name that is a counter in one replica and an observation in another (two revisions) keeps its first kind.
-    if (Object.hasOwn(sum.observations, name) || !room(known)) continue;
-    sum.counters[name] = (known ? sum.counters[name]! : 0) + v;
-  }
-  for (const [name, o] of Object.entries(b.observations ?? {})) {
-    const known = Object.hasOwn(sum.observations, name);
-    if (Object.hasOwn(sum.counters, name) || !room(known)) continue;
-    const s = known ? sum.observations[name]! : undefined;
-    sum.observations[name] = s ? { count: s.count + o.count, sum: s.sum + o.sum, min: Math.min(s.min, o.min), max: Math.max(s.max, o.max) } : { ...o };
-  }
-  return leftOut;
 }
 
 /**
@@ -133,8 +108,4 @@ export class CustomMetricsDeltas {
   keepOnly(containers: ReadonlySet<string>): void {
     for (const id of this.#last.keys()) if (!containers.has(id)) this.#last.delete(id);
   }
-}
-
-export function isEmptyCustom(c: CustomIntervalMetrics): boolean {
-  return Object.keys(c.counters ?? {}).length === 0 && Object.keys(c.observations ?? {}).length === 0;
 }

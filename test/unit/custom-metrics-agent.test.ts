@@ -35,6 +35,8 @@ test('parse: the contract body is taken; bad names, values and names past the 10
   // 'bad name', neg, 6 counters past the 100th, lat (no room), half (not a whole count).
   t.is(parsed.leftOut, 2 + 6 + 2);
   t.false(parseContainerMetrics({ counters: {} }).ok, 'startedAt is required');
+  const proto = parseContainerMetrics(JSON.parse(`{"startedAt": "${STARTED}", "counters": {"__proto__": 3}}`));
+  t.true(proto.ok && Object.hasOwn(proto.value.counters, '__proto__') && proto.value.counters.__proto__ === 3, 'a __proto__ name stays a name');
   t.false(parseContainerMetrics([1]).ok);
   t.false(parseContainerMetrics('x').ok);
 });
