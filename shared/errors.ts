@@ -91,6 +91,7 @@ export const ErrorCodes = {
   HUB_DEVICE_OFFLINE: 'HUB_E_DEVICE_OFFLINE', // device logs asked of a device that is not online, or that did not answer (409)
   HUB_LOG_SESSIONS_FULL: 'HUB_E_LOG_SESSIONS_FULL', // a device already streams the most log sessions at once (409)
   AGENT_LOG_SESSIONS_FULL: 'AGENT_E_LOG_SESSIONS_FULL', // the agent already streams the most log sessions at once
+  CLI_SERVE_FAILED: 'CLI_E_SERVE_FAILED', // `edgeml serve`: the runtime or its container exited before it was ready, or cannot serve (load or init() failed)
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
