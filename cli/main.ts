@@ -9,6 +9,8 @@ import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../shared/
 import { edgemlVersion } from '../shared/version.js';
 import type { CliIo } from './commands/client-command.js';
 import { createOutput } from './output.js';
+import { renderError, renderUsageError, wantsDebug, wantsJson } from './error-output.js';
+import { unknownEnvWarnings } from './known-env.js';
 import { addApiKeyCommands } from './commands/apikeys.js';
 import { addDeploymentCommands } from './commands/deployments.js';
 import { addRolloutCommands } from './commands/rollouts.js';
@@ -100,11 +102,20 @@ const agentConfigLoader = async () => (await import('../agent/config.js')).loadA
 
 const logLevelOption = () => new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as unknown as string[]);
 
-export function buildProgram(io: CliIo): Command {
+export interface ProgramStyle {
+  /** `--json` on the command line: usage errors are JSON too. */
+  json?: boolean;
+}
+
+export function buildProgram(io: CliIo, style: ProgramStyle = {}): Command {
   const program = new Command('edgeml')
     .description('Manage machine-learning models on fleets of edge devices.')
     .version(edgemlVersion(), '-V, --version')
-    .showHelpAfterError('(run with --help for usage)')
+    // main() takes --debug from anywhere on the line; declared here so --help shows it.
+    .option('--debug', 'print the stack trace of an internal error (env EDGEML_DEBUG=1)')
+    // Before any subcommand exists: commander copies these settings into each one it creates.
+    .configureOutput({ outputError: (text, write) => write(renderUsageError(text, style.json === true)) })
+    .showHelpAfterError(style.json === true ? false : '(run with --help for usage)')
     // A command's options belong to it, not to its parent: `telemetry SERVICE --since` and
     // `telemetry device ID --since` are different commands with the same flags.
     .enablePositionalOptions()
@@ -206,11 +217,35 @@ export function buildProgram(io: CliIo): Command {
   return program;
 }
 
+/** `--debug` is a program-wide flag wherever it is typed: moved before the subcommand, where commander expects it. */
+function hoistDebug(argv: readonly string[]): string[] {
+  const end = argv.indexOf('--');
+  const head = end < 0 ? argv : argv.slice(0, end);
+  if (!head.slice(2).includes('--debug')) return [...argv];
+  const rest = [...head.slice(2).filter((a) => a !== '--debug'), ...(end < 0 ? [] : argv.slice(end))];
+  return [...argv.slice(0, 2), '--debug', ...rest];
+}
+
+/**
+ * A reader that stops early (`edgeml model list --json | head -1`) closes the pipe: that is how
+ * pipelines work, not a failure, so the process ends quietly instead of throwing EPIPE.
+ */
+function exitQuietlyOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+    throw err;
+  });
+}
+
 export async function main(argv: string[]): Promise<void> {
+  const args = argv.slice(2);
+  const style = { json: wantsJson(args), debug: wantsDebug(args, process.env) };
+  exitQuietlyOnClosedPipe(process.stdout);
+  for (const line of unknownEnvWarnings(process.env)) process.stderr.write(`edgeml: ${line}\n`);
   const interrupt = interruptController();
-  const program = buildProgram({ env: process.env, stdout: process.stdout, stderr: process.stderr, cwd: process.cwd(), ...interrupt.io });
+  const program = buildProgram({ env: process.env, stdout: process.stdout, stderr: process.stderr, cwd: process.cwd(), ...interrupt.io }, style);
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(hoistDebug(argv));
   } catch (err) {
     if (err instanceof CommanderError) {
       // commander already printed help, the version, or the usage error.
@@ -219,14 +254,11 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (interrupt.interrupted()) {
       const said = isEdgemlError(err) && err.code === ErrorCodes.CLI_INTERRUPTED ? err.message : 'interrupted';
-      process.stderr.write(`edgeml: ${said}\n`);
+      process.stderr.write(style.json ? renderError(new EdgemlError(ErrorCodes.CLI_INTERRUPTED, said), style) : `edgeml: ${said}\n`);
       process.exitCode = EXIT_INTERRUPTED;
       return;
     }
-    const code = isEdgemlError(err) ? err.code : ErrorCodes.INTERNAL;
-    const usage = USAGE_CODES.includes(code);
-    process.stderr.write(`edgeml: ${(err as Error).message} [${code}]\n`);
-    if (!(err instanceof EdgemlError)) process.stderr.write(`${(err as Error).stack ?? ''}\n`);
-    process.exitCode = usage ? EXIT_USAGE : EXIT_FAILURE;
+    process.stderr.write(renderError(err, style));
+    process.exitCode = isEdgemlError(err) && USAGE_CODES.includes(err.code) ? EXIT_USAGE : EXIT_FAILURE;
   }
 }

@@ -94,7 +94,14 @@ export function hubMetricFamilies(f: HubFigures, rolloutsByPhase: Record<Rollout
 export const prometheusRoutes: FastifyPluginAsync<{ figures: () => HubFigures; rolloutsByPhase: () => Promise<Record<RolloutPhase, number>> }> = async (app, { figures, rolloutsByPhase }) => {
   app.get(
     '/metrics',
-    { config: { scope: 'read' }, schema: { operationId: 'getMetrics', summary: 'Hub, broker and fleet figures in the Prometheus text format (0.0.4)', tags: ['hub'], produces: [EXPOSITION_CONTENT_TYPE] } },
+    {
+      config: { scope: 'read' },
+      schema: {
+        operationId: 'getMetrics',
+        summary: 'Hub, broker and fleet figures in the Prometheus text format (0.0.4)', tags: ['hub'],
+        response: { 200: { description: 'the exposition', content: { [EXPOSITION_CONTENT_TYPE]: { schema: { type: 'string' } } } } },
+      },
+    },
     async (_req, reply) => reply.type(EXPOSITION_CONTENT_TYPE).send(renderExposition(hubMetricFamilies(figures(), await rolloutsByPhase()))),
   );
 };

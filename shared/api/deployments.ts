@@ -52,7 +52,7 @@ export function memoryLimit(text: string, field: string): CheckResult<number> {
 }
 
 const ImageSource = {
-  image: Type.Optional(Type.String({ pattern: IMAGE_REF_PATTERN, examples: ['127.0.0.1:5000/edgeml/iris-scorer@sha256:…'], description: 'an image pinned by digest' })),
+  image: Type.Optional(Type.String({ pattern: IMAGE_REF_PATTERN, examples: ['127.0.0.1:5000/edgeml/iris-scorer@sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae'], description: 'an image pinned by digest' })),
   build: Type.Optional(ImageId),
 };
 

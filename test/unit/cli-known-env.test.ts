@@ -1,0 +1,63 @@
+/**
+ * cli/known-env.ts: every EDGEML_* name the repository uses is listed (a grep of the tree, so a name
+ * added later cannot be forgotten), and an unknown one gets a warning with the nearest known name.
+ */
+import test from 'ava';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { KNOWN_ENV, PROCESS_ENV_PREFIXES, unknownEnvWarnings } from '../../cli/known-env.js';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const SEARCHED = ['hub', 'agent', 'cli', 'client', 'shared', 'images', 'scripts', 'test', 'bench', 'portal'];
+const SKIPPED_DIRS = new Set(['node_modules', 'dist', 'fixtures-out', '.git']);
+// Not variables: error codes (EDGEML_E_*) and the hub's/agent's config variables, whose loaders check them.
+const NOT_CLIENT_VARIABLES = /^EDGEML_E_/;
+
+function* files(dir: string): Generator<string> {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (SKIPPED_DIRS.has(entry.name)) continue;
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) yield* files(path);
+    else if (entry.isFile() && statSync(path).size < 2_000_000) yield path;
+  }
+}
+
+function namesInRepo(): Set<string> {
+  const names = new Set<string>();
+  for (const top of SEARCHED) {
+    for (const path of files(join(ROOT, top))) {
+      for (const [name] of readFileSync(path, 'latin1').matchAll(/\bEDGEML_[A-Z0-9_]*[A-Z0-9]\b/g)) names.add(name);
+    }
+  }
+  return names;
+}
+
+test('every EDGEML_* name used in the repository is known', (t) => {
+  const names = namesInRepo();
+  t.true(names.has('EDGEML_HUB'), 'the grep finds names at all');
+  const missing = [...names].filter(
+    (n) => !NOT_CLIENT_VARIABLES.test(n) && !PROCESS_ENV_PREFIXES.some((p) => n.startsWith(p)) && !KNOWN_ENV.includes(n),
+  );
+  t.deepEqual(missing, [], 'add these names to KNOWN_ENV in cli/known-env.ts');
+});
+
+test('the contract names are listed', (t) => {
+  for (const name of ['EDGEML_SERVICE_KEY', 'EDGEML_SERVICE_CA', 'EDGEML_MODEL_DIR', 'EDGEML_CONTEXT', 'EDGEML_CONFIG_DIR', 'EDGEML_DEBUG']) {
+    t.true(KNOWN_ENV.includes(name), name);
+  }
+});
+
+test('an unknown variable warns with the nearest known name', (t) => {
+  // Built from parts so the repository grep above does not see a misspelt name.
+  const typo = ['EDGEML', 'HBU'].join('_');
+  t.deepEqual(unknownEnvWarnings({ [typo]: 'x', EDGEML_HUB: 'http://h', PATH: '/bin' }), [
+    `warning: unknown environment variable ${typo} is ignored (did you mean EDGEML_HUB?)`,
+  ]);
+});
+
+test('a name far from every known one warns without a suggestion; hub and agent variables are left to their loaders', (t) => {
+  const far = ['EDGEML', 'QWERTYUIOP'].join('_');
+  t.deepEqual(unknownEnvWarnings({ [far]: '1', EDGEML_HUB_HTTP: '127.0.0.1:1', EDGEML_AGENT_DATA: '/d' }), [
+    `warning: unknown environment variable ${far} is ignored`,
+  ]);
+});
