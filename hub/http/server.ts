@@ -28,7 +28,7 @@ import type { CaSummary } from '../pki/ca.js';
 import type { IssuedCertificate } from '../store/store.js';
 import { apiKeyRoutes } from './apikeys.js';
 import { caPublicRoutes, deviceCertificateRoutes } from './ca.js';
-import { installApiKeyAuth, SECURITY_SCHEME } from './auth.js';
+import { installApiKeyAuth } from './auth.js';
 import { deploymentRoutes } from './deployments.js';
 import { modelUpdateRoutes } from './model-updates.js';
 import { rolloutRoutes } from './rollouts.js';
@@ -49,6 +49,7 @@ import { trainerRoutes, type TrainerRoutesOptions } from './trainers.js';
 import { retrainingRoutes } from './retraining.js';
 import type { Retraining } from '../retraining/retraining.js';
 import { prometheusRoutes, type HubFigures } from './prometheus.js';
+import { openApiOptions } from './openapi.js';
 
 export interface HttpDeps {
   /** Serve HTTPS with this certificate (a running server takes new ones with `(app.server as tls.Server).setSecureContext`); absent: plain HTTP. */
@@ -146,17 +147,7 @@ export function createHubFastify(logger: Logger, https?: ServerKeyPair): Fastify
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
   const app = createHubFastify(deps.logger, deps.https);
-  await app.register(fastifySwagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info: { title: 'edgeml hub', version: deps.health.version, description: 'Model registry, builds, fleet rollouts and telemetry.' },
-      components: { securitySchemes: { [SECURITY_SCHEME]: { type: 'http', scheme: 'bearer', description: 'an edgeml API key: `Authorization: Bearer emk_…`' } } },
-    },
-    transform: ({ schema, url, route }) => {
-      const docBody = route.config?.docBody;
-      return { schema: docBody ? ({ ...schema, body: docBody } as typeof schema) : schema, url };
-    },
-  });
+  await app.register(fastifySwagger, openApiOptions(deps.health.version));
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(portalRoutes, { root: portalRoot() });
