@@ -24,7 +24,10 @@ import { addCaptureCommands } from './commands/captures.js';
 import { addRetrainingCommands } from './commands/retraining.js';
 import { addDatasetCommands } from './commands/datasets.js';
 import { addTrainerCommands } from './commands/trainers.js';
+import { addContextCommands } from './commands/context.js';
 import { addServiceClientCommand } from './commands/service-client.js';
+import { addServeCommand } from './commands/serve.js';
+import { addSchemaCommands } from './commands/schema.js';
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration. */
 const EXIT_FAILURE = 1;
@@ -213,7 +216,9 @@ export function buildProgram(io: CliIo, style: ProgramStyle = {}): Command {
   addRetrainingCommands(program, io);
   addDatasetCommands(program, io);
   addTrainerCommands(program, io);
+  addContextCommands(program, io);
   addServiceClientCommand(program, io);
+  addServeCommand(program, io); addSchemaCommands(program, io);
   return program;
 }
 

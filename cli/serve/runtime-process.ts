@@ -1,0 +1,120 @@
+/**
+ * One run of a scoring runtime (a host process, or `docker run` attached): its output goes to
+ * `echo` (the user sees their code's logs), the last lines are kept for error messages, and
+ * `ready()` resolves once it listens and /health has answered.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+
+const KEPT_LINES = 20;
+const HEALTH_POLL_MS = 100;
+
+export interface RuntimeCommand {
+  command: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  /** What the messages call it: "the python runtime", "the container". */
+  label: string;
+}
+
+export type Health = { ok: true } | { ok: false; error: string };
+
+export class RuntimeProcess {
+  private readonly child: ChildProcess;
+  private readonly lines: string[] = [];
+  private readonly exited: Promise<number | null>;
+  private port: number | undefined;
+  private listening: Array<(port: number) => void> = [];
+
+  constructor(
+    private readonly spec: RuntimeCommand,
+    echo: (line: string) => void,
+  ) {
+    this.child = spawn(spec.command, spec.args, { env: spec.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.exited = new Promise((resolve) => {
+      this.child.once('error', (err) => {
+        this.keep(`${spec.command}: ${err.message}`);
+        resolve(null);
+      });
+      this.child.once('close', (code) => resolve(code));
+    });
+    for (const stream of [this.child.stdout!, this.child.stderr!]) {
+      let buffer = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (d: string) => {
+        buffer += d;
+        let nl: number;
+        while ((nl = buffer.indexOf('\n')) >= 0) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          this.keep(line);
+          echo(line);
+          this.notice(line);
+        }
+      });
+    }
+  }
+
+  private keep(line: string): void {
+    this.lines.push(line);
+    if (this.lines.length > KEPT_LINES) this.lines.shift();
+  }
+
+  /** The runtime's `listening` log line carries the port it bound (PORT=0 picks one). */
+  private notice(line: string): void {
+    if (this.port !== undefined || !line.startsWith('{')) return;
+    try {
+      const parsed = JSON.parse(line) as { msg?: unknown; port?: unknown };
+      if (parsed.msg === 'listening' && typeof parsed.port === 'number') {
+        this.port = parsed.port;
+        for (const resolve of this.listening) resolve(parsed.port);
+      }
+    } catch {
+      // the user's own output
+    }
+  }
+
+  private failure(what: string): EdgemlError {
+    const tail = this.lines.length ? `; its last output:\n  ${this.lines.join('\n  ')}` : '';
+    return new EdgemlError(ErrorCodes.CLI_SERVE_FAILED, `${this.spec.label} ${what}${tail}`);
+  }
+
+  /** Resolves with the port and the first settled /health answer; rejects if the process ends first. */
+  async ready(host: string): Promise<{ port: number; health: Health }> {
+    const exitedEarly = this.exited.then((code) => {
+      throw this.failure(`exited${code === null ? '' : ` with code ${code}`} before it was ready`);
+    });
+    const port = await Promise.race([this.port ?? new Promise<number>((resolve) => this.listening.push(resolve)), exitedEarly]);
+    const health = await Promise.race([this.pollHealth(host, port), exitedEarly]);
+    return { port, health };
+  }
+
+  private async pollHealth(host: string, port: number): Promise<Health> {
+    for (;;) {
+      const answer = await fetch(`http://${host}:${port}/health`).then(
+        async (res) => ({ status: res.status, body: (await res.json().catch(() => ({}))) as { status?: string; error?: string } }),
+        () => undefined,
+      );
+      if (answer?.status === 200) return { ok: true };
+      if (answer?.body.status === 'failed') return { ok: false, error: answer.body.error ?? 'failed' };
+      await new Promise((r) => setTimeout(r, HEALTH_POLL_MS));
+    }
+  }
+
+  /** The error for a runtime that listens but cannot serve (failed load or init()). */
+  notServing(error: string): EdgemlError {
+    return this.failure(`is not serving: ${error}`);
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** SIGTERM (the runtime drains), SIGKILL after `graceMs`; resolves once it has exited. */
+  async stop(graceMs = 5000): Promise<void> {
+    if (this.running) this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
