@@ -2,7 +2,9 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorBody, Name } from '../../shared/api/common.js';
 import { ManifestCreate, ManifestListQuery, ManifestVersion, ManifestVersionList } from '../../shared/api/manifests.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { ManifestRegistry } from '../registry/manifest-registry.js';
+import type { BlobStore } from '../store/blob-store.js';
 import type { ManifestRepository } from '../store/store.js';
 import { requestKey } from './auth.js';
 import { requestActor } from './idempotency.js';
@@ -12,7 +14,8 @@ const tags = ['manifests'];
 /** Scoring scripts, schemas and dependency lists are text; a few MB is generous. */
 const MANIFEST_BODY_LIMIT = 8 * 1024 * 1024;
 
-export const manifestRoutes: FastifyPluginAsyncTypebox<{ registry: ManifestRegistry; manifests: ManifestRepository }> = async (app, deps) => {
+/** `blobs`: serves the scoring file and dependency list (`edgeml serve --manifest` without an image). */
+export const manifestRoutes: FastifyPluginAsyncTypebox<{ registry: ManifestRegistry; manifests: ManifestRepository; blobs?: BlobStore }> = async (app, deps) => {
   app.post(
     '/api/v1/manifests/:name/versions',
     {
@@ -62,4 +65,32 @@ export const manifestRoutes: FastifyPluginAsyncTypebox<{ registry: ManifestRegis
     },
     async (req) => deps.manifests.resolve(req.params.name, selectorFromRef(req.params.ref)),
   );
+  const blobs = deps.blobs;
+  if (blobs) {
+    app.get(
+      '/api/v1/manifests/:name/versions/:ref/files/:file',
+      {
+        config: { scope: 'read' },
+        schema: {
+          operationId: 'getManifestFile',
+          summary: "Download a manifest version's scoring file or dependency list",
+          description: '`score`: the scoring script; `deps`: package.json or requirements.txt (404 when the manifest has none). `x-edgeml-digest` carries the digest.',
+          tags,
+          params: Type.Object({ name: Name, ref: Type.String({ pattern: '^(?:[1-9][0-9]{0,8}|latest)$', examples: ['2', 'latest'] }), file: Type.Union([Type.Literal('score'), Type.Literal('deps')]) }),
+          response: { 200: { description: 'the file (UTF-8 text)', content: { 'text/plain': { schema: { type: 'string' } } } }, 404: ErrorBody },
+        },
+      },
+      async (req, reply) => {
+        const version = await deps.manifests.resolve(req.params.name, selectorFromRef(req.params.ref));
+        const file = req.params.file === 'score' ? version.score : version.deps;
+        if (!file) throw new EdgemlError(ErrorCodes.HUB_MANIFEST_NOT_FOUND, `${version.name}:${version.version} has no dependency file`, { httpStatus: 404 });
+        void reply
+          .header('content-type', 'text/plain; charset=utf-8')
+          .header('content-length', file.size)
+          .header('content-disposition', `attachment; filename="${file.filename}"`)
+          .header('x-edgeml-digest', file.digest);
+        return reply.send(blobs.openRead(file.digest));
+      },
+    );
+  }
 };

@@ -5,7 +5,7 @@
 import { Type } from '@sinclair/typebox';
 import { stringEnum } from '../schema.js';
 
-export const API_PREFIX = '/api/v1';
+export { API_PREFIX } from './prefix.js';
 
 export const ErrorBody = Type.Object(
   { error: Type.Object({ code: Type.String(), message: Type.String() }) },
