@@ -1,6 +1,6 @@
 /**
  * What every client command shares: the `--hub`, `--api-key`, `--api-key-file`, `--ca`,
- * `--allow-insecure-http`, `--config` and `--json` flags, and an action wrapper that turns them into a HubClient and an Output before
+ * `--allow-insecure-http`, `--config`, `--context` and `--json` flags, and an action wrapper that turns them into a HubClient and an Output before
  * the command's own code runs.
  */
 import { readFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { fileError, inputError } from '../args.js';
 import { HubClient } from '../../client/hub-client.js';
 import { createOutput, type Output } from '../output.js';
 import { parseCaPem } from '../../client/tls.js';
+import { selectedContext } from '../contexts.js';
 
 /** The process's environment and streams, passed in once by main.ts. */
 export interface CliIo {
@@ -28,6 +29,7 @@ export interface ClientFlags {
   ca?: string;
   allowInsecureHttp?: boolean;
   config?: string;
+  context?: string;
   json?: boolean;
 }
 
@@ -53,7 +55,8 @@ export function withClientOptions(command: Command): Command {
     .option('--api-key-file <file>', 'a file holding the API key (env EDGEML_API_KEY_FILE)')
     .option('--ca <file>', "PEM CA certificate, the only one trusted for an https:// hub and device gateways (env EDGEML_CA; `edgeml hub ca` prints the hub's)")
     .option('--allow-insecure-http', 'send keys to a plain http:// hub or device gateway on a non-loopback address (they cross the network unencrypted)')
-    .option('--config <file>', 'JSON config file with "hub", "apiKey", "apiKeyFile" and "ca" (env EDGEML_CONFIG)')
+    .addOption(new Option('--config <file>', 'JSON config file with "hub", "apiKey", "apiKeyFile" and "ca" (env EDGEML_CONFIG)').conflicts('context'))
+    .option('--context <name>', 'use this context (`edgeml context list`) instead of the current one (env EDGEML_CONTEXT)')
     .option('--json', 'print one JSON document on stdout instead of text');
 }
 
@@ -70,7 +73,8 @@ export function clientAction<A extends unknown[], F extends object>(io: CliIo, r
   return async (...params: unknown[]): Promise<void> => {
     const command = params.at(-1) as Command;
     const flags = command.opts<F & ClientFlags>();
-    const config = loadClientConfig({ flags: { hub: flags.hub, apiKey: flags.apiKey, apiKeyFile: flags.apiKeyFile, ca: flags.ca }, env: io.env, file: flags.config });
+    const sources = { flags: { hub: flags.hub, apiKey: flags.apiKey, apiKeyFile: flags.apiKeyFile, ca: flags.ca }, env: io.env, file: flags.config };
+    const config = loadClientConfig(sources, selectedContext(flags.context, io.env)?.context);
     const ca = config.ca === undefined ? undefined : caOf(config.ca, where(flags.ca !== undefined, '--ca', 'EDGEML_CA', io.env, 'ca'));
     if (flags.apiKey !== undefined) warnSecretFlag(io, '--api-key', '--api-key-file or EDGEML_API_KEY');
     const apiKey = apiKeyOf(config, flags, io.env);
