@@ -8,12 +8,13 @@ import { STATUS_CODES } from 'node:http';
 import { pipeline, Readable, Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
-import { API_PREFIX } from '../shared/api/common.js';
+import { API_PREFIX } from '../shared/api/prefix.js';
 import { backoffDelay, type BackoffPolicy } from '../shared/backoff.js';
 import { EdgemlError, ErrorCodes, isEdgemlError, type ErrorCode } from '../shared/errors.js';
+import { OPERATIONS, type OperationId, type OperationInput, type OperationResult } from './operations.js';
 import { HUB_CA_HINT, inClearOffLoopback, tlsError, trustingDispatcher, type TlsPeer } from './tls.js';
 
-export type Query = Record<string, string | number | readonly string[] | undefined>;
+export type Query = Record<string, string | number | boolean | readonly (string | number)[] | undefined>;
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 type Body = Dispatcher.ResponseData['body'];
 
@@ -41,6 +42,26 @@ export interface Download {
   length: number | undefined;
   /** Fails with CLI_HUB_UNREACHABLE if the connection drops part-way. */
   body: Readable;
+}
+
+/** A request body sent as it is read (a file, a tar stream); a function is opened again for each retry. */
+export interface Upload<T extends string = string> {
+  contentType: T;
+  source: Readable | (() => Readable);
+  length?: number | undefined;
+  onProgress?: ((bytes: number) => void) | undefined;
+}
+
+/** An operation's input: omitted when it needs none. */
+type CallArgs<K extends OperationId> = Record<string, never> extends OperationInput<K> ? [input?: OperationInput<K>] : [input: OperationInput<K>];
+
+/** `/api/v1/devices/{id}` with `{id: 'gw 1'}` → `/api/v1/devices/gw%201`. */
+export function operationPath(template: string, params: Record<string, string | number> = {}): string {
+  return template.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const value = params[name];
+    if (value === undefined) throw new Error(`${template}: no value for {${name}}`);
+    return encodeURIComponent(String(value));
+  });
 }
 
 /** `/api/v1/models/resnet50/versions/%40production`: every segment encoded. */
@@ -141,6 +162,23 @@ export class HubClient {
   }
 
   /**
+   * One operation of the hub's OpenAPI document, by its operationId, typed from the document
+   * (client/operations.ts): `call('getDevice', { params: { id } })` resolves to a Device.
+   */
+  async call<K extends OperationId>(id: K, ...[input]: CallArgs<K>): Promise<OperationResult<K>> {
+    const op = OPERATIONS[id];
+    const given = (input ?? {}) as { params?: Record<string, string | number>; query?: Query; body?: unknown; upload?: Upload };
+    const path = operationPath(op.path, given.params);
+    const result: unknown =
+      op.response === 'download'
+        ? await this.download(path, given.query)
+        : op.body === 'upload'
+          ? await this.upload(path, given.query ?? {}, given.upload!.contentType, given.upload!.source, given.upload!.length, given.upload!.onProgress)
+          : await this.json(op.method, path, { query: given.query, body: given.body });
+    return result as OperationResult<K>;
+  }
+
+  /**
    * A JSON request; resolves to the parsed answer, or undefined for 204. A POST is retried (see
    * `retrying`); another method only with `retry`, for routes that honour Idempotency-Key (a
    * retried DELETE elsewhere would find nothing left to delete and answer 404).
@@ -225,8 +263,8 @@ export class HubClient {
     }
   }
 
-  async download(path: string): Promise<Download> {
-    const res = await this.send('GET', path, undefined, { headers: { accept: '*/*' } });
+  async download(path: string, query?: Query): Promise<Download> {
+    const res = await this.send('GET', path, query, { headers: { accept: '*/*' } });
     if (res.statusCode < 200 || res.statusCode >= 300) throw await this.failure(res.statusCode, res.body);
     const header = res.headers['content-length'];
     const length = typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : undefined;

@@ -16,6 +16,7 @@ import * as lineage from '../../shared/api/lineage.js';
 import * as manifests from '../../shared/api/manifests.js';
 import * as modelUpdates from '../../shared/api/model-updates.js';
 import * as models from '../../shared/api/models.js';
+import * as prefix from '../../shared/api/prefix.js';
 import * as problems from '../../shared/api/problems.js';
 import * as retraining from '../../shared/api/retraining.js';
 import * as rollouts from '../../shared/api/rollouts.js';
@@ -37,6 +38,7 @@ export const API_MODULES: Record<string, Record<string, unknown>> = {
   manifests,
   'model-updates': modelUpdates,
   models,
+  prefix,
   problems,
   retraining,
   rollouts,
