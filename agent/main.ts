@@ -42,6 +42,8 @@ import { InputSchemas } from './feedback/input-schema.js';
 import { RequestIndex } from './feedback/request-index.js';
 import { feedbackHandler } from './gateway/feedback.js';
 import { TelemetrySender } from './telemetry/telemetry-sender.js';
+import { AgentLogRing, teeLogger } from './logs/agent-log-ring.js';
+import { LogSessions } from './logs/log-sessions.js';
 
 /** DATA/tls: the device's keys and certificates, and the hub's CA. */
 const TLS_DIR = 'tls';
@@ -66,17 +68,20 @@ export interface StartAgentOptions {
 }
 
 export async function startAgent(config: Readonly<AgentConfig>, logger: Logger, options: StartAgentOptions = {}): Promise<RunningAgent> {
+  // First: `edgeml logs --agent` shows everything from the start.
+  const agentLog = new AgentLogRing();
+  teeLogger(logger, agentLog);
   if (options.tokenOnCommandLine) logger.warn('the device token was given with --token, which shows in ps: prefer --token-file or EDGEML_AGENT_TOKEN');
   const started = new StartedParts();
   try {
-    return await startParts(config, logger, started);
+    return await startParts(config, logger, started, agentLog);
   } catch (err) {
     await started.closeAll(logger);
     throw err;
   }
 }
 
-async function startParts(config: Readonly<AgentConfig>, logger: Logger, started: StartedParts): Promise<RunningAgent> {
+async function startParts(config: Readonly<AgentConfig>, logger: Logger, started: StartedParts, agentLog: AgentLogRing): Promise<RunningAgent> {
   const dataDir = resolve(config.data);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const startedAt = systemClock.now();
@@ -213,9 +218,22 @@ async function startParts(config: Readonly<AgentConfig>, logger: Logger, started
           uptimeMs: () => systemClock.now() - startedAt,
           invalidMessages: () => link.invalidMessages(),
           generation: () => target.get()?.generation ?? null,
+          logs: logSessions,
         }),
     },
   }));
+  const logSessions = new LogSessions({
+    deviceId: config.deviceId,
+    runtime,
+    agentLog,
+    // Offline, a QoS 1 publish would wait for the broker: the session ends instead (the hub has ended it too).
+    send: async (message) => {
+      if (!link.connected()) throw new Error('not connected to the hub');
+      await link.publish('logs', message);
+    },
+    clock: systemClock,
+    logger: logger.child({ component: 'logs' }),
+  });
   const reconciler = started.add(new Reconciler({
     deviceId: config.deviceId,
     platform,
@@ -269,6 +287,7 @@ async function startParts(config: Readonly<AgentConfig>, logger: Logger, started
       await requests.close();
       // After the gateway: the last interval's counts are final. Before the outbox closes: they are kept.
       await collector.close();
+      await logSessions.close();
       await sender.close();
       await link.close();
       await outbox.close();

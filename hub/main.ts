@@ -26,6 +26,9 @@ import { readableConfigFile, retentionDays, type HubConfig } from './config.js';
 import { deviceBrokerAuth } from './broker/auth.js';
 import { createBroker, type BrokerTls } from './broker/broker.js';
 import { startInbox } from './broker/inbox.js';
+import { LogRelay } from './logs/log-relay.js';
+import { encodeMessage } from '../shared/protocol.js';
+import { deviceTopic } from '../shared/topics.js';
 import { Deployments } from './fleet/deployments.js';
 import { DesiredStates } from './fleet/desired-states.js';
 import { DeviceDirectory } from './fleet/device-directory.js';
@@ -195,6 +198,14 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       refreshBrokerTls();
     };
     pki.revocations.onChange(refreshBrokerTls);
+    // On-demand device logs (hub/logs/log-relay.ts): commands out on `cmd`, lines back on `logs`.
+    const logRelay = new LogRelay({
+      sendCommand: (id, cmd) => broker.publish(deviceTopic(id, 'cmd'), encodeMessage('cmd', cmd), { qos: 1, retain: false }),
+      isOnline: (id) => devices.isActive(id) && devices.get(id).status === 'online',
+      clock: systemClock,
+      logger: logger.child({ component: 'device-logs' }),
+    });
+    parts.push(async () => logRelay.close());
     logger.info({ epoch: await store.desired.renewEpoch() }, 'a new epoch for desired states');
     const desired = await DesiredStates.load({ repo: store.desired, deployments: store.deployments, devices, broker, problems, logger: logger.child({ component: 'desired' }) });
     // The broker starts without retained messages: devices get their stored state back, and
@@ -279,6 +290,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       {
         status: (deviceId, status) => {
           devices.applyStatus(deviceId, status);
+          if (status.state === 'offline') logRelay.deviceOffline(deviceId);
           logger.info({ deviceId, state: status.state, reason: status.state === 'offline' ? status.reason : undefined }, 'device status');
         },
         reported: (deviceId, reported) => {
@@ -287,11 +299,16 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
         },
         telemetry: (deviceId, batch) => telemetry.ingest.accept(deviceId, batch),
         csr: (deviceId, request) => csr.handle(deviceId, request),
+        logs: (deviceId, message) => logRelay.message(deviceId, message),
+        'cmd/ack': (deviceId, ack) => logRelay.ack(deviceId, ack),
       },
       logger.child({ component: 'inbox' }),
     );
     // A device without a last will, or whose will is late, is not left `online` by a connection gone.
-    broker.onConnectionClosed((deviceId) => devices.connectionClosed(deviceId));
+    broker.onConnectionClosed((deviceId) => {
+      devices.connectionClosed(deviceId);
+      logRelay.deviceOffline(deviceId);
+    });
     await broker.open();
 
     const version = edgemlVersion();
@@ -334,6 +351,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       maxUploadBytes,
       uploadIdleTimeoutMs: parseDuration(config.uploadIdleTimeout),
       hubSecret,
+      deviceLogs: { relay: logRelay, devices, servicesOf, clock: systemClock },
       telemetry: { archive: telemetry.archive, devices, invalidByDevice: () => inbox.stats().invalidByDevice, clock: systemClock },
       datasets: {
         labelled,

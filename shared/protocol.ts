@@ -481,7 +481,70 @@ export type MetricsBatch = Extract<TelemetryBatch, { kind: 'metrics' }>;
 export type CapturesBatch = Extract<TelemetryBatch, { kind: 'captures' }>;
 export type FeedbackBatch = Extract<TelemetryBatch, { kind: 'feedback' }>;
 
-export const CommandNames = ['ping'] as const;
+export const CommandNames = ['ping', 'logs.start', 'logs.keepalive', 'logs.stop'] as const;
+
+/** Bounds of one on-demand log session (agent/logs/), the same on both sides. */
+export const LOG_SESSION_LIMITS = {
+  maxBytes: 1024 * 1024,
+  maxMs: 10 * 60 * 1000,
+  /** Sessions of one device at once. */
+  maxSessions: 4,
+  /** The hub renews a session this often; the agent ends one not renewed for `leaseMs`. */
+  keepaliveMs: 10_000,
+  leaseMs: 30_000,
+  /** A line longer than this is cut (`…` appended). */
+  maxLineChars: 8 * 1024,
+} as const;
+export const LOG_SESSION_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
+const LogSessionId = Type.String({ pattern: LOG_SESSION_ID_PATTERN });
+export const LOG_END_REASONS = ['done', 'limit', 'timeout', 'device-offline', 'error', 'stopped'] as const;
+export type LogEndReason = (typeof LOG_END_REASONS)[number];
+
+/** `args` of `logs.start`: one service's containers (every replica) or the agent's own output. */
+export const LogsStartArgs = Type.Object(
+  {
+    session: LogSessionId,
+    source: Type.Union([Type.Object({ service: Type.String({ pattern: SERVICE_NAME_PATTERN }) }, { additionalProperties: false }), Type.Object({ agent: Type.Literal(true) }, { additionalProperties: false })]),
+    /** Only lines from this time on (device clock). */
+    since: Type.Optional(Timestamp),
+    /** Only the last N lines before following (per replica). */
+    tail: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000 })),
+    follow: Type.Boolean(),
+    maxBytes: Type.Integer({ minimum: 1, maximum: LOG_SESSION_LIMITS.maxBytes }),
+  },
+  { additionalProperties: false },
+);
+export type LogsStartArgs = Static<typeof LogsStartArgs>;
+/** `args` of `logs.keepalive` and `logs.stop`. */
+export const LogsSessionArgs = Type.Object({ session: LogSessionId }, { additionalProperties: false });
+export type LogsSessionArgs = Static<typeof LogsSessionArgs>;
+
+export const LogLine = Type.Object(
+  {
+    ts: Timestamp,
+    /** `agent`, or the service's name. */
+    source: Type.String({ minLength: 1, maxLength: 64 }),
+    /** Which of the service's containers (1-based, in order of creation); absent for the agent. */
+    replica: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
+    stream: stringEnum(['stdout', 'stderr'] as const),
+    line: Type.String({ maxLength: LOG_SESSION_LIMITS.maxLineChars + 1 }),
+  },
+  { additionalProperties: false },
+);
+export type LogLine = Static<typeof LogLine>;
+
+/** Agent → hub on `logs`: the lines of one session in order (`seq` from 0), the last one with `end`. */
+export const LogsMessage = Type.Object(
+  {
+    v: V,
+    session: LogSessionId,
+    seq: Type.Integer({ minimum: 0 }),
+    lines: Type.Array(LogLine, { maxItems: 10_000 }),
+    end: Type.Optional(Type.Object({ reason: stringEnum(LOG_END_REASONS), message: Type.Optional(Type.String({ maxLength: 1000 })) }, { additionalProperties: false })),
+  },
+  { additionalProperties: false },
+);
+export type LogsMessage = Static<typeof LogsMessage>;
 export const Command = Type.Object(
   {
     v: V,
@@ -552,6 +615,7 @@ export interface MessageTypes {
   'cmd/ack': CommandAck;
   csr: CertificateRequest;
   cert: CertificateAnswer;
+  logs: LogsMessage;
 }
 
 const schemas: Record<Channel, TSchema> = {
@@ -563,6 +627,7 @@ const schemas: Record<Channel, TSchema> = {
   'cmd/ack': CommandAck,
   csr: CertificateRequest,
   cert: CertificateAnswer,
+  logs: LogsMessage,
 };
 
 type Checkers = { [C in Channel]: (value: unknown) => CheckResult<MessageTypes[C]> };

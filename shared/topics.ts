@@ -6,7 +6,7 @@ import { EdgemlError, ErrorCodes } from './errors.js';
 
 export const TOPIC_ROOT = 'edgeml/v1/dev';
 
-export const Channels = ['desired', 'reported', 'telemetry', 'status', 'cmd', 'cmd/ack', 'csr', 'cert'] as const;
+export const Channels = ['desired', 'reported', 'telemetry', 'status', 'cmd', 'cmd/ack', 'csr', 'cert', 'logs'] as const;
 export type Channel = (typeof Channels)[number];
 
 /** Direction of each channel: who may publish it. Used by ACLs and by the hub's inbox. */
@@ -19,6 +19,8 @@ export const ChannelPublisher = {
   'cmd/ack': 'agent',
   csr: 'agent',
   cert: 'hub',
+  /** Lines of an on-demand log session (agent/logs/), asked for with the `logs.start` command. */
+  logs: 'agent',
 } as const satisfies Record<Channel, 'hub' | 'agent'>;
 
 /**

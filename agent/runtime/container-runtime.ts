@@ -40,6 +40,20 @@ export interface ContainerSpec {
   stopTimeoutSeconds: number;
 }
 
+export interface ContainerLogOptions {
+  since?: number;
+  tail?: number;
+  follow: boolean;
+  signal: AbortSignal;
+}
+
+export interface ContainerLogLine {
+  /** ISO time the engine took the line. */
+  ts: string;
+  stream: 'stdout' | 'stderr';
+  line: string;
+}
+
 export interface PullProgress {
   /** Bytes downloaded so far and in total, over the layers the engine has announced. */
   current: number;
@@ -79,6 +93,12 @@ export interface ContainerRuntime {
   state(id: string): Promise<{ running: boolean; exitCode: number } | null>;
   /** The last lines of its output, for a failure report. */
   tail(id: string, lines: number): Promise<string>;
+  /**
+   * Its output line by line, stdout and stderr apart: the last `tail` lines (all: absent) from
+   * `since` (seconds since the epoch) on, then, with `follow`, new lines until `signal` aborts or
+   * the container stops. Ends at once for a container that is not there.
+   */
+  logs(id: string, opts: ContainerLogOptions): AsyncIterable<ContainerLogLine>;
   /** CPU and memory now, for telemetry; takes about one engine sampling period (a second). */
   containerStats(id: string): Promise<ContainerStats>;
   /** Stops (SIGTERM, then SIGKILL after the container's stop timeout) and removes; a container already gone is no error. */

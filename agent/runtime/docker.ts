@@ -8,7 +8,8 @@ import { statfs } from 'node:fs/promises';
 import Docker from 'dockerode';
 import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js';
 import { containerStatsOf, type EngineStats } from './container-stats.js';
-import type { ContainerLimits, ContainerRuntime, ManagedContainer, PullProgress } from './container-runtime.js';
+import type { ContainerLimits, ContainerLogLine, ContainerLogOptions, ContainerRuntime, ManagedContainer, PullProgress } from './container-runtime.js';
+import { LogDemuxer } from './log-demux.js';
 import { imageSizeFromRegistry, platformOf } from './image-size.js';
 
 export const LABELS = {
@@ -256,6 +257,8 @@ export function dockerRuntime(o: DockerRuntimeOptions = {}): ContainerRuntime {
       }
     },
 
+    logs: (id, opts) => containerLogs(docker, id, opts),
+
     containerStats: async (id) => {
       // stream=false without one-shot: the engine waits for a second sample, so precpu_stats gives a CPU delta.
       const stats = await call(docker.getContainer(id).stats({ stream: false }), STATS_TIMEOUT_MS);
@@ -276,4 +279,42 @@ export function dockerRuntime(o: DockerRuntimeOptions = {}): ContainerRuntime {
       }
     },
   };
+}
+
+/** `docker logs` as lines; a container that is gone (or an engine that fails) ends the lines. */
+async function* containerLogs(docker: Docker, id: string, opts: ContainerLogOptions): AsyncGenerator<ContainerLogLine> {
+  const demux = new LogDemuxer();
+  const base = { stdout: true, stderr: true, timestamps: true, ...(opts.since === undefined ? {} : { since: opts.since }), ...(opts.tail === undefined ? {} : { tail: opts.tail }) };
+  if (!opts.follow) {
+    let buf: Buffer;
+    try {
+      buf = (await withTimeout(docker.getContainer(id).logs({ ...base, follow: false }), CALL_TIMEOUT_MS)) as unknown as Buffer;
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    yield* demux.push(buf);
+    yield* demux.end();
+    return;
+  }
+  let stream: NodeJS.ReadableStream;
+  try {
+    stream = await withTimeout(docker.getContainer(id).logs({ ...base, follow: true }), CALL_TIMEOUT_MS);
+  } catch (err) {
+    if (isNotFound(err)) return;
+    throw err;
+  }
+  // The engine keeps a follow open as long as the container runs: an abort ends it from our side.
+  const destroy = () => (stream as unknown as { destroy(): void }).destroy();
+  if (opts.signal.aborted) return destroy();
+  opts.signal.addEventListener('abort', destroy, { once: true });
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) yield* demux.push(chunk);
+  } catch (err) {
+    if (!opts.signal.aborted) throw err;
+  } finally {
+    opts.signal.removeEventListener('abort', destroy);
+    destroy();
+  }
+  yield* demux.end();
 }

@@ -33,6 +33,7 @@ import { deploymentRoutes } from './deployments.js';
 import { modelUpdateRoutes } from './model-updates.js';
 import { rolloutRoutes } from './rollouts.js';
 import { deviceRoutes } from './devices.js';
+import { deviceLogRoutes, type DeviceLogRoutesOptions } from './device-logs.js';
 import { answerClientError, answerFrameworkError, installErrorHandler } from './errors.js';
 import { healthRoutes, type HealthSource } from './health.js';
 import { portalRoutes, portalRoot } from './portal.js';
@@ -74,6 +75,7 @@ export interface HttpDeps {
   /** A model upload with no byte for this long is ended. */
   uploadIdleTimeoutMs: number;
   telemetry: TelemetryRoutesOptions;
+  deviceLogs: DeviceLogRoutesOptions;
   datasets: DatasetRoutesOptions;
   trainers: TrainerRoutesOptions;
   retraining: Retraining;
@@ -158,6 +160,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(healthRoutes, { source: deps.health });
   await app.register(problemRoutes, { problems: deps.problems });
   await app.register(deviceRoutes, { devices: deps.devices });
+  await app.register(deviceLogRoutes, deps.deviceLogs);
   await app.register(deviceCertificateRoutes, { certificatesOf: deps.pki.certificatesOf, now: deps.pki.now });
   await app.register(apiKeyRoutes, { authority: deps.authority });
   await app.register(modelRoutes, { registry: deps.models, models: deps.store.models, blobs: deps.blobs, maxUploadBytes: deps.maxUploadBytes, uploadIdleTimeoutMs: deps.uploadIdleTimeoutMs });

@@ -177,6 +177,30 @@ export function containerRuntimeContract(subject: RuntimeUnderContract): void {
     t.deepEqual(await runtime.list(deviceId), []);
   });
 
+  test.serial(`${subject.name}: logs are lines with a time and a stream; a follow ends when its signal aborts; an unknown container has none`, async (t) => {
+    const { runtime, deviceId, spec, ensureImage, images } = await setup(t);
+    await ensureImage(images.serving);
+    const id = await runtime.create(deviceId, await spec());
+    await runtime.start(id);
+    const collect = async (opts: Parameters<ContainerRuntime['logs']>[1], of = id) => {
+      const lines = [];
+      for await (const line of runtime.logs(of, opts)) lines.push(line);
+      return lines;
+    };
+    for (const line of await collect({ follow: false, signal: new AbortController().signal })) {
+      t.false(Number.isNaN(Date.parse(line.ts)));
+      t.true(line.stream === 'stdout' || line.stream === 'stderr');
+      t.false(line.line.includes('\n'));
+    }
+    t.deepEqual(await collect({ follow: false, tail: 0, signal: new AbortController().signal }), []);
+    const abort = new AbortController();
+    const following = collect({ follow: true, tail: 0, signal: abort.signal });
+    abort.abort();
+    await t.notThrowsAsync(following);
+    t.deepEqual(await collect({ follow: true, signal: new AbortController().signal }, `gone-${randomBytes(4).toString('hex')}`), []);
+    await runtime.remove(id);
+  });
+
   test.serial(`${subject.name}: an image a container uses is not removed (false)`, async (t) => {
     const { runtime, deviceId, spec, ensureImage, images } = await setup(t);
     await ensureImage(images.serving);

@@ -7,7 +7,7 @@
  */
 import type { HealthProbe } from '../../agent/reconcile/health-probe.js';
 import type { PortAllocator } from '../../agent/reconcile/free-port.js';
-import type { ContainerLimits, ContainerRuntime, ContainerSpec, ContainerStats, ManagedContainer, PullProgress } from '../../agent/runtime/container-runtime.js';
+import type { ContainerLimits, ContainerLogLine, ContainerLogOptions, ContainerRuntime, ContainerSpec, ContainerStats, ManagedContainer, PullProgress } from '../../agent/runtime/container-runtime.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 
 export interface PublishedImage {
@@ -39,6 +39,9 @@ export class FakeContainerRuntime implements ContainerRuntime {
   readonly holdPulls = new Set<string>();
   readonly held = new Map<string, () => void>();
   #seq = 0;
+  /** Each container's output so far (`write` adds to it); followers are woken by `write` and `remove`. */
+  readonly output = new Map<string, ContainerLogLine[]>();
+  #outputWaiters = new Set<() => void>();
 
   constructor(private readonly defaultPlatform = 'linux/amd64') {}
 
@@ -150,6 +153,47 @@ export class FakeContainerRuntime implements ContainerRuntime {
 
   async remove(id: string): Promise<void> {
     this.containers.delete(id);
+    this.#wakeFollowers();
+  }
+
+  /** What a container writes: a line on one of its streams, now. */
+  write(id: string, line: Omit<ContainerLogLine, 'ts'> & { ts?: string }): void {
+    if (!this.containers.has(id)) throw new Error(`no such container: ${id}`);
+    const lines = this.output.get(id) ?? [];
+    lines.push({ ts: line.ts ?? new Date().toISOString(), stream: line.stream, line: line.line });
+    this.output.set(id, lines);
+    this.#wakeFollowers();
+  }
+
+  async *logs(id: string, opts: ContainerLogOptions): AsyncGenerator<ContainerLogLine> {
+    if (!this.containers.has(id)) return;
+    const all = this.output.get(id) ?? [];
+    const since = opts.since === undefined ? all : all.filter((l) => Date.parse(l.ts) / 1000 >= opts.since!);
+    const first = opts.tail === undefined ? since : since.slice(Math.max(0, since.length - opts.tail));
+    yield* first;
+    let seen = all.length;
+    while (opts.follow && !opts.signal.aborted && this.containers.has(id)) {
+      const now = this.output.get(id) ?? [];
+      if (now.length > seen) {
+        const fresh = now.slice(seen);
+        seen = now.length;
+        yield* fresh;
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.#outputWaiters.delete(wake);
+          opts.signal.removeEventListener('abort', wake);
+          resolve();
+        };
+        this.#outputWaiters.add(wake);
+        opts.signal.addEventListener('abort', wake, { once: true });
+      });
+    }
+  }
+
+  #wakeFollowers(): void {
+    for (const wake of [...this.#outputWaiters]) wake();
   }
 
   private managed(): ManagedContainer[] {

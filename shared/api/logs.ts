@@ -1,0 +1,48 @@
+/**
+ * Device logs over REST: `GET /api/v1/devices/{id}/logs` streams a service's (every replica's) or
+ * the agent's output from the device as NDJSON, one DeviceLogLine per line, ending with one
+ * DeviceLogEnd.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { LOG_END_REASONS, SERVICE_NAME_PATTERN } from '../protocol.js';
+import { stringEnum } from '../schema.js';
+import { TIME_BOUND_PATTERN } from './telemetry.js';
+
+export const DeviceLogsQuery = Type.Object(
+  {
+    service: Type.Optional(Type.String({ pattern: SERVICE_NAME_PATTERN, description: "the service's containers, every replica (or agent=true)" })),
+    agent: Type.Optional(Type.Boolean({ description: "the agent's own output (or service)" })),
+    since: Type.Optional(Type.String({ pattern: TIME_BOUND_PATTERN, examples: ['10m', '2024-05-01T00:00:00Z'], description: 'only lines from then on: a duration back from now, or a date-time' })),
+    tail: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000, description: 'only the last N lines (per replica) before following' })),
+    follow: Type.Optional(Type.Boolean({ default: false, description: 'keep streaming new lines (at most 10 minutes and 1 MiB)' })),
+  },
+  { additionalProperties: false },
+);
+export type DeviceLogsQuery = Static<typeof DeviceLogsQuery>;
+
+export const DeviceLogLine = Type.Object(
+  {
+    ts: Type.String({ format: 'date-time', description: "when the line was written (device clock)" }),
+    source: Type.String({ description: '`agent`, or the service' }),
+    replica: Type.Optional(Type.Integer({ minimum: 1, description: "which of the service's containers, 1-based in order of creation" })),
+    stream: stringEnum(['stdout', 'stderr'] as const),
+    line: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type DeviceLogLine = Static<typeof DeviceLogLine>;
+
+export const DEVICE_LOG_END_REASONS = LOG_END_REASONS.filter((r) => r !== 'stopped');
+export const DeviceLogEnd = Type.Object(
+  {
+    end: Type.Object(
+      {
+        reason: stringEnum(DEVICE_LOG_END_REASONS, { description: 'done: no more lines; limit: 1 MiB sent; timeout: 10 minutes, or the device stopped answering; device-offline; error' }),
+        message: Type.Optional(Type.String()),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type DeviceLogEnd = Static<typeof DeviceLogEnd>;
