@@ -24,6 +24,7 @@ import { addCaptureCommands } from './commands/captures.js';
 import { addRetrainingCommands } from './commands/retraining.js';
 import { addDatasetCommands } from './commands/datasets.js';
 import { addTrainerCommands } from './commands/trainers.js';
+import { addLogsCommand } from './commands/logs.js';
 import { addContextCommands } from './commands/context.js';
 import { addServiceClientCommand } from './commands/service-client.js';
 import { addServeCommand } from './commands/serve.js';
@@ -216,6 +217,7 @@ export function buildProgram(io: CliIo, style: ProgramStyle = {}): Command {
   addRetrainingCommands(program, io);
   addDatasetCommands(program, io);
   addTrainerCommands(program, io);
+  addLogsCommand(program, io);
   addContextCommands(program, io);
   addServiceClientCommand(program, io);
   addServeCommand(program, io); addSchemaCommands(program, io);

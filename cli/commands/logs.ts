@@ -1,0 +1,81 @@
+/**
+ * `edgeml logs SERVICE --device ID` and `edgeml logs --device ID --agent`: a service's (every
+ * replica's) or the agent's output, read from the device through the hub; `--follow` streams new
+ * lines until Ctrl-C (which ends the session on the device too).
+ */
+import { createInterface } from 'node:readline';
+import type { Command } from 'commander';
+import type { DeviceLogEnd, DeviceLogLine } from '../../shared/api/logs.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import { apiPath, type Query } from '../../client/hub-client.js';
+import { inputError, parseDeviceId } from '../args.js';
+import { clientAction, withClientOptions, type CliIo, type ClientContext } from './client-command.js';
+import { parseService } from './deployments.js';
+import { parseTimeBoundFlag } from './telemetry.js';
+
+interface LogsFlags {
+  device?: string;
+  agent?: boolean;
+  follow?: boolean;
+  since?: string;
+  tail?: number;
+}
+
+function parseTail(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) > 100_000) throw inputError(`--tail ${JSON.stringify(text)}: a whole number of lines, 0–100000`);
+  return Number(text);
+}
+
+/** `iris[2] | text` for stdout, `iris[2] ! text` for stderr; `agent | …` for the agent. */
+export function formatLogLine(l: DeviceLogLine): string {
+  return `${l.source}${l.replica === undefined ? '' : `[${l.replica}]`} ${l.stream === 'stderr' ? '!' : '|'} ${l.line}`;
+}
+
+export function addLogsCommand(program: Command, io: CliIo): void {
+  withClientOptions(
+    program
+      .command('logs')
+      .description("a service's output on a device (every replica), or the agent's (--agent), read through the hub")
+      .argument('[service]', 'service name', parseService)
+      .option('--device <id>', 'the device to read from', parseDeviceId('--device'))
+      .option('--agent', "the agent's own output instead of a service's")
+      .option('-f, --follow', 'keep printing new lines (Ctrl-C ends; at most 10 minutes and 1 MiB)')
+      .option('--since <when>', 'only lines from then on: a duration back from now (10m) or a date-time', parseTimeBoundFlag('--since'))
+      .option('--tail <n>', 'only the last N lines (per replica) before following', parseTail),
+  ).action(
+    clientAction(io, async (ctx, [service]: [string | undefined], flags: LogsFlags & { json?: boolean }) => {
+      if (flags.device === undefined) throw inputError('--device ID is required: which device to read the logs of');
+      if ((service === undefined) === (flags.agent !== true)) throw inputError('name a SERVICE, or --agent for the agent itself (not both)');
+      const query: Query = {
+        ...(service === undefined ? { agent: 'true' } : { service }),
+        ...(flags.follow ? { follow: 'true' } : {}),
+        ...(flags.since === undefined ? {} : { since: flags.since }),
+        ...(flags.tail === undefined ? {} : { tail: flags.tail }),
+      };
+      await printDeviceLogs(ctx, flags.device, query, flags.json === true);
+    }),
+  );
+}
+
+async function printDeviceLogs(ctx: ClientContext, device: string, query: Query, json: boolean): Promise<void> {
+  const params = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)]));
+  const download = await ctx.client.download(`${apiPath('devices', device, 'logs')}?${params.toString()}`);
+  let end: DeviceLogEnd['end'] | undefined;
+  try {
+    for await (const text of createInterface({ input: download.body, crlfDelay: Infinity })) {
+      if (text === '') continue;
+      const entry = JSON.parse(text) as DeviceLogLine | DeviceLogEnd;
+      if ('end' in entry) end = entry.end;
+      if (json) ctx.io.stdout.write(`${text}\n`);
+      else if (!('end' in entry)) ctx.io.stdout.write(`${formatLogLine(entry)}\n`);
+    }
+  } catch (err) {
+    // Ctrl-C during --follow is how a follow ends.
+    if (ctx.signal.aborted) return;
+    throw err;
+  }
+  if (!end) throw new EdgemlError(ErrorCodes.CLI_HUB_UNREACHABLE, 'the log stream broke off before its end');
+  if (end.reason === 'device-offline') throw new EdgemlError(ErrorCodes.HUB_DEVICE_OFFLINE, end.message ?? `device ${device} went offline`);
+  if (end.reason === 'error') throw new EdgemlError(ErrorCodes.INTERNAL, `reading the logs failed on the device: ${end.message ?? 'no reason given'}`);
+  if (end.reason !== 'done' && !json) ctx.io.stderr.write(`logs ended (${end.reason}): ${end.message ?? ''}\n`);
+}
