@@ -6,6 +6,7 @@ import type { DeviceCertificates } from '../shared/api/ca.js';
 import type { DatasetList, DatasetVersion, DatasetVersionList } from '../shared/api/datasets.js';
 import type { Capture, Deployment, DeploymentCreate, DeploymentCreated, DeploymentList, KeyRotated, ServiceUpdate } from '../shared/api/deployments.js';
 import type { Device, DeviceEnroll, DeviceEnrollment, DeviceLabelsUpdate, DeviceList, DeviceTokenRotated } from '../shared/api/devices.js';
+import type { Health } from '../shared/api/health.js';
 import type { Image, ImageBuildRequest, ImageList } from '../shared/api/images.js';
 import type { ModelLineage } from '../shared/api/lineage.js';
 import type { ManifestCreate, ManifestVersion, ManifestVersionList } from '../shared/api/manifests.js';
@@ -39,6 +40,7 @@ export const OPERATIONS = {
   getDatasetVersion: { method: 'GET', path: '/api/v1/datasets/{name}/versions/{version}', body: 'none', response: 'json' },
   getDeployment: { method: 'GET', path: '/api/v1/deployments/{service}', body: 'none', response: 'json' },
   getDevice: { method: 'GET', path: '/api/v1/devices/{id}', body: 'none', response: 'json' },
+  getDeviceLogs: { method: 'GET', path: '/api/v1/devices/{id}/logs', body: 'none', response: 'download' },
   getDeviceTelemetry: { method: 'GET', path: '/api/v1/telemetry/devices/{id}', body: 'none', response: 'json' },
   getHealth: { method: 'GET', path: '/healthz', body: 'none', response: 'json' },
   getImage: { method: 'GET', path: '/api/v1/images/{id}', body: 'none', response: 'json' },
@@ -116,8 +118,9 @@ export interface Operations {
   getDatasetVersion: { input: { params: { name: string; version: string } }; result: Static<typeof DatasetVersion> };
   getDeployment: { input: { params: { service: string } }; result: Static<typeof Deployment> };
   getDevice: { input: { params: { id: string } }; result: Static<typeof Device> };
+  getDeviceLogs: { input: { params: { id: string }; query?: { service?: string; agent?: boolean; since?: string; tail?: number; follow?: boolean } }; result: Download };
   getDeviceTelemetry: { input: { params: { id: string }; query: { since: string; until?: string } }; result: Static<typeof DeviceTelemetry> };
-  getHealth: { input: {  }; result: { status: "ok" | "degraded"; version: string; devicesOnline: number; problems: number; mqtt: { connectedClients: number; received: number; invalid: number } } };
+  getHealth: { input: {  }; result: Static<typeof Health> };
   getImage: { input: { params: { id: number } }; result: Static<typeof Image> };
   getImageBuildLog: { input: { params: { id: number }; query?: { follow?: boolean } }; result: Download };
   getManifestVersion: { input: { params: { name: string; ref: string } }; result: Static<typeof ManifestVersion> };

@@ -4,49 +4,23 @@
  * identity: TypeBox's `Type.Optional(Device)` and `Type.Composite` make copies, and a copy of
  * `Device` is still a `Device` to a client.
  */
+import { readdirSync } from 'node:fs';
 import { Kind } from '@sinclair/typebox';
-import * as apikeys from '../../shared/api/apikeys.js';
-import * as ca from '../../shared/api/ca.js';
-import * as common from '../../shared/api/common.js';
-import * as datasets from '../../shared/api/datasets.js';
-import * as deployments from '../../shared/api/deployments.js';
-import * as devices from '../../shared/api/devices.js';
-import * as images from '../../shared/api/images.js';
-import * as lineage from '../../shared/api/lineage.js';
-import * as manifests from '../../shared/api/manifests.js';
-import * as modelUpdates from '../../shared/api/model-updates.js';
-import * as models from '../../shared/api/models.js';
-import * as prefix from '../../shared/api/prefix.js';
-import * as problems from '../../shared/api/problems.js';
-import * as retraining from '../../shared/api/retraining.js';
-import * as rollouts from '../../shared/api/rollouts.js';
-import * as rotations from '../../shared/api/rotations.js';
-import * as telemetry from '../../shared/api/telemetry.js';
-import * as trainers from '../../shared/api/trainers.js';
-import * as where from '../../shared/api/where.js';
 
-/** Every shared/api module by its file name (a unit test checks none is missing). */
-export const API_MODULES: Record<string, Record<string, unknown>> = {
-  apikeys,
-  ca,
-  common,
-  datasets,
-  deployments,
-  devices,
-  images,
-  lineage,
-  manifests,
-  'model-updates': modelUpdates,
-  models,
-  prefix,
-  problems,
-  retraining,
-  rollouts,
-  rotations,
-  telemetry,
-  trainers,
-  where,
-};
+/**
+ * Every shared/api module by its file name, read from the directory so that a new module cannot
+ * be left out (`.ts` under tsx, `.js` in dist/).
+ */
+const API_DIR = new URL('../../shared/api/', import.meta.url);
+const EXT = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+export const API_MODULES: Record<string, Record<string, unknown>> = Object.fromEntries(
+  await Promise.all(
+    readdirSync(API_DIR)
+      .filter((f) => f.endsWith(EXT) && !f.endsWith(`.d${EXT}`))
+      .sort()
+      .map(async (f) => [f.slice(0, -EXT.length), (await import(new URL(f, API_DIR).href)) as Record<string, unknown>] as const),
+  ),
+);
 
 export interface SchemaNames {
   /** Schema content (`schemaKey`) → component name. */
