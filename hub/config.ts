@@ -1,8 +1,9 @@
 import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
-import { HOST_PORT_EXAMPLES, HOST_PORT_PATTERN, isLoopbackHost, parseHostPort } from '../shared/address.js';
+import { formatHostPort, HOST_PORT_EXAMPLES, HOST_PORT_PATTERN, isLoopbackHost, parseHostPort, type HostPort } from '../shared/address.js';
 import { loadConfig, type ConfigSources } from '../shared/config-loader.js';
 import { LOG_LEVELS } from '../shared/logger.js';
 import { DURATION_PATTERN, parseDuration } from '../shared/duration.js';
@@ -12,6 +13,9 @@ import { formatBytes, parseSize, SIZE_EXAMPLES, SIZE_PATTERN } from '../shared/s
 import { DEFAULT_BROKER_LIMITS } from './broker/broker.js';
 import { isHubCertificateName, splitSan } from './pki/names.js';
 
+/** mqtt://HOST:PORT or mqtts://HOST:PORT (a bracketed IPv6 host allowed). */
+const MQTT_URL_PATTERN = '^mqtts?://(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$';
+
 /** Whole days: the archive keeps and deletes whole (UTC) days. */
 const RETENTION_PATTERN = '^[1-9][0-9]{0,4}d$';
 
@@ -20,6 +24,13 @@ export const HubConfigSchema = Type.Object(
     data: Type.String({ minLength: 1, default: './.edgeml/hub', description: 'data directory' }),
     http: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:8080', description: 'REST API listen address' }),
     mqtt: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:1883', description: 'MQTT broker listen address' }),
+    mqttAdvertise: Type.Optional(
+      Type.String({
+        pattern: MQTT_URL_PATTERN,
+        examples: ['mqtts://hub.example:8883'],
+        description: 'the broker URL devices connect to, as `device enroll` tells it (default: the mqtt listen address once bound): for a hub on 0.0.0.0, behind NAT or a proxy',
+      }),
+    ),
     mqttTlsCert: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate for the MQTT listener: with mqttTlsKey, the broker speaks MQTT over TLS' })),
     mqttTlsKey: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key for the MQTT listener' })),
     mqttMaxPacket: Type.String({
@@ -106,8 +117,25 @@ export function loadHubConfig(sources: ConfigSources): Readonly<HubConfig> {
     }
   }
   listenerTls(config, 'http');
-  listenerTls(config, 'mqtt');
+  const mqttTls = listenerTls(config, 'mqtt');
+  if (config.mqttAdvertise !== undefined && config.mqttAdvertise.startsWith('mqtts:') !== (mqttTls !== 'off')) {
+    throw new EdgemlError(
+      ErrorCodes.CONFIG_INVALID,
+      `invalid configuration: mqttAdvertise (--mqtt-advertise) ${config.mqttAdvertise} must be ${mqttTls === 'off' ? 'mqtt://' : 'mqtts://'}: the broker ${mqttTls === 'off' ? 'does not speak' : 'speaks'} TLS`,
+    );
+  }
   return config;
+}
+
+/**
+ * The broker URL devices are told at enrollment: the advertised one, else the listen address as
+ * bound (port 0 resolved). A wildcard listen address names no host a device could reach, so this
+ * machine's host name stands in for it.
+ */
+export function advertisedBroker(config: Pick<HubConfig, 'mqttAdvertise'>, bound: HostPort, tls: boolean, hostName: () => string = hostname): string {
+  if (config.mqttAdvertise !== undefined) return config.mqttAdvertise;
+  const host = ['0.0.0.0', '::'].includes(bound.host) ? hostName() : bound.host;
+  return `${tls ? 'mqtts' : 'mqtt'}://${formatHostPort({ host, port: bound.port })}`;
 }
 
 /** Below it an agent renews all the time; tests use 15s. */

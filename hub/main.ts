@@ -22,7 +22,7 @@ import { hubInstanceId, ImageBuilder } from './builds/image-builder.js';
 import { markBuildProcesses } from './builds/leftovers.js';
 import { startTrainers } from './training/start-trainers.js';
 import { ApiKeyAuthority } from './auth/api-keys.js';
-import { readableConfigFile, retentionDays, type HubConfig } from './config.js';
+import { advertisedBroker, readableConfigFile, retentionDays, type HubConfig } from './config.js';
 import { deviceBrokerAuth } from './broker/auth.js';
 import { createBroker, type BrokerTls } from './broker/broker.js';
 import { startInbox } from './broker/inbox.js';
@@ -337,6 +337,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       logger,
       https,
       devices,
+      brokerUrl: () => advertisedBroker(config, parseHostPort(broker.address), mqttPair !== undefined),
       store,
       blobs,
       authority,

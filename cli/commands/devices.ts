@@ -4,7 +4,7 @@
  * need an admin key.
  */
 import type { Command } from 'commander';
-import { DEVICE_STATUSES, type Device, type DeviceEnrolled, type DeviceLabelsUpdate, type DeviceList, type DeviceStatus, type DeviceTokenRotated } from '../../shared/api/devices.js';
+import { DEVICE_STATUSES, type Device, type DeviceEnrollment, type DeviceLabelsUpdate, type DeviceList, type DeviceStatus, type DeviceTokenRotated } from '../../shared/api/devices.js';
 import type { DeviceServices, ServingService } from '../../shared/api/where.js';
 import { formatBytes } from '../../shared/size.js';
 import { inputError, keyValueRecord, keyValueText, parseChoice, parseDeviceId, parseLabel, repeatable, type KeyValue } from '../args.js';
@@ -47,14 +47,20 @@ export function renderDevice(d: Device, services: readonly ServingService[]): st
   return `${fields}services:\n${renderServices(services)}${renderDeviceReplicas(d.services)}`;
 }
 
-export function renderEnrolled(d: DeviceEnrolled): string {
+/**
+ * The token, then the agent's command line with the broker the hub says devices reach it at. The
+ * token goes in the environment: a command-line flag would show in ps.
+ */
+export function renderEnrolled(d: DeviceEnrollment): string {
+  const tls = d.broker.startsWith('mqtts:');
   return [
     `enrolled device ${d.id}${Object.keys(d.labels).length ? ` (${formatPairs(d.labels)})` : ''}; its token:`,
     '',
     `  ${d.token}`,
     '',
-    'This is the only time the token is shown. On the device:',
-    `  EDGEML_AGENT_TOKEN=<token> edgeml agent start --device-id ${d.id} --hub mqtt://HUB:1883`,
+    'This is the only time the token is shown. On the device, with the token in EDGEML_AGENT_TOKEN:',
+    `  edgeml agent start --hub ${d.broker} --device-id ${d.id}${tls ? ' --hub-ca hub-ca.pem' : ''}`,
+    ...(tls ? ["(hub-ca.pem: the hub's CA, from `edgeml hub ca`; leave --hub-ca out if the broker's certificate is from a public CA)"] : []),
   ].join('\n');
 }
 
@@ -88,7 +94,7 @@ export function addDeviceCommands(program: Command, io: CliIo): void {
     .action(
       clientAction<[string], { label?: KeyValue[] }>(io, async (ctx, [id], flags) => {
         const labels = keyValueRecord('--label', flags.label ?? []);
-        const d = await ctx.client.json<DeviceEnrolled>('POST', apiPath('devices'), { body: { id, labels } });
+        const d = await ctx.client.json<DeviceEnrollment>('POST', apiPath('devices'), { body: { id, labels } });
         ctx.out.result(d, () => renderEnrolled(d));
       }),
     );

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ErrorBody } from '../../shared/api/common.js';
-import { Device, DeviceEnroll, DeviceEnrolled, DeviceId, DeviceLabelsUpdate, DeviceList, DeviceListQuery, DeviceTokenRotated } from '../../shared/api/devices.js';
+import { Device, DeviceEnroll, DeviceEnrollment, DeviceId, DeviceLabelsUpdate, DeviceList, DeviceListQuery, DeviceTokenRotated } from '../../shared/api/devices.js';
 import { DEFAULT_GRACE, SecretRotate } from '../../shared/api/rotations.js';
 import type { DeviceDirectory } from '../fleet/device-directory.js';
 import { requestKey } from './auth.js';
@@ -11,7 +11,8 @@ import { keyValues } from '../registry/key-values.js';
 const tags = ['devices'];
 const params = Type.Object({ id: DeviceId });
 
-export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceDirectory }> = async (app, { devices }) => {
+/** `broker`: the broker URL enrollment tells the device (known once the broker listens). */
+export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceDirectory; broker: () => string }> = async (app, { devices, broker }) => {
   app.post(
     '/api/v1/devices',
     {
@@ -21,7 +22,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceDirectory 
           status: 201,
           find: async (made, secret) => {
             const found = devices.enrolledBy(made, secret);
-            return found && { by: found.by, body: found.enrolled };
+            return found && { by: found.by, body: { ...found.enrolled, broker: broker() } };
           },
         },
       },
@@ -31,13 +32,13 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ devices: DeviceDirectory 
         description: 'The agent connects to the broker with username = device id and password = this token. The hub keeps only a hash of it.',
         tags,
         body: DeviceEnroll,
-        response: { 201: DeviceEnrolled, 400: ErrorBody, 409: ErrorBody },
+        response: { 201: DeviceEnrollment, 400: ErrorBody, 409: ErrorBody },
       },
     },
     async (req, reply) => {
       const enrolled = await devices.enroll(req.body, requestActor(req), requestSecret(req));
       req.log.info({ device: enrolled.id, labels: enrolled.labels, by: requestKey(req).id }, 'device enrolled');
-      return reply.code(201).send(enrolled);
+      return reply.code(201).send({ ...enrolled, broker: broker() });
     },
   );
   app.get(

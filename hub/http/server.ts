@@ -60,6 +60,8 @@ export interface HttpDeps {
   /** Stored records skipped because they no longer validate. */
   problems: { list(): Problem[] };
   devices: DeviceDirectory;
+  /** The broker URL devices are told at enrollment. */
+  brokerUrl: () => string;
   store: HubStore;
   blobs: BlobStore;
   authority: ApiKeyAuthority;
@@ -159,7 +161,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   installIdempotency(app, deps.hubSecret);
   await app.register(healthRoutes, { source: deps.health });
   await app.register(problemRoutes, { problems: deps.problems });
-  await app.register(deviceRoutes, { devices: deps.devices });
+  await app.register(deviceRoutes, { devices: deps.devices, broker: deps.brokerUrl });
   await app.register(deviceLogRoutes, deps.deviceLogs);
   await app.register(deviceCertificateRoutes, { certificatesOf: deps.pki.certificatesOf, now: deps.pki.now });
   await app.register(apiKeyRoutes, { authority: deps.authority });

@@ -74,6 +74,13 @@ export type Device = Static<typeof Device>;
 export const DeviceEnrolled = Type.Composite([Device, Type.Object({ token: Type.String({ description: 'shown once; the hub keeps only its hash' }) })]);
 export type DeviceEnrolled = Static<typeof DeviceEnrolled>;
 
+/** The enroll answer: the device with its token, and where its agent connects. */
+export const DeviceEnrollment = Type.Composite([
+  DeviceEnrolled,
+  Type.Object({ broker: Type.String({ examples: ['mqtts://hub.example:8883'], description: "the broker URL for the agent's --hub: the hub's --mqtt-advertise, else its MQTT listen address" }) }),
+]);
+export type DeviceEnrollment = Static<typeof DeviceEnrollment>;
+
 export const DeviceTokenRotated = Type.Composite([DeviceEnrolled, Type.Object({ previousValidUntil: PreviousValidUntil })]);
 export type DeviceTokenRotated = Static<typeof DeviceTokenRotated>;
 
