@@ -134,7 +134,6 @@ export function buildProgram(io: CliIo, style: ProgramStyle = {}): Command {
     .option('--http <host:port>', 'REST API listen address (default 127.0.0.1:8080)')
     .option('--mqtt <host:port>', 'MQTT broker listen address (default 127.0.0.1:1883)')
     .option('--mqtt-advertise <url>', 'the broker URL `device enroll` tells devices, e.g. mqtts://hub.example:8883 (default: the --mqtt address once bound); for a hub on 0.0.0.0 or behind NAT')
-    .option('--mqtt-advertise <url>', 'the broker URL `device enroll` tells devices, e.g. mqtts://hub.example:8883 (default: the --mqtt address once bound); for a hub on 0.0.0.0 or behind NAT')
     .option('--tls <mode>', "HTTPS for the REST API: auto (a certificate from the hub's CA) or off (loopback only); default off on loopback, auto otherwise")
     .option('--tls-cert <file>', "an operator's own PEM certificate for the REST API (with --tls-key)")
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
