@@ -4,18 +4,23 @@
  * placeholder left; values that could break out of a literal or a comment are escaped or refused.
  * (test/integration/service-client.test.ts runs and compiles the clients against a real gateway.)
  */
-import test from 'ava';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import test, { type ExecutionContext } from 'ava';
+import type { CliIo } from '../../cli/commands/client-command.js';
+import { buildProgram } from '../../cli/main.js';
 import { CLIENT_LANGUAGES, clientTemplate, parseKeyEnv, quotedLiteral, renderClient, shellQuoted } from '../../cli/commands/service-client.js';
 import { ErrorCodes, isEdgemlError } from '../../shared/errors.js';
 
-const URL = 'https://127.0.0.1:8443/v1/services/iris-2/score';
-const SPEC = { service: 'iris-2', scoreUrl: URL, keyEnv: 'IRIS_KEY', sample: { features: [5.1, 3.5, 1.4, 0.2] } };
+const SCORE_URL = 'https://127.0.0.1:8443/v1/services/iris-2/score';
+const SPEC = { service: 'iris-2', scoreUrl: SCORE_URL, keyEnv: 'IRIS_KEY', sample: { features: [5.1, 3.5, 1.4, 0.2] } };
 
 for (const lang of CLIENT_LANGUAGES) {
   test(`the ${lang} client has the URL, the key and CA variables, the sample and no placeholder left`, (t) => {
     const source = renderClient(clientTemplate(lang), SPEC);
     t.false(/__EDGEML_/.test(source));
-    t.true(source.includes(lang === 'curl' ? `URL='${URL}'` : `"${URL}"`), 'the URL as a literal of the language');
+    t.true(source.includes(lang === 'curl' ? `URL='${SCORE_URL}'` : `"${SCORE_URL}"`), 'the URL as a literal of the language');
     t.true(source.includes(lang === 'curl' ? "KEY_ENV='IRIS_KEY'" : '"IRIS_KEY"'), 'the key variable as a literal');
     t.true(source.includes('export IRIS_KEY=...'), 'the usage comment names the key variable');
     t.true(source.includes('EDGEML_SERVICE_CA'));
@@ -52,4 +57,69 @@ test('names that are not names are refused before anything is written', (t) => {
   }
   t.is(parseKeyEnv('_MY_KEY2'), '_MY_KEY2');
   t.throws(() => renderClient(clientTemplate('python'), { ...SPEC, service: 'Iris"' }));
+});
+
+/** A hub with `devices` (id → gateway, serving or not) for the deployment of iris (build 7 of manifest iris:2). */
+async function fakeHub(t: ExecutionContext, devices: Array<{ id: string; gateway: string; serving: boolean }>): Promise<string> {
+  const deviceOf = (d: (typeof devices)[number]) => ({
+    id: d.id,
+    status: 'online',
+    labels: { site: 'lab' },
+    gateway: d.gateway,
+    services: [{ name: 'iris', servingRevision: d.serving ? 1 : null, phase: d.serving ? 'running' : 'pulling' }],
+  });
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://hub');
+    const json = (body: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    if (url.pathname === '/api/v1/deployments/iris') return json({ service: 'iris', target: { site: 'lab' }, build: 7 });
+    if (url.pathname === '/api/v1/devices' && url.searchParams.getAll('label').join() === 'site=lab') return json({ devices: devices.map(deviceOf) });
+    const one = devices.find((d) => url.pathname === `/api/v1/devices/${d.id}`);
+    if (one) return json(deviceOf(one));
+    if (url.pathname === '/api/v1/images/7') return json({ id: 7, manifest: { name: 'iris', version: 2 } });
+    if (url.pathname === '/api/v1/manifests/iris/versions/2') return json({ schema: { input: {}, output: {}, sample: { features: [1, 2, 3, 4] } } });
+    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'HUB_E_NOT_FOUND', message: `no route ${req.url}` } }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** `edgeml service client iris ARGS` through the real command: its stdout, or its error. */
+async function serviceClient(hub: string, ...args: string[]): Promise<string> {
+  let stdout = '';
+  const io = {
+    env: { EDGEML_API_KEY: 'emk_test' },
+    stdout: new Writable({ write: (chunk, _enc, done) => void ((stdout += String(chunk)), done()) }),
+    stderr: new Writable({ write: (_chunk, _enc, done) => done() }),
+    cwd: process.cwd(),
+    interruptSignal: () => new AbortController().signal,
+  } as unknown as CliIo;
+  await buildProgram(io).configureOutput({ writeErr: () => undefined }).parseAsync(['node', 'edgeml', 'service', 'client', 'iris', '--hub', hub, ...args]);
+  return stdout;
+}
+
+test('the client is for the one device serving the service, or the one --device names', async (t) => {
+  const hub = await fakeHub(t, [
+    { id: 'gw-1', gateway: 'https://127.0.0.1:8441', serving: true },
+    { id: 'gw-2', gateway: 'https://127.0.0.1:8442', serving: false },
+  ]);
+  const python = await serviceClient(hub, '--lang', 'python');
+  t.true(python.includes('URL = "https://127.0.0.1:8441/v1/services/iris/score"'));
+  t.true(python.includes('Sample input: {"features":[1,2,3,4]}'), "the manifest's sample");
+  const err = await t.throwsAsync(serviceClient(hub, '--lang', 'python', '--device', 'gw-2'));
+  t.true(isEdgemlError(err, ErrorCodes.CLI_SERVICE_NOT_ON_DEVICE), String(err));
+
+  const both = await fakeHub(t, [
+    { id: 'gw-1', gateway: 'https://127.0.0.1:8441', serving: true },
+    { id: 'gw-2', gateway: 'https://127.0.0.1:8442', serving: true },
+  ]);
+  const several = await t.throwsAsync(serviceClient(both, '--lang', 'curl'));
+  t.is(several?.message, '2 devices serve iris (gw-1, gw-2): pick one with --device');
+  t.true((await serviceClient(both, '--lang', 'curl', '--device', 'gw-2')).includes("URL='https://127.0.0.1:8442/v1/services/iris/score'"));
+  const json = JSON.parse(await serviceClient(both, '--lang', 'javascript', '--device', 'gw-1', '--key-env', 'IRIS_KEY', '--json')) as Record<string, unknown>;
+  t.like(json, { service: 'iris', device: 'gw-1', lang: 'javascript', url: 'https://127.0.0.1:8441/v1/services/iris/score', keyEnv: 'IRIS_KEY', caEnv: 'EDGEML_SERVICE_CA' });
+
+  const none = await fakeHub(t, [{ id: 'gw-1', gateway: 'http://192.0.2.7:8080', serving: true }]);
+  const plain = await t.throwsAsync(serviceClient(none, '--lang', 'python'));
+  t.true(isEdgemlError(plain, ErrorCodes.CLI_GATEWAY_REFUSED), 'a plain-http gateway off loopback needs --allow-insecure-http, as for score');
 });
