@@ -27,6 +27,7 @@ import { FINISHED_MODEL_UPDATE_STATUSES, type ModelUpdate, type ModelUpdateReque
 import { formatModelRef, inputError, keyValueRecord, parseLabel, parseModelRef, repeatable, type KeyValue, type ModelRef } from '../args.js';
 import { apiPath } from '../../client/hub-client.js';
 import { formatList, formatPairs, renderFields, renderTable, shortDigest } from '../output.js';
+import { showList, withWatchOptions, type WatchFlags } from '../watch.js';
 import { addClientOptions, clientAction, withClientOptions, type CliIo, type ClientContext } from './client-command.js';
 import { outcomeError, renderFailedChecks } from './image-views.js';
 import { parseImageId, pollInterval, waitForImage } from './images.js';
@@ -368,16 +369,12 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
         ctx.out.result(d, () => renderDeployment(d));
       }),
     );
-  service
-    .command('list')
-    .description('list deployed services')
-    .option('--all', 'deleted services too')
-    .action(
-      clientAction<[], { all?: boolean }>(io, async (ctx, _args, flags) => {
-        const list = await ctx.client.json<DeploymentList>('GET', apiPath('deployments'), flags.all ? { query: { include: 'deleted' } } : {});
-        ctx.out.result(list, () => renderDeploymentList(list.deployments));
-      }),
-    );
+  withWatchOptions(service.command('list').description('list deployed services').option('--all', 'deleted services too')).action(
+    clientAction<[], { all?: boolean } & WatchFlags>(io, async (ctx, _args, flags) => {
+      const fetch = () => ctx.client.json<DeploymentList>('GET', apiPath('deployments'), flags.all ? { query: { include: 'deleted' } } : {});
+      await showList(ctx, flags, 'edgeml service list', fetch, (list) => renderDeploymentList(list.deployments));
+    }),
+  );
   service
     .command('show')
     .description('show a deployed service and its current rollout')

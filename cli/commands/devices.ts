@@ -10,6 +10,7 @@ import { formatBytes } from '../../shared/size.js';
 import { inputError, keyValueRecord, keyValueText, parseChoice, parseDeviceId, parseLabel, repeatable, type KeyValue } from '../args.js';
 import { apiPath } from '../../client/hub-client.js';
 import { formatPairs, formatTime, renderFields, renderTable } from '../output.js';
+import { showList, withWatchOptions, type WatchFlags } from '../watch.js';
 import { addClientOptions, clientAction, type CliIo } from './client-command.js';
 import { renderDeviceReplicas } from './replica-views.js';
 import { addGraceOption, renderRotated } from './rotation-output.js';
@@ -99,17 +100,18 @@ export function addDeviceCommands(program: Command, io: CliIo): void {
       }),
     );
 
-  device
-    .command('list')
-    .description('list devices')
-    .option('--label <key=value>', 'only devices with this label; repeat to require several', repeatable(parseLabel('--label')))
-    .option('--status <status>', DEVICE_STATUSES.join(', '), parseChoice('--status', DEVICE_STATUSES))
-    .action(
-      clientAction<[], { label?: KeyValue[]; status?: DeviceStatus }>(io, async (ctx, _args, flags) => {
-        const list = await ctx.client.json<DeviceList>('GET', apiPath('devices'), { query: { label: (flags.label ?? []).map(keyValueText), status: flags.status } });
-        ctx.out.result(list, () => renderDeviceList(list.devices));
-      }),
-    );
+  withWatchOptions(
+    device
+      .command('list')
+      .description('list devices')
+      .option('--label <key=value>', 'only devices with this label; repeat to require several', repeatable(parseLabel('--label')))
+      .option('--status <status>', DEVICE_STATUSES.join(', '), parseChoice('--status', DEVICE_STATUSES)),
+  ).action(
+    clientAction<[], { label?: KeyValue[]; status?: DeviceStatus } & WatchFlags>(io, async (ctx, _args, flags) => {
+      const query = { label: (flags.label ?? []).map(keyValueText), status: flags.status };
+      await showList(ctx, flags, 'edgeml device list', () => ctx.client.json<DeviceList>('GET', apiPath('devices'), { query }), (list) => renderDeviceList(list.devices));
+    }),
+  );
 
   device
     .command('show')

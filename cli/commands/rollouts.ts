@@ -11,6 +11,7 @@ import { inputError } from '../args.js';
 import { apiPath } from '../../client/hub-client.js';
 import { renderFields, renderTable } from '../output.js';
 import { parseService } from './deployments.js';
+import { showList, withWatchOptions, type WatchFlags } from '../watch.js';
 import { addClientOptions, clientAction, type CliIo, type ClientContext } from './client-command.js';
 import { pollInterval } from './images.js';
 
@@ -146,20 +147,21 @@ async function watch(ctx: ClientContext, id: number): Promise<Rollout> {
 
 export function addRolloutCommands(program: Command, io: CliIo): void {
   const rollout = program.command('rollout').description('rollouts: how a deployment change reaches its devices');
-  rollout
-    .command('list')
-    .description('rollouts, newest first (the history of every service)')
-    .option('--service <name>', 'only this service', parseService)
-    .option('--active', 'only running or paused rollouts')
-    .action(
-      clientAction<[], { service?: string; active?: boolean }>(io, async (ctx, _args, flags) => {
-        const query = new URLSearchParams();
-        if (flags.service) query.set('service', flags.service);
-        if (flags.active) query.set('active', 'true');
-        const list = await ctx.client.json<RolloutList>('GET', `${apiPath('rollouts')}${query.size ? `?${query}` : ''}`);
-        ctx.out.result(list, () => renderRolloutList(list.rollouts));
-      }),
-    );
+  withWatchOptions(
+    rollout
+      .command('list')
+      .description('rollouts, newest first (the history of every service)')
+      .option('--service <name>', 'only this service', parseService)
+      .option('--active', 'only running or paused rollouts'),
+  ).action(
+    clientAction<[], { service?: string; active?: boolean } & WatchFlags>(io, async (ctx, _args, flags) => {
+      const query = new URLSearchParams();
+      if (flags.service) query.set('service', flags.service);
+      if (flags.active) query.set('active', 'true');
+      const path = `${apiPath('rollouts')}${query.size ? `?${query}` : ''}`;
+      await showList(ctx, flags, 'edgeml rollout list', () => ctx.client.json<RolloutList>('GET', path), (list) => renderRolloutList(list.rollouts));
+    }),
+  );
   rollout
     .command('status')
     .description('phase, batch, devices per phase and each device; --watch follows it to the end')
