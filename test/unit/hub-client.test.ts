@@ -91,6 +91,30 @@ test('json sends method, bearer key, JSON body and repeated query values', async
   t.is(seen.body, '{"version":2}');
 });
 
+test('call: an operation by its operationId, with its method, encoded path parameters, query and JSON body', async (t) => {
+  const seen: Array<{ method?: string; url?: string; body: string }> = [];
+  const url = await startFakeHub(t, async (req, res) => {
+    seen.push({ method: req.method, url: req.url, body: (await readBody(req)).toString() });
+    if (req.method === 'DELETE') return void res.writeHead(204).end();
+    if (req.url?.startsWith('/api/v1/captures/')) return void res.writeHead(200, { 'content-type': 'application/x-ndjson' }).end('{"a":1}\n');
+    sendJson(res, 200, { ok: true });
+  });
+  const client = new HubClient({ baseUrl: url, apiKey: 'k' });
+  t.deepEqual(await client.call('updateDeviceLabels', { params: { id: 'gw 1' }, body: { set: { site: 'lab' } } }), { ok: true } as never);
+  t.deepEqual(await client.call('listDevices', { query: { label: ['site=lab', 'ring=a'], status: 'online' } }), { ok: true } as never);
+  t.is(await client.call('deleteModelVersion', { params: { name: 'iris', ref: 3 } }), undefined);
+  const download = await client.call('exportCaptures', { params: { service: 'iris' }, query: { since: '1h' } });
+  let text = '';
+  for await (const chunk of download.body) text += String(chunk);
+  t.is(text, '{"a":1}\n');
+  t.deepEqual(seen, [
+    { method: 'PATCH', url: '/api/v1/devices/gw%201/labels', body: '{"set":{"site":"lab"}}' },
+    { method: 'GET', url: '/api/v1/devices?label=site%3Dlab&label=ring%3Da&status=online', body: '' },
+    { method: 'DELETE', url: '/api/v1/models/iris/versions/3', body: '' },
+    { method: 'GET', url: '/api/v1/captures/iris?since=1h', body: '' },
+  ]);
+});
+
 test('no key, no authorization header; 204 resolves to undefined', async (t) => {
   const seen: { auth?: string | undefined } = {};
   const url = await startFakeHub(t, (req, res) => {
