@@ -24,13 +24,6 @@ export const HubConfigSchema = Type.Object(
     data: Type.String({ minLength: 1, default: './.edgeml/hub', description: 'data directory' }),
     http: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:8080', description: 'REST API listen address' }),
     mqtt: Type.String({ pattern: HOST_PORT_PATTERN, examples: HOST_PORT_EXAMPLES, default: '127.0.0.1:1883', description: 'MQTT broker listen address' }),
-    mqttAdvertise: Type.Optional(
-      Type.String({
-        pattern: MQTT_URL_PATTERN,
-        examples: ['mqtts://hub.example:8883'],
-        description: 'the broker URL devices connect to, as `device enroll` tells it (default: the mqtt listen address once bound): for a hub on 0.0.0.0, behind NAT or a proxy',
-      }),
-    ),
     mqttTlsCert: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate for the MQTT listener: with mqttTlsKey, the broker speaks MQTT over TLS' })),
     mqttTlsKey: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key for the MQTT listener' })),
     mqttMaxPacket: Type.String({
@@ -75,6 +68,13 @@ export const HubConfigSchema = Type.Object(
     mqttTls: Type.Optional(
       stringEnum(['auto', 'off'] as const, {
         description: "MQTT over TLS: auto signs a certificate with the hub's CA (devices may then also authenticate with client certificates); off only on a loopback address (default: off on loopback, auto otherwise; mqttTlsCert/mqttTlsKey give an operator's own)",
+      }),
+    ),
+    mqttAdvertise: Type.Optional(
+      Type.String({
+        pattern: MQTT_URL_PATTERN,
+        examples: ['mqtts://hub.example:8883'],
+        description: 'the broker URL devices connect to, as `device enroll` tells it (default: the mqtt listen address once bound): for a hub on 0.0.0.0, behind NAT or a proxy',
       }),
     ),
     deviceCertLifetime: Type.String({ pattern: DURATION_PATTERN, examples: ['30d', '7d'], default: '30d', description: 'lifetime of the certificates the hub signs for devices (gateway HTTPS, MQTT client); agents renew at two thirds' }),

@@ -100,6 +100,7 @@ test('every hub key can be set through the env var envName names', (t) => {
     tlsKey: '/etc/edgeml/hub.key',
     tlsSan: 'hub.example,10.0.4.2',
     mqttTls: 'auto',
+    mqttAdvertise: 'mqtt://hub.example:1883',
     deviceCertLifetime: '7d',
     logLevel: 'trace',
   };
