@@ -2,7 +2,8 @@
  * `edgeml telemetry SERVICE` and `edgeml telemetry device ID`: what the fleet's gateways measured
  * (requests per second, error rate, latency percentiles, rejections, ready replicas and the
  * autoscaler's decisions) per device and for the fleet,
- * or over time in buckets (`--series [--points N]`), and a device's own metrics, over a window
+ * or over time in buckets (`--series [--points N]`), the scoring code's own figures, and a device's
+ * own metrics (a row per sample to the second, and a sparkline per figure), over a window
  * (`--since 1h`, `--until`).
  */
 import type { Command } from 'commander';
@@ -10,8 +11,10 @@ import {
   DEFAULT_SINCE,
   SERVICE_SERIES_POINTS,
   TIME_BOUND_PATTERN,
+  type DeviceSeriesPoint,
   type DeviceTelemetry,
   type PercentileName,
+  type ServiceCustomMetrics,
   type ServiceFigures,
   type ServiceSeries,
   type ServiceTelemetry,
@@ -92,7 +95,21 @@ export function renderServiceTelemetry(r: ServiceTelemetry): string {
     ]),
     '(no device sent figures for this service in the window)',
   );
-  return `${head}\n${table}`;
+  const custom = r.custom && renderCustom(r.custom);
+  return custom ? `${head}\n${table}\n${custom}` : `${head}\n${table}`;
+}
+
+/** A figure of scoring code as a table shows it: whole numbers as they are, others to 4 significant digits. */
+const formatFigure = (v: number) => (Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(4))));
+
+/** The scoring code's own figures (`metrics.count`, `metrics.observe`); undefined when it counted nothing. */
+export function renderCustom(c: ServiceCustomMetrics): string | undefined {
+  const rows = [
+    ...Object.entries(c.counters).map(([name, n]) => [name, 'count', formatFigure(n), '-', '-', '-', '-']),
+    ...Object.entries(c.observations).map(([name, o]) => [name, 'observe', String(o.count), formatFigure(o.sum), formatFigure(o.mean), formatFigure(o.min), formatFigure(o.max)]),
+  ];
+  if (rows.length === 0) return undefined;
+  return renderTable(['CUSTOM METRIC', 'KIND', 'COUNT', 'SUM', 'MEAN', 'MIN', 'MAX'], rows, '');
 }
 
 export function renderServiceSeries(r: ServiceSeries): string {
@@ -127,6 +144,41 @@ function parsePoints(text: string): number {
 }
 
 const usedOf = (used: number | null, total: number | null) => (used === null || total === null ? '-' : `${formatBytes(used)} / ${formatBytes(total)}`);
+/** Used bytes and their share of the total: narrow enough for a row per sample in 100 columns. */
+const shareOf = (used: number | null, total: number | null) => (used === null || total === null || total === 0 ? '-' : `${formatBytes(used)} ${Math.round((used / total) * 100)}%`);
+const percentOf = (used: number | null, total: number | null) => (used === null || total === null || total === 0 ? null : (used / total) * 100);
+
+const SPARKS = '▁▂▃▄▅▆▇█';
+/** Characters in a sparkline at most: longer series are averaged down, so a line fits in 100 columns. */
+export const SPARKLINE_WIDTH = 60;
+
+/** One character per point (a gap for a missing one), scaled from the series' least to its greatest value. */
+export function sparkline(values: readonly (number | null)[], width = SPARKLINE_WIDTH): string {
+  const per = Math.max(1, Math.ceil(values.length / width));
+  const points: (number | null)[] = [];
+  for (let i = 0; i < values.length; i += per) {
+    const known = values.slice(i, i + per).filter((v): v is number => v !== null);
+    points.push(known.length ? known.reduce((a, b) => a + b, 0) / known.length : null);
+  }
+  const known = points.filter((v): v is number => v !== null);
+  if (known.length === 0) return '';
+  const lo = Math.min(...known);
+  const span = Math.max(...known) - lo;
+  return points.map((v) => (v === null ? ' ' : SPARKS[span === 0 ? 0 : Math.min(SPARKS.length - 1, Math.floor(((v - lo) / span) * SPARKS.length))])).join('');
+}
+
+/** `▁▃█ 2.0–80.5%`: the trend, then the range it spans. */
+function trend(values: readonly (number | null)[], unit: string): string | undefined {
+  const known = values.filter((v): v is number => v !== null);
+  if (known.length < 2) return undefined;
+  return `${sparkline(values)} ${Math.min(...known).toFixed(1)}–${Math.max(...known).toFixed(1)}${unit}`;
+}
+
+/** Seconds precision; the date only when the series spans more than one day (the window line gives it). */
+function sampleTime(series: readonly DeviceSeriesPoint[]): (iso: string) => string {
+  const oneDay = new Set(series.map((p) => p.ts.slice(0, 10))).size <= 1;
+  return (iso) => (oneDay ? iso.slice(11, 19) : `${iso.slice(5, 10)} ${iso.slice(11, 19)}`);
+}
 
 export function renderDeviceTelemetry(r: DeviceTelemetry): string {
   const m = r.latest?.device;
@@ -142,19 +194,24 @@ export function renderDeviceTelemetry(r: DeviceTelemetry): string {
     ['outbox dropped', r.latest ? `metrics ${r.latest.outbox.dropped.metrics}, capture ${r.latest.outbox.dropped.capture}` : undefined],
     ['outbox queued', r.latest ? `metrics ${r.latest.outbox.queued.metrics}, capture ${r.latest.outbox.queued.capture}` : undefined],
     ['invalid messages', String(r.invalidMessages)],
+    ['cpu trend', trend(r.series.map((p) => p.cpuPercent), '%')],
+    ['memory trend', trend(r.series.map((p) => percentOf(p.memoryUsedBytes, p.memoryTotalBytes)), '%')],
+    ['disk trend', trend(r.series.map((p) => percentOf(p.diskUsedBytes, p.diskTotalBytes)), '%')],
+    ['temperature trend', trend(r.series.map((p) => p.temperatureC), ' °C')],
   ]);
   const containers = renderTable(
     ['SERVICE', 'REVISION', 'CPU', 'MEMORY'],
     (r.latest?.containers ?? []).map((c) => [c.service, String(c.revision), c.cpuPercent === null ? '-' : `${c.cpuPercent.toFixed(1)}%`, usedOf(c.memoryBytes, c.memoryLimitBytes ?? c.memoryBytes)]),
     '(no containers)',
   );
+  const time = sampleTime(r.series);
   const series = renderTable(
     ['TIME', 'CPU', 'MEMORY', 'DISK', 'TEMP'],
     r.series.map((p) => [
-      formatTime(p.ts),
+      time(p.ts),
       p.cpuPercent === null ? '-' : `${p.cpuPercent.toFixed(1)}%`,
-      usedOf(p.memoryUsedBytes, p.memoryTotalBytes),
-      usedOf(p.diskUsedBytes, p.diskTotalBytes),
+      shareOf(p.memoryUsedBytes, p.memoryTotalBytes),
+      shareOf(p.diskUsedBytes, p.diskTotalBytes),
       p.temperatureC === null ? '-' : `${p.temperatureC.toFixed(1)} °C`,
     ]),
     '(no samples)',

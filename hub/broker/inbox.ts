@@ -6,12 +6,14 @@
  *
  * Telemetry is handled in a publish gate, before the broker acknowledges it: the device deletes a
  * batch once acknowledged, so the hub must have stored it by then (broker.ts explains the PUBACK).
- * A refused batch is acknowledged anyway, since sending it again would not make it valid.
+ * A refused batch is acknowledged anyway, since sending it again would not make it valid. A metrics
+ * batch invalid only for its scoring-code figures is kept without them (custom-salvage.ts).
  */
 import { ChannelPublisher, Channels, allDevices, parseDeviceTopic, type Channel } from '../../shared/topics.js';
 import { decodeMessage, type MessageTypes, type TelemetryBatch } from '../../shared/protocol.js';
 import { EdgemlError, ErrorCodes, isEdgemlError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
+import { withoutCustom } from '../telemetry/custom-salvage.js';
 import type { Broker } from './broker.js';
 
 export type AgentChannel = { [C in Channel]: (typeof ChannelPublisher)[C] extends 'agent' ? C : never }[Channel];
@@ -26,6 +28,8 @@ export interface InboxStats {
   invalid: number;
   invalidByDevice: Record<string, number>;
   invalidByChannel: Record<AgentChannel, number>;
+  /** Telemetry batches kept without their scoring-code figures (`custom`), which broke the protocol. */
+  customDropped: number;
 }
 
 export interface Inbox {
@@ -39,9 +43,18 @@ export const OTHER_DEVICES = '(other)';
 
 const AGENT_CHANNELS = Channels.filter((c): c is AgentChannel => ChannelPublisher[c] === 'agent');
 
-export async function startInbox(broker: Broker, handlers: InboxHandlers, logger: Logger): Promise<Inbox> {
+export interface InboxOptions {
+  /**
+   * Told of every message a device publishes on its own topics, valid or not, before it is
+   * decoded: proof the device is there (its `lastSeen`). Must be cheap and must not throw.
+   */
+  seen?: (deviceId: string) => void;
+}
+
+export async function startInbox(broker: Broker, handlers: InboxHandlers, logger: Logger, options: InboxOptions = {}): Promise<Inbox> {
   let received = 0;
   let invalid = 0;
+  let customDropped = 0;
   // A Map, not an object: device ids such as "constructor" are valid. Bounded, because anyone who
   // can publish can make up device ids.
   const invalidByDevice = new Map<string, number>();
@@ -61,12 +74,18 @@ export async function startInbox(broker: Broker, handlers: InboxHandlers, logger
     const parsed = parseDeviceTopic(topic);
     if (!parsed || parsed.channel !== channel) return undefined;
     received++;
+    options.seen?.(parsed.deviceId);
     const decoded = decodeMessage(channel, payload);
-    if (!decoded.ok) {
-      drop(parsed.deviceId, channel, topic, decoded.error);
-      return undefined;
+    if (decoded.ok) return { deviceId: parsed.deviceId, message: decoded.value };
+    const salvaged = channel === 'telemetry' ? withoutCustom(payload) : undefined;
+    const again = salvaged && decodeMessage(channel, salvaged);
+    if (again?.ok) {
+      customDropped++;
+      logger.warn({ deviceId: parsed.deviceId, topic, reason: decoded.error, customDropped }, "a telemetry batch's custom metrics break the protocol: the batch is kept without them");
+      return { deviceId: parsed.deviceId, message: again.value };
     }
-    return { deviceId: parsed.deviceId, message: decoded.value };
+    drop(parsed.deviceId, channel, topic, decoded.error);
+    return undefined;
   };
 
   const deliver = <C extends DeliveredChannel>(channel: C) =>
@@ -89,6 +108,6 @@ export async function startInbox(broker: Broker, handlers: InboxHandlers, logger
     }
   });
   return {
-    stats: () => ({ received, invalid, invalidByDevice: Object.fromEntries(invalidByDevice), invalidByChannel: { ...invalidByChannel } }),
+    stats: () => ({ received, invalid, invalidByDevice: Object.fromEntries(invalidByDevice), invalidByChannel: { ...invalidByChannel }, customDropped }),
   };
 }

@@ -4,7 +4,7 @@
  * their services) is applied in memory at once and saved in batches, because a fleet reconnecting
  * after a hub restart, or reporting every step of a rollout, would otherwise rewrite the store once
  * per message. Devices re-announce their status and state on every connect, so a crash between
- * batches loses nothing that does not come back. A token rotation leaves the old token valid for a
+ * batches loses nothing that does not come back (but the last few seconds of `lastSeen`). A token rotation leaves the old token valid for a
  * grace; when it ends, listeners hear `token-expired` so connections made with it can be dropped.
  */
 import { isDeepStrictEqual } from 'node:util';
@@ -31,6 +31,11 @@ import { checkStoredDevice, emptyObservation } from './device-record-check.js';
 
 /** How long observations may wait in memory before they are written. */
 export const OBSERVATION_FLUSH_MS = 2000;
+/**
+ * A device's `lastSeen` moves with every message it sends, in memory (what views show); the store
+ * gets it at most this often per device, so a crash loses at most this much (plus a flush period).
+ */
+export const LAST_SEEN_WRITE_MS = 10_000;
 /** Tokens carry a prefix so secret scanners and people can tell them from API keys. */
 const TOKEN_PREFIX = 'emd_';
 
@@ -85,6 +90,8 @@ export class DeviceDirectory {
   #flushTimer: unknown = null;
   #flushing: Promise<void> = Promise.resolve();
   #changeListeners: Array<(id: string, change: DeviceChange) => void> = [];
+  /** Per device, when a `lastSeen` alone last asked for a store write. */
+  readonly #lastSeenMarked = new Map<string, number>();
   /** Per device, the timer of the next end of a replaced token's grace. */
   readonly #expiryTimers = new Map<string, unknown>();
 
@@ -313,6 +320,20 @@ export class DeviceDirectory {
   }
 
   /**
+   * Any message from the device (the broker admitted it, so it is the device's): `lastSeen` moves
+   * at once in memory; a store write is asked for at most every LAST_SEEN_WRITE_MS.
+   */
+  seen(id: string): void {
+    const record = this.#devices.get(id);
+    if (!record) return;
+    const now = this.clock.now();
+    record.observed = { ...record.observed, lastSeen: new Date(now).toISOString() };
+    if (now - (this.#lastSeenMarked.get(id) ?? -Infinity) < LAST_SEEN_WRITE_MS) return;
+    this.#lastSeenMarked.set(id, now);
+    this.markDirty(id);
+  }
+
+  /**
    * The device's connection ended (closed, dropped, keepalive expired), with or without a last will.
    * A device that said `offline` first (a clean shutdown) keeps its reason.
    */
@@ -364,6 +385,12 @@ export class DeviceDirectory {
   /** The names of the services a device last reported (none for a device unknown or silent). */
   reportedServices(id: string): string[] {
     return this.#devices.get(id)?.observed.reported?.services.map((s) => s.name) ?? [];
+  }
+
+  /** Whether any device (revoked or not) last reported running `service`. */
+  reportsService(service: string): boolean {
+    for (const record of this.#devices.values()) if (record.observed.reported?.services.some((s) => s.name === service)) return true;
+    return false;
   }
 
   /**

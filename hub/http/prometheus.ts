@@ -1,7 +1,7 @@
 /**
  * `GET /metrics` in the Prometheus text format, for existing dashboards: the hub's own figures
  * (devices, broker, telemetry ingest, rollouts by phase), the fleet's per service since the hub
- * started, and the replicas each device last reported per service. It needs an API key with the read scope, which Prometheus sends as
+ * started (with the scoring code's own figures, `edgeml_custom_*`), and the replicas each device last reported per service. It needs an API key with the read scope, which Prometheus sends as
  * `Authorization: Bearer` (its `authorization` scrape setting).
  */
 import type { FastifyPluginAsync } from 'fastify';
@@ -22,6 +22,8 @@ export interface HubFigures {
   batchesStored: number;
   batchesDuplicate: number;
   batchesInvalid: number;
+  /** Metrics batches kept without their scoring-code figures, which broke the protocol (inbox stats). */
+  customDropped?: number;
   outboxDropped: OutboxDrops;
   services: Map<string, ServiceTotals>;
   /** Each device's replica counts per service, as it last reported them. */
@@ -52,6 +54,7 @@ export function hubMetricFamilies(f: HubFigures, rolloutsByPhase: Record<Rollout
     one('edgeml_telemetry_batches_stored_total', 'counter', 'Telemetry batches stored.', f.batchesStored),
     one('edgeml_telemetry_batches_duplicate_total', 'counter', 'Telemetry batches received again after they were stored, and not stored twice.', f.batchesDuplicate),
     one('edgeml_telemetry_batches_invalid_total', 'counter', 'Telemetry batches dropped as invalid.', f.batchesInvalid),
+    ...(f.customDropped === undefined ? [] : [one('edgeml_telemetry_custom_dropped_total', 'counter', "Metrics batches kept without their scoring code's figures, which broke the protocol.", f.customDropped)]),
     {
       name: 'edgeml_device_outbox_dropped_batches',
       type: 'gauge',
@@ -82,6 +85,25 @@ export function hubMetricFamilies(f: HubFigures, rolloutsByPhase: Record<Rollout
         { labels: { service: r.service, device: r.device, state: 'ready' }, value: r.ready },
       ]),
     },
+    {
+      name: 'edgeml_custom_total',
+      type: 'counter',
+      help: "Scoring code's own counters (metrics.count), summed over the fleet's replicas.",
+      samples: services.flatMap(([service, t]) => Object.entries(t.custom?.counters ?? {}).map(([name, n]) => ({ labels: { service, name }, value: n }))),
+    },
+    {
+      name: 'edgeml_custom_observation_count',
+      type: 'counter',
+      help: "Values scoring code observed (metrics.observe), by name.",
+      samples: services.flatMap(([service, t]) => Object.entries(t.custom?.observations ?? {}).map(([name, o]) => ({ labels: { service, name }, value: o.count }))),
+    },
+    {
+      name: 'edgeml_custom_observation_sum',
+      type: 'counter',
+      help: "The sum of the values scoring code observed (metrics.observe), by name: with the count, a mean per interval.",
+      samples: services.flatMap(([service, t]) => Object.entries(t.custom?.observations ?? {}).map(([name, o]) => ({ labels: { service, name }, value: o.sum }))),
+    },
+    perService('edgeml_custom_left_out_total', "Custom metric names the hub did not track: past the per-service limit.", (t) => t.customLeftOut ?? 0),
     {
       name: 'edgeml_service_latency_seconds',
       type: 'histogram',

@@ -30,7 +30,13 @@ import { timeBound } from './time-bounds.js';
 
 export interface TelemetryRoutesOptions {
   archive: Pick<TelemetryArchive, 'read'>;
-  devices: Pick<DeviceDirectory, 'get'>;
+  devices: Pick<DeviceDirectory, 'get' | 'reportsService'>;
+  /**
+   * Whether a deployment of that name exists now. A service with no deployment, no device reporting
+   * it and no figures in the window is unknown (404): most likely a typo. Without this lookup only
+   * devices and figures count.
+   */
+  serviceDeployed?: (service: string) => Promise<boolean>;
   /** Messages dropped as invalid since the hub started, by device. */
   invalidByDevice(): Record<string, number>;
   clock: Clock;
@@ -46,6 +52,15 @@ function windowOf(query: { since: string; until?: string | undefined }, now: num
 }
 
 export const telemetryRoutes: FastifyPluginAsyncTypebox<TelemetryRoutesOptions> = async (app, o) => {
+  /** Refuses a name the hub knows nothing of; a deleted service with figures in the window still answers. */
+  const knownOr404 = async (service: string, window: TimeWindow, hasFigures: boolean): Promise<void> => {
+    if (hasFigures || o.devices.reportsService(service) || (await o.serviceDeployed?.(service))) return;
+    throw new EdgemlError(
+      ErrorCodes.HUB_DEPLOYMENT_NOT_FOUND,
+      `service ${service}: no deployment of that name, no device runs it, and no telemetry for it between ${new Date(window.since).toISOString()} and ${new Date(window.until).toISOString()}`,
+      { httpStatus: 404 },
+    );
+  };
   app.get(
     '/api/v1/telemetry/services/:service',
     {
@@ -58,10 +73,15 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<TelemetryRoutesOptions> 
         tags,
         params: serviceParams,
         querystring: ServiceTelemetryQuery,
-        response: { 200: ServiceTelemetry, 400: ErrorBody },
+        response: { 200: ServiceTelemetry, 400: ErrorBody, 404: ErrorBody },
       },
     },
-    async (req) => serviceReport(o.archive, { service: req.params.service, device: req.query.device, ...windowOf(req.query, o.clock.now()) }),
+    async (req) => {
+      const window = windowOf(req.query, o.clock.now());
+      const report = await serviceReport(o.archive, { service: req.params.service, device: req.query.device, ...window });
+      await knownOr404(req.params.service, window, report.devices.length > 0);
+      return report;
+    },
   );
   app.get(
     '/api/v1/telemetry/services/:service/series',
@@ -75,11 +95,15 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<TelemetryRoutesOptions> 
         tags,
         params: serviceParams,
         querystring: ServiceSeriesQuery,
-        response: { 200: ServiceSeries, 400: ErrorBody },
+        response: { 200: ServiceSeries, 400: ErrorBody, 404: ErrorBody },
       },
     },
-    async (req) =>
-      serviceSeries(o.archive, { service: req.params.service, device: req.query.device, points: req.query.points, ...windowOf(req.query, o.clock.now()) }),
+    async (req) => {
+      const window = windowOf(req.query, o.clock.now());
+      const series = await serviceSeries(o.archive, { service: req.params.service, device: req.query.device, points: req.query.points, ...window });
+      await knownOr404(req.params.service, window, series.points.some((p) => p.requests > 0));
+      return series;
+    },
   );
   app.get(
     '/api/v1/telemetry/devices/:id',

@@ -4,9 +4,10 @@
  * counter reset, which Prometheus expects). Only batches stored for the first time are added, so a
  * redelivery never counts twice.
  */
+import { CustomSum } from '../../shared/custom-metrics.js';
 import { emptyHistogram, mergeHistograms, type LatencyHistogram } from '../../shared/latency-histogram.js';
 import type { Logger } from '../../shared/logger.js';
-import type { MetricsBatch, OutboxStatus, ServiceIntervalMetrics } from '../../shared/protocol.js';
+import type { CustomIntervalMetrics, MetricsBatch, OutboxStatus, ServiceIntervalMetrics } from '../../shared/protocol.js';
 import { addScaling, noScaling, type ScalingCounts } from './scaling-counts.js';
 
 export interface ServiceTotals {
@@ -17,7 +18,16 @@ export interface ServiceTotals {
   latencyMs: LatencyHistogram;
   /** Autoscaler decisions; batches from agents older than replicas add none. */
   scaling: ScalingCounts;
+  /**
+   * Scoring code's own counters and observations (at most MAX_CUSTOM_METRICS names per service; new
+   * names past that are counted in `customLeftOut`). Always set by FleetCounters.
+   */
+  custom?: CustomIntervalMetrics;
+  customLeftOut?: number;
 }
+
+/** Summed in place; a copy goes out. */
+type RunningTotals = Omit<ServiceTotals, 'custom' | 'customLeftOut'> & { custom: CustomSum; customLeftOut: number };
 
 export type OutboxDrops = OutboxStatus['dropped'];
 
@@ -28,7 +38,7 @@ export type OutboxDrops = OutboxStatus['dropped'];
 export const MAX_TRACKED_SERVICES = 1000;
 
 export class FleetCounters {
-  readonly #services = new Map<string, ServiceTotals>();
+  readonly #services = new Map<string, RunningTotals>();
   /** Each device's latest report (by its interval end): the counts are cumulative on the device. */
   readonly #outbox = new Map<string, { to: number; dropped: OutboxDrops }>();
   #warnedFull = false;
@@ -45,6 +55,7 @@ export class FleetCounters {
       totals.queueTimeouts += figures.queueTimeouts;
       totals.latencyMs = mergeHistograms(totals.latencyMs, figures.latencyMs);
       totals.scaling = addScaling(totals.scaling, figures.scaling);
+      totals.customLeftOut += totals.custom.add(figures.custom);
     }
     const to = Date.parse(batch.to);
     const last = this.#outbox.get(device);
@@ -54,7 +65,7 @@ export class FleetCounters {
 
   /** Copies, by service name. */
   services(): Map<string, ServiceTotals> {
-    return new Map([...this.#services].sort(([a], [b]) => a.localeCompare(b)).map(([name, t]) => [name, structuredClone(t)]));
+    return new Map([...this.#services].sort(([a], [b]) => a.localeCompare(b)).map(([name, { custom, ...t }]) => [name, { ...structuredClone(t), custom: custom.toWire() }]));
   }
 
   /** The batches the devices' outboxes dropped, as each last reported, added up over devices. */
@@ -67,7 +78,7 @@ export class FleetCounters {
     return sum;
   }
 
-  #totalsOf(name: string): ServiceTotals | undefined {
+  #totalsOf(name: string): RunningTotals | undefined {
     let totals = this.#services.get(name);
     if (totals) return totals;
     if (this.#services.size >= MAX_TRACKED_SERVICES) {
@@ -75,7 +86,7 @@ export class FleetCounters {
       this.#warnedFull = true;
       return undefined;
     }
-    totals = { requests: 0, responses: { '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 }, rejected: 0, queueTimeouts: 0, latencyMs: emptyHistogram(), scaling: noScaling() };
+    totals = { requests: 0, responses: { '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 }, rejected: 0, queueTimeouts: 0, latencyMs: emptyHistogram(), scaling: noScaling(), custom: new CustomSum(), customLeftOut: 0 };
     this.#services.set(name, totals);
     return totals;
   }

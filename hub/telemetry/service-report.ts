@@ -3,11 +3,13 @@
  * batches whose interval ends in the window. Counts are exact sums; percentiles come from the
  * histograms merged bucket by bucket (shared/latency-histogram.ts), so they are known to the
  * resolution of one bucket. Replicas are a gauge: each device's latest count in the window, and their
- * sum for the fleet; the autoscaler's decisions are counts like the requests. The reading of the
+ * sum for the fleet; the autoscaler's decisions are counts like the requests, and so are the
+ * scoring code's own figures (`custom`, for the fleet). The reading of the
  * intervals and their sums are exported for the per-bucket series (service-series.ts), so a series
  * adds up to the report over the same window.
  */
-import type { PercentileName, ServiceFigures, ServiceTelemetry } from '../../shared/api/telemetry.js';
+import type { PercentileName, ServiceCustomMetrics, ServiceFigures, ServiceTelemetry } from '../../shared/api/telemetry.js';
+import { CustomSum } from '../../shared/custom-metrics.js';
 import { histogramCount, percentile, type LatencyHistogram } from '../../shared/latency-histogram.js';
 import type { ServiceIntervalMetrics } from '../../shared/protocol.js';
 import type { TelemetryArchive } from './archive.js';
@@ -128,12 +130,24 @@ function figuresOf(t: Totals, seconds: number): ServiceFigures {
   return { ...countFigures(t, seconds), replicas: t.replicas };
 }
 
+/** Names a report shows per service: a window spanning revisions may hold more than one batch's limit. */
+const REPORT_CUSTOM_NAMES = 1000;
+
+function customFigures(sum: CustomSum): ServiceCustomMetrics {
+  return {
+    counters: Object.fromEntries(sum.counters),
+    observations: Object.fromEntries([...sum.observations].map(([name, o]) => [name, { ...o, mean: o.count > 0 ? o.sum / o.count : 0 }])),
+  };
+}
+
 export async function serviceReport(
   archive: Pick<TelemetryArchive, 'read'>,
   query: ServiceQuery,
 ): Promise<ServiceTelemetry> {
   const byDevice = new Map<string, DeviceTotals>();
+  const custom = new CustomSum(REPORT_CUSTOM_NAMES);
   for await (const interval of serviceIntervals(archive, query)) {
+    custom.add(interval.metrics.custom);
     byDevice.set(interval.device, addInterval(byDevice.get(interval.device) ?? { totals: emptyTotals(), replicasAt: -Infinity }, interval));
   }
   const seconds = (query.until - query.since) / 1000;
@@ -144,6 +158,7 @@ export async function serviceReport(
     since: new Date(query.since).toISOString(),
     until: new Date(query.until).toISOString(),
     ...figuresOf(fleet, seconds),
+    custom: customFigures(custom),
     devices: devices.map(([device, t]) => ({ device, ...figuresOf(t, seconds) })),
   };
 }

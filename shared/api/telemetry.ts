@@ -78,6 +78,26 @@ export const ServiceFigures = Type.Object({
 });
 export type ServiceFigures = Static<typeof ServiceFigures>;
 
+/** Scoring code's own figures over a window, for the fleet (`metrics.count`, `metrics.observe` in score.js/score.py). */
+export const ServiceCustomMetrics = Type.Object(
+  {
+    counters: Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: 'per name, what metrics.count added up to in the window over every device and replica' }),
+    observations: Type.Record(
+      Type.String(),
+      Type.Object({
+        count: Type.Integer({ minimum: 0 }),
+        sum: Type.Number(),
+        min: Type.Number({ description: 'the least value observed (each replica reports its least since it started, so this may predate the window)' }),
+        max: Type.Number({ description: 'the greatest value observed (as min: possibly from before the window)' }),
+        mean: Type.Number({ description: 'sum / count' }),
+      }),
+      { description: 'per name, the values metrics.observe was given in the window' },
+    ),
+  },
+  { description: "the scoring code's own figures (empty when it counts nothing)" },
+);
+export type ServiceCustomMetrics = Static<typeof ServiceCustomMetrics>;
+
 export const ServiceTelemetry = Type.Composite([
   Type.Object({
     service: Type.String(),
@@ -86,6 +106,8 @@ export const ServiceTelemetry = Type.Composite([
   }),
   ServiceFigures,
   Type.Object({
+    /** Optional in the type only, for readers of older hubs: this hub always sends it. */
+    custom: Type.Optional(ServiceCustomMetrics),
     devices: Type.Array(Type.Composite([Type.Object({ device: Type.String() }), ServiceFigures]), { description: 'devices that sent figures for the service in the window, by id' }),
   }),
 ]);
