@@ -34,11 +34,20 @@ function serveProcess(t: ExecutionContext, args: string[], env: NodeJS.ProcessEn
 }
 
 async function servingUrl(proc: EdgemlProcess, timeoutMs = 60_000): Promise<string> {
-  const line = await waitFor(`"serving on" (output so far: ${proc.tail()})`, () => {
+  const line = await waitFor('"serving on"', () => {
     if (!proc.running) throw new Error(`edgeml serve exited: ${proc.tail(20)}`);
     return proc.rawOutput.find((l) => l.startsWith('serving on '));
   }, timeoutMs);
   return line.slice('serving on '.length);
+}
+
+/** The first JSON line saying where it serves (`--json`); fails at once if serve exits instead. */
+function readyLine(proc: EdgemlProcess, timeoutMs: number) {
+  return waitFor('the ready line', () => {
+    const line = proc.logs.find((l) => typeof l.url === 'string' && l.mode !== undefined);
+    if (!line && !proc.running) throw new Error(`edgeml serve exited: ${proc.tail(20)}`);
+    return line;
+  }, timeoutMs);
 }
 
 const count = (proc: EdgemlProcess, text: string) => proc.rawOutput.filter((l) => l === text).length;
@@ -90,7 +99,7 @@ test('files, node: scores with the runtime contract (validation, swagger, metric
 test('files, python: scores, reloads when score.py changes, --json says where and what reloaded', async (t) => {
   const app = await appCopy(t, 'python', 'linear');
   const proc = serveProcess(t, ['--runtime', 'python', '--score', app.score, '--schema', app.schema, '--model', `iris-linear=${app.weights}`, '--json']);
-  const ready = await waitFor('the ready line', () => proc.logs.find((l) => typeof l.url === 'string' && l.mode !== undefined), 60_000);
+  const ready = await readyLine(proc, 60_000);
   const url = String(ready.url);
   t.deepEqual(ready, { url, swagger: `${url}/swagger.json`, mode: 'files' });
   t.is((await score(url, { features: SETOSA })).body.class, 'setosa');
@@ -147,7 +156,7 @@ test('--manifest: the files from the hub while no image is built, then the image
   jsonOf(t, await cli('manifest', 'create', 'serve-me', '--model', 'iris-linear:1', '--runtime', 'node', '--score', join(dir, 'score.js'), '--schema', join(FIXTURES, 'schema.json'), '--deps', join(dir, 'package.json'), '--json'));
 
   const fromFiles = serveProcess(t, ['--manifest', 'serve-me:1', '--json'], env);
-  const filesReady = await waitFor(`files ready (${fromFiles.tail()})`, () => fromFiles.logs.find((l) => l.mode !== undefined), 120_000);
+  const filesReady = await readyLine(fromFiles, 120_000);
   t.is(filesReady.mode, 'files');
   t.is((await score(String(filesReady.url), { features: SETOSA })).body.class, 'setosa');
   t.is(await fromFiles.kill('SIGINT'), 0);
@@ -163,7 +172,7 @@ test('--manifest: the files from the hub while no image is built, then the image
   t.is(image.status, 'succeeded', JSON.stringify(image.error));
 
   const fromImage = serveProcess(t, ['--manifest', 'serve-me', '--json'], env);
-  const imageReady = await waitFor(`image ready (${fromImage.tail()})`, () => fromImage.logs.find((l) => l.mode !== undefined), 180_000);
+  const imageReady = await readyLine(fromImage, 180_000);
   t.is(imageReady.mode, 'image');
   const url = String(imageReady.url);
   t.is((await score(url, { features: SETOSA })).body.class, 'setosa');
