@@ -10,6 +10,7 @@
  */
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import SwaggerParser from '@apidevtools/swagger-parser';
 import test from 'ava';
 import { request } from 'undici';
 import { startHub, tempDir, type HubProcess } from '../helpers/edgeml-process.js';
@@ -154,7 +155,8 @@ test('REST fuzz: every POST/PUT/PATCH route; no 5xx, error shape on 4xx, nothing
   t.is((await api(hub, 'POST', '/api/v1/models/fuzz-model/versions?filename=w.bin', { key: hub.adminKey, body: Buffer.from('weights') })).status, 201);
   t.is((await api(hub, 'PUT', '/api/v1/models/fuzz-model/aliases/prod', { key: hub.adminKey, json: { version: 1 } })).status, 200);
 
-  const document = (await api<{ paths: Record<string, Record<string, never>> }>(hub, 'GET', '/openapi.json')).body;
+  // Bodies are $refs to component schemas: the fuzzer needs them inline.
+  const document = (await SwaggerParser.dereference(structuredClone((await api(hub, 'GET', '/openapi.json')).body) as never)) as unknown as { paths: Record<string, Record<string, never>> };
   const routes = routesOf(document, ['POST', 'PUT', 'PATCH']);
   t.true(routes.length >= 10, `routes in /openapi.json: ${routes.map((r) => `${r.method} ${r.path}`).join(', ')}`);
   const hostile = await hostileTars(`edgeml-fuzz-escape-${budget.seed}`, { maxFiles: MAX_ARCHIVE_FILES });

@@ -28,8 +28,8 @@ export interface JsonSchema {
   maxLength?: number;
   minimum?: number;
   maximum?: number;
-  exclusiveMinimum?: number;
-  exclusiveMaximum?: number;
+  exclusiveMinimum?: number | boolean;
+  exclusiveMaximum?: number | boolean;
   example?: unknown;
   examples?: unknown[];
 }
@@ -129,8 +129,14 @@ export function validValue(schema: JsonSchema, rng: Random, vocabulary: Vocabula
       return rng.chance(0.5);
     case 'integer':
     case 'number': {
-      const low = schema.minimum ?? (schema.exclusiveMinimum !== undefined ? schema.exclusiveMinimum + (type === 'integer' ? 1 : 0.001) : 0);
-      const high = schema.maximum ?? (schema.exclusiveMaximum !== undefined ? schema.exclusiveMaximum - (type === 'integer' ? 1 : 0.001) : low + 100);
+      // OpenAPI 3.0 spells an exclusive bound as a boolean beside minimum/maximum; JSON Schema as the number itself.
+      const step = type === 'integer' ? 1 : 0.001;
+      const lowBound = typeof schema.exclusiveMinimum === 'number' ? schema.exclusiveMinimum : schema.minimum;
+      const highBound = typeof schema.exclusiveMaximum === 'number' ? schema.exclusiveMaximum : schema.maximum;
+      const lowExclusive = schema.exclusiveMinimum === true || typeof schema.exclusiveMinimum === 'number';
+      const highExclusive = schema.exclusiveMaximum === true || typeof schema.exclusiveMaximum === 'number';
+      const low = lowBound === undefined ? 0 : lowBound + (lowExclusive ? step : 0);
+      const high = highBound === undefined ? low + 100 : highBound - (highExclusive ? step : 0);
       const value = rng.chance(0.2) ? rng.pick([low, high]) : low + rng.next() * (Math.min(high, low + 1000) - low);
       return type === 'integer' ? Math.round(Math.max(low, Math.min(high, value))) : Math.max(low, Math.min(high, value));
     }
