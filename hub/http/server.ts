@@ -166,7 +166,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   await app.register(deviceCertificateRoutes, { certificatesOf: deps.pki.certificatesOf, now: deps.pki.now });
   await app.register(apiKeyRoutes, { authority: deps.authority });
   await app.register(modelRoutes, { registry: deps.models, models: deps.store.models, blobs: deps.blobs, maxUploadBytes: deps.maxUploadBytes, uploadIdleTimeoutMs: deps.uploadIdleTimeoutMs });
-  await app.register(manifestRoutes, { registry: deps.manifests, manifests: deps.store.manifests });
+  await app.register(manifestRoutes, { registry: deps.manifests, manifests: deps.store.manifests, blobs: deps.blobs });
   await app.register(deploymentRoutes, { deployments: deps.deployments });
   await app.register(modelUpdateRoutes, { modelUpdates: deps.modelUpdates });
   await app.register(rolloutRoutes, { rollouts: deps.rollouts });
