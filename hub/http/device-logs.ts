@@ -64,6 +64,8 @@ export const deviceLogRoutes: FastifyPluginAsyncTypebox<DeviceLogRoutesOptions> 
       // A reader that hangs up ends the session on the device.
       // (The response's close: it fires when the connection goes, the request's may have fired already.)
       reply.raw.once('close', () => stream.close());
+      // Gone while the device was being asked: that close has passed already.
+      if (req.raw.socket.destroyed) stream.close();
       const body = Readable.from((async function* () {
         for await (const entry of stream) yield `${JSON.stringify(entry satisfies LogEntry)}\n`;
       })());
