@@ -121,6 +121,7 @@ function recordingHandlers(calls: Calls): Required<InboxHandlers> {
     status: (deviceId, message) => void calls.push({ channel: 'status', deviceId, message }),
     'cmd/ack': (deviceId, message) => void calls.push({ channel: 'cmd/ack', deviceId, message }),
     csr: (deviceId, message) => void calls.push({ channel: 'csr', deviceId, message }),
+    logs: (deviceId, message) => void calls.push({ channel: 'logs', deviceId, message }),
   };
 }
 
@@ -134,7 +135,7 @@ async function setup(handlers?: InboxHandlers) {
 
 test('subscribes to the agent channels across all devices, and only those; telemetry through a publish gate', async (t) => {
   const { broker } = await setup();
-  t.deepEqual(broker.filters().sort(), [allDevices('cmd/ack'), allDevices('csr'), allDevices('reported'), allDevices('status'), allDevices('telemetry')].sort());
+  t.deepEqual(broker.filters().sort(), [allDevices('cmd/ack'), allDevices('csr'), allDevices('logs'), allDevices('reported'), allDevices('status'), allDevices('telemetry')].sort());
   t.deepEqual(broker.gates.map((g) => g.filter), [allDevices('telemetry')]);
   t.false(broker.filters().includes(allDevices('desired')));
   t.false(broker.filters().includes(allDevices('cmd')));
@@ -258,7 +259,7 @@ test('stats() returns a copy', async (t) => {
   snapshot.invalid = 100;
   snapshot.invalidByDevice['gw-01'] = 100;
   snapshot.invalidByDevice['other'] = 5;
-  t.deepEqual(inbox.stats(), { received: 1, invalid: 1, invalidByDevice: { 'gw-01': 1 }, invalidByChannel: { reported: 0, telemetry: 0, status: 1, 'cmd/ack': 0, csr: 0 } });
+  t.deepEqual(inbox.stats(), { received: 1, invalid: 1, invalidByDevice: { 'gw-01': 1 }, invalidByChannel: { reported: 0, telemetry: 0, status: 1, 'cmd/ack': 0, csr: 0, logs: 0 } });
   t.not(inbox.stats(), inbox.stats());
 });
 

@@ -65,6 +65,10 @@ const VALID: { [C in Channel]: Array<MessageTypes[C]> } = {
   status: [online, offlineLost, offlineShutdown, { ...online, facts: { ...facts, docker: null } }],
   cmd: [cmd, cmdWithArgs],
   'cmd/ack': [ack, ackError, { v: 1, id: 'a', ok: true }],
+  logs: [
+    { v: 1, session: 's1', seq: 0, lines: [{ ts: '2024-05-01T12:00:00.000Z', source: 'iris', replica: 1, stream: 'stderr', line: 'boom' }] },
+    { v: 1, session: 's1', seq: 1, lines: [], end: { reason: 'done' } },
+  ],
   csr: [{ v: 1, id: 'r-1', purpose: 'gateway', csr: '-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n' }],
   cert: [
     { v: 1, id: 'r-1', purpose: 'client', certificate: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', ca: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', notAfter: '2026-12-07T12:00:00Z' },
