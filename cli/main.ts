@@ -5,7 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { EdgemlError, ErrorCodes, isEdgemlError } from '../shared/errors.js';
 import type { ConfigSources } from '../shared/config-loader.js';
-import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../shared/logger.js';
+import type { Logger, LogLevel } from '../shared/logger.js';
 import { edgemlVersion } from '../shared/version.js';
 import type { CliIo } from './commands/client-command.js';
 import { createOutput } from './output.js';
@@ -96,6 +96,7 @@ function processAction<C extends { logLevel: LogLevel }>(
 ) {
   return async (flags: Record<string, string | undefined>): Promise<void> => {
     const config = (await load())({ flags, env: process.env, file: flags.config });
+    const { createLogger } = await import('../shared/logger.js');
     const logger = createLogger({ name, level: config.logLevel });
     const running = await start(config, logger);
     await runUntilSignal(logger, running.close);
@@ -105,7 +106,9 @@ function processAction<C extends { logLevel: LogLevel }>(
 const hubConfigLoader = async () => (await import('../hub/config.js')).loadHubConfig;
 const agentConfigLoader = async () => (await import('../agent/config.js')).loadAgentConfig;
 
-const logLevelOption = () => new Option('--log-level <level>', 'log level').choices(LOG_LEVELS as unknown as string[]);
+// No commander choices: they would load the logger (pino) for every command; the process's config
+// schema refuses an unknown level and names the valid ones.
+const logLevelOption = () => new Option('--log-level <level>', 'log level (default info)');
 
 export interface ProgramStyle {
   /** `--json` on the command line: usage errors are JSON too. */
