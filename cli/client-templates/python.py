@@ -55,11 +55,13 @@ def score(payload):
     body = json.dumps(payload).encode("utf-8")
     headers = {"content-type": "application/json", "authorization": "Bearer " + key}
     waited = 0.0
-    for attempt in range(1, MAX_TRIES + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         request = urllib.request.Request(URL, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, context=context, timeout=60) as response:
-                return json.load(response)
+                answer = response.read()
         except urllib.error.HTTPError as err:
             detail = _detail(err.read())
             delay = _retry_after(err.headers.get("Retry-After"))
@@ -70,7 +72,10 @@ def score(payload):
             raise ScoreError("%s answered %d: %s" % (URL, err.code, detail)) from None
         except (urllib.error.URLError, OSError) as err:
             raise ScoreError("cannot reach %s: %s" % (URL, getattr(err, "reason", err))) from None
-    raise ScoreError("%s: no answer after %d tries" % (URL, MAX_TRIES))
+        try:
+            return json.loads(answer)
+        except ValueError:
+            raise ScoreError("%s answered 200 with no JSON: %s" % (URL, _detail(answer))) from None
 
 
 def main(argv):
