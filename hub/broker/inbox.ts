@@ -28,12 +28,12 @@ export interface InboxStats {
   invalid: number;
   invalidByDevice: Record<string, number>;
   invalidByChannel: Record<AgentChannel, number>;
-  /** Telemetry batches kept without their scoring-code figures (`custom`), which broke the protocol. */
-  customDropped: number;
 }
 
 export interface Inbox {
   stats(): InboxStats;
+  /** Telemetry batches kept without their scoring-code figures (`custom`), which broke the protocol. */
+  customDropped(): number;
 }
 
 /** Past this many distinct devices, further ones are counted together under `OTHER_DEVICES`. */
@@ -108,6 +108,7 @@ export async function startInbox(broker: Broker, handlers: InboxHandlers, logger
     }
   });
   return {
-    stats: () => ({ received, invalid, invalidByDevice: Object.fromEntries(invalidByDevice), invalidByChannel: { ...invalidByChannel }, customDropped }),
+    stats: () => ({ received, invalid, invalidByDevice: Object.fromEntries(invalidByDevice), invalidByChannel: { ...invalidByChannel } }),
+    customDropped: () => customDropped,
   };
 }

@@ -119,10 +119,12 @@ test('inbox: a batch whose custom figures break the protocol is kept without the
   t.deepEqual((stored[0] as MetricsBatch).services.iris!.custom, { counters: { scored: 1 } });
   t.false('custom' in (stored[1] as MetricsBatch).services.iris!);
   t.is((stored[1] as MetricsBatch).services.iris!.requests, 1, 'the gateway counts are kept');
-  t.like(inbox.stats(), { customDropped: 1, invalid: 0 });
+  t.is(inbox.customDropped(), 1);
+  t.is(inbox.stats().invalid, 0);
   // Invalid apart from custom: still dropped whole.
   await deliver(deviceTopic('gw-1', 'telemetry'), Buffer.from(JSON.stringify({ ...bad, from: 3 })));
-  t.like(inbox.stats(), { customDropped: 1, invalid: 1 });
+  t.is(inbox.customDropped(), 1);
+  t.is(inbox.stats().invalid, 1);
   t.is(withoutCustom(Buffer.from('not json')), undefined);
   t.is(withoutCustom(encodeMessage('telemetry', metricsBatch())), undefined, 'nothing to remove');
 });
