@@ -52,8 +52,15 @@ export interface Upload<T extends string = string> {
   onProgress?: ((bytes: number) => void) | undefined;
 }
 
+/** `retry`: a JSON operation other than a POST is retried as a POST is, for routes that honour Idempotency-Key (see `json`). */
+export interface CallOptions {
+  retry?: boolean | undefined;
+}
+
 /** An operation's input: omitted when it needs none. */
-type CallArgs<K extends OperationId> = Record<string, never> extends OperationInput<K> ? [input?: OperationInput<K>] : [input: OperationInput<K>];
+type CallArgs<K extends OperationId> = Record<string, never> extends OperationInput<K>
+  ? [input?: OperationInput<K>, options?: CallOptions]
+  : [input: OperationInput<K>, options?: CallOptions];
 
 /** `/api/v1/devices/{id}` with `{id: 'gw 1'}` → `/api/v1/devices/gw%201`. */
 export function operationPath(template: string, params: Record<string, string | number> = {}): string {
@@ -165,7 +172,7 @@ export class HubClient {
    * One operation of the hub's OpenAPI document, by its operationId, typed from the document
    * (client/operations.ts): `call('getDevice', { params: { id } })` resolves to a Device.
    */
-  async call<K extends OperationId>(id: K, ...[input]: CallArgs<K>): Promise<OperationResult<K>> {
+  async call<K extends OperationId>(id: K, ...[input, options]: CallArgs<K>): Promise<OperationResult<K>> {
     const op = OPERATIONS[id];
     const given = (input ?? {}) as { params?: Record<string, string | number>; query?: Query; body?: unknown; upload?: Upload };
     const path = operationPath(op.path, given.params);
@@ -174,7 +181,7 @@ export class HubClient {
         ? await this.download(path, given.query)
         : op.body === 'upload'
           ? await this.upload(path, given.query ?? {}, given.upload!.contentType, given.upload!.source, given.upload!.length, given.upload!.onProgress)
-          : await this.json(op.method, path, { query: given.query, body: given.body });
+          : await this.json(op.method, path, { query: given.query, body: given.body, retry: options?.retry });
     return result as OperationResult<K>;
   }
 

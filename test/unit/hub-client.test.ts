@@ -208,6 +208,10 @@ test('a DELETE is retried only when asked, under one Idempotency-Key; by default
   t.is(keys[1], keys[0], 'the retry carries the same key: the hub answers the delete it did');
 
   keys.length = 0;
+  t.deepEqual(await client.call('deleteDeployment', { params: { service: 'iris' } }, { retry: true }), { deleted: true } as never);
+  t.true(keys.length === 2 && keys[0] !== undefined && keys[1] === keys[0], 'call(…, { retry: true }) retries as json(…, { retry: true }) does');
+
+  keys.length = 0;
   const err = await rejection(t, client.json('DELETE', apiPath('models', 'm', 'aliases', 'prod')));
   t.is(err.code, ErrorCodes.CLI_HUB_UNREACHABLE);
   t.deepEqual(keys, [undefined], 'sent once, with no key');
