@@ -3,10 +3,9 @@
  * create and rotate: the hub keeps only its hash.
  */
 import type { Command } from 'commander';
-import type { ApiKeyCreated, ApiKeyInfo, ApiKeyList, ApiKeyRotated } from '../../shared/api/apikeys.js';
+import type { ApiKeyCreated, ApiKeyInfo } from '../../shared/api/apikeys.js';
 import { SCOPES, type Scope } from '../../shared/api/common.js';
 import { parseApiKeyName, parseChoice } from '../args.js';
-import { apiPath } from '../../client/hub-client.js';
 import { formatTime, renderTable } from '../output.js';
 import { addClientOptions, clientAction, type CliIo } from './client-command.js';
 import { addGraceOption, renderRotated } from './rotation-output.js';
@@ -33,7 +32,7 @@ export function addApiKeyCommands(program: Command, io: CliIo): void {
     .requiredOption('--scope <scope>', SCOPES.join(', '), parseChoice('--scope', SCOPES))
     .action(
       clientAction<[], { name: string; scope: Scope }>(io, async (ctx, _args, flags) => {
-        const k = await ctx.client.json<ApiKeyCreated>('POST', apiPath('apikeys'), { body: { name: flags.name, scope: flags.scope } });
+        const k = await ctx.client.call('createApiKey', { body: { name: flags.name, scope: flags.scope } });
         ctx.out.result(k, () => renderApiKeyCreated(k));
       }),
     );
@@ -43,7 +42,7 @@ export function addApiKeyCommands(program: Command, io: CliIo): void {
     .description('list keys (never the keys themselves)')
     .action(
       clientAction<[], object>(io, async (ctx) => {
-        const list = await ctx.client.json<ApiKeyList>('GET', apiPath('apikeys'));
+        const list = await ctx.client.call('listApiKeys');
         ctx.out.result(list, () => renderApiKeyList(list.keys));
       }),
     );
@@ -56,7 +55,7 @@ export function addApiKeyCommands(program: Command, io: CliIo): void {
     'key',
   ).action(
     clientAction<[string], { grace: string }>(io, async (ctx, [id], flags) => {
-      const k = await ctx.client.json<ApiKeyRotated>('POST', apiPath('apikeys', id, 'rotate'), { body: { grace: flags.grace } });
+      const k = await ctx.client.call('rotateApiKey', { params: { id }, body: { grace: flags.grace } });
       ctx.out.result({ id: k.id, key: k.key, previousValidUntil: k.previousValidUntil }, () => renderRotated(`API key ${k.id} (${k.name}, scope ${k.scope}): its new secret:`, k.key, 'key', k.previousValidUntil));
     }),
   );
@@ -67,7 +66,7 @@ export function addApiKeyCommands(program: Command, io: CliIo): void {
     .argument('<id>', 'key id (from apikey list)')
     .action(
       clientAction<[string], object>(io, async (ctx, [id]) => {
-        const k = await ctx.client.json<ApiKeyInfo>('DELETE', apiPath('apikeys', id));
+        const k = await ctx.client.call('revokeApiKey', { params: { id } });
         ctx.out.result(k, () => `revoked API key ${k.id} (${k.name})`);
       }),
     );
