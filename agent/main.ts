@@ -42,6 +42,7 @@ import { InputSchemas } from './feedback/input-schema.js';
 import { RequestIndex } from './feedback/request-index.js';
 import { feedbackHandler } from './gateway/feedback.js';
 import { TelemetrySender } from './telemetry/telemetry-sender.js';
+import { CustomMetricsReader, loopbackMetricsFetch, routeReplicas } from './telemetry/custom-metrics-reader.js';
 import { AgentLogRing, teeLogger } from './logs/agent-log-ring.js';
 import { LogSessions } from './logs/log-sessions.js';
 
@@ -266,6 +267,7 @@ async function startParts(config: Readonly<AgentConfig>, logger: Logger, started
     device: deviceSampler({ probes, clock: systemClock, logger: telemetryLogger }),
     containers: () => containerMetrics(runtime, config.deviceId, telemetryLogger),
     scaling: autoscaler,
+    custom: new CustomMetricsReader({ replicas: routeReplicas(routes), fetch: loopbackMetricsFetch, timeoutMs: 2000, clock: systemClock, logger: telemetryLogger }),
     outbox,
     append: appendTelemetry,
     nextId: batchIds('m'),

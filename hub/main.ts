@@ -303,6 +303,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
         'cmd/ack': (deviceId, ack) => logRelay.ack(deviceId, ack),
       },
       logger.child({ component: 'inbox' }),
+      { seen: (deviceId) => devices.seen(deviceId) },
     );
     // A device without a last will, or whose will is late, is not left `online` by a connection gone.
     broker.onConnectionClosed((deviceId) => {
@@ -327,6 +328,7 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
         batchesStored: batches.stored,
         batchesDuplicate: batches.duplicates,
         batchesInvalid: messages.invalidByChannel.telemetry,
+        customDropped: inbox.customDropped(),
         outboxDropped: telemetry.ingest.fleet.outboxDropped(),
         services: telemetry.ingest.fleet.services(),
         // Only what the hub asks each device to run: a deleted or made-up service is no series.
@@ -353,7 +355,13 @@ export async function startHub(config: Readonly<HubConfig>, logger: Logger): Pro
       uploadIdleTimeoutMs: parseDuration(config.uploadIdleTimeout),
       hubSecret,
       deviceLogs: { relay: logRelay, devices, servicesOf, clock: systemClock },
-      telemetry: { archive: telemetry.archive, devices, invalidByDevice: () => inbox.stats().invalidByDevice, clock: systemClock },
+      telemetry: {
+        archive: telemetry.archive,
+        devices,
+        invalidByDevice: () => inbox.stats().invalidByDevice,
+        clock: systemClock,
+        serviceDeployed: async (name) => (await store.deployments.get(name)) !== undefined,
+      },
       datasets: {
         labelled,
         registry: datasetRegistry,
