@@ -4,11 +4,10 @@
  * need an admin key.
  */
 import type { Command } from 'commander';
-import { DEVICE_STATUSES, type Device, type DeviceEnrollment, type DeviceLabelsUpdate, type DeviceList, type DeviceStatus, type DeviceTokenRotated } from '../../shared/api/devices.js';
-import type { DeviceServices, ServingService } from '../../shared/api/where.js';
+import { DEVICE_STATUSES, type Device, type DeviceEnrollment, type DeviceLabelsUpdate, type DeviceStatus } from '../../shared/api/devices.js';
+import type { ServingService } from '../../shared/api/where.js';
 import { formatBytes } from '../../shared/size.js';
 import { inputError, keyValueRecord, keyValueText, parseChoice, parseDeviceId, parseLabel, repeatable, type KeyValue } from '../args.js';
-import { apiPath } from '../../client/hub-client.js';
 import { formatPairs, formatTime, renderFields, renderTable } from '../output.js';
 import { showList, withWatchOptions, type WatchFlags } from '../watch.js';
 import { addClientOptions, clientAction, type CliIo } from './client-command.js';
@@ -95,7 +94,7 @@ export function addDeviceCommands(program: Command, io: CliIo): void {
     .action(
       clientAction<[string], { label?: KeyValue[] }>(io, async (ctx, [id], flags) => {
         const labels = keyValueRecord('--label', flags.label ?? []);
-        const d = await ctx.client.json<DeviceEnrollment>('POST', apiPath('devices'), { body: { id, labels } });
+        const d = await ctx.client.call('enrollDevice', { body: { id, labels } });
         ctx.out.result(d, () => renderEnrolled(d));
       }),
     );
@@ -109,7 +108,7 @@ export function addDeviceCommands(program: Command, io: CliIo): void {
   ).action(
     clientAction<[], { label?: KeyValue[]; status?: DeviceStatus } & WatchFlags>(io, async (ctx, _args, flags) => {
       const query = { label: (flags.label ?? []).map(keyValueText), status: flags.status };
-      await showList(ctx, flags, 'edgeml device list', () => ctx.client.json<DeviceList>('GET', apiPath('devices'), { query }), (list) => renderDeviceList(list.devices));
+      await showList(ctx, flags, 'edgeml device list', () => ctx.client.call('listDevices', { query }), (list) => renderDeviceList(list.devices));
     }),
   );
 
@@ -122,8 +121,8 @@ export function addDeviceCommands(program: Command, io: CliIo): void {
         // --json stays the hub's device record (scripts read its reported `services`); the resolved
         // services table costs one more request, made only for people.
         const [d, services] = await Promise.all([
-          ctx.client.json<Device>('GET', apiPath('devices', id)),
-          ctx.out.json ? [] : ctx.client.json<DeviceServices>('GET', apiPath('devices', id, 'services')).then((r) => r.services),
+          ctx.client.call('getDevice', { params: { id } }),
+          ctx.out.json ? [] : ctx.client.call('listDeviceServices', { params: { id } }).then((r) => r.services),
         ]);
         ctx.out.result(d, () => renderDevice(d, services));
       }),
@@ -137,7 +136,7 @@ export function addDeviceCommands(program: Command, io: CliIo): void {
     .action(
       clientAction<[string, string[]], object>(io, async (ctx, [id, changes]) => {
         const body = labelsUpdate(changes.map(parseLabelChange));
-        const d = await ctx.client.json<Device>('PATCH', apiPath('devices', id, 'labels'), { body });
+        const d = await ctx.client.call('updateDeviceLabels', { params: { id }, body });
         ctx.out.result(d, () => `device ${d.id}: ${formatPairs(d.labels) || '(no labels)'}`);
       }),
     );
@@ -150,7 +149,7 @@ export function addDeviceCommands(program: Command, io: CliIo): void {
     'token',
   ).action(
     clientAction<[string], { grace: string }>(io, async (ctx, [id], flags) => {
-      const d = await ctx.client.json<DeviceTokenRotated>('POST', apiPath('devices', id, 'rotate-token'), { body: { grace: flags.grace } });
+      const d = await ctx.client.call('rotateDeviceToken', { params: { id }, body: { grace: flags.grace } });
       ctx.out.result({ id: d.id, token: d.token, previousValidUntil: d.previousValidUntil }, () =>
         renderRotated(`device ${d.id}: its new token (give it to the agent, e.g. in its --token-file):`, d.token, 'token', d.previousValidUntil),
       );
@@ -163,7 +162,7 @@ export function addDeviceCommands(program: Command, io: CliIo): void {
     .argument('<id>', 'device id', parseDeviceId('device id'))
     .action(
       clientAction<[string], object>(io, async (ctx, [id]) => {
-        const d = await ctx.client.json<Device>('POST', apiPath('devices', id, 'revoke'));
+        const d = await ctx.client.call('revokeDevice', { params: { id } });
         ctx.out.result(d, () => `revoked device ${d.id}`);
       }),
     );
