@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { Static, TObject } from '@sinclair/typebox';
 import { compileChecker } from './schema.js';
 import { EdgemlError, ErrorCodes } from './errors.js';
+import { closestName } from './did-you-mean.js';
 
 export interface ConfigSources {
   /** Values given on the command line; undefined entries are ignored. */
@@ -43,25 +44,9 @@ function keyFromEnv(prefix: string, name: string): string {
     .replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
-}
-
 function hint(key: string, known: string[], render: (k: string) => string): string {
-  const best = known
-    .map((k) => ({ k, d: editDistance(key.toLowerCase(), k.toLowerCase()) }))
-    .sort((x, y) => x.d - y.d)[0];
-  if (best && best.d <= Math.max(2, Math.floor(key.length / 3))) return ` (did you mean ${render(best.k)}?)`;
+  const near = closestName(key, known);
+  if (near) return ` (did you mean ${render(near)}?)`;
   return ` (known: ${known.map(render).join(', ')})`;
 }
 
