@@ -176,6 +176,8 @@ export const DesiredService = Type.Object(
      * adding and removing replicas, never by a new rollout.
      */
     scale: Type.Optional(ServiceScale),
+    /** `error`: the agent ships the containers' error lines with the telemetry (kind `logs`); absent: off. Not part of the revision. */
+    shipLogs: Type.Optional(stringEnum(['error'] as const)),
   },
   { additionalProperties: false },
 );
@@ -364,7 +366,7 @@ export type ContainerMetrics = Static<typeof ContainerMetrics>;
 export const OutboxStatus = Type.Object(
   {
     /** `feedback` is absent from agents older than the feedback lane. */
-    dropped: Type.Object({ metrics: Count, capture: Count, feedback: Type.Optional(Count) }, { additionalProperties: false }),
+    dropped: Type.Object({ metrics: Count, capture: Count, feedback: Type.Optional(Count), logs: Type.Optional(Count) }, { additionalProperties: false }),
     queued: Type.Object({ metrics: Count, capture: Count, feedback: Type.Optional(Count) }, { additionalProperties: false }),
   },
   { additionalProperties: false },
@@ -437,6 +439,25 @@ export type FeedbackItem = Static<typeof FeedbackItem>;
 /** A feedback item's encoded size is at most this (input and label included). */
 export const MAX_FEEDBACK_ITEM_BYTES = MAX_CAPTURE_BODY_BYTES + 4 * 1024;
 
+/** Deployment `shipLogs`: `error` ships the error lines of the service's containers with the telemetry. */
+export const SHIP_LOGS = ['off', 'error'] as const;
+export type ShipLogs = (typeof SHIP_LOGS)[number];
+/** A shipped line is cut at this many characters (`…` appended), as in an on-demand session. */
+export const MAX_SHIPPED_LINE_CHARS = 8 * 1024;
+
+/** One error line of a service's container, shipped with the telemetry (`shipLogs: error`). */
+export const ShippedLogLine = Type.Object(
+  {
+    ts: Timestamp,
+    service: Type.String({ pattern: SERVICE_NAME_PATTERN }),
+    replica: Type.Integer({ minimum: 1, maximum: 1024 }),
+    stream: stringEnum(['stdout', 'stderr'] as const),
+    line: Type.String({ maxLength: MAX_SHIPPED_LINE_CHARS + 1 }),
+  },
+  { additionalProperties: false },
+);
+export type ShippedLogLine = Static<typeof ShippedLogLine>;
+
 /**
  * A telemetry batch: `metrics` once per interval, `captures` when enough samples gathered. The
  * agent keeps it on disk until the broker acknowledged it; the hub stores each id once per device.
@@ -475,11 +496,23 @@ export const TelemetryBatch = taggedUnion('kind', [
     },
     { additionalProperties: false },
   ),
+  Type.Object(
+    {
+      v: V,
+      kind: Type.Literal('logs'),
+      id: Type.String({ pattern: TELEMETRY_BATCH_ID_PATTERN }),
+      lines: Type.Array(ShippedLogLine, { maxItems: 10_000 }),
+      /** Per service, error lines the rate limit left out since the previous batch. */
+      dropped: Type.Record(Type.String({ pattern: SERVICE_NAME_PATTERN }), Count, { additionalProperties: false, maxProperties: 256 }),
+    },
+    { additionalProperties: false },
+  ),
 ]);
 export type TelemetryBatch = Static<typeof TelemetryBatch>;
 export type MetricsBatch = Extract<TelemetryBatch, { kind: 'metrics' }>;
 export type CapturesBatch = Extract<TelemetryBatch, { kind: 'captures' }>;
 export type FeedbackBatch = Extract<TelemetryBatch, { kind: 'feedback' }>;
+export type LogsBatch = Extract<TelemetryBatch, { kind: 'logs' }>;
 
 export const CommandNames = ['ping', 'logs.start', 'logs.keepalive', 'logs.stop'] as const;
 

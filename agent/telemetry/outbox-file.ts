@@ -6,13 +6,13 @@
  * read for a queue that may be tens of MiB on a slow card); the checksum when the batch is read to
  * be sent.
  *
- *   0  magic 'EMOB'   4  version (1)   5  lane (0 metrics, 1 capture, 2 feedback)   6  id length (u16 BE)
+ *   0  magic 'EMOB'   4  version (1)   5  lane (0 metrics, 1 capture, 2 feedback, 3 logs)   6  id length (u16 BE)
  *   8  payload length (u32 BE)   12  CRC-32 of id bytes then payload (u32 BE)   16  id   …  payload
  */
 import { crc32 } from 'node:zlib';
 
 /** In the order of their codes in the file header: a new lane is appended. */
-export const LANES = ['metrics', 'capture', 'feedback'] as const;
+export const LANES = ['metrics', 'capture', 'feedback', 'logs'] as const;
 export type Lane = (typeof LANES)[number];
 
 export const HEADER_BYTES = 16;

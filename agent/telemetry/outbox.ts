@@ -3,7 +3,7 @@
  * survives a kill or a power cut until the hub's broker has acknowledged it, and the queue never
  * outgrows its quotas while the device is cut off.
  *
- * One file per batch (DIR/metrics/, DIR/capture/, DIR/feedback/) rather than an append-only log with an ack log:
+ * One file per batch (DIR/metrics/, DIR/capture/, DIR/feedback/, DIR/logs/) rather than an append-only log with an ack log:
  * - acks and drops are both "forget one batch", which here is one unlink. A log needs an ack record
  *   and a compaction, and an interrupted compaction is where such queues lose or resurrect data.
  *   Acks may also arrive out of order (several QoS 1 publishes in flight), which costs nothing here.
@@ -54,18 +54,21 @@ export type DroppingLane = Exclude<Lane, 'feedback'>;
 const keeps = (lane: Lane): boolean => lane === 'feedback';
 
 /**
- * Metrics first (the hub's view of the device); labels and captures then take turns: a label
- * joins its captured request only if the capture arrives too, so steady labels must not starve
- * captures (which the capture quota would then drop).
+ * Metrics first (the hub's view of the device); labels, captures and shipped logs then take turns:
+ * a label joins its captured request only if the capture arrives too, so steady labels must not
+ * starve captures (which the capture quota would then drop), nor either of them the logs.
  */
 type TurnLane = Exclude<Lane, 'metrics'>;
+const TURN_LANES: readonly TurnLane[] = ['feedback', 'capture', 'logs'];
 
 /** The feedback lane's quota when none is given (agent config `feedbackQuota`). */
 export const DEFAULT_FEEDBACK_QUOTA_BYTES = 16 * 1024 * 1024;
+/** The shipped logs lane's quota when none is given (agent config `logQueue`). */
+export const DEFAULT_LOG_QUOTA_BYTES = 8 * 1024 * 1024;
 
 export interface OutboxOptions {
-  /** Bytes on disk per lane (payload plus a header of 16 bytes and the id); feedback defaults to DEFAULT_FEEDBACK_QUOTA_BYTES. */
-  limits: Record<DroppingLane, number> & { feedback?: number };
+  /** Bytes on disk per lane (payload plus a header of 16 bytes and the id); feedback defaults to DEFAULT_FEEDBACK_QUOTA_BYTES, logs to DEFAULT_LOG_QUOTA_BYTES. */
+  limits: Record<Exclude<DroppingLane, 'logs'>, number> & { feedback?: number; logs?: number };
   logger: Logger;
   /** Largest payload `append` takes; default 1 MiB. Each lane's limit must hold at least one. */
   maxBatchBytes?: number;
@@ -121,7 +124,7 @@ const isTemp = (name: string) => name.startsWith('.') && name.endsWith('.tmp');
 /** Header reads at open run this many at a time: parallel enough for flash, few file handles. */
 const OPEN_CONCURRENCY = 16;
 
-const perLane = <T>(make: () => T): PerLane<T> => ({ metrics: make(), capture: make(), feedback: make() });
+const perLane = <T>(make: () => T): PerLane<T> => ({ metrics: make(), capture: make(), feedback: make(), logs: make() });
 const fileName = (seq: number) => `${String(seq).padStart(SEQ_DIGITS, '0')}.batch`;
 
 export class Outbox {
@@ -156,7 +159,7 @@ export class Outbox {
   static async open(dir: string, options: OutboxOptions): Promise<Outbox> {
     const opts: Options = {
       ...options,
-      limits: { ...options.limits, feedback: options.limits.feedback ?? DEFAULT_FEEDBACK_QUOTA_BYTES },
+      limits: { ...options.limits, feedback: options.limits.feedback ?? DEFAULT_FEEDBACK_QUOTA_BYTES, logs: options.limits.logs ?? DEFAULT_LOG_QUOTA_BYTES },
       maxBatchBytes: options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES,
       maxBatches: options.maxBatches ?? DEFAULT_MAX_BATCHES,
     };
@@ -219,15 +222,17 @@ export class Outbox {
   }
 
   /**
-   * The oldest waiting batch not already out for delivery: metrics first, then feedback and capture
-   * in turn; null when none.
+   * The oldest waiting batch not already out for delivery: metrics first, then feedback, capture and
+   * logs in turn; null when none.
    * It is out until its publish settles: `ack` removes it, `release` offers it again, so a caller can
    * keep several publishes going. A batch that fails its checksum is removed, counted as corrupt,
    * and the next one is returned.
    */
   next(): Promise<Batch | null> {
     return this.serial(async () => {
-      const turns: readonly TurnLane[] = this.#lastTurn === 'capture' ? ['feedback', 'capture'] : ['capture', 'feedback'];
+      // The lane after the one served last goes first.
+      const after = TURN_LANES.indexOf(this.#lastTurn) + 1;
+      const turns = [...TURN_LANES.slice(after), ...TURN_LANES.slice(0, after)];
       for (const lane of ['metrics', ...turns] as const) {
         for (const e of [...this.#lanes[lane].values()]) {
           if (this.#leases.isOut(e.id)) continue;
@@ -267,20 +272,24 @@ export class Outbox {
     });
   }
 
-  size(): PerLane<{ count: number; bytes: number }> {
-    return { metrics: this.laneSize('metrics'), capture: this.laneSize('capture'), feedback: this.laneSize('feedback') };
+  /** `logs` is optional for the fakes written before that lane; this one always has it. */
+  size(): Omit<PerLane<{ count: number; bytes: number }>, 'logs'> & { logs?: { count: number; bytes: number } } {
+    return { metrics: this.laneSize('metrics'), capture: this.laneSize('capture'), feedback: this.laneSize('feedback'), logs: this.laneSize('logs') };
   }
 
-  /** Batches dropped to stay within the quotas, since the outbox was first created (survives restarts); the feedback lane never drops. */
-  dropped(): Record<DroppingLane, number> {
-    const { metrics, capture } = this.#counters.dropped;
-    return { metrics, capture };
+  /**
+   * Batches dropped to stay within the quotas, since the outbox was first created (survives
+   * restarts); the feedback lane never drops; logs only once some were (hubs before it refuse the key).
+   */
+  dropped(): Record<Exclude<DroppingLane, 'logs'>, number> & { logs?: number } {
+    const { metrics, capture, logs } = this.#counters.dropped;
+    return { metrics, capture, ...(logs > 0 ? { logs } : {}) };
   }
 
   /** Batches found corrupt and removed, since the outbox was first created (survives restarts); feedback only once one was. */
-  corrupt(): Record<DroppingLane, number> & { feedback?: number } {
-    const { metrics, capture, feedback } = this.#counters.corrupt;
-    return { metrics, capture, ...(feedback > 0 ? { feedback } : {}) };
+  corrupt(): Record<Exclude<DroppingLane, 'logs'>, number> & { feedback?: number; logs?: number } {
+    const { metrics, capture, feedback, logs } = this.#counters.corrupt;
+    return { metrics, capture, ...(feedback > 0 ? { feedback } : {}), ...(logs > 0 ? { logs } : {}) };
   }
 
   /** Waits for the operations already asked for; later calls are refused. */

@@ -32,6 +32,7 @@ import { addClientOptions, clientAction, withClientOptions, type CliIo, type Cli
 import { outcomeError, renderFailedChecks } from './image-views.js';
 import { parseImageId, pollInterval, waitForImage } from './images.js';
 import { captureSettings, formatCapture, parseMaxBody, parseRate, parseRedact, type CaptureFlags } from './capture-options.js';
+import { SHIP_LOGS_OPTION, shipLogsRequest, type ShipLogsFlags } from './ship-logs-option.js';
 import { addRolloutOptions, rolloutRequest, type RolloutFlags } from './rollout-options.js';
 import { fetchServiceReplicas, renderServiceReplicas } from './replica-views.js';
 import { addGraceOption, renderRotated } from './rotation-output.js';
@@ -55,12 +56,12 @@ interface SettingFlags {
   scaleDownWindow?: string;
 }
 
-interface UpdateFlags extends SourceFlags, SettingFlags {
+interface UpdateFlags extends SourceFlags, SettingFlags, ShipLogsFlags {
   target?: KeyValue[];
   model?: ModelRef;
 }
 
-interface DeployFlags extends SourceFlags, SettingFlags {
+interface DeployFlags extends SourceFlags, SettingFlags, ShipLogsFlags {
   target: KeyValue[];
   captureRate?: number;
   captureMaxBody?: number;
@@ -131,6 +132,7 @@ export function deployRequest(service: string, flags: DeployFlags): DeploymentCr
     target: keyValueRecord('--target', flags.target),
     ...settings(flags, DEFAULT_SCALE),
     ...deployCapture(flags),
+    ...shipLogsRequest(flags),
   };
 }
 
@@ -141,8 +143,9 @@ export function updateRequest(flags: UpdateFlags): ServiceUpdate {
     ...(newImage ? imageSource(flags) : {}),
     ...settings(flags, { ...DEFAULT_SCALE, minReplicas: 1, maxReplicas: LIMIT_BOUNDS.replicas.maximum }),
     ...(flags.target === undefined ? {} : { target: keyValueRecord('--target', flags.target) }),
+    ...shipLogsRequest(flags),
   };
-  if (Object.keys(request).length === 0) throw inputError('give at least one change: --image or --build, a limit, replicas, or --target');
+  if (Object.keys(request).length === 0) throw inputError('give at least one change: --image or --build, a limit, replicas, --ship-logs, or --target');
   const rollout = rolloutRequest(flags);
   if (rollout && !newImage) {
     if (flags.target === undefined) throw inputError('rollout flags (--strategy, …) go with a new --image, --build or --target: limits and replicas apply in place');
@@ -153,7 +156,7 @@ export function updateRequest(flags: UpdateFlags): ServiceUpdate {
 
 /** `--model` makes its own image, so it goes with rollout flags only. */
 export function modelUpdateRequest(flags: UpdateFlags & { model: ModelRef }): ModelUpdateRequest {
-  const others = ['image', 'build', 'target', ...SETTING_KEYS].filter((k) => flags[k as keyof UpdateFlags] !== undefined);
+  const others = ['image', 'build', 'target', 'shipLogs', ...SETTING_KEYS].filter((k) => flags[k as keyof UpdateFlags] !== undefined);
   if (others.length) {
     const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
     throw inputError(`--model builds and rolls out its own image: give ${others.map(flag).join(', ')} in another service update`);
@@ -223,6 +226,7 @@ export function renderDeployment(d: Deployment): string {
     ['replicas', formatScale(d.scale)],
     ['limits', `per replica: maxConcurrent ${l.maxConcurrent}, maxQueue ${l.maxQueue}, memory ${l.memoryBytes === null ? '-' : formatBytes(l.memoryBytes)}, cpus ${l.cpus ?? '-'}`],
     ['capture', formatCapture(d.capture)],
+    ['ship logs', d.shipLogs ?? 'off'],
     ['key', `ems_${d.keyId}… (shown once, at deploy)`],
     ['stable', d.stableRevision === null ? '- (no rollout has finished yet)' : `revision ${d.stableRevision}`],
     ['rollout', rolloutLine(d.rollout)],
@@ -285,6 +289,7 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
     .option('--capture-rate <r>', 'share of requests sampled with their answers into telemetry, 0–1 (default 0: off)', parseRate('--capture-rate'))
     .option('--capture-max-body <size>', 'captured bodies are cut at this size, at most 64k (default 16k)', parseMaxBody('--capture-max-body'))
     .option('--capture-redact <names>', 'comma-separated JSON fields replaced by "[redacted]" on the device', parseRedact('--capture-redact'))
+    .option(...SHIP_LOGS_OPTION)
     .action(
       clientAction<[string], DeployFlags>(io, async (ctx, [service], flags) => {
         const d = await ctx.client.json<DeploymentCreated>('POST', apiPath('deployments'), { body: deployRequest(service, flags) });
@@ -310,7 +315,8 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
         '--model <ref>',
         "NAME:VERSION or NAME@ALIAS: a new manifest version from the service's current one with this model in place of the one of the same name, built for the current image's platforms (progress shown) and rolled out",
         parseModelRef('--model', ['number', 'alias']),
-      ),
+      )
+      .option(...SHIP_LOGS_OPTION),
     false,
   ).action(
     clientAction<[string], UpdateFlags>(io, async (ctx, [name], flags) => {

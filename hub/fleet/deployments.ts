@@ -27,7 +27,7 @@ import { ACTIVE_ROLLOUT_PHASES, rolloutRequestProblem, type RolloutRequest } fro
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { DEFAULT_SCALE, scaleOf, type CaptureSettings, type ServiceLimits, type ServiceScale } from '../../shared/protocol.js';
+import { DEFAULT_SCALE, scaleOf, type CaptureSettings, type ShipLogs, type ServiceLimits, type ServiceScale } from '../../shared/protocol.js';
 import { hashSecret, newSecret } from '../../shared/secrets.js';
 import { graceEnd, previousAfterRotation, recordRotation, RETRY_MEMORY_MS, rotationViews } from '../auth/secret-rotation.js';
 import type { ActorRecord, DeploymentChange, DeploymentRecord, DeploymentRepository, ImageRepository } from '../store/store.js';
@@ -72,10 +72,12 @@ function checkRollout(request: RolloutRequest | undefined): void {
 }
 
 export function publicDeployment(record: DeploymentRecord): Deployment {
-  const { keyHash: _hash, assignments: _assignments, previousKeys: _previous, changedBy: _changes, rotations, capture, scale, deletedAt, deletedBy, ...deployment } = record;
+  const { keyHash: _hash, assignments: _assignments, previousKeys: _previous, changedBy: _changes, rotations, capture, scale, deletedAt, deletedBy, shipLogs, ...deployment } = record;
   return {
     ...deployment,
     capture: capture ?? captureOff(),
+    // Absent in deployments stored before shipping existed.
+    shipLogs: shipLogs ?? 'off',
     scale: scaleView(scale ?? DEFAULT_SCALE),
     deletedAt: deletedAt ?? null,
     deletedBy: deletedBy ? { keyId: deletedBy.keyId, keyName: deletedBy.keyName } : null,
@@ -100,7 +102,12 @@ function settingsOf(request: ServiceUpdate, current: { limits: ServiceLimits; sc
   };
 }
 
-const SETTING_FIELDS = ['maxConcurrent', 'maxQueue', 'memory', 'cpus', 'replicas', 'minReplicas', 'maxReplicas', 'targetUtilization', 'scaleUpWindow', 'scaleDownWindow'] as const;
+const SETTING_FIELDS = ['maxConcurrent', 'maxQueue', 'memory', 'cpus', 'replicas', 'minReplicas', 'maxReplicas', 'targetUtilization', 'scaleUpWindow', 'scaleDownWindow', 'shipLogs'] as const;
+
+/** Records stored before log shipping existed have none: off. */
+export function shipLogsOf(r: Pick<DeploymentRecord, 'shipLogs'>): ShipLogs {
+  return r.shipLogs ?? 'off';
+}
 
 /** A name listed twice would only make every sample's settings longer. */
 function captureSettings(capture: CaptureSettings): CaptureSettings {
@@ -196,6 +203,7 @@ export class Deployments {
       limits,
       scale,
       capture: request.capture ? captureSettings(request.capture) : captureOff(),
+      shipLogs: request.shipLogs ?? 'off',
       keyId,
       keyHash,
       stableRevision: null,
@@ -228,7 +236,7 @@ export class Deployments {
     const newSettings = SETTING_FIELDS.some((f) => source[f] !== undefined);
     if (source.rollout && !newImage && source.target === undefined) throw invalid('body.rollout: only a new image or target is rolled out; limits and replicas apply in place');
     if (!newImage && !newSettings && source.target === undefined) {
-      throw invalid('give at least one change: image or build, a limit (maxConcurrent, maxQueue, memory, cpus), replicas (replicas, minReplicas, maxReplicas, targetUtilization, scaleUpWindow, scaleDownWindow) or target');
+      throw invalid('give at least one change: image or build, a limit (maxConcurrent, maxQueue, memory, cpus), replicas (replicas, minReplicas, maxReplicas, targetUtilization, scaleUpWindow, scaleDownWindow), shipLogs or target');
     }
     if (newImage && source.target !== undefined) throw invalid('body.target: change the target and the image in two updates (each is its own rollout)');
     const current = await this.current(service);
@@ -240,12 +248,13 @@ export class Deployments {
       const merged = settingsOf(source, { limits: r.limits, scale: scaleOf(r) });
       r.limits = merged.limits;
       r.scale = merged.scale;
+      if (source.shipLogs !== undefined) r.shipLogs = source.shipLogs;
     };
     if (newImage) return this.updateImage(current, source, setSettings, actor);
     if (source.target !== undefined && !isDeepStrictEqual(source.target, current.target)) return this.retarget(current, source.target, source, setSettings, actor);
     if (!newSettings) throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${service} already targets ${formatSelector(current.target)}`, { httpStatus: 409 });
-    if (isDeepStrictEqual(settings, { limits: current.limits, scale: scaleOf(current) })) {
-      throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${service} already has these limits and replicas: nothing to change`, { httpStatus: 409 });
+    if (isDeepStrictEqual(settings, { limits: current.limits, scale: scaleOf(current) }) && (source.shipLogs ?? shipLogsOf(current)) === shipLogsOf(current)) {
+      throw new EdgemlError(ErrorCodes.HUB_CONFLICT, `service ${service} already has these limits, replicas and log shipping: nothing to change`, { httpStatus: 409 });
     }
     return this.changeSettings(current, setSettings, actor);
   }
@@ -273,7 +282,7 @@ export class Deployments {
     const devices = this.targets(current);
     await this.deps.rollouts.begin({ kind: 'update', service, revision, devices, fromRevision: current.stableRevision, request: source.rollout, actor, deployment: { update } });
     // New limits reach the devices the rollout has not moved yet too, on the revision they run.
-    if (!isDeepStrictEqual(next.limits, current.limits) || !isDeepStrictEqual(scaleOf(next), scaleOf(current))) await this.deps.desired.sync([...devices.keys()]);
+    if (!isDeepStrictEqual(next.limits, current.limits) || !isDeepStrictEqual(scaleOf(next), scaleOf(current)) || shipLogsOf(next) !== shipLogsOf(current)) await this.deps.desired.sync([...devices.keys()]);
     return publicDeployment(await this.current(service));
   }
 
@@ -289,7 +298,7 @@ export class Deployments {
     await this.deps.desired.check(next, next.stableRevision ?? next.revision);
     const record = await this.deps.deployments.update(current.service, change);
     const devices = await this.deps.desired.sync([...this.targets(record).keys(), ...Object.keys(record.assignments)]);
-    this.deps.logger.info({ service: record.service, limits: record.limits, scale: record.scale, devices: devices.length, by: actor.keyId }, 'service limits changed');
+    this.deps.logger.info({ service: record.service, limits: record.limits, scale: record.scale, shipLogs: shipLogsOf(record), devices: devices.length, by: actor.keyId }, 'service limits changed');
     return publicDeployment(record);
   }
 

@@ -30,6 +30,8 @@ function serviceAt(d: DeploymentRecord, spec: DeploymentRecord['revisions'][numb
   const previousKeys = (d.previousKeys ?? []).filter((p) => Date.parse(p.until) > now);
   if (previousKeys.length) service.previousKeys = previousKeys;
   if (d.capture && d.capture.rate > 0) service.capture = d.capture;
+  // Only when on, like capture: an older agent refuses a field it does not know.
+  if (d.shipLogs === 'error') service.shipLogs = 'error';
   // Absent at one replica (whatever its autoscaler settings, which then do nothing): such a state is
   // byte for byte what agents before replicas got, and they refuse a field they do not know.
   if (d.scale && d.scale.maxReplicas > 1) service.scale = d.scale;

@@ -30,8 +30,8 @@ function metricsProblem(batch: MetricsBatch): string | undefined {
 /** Why the hub refuses `batch`, or undefined when it can be stored. */
 export function batchProblem(batch: TelemetryBatch): string | undefined {
   if (batch.kind === 'metrics') return metricsProblem(batch);
-  const entries = batch.kind === 'captures' ? batch.samples : batch.items;
-  const field = batch.kind === 'captures' ? 'samples' : 'items';
+  const entries = batch.kind === 'captures' ? batch.samples : batch.kind === 'logs' ? batch.lines : batch.items;
+  const field = batch.kind === 'captures' ? 'samples' : batch.kind === 'logs' ? 'lines' : 'items';
   for (const [i, sample] of entries.entries()) {
     const problem = timeProblem(`${field}[${i}].ts`, sample.ts);
     if (problem) return problem;

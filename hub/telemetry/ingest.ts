@@ -16,6 +16,7 @@ import { batchProblem } from './batch-check.js';
 import { TelemetryArchiveCodes } from './errors.js';
 import { filingTime, filingWindow, type FilingWindow } from './filing-time.js';
 import { FleetCounters } from './fleet-counters.js';
+import { logsRecords, ownLogs } from './shipped-logs.js';
 import type { ArchiveRecord } from './records.js';
 
 /** Captures of a service without a model are filed under this name and version (real versions start at 1). */
@@ -30,6 +31,7 @@ function ownPart(batch: TelemetryBatch, own: ReadonlySet<string>): { kept: Telem
     const items = batch.items.filter((s) => own.has(s.service));
     return { kept: { ...batch, items }, leftOut: batch.items.length - items.length };
   }
+  if (batch.kind === 'logs') return ownLogs(batch, own);
   if (batch.kind === 'captures') {
     const samples = batch.samples.filter((s) => own.has(s.service));
     return { kept: { ...batch, samples }, leftOut: batch.samples.length - samples.length };
@@ -61,12 +63,14 @@ function feedbackRecords(device: string, batch: FeedbackBatch, now: number): Arc
 function records(device: string, batch: TelemetryBatch, window: FilingWindow, now: number): ArchiveRecord[] {
   if (batch.kind === 'metrics') return metricsRecords(device, batch, window);
   if (batch.kind === 'captures') return captureRecords(device, batch, window);
+  if (batch.kind === 'logs') return logsRecords(device, batch, window, now);
   return feedbackRecords(device, batch, now);
 }
 
 /** The device times the batch is filed by (feedback is filed by hub time). */
 function deviceTimes(batch: TelemetryBatch): string[] {
   if (batch.kind === 'metrics') return [batch.to];
+  if (batch.kind === 'logs') return batch.lines.map((l) => l.ts);
   return batch.kind === 'captures' ? batch.samples.map((s) => s.ts) : [];
 }
 
@@ -101,7 +105,7 @@ export class TelemetryIngest {
     // service's last batch, or a device making things up): counted, not refused, so the rest is kept.
     const { kept, leftOut } = ownPart(batch, this.o.servicesOf(device));
     if (leftOut > 0) this.o.logger.warn({ deviceId: device, batch: batch.id, leftOut }, 'telemetry about services the device does not run was left out');
-    if ((kept.kind === 'captures' && kept.samples.length === 0) || (kept.kind === 'feedback' && kept.items.length === 0)) return 'stored';
+    if ((kept.kind === 'captures' && kept.samples.length === 0) || (kept.kind === 'feedback' && kept.items.length === 0) || (kept.kind === 'logs' && kept.lines.length === 0 && Object.keys(kept.dropped).length === 0)) return 'stored';
     const now = this.o.clock.now();
     const window = filingWindow(now, this.o.retentionDays);
     if (!this.#skewed.has(device)) {

@@ -6,6 +6,7 @@
  *   metrics/YYYY-MM-DD/DEVICE.jsonl                   one device's metrics of one day
  *   captures/YYYY-MM-DD/SERVICE/MODEL@VERSION.jsonl   one model version's samples of one day
  *   feedback/YYYY-MM-DD/SERVICE/DEVICE.jsonl          labels one device sent for a service, by the (hub) day they arrived
+ *   logs/YYYY-MM-DD/SERVICE/DEVICE.jsonl              error lines one device shipped for a service (`shipLogs: error`)
  *   journal/YYYY-MM-DD.jsonl                          commit log of the writes of that (hub) day
  *
  * Day-first under each kind so retention deletes whole directories and a time-range query opens
@@ -20,7 +21,7 @@ export const DAY_MS = 86_400_000;
 /** Year 9999: beyond it a day no longer has the YYYY-MM-DD form. */
 export const MAX_TS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
-export const KIND_ROOTS = ['metrics', 'captures', 'feedback'] as const;
+export const KIND_ROOTS = ['metrics', 'captures', 'feedback', 'logs'] as const;
 export type RecordKind = (typeof KIND_ROOTS)[number];
 export const JOURNAL_ROOT = 'journal';
 
@@ -56,7 +57,7 @@ export function metricsFile(day: string, device: string): string {
 }
 
 /** The directory of one service's records of one day, for the kinds stored per service. */
-export function serviceDir(kind: 'captures' | 'feedback', day: string, service: string): string {
+export function serviceDir(kind: Exclude<RecordKind, 'metrics'>, day: string, service: string): string {
   return `${kind}/${day}/${checkSegment('service name', service)}`;
 }
 
@@ -66,6 +67,10 @@ export function capturesFile(day: string, service: string, model: string, versio
 
 export function feedbackFile(day: string, service: string, device: string): string {
   return `${serviceDir('feedback', day, service)}/${checkSegment('device id', device)}.jsonl`;
+}
+
+export function logsFile(day: string, service: string, device: string): string {
+  return `${serviceDir('logs', day, service)}/${checkSegment('device id', device)}.jsonl`;
 }
 
 export function journalFile(day: string): string {

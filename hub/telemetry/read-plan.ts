@@ -64,8 +64,8 @@ export function planRead(dir: string, query: ReadQuery): ReadPlan {
       const services = service !== undefined ? [service] : (await listDir(join(dir, kind, day))).filter(isSegment);
       for (const s of services) {
         const sub = serviceDir(kind, day, s);
-        // Feedback files are named by device, so one device's read opens only its own.
-        for (const name of readableFiles(await listDir(join(dir, sub)), kind === 'feedback' ? device : undefined)) yield `${sub}/${name}`;
+        // Feedback and logs files are named by device, so one device's read opens only its own.
+        for (const name of readableFiles(await listDir(join(dir, sub)), kind === 'feedback' || kind === 'logs' ? device : undefined)) yield `${sub}/${name}`;
       }
     }
   }

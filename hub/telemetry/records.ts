@@ -4,7 +4,7 @@
  * refused whole.
  */
 import { TelemetryArchiveCodes, TelemetryArchiveError } from './errors.js';
-import { capturesFile, dayOf, feedbackFile, MAX_TS, metricsFile, type RecordKind } from './layout.js';
+import { capturesFile, dayOf, feedbackFile, logsFile, MAX_TS, metricsFile, type RecordKind } from './layout.js';
 
 export interface MetricsRecord {
   kind: 'metrics';
@@ -34,7 +34,17 @@ export interface FeedbackRecord {
   data: unknown;
 }
 
-export type ArchiveRecord = MetricsRecord | CaptureRecord | FeedbackRecord;
+/** Error lines a device shipped for one service (hub/telemetry/shipped-logs.ts has `data`'s shapes). */
+export interface LogsRecord {
+  kind: 'logs';
+  device: string;
+  service: string;
+  /** The line's time on the device (filed as metrics are: filing-time.ts). */
+  ts: number;
+  data: unknown;
+}
+
+export type ArchiveRecord = MetricsRecord | CaptureRecord | FeedbackRecord | LogsRecord;
 
 /** A record as read back: with the id of the batch that brought it. */
 export type StoredRecord = ArchiveRecord & { batch: string };
@@ -70,8 +80,11 @@ export function placeRecord(record: ArchiveRecord, batchId: string): { file: str
     case 'feedback':
       file = feedbackFile(day, record.service, record.device);
       break;
+    case 'logs':
+      file = logsFile(day, record.service, record.device);
+      break;
     default:
-      throw new TelemetryArchiveError(TelemetryArchiveCodes.RECORD_INVALID, `record kind must be 'metrics', 'captures' or 'feedback', not ${JSON.stringify((record as { kind: unknown }).kind)}`);
+      throw new TelemetryArchiveError(TelemetryArchiveCodes.RECORD_INVALID, `record kind must be 'metrics', 'captures', 'feedback' or 'logs', not ${JSON.stringify((record as { kind: unknown }).kind)}`);
   }
   let line: string;
   try {

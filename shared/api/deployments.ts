@@ -4,7 +4,7 @@
  * service API key made by the hub (shown once; devices get only its hash).
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { CaptureSettings, DEFAULT_SCALE, IMAGE_REF_PATTERN, LIMIT_BOUNDS, MAX_CAPTURE_BODY_BYTES, SERVICE_NAME_PATTERN, ServiceLimits, type ServiceScale } from '../protocol.js';
+import { CaptureSettings, DEFAULT_SCALE, SHIP_LOGS, IMAGE_REF_PATTERN, LIMIT_BOUNDS, MAX_CAPTURE_BODY_BYTES, SERVICE_NAME_PATTERN, ServiceLimits, type ServiceScale } from '../protocol.js';
 import { stringEnum, type CheckResult } from '../schema.js';
 import { DURATION_PATTERN, parseDuration } from '../duration.js';
 import { formatBytes, parseSize, SIZE_EXAMPLES, SIZE_PATTERN } from '../size.js';
@@ -162,6 +162,11 @@ export function scaleView(scale: ServiceScale): ScaleView {
   };
 }
 
+/** Not part of a revision either: a change reaches the devices without a rollout or a new container. */
+export const ShipLogsField = stringEnum(SHIP_LOGS, {
+  description: '(default off) error: each device sends the error lines of the service\'s containers (stderr, or JSON lines with level error or above) with its telemetry, rate-limited; off: none',
+});
+
 export const DeploymentCreate = Type.Object(
   {
     service: ServiceName,
@@ -171,6 +176,7 @@ export const DeploymentCreate = Type.Object(
     ...ScaleFields,
     rollout: Type.Optional(RolloutRequest),
     capture: Type.Optional(Capture),
+    shipLogs: Type.Optional(ShipLogsField),
   },
   { additionalProperties: false },
 );
@@ -182,7 +188,7 @@ export type DeploymentCreate = Static<typeof DeploymentCreate>;
  * those that no longer match lose it, through a rollout). A new target and a new image are two updates.
  */
 export const ServiceUpdate = Type.Object(
-  { ...ImageSource, ...LimitFields, ...ScaleFields, target: Type.Optional(Selector), rollout: Type.Optional(RolloutRequest) },
+  { ...ImageSource, ...LimitFields, ...ScaleFields, target: Type.Optional(Selector), rollout: Type.Optional(RolloutRequest), shipLogs: Type.Optional(ShipLogsField) },
   { additionalProperties: false },
 );
 export type ServiceUpdate = Static<typeof ServiceUpdate>;
@@ -226,6 +232,8 @@ export const Deployment = Type.Object({
   scale: ScaleView,
   /** Not part of a revision: a change reaches the devices without a rollout or a new container. */
   capture: Capture,
+  /** Always set by this hub; absent from older ones (off). */
+  shipLogs: Type.Optional(ShipLogsField),
   /** Identifies the service key (its first characters after the prefix); the key is shown once. */
   keyId: Type.String(),
   /** The revision devices get when no rollout moves them (null until a first rollout succeeds). */

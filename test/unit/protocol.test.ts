@@ -228,7 +228,9 @@ test('telemetry: ids, timestamps, histograms and capture bodies are checked', (t
   t.regex(rejection('telemetry', { ...telemetry, id: 'a/b' }), /^id: /);
   t.true(decodeMessage('telemetry', JSON.stringify({ ...telemetry, id: 'x'.repeat(64) })).ok);
   t.regex(rejection('telemetry', { ...telemetry, from: 'now' }), /^from: /);
-  t.regex(rejection('telemetry', { ...telemetry, kind: 'logs' }), /kind/);
+  t.regex(rejection('telemetry', { ...telemetry, kind: 'traces' }), /kind/);
+  t.regex(rejection('telemetry', { v: 1, kind: 'logs', id: 'l-1', lines: [], dropped: { 'Bad Name': 1 } }), /dropped/);
+  t.true(decodeMessage('telemetry', JSON.stringify({ v: 1, kind: 'logs', id: 'l-1', lines: [{ ts: '2024-05-01T00:00:00.000Z', service: 'iris', replica: 1, stream: 'stderr', line: 'x'.repeat(8 * 1024) }], dropped: { iris: 3 } })).ok);
   const iris = metricsBatch().services.iris!;
   t.regex(rejection('telemetry', { ...telemetry, services: { iris: { ...iris, requests: -1 } } }), /^services\.iris\.requests: /);
   t.regex(rejection('telemetry', { ...telemetry, services: { 'Bad Name': iris } }), /services/);
