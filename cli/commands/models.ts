@@ -3,9 +3,6 @@
  * find where they run and where they came from.
  */
 import type { Command } from 'commander';
-import type { ModelLineage } from '../../shared/api/lineage.js';
-import type { AliasResult, ModelSummary, ModelVersion, ModelVersionList } from '../../shared/api/models.js';
-import type { ModelWhere } from '../../shared/api/where.js';
 import {
   formatModelRef,
   keyValueText,
@@ -20,7 +17,6 @@ import {
   type KeyValue,
   type ModelRef,
 } from '../args.js';
-import { apiPath } from '../../client/hub-client.js';
 import { addClientOptions, clientAction, type CliIo } from './client-command.js';
 import { downloadModel, renderDownloaded } from './model-download.js';
 import { registerModel } from './model-register.js';
@@ -73,7 +69,7 @@ export function addModelCommands(program: Command, io: CliIo): void {
     .option('--tag <key=value>', 'only versions with this tag; repeat to require several', repeatable(parseTag('--tag')))
     .action(
       clientAction<[], { name?: string; tag?: KeyValue[] }>(io, async (ctx, _args, flags) => {
-        const list = await ctx.client.json<ModelVersionList>('GET', apiPath('models'), { query: { name: flags.name, tag: texts(flags.tag) } });
+        const list = await ctx.client.call('listModelVersions', { query: { name: flags.name, tag: texts(flags.tag) } });
         ctx.out.result(list, () => renderVersionList(list.versions));
       }),
     );
@@ -85,10 +81,10 @@ export function addModelCommands(program: Command, io: CliIo): void {
     .action(
       clientAction<[ModelRef], object>(io, async (ctx, [ref]) => {
         if (ref.ref === undefined) {
-          const summary = await ctx.client.json<ModelSummary>('GET', apiPath('models', ref.name));
+          const summary = await ctx.client.call('getModel', { params: { name: ref.name } });
           ctx.out.result(summary, () => renderModelSummary(summary));
         } else {
-          const v = await ctx.client.json<ModelVersion>('GET', apiPath('models', ref.name, 'versions', ref.ref));
+          const v = await ctx.client.call('getModelVersion', { params: { name: ref.name, ref: ref.ref } });
           ctx.out.result(v, () => renderModelVersion(v));
         }
       }),
@@ -102,7 +98,7 @@ export function addModelCommands(program: Command, io: CliIo): void {
     .argument('<version>', 'version number', parseVersion('VERSION'))
     .action(
       clientAction<[string, string, number], object>(io, async (ctx, [name, alias, version]) => {
-        const r = await ctx.client.json<AliasResult>('PUT', apiPath('models', name, 'aliases', alias), { body: { version } });
+        const r = await ctx.client.call('setModelAlias', { params: { name, alias }, body: { version } });
         const was = r.previous === null ? 'new' : r.previous === r.version ? 'unchanged' : `was ${r.previous}`;
         ctx.out.result(r, () => `${r.name}@${r.alias} → ${r.version} (${was})`);
       }),
@@ -115,7 +111,7 @@ export function addModelCommands(program: Command, io: CliIo): void {
     .argument('<alias>', 'alias', parseAlias('ALIAS'))
     .action(
       clientAction<[string, string], object>(io, async (ctx, [name, alias]) => {
-        await ctx.client.json<void>('DELETE', apiPath('models', name, 'aliases', alias));
+        await ctx.client.call('deleteModelAlias', { params: { name, alias } });
         ctx.out.result({ name, alias, removed: true }, () => `removed alias ${name}@${alias}`);
       }),
     );
@@ -127,7 +123,7 @@ export function addModelCommands(program: Command, io: CliIo): void {
     .action(
       clientAction<[ModelRef], object>(io, async (ctx, [ref]) => {
         const version = Number(ref.ref);
-        await ctx.client.json<void>('DELETE', apiPath('models', ref.name, 'versions', version));
+        await ctx.client.call('deleteModelVersion', { params: { name: ref.name, ref: version } });
         ctx.out.result({ name: ref.name, version, deleted: true }, () => `deleted ${formatModelRef(ref)}`);
       }),
     );
@@ -150,7 +146,7 @@ export function addModelCommands(program: Command, io: CliIo): void {
     .argument('<model>', 'NAME or NAME:VERSION', parseModelRef('MODEL', ['bare', 'number']))
     .action(
       clientAction<[ModelRef], object>(io, async (ctx, [ref]) => {
-        const where = await ctx.client.json<ModelWhere>('GET', apiPath('models', ref.name, 'where'), { query: { version: ref.ref } });
+        const where = await ctx.client.call('getModelWhere', { params: { name: ref.name }, query: { version: ref.ref === undefined ? undefined : Number(ref.ref) } });
         ctx.out.result(where, () => renderModelWhere(where));
       }),
     );
@@ -161,7 +157,7 @@ export function addModelCommands(program: Command, io: CliIo): void {
     .argument('<model>', 'NAME (latest), NAME:VERSION or NAME@ALIAS', parseModelRef('MODEL', ['bare', 'number', 'latest', 'alias']))
     .action(
       clientAction<[ModelRef], object>(io, async (ctx, [ref]) => {
-        const lineage = await ctx.client.json<ModelLineage>('GET', apiPath('models', ref.name, 'versions', ref.ref ?? 'latest', 'lineage'));
+        const lineage = await ctx.client.call('getModelLineage', { params: { name: ref.name, ref: ref.ref ?? 'latest' } });
         ctx.out.result(lineage, () => renderModelLineage(lineage));
       }),
     );
