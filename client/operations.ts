@@ -45,6 +45,7 @@ export const OPERATIONS = {
   getHealth: { method: 'GET', path: '/healthz', body: 'none', response: 'json' },
   getImage: { method: 'GET', path: '/api/v1/images/{id}', body: 'none', response: 'json' },
   getImageBuildLog: { method: 'GET', path: '/api/v1/images/{id}/log', body: 'none', response: 'download' },
+  getManifestFile: { method: 'GET', path: '/api/v1/manifests/{name}/versions/{ref}/files/{file}', body: 'none', response: 'download' },
   getManifestVersion: { method: 'GET', path: '/api/v1/manifests/{name}/versions/{ref}', body: 'none', response: 'json' },
   getMetrics: { method: 'GET', path: '/metrics', body: 'none', response: 'download' },
   getModel: { method: 'GET', path: '/api/v1/models/{name}', body: 'none', response: 'json' },
@@ -123,6 +124,7 @@ export interface Operations {
   getHealth: { input: {  }; result: Static<typeof Health> };
   getImage: { input: { params: { id: number } }; result: Static<typeof Image> };
   getImageBuildLog: { input: { params: { id: number }; query?: { follow?: boolean } }; result: Download };
+  getManifestFile: { input: { params: { name: string; ref: string; file: "score" | "deps" } }; result: Download };
   getManifestVersion: { input: { params: { name: string; ref: string } }; result: Static<typeof ManifestVersion> };
   getMetrics: { input: {  }; result: Download };
   getModel: { input: { params: { name: string } }; result: Static<typeof ModelSummary> };
