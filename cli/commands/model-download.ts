@@ -12,7 +12,6 @@ import type { ModelVersion } from '../../shared/api/models.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/size.js';
 import { fileError, formatModelRef, inputError, type ModelRef } from '../args.js';
-import { apiPath } from '../../client/hub-client.js';
 import { createTransferProgress } from '../progress.js';
 import type { ClientContext } from './client-command.js';
 import { DigestMeter } from './digest.js';
@@ -63,7 +62,7 @@ function partialPath(target: string, suffix = ''): string {
 
 /** Streams the version's content into `dest` and returns its digest. */
 async function fetchContent(ctx: ClientContext, v: ModelVersion, dest: string): Promise<string> {
-  const download = await ctx.client.download(apiPath('models', v.name, 'versions', v.version, 'content'));
+  const download = await ctx.client.call('getModelContent', { params: { name: v.name, ref: String(v.version) } });
   const progress = await createTransferProgress({
     enabled: ctx.showProgress,
     label: `downloading ${v.name}:${v.version}`,
@@ -105,7 +104,7 @@ async function extract(v: ModelVersion, archive: string, target: string): Promis
 }
 
 export async function downloadModel(ctx: ClientContext, ref: ModelRef, out: string | undefined): Promise<DownloadResult> {
-  const v = await ctx.client.json<ModelVersion>('GET', apiPath('models', ref.name, 'versions', ref.ref ?? 'latest'));
+  const v = await ctx.client.call('getModelVersion', { params: { name: ref.name, ref: ref.ref ?? 'latest' } });
   // The default directory name is built from the answer: it must be the model that was asked for.
   if (v.name !== ref.name) throw new EdgemlError(ErrorCodes.INTERNAL, `asked the hub for ${ref.name} and it answered with ${JSON.stringify(v.name)}`);
   const target = v.kind === 'file' ? await fileTarget(v, out, ctx.io.cwd) : await directoryTarget(v, out, ctx.io.cwd);

@@ -8,7 +8,6 @@ import { basename, extname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { MODEL_UPLOAD_TYPES, type ModelUploadQuery, type ModelVersion } from '../../shared/api/models.js';
 import { checkFilename, fileError, inputError } from '../args.js';
-import { apiPath } from '../../client/hub-client.js';
 import { createTransferProgress } from '../progress.js';
 import type { ClientContext } from './client-command.js';
 import { digestOf } from './digest.js';
@@ -26,7 +25,7 @@ const FRAMEWORK_BY_EXTENSION: Record<string, string> = { '.onnx': 'onnx', '.tfli
 
 /** What gets uploaded. `open` is called twice (hash, then send), so each call starts a new stream. */
 interface UploadSource {
-  contentType: string;
+  contentType: (typeof MODEL_UPLOAD_TYPES)[keyof typeof MODEL_UPLOAD_TYPES];
   open(): Readable;
   filename?: string;
   framework?: string;
@@ -71,7 +70,11 @@ export async function registerModel(ctx: ClientContext, name: string, path: stri
   };
   const progress = await createTransferProgress({ enabled: ctx.showProgress, label: `uploading ${name}`, total: size, stream: ctx.io.stderr });
   try {
-    return await ctx.client.upload<ModelVersion>(apiPath('models', name, 'versions'), query, source.contentType, source.open, size, progress.update);
+    return await ctx.client.call('registerModelVersion', {
+      params: { name },
+      query,
+      upload: { contentType: source.contentType, source: source.open, length: size, onProgress: progress.update },
+    });
   } catch (err) {
     if ((err as { code?: unknown }).code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
       throw inputError(`${path} changed while it was being uploaded; register it again`, err);
