@@ -57,6 +57,12 @@ export const AgentConfigSchema = Type.Object(
         description: 'disk space for labels (POST /v1/services/NAME/feedback) waiting for the hub, default 16m; when full, new labels are refused (503) and none accepted is dropped',
       }),
     ),
+    logQueue: Type.String({
+      pattern: SIZE_PATTERN,
+      examples: ['8m', '64m'],
+      default: '8m',
+      description: 'disk space for shipped error lines (deployments with shipLogs error) waiting for the hub; when full, the oldest are dropped (and counted)',
+    }),
     healthTimeout: Type.String({ pattern: DURATION_PATTERN, examples: DURATION_EXAMPLES, default: '3m', description: 'how long a new container may take to answer /health (emulated platforms are slow)' }),
     minFreeDisk: Type.String({ pattern: SIZE_PATTERN, examples: SIZE_EXAMPLES, default: '512m', description: "pre-flight: the free space that must remain on Docker's data root after a pull" }),
     assumeMemory: Type.Optional(
@@ -97,7 +103,7 @@ export function loadAgentConfig(sources: ConfigSources): Readonly<AgentConfig> {
   if (parseDuration(config.telemetryInterval) < MIN_TELEMETRY_INTERVAL_MS) {
     refuse(`telemetryInterval (--telemetry-interval) must be at least 1s, not ${config.telemetryInterval}`);
   }
-  for (const [key, flag] of [['telemetryQueue', '--telemetry-queue'], ['captureQueue', '--capture-queue'], ['feedbackQuota', '--feedback-quota']] as const) {
+  for (const [key, flag] of [['telemetryQueue', '--telemetry-queue'], ['captureQueue', '--capture-queue'], ['feedbackQuota', '--feedback-quota'], ['logQueue', '--log-queue']] as const) {
     const size = config[key];
     if (size !== undefined && parseSize(size) < MIN_QUEUE_BYTES) {
       refuse(`${key} (${flag}) must be at least ${Math.ceil(MIN_QUEUE_BYTES / 1024)}k, room for one batch of the largest MQTT message (${formatBytes(MAX_MESSAGE_BYTES)}), not ${size}`);

@@ -45,6 +45,7 @@ import { TelemetrySender } from './telemetry/telemetry-sender.js';
 import { CustomMetricsReader, loopbackMetricsFetch, routeReplicas } from './telemetry/custom-metrics-reader.js';
 import { AgentLogRing, teeLogger } from './logs/agent-log-ring.js';
 import { LogSessions } from './logs/log-sessions.js';
+import { LogShipper } from './logs/log-shipper.js';
 
 /** DATA/tls: the device's keys and certificates, and the hub's CA. */
 const TLS_DIR = 'tls';
@@ -102,6 +103,7 @@ async function startParts(config: Readonly<AgentConfig>, logger: Logger, started
       metrics: parseSize(config.telemetryQueue),
       capture: parseSize(config.captureQueue),
       ...(config.feedbackQuota === undefined ? {} : { feedback: parseSize(config.feedbackQuota) }),
+      logs: parseSize(config.logQueue),
     },
     // Anything larger the broker would refuse: better refused at append, where the caller can split it.
     maxBatchBytes: MAX_MESSAGE_BYTES,
@@ -235,6 +237,17 @@ async function startParts(config: Readonly<AgentConfig>, logger: Logger, started
     clock: systemClock,
     logger: logger.child({ component: 'logs' }),
   });
+  // Error lines of the services deployed with shipLogs error, into the outbox's logs lane.
+  const shipper = started.add(new LogShipper({
+    runtime,
+    deviceId: config.deviceId,
+    desired: () => target.get()?.services ?? [],
+    append: appendTelemetry,
+    nextId: batchIds('l'),
+    clock: systemClock,
+    logger: logger.child({ component: 'logs' }),
+  }));
+  shipper.start();
   const reconciler = started.add(new Reconciler({
     deviceId: config.deviceId,
     platform,
@@ -290,6 +303,8 @@ async function startParts(config: Readonly<AgentConfig>, logger: Logger, started
       // After the gateway: the last interval's counts are final. Before the outbox closes: they are kept.
       await collector.close();
       await logSessions.close();
+      // Before the outbox closes: the last lines are kept.
+      await shipper.close();
       await sender.close();
       await link.close();
       await outbox.close();

@@ -197,6 +197,7 @@ export function buildProgram(io: CliIo, style: ProgramStyle = {}): Command {
     .option('--telemetry-queue <size>', 'disk space for metrics batches waiting for the hub; the oldest are dropped beyond it (default 64m)')
     .option('--capture-queue <size>', 'disk space for captured requests waiting for the hub, apart from metrics (default 64m)')
     .option('--feedback-quota <size>', 'disk space for labels waiting for the hub; when full, new labels are refused (503), none is dropped (default 16m)')
+    .option('--log-queue <size>', 'disk space for shipped error lines (deployments with --ship-logs error) waiting for the hub; the oldest are dropped beyond it (default 8m)')
     .option('--health-timeout <duration>', 'how long a new container may take to answer /health (default 3m)')
     .option('--min-free-disk <size>', "pre-flight: the free space that must remain on Docker's data root after a pull (default 512m)")
     .option('--pull-stall-timeout <duration>', 'a pull with no progress for this long fails and is retried (default 2m)')
