@@ -1,4 +1,4 @@
-// `npm ci` / `npm install` in a checkout builds dist/ (the CLI, hub and agent, and the portal in dist/ui). With `--omit=dev` TypeScript is absent: then
+// `npm ci` / `npm install` in a checkout builds dist/ (the CLI, hub and agent, the portal in dist/ui and the CLI's client bundle). With `--omit=dev` TypeScript is absent: then
 // say so instead of failing the install (a device should install the `npm pack` tarball, which
 // ships dist/).
 import { spawnSync } from 'node:child_process';
@@ -15,6 +15,8 @@ try {
 }
 const result = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
 if (result.status !== 0) process.exit(result.status ?? 1);
-// The portal (dist/ui) is built with esbuild, a dev dependency like TypeScript.
-const portal = spawnSync(process.execPath, [fileURLToPath(new URL('./build-portal.mjs', import.meta.url))], { stdio: 'inherit' });
-process.exit(portal.status ?? 1);
+// The portal (dist/ui) and the CLI's client bundle are built with esbuild, a dev dependency like TypeScript.
+for (const script of ['./build-portal.mjs', './build-cli.mjs']) {
+  const built = spawnSync(process.execPath, [fileURLToPath(new URL(script, import.meta.url))], { stdio: 'inherit' });
+  if (built.status !== 0) process.exit(built.status ?? 1);
+}
