@@ -1,6 +1,6 @@
 /**
- * The hub's OpenAPI document, built in-process from every route: valid for swagger-parser and
- * redocly, an operationId on every operation, named component schemas, security and 401/403 on
+ * The hub's OpenAPI document, built in-process from every route: valid for swagger-parser (redocly:
+ * test/integration/openapi.test.ts), an operationId on every operation, named component schemas, security and 401/403 on
  * every scoped route; and client/operations.ts generated from it, up to date.
  */
 import { spawnSync } from 'node:child_process';
@@ -12,18 +12,14 @@ import { openApiDocument } from '../../hub/http/openapi-document.js';
 import { API_MODULES, schemaNames } from '../../hub/http/openapi-names.js';
 import { renderOperations } from '../../hub/http/openapi-operations.js';
 import { operationPath } from '../../client/hub-client.js';
-import { tempDir } from '../helpers/edgeml-process.js';
-import { badOperationIds, inlineJsonBodies, redoclyErrors, securityProblems, swaggerParserProblem } from '../helpers/openapi-checks.js';
+import { badOperationIds, inlineJsonBodies, securityProblems, swaggerParserProblem } from '../helpers/openapi-checks.js';
 
 const root = new URL('../../', import.meta.url);
 const documentOnce = openApiDocument();
 
-test('the document passes swagger-parser validate() and redocly lint with no error', async (t) => {
-  const document = await documentOnce;
-  t.is(await swaggerParserProblem(document), undefined);
-  const lint = await redoclyErrors(document, await tempDir(t));
-  t.deepEqual(lint.problems, []);
-  t.is(lint.errors, 0);
+// redocly runs as a process: in the integration test, against the document a running hub serves.
+test('the document passes swagger-parser validate()', async (t) => {
+  t.is(await swaggerParserProblem(await documentOnce), undefined);
 });
 
 test('every operation has a unique camelCase operationId, verb first', async (t) => {
