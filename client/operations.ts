@@ -9,6 +9,7 @@ import type { Device, DeviceEnroll, DeviceEnrollment, DeviceLabelsUpdate, Device
 import type { Health } from '../shared/api/health.js';
 import type { Image, ImageBuildRequest, ImageList } from '../shared/api/images.js';
 import type { ModelLineage } from '../shared/api/lineage.js';
+import type { ShippedLogs } from '../shared/api/logs.js';
 import type { ManifestCreate, ManifestVersion, ManifestVersionList } from '../shared/api/manifests.js';
 import type { ModelUpdate, ModelUpdateRequest } from '../shared/api/model-updates.js';
 import type { AliasResult, AliasSet, ModelSummary, ModelVersion, ModelVersionList } from '../shared/api/models.js';
@@ -78,6 +79,7 @@ export const OPERATIONS = {
   listRetrainingJobs: { method: 'GET', path: '/api/v1/retraining/jobs', body: 'none', response: 'json' },
   listRetrainingRuns: { method: 'GET', path: '/api/v1/retraining/runs', body: 'none', response: 'json' },
   listRollouts: { method: 'GET', path: '/api/v1/rollouts', body: 'none', response: 'json' },
+  listShippedLogs: { method: 'GET', path: '/api/v1/telemetry/services/{service}/logs', body: 'none', response: 'json' },
   listTrainers: { method: 'GET', path: '/api/v1/trainers', body: 'none', response: 'json' },
   listTrainerVersions: { method: 'GET', path: '/api/v1/trainers/{name}/versions', body: 'none', response: 'json' },
   pauseRollout: { method: 'POST', path: '/api/v1/rollouts/{id}/pause', body: 'none', response: 'json' },
@@ -157,6 +159,7 @@ export interface Operations {
   listRetrainingJobs: { input: {  }; result: Static<typeof RetrainingJobList> };
   listRetrainingRuns: { input: {  }; result: Static<typeof RetrainingRunList> };
   listRollouts: { input: { query?: { service?: string; active?: boolean } }; result: Static<typeof RolloutList> };
+  listShippedLogs: { input: { params: { service: string }; query: { since: string; until?: string; device?: string; limit: number } }; result: Static<typeof ShippedLogs> };
   listTrainers: { input: { query?: { name?: string } }; result: Static<typeof TrainerVersionList> };
   listTrainerVersions: { input: { params: { name: string } }; result: Static<typeof TrainerVersionList> };
   pauseRollout: { input: { params: { id: number } }; result: Static<typeof Rollout> };

@@ -20,7 +20,9 @@ import {
 } from '../../shared/api/telemetry.js';
 import type { Clock } from '../../shared/clock.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import { ShippedLogs, ShippedLogsQuery } from '../../shared/api/logs.js';
 import type { DeviceDirectory } from '../fleet/device-directory.js';
+import { queryShippedLogs } from '../telemetry/shipped-logs.js';
 import type { TelemetryArchive } from '../telemetry/archive.js';
 import { captureLines } from '../telemetry/capture-export.js';
 import { deviceReport } from '../telemetry/device-report.js';
@@ -120,6 +122,28 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<TelemetryRoutesOptions> 
       const invalid = o.invalidByDevice();
       // hasOwn: a device may be called `constructor`.
       return deviceReport(o.archive, { device: id, invalidMessages: Object.hasOwn(invalid, id) ? invalid[id]! : 0, ...windowOf(req.query, o.clock.now()) });
+    },
+  );
+  app.get(
+    '/api/v1/telemetry/services/:service/logs',
+    {
+      // Not `read`: error lines can hold users' data.
+      config: { scope: 'deploy' },
+      schema: {
+        operationId: 'listShippedLogs',
+        summary: "Error lines a service's devices shipped with their telemetry (deployments with shipLogs error)",
+        description: 'The newest `limit` lines of the window, oldest first, with the number of lines the devices\' rate limit left out in it.',
+        tags,
+        params: serviceParams,
+        querystring: ShippedLogsQuery,
+        response: { 200: ShippedLogs, 400: ErrorBody, 404: ErrorBody },
+      },
+    },
+    async (req) => {
+      const window = windowOf(req.query, o.clock.now());
+      const answer = await queryShippedLogs(o.archive, { service: req.params.service, device: req.query.device, since: new Date(window.since), until: new Date(window.until), limit: req.query.limit });
+      await knownOr404(req.params.service, window, answer.lines.length > 0 || answer.dropped > 0);
+      return answer;
     },
   );
   app.get(

@@ -6,7 +6,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { LOG_END_REASONS, SERVICE_NAME_PATTERN } from '../protocol.js';
 import { stringEnum } from '../schema.js';
-import { TIME_BOUND_PATTERN } from './telemetry.js';
+import { DeviceId } from './devices.js';
+import { TelemetryWindowQuery, TIME_BOUND_PATTERN } from './telemetry.js';
 
 export const DeviceLogsQuery = Type.Object(
   {
@@ -46,3 +47,41 @@ export const DeviceLogEnd = Type.Object(
   { additionalProperties: false },
 );
 export type DeviceLogEnd = Static<typeof DeviceLogEnd>;
+
+/** Lines a query of shipped logs answers at most, and by default. */
+export const SHIPPED_LOGS_LIMIT = { default: 500, maximum: 5000 } as const;
+
+/** `GET /api/v1/telemetry/services/{service}/logs`: error lines devices shipped (`shipLogs: error`). */
+export const ShippedLogsQuery = Type.Composite(
+  [
+    TelemetryWindowQuery,
+    Type.Object({
+      device: Type.Optional(DeviceId),
+      limit: Type.Integer({ minimum: 1, maximum: SHIPPED_LOGS_LIMIT.maximum, default: SHIPPED_LOGS_LIMIT.default, description: 'at most this many lines, the newest' }),
+    }),
+  ],
+  { additionalProperties: false },
+);
+export type ShippedLogsQuery = Static<typeof ShippedLogsQuery>;
+
+export const ShippedLogLineView = Type.Object(
+  {
+    ts: Type.String({ format: 'date-time', description: 'when the line was written (device clock)' }),
+    device: DeviceId,
+    replica: Type.Integer({ minimum: 1, description: "which of the service's containers on that device, 1-based in order of creation" }),
+    stream: stringEnum(['stdout', 'stderr'] as const),
+    line: Type.String({ description: 'cut at 8 KiB (… appended)' }),
+  },
+  { additionalProperties: false },
+);
+export type ShippedLogLineView = Static<typeof ShippedLogLineView>;
+
+export const ShippedLogs = Type.Object(
+  {
+    service: Type.String({ pattern: SERVICE_NAME_PATTERN }),
+    lines: Type.Array(ShippedLogLineView, { description: 'the newest lines of the window (at most limit), oldest first' }),
+    dropped: Type.Integer({ minimum: 0, description: "error lines the devices' rate limit left out in the window" }),
+  },
+  { additionalProperties: false },
+);
+export type ShippedLogs = Static<typeof ShippedLogs>;
