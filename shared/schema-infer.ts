@@ -2,6 +2,8 @@
  * Infers a scoring schema document `{input, output, sample}` from example values (`edgeml schema
  * infer`): JSON Schema draft-07 that accepts the sample and values shaped like it. Pure: no I/O.
  */
+import { EdgemlError, ErrorCodes } from './errors.js';
+import { tooDeepAt } from './json-depth.js';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -12,6 +14,13 @@ export interface InferOptions {
    */
   decode?: boolean;
 }
+
+/**
+ * How deep an example may nest: each object level costs its schema two (`properties`, the key), so
+ * the document inferred from a deeper one would pass the hub's 64 levels (MAX_SCHEMA_DEPTH); and
+ * the inference recurses, so a much deeper one would overflow the stack.
+ */
+export const MAX_EXAMPLE_DEPTH = 31;
 
 const DRAFT_07 = 'http://json-schema.org/draft-07/schema#';
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -99,12 +108,20 @@ function infer(value: unknown, opts: InferOptions): JsonSchema {
   throw new TypeError(`cannot infer a schema for a ${typeof value}`);
 }
 
+/** Refuses (CLI_E_INPUT_INVALID) an example nested deeper than MAX_EXAMPLE_DEPTH, before any recursion. */
+function checkDepth(value: unknown, what: string): void {
+  if (tooDeepAt(value, MAX_EXAMPLE_DEPTH, what) !== null) {
+    throw new EdgemlError(ErrorCodes.CLI_INPUT_INVALID, `${what} is nested more than ${MAX_EXAMPLE_DEPTH} levels deep: its schema would be deeper than the hub accepts`);
+  }
+}
+
 /** The JSON Schema (draft-07) of one example value. */
-export function inferSchema(value: unknown, opts: InferOptions = {}): JsonSchema {
+export function inferSchema(value: unknown, opts: InferOptions = {}, what = 'the example'): JsonSchema {
+  checkDepth(value, what);
   return { $schema: DRAFT_07, ...infer(value, opts) };
 }
 
 /** The schema document for an input sample and, when known, an output sample (else any output). */
 export function inferScoringSchema(sample: unknown, outputSample?: unknown, opts: InferOptions = {}): { input: JsonSchema; output: JsonSchema; sample: unknown } {
-  return { input: inferSchema(sample, opts), output: outputSample === undefined ? {} : inferSchema(outputSample), sample };
+  return { input: inferSchema(sample, opts, 'the sample'), output: outputSample === undefined ? {} : inferSchema(outputSample, {}, 'the output sample'), sample };
 }

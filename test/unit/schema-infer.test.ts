@@ -1,6 +1,7 @@
 import test from 'ava';
 import { checkScoringSchema } from '../../hub/registry/scoring-schema.js';
-import { imageMediaType, inferScoringSchema, inferSchema } from '../../shared/schema-infer.js';
+import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
+import { imageMediaType, inferScoringSchema, inferSchema, MAX_EXAMPLE_DEPTH } from '../../shared/schema-infer.js';
 
 const PNG = Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), Buffer.alloc(40, 7)]).toString('base64');
 const JPEG = Buffer.concat([Buffer.from('ffd8ffe0', 'hex'), Buffer.alloc(40, 1)]).toString('base64');
@@ -91,4 +92,25 @@ test('the hub refuses an unknown x-edgeml-decode or a bad x-edgeml-dtype, and ac
   for (const mode of ['bytes', 'ndarray', 'dataframe', 'none']) t.notThrows(() => checkScoringSchema(doc(mode, 'float32')), mode);
   t.throws(() => checkScoringSchema(doc('tensor')), { message: 'schema.input.properties.x.x-edgeml-decode: must be one of "bytes", "ndarray", "dataframe", "none"' });
   t.throws(() => checkScoringSchema(doc('ndarray', 3)), { message: /x-edgeml-dtype: must be a numpy dtype name/ });
+});
+
+/** An example `levels` objects deep: {"a": {"a": … {"a": 1}}}. */
+function nested(levels: number): unknown {
+  let value: unknown = 1;
+  for (let i = 0; i < levels; i += 1) value = { a: value };
+  return value;
+}
+
+test('examples nested up to MAX_EXAMPLE_DEPTH give a document the hub accepts; deeper ones (even very deep) are a short input error, not a stack overflow', (t) => {
+  t.is(MAX_EXAMPLE_DEPTH, 31);
+  t.notThrows(() => checkScoringSchema(inferScoringSchema(nested(MAX_EXAMPLE_DEPTH), nested(MAX_EXAMPLE_DEPTH))));
+  for (const levels of [MAX_EXAMPLE_DEPTH + 1, 100_000]) {
+    const err = t.throws(() => inferScoringSchema(nested(levels)), { instanceOf: EdgemlError });
+    t.is(err?.code, ErrorCodes.CLI_INPUT_INVALID);
+    t.is(err?.message, 'the sample is nested more than 31 levels deep: its schema would be deeper than the hub accepts');
+  }
+  const deepOutput = t.throws(() => inferScoringSchema({ x: 1 }, nested(MAX_EXAMPLE_DEPTH + 1)), { instanceOf: EdgemlError });
+  t.regex(deepOutput?.message ?? '', /^the output sample is nested more than 31 levels deep/);
+  const deepArray = t.throws(() => inferSchema(JSON.parse(`${'['.repeat(50_000)}${']'.repeat(50_000)}`)), { instanceOf: EdgemlError });
+  t.regex(deepArray?.message ?? '', /^the example is nested more than 31 levels deep/);
 });
