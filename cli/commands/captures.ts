@@ -7,11 +7,10 @@
 import type { Command } from 'commander';
 import { formatBytes } from '../../shared/size.js';
 import { parseDeviceId } from '../args.js';
-import { apiPath } from '../../client/hub-client.js';
 import { addClientOptions, clientAction, type ClientContext, type CliIo } from './client-command.js';
 import { downloadNdjson, parseModelFilter } from './ndjson-download.js';
 import { parseService } from './deployments.js';
-import { withWindowOptions, type WindowFlags } from './telemetry.js';
+import { windowQuery, withWindowOptions, type WindowFlags } from './telemetry.js';
 
 export interface ExportSummary {
   service: string;
@@ -27,9 +26,9 @@ interface ExportFlags extends WindowFlags {
 }
 
 async function exportSamples(ctx: ClientContext, service: string, flags: ExportFlags): Promise<ExportSummary> {
-  const query = new URLSearchParams();
-  for (const key of ['since', 'until', 'device', 'model'] as const) if (flags[key] !== undefined) query.set(key, flags[key]);
-  const { lines, bytes, out } = await downloadNdjson(ctx, { path: `${apiPath('captures', service)}?${query}`, label: `exporting ${service}`, unit: 'samples' }, flags.out);
+  const query = { ...windowQuery(flags), device: flags.device, model: flags.model };
+  const request = () => ctx.client.call('exportCaptures', { params: { service }, query });
+  const { lines, bytes, out } = await downloadNdjson(ctx, { request, label: `exporting ${service}`, unit: 'samples' }, flags.out);
   return { service, samples: lines, bytes, out };
 }
 

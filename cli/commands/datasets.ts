@@ -6,10 +6,9 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { DATASET_UPLOAD_TYPE, type DatasetList, type DatasetVersion, type DatasetVersionList } from '../../shared/api/datasets.js';
+import { DATASET_UPLOAD_TYPE, type DatasetVersion } from '../../shared/api/datasets.js';
 import { formatBytes } from '../../shared/size.js';
 import { fileError, inputError, parseName } from '../args.js';
-import { apiPath } from '../../client/hub-client.js';
 import { formatTime, renderFields, renderTable, shortDigest } from '../output.js';
 import { createTransferProgress } from '../progress.js';
 import { addClientOptions, clientAction, type ClientContext, type CliIo } from './client-command.js';
@@ -38,10 +37,9 @@ function parseDatasetRef(text: string): { name: string; version: string } {
 }
 
 async function exportRows(ctx: ClientContext, service: string, flags: ExportFlags): Promise<DatasetExportSummary> {
-  const query = new URLSearchParams();
-  for (const key of ['since', 'until', 'model'] as const) if (flags[key] !== undefined) query.set(key, flags[key]);
-  if (flags.labelled) query.set('labelled', 'true');
-  const { lines, bytes, out } = await downloadNdjson(ctx, { path: `${apiPath('datasets', 'export', service)}?${query}`, label: `exporting ${service}`, unit: 'rows' }, flags.out);
+  const query = { since: flags.since, until: flags.until, model: flags.model, labelled: flags.labelled || undefined };
+  const request = () => ctx.client.call('exportDataset', { params: { service }, query });
+  const { lines, bytes, out } = await downloadNdjson(ctx, { request, label: `exporting ${service}`, unit: 'rows' }, flags.out);
   return { service, rows: lines, bytes, out };
 }
 
@@ -52,7 +50,11 @@ async function registerDataset(ctx: ClientContext, name: string, path: string, d
   if (!info.isFile()) throw inputError(`${path}: not a regular file (a dataset is one JSONL file)`);
   const progress = await createTransferProgress({ enabled: ctx.showProgress, label: `uploading ${name}`, total: info.size, stream: ctx.io.stderr });
   try {
-    return await ctx.client.upload<DatasetVersion>(apiPath('datasets', name, 'versions'), { description }, DATASET_UPLOAD_TYPE, () => createReadStream(path), info.size, progress.update);
+    return await ctx.client.call('registerDatasetVersion', {
+      params: { name },
+      query: { description },
+      upload: { contentType: DATASET_UPLOAD_TYPE, source: () => createReadStream(path), length: info.size, onProgress: progress.update },
+    });
   } catch (err) {
     if ((err as { code?: unknown }).code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') throw inputError(`${path} changed while it was being uploaded; register it again`, err);
     throw fileError(path, err);
@@ -115,11 +117,11 @@ export function addDatasetCommands(program: Command, io: CliIo): void {
     .action(
       clientAction<[string | undefined], object>(io, async (ctx, [name]) => {
         if (name === undefined) {
-          const list = await ctx.client.json<DatasetList>('GET', apiPath('datasets'));
+          const list = await ctx.client.call('listDatasets');
           ctx.out.result(list, () => renderTable(['DATASET', 'VERSIONS', 'ROWS', 'SIZE', 'DIGEST', 'CREATED', 'DESCRIPTION'], list.datasets.map((d) => [...versionRow(d.latest).slice(0, 1), String(d.versions), ...versionRow(d.latest).slice(1)])));
           return;
         }
-        const list = await ctx.client.json<DatasetVersionList>('GET', apiPath('datasets', name, 'versions'));
+        const list = await ctx.client.call('listDatasetVersions', { params: { name } });
         ctx.out.result(list, () => renderTable(['VERSION', 'ROWS', 'SIZE', 'DIGEST', 'CREATED', 'DESCRIPTION'], list.versions.map(versionRow)));
       }),
     );
@@ -129,7 +131,7 @@ export function addDatasetCommands(program: Command, io: CliIo): void {
     .argument('<name[:version]>', 'NAME or NAME:VERSION', parseDatasetRef)
     .action(
       clientAction<[{ name: string; version: string }], object>(io, async (ctx, [ref]) => {
-        const v = await ctx.client.json<DatasetVersion>('GET', apiPath('datasets', ref.name, 'versions', ref.version));
+        const v = await ctx.client.call('getDatasetVersion', { params: { name: ref.name, version: ref.version } });
         ctx.out.result(v, () => renderVersion(v));
       }),
     );

@@ -8,6 +8,7 @@ import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { Download } from '../../client/hub-client.js';
 import { MODEL_FILTER_PATTERN } from '../../shared/api/telemetry.js';
 import { formatBytes } from '../../shared/size.js';
 import { fileError, inputError } from '../args.js';
@@ -39,16 +40,16 @@ function lineMeter(report: (lines: number, bytes: number) => void) {
   return { stream, counts };
 }
 
-/** What an NDJSON download is: the hub path with its query, and how progress names it ("exporting iris", "rows"). */
+/** What an NDJSON download is: the hub operation that answers it, and how progress names it ("exporting iris", "rows"). */
 export interface NdjsonDownload {
-  path: string;
+  request: () => Promise<Download>;
   label: string;
   unit: string;
 }
 
 /** Streams an NDJSON answer into `sink`, with progress (lines written, bytes) on stderr. */
 async function downloadTo(ctx: ClientContext, what: NdjsonDownload, sink: Writable): Promise<{ lines: number; bytes: number }> {
-  const download = await ctx.client.download(what.path);
+  const download = await what.request();
   const report = (lines: number, bytes: number) => {
     if (ctx.showProgress) ctx.io.stderr.write(`\r${what.label}: ${lines} ${what.unit} written, ${formatBytes(bytes)}`);
   };

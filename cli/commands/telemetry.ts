@@ -21,7 +21,6 @@ import {
 } from '../../shared/api/telemetry.js';
 import { formatBytes } from '../../shared/size.js';
 import { inputError, parseDeviceId } from '../args.js';
-import { apiPath, type Query } from '../../client/hub-client.js';
 import { formatTime, renderFields, renderTable } from '../output.js';
 import { addClientOptions, clientAction, withClientOptions, type CliIo } from './client-command.js';
 import { parseService } from './deployments.js';
@@ -219,7 +218,11 @@ export function renderDeviceTelemetry(r: DeviceTelemetry): string {
   return `${fields}\n${containers}\n${series}`;
 }
 
-const windowQuery = (flags: WindowFlags): Query => ({ since: flags.since, until: flags.until });
+/**
+ * The window as the hub reads it. An absent `since` takes the hub's default: the document lists the
+ * parameter as required because it has one, hence the cast (the client leaves undefined out).
+ */
+export const windowQuery = (flags: WindowFlags) => ({ since: flags.since as string, until: flags.until });
 
 export function addTelemetryCommands(program: Command, io: CliIo): void {
   const telemetry = program
@@ -235,12 +238,13 @@ export function addTelemetryCommands(program: Command, io: CliIo): void {
     clientAction<[string], WindowFlags & { device?: string; series?: boolean; points?: number }>(io, async (ctx, [service], flags) => {
       const query = { ...windowQuery(flags), device: flags.device };
       if (flags.series) {
-        const series = await ctx.client.json<ServiceSeries>('GET', apiPath('telemetry', 'services', service, 'series'), { query: { ...query, points: flags.points } });
+        // An absent --points takes the hub's default, as `since` does (see windowQuery).
+        const series = await ctx.client.call('getServiceTelemetrySeries', { params: { service }, query: { ...query, points: flags.points as number } });
         ctx.out.result(series, () => renderServiceSeries(series));
         return;
       }
       if (flags.points !== undefined) throw inputError('--points goes with --series');
-      const report = await ctx.client.json<ServiceTelemetry>('GET', apiPath('telemetry', 'services', service), { query });
+      const report = await ctx.client.call('getServiceTelemetry', { params: { service }, query });
       ctx.out.result(report, () => renderServiceTelemetry(report));
     }),
   );
@@ -250,7 +254,7 @@ export function addTelemetryCommands(program: Command, io: CliIo): void {
     .argument('<id>', 'device id', parseDeviceId('device'));
   withWindowOptions(device).action(
     clientAction<[string], WindowFlags>(io, async (ctx, [id], flags) => {
-      const report = await ctx.client.json<DeviceTelemetry>('GET', apiPath('telemetry', 'devices', id), { query: windowQuery(flags) });
+      const report = await ctx.client.call('getDeviceTelemetry', { params: { id }, query: windowQuery(flags) });
       ctx.out.result(report, () => renderDeviceTelemetry(report));
     }),
   );
