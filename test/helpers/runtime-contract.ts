@@ -399,7 +399,7 @@ const PNG_HEAD = Buffer.from('89504e470d0a1a0a00000000', 'hex');
 function extrasSuite(runtime: RuntimeDescriptor, app: 'extras' | 'extras-cjs'): void {
   const name = (what: string) => `${runtime.name} (${app}): ${what}`;
 
-  test(name('custom metrics: count and observe from run() show in GET /metrics; bad names and values are a 500 naming them'), async (t) => {
+  test(name('custom metrics: count and observe from run() show in GET /metrics; bad names and values, and updates whose total would overflow, are a 500 naming them'), async (t) => {
     const rt = await runtime.start(t, app);
     await waitReady(rt);
     const first = await call(rt.baseUrl, 'GET', '/metrics');
@@ -425,6 +425,15 @@ function extrasSuite(runtime: RuntimeDescriptor, app: 'extras' | 'extras-cjs'): 
     t.is(full.dropped, 4);
     t.is(full.counters.n95, 1);
     t.is(full.counters.n96, undefined);
+    // An update whose total would overflow is refused like a bad value; /metrics keeps answering.
+    const huge = Number.MAX_VALUE;
+    t.is((await score(rt.baseUrl, { metrics: [['count', 'pixels', huge], ['observe', 'confidence', huge]] })).status, 200);
+    expectError(t, await score(rt.baseUrl, { metrics: [['count', 'pixels', huge]] }), 500, 'RUNTIME_E_RUN_FAILED', /metrics\.count\(["']pixels["']\): the total would overflow/);
+    expectError(t, await score(rt.baseUrl, { metrics: [['observe', 'confidence', huge]] }), 500, 'RUNTIME_E_RUN_FAILED', /metrics\.observe\(["']confidence["']\): the total would overflow/);
+    const capped = await call(rt.baseUrl, 'GET', '/metrics');
+    t.is(capped.status, 200);
+    t.is(capped.body.counters.pixels, 300 + huge);
+    t.deepEqual(capped.body.observations.confidence, { count: 4, sum: 2.75 + huge, min: 0.25, max: huge });
   });
 
   test(name('base64 image fields (and x-edgeml-decode: bytes) reach run() as bytes; other base64 strings stay strings; bad base64 is a 400'), async (t) => {

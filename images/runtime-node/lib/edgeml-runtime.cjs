@@ -19,6 +19,12 @@ function checkName(name) {
   }
 }
 
+// A total that overflows would serialise as null in GET /metrics: the update is refused instead.
+function checkTotal(what, total) {
+  if (!Number.isFinite(total)) throw new RangeError(`${what}: the total would overflow (not a finite number); the update is refused`);
+  return total;
+}
+
 function hasRoom(map, name) {
   if (map.has(name)) return true;
   if (counters.size + observations.size < MAX_NAMES) return true;
@@ -33,7 +39,7 @@ const metrics = Object.freeze({
     if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
       throw new TypeError(`metrics.count(${JSON.stringify(name)}): n must be a finite number >= 0, not ${String(n)}`);
     }
-    if (hasRoom(counters, name)) counters.set(name, (counters.get(name) || 0) + n);
+    if (hasRoom(counters, name)) counters.set(name, checkTotal(`metrics.count(${JSON.stringify(name)})`, (counters.get(name) || 0) + n));
   },
   /** Records one value (finite) of the observation `name`: count, sum, min and max are kept. */
   observe(name, value) {
@@ -44,8 +50,8 @@ const metrics = Object.freeze({
     if (!hasRoom(observations, name)) return;
     const o = observations.get(name);
     if (o) {
+      o.sum = checkTotal(`metrics.observe(${JSON.stringify(name)})`, o.sum + value);
       o.count += 1;
-      o.sum += value;
       if (value < o.min) o.min = value;
       if (value > o.max) o.max = value;
     } else {

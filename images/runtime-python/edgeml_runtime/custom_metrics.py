@@ -15,6 +15,17 @@ def _number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) or hasattr(value, "item")
 
 
+def _finite_total(what, total):
+    """A total that overflows would make GET /metrics fail (no inf in JSON): the update is refused."""
+    try:
+        finite = math.isfinite(float(total))
+    except OverflowError:  # an int beyond any float
+        finite = False
+    if not finite:
+        raise ValueError(f"{what}: the total would overflow (not a finite number); the update is refused")
+    return total
+
+
 class Metrics:
     def __init__(self):
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -41,7 +52,8 @@ class Metrics:
             raise ValueError(f"metrics.count({name!r}): n must be a finite number >= 0, not {n!r}")
         with self._lock:
             if self._has_room(self._counters, name):
-                self._counters[name] = self._counters.get(name, 0) + (n.item() if hasattr(n, "item") else n)
+                total = self._counters.get(name, 0) + (n.item() if hasattr(n, "item") else n)
+                self._counters[name] = _finite_total(f"metrics.count({name!r})", total)
 
     def observe(self, name, value):
         """Records one value (finite) of the observation `name`: count, sum, min and max are kept."""
@@ -56,8 +68,8 @@ class Metrics:
             if o is None:
                 self._observations[name] = {"count": 1, "sum": value, "min": value, "max": value}
             else:
+                o["sum"] = _finite_total(f"metrics.observe({name!r})", o["sum"] + value)
                 o["count"] += 1
-                o["sum"] += value
                 o["min"] = min(o["min"], value)
                 o["max"] = max(o["max"], value)
 
