@@ -49,10 +49,10 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<{ deployments: Deployme
       schema: {
         operationId: 'getDeployment',
         summary: 'One deployment and its current rollout',
-        description: 'A name with no live deployment answers its latest deleted one (`deletedAt` set), if any.',
+        description: 'A name with no live deployment answers its latest deleted one (`deletedAt` set), if any. 409 when its stored record no longer validates.',
         tags,
         params,
-        response: { 200: Deployment, 404: ErrorBody },
+        response: { 200: Deployment, 404: ErrorBody, 409: ErrorBody },
       },
     },
     async (req) => deployments.get(req.params.service),

@@ -14,8 +14,11 @@ const tags = ['manifests'];
 /** Scoring scripts, schemas and dependency lists are text; a few MB is generous. */
 const MANIFEST_BODY_LIMIT = 8 * 1024 * 1024;
 
+/** `3` or `latest`. */
+const VersionRef = Type.String({ pattern: '^(?:[1-9][0-9]{0,8}|latest)$', examples: ['2', 'latest'] });
+
 /** `blobs`: serves the scoring file and dependency list (`edgeml serve --manifest` without an image). */
-export const manifestRoutes: FastifyPluginAsyncTypebox<{ registry: ManifestRegistry; manifests: ManifestRepository; blobs?: BlobStore }> = async (app, deps) => {
+export const manifestRoutes: FastifyPluginAsyncTypebox<{ registry: ManifestRegistry; manifests: ManifestRepository; blobs: BlobStore }> = async (app, deps) => {
   app.post(
     '/api/v1/manifests/:name/versions',
     {
@@ -59,38 +62,35 @@ export const manifestRoutes: FastifyPluginAsyncTypebox<{ registry: ManifestRegis
         operationId: 'getManifestVersion',
         summary: 'One manifest version (`3` or `latest`)',
         tags,
-        params: Type.Object({ name: Name, ref: Type.String({ pattern: '^(?:[1-9][0-9]{0,8}|latest)$', examples: ['2', 'latest'] }) }),
+        params: Type.Object({ name: Name, ref: VersionRef }),
         response: { 200: ManifestVersion, 404: ErrorBody },
       },
     },
     async (req) => deps.manifests.resolve(req.params.name, selectorFromRef(req.params.ref)),
   );
-  const blobs = deps.blobs;
-  if (blobs) {
-    app.get(
-      '/api/v1/manifests/:name/versions/:ref/files/:file',
-      {
-        config: { scope: 'read' },
-        schema: {
-          operationId: 'getManifestFile',
-          summary: "Download a manifest version's scoring file or dependency list",
-          description: '`score`: the scoring script; `deps`: package.json or requirements.txt (404 when the manifest has none). `x-edgeml-digest` carries the digest.',
-          tags,
-          params: Type.Object({ name: Name, ref: Type.String({ pattern: '^(?:[1-9][0-9]{0,8}|latest)$', examples: ['2', 'latest'] }), file: Type.Union([Type.Literal('score'), Type.Literal('deps')]) }),
-          response: { 200: { description: 'the file (UTF-8 text)', content: { 'text/plain': { schema: { type: 'string' } } } }, 404: ErrorBody },
-        },
+  app.get(
+    '/api/v1/manifests/:name/versions/:ref/files/:file',
+    {
+      config: { scope: 'read' },
+      schema: {
+        operationId: 'getManifestFile',
+        summary: "Download a manifest version's scoring file or dependency list",
+        description: '`score`: the scoring script; `deps`: package.json or requirements.txt (404 when the manifest has none). `x-edgeml-digest` carries the digest.',
+        tags,
+        params: Type.Object({ name: Name, ref: VersionRef, file: Type.Union([Type.Literal('score'), Type.Literal('deps')]) }),
+        response: { 200: { description: 'the file (UTF-8 text)', content: { 'text/plain': { schema: { type: 'string' } } } }, 404: ErrorBody },
       },
-      async (req, reply) => {
-        const version = await deps.manifests.resolve(req.params.name, selectorFromRef(req.params.ref));
-        const file = req.params.file === 'score' ? version.score : version.deps;
-        if (!file) throw new EdgemlError(ErrorCodes.HUB_MANIFEST_NOT_FOUND, `${version.name}:${version.version} has no dependency file`, { httpStatus: 404 });
-        void reply
-          .header('content-type', 'text/plain; charset=utf-8')
-          .header('content-length', file.size)
-          .header('content-disposition', `attachment; filename="${file.filename}"`)
-          .header('x-edgeml-digest', file.digest);
-        return reply.send(blobs.openRead(file.digest));
-      },
-    );
-  }
+    },
+    async (req, reply) => {
+      const version = await deps.manifests.resolve(req.params.name, selectorFromRef(req.params.ref));
+      const file = req.params.file === 'score' ? version.score : version.deps;
+      if (!file) throw new EdgemlError(ErrorCodes.HUB_NOT_FOUND, `${version.name}:${version.version} has no dependency file`, { httpStatus: 404 });
+      void reply
+        .header('content-type', 'text/plain; charset=utf-8')
+        .header('content-length', file.size)
+        .header('content-disposition', `attachment; filename="${file.filename}"`)
+        .header('x-edgeml-digest', file.digest);
+      return reply.send(deps.blobs.openRead(file.digest));
+    },
+  );
 };
