@@ -27,8 +27,10 @@ export class AgentLogRing {
   write(chunk: string): void {
     for (const line of chunk.split('\n')) {
       if (line === '') continue;
-      this.#entries.push({ at: this.o.now(), line: capLine(line) });
-      this.#bytes += line.length;
+      // Counted as stored (capped), as eviction subtracts it.
+      const entry = { at: this.o.now(), line: capLine(line) };
+      this.#entries.push(entry);
+      this.#bytes += entry.line.length;
       this.#written++;
     }
     while (this.#bytes > this.o.maxBytes && this.#entries.length > 1) this.#bytes -= this.#entries.shift()!.line.length;

@@ -1,11 +1,12 @@
 import test from 'ava';
 import { pino } from 'pino';
 import { AgentLogRing, teeLogger } from '../../agent/logs/agent-log-ring.js';
-import { LogSession, lineBytes } from '../../agent/logs/log-session.js';
+import { capLine, LogSession, lineBytes } from '../../agent/logs/log-session.js';
 import { LogSessions } from '../../agent/logs/log-sessions.js';
 import { ByteRateLimit } from '../../agent/logs/rate-limit.js';
-import { LogDemuxer } from '../../agent/runtime/log-demux.js';
-import { decodeMessage, MAX_MESSAGE_BYTES, type Command, type LogLine, type LogsMessage } from '../../shared/protocol.js';
+import type { ContainerLogLine } from '../../agent/runtime/container-runtime.js';
+import { LogDemuxer, MAX_RAW_LINE_CHARS } from '../../agent/runtime/log-demux.js';
+import { decodeMessage, LOG_SESSION_LIMITS, MAX_MESSAGE_BYTES, type Command, type LogLine, type LogsMessage } from '../../shared/protocol.js';
 import { ManualClock } from '../helpers/fake-clock.js';
 import { FakeContainerRuntime } from '../helpers/fake-container-runtime.js';
 
@@ -169,14 +170,15 @@ test('a session is slowed to its byte rate: past the burst, one line a second at
   t.is(allLines(sent).length, 70);
 });
 
+const frame = (type: number, body: Buffer | string) => {
+  const bytes = Buffer.from(body);
+  const head = Buffer.alloc(8);
+  head[0] = type;
+  head.writeUInt32BE(bytes.length, 4);
+  return Buffer.concat([head, bytes]);
+};
+
 test('demux: frames cut anywhere give whole lines per stream, with the engine time, and a last line without newline', (t) => {
-  const frame = (type: number, text: string) => {
-    const body = Buffer.from(text);
-    const head = Buffer.alloc(8);
-    head[0] = type;
-    head.writeUInt32BE(body.length, 4);
-    return Buffer.concat([head, body]);
-  };
   const all = Buffer.concat([frame(1, '2026-01-01T00:00:00.123456789Z hello\n2026-01-01T00:00:01Z wor'), frame(2, '2026-01-01T00:00:02Z oops\r\n'), frame(1, 'ld\n'), frame(1, '2026-01-01T00:00:03Z tail')]);
   const d = new LogDemuxer();
   const out = [];
@@ -188,6 +190,24 @@ test('demux: frames cut anywhere give whole lines per stream, with the engine ti
     { ts: '2026-01-01T00:00:01.000Z', stream: 'stdout', line: 'world' },
     { ts: '2026-01-01T00:00:03.000Z', stream: 'stdout', line: 'tail' },
   ]);
+});
+
+test('demux: a line without a newline is kept to MAX_RAW_LINE_CHARS (the rest dropped until the newline); a character split across frames stays whole', (t) => {
+  const d = new LogDemuxer();
+  const out: ContainerLogLine[] = [];
+  for (let i = 0; i < 100; i++) out.push(...d.push(frame(1, 'x'.repeat(10_000))));
+  t.deepEqual(out, [], 'no newline yet');
+  out.push(...d.push(frame(1, 'y\nnext\n')));
+  t.deepEqual(out.map((l) => l.line.length), [MAX_RAW_LINE_CHARS, 4]);
+  t.is(capLine(out[0]!.line), `${'x'.repeat(LOG_SESSION_LIMITS.maxLineChars)}…`);
+  const euro = Buffer.from('2026-01-01T00:00:00Z price 3€\n');
+  const cut = euro.length - 2; // inside the three bytes of €
+  const split = new LogDemuxer();
+  const lines = [...split.push(frame(2, euro.subarray(0, cut))), ...split.push(frame(1, 'other\n')), ...split.push(frame(2, euro.subarray(cut)))];
+  t.deepEqual(lines.map((l) => `${l.stream} ${l.line}`), ['stdout other', 'stderr price 3€']);
+  const unfinished = new LogDemuxer();
+  unfinished.push(frame(1, Buffer.from('é').subarray(0, 1)));
+  t.deepEqual(unfinished.end().map((l) => l.line), ['\uFFFD'], 'a character cut by the end is replaced, once');
 });
 
 test('sessions: every replica of the service, tagged by replica; at most 4 at once; stop and keepalive by session; bad args refused', async (t) => {
@@ -257,4 +277,14 @@ test("the agent's ring keeps what its logger (and children) wrote, bounded, and 
   await following;
   t.is(followed.length, 1);
   t.regex(followed[0]!, /"component":"y".*"fresh"/);
+});
+
+test("the agent's ring counts lines as kept (cut to maxLineChars): after long lines it still holds as many short ones as fit", async (t) => {
+  const ring = new AgentLogRing({ maxBytes: 1000, now: () => T0 });
+  for (let i = 0; i < 5; i++) ring.write(`${'L'.repeat(LOG_SESSION_LIMITS.maxLineChars * 4)}\n`);
+  for (let i = 0; i < 10; i++) ring.write(`short ${i} ${'s'.repeat(80)}\n`);
+  const kept: string[] = [];
+  for await (const l of ring.lines({ follow: false, signal: new AbortController().signal })) kept.push(l.line);
+  t.is(kept.length, 10, 'the long lines went, all ten short ones stayed');
+  t.regex(kept[0]!, /^short 0 /);
 });
