@@ -51,18 +51,55 @@ export const KNOWN_ENV: readonly string[] = [
 ];
 
 /**
- * `EDGEML_HUB_*` and `EDGEML_AGENT_*` set the hub's and the agent's configuration keys; their own
- * loaders refuse an unknown one (with a suggestion) when the process starts, so the CLI leaves them be.
+ * The hub's and the agent's configuration variables (`EDGEML_HUB_HTTP` sets `http`, …, and
+ * `…_CONFIG` names the config file). Written out rather than derived from hub/config.ts and
+ * agent/config.ts, so a client command does not load the hub's and the agent's code at start-up;
+ * test/unit/cli-known-env.test.ts checks these lists against both schemas.
  */
+export const HUB_ENV: readonly string[] = [
+  'EDGEML_HUB_DATA', 'EDGEML_HUB_HTTP', 'EDGEML_HUB_MQTT', 'EDGEML_HUB_MQTT_TLS_CERT', 'EDGEML_HUB_MQTT_TLS_KEY',
+  'EDGEML_HUB_MQTT_MAX_PACKET', 'EDGEML_HUB_MQTT_MAX_CONNECTING', 'EDGEML_HUB_REGISTRY', 'EDGEML_HUB_MAX_UPLOAD',
+  'EDGEML_HUB_MAX_ARCHIVE_FILES', 'EDGEML_HUB_IMAGE_PREFIX', 'EDGEML_HUB_BASE_IMAGE_NODE',
+  'EDGEML_HUB_BASE_IMAGE_PYTHON', 'EDGEML_HUB_EXTRA_CA', 'EDGEML_HUB_SMOKE_TIMEOUT', 'EDGEML_HUB_UPLOAD_IDLE_TIMEOUT',
+  'EDGEML_HUB_TELEMETRY_DIR', 'EDGEML_HUB_TELEMETRY_RETENTION', 'EDGEML_HUB_CA_CERT', 'EDGEML_HUB_CA_KEY',
+  'EDGEML_HUB_TLS', 'EDGEML_HUB_TLS_CERT', 'EDGEML_HUB_TLS_KEY', 'EDGEML_HUB_TLS_SAN', 'EDGEML_HUB_MQTT_TLS',
+  'EDGEML_HUB_MQTT_ADVERTISE', 'EDGEML_HUB_DEVICE_CERT_LIFETIME', 'EDGEML_HUB_LOG_LEVEL', 'EDGEML_HUB_CONFIG',
+];
+
+export const AGENT_ENV: readonly string[] = [
+  'EDGEML_AGENT_HUB', 'EDGEML_AGENT_DEVICE_ID', 'EDGEML_AGENT_TOKEN', 'EDGEML_AGENT_TOKEN_FILE', 'EDGEML_AGENT_AUTH',
+  'EDGEML_AGENT_HUB_CA', 'EDGEML_AGENT_DATA', 'EDGEML_AGENT_GATEWAY', 'EDGEML_AGENT_GATEWAY_TLS',
+  'EDGEML_AGENT_ALLOW_PLAIN_GATEWAY', 'EDGEML_AGENT_ALLOW_PLAIN_MQTT', 'EDGEML_AGENT_ADVERTISE_URL',
+  'EDGEML_AGENT_PLATFORM', 'EDGEML_AGENT_TELEMETRY_INTERVAL', 'EDGEML_AGENT_TELEMETRY_QUEUE',
+  'EDGEML_AGENT_CAPTURE_QUEUE', 'EDGEML_AGENT_FEEDBACK_QUOTA', 'EDGEML_AGENT_LOG_QUEUE', 'EDGEML_AGENT_HEALTH_TIMEOUT',
+  'EDGEML_AGENT_MIN_FREE_DISK', 'EDGEML_AGENT_ASSUME_MEMORY', 'EDGEML_AGENT_MEMORY_MARGIN',
+  'EDGEML_AGENT_PULL_STALL_TIMEOUT', 'EDGEML_AGENT_LOG_LEVEL', 'EDGEML_AGENT_CONFIG',
+];
+
 export const PROCESS_ENV_PREFIXES: readonly string[] = ['EDGEML_HUB_', 'EDGEML_AGENT_'];
+
+const ALL_KNOWN: readonly string[] = [...KNOWN_ENV, ...HUB_ENV, ...AGENT_ENV];
+
+/**
+ * The name meant by an unknown one. Under a hub or agent prefix, the nearest of that process's
+ * keys (compared without the prefix, so EDGEML_HUB_URL is not "near" EDGEML_HUB_TLS); failing that,
+ * the nearest name of the others: EDGEML_HUB_URL was most likely meant as the client's EDGEML_HUB.
+ */
+function meant(name: string): string | undefined {
+  const prefix = PROCESS_ENV_PREFIXES.find((p) => name.startsWith(p));
+  if (prefix === undefined) return closestName(name, ALL_KNOWN);
+  const own = ALL_KNOWN.filter((n) => n.startsWith(prefix));
+  const near = closestName(name.slice(prefix.length), own.map((n) => n.slice(prefix.length)));
+  return near !== undefined ? prefix + near : closestName(name, ALL_KNOWN.filter((n) => !own.includes(n)));
+}
 
 /** One warning line (without the `edgeml: ` prefix) per EDGEML_* variable nobody reads. */
 export function unknownEnvWarnings(env: Record<string, string | undefined>): string[] {
   return Object.keys(env)
-    .filter((name) => name.startsWith('EDGEML_') && !KNOWN_ENV.includes(name) && !PROCESS_ENV_PREFIXES.some((p) => name.startsWith(p)))
+    .filter((name) => name.startsWith('EDGEML_') && !ALL_KNOWN.includes(name))
     .sort()
     .map((name) => {
-      const near = closestName(name, KNOWN_ENV);
+      const near = meant(name);
       return `warning: unknown environment variable ${name} is ignored${near ? ` (did you mean ${near}?)` : ''}`;
     });
 }

@@ -5,12 +5,16 @@
 import test from 'ava';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { KNOWN_ENV, PROCESS_ENV_PREFIXES, unknownEnvWarnings } from '../../cli/known-env.js';
+import { AGENT_ENV, HUB_ENV, KNOWN_ENV, PROCESS_ENV_PREFIXES, unknownEnvWarnings } from '../../cli/known-env.js';
+import { HUB_ENV_PREFIX, HubConfigSchema } from '../../hub/config.js';
+import { AGENT_ENV_PREFIX, AgentConfigSchema } from '../../agent/config.js';
+import { envName } from '../../shared/config-loader.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const SEARCHED = ['hub', 'agent', 'cli', 'client', 'shared', 'images', 'scripts', 'test', 'bench', 'portal'];
 const SKIPPED_DIRS = new Set(['node_modules', 'dist', 'fixtures-out', '.git']);
-// Not variables: error codes (EDGEML_E_*) and the hub's/agent's config variables, whose loaders check them.
+// Not variables: error codes (EDGEML_E_*). The hub's and the agent's variables are checked against their
+// schemas below instead (tests spell wrong ones on purpose, to see their loaders refuse them).
 const NOT_CLIENT_VARIABLES = /^EDGEML_E_/;
 
 function* files(dir: string): Generator<string> {
@@ -55,9 +59,27 @@ test('an unknown variable warns with the nearest known name', (t) => {
   ]);
 });
 
-test('a name far from every known one warns without a suggestion; hub and agent variables are left to their loaders', (t) => {
+test('a name far from every known one warns without a suggestion', (t) => {
   const far = ['EDGEML', 'QWERTYUIOP'].join('_');
-  t.deepEqual(unknownEnvWarnings({ [far]: '1', EDGEML_HUB_HTTP: '127.0.0.1:1', EDGEML_AGENT_DATA: '/d' }), [
+  t.deepEqual(unknownEnvWarnings({ [far]: '1' }), [`warning: unknown environment variable ${far} is ignored`]);
+});
+
+test("the hub's and the agent's lists are exactly their configuration keys and config-file variables", (t) => {
+  const expected = (schema: { properties: object }, prefix: string) => [...Object.keys(schema.properties).map((k) => envName(prefix, k)), `${prefix}CONFIG`].sort();
+  t.deepEqual([...HUB_ENV].sort(), expected(HubConfigSchema, HUB_ENV_PREFIX));
+  t.deepEqual([...AGENT_ENV].sort(), expected(AgentConfigSchema, AGENT_ENV_PREFIX));
+  t.deepEqual(PROCESS_ENV_PREFIXES, [HUB_ENV_PREFIX, AGENT_ENV_PREFIX]);
+});
+
+test('hub and agent variables: their own names pass (as `hub start` and `agent start` read them), any other warns', (t) => {
+  const valid = { EDGEML_HUB_HTTP: '127.0.0.1:1', EDGEML_HUB_CONFIG: '/h.json', EDGEML_AGENT_DATA: '/d', EDGEML_AGENT_DEVICE_ID: 'gw' };
+  t.deepEqual(unknownEnvWarnings(valid), []);
+  // Built from parts so the repository grep above does not see them.
+  const [url, mqqt, agentTypo, far] = ['HUB_URL', 'HUB_MQQT', 'AGENT_DEVICEID', 'AGENT_QWERTYUIOP'].map((s) => `EDGEML_${s}`);
+  t.deepEqual(unknownEnvWarnings({ ...valid, [url]: 'http://h:1', [mqqt]: '1', [agentTypo]: 'gw', [far]: '1' }), [
+    `warning: unknown environment variable ${agentTypo} is ignored (did you mean EDGEML_AGENT_DEVICE_ID?)`,
     `warning: unknown environment variable ${far} is ignored`,
+    `warning: unknown environment variable ${mqqt} is ignored (did you mean EDGEML_HUB_MQTT?)`,
+    `warning: unknown environment variable ${url} is ignored (did you mean EDGEML_HUB?)`,
   ]);
 });
