@@ -1,11 +1,13 @@
 /**
  * `edgeml logs SERVICE --device ID` and `edgeml logs --device ID --agent`: a service's (every
  * replica's) or the agent's output, read from the device through the hub; `--follow` streams new
- * lines until Ctrl-C (which ends the session on the device too).
+ * lines until Ctrl-C (which ends the session on the device too). `edgeml logs SERVICE --shipped`:
+ * the error lines devices shipped with their telemetry (`--ship-logs error`), from the hub alone.
  */
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import type { DeviceLogEnd, DeviceLogLine } from '../../shared/api/logs.js';
+import { SHIPPED_LOGS_LIMIT, type DeviceLogEnd, type DeviceLogLine } from '../../shared/api/logs.js';
+import { DEFAULT_SINCE } from '../../shared/api/telemetry.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { apiPath, type Query } from '../../client/hub-client.js';
 import { inputError, parseDeviceId } from '../args.js';
@@ -16,6 +18,7 @@ import { parseTimeBoundFlag } from './telemetry.js';
 interface LogsFlags {
   device?: string;
   agent?: boolean;
+  shipped?: boolean;
   follow?: boolean;
   since?: string;
   tail?: number;
@@ -39,11 +42,17 @@ export function addLogsCommand(program: Command, io: CliIo): void {
       .argument('[service]', 'service name', parseService)
       .option('--device <id>', 'the device to read from', parseDeviceId('--device'))
       .option('--agent', "the agent's own output instead of a service's")
+      .option('--shipped', 'the error lines devices shipped with their telemetry (deploy --ship-logs error), kept by the hub; --device narrows, --since (default 1h) and --tail (default 500, at most 5000) bound')
       .option('-f, --follow', 'keep printing new lines (Ctrl-C ends; at most 10 minutes and 1 MiB)')
       .option('--since <when>', 'only lines from then on: a duration back from now (10m) or a date-time', parseTimeBoundFlag('--since'))
       .option('--tail <n>', 'only the last N lines (per replica) before following', parseTail),
   ).action(
     clientAction(io, async (ctx, [service]: [string | undefined], flags: LogsFlags & { json?: boolean }) => {
+      if (flags.shipped) {
+        if (service === undefined || flags.agent || flags.follow) throw inputError('--shipped reads one SERVICE (not --agent, not --follow)');
+        await printShippedLogs(ctx, service, flags);
+        return;
+      }
       if (flags.device === undefined) throw inputError('--device ID is required: which device to read the logs of');
       if ((service === undefined) === (flags.agent !== true)) throw inputError('name a SERVICE, or --agent for the agent itself (not both)');
       const query: Query = {
@@ -54,6 +63,19 @@ export function addLogsCommand(program: Command, io: CliIo): void {
       };
       await printDeviceLogs(ctx, flags.device, query, flags.json === true);
     }),
+  );
+}
+
+async function printShippedLogs(ctx: ClientContext, service: string, flags: LogsFlags): Promise<void> {
+  if (flags.tail !== undefined && (flags.tail < 1 || flags.tail > SHIPPED_LOGS_LIMIT.maximum)) throw inputError(`--tail with --shipped: 1–${SHIPPED_LOGS_LIMIT.maximum} lines`);
+  const query = { since: flags.since ?? DEFAULT_SINCE, limit: flags.tail ?? SHIPPED_LOGS_LIMIT.default, ...(flags.device === undefined ? {} : { device: flags.device }) };
+  const answer = await ctx.client.call('listShippedLogs', { params: { service }, query });
+  ctx.out.result(answer, () =>
+    [
+      ...answer.lines.map((l) => `${l.ts} ${l.device} ${formatLogLine({ ts: l.ts, source: service, replica: l.replica, stream: l.stream, line: l.line })}`),
+      ...(answer.dropped > 0 ? [`(${answer.dropped} more error line(s) left out by the devices' rate limit)`] : []),
+      ...(answer.lines.length === 0 && answer.dropped === 0 ? [`no error lines shipped for ${service} in the window (is it deployed with --ship-logs error?)`] : []),
+    ].join('\n'),
   );
 }
 
