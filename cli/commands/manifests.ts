@@ -3,7 +3,7 @@
  * dependencies, env), versioned like models.
  */
 import type { Command } from 'commander';
-import { RUNTIMES, type ManifestCreate, type ManifestVersion, type ManifestVersionList, type Runtime } from '../../shared/api/manifests.js';
+import { RUNTIMES, type ManifestCreate, type ManifestVersion, type Runtime } from '../../shared/api/manifests.js';
 import {
   formatModelRef,
   inputError,
@@ -18,7 +18,6 @@ import {
   type KeyValue,
   type ModelRef,
 } from '../args.js';
-import { apiPath } from '../../client/hub-client.js';
 import { formatBytes } from '../../shared/size.js';
 import { formatList, formatPairs, formatTime, renderFields, renderTable, shortDigest } from '../output.js';
 import { addClientOptions, clientAction, type CliIo } from './client-command.js';
@@ -105,7 +104,7 @@ export function addManifestCommands(program: Command, io: CliIo): void {
     .action(
       clientAction<[string], CreateFlags>(io, async (ctx, [name], flags) => {
         const body = await manifestBody(flags);
-        const m = await ctx.client.json<ManifestVersion>('POST', apiPath('manifests', name, 'versions'), { body });
+        const m = await ctx.client.call('registerManifestVersion', { params: { name }, body });
         ctx.out.result(m, () => `created manifest ${m.name}:${m.version}  ${m.digest}`);
       }),
     );
@@ -116,7 +115,7 @@ export function addManifestCommands(program: Command, io: CliIo): void {
     .option('--name <name>', 'only this manifest', parseName('--name'))
     .action(
       clientAction<[], { name?: string }>(io, async (ctx, _args, flags) => {
-        const list = await ctx.client.json<ManifestVersionList>('GET', apiPath('manifests'), { query: { name: flags.name } });
+        const list = await ctx.client.call('listManifestVersions', { query: { name: flags.name } });
         ctx.out.result(list, () => renderManifestList(list.versions));
       }),
     );
@@ -127,7 +126,7 @@ export function addManifestCommands(program: Command, io: CliIo): void {
     .argument('<manifest>', 'NAME, NAME:VERSION or NAME:latest', parseModelRef('MANIFEST', ['bare', 'number', 'latest']))
     .action(
       clientAction<[ModelRef], object>(io, async (ctx, [ref]) => {
-        const m = await ctx.client.json<ManifestVersion>('GET', apiPath('manifests', ref.name, 'versions', ref.ref ?? 'latest'));
+        const m = await ctx.client.call('getManifestVersion', { params: { name: ref.name, ref: ref.ref ?? 'latest' } });
         ctx.out.result(m, () => renderManifest(m));
       }),
     );
