@@ -75,7 +75,8 @@ test('hub and agent variables: their own names pass (as `hub start` and `agent s
   const valid = { EDGEML_HUB_HTTP: '127.0.0.1:1', EDGEML_HUB_CONFIG: '/h.json', EDGEML_AGENT_DATA: '/d', EDGEML_AGENT_DEVICE_ID: 'gw' };
   t.deepEqual(unknownEnvWarnings(valid), []);
   // Built from parts so the repository grep above does not see them.
-  const [url, mqqt, agentTypo, far] = ['HUB_URL', 'HUB_MQQT', 'AGENT_DEVICEID', 'AGENT_QWERTYUIOP'].map((s) => `EDGEML_${s}`);
+  const name = (rest: string) => `EDGEML_${rest}`;
+  const [url, mqqt, agentTypo, far] = [name('HUB_URL'), name('HUB_MQQT'), name('AGENT_DEVICEID'), name('AGENT_QWERTYUIOP')];
   t.deepEqual(unknownEnvWarnings({ ...valid, [url]: 'http://h:1', [mqqt]: '1', [agentTypo]: 'gw', [far]: '1' }), [
     `warning: unknown environment variable ${agentTypo} is ignored (did you mean EDGEML_AGENT_DEVICE_ID?)`,
     `warning: unknown environment variable ${far} is ignored`,
