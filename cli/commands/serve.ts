@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Runtime } from '../../shared/api/manifests.js';
-import { inputError, parseChoice, parseModelRef, parseName, repeatable } from '../args.js';
+import { inputError, parseChoice, parseModelRef, parseName } from '../args.js';
 import { clientAction, withClientOptions, type CliIo } from './client-command.js';
 
 interface ServeFlags {
@@ -28,6 +28,14 @@ function parseModelPath(text: string): { name: string; path: string } {
   return { name: parseName('--model NAME')(text.slice(0, eq)), path: text.slice(eq + 1) };
 }
 
+/** `--model` repeated: one per name, as a manifest has. */
+function addModelPath(text: string, previous: Array<{ name: string; path: string }> = []): Array<{ name: string; path: string }> {
+  const model = parseModelPath(text);
+  const earlier = previous.find((m) => m.name === model.name);
+  if (earlier) throw inputError(`--model ${model.name}= is given twice (${earlier.path} and ${model.path}): one path per model name`);
+  return [...previous, model];
+}
+
 function parseManifest(text: string): { name: string; version: number | undefined } {
   const { name, ref } = parseModelRef('--manifest', ['bare', 'number', 'latest'])(text);
   return { name, version: ref === undefined || ref === 'latest' ? undefined : Number(ref) };
@@ -43,7 +51,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
     .option('--runtime <runtime>', 'serve local files with this runtime: node or python', parseChoice('--runtime', ['node', 'python'] as const))
     .option('--score <file>', 'the scoring file (score.js, score.mjs, score.cjs or score.py)')
     .option('--schema <file>', 'the schema document {"input", "output", "sample"}')
-    .option('--model <name=path>', 'a model file or directory, laid out as $EDGEML_MODEL_DIR/NAME/ (repeatable)', repeatable(parseModelPath))
+    .option('--model <name=path>', 'a model file or directory, laid out as $EDGEML_MODEL_DIR/NAME/ (repeatable)', addModelPath)
     .option('--port <port>', `loopback port; 0 picks a free one (default ${DEFAULT_SERVE_PORT})`, String(DEFAULT_SERVE_PORT))
     .option('--python <bin>', 'the Python interpreter for the python runtime', 'python3');
   withClientOptions(command);

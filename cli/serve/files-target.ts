@@ -47,6 +47,14 @@ async function readSchema(path: string): Promise<unknown> {
   return doc;
 }
 
+/** The runtime's own settings: the only EDGEML_* variables of this shell the runtime is given. */
+const RUNTIME_ENV = ['EDGEML_MAX_BODY_BYTES', 'EDGEML_APP_NAME', 'EDGEML_APP_VERSION'];
+
+/** This shell's environment without edgeml's own (the hub URL, EDGEML_API_KEY): the scoring code has no business with them. */
+export function userEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('EDGEML_') || RUNTIME_ENV.includes(name)));
+}
+
 function server(runtime: Runtime): string {
   return join(edgemlPackageRoot(), 'images', `runtime-${runtime}`, runtime === 'node' ? 'server.mjs' : 'server.py');
 }
@@ -61,7 +69,6 @@ export async function filesTarget(opts: FilesOptions): Promise<ServeTarget> {
     async prepare() {
       const schema = await readSchema(opts.schema);
       await layoutApp(appDir, { runtime: opts.runtime, score: opts.score, schema });
-      await rm(modelDir, { recursive: true, force: true });
       for (const model of opts.models) await layoutModel(modelDir, model);
     },
     command(port) {
@@ -69,7 +76,7 @@ export async function filesTarget(opts: FilesOptions): Promise<ServeTarget> {
         command: opts.runtime === 'node' ? process.execPath : opts.python,
         args: [server(opts.runtime)],
         env: {
-          ...process.env,
+          ...userEnv(process.env),
           ...opts.env,
           HOST,
           PORT: String(port),

@@ -2,10 +2,12 @@
  * The app and model directories a runtime reads, laid out as in a scoring image
  * (hub/builds/build-context.ts): `app/score.<ext>` + `app/schema.json` (+ the app's package.json and
  * node_modules for Node), and `models/NAME/` per model, where a single-file model keeps its base
- * name and a directory model keeps its tree.
+ * name and a directory model keeps its tree. Models are linked, not copied: they can be large, both
+ * runtimes only hand the directory to the scoring code (whose reads follow links), and a link
+ * shows the user's changes without laying out again.
  */
-import { copyFile, cp, mkdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { basename, dirname, extname, join } from 'node:path';
+import { copyFile, lstat, mkdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { Runtime } from '../../shared/api/manifests.js';
 import { fileError, inputError } from '../args.js';
 
@@ -32,14 +34,26 @@ export function checkScoreFile(runtime: Runtime, score: string): void {
   }
 }
 
-/** `models/NAME/…` from a local file or directory: what writeModel does with the hub's blobs. */
+/** Whether `link` is already a symbolic link to `to`. */
+async function linksTo(link: string, to: string): Promise<boolean> {
+  const info = await lstat(link).catch(() => null);
+  return info?.isSymbolicLink() === true && (await readlink(link)) === to;
+}
+
+/**
+ * `models/NAME/…` from a local file or directory, as writeModel lays out the hub's blobs: a
+ * directory is linked as `models/NAME`, a file as `models/NAME/<its base name>`. Does nothing when
+ * that link is already there.
+ */
 export async function layoutModel(modelsDir: string, model: ModelSource): Promise<void> {
   const info = await statOf(model.path, `--model ${model.name}=`);
+  const from = resolve(model.path);
   const target = join(modelsDir, model.name);
+  const link = info.isDirectory() ? target : join(target, basename(from));
+  if (await linksTo(link, from)) return;
   await rm(target, { recursive: true, force: true });
-  await mkdir(target, { recursive: true });
-  if (info.isDirectory()) await cp(model.path, target, { recursive: true, dereference: true });
-  else await copyFile(model.path, join(target, basename(model.path)));
+  await mkdir(info.isDirectory() ? modelsDir : target, { recursive: true });
+  await symlink(from, link, info.isDirectory() ? 'dir' : 'file');
 }
 
 /**

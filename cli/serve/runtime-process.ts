@@ -4,6 +4,7 @@
  * `ready()` resolves once it listens and /health has answered.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 
 const KEPT_LINES = 20;
@@ -23,6 +24,8 @@ export class RuntimeProcess {
   private readonly child: ChildProcess;
   private readonly lines: string[] = [];
   private readonly exited: Promise<number | null>;
+  /** Aborted once the process has exited: ends the waits of ready(). */
+  private readonly gone = new AbortController();
   private port: number | undefined;
   private listening: Array<(port: number) => void> = [];
 
@@ -38,6 +41,7 @@ export class RuntimeProcess {
       });
       this.child.once('close', (code) => resolve(code));
     });
+    void this.exited.then(() => this.gone.abort());
     for (const stream of [this.child.stdout!, this.child.stderr!]) {
       let buffer = '';
       stream.setEncoding('utf8');
@@ -79,26 +83,40 @@ export class RuntimeProcess {
     return new EdgemlError(ErrorCodes.CLI_SERVE_FAILED, `${this.spec.label} ${what}${tail}`);
   }
 
-  /** Resolves with the port and the first settled /health answer; rejects if the process ends first. */
-  async ready(host: string): Promise<{ port: number; health: Health }> {
+  /**
+   * Resolves with the port and the first settled /health answer; rejects if the process ends first
+   * (CLI_E_SERVE_FAILED with its last output), or with `signal.reason` once `signal` is aborted.
+   */
+  async ready(host: string, signal: AbortSignal): Promise<{ port: number; health: Health }> {
     const exitedEarly = this.exited.then((code) => {
       throw this.failure(`exited${code === null ? '' : ` with code ${code}`} before it was ready`);
     });
-    const port = await Promise.race([this.port ?? new Promise<number>((resolve) => this.listening.push(resolve)), exitedEarly]);
-    const health = await Promise.race([this.pollHealth(host, port), exitedEarly]);
-    return { port, health };
+    exitedEarly.catch(() => undefined);
+    const interrupted = new Promise<never>((_, reject) => {
+      if (signal.aborted) reject(signal.reason);
+      else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    });
+    interrupted.catch(() => undefined);
+    const port = await Promise.race([this.port ?? new Promise<number>((resolve) => this.listening.push(resolve)), exitedEarly, interrupted]);
+    const health = await this.pollHealth(host, port, AbortSignal.any([signal, this.gone.signal]));
+    if (health) return { port, health };
+    // Stopped: by the caller, or because the process exited (its code is in exitedEarly's error).
+    signal.throwIfAborted();
+    return exitedEarly;
   }
 
-  private async pollHealth(host: string, port: number): Promise<Health> {
-    for (;;) {
-      const answer = await fetch(`http://${host}:${port}/health`).then(
+  /** Polls until /health settles, or `stop` is aborted (undefined): every wait ends on `stop`. */
+  private async pollHealth(host: string, port: number, stop: AbortSignal): Promise<Health | undefined> {
+    while (!stop.aborted) {
+      const answer = await fetch(`http://${host}:${port}/health`, { signal: stop }).then(
         async (res) => ({ status: res.status, body: (await res.json().catch(() => ({}))) as { status?: string; error?: string } }),
         () => undefined,
       );
       if (answer?.status === 200) return { ok: true };
       if (answer?.body.status === 'failed') return { ok: false, error: answer.body.error ?? 'failed' };
-      await new Promise((r) => setTimeout(r, HEALTH_POLL_MS));
+      await sleep(HEALTH_POLL_MS, undefined, { signal: stop }).catch(() => undefined);
     }
+    return undefined;
   }
 
   /** The error for a runtime that listens but cannot serve (failed load or init()). */

@@ -33,13 +33,21 @@ export function parsePort(text: string): number {
   return port;
 }
 
-class Interrupted extends Error {}
+/** Rejects with `signal.reason` once `signal` is aborted. */
+function whenAborted(signal: AbortSignal): Promise<never> {
+  const aborted = new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+  aborted.catch(() => undefined);
+  return aborted;
+}
 
-async function launch(target: ServeTarget, port: number, out: ServeOutput, live: Set<RuntimeProcess>, aborted: Promise<never>): Promise<{ run: RuntimeProcess; port: number; error?: Error }> {
+async function launch(target: ServeTarget, port: number, out: ServeOutput, live: Set<RuntimeProcess>, signal: AbortSignal): Promise<{ run: RuntimeProcess; port: number; error?: Error }> {
   const run = new RuntimeProcess(target.command(port), (line) => out.stderr.write(`${line}\n`));
   live.add(run);
   try {
-    const ready = await Promise.race([run.ready(HOST), aborted]);
+    const ready = await run.ready(HOST, signal);
     return { run, port: ready.port, ...(ready.health.ok ? {} : { error: run.notServing(ready.health.error) }) };
   } catch (err) {
     live.delete(run);
@@ -52,14 +60,11 @@ async function launch(target: ServeTarget, port: number, out: ServeOutput, live:
 export async function serve(target: ServeTarget, opts: { port: number; signal: AbortSignal; out: ServeOutput }): Promise<void> {
   const { out, signal } = opts;
   const live = new Set<RuntimeProcess>();
-  const aborted = new Promise<never>((_, reject) => {
-    const stop = () => reject(new Interrupted('interrupted'));
-    if (signal.aborted) stop();
-    else signal.addEventListener('abort', stop, { once: true });
-  });
-  aborted.catch(() => undefined);
+  const aborted = whenAborted(signal);
   let current: RuntimeProcess | undefined;
   let closeWatch: (() => void) | undefined;
+  // One reload at a time; changes during a reload cause one more.
+  let reloading: Promise<void> = Promise.resolve();
   const stopCurrent = async () => {
     if (!current) return;
     live.delete(current);
@@ -69,51 +74,59 @@ export async function serve(target: ServeTarget, opts: { port: number; signal: A
   };
   try {
     await Promise.race([target.prepare(), aborted]);
-    const first = await launch(target, opts.port, out, live, aborted);
+    const first = await launch(target, opts.port, out, live, signal);
     current = first.run;
     if (first.error) throw first.error;
     const port = first.port;
     const url = `http://${HOST}:${port}`;
-    out.stdout.write(out.json ? `${JSON.stringify({ url, swagger: `${url}/swagger.json`, mode: target.mode })}\n` : `serving on ${url}\n`);
 
-    // One reload at a time; changes during a reload cause one more.
-    let reloading: Promise<void> = Promise.resolve();
     let pending = false;
     const reload = async () => {
+      if (signal.aborted) return;
       try {
         await target.prepare();
       } catch (err) {
         out.stderr.write(`reload failed (still serving the previous version): ${(err as Error).message}\n`);
         return;
       }
+      if (signal.aborted) return;
       await stopCurrent();
       try {
-        const next = await launch(target, port, out, live, aborted);
+        const next = await launch(target, port, out, live, signal);
         current = next.run;
         if (next.error) throw next.error;
-        out.stdout.write(out.json ? `${JSON.stringify({ reloaded: true })}\n` : '');
-        if (!out.json) out.stderr.write('reloaded\n');
+        if (out.json) out.stdout.write(`${JSON.stringify({ reloaded: true })}\n`);
+        else out.stderr.write('reloaded\n');
       } catch (err) {
-        if (err instanceof Interrupted) return;
+        if (signal.aborted) return;
         out.stderr.write(`reload failed: ${(err as Error).message}\n`);
         if (out.json) out.stdout.write(`${JSON.stringify({ reloaded: false, error: (err as Error).message })}\n`);
       }
     };
+    // Watching starts before the ready line: a change made as soon as it is printed is seen.
     if (target.watch.length) {
-      closeWatch = await watchPaths(target.watch, () => {
-        if (pending) return;
-        pending = true;
-        reloading = reloading.then(() => {
-          pending = false;
-          return reload();
-        });
+      closeWatch = await watchPaths(target.watch, {
+        onChange() {
+          if (pending) return;
+          pending = true;
+          reloading = reloading.then(() => {
+            pending = false;
+            return reload();
+          });
+        },
+        onError(err) {
+          out.stderr.write(`watching for changes stopped (restart serve to reload again): ${err.message}\n`);
+        },
       });
     }
+    out.stdout.write(out.json ? `${JSON.stringify({ url, swagger: `${url}/swagger.json`, mode: target.mode })}\n` : `serving on ${url}\n`);
     await aborted.catch(() => undefined);
   } catch (err) {
-    if (!(err instanceof Interrupted)) throw err;
+    if (!signal.aborted) throw err;
   } finally {
     closeWatch?.();
+    // A reload under way ends quickly once the signal is aborted; then nothing starts any more.
+    await reloading;
     await Promise.all([...live].map((run) => run.stop()));
     await target.afterStop?.();
     await target.dispose();

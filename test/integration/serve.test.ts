@@ -52,6 +52,38 @@ function readyLine(proc: EdgemlProcess, timeoutMs: number) {
 
 const count = (proc: EdgemlProcess, text: string) => proc.rawOutput.filter((l) => l === text).length;
 
+/** After serve has exited, nothing answers where it served: the runtime was stopped too. */
+async function assertRefused(t: ExecutionContext, url: string): Promise<void> {
+  const failure = await fetch(`${url}/health`).then(() => undefined, (err: Error & { cause?: { code?: string } }) => err);
+  t.is(failure?.cause?.code, 'ECONNREFUSED', `${url}/health still answers after serve exited`);
+}
+
+/** The runtime's port from its `listening` line (echoed by serve before it is ready). */
+async function runtimeUrl(proc: EdgemlProcess): Promise<string> {
+  const line = await proc.waitForLog('the runtime listening', (l) => l.msg === 'listening', 30_000);
+  return `http://127.0.0.1:${String(line.port)}`;
+}
+
+/**
+ * A CommonJS scoring app whose init() does what SERVE_TEST_INIT says (exit, hang, or nothing) and
+ * whose run() answers the EDGEML_* names it sees.
+ */
+async function probeApp(t: ExecutionContext): Promise<{ score: string; schema: string }> {
+  const dir = await tempDir(t, 'edgeml-serve-probe-');
+  const score = join(dir, 'score.js');
+  await writeFile(score, [
+    'exports.init = async () => {',
+    "  if (process.env.SERVE_TEST_INIT === 'exit') { console.log('init: giving up'); process.exit(3); }",
+    "  if (process.env.SERVE_TEST_INIT === 'hang') { console.log('init: hanging'); await new Promise(() => undefined); }",
+    '};',
+    "exports.run = () => ({ edgeml: Object.keys(process.env).filter((k) => k.startsWith('EDGEML_')).sort(), probe: process.env.SERVE_TEST_PROBE });",
+    '',
+  ].join('\n'));
+  const schema = join(dir, 'schema.json');
+  await writeFile(schema, JSON.stringify({ input: { type: 'object' }, output: {}, sample: {} }));
+  return { score, schema };
+}
+
 /** The app directory the runtime loaded from (its "scoring module loaded" line). */
 const loadedFrom = (proc: EdgemlProcess) => String(proc.logs.find((l) => l.msg === 'scoring module loaded')?.file ?? '');
 
@@ -93,6 +125,7 @@ test('files, node: scores with the runtime contract (validation, swagger, metric
 
   const appDir = loadedFrom(proc);
   t.is(await proc.kill('SIGINT'), 0);
+  await assertRefused(t, url);
   t.false(await access(appDir).then(() => true, () => false), `${appDir} is removed`);
 });
 
@@ -108,6 +141,7 @@ test('files, python: scores, reloads when score.py changes, --json says where an
   await waitFor('{"reloaded": true}', () => proc.logs.some((l) => l.reloaded === true), 30_000);
   t.is((await score(url, { features: SETOSA })).body.class, 'versicolor');
   t.is(await proc.kill('SIGINT'), 0);
+  await assertRefused(t, url);
 });
 
 test("files, python: x-edgeml-decode dataframe gives score.py a pandas DataFrame (Debian's python3 with python3-pandas)", async (t) => {
@@ -117,6 +151,7 @@ test("files, python: x-edgeml-decode dataframe gives score.py a pandas DataFrame
   const reply = await score(url, { rows: [{ a: 1, b: 2 }, { a: 3, b: 4.5 }] });
   t.deepEqual(reply.body, { type: 'DataFrame', columns: ['a', 'b'], dtypes: ['float64'], sum: 10.5 });
   t.is(await proc.kill('SIGINT'), 0);
+  await assertRefused(t, url);
 });
 
 test('files: clear errors for a missing file, a bad schema, a runtime that does not start and a scoring file that does not load', async (t) => {
@@ -138,9 +173,45 @@ test('files: clear errors for a missing file, a bad schema, a runtime that does 
   const broken = await runCli(['serve', '--runtime', 'node', '--score', join(FIXTURES, 'node/syntax-error/score.js'), '--schema', app.schema, '--port', '0'], env);
   t.is(broken.code, 1);
   t.regex(broken.stderr, /is not serving: cannot load \S+score\.js: SyntaxError: .*its last output:/s);
+  const twice = await runCli(['serve', '--runtime', 'node', '--score', app.score, '--schema', app.schema, '--model', `iris-linear=${app.weights}`, '--model', 'iris-linear=other.json', '--port', '0'], env);
+  t.is(twice.code, 2);
+  t.regex(twice.stderr, /--model iris-linear= is given twice \(\S*weights\.json and other\.json\)/);
   const neither = await runCli(['serve', '--port', '0'], env);
   t.is(neither.code, 2);
   t.regex(neither.stderr, /needs --manifest NAME\[:VERSION\], or --runtime node\|python/);
+});
+
+test('files: a runtime that exits in init() after listening fails serve (exit 1, CLI_E_SERVE_FAILED, its last output); Ctrl-C during a slow init() exits at once and stops the runtime', async (t) => {
+  const app = await probeApp(t);
+  const args = ['serve', '--runtime', 'node', '--score', app.score, '--schema', app.schema, '--port', '0'];
+  const died = await runCli([...args, '--json'], { ...cleanEnv(), SERVE_TEST_INIT: 'exit' });
+  t.is(died.code, 1, died.stderr);
+  const error = JSON.parse(died.stderr.trim().split('\n').at(-1)!) as { error: { code: string; message: string } };
+  t.is(error.error.code, 'CLI_E_SERVE_FAILED');
+  t.regex(error.error.message, /^the node runtime \(node\) exited with code 3 before it was ready; its last output:\n.*init: giving up/s);
+
+  const proc = serveProcess(t, ['--runtime', 'node', '--score', app.score, '--schema', app.schema], { ...cleanEnv(), SERVE_TEST_INIT: 'hang' });
+  const url = await runtimeUrl(proc);
+  await waitFor('init() hanging', () => proc.rawOutput.includes('init: hanging'), 30_000);
+  const started = Date.now();
+  proc.child.kill('SIGINT');
+  await waitFor('serve exits after one Ctrl-C', () => !proc.running, 10_000);
+  t.is(await proc.exited(), 0);
+  t.true(Date.now() - started < 10_000);
+  await assertRefused(t, url);
+});
+
+test('files: the scoring code gets the runtime\'s EDGEML_* variables and the shell\'s others, not edgeml\'s own (EDGEML_API_KEY, EDGEML_HUB)', async (t) => {
+  const app = await probeApp(t);
+  const env = { ...cleanEnv(), EDGEML_API_KEY: 'not-for-scoring-code', EDGEML_HUB: 'http://127.0.0.1:1', SERVE_TEST_PROBE: 'passed' };
+  const proc = serveProcess(t, ['--runtime', 'node', '--score', app.score, '--schema', app.schema], env);
+  const url = await servingUrl(proc);
+  const reply = await score(url, {});
+  t.is(reply.status, 200, JSON.stringify(reply.body));
+  t.is(reply.body.probe, 'passed');
+  t.deepEqual(reply.body.edgeml, ['EDGEML_APP_DIR', 'EDGEML_DRAIN_SECONDS', 'EDGEML_MODEL_DIR']);
+  t.is(await proc.kill('SIGINT'), 0);
+  await assertRefused(t, url);
 });
 
 test('--manifest: the files from the hub while no image is built, then the image (docker, host network) once it is; the container goes on Ctrl-C', async (t) => {
@@ -160,6 +231,7 @@ test('--manifest: the files from the hub while no image is built, then the image
   t.is(filesReady.mode, 'files');
   t.is((await score(String(filesReady.url), { features: SETOSA })).body.class, 'setosa');
   t.is(await fromFiles.kill('SIGINT'), 0);
+  await assertRefused(t, String(filesReady.url));
 
   const queued = jsonOf<Image>(t, await cli('image', 'build', 'serve-me:1', '--platform', 'linux/amd64', '--no-wait', '--json'));
   const image = await waitFor('the image', async () => {
@@ -180,5 +252,6 @@ test('--manifest: the files from the hub while no image is built, then the image
   const containers = async () => (await exec('docker', ['ps', '-aq', '--filter', 'name=edgeml-serve-', '--filter', `ancestor=${image.ref!}`])).stdout.trim();
   t.not(await containers(), '');
   t.is(await fromImage.kill('SIGINT'), 0);
+  await assertRefused(t, url);
   t.is(await containers(), '');
 });
