@@ -88,10 +88,9 @@ export class LogShipper {
     if (this.#closed) return;
     const wanted = new Map<string, { c: ManagedContainer; replica: number }>();
     for (const service of shipping) {
-      const replicas = containers.filter((c) => c.service === service).sort((a, b) => a.created - b.created || a.name.localeCompare(b.name));
-      replicas.forEach((c, i) => {
-        if (c.running) wanted.set(c.id, { c, replica: i + 1 });
-      });
+      // Numbered among the running ones, in order of creation (a stopped one is on its way out).
+      const replicas = containers.filter((c) => c.service === service && c.running).sort((a, b) => a.created - b.created || a.name.localeCompare(b.name));
+      replicas.forEach((c, i) => wanted.set(c.id, { c, replica: i + 1 }));
     }
     for (const [id, f] of this.#followers) {
       if (wanted.has(id)) continue;
