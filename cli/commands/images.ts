@@ -14,13 +14,11 @@ import {
   ImageBuildRequest,
   PLATFORMS,
   type Image,
-  type ImageList,
   type ImageStatus,
   type Platform,
 } from '../../shared/api/images.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { inputError, parseChoice, parseModelRef, parseName, repeatable } from '../args.js';
-import { apiPath } from '../../client/hub-client.js';
 import { addClientOptions, clientAction, type CliIo, type ClientContext } from './client-command.js';
 import { describeActivity, outcomeError, renderFailedChecks, renderImage, renderImageList } from './image-views.js';
 
@@ -177,17 +175,12 @@ async function statusView(ctx: ClientContext, image: Image, logs: boolean): Prom
   return view;
 }
 
-function logPath(id: number, follow: boolean): string {
-  // download() takes no query; the path is sent as given.
-  return `${apiPath('images', id, 'log')}${follow ? '?follow=true' : ''}`;
-}
-
 /** Display only: a failed poll is skipped, since the wait's own reads report real failures. */
 async function pollStatus(ctx: ClientContext, id: number, pollMs: number, view: StatusView, signal: AbortSignal): Promise<void> {
   while (!signal.aborted) {
     try {
       await sleep(pollMs, undefined, { signal });
-      view.show(await ctx.client.json<Image>('GET', apiPath('images', id)));
+      view.show(await ctx.client.call('getImage', { params: { id } }));
     } catch {
       // stopped, or one poll failed: the loop condition decides
     }
@@ -201,7 +194,7 @@ const isFinished = (i: Image) => FINISHED_STATUSES.includes(i.status);
  * `skip` bytes (written by an earlier follow) to `out`. Returns how many bytes have been written.
  */
 async function followLog(ctx: ClientContext, id: number, skip: number, out: NodeJS.WritableStream | undefined, follow = true): Promise<number> {
-  const log = await ctx.client.download(logPath(id, follow));
+  const log = await ctx.client.call('getImageBuildLog', { params: { id }, query: { follow: follow || undefined } });
   let seen = 0;
   for await (const chunk of log.body) {
     const bytes = chunk as Buffer;
@@ -219,7 +212,7 @@ async function followLog(ctx: ClientContext, id: number, skip: number, out: Node
  * and a follow that ends early costs one poll interval, never a busy loop. Returns the finished record.
  */
 async function followUntilFinished(ctx: ClientContext, first: Image, out: NodeJS.WritableStream | undefined, pollMs: number): Promise<Image> {
-  const get = () => ctx.client.json<Image>('GET', apiPath('images', first.id));
+  const get = () => ctx.client.call('getImage', { params: { id: first.id } });
   let image = first;
   let written = 0;
   let attempt = first.attempts;
@@ -268,7 +261,7 @@ export async function waitForImage(ctx: ClientContext, queued: Image, opts: { lo
 /** The log as it stands, or with `follow` until the build finishes, written to `out`. */
 async function printLog(ctx: ClientContext, id: number, follow: boolean, out: NodeJS.WritableStream): Promise<void> {
   if (follow) {
-    await followUntilFinished(ctx, await ctx.client.json<Image>('GET', apiPath('images', id)), out, pollInterval(ctx.io.env));
+    await followUntilFinished(ctx, await ctx.client.call('getImage', { params: { id } }), out, pollInterval(ctx.io.env));
   } else {
     await followLog(ctx, id, 0, out, false);
   }
@@ -292,7 +285,7 @@ export function addImageCommands(program: Command, io: CliIo): void {
         if (!flags.wait && flags.logs) throw inputError('--logs needs to wait for the build; drop --no-wait (or use edgeml image log ID --follow)');
         const body = buildRequest(manifest, flags);
         const pollMs = pollInterval(ctx.io.env);
-        const queued = await ctx.client.json<Image>('POST', apiPath('images'), { body });
+        const queued = await ctx.client.call('buildImage', { body });
         const result = flags.wait ? await waitForImage(ctx, queued, { logs: flags.logs === true, pollMs }) : queued;
         ctx.out.result(result, () => renderImage(result));
         const failure = outcomeError(result);
@@ -310,7 +303,7 @@ export function addImageCommands(program: Command, io: CliIo): void {
     .option('--status <status>', IMAGE_STATUSES.join(', '), parseChoice('--status', IMAGE_STATUSES))
     .action(
       clientAction<[], { manifest?: string; status?: ImageStatus }>(io, async (ctx, _args, flags) => {
-        const list = await ctx.client.json<ImageList>('GET', apiPath('images'), { query: { manifest: flags.manifest, status: flags.status } });
+        const list = await ctx.client.call('listImages', { query: { manifest: flags.manifest, status: flags.status } });
         ctx.out.result(list, () => renderImageList(list.images));
       }),
     );
@@ -321,7 +314,7 @@ export function addImageCommands(program: Command, io: CliIo): void {
     .argument('<id>', 'image id', parseImageId('ID'))
     .action(
       clientAction<[number], object>(io, async (ctx, [id]) => {
-        const i = await ctx.client.json<Image>('GET', apiPath('images', id));
+        const i = await ctx.client.call('getImage', { params: { id } });
         ctx.out.result(i, () => renderImage(i));
       }),
     );
@@ -332,7 +325,7 @@ export function addImageCommands(program: Command, io: CliIo): void {
     .argument('<id>', 'image id', parseImageId('ID'))
     .action(
       clientAction<[number], object>(io, async (ctx, [id]) => {
-        const i = await ctx.client.json<Image>('POST', apiPath('images', id, 'cancel'));
+        const i = await ctx.client.call('cancelImageBuild', { params: { id } });
         ctx.out.result(i, () => renderImage(i));
       }),
     );
