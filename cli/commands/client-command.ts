@@ -74,7 +74,8 @@ export function clientAction<A extends unknown[], F extends object>(io: CliIo, r
     const command = params.at(-1) as Command;
     const flags = command.opts<F & ClientFlags>();
     const sources = { flags: { hub: flags.hub, apiKey: flags.apiKey, apiKeyFile: flags.apiKeyFile, ca: flags.ca }, env: io.env, file: flags.config };
-    const config = loadClientConfig(sources, selectedContext(flags.context, io.env)?.context);
+    const hubGiven = [flags.hub, flags.config, io.env.EDGEML_HUB, io.env.EDGEML_CONFIG].some((v) => v !== undefined);
+    const config = loadClientConfig(sources, selectedContext(flags.context, io.env, hubGiven)?.context);
     const ca = config.ca === undefined ? undefined : caOf(config.ca, where(flags.ca !== undefined, '--ca', 'EDGEML_CA', io.env, 'ca'));
     if (flags.apiKey !== undefined) warnSecretFlag(io, '--api-key', '--api-key-file or EDGEML_API_KEY');
     const apiKey = apiKeyOf(config, flags, io.env);

@@ -3,7 +3,7 @@
  * no `--hub`/`--api-key-file`/`--ca`. Local only: nothing here talks to a hub.
  */
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { HUB_URL_PATTERN } from '../client-config.js';
 import { inputError, readText } from '../args.js';
 import { createOutput, renderTable } from '../output.js';
@@ -57,19 +57,23 @@ export function addContextCommands(program: Command, io: CliIo): void {
     .argument('<name>', 'the context name, e.g. lab', parseContextName)
     .requiredOption('--hub <url>', "the hub's REST API", parseHubUrl)
     .option('--api-key-file <file>', 'a file holding the API key (its path is stored, not the key)')
-    .option('--ca-file <file>', "PEM CA certificate to trust for this hub (`edgeml hub ca` prints the hub's)")
-    .action(async (name: string, flags: { hub: string; apiKeyFile?: string; caFile?: string }) => {
+    .option('--ca <file>', "PEM CA certificate to trust for this hub (`edgeml hub ca` prints the hub's)")
+    // The name this flag had before it matched the client commands' --ca.
+    .addOption(new Option('--ca-file <file>').hideHelp().conflicts('ca'))
+    .action(async (name: string, flags: { hub: string; apiKeyFile?: string; ca?: string; caFile?: string }) => {
       const entry: HubContext = { hub: flags.hub };
       if (flags.apiKeyFile !== undefined) {
         entry.apiKeyFile = resolve(io.cwd, flags.apiKeyFile);
         keyFromFile(entry.apiKeyFile, '--api-key-file'); // refuse an unreadable or empty file now, not at the next command
       }
-      if (flags.caFile !== undefined) {
-        entry.ca = resolve(io.cwd, flags.caFile);
-        parseCaPem(await readText('--ca-file', entry.ca), `--ca-file ${entry.ca}`);
+      const ca = flags.ca ?? flags.caFile;
+      if (ca !== undefined) {
+        const setting = flags.ca !== undefined ? '--ca' : '--ca-file';
+        entry.ca = resolve(io.cwd, ca);
+        parseCaPem(await readText(setting, entry.ca), `${setting} ${entry.ca}`);
       }
       const file = readContexts(io.env);
-      const replaced = name in file.contexts;
+      const replaced = Object.hasOwn(file.contexts, name);
       const next: ContextFile = { current: file.current ?? name, contexts: { ...file.contexts, [name]: entry } };
       writeContexts(io.env, next);
       io.stdout.write(`${replaced ? 'replaced' : 'added'} context ${name}${next.current === name ? ' (current)' : ''} in ${contextFilePath(io.env)}\n`);

@@ -3,13 +3,16 @@
  * context sits under flags and environment variables. Each test uses its own temp directory.
  */
 import test from 'ava';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { contextDir, readContexts, selectedContext, writeContexts } from '../../cli/contexts.js';
+import { Writable } from 'node:stream';
+import { Command } from 'commander';
+import { contextDir, contextNamed, readContexts, selectedContext, writeContexts } from '../../cli/contexts.js';
 import { loadClientConfig } from '../../cli/client-config.js';
-import { contextList, renderContextList } from '../../cli/commands/context.js';
-import { ErrorCodes } from '../../shared/errors.js';
+import { addContextCommands, contextList, renderContextList } from '../../cli/commands/context.js';
+import { clientAction, withClientOptions, type CliIo } from '../../cli/commands/client-command.js';
+import { ErrorCodes, isEdgemlError } from '../../shared/errors.js';
 
 function tempDir(t: { teardown(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'edgeml-ctx-'));
@@ -76,4 +79,103 @@ test('the list shows whether a key is set, never the key file or the key', (t) =
   const text = renderContextList(list);
   t.false(text.includes('/secret'));
   t.regex(text, /\*\s+b\s+http:\/\/b:1\s+set/);
+});
+
+/** A CliIo over `env` whose stdout is collected. */
+function testIo(env: Record<string, string | undefined>, cwd = process.cwd()): { io: CliIo; stdout: () => string } {
+  let stdout = '';
+  const io = {
+    env,
+    stdout: new Writable({ write: (chunk, _enc, done) => void ((stdout += String(chunk)), done()) }),
+    stderr: new Writable({ write: (_chunk, _enc, done) => done() }),
+    cwd,
+    interruptSignal: () => new AbortController().signal,
+  } as unknown as CliIo;
+  return { io, stdout: () => stdout };
+}
+
+/** `edgeml context ARGS` through the real commands. */
+async function contextCommand(io: CliIo, ...args: string[]): Promise<void> {
+  const program = new Command().exitOverride().configureOutput({ writeErr: () => undefined });
+  addContextCommands(program, io);
+  await program.parseAsync(['node', 'edgeml', 'context', ...args]);
+}
+
+test('names inherited from Object.prototype are not contexts', async (t) => {
+  const env = { EDGEML_CONFIG_DIR: tempDir(t) };
+  writeContexts(env, { contexts: { lab: { hub: 'http://lab:1' } } });
+  for (const name of ['constructor', 'toString', 'hasOwnProperty']) {
+    t.true(isEdgemlError(t.throws(() => contextNamed(readContexts(env), name, 'context use')), ErrorCodes.CLI_INPUT_INVALID), name);
+    t.true(isEdgemlError(t.throws(() => selectedContext(name, env)), ErrorCodes.CLI_INPUT_INVALID), name);
+  }
+  const { io } = testIo(env);
+  const err = await t.throwsAsync(contextCommand(io, 'use', 'constructor'));
+  t.regex(err!.message, /context use: no context "constructor"/);
+  t.is(readContexts(env).current, undefined, 'nothing was written');
+  await contextCommand(io, 'add', 'constructor', '--hub', 'http://c:1');
+  t.deepEqual(readContexts(env).contexts.constructor, { hub: 'http://c:1' }, 'added as a new name, not "replaced"');
+});
+
+test('the temporary file has a random name created exclusively: a symlink planted at the old predictable name is not followed', (t) => {
+  const dir = tempDir(t);
+  const env = { EDGEML_CONFIG_DIR: join(dir, 'edgeml') };
+  mkdirSync(env.EDGEML_CONFIG_DIR, { mode: 0o700 });
+  const victim = join(dir, 'victim');
+  writeFileSync(victim, 'untouched');
+  symlinkSync(victim, join(env.EDGEML_CONFIG_DIR, `config.json.${process.pid}.tmp`));
+  writeContexts(env, { current: 'lab', contexts: { lab: { hub: 'http://lab:1' } } });
+  t.is(readFileSync(victim, 'utf8'), 'untouched');
+  t.deepEqual(readdirSync(env.EDGEML_CONFIG_DIR).sort(), ['config.json', `config.json.${process.pid}.tmp`], 'no temporary file left behind');
+  t.is(statSync(join(env.EDGEML_CONFIG_DIR, 'config.json')).mode & 0o777, 0o600);
+});
+
+test('a directory other users may write to is refused, and nothing is written in it', (t) => {
+  for (const mode of [0o777, 0o770, 0o702]) {
+    const env = { EDGEML_CONFIG_DIR: join(tempDir(t), 'edgeml') };
+    mkdirSync(env.EDGEML_CONFIG_DIR);
+    chmodSync(env.EDGEML_CONFIG_DIR, mode);
+    const err = t.throws(() => writeContexts(env, { contexts: { lab: { hub: 'http://lab:1' } } }));
+    t.true(isEdgemlError(err, ErrorCodes.CONFIG_INVALID), mode.toString(8));
+    t.regex(err!.message, /is writable by other users \(mode 07\d\d\).*chmod 700/);
+    t.deepEqual(readdirSync(env.EDGEML_CONFIG_DIR), []);
+  }
+  const env = { EDGEML_CONFIG_DIR: join(tempDir(t), 'edgeml') };
+  mkdirSync(env.EDGEML_CONFIG_DIR);
+  chmodSync(env.EDGEML_CONFIG_DIR, 0o755);
+  t.notThrows(() => writeContexts(env, { contexts: {} }), 'readable by others is fine: the key file is elsewhere');
+});
+
+test('a damaged contexts file does not stop a command that names its hub, unless it also names a context', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'config.json'), '{"contexts": ');
+  const run = async (env: Record<string, string | undefined>, ...args: string[]) => {
+    let ran = false;
+    const { io } = testIo({ EDGEML_CONFIG_DIR: dir, ...env });
+    const command = withClientOptions(new Command('probe')).exitOverride();
+    command.action(clientAction(io, async () => void (ran = true)));
+    await command.parseAsync(['node', 'probe', ...args]);
+    return ran;
+  };
+  t.true(await run({}, '--hub', 'http://127.0.0.1:1'));
+  t.true(await run({ EDGEML_HUB: 'http://127.0.0.1:1' }));
+  for (const [env, args] of [[{}, []], [{}, ['--hub', 'http://127.0.0.1:1', '--context', 'lab']], [{ EDGEML_HUB: 'http://127.0.0.1:1', EDGEML_CONTEXT: 'lab' }, []]] as const) {
+    const err = await t.throwsAsync(run(env, ...args));
+    t.true(isEdgemlError(err, ErrorCodes.CONFIG_INVALID), JSON.stringify([env, args]));
+  }
+  // A current context the file lacks is skipped the same way.
+  writeFileSync(join(dir, 'config.json'), '{"current": "gone", "contexts": {}}');
+  t.true(await run({}, '--hub', 'http://127.0.0.1:1'));
+  t.true(isEdgemlError(await t.throwsAsync(run({})), ErrorCodes.CLI_INPUT_INVALID));
+});
+
+test('context add takes --ca like the client commands (and --ca-file as before); the CA must be PEM', async (t) => {
+  const dir = tempDir(t);
+  const env = { EDGEML_CONFIG_DIR: join(dir, 'edgeml') };
+  const { io } = testIo(env, dir);
+  writeFileSync(join(dir, 'not-a-ca.pem'), 'hello');
+  const err = await t.throwsAsync(contextCommand(io, 'add', 'lab', '--hub', 'http://lab:1', '--ca', 'not-a-ca.pem'));
+  t.regex(err!.message, /--ca .*not-a-ca\.pem/);
+  const old = await t.throwsAsync(contextCommand(io, 'add', 'lab', '--hub', 'http://lab:1', '--ca-file', 'not-a-ca.pem'));
+  t.regex(old!.message, /--ca-file .*not-a-ca\.pem/);
+  t.deepEqual(readContexts(env), { contexts: {} }, 'nothing stored for a bad CA');
 });
