@@ -33,12 +33,12 @@ export const deviceLogRoutes: FastifyPluginAsyncTypebox<DeviceLogRoutesOptions> 
       schema: {
         operationId: 'getDeviceLogs',
         summary: "A service's (every replica's) or the agent's output, from the device, as NDJSON",
-        description: 'One DeviceLogLine per line, then one DeviceLogEnd. Asked of the device over MQTT on demand; with follow=true it streams new lines for at most 10 minutes and 1 MiB, and stops on the device when the reader hangs up.',
+        description: 'One DeviceLogLine per line, then one DeviceLogEnd. Asked of the device over MQTT on demand; with follow=true it streams new lines for at most 10 minutes and 1 MiB, and stops on the device when the reader hangs up. While nothing comes, an empty line every 30 s (skip it).',
         tags: ['devices'],
         params: Type.Object({ id: DeviceId }),
         querystring: DeviceLogsQuery,
         response: {
-          200: { description: 'NDJSON: DeviceLogLine lines, then a DeviceLogEnd', content: { 'application/x-ndjson': { schema: Type.Union([DeviceLogLine, DeviceLogEnd]) } } },
+          200: { description: 'NDJSON: DeviceLogLine lines, then a DeviceLogEnd (empty lines are heartbeats)', content: { 'application/x-ndjson': { schema: Type.Union([DeviceLogLine, DeviceLogEnd]) } } },
           400: ErrorBody,
           404: ErrorBody,
           409: ErrorBody,
@@ -67,7 +67,8 @@ export const deviceLogRoutes: FastifyPluginAsyncTypebox<DeviceLogRoutesOptions> 
       // Gone while the device was being asked: that close has passed already.
       if (req.raw.socket.destroyed) stream.close();
       const body = Readable.from((async function* () {
-        for await (const entry of stream) yield `${JSON.stringify(entry satisfies LogEntry)}\n`;
+        // An idle follow gets an empty line now and then: the reader's body timeout (undici: 300 s) must not end it.
+        for await (const entry of stream) yield entry === null ? '\n' : `${JSON.stringify(entry satisfies LogEntry)}\n`;
       })());
       return reply.type('application/x-ndjson').header('cache-control', 'no-store').send(body as never);
     },

@@ -2,8 +2,9 @@
  * The hub's half of on-demand device logs: opens a session on a device with `logs.start` (one-shot
  * command channel), keeps its lease with `logs.keepalive`, hands the lines that come back on `logs`
  * to one reader in order, and ends it with `logs.stop` when the reader goes. Bounded like the agent:
- * at most LOG_SESSION_LIMITS.maxSessions per device (409), and a session the device stops answering
- * for ends on the hub's own clock too.
+ * at most LOG_SESSION_LIMITS.maxSessions per device (409), a session the device stops answering
+ * for ends on the hub's own clock too, and a device cannot make the hub hold more than the session's
+ * byte cap (plus a batch) or messages too far ahead of the next one.
  */
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../../shared/clock.js';
@@ -15,8 +16,16 @@ import { LOG_SESSION_LIMITS, PROTOCOL_VERSION, type Command, type CommandAck, ty
 export const START_ACK_MS = 10_000;
 /** Past the session's own limit, how long the hub waits for the device's end before ending it itself. */
 const END_GRACE_MS = 15_000;
+/** How far ahead of the next message one may come before the session ends with `error` (so at most this many wait for it). */
+export const MAX_SEQ_AHEAD = 64;
+/** Bytes a device may send past the session's cap (the agent counts the same bytes; this is one batch of leeway). */
+export const BYTES_SLACK = 64 * 1024;
+/** A reader waiting this long for an entry gets an idle mark (the route writes an empty line, so the connection shows it is alive). */
+export const HEARTBEAT_MS = 30_000;
 
-export type LogEntry = LogLine | { end: { reason: LogEndReason; message?: string } };
+/** What reaches the reader: the device's end reasons except `stopped` (which only the hub asks for). */
+export type ReaderEndReason = Exclude<LogEndReason, 'stopped'>;
+export type LogEntry = LogLine | { end: { reason: ReaderEndReason; message?: string } };
 
 export interface LogRelayOptions {
   /** Publishes a command to the device (`cmd`, QoS 1). */
@@ -27,13 +36,14 @@ export interface LogRelayOptions {
   ackTimeoutMs?: number;
   keepaliveMs?: number;
   maxMs?: number;
+  heartbeatMs?: number;
   newId?: () => string;
 }
 
 export type LogRequest = Omit<LogsStartArgs, 'session' | 'maxBytes'>;
 
-/** One reader's session: its entries, in order, ending with an `end`. */
-export interface LogStream extends AsyncIterable<LogEntry> {
+/** One reader's session: its entries, in order, ending with an `end`; `null` after HEARTBEAT_MS of nothing. */
+export interface LogStream extends AsyncIterable<LogEntry | null> {
   /** The reader went away: the device is told to stop. */
   close(): void;
 }
@@ -45,6 +55,8 @@ interface Open {
   nextSeq: number;
   /** Messages that came before an earlier one (QoS 1 may reorder after a reconnect). */
   early: Map<number, LogsMessage>;
+  /** Line bytes the device sent (queued, waiting or read): held against the session's cap. */
+  received: number;
   ended: boolean;
   keepalive: unknown;
   deadline: unknown;
@@ -76,7 +88,7 @@ export class LogRelay {
       throw new EdgemlError(ErrorCodes.HUB_LOG_SESSIONS_FULL, `device ${deviceId} already streams ${LOG_SESSION_LIMITS.maxSessions} log sessions: end one first`, { httpStatus: 409 });
     }
     const session = this.#newId();
-    const open: Open = { deviceId, queue: [], wake: null, nextSeq: 0, early: new Map(), ended: false, keepalive: null, deadline: null };
+    const open: Open = { deviceId, queue: [], wake: null, nextSeq: 0, early: new Map(), received: 0, ended: false, keepalive: null, deadline: null };
     // Registered before the command goes: the first lines may come right behind the ack.
     this.#sessions.set(session, open);
     let ack: CommandAck | null;
@@ -92,6 +104,8 @@ export class LogRelay {
       const full = ack.error?.code === ErrorCodes.AGENT_LOG_SESSIONS_FULL;
       throw new EdgemlError(full ? ErrorCodes.HUB_LOG_SESSIONS_FULL : ErrorCodes.HUB_CONFLICT, `device ${deviceId} refused to stream logs: ${ack.error?.message ?? 'no reason given'}`, { httpStatus: 409 });
     }
+    // Ended while the ack was on its way (the device's end, offline, the hub stopping): nothing to keep alive.
+    if (open.ended) return this.#stream(session, open);
     const { clock } = this.o;
     const renew = () => {
       open.keepalive = clock.setTimeout(() => {
@@ -106,15 +120,23 @@ export class LogRelay {
     return this.#stream(session, open);
   }
 
-  /** A `logs` message from a device; one for a session it does not own is ignored. */
+  /** A `logs` message from a device; one for a session it does not own, or a duplicate, is ignored. */
   message(deviceId: string, message: LogsMessage): void {
-    const open = this.#sessions.get(message.session);
-    if (!open || open.deviceId !== deviceId || message.seq < open.nextSeq) return;
+    const { session } = message;
+    const open = this.#sessions.get(session);
+    if (!open || open.deviceId !== deviceId || message.seq < open.nextSeq || open.early.has(message.seq)) return;
+    if (message.seq > open.nextSeq + MAX_SEQ_AHEAD) {
+      return this.#end(session, { reason: 'error', message: `the device sent log messages out of order (seq ${message.seq}, expected ${open.nextSeq})` });
+    }
+    open.received += message.lines.reduce((n, l) => n + Buffer.byteLength(JSON.stringify(l)), 0);
+    if (open.received > LOG_SESSION_LIMITS.maxBytes + BYTES_SLACK) {
+      return this.#end(session, { reason: 'limit', message: `the device sent more than the session's ${LOG_SESSION_LIMITS.maxBytes} bytes` });
+    }
     open.early.set(message.seq, message);
     for (let m = open.early.get(open.nextSeq); m; m = open.early.get(open.nextSeq)) {
       open.early.delete(open.nextSeq++);
       open.queue.push(...m.lines);
-      if (m.end) return this.#end(message.session, m.end, false);
+      if (m.end) return this.#end(session, m.end, false);
     }
     open.wake?.();
   }
@@ -168,10 +190,12 @@ export class LogRelay {
     const open = this.#sessions.get(session);
     if (!open || open.ended) return;
     open.ended = true;
+    open.early.clear();
     this.#sessions.delete(session);
     this.o.clock.clearTimeout(open.keepalive);
     this.o.clock.clearTimeout(open.deadline);
-    open.queue.push({ end });
+    // `stopped` reaches a reader only from the device (the agent is going away): to it, the device went offline.
+    open.queue.push({ end: end.reason === 'stopped' ? { reason: 'device-offline', message: end.message ?? `device ${open.deviceId} stopped the session` } : { ...end, reason: end.reason } });
     open.wake?.();
     this.o.logger.info({ deviceId: open.deviceId, session, reason: end.reason }, 'device log session closed');
     if (tellDevice && this.o.isOnline(open.deviceId)) {
@@ -184,6 +208,7 @@ export class LogRelay {
     return {
       close: () => relay.#end(session, { reason: 'stopped', message: 'the reader went away' }),
       async *[Symbol.asyncIterator]() {
+        const { clock } = relay.o;
         for (;;) {
           const entry = open.queue.shift();
           if (entry) {
@@ -191,12 +216,16 @@ export class LogRelay {
             if ('end' in entry) return;
             continue;
           }
-          await new Promise<void>((resolve) => {
-            open.wake = () => {
+          const idle = await new Promise<boolean>((resolve) => {
+            const timer = clock.setTimeout(() => done(true), relay.o.heartbeatMs ?? HEARTBEAT_MS);
+            const done = (idle: boolean) => {
+              clock.clearTimeout(timer);
               open.wake = null;
-              resolve();
+              resolve(idle);
             };
+            open.wake = () => done(false);
           });
+          if (idle) yield null;
         }
       },
     };

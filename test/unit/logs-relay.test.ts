@@ -1,8 +1,8 @@
 import test from 'ava';
 import { pino } from 'pino';
-import { LogRelay, type LogEntry } from '../../hub/logs/log-relay.js';
+import { BYTES_SLACK, HEARTBEAT_MS, LogRelay, MAX_SEQ_AHEAD, type LogEntry } from '../../hub/logs/log-relay.js';
 import { isEdgemlError } from '../../shared/errors.js';
-import { decodeMessage, type Command, type LogsMessage } from '../../shared/protocol.js';
+import { decodeMessage, LOG_SESSION_LIMITS, type Command, type LogsMessage } from '../../shared/protocol.js';
 import { deviceBrokerAuth } from '../../hub/broker/auth.js';
 import { deviceTopic } from '../../shared/topics.js';
 import { ManualClock } from '../helpers/fake-clock.js';
@@ -11,14 +11,14 @@ const logger = pino({ level: 'silent' });
 const settle = () => new Promise((r) => setImmediate(r));
 const line = (text: string) => ({ ts: '2026-01-01T00:00:00.000Z', source: 'iris', replica: 1, stream: 'stdout' as const, line: text });
 
-function relay(o: { online?: boolean; answer?: (cmd: Command) => 'ok' | 'none' | { code: string } } = {}) {
+function relay(o: { online?: boolean; answer?: (cmd: Command, r: LogRelay) => 'ok' | 'none' | { code: string } } = {}) {
   const clock = new ManualClock(0);
   const sent: { device: string; cmd: Command }[] = [];
   let n = 0;
   const r: LogRelay = new LogRelay({
     sendCommand: async (device, cmd) => {
       sent.push({ device, cmd });
-      const answer = o.answer?.(cmd) ?? 'ok';
+      const answer = o.answer?.(cmd, r) ?? 'ok';
       if (answer === 'none' || cmd.name !== 'logs.start') return;
       queueMicrotask(() => r.ack(device, answer === 'ok' ? { v: 1, id: cmd.id, ok: true, result: {} } : { v: 1, id: cmd.id, ok: false, error: { code: answer.code, message: 'no' } }));
     },
@@ -32,11 +32,14 @@ function relay(o: { online?: boolean; answer?: (cmd: Command) => 'ok' | 'none' |
 
 const sessionOf = (sent: { cmd: Command }[]) => (sent.find((s) => s.cmd.name === 'logs.start')!.cmd.args as { session: string }).session;
 
-async function drain(stream: AsyncIterable<LogEntry>): Promise<LogEntry[]> {
+/** The stream's entries, heartbeats (null) left out. */
+async function drain(stream: AsyncIterable<LogEntry | null>): Promise<LogEntry[]> {
   const out: LogEntry[] = [];
-  for await (const e of stream) out.push(e);
+  for await (const e of stream) if (e !== null) out.push(e);
   return out;
 }
+
+const msgFor = (session: string) => (seq: number, lines: string[], end?: LogsMessage['end']): LogsMessage => ({ v: 1, session, seq, lines: lines.map(line), ...(end ? { end } : {}) });
 
 test('lines reach the reader in seq order whatever order they come in, duplicates and other devices ignored, until end', async (t) => {
   const { r, sent } = relay();
@@ -122,4 +125,88 @@ test('the broker lets a device publish logs on its own topic only, and subscribe
   t.false(auth.canPublish(me, deviceTopic('dev-2', 'logs')));
   t.false(auth.canSubscribe(me, deviceTopic('dev-1', 'logs')));
   t.true(auth.canSubscribe(me, deviceTopic('dev-1', 'cmd')));
+});
+
+test('a device cannot make the hub hold messages too far ahead: seq past nextSeq + MAX_SEQ_AHEAD ends the session with error and stops it on the device', async (t) => {
+  const { r, sent } = relay();
+  const stream = await r.open('dev', { source: { agent: true }, follow: true });
+  const msg = msgFor(sessionOf(sent));
+  const reading = drain(stream);
+  for (let seq = 1; seq <= MAX_SEQ_AHEAD; seq++) r.message('dev', msg(seq, [`ahead ${seq}`]));
+  t.is(r.countFor('dev'), 1, 'up to MAX_SEQ_AHEAD ahead may wait');
+  r.message('dev', msg(MAX_SEQ_AHEAD + 1, ['too far']));
+  const got = await reading;
+  t.deepEqual(got, [{ end: { reason: 'error', message: `the device sent log messages out of order (seq ${MAX_SEQ_AHEAD + 1}, expected 0)` } }]);
+  t.is(r.countFor('dev'), 0);
+  await settle();
+  t.is(sent.at(-1)!.cmd.name, 'logs.stop');
+});
+
+test('the hub holds a session to its byte cap: past maxBytes + BYTES_SLACK it ends with limit, the lines before it still read', async (t) => {
+  const { r, sent } = relay();
+  const stream = await r.open('dev', { source: { service: 'iris' }, follow: true });
+  const msg = msgFor(sessionOf(sent));
+  const text = 'q'.repeat(8000);
+  const perMessage = 8 * Buffer.byteLength(JSON.stringify(line(text)));
+  const fits = Math.floor((LOG_SESSION_LIMITS.maxBytes + BYTES_SLACK) / perMessage);
+  // Nobody reads yet: everything the device sends waits in the hub.
+  for (let seq = 0; seq <= fits + 5; seq++) r.message('dev', msg(seq, Array.from({ length: 8 }, () => text)));
+  const got = await drain(stream);
+  t.is(got.length, fits * 8 + 1);
+  t.deepEqual(got.at(-1), { end: { reason: 'limit', message: `the device sent more than the session's ${LOG_SESSION_LIMITS.maxBytes} bytes` } });
+  await settle();
+  t.is(sent.at(-1)!.cmd.name, 'logs.stop');
+});
+
+test("a device's own `stopped` (its agent stopping) reaches the reader as device-offline", async (t) => {
+  const { r, sent } = relay();
+  const stream = await r.open('dev', { source: { agent: true }, follow: true });
+  const reading = drain(stream);
+  r.message('dev', msgFor(sessionOf(sent))(0, ['last'], { reason: 'stopped', message: 'the agent is stopping' }));
+  t.deepEqual(await reading, [line('last'), { end: { reason: 'device-offline', message: 'the agent is stopping' } }]);
+  const bare = relay();
+  const other = drain(await bare.r.open('dev', { source: { agent: true }, follow: true }));
+  bare.r.message('dev', msgFor(sessionOf(bare.sent))(0, [], { reason: 'stopped' }));
+  t.deepEqual(await other, [{ end: { reason: 'device-offline', message: 'device dev stopped the session' } }]);
+});
+
+test('a session the device ended before its ack arrived arms no keepalive or deadline', async (t) => {
+  const { r, sent, clock } = relay({
+    answer: (cmd, relayed) => {
+      if (cmd.name === 'logs.start') relayed.message('dev', msgFor((cmd.args as { session: string }).session)(0, ['only'], { reason: 'done' }));
+      return 'ok';
+    },
+  });
+  const stream = await r.open('dev', { source: { agent: true }, follow: false });
+  t.is(clock.pending(), 0, 'no timer left behind');
+  t.deepEqual(await drain(stream), [line('only'), { end: { reason: 'done' } }]);
+  clock.advance(20 * 60_000);
+  t.false(sent.some((s) => s.cmd.name === 'logs.keepalive'));
+});
+
+test('a quiet follow gets a heartbeat (null) every HEARTBEAT_MS on the clock; lines and the end still come', async (t) => {
+  const { r, sent, clock } = relay();
+  const stream = await r.open('dev', { source: { service: 'iris' }, follow: true });
+  const it = stream[Symbol.asyncIterator]();
+  const first = it.next();
+  await settle();
+  clock.advance(HEARTBEAT_MS - 1);
+  let settled = false;
+  void first.then(() => (settled = true));
+  await settle();
+  t.false(settled, 'nothing before HEARTBEAT_MS');
+  clock.advance(1);
+  t.deepEqual(await first, { done: false, value: null });
+  const second = it.next();
+  await settle();
+  clock.advance(HEARTBEAT_MS);
+  t.deepEqual(await second, { done: false, value: null });
+  const third = it.next();
+  await settle();
+  r.message('dev', msgFor(sessionOf(sent))(0, ['news']));
+  t.deepEqual(await third, { done: false, value: line('news') });
+  stream.close();
+  const last = (await it.next()).value;
+  t.true(last !== null && 'end' in last, 'ends');
+  t.is(clock.pending(), 0, 'no heartbeat timer left behind');
 });
