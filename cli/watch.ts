@@ -2,12 +2,16 @@
  * `--watch` on list commands: fetch, show, wait `--interval`, again, until Ctrl-C (which ends it with
  * exit 0: stopping is how a watch ends). Text output redraws the screen on a terminal (a header and
  * the table, like watch(1)); with `--json` it prints one JSON document per line, only when the data
- * changed (NDJSON), so a script can follow the changes. The clock and the wait are injected for tests.
+ * changed (NDJSON), so a script can follow the changes. A fetch that fails for a passing reason (hub
+ * unreachable, 5xx, 429) is said on stderr and the watch goes on; any other error ends it. The clock
+ * and the wait are injected for tests.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { DURATION_PATTERN, parseDuration } from '../shared/duration.js';
+import { ErrorCodes, isEdgemlError } from '../shared/errors.js';
 import { inputError } from './args.js';
+import { renderError } from './error-output.js';
 import type { Writer } from './output.js';
 import type { ClientContext } from './commands/client-command.js';
 
@@ -36,6 +40,8 @@ export interface WatchLoop<T> {
   render(data: T): string;
   json: boolean;
   stdout: Writer & { isTTY?: boolean };
+  /** Where a passing failure is reported (one line, `{"error":…}` with --json) before the next round. */
+  stderr: Writer;
   intervalMs: number;
   signal: AbortSignal;
   /** The command as typed, for the header. */
@@ -57,7 +63,10 @@ export async function watchLoop<T>(loop: WatchLoop<T>): Promise<void> {
       data = await loop.fetch();
     } catch (err) {
       if (loop.signal.aborted) return; // Ctrl-C during a fetch
-      throw err;
+      if (!passing(err)) throw err;
+      loop.stderr.write(renderError(err, { json: loop.json, debug: false }));
+      await sleep(loop.intervalMs, loop.signal);
+      continue;
     }
     if (loop.json) {
       const line = JSON.stringify(data);
@@ -71,6 +80,11 @@ export async function watchLoop<T>(loop: WatchLoop<T>): Promise<void> {
   }
 }
 
+/** A failure the next round may not meet: the hub restarting, overloaded, or the network down for a moment. */
+function passing(err: unknown): boolean {
+  return isEdgemlError(err) && (err.retryable || err.code === ErrorCodes.CLI_HUB_UNREACHABLE);
+}
+
 /** A list command's output: once, or with `--watch` until Ctrl-C. */
 export async function showList<T>(ctx: ClientContext, flags: WatchFlags, title: string, fetch: () => Promise<T>, render: (data: T) => string): Promise<void> {
   if (flags.interval !== undefined && !flags.watch) throw inputError('--interval goes with --watch');
@@ -79,5 +93,5 @@ export async function showList<T>(ctx: ClientContext, flags: WatchFlags, title: 
     ctx.out.result(data, () => render(data));
     return;
   }
-  await watchLoop({ fetch, render, json: ctx.out.json, stdout: ctx.io.stdout, intervalMs: flags.interval ?? DEFAULT_WATCH_INTERVAL_MS, signal: ctx.signal, title });
+  await watchLoop({ fetch, render, json: ctx.out.json, stdout: ctx.io.stdout, stderr: ctx.io.stderr, intervalMs: flags.interval ?? DEFAULT_WATCH_INTERVAL_MS, signal: ctx.signal, title });
 }
