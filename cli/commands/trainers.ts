@@ -7,11 +7,10 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { RUNTIMES, type Runtime } from '../../shared/api/manifests.js';
-import type { TrainerCreate, TrainerVersion, TrainerVersionList } from '../../shared/api/trainers.js';
+import type { TrainerCreate, TrainerVersion } from '../../shared/api/trainers.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/size.js';
 import { keyValueRecord, parseChoice, parseEnvVar, parseModelRef, parseName, repeatable, type KeyValue, type ModelRef, textFile } from '../args.js';
-import { apiPath } from '../../client/hub-client.js';
 import { formatPairs, formatTime, renderFields, renderTable, shortDigest } from '../output.js';
 import { addClientOptions, clientAction, type ClientContext, type CliIo } from './client-command.js';
 import { pollInterval } from './images.js';
@@ -66,7 +65,6 @@ function renderTrainer(t: TrainerVersion): string {
 }
 
 const finished = (t: TrainerVersion) => t.image.status === 'succeeded' || t.image.status === 'failed';
-const versionPath = (name: string, ref: string | number) => apiPath('trainers', name, 'versions', ref);
 
 /** One stderr line per change of the build's state, so CI logs show the progress too. */
 function progressLine(t: TrainerVersion): string {
@@ -76,13 +74,13 @@ function progressLine(t: TrainerVersion): string {
 
 /** Writes the build log to `out`; with `follow`, until the build ends (the hub ends the answer). */
 async function copyLog(ctx: ClientContext, name: string, version: string | number, follow: boolean, out: NodeJS.WritableStream): Promise<void> {
-  const log = await ctx.client.download(`${versionPath(name, version)}/log${follow ? '?follow=true' : ''}`);
+  const log = await ctx.client.call('getTrainerLog', { params: { name, ref: String(version) }, query: { follow: follow || undefined } });
   for await (const chunk of log.body) if (!out.write(chunk as Buffer)) await once(out, 'drain', { signal: ctx.signal });
 }
 
 async function waitForBuild(ctx: ClientContext, created: TrainerVersion, logs: boolean): Promise<TrainerVersion> {
   const pollMs = pollInterval(ctx.io.env);
-  const get = () => ctx.client.json<TrainerVersion>('GET', versionPath(created.name, created.version));
+  const get = () => ctx.client.call('getTrainerVersion', { params: { name: created.name, ref: String(created.version) } });
   let current = created;
   let shown = '';
   try {
@@ -122,7 +120,7 @@ export function addTrainerCommands(program: Command, io: CliIo): void {
     .action(
       clientAction<[string], CreateFlags>(io, async (ctx, [name], flags) => {
         const body = await trainerBody(flags);
-        const created = await ctx.client.json<TrainerVersion>('POST', apiPath('trainers', name, 'versions'), { body });
+        const created = await ctx.client.call('registerTrainerVersion', { params: { name }, body });
         const result = flags.wait ? await waitForBuild(ctx, created, flags.logs === true) : created;
         ctx.out.result(result, () => `created trainer ${result.name}:${result.version}  ${result.digest}\nimage ${result.image.status}${result.image.ref ? `  ${result.image.ref}` : ''}`);
         if (result.image.status === 'failed') {
@@ -137,7 +135,7 @@ export function addTrainerCommands(program: Command, io: CliIo): void {
     .argument('[name]', 'only this trainer', parseName('NAME'))
     .action(
       clientAction<[string | undefined], object>(io, async (ctx, [name]) => {
-        const list = await ctx.client.json<TrainerVersionList>('GET', apiPath('trainers'), { query: { name } });
+        const list = await ctx.client.call('listTrainers', { query: { name } });
         ctx.out.result(list, () => renderTrainerList(list.versions));
       }),
     );
@@ -148,7 +146,7 @@ export function addTrainerCommands(program: Command, io: CliIo): void {
     .argument('<trainer>', 'NAME, NAME:VERSION or NAME:latest', parseModelRef('TRAINER', ['bare', 'number', 'latest']))
     .action(
       clientAction<[ModelRef], object>(io, async (ctx, [ref]) => {
-        const t = await ctx.client.json<TrainerVersion>('GET', versionPath(ref.name, ref.ref ?? 'latest'));
+        const t = await ctx.client.call('getTrainerVersion', { params: { name: ref.name, ref: ref.ref ?? 'latest' } });
         ctx.out.result(t, () => renderTrainer(t));
       }),
     );
