@@ -78,7 +78,13 @@ export async function score(payload) {
     } catch (err) {
       throw new ScoreError(`cannot reach ${URL_}: ${err.code ?? err.message}`);
     }
-    if (res.status === 200) return JSON.parse(res.text);
+    if (res.status === 200) {
+      try {
+        return JSON.parse(res.text);
+      } catch {
+        throw new ScoreError(`${URL_} answered 200 with no JSON: ${detail(res.text)}`);
+      }
+    }
     const delay = retryAfter(res.retryAfter);
     if ((res.status === 429 || res.status === 503) && attempt < MAX_TRIES && waited + delay <= MAX_WAIT_SECONDS) {
       await sleep(delay * 1000);

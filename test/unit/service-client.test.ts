@@ -4,8 +4,12 @@
  * placeholder left; values that could break out of a literal or a comment are escaped or refused.
  * (test/integration/service-client.test.ts runs and compiles the clients against a real gateway.)
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Writable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
 import type { CliIo } from '../../cli/commands/client-command.js';
@@ -57,6 +61,31 @@ test('names that are not names are refused before anything is written', (t) => {
   }
   t.is(parseKeyEnv('_MY_KEY2'), '_MY_KEY2');
   t.throws(() => renderClient(clientTemplate('python'), { ...SPEC, service: 'Iris"' }));
+});
+
+test('the javascript client: a 200 that is not JSON is its ScoreError, not a bare SyntaxError', async (t) => {
+  const server = createServer((req, res) => {
+    if (req.url?.endsWith('/json/score')) return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"label":"setosa"}');
+    res.writeHead(200, { 'content-type': 'text/html' }).end('<html>a proxy login page</html>');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/services`;
+  const dir = mkdtempSync(join(tmpdir(), 'edgeml-js-client-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  process.env.JS_CLIENT_TEST_KEY = 'svc_test';
+  t.teardown(() => delete process.env.JS_CLIENT_TEST_KEY);
+  type Client = { score(payload: unknown): Promise<unknown>; ScoreError: new () => Error };
+  const load = async (service: string): Promise<Client> => {
+    const file = join(dir, `${service}.mjs`);
+    writeFileSync(file, renderClient(clientTemplate('javascript'), { ...SPEC, service, scoreUrl: `${base}/${service}/score`, keyEnv: 'JS_CLIENT_TEST_KEY' }));
+    return (await import(pathToFileURL(file).href)) as Client;
+  };
+  t.deepEqual(await (await load('json')).score({ features: [1] }), { label: 'setosa' });
+  const html = await load('html');
+  const err = await t.throwsAsync(html.score({ features: [1] }));
+  t.true(err instanceof html.ScoreError, String(err));
+  t.is(err?.message, `${base}/html/score answered 200 with no JSON: <html>a proxy login page</html>`);
 });
 
 /** A hub with `devices` (id → gateway, serving or not) for the deployment of iris (build 7 of manifest iris:2). */
