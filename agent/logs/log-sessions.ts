@@ -15,6 +15,11 @@ import { LogSession } from './log-session.js';
 
 /** Default pace of one session: a burst of lines, then this many bytes a second. */
 export const LOG_BYTES_PER_SECOND = 128 * 1024;
+/**
+ * Lines read back (per replica) when the hub names no tail: a container's whole history could be
+ * huge, the session would send its oldest megabyte, and a follow would never reach new lines.
+ */
+export const DEFAULT_TAIL_LINES = 1000;
 
 export interface LogSessionsOptions {
   deviceId: string;
@@ -69,7 +74,7 @@ export class LogSessions {
 
   #start(args: LogsStartArgs): void {
     const since = args.since === undefined ? undefined : Date.parse(args.since);
-    const query = { follow: args.follow, ...(since === undefined ? {} : { since }), ...(args.tail === undefined ? {} : { tail: args.tail }) };
+    const query = { follow: args.follow, tail: args.tail ?? DEFAULT_TAIL_LINES, ...(since === undefined ? {} : { since }) };
     const source = (signal: AbortSignal): AsyncIterable<LogLine> =>
       'service' in args.source
         ? serviceLines(this.o.runtime, { deviceId: this.o.deviceId, service: args.source.service, ...query }, signal)

@@ -281,40 +281,40 @@ export function dockerRuntime(o: DockerRuntimeOptions = {}): ContainerRuntime {
   };
 }
 
-/** `docker logs` as lines; a container that is gone (or an engine that fails) ends the lines. */
+/** `docker logs` as lines, streamed (with or without follow); a container that is gone (or an engine that fails) ends the lines. */
 async function* containerLogs(docker: Docker, id: string, opts: ContainerLogOptions): AsyncGenerator<ContainerLogLine> {
   const demux = new LogDemuxer();
-  const base = { stdout: true, stderr: true, timestamps: true, ...(opts.since === undefined ? {} : { since: opts.since }), ...(opts.tail === undefined ? {} : { tail: opts.tail }) };
-  if (!opts.follow) {
-    let buf: Buffer;
-    try {
-      buf = (await withTimeout(docker.getContainer(id).logs({ ...base, follow: false }), CALL_TIMEOUT_MS)) as unknown as Buffer;
-    } catch (err) {
-      if (isNotFound(err)) return;
-      throw err;
-    }
-    yield* demux.push(buf);
-    yield* demux.end();
-    return;
-  }
-  let stream: NodeJS.ReadableStream;
+  const query = { stdout: true, stderr: true, timestamps: true, follow: opts.follow, ...(opts.since === undefined ? {} : { since: opts.since }), ...(opts.tail === undefined ? {} : { tail: opts.tail }) };
+  const opening = openLogs(docker, id, query, opts.signal);
+  let stream: NodeJS.ReadableStream & { destroy(): void };
   try {
-    stream = await withTimeout(docker.getContainer(id).logs({ ...base, follow: true }), CALL_TIMEOUT_MS);
+    stream = await withTimeout(opening, CALL_TIMEOUT_MS);
   } catch (err) {
-    if (isNotFound(err)) return;
+    // An answer that comes after the deadline is not read: its connection must not stay open.
+    opening.then((late) => late.destroy(), () => undefined);
+    if (isNotFound(err) || opts.signal.aborted) return;
     throw err;
   }
-  // The engine keeps a follow open as long as the container runs: an abort ends it from our side.
-  const destroy = () => (stream as unknown as { destroy(): void }).destroy();
-  if (opts.signal.aborted) return destroy();
-  opts.signal.addEventListener('abort', destroy, { once: true });
+  // The signal aborts the request (and so the stream): a follow ends from our side.
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) yield* demux.push(chunk);
   } catch (err) {
     if (!opts.signal.aborted) throw err;
   } finally {
-    opts.signal.removeEventListener('abort', destroy);
-    destroy();
+    stream.destroy();
   }
   yield* demux.end();
+}
+
+/**
+ * The engine's log stream. Dialled directly: dockerode's container.logs() streams only with follow and
+ * reads a container's whole history into one Buffer otherwise.
+ */
+function openLogs(docker: Docker, id: string, query: Record<string, unknown>, signal: AbortSignal): Promise<NodeJS.ReadableStream & { destroy(): void }> {
+  return new Promise((resolve, reject) => {
+    docker.modem.dial(
+      { path: `/containers/${id}/logs?`, method: 'GET', isStream: true, abortSignal: signal, statusCodes: { 200: true, 404: 'no such container', 500: 'server error' }, options: query },
+      (err, data) => (err ? reject(err) : resolve(data as NodeJS.ReadableStream & { destroy(): void })),
+    );
+  });
 }

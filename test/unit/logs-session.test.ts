@@ -2,7 +2,7 @@ import test from 'ava';
 import { pino } from 'pino';
 import { AgentLogRing, teeLogger } from '../../agent/logs/agent-log-ring.js';
 import { capLine, LogSession, lineBytes } from '../../agent/logs/log-session.js';
-import { LogSessions } from '../../agent/logs/log-sessions.js';
+import { DEFAULT_TAIL_LINES, LogSessions } from '../../agent/logs/log-sessions.js';
 import { ByteRateLimit } from '../../agent/logs/rate-limit.js';
 import type { ContainerLogLine } from '../../agent/runtime/container-runtime.js';
 import { LogDemuxer, MAX_RAW_LINE_CHARS } from '../../agent/runtime/log-demux.js';
@@ -287,4 +287,28 @@ test("the agent's ring counts lines as kept (cut to maxLineChars): after long li
   for await (const l of ring.lines({ follow: false, signal: new AbortController().signal })) kept.push(l.line);
   t.is(kept.length, 10, 'the long lines went, all ten short ones stayed');
   t.regex(kept[0]!, /^short 0 /);
+});
+
+test('sessions without a tail read the last DEFAULT_TAIL_LINES lines (per replica, and of the agent), not the whole history', async (t) => {
+  const clock = new ManualClock(T0);
+  const runtime = new FakeContainerRuntime();
+  const image = 'img@sha256:' + 'a'.repeat(64);
+  runtime.publish(image);
+  await runtime.pull(image, 'linux/amd64', () => undefined, new AbortController().signal);
+  const id = await runtime.create('dev', { name: 'a', image, platform: 'linux/amd64', service: 'iris', revision: 1, generation: 1, port: 1, limits: { maxConcurrent: 1, maxQueue: 0, memoryBytes: null, cpus: null }, stopTimeoutSeconds: 1 });
+  const extra = 7;
+  for (let i = 0; i < DEFAULT_TAIL_LINES + extra; i++) runtime.write(id, { stream: 'stdout', line: `c${i}` });
+  const ring = new AgentLogRing({ maxBytes: 1 << 20, now: () => T0 });
+  for (let i = 0; i < DEFAULT_TAIL_LINES + extra; i++) ring.write(`r${i}\n`);
+  const sent: LogsMessage[] = [];
+  const sessions = new LogSessions({ deviceId: 'dev', runtime, agentLog: ring, send: async (m) => void sent.push(m), clock, logger, bytesPerSecond: 1 << 30 });
+  const start = (session: string, source: Record<string, unknown>) => t.true(sessions.command({ v: 1, id: `c-${session}`, name: 'logs.start', args: { session, source, follow: false, maxBytes: 1 << 20 } }).ok);
+  start('svc', { service: 'iris' });
+  start('own', { agent: true });
+  const linesOf = (session: string) => sent.filter((m) => m.session === session).flatMap((m) => m.lines.map((l) => l.line));
+  while (!(['svc', 'own'] as const).every((s) => sent.some((m) => m.session === s && m.end))) await settle();
+  t.is(linesOf('svc').length, DEFAULT_TAIL_LINES);
+  t.is(linesOf('svc')[0], `c${extra}`);
+  t.is(linesOf('own').length, DEFAULT_TAIL_LINES);
+  t.is(linesOf('own').at(-1), `r${DEFAULT_TAIL_LINES + extra - 1}`);
 });
