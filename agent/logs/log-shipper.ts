@@ -5,9 +5,9 @@
  *
  * Followers converge on what runs, checked every `pollMs`: one per running container, none twice;
  * stopped when the container goes, its service leaves, or shipping is turned off. A follower reads
- * from when the agent started or the container was created, whichever is later, so an agent
- * restart never sends old lines again; one that ended while its container runs on (the engine's
- * stream broke) starts again after the last line it saw.
+ * from when this agent first saw the service shipping or the container was created, whichever is
+ * later, so neither an agent restart nor turning shipping on sends old lines; one that ended while
+ * its container runs on (the engine's stream broke) starts again after the last line it saw.
  */
 import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
@@ -57,12 +57,10 @@ export class LogShipper {
   #pollTimer: unknown = null;
   #flushTimer: unknown = null;
   #closed = false;
-  /** Seconds since the epoch: nothing older is sent. */
-  readonly #startedAt: number;
+  /** Per shipping service, when this agent first saw it shipping (ms since the epoch): nothing older is sent. */
+  readonly #shippingSince = new Map<string, number>();
 
-  constructor(private readonly o: LogShipperOptions) {
-    this.#startedAt = Math.floor(o.clock.now() / 1000);
-  }
+  constructor(private readonly o: LogShipperOptions) {}
 
   start(): void {
     const tick = () => {
@@ -84,6 +82,8 @@ export class LogShipper {
   /** Starts and stops followers to match the running replicas of the services shipping logs. */
   async sync(): Promise<void> {
     const shipping = new Set(this.o.desired().filter((s) => s.shipLogs === 'error').map((s) => s.name));
+    for (const service of this.#shippingSince.keys()) if (!shipping.has(service)) this.#shippingSince.delete(service);
+    for (const service of shipping) if (!this.#shippingSince.has(service)) this.#shippingSince.set(service, this.o.clock.now());
     const containers = shipping.size === 0 ? [] : await this.o.runtime.list(this.o.deviceId);
     if (this.#closed) return;
     const wanted = new Map<string, { c: ManagedContainer; replica: number }>();
@@ -150,13 +150,16 @@ export class LogShipper {
   #follow(c: ManagedContainer, replica: number): void {
     const abort = new AbortController();
     const after = this.#lastTs.get(c.id);
-    const since = after === undefined ? Math.max(this.#startedAt, c.created) : Math.floor(Date.parse(after) / 1000);
+    const fromMs = Math.max(this.#shippingSince.get(c.service) ?? 0, c.created * 1000);
+    // The engine takes whole seconds: lines of that second from before `fromMs` are skipped here.
+    const since = Math.floor((after === undefined ? fromMs : Date.parse(after)) / 1000);
+    this.o.logger.info({ service: c.service, container: c.id, replica, from: new Date(fromMs).toISOString() }, 'shipping error lines of a container');
     const done = (async () => {
       try {
         for await (const l of this.o.runtime.logs(c.id, { follow: true, since, signal: abort.signal })) {
           // `since` is in whole seconds: lines of that second already read come again.
           const last = this.#lastTs.get(c.id);
-          if (last !== undefined && l.ts <= last) continue;
+          if (last !== undefined ? l.ts <= last : Date.parse(l.ts) < fromMs) continue;
           this.#lastTs.set(c.id, l.ts);
           this.take(c.service, replica, l);
         }

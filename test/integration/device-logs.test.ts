@@ -2,15 +2,17 @@
  * `edgeml logs` end to end with a real hub, a real agent and a real scoring container (the node
  * runtime fixture, linux/amd64): the container's lines with --tail, a line written after a --follow
  * started (a slow scoring request prints one), the session ended on the device when the CLI is
- * killed, the agent's own lines with --agent, and 404 for a service the device does not have.
+ * killed, the agent's own lines with --agent, and 404 for a service the device does not have;
+ * then `service update --ship-logs error`: an error line the runtime logs for a failing request
+ * reaches `logs --shipped` through the telemetry, and one logged before shipping was on does not.
  */
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import type { DeviceLogEnd, DeviceLogLine } from '../../shared/api/logs.js';
-import type { DeploymentCreated } from '../../shared/api/deployments.js';
+import type { DeviceLogEnd, DeviceLogLine, ShippedLogs } from '../../shared/api/logs.js';
+import type { Deployment, DeploymentCreated } from '../../shared/api/deployments.js';
 import type { Image } from '../../shared/api/images.js';
 import { cleanEnv, cliFor, jsonOf } from '../helpers/cli.js';
 import { spawnEdgeml, startAgent, startHub, tempDir } from '../helpers/edgeml-process.js';
@@ -91,4 +93,30 @@ test('logs: tail, follow (ended on the device when the reader goes), the agent, 
   const bad = await cli('logs', 'scorer', '--device', 'no-such-device');
   t.is(bad.code, 1);
   t.regex(bad.stderr, /HUB_E_DEVICE_NOT_FOUND/);
+
+  // --ship-logs error: a failing request's error line (the runtime logs it as JSON, level error)
+  // travels with the telemetry; one from before shipping was turned on stays on the device.
+  const score = cli.withEnv({ EDGEML_SERVICE_KEY: key });
+  const failingInput = join(await tempDir(t), 'throw.json');
+  await writeFile(failingInput, JSON.stringify({ features: [5.1, 3.5, 1.4, 0.2], fixture: 'throw' }));
+  const failing = async () => t.not((await score('score', 'scorer', '--device', deviceId, '--input', failingInput, '--json')).code, 0);
+  await failing();
+  const none = jsonOf<ShippedLogs>(t, await cli('logs', 'scorer', '--shipped', '--json'));
+  t.deepEqual(none, { service: 'scorer', lines: [], dropped: 0 });
+  const turnedOn = new Date().toISOString();
+  const updated = jsonOf<Deployment>(t, await cli('service', 'update', 'scorer', '--ship-logs', 'error', '--json'));
+  t.is(updated.shipLogs, 'error');
+  t.is(updated.revision, jsonOf<Deployment>(t, await cli('service', 'show', 'scorer', '--json')).revision);
+  await agent.waitForLog('the agent following the container', (l) => l.msg === 'shipping error lines of a container' && l.service === 'scorer', 60_000);
+  await failing();
+  const shipped = await waitFor('the error line shipped to the hub', async () => {
+    const r = jsonOf<ShippedLogs>(t, await cli('logs', 'scorer', '--shipped', '--since', '10m', '--json'));
+    return r.lines.length > 0 ? r : undefined;
+  }, 60_000, 500);
+  t.is(shipped.service, 'scorer');
+  t.true(shipped.lines.every((l) => l.device === deviceId && l.replica === 1 && l.ts >= turnedOn), JSON.stringify(shipped.lines));
+  t.true(shipped.lines.some((l) => /fixture: run\(\) was asked to fail/.test(l.line)), JSON.stringify(shipped.lines));
+  const human = await cli('logs', 'scorer', '--shipped', '--device', deviceId, '--tail', '1');
+  t.is(human.code, 0, human.stderr);
+  t.regex(human.stdout, new RegExp(`^\\S+ ${deviceId} scorer\\[1\\] [|!] .+\\n$`));
 });
