@@ -18,6 +18,16 @@ export interface RuntimeCommand {
   label: string;
 }
 
+/** Rejects with `signal.reason` once `signal` is aborted (handled: racing it is optional). */
+export function whenAborted(signal: AbortSignal): Promise<never> {
+  const aborted = new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+  aborted.catch(() => undefined);
+  return aborted;
+}
+
 export type Health = { ok: true } | { ok: false; error: string };
 
 export class RuntimeProcess {
@@ -92,12 +102,7 @@ export class RuntimeProcess {
       throw this.failure(`exited${code === null ? '' : ` with code ${code}`} before it was ready`);
     });
     exitedEarly.catch(() => undefined);
-    const interrupted = new Promise<never>((_, reject) => {
-      if (signal.aborted) reject(signal.reason);
-      else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-    });
-    interrupted.catch(() => undefined);
-    const port = await Promise.race([this.port ?? new Promise<number>((resolve) => this.listening.push(resolve)), exitedEarly, interrupted]);
+    const port = await Promise.race([this.port ?? new Promise<number>((resolve) => this.listening.push(resolve)), exitedEarly, whenAborted(signal)]);
     const health = await this.pollHealth(host, port, AbortSignal.any([signal, this.gone.signal]));
     if (health) return { port, health };
     // Stopped: by the caller, or because the process exited (its code is in exitedEarly's error).

@@ -3,7 +3,7 @@
  * restarts it on the same port when watched files change, and removes what it started.
  */
 import { inputError } from '../args.js';
-import { RuntimeProcess, type RuntimeCommand } from './runtime-process.js';
+import { RuntimeProcess, whenAborted, type RuntimeCommand } from './runtime-process.js';
 import { watchPaths } from './watch.js';
 
 export const HOST = '127.0.0.1';
@@ -31,16 +31,6 @@ export function parsePort(text: string): number {
   const port = Number(text);
   if (!/^\d+$/.test(text) || port > 65535) throw inputError(`--port ${JSON.stringify(text)}: expected 0 (any free port) to 65535`);
   return port;
-}
-
-/** Rejects with `signal.reason` once `signal` is aborted. */
-function whenAborted(signal: AbortSignal): Promise<never> {
-  const aborted = new Promise<never>((_, reject) => {
-    if (signal.aborted) reject(signal.reason);
-    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-  });
-  aborted.catch(() => undefined);
-  return aborted;
 }
 
 async function launch(target: ServeTarget, port: number, out: ServeOutput, live: Set<RuntimeProcess>, signal: AbortSignal): Promise<{ run: RuntimeProcess; port: number; error?: Error }> {

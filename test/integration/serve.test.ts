@@ -3,7 +3,7 @@
  * reload on change, errors, cleanup), and `--manifest` against a real hub, before (files) and
  * after (image, linux/amd64 on the rig) the manifest's image is built.
  */
-import { access, cp, readFile, writeFile } from 'node:fs/promises';
+import { access, cp, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { FINISHED_STATUSES, type Image } from '../../shared/api/images.js';
@@ -101,6 +101,7 @@ test('files, node: scores with the runtime contract (validation, swagger, metric
   t.is((await call(url, 'GET', '/metrics')).status, 200);
   const modelFile = join(String(proc.logs.find((l) => l.msg === 'starting')?.modelDir), 'iris-linear', 'weights.json');
   t.deepEqual(JSON.parse(await readFile(modelFile, 'utf8')), JSON.parse(await readFile(WEIGHTS, 'utf8')), 'a single-file model keeps its base name under NAME/');
+  t.is(await readlink(modelFile), app.weights, 'the model is linked, not copied');
 
   // The scoring file changes: the runtime restarts on the same port with it.
   const source = await readFile(app.score, 'utf8');
