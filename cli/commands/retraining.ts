@@ -5,10 +5,9 @@
  */
 import { once } from 'node:events';
 import type { Command } from 'commander';
-import { EVAL_METRIC_NAMES, type RetrainingJob, type RetrainingJobCreate, type RetrainingJobList, type RetrainingRun, type RetrainingRunList } from '../../shared/api/retraining.js';
+import { EVAL_METRIC_NAMES, type RetrainingJob, type RetrainingJobCreate, type RetrainingRun } from '../../shared/api/retraining.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { inputError } from '../args.js';
-import { apiPath } from '../../client/hub-client.js';
 import { renderFields, renderTable } from '../output.js';
 import { addClientOptions, clientAction, type CliIo, type ClientContext } from './client-command.js';
 import { addRolloutOptions, rolloutRequest, type RolloutFlags } from './rollout-options.js';
@@ -107,17 +106,17 @@ function renderJob(job: RetrainingJob, runs: RetrainingRun[]): string {
 /** The run asked for (it must be one of the job's: run ids are the hub's, not the job's), or the job's last one. */
 async function runOf(ctx: ClientContext, job: string, id: number | undefined): Promise<RetrainingRun> {
   if (id !== undefined) {
-    const run = await ctx.client.json<RetrainingRun>('GET', apiPath('retraining', 'runs', id));
+    const run = await ctx.client.call('getRetrainingRun', { params: { id } });
     if (run.job !== job) throw new EdgemlError(ErrorCodes.HUB_RETRAINING_RUN_NOT_FOUND, `run ${id} is a run of job ${run.job}, not of ${job}: see edgeml retrain show ${run.job} ${id}`);
     return run;
   }
-  const last = (await ctx.client.json<RetrainingJob>('GET', apiPath('retraining', 'jobs', job))).lastRun;
+  const last = (await ctx.client.call('getRetrainingJob', { params: { name: job } })).lastRun;
   if (!last) throw new EdgemlError(ErrorCodes.HUB_RETRAINING_RUN_NOT_FOUND, `retraining job ${job} has no runs yet: start one with edgeml retrain run ${job}`);
   return last;
 }
 
 async function printLog(ctx: ClientContext, id: number, follow: boolean, out: NodeJS.WritableStream): Promise<void> {
-  const log = await ctx.client.download(`${apiPath('retraining', 'runs', id, 'log')}${follow ? '?follow=true' : ''}`);
+  const log = await ctx.client.call('getRetrainingRunLog', { params: { id }, query: { follow: follow || undefined } });
   for await (const chunk of log.body) if (!out.write(chunk as Buffer)) await once(out, 'drain', { signal: ctx.signal });
 }
 
@@ -165,7 +164,7 @@ export function addRetrainingCommands(program: Command, io: CliIo): void {
         cpus: flags.cpus,
         rollout: rolloutRequest(flags),
       };
-      const job = await ctx.client.json<RetrainingJob>('POST', apiPath('retraining', 'jobs'), { body });
+      const job = await ctx.client.call('createRetrainingJob', { body });
       ctx.out.result(job, () => `retraining job ${job.name} created for service ${job.service}\n\n${renderJob(job, [])}`);
     }),
   );
@@ -175,7 +174,7 @@ export function addRetrainingCommands(program: Command, io: CliIo): void {
     .description('retraining jobs and their last runs')
     .action(
       clientAction<[], object>(io, async (ctx) => {
-        const { jobs } = await ctx.client.json<RetrainingJobList>('GET', apiPath('retraining', 'jobs'));
+        const { jobs } = await ctx.client.call('listRetrainingJobs');
         ctx.out.result({ jobs }, () =>
           renderTable(
             ['JOB', 'SERVICE', 'TRAINER', 'TRIGGERS', 'LAST RUN', 'STATUS'],
@@ -197,8 +196,8 @@ export function addRetrainingCommands(program: Command, io: CliIo): void {
           const run = await runOf(ctx, name, id);
           return ctx.out.result(run, () => renderRun(run));
         }
-        const job = await ctx.client.json<RetrainingJob>('GET', apiPath('retraining', 'jobs', name));
-        const { runs } = await ctx.client.json<RetrainingRunList>('GET', apiPath('retraining', 'jobs', name, 'runs'));
+        const job = await ctx.client.call('getRetrainingJob', { params: { name } });
+        const { runs } = await ctx.client.call('listRetrainingJobRuns', { params: { name } });
         ctx.out.result({ ...job, runs }, () => renderJob(job, runs));
       }),
     );
@@ -210,10 +209,10 @@ export function addRetrainingCommands(program: Command, io: CliIo): void {
     .option('--follow', "stream the run's log until it ends")
     .action(
       clientAction<[string], { follow?: boolean }>(io, async (ctx, [name], flags) => {
-        const queued = await ctx.client.json<RetrainingRun>('POST', apiPath('retraining', 'jobs', name, 'runs'));
+        const queued = await ctx.client.call('startRetrainingRun', { params: { name } });
         if (!flags.follow) return ctx.out.result(queued, () => `run ${queued.id} of job ${name} queued: follow it with edgeml retrain logs ${name} ${queued.id} --follow`);
         await printLog(ctx, queued.id, true, ctx.out.json ? ctx.io.stderr : ctx.io.stdout);
-        const run = await ctx.client.json<RetrainingRun>('GET', apiPath('retraining', 'runs', queued.id));
+        const run = await ctx.client.call('getRetrainingRun', { params: { id: queued.id } });
         ctx.out.result(run, () => `\n${renderRun(run)}`);
         if (!RUN_WORKED.includes(run.status)) throw new EdgemlError(ErrorCodes.HUB_RETRAINING_FAILED, `run ${run.id} ended ${run.status}${run.reason ? `: ${run.reason}` : ''}`);
       }),
@@ -239,7 +238,7 @@ export function addRetrainingCommands(program: Command, io: CliIo): void {
     .argument('[run]', 'run id', parseRunId)
     .action(
       clientAction<[string, number | undefined], object>(io, async (ctx, [name, id]) => {
-        const run = await ctx.client.json<RetrainingRun>('POST', apiPath('retraining', 'runs', (await runOf(ctx, name, id)).id, 'cancel'));
+        const run = await ctx.client.call('cancelRetrainingRun', { params: { id: (await runOf(ctx, name, id)).id } });
         ctx.out.result(run, () => (run.status === 'running' ? `run ${run.id} of job ${run.job}: cancel requested; still running (${run.stage ?? 'starting'}), it ends cancelled once that step stops` : `run ${run.id} of job ${run.job}: ${run.status}`));
       }),
     );
