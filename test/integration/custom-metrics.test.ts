@@ -77,13 +77,16 @@ test('custom metrics from score.js add up exactly at the hub; lastSeen moves wit
   t.regex(human.stdout, new RegExp(`^petal_length +observe +${REQUESTS} `, 'm'));
 
   // /metrics: the same totals, since the hub started.
-  const scrape = await (await fetch(`${hub.url}/metrics`, { headers: { authorization: `Bearer ${hub.adminKey}` } })).text();
-  t.regex(scrape, new RegExp(`^edgeml_custom_total\\{service="counting",name="scored"\\} ${REQUESTS}$`, 'm'));
-  t.regex(scrape, new RegExp(`^edgeml_custom_total\\{service="counting",name="features.total"\\} ${REQUESTS * 4}$`, 'm'));
-  t.regex(scrape, new RegExp(`^edgeml_custom_observation_count\\{service="counting",name="petal_length"\\} ${REQUESTS}$`, 'm'));
-  const sumLine = new RegExp('^edgeml_custom_observation_sum\\{service="counting",name="petal_length"\\} (\\S+)$', 'm').exec(scrape);
-  t.truthy(sumLine, scrape);
-  t.true(Math.abs(Number(sumLine![1]) - petalSum) < 1e-9);
+  const checkScrape = async (when: string) => {
+    const scrape = await (await fetch(`${hub.url}/metrics`, { headers: { authorization: `Bearer ${hub.adminKey}` } })).text();
+    t.regex(scrape, new RegExp(`^edgeml_custom_total\\{service="counting",name="scored"\\} ${REQUESTS}$`, 'm'), when);
+    t.regex(scrape, new RegExp(`^edgeml_custom_total\\{service="counting",name="features.total"\\} ${REQUESTS * 4}$`, 'm'), when);
+    t.regex(scrape, new RegExp(`^edgeml_custom_observation_count\\{service="counting",name="petal_length"\\} ${REQUESTS}$`, 'm'), when);
+    const sumLine = new RegExp('^edgeml_custom_observation_sum\\{service="counting",name="petal_length"\\} (\\S+)$', 'm').exec(scrape);
+    t.truthy(sumLine, `${when}: ${scrape}`);
+    t.true(Math.abs(Number(sumLine![1]) - petalSum) < 1e-9, when);
+  };
+  await checkScrape('once the load is counted');
 
   // The agent sends no status and no report while it only serves: lastSeen moves with its telemetry.
   const first = (await deviceOf(hub, deviceId)).lastSeen!;
@@ -92,6 +95,11 @@ test('custom metrics from score.js add up exactly at the hub; lastSeen moves wit
     return d.lastSeen !== null && Date.parse(d.lastSeen) > Date.parse(first) + 1500 && d;
   }, 20_000, 250);
   t.is(later.status, 'online');
+
+  // Those intervals carried no new load: a total that grew would be a delta counted twice.
+  const after = jsonOf<ServiceTelemetry>(t, await cli('telemetry', 'counting', '--since', '1h', '--json'));
+  t.deepEqual(after.custom, report.custom, 'the custom figures are unchanged after further telemetry intervals');
+  await checkScrape('after further telemetry intervals');
 
   const unknown = await cli('telemetry', 'no-such-service', '--json');
   t.is(unknown.code, 1);
