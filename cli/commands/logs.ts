@@ -45,7 +45,7 @@ export function addLogsCommand(program: Command, io: CliIo): void {
       .option('--shipped', 'the error lines devices shipped with their telemetry (deploy --ship-logs error), kept by the hub; --device narrows, --since (default 1h) and --tail (default 500, at most 5000) bound')
       .option('-f, --follow', 'keep printing new lines (Ctrl-C ends; at most 10 minutes and 1 MiB)')
       .option('--since <when>', 'only lines from then on: a duration back from now (10m) or a date-time', parseTimeBoundFlag('--since'))
-      .option('--tail <n>', 'only the last N lines (per replica) before following', parseTail),
+      .option('--tail <n>', 'only the last N lines (per replica) before following (default 1000)', parseTail),
   ).action(
     clientAction(io, async (ctx, [service]: [string | undefined], flags: LogsFlags & { json?: boolean }) => {
       if (flags.shipped) {
@@ -79,14 +79,23 @@ async function printShippedLogs(ctx: ClientContext, service: string, flags: Logs
   );
 }
 
+function parseEntry(text: string): DeviceLogLine | DeviceLogEnd {
+  try {
+    return JSON.parse(text) as DeviceLogLine | DeviceLogEnd;
+  } catch (err) {
+    throw new EdgemlError(ErrorCodes.CLI_HUB_UNREACHABLE, `the hub sent a line that is not JSON in the log stream (is EDGEML_HUB a hub?): ${JSON.stringify(text.slice(0, 80))}`, { cause: err });
+  }
+}
+
 async function printDeviceLogs(ctx: ClientContext, device: string, query: Query, json: boolean): Promise<void> {
   const params = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)]));
   const download = await ctx.client.download(`${apiPath('devices', device, 'logs')}?${params.toString()}`);
   let end: DeviceLogEnd['end'] | undefined;
   try {
     for await (const text of createInterface({ input: download.body, crlfDelay: Infinity })) {
+      // Empty lines are the hub's heartbeats while a follow is quiet.
       if (text === '') continue;
-      const entry = JSON.parse(text) as DeviceLogLine | DeviceLogEnd;
+      const entry = parseEntry(text);
       if ('end' in entry) end = entry.end;
       if (json) ctx.io.stdout.write(`${text}\n`);
       else if (!('end' in entry)) ctx.io.stdout.write(`${formatLogLine(entry)}\n`);
