@@ -83,7 +83,7 @@ function parseEntry(text: string): DeviceLogLine | DeviceLogEnd {
   try {
     return JSON.parse(text) as DeviceLogLine | DeviceLogEnd;
   } catch (err) {
-    throw new EdgemlError(ErrorCodes.CLI_HUB_UNREACHABLE, `the hub sent a line that is not JSON in the log stream (is EDGEML_HUB a hub?): ${JSON.stringify(text.slice(0, 80))}`, { cause: err });
+    throw new EdgemlError(ErrorCodes.CLI_HUB_UNREACHABLE, `the hub sent a line that is not JSON in the log stream (is the hub URL right, with no proxy rewriting answers?): ${JSON.stringify(text.slice(0, 80))}`, { cause: err });
   }
 }
 

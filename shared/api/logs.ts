@@ -14,7 +14,7 @@ export const DeviceLogsQuery = Type.Object(
     service: Type.Optional(Type.String({ pattern: SERVICE_NAME_PATTERN, description: "the service's containers, every replica (or agent=true)" })),
     agent: Type.Optional(Type.Boolean({ description: "the agent's own output (or service)" })),
     since: Type.Optional(Type.String({ pattern: TIME_BOUND_PATTERN, examples: ['10m', '2024-05-01T00:00:00Z'], description: 'only lines from then on: a duration back from now, or a date-time' })),
-    tail: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000, description: 'only the last N lines (per replica) before following' })),
+    tail: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000, description: 'only the last N lines (per replica) before following; 1000 when not given' })),
     follow: Type.Optional(Type.Boolean({ default: false, description: 'keep streaming new lines (at most 10 minutes and 1 MiB)' })),
   },
   { additionalProperties: false },
