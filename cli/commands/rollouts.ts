@@ -8,7 +8,6 @@ import type { Rollout, RolloutGate, RolloutList } from '../../shared/api/rollout
 import { ACTIVE_ROLLOUT_PHASES, ROLLOUT_DEVICE_PHASES } from '../../shared/api/rollouts.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { inputError } from '../args.js';
-import { apiPath } from '../../client/hub-client.js';
 import { renderFields, renderTable } from '../output.js';
 import { parseService } from './deployments.js';
 import { showList, withWatchOptions, type WatchFlags } from '../watch.js';
@@ -128,7 +127,7 @@ async function watch(ctx: ClientContext, id: number): Promise<Rollout> {
   const interval = pollInterval(ctx.io.env);
   let last = '';
   for (;;) {
-    const r = await ctx.client.json<Rollout>('GET', apiPath('rollouts', id));
+    const r = await ctx.client.call('getRollout', { params: { id } });
     if (!ctx.out.json) {
       const line = `rollout ${r.id} ${r.phase} batch ${batchText(r)} ${progressBar(r.progress)} ${countsLine(r)}`;
       if (line !== last) ctx.io.stderr.write(`${line}\n`);
@@ -155,11 +154,8 @@ export function addRolloutCommands(program: Command, io: CliIo): void {
       .option('--active', 'only running or paused rollouts'),
   ).action(
     clientAction<[], { service?: string; active?: boolean } & WatchFlags>(io, async (ctx, _args, flags) => {
-      const query = new URLSearchParams();
-      if (flags.service) query.set('service', flags.service);
-      if (flags.active) query.set('active', 'true');
-      const path = `${apiPath('rollouts')}${query.size ? `?${query}` : ''}`;
-      await showList(ctx, flags, 'edgeml rollout list', () => ctx.client.json<RolloutList>('GET', path), (list) => renderRolloutList(list.rollouts));
+      const query = { service: flags.service, active: flags.active || undefined };
+      await showList(ctx, flags, 'edgeml rollout list', () => ctx.client.call('listRollouts', { query }), (list) => renderRolloutList(list.rollouts));
     }),
   );
   rollout
@@ -169,16 +165,16 @@ export function addRolloutCommands(program: Command, io: CliIo): void {
     .option('--watch', 'poll until the rollout is over; exit 1 unless it succeeded (completed-with-failures, aborted, superseded)')
     .action(
       clientAction<[number], { watch?: boolean }>(io, async (ctx, [id], flags) => {
-        const r = flags.watch ? await watch(ctx, id) : await ctx.client.json<Rollout>('GET', apiPath('rollouts', id));
+        const r = flags.watch ? await watch(ctx, id) : await ctx.client.call('getRollout', { params: { id } });
         ctx.out.result(r, () => renderRollout(r));
         const failure = flags.watch ? rolloutFailure(r) : null;
         if (failure) throw new EdgemlError(ErrorCodes.CLI_ROLLOUT_FAILED, failure);
       }),
     );
-  for (const [name, description] of [
-    ['pause', 'pause: devices already moving finish; no new device is moved'],
-    ['resume', 'resume a paused rollout'],
-    ['abort', 'abort and roll back every device the rollout moved'],
+  for (const [name, operation, description] of [
+    ['pause', 'pauseRollout', 'pause: devices already moving finish; no new device is moved'],
+    ['resume', 'resumeRollout', 'resume a paused rollout'],
+    ['abort', 'abortRollout', 'abort and roll back every device the rollout moved'],
   ] as const) {
     rollout
       .command(name)
@@ -186,7 +182,7 @@ export function addRolloutCommands(program: Command, io: CliIo): void {
       .argument('<id>', 'rollout id', parseRolloutId)
       .action(
         clientAction<[number], object>(io, async (ctx, [id]) => {
-          const r = await ctx.client.json<Rollout>('POST', apiPath('rollouts', id, name));
+          const r = await ctx.client.call(operation, { params: { id } });
           ctx.out.result(r, () => renderRollout(r));
         }),
       );
