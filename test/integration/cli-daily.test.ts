@@ -48,7 +48,9 @@ test('daily CLI: EPIPE, one-line errors, --json errors, contexts, --watch, unkno
   const keyFile = join(dir, 'admin.key');
   await writeFile(keyFile, `${hub.adminKey}\n`);
   const ctxEnv = { ...base, EDGEML_CONFIG_DIR: join(dir, 'config') };
-  t.is((await runCli(['model', 'list'], ctxEnv)).code, 1, 'no context: the default hub, nobody there');
+  const noContext = await runCli(['model', 'list'], ctxEnv);
+  t.is(noContext.code, 1, 'no context: the default hub, nobody there');
+  t.regex(noContext.stderr, /^edgeml: cannot reach the hub at http:\/\/127\.0\.0\.1:8080: ECONNREFUSED.*\[CLI_E_HUB_UNREACHABLE\]\n$/);
   t.is((await runCli(['context', 'add', 'lab', '--hub', hub.url, '--api-key-file', keyFile], ctxEnv)).code, 0);
   t.is((await runCli(['context', 'add', 'nowhere', '--hub', 'http://127.0.0.1:1'], ctxEnv)).code, 0);
   const viaContext = await runCli(['model', 'list', '--json'], ctxEnv);
@@ -72,4 +74,9 @@ test('daily CLI: EPIPE, one-line errors, --json errors, contexts, --watch, unkno
   const warned = await runCli(['model', 'list'], { ...env, [typo]: 'x' });
   t.is(warned.code, 0);
   t.regex(warned.stderr, new RegExp(`unknown environment variable ${typo} is ignored \\(did you mean EDGEML_API_KEY\\?\\)`));
+  // A hub-prefixed name the hub does not read either (EDGEML_HUB_URL for EDGEML_HUB) warns too.
+  const hubTypo = ['EDGEML', 'HUB', 'URL'].join('_');
+  const hubWarned = await runCli(['model', 'list'], { ...env, [hubTypo]: 'http://127.0.0.1:1' });
+  t.is(hubWarned.code, 0);
+  t.regex(hubWarned.stderr, new RegExp(`unknown environment variable ${hubTypo} is ignored \\(did you mean EDGEML_HUB\\?\\)`));
 });
