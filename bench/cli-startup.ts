@@ -1,7 +1,8 @@
 /**
  * CLI start-up (issue 19): wall time of whole `edgeml` processes — `--version`, `--help`, and
  * `model list` against a real local hub it starts (bin/edgeml from dist/, on loopback) — beside
- * `node -e 0`, the floor any Node command pays. Runs alternate (the command, then node -e 0) after
+ * `node -e 0`, the floor any Node command pays; `model list` also from the compiled tree
+ * (dist/cli/bin.js), what runs when the client bundle is missing or stale. Runs alternate (the command, then node -e 0) after
  * one warm-up each, so drift on a shared machine hits both; the table shows medians and their ratio.
  *
  *   npm run build && npx tsx bench/cli-startup.ts [--quick]
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cleanEnv } from '../test/helpers/cli.js';
 import { EDGEML_BIN } from '../test/helpers/edgeml-process.js';
+import { entryFor } from '../cli/entry.js';
 import { startHub } from './lib/hub.js';
 import { runStandalone, type Row, type Scenario, type ScenarioContext } from './lib/scenario.js';
 import { median } from './lib/stats.js';
@@ -41,6 +43,10 @@ function paired(args: readonly string[], env: NodeJS.ProcessEnv, runs: number): 
 
 async function run(ctx: ScenarioContext): Promise<{ rows: Row[]; details: Record<string, unknown> }> {
   const runs = ctx.quick ? 5 : 15;
+  const distCli = new URL('../dist/cli/', import.meta.url);
+  // What bin/edgeml runs for a client command: the bundle unless `npm run build` was not run since tsc.
+  const bundled = entryFor(['model', 'list'], distCli).href !== new URL('bin.js', distCli).href;
+  if (!bundled) ctx.log('no fresh client bundle in dist/cli: bin/edgeml runs the compiled tree (run `npm run build`)');
   const data = await mkdtemp(join(tmpdir(), 'edgeml-bench-cli-'));
   const hub = await startHub({ data });
   try {
@@ -49,6 +55,7 @@ async function run(ctx: ScenarioContext): Promise<{ rows: Row[]; details: Record
       ['edgeml --version', [EDGEML_BIN, '--version']],
       ['edgeml --help', [EDGEML_BIN, '--help']],
       ['edgeml model list (local hub)', [EDGEML_BIN, 'model', 'list']],
+      ['edgeml model list (local hub), compiled tree', [fileURLToPath(new URL('bin.js', distCli)), 'model', 'list']],
     ];
     const rows: Row[] = [];
     const medians: Record<string, { edgeml: number; node: number }> = {};
@@ -57,7 +64,7 @@ async function run(ctx: ScenarioContext): Promise<{ rows: Row[]; details: Record
       const m = (medians[metric] = paired(args, env, runs));
       rows.push({ metric: `${metric}, median wall`, unit: 's', edgeml: m.edgeml, peer: m.node, better: 'lower' });
     }
-    return { rows, details: { runs, medians } };
+    return { rows, details: { runs, bundled, medians } };
   } finally {
     await hub.stop();
     await rm(data, { recursive: true, force: true });

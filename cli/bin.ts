@@ -7,6 +7,6 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   const { edgemlVersion } = await import('../shared/version.js');
   process.stdout.write(`${edgemlVersion()}\n`);
 } else {
-  const { main } = await import('./main.js');
+  const { main } = await import('./program.js');
   await main(process.argv);
 }
