@@ -13,11 +13,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { Deployment } from '../../shared/api/deployments.js';
-import type { Device, DeviceList } from '../../shared/api/devices.js';
-import type { Image } from '../../shared/api/images.js';
-import type { ManifestVersion } from '../../shared/api/manifests.js';
+import type { Device } from '../../shared/api/devices.js';
 import { EdgemlError, ErrorCodes, isEdgemlError } from '../../shared/errors.js';
-import { apiPath } from '../../client/hub-client.js';
 import { inputError, parseChoice, parseDeviceId } from '../args.js';
 import { clientAction, withClientOptions, type ClientContext, type CliIo } from './client-command.js';
 import { parseService } from './deployments.js';
@@ -115,12 +112,12 @@ function notServed(message: string): EdgemlError {
 /** The device to write the client for: the one named, or the only one serving the service. */
 async function servingDevice(ctx: ClientContext, deployment: Deployment, deviceId: string | undefined): Promise<Device> {
   if (deviceId !== undefined) {
-    const device = await ctx.client.json<Device>('GET', apiPath('devices', deviceId));
+    const device = await ctx.client.call('getDevice', { params: { id: deviceId } });
     checkServiceOnDevice(device, deployment);
     return device;
   }
   const label = Object.entries(deployment.target).map(([k, v]) => `${k}=${v}`);
-  const { devices } = await ctx.client.json<DeviceList>('GET', apiPath('devices'), { query: { label } });
+  const { devices } = await ctx.client.call('listDevices', { query: { label } });
   const serving = devices.filter((d) => d.status !== 'revoked' && d.services.some((s) => s.name === deployment.service && s.servingRevision != null));
   const [only, ...more] = serving;
   if (!only) throw notServed(`no device serves ${deployment.service} yet; see \`edgeml service show ${deployment.service}\``);
@@ -132,8 +129,8 @@ async function servingDevice(ctx: ClientContext, deployment: Deployment, deviceI
 async function serviceSample(ctx: ClientContext, deployment: Deployment): Promise<unknown> {
   if (deployment.build === null) return undefined;
   try {
-    const image = await ctx.client.json<Image>('GET', apiPath('images', String(deployment.build)));
-    const manifest = await ctx.client.json<ManifestVersion>('GET', apiPath('manifests', image.manifest.name, 'versions', String(image.manifest.version)));
+    const image = await ctx.client.call('getImage', { params: { id: deployment.build } });
+    const manifest = await ctx.client.call('getManifestVersion', { params: { name: image.manifest.name, ref: String(image.manifest.version) } });
     return manifest.schema.sample;
   } catch (err) {
     // Only a comment in the client: a key without read access to images, or a deleted image, is no failure.
@@ -160,7 +157,7 @@ export function addServiceClientCommand(program: Command, io: CliIo): void {
     .option('--key-env <name>', 'the environment variable the client reads the service key from', parseKeyEnv, SERVICE_KEY_ENV)
     .action(
       clientAction<[string], ClientFlags>(io, async (ctx, [name], flags) => {
-        const deployment = await ctx.client.json<Deployment>('GET', apiPath('deployments', name));
+        const deployment = await ctx.client.call('getDeployment', { params: { service: name } });
         const device = await servingDevice(ctx, deployment, flags.device);
         if (!device.gateway) throw notServed(`device ${device.id} has not reported a gateway (status ${device.status})`);
         const scoreUrl = gatewayScoreUrl({ deviceId: device.id, gateway: device.gateway, service: name, allowInsecureHttp: flags.allowInsecureHttp === true });
