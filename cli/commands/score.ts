@@ -17,7 +17,8 @@ import type { Device } from '../../shared/api/devices.js';
 import { EdgemlError, ErrorCodes, isEdgemlError } from '../../shared/errors.js';
 import { matchesLabels } from '../../shared/api/devices.js';
 import { fileError, inputError, parseDeviceId } from '../args.js';
-import { apiPath, type HubClient } from '../../client/hub-client.js';
+import type { HubClient } from '../../client/hub-client.js';
+import { OPERATIONS } from '../../client/operations.js';
 import { deviceIdentity, HUB_CA_HINT, inClearOffLoopback, parseCaPem, tlsError, trustingDispatcher, type TlsPeer } from '../../client/tls.js';
 import { checkApiKey, clientAction, keyFromFile, warnSecretFlag, withClientOptions, type CliIo } from './client-command.js';
 import { parseService } from './deployments.js';
@@ -83,13 +84,13 @@ export function gatewayScoreUrl(opts: { deviceId: string; gateway: string; servi
   return `${gateway}/v1/services/${service}/score`;
 }
 
-const CA_PATH = apiPath('ca');
+const CA_PATH = OPERATIONS.getCaCertificate.path;
 
 /** The hub's CA as the hub serves it (public: no key needed). */
 export async function fetchHubCa(client: HubClient): Promise<string> {
   let pem = '';
   try {
-    const { body } = await client.download(CA_PATH);
+    const { body } = await client.call('getCaCertificate');
     for await (const chunk of body) pem += String(chunk);
   } catch (err) {
     if (!isEdgemlError(err, ErrorCodes.HUB_NOT_FOUND)) throw err;
@@ -131,8 +132,8 @@ export function addScoreCommand(program: Command, io: CliIo): void {
           throw inputError(`--input ${flags.input}: not valid JSON (${(err as Error).message})`, err);
         }
         const [device, deployment] = await Promise.all([
-          ctx.client.json<Device>('GET', apiPath('devices', flags.device)),
-          ctx.client.json<Deployment>('GET', apiPath('deployments', service)),
+          ctx.client.call('getDevice', { params: { id: flags.device } }),
+          ctx.client.call('getDeployment', { params: { service } }),
         ]);
         checkServiceOnDevice(device, deployment);
         if (!device.gateway) throw new EdgemlError(ErrorCodes.CLI_HUB_UNREACHABLE, `device ${device.id} has not reported a gateway (status ${device.status})`);
