@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import type { Image, ImageList } from '../../shared/api/images.js';
+import type { Image } from '../../shared/api/images.js';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
 import { apiPath } from '../../client/hub-client.js';
@@ -100,9 +100,9 @@ async function manifestFilesTarget(ctx: ClientContext, m: ManifestVersion, pytho
 }
 
 export async function manifestTarget(ctx: ClientContext, ref: { name: string; version: number | undefined }, python: string): Promise<ServeTarget> {
-  const m = await ctx.client.json<ManifestVersion>('GET', apiPath('manifests', ref.name, 'versions', ref.version ?? 'latest'));
+  const m = await ctx.client.call('getManifestVersion', { params: { name: ref.name, ref: String(ref.version ?? 'latest') } });
   const platform = localPlatform();
-  const { images } = await ctx.client.json<ImageList>('GET', apiPath('images'), { query: { manifest: m.name, status: 'succeeded' } });
+  const { images } = await ctx.client.call('listImages', { query: { manifest: m.name, status: 'succeeded' } });
   const image = pickImage(images, m, platform);
   if (image) return imageTarget(image, platform, process.env);
   ctx.io.stderr.write(`${m.name}:${m.version} has no built image for ${platform}: serving its files with the ${m.runtime} runtime\n`);
