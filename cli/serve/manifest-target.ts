@@ -11,7 +11,6 @@ import { randomBytes } from 'node:crypto';
 import type { Image } from '../../shared/api/images.js';
 import type { ManifestVersion } from '../../shared/api/manifests.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
-import { apiPath } from '../../client/hub-client.js';
 import type { ClientContext } from '../commands/client-command.js';
 import { downloadModel } from '../commands/model-download.js';
 import { filesTarget } from './files-target.js';
@@ -54,8 +53,8 @@ export function imageTarget(image: Image, platform: string, env: NodeJS.ProcessE
   };
 }
 
-async function fetchText(ctx: ClientContext, path: string): Promise<string> {
-  const download = await ctx.client.download(path);
+async function fetchText(ctx: ClientContext, m: ManifestVersion, file: 'score' | 'deps'): Promise<string> {
+  const download = await ctx.client.call('getManifestFile', { params: { name: m.name, ref: String(m.version), file } });
   const chunks: Buffer[] = [];
   for await (const chunk of download.body) chunks.push(Buffer.from(chunk as Uint8Array));
   return Buffer.concat(chunks).toString('utf8');
@@ -68,11 +67,11 @@ async function manifestFilesTarget(ctx: ClientContext, m: ManifestVersion, pytho
     const src = join(dir, 'src');
     await mkdir(join(src, 'models'), { recursive: true });
     const score = join(src, m.score.filename);
-    await writeFile(score, await fetchText(ctx, apiPath('manifests', m.name, 'versions', m.version, 'files', 'score')));
+    await writeFile(score, await fetchText(ctx, m, 'score'));
     const schema = join(src, 'schema.json');
     await writeFile(schema, JSON.stringify(m.schema));
     if (m.deps && m.runtime === 'node') {
-      await writeFile(join(src, 'package.json'), await fetchText(ctx, apiPath('manifests', m.name, 'versions', m.version, 'files', 'deps')));
+      await writeFile(join(src, 'package.json'), await fetchText(ctx, m, 'deps'));
       ctx.io.stderr.write('installing the manifest\'s npm dependencies…\n');
       await run('npm', ['install', '--omit=dev', '--no-audit', '--no-fund'], { cwd: src, maxBuffer: 64 * 1024 * 1024 }).catch((err: Error) => {
         throw new EdgemlError(ErrorCodes.CLI_SERVE_FAILED, `npm install of ${m.name}:${m.version}'s ${m.deps!.filename} failed: ${err.message.split('\n')[0]}`, { cause: err });
