@@ -13,19 +13,14 @@ import {
   resolveScale,
   type Deployment,
   type DeploymentCreate,
-  type DeploymentCreated,
-  type DeploymentList,
   type ServiceUpdate,
 } from '../../shared/api/deployments.js';
 import { DEFAULT_SCALE, LIMIT_BOUNDS, SERVICE_NAME_PATTERN, type ServiceScale } from '../../shared/protocol.js';
 import { formatBytes } from '../../shared/size.js';
-import type { KeyRotated } from '../../shared/api/deployments.js';
 import { DURATION_PATTERN } from '../../shared/duration.js';
 import { EdgemlError, ErrorCodes, type ErrorCode } from '../../shared/errors.js';
-import type { Image } from '../../shared/api/images.js';
 import { FINISHED_MODEL_UPDATE_STATUSES, type ModelUpdate, type ModelUpdateRequest } from '../../shared/api/model-updates.js';
 import { formatModelRef, inputError, keyValueRecord, parseLabel, parseModelRef, repeatable, type KeyValue, type ModelRef } from '../args.js';
-import { apiPath } from '../../client/hub-client.js';
 import { formatList, formatPairs, renderFields, renderTable, shortDigest } from '../output.js';
 import { showList, withWatchOptions, type WatchFlags } from '../watch.js';
 import { addClientOptions, clientAction, withClientOptions, type CliIo, type ClientContext } from './client-command.js';
@@ -171,12 +166,12 @@ export function modelUpdateRequest(flags: UpdateFlags & { model: ModelRef }): Mo
  */
 async function updateModel(ctx: ClientContext, service: string, body: ModelUpdateRequest): Promise<{ update: ModelUpdate; deployment: Deployment }> {
   const pollMs = pollInterval(ctx.io.env);
-  let update = await ctx.client.json<ModelUpdate>('POST', apiPath('deployments', service, 'model'), { body });
+  let update = await ctx.client.call('updateDeploymentModel', { params: { service }, body });
   if (update.manifest === null || update.image === null) {
     throw new EdgemlError((update.error?.code ?? ErrorCodes.HUB_CONFLICT) as ErrorCode, `model update ${update.id} failed: ${update.error?.message ?? 'its build was not queued'}`);
   }
   if (!ctx.out.json) ctx.io.stderr.write(`model update ${update.id}: manifest ${update.manifest.name}:${update.manifest.version} with ${update.model}, image ${update.image}\n`);
-  const image = await waitForImage(ctx, await ctx.client.json<Image>('GET', apiPath('images', update.image)), { logs: false, pollMs });
+  const image = await waitForImage(ctx, await ctx.client.call('getImage', { params: { id: update.image } }), { logs: false, pollMs });
   const failure = outcomeError(image);
   if (failure) {
     ctx.io.stderr.write(renderFailedChecks(image));
@@ -184,13 +179,13 @@ async function updateModel(ctx: ClientContext, service: string, body: ModelUpdat
   }
   while (!FINISHED_MODEL_UPDATE_STATUSES.includes(update.status)) {
     await sleep(pollMs, undefined, { signal: ctx.signal });
-    update = await ctx.client.json<ModelUpdate>('GET', apiPath('model-updates', update.id));
+    update = await ctx.client.call('getModelUpdate', { params: { id: update.id } });
   }
   if (update.status === 'failed') {
     // The hub's own code, as for error answers: a newer hub may use one not listed here.
     throw new EdgemlError((update.error?.code ?? ErrorCodes.HUB_CONFLICT) as ErrorCode, `model update ${update.id} failed: ${update.error?.message ?? 'the hub gave no reason'}`);
   }
-  return { update, deployment: await ctx.client.json<Deployment>('GET', apiPath('deployments', service)) };
+  return { update, deployment: await ctx.client.call('getDeployment', { params: { service } }) };
 }
 
 /** Capture stays off (the hub's default) unless --capture-rate is given. */
@@ -292,7 +287,7 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
     .option(...SHIP_LOGS_OPTION)
     .action(
       clientAction<[string], DeployFlags>(io, async (ctx, [service], flags) => {
-        const d = await ctx.client.json<DeploymentCreated>('POST', apiPath('deployments'), { body: deployRequest(service, flags) });
+        const d = await ctx.client.call('createDeployment', { body: deployRequest(service, flags) });
         ctx.out.result(d, () =>
           [renderDeployment(d), '', 'service API key (shown once; clients send it as "Authorization: Bearer KEY"):', '', `  ${d.key}`].join('\n'),
         );
@@ -325,7 +320,7 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
         ctx.out.result({ ...deployment, modelUpdate: update }, () => renderDeployment(deployment));
         return;
       }
-      const d = await ctx.client.json<Deployment>('POST', apiPath('deployments', name, 'update'), { body: updateRequest(flags) });
+      const d = await ctx.client.call('updateDeployment', { params: { service: name }, body: updateRequest(flags) });
       ctx.out.result(d, () => renderDeployment(d));
     }),
   );
@@ -341,7 +336,7 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
           process.exitCode = 1;
           return;
         }
-        const d = await ctx.client.json<Deployment>('DELETE', apiPath('deployments', name), { retry: true });
+        const d = await ctx.client.call('deleteDeployment', { params: { service: name } }, { retry: true });
         ctx.out.result(d, () => `service ${d.service} deleted: it leaves every device; its history stays (edgeml service list --all)`);
       }),
     );
@@ -353,7 +348,7 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
     'key',
   ).action(
       clientAction<[string], { grace: string }>(io, async (ctx, [name], flags) => {
-        const r = await ctx.client.json<KeyRotated>('POST', apiPath('deployments', name, 'rotate-key'), { body: { grace: flags.grace } });
+        const r = await ctx.client.call('rotateDeploymentKey', { params: { service: name }, body: { grace: flags.grace } });
         const summary = { service: r.service, key: r.key, keyId: r.keyId, previousKeyValidUntil: r.previousKeyValidUntil };
         ctx.out.result(summary, () =>
           renderRotated(`service ${r.service}: new API key (clients send it as "Authorization: Bearer KEY"):`, r.key, 'key', r.previousKeyValidUntil),
@@ -370,14 +365,14 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
     .action(
       clientAction<[string], CaptureFlags>(io, async (ctx, [name], flags) => {
         // Flags not given keep their value: changing the rate must not quietly drop a redact list.
-        const current = await ctx.client.json<Deployment>('GET', apiPath('deployments', name));
-        const d = await ctx.client.json<Deployment>('PUT', apiPath('deployments', name, 'capture'), { body: captureSettings(flags, current.capture) });
+        const current = await ctx.client.call('getDeployment', { params: { service: name } });
+        const d = await ctx.client.call('setDeploymentCapture', { params: { service: name }, body: captureSettings(flags, current.capture) });
         ctx.out.result(d, () => renderDeployment(d));
       }),
     );
   withWatchOptions(service.command('list').description('list deployed services').option('--all', 'deleted services too')).action(
     clientAction<[], { all?: boolean } & WatchFlags>(io, async (ctx, _args, flags) => {
-      const fetch = () => ctx.client.json<DeploymentList>('GET', apiPath('deployments'), flags.all ? { query: { include: 'deleted' } } : {});
+      const fetch = () => ctx.client.call('listDeployments', flags.all ? { query: { include: 'deleted' } } : {});
       await showList(ctx, flags, 'edgeml service list', fetch, (list) => renderDeploymentList(list.deployments));
     }),
   );
@@ -387,7 +382,7 @@ export function addDeploymentCommands(program: Command, io: CliIo): void {
     .argument('<service>', 'service name', parseService)
     .action(
       clientAction<[string], object>(io, async (ctx, [name]) => {
-        const d = await ctx.client.json<Deployment>('GET', apiPath('deployments', name));
+        const d = await ctx.client.call('getDeployment', { params: { service: name } });
         // Per device, as each reported it: a deleted service runs nowhere.
         const devices = d.deletedAt === null ? await fetchServiceReplicas(ctx.client, name) : [];
         ctx.out.result({ ...d, devices }, () => `${renderDeployment(d)}\n\n${renderServiceReplicas(devices)}`);
