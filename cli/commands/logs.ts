@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { SHIPPED_LOGS_LIMIT, type DeviceLogEnd, type DeviceLogLine } from '../../shared/api/logs.js';
 import { DEFAULT_SINCE } from '../../shared/api/telemetry.js';
 import { EdgemlError, ErrorCodes } from '../../shared/errors.js';
-import { apiPath, type Query } from '../../client/hub-client.js';
+import type { OperationInput } from '../../client/operations.js';
 import { inputError, parseDeviceId } from '../args.js';
 import { clientAction, withClientOptions, type CliIo, type ClientContext } from './client-command.js';
 import { parseService } from './deployments.js';
@@ -55,12 +55,7 @@ export function addLogsCommand(program: Command, io: CliIo): void {
       }
       if (flags.device === undefined) throw inputError('--device ID is required: which device to read the logs of');
       if ((service === undefined) === (flags.agent !== true)) throw inputError('name a SERVICE, or --agent for the agent itself (not both)');
-      const query: Query = {
-        ...(service === undefined ? { agent: 'true' } : { service }),
-        ...(flags.follow ? { follow: 'true' } : {}),
-        ...(flags.since === undefined ? {} : { since: flags.since }),
-        ...(flags.tail === undefined ? {} : { tail: flags.tail }),
-      };
+      const query = { ...(service === undefined ? { agent: true } : { service }), follow: flags.follow || undefined, since: flags.since, tail: flags.tail };
       await printDeviceLogs(ctx, flags.device, query, flags.json === true);
     }),
   );
@@ -87,9 +82,8 @@ function parseEntry(text: string): DeviceLogLine | DeviceLogEnd {
   }
 }
 
-async function printDeviceLogs(ctx: ClientContext, device: string, query: Query, json: boolean): Promise<void> {
-  const params = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)]));
-  const download = await ctx.client.download(`${apiPath('devices', device, 'logs')}?${params.toString()}`);
+async function printDeviceLogs(ctx: ClientContext, device: string, query: OperationInput<'getDeviceLogs'>['query'], json: boolean): Promise<void> {
+  const download = await ctx.client.call('getDeviceLogs', { params: { id: device }, query });
   let end: DeviceLogEnd['end'] | undefined;
   try {
     for await (const text of createInterface({ input: download.body, crlfDelay: Infinity })) {
