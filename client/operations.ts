@@ -113,7 +113,7 @@ export interface Operations {
   deleteModelAlias: { input: { params: { name: string; alias: string } }; result: undefined };
   deleteModelVersion: { input: { params: { name: string; ref: number } }; result: undefined };
   enrollDevice: { input: { body: Static<typeof DeviceEnroll> }; result: Static<typeof DeviceEnrollment> };
-  exportCaptures: { input: { params: { service: string }; query: { since: string; until?: string; device?: string; model?: string } }; result: Download };
+  exportCaptures: { input: { params: { service: string }; query?: { since?: string; until?: string; device?: string; model?: string } }; result: Download };
   exportDataset: { input: { params: { service: string }; query?: { since?: string; until?: string; labelled?: boolean; model?: string } }; result: Download };
   getCaCertificate: { input: {  }; result: Download };
   getCaCrl: { input: {  }; result: Download };
@@ -122,7 +122,7 @@ export interface Operations {
   getDeployment: { input: { params: { service: string } }; result: Static<typeof Deployment> };
   getDevice: { input: { params: { id: string } }; result: Static<typeof Device> };
   getDeviceLogs: { input: { params: { id: string }; query?: { service?: string; agent?: boolean; since?: string; tail?: number; follow?: boolean } }; result: Download };
-  getDeviceTelemetry: { input: { params: { id: string }; query: { since: string; until?: string } }; result: Static<typeof DeviceTelemetry> };
+  getDeviceTelemetry: { input: { params: { id: string }; query?: { since?: string; until?: string } }; result: Static<typeof DeviceTelemetry> };
   getHealth: { input: {  }; result: Static<typeof Health> };
   getImage: { input: { params: { id: number } }; result: Static<typeof Image> };
   getImageBuildLog: { input: { params: { id: number }; query?: { follow?: boolean } }; result: Download };
@@ -139,8 +139,8 @@ export interface Operations {
   getRetrainingRun: { input: { params: { id: number } }; result: Static<typeof RetrainingRun> };
   getRetrainingRunLog: { input: { params: { id: number }; query?: { follow?: boolean } }; result: Download };
   getRollout: { input: { params: { id: number } }; result: Static<typeof Rollout> };
-  getServiceTelemetry: { input: { params: { service: string }; query: { since: string; until?: string; device?: string } }; result: Static<typeof ServiceTelemetry> };
-  getServiceTelemetrySeries: { input: { params: { service: string }; query: { since: string; until?: string; device?: string; points: number } }; result: Static<typeof ServiceSeries> };
+  getServiceTelemetry: { input: { params: { service: string }; query?: { since?: string; until?: string; device?: string } }; result: Static<typeof ServiceTelemetry> };
+  getServiceTelemetrySeries: { input: { params: { service: string }; query?: { since?: string; until?: string; device?: string; points?: number } }; result: Static<typeof ServiceSeries> };
   getTrainerLog: { input: { params: { name: string; ref: string }; query?: { follow?: boolean } }; result: Download };
   getTrainerVersion: { input: { params: { name: string; ref: string } }; result: Static<typeof TrainerVersion> };
   getWhoami: { input: {  }; result: Static<typeof WhoAmI> };
@@ -159,7 +159,7 @@ export interface Operations {
   listRetrainingJobs: { input: {  }; result: Static<typeof RetrainingJobList> };
   listRetrainingRuns: { input: {  }; result: Static<typeof RetrainingRunList> };
   listRollouts: { input: { query?: { service?: string; active?: boolean } }; result: Static<typeof RolloutList> };
-  listShippedLogs: { input: { params: { service: string }; query: { since: string; until?: string; device?: string; limit: number } }; result: Static<typeof ShippedLogs> };
+  listShippedLogs: { input: { params: { service: string }; query?: { since?: string; until?: string; device?: string; limit?: number } }; result: Static<typeof ShippedLogs> };
   listTrainers: { input: { query?: { name?: string } }; result: Static<typeof TrainerVersionList> };
   listTrainerVersions: { input: { params: { name: string } }; result: Static<typeof TrainerVersionList> };
   pauseRollout: { input: { params: { id: number } }; result: Static<typeof Rollout> };

@@ -3,9 +3,9 @@
  * show` adds under its services, and the per-device rows of `edgeml service show`. Agents older than
  * replicas report no counts; they show as `-` (JSON `null`) rather than a guess.
  */
-import type { Device, DeviceList, DeviceStatus } from '../../shared/api/devices.js';
+import type { Device, DeviceStatus } from '../../shared/api/devices.js';
 import type { ReplicaCounts, ReportedService } from '../../shared/protocol.js';
-import { apiPath, type HubClient } from '../../client/hub-client.js';
+import type { HubClient } from '../../client/hub-client.js';
 import { formatTime, renderTable } from '../output.js';
 
 /** `2/3`: ready of desired. */
@@ -65,7 +65,7 @@ export function renderServiceReplicas(rows: readonly ServiceReplicaRow[]): strin
 }
 
 /** The rows for `service`, from the hub's devices list (each device with its reported services). */
-export async function fetchServiceReplicas(client: Pick<HubClient, 'json'>, service: string): Promise<ServiceReplicaRow[]> {
-  const { devices } = await client.json<DeviceList>('GET', apiPath('devices'));
+export async function fetchServiceReplicas(client: Pick<HubClient, 'call'>, service: string): Promise<ServiceReplicaRow[]> {
+  const { devices } = await client.call('listDevices');
   return serviceReplicaRows(service, devices);
 }

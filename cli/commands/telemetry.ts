@@ -218,11 +218,8 @@ export function renderDeviceTelemetry(r: DeviceTelemetry): string {
   return `${fields}\n${containers}\n${series}`;
 }
 
-/**
- * The window as the hub reads it. An absent `since` takes the hub's default: the document lists the
- * parameter as required because it has one, hence the cast (the client leaves undefined out).
- */
-export const windowQuery = (flags: WindowFlags) => ({ since: flags.since as string, until: flags.until });
+/** The window as the hub reads it: an absent `since` takes the hub's default. */
+export const windowQuery = (flags: WindowFlags) => ({ since: flags.since, until: flags.until });
 
 export function addTelemetryCommands(program: Command, io: CliIo): void {
   const telemetry = program
@@ -238,8 +235,7 @@ export function addTelemetryCommands(program: Command, io: CliIo): void {
     clientAction<[string], WindowFlags & { device?: string; series?: boolean; points?: number }>(io, async (ctx, [service], flags) => {
       const query = { ...windowQuery(flags), device: flags.device };
       if (flags.series) {
-        // An absent --points takes the hub's default, as `since` does (see windowQuery).
-        const series = await ctx.client.call('getServiceTelemetrySeries', { params: { service }, query: { ...query, points: flags.points as number } });
+        const series = await ctx.client.call('getServiceTelemetrySeries', { params: { service }, query: { ...query, points: flags.points } });
         ctx.out.result(series, () => renderServiceSeries(series));
         return;
       }

@@ -102,6 +102,22 @@ function headOperationIds(paths: Json): void {
   }
 }
 
+/**
+ * A query parameter with a default may be left out (the hub fills it in): TypeBox lists it as
+ * required, which would make every generated client send it.
+ */
+function defaultedQueryOptional(paths: Json): void {
+  for (const operations of Object.values(paths)) {
+    if (!isObject(operations)) continue;
+    for (const operation of Object.values(operations)) {
+      if (!isObject(operation) || !Array.isArray(operation.parameters)) continue;
+      operation.parameters = operation.parameters.map((p: unknown) =>
+        isObject(p) && p.in === 'query' && p.required === true && isObject(p.schema) && p.schema.default !== undefined ? { ...p, required: false } : p,
+      );
+    }
+  }
+}
+
 export function openApiOptions(version: string): FastifyDynamicSwaggerOptions {
   const { byKey, annotations } = schemaNames();
   return {
@@ -136,6 +152,7 @@ export function openApiOptions(version: string): FastifyDynamicSwaggerOptions {
       const schemas: Json = { ...document.components.schemas };
       const paths = hoistComponents(document.paths, schemas, annotations) as Json;
       headOperationIds(paths);
+      defaultedQueryOptional(paths);
       const sorted = Object.fromEntries(Object.entries(schemas).sort(([a], [b]) => a.localeCompare(b)));
       return { ...document, paths, components: { ...document.components, schemas: sorted } } as ReturnType<SwaggerTransformObject>;
     },

@@ -4,6 +4,7 @@
  * replicas and for older ones that do not.
  */
 import test from 'ava';
+import type { HubClient } from '../../client/hub-client.js';
 import { formatReplicas, fetchServiceReplicas, renderDeviceReplicas, renderServiceReplicas, serviceReplicaRows } from '../../cli/commands/replica-views.js';
 import { formatScaling, renderServiceTelemetry } from '../../cli/commands/telemetry.js';
 import type { Device } from '../../shared/api/devices.js';
@@ -61,13 +62,13 @@ test('service show: the rows of the devices that report the service, by device; 
 
   const asked: string[] = [];
   const client = {
-    json: async <T>(method: string, path: string): Promise<T> => {
-      asked.push(`${method} ${path}`);
-      return { devices } as T;
-    },
+    call: (async (operation: string) => {
+      asked.push(operation);
+      return { devices };
+    }) as unknown as HubClient['call'],
   };
   t.deepEqual(await fetchServiceReplicas(client, 'iris'), iris);
-  t.deepEqual(asked, ['GET /api/v1/devices']);
+  t.deepEqual(asked, ['listDevices']);
 });
 
 function figures(extra: Partial<ServiceFigures>): ServiceFigures {
