@@ -38,11 +38,11 @@ const INVALID_IDS = [
   '$SYS',
 ];
 
-test('the channel list is the eight v1 channels, with cmd/ack and csr published by agents', (t) => {
-  t.deepEqual([...Channels], ['desired', 'reported', 'telemetry', 'status', 'cmd', 'cmd/ack', 'csr', 'cert']);
+test('the channel list is the nine v1 channels, with cmd/ack, csr and logs published by agents', (t) => {
+  t.deepEqual([...Channels], ['desired', 'reported', 'telemetry', 'status', 'cmd', 'cmd/ack', 'csr', 'cert', 'logs']);
   t.deepEqual(
     Channels.filter((c) => ChannelPublisher[c] === 'agent'),
-    ['reported', 'telemetry', 'status', 'cmd/ack', 'csr'],
+    ['reported', 'telemetry', 'status', 'cmd/ack', 'csr', 'logs'],
   );
 });
 
