@@ -47,8 +47,8 @@ export function capShippedLine(text: string): string {
 
 export class LogShipper {
   readonly #followers = new Map<string, Follower>();
-  /** Per container: the time of the last line read, to start again after it. */
-  readonly #lastTs = new Map<string, string>();
+  /** Per container: the time of the last line read and how many lines had that time, to start again after them. */
+  readonly #lastTs = new Map<string, { ts: string; atTs: number }>();
   readonly #limits = new Map<string, LineRateLimit>();
   #pending: ShippedLogLine[] = [];
   #pendingBytes = 0;
@@ -149,18 +149,25 @@ export class LogShipper {
 
   #follow(c: ManagedContainer, replica: number): void {
     const abort = new AbortController();
-    const after = this.#lastTs.get(c.id);
+    // Where an earlier follower of this container stopped: its newest line's time and how many lines had it.
+    const resume = this.#lastTs.get(c.id);
+    let repeatsLeft = resume?.atTs ?? 0;
     const fromMs = Math.max(this.#shippingSince.get(c.service) ?? 0, c.created * 1000);
     // The engine takes whole seconds: lines of that second from before `fromMs` are skipped here.
-    const since = Math.floor((after === undefined ? fromMs : Date.parse(after)) / 1000);
+    const since = Math.floor((resume === undefined ? fromMs : Date.parse(resume.ts)) / 1000);
     this.o.logger.info({ service: c.service, container: c.id, replica, from: new Date(fromMs).toISOString() }, 'shipping error lines of a container');
     const done = (async () => {
       try {
         for await (const l of this.o.runtime.logs(c.id, { follow: true, since, signal: abort.signal })) {
-          // `since` is in whole seconds: lines of that second already read come again.
+          // `since` is in whole seconds: lines of that second already read come again. Lines of one
+          // millisecond (a traceback written at once) all count: only as many as were read are skipped.
+          if (resume === undefined ? Date.parse(l.ts) < fromMs : l.ts < resume.ts) continue;
+          if (resume !== undefined && l.ts === resume.ts && repeatsLeft > 0) {
+            repeatsLeft--;
+            continue;
+          }
           const last = this.#lastTs.get(c.id);
-          if (last !== undefined ? l.ts <= last : Date.parse(l.ts) < fromMs) continue;
-          this.#lastTs.set(c.id, l.ts);
+          this.#lastTs.set(c.id, last?.ts === l.ts ? { ts: l.ts, atTs: last.atTs + 1 } : { ts: l.ts, atTs: 1 });
           this.take(c.service, replica, l);
         }
       } catch (err) {

@@ -111,8 +111,16 @@ class ScriptedRuntime {
     return this.containers.map((c) => ({ ...c }));
   }
 
+  readonly #cut = new Set<string>();
+
   write(id: string, line: ContainerLogLine): void {
     this.#output.set(id, [...(this.#output.get(id) ?? []), line]);
+    for (const w of [...this.#wake]) w();
+  }
+
+  /** Ends the container's open log streams, as a broken connection to the engine would. */
+  cut(id: string): void {
+    this.#cut.add(id);
     for (const w of [...this.#wake]) w();
   }
 
@@ -122,6 +130,7 @@ class ScriptedRuntime {
     try {
       let seen = 0;
       while (!opts.signal.aborted) {
+        if (this.#cut.delete(id)) return;
         const lines = (this.#output.get(id) ?? []).filter((l) => opts.since === undefined || Date.parse(l.ts) / 1000 >= opts.since);
         if (lines.length > seen) {
           yield* lines.slice(seen);
@@ -196,6 +205,36 @@ test('followers: one per running replica of a shipping service, none twice, gone
   await s.sync();
   t.deepEqual(s.following(), []);
   await waitFor('a closed', () => runtime.open.get('a') === 0);
+  await s.close();
+});
+
+test('followers: lines written in one millisecond are all shipped; a follower that starts again sends none twice', async (t) => {
+  const clock = new ManualClock(T0);
+  const runtime = new ScriptedRuntime();
+  const { s, appended } = shipper(clock, { runtime, desired: () => [desired('iris', 'error')] });
+  runtime.containers = [container('a', 'iris', T0 / 1000 - 3600)];
+  await s.sync();
+  await waitFor('the follower open', () => runtime.open.get('a') === 1);
+  const at = new Date(T0 + 1000).toISOString();
+  const traceback = ['Traceback (most recent call last):', '  File "score.py", line 3, in run', 'ValueError: boom'];
+  for (const line of traceback) runtime.write('a', { ts: at, stream: 'stderr', line });
+  const shipped = async (n: number) => {
+    s.flush();
+    await new Promise((r) => setImmediate(r));
+    return appended.flatMap((b) => b.lines).length >= n;
+  };
+  await waitFor('the traceback shipped', () => shipped(3));
+  // The stream breaks; the next sync follows again from that second: the three lines come again and are skipped.
+  runtime.cut('a');
+  await waitFor('the follower gone', () => runtime.open.get('a') === 0 && s.following().length === 0);
+  await s.sync();
+  await waitFor('following again', () => runtime.open.get('a') === 1);
+  runtime.write('a', { ts: at, stream: 'stderr', line: 'one more in the same millisecond' });
+  await waitFor('the new line shipped', () => shipped(4));
+  t.deepEqual(
+    appended.flatMap((b) => b.lines).map((l) => l.line),
+    [...traceback, 'one more in the same millisecond'],
+  );
   await s.close();
 });
 
