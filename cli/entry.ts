@@ -3,7 +3,7 @@
  * file instead of ~460 modules) or the compiled tree (dist/cli/bin.js). bin/edgeml asks this before
  * anything else is loaded, so it must stay cheap: one small JSON read and a stat per bundled file.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 
 /** What scripts/build-cli.mjs writes beside the bundle (paths relative to dist/cli/). */
 export interface BundleManifest {
@@ -34,6 +34,9 @@ export function freshBundle(distCli: URL): URL | undefined {
   try {
     const manifest = JSON.parse(readFileSync(new URL(BUNDLE_MANIFEST, distCli), 'utf8')) as BundleManifest;
     const bundle = new URL(manifest.bundle, distCli);
+    // An installed package (no tsconfig beside dist/) has files timed by npm's unpacking, and
+    // nothing rebuilds dist/ there: its bundle is as current as the rest.
+    if (!existsSync(new URL('../../tsconfig.build.json', distCli))) return existsSync(bundle) ? bundle : undefined;
     if (statSync(bundle).mtimeMs < manifest.newestInputMs) return undefined;
     for (const input of manifest.inputs) {
       if (statSync(new URL(input, distCli)).mtimeMs > manifest.newestInputMs) return undefined;

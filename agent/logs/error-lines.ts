@@ -9,8 +9,11 @@ import type { Clock } from '../../shared/clock.js';
 const ERROR_LEVEL = 50;
 const ERROR_NAMES = new Set(['error', 'fatal', 'critical', 'panic', 'emergency', 'alert', 'crit', 'err']);
 
+/** Before JSON.parse: a busy logger's info lines are not parsed whole on the device only to be skipped. */
+const HAS_LEVEL = /"(?:level|severity|levelname)"\s*:/;
+
 function levelOf(line: string): unknown {
-  if (!line.trimStart().startsWith('{')) return undefined;
+  if (!line.trimStart().startsWith('{') || !HAS_LEVEL.test(line)) return undefined;
   try {
     const value = JSON.parse(line) as unknown;
     if (typeof value !== 'object' || value === null) return undefined;

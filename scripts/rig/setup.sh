@@ -106,6 +106,8 @@ PIN
     | awk '/^Inst / && /Debian:13|trixie/ {print $2}' | grep -vxF -f <(printf '%s\n' "${from_trixie[@]}") || true)
   [ -z "$extra" ] || die "installing Docker from trixie would also take from trixie: $(echo $extra); refusing"
   "${apt_install[@]}" "${from_trixie[@]/%//trixie}" >/dev/null
+  # default-jdk-headless's postinst links man pages: slim images leave out the directory.
+  mkdir -p /usr/share/man/man1
   "${apt_install[@]}" qemu-user-static binfmt-support docker-registry mosquitto mmdebstrap \
     nginx-light iproute2 procps ca-certificates curl openssl chromium fonts-dejavu-core \
     python3 python3-numpy python3-pandas python3-jsonschema default-jdk-headless mono-mcs libmono-system-net-http4.0-cil >/dev/null

@@ -11,11 +11,13 @@ import { BUNDLE_MANIFEST, entryFor, type BundleManifest } from '../../cli/entry.
 
 const BUILT = new Date('2026-01-02T03:04:05Z');
 
-/** A dist/ with two inputs, the bundle and its manifest, all dated BUILT. */
-async function fakeDist(t: ExecutionContext): Promise<{ root: string; distCli: URL; bundle: string; tree: string }> {
-  const root = await mkdtemp(join(tmpdir(), 'edgeml-entry-'));
-  t.teardown(() => rm(root, { recursive: true, force: true }));
-  await mkdir(join(root, 'cli'));
+/** A checkout's dist/ with two inputs, the bundle and its manifest, all dated BUILT (`root` is dist/). */
+async function fakeDist(t: ExecutionContext, checkout = true): Promise<{ root: string; distCli: URL; bundle: string; tree: string }> {
+  const top = await mkdtemp(join(tmpdir(), 'edgeml-entry-'));
+  t.teardown(() => rm(top, { recursive: true, force: true }));
+  const root = join(top, 'dist');
+  if (checkout) await writeFile(join(top, 'tsconfig.build.json'), '{}');
+  await mkdir(join(root, 'cli'), { recursive: true });
   await mkdir(join(root, 'shared'));
   const manifest: BundleManifest = { bundle: 'edgeml-client.mjs', newestInputMs: BUILT.getTime(), inputs: ['main.js', '../shared/errors.js'] };
   for (const [file, text] of [['cli/main.js', ''], ['shared/errors.js', ''], ['cli/bin.js', ''], ['cli/edgeml-client.mjs', ''], [`cli/${BUNDLE_MANIFEST}`, JSON.stringify(manifest)]] as const) {
@@ -61,4 +63,13 @@ test('a missing input, bundle or manifest, or a bundle older than its inputs, fa
     await spoil(d.root);
     t.is(entryFor(['model', 'list'], d.distCli).href, d.tree, what);
   }
+});
+
+test('an installed package (no tsconfig beside dist/, files timed by the unpacking) uses its bundle', async (t) => {
+  const d = await fakeDist(t, false);
+  const later = new Date(BUILT.getTime() + 1000);
+  await utimes(join(d.root, 'shared', 'errors.js'), later, later);
+  t.is(entryFor(['model', 'list'], d.distCli).href, d.bundle);
+  await rm(join(d.root, 'cli', 'edgeml-client.mjs'));
+  t.is(entryFor(['model', 'list'], d.distCli).href, d.tree);
 });
