@@ -21,6 +21,11 @@ export const BUNDLE_MANIFEST = 'edgeml-client.json';
  */
 function needsCompiledTree(args: readonly string[]): boolean {
   if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) return true;
+  return runsServer(args);
+}
+
+/** `hub …` and `agent …`: long-running processes, not a client command that ends in a moment. */
+export function runsServer(args: readonly string[]): boolean {
   // The program's own options take no value: the first word that is not an option names the command.
   const command = args.find((a) => !a.startsWith('-'));
   return command === 'hub' || command === 'agent';

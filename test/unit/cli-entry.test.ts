@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { BUNDLE_MANIFEST, entryFor, type BundleManifest } from '../../cli/entry.js';
+import { BUNDLE_MANIFEST, entryFor, type BundleManifest, runsServer } from '../../cli/entry.js';
 
 const BUILT = new Date('2026-01-02T03:04:05Z');
 
@@ -36,6 +36,10 @@ test('a fresh bundle runs client commands, help and usage errors', async (t) => 
 });
 
 test('hub, agent and --version run from the compiled tree', async (t) => {
+  // bin/edgeml keeps V8's optimizing WebAssembly compiler for these servers only.
+  t.true(runsServer(['--debug', 'hub', 'start']));
+  t.true(runsServer(['agent', 'start']));
+  t.false(runsServer(['model', 'list', '--hub', 'http://hub']));
   const d = await fakeDist(t);
   for (const args of [['hub', 'start'], ['--debug', 'hub', 'ca', '--json'], ['agent', 'start', '--hub', 'mqtt://x'], ['--version'], ['-V']]) {
     t.is(entryFor(args, d.distCli).href, d.tree, args.join(' '));
