@@ -65,6 +65,8 @@ install_packages() {
   command -v python3 >/dev/null || need+=(python3)
   # `edgeml serve --runtime python` tests decode to numpy arrays and pandas DataFrames with Debian's python3.
   /usr/bin/python3 -c 'import numpy, pandas, jsonschema' 2>/dev/null || need+=(python3-libs)
+  # `edgeml completion zsh` is checked by a real zsh.
+  command -v zsh >/dev/null || need+=(zsh)
   command -v javac >/dev/null || need+=(jdk)
   { command -v mcs >/dev/null && [ -f /usr/lib/mono/4.5/System.Net.Http.dll ]; } || need+=(mono)
   if [ ${#need[@]} -eq 0 ]; then log "packages already installed"; return; fi
@@ -110,7 +112,7 @@ PIN
   mkdir -p /usr/share/man/man1
   "${apt_install[@]}" qemu-user-static binfmt-support docker-registry mosquitto mmdebstrap \
     nginx-light iproute2 procps ca-certificates curl openssl chromium fonts-dejavu-core \
-    python3 python3-numpy python3-pandas python3-jsonschema default-jdk-headless mono-mcs libmono-system-net-http4.0-cil >/dev/null
+    zsh python3 python3-numpy python3-pandas python3-jsonschema default-jdk-headless mono-mcs libmono-system-net-http4.0-cil >/dev/null
   log "packages installed: $(dockerd --version)"
 }
 
