@@ -129,7 +129,7 @@ test('service update of limits and replicas: the same revision, no rollout, ever
 
   const unchanged = await cli('service', 'update', 'iris', '--max-queue', '2');
   t.not(unchanged.code, 0);
-  t.regex(unchanged.stderr, /already has these limits and replicas: nothing to change.*\[HUB_E_CONFLICT\]/);
+  t.regex(unchanged.stderr, /already has these limits, replicas and log shipping: nothing to change.*\[HUB_E_CONFLICT\]/);
   const sameByRest = await api<ErrorAnswer>(hub, 'POST', '/api/v1/deployments/iris/update', { key: hub.adminKey, json: { maxQueue: 2, maxConcurrent: 1 } });
   t.is(sameByRest.status, 409);
   t.is(sameByRest.body.error.code, 'HUB_E_CONFLICT');
