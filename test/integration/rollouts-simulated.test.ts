@@ -150,7 +150,10 @@ test('1,000 devices in batches of 20 %: 2 % failures under a 5 % threshold compl
   inOrder(t, ok);
   const watched = await cliFor(hub, hub.adminKey)('rollout', 'status', String(okId), '--watch', '--json');
   t.is(watched.code, 1, 'status --watch exits 1: some devices failed');
-  t.regex(watched.stderr, new RegExp(`rollout ${okId} completed with failures: ${failedOnTwo.length} of 1000 devices failed\n  ${failedOnTwo[0]}: not healthy within 8s \\(last: AGENT_E_HEALTH_FAILED`));
+  // With --json the error is JSON on stderr too.
+  const watchedError = (JSON.parse(watched.stderr) as { error: { code: string; message: string } }).error;
+  t.is(watchedError.code, 'CLI_E_ROLLOUT_FAILED');
+  t.regex(watchedError.message, new RegExp(`rollout ${okId} completed with failures: ${failedOnTwo.length} of 1000 devices failed\n  ${failedOnTwo[0]}: not healthy within 8s \\(last: AGENT_E_HEALTH_FAILED`));
 
   started = Date.now();
   const bad = await finished(hub, await change(t, hub, image('3'), rollout), 5 * 60_000);

@@ -40,7 +40,7 @@ test('sends oldest first, metrics before captures, one batch out at a time, and 
   const dir = await tempDir(t);
   const outbox = await openOutbox(t, dir);
   for (const b of [batch('c1', 'capture'), batch('m1', 'metrics'), batch('c2', 'capture'), batch('m2', 'metrics')]) await outbox.append(b);
-  t.deepEqual(outbox.size(), { metrics: { count: 2, bytes: 2 * FILE }, capture: { count: 2, bytes: 2 * FILE }, feedback: { count: 0, bytes: 0 } });
+  t.deepEqual(outbox.size(), { metrics: { count: 2, bytes: 2 * FILE }, capture: { count: 2, bytes: 2 * FILE }, feedback: { count: 0, bytes: 0 }, logs: { count: 0, bytes: 0 } });
 
   const first = await outbox.next();
   t.deepEqual(first, batch('m1', 'metrics'), 'the payload comes back byte for byte');
@@ -53,7 +53,7 @@ test('sends oldest first, metrics before captures, one batch out at a time, and 
   t.false(await outbox.ack('never-appended'));
   t.deepEqual(await drain(outbox), ['m2', 'c1', 'c2']);
   t.is(await outbox.next(), null);
-  t.deepEqual(outbox.size(), { metrics: { count: 0, bytes: 0 }, capture: { count: 0, bytes: 0 }, feedback: { count: 0, bytes: 0 } });
+  t.deepEqual(outbox.size(), { metrics: { count: 0, bytes: 0 }, capture: { count: 0, bytes: 0 }, feedback: { count: 0, bytes: 0 }, logs: { count: 0, bytes: 0 } });
   t.deepEqual(await readdir(join(dir, 'metrics')), []);
   t.deepEqual(await readdir(join(dir, 'capture')), []);
 
@@ -85,7 +85,7 @@ test('a lane over its quota drops its own oldest batches only, and counts them a
   for (let i = 1; i <= 7; i++) await outbox.append(batch(`c${i}`, 'capture'));
 
   t.deepEqual(outbox.dropped(), { metrics: 0, capture: 4 });
-  t.deepEqual(outbox.size(), { metrics: { count: 3, bytes: 3 * FILE }, capture: { count: 3, bytes: 3 * FILE }, feedback: { count: 0, bytes: 0 } });
+  t.deepEqual(outbox.size(), { metrics: { count: 3, bytes: 3 * FILE }, capture: { count: 3, bytes: 3 * FILE }, feedback: { count: 0, bytes: 0 }, logs: { count: 0, bytes: 0 } });
   t.is((await readdir(join(dir, 'capture'))).length, 3, 'the dropped files are gone from the disk');
   await outbox.close();
 
@@ -149,7 +149,7 @@ test('after a crash: temp files are removed, truncated and corrupt batches are s
   await writeFile(join(dir, 'metrics', 'README'), 'not mine');
 
   const reopened = await openOutbox(t, dir);
-  t.deepEqual((await readdir(dir)).sort(), ['capture', 'counters.json', 'feedback', 'metrics']);
+  t.deepEqual((await readdir(dir)).sort(), ['capture', 'counters.json', 'feedback', 'logs', 'metrics']);
   t.deepEqual(reopened.corrupt(), { metrics: 1, capture: 0 }, 'the truncated batch is found at open');
   t.deepEqual(await drain(reopened), ['m1', 'c1'], 'the corrupt payload is skipped when read');
   t.deepEqual(reopened.corrupt(), { metrics: 2, capture: 0 });
