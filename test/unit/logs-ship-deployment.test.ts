@@ -8,34 +8,12 @@ import { deployRequest, updateRequest, modelUpdateRequest } from '../../cli/comm
 import { publicDeployment } from '../../hub/fleet/deployments.js';
 import { desiredService } from '../../hub/fleet/desired-states.js';
 import type { DeploymentRecord } from '../../hub/store/store.js';
+import { IMAGE, NOW, storedDeployment } from '../helpers/stored-deployment.js';
 import { ServiceUpdate } from '../../shared/api/deployments.js';
 import { compileChecker } from '../../shared/schema.js';
 
-const AT = '2026-11-01T00:00:00.000Z';
-const NOW = Date.parse(AT);
-const IMAGE = `reg/iris@sha256:${'1'.repeat(64)}`;
-const LIMITS = { maxConcurrent: 1, maxQueue: 10, memoryBytes: null, cpus: null };
-
 /** As stored before log shipping existed: no `shipLogs` field. */
-const stored: DeploymentRecord = {
-  service: 'iris',
-  revision: 1,
-  image: IMAGE,
-  digest: `sha256:${'1'.repeat(64)}`,
-  build: null,
-  models: [],
-  target: { site: 'lab' },
-  limits: LIMITS,
-  keyId: 'abcdefgh',
-  keyHash: 'f'.repeat(64),
-  stableRevision: 1,
-  revisions: [{ revision: 1, image: IMAGE, digest: `sha256:${'1'.repeat(64)}`, build: null, models: [], limits: LIMITS, createdAt: AT }],
-  assignments: {},
-  rollout: { id: 1, kind: 'create', revision: 1, strategy: 'all-at-once', phase: 'succeeded', devices: ['gw-1'] },
-  createdAt: AT,
-  createdBy: { keyId: 'k', keyName: 'admin' },
-  updatedAt: AT,
-};
+const stored = storedDeployment;
 
 test('a deployment stored without shipLogs reads as off, and its devices get no shipLogs field', (t) => {
   t.is(publicDeployment(stored).shipLogs, 'off');
